@@ -1,0 +1,21 @@
+"""statespace: the shared model interface and the linear-Gaussian family.
+
+Sister packages: :mod:`hmm` (discrete latent states, Markov jump processes) and
+:mod:`smc` (particle filters, PaRIS, particle Gibbs, particle learning). Heavy
+optional libraries (jax, arviz, matplotlib) are imported only by the functions
+that need them, so ``import statespace`` stays fast.
+"""
+
+from . import errors
+from .errors import (
+    DataError,
+    DegenerateWeightsError,
+    ExactInferenceUnavailable,
+    ParameterError,
+    ShapeError,
+    StateSpaceError,
+)
+from .interface import FitResult, ModelKernels, StateSpaceModel, simulate
+from .stochastic_volatility import StochasticVolatility, SVParams
+
+__version__ = "0.1.0"

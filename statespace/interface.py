@@ -1,0 +1,179 @@
+r"""The shared model interface.
+
+Every model of the library, and every user-defined one, is a state-space model
+
+.. math::
+
+    x_0 \sim \mu_\theta(\cdot), \qquad
+    x_t \mid x_{t-1} \sim f_\theta(\cdot \mid x_{t-1}, u_t), \qquad
+    y_t \mid x_t \sim g_\theta(\cdot \mid x_t, y_{0:t-1}, u_t),
+
+with latent states ``x_t`` (continuous in R^d, or a discrete code 0..K-1) and
+observations ``y_t`` in R^m (NaN coordinates are missing). The emission may look
+at past observations (autoregressive HMMs) and at known inputs ``u_t``.
+
+A model offers two faces.
+
+* **The object API** (:class:`StateSpaceModel`): ``sample``, ``log_likelihood``,
+  ``filter``, ``smooth``, ``fit`` on Python data. Families with exact inference
+  (Kalman, forward-backward) implement the last four; others raise
+  :class:`~statespace.errors.ExactInferenceUnavailable` and are handled by ``smc``.
+* **The compiled kernels** (:class:`ModelKernels`): per-particle Numba functions
+  that particle methods call inside their compiled loops. They all take the
+  model's *kernel parameters* first: a tuple (NamedTuples allowed) of float64
+  arrays and scalars built by :meth:`StateSpaceModel.kernel_params` for one
+  sequence. Inputs, observation times and precomputed time-varying quantities
+  (e.g. ``expm(Q dt_t)``) belong in that tuple, so the kernel signatures stay the
+  same for every family.
+
+A state is always a float64 vector of length ``state_dim``; discrete models store
+the state code as ``x[0]`` (an integer value in float). ``t`` is the time index of
+the *new* state or observation. Kernel signatures::
+
+    sample_initial(kp, rng, x_out)                  -> None   # x_0 ~ mu
+    log_initial(kp, x)                              -> float  # log mu(x_0)
+    sample_transition(kp, t, x_prev, rng, x_out)    -> None   # x_t ~ f(. | x_{t-1})
+    log_transition(kp, t, x_prev, x)                -> float  # log f(x_t | x_{t-1})
+    log_transition_bound(kp, t)                     -> float  # sup log f at step t (inf if none)
+    log_emission(kp, t, x, y)                       -> float  # log g(y_t | x_t, y_{0:t-1}); y is (T, m)
+    sample_emission(kp, t, x, y, rng, y_out)        -> None   # rows < t of y are already filled
+
+``rng`` is a ``numpy.random.Generator`` (Numba supports it natively), so a seed
+reproduces a run. ``log_emission`` must return 0 for a row that is all NaN and
+marginalise NaN coordinates exactly where it can.
+
+Design note: particle routines receive these kernels as first-class Numba
+dispatchers and are specialised per model. A specialised routine is compiled
+once per process (Numba cannot cache code keyed on a dispatcher argument); the
+kernels themselves use ``cache=True``.
+
+Minimal example (the stochastic volatility model shipped in
+:mod:`statespace.stochastic_volatility` is a complete one)::
+
+    from statespace import StochasticVolatility
+    sv = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
+    x, y = sv.sample(500, rng=0)
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple
+
+import numba as nb
+import numpy as np
+
+from .errors import ExactInferenceUnavailable, ShapeError
+from .validation import as_float_array, as_rng
+
+
+class ModelKernels(NamedTuple):
+    """The compiled per-particle functions of a model (see the module docstring).
+
+    ``state_dim`` is the length of the state vector; ``n_states`` is the number
+    of discrete states, or 0 for a continuous state space.
+    """
+
+    sample_initial: Any
+    log_initial: Any
+    sample_transition: Any
+    log_transition: Any
+    log_transition_bound: Any
+    log_emission: Any
+    sample_emission: Any
+    state_dim: int
+    obs_dim: int
+    n_states: int = 0
+
+
+class FitResult(NamedTuple):
+    """What every ``fit`` returns.
+
+    Attributes:
+        params: the fitted parameter container.
+        log_likelihoods: the objective per iteration (marginal log-likelihood,
+            plus the log-prior when a prior is used); never decreases for EM.
+        converged: whether the tolerance was met before ``max_iter``.
+        n_iter: number of iterations run.
+    """
+
+    params: Any
+    log_likelihoods: np.ndarray
+    converged: bool
+    n_iter: int
+
+
+class StateSpaceModel(abc.ABC):
+    """Base class of every model: the friendly object API over the kernels."""
+
+    #: The parameter container (an immutable, validated NamedTuple).
+    params: Any
+
+    # --- the compiled face -------------------------------------------------
+    @abc.abstractmethod
+    def kernels(self) -> ModelKernels:
+        """The model's compiled per-particle kernels."""
+
+    @abc.abstractmethod
+    def kernel_params(self, inputs: np.ndarray | None = None, times: np.ndarray | None = None) -> tuple:
+        """Numba-friendly parameters for one sequence (inputs/times folded in)."""
+
+    @property
+    def state_dim(self) -> int:
+        return self.kernels().state_dim
+
+    @property
+    def obs_dim(self) -> int:
+        return self.kernels().obs_dim
+
+    # --- simulation ----------------------------------------------------------
+    def sample(self, T: int, rng=None, inputs=None, times=None):
+        """Simulate ``(states, observations)`` of shapes ``(T, state_dim)`` and ``(T, obs_dim)``."""
+        T = int(T)
+        if T < 1:
+            raise ShapeError(f"T: expected a positive number of time steps, got {T}")
+        if inputs is not None:
+            inputs = as_float_array("inputs", inputs, (1, 2))
+            if len(inputs) != T:
+                raise ShapeError(f"inputs: expected {T} rows (one per time step), got {len(inputs)}")
+        k = self.kernels()
+        return simulate(k, self.kernel_params(inputs=inputs, times=times), T, as_rng(rng))
+
+    # --- exact inference (families that have it override) ------------------
+    def log_likelihood(self, y, inputs=None):
+        raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact likelihood; use smc.bootstrap_filter")
+
+    def filter(self, y, inputs=None):
+        raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact filter; use smc.bootstrap_filter")
+
+    def smooth(self, y, inputs=None):
+        raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact smoother; use smc.paris_smoother")
+
+    def fit(self, y, inputs=None, **kwargs) -> FitResult:
+        raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact EM; use the learning routines of smc")
+
+
+def simulate(kernels: ModelKernels, kp: tuple, T: int, rng: np.random.Generator):
+    """Draw one trajectory ``(x, y)`` of length ``T`` from any model's kernels."""
+    return _simulate(
+        kernels.sample_initial,
+        kernels.sample_transition,
+        kernels.sample_emission,
+        kp,
+        T,
+        kernels.state_dim,
+        kernels.obs_dim,
+        rng,
+    )
+
+
+@nb.njit
+def _simulate(sample_initial, sample_transition, sample_emission, kp, T, d, m, rng):
+    x = np.empty((T, d))
+    y = np.full((T, m), np.nan)
+    sample_initial(kp, rng, x[0])
+    sample_emission(kp, 0, x[0], y, rng, y[0])
+    for t in range(1, T):
+        sample_transition(kp, t, x[t - 1], rng, x[t])
+        sample_emission(kp, t, x[t], y, rng, y[t])
+    return x, y
