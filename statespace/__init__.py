@@ -15,7 +15,7 @@ from .errors import (
     ShapeError,
     StateSpaceError,
 )
-from .interface import FitResult, ModelKernels, StateSpaceModel, simulate
+from .interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel, simulate
 from .stochastic_volatility import StochasticVolatility, SVParams
 
 __version__ = "0.1.0"

@@ -86,6 +86,24 @@ class ModelKernels(NamedTuple):
     n_states: int = 0
 
 
+class AdditiveFunctional(NamedTuple):
+    r"""A compiled additive functional :math:`h_0(x_0, y) + \sum_{t\ge1} h_t(x_{t-1}, x_t, y)`.
+
+    What PaRIS smooths online and what particle EM needs: the shipped models
+    expose their complete-data sufficient statistics this way
+    (:meth:`StateSpaceModel.sufficient_statistics`), and users pass their own.
+
+    Attributes:
+        initial: ``initial(kp, x, y, out)`` adds nothing, it *writes* ``h_0(x_0, y_0)`` into ``out`` (``(dim,)``).
+        step: ``step(kp, t, x_prev, x, y, out)`` writes ``h_t(x_{t-1}, x_t, y_t)`` into ``out``.
+        dim: length of the functional's value.
+    """
+
+    initial: Any
+    step: Any
+    dim: int
+
+
 class FitResult(NamedTuple):
     """What every ``fit`` returns.
 
@@ -125,6 +143,20 @@ class StateSpaceModel(abc.ABC):
     @property
     def obs_dim(self) -> int:
         return self.kernels().obs_dim
+
+    # --- learning from expected sufficient statistics (exponential families) ---
+    def sufficient_statistics(self) -> AdditiveFunctional:
+        """The complete-data sufficient statistics as a compiled additive functional."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose sufficient statistics")
+
+    def m_step(self, stats: np.ndarray, n_sequences: int = 1, n_steps: int | None = None):
+        """New parameters maximising the expected complete-data log-likelihood.
+
+        ``stats`` is the sum over sequences of the expected value of
+        :meth:`sufficient_statistics` (exact, or estimated by PaRIS / particle Gibbs);
+        returns a new model of the same class. Frozen parameters are kept.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form M-step")
 
     # --- simulation ----------------------------------------------------------
     def sample(self, T: int, rng=None, inputs=None, times=None):
