@@ -94,7 +94,7 @@ class AdditiveFunctional(NamedTuple):
     (:meth:`StateSpaceModel.sufficient_statistics`), and users pass their own.
 
     Attributes:
-        initial: ``initial(kp, x, y, out)`` adds nothing, it *writes* ``h_0(x_0, y_0)`` into ``out`` (``(dim,)``).
+        initial: ``initial(kp, x, y, out)`` writes (overwrites, not adds) ``h_0(x_0, y_0)`` into ``out`` (``(dim,)``).
         step: ``step(kp, t, x_prev, x, y, out)`` writes ``h_t(x_{t-1}, x_t, y_t)`` into ``out``.
         dim: length of the functional's value.
     """
