@@ -1,0 +1,223 @@
+r"""Parameters of the linear-Gaussian state-space model.
+
+.. math::
+
+    x_0 \sim N(m_0, P_0), \qquad
+    x_t = F_t x_{t-1} + B u_t + w_t, \quad w_t \sim N(0, Q_t) \quad (t \ge 1),
+
+    y_t = H_t x_t + D u_t + v_t, \quad v_t \sim N(0, R_t) \quad (t \ge 0).
+
+``F, Q`` (``d x d``), ``H`` (``m x d``) and ``R`` (``m x m``) are either one
+matrix (time-invariant) or a stack with a leading time axis of length ``T``
+(time-varying; ``F[0]`` and ``Q[0]`` are never used since ``x_0`` has no
+transition). ``B`` (``d x p``) and ``D`` (``m x p``) map known inputs
+``u_t`` of dimension ``p``; ``p = 0`` (the default) means no inputs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..validation import as_float_array, check_covariance, check_finite, check_shape
+
+#: Parameter names in the order of the container.
+FIELDS = ("m0", "P0", "F", "B", "Q", "H", "D", "R")
+
+
+class _LGSSMParamsBase(NamedTuple):
+    m0: np.ndarray
+    P0: np.ndarray
+    F: np.ndarray
+    B: np.ndarray
+    Q: np.ndarray
+    H: np.ndarray
+    D: np.ndarray
+    R: np.ndarray
+
+
+class LGSSMParams(_LGSSMParamsBase):
+    """Validated, immutable parameters of a linear-Gaussian SSM (see the module docstring).
+
+    Attributes:
+        m0: ``(d,)`` initial mean.
+        P0: ``(d, d)`` initial covariance (symmetric positive definite).
+        F: ``(d, d)`` or ``(T, d, d)`` transition matrices.
+        B: ``(d, p)`` input-to-state matrix (``p = 0`` without inputs; ``None`` allowed).
+        Q: ``(d, d)`` or ``(T, d, d)`` transition noise covariances.
+        H: ``(m, d)`` or ``(T, m, d)`` observation matrices.
+        D: ``(m, p)`` input-to-observation matrix (``None`` allowed).
+        R: ``(m, m)`` or ``(T, m, m)`` observation noise covariances.
+
+    Arrays are stored read-only, so a parameter set can be shared safely.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, m0, P0, F, B=None, Q=None, H=None, D=None, R=None):
+        for name, v in (("Q", Q), ("H", H), ("R", R)):
+            if v is None:
+                raise ShapeError(f"{name}: required")
+        m0 = check_finite("m0", as_float_array("m0", m0, 1))
+        d = m0.shape[0]
+        if d == 0:
+            raise ShapeError("m0: expected a state dimension of at least 1, got shape (0,)")
+        P0 = check_covariance("P0", P0, d)
+        F = check_finite("F", as_float_array("F", F, (2, 3)))
+        check_shape("F", F, (None,) * (F.ndim - 2) + (d, d))
+        Q = as_float_array("Q", Q, (2, 3))
+        Q = check_covariance("Q", Q, d, time_varying=Q.ndim == 3)
+        H = check_finite("H", as_float_array("H", H, (2, 3)))
+        if H.shape[-1] != d:
+            raise ShapeError(f"H: expected {d} columns (state dimension), got shape {H.shape}")
+        m = H.shape[-2]
+        if m == 0:
+            raise ShapeError(f"H: expected an observation dimension of at least 1, got shape {H.shape}")
+        R = as_float_array("R", R, (2, 3))
+        R = check_covariance("R", R, m, time_varying=R.ndim == 3)
+        p = _input_dim(B, D)
+        B = np.zeros((d, p)) if B is None else check_finite("B", as_float_array("B", B, 2))
+        D = np.zeros((m, p)) if D is None else check_finite("D", as_float_array("D", D, 2))
+        check_shape("B", B, (d, p))
+        check_shape("D", D, (m, p))
+        lengths = {name: a.shape[0] for name, a in (("F", F), ("Q", Q), ("H", H), ("R", R)) if a.ndim == 3}
+        if len(set(lengths.values())) > 1:
+            raise ShapeError(f"time-varying parameters must share one length T, got {lengths}")
+        for name, a in lengths.items():
+            if a == 0:
+                raise ShapeError(f"{name}: time-varying stack with no time steps")
+        arrays = []
+        for a in (m0, P0, F, B, Q, H, D, R):
+            a = np.array(a, dtype=np.float64, order="C")
+            a.setflags(write=False)
+            arrays.append(a)
+        return super().__new__(cls, *arrays)
+
+    @property
+    def state_dim(self) -> int:
+        return self.m0.shape[0]
+
+    @property
+    def obs_dim(self) -> int:
+        return self.H.shape[-2]
+
+    @property
+    def input_dim(self) -> int:
+        return self.B.shape[1]
+
+    @property
+    def time_varying(self) -> tuple[str, ...]:
+        """Names of the parameters given with a leading time axis."""
+        return tuple(n for n in ("F", "Q", "H", "R") if getattr(self, n).ndim == 3)
+
+    @property
+    def n_steps(self) -> int | None:
+        """Length of the time axis of time-varying parameters, or ``None``."""
+        for n in self.time_varying:
+            return getattr(self, n).shape[0]
+        return None
+
+    def replace(self, **changes) -> LGSSMParams:
+        """A new validated container with some fields changed."""
+        unknown = set(changes) - set(FIELDS)
+        if unknown:
+            raise ShapeError(f"unknown parameter name(s) {sorted(unknown)}; expected some of {FIELDS}")
+        return LGSSMParams(**{**self._asdict(), **changes})
+
+
+def _input_dim(B, D) -> int:
+    dims = {}
+    for name, v in (("B", B), ("D", D)):
+        if v is not None:
+            a = as_float_array(name, v, 2)
+            dims[name] = a.shape[1]
+    if len(set(dims.values())) > 1:
+        raise ShapeError(f"B and D: expected the same number of columns (input dimension), got {dims}")
+    return next(iter(dims.values()), 0)
+
+
+def check_frozen(frozen) -> frozenset[str]:
+    """Validate names of parameters that learning must keep fixed."""
+    if frozen is None:
+        return frozenset()
+    if isinstance(frozen, str):
+        frozen = (frozen,)
+    frozen = frozenset(frozen)
+    unknown = frozen - set(FIELDS)
+    if unknown:
+        raise ShapeError(f"frozen: unknown parameter name(s) {sorted(unknown)}; expected some of {FIELDS}")
+    return frozen
+
+
+def check_sequence_length(params: LGSSMParams, T: int, label: str) -> None:
+    """Time-varying parameters must cover every time step of a sequence."""
+    n = params.n_steps
+    if n is not None and n != T:
+        raise ShapeError(
+            f"{label}: sequence has {T} time steps but time-varying parameters {params.time_varying} have {n}"
+        )
+
+
+def check_not_time_varying(params: LGSSMParams, names, why: str) -> None:
+    for n in names:
+        if getattr(params, n).ndim == 3:
+            raise ShapeError(f"{n}: time-varying, which {why}; freeze it (frozen=[..., {n!r}])")
+
+
+class KernelParams(NamedTuple):
+    """What the compiled kernels take for one sequence: every matrix as a stack.
+
+    Time-invariant matrices are stacks of length 1; inputs are folded in as
+    ``bu[t] = B u_t`` and ``du[t] = D u_t`` (length 1 and zero without inputs).
+    Cholesky factors and log-determinants are precomputed once per sequence.
+    """
+
+    m0: np.ndarray
+    P0: np.ndarray
+    chol_P0: np.ndarray
+    F: np.ndarray
+    Q: np.ndarray
+    chol_Q: np.ndarray
+    logdet_Q: np.ndarray
+    H: np.ndarray
+    R: np.ndarray
+    chol_R: np.ndarray
+    logdet_R: np.ndarray
+    bu: np.ndarray
+    du: np.ndarray
+
+
+def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> KernelParams:
+    """Stack the parameters and fold the inputs ``(T, p)`` in (see :class:`KernelParams`)."""
+    d, m = params.state_dim, params.obs_dim
+
+    # Copies: the containers hold read-only arrays, which Numba types (and compiles) separately.
+    def stack(a):
+        return np.array(a if a.ndim == 3 else a[None], dtype=np.float64, order="C")
+
+    Q, R = stack(params.Q), stack(params.R)
+    chol_Q = np.linalg.cholesky(Q)
+    chol_R = np.linalg.cholesky(R)
+    if inputs is None or params.input_dim == 0:
+        bu, du = np.zeros((1, d)), np.zeros((1, m))
+    else:
+        bu = np.ascontiguousarray(inputs @ params.B.T)
+        du = np.ascontiguousarray(inputs @ params.D.T)
+    return KernelParams(
+        m0=np.array(params.m0, order="C"),
+        P0=np.array(params.P0, order="C"),
+        chol_P0=np.linalg.cholesky(params.P0),
+        F=stack(params.F),
+        Q=Q,
+        chol_Q=chol_Q,
+        logdet_Q=2.0 * np.log(np.diagonal(chol_Q, axis1=1, axis2=2)).sum(axis=1),
+        H=stack(params.H),
+        R=R,
+        chol_R=chol_R,
+        logdet_R=2.0 * np.log(np.diagonal(chol_R, axis1=1, axis2=2)).sum(axis=1),
+        bu=bu,
+        du=du,
+    )
+

@@ -1,0 +1,125 @@
+"""Kalman filter and RTS smoother against the dense joint-Gaussian oracle (lgssm_dense.py)."""
+
+import numpy as np
+import pytest
+
+from lgssm_dense import block, condition, random_params
+from statespace.linear_gaussian import LGSSMParams, kalman_filter, rts_smoother
+
+RTOL = 1e-8
+
+CASES = {
+    "plain": dict(d=3, m=2),
+    "inputs": dict(d=3, m=2, p=2),
+    "time_varying": dict(d=2, m=3, time_varying=("F", "Q", "H", "R")),
+    "scalar": dict(d=1, m=1),
+    "more_obs_than_states": dict(d=2, m=4, p=1),
+}
+
+
+def _close(actual, expected):
+    scale = max(1.0, np.abs(expected).max())
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=RTOL * scale)
+
+
+def _problem(name, missing, seed=0, T=6):
+    rng = np.random.default_rng(seed)
+    kw = CASES[name]
+    params = random_params(rng, T=T, **kw)
+    y = rng.normal(size=(T, params.obs_dim)) * 2
+    u = rng.normal(size=(T, params.input_dim)) if params.input_dim else None
+    if missing == "coords":
+        mask = rng.random(y.shape) < 0.35
+        mask[0, 0] = True
+        y[mask] = np.nan
+    elif missing == "rows":
+        y[[1, 4]] = np.nan
+    return params, y, u
+
+
+@pytest.mark.parametrize("missing", ["none", "coords", "rows"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_filter_matches_dense_gaussian(name, missing):
+    params, y, u = _problem(name, missing)
+    T, d = len(y), params.state_dim
+    res = kalman_filter(params, y, inputs=u)
+    _, _, ll = condition(params, y, u)
+    _close(res.log_likelihood, ll)
+    for t in range(T):
+        mean, cov, _ = condition(params, y, u, upto=t + 1)
+        _close(res.filtered_means[t], mean[t * d:(t + 1) * d])
+        _close(res.filtered_covs[t], block(cov, d, t, t))
+        mean, cov, _ = condition(params, y, u, upto=t)
+        _close(res.predicted_means[t], mean[t * d:(t + 1) * d])
+        _close(res.predicted_covs[t], block(cov, d, t, t))
+
+
+@pytest.mark.parametrize("missing", ["none", "coords", "rows"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_smoother_matches_dense_gaussian(name, missing):
+    params, y, u = _problem(name, missing, seed=1)
+    T, d = len(y), params.state_dim
+    res = rts_smoother(params, y, inputs=u)
+    mean, cov, ll = condition(params, y, u)
+    _close(res.log_likelihood, ll)
+    _close(res.smoothed_means, mean.reshape(T, d))
+    for t in range(T):
+        _close(res.smoothed_covs[t], block(cov, d, t, t))
+    for t in range(T - 1):
+        _close(res.smoothed_cross_covs[t], block(cov, d, t + 1, t))
+
+
+def test_missing_rows_equal_dropping_them():
+    # Dropping rows of a time-invariant model changes the dynamics between the
+    # remaining steps, so the dense oracle keeps the states and drops the rows of Y.
+    params, y, u = _problem("inputs", "none", seed=2, T=7)
+    y_missing = y.copy()
+    y_missing[[0, 3, 6]] = np.nan
+    ll = kalman_filter(params, y_missing, inputs=u).log_likelihood
+    _, _, ll_dense = condition(params, y_missing, u)
+    _close(ll, ll_dense)
+    # and the dense oracle itself: the marginal of the kept rows, computed by dropping them
+    from lgssm_dense import joint
+
+    mu_x, cov_x, mu_y, cov_y, _ = joint(params, 7, u)
+    keep = np.concatenate([np.arange(t * 2, t * 2 + 2) for t in (1, 2, 4, 5)])
+    r = y.ravel()[keep] - mu_y[keep]
+    S = cov_y[np.ix_(keep, keep)]
+    expected = -0.5 * (len(keep) * np.log(2 * np.pi) + np.linalg.slogdet(S)[1] + r @ np.linalg.solve(S, r))
+    _close(ll, expected)
+
+
+def test_all_missing_gives_prior():
+    params, y, u = _problem("plain", "none", seed=3)
+    y[:] = np.nan
+    res = rts_smoother(params, y)
+    assert res.log_likelihood == 0.0
+    mean, cov, _ = condition(params, y)
+    _close(res.smoothed_means.ravel(), mean)
+
+
+def test_list_of_sequences_gives_list():
+    params, y, _ = _problem("plain", "coords", seed=4)
+    res = kalman_filter(params, [y, y[:3]])
+    assert isinstance(res, list) and len(res) == 2
+    _close(res[1].log_likelihood, kalman_filter(params, y[:3]).log_likelihood)
+
+
+def test_one_dimensional_observations_accepted():
+    p = LGSSMParams(m0=np.zeros(1), P0=np.eye(1), F=[[0.9]], Q=[[0.1]], H=[[1.0]], R=[[0.5]])
+    y = np.array([0.3, np.nan, -0.2])
+    a = kalman_filter(p, y)
+    b = kalman_filter(p, y[:, None])
+    assert a.log_likelihood == b.log_likelihood
+
+
+def test_long_sequence_stays_symmetric_and_finite():
+    rng = np.random.default_rng(5)
+    params = random_params(rng, d=4, m=2)
+    y = rng.normal(size=(3000, 2))
+    y[rng.random(y.shape) < 0.2] = np.nan
+    res = rts_smoother(params, y)
+    assert np.isfinite(res.log_likelihood)
+    np.testing.assert_array_equal(res.smoothed_covs, np.swapaxes(res.smoothed_covs, 1, 2))
+    assert np.linalg.eigvalsh(res.filtered_covs).min() > 0
+    assert np.linalg.eigvalsh(res.smoothed_covs).min() > 0
