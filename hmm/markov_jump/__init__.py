@@ -1,0 +1,64 @@
+r"""Markov jump processes (continuous-time Markov chains) observed at irregular times.
+
+A chain with generator ``Q`` observed exactly or through noise at arbitrary
+times: exact likelihood, filtering, smoothing (at observation and query times),
+Viterbi, posterior path sampling, EM for ``Q`` (Bladt & Sorensen 2005) and
+maximum likelihood for structured rates ``Q(theta)`` with standard errors.
+See ``docs/markov_jump.md`` for the mathematics.
+
+Modules, one job each: :mod:`.generator` (parameters, derived quantities),
+:mod:`.observations` (observation models), :mod:`.simulation` (Gillespie),
+:mod:`.expectations` (endpoint-conditioned expectations and bridges),
+:mod:`.inference` (compiled forward-backward over intervals, Viterbi),
+:mod:`.em`, :mod:`.structured`, :mod:`.model` (the object API).
+"""
+
+from .em import expected_statistics, fit_em
+from .expectations import endpoint_expectations, sample_bridge
+from .generator import (
+    MJPParams,
+    check_generator,
+    generator_from_rates,
+    mean_first_passage_times,
+    relaxation_times,
+    stationary_distribution,
+    transition_matrix,
+)
+from .model import MarkovJumpProcess, MJPFilterResult, MJPKernelParams, MJPSmoothResult
+from .observations import ExactStates, GaussianLevels, NoisyLabels
+from .simulation import sample_path, sample_paths
+from .structured import (
+    StructuredFit,
+    fit_structured,
+    flashing_ratchet_rates,
+    observed_information,
+    structured_log_likelihood,
+)
+
+__all__ = [
+    "ExactStates",
+    "GaussianLevels",
+    "MJPFilterResult",
+    "MJPKernelParams",
+    "MJPParams",
+    "MJPSmoothResult",
+    "MarkovJumpProcess",
+    "NoisyLabels",
+    "StructuredFit",
+    "check_generator",
+    "endpoint_expectations",
+    "expected_statistics",
+    "fit_em",
+    "fit_structured",
+    "flashing_ratchet_rates",
+    "generator_from_rates",
+    "mean_first_passage_times",
+    "observed_information",
+    "relaxation_times",
+    "sample_bridge",
+    "sample_path",
+    "sample_paths",
+    "stationary_distribution",
+    "structured_log_likelihood",
+    "transition_matrix",
+]

@@ -1,0 +1,171 @@
+r"""The generator of a Markov jump process and what follows from it.
+
+A continuous-time Markov chain on states ``0..K-1`` is defined by its generator
+(rate matrix) :math:`Q` and its initial distribution :math:`\pi_0`:
+
+.. math::
+
+    q_{ij} \ge 0 \ (i \ne j), \qquad q_{ii} = -\textstyle\sum_{j \ne i} q_{ij}, \qquad
+    P(t) = e^{Q t}, \quad P(t)_{ij} = \Pr(x_{s+t} = j \mid x_s = i).
+
+The chain stays in state ``i`` for an exponential time of rate :math:`-q_{ii}`
+and then jumps to ``j`` with probability :math:`q_{ij} / (-q_{ii})`. Zero
+off-diagonal rates are *structural zeros*: the direct jump is impossible, and
+EM keeps it so (the expected count of an impossible jump is zero).
+
+Derived quantities (all for an irreducible chain where it matters):
+
+* stationary distribution: :math:`\pi Q = 0`, :math:`\sum_i \pi_i = 1`;
+* relaxation times :math:`\tau_k = -1/\mathrm{Re}\,\lambda_k` for the non-zero
+  eigenvalues :math:`\lambda_k` of :math:`Q`, slowest first;
+* mean first-passage times :math:`m_{ij}` (expected time to first reach ``j``
+  from ``i``), solving :math:`\sum_k q_{ik} m_{kj} = -1` for :math:`i \ne j`,
+  :math:`m_{jj} = 0`.
+
+Example::
+
+    import numpy as np
+    from hmm.markov_jump import MJPParams, stationary_distribution
+    Q = np.array([[-1.0, 1.0], [2.0, -2.0]])
+    p = MJPParams(Q)                       # uniform initial distribution
+    stationary_distribution(p.Q)           # array([2/3, 1/3])
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import scipy.linalg
+
+from statespace.errors import ParameterError, ShapeError
+from statespace.validation import as_float_array, check_finite, check_probability_vector
+
+from .observations import ExactStates, GaussianLevels, NoisyLabels
+
+#: Rows of a generator must sum to zero within this tolerance (relative to the row's largest rate).
+ROW_SUM_RTOL = 1e-8
+
+
+def check_generator(name: str, Q) -> np.ndarray:
+    """A square matrix with non-negative off-diagonal entries and rows summing to zero."""
+    Q = check_finite(name, as_float_array(name, Q, 2))
+    K = Q.shape[0]
+    if Q.shape != (K, K) or K < 1:
+        raise ShapeError(f"{name}: expected a square (K, K) generator, got shape {Q.shape}")
+    off = Q - np.diag(np.diag(Q))
+    if (off < 0).any():
+        i, j = (int(v) for v in np.argwhere(off < 0)[0])
+        raise ParameterError(f"{name}: negative rate {Q[i, j]} at ({i}, {j}); off-diagonal rates must be >= 0")
+    sums = Q.sum(axis=1)
+    scale = np.maximum(np.abs(Q).max(axis=1), 1.0)
+    bad = np.abs(sums) > ROW_SUM_RTOL * scale
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ParameterError(
+            f"{name}: row {i} sums to {sums[i]:.6g}, expected 0 (set the diagonal to minus the sum of the row's rates)"
+        )
+    return Q
+
+
+def generator_from_rates(rates) -> np.ndarray:
+    """A generator whose off-diagonal entries are ``rates`` (its diagonal is ignored and recomputed)."""
+    R = np.array(as_float_array("rates", rates, 2), copy=True)
+    np.fill_diagonal(R, 0.0)
+    np.fill_diagonal(R, -R.sum(axis=1))
+    return R
+
+
+class _MJPParamsBase(NamedTuple):
+    Q: np.ndarray
+    initial: np.ndarray
+    observation: Any
+
+
+class MJPParams(_MJPParamsBase):
+    """Parameters of a (possibly hidden) Markov jump process.
+
+    Attributes:
+        Q: ``(K, K)`` generator: off-diagonal rates ``>= 0``, rows summing to zero.
+        initial: ``(K,)`` distribution of the state at the first observation time
+            (uniform when omitted).
+        observation: the observation model (:mod:`hmm.markov_jump.observations`);
+            exact states when omitted.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, Q, initial=None, observation=None):
+        Q = check_generator("Q", Q)
+        K = Q.shape[0]
+        if initial is None:
+            initial = np.full(K, 1.0 / K)
+        initial = check_probability_vector("initial", initial, K)
+        if observation is None:
+            observation = ExactStates()
+        if not isinstance(observation, (ExactStates, NoisyLabels, GaussianLevels)):
+            raise ParameterError(
+                f"observation: expected ExactStates, NoisyLabels or GaussianLevels, got {type(observation).__name__}"
+            )
+        n_rows = {NoisyLabels: lambda o: o.emission.shape[0], GaussianLevels: lambda o: o.means.shape[0]}
+        rows = n_rows.get(type(observation), lambda o: K)(observation)
+        if rows != K:
+            raise ShapeError(f"observation: its parameters cover {rows} states but Q has {K}")
+        Q = Q.copy()
+        initial = initial.copy()
+        Q.flags.writeable = False
+        initial.flags.writeable = False
+        return super().__new__(cls, Q, initial, observation)
+
+    @property
+    def n_states(self) -> int:
+        return self.Q.shape[0]
+
+
+def transition_matrix(Q, t: float) -> np.ndarray:
+    """``P(t) = expm(Q t)``: ``P[i, j] = Pr(x_t = j | x_0 = i)``."""
+    Q = check_generator("Q", Q)
+    if not np.isfinite(t) or t < 0:
+        raise ParameterError(f"t: expected a finite time >= 0, got {t}")
+    P = scipy.linalg.expm(Q * t)
+    return np.clip(P, 0.0, None)
+
+
+def stationary_distribution(Q) -> np.ndarray:
+    """The ``pi`` with ``pi Q = 0`` and ``sum(pi) = 1`` (unique for an irreducible chain)."""
+    Q = check_generator("Q", Q)
+    K = Q.shape[0]
+    # Replace one balance equation by the normalisation; least squares copes with
+    # the rank deficiency of reducible chains by returning one stationary law.
+    A = np.vstack([Q.T, np.ones((1, K))])
+    rhs = np.zeros(K + 1)
+    rhs[-1] = 1.0
+    pi, *_ = np.linalg.lstsq(A, rhs, rcond=None)
+    pi = np.clip(pi, 0.0, None)
+    return pi / pi.sum()
+
+
+def relaxation_times(Q) -> np.ndarray:
+    """``-1 / Re(lambda)`` for the non-zero eigenvalues of ``Q``, slowest first (``K - 1`` values when irreducible)."""
+    Q = check_generator("Q", Q)
+    lam = np.linalg.eigvals(Q)
+    scale = max(np.abs(lam).max(), 1e-300)
+    re = lam.real[np.abs(lam) > 1e-10 * scale]
+    return np.sort(-1.0 / re)[::-1]
+
+
+def mean_first_passage_times(Q) -> np.ndarray:
+    """``M[i, j]``: expected time to first reach ``j`` starting from ``i`` (``M[j, j] = 0``; inf if unreachable)."""
+    Q = check_generator("Q", Q)
+    K = Q.shape[0]
+    M = np.zeros((K, K))
+    for j in range(K):
+        keep = np.arange(K) != j
+        sub = Q[np.ix_(keep, keep)]
+        try:
+            m = np.linalg.solve(sub, -np.ones(K - 1))
+        except np.linalg.LinAlgError:
+            m = np.full(K - 1, np.inf)
+        m = np.where(np.isfinite(m) & (m >= 0), m, np.inf)
+        M[keep, j] = m
+    return M

@@ -1,0 +1,179 @@
+r"""Exact inference for a Markov jump process observed at irregular times.
+
+Sampled at times :math:`t_0 < \dots < t_{T-1}`, the chain is a discrete-time
+HMM with time-varying transition matrices :math:`A_t = e^{Q (t_t - t_{t-1})}`,
+so the scaled forward-backward kernels of :mod:`hmm.forward_backward` apply
+unchanged. Two things make it fast for many sequences:
+
+* transition matrices are computed once per *distinct* interval length
+  (:func:`interval_table` groups lengths equal to 1e-10 relative precision, so a
+  regular grid, whose ``np.diff`` differs in the last bits, costs one exponential);
+* all sequences are concatenated and processed in one compiled call, which also
+  accumulates the EM weights :math:`W_u = \sum \xi_t / A_t` per interval length
+  (computed as :math:`\alpha_{t-1}(a)\, e^{\ell_t(b) - c_t} \beta_t(b)`, so no
+  division by a vanishing transition probability ever happens).
+
+Viterbi with time-varying matrices lives here too (the discrete-time HMM's
+Viterbi takes one matrix); it works in log space.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from hmm.forward_backward import backward, forward
+
+#: Interval lengths closer than this (relative) share one transition matrix.
+LENGTH_RTOL = 1e-10
+
+
+class IntervalTable(NamedTuple):
+    """Distinct interval lengths of a set of observation grids.
+
+    Attributes:
+        lengths: ``(U,)`` distinct interval lengths.
+        index: ``(sum_i (T_i - 1),)`` which length each interval has, sequences concatenated.
+        offsets: ``(n_seq + 1,)`` start of each sequence in the concatenated observations
+            (sequence ``s``'s intervals start at ``offsets[s] - s`` in ``index``).
+    """
+
+    lengths: np.ndarray
+    index: np.ndarray
+    offsets: np.ndarray
+
+
+def interval_table(times_list) -> IntervalTable:
+    """Group the intervals of all grids by length (see :data:`LENGTH_RTOL`)."""
+    sizes = np.array([len(t) for t in times_list], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    dts = np.concatenate([np.diff(t) for t in times_list]) if len(times_list) else np.zeros(0)
+    if dts.size == 0:
+        return IntervalTable(np.zeros(0), np.zeros(0, dtype=np.int64), offsets)
+    order = np.argsort(dts, kind="stable")
+    sd = dts[order]
+    new_group = np.empty(sd.size, dtype=bool)
+    new_group[0] = True
+    # Compare with the previous value: a run of near-equal lengths forms one group.
+    new_group[1:] = (sd[1:] - sd[:-1]) > LENGTH_RTOL * sd[1:]
+    group = np.cumsum(new_group) - 1
+    lengths = sd[new_group]
+    index = np.empty(dts.size, dtype=np.int64)
+    index[order] = group
+    return IntervalTable(lengths, index, offsets)
+
+
+@nb.njit(cache=True)
+def _gather(P, index, start, n):
+    K = P.shape[1]
+    A = np.empty((max(n, 1), K, K))
+    if n == 0:
+        A[0] = np.eye(K)
+    for t in range(n):
+        A[t] = P[index[start + t]]
+    return A
+
+
+@nb.njit(cache=True)
+def sequence_log_likelihoods(pi0, P, index, offsets, loglik):
+    """``log p(y_s)`` for every sequence ``s`` (``-inf`` where the data are impossible)."""
+    n_seq = offsets.shape[0] - 1
+    out = np.empty(n_seq)
+    for s in range(n_seq):
+        a, b = offsets[s], offsets[s + 1]
+        A = _gather(P, index, a - s, b - a - 1)
+        ll, _, _ = forward(pi0, A, loglik[a:b])
+        out[s] = ll
+    return out
+
+
+@nb.njit(cache=True)
+def filtered_marginals(pi0, P, index, offsets, loglik):
+    """``(log-likelihood per sequence, p(x_t | y_{0:t}) concatenated (N, K))``."""
+    n_seq = offsets.shape[0] - 1
+    lls = np.empty(n_seq)
+    filt = np.empty(loglik.shape)
+    for s in range(n_seq):
+        a, b = offsets[s], offsets[s + 1]
+        A = _gather(P, index, a - s, b - a - 1)
+        ll, f, _ = forward(pi0, A, loglik[a:b])
+        lls[s] = ll
+        filt[a:b] = f
+    return lls, filt
+
+
+@nb.njit(cache=True)
+def posterior_pass(pi0, P, index, offsets, loglik):
+    """Forward-backward over all sequences.
+
+    Returns ``(log-likelihood per sequence, smoothed marginals (N, K), W (U, K, K))``
+    with ``W[u, a, b] = sum over intervals of length u of p(x_{t-1}=a, x_t=b | y) / P_u[a, b]``.
+    A sequence with impossible data gets ``-inf`` and NaN marginals and adds nothing to ``W``.
+    """
+    n_seq = offsets.shape[0] - 1
+    U, K = P.shape[0], P.shape[1]
+    lls = np.empty(n_seq)
+    gamma = np.empty(loglik.shape)
+    W = np.zeros((U, K, K))
+    tmp = np.empty(K)
+    for s in range(n_seq):
+        a, b = offsets[s], offsets[s + 1]
+        L = loglik[a:b]
+        A = _gather(P, index, a - s, b - a - 1)
+        ll, filt, scale = forward(pi0, A, L)
+        lls[s] = ll
+        if ll == -np.inf:
+            gamma[a:b] = np.nan
+            continue
+        beta = backward(A, L, scale)
+        gamma[a:b] = filt * beta
+        for t in range(1, b - a):
+            u = index[a - s + t - 1]
+            for j in range(K):
+                tmp[j] = math.exp(L[t, j] - scale[t]) * beta[t, j]
+            for i in range(K):
+                f = filt[t - 1, i]
+                if f != 0.0:
+                    for j in range(K):
+                        W[u, i, j] += f * tmp[j]
+    return lls, gamma, W
+
+
+@nb.njit(cache=True)
+def viterbi(pi0, A, loglik):
+    """Most likely state sequence at the observation times: ``(path (T,), log p(path, y))``.
+
+    ``A`` is ``(T-1, K, K)`` (or ``(1, K, K)`` with ``T <= 2``); ``log p = -inf`` means the data are impossible.
+    """
+    T, K = loglik.shape
+    delta = np.empty((T, K))
+    back = np.zeros((T, K), dtype=np.int64)
+    for k in range(K):
+        delta[0, k] = (math.log(pi0[k]) if pi0[k] > 0 else -np.inf) + loglik[0, k]
+    for t in range(1, T):
+        At = A[t - 1]
+        for j in range(K):
+            best = -np.inf
+            arg = 0
+            for i in range(K):
+                if At[i, j] > 0.0 and delta[t - 1, i] > -np.inf:
+                    v = delta[t - 1, i] + math.log(At[i, j])
+                    if v > best:
+                        best = v
+                        arg = i
+            delta[t, j] = best + loglik[t, j]
+            back[t, j] = arg
+    path = np.empty(T, dtype=np.int64)
+    best = -np.inf
+    arg = 0
+    for k in range(K):
+        if delta[T - 1, k] > best:
+            best = delta[T - 1, k]
+            arg = k
+    path[T - 1] = arg
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path, best

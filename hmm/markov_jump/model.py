@@ -1,0 +1,426 @@
+r"""The Markov jump process as a state-space model of the shared interface.
+
+.. math::
+
+    x(t) \sim \mathrm{MJP}(Q), \quad x(t_0) \sim \pi_0, \qquad
+    y_t \mid x(t_t) \sim g(\cdot \mid x(t_t)) \quad (t = 0..T-1),
+
+observed at strictly increasing, possibly irregular, times ``t_0 < ... < t_{T-1}``
+(each sequence its own grid). At the observation times it is an HMM with
+transition matrices :math:`e^{Q(t_t - t_{t-1})}`; exact inference uses
+:mod:`hmm.forward_backward`, learning uses EM (:mod:`hmm.markov_jump.em`) or,
+for rates that are functions of a few parameters, maximum likelihood
+(:mod:`hmm.markov_jump.structured`). Example::
+
+    import numpy as np
+    from hmm.markov_jump import MarkovJumpProcess, NoisyLabels
+    Q = np.array([[-1.0, 0.7, 0.3], [0.4, -0.9, 0.5], [0.2, 0.8, -1.0]])
+    mjp = MarkovJumpProcess(Q, observation=NoisyLabels.uniform_replacement(3, 0.05))
+    grids = [np.sort(np.random.default_rng(i).uniform(0, 10, 50)) for i in range(20)]
+    states, y = mjp.sample(times=grids, rng=0)
+    fit = MarkovJumpProcess(np.full((3, 3), 0.5) - 1.5 * np.eye(3),
+                            observation=NoisyLabels.uniform_replacement(3, 0.1)).fit(y, times=grids)
+    fit.params.Q                                   # close to Q
+
+The compiled kernels (state code in ``x[0]``, transition density
+``expm(Q dt_t)[i, j]`` precomputed per sequence by ``kernel_params(times=...)``)
+let the particle methods of :mod:`smc` run on jump processes, with the exact
+forward-backward here as their oracle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from statespace.errors import DataError, ShapeError
+from statespace.interface import FitResult, ModelKernels, StateSpaceModel
+from statespace.validation import as_rng, as_sequences
+
+from . import inference
+from .em import fit_em
+from .expectations import _bridge_path, transition_matrices
+from .generator import MJPParams
+from .observations import EXACT, GAUSSIAN, LABELS, check_times
+from .simulation import _draw, gillespie, states_at
+
+
+class MJPKernelParams(NamedTuple):
+    """What the compiled kernels read for one sequence.
+
+    ``P[t]`` moves the chain from observation ``t-1`` to ``t`` (``P[0]`` is the
+    identity); ``log_bound[t] = log max_ij P[t][i, j]``.
+    """
+
+    P: np.ndarray
+    log_bound: np.ndarray
+    initial: np.ndarray
+    kind: int
+    log_emission: np.ndarray
+    emission: np.ndarray
+    means: np.ndarray
+    stds: np.ndarray
+
+
+class MJPFilterResult(NamedTuple):
+    """Filtering output: ``filtered_probs[t, k] = p(x(t_t) = k | y_{0:t})`` (a list for several sequences)."""
+
+    log_likelihood: float
+    filtered_probs: object
+
+
+class MJPSmoothResult(NamedTuple):
+    """Smoothing output: marginals at the observation times and, if asked, at ``query_times``."""
+
+    log_likelihood: float
+    smoothed_probs: object
+    query_probs: object
+
+
+@nb.njit(cache=True)
+def _sample_initial(kp, rng, x_out):
+    x_out[0] = _draw(kp.initial, rng)
+
+
+@nb.njit(cache=True)
+def _log_initial(kp, x):
+    p = kp.initial[int(x[0])]
+    return math.log(p) if p > 0.0 else -np.inf
+
+
+@nb.njit(cache=True)
+def _sample_transition(kp, t, x_prev, rng, x_out):
+    x_out[0] = _draw(kp.P[t, int(x_prev[0])], rng)
+
+
+@nb.njit(cache=True)
+def _log_transition(kp, t, x_prev, x):
+    p = kp.P[t, int(x_prev[0]), int(x[0])]
+    return math.log(p) if p > 0.0 else -np.inf
+
+
+@nb.njit(cache=True)
+def _log_transition_bound(kp, t):
+    return kp.log_bound[t]
+
+
+@nb.njit(cache=True)
+def _log_emission(kp, t, x, y):
+    v = y[t, 0]
+    if math.isnan(v):
+        return 0.0
+    k = int(x[0])
+    if kp.kind == 0:
+        return 0.0 if v == k else -np.inf
+    if kp.kind == 1:
+        return kp.log_emission[k, int(v)]
+    z = (v - kp.means[k]) / kp.stds[k]
+    return -0.5 * (math.log(2.0 * math.pi) + z * z) - math.log(kp.stds[k])
+
+
+@nb.njit(cache=True)
+def _sample_emission(kp, t, x, y, rng, y_out):
+    k = int(x[0])
+    if kp.kind == 0:
+        y_out[0] = k
+    elif kp.kind == 1:
+        y_out[0] = _draw(kp.emission[k], rng)
+    else:
+        y_out[0] = kp.means[k] + kp.stds[k] * rng.standard_normal()
+
+
+_KERNELS = ModelKernels(
+    sample_initial=_sample_initial,
+    log_initial=_log_initial,
+    sample_transition=_sample_transition,
+    log_transition=_log_transition,
+    log_transition_bound=_log_transition_bound,
+    log_emission=_log_emission,
+    sample_emission=_sample_emission,
+    state_dim=1,
+    obs_dim=1,
+    n_states=0,
+)
+
+
+class MarkovJumpProcess(StateSpaceModel):
+    """A continuous-time Markov chain observed at irregular times (see the module docstring).
+
+    Args:
+        Q: ``(K, K)`` generator (or give ``params``).
+        initial: ``(K,)`` distribution at the first observation time (uniform by default).
+        observation: :class:`ExactStates` (default), :class:`NoisyLabels` or :class:`GaussianLevels`.
+        params: a ready :class:`MJPParams`.
+    """
+
+    def __init__(self, Q=None, initial=None, observation=None, params: MJPParams | None = None):
+        if params is None:
+            if Q is None:
+                raise ShapeError("Q: give a generator matrix or params")
+            params = MJPParams(Q, initial, observation)
+        elif not isinstance(params, MJPParams):
+            raise ShapeError(f"params: expected MJPParams, got {type(params).__name__}")
+        self.params = params
+
+    @property
+    def n_states(self) -> int:
+        return self.params.n_states
+
+    def __repr__(self) -> str:
+        return f"MarkovJumpProcess(K={self.n_states}, observation={self.params.observation!r})"
+
+    # --- data ------------------------------------------------------------------
+    def _data(self, y, times):
+        ys, single = as_sequences("y", y, obs_dim=1)
+        grids = _grids(times, single, [len(s) for s in ys])
+        K = self.n_states
+        for i, s in enumerate(ys):
+            self.params.observation.check_data("y" if single else f"y[{i}]", s, K)
+        return ys, grids, single
+
+    def _loglik(self, ys):
+        K = self.n_states
+        return np.concatenate([self.params.observation.log_likelihoods(y, K) for y in ys])
+
+    # --- compiled face -----------------------------------------------------------
+    def kernels(self) -> ModelKernels:
+        k = _KERNELS._replace(n_states=self.n_states)
+        return k
+
+    def kernel_params(self, inputs=None, times=None) -> MJPKernelParams:
+        if times is None:
+            raise ShapeError("times: a Markov jump process needs the observation times of the sequence")
+        t = check_times("times", times)
+        K = self.n_states
+        P = np.empty((len(t), K, K))
+        P[0] = np.eye(K)
+        if len(t) > 1:
+            table = inference.interval_table([t])
+            P[1:] = transition_matrices(np.asarray(self.params.Q), table.lengths)[table.index]
+        with np.errstate(divide="ignore"):
+            log_bound = np.log(P.reshape(len(t), -1).max(axis=1))
+        kind, logB, means, stds = self.params.observation.kernel_fields(K)
+        return MJPKernelParams(
+            P, log_bound, np.asarray(self.params.initial, dtype=np.float64), int(kind),
+            np.ascontiguousarray(logB), np.ascontiguousarray(np.exp(logB)), means.astype(np.float64),
+            stds.astype(np.float64),
+        )
+
+    # --- simulation ---------------------------------------------------------------
+    def sample(self, T: int | None = None, rng=None, inputs=None, times=None, return_paths: bool = False):
+        """Exact (Gillespie) paths observed at ``times`` (one grid, or a list of grids).
+
+        Returns ``(states, y)`` with shapes ``(T, 1)`` (lists for several grids), plus
+        the full paths ``(jump_times, path_states)`` when ``return_paths``.
+        ``T`` alone means the unit grid ``0, 1, ..., T-1``.
+        """
+        rng = as_rng(rng)
+        if times is None:
+            if T is None:
+                raise ShapeError("times: give the observation times (or T for the grid 0..T-1)")
+            times = np.arange(int(T), dtype=np.float64)
+        single = not isinstance(times, (list, tuple))
+        grids = [times] if single else list(times)
+        p = self.params
+        Q, pi0 = np.asarray(p.Q), np.asarray(p.initial)
+        states, ys, paths = [], [], []
+        for i, g in enumerate(grids):
+            g = check_times("times" if single else f"times[{i}]", g)
+            if T is not None and len(g) != T:
+                raise ShapeError(f"T: got T={T} but times has {len(g)} entries")
+            x0 = _draw(pi0, rng)
+            jt, js = gillespie(Q, x0, g[0], g[-1], rng)
+            s = states_at(jt, js, g)
+            states.append(s.astype(np.float64)[:, None])
+            ys.append(p.observation.sample(s, self.n_states, rng))
+            paths.append((jt, js))
+        if single:
+            return (states[0], ys[0], paths[0]) if return_paths else (states[0], ys[0])
+        return (states, ys, paths) if return_paths else (states, ys)
+
+    # --- exact inference ------------------------------------------------------------
+    def _tables(self, grids):
+        table = inference.interval_table(grids)
+        P = transition_matrices(np.asarray(self.params.Q), table.lengths)
+        return table, P
+
+    def log_likelihood(self, y, inputs=None, times=None) -> float:
+        """``log p(y)`` summed over sequences (``-inf`` when the data are impossible)."""
+        ys, grids, _ = self._data(y, times)
+        table, P = self._tables(grids)
+        lls = inference.sequence_log_likelihoods(
+            np.asarray(self.params.initial), P, table.index, table.offsets, self._loglik(ys)
+        )
+        return float(lls.sum())
+
+    def filter(self, y, inputs=None, times=None) -> MJPFilterResult:
+        """Filtered marginals at the observation times."""
+        ys, grids, single = self._data(y, times)
+        table, P = self._tables(grids)
+        lls, filt = inference.filtered_marginals(
+            np.asarray(self.params.initial), P, table.index, table.offsets, self._loglik(ys)
+        )
+        out = _split(filt, table.offsets)
+        return MJPFilterResult(float(lls.sum()), out[0] if single else out)
+
+    def smooth(self, y, inputs=None, times=None, query_times=None) -> MJPSmoothResult:
+        """Smoothed marginals at the observation times and, if given, at ``query_times``.
+
+        ``query_times`` (one array per sequence) may fall anywhere at or after the
+        sequence's first observation time: between observations the marginal is
+        :math:`p(x(s)=k \\mid y) \\propto (\\alpha_{t} e^{Q(s - t_t)})_k
+        (e^{Q(t_{t+1} - s)} v)_k` with :math:`v_b = e^{\\ell_{t+1}(b) - c_{t+1}} \\beta_{t+1}(b)`.
+        """
+        ys, grids, single = self._data(y, times)
+        table, P = self._tables(grids)
+        L = self._loglik(ys)
+        pi0 = np.asarray(self.params.initial)
+        lls, gamma, _ = inference.posterior_pass(pi0, P, table.index, table.offsets, L)
+        smoothed = _split(gamma, table.offsets)
+        queries = None
+        if query_times is not None:
+            qs = [query_times] if single else list(query_times)
+            if len(qs) != len(ys):
+                raise ShapeError(f"query_times: got {len(qs)} arrays for {len(ys)} sequences")
+            queries = []
+            for s, (q, g) in enumerate(zip(qs, grids)):
+                a, b = table.offsets[s], table.offsets[s + 1]
+                A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
+                queries.append(self._query(pi0, A, L[a:b], g, q, f"query_times[{s}]" if not single else "query_times"))
+        return MJPSmoothResult(
+            float(lls.sum()), smoothed[0] if single else smoothed, (queries[0] if single else queries) if queries else None
+        )
+
+    def _query(self, pi0, A, L, grid, q, name):
+        from hmm.forward_backward import backward, forward
+
+        q = np.atleast_1d(np.asarray(q, dtype=np.float64))
+        if not np.isfinite(q).all():
+            raise DataError(f"{name}: non-finite query time")
+        if (q < grid[0]).any():
+            i = int(np.argmax(q < grid[0]))
+            raise DataError(f"{name}: query time {q[i]} at index {i} precedes the first observation time {grid[0]}")
+        ll, filt, scale = forward(pi0, A, L)
+        if ll == -np.inf:
+            return np.full((len(q), len(pi0)), np.nan)
+        beta = backward(A, L, scale)
+        gamma = filt * beta
+        Q = np.asarray(self.params.Q)
+        out = np.empty((len(q), len(pi0)))
+        pos = np.searchsorted(grid, q, side="right") - 1
+        for n, (s, i) in enumerate(zip(q, pos)):
+            if s == grid[i]:
+                out[n] = gamma[i]
+            elif i == len(grid) - 1:
+                out[n] = gamma[i] @ transition_matrices(Q, np.array([s - grid[i]]))[0]
+            else:
+                P1, P2 = transition_matrices(Q, np.array([s - grid[i], grid[i + 1] - s]))
+                v = np.exp(L[i + 1] - scale[i + 1]) * beta[i + 1]
+                out[n] = (filt[i] @ P1) * (P2 @ v)
+            out[n] /= out[n].sum()
+        return out
+
+    def most_likely_states(self, y, inputs=None, times=None):
+        """Viterbi path at the observation times (int array, a list for several sequences)."""
+        ys, grids, single = self._data(y, times)
+        table, P = self._tables(grids)
+        L = self._loglik(ys)
+        pi0 = np.asarray(self.params.initial)
+        paths = []
+        for s in range(len(ys)):
+            a, b = table.offsets[s], table.offsets[s + 1]
+            A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
+            path, best = inference.viterbi(pi0, A, L[a:b])
+            if best == -np.inf:
+                raise DataError(f"y[{s}]: the observations are impossible under the model")
+            paths.append(path)
+        return paths[0] if single else paths
+
+    def sample_posterior_paths(self, y, inputs=None, times=None, rng=None):
+        """One path from ``p(x(t), t_0 <= t <= t_{T-1} | y)`` per sequence.
+
+        States at the observation times come from forward filtering, backward
+        sampling; each interval is then filled by an endpoint-conditioned path
+        (uniformization). Returns ``(jump_times, states)`` per sequence (a list for several).
+        """
+        rng = as_rng(rng)
+        ys, grids, single = self._data(y, times)
+        table, P = self._tables(grids)
+        L = self._loglik(ys)
+        pi0 = np.asarray(self.params.initial)
+        Q = np.asarray(self.params.Q)
+        out = []
+        from hmm.forward_backward import forward
+
+        for s, g in enumerate(grids):
+            a, b = table.offsets[s], table.offsets[s + 1]
+            A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
+            ll, filt, _ = forward(pi0, A, L[a:b])
+            if ll == -np.inf:
+                raise DataError(f"y[{s}]: the observations are impossible under the model")
+            x = np.empty(len(g), dtype=np.int64)
+            x[-1] = _draw(filt[-1], rng)
+            for t in range(len(g) - 2, -1, -1):
+                w = filt[t] * A[t][:, x[t + 1]]
+                x[t] = _draw(w / w.sum(), rng)
+            jts, jss = [], [np.array([x[0]])]
+            for t in range(len(g) - 1):
+                jt, js = _bridge_path(Q, int(x[t]), int(x[t + 1]), float(g[t + 1] - g[t]), rng)
+                jts.append(jt + g[t])
+                jss.append(js[1:])
+            out.append((np.concatenate(jts) if jts else np.zeros(0), np.concatenate(jss)))
+        return out[0] if single else out
+
+    # --- learning ---------------------------------------------------------------------
+    def fit(
+        self,
+        y,
+        inputs=None,
+        times=None,
+        params: MJPParams | None = None,
+        max_iter: int = 500,
+        tol: float = 1e-9,
+        learn_initial: bool = True,
+        progress: bool | None = True,
+    ) -> FitResult:
+        """EM for the generator, the initial distribution and the observation model.
+
+        Starts from ``params`` (warm start) or from the model's own parameters;
+        structural zeros of the starting ``Q`` stay zero. Returns a
+        :class:`~statespace.interface.FitResult` whose ``params`` is an :class:`MJPParams`.
+        """
+        ys, grids, _ = self._data(y, times)
+        start = self.params if params is None else params
+        if not isinstance(start, MJPParams):
+            raise ShapeError(f"params: expected MJPParams, got {type(start).__name__}")
+        return fit_em(start, ys, grids, max_iter=max_iter, tol=tol, learn_initial=learn_initial, progress=progress)
+
+    def fit_structured(self, rate_fn, theta0, y, times, **kwargs):
+        """Maximum likelihood for rates given as a JAX function of a few parameters (see :mod:`.structured`)."""
+        from .structured import fit_structured
+
+        return fit_structured(rate_fn, theta0, y, times, observation=self.params.observation, **kwargs)
+
+
+def _grids(times, single: bool, lengths):
+    if times is None:
+        raise ShapeError("times: a Markov jump process needs the observation times of each sequence")
+    grids = [times] if single else (list(times) if isinstance(times, (list, tuple)) else None)
+    if grids is None or len(grids) != len(lengths):
+        n = 1 if grids is None else len(grids)
+        raise ShapeError(f"times: expected one time array per sequence ({len(lengths)}), got {n}")
+    out = []
+    for i, (g, n) in enumerate(zip(grids, lengths)):
+        name = "times" if single else f"times[{i}]"
+        g = check_times(name, g)
+        if len(g) != n:
+            raise ShapeError(f"{name}: has {len(g)} entries but the sequence has {n} observations")
+        out.append(g)
+    return out
+
+
+def _split(arr, offsets):
+    return [arr[offsets[s] : offsets[s + 1]] for s in range(len(offsets) - 1)]

@@ -1,0 +1,242 @@
+r"""How a Markov jump process is observed at the times ``t_0 < t_1 < ... < t_{T-1}``.
+
+Three observation models, each giving per-step log-likelihoods
+:math:`\ell_t(k) = \log p(y_t \mid x_{t} = k)` (0 for a missing, NaN, observation):
+
+* :class:`ExactStates`: ``y_t = x_t`` (the state code as a float);
+  :math:`\ell_t(k) = 0` if ``k == y_t`` else :math:`-\infty`.
+* :class:`NoisyLabels`: a label ``y_t`` in ``0..M-1`` drawn from row ``x_t`` of a
+  misclassification matrix ``B`` (:math:`B_{km} = p(y = m \mid x = k)`).
+  ``NoisyLabels.uniform_replacement(K, eps)`` is the model "with probability
+  ``eps`` the label is replaced by a uniformly random state":
+  :math:`B = (1 - \varepsilon) I + \varepsilon / K`.
+* :class:`GaussianLevels`: :math:`y_t \sim N(m_{x_t}, s_{x_t}^2)` (ion-channel currents).
+
+EM learns the observation parameters from the smoothed marginals
+:math:`\gamma_t(k)`: ``learn="full"`` re-estimates every entry of ``B``
+(:math:`B_{km} \propto \sum_t \gamma_t(k) 1[y_t = m]`), ``learn="symmetric"`` only
+the replacement rate (its closed-form maximiser is
+:math:`\varepsilon = \frac{K}{K-1} \frac{\sum_t \sum_k \gamma_t(k) 1[y_t \ne k]}{\#\{t: y_t \text{ observed}\}}`),
+``learn="none"`` keeps ``B``; Gaussian levels use weighted means and variances.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from statespace.errors import DataError, ParameterError, ShapeError
+from statespace.validation import as_float_array, check_finite, check_stochastic_matrix
+
+#: Codes of the observation models inside the compiled kernels.
+EXACT, LABELS, GAUSSIAN = 0, 1, 2
+
+_LEARN = ("full", "symmetric", "none")
+
+
+def check_times(name: str, times) -> np.ndarray:
+    """Observation times: a finite, strictly increasing 1-D float array."""
+    t = as_float_array(name, times, 1)
+    if t.shape[0] == 0:
+        raise ShapeError(f"{name}: expected at least one observation time")
+    if not np.isfinite(t).all():
+        i = int(np.argmax(~np.isfinite(t)))
+        raise DataError(f"{name}: non-finite time {t[i]} at index {i}")
+    d = np.diff(t)
+    if (d <= 0).any():
+        i = int(np.argmax(d <= 0)) + 1
+        raise DataError(f"{name}: times must be strictly increasing, but times[{i}] = {t[i]} <= times[{i - 1}] = {t[i - 1]}")
+    return t
+
+
+def _check_codes(name: str, y: np.ndarray, n_codes: int, what: str) -> None:
+    v = y[:, 0]
+    ok = np.isnan(v) | ((v >= 0) & (v < n_codes) & (v == np.round(v)))
+    if not ok.all():
+        t = int(np.argmax(~ok))
+        raise DataError(f"{name}: unknown {what} {v[t]} at time step {t}; expected an integer code in 0..{n_codes - 1} or NaN")
+
+
+def _categorical_loglik(logB: np.ndarray, y: np.ndarray) -> np.ndarray:
+    v = y[:, 0]
+    out = np.zeros((len(v), logB.shape[0]))
+    seen = ~np.isnan(v)
+    out[seen] = logB[:, v[seen].astype(np.int64)].T
+    return out
+
+
+class ExactStates:
+    """The state itself is observed (``y_t = x_t``; NaN = missing). It has no parameters."""
+
+    __slots__ = ()
+    kind = EXACT
+
+    def __eq__(self, other):
+        return isinstance(other, ExactStates)
+
+    def __hash__(self):
+        return hash(ExactStates)
+
+    def __repr__(self):
+        return "ExactStates()"
+
+    def check_data(self, name: str, y: np.ndarray, K: int) -> None:
+        _check_codes(name, y, K, "state")
+
+    def log_likelihoods(self, y: np.ndarray, K: int) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return _categorical_loglik(np.log(np.eye(K)), y)
+
+    def m_step(self, gammas, ys):
+        return self
+
+    def sample(self, states: np.ndarray, K: int, rng) -> np.ndarray:
+        return states.astype(np.float64)[:, None]
+
+    def kernel_fields(self, K: int):
+        return EXACT, np.log(np.eye(K) + 1e-300), np.zeros(K), np.ones(K)
+
+
+class _LabelsBase(NamedTuple):
+    emission: np.ndarray
+    learn: str
+
+
+class NoisyLabels(_LabelsBase):
+    """Labels drawn from a misclassification matrix ``emission`` (``(K, M)``, rows sum to one).
+
+    ``learn`` says what EM re-estimates: ``"full"`` (every entry), ``"symmetric"``
+    (one replacement rate; needs ``M == K``), or ``"none"``.
+    """
+
+    __slots__ = ()
+    kind = LABELS
+
+    def __new__(cls, emission, learn: str = "full"):
+        B = check_stochastic_matrix("emission", emission)
+        if B.ndim != 2:
+            raise ShapeError(f"emission: expected a (K, M) matrix, got shape {B.shape}")
+        if learn not in _LEARN:
+            raise ParameterError(f"learn: expected one of {_LEARN}, got {learn!r}")
+        if learn == "symmetric" and B.shape[0] != B.shape[1]:
+            raise ShapeError(f"emission: learn='symmetric' needs a square matrix, got shape {B.shape}")
+        B = B.copy()
+        B.flags.writeable = False
+        return super().__new__(cls, B, learn)
+
+    @classmethod
+    def uniform_replacement(cls, K: int, rate: float, learn: str = "symmetric") -> NoisyLabels:
+        """With probability ``rate`` the label is a uniformly random state: ``(1 - rate) I + rate / K``."""
+        if not (0.0 <= rate <= 1.0):
+            raise ParameterError(f"rate: expected a probability in [0, 1], got {rate}")
+        return cls((1.0 - rate) * np.eye(K) + rate / K, learn)
+
+    @property
+    def replacement_rate(self) -> float:
+        """``eps`` of the uniform-replacement form (meaningful when ``learn='symmetric'``)."""
+        K = self.emission.shape[0]
+        return float(self.emission[0, 1 % K] * K) if K > 1 else 0.0
+
+    def check_data(self, name: str, y: np.ndarray, K: int) -> None:
+        if self.emission.shape[0] != K:
+            raise ShapeError(f"emission: expected {K} rows (one per state), got {self.emission.shape[0]}")
+        _check_codes(name, y, self.emission.shape[1], "label")
+
+    def log_likelihoods(self, y: np.ndarray, K: int) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return _categorical_loglik(np.log(self.emission), y)
+
+    def m_step(self, gammas, ys):
+        if self.learn == "none":
+            return self
+        K, M = self.emission.shape
+        counts = np.zeros((K, M))
+        for g, y in zip(gammas, ys):
+            v = y[:, 0]
+            seen = ~np.isnan(v)
+            np.add.at(counts.T, v[seen].astype(np.int64), g[seen])
+        if self.learn == "symmetric":
+            total = counts.sum()
+            mismatch = total - np.trace(counts)
+            a = mismatch / ((K - 1) * total) if total > 0 and K > 1 else self.emission[0, 1 % K]
+            B = np.full((K, K), a)
+            np.fill_diagonal(B, 1.0 - (K - 1) * a)
+            return NoisyLabels(B, self.learn)
+        rows = counts.sum(axis=1, keepdims=True)
+        B = np.where(rows > 0, counts / np.where(rows > 0, rows, 1.0), self.emission)
+        return NoisyLabels(B, self.learn)
+
+    def sample(self, states: np.ndarray, K: int, rng) -> np.ndarray:
+        cum = np.cumsum(self.emission[states], axis=1)
+        u = rng.random(len(states))[:, None]
+        labels = np.minimum((u >= cum).sum(axis=1), self.emission.shape[1] - 1)
+        return labels.astype(np.float64)[:, None]
+
+    def kernel_fields(self, K: int):
+        with np.errstate(divide="ignore"):
+            return LABELS, np.log(self.emission), np.zeros(K), np.ones(K)
+
+
+class _GaussianBase(NamedTuple):
+    means: np.ndarray
+    stds: np.ndarray
+    learn: bool
+
+
+class GaussianLevels(_GaussianBase):
+    """``y_t ~ N(means[x_t], stds[x_t]^2)``; EM re-estimates both when ``learn``."""
+
+    __slots__ = ()
+    kind = GAUSSIAN
+
+    def __new__(cls, means, stds, learn: bool = True):
+        m = check_finite("means", as_float_array("means", means, 1)).copy()
+        s = check_finite("stds", as_float_array("stds", stds, 1)).copy()
+        if s.shape != m.shape:
+            raise ShapeError(f"stds: expected shape {m.shape} to match means, got {s.shape}")
+        if (s <= 0).any():
+            i = int(np.argmax(s <= 0))
+            raise ParameterError(f"stds: expected positive standard deviations, got {s[i]} at state {i}")
+        m.flags.writeable = False
+        s.flags.writeable = False
+        return super().__new__(cls, m, s, bool(learn))
+
+    def check_data(self, name: str, y: np.ndarray, K: int) -> None:
+        if self.means.shape[0] != K:
+            raise ShapeError(f"means: expected {K} levels (one per state), got {self.means.shape[0]}")
+
+    def log_likelihoods(self, y: np.ndarray, K: int) -> np.ndarray:
+        v = y[:, :1]
+        z = (v - self.means[None]) / self.stds[None]
+        out = -0.5 * (math.log(2 * math.pi) + z * z) - np.log(self.stds)[None]
+        out[np.isnan(v[:, 0])] = 0.0
+        return out
+
+    def m_step(self, gammas, ys):
+        if not self.learn:
+            return self
+        K = self.means.shape[0]
+        w = np.zeros(K)
+        s1 = np.zeros(K)
+        s2 = np.zeros(K)
+        for g, y in zip(gammas, ys):
+            v = y[:, 0]
+            seen = ~np.isnan(v)
+            gs, vs = g[seen], v[seen]
+            w += gs.sum(axis=0)
+            s1 += gs.T @ vs
+            s2 += gs.T @ (vs * vs)
+        ok = w > 1e-12
+        means = np.where(ok, s1 / np.where(ok, w, 1.0), self.means)
+        var = np.where(ok, s2 / np.where(ok, w, 1.0) - means**2, self.stds**2)
+        # A level explained by a single point would collapse to zero variance (unbounded likelihood).
+        var = np.maximum(var, 1e-12 * max(1.0, float(np.max(np.abs(means))) ** 2))
+        return GaussianLevels(means, np.sqrt(var), self.learn)
+
+    def sample(self, states: np.ndarray, K: int, rng) -> np.ndarray:
+        return (self.means[states] + self.stds[states] * rng.standard_normal(len(states)))[:, None]
+
+    def kernel_fields(self, K: int):
+        return GAUSSIAN, np.zeros((K, 1)), np.asarray(self.means), np.asarray(self.stds)

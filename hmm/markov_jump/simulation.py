@@ -1,0 +1,107 @@
+r"""Exact simulation of Markov jump processes (Gillespie's algorithm).
+
+From state ``i`` the chain waits :math:`\tau \sim \mathrm{Exp}(-q_{ii})` and
+jumps to ``j`` with probability :math:`q_{ij}/(-q_{ii})`; an absorbing state
+(:math:`q_{ii} = 0`) stays forever. Observing the path at given times reads the
+state holding at each time. Every path may have its own observation grid::
+
+    import numpy as np
+    from hmm.markov_jump import MJPParams, sample_paths
+    p = MJPParams(np.array([[-1.0, 1.0], [0.5, -0.5]]))
+    grids = [np.sort(np.random.default_rng(0).uniform(0, 10, 20)) for _ in range(3)]
+    states, paths = sample_paths(p, grids, rng=1)   # states[i] has the shape of grids[i]
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from statespace.validation import as_rng
+
+from .generator import MJPParams
+from .observations import check_times
+
+
+@nb.njit(cache=True)
+def _draw(p, rng):
+    u = rng.random()
+    acc = 0.0
+    for k in range(p.shape[0]):
+        acc += p[k]
+        if u < acc:
+            return k
+    # Rounding left the cumulative sum a hair below one: take the last state with mass.
+    for k in range(p.shape[0] - 1, -1, -1):
+        if p[k] > 0.0:
+            return k
+    return p.shape[0] - 1
+
+
+@nb.njit(cache=True)
+def gillespie(Q, x0, t0, t1, rng):
+    """A path on ``[t0, t1]`` from ``x0``: ``(jump_times, states)``, ``states[0] = x0``."""
+    K = Q.shape[0]
+    times = [t0]
+    states = [x0]
+    t = t0
+    x = x0
+    probs = np.empty(K)
+    while True:
+        rate = -Q[x, x]
+        if rate <= 0.0:
+            break
+        t += rng.exponential(1.0 / rate)
+        if t >= t1:
+            break
+        for k in range(K):
+            probs[k] = Q[x, k] / rate if k != x else 0.0
+        x = _draw(probs, rng)
+        times.append(t)
+        states.append(x)
+    jt = np.empty(len(times) - 1)
+    js = np.empty(len(states), dtype=np.int64)
+    for i in range(len(states)):
+        js[i] = states[i]
+        if i > 0:
+            jt[i - 1] = times[i]
+    return jt, js
+
+
+@nb.njit(cache=True)
+def states_at(jump_times, states, times):
+    """The state holding at each of ``times`` on a path ``(jump_times, states)``."""
+    out = np.empty(times.shape[0], dtype=np.int64)
+    j = 0
+    for i in range(times.shape[0]):
+        while j < jump_times.shape[0] and jump_times[j] <= times[i]:
+            j += 1
+        out[i] = states[j]
+    return out
+
+
+def sample_path(params: MJPParams, times, rng=None):
+    """One exact path observed at ``times``: ``(states (T,), (jump_times, path_states))``.
+
+    The chain starts at ``times[0]`` from ``params.initial``.
+    """
+    times = check_times("times", times)
+    rng = as_rng(rng)
+    x0 = _draw(np.asarray(params.initial), rng)
+    jt, js = gillespie(np.asarray(params.Q), x0, times[0], times[-1], rng)
+    return states_at(jt, js, times), (jt, js)
+
+
+def sample_paths(params: MJPParams, times, rng=None):
+    """Exact paths, one per observation grid in ``times`` (a list of increasing arrays, or one array).
+
+    Returns ``(states, paths)``: ``states[i]`` (int array, the shape of ``times[i]``)
+    and ``paths[i] = (jump_times, path_states)``. One grid gives unwrapped results.
+    """
+    rng = as_rng(rng)
+    single = not isinstance(times, (list, tuple))
+    grids = [times] if single else list(times)
+    out = [sample_path(params, check_times("times" if single else f"times[{i}]", g), rng) for i, g in enumerate(grids)]
+    states = [o[0] for o in out]
+    paths = [o[1] for o in out]
+    return (states[0], paths[0]) if single else (states, paths)
