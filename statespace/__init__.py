@@ -16,6 +16,7 @@ from .errors import (
     StateSpaceError,
 )
 from .interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel, simulate
+from .linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
 from .stochastic_volatility import StochasticVolatility, SVParams
 
 __version__ = "0.1.0"

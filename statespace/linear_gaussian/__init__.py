@@ -1,5 +1,30 @@
-"""Linear-Gaussian state-space models: Kalman filter, RTS smoother, FFBS, forecasting and EM."""
+"""Linear-Gaussian state-space models: Kalman filter, RTS smoother, FFBS, forecasting and EM.
 
+See :mod:`statespace.linear_gaussian.model` for the model and a runnable example.
+"""
+
+from .em import e_step, fit_em, m_step
+from .forecast import ForecastResult, forecast
 from .kalman import FilterResult, kalman_filter
-from .params import LGSSMParams
+from .kernels import stats_layout
+from .model import LinearGaussianSSM
+from .params import KernelParams, LGSSMParams, kernel_params
 from .smoother import SmootherResult, rts_smoother, sample_posterior
+
+__all__ = [
+    "FilterResult",
+    "ForecastResult",
+    "KernelParams",
+    "LGSSMParams",
+    "LinearGaussianSSM",
+    "SmootherResult",
+    "e_step",
+    "fit_em",
+    "forecast",
+    "kalman_filter",
+    "kernel_params",
+    "m_step",
+    "rts_smoother",
+    "sample_posterior",
+    "stats_layout",
+]

@@ -171,7 +171,8 @@ class KernelParams(NamedTuple):
 
     Time-invariant matrices are stacks of length 1; inputs are folded in as
     ``bu[t] = B u_t`` and ``du[t] = D u_t`` (length 1 and zero without inputs).
-    Cholesky factors and log-determinants are precomputed once per sequence.
+    Cholesky factors and log-determinants are precomputed once per sequence;
+    ``u`` keeps the raw inputs (``(1, 0)`` without inputs) for the sufficient statistics.
     """
 
     m0: np.ndarray
@@ -187,6 +188,7 @@ class KernelParams(NamedTuple):
     logdet_R: np.ndarray
     bu: np.ndarray
     du: np.ndarray
+    u: np.ndarray
 
 
 def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> KernelParams:
@@ -201,10 +203,11 @@ def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> Kern
     chol_Q = np.linalg.cholesky(Q)
     chol_R = np.linalg.cholesky(R)
     if inputs is None or params.input_dim == 0:
-        bu, du = np.zeros((1, d)), np.zeros((1, m))
+        u, bu, du = np.zeros((1, 0)), np.zeros((1, d)), np.zeros((1, m))
     else:
-        bu = np.ascontiguousarray(inputs @ params.B.T)
-        du = np.ascontiguousarray(inputs @ params.D.T)
+        u = np.array(inputs, dtype=np.float64, order="C")
+        bu = np.ascontiguousarray(u @ params.B.T)
+        du = np.ascontiguousarray(u @ params.D.T)
     return KernelParams(
         m0=np.array(params.m0, order="C"),
         P0=np.array(params.P0, order="C"),
@@ -219,5 +222,6 @@ def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> Kern
         logdet_R=2.0 * np.log(np.diagonal(chol_R, axis1=1, axis2=2)).sum(axis=1),
         bu=bu,
         du=du,
+        u=u,
     )
 

@@ -1,0 +1,211 @@
+r"""Expectation-maximisation for linear-Gaussian SSMs (Shumway & Stoffer 1982).
+
+Each iteration runs the Kalman filter and RTS smoother on every sequence
+(E-step: the expected complete-data sufficient statistics of
+:mod:`~statespace.linear_gaussian.kernels`, summed over sequences) and then
+maximises the expected complete-data log-likelihood in closed form (M-step).
+With :math:`z_t = (x_{t-1}, u_t)` and :math:`\langle\cdot\rangle` the summed
+expectations, the transition block is a least-squares regression:
+
+.. math::
+
+    [F\ B] = \langle x_t z_t^\top\rangle \langle z_t z_t^\top\rangle^{-1}, \qquad
+    Q = \tfrac{1}{N_\text{trans}} \big(\langle x_t x_t^\top\rangle
+        - [F\ B] \langle x_t z_t^\top\rangle^\top\big),
+
+and likewise ``[H D]`` and ``R`` from the emission statistics, with
+:math:`m_0, P_0` the mean and covariance of the smoothed initial states over
+sequences. Frozen parameters are kept: a frozen ``B`` moves its term to the
+left-hand side (``F = (<x x_-^T> - B <u x_-^T>) <x_- x_-^T>^{-1}``), and a learned
+``Q`` with ``F`` and ``B`` both frozen uses the residual statistic
+:math:`\langle \varepsilon_t \varepsilon_t^\top\rangle`, which also covers
+time-varying frozen ``F_t``. Time-varying parameters cannot be learned.
+
+EM never decreases the log-likelihood; :func:`fit_em` records it per iteration
+and the tests check it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError, ShapeError
+from ..interface import FitResult
+from ..progress import progress_bar
+from .data import prepare
+from .kernels import expected_statistics, stats_layout
+from .params import LGSSMParams, check_frozen, check_not_time_varying, kernel_params
+from .smoother import smooth_kernel_params
+
+
+def _block(stats, off, rows, cols):
+    return stats[off : off + rows * cols].reshape(rows, cols)
+
+
+def _sym(a):
+    return 0.5 * (a + a.T)
+
+
+def _regress(Syz, Szz, known, learn_mask, left_fixed):
+    """Solve the normal equations for the learned columns of ``C`` in ``y ~ C z``.
+
+    ``Syz = <y z^T>``, ``Szz = <z z^T>``; ``learn_mask`` marks learned columns of ``C``;
+    ``known`` holds the current ``C`` (its fixed columns move to the left-hand side).
+    """
+    if not learn_mask.any():
+        return known
+    C = known.copy()
+    L, K = learn_mask, ~learn_mask
+    rhs = Syz[:, L] - (C[:, K] @ Szz[K][:, L] if K.any() else 0.0)
+    try:
+        C[:, L] = np.linalg.solve(Szz[np.ix_(L, L)].T, rhs.T).T
+    except np.linalg.LinAlgError:
+        raise ParameterError(f"{left_fixed}: the M-step normal equations are singular (degenerate states or inputs)") from None
+    return C
+
+
+def _covariance(Syy, Syz, Szz, C, n):
+    """``(<y y^T> - C <y z^T>^T - <y z^T> C^T + C <z z^T> C^T) / n``, symmetric and PSD."""
+    cov = _sym(Syy - C @ Syz.T - Syz @ C.T + C @ Szz @ C.T) / n
+    # The exact M-step is PSD; round-off on nearly deterministic coordinates is clipped.
+    w, V = np.linalg.eigh(cov)
+    floor = 1e-12 * max(1.0, float(np.abs(w).max()))
+    if (w < floor).any():
+        cov = _sym((V * np.maximum(w, floor)) @ V.T)
+    return cov
+
+
+def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
+    """Parameters maximising the expected complete-data log-likelihood.
+
+    ``stats`` is the sum over sequences of the expected sufficient statistics
+    (exact from :func:`e_step`, or estimated by particle smoothing) in the layout
+    of :func:`~statespace.linear_gaussian.kernels.stats_layout`; it must have been
+    computed under ``params`` (the residual statistics depend on them).
+    """
+    frozen = check_frozen(frozen)
+    d, m, p = params.state_dim, params.obs_dim, params.input_dim
+    lay = stats_layout(d, m, p)
+    stats = np.asarray(stats, dtype=np.float64)
+    if stats.shape != (lay.size,):
+        raise ShapeError(f"stats: expected shape ({lay.size},) for d={d}, m={m}, p={p}, got {stats.shape}")
+    if not np.isfinite(stats).all():
+        raise ParameterError("stats: non-finite sufficient statistics")
+    learn = {n for n in ("m0", "P0", "F", "B", "Q", "H", "D", "R") if n not in frozen}
+    if p == 0:
+        learn -= {"B", "D"}
+    check_not_time_varying(params, learn & {"F", "Q", "H", "R"}, "EM cannot learn")
+    if "B" in learn:
+        check_not_time_varying(params, ["F"], "prevents learning B")
+    if "D" in learn:
+        check_not_time_varying(params, ["H"], "prevents learning D")
+    new = {}
+    n0 = stats[lay.n0]
+    if "m0" in learn or "P0" in learn:
+        m0 = stats[lay.x0 : lay.x0 + d] / n0
+        if "m0" in learn:
+            new["m0"] = m0
+        if "P0" in learn:
+            # E[(x_0 - m0)(x_0 - m0)^T] around the new (or frozen) m0
+            ref = new.get("m0", params.m0)
+            Sxx = _block(stats, lay.x0x0, d, d) / n0
+            new["P0"] = _covariance(Sxx, m0[:, None], np.ones((1, 1)), ref[:, None], 1.0)
+    # transition
+    nt = stats[lay.nt]
+    if nt > 0 and learn & {"F", "B", "Q"}:
+        Sxz = np.hstack([_block(stats, lay.xxp, d, d), _block(stats, lay.xu, d, p)])
+        Sxpu = _block(stats, lay.xpu, d, p)
+        Szz = np.block([[_block(stats, lay.xpxp, d, d), Sxpu], [Sxpu.T, _block(stats, lay.uut, p, p)]])
+        mask = np.ones(d + p, dtype=bool)
+        mask[:d] = "F" in learn
+        mask[d:] = "B" in learn
+        if learn & {"F", "B"}:
+            C = _regress(Sxz, Szz, np.hstack([params.F, params.B]), mask, "F/B")
+            if "F" in learn:
+                new["F"] = C[:, :d]
+            if "B" in learn:
+                new["B"] = C[:, d:]
+        if "Q" in learn:
+            if learn & {"F", "B"}:
+                new["Q"] = _covariance(_block(stats, lay.xx, d, d), Sxz, Szz, C, nt)
+            else:
+                new["Q"] = _covariance(_block(stats, lay.qres, d, d), np.zeros((d, 1)), np.zeros((1, 1)), np.zeros((d, 1)), nt)
+    # emission
+    ne = stats[lay.ne]
+    if ne > 0 and learn & {"H", "D", "R"}:
+        Syz = np.hstack([_block(stats, lay.yx, m, d), _block(stats, lay.yu, m, p)])
+        Sxu = _block(stats, lay.xeu, d, p)
+        Szz = np.block([[_block(stats, lay.xexe, d, d), Sxu], [Sxu.T, _block(stats, lay.uue, p, p)]])
+        mask = np.ones(d + p, dtype=bool)
+        mask[:d] = "H" in learn
+        mask[d:] = "D" in learn
+        if learn & {"H", "D"}:
+            C = _regress(Syz, Szz, np.hstack([params.H, params.D]), mask, "H/D")
+            if "H" in learn:
+                new["H"] = C[:, :d]
+            if "D" in learn:
+                new["D"] = C[:, d:]
+        if "R" in learn:
+            if learn & {"H", "D"}:
+                new["R"] = _covariance(_block(stats, lay.yy, m, m), Syz, Szz, C, ne)
+            else:
+                new["R"] = _covariance(_block(stats, lay.rres, m, m), np.zeros((m, 1)), np.zeros((1, 1)), np.zeros((m, 1)), ne)
+    return params.replace(**new) if new else params
+
+
+def e_step(params: LGSSMParams, seqs, us) -> tuple[np.ndarray, float]:
+    """Summed expected sufficient statistics and total log-likelihood over clean sequences."""
+    lay = stats_layout(params.state_dim, params.obs_dim, params.input_dim)
+    stats = np.zeros(lay.size)
+    ll = 0.0
+    for y, u in zip(seqs, us):
+        kp = kernel_params(params, u)
+        s = smooth_kernel_params(kp, y)
+        expected_statistics(kp, y, s.smoothed_means, s.smoothed_covs, s.smoothed_cross_covs, stats)
+        ll += s.log_likelihood
+    return stats, ll
+
+
+def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 100, tol: float = 1e-6, progress=True) -> FitResult:
+    """Fit by EM from the initial ``params`` (warm start) on one sequence or a list of them.
+
+    Args:
+        params: initial parameters (their time-varying entries must be frozen).
+        y, inputs: data as in :func:`~statespace.linear_gaussian.kalman.kalman_filter`.
+        frozen: names of parameters kept fixed (e.g. ``("F", "H")``).
+        max_iter: maximum number of M-steps.
+        tol: stop when an iteration improves the log-likelihood by less than
+            ``tol * max(1, |loglik|)``.
+        progress: show a progress bar with the current log-likelihood.
+
+    Returns:
+        :class:`~statespace.interface.FitResult` whose ``log_likelihoods[k]`` is the
+        log-likelihood after ``k`` M-steps (entry 0: the initial parameters; the
+        last entry belongs to the returned parameters).
+    """
+    frozen = check_frozen(frozen)
+    if int(max_iter) < 0:
+        raise ShapeError(f"max_iter: expected a non-negative number of iterations, got {max_iter}")
+    if not tol >= 0:
+        raise ShapeError(f"tol: expected a non-negative tolerance, got {tol}")
+    seqs, us, _ = prepare(params, y, inputs)
+    lls = []
+    converged = False
+    bar = progress_bar(int(max_iter), "EM (linear-Gaussian)", progress)
+    try:
+        stats, ll = e_step(params, seqs, us)
+        lls.append(ll)
+        for _ in range(int(max_iter)):
+            candidate = m_step(params, stats, frozen)
+            stats_new, ll_new = e_step(candidate, seqs, us)
+            params, stats = candidate, stats_new
+            lls.append(ll_new)
+            bar.update(1)
+            bar.set_postfix(loglik=f"{ll_new:.6g}")
+            if ll_new - ll < tol * max(1.0, abs(ll)):
+                converged = True
+                break
+            ll = ll_new
+    finally:
+        bar.close()
+    return FitResult(params=params, log_likelihoods=np.array(lls), converged=converged, n_iter=len(lls) - 1)

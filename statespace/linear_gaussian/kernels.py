@@ -1,0 +1,445 @@
+r"""Per-particle kernels and complete-data sufficient statistics of the linear-Gaussian SSM.
+
+The kernels implement the shared interface (:mod:`statespace.interface`) on
+:class:`~statespace.linear_gaussian.params.KernelParams`, so the particle methods
+of :mod:`smc` run on this model and are tested against the Kalman filter.
+
+Sufficient statistics
+---------------------
+EM for this model (Shumway & Stoffer 1982; missing coordinates as in
+Shumway & Stoffer 2017, sec. 6.4) needs the expected values of, with
+:math:`z_t = (x_{t-1}, u_t)` for transitions and :math:`(x_t, u_t)` for emissions,
+
+.. math::
+
+    x_0,\; x_0 x_0^\top;\quad
+    \textstyle\sum_{t\ge1} x_{t-1}x_{t-1}^\top,\ x_t x_{t-1}^\top,\ x_t x_t^\top,\
+    x_{t-1}u_t^\top,\ x_t u_t^\top,\ u_t u_t^\top,\ \varepsilon_t\varepsilon_t^\top;\quad
+    \textstyle\sum_{t\ge0} \hat y_t x_t^\top,\ \hat y_t \hat y_t^\top,\ x_t x_t^\top,\ x_t u_t^\top,\
+    \hat y_t u_t^\top,\ u_t u_t^\top,\ r_t r_t^\top,
+
+where :math:`\varepsilon_t = x_t - F_t x_{t-1} - B u_t` and :math:`r_t = y_t - H_t x_t - D u_t`
+use the *current* parameters (they serve the M-step of ``Q`` and ``R`` when the
+matrices in front are frozen, possibly time-varying). Missing coordinates
+:math:`y_t^{m}` are latent too: given :math:`x_t` and the observed
+:math:`y_t^{o}` they are Gaussian with mean
+:math:`H^m x_t + D^m u_t + G (y^o_t - H^o x_t - D^o u_t)`, :math:`G = R_{mo} R_{oo}^{-1}`,
+and covariance :math:`R_{mm} - G R_{om}`, which is how they enter :math:`\hat y_t`.
+
+One routine computes these statistics from Gaussian *moments* of
+:math:`(x_{t-1}, x_t)`: the exact E-step passes smoothed means and covariances;
+the additive functional (for PaRIS / particle EM) passes a particle (zero
+covariance). Both therefore share every line of the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from ..interface import AdditiveFunctional
+from ._linalg import cholesky, ix, solve_lower, solve_upper_t
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# --- per-particle kernels ---------------------------------------------------------
+@nb.njit(cache=True)
+def _draw(mean_base, L, rng, x_out):
+    """``x_out = mean_base + L z`` with ``z`` standard normal (``mean_base`` already in ``x_out``)."""
+    n = x_out.shape[0]
+    z = np.empty(n)
+    for i in range(n):
+        z[i] = rng.standard_normal()
+    for i in range(n):
+        s = mean_base[i]
+        for k in range(i + 1):
+            s += L[i, k] * z[k]
+        x_out[i] = s
+
+
+@nb.njit(cache=True)
+def _log_normal(r, L, logdet):
+    """``log N(r; 0, L L^T)``; ``r`` is overwritten."""
+    n = r.shape[0]
+    solve_lower(L, r, n)
+    q = 0.0
+    for i in range(n):
+        q += r[i] * r[i]
+    return -0.5 * (n * _LOG_2PI + logdet + q)
+
+
+@nb.njit(cache=True)
+def sample_initial(kp, rng, x_out):
+    _draw(kp.m0, kp.chol_P0, rng, x_out)
+
+
+@nb.njit(cache=True)
+def log_initial(kp, x):
+    d = x.shape[0]
+    r = np.empty(d)
+    logdet = 0.0
+    for i in range(d):
+        r[i] = x[i] - kp.m0[i]
+        logdet += 2.0 * math.log(kp.chol_P0[i, i])
+    return _log_normal(r, kp.chol_P0, logdet)
+
+
+@nb.njit(cache=True)
+def _transition_mean(kp, t, x_prev, out):
+    F = kp.F[ix(kp.F.shape[0], t)]
+    bu = kp.bu[ix(kp.bu.shape[0], t)]
+    d = x_prev.shape[0]
+    for i in range(d):
+        s = bu[i]
+        for k in range(d):
+            s += F[i, k] * x_prev[k]
+        out[i] = s
+
+
+@nb.njit(cache=True)
+def sample_transition(kp, t, x_prev, rng, x_out):
+    mean = np.empty(x_prev.shape[0])
+    _transition_mean(kp, t, x_prev, mean)
+    _draw(mean, kp.chol_Q[ix(kp.chol_Q.shape[0], t)], rng, x_out)
+
+
+@nb.njit(cache=True)
+def log_transition(kp, t, x_prev, x):
+    d = x.shape[0]
+    r = np.empty(d)
+    _transition_mean(kp, t, x_prev, r)
+    for i in range(d):
+        r[i] = x[i] - r[i]
+    k = ix(kp.chol_Q.shape[0], t)
+    return _log_normal(r, kp.chol_Q[k], kp.logdet_Q[k])
+
+
+@nb.njit(cache=True)
+def log_transition_bound(kp, t):
+    """The maximum of the Gaussian transition density, :math:`-\\tfrac12 (d \\log 2\\pi + \\log|Q_t|)`."""
+    d = kp.m0.shape[0]
+    return -0.5 * (d * _LOG_2PI + kp.logdet_Q[ix(kp.logdet_Q.shape[0], t)])
+
+
+@nb.njit(cache=True)
+def log_emission(kp, t, x, y):
+    """``log N(y_t^o; H^o x + D^o u_t, R_oo)`` over the observed coordinates (0 for a missing row)."""
+    H = kp.H[ix(kp.H.shape[0], t)]
+    du = kp.du[ix(kp.du.shape[0], t)]
+    kr = ix(kp.R.shape[0], t)
+    m, d = H.shape
+    yt = y[t]
+    obs = np.empty(m, np.int64)
+    n = 0
+    for j in range(m):
+        if not math.isnan(yt[j]):
+            obs[n] = j
+            n += 1
+    if n == 0:
+        return 0.0
+    r = np.empty(n)
+    for a in range(n):
+        j = obs[a]
+        s = yt[j] - du[j]
+        for k in range(d):
+            s -= H[j, k] * x[k]
+        r[a] = s
+    if n == m:
+        return _log_normal(r, kp.chol_R[kr], kp.logdet_R[kr])
+    R = kp.R[kr]
+    Roo = np.empty((n, n))
+    for a in range(n):
+        for b in range(n):
+            Roo[a, b] = R[obs[a], obs[b]]
+    L = np.empty((n, n))
+    cholesky(Roo, L)
+    logdet = 0.0
+    for a in range(n):
+        logdet += 2.0 * math.log(L[a, a])
+    return _log_normal(r, L, logdet)
+
+
+@nb.njit(cache=True)
+def sample_emission(kp, t, x, y, rng, y_out):
+    H = kp.H[ix(kp.H.shape[0], t)]
+    du = kp.du[ix(kp.du.shape[0], t)]
+    m, d = H.shape
+    mean = np.empty(m)
+    for i in range(m):
+        s = du[i]
+        for k in range(d):
+            s += H[i, k] * x[k]
+        mean[i] = s
+    _draw(mean, kp.chol_R[ix(kp.chol_R.shape[0], t)], rng, y_out)
+
+
+# --- sufficient statistics --------------------------------------------------------
+class StatsLayout(NamedTuple):
+    """Offsets of the blocks of the sufficient-statistics vector (see :func:`stats_layout`)."""
+
+    n0: int
+    x0: int
+    x0x0: int
+    nt: int
+    xpxp: int
+    xxp: int
+    xx: int
+    xpu: int
+    xu: int
+    uut: int
+    qres: int
+    ne: int
+    yx: int
+    yy: int
+    xexe: int
+    xeu: int
+    yu: int
+    uue: int
+    rres: int
+    size: int
+
+
+@nb.njit(cache=True)
+def _layout(d, m, p):
+    sizes = (1, d, d * d, 1, d * d, d * d, d * d, d * p, d * p, p * p, d * d, 1, m * d, m * m, d * d, d * p, m * p, p * p, m * m)
+    offs = np.empty(len(sizes) + 1, np.int64)
+    o = 0
+    for i in range(len(sizes)):
+        offs[i] = o
+        o += sizes[i]
+    offs[len(sizes)] = o
+    return offs
+
+
+def stats_layout(d: int, m: int, p: int) -> StatsLayout:
+    """Where each expected statistic sits in the flat vector, for dimensions ``d, m, p``."""
+    return StatsLayout(*(int(o) for o in _layout(d, m, p)))
+
+
+@nb.njit(cache=True)
+def _outer_add(out, off, a, b, scale):
+    na, nb_ = a.shape[0], b.shape[0]
+    for i in range(na):
+        for j in range(nb_):
+            out[off + i * nb_ + j] += scale * a[i] * b[j]
+
+
+@nb.njit(cache=True)
+def _mat_add(out, off, M):
+    na, nb_ = M.shape
+    for i in range(na):
+        for j in range(nb_):
+            out[off + i * nb_ + j] += M[i, j]
+
+
+@nb.njit(cache=True)
+def add_initial_stats(kp, mean, cov, with_cov, out):
+    """Accumulate ``1, E[x_0], E[x_0 x_0^T]``."""
+    d = mean.shape[0]
+    offs = _layout(d, kp.H.shape[1], kp.u.shape[1])
+    out[offs[0]] += 1.0
+    for i in range(d):
+        out[offs[1] + i] += mean[i]
+    _outer_add(out, offs[2], mean, mean, 1.0)
+    if with_cov:
+        _mat_add(out, offs[2], cov)
+
+
+@nb.njit(cache=True)
+def add_transition_stats(kp, t, mp, mc, Ppp, Pcc, Pcp, with_cov, out):
+    """Accumulate the transition statistics of step ``t`` from moments of ``(x_{t-1}, x_t)``.
+
+    ``Pcp`` is :math:`Cov(x_t, x_{t-1})`; covariances are ignored unless ``with_cov``.
+    """
+    d = mc.shape[0]
+    p = kp.u.shape[1]
+    offs = _layout(d, kp.H.shape[1], p)
+    out[offs[3]] += 1.0
+    _outer_add(out, offs[4], mp, mp, 1.0)
+    _outer_add(out, offs[5], mc, mp, 1.0)
+    _outer_add(out, offs[6], mc, mc, 1.0)
+    if p > 0:
+        u = kp.u[t]
+        _outer_add(out, offs[7], mp, u, 1.0)
+        _outer_add(out, offs[8], mc, u, 1.0)
+        _outer_add(out, offs[9], u, u, 1.0)
+    if with_cov:
+        _mat_add(out, offs[4], Ppp)
+        _mat_add(out, offs[5], Pcp)
+        _mat_add(out, offs[6], Pcc)
+    # eps = x_t - F x_{t-1} - B u_t under the current parameters
+    F = kp.F[ix(kp.F.shape[0], t)]
+    eps = np.empty(d)
+    _transition_mean(kp, t, mp, eps)
+    for i in range(d):
+        eps[i] = mc[i] - eps[i]
+    _outer_add(out, offs[10], eps, eps, 1.0)
+    if with_cov:
+        # Cov(eps) = Pcc - F Pcp^T - Pcp F^T + F Ppp F^T
+        FP = np.empty((d, d))
+        FPc = np.empty((d, d))
+        for i in range(d):
+            for j in range(d):
+                s = 0.0
+                c = 0.0
+                for k in range(d):
+                    s += F[i, k] * Ppp[k, j]
+                    c += F[i, k] * Pcp[j, k]
+                FP[i, j] = s
+                FPc[i, j] = c
+        o = offs[10]
+        for i in range(d):
+            for j in range(d):
+                s = Pcc[i, j] - FPc[i, j] - FPc[j, i]
+                for k in range(d):
+                    s += FP[i, k] * F[j, k]
+                out[o + i * d + j] += s
+
+
+@nb.njit(cache=True)
+def add_emission_stats(kp, t, mean, cov, with_cov, y, out):
+    """Accumulate the emission statistics of step ``t`` from moments of ``x_t`` (missing ``y`` imputed)."""
+    d = mean.shape[0]
+    p = kp.u.shape[1]
+    H = kp.H[ix(kp.H.shape[0], t)]
+    R = kp.R[ix(kp.R.shape[0], t)]
+    du = kp.du[ix(kp.du.shape[0], t)]
+    m = H.shape[0]
+    offs = _layout(d, m, p)
+    yt = y[t]
+    obs = np.empty(m, np.int64)
+    mis = np.empty(m, np.int64)
+    n = 0
+    nm = 0
+    for j in range(m):
+        if math.isnan(yt[j]):
+            mis[nm] = j
+            nm += 1
+        else:
+            obs[n] = j
+            n += 1
+    # yhat = A x + c; rows observed: A = 0, c = y; missing: regression on the observed residual
+    A = np.zeros((m, d))
+    c = np.empty(m)
+    Sig = np.zeros((m, m))  # covariance of the missing coordinates given x_t and y_t^o
+    for a in range(n):
+        c[obs[a]] = yt[obs[a]]
+    if nm > 0:
+        G = np.zeros((m, max(n, 1)))
+        if n > 0:
+            Roo = np.empty((n, n))
+            L = np.empty((n, n))
+            for a in range(n):
+                for b in range(n):
+                    Roo[a, b] = R[obs[a], obs[b]]
+            cholesky(Roo, L)
+            g = np.empty(n)
+            for i in range(nm):
+                for a in range(n):
+                    g[a] = R[mis[i], obs[a]]
+                solve_lower(L, g, n)
+                solve_upper_t(L, g, n)
+                for a in range(n):
+                    G[mis[i], a] = g[a]
+        for i in range(nm):
+            r = mis[i]
+            s = du[r]
+            for a in range(n):
+                s += G[r, a] * (yt[obs[a]] - du[obs[a]])
+            c[r] = s
+            for k in range(d):
+                v = H[r, k]
+                for a in range(n):
+                    v -= G[r, a] * H[obs[a], k]
+                A[r, k] = v
+            for j2 in range(nm):
+                q = mis[j2]
+                v = R[r, q]
+                for a in range(n):
+                    v -= G[r, a] * R[obs[a], q]
+                Sig[r, q] = v
+    yhat = np.empty(m)
+    for i in range(m):
+        s = c[i]
+        for k in range(d):
+            s += A[i, k] * mean[k]
+        yhat[i] = s
+    # residual r = yhat - H x - du = (A - H) x + (c - du)
+    Ar = np.empty((m, d))
+    rbar = np.empty(m)
+    for i in range(m):
+        s = c[i] - du[i]
+        for k in range(d):
+            Ar[i, k] = A[i, k] - H[i, k]
+            s += Ar[i, k] * mean[k]
+        rbar[i] = s
+    out[offs[11]] += 1.0
+    _outer_add(out, offs[12], yhat, mean, 1.0)
+    _outer_add(out, offs[13], yhat, yhat, 1.0)
+    _mat_add(out, offs[13], Sig)
+    _outer_add(out, offs[14], mean, mean, 1.0)
+    if p > 0:
+        u = kp.u[t]
+        _outer_add(out, offs[15], mean, u, 1.0)
+        _outer_add(out, offs[16], yhat, u, 1.0)
+        _outer_add(out, offs[17], u, u, 1.0)
+    _outer_add(out, offs[18], rbar, rbar, 1.0)
+    _mat_add(out, offs[18], Sig)
+    if with_cov:
+        _mat_add(out, offs[14], cov)
+        AP = np.empty((m, d))
+        ArP = np.empty((m, d))
+        for i in range(m):
+            for j in range(d):
+                s = 0.0
+                s2 = 0.0
+                for k in range(d):
+                    s += A[i, k] * cov[k, j]
+                    s2 += Ar[i, k] * cov[k, j]
+                AP[i, j] = s
+                ArP[i, j] = s2
+        _mat_add(out, offs[12], AP)
+        o13, o18 = offs[13], offs[18]
+        for i in range(m):
+            for j in range(m):
+                s = 0.0
+                s2 = 0.0
+                for k in range(d):
+                    s += AP[i, k] * A[j, k]
+                    s2 += ArP[i, k] * Ar[j, k]
+                out[o13 + i * m + j] += s
+                out[o18 + i * m + j] += s2
+
+
+@nb.njit(cache=True)
+def expected_statistics(kp, y, sm, sP, cross, out):
+    """Add the exact expected sufficient statistics of one sequence (from RTS moments) to ``out``."""
+    T = y.shape[0]
+    add_initial_stats(kp, sm[0], sP[0], True, out)
+    add_emission_stats(kp, 0, sm[0], sP[0], True, y, out)
+    for t in range(1, T):
+        add_transition_stats(kp, t, sm[t - 1], sm[t], sP[t - 1], sP[t], cross[t - 1], True, out)
+        add_emission_stats(kp, t, sm[t], sP[t], True, y, out)
+
+
+@nb.njit(cache=True)
+def functional_initial(kp, x, y, out):
+    out[:] = 0.0
+    add_initial_stats(kp, x, kp.P0, False, out)
+    add_emission_stats(kp, 0, x, kp.P0, False, y, out)
+
+
+@nb.njit(cache=True)
+def functional_step(kp, t, x_prev, x, y, out):
+    out[:] = 0.0
+    add_transition_stats(kp, t, x_prev, x, kp.P0, kp.P0, kp.P0, False, out)
+    add_emission_stats(kp, t, x, kp.P0, False, y, out)
+
+
+def sufficient_statistics(d: int, m: int, p: int) -> AdditiveFunctional:
+    """The complete-data sufficient statistics as an additive functional on :class:`KernelParams`."""
+    return AdditiveFunctional(initial=functional_initial, step=functional_step, dim=stats_layout(d, m, p).size)

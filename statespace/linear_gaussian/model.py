@@ -1,0 +1,189 @@
+r"""The linear-Gaussian state-space model behind the shared interface.
+
+.. math::
+
+    x_0 \sim N(m_0, P_0), \quad
+    x_t = F_t x_{t-1} + B u_t + w_t,\ w_t \sim N(0, Q_t), \quad
+    y_t = H_t x_t + D u_t + v_t,\ v_t \sim N(0, R_t).
+
+Exact inference (Kalman filter, RTS smoother, FFBS, forecasting) and EM, plus
+the compiled per-particle kernels and sufficient statistics that :mod:`smc`
+uses, all from one object::
+
+    import numpy as np
+    from statespace import LinearGaussianSSM
+
+    dt = 0.1  # constant-velocity tracking in 2-D: state (px, py, vx, vy)
+    F = np.eye(4); F[0, 2] = F[1, 3] = dt
+    H = np.eye(2, 4)
+    model = LinearGaussianSSM(m0=np.zeros(4), P0=np.eye(4), F=F, Q=0.01 * np.eye(4), H=H, R=0.25 * np.eye(2))
+    x, y = model.sample(500, rng=0)
+    smoothed = model.smooth(y)                 # SmootherResult
+    fit = model.fit(y, frozen=("F", "H"))      # FitResult; model.params updated
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
+from ..validation import as_float_array, as_rng, as_sequences
+from . import kernels as _k
+from .data import prepare
+from .em import fit_em, m_step
+from .forecast import ForecastResult, forecast
+from .kalman import FilterResult, kalman_filter
+from .params import KernelParams, LGSSMParams, check_frozen, kernel_params
+from .smoother import SmootherResult, rts_smoother, sample_posterior, smooth_kernel_params
+
+
+class LinearGaussianSSM(StateSpaceModel):
+    """A linear-Gaussian SSM (see the module docstring).
+
+    Args:
+        params: an :class:`LGSSMParams`; or give its fields as keywords.
+        frozen: names of parameters that :meth:`fit` and :meth:`m_step` keep fixed.
+    """
+
+    def __init__(self, params: LGSSMParams | None = None, *, frozen=(), **fields):
+        if params is None:
+            params = LGSSMParams(**fields)
+        elif fields:
+            raise ShapeError(f"give either params or the fields {sorted(fields)}, not both")
+        elif not isinstance(params, LGSSMParams):
+            raise ShapeError(f"params: expected LGSSMParams, got {type(params).__name__}")
+        self.params = params
+        self.frozen = check_frozen(frozen)
+
+    def __repr__(self) -> str:
+        p = self.params
+        tv = f", time_varying={p.time_varying}" if p.time_varying else ""
+        fr = f", frozen={sorted(self.frozen)}" if self.frozen else ""
+        return f"LinearGaussianSSM(state_dim={p.state_dim}, obs_dim={p.obs_dim}, input_dim={p.input_dim}{tv}{fr})"
+
+    # --- the compiled face -------------------------------------------------
+    def kernels(self) -> ModelKernels:
+        return ModelKernels(
+            sample_initial=_k.sample_initial,
+            log_initial=_k.log_initial,
+            sample_transition=_k.sample_transition,
+            log_transition=_k.log_transition,
+            log_transition_bound=_k.log_transition_bound,
+            log_emission=_k.log_emission,
+            sample_emission=_k.sample_emission,
+            state_dim=self.params.state_dim,
+            obs_dim=self.params.obs_dim,
+        )
+
+    def kernel_params(self, inputs=None, times=None) -> KernelParams:
+        """Kernel parameters for one sequence; ``inputs`` is ``(T, p)`` when the model has inputs."""
+        p = self.params.input_dim
+        if p == 0:
+            if inputs is not None and np.asarray(inputs).size:
+                raise ShapeError("inputs: the model takes no inputs (B and D have 0 columns)")
+            return kernel_params(self.params, None)
+        if inputs is None:
+            raise ShapeError(f"inputs: the model takes {p}-dimensional inputs but none were given")
+        u = as_float_array("inputs", inputs, (1, 2))
+        u = u[:, None] if u.ndim == 1 else u
+        if u.shape[1] != p:
+            raise ShapeError(f"inputs: expected {p} columns, got shape {u.shape}")
+        n = self.params.n_steps
+        if n is not None and len(u) != n:
+            raise ShapeError(f"inputs: expected {n} rows to match the time-varying parameters, got {len(u)}")
+        return kernel_params(self.params, u)
+
+    def sufficient_statistics(self) -> AdditiveFunctional:
+        p = self.params
+        return _k.sufficient_statistics(p.state_dim, p.obs_dim, p.input_dim)
+
+    def m_step(self, stats: np.ndarray, n_sequences: int = 1, n_steps: int | None = None) -> LinearGaussianSSM:
+        """The closed-form M-step (counts are read from ``stats``; the other arguments are not needed)."""
+        return LinearGaussianSSM(m_step(self.params, stats, self.frozen), frozen=self.frozen)
+
+    # --- simulation ----------------------------------------------------------
+    def sample(self, T: int, rng=None, inputs=None, times=None):
+        n = self.params.n_steps
+        if n is not None and int(T) != n:
+            raise ShapeError(f"T: the time-varying parameters cover {n} steps, got T={T}")
+        return super().sample(T, rng=rng, inputs=inputs, times=times)
+
+    # --- exact inference -------------------------------------------------------
+    def log_likelihood(self, y, inputs=None) -> float:
+        """:math:`\\log p(y)`; summed over sequences for a list."""
+        res = kalman_filter(self.params, y, inputs)
+        return float(sum(r.log_likelihood for r in res)) if isinstance(res, list) else float(res.log_likelihood)
+
+    def filter(self, y, inputs=None) -> FilterResult | list[FilterResult]:
+        return kalman_filter(self.params, y, inputs)
+
+    def smooth(self, y, inputs=None) -> SmootherResult | list[SmootherResult]:
+        return rts_smoother(self.params, y, inputs)
+
+    def posterior_sample(self, y, n_samples: int = 1, rng=None, inputs=None):
+        """Trajectories ``(n_samples, T, d)`` drawn exactly from :math:`p(x \\mid y)` (FFBS); a list for a list."""
+        if int(n_samples) < 1:
+            raise ShapeError(f"n_samples: expected a positive number, got {n_samples}")
+        rng = as_rng(rng)
+        seqs, us, single = prepare(self.params, y, inputs)
+        out = [
+            sample_posterior(smooth_kernel_params(kernel_params(self.params, u), s), n_samples, rng)
+            for s, u in zip(seqs, us)
+        ]
+        return out[0] if single else out
+
+    def forecast(self, y, steps: int, inputs=None, future_inputs=None) -> ForecastResult | list[ForecastResult]:
+        return forecast(self.params, y, steps, inputs, future_inputs)
+
+    # --- learning --------------------------------------------------------------
+    def fit(self, y, inputs=None, *, params: LGSSMParams | None = None, frozen=None, max_iter: int = 100,
+            tol: float = 1e-6, progress=True) -> FitResult:
+        """EM from the current parameters (or ``params``); updates ``self.params`` and returns the history.
+
+        ``frozen`` overrides the model's frozen set for this fit. See
+        :func:`~statespace.linear_gaussian.em.fit_em` for the other arguments.
+        """
+        start = self.params if params is None else params
+        frozen = self.frozen if frozen is None else check_frozen(frozen)
+        result = fit_em(start, y, inputs, frozen=frozen, max_iter=max_iter, tol=tol, progress=progress)
+        self.params = result.params
+        return result
+
+    @classmethod
+    def initialize(cls, y, state_dim: int, inputs=None, input_dim: int = 0, rng=None, frozen=()) -> LinearGaussianSSM:
+        """A starting point for EM from data: principal components for ``H``, a damped ``F``.
+
+        ``H`` holds the leading ``state_dim`` principal directions of the observed
+        rows (random directions beyond the observation dimension), ``R`` the
+        variance they leave, ``F = 0.9 I``, ``Q`` and ``P0`` scaled to the data.
+        """
+        d = int(state_dim)
+        if d < 1:
+            raise ShapeError(f"state_dim: expected a positive dimension, got {state_dim}")
+        rng = as_rng(rng)
+        seqs, _ = as_sequences("y", y)
+        Y = np.concatenate(seqs)
+        m = Y.shape[1]
+        mean = np.nanmean(Y, axis=0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        Yc = np.where(np.isnan(Y), 0.0, Y - mean)
+        cov = Yc.T @ Yc / max(len(Yc) - 1, 1)
+        w, V = np.linalg.eigh(cov + 1e-9 * np.eye(m))
+        order = np.argsort(w)[::-1]
+        w, V = w[order], V[:, order]
+        k = min(d, m)
+        H = np.zeros((m, d))
+        H[:, :k] = V[:, :k] * np.sqrt(np.maximum(w[:k], 1e-9))
+        if d > m:
+            H[:, k:] = rng.normal(scale=0.1 * np.sqrt(w.mean()), size=(m, d - k))
+        resid = max(float(w[k:].mean()) if k < m else 0.1 * float(w.mean()), 1e-6)
+        p = int(input_dim)
+        if inputs is not None and not p:
+            u0 = np.asarray(inputs[0] if isinstance(inputs, (list, tuple)) else inputs, dtype=float)
+            p = 1 if u0.ndim == 1 else u0.shape[1]
+        params = LGSSMParams(
+            m0=np.zeros(d), P0=np.eye(d), F=0.9 * np.eye(d), Q=0.19 * np.eye(d), H=H,
+            R=resid * np.eye(m), B=np.zeros((d, p)) if p else None, D=np.zeros((m, p)) if p else None,
+        )
+        return cls(params, frozen=frozen)
