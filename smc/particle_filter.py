@@ -1,0 +1,437 @@
+r"""Bootstrap and guided particle filters for any model of the shared interface.
+
+For a state-space model :math:`x_0 \sim \mu`, :math:`x_t \mid x_{t-1} \sim f_t(\cdot\mid x_{t-1})`,
+:math:`y_t \mid x_t \sim g_t(\cdot\mid x_t)` and a proposal :math:`q_0(x_0)`,
+:math:`q_t(x_t \mid x_{t-1})` (both may look at the observations), the filter
+carries weighted particles :math:`(x_t^n, W_t^n)_{n=1}^N` approximating
+:math:`p(x_t \mid y_{0:t})`:
+
+1. :math:`x_0^n \sim q_0`, :math:`w_0^n = \mu(x_0^n) g_0(y_0\mid x_0^n) / q_0(x_0^n)`.
+2. For :math:`t \ge 1`: if :math:`\mathrm{ESS}_{t-1} = 1/\sum_n (W_{t-1}^n)^2 < \kappa N`,
+   resample ancestors :math:`A_t^n \sim W_{t-1}` and reset :math:`\hat W^n = 1/N`;
+   otherwise :math:`A_t^n = n`, :math:`\hat W^n = W_{t-1}^n`. Then move and reweight
+
+   .. math::
+
+       x_t^n \sim q_t(\cdot \mid x_{t-1}^{A_t^n}), \qquad
+       w_t^n = \hat W^{n}\, \frac{f_t(x_t^n \mid x_{t-1}^{A_t^n})\, g_t(y_t \mid x_t^n)}
+                               {q_t(x_t^n \mid x_{t-1}^{A_t^n})}, \qquad
+       W_t^n = w_t^n / \textstyle\sum_m w_t^m .
+
+The bootstrap filter is :math:`q = f` (the ratio cancels). The likelihood estimate
+:math:`\hat p(y_{0:T-1}) = \prod_t \sum_n w_t^n` (with :math:`\hat W = 1/N` at
+:math:`t=0`) is unbiased. A missing observation (a row of NaN) has
+:math:`g_t = 1`: the bootstrap weights are left unchanged.
+
+Everything after validation runs in one compiled loop specialised on the model's
+kernels (:class:`statespace.interface.ModelKernels`), the proposal and the
+user's test function; weights stay in log space. Example::
+
+    import smc
+    from statespace import StochasticVolatility
+    sv = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
+    x, y = sv.sample(500, rng=0)
+    res = smc.bootstrap_filter(sv, y, n_particles=1000, rng=1)
+    res.log_likelihood, res.filtered_means[:, 0], res.ess
+
+Design: :func:`initial_step` and :func:`forward_step` are the reusable compiled
+pieces (PaRIS and conditional SMC build on them); the public functions are a
+thin validated layer over :func:`filter_loop`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numba as nb
+import numpy as np
+
+from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError
+from statespace.validation import as_rng, as_sequences
+
+from .resampling import resample_compiled, scheme_code
+
+
+class Proposal(NamedTuple):
+    r"""A user proposal for :func:`guided_filter`, as compiled functions.
+
+    ``y`` is the whole ``(T, obs_dim)`` observation array (look at ``y[t]``; NaN is missing).
+
+    Attributes:
+        sample_initial: ``sample_initial(kp, y, rng, x_out)`` draws :math:`x_0 \sim q_0`.
+        log_initial: ``log_initial(kp, y, x) -> float`` is :math:`\log q_0(x_0)`.
+        sample: ``sample(kp, t, x_prev, y, rng, x_out)`` draws :math:`x_t \sim q_t(\cdot\mid x_{t-1})`.
+        log_density: ``log_density(kp, t, x_prev, x, y) -> float`` is :math:`\log q_t(x_t\mid x_{t-1})`.
+    """
+
+    sample_initial: Any
+    log_initial: Any
+    sample: Any
+    log_density: Any
+
+
+class StateFunction(NamedTuple):
+    r"""A compiled test function :math:`\varphi_t(x_t)` whose filtered mean is recorded.
+
+    Attributes:
+        fn: ``fn(kp, t, x, out)`` writes (overwrites) :math:`\varphi_t(x_t)` into ``out`` (``(dim,)``).
+        dim: length of the value.
+    """
+
+    fn: Any
+    dim: int
+
+
+class FilterResult(NamedTuple):
+    """Output of a particle filter on one sequence of length ``T`` with ``N`` particles.
+
+    Attributes:
+        log_likelihood: the estimate of :math:`\\log p(y_{0:T-1})` (its exponential is unbiased).
+        log_likelihood_increments: ``(T,)`` estimates of :math:`\\log p(y_t \\mid y_{0:t-1})`.
+        filtered_means: ``(T, state_dim)`` filtered means.
+        filtered_covs: ``(T, state_dim, state_dim)`` filtered covariances.
+        filtered_probs: ``(T, n_states)`` filtered state probabilities (discrete models), else ``None``.
+        filtered_moments: ``(T, dim)`` filtered means of the test function, else ``None``.
+        ess: ``(T,)`` effective sample size of the weights after reweighting at ``t``.
+        resampled: ``(T,)`` whether resampling happened before moving to ``t`` (``False`` at 0).
+        particles: ``(N, state_dim)`` particles at the last step.
+        log_weights: ``(N,)`` normalised log-weights at the last step.
+        ancestors: ``(T, N)`` ancestor indices (``ancestors[t, n]`` is the parent at ``t-1``
+            of particle ``n`` at ``t``; row 0 is the identity) when ``return_history``, else ``None``.
+        particle_history: ``(T, N, state_dim)`` all particles when ``return_history``, else ``None``.
+        log_weight_history: ``(T, N)`` normalised log-weights when ``return_history``, else ``None``.
+    """
+
+    log_likelihood: float
+    log_likelihood_increments: np.ndarray
+    filtered_means: np.ndarray
+    filtered_covs: np.ndarray
+    filtered_probs: np.ndarray | None
+    filtered_moments: np.ndarray | None
+    ess: np.ndarray
+    resampled: np.ndarray
+    particles: np.ndarray
+    log_weights: np.ndarray
+    ancestors: np.ndarray | None
+    particle_history: np.ndarray | None
+    log_weight_history: np.ndarray | None
+
+
+# --- placeholders so that one compiled loop serves the bootstrap and guided filters ---
+@nb.njit(cache=True)
+def _no_sample_initial(kp, y, rng, x_out):
+    pass
+
+
+@nb.njit(cache=True)
+def _no_log_initial(kp, y, x):
+    return 0.0
+
+
+@nb.njit(cache=True)
+def _no_sample(kp, t, x_prev, y, rng, x_out):
+    pass
+
+
+@nb.njit(cache=True)
+def _no_log_density(kp, t, x_prev, x, y):
+    return 0.0
+
+
+@nb.njit(cache=True)
+def _no_function(kp, t, x, out):
+    pass
+
+
+#: The proposal passed to the compiled loops by the bootstrap filter (never called).
+BOOTSTRAP = Proposal(_no_sample_initial, _no_log_initial, _no_sample, _no_log_density)
+NO_FUNCTION = StateFunction(_no_function, 0)
+
+
+# --- compiled building blocks ----------------------------------------------------
+@nb.njit(cache=True)
+def normalise(logw, W):
+    """Normalise log-weights in place into ``W``; return ``(logsumexp, ess)``.
+
+    ``logsumexp`` is ``nan`` when the weights are degenerate (all ``-inf``, or
+    any ``nan`` / ``+inf``), which callers turn into :class:`DegenerateWeightsError`.
+    """
+    N = logw.shape[0]
+    m = -np.inf
+    for n in range(N):
+        v = logw[n]
+        if math.isnan(v) or v == np.inf:
+            return np.nan, 0.0
+        if v > m:
+            m = v
+    if m == -np.inf:
+        return np.nan, 0.0
+    s = 0.0
+    for n in range(N):
+        W[n] = math.exp(logw[n] - m)
+        s += W[n]
+    s2 = 0.0
+    for n in range(N):
+        W[n] /= s
+        s2 += W[n] * W[n]
+    return m + math.log(s), 1.0 / s2
+
+
+@nb.njit
+def initial_step(kernels, proposal, guided, kp, y, rng, x, logw):
+    """Draw ``x_0`` (``(N, d)``, in place) and write its log-weights into ``logw``."""
+    for n in range(x.shape[0]):
+        if guided:
+            proposal.sample_initial(kp, y, rng, x[n])
+            logw[n] = (
+                kernels.log_initial(kp, x[n]) + kernels.log_emission(kp, 0, x[n], y) - proposal.log_initial(kp, y, x[n])
+            )
+        else:
+            kernels.sample_initial(kp, rng, x[n])
+            logw[n] = kernels.log_emission(kp, 0, x[n], y)
+
+
+@nb.njit
+def forward_step(kernels, proposal, guided, kp, t, y, x_prev, W_prev, resample, scheme, rng, x_new, logw_new, ancestors):
+    """One move-and-reweight step of the filter, from ``t-1`` to ``t``.
+
+    Resamples the ancestors (written into ``ancestors``) when ``resample`` is true,
+    otherwise keeps ``ancestors[n] = n`` and carries the previous normalised
+    weights. Writes the new particles into ``x_new`` and unnormalised
+    log-weights into ``logw_new``, scaled so that ``logsumexp(logw_new)`` minus
+    ``log N`` (after resampling) or minus 0 (without) is the log-likelihood increment.
+    """
+    N = x_new.shape[0]
+    if resample:
+        a = resample_compiled(scheme, W_prev, N, rng)
+        for n in range(N):
+            ancestors[n] = a[n]
+    else:
+        for n in range(N):
+            ancestors[n] = n
+    for n in range(N):
+        a = ancestors[n]
+        base = 0.0 if resample else math.log(W_prev[a])
+        if guided:
+            proposal.sample(kp, t, x_prev[a], y, rng, x_new[n])
+            base += kernels.log_transition(kp, t, x_prev[a], x_new[n]) - proposal.log_density(
+                kp, t, x_prev[a], x_new[n], y
+            )
+        else:
+            kernels.sample_transition(kp, t, x_prev[a], rng, x_new[n])
+        logw_new[n] = base + kernels.log_emission(kp, t, x_new[n], y)
+
+
+@nb.njit
+def _record_moments(kernels, fn, kp, t, x, W, means, covs, probs, moments, fbuf):
+    N, d = x.shape
+    for k in range(d):
+        s = 0.0
+        for n in range(N):
+            s += W[n] * x[n, k]
+        means[t, k] = s
+    for k in range(d):
+        for l in range(k + 1):
+            s = 0.0
+            for n in range(N):
+                s += W[n] * (x[n, k] - means[t, k]) * (x[n, l] - means[t, l])
+            covs[t, k, l] = s
+            covs[t, l, k] = s
+    if kernels.n_states > 0:
+        for k in range(probs.shape[1]):
+            probs[t, k] = 0.0
+        for n in range(N):
+            probs[t, int(x[n, 0])] += W[n]
+    p = moments.shape[1]
+    if p > 0:
+        for j in range(p):
+            moments[t, j] = 0.0
+        for n in range(N):
+            fn(kp, t, x[n], fbuf)
+            for j in range(p):
+                moments[t, j] += W[n] * fbuf[j]
+
+
+@nb.njit(cache=True)
+def _store(t, anc, x, logw, lse, anc_hist, x_hist, lw_hist):
+    # explicit loops: slice assignment makes Numba compile a slow shape-mismatch error path
+    N, d = x.shape
+    for n in range(N):
+        anc_hist[t, n] = anc[n]
+        lw_hist[t, n] = logw[n] - lse
+        for k in range(d):
+            x_hist[t, n, k] = x[n, k]
+
+
+@nb.njit
+def filter_loop(kernels, proposal, guided, fn, fdim, kp, y, N, threshold, scheme, rng, keep_history):
+    """The whole filter in one compiled loop. Returns a tuple; ``status >= 0`` is the degenerate step."""
+    T = y.shape[0]
+    d = kernels.state_dim
+    K = kernels.n_states
+    incs = np.zeros(T)
+    means = np.zeros((T, d))
+    covs = np.zeros((T, d, d))
+    probs = np.zeros((T, K if K > 0 else 0))
+    moments = np.zeros((T, fdim))
+    fbuf = np.zeros(fdim)
+    ess = np.zeros(T)
+    resampled = np.zeros(T, dtype=np.bool_)
+    H = T if keep_history else 1
+    anc_hist = np.zeros((H, N), dtype=np.int64)
+    x_hist = np.zeros((H, N, d))
+    lw_hist = np.zeros((H, N))
+    x = np.empty((N, d))
+    x_new = np.empty((N, d))
+    logw = np.empty(N)
+    W = np.empty(N)
+    anc = np.arange(N)
+    initial_step(kernels, proposal, guided, kp, y, rng, x, logw)
+    lse, e = normalise(logw, W)
+    if math.isnan(lse):
+        return 0, incs, means, covs, probs, moments, ess, resampled, x, logw, anc_hist, x_hist, lw_hist
+    incs[0] = lse - math.log(N)
+    ess[0] = e
+    _record_moments(kernels, fn, kp, 0, x, W, means, covs, probs, moments, fbuf)
+    if keep_history:
+        _store(0, anc, x, logw, lse, anc_hist, x_hist, lw_hist)
+    for t in range(1, T):
+        rs = threshold >= 1.0 or e < threshold * N
+        forward_step(kernels, proposal, guided, kp, t, y, x, W, rs, scheme, rng, x_new, logw, anc)
+        x, x_new = x_new, x
+        lse, e = normalise(logw, W)
+        if math.isnan(lse):
+            return t, incs, means, covs, probs, moments, ess, resampled, x, logw, anc_hist, x_hist, lw_hist
+        incs[t] = lse - (math.log(N) if rs else 0.0)
+        ess[t] = e
+        resampled[t] = rs
+        _record_moments(kernels, fn, kp, t, x, W, means, covs, probs, moments, fbuf)
+        if keep_history:
+            _store(t, anc, x, logw, lse, anc_hist, x_hist, lw_hist)
+    for n in range(N):
+        logw[n] -= lse
+    return -1, incs, means, covs, probs, moments, ess, resampled, x, logw, anc_hist, x_hist, lw_hist
+
+
+# --- validation shared by the particle routines -----------------------------------
+def prepare_sequences(model, y, inputs=None, times=None):
+    """Validate observations and build one kernel-parameter tuple per sequence.
+
+    Returns ``(kernels, [(kp, y_i), ...], single)``.
+    """
+    kernels = model.kernels()
+    seqs, single = as_sequences("y", y, kernels.obs_dim)
+
+    def per_sequence(name, value):
+        if value is None:
+            return [None] * len(seqs)
+        vals = [value] if single else list(value)
+        if len(vals) != len(seqs):
+            raise ShapeError(f"{name}: got {len(vals)} sequences for {len(seqs)} observation sequences")
+        for i, (v, s) in enumerate(zip(vals, seqs)):
+            if len(v) != len(s):
+                label = name if single else f"{name}[{i}]"
+                raise ShapeError(f"{label}: expected {len(s)} rows to match the observations, got {len(v)}")
+        return vals
+
+    us, ts = per_sequence("inputs", inputs), per_sequence("times", times)
+    return kernels, [(model.kernel_params(inputs=u, times=tt), s) for u, s, tt in zip(us, seqs, ts)], single
+
+
+def check_filter_args(n_particles, ess_threshold, resampling):
+    """Validate the common arguments; return ``(N, threshold, scheme_code)``."""
+    N = int(n_particles)
+    if N < 1:
+        raise ParameterError(f"n_particles: expected a positive integer, got {n_particles}")
+    thr = float(ess_threshold)
+    if not 0.0 <= thr <= 1.0:
+        raise ParameterError(f"ess_threshold: expected a fraction of N in [0, 1], got {ess_threshold}")
+    return N, thr, scheme_code(resampling)
+
+
+def _run(model, y, proposal, guided, n_particles, rng, resampling, ess_threshold, state_function, inputs, times, return_history):
+    N, thr, code = check_filter_args(n_particles, ess_threshold, resampling)
+    kernels, jobs, single = prepare_sequences(model, y, inputs, times)
+    sf = NO_FUNCTION if state_function is None else state_function
+    if not isinstance(sf, StateFunction):
+        raise ParameterError("state_function: expected a smc.StateFunction(fn, dim)")
+    rng = as_rng(rng)
+    results = []
+    for i, (kp, ys) in enumerate(jobs):
+        out = filter_loop(kernels, proposal, guided, sf.fn, int(sf.dim), kp, ys, N, thr, code, rng, bool(return_history))
+        status, incs, means, covs, probs, moments, ess, rs, x, logw, anc, xh, lwh = out
+        if status >= 0:
+            where = "" if single else f"sequence {i}"
+            raise DegenerateWeightsError(status, where)
+        results.append(
+            FilterResult(
+                log_likelihood=float(incs.sum()),
+                log_likelihood_increments=incs,
+                filtered_means=means,
+                filtered_covs=covs,
+                filtered_probs=probs if kernels.n_states > 0 else None,
+                filtered_moments=moments if sf.dim > 0 else None,
+                ess=ess,
+                resampled=rs,
+                particles=x,
+                log_weights=logw,
+                ancestors=anc if return_history else None,
+                particle_history=xh if return_history else None,
+                log_weight_history=lwh if return_history else None,
+            )
+        )
+    return results[0] if single else results
+
+
+def bootstrap_filter(
+    model,
+    y,
+    n_particles: int = 1000,
+    rng=None,
+    resampling: str = "systematic",
+    ess_threshold: float = 0.5,
+    state_function: StateFunction | None = None,
+    inputs=None,
+    times=None,
+    return_history: bool = False,
+):
+    """Bootstrap particle filter (proposal = transition) on one sequence or a list.
+
+    Args:
+        model: any :class:`statespace.StateSpaceModel`.
+        y: ``(T, obs_dim)`` observations (``(T,)`` when ``obs_dim == 1``; NaN = missing), or a list.
+        n_particles: number of particles ``N``.
+        rng: ``numpy.random.Generator`` or seed.
+        resampling: ``"systematic"`` (default), ``"stratified"``, ``"residual"`` or ``"multinomial"``.
+        ess_threshold: resample when ``ESS < ess_threshold * N``; 1 resamples at every step, 0 never.
+        state_function: optional :class:`StateFunction` whose filtered means are returned.
+        inputs, times: per-sequence model inputs / observation times, passed to ``model.kernel_params``.
+        return_history: also return all particles, weights and ancestor indices (memory ``O(T N)``).
+
+    Returns:
+        a :class:`FilterResult`, or a list of them for a list of sequences.
+
+    Raises:
+        DegenerateWeightsError: all weights vanished at some time step.
+    """
+    return _run(model, y, BOOTSTRAP, False, n_particles, rng, resampling, ess_threshold, state_function, inputs, times, return_history)
+
+
+def guided_filter(
+    model,
+    y,
+    proposal: Proposal,
+    n_particles: int = 1000,
+    rng=None,
+    resampling: str = "systematic",
+    ess_threshold: float = 0.5,
+    state_function: StateFunction | None = None,
+    inputs=None,
+    times=None,
+    return_history: bool = False,
+):
+    """Guided particle filter with a user :class:`Proposal`; arguments as :func:`bootstrap_filter`."""
+    if not isinstance(proposal, Proposal):
+        raise ParameterError("proposal: expected a smc.Proposal(sample_initial, log_initial, sample, log_density)")
+    return _run(model, y, proposal, True, n_particles, rng, resampling, ess_threshold, state_function, inputs, times, return_history)
