@@ -94,7 +94,7 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
     learn = {n for n in ("m0", "P0", "F", "B", "Q", "H", "D", "R") if n not in frozen}
     if p == 0:
         learn -= {"B", "D"}
-    check_not_time_varying(params, learn & {"F", "Q", "H", "R"}, "EM cannot learn")
+    check_not_time_varying(params, [n for n in ("F", "Q", "H", "R") if n in learn], "EM cannot learn")
     if "B" in learn:
         check_not_time_varying(params, ["F"], "prevents learning B")
     if "D" in learn:

@@ -94,3 +94,20 @@ def random_params(rng, d=3, m=2, p=0, T=None, time_varying=()):
         D=rng.normal(size=(m, p)) if p else None,
         R=stack("R", lambda: random_spd(rng, m, 0.5)),
     )
+
+
+def condition_joint(params, y, inputs=None):
+    """Posterior mean and covariance of ``Z = (X, Y)`` given the observed entries of ``y``.
+
+    Observed entries of ``Y`` come out with their value and zero variance; missing
+    ones with their exact conditional distribution (what EM imputes).
+    """
+    T, m = y.shape
+    mu_x, cov_x, mu_y, cov_y, cov_xy = joint(params, T, inputs)
+    mu = np.concatenate([mu_x, mu_y])
+    cov = np.block([[cov_x, cov_xy], [cov_xy.T, cov_y]])
+    o = len(mu_x) + np.flatnonzero(~np.isnan(y.ravel()))
+    G = np.linalg.solve(cov[np.ix_(o, o)], cov[:, o].T).T
+    mean = mu + G @ (y.ravel()[o - len(mu_x)] - mu[o])
+    post = cov - G @ cov[:, o].T
+    return mean, post
