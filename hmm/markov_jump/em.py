@@ -41,17 +41,23 @@ from .inference import interval_table, posterior_pass
 _MIN_DWELL = 1e-300
 
 
-def expected_statistics(params: MJPParams, ys, times_list, loglik=None):
+def expected_statistics(params: MJPParams, ys, times_list):
     """E-step over all sequences.
 
-    Returns ``(log_likelihood, dwell (K,), jumps (K, K), gammas)``: expected total time
-    in each state, expected number of each jump, and the smoothed marginals per sequence.
+    Returns ``(log_likelihood, dwell (K,), jumps (K, K), gamma (N, K), offsets)``: the
+    expected total time in each state, the expected number of each jump, and the
+    smoothed marginals of all sequences concatenated (sequence ``s`` is
+    ``gamma[offsets[s]:offsets[s + 1]]``).
     """
+    table = interval_table(times_list)
+    y = np.concatenate(ys)
+    return _e_step(params, y, table)
+
+
+def _e_step(params, y, table):
     Q = np.asarray(params.Q)
     K = Q.shape[0]
-    table = interval_table(times_list)
-    if loglik is None:
-        loglik = np.concatenate([params.observation.log_likelihoods(y, K) for y in ys])
+    loglik = params.observation.log_likelihoods(y, K)
     P = transition_matrices(Q, table.lengths)
     lls, gamma, W = posterior_pass(np.asarray(params.initial), P, table.index, table.offsets, loglik)
     bad = ~np.isfinite(lls)
@@ -62,12 +68,15 @@ def expected_statistics(params: MJPParams, ys, times_list, loglik=None):
     dwell = np.clip(np.diag(M).copy(), 0.0, None)
     off = Q - np.diag(np.diag(Q))
     jumps = np.clip(off * M, 0.0, None)
-    gammas = [gamma[table.offsets[s] : table.offsets[s + 1]] for s in range(len(ys))]
-    return float(lls.sum()), dwell, jumps, gammas
+    return float(lls.sum()), dwell, jumps, gamma, table.offsets
 
 
-def m_step(params: MJPParams, dwell, jumps, gammas, ys, learn_initial: bool = True) -> MJPParams:
-    """Closed-form maximiser of the expected complete-data log-likelihood."""
+def m_step(params: MJPParams, dwell, jumps, gamma, offsets, y, learn_initial: bool = True) -> MJPParams:
+    """Closed-form maximiser of the expected complete-data log-likelihood.
+
+    ``gamma`` and ``y`` are the smoothed marginals and observations of all
+    sequences concatenated; ``offsets`` marks where each sequence starts.
+    """
     Q = np.array(params.Q)
     K = Q.shape[0]
     for k in range(K):
@@ -77,9 +86,9 @@ def m_step(params: MJPParams, dwell, jumps, gammas, ys, learn_initial: bool = Tr
             Q[k, k] = -Q[k].sum()
     initial = np.asarray(params.initial)
     if learn_initial:
-        initial = np.mean([g[0] for g in gammas], axis=0)
+        initial = gamma[offsets[:-1]].mean(axis=0)
         initial = initial / initial.sum()
-    observation = params.observation.m_step(gammas, ys)
+    observation = params.observation.m_step([gamma], [y])
     return MJPParams(Q, initial, observation)
 
 
@@ -100,12 +109,12 @@ def fit_em(
     history = []
     converged = False
     n_iter = 0
-    K = params.n_states
+    table = interval_table(times_list)
+    y = np.concatenate(ys)
     bar = progress_bar(max_iter, "MJP EM", progress)
     try:
         for it in range(max_iter + 1):
-            loglik = np.concatenate([params.observation.log_likelihoods(y, K) for y in ys])
-            ll, dwell, jumps, gammas = expected_statistics(params, ys, times_list, loglik)
+            ll, dwell, jumps, gamma, offsets = _e_step(params, y, table)
             history.append(ll)
             if it > 0:
                 bar.update(1)
@@ -115,7 +124,7 @@ def fit_em(
                     break
             if it == max_iter:
                 break
-            params = m_step(params, dwell, jumps, gammas, ys, learn_initial)
+            params = m_step(params, dwell, jumps, gamma, offsets, y, learn_initial)
             n_iter += 1
     finally:
         bar.close()

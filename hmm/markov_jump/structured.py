@@ -107,83 +107,96 @@ def _stationary(Q):
     return jnp.linalg.solve(A, rhs)
 
 
-def _build_objective(rate_fn, ys, grids, observation, initial, K):
-    """A jitted ``theta -> log-likelihood`` for the data."""
+def _loglik_counts(rate_fn, theta, lengths, counts, first, fixed_initial):
+    """Exact observations: transition counts per interval length."""
     import jax
     import jax.numpy as jnp
     from jax.scipy.linalg import expm
 
+    Q = _generator(rate_fn, theta)
+    P = jax.vmap(lambda d: expm(Q * d))(lengths)
+    logP = jnp.log(jnp.where(counts > 0, P, 1.0))
+    pi0 = _stationary(Q) if fixed_initial is None else fixed_initial
+    return jnp.sum(counts * logP) + jnp.sum(first * jnp.log(jnp.where(first > 0, pi0, 1.0)))
+
+
+def _loglik_forward(rate_fn, theta, lengths, L, idx, fixed_initial):
+    """Noisy observations: scaled forward recursion batched over padded sequences.
+
+    Padding steps point at an identity matrix (index ``U``) and have zero
+    log-likelihood, so they change nothing.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.linalg import expm
+
+    S, T, K = L.shape
+    Q = _generator(rate_fn, theta)
+    P = jnp.concatenate([jax.vmap(lambda d: expm(Q * d))(lengths), jnp.eye(K)[None]], axis=0)
+    pi0 = _stationary(Q) if fixed_initial is None else fixed_initial
+
+    def norm(v, l):
+        m = jnp.max(l, axis=1, keepdims=True)
+        w = v * jnp.exp(l - m)
+        c = jnp.sum(w, axis=1, keepdims=True)
+        return w / c, jnp.log(c[:, 0]) + m[:, 0]
+
+    alpha, ll0 = norm(jnp.broadcast_to(pi0, (S, K)), L[:, 0])
+    if T == 1:
+        return jnp.sum(ll0)
+
+    def step(alpha, inp):
+        l, i = inp
+        return norm(jnp.einsum("si,sij->sj", alpha, P[i]), l)
+
+    _, cs = jax.lax.scan(step, alpha, (jnp.swapaxes(L[:, 1:], 0, 1), idx.T))
+    return jnp.sum(ll0) + jnp.sum(cs)
+
+
+#: Jitted objectives per (rate_fn, likelihood kind): data are arguments, so a
+#: new data set of the same shapes reuses the compiled code.
+_COMPILED: dict = {}
+
+
+def _build_objective(rate_fn, ys, grids, observation, initial, K):
+    """``(f, data)`` with ``f(theta, *data)`` the log-likelihood, jitted once per ``rate_fn``."""
+    import jax
+    import jax.numpy as jnp
+
     table = interval_table(grids)
-    lengths = jnp.asarray(table.lengths)
     U = len(table.lengths)
-    fixed_initial = None if isinstance(initial, str) else jnp.asarray(initial)
-
-    def initial_of(Q):
-        return _stationary(Q) if fixed_initial is None else fixed_initial
-
-    def matrices(Q):
-        return jax.vmap(lambda d: expm(Q * d))(lengths) if U else jnp.zeros((0, K, K))
-
-    if isinstance(observation, ExactStates) and all(not np.isnan(y).any() for y in ys):
-        codes = [y[:, 0].astype(np.int64) for y in ys]
+    lengths = jnp.asarray(table.lengths if U else np.ones(1))
+    fixed = None if isinstance(initial, str) else jnp.asarray(initial)
+    exact = isinstance(observation, ExactStates) and all(not np.isnan(y).any() for y in ys)
+    if exact:
         counts = np.zeros((max(U, 1), K, K))
         first = np.zeros(K)
-        for s, c in enumerate(codes):
+        for s, y in enumerate(ys):
+            c = y[:, 0].astype(np.int64)
             first[c[0]] += 1
             start = table.offsets[s] - s
             np.add.at(counts, (table.index[start : start + len(c) - 1], c[:-1], c[1:]), 1.0)
-        counts = jnp.asarray(counts[:U])
-        first = jnp.asarray(first)
-        mask = counts > 0
-        mask0 = first > 0
-
-        def loglik(theta):
-            Q = _generator(rate_fn, theta)
-            P = matrices(Q)
-            logP = jnp.log(jnp.where(mask, P, 1.0))
-            pi0 = initial_of(Q)
-            return jnp.sum(counts * logP) + jnp.sum(first * jnp.log(jnp.where(mask0, pi0, 1.0)))
-
-        return jax.jit(loglik)
-
-    # Noisy (or partly missing) observations: batched scaled forward recursion over
-    # padded sequences; padding steps use the identity matrix and zero log-likelihood.
-    Tmax = max(len(y) for y in ys)
-    S = len(ys)
-    L = np.zeros((S, Tmax, K))
-    idx = np.full((S, max(Tmax - 1, 1)), U, dtype=np.int64)
-    for s, y in enumerate(ys):
-        L[s, : len(y)] = observation.log_likelihoods(y, K)
-        start = table.offsets[s] - s
-        idx[s, : len(y) - 1] = table.index[start : start + len(y) - 1]
-    L = jnp.asarray(L)
-    idx = jnp.asarray(idx)
-
-    def loglik(theta):
-        Q = _generator(rate_fn, theta)
-        P = jnp.concatenate([matrices(Q), jnp.eye(K)[None]], axis=0)
-        pi0 = initial_of(Q)
-
-        def norm(v, l):
-            m = jnp.max(l, axis=1, keepdims=True)
-            w = v * jnp.exp(l - m)
-            c = jnp.sum(w, axis=1, keepdims=True)
-            return w / c, jnp.log(c[:, 0]) + m[:, 0]
-
-        alpha, ll0 = norm(jnp.broadcast_to(pi0, (S, K)), L[:, 0])
-
-        def step(alpha, inp):
-            l, i = inp
-            pred = jnp.einsum("si,sij->sj", alpha, P[i])
-            alpha, c = norm(pred, l)
-            return alpha, c
-
-        if Tmax > 1:
-            _, cs = jax.lax.scan(step, alpha, (jnp.swapaxes(L[:, 1:], 0, 1), idx.T[: Tmax - 1]))
-            return jnp.sum(ll0) + jnp.sum(cs)
-        return jnp.sum(ll0)
-
-    return jax.jit(loglik)
+        data = (lengths, jnp.asarray(counts), jnp.asarray(first), fixed)
+        kernel = _loglik_counts
+    else:
+        Tmax = max(len(y) for y in ys)
+        L = np.zeros((len(ys), Tmax, K))
+        idx = np.full((len(ys), max(Tmax - 1, 0)), U, dtype=np.int64)
+        for s, y in enumerate(ys):
+            L[s, : len(y)] = observation.log_likelihoods(y, K)
+            start = table.offsets[s] - s
+            idx[s, : len(y) - 1] = table.index[start : start + len(y) - 1]
+        data = (lengths, jnp.asarray(L), jnp.asarray(idx), fixed)
+        kernel = _loglik_forward
+    key = (rate_fn, exact)
+    if key not in _COMPILED:
+        f = jax.jit(lambda theta, *d: kernel(rate_fn, theta, *d))
+        _COMPILED[key] = (
+            f,
+            jax.jit(jax.value_and_grad(lambda theta, *d: -kernel(rate_fn, theta, *d))),
+            jax.jit(jax.hessian(lambda theta, *d: kernel(rate_fn, theta, *d))),
+        )
+    return _COMPILED[key], data
 
 
 def _prepare(y, times, observation, K):
@@ -219,8 +232,8 @@ def structured_log_likelihood(rate_fn, theta, y, times, observation=None, initia
         K = _check_rates(rate_fn, theta)
         observation = ExactStates() if observation is None else observation
         ys, grids = _prepare(y, times, observation, K)
-        f = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K)
-        return float(f(jax.numpy.asarray(theta)))
+        (f, _, _), data = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K)
+        return float(f(jax.numpy.asarray(theta), *data))
 
 
 def observed_information(rate_fn, theta, y, times, observation=None, initial="stationary") -> np.ndarray:
@@ -232,8 +245,8 @@ def observed_information(rate_fn, theta, y, times, observation=None, initial="st
         K = _check_rates(rate_fn, theta)
         observation = ExactStates() if observation is None else observation
         ys, grids = _prepare(y, times, observation, K)
-        f = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K)
-        return -np.asarray(jax.jit(jax.hessian(f))(jax.numpy.asarray(theta)))
+        (_, _, hess), data = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K)
+        return -np.asarray(hess(jax.numpy.asarray(theta), *data))
 
 
 def _check_rates(rate_fn, theta) -> int:
@@ -277,11 +290,10 @@ def fit_structured(
         observation = ExactStates() if observation is None else observation
         ys, grids = _prepare(y, times, observation, K)
         init = _check_initial(initial, K)
-        f = _build_objective(rate_fn, ys, grids, observation, init, K)
-        value_and_grad = jax.jit(jax.value_and_grad(lambda th: -f(th)))
+        (_, value_and_grad, hess), data = _build_objective(rate_fn, ys, grids, observation, init, K)
 
         def objective(th):
-            v, g = value_and_grad(jax.numpy.asarray(th))
+            v, g = value_and_grad(jax.numpy.asarray(th), *data)
             v = float(v)
             if not np.isfinite(v):
                 return np.inf, np.zeros_like(th)
@@ -295,7 +307,7 @@ def fit_structured(
             options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-8},
         )
         theta = np.asarray(res.x, dtype=np.float64)
-        H = -np.asarray(jax.jit(jax.hessian(f))(jax.numpy.asarray(theta)))
+        H = -np.asarray(hess(jax.numpy.asarray(theta), *data))
         Q = np.asarray(_generator(rate_fn, jax.numpy.asarray(theta)))
         pi0 = np.asarray(_stationary(jax.numpy.asarray(Q))) if isinstance(init, str) else init
     cov, se = _invert_information(H)
