@@ -36,7 +36,8 @@ coefficient but the intercept). The M-step is then closed-form:
 :math:`W_k = (S^{xx}_k + \Lambda)^{-1} S^{xy}_k` and
 :math:`\Sigma_k = (M_k + \psi I)/(n_k + \nu_0)` with
 :math:`M_k = S^{yy}_k - S^{yx}_k W_k` (diagonal: its diagonal; tied: pooled over
-states with the prior counted once). Defaults :math:`\psi = 10^{-6}` (``reg_covar``),
+states with the prior counted once); a degenerate (singular) maximiser keeps
+the previous covariance. Defaults :math:`\psi = 10^{-6}` (``reg_covar``),
 :math:`\nu_0 = 0`, :math:`\lambda = 10^{-6}` keep every covariance positive
 definite; set all three to zero for the plain maximum-likelihood estimate.
 
@@ -469,7 +470,7 @@ def check_categorical_data(name: str, y: np.ndarray, n_symbols: int) -> None:
     ok = np.isnan(v) | ((v >= 0) & (v < n_symbols) & (v == np.round(v)))
     if not ok.all():
         t = int(np.argmin(ok))
-        raise DataError(f"{name}: time step {t} holds {v[t]!r}; expected an integer symbol in 0..{n_symbols - 1} or NaN")
+        raise DataError(f"{name}: time step {t} holds {v[t]:g}; expected an integer symbol in 0..{n_symbols - 1} or NaN")
 
 
 # --------------------------------------------------------------------------- statistics and M-step
@@ -552,7 +553,22 @@ def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covarianc
             mu0[k] = stats.s0[k] / stats.n0[k]
             M0 = stats.S00[k] - stats.n0[k] * np.outer(mu0[k], mu0[k])
             S0[k] = _constrain((0.5 * (M0 + M0.T) + Psi) / (stats.n0[k] + prior.cov_dof), "diag" if covariance_type == "diag" else "full")
+    # a degenerate maximiser (e.g. one initial observation and no prior) is not a
+    # usable covariance: keep the old one, which cannot lower the EM objective
+    for new, prev in ((covs, old.covs), (S0, old.init_covs)):
+        for k in range(K):
+            if not _is_pd(new[k]):
+                new[k] = prev[k]
     return GaussianEmissionParams(W, covs, mu0, S0, old.lags, old.input_dim)
+
+
+def _is_pd(S: np.ndarray) -> bool:
+    try:
+        c = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        return False
+    dg = np.diag(c)
+    return bool(np.all(np.isfinite(c)) and dg.min() > 1e-12 * max(1.0, dg.max()))
 
 
 def gaussian_log_prior(p: GaussianEmissionParams, covariance_type: str, prior: EmissionPrior, uses_init: bool) -> float:
