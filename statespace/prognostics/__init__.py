@@ -1,0 +1,35 @@
+"""Prognostics: features and health indicators, phase-type RUL distributions, metrics, cross-validation, plots.
+
+Model-agnostic pieces for remaining-useful-life (RUL) estimation; the
+ARPHMM RUL model built on them lives in :mod:`hmm.rul`. Plots import
+matplotlib lazily (:mod:`statespace.prognostics.plots`).
+"""
+
+from .cross_validation import Cut, truncation_splits
+from .features import (
+    HealthIndicator,
+    SensorFeatures,
+    exponential_smoothing,
+    informative_columns,
+    piecewise_linear_rul,
+)
+from .metrics import interval_coverage, mae, phm08_score, phm08_scores, rmse, rul_report
+from .phase_type import PhaseTypeDistribution, time_to_absorption
+
+__all__ = [
+    "Cut",
+    "HealthIndicator",
+    "PhaseTypeDistribution",
+    "SensorFeatures",
+    "exponential_smoothing",
+    "informative_columns",
+    "interval_coverage",
+    "mae",
+    "phm08_score",
+    "phm08_scores",
+    "piecewise_linear_rul",
+    "rmse",
+    "rul_report",
+    "time_to_absorption",
+    "truncation_splits",
+]

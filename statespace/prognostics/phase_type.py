@@ -1,0 +1,156 @@
+r"""Discrete phase-type distributions: the time to absorption of a Markov chain.
+
+A chain on transient states :math:`0..m-1` plus absorbing states moves with the
+transient block :math:`S` (``(m, m)``, sub-stochastic) and leaves to absorption
+with probabilities :math:`s = \mathbf 1 - S\mathbf 1`. Started from
+:math:`\alpha` (``alpha_0 = 1 - \alpha\mathbf 1`` is the mass already absorbed),
+the number of steps until absorption :math:`\tau` has
+
+.. math::
+
+    P(\tau > n) = \alpha S^n \mathbf 1, \qquad
+    P(\tau = n) = \alpha S^{n-1} s \;(n \ge 1), \qquad
+    E[\tau] = \alpha (I - S)^{-1} \mathbf 1 .
+
+For prognostics, :math:`\alpha` is the filtered distribution of a degradation
+chain at the last observed cycle and absorption is failure; the remaining
+useful life counted in whole cycles *after* the last observed one is
+``tau - 1`` (:func:`time_to_absorption` with ``offset=1``).
+
+Example (one transient state left with probability 0.1 per step: geometric)::
+
+    import numpy as np
+    from statespace.prognostics import time_to_absorption
+    d = time_to_absorption([1.0, 0.0], np.array([[0.9, 0.1], [0.0, 1.0]]), absorbing=[1])
+    d.mean, d.quantile(0.5)   # 10.0, 7
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ParameterError, ShapeError
+from ..validation import check_probability_vector, check_stochastic_matrix
+
+
+class PhaseTypeDistribution(NamedTuple):
+    """A discrete distribution on ``{offset', offset'+1, ...}`` given by its pmf on a finite grid.
+
+    Attributes:
+        support: ``(n,)`` integer values ``0, 1, ..., n-1`` (after the offset).
+        pmf: ``(n,)`` probabilities on ``support``.
+        tail: probability beyond the grid (kept below the requested tolerance).
+        mean: exact mean (from the fundamental matrix, not the truncated grid).
+        var: exact variance.
+    """
+
+    support: np.ndarray
+    pmf: np.ndarray
+    tail: float
+    mean: float
+    var: float
+
+    def cdf(self, x) -> np.ndarray:
+        """``P(X <= x)`` on the grid (1 - tail beyond it)."""
+        c = np.cumsum(self.pmf)
+        idx = np.clip(np.floor(np.asarray(x, dtype=np.float64)).astype(np.int64), -1, len(c) - 1)
+        return np.where(idx < 0, 0.0, c[np.maximum(idx, 0)])
+
+    def quantile(self, q) -> np.ndarray:
+        """Smallest integer ``x`` with ``P(X <= x) >= q`` (element-wise for an array ``q``)."""
+        q = np.asarray(q, dtype=np.float64)
+        if np.any((q < 0) | (q > 1)):
+            raise ParameterError(f"q: expected probabilities in [0, 1], got {q}")
+        c = np.cumsum(self.pmf)
+        # a tiny slack so that exact closed-form quantiles are not pushed up by rounding
+        idx = np.searchsorted(c, q - 1e-12, side="left")
+        return self.support[np.minimum(idx, len(c) - 1)]
+
+    def truncated_mean(self, cap: float) -> float:
+        """``E[min(X, cap)]`` (the point forecast under a capped-RUL convention)."""
+        return float(np.sum(np.minimum(self.support, cap) * self.pmf) + cap * self.tail)
+
+
+def time_to_absorption(
+    state_probs,
+    transition,
+    absorbing=None,
+    offset: int = 0,
+    tol: float = 1e-10,
+    max_steps: int = 100_000,
+) -> PhaseTypeDistribution:
+    """Distribution of the number of steps until a chain started from ``state_probs`` is absorbed.
+
+    Args:
+        state_probs: ``(K,)`` distribution of the current state.
+        transition: ``(K, K)`` transition matrix.
+        absorbing: indices of the absorbing states (default: states with ``A[k, k] == 1``).
+        offset: subtracted from ``tau`` (``offset=1`` gives the RUL after the
+            current cycle when the failed state is entered one step after the last
+            operating cycle). Mass already absorbed counts as ``tau = offset``,
+            so the result is never negative.
+        tol: the grid stops when ``P(tau > n) < tol``.
+        max_steps: hard limit on the grid (raises if the tail is still above ``tol``).
+    """
+    A = check_stochastic_matrix("transition", transition)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ShapeError(f"transition: expected a square matrix, got shape {A.shape}")
+    K = A.shape[0]
+    alpha = check_probability_vector("state_probs", state_probs, K)
+    if absorbing is None:
+        absorbing = np.flatnonzero(np.isclose(np.diag(A), 1.0))
+    absorbing = np.unique(np.asarray(absorbing, dtype=np.int64))
+    if absorbing.size == 0:
+        raise ParameterError("absorbing: the chain has no absorbing state (no k with transition[k, k] == 1)")
+    if absorbing.min() < 0 or absorbing.max() >= K:
+        raise ParameterError(f"absorbing: indices must lie in 0..{K - 1}, got {absorbing.tolist()}")
+    transient = np.setdiff1d(np.arange(K), absorbing)
+    S = A[np.ix_(transient, transient)]
+    a = alpha[transient]
+    absorbed0 = float(max(0.0, 1.0 - a.sum()))
+    offset = int(offset)
+    if offset < 0:
+        raise ParameterError(f"offset: expected a non-negative integer, got {offset}")
+
+    # Exact moments from the fundamental matrix N = (I - S)^{-1}.
+    m = len(transient)
+    if m:
+        try:
+            N1 = np.linalg.solve(np.eye(m) - S, np.ones(m))
+        except np.linalg.LinAlgError:
+            raise ParameterError("transition: some transient state never reaches an absorbing state") from None
+        if not np.all(np.isfinite(N1)) or np.any(N1 < 0):
+            raise ParameterError("transition: some transient state never reaches an absorbing state")
+        N2 = np.linalg.solve(np.eye(m) - S, N1)
+        e1 = float(a @ N1)  # E[tau]
+        e2 = float(a @ (2.0 * N2 - N1))  # E[tau^2]
+    else:
+        e1 = e2 = 0.0
+
+    surv = [a.sum()]  # P(tau > n) for n = 0, 1, ...
+    v = a.copy()
+    n = 0
+    while surv[-1] > tol:
+        n += 1
+        if n > max_steps:
+            raise ParameterError(f"max_steps: P(tau > {max_steps}) = {surv[-1]:.3g} is still above tol={tol}")
+        v = v @ S
+        surv.append(v.sum())
+    surv = np.asarray(surv)
+    # P(tau = n) = P(tau > n-1) - P(tau > n) for n >= 1; P(tau = 0) = absorbed0
+    pmf_tau = np.r_[absorbed0, surv[:-1] - surv[1:]]
+    pmf_tau = np.maximum(pmf_tau, 0.0)
+    tail = float(surv[-1])
+    if offset:
+        pmf = np.r_[pmf_tau[: offset + 1].sum(), pmf_tau[offset + 1 :]]
+    else:
+        pmf = pmf_tau
+    # X = max(tau - offset, 0): the exact moments of tau - offset, corrected on the
+    # few grid points below the offset where the max clips.
+    low = np.arange(min(offset, len(pmf_tau)))
+    below = pmf_tau[: len(low)]
+    mean = (e1 - offset) + float(np.sum((offset - low) * below))
+    var = (e2 - 2 * offset * e1 + offset**2) - float(np.sum((low - offset) ** 2 * below)) - mean * mean
+    return PhaseTypeDistribution(np.arange(len(pmf)), pmf, tail, float(mean), float(max(var, 0.0)))
