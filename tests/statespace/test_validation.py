@@ -1,0 +1,121 @@
+"""Bad input raises the library's ValueError subclasses, naming the argument (and index) at fault."""
+
+import numpy as np
+import pytest
+
+from lgssm_dense import random_params
+from statespace import LinearGaussianSSM
+from statespace.errors import DataError, ParameterError, ShapeError, StateSpaceError
+from statespace.linear_gaussian import LGSSMParams, kalman_filter, rts_smoother
+
+
+def _good(**changes):
+    base = dict(m0=np.zeros(2), P0=np.eye(2), F=0.9 * np.eye(2), Q=0.1 * np.eye(2), H=np.ones((1, 2)), R=[[0.5]])
+    base.update(changes)
+    return base
+
+
+@pytest.mark.parametrize(
+    "changes, error, name",
+    [
+        (dict(F=np.eye(3)), ShapeError, "F"),
+        (dict(F=np.eye(2)[None].repeat(2, 0)[..., None]), ShapeError, "F"),
+        (dict(H=np.ones((1, 3))), ShapeError, "H"),
+        (dict(R=np.eye(2)), ShapeError, "R"),
+        (dict(P0=np.eye(3)), ShapeError, "P0"),
+        (dict(m0=np.zeros((2, 1))), ShapeError, "m0"),
+        (dict(Q=[[1.0, 0.0], [0.0, -1.0]]), ParameterError, "Q"),
+        (dict(Q=[[1.0, 0.5], [0.2, 1.0]]), ParameterError, "Q"),
+        (dict(P0=[[1.0, 2.0], [2.0, 1.0]]), ParameterError, "P0"),
+        (dict(R=[[np.nan]]), ParameterError, "R"),
+        (dict(H=[[1.0, np.nan]]), ParameterError, "H"),
+        (dict(F=[[1.0, np.inf], [0.0, 1.0]]), ParameterError, "F"),
+        (dict(m0=[0.0, np.nan]), ParameterError, "m0"),
+        (dict(B=np.ones((2, 2)), D=np.ones((1, 3))), ShapeError, "B and D"),
+        (dict(B=np.ones((3, 1))), ShapeError, "B"),
+        (dict(F=np.stack([np.eye(2)] * 4), Q=np.stack([np.eye(2)] * 3)), ShapeError, "time-varying"),
+        (dict(Q=np.stack([np.eye(2), -np.eye(2)])), ParameterError, "Q"),
+        (dict(F="abc"), ShapeError, "F"),
+        (dict(Q=None), ShapeError, "Q"),
+    ],
+)
+def test_bad_parameters(changes, error, name):
+    with pytest.raises(error, match=name) as info:
+        LGSSMParams(**_good(**changes))
+    assert isinstance(info.value, StateSpaceError) and isinstance(info.value, ValueError)
+
+
+def test_time_varying_error_names_the_time_index():
+    Q = np.stack([np.eye(2), np.eye(2), [[1.0, 0.0], [0.0, -1.0]]])
+    with pytest.raises(ParameterError, match="time index 2"):
+        LGSSMParams(**_good(Q=Q))
+
+
+def test_params_are_immutable_and_replace_validates():
+    p = LGSSMParams(**_good())
+    with pytest.raises(ValueError):
+        p.F[0, 0] = 2.0
+    with pytest.raises(ParameterError, match="R"):
+        p.replace(R=[[-1.0]])
+    with pytest.raises(ShapeError, match="G"):
+        p.replace(G=1.0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return LinearGaussianSSM(random_params(np.random.default_rng(0), d=2, m=2, p=1))
+
+
+@pytest.mark.parametrize(
+    "y, inputs, error, name",
+    [
+        (np.array([[0.0, np.inf]] * 3), np.zeros((3, 1)), DataError, r"y: infinite value at time step 0, coordinate 1"),
+        (np.zeros((3, 3)), np.zeros((3, 1)), ShapeError, "y"),
+        (np.zeros((3, 2, 1)), np.zeros((3, 1)), ShapeError, "y"),
+        (np.zeros((0, 2)), np.zeros((0, 1)), ShapeError, "y"),
+        (np.zeros((3, 2)), np.zeros((4, 1)), ShapeError, "inputs"),
+        (np.zeros((3, 2)), None, ShapeError, "inputs"),
+        (np.zeros((3, 2)), np.array([[0.0], [np.nan], [0.0]]), DataError, "inputs"),
+        ([np.zeros((3, 2)), np.zeros((2, 2))], [np.zeros((3, 1))], ShapeError, "inputs"),
+        ([np.zeros((3, 2)), np.zeros((2, 3))], [np.zeros((3, 1)), np.zeros((2, 1))], ShapeError, r"y\[1\]"),
+        ([np.zeros((3, 2)), np.zeros((2, 2))], [np.zeros((3, 1)), np.zeros((3, 1))], ShapeError, r"inputs\[1\]"),
+        ([], None, ShapeError, "y"),
+    ],
+)
+def test_bad_data(model, y, inputs, error, name):
+    for call in (model.filter, model.smooth, model.log_likelihood, lambda a, b: model.fit(a, b, max_iter=1, progress=False)):
+        with pytest.raises(error, match=name):
+            call(y, inputs)
+
+
+def test_inputs_to_a_model_without_inputs():
+    m = LinearGaussianSSM(**_good())
+    with pytest.raises(ShapeError, match="inputs"):
+        kalman_filter(m.params, np.zeros((3, 1)), np.zeros((3, 1)))
+
+
+def test_time_varying_length_must_match_the_data():
+    p = random_params(np.random.default_rng(1), d=2, m=1, T=5, time_varying=("H",))
+    with pytest.raises(ShapeError, match="y: sequence has 4 time steps"):
+        rts_smoother(p, np.zeros((4, 1)))
+
+
+def test_other_arguments(model):
+    y = np.zeros((3, 2))
+    u = np.zeros((3, 1))
+    with pytest.raises(ShapeError, match="n_samples"):
+        model.posterior_sample(y, 0, inputs=u)
+    with pytest.raises(ShapeError, match="steps"):
+        model.forecast(y, 0, inputs=u, future_inputs=np.zeros((0, 1)))
+    with pytest.raises(ShapeError, match="future_inputs"):
+        model.forecast(y, 2, inputs=u)
+    with pytest.raises(ShapeError, match="future_inputs"):
+        model.forecast(y, 2, inputs=u, future_inputs=np.zeros((3, 1)))
+    with pytest.raises(ShapeError, match="tol"):
+        model.fit(y, u, tol=-1.0, progress=False)
+    with pytest.raises(ShapeError, match="frozen"):
+        LinearGaussianSSM(model.params, frozen=("X",))
+    with pytest.raises(ShapeError, match="params"):
+        LinearGaussianSSM(model.params, F=np.eye(2))
+    with pytest.raises(ShapeError, match="state_dim"):
+        LinearGaussianSSM.initialize(y, state_dim=0)
