@@ -17,6 +17,7 @@ from .errors import (
 )
 from .interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel, simulate
 from .linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
+from .persistence import load_model, load_params, save_model, save_params
 from .stochastic_volatility import StochasticVolatility, SVParams
 
 __version__ = "0.1.0"
