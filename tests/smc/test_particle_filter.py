@@ -1,0 +1,237 @@
+"""Particle filters against exact oracles: Kalman (linear-Gaussian) and forward filtering (HMM)."""
+
+import math
+
+import numba as nb
+import numpy as np
+import pytest
+
+import smc
+from smc.particle_filter import Proposal, StateFunction, bootstrap_filter, guided_filter
+from statespace import StochasticVolatility
+from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError, StateSpaceError
+
+# scalar linear-Gaussian model: x_t = F x_{t-1} + N(0, Q), y_t = H x_t + N(0, R)
+M0, P0, F, Q, H, R = 0.0, 1.0, 0.9, 0.5, 1.0, 1.0
+
+
+def lg_model():
+    from statespace.linear_gaussian import LinearGaussianSSM
+
+    return LinearGaussianSSM(m0=[M0], P0=[[P0]], F=[[F]], Q=[[Q]], H=[[H]], R=[[R]])
+
+
+def hmm_model():
+    from hmm import GaussianHMM, HMMParams
+    from hmm.emissions import GaussianEmissionParams
+
+    A = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]])
+    em = GaussianEmissionParams(weights=np.array([-2.0, 0.0, 2.0]).reshape(3, 1, 1), covs=np.ones((3, 1, 1)))
+    return GaussianHMM(3, 1, params=HMMParams(np.ones(3) / 3, A, em))
+
+
+# --- the locally optimal proposal of the scalar LG model, written as a user would ---
+_S0 = 1.0 / (1.0 / P0 + H * H / R)
+_S = 1.0 / (1.0 / Q + H * H / R)
+
+
+@nb.njit
+def _lognorm(x, m, v):
+    return -0.5 * (math.log(2 * math.pi * v) + (x - m) ** 2 / v)
+
+
+@nb.njit
+def _q0_params(y):
+    if math.isnan(y[0, 0]):
+        return M0, P0
+    return _S0 * (M0 / P0 + H * y[0, 0] / R), _S0
+
+
+@nb.njit
+def _q_params(t, x_prev, y):
+    if math.isnan(y[t, 0]):
+        return F * x_prev[0], Q
+    return _S * (F * x_prev[0] / Q + H * y[t, 0] / R), _S
+
+
+@nb.njit
+def opt_sample_initial(kp, y, rng, x_out):
+    m, v = _q0_params(y)
+    x_out[0] = m + math.sqrt(v) * rng.standard_normal()
+
+
+@nb.njit
+def opt_log_initial(kp, y, x):
+    m, v = _q0_params(y)
+    return _lognorm(x[0], m, v)
+
+
+@nb.njit
+def opt_sample(kp, t, x_prev, y, rng, x_out):
+    m, v = _q_params(t, x_prev, y)
+    x_out[0] = m + math.sqrt(v) * rng.standard_normal()
+
+
+@nb.njit
+def opt_log_density(kp, t, x_prev, x, y):
+    m, v = _q_params(t, x_prev, y)
+    return _lognorm(x[0], m, v)
+
+
+OPTIMAL = Proposal(opt_sample_initial, opt_log_initial, opt_sample, opt_log_density)
+
+
+@nb.njit
+def square(kp, t, x, out):
+    out[0] = x[0] * x[0]
+
+
+def _likelihood_ratio_check(run, exact, R):
+    ratio = np.exp(np.array([run(r) for r in range(R)]) - exact)
+    mean, se = ratio.mean(), ratio.std(ddof=1) / math.sqrt(R)
+    assert abs(mean - 1.0) < 3 * se, (mean, se)
+    return mean, se
+
+
+@pytest.mark.parametrize("resampling", ["systematic", "multinomial"])
+def test_bootstrap_likelihood_is_unbiased(resampling):
+    model = lg_model()
+    _, y = model.sample(30, rng=11)
+    exact = model.log_likelihood(y)
+    _, se = _likelihood_ratio_check(
+        lambda r: bootstrap_filter(model, y, 64, rng=1000 + r, resampling=resampling).log_likelihood, exact, 300
+    )
+    assert se < 0.05  # the check has power: the estimator is not wildly dispersed
+
+
+def test_guided_likelihood_is_unbiased_with_missing_data():
+    model = lg_model()
+    _, y = model.sample(30, rng=12)
+    y[[3, 4, 17]] = np.nan
+    exact = model.log_likelihood(y)
+    _likelihood_ratio_check(lambda r: guided_filter(model, y, OPTIMAL, 32, rng=r).log_likelihood, exact, 300)
+
+
+def test_filtered_moments_match_kalman():
+    model = lg_model()
+    _, y = model.sample(100, rng=3)
+    kf = model.filter(y)
+    N = 4000
+    res = bootstrap_filter(model, y, N, rng=4, state_function=StateFunction(square, 1))
+    var = kf.filtered_covs[:, 0, 0]
+    # standardised errors: (pf - kf) / sd(pf), sd from the filtered variance and the ESS
+    z = (res.filtered_means[:, 0] - kf.filtered_means[:, 0]) / np.sqrt(var / res.ess)
+    assert np.mean(z**2) < 4.0 and np.max(np.abs(z)) < 6.0
+    # Gaussian filtering laws: sd of a variance estimate ~ v sqrt(2/ESS), Var(x^2) = 2v^2 + 4m^2 v
+    z_var = (res.filtered_covs[:, 0, 0] - var) / (var * np.sqrt(2.0 / res.ess))
+    assert np.max(np.abs(z_var)) < 6.0
+    m = kf.filtered_means[:, 0]
+    z_sq = (res.filtered_moments[:, 0] - (var + m**2)) / np.sqrt((2 * var**2 + 4 * m**2 * var) / res.ess)
+    assert np.max(np.abs(z_sq)) < 6.0
+
+
+def test_guided_optimal_proposal_beats_bootstrap_ess():
+    model = lg_model()
+    _, y = model.sample(100, rng=5)
+    boot = bootstrap_filter(model, y, 500, rng=6, ess_threshold=1.0)
+    opt = guided_filter(model, y, OPTIMAL, 500, rng=6, ess_threshold=1.0)
+    assert opt.ess.mean() > boot.ess.mean()
+    kf = model.filter(y)
+    assert np.abs(opt.filtered_means[:, 0] - kf.filtered_means[:, 0]).max() < 0.25
+
+
+def test_hmm_filtered_probabilities_match_forward_filter():
+    model = hmm_model()
+    _, y = model.sample(80, rng=0)
+    exact = model.filter(y)
+    N = 4000
+    res = bootstrap_filter(model, y, N, rng=1)
+    assert res.filtered_probs.shape == exact.filtered_probs.shape
+    p = exact.filtered_probs
+    sd = np.sqrt(p * (1 - p) / res.ess[:, None]) + 1e-3
+    assert np.max(np.abs(res.filtered_probs - p) / sd) < 6.0
+    np.testing.assert_allclose(res.filtered_probs.sum(axis=1), 1.0)
+    _likelihood_ratio_check(lambda r: bootstrap_filter(model, y[:20], 100, rng=r).log_likelihood,
+                            model.log_likelihood(y[:20]), 200)
+
+
+def test_missing_observation_leaves_weights_unchanged():
+    model = StochasticVolatility()
+    _, y = model.sample(40, rng=0)
+    y[10] = np.nan
+    res = bootstrap_filter(model, y, 300, rng=1, ess_threshold=0.0, return_history=True)
+    assert not res.resampled.any()
+    np.testing.assert_allclose(res.log_weight_history[10], res.log_weight_history[9], atol=1e-12)
+    assert res.log_likelihood_increments[10] == pytest.approx(0.0, abs=1e-12)
+    assert res.ess[10] == pytest.approx(res.ess[9])
+
+
+def test_history_ancestors_and_thresholds():
+    model = StochasticVolatility()
+    _, y = model.sample(50, rng=0)
+    N = 200
+    always = bootstrap_filter(model, y, N, rng=2, ess_threshold=1.0, return_history=True)
+    assert always.resampled[1:].all() and not always.resampled[0]
+    assert always.ancestors.shape == (50, N) and always.particle_history.shape == (50, N, 1)
+    np.testing.assert_array_equal(always.ancestors[0], np.arange(N))
+    assert np.all((always.ancestors >= 0) & (always.ancestors < N))
+    never = bootstrap_filter(model, y, N, rng=2, ess_threshold=0.0, return_history=True)
+    assert not never.resampled.any()
+    np.testing.assert_array_equal(never.ancestors, np.tile(np.arange(N), (50, 1)))
+    adaptive = bootstrap_filter(model, y, N, rng=2)
+    for t in range(1, 50):
+        assert adaptive.resampled[t] == (adaptive.ess[t - 1] < 0.5 * N)
+    assert bootstrap_filter(model, y, N, rng=2).ancestors is None
+
+
+def test_same_seed_same_result_and_lists():
+    model = StochasticVolatility()
+    _, y1 = model.sample(30, rng=0)
+    _, y2 = model.sample(20, rng=1)
+    a = bootstrap_filter(model, y1, 100, rng=9)
+    b = bootstrap_filter(model, y1, 100, rng=9)
+    assert a.log_likelihood == b.log_likelihood
+    np.testing.assert_array_equal(a.filtered_means, b.filtered_means)
+    both = bootstrap_filter(model, [y1, y2], 100, rng=3)
+    assert isinstance(both, list) and [len(r.ess) for r in both] == [30, 20]
+
+
+def test_degenerate_weights_name_the_time_step():
+    base = StochasticVolatility()
+
+    @nb.njit
+    def picky_emission(kp, t, x, y):
+        return -np.inf if y[t, 0] > 50.0 else 0.0
+
+    class Picky(StochasticVolatility):
+        def kernels(self):
+            return base.kernels()._replace(log_emission=picky_emission)
+
+    y = np.zeros(20)
+    y[7] = 100.0
+    with pytest.raises(DegenerateWeightsError, match=r"t=7.*more particles") as err:
+        bootstrap_filter(Picky(), y, 50, rng=0)
+    assert err.value.t == 7
+    assert isinstance(err.value, StateSpaceError)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n_particles=0), ParameterError, "n_particles"),
+        (dict(ess_threshold=1.5), ParameterError, "ess_threshold"),
+        (dict(resampling="nope"), ParameterError, "resampling"),
+        (dict(y=np.ones((5, 2))), ShapeError, "y"),
+        (dict(y=np.array([0.0, np.inf])), StateSpaceError, "time step 1"),
+        (dict(state_function=square), ParameterError, "state_function"),
+    ],
+)
+def test_bad_input(kwargs, error, match):
+    args = dict(model=StochasticVolatility(), y=np.zeros(5), n_particles=10)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        bootstrap_filter(**args)
+
+
+def test_exported_from_package():
+    assert smc.bootstrap_filter is bootstrap_filter and smc.guided_filter is guided_filter
