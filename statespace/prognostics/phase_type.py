@@ -68,6 +68,26 @@ class PhaseTypeDistribution(NamedTuple):
         idx = np.searchsorted(c, q - 1e-12, side="left")
         return self.support[np.minimum(idx, len(c) - 1)]
 
+    def conditioned_below(self, upper: int) -> PhaseTypeDistribution:
+        """The distribution of ``X`` given ``X <= upper`` (moments from the grid).
+
+        For prognostics: test engines cut so that at most ``upper`` cycles remain.
+        When ``P(X <= upper)`` is zero the result is a point mass at ``upper``.
+        """
+        upper = int(upper)
+        if upper < 0:
+            raise ParameterError(f"upper: expected a non-negative integer, got {upper}")
+        pmf = np.zeros(upper + 1)
+        n = min(upper + 1, len(self.pmf))
+        pmf[:n] = self.pmf[:n]
+        z = pmf.sum()
+        if z <= 0:
+            pmf[-1], z = 1.0, 1.0
+        pmf /= z
+        x = np.arange(upper + 1)
+        mean = float(x @ pmf)
+        return PhaseTypeDistribution(x, pmf, 0.0, mean, float(((x - mean) ** 2) @ pmf))
+
     def truncated_mean(self, cap: float) -> float:
         """``E[min(X, cap)]`` (the point forecast under a capped-RUL convention)."""
         return float(np.sum(np.minimum(self.support, cap) * self.pmf) + cap * self.tail)
