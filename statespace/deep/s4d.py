@@ -106,10 +106,15 @@ def discretize(params: dict, discretization: str = "zoh"):
 def kernel(params: dict, length: int, discretization: str = "zoh"):
     """The convolution kernel ``K (H, length)``: ``K[h, l] = 2 Re sum_p C B_bar A_bar^l``."""
     a_bar, b_bar, c = discretize(params, discretization)
-    ell = jnp.arange(length)
     log_a = jnp.log(a_bar)
-    vander = jnp.exp(log_a[..., None] * ell)  # (H, P, L)
-    return 2.0 * jnp.real(jnp.einsum("hp,hpl->hl", c * b_bar, vander))
+    # l = q M + r: A^l = (A^M)^q A^r turns the (H, P, L) Vandermonde product into a batched
+    # (Q x P) @ (P x M) matrix product with only H P (Q + M) complex exponentials.
+    m = max(1, int(np.ceil(np.sqrt(length))))
+    q = -(-length // m)
+    low = jnp.exp(log_a[..., None] * jnp.arange(m))  # (H, P, M)
+    high = jnp.exp(log_a[..., None] * (m * jnp.arange(q))) * (c * b_bar)[..., None]  # (H, P, Q)
+    k = jnp.einsum("hpq,hpr->hqr", high, low).reshape(a_bar.shape[0], q * m)[:, :length]
+    return 2.0 * jnp.real(k)
 
 
 def _conv(params, u, discretization):
