@@ -1,0 +1,159 @@
+"""ARPHMM RUL model: plausibilities, phase-type predictions against closed forms, the pipeline end to end."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from hmm.emissions import GaussianEmissionParams
+from hmm.forward_backward import forward
+from hmm.model import HMMParams
+from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate, life_fraction_plausibilities
+from statespace.errors import ParameterError
+from statespace.prognostics import SensorFeatures, time_to_absorption
+
+DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
+needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available")
+
+
+def test_life_fraction_plausibilities():
+    K, cap = 7, 100.0  # 5 stages of 20 cycles
+    pl = life_fraction_plausibilities(150, K, cap, softness=0.5)
+    assert pl.shape == (151, K)
+    np.testing.assert_array_equal(pl[-1], np.eye(K)[-1])  # failure step
+    assert (pl[:-1, -1] == 0).all()  # the failed state is ruled out while running
+    rul = np.arange(149, -1, -1)
+    # inside a bin: plausibility one; healthy while RUL >= cap
+    np.testing.assert_array_equal(pl[:-1][rul >= 100, 0], 1.0)
+    for k in range(1, 6):
+        inside = (rul >= 100 - 20 * k) & (rul < 100 - 20 * (k - 1))
+        np.testing.assert_array_equal(pl[:-1][inside, k], 1.0)
+    # one stage span away from a bin: exp(-0.5 * (1 / 0.5)^2)
+    t = int(np.flatnonzero(rul == 21)[0])  # RUL 21 is one cycle above stage 5 (RUL 0..20): distance 1/20 span
+    assert pl[t, 5] == pytest.approx(math.exp(-0.5 * (1 / 20 / 0.5) ** 2))
+    t = int(np.flatnonzero(rul == 99)[0])  # stage 1 covers [80, 100); stage 3 covers [40, 60): 39 cycles away
+    assert pl[t, 3] == pytest.approx(math.exp(-0.5 * (39 / 20 / 0.5) ** 2))
+    with pytest.raises(ParameterError, match="n_states"):
+        life_fraction_plausibilities(10, 2, 100.0)
+
+
+def _known_model(p_stay, K=6, d=1):
+    """A fitted-looking ARPHMMRUL with hand-set parameters: stage means 0, -1, -2, ..."""
+    model = ARPHMMRUL(n_states=K, lags=0, cap=100.0)
+    model.hmm = model._new_hmm(d)
+    A = np.zeros((K, K))
+    for k in range(K - 1):
+        A[k, k], A[k, k + 1] = p_stay, 1 - p_stay
+    A[-1, -1] = 1.0
+    W = -np.arange(K, dtype=float).reshape(K, 1, 1)
+    covs = np.tile(0.3 * np.eye(d), (K, 1, 1))
+    model.hmm.params = HMMParams(np.eye(K)[0], A, GaussianEmissionParams(W, covs, W[:, 0], covs.copy(), 0, 0))
+    return model
+
+
+@pytest.mark.parametrize("stage", [0, 2, 4])
+def test_rul_from_a_known_state_is_negative_binomial(stage):
+    p, K = 0.9, 6
+    model = _known_model(p, K)
+    m = K - 1 - stage  # geometric sojourns left before absorption
+    dist = model.rul_distribution(np.eye(K)[stage])
+    # tau ~ NegBin: P(tau = n) = C(n-1, m-1) (1-p)^m p^(n-m), n >= m; RUL = tau - 1
+    nb = stats.nbinom(m, 1 - p, loc=m - 1)  # scipy counts failures before m successes
+    x = np.arange(len(dist.pmf))
+    np.testing.assert_allclose(dist.pmf, nb.pmf(x), atol=1e-12)
+    assert dist.mean == pytest.approx(m / (1 - p) - 1)
+    assert dist.var == pytest.approx(m * p / (1 - p) ** 2)
+    for q in (0.05, 0.5, 0.95):
+        assert dist.quantile(q) == nb.ppf(q)
+
+
+def test_predict_uses_the_filter_and_phase_type():
+    model = _known_model(0.85)
+    rng = np.random.default_rng(0)
+    y = np.r_[rng.normal(0, 0.5, 20), rng.normal(-1, 0.5, 6), rng.normal(-2, 0.5, 5)][:, None]
+    filt = model.filter(y)
+    p = model.hmm.params
+    ll = model.hmm._emission_loglik(p, y, np.zeros((len(y), 0)))
+    np.testing.assert_allclose(filt, forward(p.pi0, p.A[None], ll)[1], atol=1e-10)  # oracle: scaled forward pass
+    pred = model.predict([y, y[:10]])
+    ref = time_to_absorption(filt[-1], p.A, absorbing=[5], offset=1)
+    assert pred.q05[0] == ref.quantile(0.05) and pred.q95[0] == ref.quantile(0.95)
+    assert pred.mean[0] == pytest.approx(ref.mean)
+    assert pred.rul[0] == pytest.approx(ref.truncated_mean(100.0))
+    assert pred.rul[1] > pred.rul[0]  # earlier cut, still healthy: longer life ahead
+    # an engine far from every stage: the log-space filter still returns probabilities
+    far = model.filter(np.full((5, 1), 60.0))
+    assert np.isfinite(far).all()
+    np.testing.assert_allclose(far.sum(1), 1.0)
+
+
+def test_calibration_of_a_correct_model_is_the_identity():
+    rng = np.random.default_rng(1)
+    model = _known_model(0.8)
+    dists = [model.rul_distribution(np.eye(6)[k]) for k in rng.integers(0, 5, 2000)]
+    truth = [rng.choice(len(d.pmf), p=d.pmf / d.pmf.sum()) for d in dists]
+    model.calibrate(dists, truth, rng=2)
+    nominal, levels = model.pit_levels
+    # randomised PIT of the true distribution is U(0, 1): DKW band at 99.9%
+    eps = math.sqrt(math.log(2 / 0.001) / (2 * 2000))
+    assert np.max(np.abs(levels - nominal)) < eps
+
+
+def test_horizon_conditions_the_prediction():
+    model = _known_model(0.97)
+    model.horizon = 30
+    d = model.rul_distribution(np.eye(6)[0])
+    assert d.support[-1] == 30 and d.pmf.sum() == pytest.approx(1.0)
+    assert d.quantile(0.95) <= 30
+
+
+@needs_data
+def test_pipeline_on_a_few_engines():
+    from statespace.datasets import load_cmapss
+
+    data = load_cmapss(DATA)
+    sens = data.train.split(data.train.sensors)[:12]
+    sets = data.train.split(data.train.settings)[:12]
+
+    def make():
+        return RULPipeline(SensorFeatures(baseline_cycles=10), ARPHMMRUL(n_states=6, lags=1, cap=120.0, max_iter=6))
+
+    pipe = make()
+    fit = pipe.fit(sens, sets, rng=0, progress=False)
+    assert np.all(np.diff(fit.log_likelihoods) >= -1e-6 * np.abs(fit.log_likelihoods[:-1]))  # EM never decreases
+    A = pipe.model.transition_matrix
+    assert np.allclose(np.tril(A, -1), 0) and A[-1, -1] == 1.0  # left to right, absorbing failure
+    # the smoothed training engines end in the last stage
+    ends = [s[-1].argmax() for s in pipe.model.smooth(pipe.transform(sens, sets))]
+    assert np.mean(np.array(ends) >= 3) > 0.8
+    cv = cross_validate(make, sens, sets, n_folds=3, n_cuts=1, rng=0, progress=False)
+    pred = cv.prediction
+    assert len(cv.true_rul) == 12 and np.isfinite(pred.rul).all()
+    assert np.all(pred.q05 <= pred.q50) and np.all(pred.q50 <= pred.q95)
+    assert np.all((pred.rul >= 0) & (pred.rul <= 120.0))
+    assert set(cv.report) >= {"rmse", "score", "coverage"}
+    pipe.model.calibrate(pred.distributions, cv.true_rul, rng=0)
+    test = data.test.split(data.test.sensors)[:4], data.test.split(data.test.settings)[:4]
+    out = pipe.predict(*test)
+    assert out.rul.shape == (4,) and np.all(out.q05 <= out.q95)
+
+
+@needs_data
+def test_example_script_runs(tmp_path):
+    import csv
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "cmapss_rul.py")
+    spec = importlib.util.spec_from_file_location("cmapss_rul_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "pred.csv"
+    mod.main(["--data", DATA, "--out", str(out), "--max-engines", "10", "--grid", "5,1,120", "--folds", "2",
+              "--cuts", "1", "--max-iter", "3", "--no-progress"])
+    rows = list(csv.DictReader(open(out)))
+    assert [r["unit"] for r in rows] == [str(u) for u in range(1, 11)]
+    assert set(rows[0]) == {"unit", "rul", "rul_q05", "rul_q50", "rul_q95"}
+    for name in ("cmapss_health_indicator.png", "cmapss_state_posterior.png", "cmapss_rul_predictions.png"):
+        assert (tmp_path / name).stat().st_size > 0

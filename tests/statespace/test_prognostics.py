@@ -1,0 +1,192 @@
+"""Prognostics building blocks against hand computations and closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+
+from statespace.errors import DataError, ParameterError, ShapeError
+from statespace.prognostics import (
+    HealthIndicator,
+    SensorFeatures,
+    exponential_smoothing,
+    informative_columns,
+    interval_coverage,
+    phm08_score,
+    phm08_scores,
+    piecewise_linear_rul,
+    rmse,
+    rul_report,
+    time_to_absorption,
+    truncation_splits,
+)
+
+
+# ----------------------------------------------------------------------------- metrics
+def test_metrics_by_hand():
+    pred = np.array([10.0, 30.0, 50.0])
+    true = np.array([23.0, 20.0, 50.0])  # d = -13 (early), +10 (late), 0
+    assert rmse(pred, true) == pytest.approx(math.sqrt((169 + 100) / 3))
+    np.testing.assert_allclose(phm08_scores(pred, true), [math.e - 1, math.e - 1, 0.0])
+    assert phm08_score(pred, true) == pytest.approx(2 * (math.e - 1))
+    assert interval_coverage(true, [20, 21, 49], [25, 40, 50]) == pytest.approx(2 / 3)
+    rep = rul_report(pred, true, [0, 0, 0], [100, 100, 100])
+    assert rep["n"] == 3 and rep["coverage"] == 1.0 and rep["mean_width"] == 100.0
+    assert rep["mae"] == pytest.approx(23 / 3)
+
+
+def test_metrics_reject_bad_input():
+    with pytest.raises(ShapeError, match="same length"):
+        rmse([1.0, 2.0], [1.0])
+    with pytest.raises(DataError, match="predicted: non-finite value nan at index 1"):
+        phm08_score([1.0, np.nan], [1.0, 2.0])
+    with pytest.raises(DataError, match="lower bound"):
+        interval_coverage([1.0], [3.0], [2.0])
+
+
+# ----------------------------------------------------------------------------- phase type
+def _two_stage(p1, p2):
+    return np.array([[p1, 1 - p1, 0.0], [0.0, p2, 1 - p2], [0.0, 0.0, 1.0]])
+
+
+def test_geometric_closed_form():
+    p = 0.93
+    d = time_to_absorption([1.0, 0.0], np.array([[p, 1 - p], [0.0, 1.0]]))
+    n = np.arange(1, 60)
+    np.testing.assert_allclose(d.pmf[1:60], (1 - p) * p ** (n - 1), rtol=1e-10)
+    assert d.pmf[0] == 0.0
+    assert d.mean == pytest.approx(1 / (1 - p)) and d.var == pytest.approx(p / (1 - p) ** 2)
+    q = np.array([0.05, 0.5, 0.9, 0.95])
+    np.testing.assert_array_equal(d.quantile(q), np.ceil(np.log(1 - q) / math.log(p)))
+
+
+def test_hypoexponential_closed_form_with_offset_and_mixture():
+    p1, p2 = 0.8, 0.9
+    A = _two_stage(p1, p2)
+    n = np.arange(0, 400)
+    pmf = np.where(n >= 2, (1 - p1) * (1 - p2) * (p1 ** (n - 1.0) - p2 ** (n - 1.0)) / (p1 - p2), 0.0)
+    d = time_to_absorption([1.0, 0.0, 0.0], A)
+    m = len(d.pmf)
+    assert d.tail < 1e-10 and m < 400
+    np.testing.assert_allclose(d.pmf, pmf[:m], atol=1e-14)
+    assert d.mean == pytest.approx(1 / (1 - p1) + 1 / (1 - p2))
+    assert d.var == pytest.approx(p1 / (1 - p1) ** 2 + p2 / (1 - p2) ** 2)
+    # quantiles against the closed-form cdf
+    cdf = np.cumsum(pmf)
+    for q in (0.05, 0.5, 0.95):
+        assert d.quantile(q) == int(np.argmax(cdf >= q))
+    # RUL convention: offset 1 shifts the support; a mixture over states mixes the pmfs
+    w = np.array([0.3, 0.5, 0.2])  # 0.2 already absorbed
+    dm = time_to_absorption(w, A, offset=1)
+    geo = np.where(n >= 1, (1 - p2) * p2 ** (n - 1.0), 0.0)
+    mix = 0.3 * pmf + 0.5 * geo
+    expect = np.r_[mix[0] + mix[1] + 0.2, mix[2:]]
+    np.testing.assert_allclose(dm.pmf, expect[: len(dm.pmf)], atol=1e-14)
+    m_tau = 0.3 * (1 / (1 - p1) + 1 / (1 - p2)) + 0.5 / (1 - p2)
+    assert dm.mean == pytest.approx(m_tau - 0.8)  # only the 0.2 at tau = 0 is clipped (by 1 cycle)
+    assert dm.mean == pytest.approx(float(np.arange(len(dm.pmf)) @ dm.pmf), rel=1e-8)
+    second = float((np.arange(len(dm.pmf)) ** 2) @ dm.pmf)
+    assert dm.var == pytest.approx(second - dm.mean**2, rel=1e-7)
+
+
+def test_conditioning_and_capped_mean():
+    d = time_to_absorption([1.0, 0.0], np.array([[0.9, 0.1], [0.0, 1.0]]), offset=1)
+    c = d.conditioned_below(10)
+    n = np.arange(11)
+    expect = 0.1 * 0.9**n / (1 - 0.9**11)
+    np.testing.assert_allclose(c.pmf, expect, rtol=1e-10)
+    assert c.mean == pytest.approx(float(n @ expect))
+    # E[min(X, 5)] for X ~ Geom on {0, 1, ...}: sum_{k=1..5} P(X >= k) = sum 0.9^k
+    assert d.truncated_mean(5) == pytest.approx(sum(0.9**k for k in range(1, 6)))
+
+
+def test_phase_type_errors():
+    with pytest.raises(ParameterError, match="no absorbing"):
+        time_to_absorption([0.5, 0.5], [[0.5, 0.5], [0.5, 0.5]])
+    with pytest.raises(ParameterError, match="never reaches"):
+        time_to_absorption([1.0, 0.0, 0.0], [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]], absorbing=[2])
+    with pytest.raises(ParameterError, match="state_probs"):
+        time_to_absorption([0.7, 0.7], [[0.9, 0.1], [0.0, 1.0]])
+
+
+# ----------------------------------------------------------------------------- features
+def test_smoothing_and_columns():
+    x = np.array([1.0, 0.0, 0.0, 2.0])
+    np.testing.assert_allclose(exponential_smoothing(x, 0.5), [1.0, 0.5, 0.25, 1.125])
+    X = np.c_[np.ones(10), np.arange(10.0), np.tile([0.0, 1.0], 5)]
+    np.testing.assert_array_equal(informative_columns(X, 3), [1])
+    np.testing.assert_array_equal(piecewise_linear_rul(5, cap=3), [3, 3, 2, 1, 0])
+    with pytest.raises(ParameterError, match="alpha"):
+        exponential_smoothing(x, 0.0)
+
+
+def test_health_indicator_recovers_a_linear_target():
+    rng = np.random.default_rng(0)
+    engines, lengths = [], rng.integers(150, 250, size=8)
+    w = np.array([0.5, -2.0])
+    for T in lengths:
+        h = np.minimum(1.0, piecewise_linear_rul(T) / 100.0)
+        other = rng.normal(size=T)
+        engines.append(np.c_[(h - 0.3 - w[1] * other) / w[0], other])  # 0.3 + w @ x = h exactly
+    hi = HealthIndicator(cap=100.0, lam=0.0).fit(engines)
+    np.testing.assert_allclose(hi.weights_, [0.3, 0.5, -2.0], atol=1e-8)
+    out = hi.transform(engines)
+    np.testing.assert_allclose(out[0][-1], 0.0, atol=1e-8)
+
+
+def test_sensor_features_pipeline():
+    rng = np.random.default_rng(3)
+    sens = [np.c_[np.full(T, 5.0), rng.normal(10, 2, (T, 2))] for T in (40, 50)]
+    f = SensorFeatures(baseline_cycles=5).fit(sens)
+    np.testing.assert_array_equal(f.columns_, [1, 2])
+    out = f.transform(sens)
+    assert out[0].shape == (40, 2)
+    np.testing.assert_allclose(out[1][:5].mean(0), 0.0, atol=1e-12)
+    with pytest.raises(ShapeError, match=r"sensors\[0\]: expected 3 columns"):
+        f.transform([np.zeros((4, 2))])
+    with pytest.raises(DataError, match="non-finite"):
+        f.transform([np.full((4, 3), np.inf)])
+
+
+# ----------------------------------------------------------------------------- cross-validation
+def test_truncation_splits_partition_and_bounds():
+    lengths = np.array([128, 200, 362, 150, 180, 240, 131])
+    splits = list(truncation_splits(lengths, n_folds=3, n_cuts=4, min_cycles=31, max_rul=150, rng=5))
+    held = np.concatenate([np.unique([c.engine for c in cuts]) for _, cuts in splits])
+    np.testing.assert_array_equal(np.sort(held), np.arange(7))
+    for train, cuts in splits:
+        assert not set(train) & {c.engine for c in cuts}
+        assert len(cuts) == 4 * len({c.engine for c in cuts})
+        for c in cuts:
+            assert c.n_observed + c.rul == lengths[c.engine]
+            assert c.n_observed >= 31 and 1 <= c.rul <= 150
+    again = list(truncation_splits(lengths, n_folds=3, n_cuts=4, rng=5))
+    assert [c for _, cs in again for c in cs] == [c for _, cs in splits for c in cs]
+    with pytest.raises(DataError, match="engine 0 has 20 cycles"):
+        list(truncation_splits([20, 100], n_folds=2))
+
+
+def test_truncated_rul_is_uniform_on_its_range():
+    # one long engine: RUL uniform on 1..150; chi-square against uniform with fixed seed
+    lengths = np.full(2, 400)
+    ruls = np.array([c.rul for _, cuts in truncation_splits(lengths, 2, 3000, rng=0) for c in cuts])
+    counts = np.bincount((ruls - 1) // 15, minlength=10)
+    expected = len(ruls) / 10
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 27.9  # 0.999 quantile of chi-square with 9 degrees of freedom
+
+
+def test_plots_return_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from statespace.prognostics.plots import plot_health_indicator, plot_rul_predictions, plot_state_posterior
+
+    fig, ax = plot_health_indicator([np.linspace(1, 0, 30)], [np.repeat([0, 1, 2], 10)], n_states=3)
+    assert ax.get_xlabel()
+    fig2, _ = plot_state_posterior(np.full((30, 3), 1 / 3))
+    fig3, _ = plot_rul_predictions([10, 20], [5, 15], [15, 30], true=[12, 18])
+    import matplotlib.pyplot as plt
+
+    for f in (fig, fig2, fig3):
+        plt.close(f)
