@@ -109,6 +109,11 @@ def block_step(layer: str, params: dict, state, u_t, dt_t=None, norm: str = "pre
     return new_state, y
 
 
+def _init_jitted(model, key):
+    # One compiled program instead of dozens of eagerly dispatched random ops.
+    return jax.jit(type(model)._init, static_argnums=0)(model, key)
+
+
 class SequenceModel(NamedTuple):
     """A causal deep SSM ``(..., L, d_in) -> (..., L, d_out)``: encoder, ``n_layers`` blocks, decoder.
 
@@ -147,6 +152,9 @@ class SequenceModel(NamedTuple):
     def init(self, key) -> dict:
         """Fresh parameters (a pytree of arrays) from a ``jax.random`` key."""
         self._check()
+        return _init_jitted(self, key)
+
+    def _init(self, key) -> dict:
         keys = jax.random.split(key, self.n_layers + 2)
         fdt = jnp.result_type(float)
         opts = dict(self.init_options)

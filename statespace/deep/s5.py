@@ -54,18 +54,20 @@ def init(key, hidden: int, state: int, blocks: int = 1, dt_min: float = 1e-3, dt
     lam = np.tile(lam, blocks)
     V = scipy.linalg.block_diag(*([V] * blocks))
     k_b, k_c, k_dt = jax.random.split(key, 3)
-    b = np.asarray(lecun_normal(k_b, (state, hidden), hidden), dtype=float)
-    c = np.asarray(lecun_normal(k_c, (hidden, state), state), dtype=float)
-    b_t = V.conj().T @ b
-    c_t = c @ V
-    f = lambda v: jnp.asarray(v, dtype=jnp.result_type(float))
+    fdt = jnp.result_type(float)
+    cdt = jnp.result_type(fdt, jnp.complex64)
+    b = lecun_normal(k_b, (state, hidden), hidden)
+    c = lecun_normal(k_c, (hidden, state), state)
+    b_t = jnp.asarray(V.conj().T, dtype=cdt) @ b.astype(cdt)
+    c_t = c.astype(cdt) @ jnp.asarray(V, dtype=cdt)
+    f = lambda v: jnp.asarray(v, dtype=fdt)
     return {
         "log_neg_lam_re": f(np.log(-lam.real)),
         "lam_im": f(lam.imag),
-        "b_re": f(b_t.real),
-        "b_im": f(b_t.imag),
-        "c_re": f(c_t.real),
-        "c_im": f(c_t.imag),
+        "b_re": jnp.real(b_t),
+        "b_im": jnp.imag(b_t),
+        "c_re": jnp.real(c_t),
+        "c_im": jnp.imag(c_t),
         "d": jax.random.normal(jax.random.fold_in(key, 7), (hidden,), dtype=jnp.result_type(float)),
         "log_step": log_uniform(k_dt, (state,), dt_min, dt_max),
     }

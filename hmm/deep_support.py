@@ -1,0 +1,133 @@
+r"""What the deep-SSM components of :mod:`hmm` share: padded batches, standardisation, the GEM M-step.
+
+*Generalised EM.* The E-step is exact (forward-backward). The M-step for the
+network parameters :math:`\theta` takes optax steps on the negative expected
+complete-data log-likelihood :math:`-Q(\theta)` and keeps the new :math:`\theta`
+only if :math:`Q` did not decrease (otherwise the old one, with a halved
+learning rate for the next M-step). Any :math:`\theta` with
+:math:`Q(\theta) \ge Q(\theta_{old})` gives
+:math:`\log p(y \mid \theta) \ge \log p(y \mid \theta_{old})` (Dempster, Laird &
+Rubin 1977), so the log-likelihood never decreases, whatever the optimiser does.
+
+*Padding.* Sequences of different lengths are padded at the end to a common
+length and run as one batch: the layers are causal, so padding never leaks into
+earlier steps, and padded steps get zero weight.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from statespace.errors import ParameterError
+
+
+class Standardiser(NamedTuple):
+    """Affine map ``z = (v - loc) / scale`` fitted on observed (non-NaN) values."""
+
+    loc: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, arrays: list[np.ndarray], width: int) -> "Standardiser":
+        if width == 0:
+            return cls(np.zeros(0), np.ones(0))
+        stacked = np.concatenate(arrays, axis=0)
+        loc = np.nan_to_num(np.nanmean(stacked, axis=0)) if np.isfinite(stacked).any() else np.zeros(width)
+        scale = np.nan_to_num(np.nanstd(stacked, axis=0), nan=1.0)
+        scale = np.where(scale > 1e-12, scale, 1.0)
+        return cls(np.asarray(loc, float).reshape(width), np.asarray(scale, float).reshape(width))
+
+
+def pad(arrays: list[np.ndarray], length: int, fill: float = 0.0) -> np.ndarray:
+    """Stack ``(T_i, ...)`` arrays into ``(N, length, ...)``, filling the tail with ``fill``."""
+    out = np.full((len(arrays), length, *arrays[0].shape[1:]), fill, dtype=np.float64)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return out
+
+
+def padded_length(lengths: list[int], multiple: int = 64) -> int:
+    """Round the longest length up to a multiple, so few distinct shapes are compiled."""
+    T = max(lengths)
+    return int(-(-T // multiple) * multiple) if T > multiple else T
+
+
+def check_tree_finite(name: str, tree, path: str = ""):
+    """Raise :class:`ParameterError` naming the first non-finite leaf of a dict/list tree of arrays."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            check_tree_finite(name, v, f"{path}[{k!r}]")
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            check_tree_finite(name, v, f"{path}[{i}]")
+    else:
+        arr = np.asarray(tree)
+        if not np.isfinite(arr).all():
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            raise ParameterError(f"{name}{path}: non-finite value at index {idx}")
+
+
+def to_numpy_tree(tree):
+    """A dict/list tree of jax arrays as float64 numpy arrays (portable, picklable-free)."""
+    if isinstance(tree, dict):
+        return {k: to_numpy_tree(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [to_numpy_tree(v) for v in tree]
+    return np.asarray(tree, dtype=np.float64)
+
+
+class NetworkMStep:
+    """The network half of a generalised M-step: Adam on ``-q_fn(net, *data)``, accepted only if ``q`` rises.
+
+    ``q_fn(net, *data)`` is the expected complete-data log-likelihood (jax-traceable);
+    the data (posterior weights, padded sequences) are arguments, so the update is
+    compiled once per fit, not once per EM iteration. The optimiser state carries over
+    between EM iterations; a rejected M-step resets it and halves the learning rate.
+    """
+
+    def __init__(self, q_fn, learning_rate: float):
+        import jax
+        import optax
+
+        if not learning_rate > 0:
+            raise ParameterError(f"learning_rate: expected a positive number, got {learning_rate}")
+        self.optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+        self.learning_rate = float(learning_rate)
+        self.opt_state = None
+        self.q = jax.jit(q_fn)
+
+        def update(net, opt_state, *data):
+            neg_q, grads = jax.value_and_grad(lambda p: -q_fn(p, *data))(net)
+            updates, opt_state = self.optimizer.update(grads, opt_state, net)
+            return optax.apply_updates(net, updates), opt_state, -neg_q
+
+        self._update = jax.jit(update)
+
+    def _fresh_state(self, net):
+        state = self.optimizer.init(net)
+        state.hyperparams["learning_rate"] = self.learning_rate
+        return state
+
+    def __call__(self, net, data: tuple, n_steps: int, tol: float = 1e-7):
+        """``(net, q_old, q_new, accepted)`` after up to ``n_steps`` Adam steps."""
+        if int(n_steps) < 1:
+            raise ParameterError(f"m_steps: expected a positive number of gradient steps, got {n_steps}")
+        if self.opt_state is None:
+            self.opt_state = self._fresh_state(net)
+        q_old = float(self.q(net, *data))
+        new, state, prev = net, self.opt_state, None
+        for _ in range(int(n_steps)):
+            new, state, q = self._update(new, state, *data)
+            q = float(q)
+            if prev is not None and abs(q - prev) <= tol * (abs(prev) + 1.0):
+                break
+            prev = q
+        q_new = float(self.q(new, *data))
+        if not q_new >= q_old:
+            self.learning_rate /= 2.0
+            self.opt_state = self._fresh_state(net)
+            return net, q_old, q_old, False
+        self.opt_state = state
+        return new, q_old, q_new, True

@@ -1,0 +1,482 @@
+r"""HMM whose emission parameters are produced by a deep SSM reading the observed history.
+
+.. math::
+
+    z_0 \sim \pi, \qquad z_t \mid z_{t-1} = i \sim A_{i,\cdot}, \qquad
+    h_t = \mathrm{SSM}_\theta\big(v_{0:t}\big),\quad v_t = (\tilde y_{t-1}, m_{t-1}, u_t),
+
+.. math::
+
+    y_t^{(j)} \mid z_t = k,\ y_{0:t-1} \sim
+    \mathcal N\!\big(\mu_{k}^{(j)}(h_t),\ \sigma_{k}^{(j)}(h_t)^2\big), \quad j = 1..d,
+
+with ``SSM_theta`` a causal :class:`statespace.deep.SequenceModel` (S4D, S5, LRU or
+selective scan blocks) whose decoder outputs, for every state ``k``, a mean and a
+scale ``sigma = min_scale + softplus(.)`` per coordinate (in standardised units).
+``v_t`` holds the previous observation (NaN replaced by 0), its missingness mask and
+the known inputs, so ``h_t`` depends on ``y_{0:t-1}`` and ``u_{0:t}`` only: the model is a
+proper sequential density and an autoregressive HMM whose "AR part" is a learned
+long-memory filter. NaN coordinates of ``y_t`` are marginalised (they drop out of the
+diagonal Gaussian).
+
+Learning is **generalised EM**: the E-step is exact (:func:`hmm.forward_backward.posteriors`
+on the network's emission log-likelihoods, plus ``log pl`` for partial knowledge);
+the M-step sets ``pi`` and ``A`` in closed form and takes Adam steps on
+:math:`\theta` for :math:`Q(\theta) = \sum_{t,k} \gamma_t(k) \log p_\theta(y_t \mid z_t = k, y_{0:t-1})`,
+accepting them only if ``Q`` rises (:class:`hmm.deep_support.NetworkMStep`), so the
+log-likelihood never decreases. Without a warm start, ``fit`` starts from the
+posteriors of a lag-1 ARHMM fitted by Baum-Welch.
+
+Example::
+
+    from hmm.learned_emission import LearnedEmissionHMM
+    model = LearnedEmissionHMM(n_states=2, obs_dim=1, layer="lru", hidden=16, state=16)
+    result = model.fit(train_sequences, max_iter=20, rng=0)
+    model.log_likelihood(test_sequence)
+    x, y = model.sample(500, rng=1)           # step mode of the network, one step at a time
+    model.smooth(test_sequence).smoothed_probs
+
+The compiled face (:meth:`kernel_params` with ``y=``) carries the per-step emission
+parameters computed from a given observed sequence, so the particle methods of
+:mod:`smc` run on the model conditionally on that sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from statespace.errors import DataError, ParameterError, ShapeError
+from statespace.interface import FitResult, ModelKernels, StateSpaceModel
+from statespace.progress import progress_bar
+from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector, check_stochastic_matrix
+
+from .deep_support import NetworkMStep, Standardiser, check_tree_finite, pad, padded_length, to_numpy_tree
+from .forward_backward import forward, posteriors
+from .inference import predicted, sample_paths, viterbi
+from .model import HMMFilterResult, HMMSmoothResult
+from .partial_knowledge import log_plausibilities
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class _Base(NamedTuple):
+    pi0: np.ndarray
+    A: np.ndarray
+    net: dict
+    y_loc: np.ndarray
+    y_scale: np.ndarray
+    u_loc: np.ndarray
+    u_scale: np.ndarray
+
+
+class LearnedEmissionParams(_Base):
+    """Parameters of a :class:`LearnedEmissionHMM`.
+
+    Attributes:
+        pi0: ``(K,)`` initial distribution.
+        A: ``(K, K)`` transition matrix.
+        net: the :class:`~statespace.deep.SequenceModel` parameters (nested dict of float64 arrays).
+        y_loc, y_scale: ``(d,)`` standardisation of the observations (network units).
+        u_loc, u_scale: ``(p,)`` standardisation of the inputs.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, pi0, A, net, y_loc, y_scale, u_loc=(), u_scale=()):
+        pi0 = check_probability_vector("pi0", pi0)
+        A = check_stochastic_matrix("A", A, len(pi0))
+        check_tree_finite("net", net)
+        arrs = []
+        for name, v in (("y_loc", y_loc), ("y_scale", y_scale), ("u_loc", u_loc), ("u_scale", u_scale)):
+            a = np.atleast_1d(np.asarray(v, dtype=np.float64))
+            if not np.isfinite(a).all():
+                raise ParameterError(f"{name}: non-finite value at index {int(np.argmax(~np.isfinite(a)))}")
+            arrs.append(a)
+        for name, a in (("y_scale", arrs[1]), ("u_scale", arrs[3])):
+            if (a <= 0).any():
+                raise ParameterError(f"{name}: expected positive scales, got {a[int(np.argmax(a <= 0))]} at index {int(np.argmax(a <= 0))}")
+        if arrs[0].shape != arrs[1].shape or arrs[2].shape != arrs[3].shape:
+            raise ShapeError("y_loc/y_scale and u_loc/u_scale: expected matching shapes")
+        return super().__new__(cls, pi0, A, to_numpy_tree(net), *arrs)
+
+
+class LearnedEmissionKernelParams(NamedTuple):
+    """Kernel parameters of one observed sequence: per-step emission means and scales ``(T, K, d)``."""
+
+    pi0: np.ndarray
+    A: np.ndarray  # (1, K, K)
+    means: np.ndarray
+    scales: np.ndarray
+
+
+class LearnedEmissionHMM(StateSpaceModel):
+    """An HMM with deep-SSM emissions (see the module docstring).
+
+    Args:
+        n_states: ``K``.
+        obs_dim: ``d``.
+        input_dim: ``p``, width of the known inputs ``u_t``.
+        layer: ``"s4d"``, ``"s5"``, ``"lru"`` or ``"selective_scan"``.
+        hidden, state, n_layers: sizes of the :class:`~statespace.deep.SequenceModel`.
+        init_options: extra ``init`` options of the layer, e.g. ``(("r_min", 0.9),)`` for LRU.
+        min_scale: floor of the emission standard deviation (standardised units).
+        params: a :class:`LearnedEmissionParams` (else ``fit`` initialises).
+    """
+
+    def __init__(self, n_states: int, obs_dim: int = 1, input_dim: int = 0, *, layer: str = "lru", hidden: int = 32,
+                 state: int = 32, n_layers: int = 2, init_options: tuple = (), min_scale: float = 1e-3, params=None):
+        from statespace.deep.block import LAYERS
+
+        if int(n_states) < 1 or int(obs_dim) < 1 or int(input_dim) < 0:
+            raise ParameterError(f"n_states/obs_dim/input_dim: expected positive sizes, got {n_states}, {obs_dim}, {input_dim}")
+        if layer not in LAYERS:
+            raise ParameterError(f"layer: expected one of {tuple(LAYERS)}, got {layer!r}")
+        if not min_scale > 0:
+            raise ParameterError(f"min_scale: expected a positive floor, got {min_scale}")
+        self.n_states, self._obs_dim, self.input_dim = int(n_states), int(obs_dim), int(input_dim)
+        self.layer, self.hidden, self.state, self.n_layers = layer, int(hidden), int(state), int(n_layers)
+        self.init_options, self.min_scale = tuple(init_options), float(min_scale)
+        self._fns = None
+        self.params = None if params is None else self.check_params(params)
+
+    # ------------------------------------------------------------------ network
+    @property
+    def network(self):
+        """The :class:`~statespace.deep.SequenceModel` mapping ``v_{0:t}`` to emission parameters."""
+        from statespace.deep import SequenceModel
+
+        d = self._obs_dim
+        return SequenceModel(self.layer, 2 * d + self.input_dim, 2 * d * self.n_states, self.hidden, self.state,
+                             self.n_layers, init_options=self.init_options)
+
+    def check_params(self, params: LearnedEmissionParams) -> LearnedEmissionParams:
+        if not isinstance(params, LearnedEmissionParams):
+            raise ParameterError(f"params: expected LearnedEmissionParams, got {type(params).__name__}")
+        if len(params.pi0) != self.n_states:
+            raise ShapeError(f"params.pi0: expected {self.n_states} states, got {len(params.pi0)}")
+        if params.y_loc.shape != (self._obs_dim,) or params.u_loc.shape != (self.input_dim,):
+            raise ShapeError(f"params.y_loc/u_loc: expected shapes ({self._obs_dim},) and ({self.input_dim},)")
+        return params
+
+    def _require_params(self) -> LearnedEmissionParams:
+        if self.params is None:
+            raise ParameterError("params: the model has no parameters yet; pass params=... or call fit first")
+        return self.params
+
+    def _functions(self):
+        """Jitted float64 functions of the network, built once per model."""
+        if self._fns is None:
+            import jax
+            import jax.numpy as jnp
+
+            net = self.network
+            K, d, floor = self.n_states, self._obs_dim, self.min_scale
+
+            def emission(p, v):
+                out = net.apply(p, v).reshape(*v.shape[:-1], K, 2, d)
+                return out[..., 0, :], floor + jax.nn.softplus(out[..., 1, :])
+
+            def loglik(p, v, z, observed, log_scale):
+                mean, scale = emission(p, v)
+                r = (z[..., None, :] - mean) / scale
+                lp = -0.5 * _LOG_2PI - jnp.log(scale) - 0.5 * r * r - log_scale
+                return jnp.sum(lp * observed[..., None, :], axis=-1)
+
+            def q(p, v, z, observed, log_scale, gamma, n_obs):
+                return jnp.sum(gamma * loglik(p, v, z, observed, log_scale)) / n_obs
+
+            def step(p, s, v_t):
+                s, out = net.step(p, s, v_t)
+                out = out.reshape(K, 2, d)
+                return s, out[:, 0, :], floor + jax.nn.softplus(out[:, 1, :])
+
+            self._fns = {"emission": jax.jit(emission), "loglik": jax.jit(loglik), "q": q, "step": jax.jit(step)}
+        return self._fns
+
+    # ------------------------------------------------------------------ data
+    def _prepare(self, y, inputs=None, pl=None):
+        seqs, single = as_sequences("y", y, self._obs_dim)
+        lengths = [len(s) for s in seqs]
+        us = as_inputs("inputs", inputs, lengths, self.input_dim, single)
+        lps = log_plausibilities(pl, lengths, self.n_states, single)
+        return seqs, us, lps, single
+
+    def _batch(self, p: LearnedEmissionParams, seqs, us):
+        """Padded network inputs ``v``, standardised targets ``z``, masks: ``(N, T_pad, .)`` arrays."""
+        Tp = padded_length([len(s) for s in seqs])
+        zs, vs, obs = [], [], []
+        for s, u in zip(seqs, us):
+            z = (s - p.y_loc) / p.y_scale
+            o = ~np.isnan(z)
+            z = np.where(o, z, 0.0)
+            prev_z = np.vstack([np.zeros((1, z.shape[1])), z[:-1]])
+            prev_m = np.vstack([np.ones((1, z.shape[1])), (~o[:-1]).astype(float)])
+            vs.append(np.hstack([prev_z, prev_m, (u - p.u_loc) / p.u_scale]))
+            zs.append(z)
+            obs.append(o.astype(float))
+        return pad(vs, Tp), pad(zs, Tp), pad(obs, Tp)
+
+    def _loglik_matrices(self, p, seqs, us, lps):
+        import jax
+
+        with jax.enable_x64(True):
+            v, z, o = self._batch(p, seqs, us)
+            ll = np.asarray(self._functions()["loglik"](p.net, v, z, o, np.log(p.y_scale)))
+        out = []
+        for i, s in enumerate(seqs):
+            m = ll[i, : len(s)]
+            out.append(m if lps[i] is None else m + lps[i])
+        return out
+
+    def emission_params(self, y, inputs=None):
+        """Per-step emission ``(means, scales)``, each ``(T, K, d)`` in data units (list for several sequences)."""
+        import jax
+
+        p = self._require_params()
+        seqs, us, _, single = self._prepare(y, inputs)
+        with jax.enable_x64(True):
+            v, _, _ = self._batch(p, seqs, us)
+            mean, scale = (np.asarray(a) for a in self._functions()["emission"](p.net, v))
+        out = [(p.y_loc + p.y_scale * mean[i, : len(s)], p.y_scale * scale[i, : len(s)]) for i, s in enumerate(seqs)]
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ exact inference
+    def log_likelihood(self, y, inputs=None, pl=None) -> float:
+        """``log p(y)`` (with ``pl``: of the data and the evidence), summed over sequences."""
+        p = self._require_params()
+        seqs, us, lps, _ = self._prepare(y, inputs, pl)
+        return float(sum(forward(p.pi0, p.A[None], m)[0] for m in self._loglik_matrices(p, seqs, us, lps)))
+
+    def filter(self, y, inputs=None, pl=None):
+        """Filtered and predicted state probabilities (:class:`hmm.HMMFilterResult`)."""
+        p = self._require_params()
+        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        out = []
+        for m in self._loglik_matrices(p, seqs, us, lps):
+            ll, filt, _ = forward(p.pi0, p.A[None], m)
+            out.append(HMMFilterResult(float(ll), filt, predicted(p.pi0, p.A[None], filt)))
+        return out[0] if single else out
+
+    def smooth(self, y, inputs=None, pl=None):
+        """Smoothed state probabilities and expected transition counts (:class:`hmm.HMMSmoothResult`)."""
+        p = self._require_params()
+        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        out = [HMMSmoothResult(*(lambda r: (float(r[0]), *r[1:]))(posteriors(p.pi0, p.A[None], m)))
+               for m in self._loglik_matrices(p, seqs, us, lps)]
+        return out[0] if single else out
+
+    def most_likely_states(self, y, inputs=None, pl=None):
+        """Viterbi path(s): ``(T,)`` int arrays."""
+        p = self._require_params()
+        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        out = [viterbi(p.pi0, p.A[None], m)[0] for m in self._loglik_matrices(p, seqs, us, lps)]
+        return out[0] if single else out
+
+    def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, pl=None):
+        """State paths from ``p(z | y)`` by forward filtering, backward sampling: ``(n_samples, T)``."""
+        p = self._require_params()
+        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        rng = as_rng(rng)
+        out = [sample_paths(p.A[None], forward(p.pi0, p.A[None], m)[1], int(n_samples), rng)
+               for m in self._loglik_matrices(p, seqs, us, lps)]
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ simulation (step mode)
+    def sample(self, T: int, rng=None, inputs=None, times=None):
+        """Simulate ``(states (T, 1), y (T, d))``, running the network one step at a time."""
+        import jax
+
+        p = self._require_params()
+        T = int(T)
+        if T < 1:
+            raise ShapeError(f"T: expected a positive number of time steps, got {T}")
+        u = as_inputs("inputs", inputs, [T], self.input_dim, True)[0]
+        rng = as_rng(rng)
+        d, K = self._obs_dim, self.n_states
+        step = self._functions()["step"]
+        x = np.empty((T, 1))
+        y = np.empty((T, d))
+        with jax.enable_x64(True):
+            s = self.network.init_state(p.net)
+            prev = np.concatenate([np.zeros(d), np.ones(d)])
+            z = 0
+            for t in range(T):
+                v = np.concatenate([prev, (u[t] - p.u_loc) / p.u_scale])
+                s, mean, scale = step(p.net, s, v)
+                z = rng.choice(K, p=p.pi0) if t == 0 else rng.choice(K, p=p.A[z])
+                zt = np.asarray(mean)[z] + np.asarray(scale)[z] * rng.standard_normal(d)
+                x[t, 0] = z
+                y[t] = p.y_loc + p.y_scale * zt
+                prev = np.concatenate([zt, np.zeros(d)])
+        return x, y
+
+    # ------------------------------------------------------------------ learning
+    def _initial_params(self, seqs, us, lps, rng, ar_init: bool):
+        import jax
+
+        ys = Standardiser.fit(seqs, self._obs_dim)
+        uz = Standardiser.fit(us, self.input_dim)
+        K = self.n_states
+        A = np.full((K, K), 0.1 / max(K - 1, 1)) + np.eye(K) * (0.9 - 0.1 / max(K - 1, 1)) if K > 1 else np.ones((1, 1))
+        with jax.enable_x64(True):
+            net = self.network.init(jax.random.key(int(rng.integers(2**31))))
+        params = LearnedEmissionParams(np.full(K, 1.0 / K), A, net, ys.loc, ys.scale, uz.loc, uz.scale)
+        gammas = None
+        if ar_init:
+            from .model import ARHMM
+
+            ar = ARHMM(K, self._obs_dim, lags=1, input_dim=self.input_dim, covariance_type="diag")
+            ar.fit(seqs, inputs=us if self.input_dim else None, pl=None if all(lp is None for lp in lps) else lps,
+                   max_iter=30, rng=rng, progress=False)
+            sm = ar.smooth(seqs, inputs=us if self.input_dim else None,
+                           pl=None if all(lp is None for lp in lps) else lps)
+            gammas = [r.smoothed_probs for r in sm]
+            params = params._replace(pi0=ar.params.pi0, A=ar.params.A)
+        return params, gammas
+
+    def fit(self, y, inputs=None, pl=None, init_params: LearnedEmissionParams | None = None, max_iter: int = 50,
+            tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3, ar_init: bool = True,
+            rng=None, progress: bool = True) -> FitResult:
+        """Generalised EM; sets ``self.params``.
+
+        Starts from ``init_params``, else the current ``params`` (warm start), else a fresh
+        network trained first on the posteriors of a lag-1 ARHMM (``ar_init``). Each iteration:
+        exact E-step, closed-form ``pi`` and ``A``, then up to ``m_steps`` Adam steps on the
+        network's expected complete-data log-likelihood (accepted only if it rises).
+        ``log_likelihoods[i]`` is the log-likelihood entering iteration ``i`` (non-decreasing);
+        stops when it improves by less than ``tol * max(1, |ll|)``.
+        """
+        import jax
+
+        if int(max_iter) < 1:
+            raise ParameterError(f"max_iter: expected a positive integer, got {max_iter}")
+        seqs, us, lps, _ = self._prepare(y, inputs, pl)
+        rng = as_rng(rng)
+        gammas = None
+        if init_params is not None:
+            params = self.check_params(init_params)
+        elif self.params is not None:
+            params = self.params
+        else:
+            params, gammas = self._initial_params(seqs, us, lps, rng, ar_init)
+        with jax.enable_x64(True):
+            v, z, o = self._batch(params, seqs, us)
+            n_obs = float(sum(len(s) for s in seqs))
+            log_scale = np.log(params.y_scale)
+            mstep = NetworkMStep(self._functions()["q"], learning_rate)
+            net = jax.tree_util.tree_map(jax.numpy.asarray, params.net)
+            if gammas is not None:  # pre-train the emission network on the ARHMM's posteriors
+                net, *_ = mstep(net, (v, z, o, log_scale, pad(gammas, v.shape[1]), n_obs), 3 * m_steps)
+                params = params._replace(net=to_numpy_tree(net))
+            history, converged, it = [], False, 0
+            with progress_bar(max_iter, "generalised EM", progress) as bar:
+                for it in range(1, int(max_iter) + 1):
+                    ll, pi_counts, trans, gamma = self._e_step(params, seqs, us, lps, v.shape[1])
+                    history.append(ll)
+                    bar.update(1)
+                    bar.set_postfix(loglik=f"{ll:.6g}", refresh=False)
+                    if len(history) > 1 and history[-1] - history[-2] <= tol * max(1.0, abs(history[-2])):
+                        converged = True
+                        break
+                    net, *_ = mstep(net, (v, z, o, log_scale, gamma, n_obs), m_steps)
+                    row = trans.sum(axis=1, keepdims=True)
+                    A = np.where(row > 0, trans / np.where(row > 0, row, 1.0), params.A)
+                    params = LearnedEmissionParams(pi_counts / pi_counts.sum(), A, to_numpy_tree(net),
+                                                   params.y_loc, params.y_scale, params.u_loc, params.u_scale)
+            if not converged:
+                history.append(self._e_step(params, seqs, us, lps, v.shape[1])[0])
+        self.params = params
+        return FitResult(params, np.asarray(history), converged, it)
+
+    def _e_step(self, params, seqs, us, lps, T_pad):
+        K = self.n_states
+        total, pi_counts, trans = 0.0, np.zeros(K), np.zeros((K, K))
+        gammas = []
+        for i, m in enumerate(self._loglik_matrices(params, seqs, us, lps)):
+            ll, _, gamma, counts = posteriors(params.pi0, params.A[None], m)
+            if not np.isfinite(ll):
+                raise DataError(f"y[{i}]: zero probability under the current parameters (check pl)")
+            total += ll
+            pi_counts += gamma[0]
+            trans += counts
+            gammas.append(gamma)
+        return total, pi_counts, trans, pad(gammas, T_pad)
+
+    # ------------------------------------------------------------------ compiled face
+    def kernels(self) -> ModelKernels:
+        return ModelKernels(_sample_initial, _log_initial, _sample_transition, _log_transition, _log_transition_bound,
+                            _log_emission, _sample_emission, state_dim=1, obs_dim=self._obs_dim, n_states=self.n_states)
+
+    def kernel_params(self, inputs=None, times=None, y=None) -> LearnedEmissionKernelParams:
+        """Kernel parameters conditional on an observed sequence ``y`` (the network reads its history)."""
+        p = self._require_params()
+        if y is None:
+            raise ShapeError("y: the learned emission depends on the observed history; pass y=<the sequence>")
+        means, scales = self.emission_params(y, inputs)
+        return LearnedEmissionKernelParams(p.pi0, p.A[None].copy(), means, scales)
+
+    def __repr__(self) -> str:
+        return (f"LearnedEmissionHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, layer={self.layer!r}, "
+                f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers})")
+
+
+@nb.njit(cache=True)
+def _draw(p, rng):
+    u = rng.random()
+    c = 0.0
+    for k in range(p.shape[0]):
+        c += p[k]
+        if u < c:
+            return k
+    return p.shape[0] - 1
+
+
+@nb.njit(cache=True)
+def _sample_initial(kp, rng, x_out):
+    x_out[0] = _draw(kp.pi0, rng)
+
+
+@nb.njit(cache=True)
+def _log_initial(kp, x):
+    p = kp.pi0[int(x[0])]
+    return math.log(p) if p > 0 else -np.inf
+
+
+@nb.njit(cache=True)
+def _sample_transition(kp, t, x_prev, rng, x_out):
+    x_out[0] = _draw(kp.A[0, int(x_prev[0])], rng)
+
+
+@nb.njit(cache=True)
+def _log_transition(kp, t, x_prev, x):
+    p = kp.A[0, int(x_prev[0]), int(x[0])]
+    return math.log(p) if p > 0 else -np.inf
+
+
+@nb.njit(cache=True)
+def _log_transition_bound(kp, t):
+    return 0.0
+
+
+@nb.njit(cache=True)
+def _log_emission(kp, t, x, y):
+    k = int(x[0])
+    out = 0.0
+    for j in range(y.shape[1]):
+        v = y[t, j]
+        if not math.isnan(v):
+            s = kp.scales[t, k, j]
+            r = (v - kp.means[t, k, j]) / s
+            out += -0.5 * _LOG_2PI - math.log(s) - 0.5 * r * r
+    return out
+
+
+@nb.njit(cache=True)
+def _sample_emission(kp, t, x, y, rng, y_out):
+    k = int(x[0])
+    for j in range(y_out.shape[0]):
+        y_out[j] = kp.means[t, k, j] + kp.scales[t, k, j] * rng.standard_normal()
