@@ -1,9 +1,8 @@
-"""Small dense linear algebra for the Kalman kernels, written as plain loops.
+"""Small dense linear algebra for the per-particle kernels and posterior sampling, as plain loops.
 
-State and observation dimensions are small (a few to a few tens): calling BLAS
-or allocating per time step costs more than the arithmetic, so the kernels
-work in preallocated buffers through these helpers, which LLVM inlines and
-vectorises. Every function writes into ``out`` and returns nothing.
+State and observation dimensions are small: calling BLAS from a per-particle
+kernel costs more than the arithmetic, so these helpers work in place on
+caller-owned buffers and LLVM inlines them.
 """
 
 from __future__ import annotations
@@ -17,32 +16,6 @@ import numba as nb
 def ix(n, t):
     """Index into a parameter stack of length ``n`` (1 for time-invariant) at time ``t``."""
     return 0 if n == 1 else t
-
-
-@nb.njit(cache=True)
-def matmul(a, b, out):
-    """``out = a @ b``."""
-    n, k = a.shape
-    p = b.shape[1]
-    for i in range(n):
-        for j in range(p):
-            s = 0.0
-            for l in range(k):
-                s += a[i, l] * b[l, j]
-            out[i, j] = s
-
-
-@nb.njit(cache=True)
-def matmul_t(a, b, out):
-    """``out = a @ b.T``."""
-    n, k = a.shape
-    p = b.shape[0]
-    for i in range(n):
-        for j in range(p):
-            s = 0.0
-            for l in range(k):
-                s += a[i, l] * b[j, l]
-            out[i, j] = s
 
 
 @nb.njit(cache=True)

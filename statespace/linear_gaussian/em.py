@@ -33,7 +33,8 @@ from ..errors import ParameterError, ShapeError
 from ..interface import FitResult
 from ..progress import progress_bar
 from .data import prepare
-from .kernels import expected_statistics, stats_layout
+from ._specialise import loops_for
+from .kernels import stats_layout
 from .params import LGSSMParams, check_frozen, check_not_time_varying, kernel_params
 from .smoother import smooth_kernel_params
 
@@ -161,7 +162,8 @@ def e_step(params: LGSSMParams, seqs, us) -> tuple[np.ndarray, float]:
     for y, u in zip(seqs, us):
         kp = kernel_params(params, u)
         s = smooth_kernel_params(kp, y)
-        expected_statistics(kp, y, s.smoothed_means, s.smoothed_covs, s.smoothed_cross_covs, stats)
+        loops = loops_for(params.state_dim, params.obs_dim, len(y))
+        loops.stats_loop(kp, y, s.smoothed_means, s.smoothed_covs, s.smoothed_cross_covs, stats)
         ll += s.log_likelihood
     return stats, ll
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..validation import as_rng
-from ._linalg import cholesky, cholesky_psd, ix, solve_lower, solve_upper_t, symmetrize
+from ._linalg import cholesky_psd, symmetrize
+from ._specialise import loops_for
 from .data import prepare
 from .kalman import FilterResult, filter_kernel_params
 from .params import KernelParams, LGSSMParams, kernel_params
@@ -64,71 +65,6 @@ class SmootherResult(NamedTuple):
     smoother_gains: np.ndarray
 
 
-@nb.njit(cache=True)
-def _rts(kp, fm, fP, pm, pP):
-    T, d = fm.shape
-    sm = np.empty((T, d))
-    sP = np.empty((T, d, d))
-    cross = np.empty((max(T - 1, 0), d, d))
-    gains = np.empty((max(T - 1, 0), d, d))
-    L = np.empty((d, d))
-    C = np.empty((d, d))
-    diff = np.empty((d, d))
-    JD = np.empty((d, d))
-    r = np.empty(d)
-    sm[T - 1] = fm[T - 1]
-    sP[T - 1] = fP[T - 1]
-    for t in range(T - 2, -1, -1):
-        F = kp.F[ix(kp.F.shape[0], t + 1)]
-        Pf = fP[t]
-        if not cholesky(pP[t + 1], L):
-            return sm, sP, cross, gains, t + 1
-        # C = F P_f (so J^T = P_pred^{-1} C); solve column by column
-        J = gains[t]
-        for j in range(d):
-            for i in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += F[i, k] * Pf[k, j]
-                C[i, j] = s
-        for j in range(d):
-            for i in range(d):
-                r[i] = C[i, j]
-            solve_lower(L, r, d)
-            solve_upper_t(L, r, d)
-            for i in range(d):
-                J[j, i] = r[i]
-        for i in range(d):
-            s = fm[t, i]
-            for k in range(d):
-                s += J[i, k] * (sm[t + 1, k] - pm[t + 1, k])
-            sm[t, i] = s
-        for i in range(d):
-            for j in range(d):
-                diff[i, j] = sP[t + 1, i, j] - pP[t + 1, i, j]
-        for i in range(d):
-            for j in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += J[i, k] * diff[k, j]
-                JD[i, j] = s
-        for i in range(d):
-            for j in range(i + 1):
-                s = Pf[i, j]
-                for k in range(d):
-                    s += JD[i, k] * J[j, k]
-                sP[t, i, j] = s
-                sP[t, j, i] = s
-        X = cross[t]
-        for i in range(d):
-            for j in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += sP[t + 1, i, k] * J[j, k]
-                X[i, j] = s
-    return sm, sP, cross, gains, -1
-
-
 def smooth_kernel_params(kp: KernelParams, y: np.ndarray) -> SmootherResult:
     """Filter then smooth clean arrays (no validation; internal and for ``smc`` oracles)."""
     f = filter_kernel_params(kp, y)
@@ -136,7 +72,10 @@ def smooth_kernel_params(kp: KernelParams, y: np.ndarray) -> SmootherResult:
 
 
 def smooth_filtered(kp: KernelParams, f: FilterResult) -> SmootherResult:
-    sm, sP, cross, gains, bad = _rts(kp, f.filtered_means, f.filtered_covs, f.predicted_means, f.predicted_covs)
+    """The RTS pass over a filter result."""
+    T, d = f.filtered_means.shape
+    rts_loop = loops_for(d, kp.H.shape[1], T).rts_loop
+    sm, sP, cross, gains, bad = rts_loop(kp, f.filtered_means, f.filtered_covs, f.predicted_means, f.predicted_covs)
     if bad >= 0:
         raise DataError(f"y: predicted covariance not positive definite at time step {bad}")
     return SmootherResult(f.log_likelihood, sm, sP, cross, *f[1:], gains)

@@ -163,3 +163,21 @@ def test_ffbs_draws_have_smoothed_moments():
     assert (np.abs(emp - cov) < 4.5 * se_cov).all()
     again = model.posterior_sample(y, n, rng=7, inputs=u)
     np.testing.assert_array_equal(draws, again)
+
+
+def test_specialised_loops_equal_generic_loops():
+    # Long sequences run loops compiled for their exact dimensions; they must agree
+    # with the generic loops (which the dense-oracle tests above exercise).
+    from statespace.linear_gaussian import _fast, _specialise
+    from statespace.linear_gaussian.params import kernel_params
+
+    params, y, u = _problem("time_varying", "coords", seed=8)
+    kp = kernel_params(params, u)
+    fast = _specialise.loops(params.state_dim, params.obs_dim)
+    assert fast is not _fast and fast.D == params.state_dim and fast.M == params.obs_dim
+    a, b = _fast.filter_loop(kp, y), fast.filter_loop(kp, y)
+    for x1, x2 in zip(a[:5], b[:5]):
+        np.testing.assert_allclose(x1, x2, rtol=1e-12, atol=1e-14)
+    ra, rb = _fast.rts_loop(kp, *a[1:5]), fast.rts_loop(kp, *a[1:5])
+    for x1, x2 in zip(ra[:4], rb[:4]):
+        np.testing.assert_allclose(x1, x2, rtol=1e-12, atol=1e-14)

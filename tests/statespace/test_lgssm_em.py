@@ -221,3 +221,26 @@ def test_em_properties_on_random_problems(d, m, p, lengths, missing, seed):
         assert s.smoothed_covs.shape == (len(y), d, d)
         assert s.smoothed_cross_covs.shape == (len(y) - 1, d, d)
         assert np.isfinite(s.smoothed_covs).all()
+
+
+def test_inline_e_step_loop_equals_reference_statistics():
+    from statespace.linear_gaussian import _fast, _specialise
+    from statespace.linear_gaussian.kernels import expected_statistics, stats_layout
+    from statespace.linear_gaussian.params import kernel_params
+
+    rng = np.random.default_rng(8)
+    T = 30
+    params = random_params(rng, d=3, m=2, p=2, T=T, time_varying=("F", "H"))
+    u = rng.normal(size=(T, 2))
+    _, y = LinearGaussianSSM(params).sample(T, rng=rng, inputs=u)
+    y[rng.random(y.shape) < 0.3] = np.nan
+    y[5] = np.nan
+    kp = kernel_params(params, u)
+    s = rts_smoother(params, y, u)
+    moments = (s.smoothed_means, s.smoothed_covs, s.smoothed_cross_covs)
+    ref = np.zeros(stats_layout(3, 2, 2).size)
+    expected_statistics(kp, y, *moments, ref)
+    for loops in (_fast, _specialise.loops(3, 2)):
+        out = np.zeros_like(ref)
+        loops.stats_loop(kp, y, *moments, out)
+        np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
