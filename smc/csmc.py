@@ -40,6 +40,7 @@ The compiled sweep :func:`conditional_sweep` is shared with PPG
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -53,8 +54,16 @@ from statespace.validation import as_float_array, as_rng, as_sequences
 
 METHODS = ("backward", "ancestor")
 
-#: Accept-reject proposals tried per backward index before the exact O(N) draw.
-MAX_REJECTION_TRIES = 16
+
+
+def rejection_tries(n_particles: int) -> int:
+    """Accept-reject proposals allowed per backward index before the exact O(N) draw.
+
+    The exact draw costs N transition densities, so up to about N/8 proposals
+    are cheaper on average (the hybrid rule of Dau & Chopin 2022 bounds the
+    cost of outlying particles whose acceptance probability is tiny).
+    """
+    return max(16, int(n_particles) // 8)
 
 
 # --------------------------------------------------------------------------
@@ -303,7 +312,7 @@ NO_FUNCTIONAL = AdditiveFunctional(_no_functional_initial, _no_functional_step, 
 # Python face
 # --------------------------------------------------------------------------
 def run_sweep(kernels, kp, y, ref, *, n_particles, functional=NO_FUNCTIONAL, hp=None, n_backward=0,
-              ancestor_sampling=False, rng=None, max_tries=MAX_REJECTION_TRIES):
+              ancestor_sampling=False, rng=None, max_tries=None):
     """Run :func:`conditional_sweep` for one sequence; ``ref=None`` gives an unconditional sweep."""
     has_ref = ref is not None
     if ref is None:
@@ -312,7 +321,7 @@ def run_sweep(kernels, kp, y, ref, *, n_particles, functional=NO_FUNCTIONAL, hp=
         kernels.sample_initial, kernels.log_initial, kernels.sample_transition, kernels.log_transition,
         kernels.log_transition_bound, kernels.log_emission, functional.initial, functional.step,
         kp, kp if hp is None else hp, y, ref, has_ref, ancestor_sampling, int(n_particles), int(n_backward),
-        int(functional.dim), int(max_tries), rng,
+        int(functional.dim), int(rejection_tries(n_particles) if max_tries is None else max_tries), rng,
     )
     if out[-1] >= 0:
         raise DegenerateWeightsError(int(out[-1]), "in a conditional particle filter sweep")
@@ -383,7 +392,7 @@ def run_chains(worker, n_chains, rng, n_threads=None):
     gens = as_rng(rng).spawn(n_chains)
     if n_chains == 1:
         return [worker(0, gens[0])]
-    with ThreadPoolExecutor(max_workers=n_threads or n_chains) as pool:
+    with ThreadPoolExecutor(max_workers=n_threads or min(n_chains, os.cpu_count() or 1)) as pool:
         return list(pool.map(worker, range(n_chains), gens))
 
 

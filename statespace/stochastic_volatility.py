@@ -25,7 +25,7 @@ import numba as nb
 import numpy as np
 
 from .errors import ParameterError
-from .interface import ModelKernels, StateSpaceModel
+from .interface import AdditiveFunctional, ModelKernels, StateSpaceModel
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -113,6 +113,44 @@ _KERNELS = ModelKernels(
 )
 
 
+# --- complete-data sufficient statistics (particle EM) -------------------------
+#: Layout of :meth:`StochasticVolatility.sufficient_statistics`:
+#: ``[n_0, sum x_0, sum x_0^2, n_trans, sum x_{t-1}, sum x_t, sum x_{t-1}^2, sum x_{t-1} x_t, sum x_t^2]``.
+SV_STATS = ("n0", "x0", "x0x0", "nt", "xp", "x", "xpxp", "xpx", "xx")
+
+
+@nb.njit(cache=True)
+def _stats_initial(kp, x, y, out):
+    out[:] = 0.0
+    out[0] = 1.0
+    out[1] = x[0]
+    out[2] = x[0] * x[0]
+
+
+@nb.njit(cache=True)
+def _stats_step(kp, t, x_prev, x, y, out):
+    out[:] = 0.0
+    out[3] = 1.0
+    out[4] = x_prev[0]
+    out[5] = x[0]
+    out[6] = x_prev[0] * x_prev[0]
+    out[7] = x_prev[0] * x[0]
+    out[8] = x[0] * x[0]
+
+
+def _sv_profile(phi, s):
+    """``(mu, sigma^2, profile log-likelihood)`` maximising the expected complete-data log-likelihood at ``phi``."""
+    n0, a1, a2, nt, sp, st, spp, spt, stt = s
+    c = 1.0 - phi * phi
+    z1 = st - phi * sp
+    z2 = stt - 2.0 * phi * spt + phi * phi * spp
+    mu = (c * a1 + (1.0 - phi) * z1) / (n0 * c + nt * (1.0 - phi) ** 2)
+    ss = c * (a2 - 2.0 * mu * a1 + n0 * mu * mu) + z2 - 2.0 * mu * (1.0 - phi) * z1 + nt * (mu * (1.0 - phi)) ** 2
+    n = n0 + nt
+    s2 = max(ss / n, 1e-300)
+    return mu, s2, 0.5 * n0 * math.log(c) - 0.5 * n * math.log(s2) - 0.5 * n
+
+
 class StochasticVolatility(StateSpaceModel):
     """The stochastic volatility model (see the module docstring)."""
 
@@ -128,3 +166,33 @@ class StochasticVolatility(StateSpaceModel):
     def __repr__(self) -> str:
         p = self.params
         return f"StochasticVolatility(mu={p.mu:.4g}, phi={p.phi:.4g}, sigma={p.sigma:.4g})"
+
+
+    def sufficient_statistics(self) -> AdditiveFunctional:
+        """The complete-data sufficient statistics (layout :data:`SV_STATS`), as a compiled functional."""
+        return AdditiveFunctional(_stats_initial, _stats_step, len(SV_STATS))
+
+    def m_step(self, stats, n_sequences: int = 1, n_steps: int | None = None) -> "StochasticVolatility":
+        r"""Maximise the expected complete-data log-likelihood (counts are read from ``stats``).
+
+        With the stationary initial law the objective is, for fixed ``phi``, a
+        quadratic in ``mu`` and a scale family in ``sigma^2``: both are closed
+        form, and ``phi`` maximises the one-dimensional profile on ``(-1, 1)``
+        (bounded Brent search), so the M-step is exact and EM never decreases the
+        likelihood. ``n_sequences`` and ``n_steps`` are not needed.
+        """
+        from scipy.optimize import minimize_scalar
+
+        s = np.asarray(stats, dtype=np.float64)
+        if s.shape != (len(SV_STATS),):
+            raise ParameterError(f"stats: expected shape ({len(SV_STATS)},) in the layout {SV_STATS}, got {s.shape}")
+        if not np.isfinite(s).all():
+            raise ParameterError("stats: non-finite sufficient statistics")
+        if not (s[0] > 0 and s[3] > 0):
+            raise ParameterError("stats: need at least one initial state and one transition (counts n0, nt > 0)")
+        lim = 1.0 - 1e-9
+        res = minimize_scalar(lambda f: -_sv_profile(f, s)[2], bounds=(-lim, lim), method="bounded",
+                              options={"xatol": 1e-10})
+        phi = float(res.x)
+        mu, s2, _ = _sv_profile(phi, s)
+        return StochasticVolatility(params=SVParams(mu, phi, math.sqrt(s2)))

@@ -1,0 +1,159 @@
+"""What the learning schemes share: data preparation, the smoothed-functional
+estimator (PaRIS or PPG, one call per learning iteration, reference paths kept
+across iterations), parameter traces and the result container."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from statespace.errors import ParameterError, ShapeError
+from statespace.validation import as_sequences
+
+from ..ppg import ppg_step
+
+SMOOTHERS = ("ppg", "paris")
+
+
+class LearningResult(NamedTuple):
+    """What every particle learning routine returns (a superset of :class:`~statespace.interface.FitResult`).
+
+    Attributes:
+        params: the fitted parameter container (``model.params``).
+        log_likelihoods: ``(n_iter,)`` the particle log-likelihood estimate of each iteration's
+            forward pass, at that iteration's parameters (a noisy learning curve; conditional
+            passes give biased estimates, see the docs).
+        converged: always ``False``: stochastic approximation runs its ``n_iter`` iterations.
+        n_iter: iterations run.
+        model: the fitted model.
+        trace: ``(n_iter + 1, n_params)`` the parameters after each iteration (row 0: the start).
+        param_names: names of the ``trace`` columns.
+        particle_steps: ``(n_iter,)`` cumulative particle-steps (particles x time steps x passes).
+    """
+
+    params: object
+    log_likelihoods: np.ndarray
+    converged: bool
+    n_iter: int
+    model: object
+    trace: np.ndarray
+    param_names: tuple
+    particle_steps: np.ndarray
+
+
+def prepare(model, y, inputs):
+    """``[(y_i, u_i)]`` for every sequence (``u_i`` is ``None`` without inputs)."""
+    k = model.kernels()
+    seqs, single = as_sequences("y", y, k.obs_dim)
+    if inputs is None:
+        us = [None] * len(seqs)
+    else:
+        us = [inputs] if single else list(inputs)
+        if len(us) != len(seqs):
+            raise ShapeError(f"inputs: got {len(us)} input sequences for {len(seqs)} observation sequences")
+        for i, (u, s) in enumerate(zip(us, seqs)):
+            if len(u) != len(s):
+                raise ShapeError(f"inputs[{i}]: expected {len(s)} rows to match the observations, got {len(u)}")
+    return list(zip(seqs, us))
+
+
+def check_common(n_iter, n_particles, n_backward, smoother):
+    if int(n_iter) < 1:
+        raise ParameterError(f"n_iter: expected a positive number of iterations, got {n_iter}")
+    if int(n_particles) < 2:
+        raise ParameterError(f"n_particles: expected at least 2, got {n_particles}")
+    if int(n_backward) < 1:
+        raise ParameterError(f"n_backward: expected at least 1 backward draw, got {n_backward}")
+    if smoother not in SMOOTHERS:
+        raise ParameterError(f"smoother: expected one of {SMOOTHERS}, got {smoother!r}")
+
+
+class FunctionalEstimator:
+    """Smoothed expectation of an additive functional, summed over sequences.
+
+    ``smoother="paris"``: one independent PaRIS pass per call. ``smoother="ppg"``:
+    ``n_sweeps`` PPG iterations per call around reference paths kept from the
+    previous call (so consecutive learning iterations form the Markov chain of
+    the PPG learning scheme), averaging the sweeps from ``burn_in`` on. The
+    first call starts each reference from a PaRIS pass.
+    """
+
+    def __init__(self, data, *, smoother, n_particles, n_backward, n_sweeps=1, burn_in=0):
+        if smoother == "ppg" and not 0 <= burn_in < n_sweeps:
+            raise ParameterError(f"burn_in: expected 0 <= burn_in < n_sweeps = {n_sweeps}, got {burn_in}")
+        self.data = data
+        self.smoother = smoother
+        self.n_particles = int(n_particles)
+        self.n_backward = int(n_backward)
+        self.n_sweeps = int(n_sweeps) if smoother == "ppg" else 1
+        self.burn_in = int(burn_in) if smoother == "ppg" else 0
+        self.refs = [None] * len(data)
+        self.particle_steps = 0
+
+    def __call__(self, model, functional, rng, hp_for=None):
+        """``(sum over sequences of the estimate, sum of log-likelihood estimates)``.
+
+        ``hp_for(u)`` gives the functional's parameters for a sequence with inputs ``u``
+        (default: the model's kernel parameters).
+        """
+        k = model.kernels()
+        total = np.zeros(functional.dim)
+        ll = 0.0
+        for i, (y, u) in enumerate(self.data):
+            kp = model.kernel_params(inputs=u)
+            hp = kp if hp_for is None else hp_for(u)
+            args = dict(n_particles=self.n_particles, n_backward=self.n_backward, hp=hp, rng=rng)
+            if self.smoother == "paris":
+                est, _, lli = ppg_step(k, kp, y, None, functional, **args)
+                self.particle_steps += self.n_particles * len(y)
+            else:
+                if self.refs[i] is None:
+                    self.refs[i] = ppg_step(k, kp, y, None, functional, **args)[1]
+                    self.particle_steps += self.n_particles * len(y)
+                acc = np.zeros(functional.dim)
+                for s in range(self.n_sweeps):
+                    e, self.refs[i], lli = ppg_step(k, kp, y, self.refs[i], functional, **args)
+                    if s >= self.burn_in:
+                        acc += e
+                est = acc / (self.n_sweeps - self.burn_in)
+                self.particle_steps += self.n_particles * len(y) * self.n_sweeps
+            total += est
+            ll += lli
+        return total, ll
+
+
+def vector_of(model):
+    """``(names, values)`` flattening the model's parameter container (for traces)."""
+    p = model.params
+    names, vals = [], []
+    frozen = getattr(model, "frozen", ())
+    for f in p._fields:
+        if f in frozen:
+            continue
+        a = np.asarray(getattr(p, f), dtype=float)
+        if a.size == 0:
+            continue
+        if a.ndim == 0:
+            names.append(f)
+            vals.append(float(a))
+        else:
+            for idx in np.ndindex(a.shape):
+                names.append(f"{f}[{','.join(map(str, idx))}]")
+                vals.append(float(a[idx]))
+    return tuple(names), np.array(vals)
+
+
+def step_size_schedule(step_sizes, n_iter, warm, exponent):
+    """Stochastic-approximation step sizes: 1 for ``warm`` iterations, then ``(k - warm + 1)^-exponent``."""
+    if step_sizes is None:
+        k = np.arange(n_iter)
+        return np.where(k < warm, 1.0, np.maximum(k - warm + 2.0, 1.0) ** (-exponent))
+    if callable(step_sizes):
+        return np.array([float(step_sizes(k)) for k in range(n_iter)])
+    g = np.asarray(step_sizes, dtype=float)
+    if g.shape != (n_iter,):
+        raise ParameterError(f"step_sizes: expected {n_iter} values (one per iteration), got shape {g.shape}")
+    if not ((g > 0) & (g <= 1)).all():
+        raise ParameterError("step_sizes: expected values in (0, 1]")
+    return g
