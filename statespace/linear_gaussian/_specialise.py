@@ -56,9 +56,21 @@ def _write(directory: Path, name: str, source: str) -> Path | None:
             tmp = directory / f".{name}.{os.getpid()}.tmp"
             tmp.write_text(source)
             os.replace(tmp, path)  # atomic: concurrent processes never see half a file
+            _remove_stale(directory, name)
         return path
     except OSError:
         return None
+
+
+def _remove_stale(directory: Path, name: str) -> None:
+    """Delete copies of older templates for the same dimensions (and Numba's cache of them)."""
+    prefix = name.rsplit("_", 1)[0] + "_"
+    for old in list(directory.glob(prefix + "*.py")) + list((directory / "__pycache__").glob(prefix + "*")):
+        if not old.name.startswith(name):
+            try:
+                old.unlink()
+            except OSError:
+                pass
 
 
 def loops(d: int, m: int):
