@@ -160,6 +160,9 @@ def _optimizer(name, theta, rates):
     """``step(k, theta, grad) -> theta`` ascending ``grad`` with step size ``rates[k]``."""
     if name == "sgd":
         return lambda k, th, g: th + rates[k] * g
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     import optax
 
