@@ -20,4 +20,6 @@ from .linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_
 from .persistence import load_model, load_params, save_model, save_params
 from .stochastic_volatility import StochasticVolatility, SVParams
 
+from . import datasets, prognostics
+
 __version__ = "0.1.0"
