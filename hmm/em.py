@@ -24,7 +24,7 @@ from statespace.errors import DataError
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
 
-from .forward_backward import smoother
+from .forward_backward import posteriors
 
 
 def e_step(model, params, seqs, inputs, log_pls):
@@ -39,7 +39,7 @@ def e_step(model, params, seqs, inputs, log_pls):
         ll_mat = model._emission_loglik(params, y, u)
         if lp is not None:
             ll_mat = ll_mat + lp
-        ll, _, gamma, counts = smoother(params.pi0, A, ll_mat)
+        ll, _, gamma, counts = posteriors(params.pi0, A, ll_mat)
         if not np.isfinite(ll):
             raise DataError(
                 f"y[{i}]: the sequence (with its partial knowledge) has zero probability under the current "

@@ -257,27 +257,63 @@ def gaussian_logpdf(yrow, mean, cov, chol, logdet):
     return -0.5 * (n_obs * _LOG_2PI + ld + q)
 
 
-@nb.njit(cache=True)
-def ar_loglik(y, u, L, W, chol, logdet, covs, mu0, chol0, logdet0, covs0):
-    """Emission log-likelihoods ``(T, K)`` of the autoregressive Gaussian."""
+@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+def ar_loglik(y, u, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0):
+    """Emission log-likelihoods ``(T, K)`` of the autoregressive Gaussian.
+
+    Fully observed steps with a full lag window take the fast path: the
+    precomputed inverse Cholesky factors ``Linv`` and ``const = -(d log 2pi + log|S|)/2``
+    turn the density into multiplications only, with no allocation per step.
+    Other steps (missing coordinates, restarts) go through :func:`gaussian_logpdf`.
+    """
     T, d = y.shape
     K, q, _ = W.shape
     out = np.empty((T, K))
     x = np.empty(q)
     mean = np.empty(d)
+    r = np.empty(d)
     for t in range(T):
         has_reg = regressor(y, u, t, L, x)
-        for k in range(K):
-            if has_reg:
+        full = True
+        for j in range(d):
+            if math.isnan(y[t, j]):
+                full = False
+        if has_reg and full:
+            for k in range(K):
                 for j in range(d):
-                    s = 0.0
+                    s = y[t, j]
                     for i in range(q):
-                        s += W[k, i, j] * x[i]
-                    mean[j] = s
-                out[t, k] = gaussian_logpdf(y[t], mean, covs[k], chol[k], logdet[k])
-            else:
-                out[t, k] = gaussian_logpdf(y[t], mu0[k], covs0[k], chol0[k], logdet0[k])
+                        s -= W[k, i, j] * x[i]
+                    r[j] = s
+                qf = 0.0
+                for i in range(d):
+                    z = 0.0
+                    for j in range(i + 1):
+                        z += Linv[k, i, j] * r[j]
+                    qf += z * z
+                out[t, k] = const[k] - 0.5 * qf
+        else:
+            for k in range(K):
+                if has_reg:
+                    for j in range(d):
+                        s = 0.0
+                        for i in range(q):
+                            s += W[k, i, j] * x[i]
+                        mean[j] = s
+                    out[t, k] = gaussian_logpdf(y[t], mean, covs[k], chol[k], logdet[k])
+                else:
+                    out[t, k] = gaussian_logpdf(y[t], mu0[k], covs0[k], chol0[k], logdet0[k])
     return out
+
+
+def gaussian_loglik(e: "GaussianEmissionParams", y: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``(T, K)`` emission log-likelihoods of one sequence (NaN handled as documented)."""
+    chol, logdet = cholesky_factors(e.covs)
+    chol0, logdet0 = cholesky_factors(e.init_covs)
+    d = e.obs_dim
+    Linv = np.ascontiguousarray(np.linalg.inv(chol))
+    const = -0.5 * (d * _LOG_2PI + logdet)
+    return ar_loglik(y, u, e.lags, e.weights, Linv, const, e.covs, chol, logdet, e.init_means, e.init_covs, chol0, logdet0)
 
 
 @nb.njit(cache=True)
@@ -432,6 +468,43 @@ def ar_accumulate_step(y, u, t, L, k, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0,
     else:
         _conditional_fill(y[t], mu0[k], covs0[k], yhat, C)
     _add_stats(k, 1.0, x, has_reg, yhat, C, n_obs < d, n, Sxx, Sxy, Syy, n0, s0, S00)
+
+
+def design(y: np.ndarray, u: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regressors ``X (T, q)`` and the mask of fast rows: full lag window and fully observed ``y_t``."""
+    T, d = y.shape
+    X = np.empty((T, 1 + L * d + u.shape[1]))
+    X[:, 0] = 1.0
+    for l in range(L):
+        cols = slice(1 + l * d, 1 + (l + 1) * d)
+        X[: l + 1, cols] = np.nan
+        X[l + 1 :, cols] = y[: T - l - 1]
+    X[:, 1 + L * d :] = u
+    fast = ~(np.isnan(X).any(axis=1) | np.isnan(y).any(axis=1))
+    return X, fast
+
+
+def gaussian_accumulate(e: "GaussianEmissionParams", y, u, gamma, stats: "GaussianStats") -> None:
+    """Add one sequence's expected statistics to ``stats`` (in place).
+
+    Fast rows are summed with three matrix products over time
+    (``gamma^T [x x^T]``, ``gamma^T [x y^T]``, ``gamma^T [y y^T]``); the few
+    others (missing coordinates, restarts) go through :func:`ar_accumulate`.
+    """
+    T, d = y.shape
+    X, fast = design(y, u, e.lags)
+    q = X.shape[1]
+    K = gamma.shape[1]
+    all_fast = bool(fast.all())
+    G, Xf, Yf = (gamma, X, y) if all_fast else (gamma[fast], X[fast], y[fast])
+    stats.n[:] += G.sum(axis=0)
+    n_f = len(Xf)
+    stats.Sxx[:] += (G.T @ (Xf[:, :, None] * Xf[:, None, :]).reshape(n_f, q * q)).reshape(K, q, q)
+    stats.Sxy[:] += (G.T @ (Xf[:, :, None] * Yf[:, None, :]).reshape(n_f, q * d)).reshape(K, q, d)
+    stats.Syy[:] += (G.T @ (Yf[:, :, None] * Yf[:, None, :]).reshape(n_f, d * d)).reshape(K, d, d)
+    if not all_fast:
+        g_slow = np.where(fast[:, None], 0.0, gamma)
+        ar_accumulate(y, u, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
 
 
 @nb.njit(cache=True)

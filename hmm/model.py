@@ -36,7 +36,7 @@ from statespace.validation import as_inputs, as_rng, as_sequences, check_probabi
 from . import emissions as em_
 from . import kernels as kern
 from .em import fit_with_restarts
-from .forward_backward import forward, smoother
+from .forward_backward import forward, posteriors
 from .inference import predicted, sample_paths, viterbi
 from .initialization import initial_params
 from .partial_knowledge import log_plausibilities
@@ -216,9 +216,7 @@ class HMM(StateSpaceModel):
         if self.emission_kind == "categorical":
             with np.errstate(divide="ignore"):
                 return em_.categorical_loglik(y, np.log(e.probs))
-        chol, logdet = em_.cholesky_factors(e.covs)
-        chol0, logdet0 = em_.cholesky_factors(e.init_covs)
-        return em_.ar_loglik(y, u, self.lags, e.weights, chol, logdet, e.covs, e.init_means, chol0, logdet0, e.init_covs)
+        return em_.gaussian_loglik(e, y, u)
 
     def _q(self) -> int:
         return 1 + self.lags * self._obs_dim + self.input_dim
@@ -236,7 +234,7 @@ class HMM(StateSpaceModel):
         if self.emission_kind == "categorical":
             em_.categorical_accumulate(y, gamma, stats)
         else:
-            em_.ar_accumulate(y, u, self.lags, gamma, e.weights, e.covs, e.init_means, e.init_covs, *stats)
+            em_.gaussian_accumulate(e, y, u, gamma, stats)
 
     def _m_step_params(self, stats: np.ndarray, old: HMMParams, frozen=frozenset()) -> HMMParams:
         K = self.n_states
@@ -289,7 +287,7 @@ class HMM(StateSpaceModel):
         A = p.A[None]
         out = []
         for s, u, lp in zip(seqs, us, lps):
-            ll, filt, smo, counts = smoother(p.pi0, A, self._loglik_matrix(p, s, u, lp))
+            ll, filt, smo, counts = posteriors(p.pi0, A, self._loglik_matrix(p, s, u, lp))
             out.append(HMMSmoothResult(float(ll), filt, smo, counts))
         return out[0] if single else out
 

@@ -1,0 +1,132 @@
+"""Benchmark: HMM forward-backward and Baum-Welch against hmmlearn and dynamax.
+
+1-D Gaussian emissions, K = 4 and K = 20 states, T = 100,000 steps.
+
+* ``forward_backward``: smoothed state probabilities from the observations
+  (emission log-likelihoods included) -- ours ``GaussianHMM.smooth``, hmmlearn's
+  ``predict_proba``, dynamax's ``hmm_smoother`` under ``jax.jit`` (warm).
+* ``baum_welch``: 10 EM iterations from the same starting parameters -- ours
+  ``GaussianHMM.fit(max_iter=10)``, hmmlearn's ``fit(n_iter=10)``.
+* ``forward_backward_cold``: the first call in a fresh process (import, Numba
+  cache load or compilation, one small smoothing).
+
+Each case prints one JSON line per peer (GUIDE section 3); times are the best
+of several repeats. Run: ``python benchmarks/hmm.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+
+import numpy as np
+
+T = 100_000
+REPEATS = 5
+
+
+def best(fn, repeats=REPEATS):
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return min(out)
+
+
+def problem(K, seed=0):
+    from hmm import GaussianEmissionParams, GaussianHMM, HMMParams
+
+    means = np.linspace(-3.0, 3.0, K)[:, None]
+    covs = np.full((K, 1, 1), 0.5)
+    A = np.full((K, K), 0.1 / (K - 1))
+    np.fill_diagonal(A, 0.9)
+    pi0 = np.full(K, 1.0 / K)
+    model = GaussianHMM(K, 1, params=HMMParams(pi0, A, GaussianEmissionParams.from_ar(means, covs)))
+    _, y = model.sample(T, rng=seed)
+    return model, y, pi0, A, means, covs
+
+
+def emit(bench, case, ours, peer, peer_s):
+    print(json.dumps({"bench": bench, "case": case, "ours_s": round(ours, 5), "peer": peer, "peer_s": round(peer_s, 5), "speedup": round(peer_s / ours, 2)}), flush=True)
+
+
+def hmmlearn_model(K, pi0, A, means, covs, **kw):
+    from hmmlearn.hmm import GaussianHMM as Ref
+
+    ref = Ref(n_components=K, covariance_type="full", init_params="", **kw)
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = pi0, A, means, covs
+    return ref
+
+
+def dynamax_smoother(pi0, A, means, covs):
+    import jax
+    import jax.numpy as jnp
+    from dynamax.hidden_markov_model import hmm_smoother
+
+    jax.config.update("jax_enable_x64", True)
+    mu = jnp.asarray(means[:, 0])
+    var = jnp.asarray(covs[:, 0, 0])
+    p0, A_ = jnp.asarray(pi0), jnp.asarray(A)
+
+    @jax.jit
+    def run(y):
+        ll = -0.5 * ((y[:, None] - mu[None]) ** 2 / var + jnp.log(2 * jnp.pi * var))
+        return hmm_smoother(p0, A_, ll).smoothed_probs
+
+    return lambda y: run(jnp.asarray(y[:, 0])).block_until_ready()
+
+
+def cold_start():
+    snippet = (
+        "import time\n"
+        "t0 = time.perf_counter()\n"
+        "import numpy as np\n"
+        "from hmm import GaussianHMM, GaussianEmissionParams, HMMParams\n"
+        "m = GaussianHMM(2, 1, params=HMMParams(np.array([.5, .5]), np.array([[.9, .1], [.1, .9]]),"
+        " GaussianEmissionParams.from_ar(np.array([[0.], [1.]]), np.ones((2, 1, 1)))))\n"
+        "m.smooth(np.zeros(50))\n"
+        "print(time.perf_counter() - t0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    for K in (4, 20):
+        case = f"K{K}_T{T}"
+        model, y, pi0, A, means, covs = problem(K)
+        model.smooth(y[:100])
+        ours = best(lambda: model.smooth(y))
+        try:
+            ref = hmmlearn_model(K, pi0, A, means, covs, params="")
+            emit("forward_backward", case, ours, f"hmmlearn {version('hmmlearn')}", best(lambda: ref.predict_proba(y), 3))
+        except ImportError:
+            print(json.dumps({"bench": "forward_backward", "case": case, "skipped": "hmmlearn not installed"}))
+        try:
+            run = dynamax_smoother(pi0, A, means, covs)
+            run(y)
+            emit("forward_backward", case, ours, f"dynamax {version('dynamax')}", best(lambda: run(y)))
+        except ImportError:
+            print(json.dumps({"bench": "forward_backward", "case": case, "skipped": "dynamax not installed"}))
+
+        # Baum-Welch: same start, 10 iterations, no early stopping
+        start = model.params
+        fit_model = type(model)(K, 1)
+        ours_bw = best(lambda: fit_model.fit(y, init_params=start, max_iter=10, tol=-np.inf, progress=False), 3)
+        try:
+            def ref_fit():
+                r = hmmlearn_model(K, pi0, A, means, covs, params="stmc", n_iter=10, tol=-np.inf)
+                r.fit(y)
+
+            emit("baum_welch", case, ours_bw, f"hmmlearn {version('hmmlearn')}", best(ref_fit, 1))
+        except ImportError:
+            print(json.dumps({"bench": "baum_welch", "case": case, "skipped": "hmmlearn not installed"}))
+    print(json.dumps({"bench": "forward_backward_cold", "case": "K2_T50", "ours_s": round(cold_start(), 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
