@@ -79,11 +79,20 @@ def generator_from_rates(rates) -> np.ndarray:
 class _MJPParamsBase(NamedTuple):
     Q: np.ndarray
     initial: np.ndarray
-    observation: Any
+    observation_kind: str
+    emission: Any
+    means: Any
+    stds: Any
+    learn: str
 
 
 class MJPParams(_MJPParamsBase):
     """Parameters of a (possibly hidden) Markov jump process.
+
+    Build it as ``MJPParams(Q, initial, observation)``; the observation model is
+    stored flat (``observation_kind``, ``emission``, ``means``, ``stds``, ``learn``)
+    so that :func:`statespace.persistence.save_params` can write it, and
+    :attr:`observation` rebuilds it.
 
     Attributes:
         Q: ``(K, K)`` generator: off-diagonal rates ``>= 0``, rows summing to zero.
@@ -95,31 +104,52 @@ class MJPParams(_MJPParamsBase):
 
     __slots__ = ()
 
-    def __new__(cls, Q, initial=None, observation=None):
+    def __new__(cls, Q, initial=None, observation=None, observation_kind=None, emission=None, means=None,
+                stds=None, learn=None):
         Q = check_generator("Q", Q)
         K = Q.shape[0]
         if initial is None:
             initial = np.full(K, 1.0 / K)
         initial = check_probability_vector("initial", initial, K)
         if observation is None:
-            observation = ExactStates()
+            observation = _observation_from_fields(observation_kind, emission, means, stds, learn)
         if not isinstance(observation, (ExactStates, NoisyLabels, GaussianLevels)):
             raise ParameterError(
                 f"observation: expected ExactStates, NoisyLabels or GaussianLevels, got {type(observation).__name__}"
             )
-        n_rows = {NoisyLabels: lambda o: o.emission.shape[0], GaussianLevels: lambda o: o.means.shape[0]}
-        rows = n_rows.get(type(observation), lambda o: K)(observation)
+        if isinstance(observation, NoisyLabels):
+            rows, fields = observation.emission.shape[0], ("labels", observation.emission, None, None, observation.learn)
+        elif isinstance(observation, GaussianLevels):
+            learn = "full" if observation.learn else "none"
+            rows, fields = observation.means.shape[0], ("gaussian", None, observation.means, observation.stds, learn)
+        else:
+            rows, fields = K, ("exact", None, None, None, "none")
         if rows != K:
             raise ShapeError(f"observation: its parameters cover {rows} states but Q has {K}")
         Q = Q.copy()
         initial = initial.copy()
         Q.flags.writeable = False
         initial.flags.writeable = False
-        return super().__new__(cls, Q, initial, observation)
+        return super().__new__(cls, Q, initial, *fields)
+
+    @property
+    def observation(self):
+        """The observation model (rebuilt from the stored fields)."""
+        return _observation_from_fields(self.observation_kind, self.emission, self.means, self.stds, self.learn)
 
     @property
     def n_states(self) -> int:
         return self.Q.shape[0]
+
+
+def _observation_from_fields(kind, emission, means, stds, learn):
+    if kind is None or kind == "exact":
+        return ExactStates()
+    if kind == "labels":
+        return NoisyLabels(emission, learn if learn is not None else "full")
+    if kind == "gaussian":
+        return GaussianLevels(means, stds, learn != "none")
+    raise ParameterError(f"observation_kind: expected 'exact', 'labels' or 'gaussian', got {kind!r}")
 
 
 def transition_matrix(Q, t: float) -> np.ndarray:

@@ -13,8 +13,8 @@ unchanged. Two things make it fast for many sequences:
   (computed as :math:`\alpha_{t-1}(a)\, e^{\ell_t(b) - c_t} \beta_t(b)`, so no
   division by a vanishing transition probability ever happens).
 
-Viterbi with time-varying matrices lives here too (the discrete-time HMM's
-Viterbi takes one matrix); it works in log space.
+Viterbi and forward-filtering backward-sampling come from :mod:`hmm.inference`
+(they accept one matrix per interval).
 """
 
 from __future__ import annotations
@@ -140,40 +140,3 @@ def posterior_pass(pi0, P, index, offsets, loglik):
                     for j in range(K):
                         W[u, i, j] += f * tmp[j]
     return lls, gamma, W
-
-
-@nb.njit(cache=True)
-def viterbi(pi0, A, loglik):
-    """Most likely state sequence at the observation times: ``(path (T,), log p(path, y))``.
-
-    ``A`` is ``(T-1, K, K)`` (or ``(1, K, K)`` with ``T <= 2``); ``log p = -inf`` means the data are impossible.
-    """
-    T, K = loglik.shape
-    delta = np.empty((T, K))
-    back = np.zeros((T, K), dtype=np.int64)
-    for k in range(K):
-        delta[0, k] = (math.log(pi0[k]) if pi0[k] > 0 else -np.inf) + loglik[0, k]
-    for t in range(1, T):
-        At = A[t - 1]
-        for j in range(K):
-            best = -np.inf
-            arg = 0
-            for i in range(K):
-                if At[i, j] > 0.0 and delta[t - 1, i] > -np.inf:
-                    v = delta[t - 1, i] + math.log(At[i, j])
-                    if v > best:
-                        best = v
-                        arg = i
-            delta[t, j] = best + loglik[t, j]
-            back[t, j] = arg
-    path = np.empty(T, dtype=np.int64)
-    best = -np.inf
-    arg = 0
-    for k in range(K):
-        if delta[T - 1, k] > best:
-            best = delta[T - 1, k]
-            arg = k
-    path[T - 1] = arg
-    for t in range(T - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path, best

@@ -40,11 +40,13 @@ from statespace.errors import DataError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.validation import as_rng, as_sequences
 
+from hmm import inference as hmm_inference
+
 from . import inference
 from .em import fit_em
 from .expectations import _bridge_path, transition_matrices
 from .generator import MJPParams
-from .observations import EXACT, GAUSSIAN, LABELS, check_times
+from .observations import EXACT, LABELS, check_times
 from .simulation import _draw, gillespie, states_at
 
 
@@ -113,9 +115,9 @@ def _log_emission(kp, t, x, y):
     if math.isnan(v):
         return 0.0
     k = int(x[0])
-    if kp.kind == 0:
+    if kp.kind == EXACT:
         return 0.0 if v == k else -np.inf
-    if kp.kind == 1:
+    if kp.kind == LABELS:
         return kp.log_emission[k, int(v)]
     z = (v - kp.means[k]) / kp.stds[k]
     return -0.5 * (math.log(2.0 * math.pi) + z * z) - math.log(kp.stds[k])
@@ -124,9 +126,9 @@ def _log_emission(kp, t, x, y):
 @nb.njit(cache=True)
 def _sample_emission(kp, t, x, y, rng, y_out):
     k = int(x[0])
-    if kp.kind == 0:
+    if kp.kind == EXACT:
         y_out[0] = k
-    elif kp.kind == 1:
+    elif kp.kind == LABELS:
         y_out[0] = _draw(kp.emission[k], rng)
     else:
         y_out[0] = kp.means[k] + kp.stds[k] * rng.standard_normal()
@@ -333,7 +335,7 @@ class MarkovJumpProcess(StateSpaceModel):
         for s in range(len(ys)):
             a, b = table.offsets[s], table.offsets[s + 1]
             A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
-            path, best = inference.viterbi(pi0, A, L[a:b])
+            path, best = hmm_inference.viterbi(pi0, A, L[a:b])
             if best == -np.inf:
                 raise DataError(f"y[{s}]: the observations are impossible under the model")
             paths.append(path)
@@ -361,11 +363,7 @@ class MarkovJumpProcess(StateSpaceModel):
             ll, filt, _ = forward(pi0, A, L[a:b])
             if ll == -np.inf:
                 raise DataError(f"y[{s}]: the observations are impossible under the model")
-            x = np.empty(len(g), dtype=np.int64)
-            x[-1] = _draw(filt[-1], rng)
-            for t in range(len(g) - 2, -1, -1):
-                w = filt[t] * A[t][:, x[t + 1]]
-                x[t] = _draw(w / w.sum(), rng)
+            x = hmm_inference.sample_paths(A, filt, 1, rng)[0]
             jts, jss = [], [np.array([x[0]])]
             for t in range(len(g) - 1):
                 jt, js = _bridge_path(Q, int(x[t]), int(x[t + 1]), float(g[t + 1] - g[t]), rng)

@@ -198,3 +198,19 @@ def test_posterior_paths_agree_with_observations_and_marginals():
     freq = hits / n
     se = np.sqrt(want * (1 - want) / n)
     assert np.all(np.abs(freq - want) <= 3 * se + 1e-12)
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_save_and_load_round_trip(tmp_path, which):
+    from statespace.persistence import load_model, save_model
+
+    model = models(np.random.default_rng(9))[which]
+    path = save_model(tmp_path / "mjp", model)
+    back = load_model(path)
+    assert type(back) is MarkovJumpProcess
+    np.testing.assert_array_equal(back.params.Q, model.params.Q)
+    np.testing.assert_array_equal(back.params.initial, model.params.initial)
+    assert back.params.observation_kind == model.params.observation_kind
+    times = np.array([0.0, 0.5, 2.0])
+    _, y = model.sample(times=times, rng=0)
+    assert back.log_likelihood(y, times=times) == model.log_likelihood(y, times=times)
