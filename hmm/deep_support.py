@@ -48,10 +48,22 @@ def pad(arrays: list[np.ndarray], length: int, fill: float = 0.0) -> np.ndarray:
     return out
 
 
-def padded_length(lengths: list[int], multiple: int = 64) -> int:
-    """Round the longest length up to a multiple, so few distinct shapes are compiled."""
+def padded_length(lengths: list[int]) -> int:
+    """The longest length rounded up to a power of two (at least 64; multiples of 1024 past 1024).
+
+    Every distinct padded length compiles the network once more, so few distinct shapes matter.
+    """
     T = max(lengths)
-    return int(-(-T // multiple) * multiple) if T > multiple else T
+    if T <= 1024:
+        return max(64, 1 << (T - 1).bit_length())
+    return int(-(-T // 1024) * 1024)
+
+
+def l2_penalty(net):
+    """``sum theta^2 / 2`` over every leaf of the network parameters (jax-traceable)."""
+    import jax
+
+    return 0.5 * sum(jax.numpy.sum(leaf * leaf) for leaf in jax.tree_util.tree_leaves(net))
 
 
 def check_tree_finite(name: str, tree, path: str = ""):

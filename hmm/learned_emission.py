@@ -54,7 +54,7 @@ from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.progress import progress_bar
 from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector, check_stochastic_matrix
 
-from .deep_support import NetworkMStep, Standardiser, check_tree_finite, pad, padded_length, to_numpy_tree
+from .deep_support import NetworkMStep, l2_penalty, Standardiser, check_tree_finite, pad, padded_length, to_numpy_tree
 from .forward_backward import forward, posteriors
 from .inference import predicted, sample_paths, viterbi
 from .model import HMMFilterResult, HMMSmoothResult
@@ -186,8 +186,8 @@ class LearnedEmissionHMM(StateSpaceModel):
                 lp = -0.5 * _LOG_2PI - jnp.log(scale) - 0.5 * r * r - log_scale
                 return jnp.sum(lp * observed[..., None, :], axis=-1)
 
-            def q(p, v, z, observed, log_scale, gamma, n_obs):
-                return jnp.sum(gamma * loglik(p, v, z, observed, log_scale)) / n_obs
+            def q(p, v, z, observed, log_scale, gamma, n_obs, weight_decay):
+                return jnp.sum(gamma * loglik(p, v, z, observed, log_scale)) / n_obs - weight_decay * l2_penalty(p)
 
             def step(p, s, v_t):
                 s, out = net.step(p, s, v_t)
@@ -339,7 +339,7 @@ class LearnedEmissionHMM(StateSpaceModel):
         return params, gammas
 
     def fit(self, y, inputs=None, pl=None, init_params: LearnedEmissionParams | None = None, max_iter: int = 50,
-            tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3, ar_init: bool = True,
+            tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3, weight_decay: float = 0.0, ar_init: bool = True,
             rng=None, progress: bool = True) -> FitResult:
         """Generalised EM; sets ``self.params``.
 
@@ -347,7 +347,9 @@ class LearnedEmissionHMM(StateSpaceModel):
         network trained first on the posteriors of a lag-1 ARHMM (``ar_init``). Each iteration:
         exact E-step, closed-form ``pi`` and ``A``, then up to ``m_steps`` Adam steps on the
         network's expected complete-data log-likelihood (accepted only if it rises).
-        ``log_likelihoods[i]`` is the log-likelihood entering iteration ``i`` (non-decreasing);
+        ``weight_decay`` adds the Gaussian log-prior ``-n_steps * weight_decay * |theta|^2 / 2`` on the
+        network (MAP-EM; ``log_likelihoods`` then includes it).
+        ``log_likelihoods[i]`` is the objective entering iteration ``i`` (non-decreasing);
         stops when it improves by less than ``tol * max(1, |ll|)``.
         """
         import jax
@@ -368,27 +370,29 @@ class LearnedEmissionHMM(StateSpaceModel):
             n_obs = float(sum(len(s) for s in seqs))
             log_scale = np.log(params.y_scale)
             mstep = NetworkMStep(self._functions()["q"], learning_rate)
+            wd = float(weight_decay)
+            penalty = jax.jit(l2_penalty)
             net = jax.tree_util.tree_map(jax.numpy.asarray, params.net)
             if gammas is not None:  # pre-train the emission network on the ARHMM's posteriors
-                net, *_ = mstep(net, (v, z, o, log_scale, pad(gammas, v.shape[1]), n_obs), 3 * m_steps)
+                net, *_ = mstep(net, (v, z, o, log_scale, pad(gammas, v.shape[1]), n_obs, wd), 3 * m_steps)
                 params = params._replace(net=to_numpy_tree(net))
             history, converged, it = [], False, 0
             with progress_bar(max_iter, "generalised EM", progress) as bar:
                 for it in range(1, int(max_iter) + 1):
                     ll, pi_counts, trans, gamma = self._e_step(params, seqs, us, lps, v.shape[1])
-                    history.append(ll)
+                    history.append(ll - n_obs * wd * penalty(net))
                     bar.update(1)
                     bar.set_postfix(loglik=f"{ll:.6g}", refresh=False)
                     if len(history) > 1 and history[-1] - history[-2] <= tol * max(1.0, abs(history[-2])):
                         converged = True
                         break
-                    net, *_ = mstep(net, (v, z, o, log_scale, gamma, n_obs), m_steps)
+                    net, *_ = mstep(net, (v, z, o, log_scale, gamma, n_obs, wd), m_steps)
                     row = trans.sum(axis=1, keepdims=True)
                     A = np.where(row > 0, trans / np.where(row > 0, row, 1.0), params.A)
                     params = LearnedEmissionParams(pi_counts / pi_counts.sum(), A, to_numpy_tree(net),
                                                    params.y_loc, params.y_scale, params.u_loc, params.u_scale)
             if not converged:
-                history.append(self._e_step(params, seqs, us, lps, v.shape[1])[0])
+                history.append(self._e_step(params, seqs, us, lps, v.shape[1])[0] - n_obs * wd * penalty(net))
         self.params = params
         return FitResult(params, np.asarray(history), converged, it)
 
@@ -419,9 +423,31 @@ class LearnedEmissionHMM(StateSpaceModel):
         means, scales = self.emission_params(y, inputs)
         return LearnedEmissionKernelParams(p.pi0, p.A[None].copy(), means, scales)
 
+    def conditioned_on(self, y, inputs=None) -> "ConditionedLearnedEmission":
+        """This model with its emission parameters fixed to those computed from ``y``'s history.
+
+        A plain :class:`~statespace.interface.StateSpaceModel` whose ``kernel_params()`` needs no
+        ``y``, so the particle methods of :mod:`smc` run on it unchanged:
+        ``smc.bootstrap_filter(model.conditioned_on(y), y)``.
+        """
+        return ConditionedLearnedEmission(self, self.kernel_params(inputs=inputs, y=y))
+
     def __repr__(self) -> str:
         return (f"LearnedEmissionHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, layer={self.layer!r}, "
                 f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers})")
+
+
+class ConditionedLearnedEmission(StateSpaceModel):
+    """A :class:`LearnedEmissionHMM` conditioned on one observed sequence (see ``conditioned_on``)."""
+
+    def __init__(self, model: LearnedEmissionHMM, kp: LearnedEmissionKernelParams):
+        self.model, self.params, self._kp = model, model.params, kp
+
+    def kernels(self) -> ModelKernels:
+        return self.model.kernels()
+
+    def kernel_params(self, inputs=None, times=None) -> LearnedEmissionKernelParams:
+        return self._kp
 
 
 @nb.njit(cache=True)
