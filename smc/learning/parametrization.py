@@ -45,6 +45,16 @@ class Parametrization(NamedTuple):
     natural: Callable | None = None
 
 
+def enable_x64():
+    """Switch JAX to float64 (the library's precision) and return ``jax.numpy``."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    return jnp
+
+
 def for_model(model) -> Parametrization:
     """The built-in parametrization of a shipped model."""
     from statespace import LinearGaussianSSM, StochasticVolatility

@@ -42,7 +42,7 @@ from statespace.progress import progress_bar
 from statespace.validation import as_rng
 
 from ._engine import FunctionalEstimator, LearningResult, check_common, prepare
-from .parametrization import Parametrization, for_model
+from .parametrization import Parametrization, enable_x64, for_model
 
 #: Central-difference step in unconstrained coordinates.
 FD_STEP = 1e-5
@@ -160,11 +160,9 @@ def _optimizer(name, theta, rates):
     """``step(k, theta, grad) -> theta`` ascending ``grad`` with step size ``rates[k]``."""
     if name == "sgd":
         return lambda k, th, g: th + rates[k] * g
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
     import optax
+
+    jnp = enable_x64()
 
     opt = optax.inject_hyperparams(optax.adam)(learning_rate=float(rates[0]))
     state = {"s": opt.init(jnp.asarray(theta))}

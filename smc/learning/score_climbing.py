@@ -46,7 +46,7 @@ from statespace.validation import as_rng
 
 from ..csmc import NO_FUNCTIONAL, backward_sample, index_tree_sample, run_sweep
 from ._engine import LearningResult, prepare
-from .parametrization import for_model
+from .parametrization import enable_x64, for_model
 from .score_ascent import _optimizer
 
 KERNELS = ("csmc", "ppg")
@@ -55,9 +55,7 @@ KERNELS = ("csmc", "ppg")
 def _jax_gradient(log_joint):
     import jax
 
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
+    jnp = enable_x64()
     grad = jax.jit(jax.grad(log_joint))
     batched = jax.jit(jax.vmap(jax.grad(log_joint), in_axes=(None, 0, None)))
 
