@@ -6,3 +6,5 @@ from .model import ARHMM, HMM, CategoricalHMM, GaussianHMM, HMMFilterResult, HMM
 from .transitions import TransitionStructure, banded, ergodic, left_to_right, sticky
 from . import markov_jump
 from .markov_jump import MarkovJumpProcess, MJPParams
+from .io_hmm import IOHMM, IOHMMParams
+from .learned_emission import LearnedEmissionHMM, LearnedEmissionParams
