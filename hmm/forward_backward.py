@@ -71,38 +71,69 @@ def _exp_shifted(loglik, m):
 
 
 @nb.njit(cache=True, fastmath=_FM)
-def _forward_scaled(pi0, A, B, filtered, c):
-    """Forward recursion on ``B[t] = exp(loglik[t] - m_t)``; fills ``filtered``, ``c``; returns the first failing t (or T)."""
+def _forward_fixed(pi0, A2, B, filtered, c):
+    """Forward recursion for one time-invariant ``A2 (K, K)`` (no per-step matrix selection)."""
     T, K = B.shape
-    S = A.shape[0]
     for t in range(T):
-        ft = filtered[t]
-        bt = B[t]
         if t == 0:
             for k in range(K):
-                ft[k] = pi0[k] * bt[k]
+                filtered[0, k] = pi0[k] * B[0, k]
         else:
-            At = A[t - 1] if S > 1 else A[0]
-            fp = filtered[t - 1]
             for k in range(K):
-                ft[k] = 0.0
+                filtered[t, k] = 0.0
             for i in range(K):
-                a = fp[i]
-                Ai = At[i]
+                a = filtered[t - 1, i]
                 for k in range(K):
-                    ft[k] += a * Ai[k]
+                    filtered[t, k] += a * A2[i, k]
             for k in range(K):
-                ft[k] *= bt[k]
+                filtered[t, k] *= B[t, k]
         ct = 0.0
         for k in range(K):
-            ct += ft[k]
-        if not (ct > 0.0) or not math.isfinite(ct):
+            ct += filtered[t, k]
+        if not (0.0 < ct < np.inf):
             return t
         inv = 1.0 / ct
         for k in range(K):
-            ft[k] *= inv
+            filtered[t, k] *= inv
         c[t] = ct
     return T
+
+
+@nb.njit(cache=True, fastmath=_FM)
+def _forward_varying(pi0, A, B, filtered, c):
+    """Forward recursion with ``A[t-1]`` moving the chain into step ``t``."""
+    T, K = B.shape
+    for t in range(T):
+        if t == 0:
+            for k in range(K):
+                filtered[0, k] = pi0[k] * B[0, k]
+        else:
+            for k in range(K):
+                filtered[t, k] = 0.0
+            for i in range(K):
+                a = filtered[t - 1, i]
+                for k in range(K):
+                    filtered[t, k] += a * A[t - 1, i, k]
+            for k in range(K):
+                filtered[t, k] *= B[t, k]
+        ct = 0.0
+        for k in range(K):
+            ct += filtered[t, k]
+        if not (0.0 < ct < np.inf):
+            return t
+        inv = 1.0 / ct
+        for k in range(K):
+            filtered[t, k] *= inv
+        c[t] = ct
+    return T
+
+
+@nb.njit(cache=True)
+def _forward_scaled(pi0, A, B, filtered, c):
+    """Forward recursion on ``B[t] = exp(loglik[t] - m_t)``; fills ``filtered``, ``c``; returns the first failing t (or T)."""
+    if A.shape[0] == 1:
+        return _forward_fixed(pi0, A[0], B, filtered, c)
+    return _forward_varying(pi0, A, B, filtered, c)
 
 
 @nb.njit(cache=True, fastmath=_FM)
@@ -217,10 +248,21 @@ def smoother(pi0, A, loglik):
     return _posteriors_from_B(pi0, A, _exp_shifted(loglik, m), m)
 
 
+@nb.njit(cache=True)
+def _shifted(loglik):
+    """``(loglik - m[:, None], m)`` with ``m`` the row maxima, in one pass."""
+    T, K = loglik.shape
+    m = _row_max(loglik)
+    out = np.empty((T, K))
+    for t in range(T):
+        for k in range(K):
+            out[t, k] = loglik[t, k] - m[t]
+    return out, m
+
+
 def posteriors(pi0, A, loglik):
     """:func:`smoother` with the exponentials taken by NumPy's vectorised ``exp`` (Python callers)."""
-    m = _row_max(loglik)
-    B = np.subtract(loglik, m[:, None])
+    B, m = _shifted(loglik)
     np.exp(B, out=B)
     return _posteriors_from_B(pi0, A, B, m)
 
