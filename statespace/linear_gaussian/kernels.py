@@ -49,47 +49,11 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # --- per-particle kernels ---------------------------------------------------------
-@nb.njit(cache=True)
-def _draw(mean_base, L, rng, x_out):
-    """``x_out = mean_base + L z`` with ``z`` standard normal (``mean_base`` already in ``x_out``)."""
-    n = x_out.shape[0]
-    z = np.empty(n)
-    for i in range(n):
-        z[i] = rng.standard_normal()
-    for i in range(n):
-        s = mean_base[i]
-        for k in range(i + 1):
-            s += L[i, k] * z[k]
-        x_out[i] = s
-
-
-@nb.njit(cache=True)
-def _log_normal(r, L, logdet):
-    """``log N(r; 0, L L^T)``; ``r`` is overwritten."""
-    n = r.shape[0]
-    solve_lower(L, r, n)
-    q = 0.0
-    for i in range(n):
-        q += r[i] * r[i]
-    return -0.5 * (n * _LOG_2PI + logdet + q)
-
-
-@nb.njit(cache=True)
-def sample_initial(kp, rng, x_out):
-    _draw(kp.m0, kp.chol_P0, rng, x_out)
-
-
-@nb.njit(cache=True)
-def log_initial(kp, x):
-    d = x.shape[0]
-    r = np.empty(d)
-    logdet = 0.0
-    for i in range(d):
-        r[i] = x[i] - kp.m0[i]
-        logdet += 2.0 * math.log(kp.chol_P0[i, i])
-    return _log_normal(r, kp.chol_P0, logdet)
-
-
+# They allocate nothing (particle loops call them N x T times): densities use the
+# whitened matrices of KernelParams, and draws fill x_out with standard normals
+# and transform it in place from the last coordinate up (L is lower-triangular,
+# so row i only reads entries k <= i that are still untouched). x_out must not
+# alias x_prev.
 @nb.njit(cache=True)
 def _transition_mean(kp, t, x_prev, out):
     F = kp.F[ix(kp.F.shape[0], t)]
@@ -103,21 +67,65 @@ def _transition_mean(kp, t, x_prev, out):
 
 
 @nb.njit(cache=True)
+def sample_initial(kp, rng, x_out):
+    d = x_out.shape[0]
+    L = kp.chol_P0
+    for i in range(d):
+        x_out[i] = rng.standard_normal()
+    for i in range(d - 1, -1, -1):
+        s = kp.m0[i]
+        for k in range(i + 1):
+            s += L[i, k] * x_out[k]
+        x_out[i] = s
+
+
+@nb.njit(cache=True)
+def log_initial(kp, x):
+    d = x.shape[0]
+    W = kp.white_P0
+    q = 0.0
+    logdet = 0.0
+    for i in range(d):
+        z = 0.0
+        for k in range(i + 1):
+            z += W[i, k] * (x[k] - kp.m0[k])
+        q += z * z
+        logdet += 2.0 * math.log(kp.chol_P0[i, i])
+    return -0.5 * (d * _LOG_2PI + logdet + q)
+
+
+@nb.njit(cache=True)
 def sample_transition(kp, t, x_prev, rng, x_out):
-    mean = np.empty(x_prev.shape[0])
-    _transition_mean(kp, t, x_prev, mean)
-    _draw(mean, kp.chol_Q[ix(kp.chol_Q.shape[0], t)], rng, x_out)
+    d = x_out.shape[0]
+    F = kp.F[ix(kp.F.shape[0], t)]
+    bu = kp.bu[ix(kp.bu.shape[0], t)]
+    L = kp.chol_Q[ix(kp.chol_Q.shape[0], t)]
+    for i in range(d):
+        x_out[i] = rng.standard_normal()
+    for i in range(d - 1, -1, -1):
+        s = bu[i]
+        for k in range(d):
+            s += F[i, k] * x_prev[k]
+        for k in range(i + 1):
+            s += L[i, k] * x_out[k]
+        x_out[i] = s
 
 
 @nb.njit(cache=True)
 def log_transition(kp, t, x_prev, x):
     d = x.shape[0]
-    r = np.empty(d)
-    _transition_mean(kp, t, x_prev, r)
+    W = kp.white_Q[ix(kp.white_Q.shape[0], t)]
+    WF = kp.white_F[ix(kp.white_F.shape[0], t)]
+    Wb = kp.white_bu[ix(kp.white_bu.shape[0], t)]
+    q = 0.0
     for i in range(d):
-        r[i] = x[i] - r[i]
-    k = ix(kp.chol_Q.shape[0], t)
-    return _log_normal(r, kp.chol_Q[k], kp.logdet_Q[k])
+        z = -Wb[i]
+        for k in range(i + 1):
+            z += W[i, k] * x[k]
+        for k in range(d):
+            z -= WF[i, k] * x_prev[k]
+        q += z * z
+    return -0.5 * (d * _LOG_2PI + kp.logdet_Q[ix(kp.logdet_Q.shape[0], t)] + q)
 
 
 @nb.njit(cache=True)
@@ -128,55 +136,85 @@ def log_transition_bound(kp, t):
 
 
 @nb.njit(cache=True)
-def log_emission(kp, t, x, y):
-    """``log N(y_t^o; H^o x + D^o u_t, R_oo)`` over the observed coordinates (0 for a missing row)."""
-    H = kp.H[ix(kp.H.shape[0], t)]
-    du = kp.du[ix(kp.du.shape[0], t)]
-    kr = ix(kp.R.shape[0], t)
-    m, d = H.shape
+def _log_emission_partial(Hs, dus, Rs, t, x, y, n):
+    """Log-density of the ``n < m`` observed coordinates of ``y[t]`` (allocates; rows with gaps are rare)."""
+    H = Hs[ix(Hs.shape[0], t)]
+    du = dus[ix(dus.shape[0], t)]
+    R = Rs[ix(Rs.shape[0], t)]
     yt = y[t]
-    obs = np.empty(m, np.int64)
-    n = 0
+    m, d = H.shape
+    obs = np.empty(n, np.int64)
+    a = 0
     for j in range(m):
         if not math.isnan(yt[j]):
-            obs[n] = j
-            n += 1
-    if n == 0:
-        return 0.0
+            obs[a] = j
+            a += 1
     r = np.empty(n)
+    Roo = np.empty((n, n))
     for a in range(n):
         j = obs[a]
         s = yt[j] - du[j]
         for k in range(d):
             s -= H[j, k] * x[k]
         r[a] = s
-    if n == m:
-        return _log_normal(r, kp.chol_R[kr], kp.logdet_R[kr])
-    R = kp.R[kr]
-    Roo = np.empty((n, n))
-    for a in range(n):
         for b in range(n):
-            Roo[a, b] = R[obs[a], obs[b]]
+            Roo[a, b] = R[j, obs[b]]
     L = np.empty((n, n))
     cholesky(Roo, L)
     logdet = 0.0
     for a in range(n):
         logdet += 2.0 * math.log(L[a, a])
-    return _log_normal(r, L, logdet)
+    solve_lower(L, r, n)
+    q = 0.0
+    for a in range(n):
+        q += r[a] * r[a]
+    return -0.5 * (n * _LOG_2PI + logdet + q)
+
+
+@nb.njit(cache=True)
+def log_emission(kp, t, x, y):
+    """``log N(y_t^o; H^o x + D^o u_t, R_oo)`` over the observed coordinates (0 for a missing row)."""
+    yt = y[t]
+    m = yt.shape[0]
+    n = 0
+    for j in range(m):
+        if not math.isnan(yt[j]):
+            n += 1
+    if n == 0:
+        return 0.0
+    if n < m:
+        return _log_emission_partial(kp.H, kp.du, kp.R, t, x, y, n)
+    kr = ix(kp.white_R.shape[0], t)
+    W = kp.white_R[kr]
+    WH = kp.white_H[ix(kp.white_H.shape[0], t)]
+    Wd = kp.white_du[ix(kp.white_du.shape[0], t)]
+    d = x.shape[0]
+    q = 0.0
+    for i in range(m):
+        z = -Wd[i]
+        for k in range(i + 1):
+            z += W[i, k] * yt[k]
+        for k in range(d):
+            z -= WH[i, k] * x[k]
+        q += z * z
+    return -0.5 * (m * _LOG_2PI + kp.logdet_R[kr] + q)
 
 
 @nb.njit(cache=True)
 def sample_emission(kp, t, x, y, rng, y_out):
     H = kp.H[ix(kp.H.shape[0], t)]
     du = kp.du[ix(kp.du.shape[0], t)]
+    L = kp.chol_R[ix(kp.chol_R.shape[0], t)]
     m, d = H.shape
-    mean = np.empty(m)
     for i in range(m):
+        y_out[i] = rng.standard_normal()
+    for i in range(m - 1, -1, -1):
         s = du[i]
         for k in range(d):
             s += H[i, k] * x[k]
-        mean[i] = s
-    _draw(mean, kp.chol_R[ix(kp.chol_R.shape[0], t)], rng, y_out)
+        for k in range(i + 1):
+            s += L[i, k] * y_out[k]
+        y_out[i] = s
 
 
 # --- sufficient statistics --------------------------------------------------------

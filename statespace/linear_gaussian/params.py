@@ -173,6 +173,11 @@ class KernelParams(NamedTuple):
     ``bu[t] = B u_t`` and ``du[t] = D u_t`` (length 1 and zero without inputs).
     Cholesky factors and log-determinants are precomputed once per sequence;
     ``u`` keeps the raw inputs (``(1, 0)`` without inputs) for the sufficient statistics.
+
+    The ``white_*`` fields let the per-particle densities run without allocating:
+    with ``L`` the Cholesky factor of ``Q_t``, ``L^{-1}(x_t - F_t x_{t-1} - B u_t)
+    = white_Q x_t - white_F x_{t-1} - white_bu``, and likewise for the emission
+    (``white_R``, ``white_H``, ``white_du``) and the initial law (``white_P0``).
     """
 
     m0: np.ndarray
@@ -189,6 +194,19 @@ class KernelParams(NamedTuple):
     bu: np.ndarray
     du: np.ndarray
     u: np.ndarray
+    white_P0: np.ndarray
+    white_Q: np.ndarray
+    white_F: np.ndarray
+    white_bu: np.ndarray
+    white_R: np.ndarray
+    white_H: np.ndarray
+    white_du: np.ndarray
+
+
+def _inverse_lower(L):
+    """Inverses of a stack of lower-triangular factors (still lower-triangular)."""
+    eye = np.broadcast_to(np.eye(L.shape[-1]), L.shape)
+    return np.ascontiguousarray(np.tril(np.linalg.solve(L, eye)))
 
 
 def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> KernelParams:
@@ -208,20 +226,30 @@ def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> Kern
         u = np.array(inputs, dtype=np.float64, order="C")
         bu = np.ascontiguousarray(u @ params.B.T)
         du = np.ascontiguousarray(u @ params.D.T)
+    F, H = stack(params.F), stack(params.H)
+    white_Q, white_R = _inverse_lower(chol_Q), _inverse_lower(chol_R)
+    white_P0 = _inverse_lower(np.linalg.cholesky(params.P0))
     return KernelParams(
         m0=np.array(params.m0, order="C"),
         P0=np.array(params.P0, order="C"),
         chol_P0=np.linalg.cholesky(params.P0),
-        F=stack(params.F),
+        F=F,
         Q=Q,
         chol_Q=chol_Q,
         logdet_Q=2.0 * np.log(np.diagonal(chol_Q, axis1=1, axis2=2)).sum(axis=1),
-        H=stack(params.H),
+        H=H,
         R=R,
         chol_R=chol_R,
         logdet_R=2.0 * np.log(np.diagonal(chol_R, axis1=1, axis2=2)).sum(axis=1),
         bu=bu,
         du=du,
         u=u,
+        white_P0=white_P0,
+        white_Q=white_Q,
+        white_F=np.ascontiguousarray(white_Q @ F),
+        white_bu=np.ascontiguousarray((white_Q @ bu[..., None])[..., 0]),
+        white_R=white_R,
+        white_H=np.ascontiguousarray(white_R @ H),
+        white_du=np.ascontiguousarray((white_R @ du[..., None])[..., 0]),
     )
 
