@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lgssm_dense import block, condition, random_params
 from statespace.linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
@@ -181,3 +183,27 @@ def test_specialised_loops_equal_generic_loops():
     ra, rb = _fast.rts_loop(kp, *a[1:5]), fast.rts_loop(kp, *a[1:5])
     for x1, x2 in zip(ra[:4], rb[:4]):
         np.testing.assert_allclose(x1, x2, rtol=1e-12, atol=1e-14)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    d=st.integers(1, 3),
+    m=st.integers(1, 3),
+    p=st.integers(0, 2),
+    T=st.integers(1, 6),
+    missing=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_random_shapes_and_missing_patterns_match_dense_gaussian(d, m, p, T, missing, seed):
+    rng = np.random.default_rng(seed)
+    params = random_params(rng, d=d, m=m, p=p)
+    y = rng.normal(size=(T, m))
+    y[rng.random(y.shape) < missing] = np.nan
+    u = rng.normal(size=(T, p)) if p else None
+    res = rts_smoother(params, y, inputs=u)
+    mean, cov, ll = condition(params, y, u)
+    _close(res.log_likelihood, ll)
+    _close(res.smoothed_means, mean.reshape(T, d))
+    assert res.smoothed_cross_covs.shape == (T - 1, d, d)
+    for t in range(T):
+        _close(res.smoothed_covs[t], block(cov, d, t, t))
