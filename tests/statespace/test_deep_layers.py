@@ -194,7 +194,9 @@ def test_selective_scan_matches_python_loop():
                 x[h, n] = np.exp(delta[h] * A[h, n]) * x[h, n] + delta[h] * Bt[n] * u[t, h]
         want.append(x @ Ct + params["d"] * u[t])
     jp = {k: jnp.asarray(v) for k, v in params.items()}
-    np.testing.assert_allclose(np.asarray(selective_scan.apply(jp, jnp.asarray(u))), want, rtol=1e-10, atol=1e-10)
+    for chunk in (64, 8, 1):  # one padded chunk, several chunks with a ragged tail, pure sequential
+        got = selective_scan.apply(jp, jnp.asarray(u), chunk=chunk)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-10)
 
 
 def test_selective_scan_init_step_sizes():
