@@ -25,8 +25,11 @@ So one ``2K x 2K`` exponential per *distinct* interval length gives every
 dwell time and jump count at once (a regular grid needs a single one).
 
 The matrix exponential is computed in Numba by scaling and squaring with a
-degree-16 Taylor polynomial (the scaled matrix has 1-norm at most 1/2, where the
-truncation error is below 1e-19), so the whole E-step stays compiled.
+Taylor polynomial (the scaled matrix has 1-norm at most 1/2 and the degree is
+the smallest whose first omitted term is below 1e-18: 15 at norm 1/2, about 7
+for the short intervals of a dense grid), so the whole E-step stays compiled.
+The Van Loan exponential keeps its block-triangular structure (three ``K x K``
+products per step instead of one ``2K x 2K``).
 
 Endpoint-conditioned paths are drawn by uniformization (Hobolth & Stone 2009):
 with :math:`\mu = \max_i (-q_{ii})` and :math:`R = I + Q/\mu`, the number of
@@ -47,30 +50,116 @@ from statespace.errors import ParameterError
 
 from .generator import check_generator
 
-_TAYLOR_DEGREE = 16
+#: Truncation tolerance of the Taylor polynomial (relative to the scaled matrix's norm scale).
+_TAYLOR_TOL = 1e-18
 
 
 @nb.njit(cache=True)
-def expm(A):
-    """``exp(A)`` for a small dense matrix (scaling and squaring, Taylor degree 16)."""
+def _matmul(A, B, out):
+    """``out = A @ B`` for small square matrices (loops beat a BLAS call at K <= 12)."""
+    n = A.shape[0]
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = 0.0
+        for k in range(n):
+            a = A[i, k]
+            if a != 0.0:
+                for j in range(n):
+                    out[i, j] += a * B[k, j]
+
+
+@nb.njit(cache=True)
+def _norm1(A):
     n = A.shape[0]
     norm = 0.0
     for j in range(n):
         s = 0.0
         for i in range(n):
             s += abs(A[i, j])
-        if s > norm:
-            norm = s
+        norm = max(norm, s)
+    return norm
+
+
+@nb.njit(cache=True)
+def _taylor_plan(norm):
+    """``(squarings, degree)``: scale to 1-norm <= 1/2, then the smallest degree
+    whose first omitted term ``norm^(m+1)/(m+1)!`` is below ``_TAYLOR_TOL``."""
     squarings = 0
     if norm > 0.5:
         squarings = int(math.ceil(math.log2(norm / 0.5)))
+        norm = norm * 0.5**squarings
+    m = 0
+    term = 1.0
+    while m < 30:
+        term *= norm / (m + 1)
+        if term <= _TAYLOR_TOL:
+            break
+        m += 1
+    return squarings, m
+
+
+@nb.njit(cache=True)
+def expm(A):
+    """``exp(A)`` for a small dense matrix (scaling and squaring, adaptive-degree Taylor)."""
+    n = A.shape[0]
+    squarings, degree = _taylor_plan(_norm1(A))
     X = A * (0.5**squarings)
     E = np.eye(n)
-    for k in range(_TAYLOR_DEGREE, 0, -1):
-        E = np.eye(n) + (X @ E) / k
+    tmp = np.empty((n, n))
+    for k in range(degree, 0, -1):
+        _matmul(X, E, tmp)
+        for i in range(n):
+            for j in range(n):
+                E[i, j] = tmp[i, j] / k + (1.0 if i == j else 0.0)
     for _ in range(squarings):
-        E = E @ E
+        _matmul(E, E, tmp)
+        E[:, :] = tmp
     return E
+
+
+@nb.njit(cache=True)
+def _van_loan_block(A, Wd, E1, E2, t1, t2):
+    """Upper blocks of ``exp([[A, Wd], [0, A]])``: ``E1 = exp(A)``, ``E2`` the integral block.
+
+    The block-triangular structure is kept throughout: a Horner step is
+    ``E1 <- I + A E1 / k``, ``E2 <- (A E2 + Wd E1) / k`` and a squaring is
+    ``E2 <- E1 E2 + E2 E1``, ``E1 <- E1 E1`` (3 products of size K instead of one of size 2K).
+    """
+    n = A.shape[0]
+    norm = 0.0
+    for j in range(n):
+        s1 = 0.0
+        s2 = 0.0
+        for i in range(n):
+            s1 += abs(A[i, j])
+            s2 += abs(Wd[i, j]) + abs(A[i, j])
+        norm = max(norm, s1, s2)
+    squarings, degree = _taylor_plan(norm)
+    c = 0.5**squarings
+    As = A * c
+    Ws = Wd * c
+    for i in range(n):
+        for j in range(n):
+            E1[i, j] = 1.0 if i == j else 0.0
+            E2[i, j] = 0.0
+    for k in range(degree, 0, -1):
+        _matmul(As, E2, t1)
+        _matmul(Ws, E1, t2)
+        for i in range(n):
+            for j in range(n):
+                E2[i, j] = (t1[i, j] + t2[i, j]) / k
+        _matmul(As, E1, t1)
+        for i in range(n):
+            for j in range(n):
+                E1[i, j] = t1[i, j] / k + (1.0 if i == j else 0.0)
+    for _ in range(squarings):
+        _matmul(E1, E2, t1)
+        _matmul(E2, E1, t2)
+        for i in range(n):
+            for j in range(n):
+                E2[i, j] = t1[i, j] + t2[i, j]
+        _matmul(E1, E1, t1)
+        E1[:, :] = t1
 
 
 @nb.njit(cache=True)
@@ -93,21 +182,30 @@ def van_loan_integrals(Q, dts, W):
     ``M[k, k]`` is the expected total dwell time in ``k`` and ``Q[k, l] M[k, l]``
     the expected number of ``k -> l`` jumps, summed over all intervals whose
     weights ``W_u[a, b] = sum xi(a, b) / P(dt_u)[a, b]`` were accumulated.
+    ``W_u`` enters linearly, so it is normalised before exponentiating (its size
+    must not drive the number of squarings) and the result scaled back.
     """
     K = Q.shape[0]
     M = np.zeros((K, K))
-    B = np.zeros((2 * K, 2 * K))
+    A = np.empty((K, K))
+    Wd = np.empty((K, K))
+    E1 = np.empty((K, K))
+    E2 = np.empty((K, K))
+    t1 = np.empty((K, K))
+    t2 = np.empty((K, K))
     for u in range(dts.shape[0]):
         d = dts[u]
+        wn = _norm1(W[u])
+        if wn == 0.0:
+            continue
         for i in range(K):
             for j in range(K):
-                B[i, j] = Q[j, i] * d
-                B[K + i, K + j] = Q[j, i] * d
-                B[i, K + j] = W[u, i, j] * d
-        E = expm(B)
+                A[i, j] = Q[j, i] * d
+                Wd[i, j] = W[u, i, j] * d / wn
+        _van_loan_block(A, Wd, E1, E2, t1, t2)
         for i in range(K):
             for j in range(K):
-                M[i, j] += E[i, K + j]
+                M[i, j] += E2[i, j] * wn
     return M
 
 
