@@ -47,23 +47,15 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from statespace.errors import DegenerateWeightsError, ShapeError
+from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional
 from statespace.progress import progress_bar
 from statespace.validation import as_float_array, as_rng, as_sequences
 
+from .paris import backward_step, build_alias
+
 METHODS = ("backward", "ancestor")
 
-
-
-def rejection_tries(n_particles: int) -> int:
-    """Accept-reject proposals allowed per backward index before the exact O(N) draw.
-
-    The exact draw costs N transition densities, so up to about N/8 proposals
-    are cheaper on average (the hybrid rule of Dau & Chopin 2022 bounds the
-    cost of outlying particles whose acceptance probability is tiny).
-    """
-    return max(16, int(n_particles) // 8)
 
 
 # --------------------------------------------------------------------------
@@ -144,22 +136,22 @@ def _multinomial_sorted(cdf, rng, out):
 
 
 @nb.njit(nogil=True)
-def conditional_sweep(
-    sample_initial, log_initial, sample_transition, log_transition, log_transition_bound, log_emission,
-    h_initial, h_step, kp, hp, y, ref, has_ref, ancestor_sampling, n_particles, n_backward, hdim, max_tries, rng,
-):
+def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref, has_ref, ancestor_sampling,
+                      n_particles, n_backward, hdim, max_tries, rng):
     """One (conditional) particle filter sweep, with PaRIS statistics when ``n_backward > 0``.
 
     Particle 0 is frozen to ``ref`` when ``has_ref``; its ancestor is redrawn when
-    ``ancestor_sampling``. With ``n_backward = K > 0`` each particle carries the
-    PaRIS statistic :math:`\\tau_t^i = K^{-1} \\sum_j (\\tau_{t-1}^{J_{ij}} +
-    h_t(\\xi_{t-1}^{J_{ij}}, \\xi_t^i))` with :math:`J_{ij}` drawn from the backward
-    kernel (accept-reject on the transition bound, exact draw after ``max_tries``).
+    ``ancestor_sampling``. With ``n_backward = K > 0`` the backward indices of every
+    particle are drawn by :func:`smc.paris.backward_step` (accept-reject on the
+    transition bound, exact draw after ``max_tries`` proposals) and each particle
+    carries the PaRIS statistic :math:`\\tau_t^i = K^{-1} \\sum_j (\\tau_{t-1}^{J_{ij}} +
+    h_t(\\xi_{t-1}^{J_{ij}}, \\xi_t^i))`, with ``h_step`` evaluated on ``hp``.
 
-    Returns ``(x, logw, anc, bidx, tau, loglik, fail_t)``: particles ``(T, N, d)``,
+    Returns ``(x, logw, anc, bidx, tau, loglik, status)``: particles ``(T, N, d)``,
     log-weights ``(T, N)``, ancestors ``(T, N)``, backward indices ``(T, N, K)``,
-    the final statistics ``(N, hdim)``, the log-likelihood estimate and the first
-    time step whose weights all vanished (-1 if none).
+    the final statistics ``(N, hdim)``, the log-likelihood estimate, and a status:
+    -1 if fine, ``t >= 0`` if all weights vanished at step ``t``, ``-2 - t`` if the
+    transition density exceeded its bound at step ``t``.
     """
     T = y.shape[0]
     d = ref.shape[1]
@@ -176,19 +168,24 @@ def conditional_sweep(
     wtmp = np.empty(N)
     cdf = np.empty(N)
     logits = np.empty(N)
+    prob = np.empty(N)
+    alias = np.empty(N, dtype=np.int64)
+    empty_tau = np.zeros((N, 0))
+    empty_h = np.zeros((N, 0))
+    fallbacks = np.zeros(N, dtype=np.int64)
+    violations = np.zeros(N, dtype=np.int64)
     start = 1 if has_ref else 0
 
     for i in range(N):
         if i < start:
             x[0, i, :] = ref[0]
         else:
-            sample_initial(kp, rng, x[0, i])
-        logw[0, i] = log_emission(kp, 0, x[0, i], y)
+            kernels.sample_initial(kp, rng, x[0, i])
+        logw[0, i] = kernels.log_emission(kp, 0, x[0, i], y)
         if K > 0:
             h_initial(hp, x[0, i], y, hbuf)
             tau[i, :] = hbuf
     loglik = 0.0
-    fail_t = -1
     lse = _normalise(logw[0], w)
     if not lse > -np.inf:
         return x, logw, anc, bidx, tau, loglik, 0
@@ -198,38 +195,28 @@ def conditional_sweep(
         _cumsum(w, cdf)
         _multinomial_sorted(cdf, rng, anc[t, start:])
         for i in range(start, N):
-            sample_transition(kp, t, x[t - 1, anc[t, i]], rng, x[t, i])
+            kernels.sample_transition(kp, t, x[t - 1, anc[t, i]], rng, x[t, i])
         if has_ref:
             x[t, 0, :] = ref[t]
             if ancestor_sampling:
                 for l in range(N):
-                    logits[l] = math.log(w[l]) + log_transition(kp, t, x[t - 1, l], ref[t]) if w[l] > 0 else -np.inf
+                    if w[l] > 0:
+                        logits[l] = math.log(w[l]) + kernels.log_transition(kp, t, x[t - 1, l], ref[t])
+                    else:
+                        logits[l] = -np.inf
                 a = _draw_from_logits(logits, wtmp, rng)
                 anc[t, 0] = a if a >= 0 else 0
             else:
                 anc[t, 0] = 0
         if K > 0:
-            bound = log_transition_bound(kp, t)
+            build_alias(w, prob, alias)
+            seed = rng.integers(0, 2**62)
+            bound = kernels.log_transition_bound(kp, t)
+            backward_step(kernels, no_functional, kp, t, y, x[t - 1], w, empty_tau, x[t], prob, alias, K, bound,
+                          max_tries, False, seed, empty_tau, empty_h, bidx[t], fallbacks, violations)
+            if violations.sum() > 0:
+                return x, logw, anc, bidx, tau, loglik, -2 - t
             for i in range(N):
-                n_done = 0
-                if bound < np.inf:
-                    tries = 0
-                    while n_done < K and tries < max_tries * K:
-                        tries += 1
-                        l = _draw_cat(cdf, rng)
-                        if math.log(rng.random()) < log_transition(kp, t, x[t - 1, l], x[t, i]) - bound:
-                            bidx[t, i, n_done] = l
-                            n_done += 1
-                if n_done < K:
-                    for l in range(N):
-                        logits[l] = math.log(w[l]) + log_transition(kp, t, x[t - 1, l], x[t, i]) if w[l] > 0 else -np.inf
-                    lse_b = _normalise(logits, wtmp)
-                    if not lse_b > -np.inf:
-                        return x, logw, anc, bidx, tau, loglik, t
-                    _cumsum(wtmp, logits)  # logits reused as the backward cdf
-                    while n_done < K:
-                        bidx[t, i, n_done] = _draw_cat(logits, rng)
-                        n_done += 1
                 tau_new[i, :] = 0.0
                 for j in range(K):
                     l = bidx[t, i, j]
@@ -240,12 +227,12 @@ def conditional_sweep(
                     tau_new[i, k] /= K
             tau, tau_new = tau_new, tau
         for i in range(N):
-            logw[t, i] = log_emission(kp, t, x[t, i], y)
+            logw[t, i] = kernels.log_emission(kp, t, x[t, i], y)
         lse = _normalise(logw[t], w)
         if not lse > -np.inf:
             return x, logw, anc, bidx, tau, loglik, t
         loglik += lse - math.log(N)
-    return x, logw, anc, bidx, tau, loglik, fail_t
+    return x, logw, anc, bidx, tau, loglik, -1
 
 
 @nb.njit(nogil=True)
@@ -318,13 +305,17 @@ def run_sweep(kernels, kp, y, ref, *, n_particles, functional=NO_FUNCTIONAL, hp=
     if ref is None:
         ref = np.zeros((y.shape[0], kernels.state_dim))
     out = conditional_sweep(
-        kernels.sample_initial, kernels.log_initial, kernels.sample_transition, kernels.log_transition,
-        kernels.log_transition_bound, kernels.log_emission, functional.initial, functional.step,
-        kp, kp if hp is None else hp, y, ref, has_ref, ancestor_sampling, int(n_particles), int(n_backward),
-        int(functional.dim), int(rejection_tries(n_particles) if max_tries is None else max_tries), rng,
+        kernels, NO_FUNCTIONAL, functional.initial, functional.step, kp, kp if hp is None else hp, y, ref, has_ref,
+        ancestor_sampling, int(n_particles), int(n_backward), int(functional.dim),
+        int(n_particles if max_tries is None else max_tries), rng,
     )
-    if out[-1] >= 0:
-        raise DegenerateWeightsError(int(out[-1]), "in a conditional particle filter sweep")
+    status = int(out[-1])
+    if status >= 0:
+        raise DegenerateWeightsError(status, "in a conditional particle filter sweep")
+    if status <= -2:
+        raise ParameterError(
+            f"log_transition_bound: the transition log-density exceeded the model's bound at time step {-2 - status}"
+        )
     return out
 
 

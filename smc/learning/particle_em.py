@@ -17,7 +17,7 @@ With :math:`\gamma_k = 1` this is particle EM (Monte Carlo EM); a decreasing
 schedule (:math:`\sum\gamma_k = \infty`, :math:`\sum\gamma_k^2 < \infty`) is SAEM
 (Delyon, Lavielle & Moulines 1999), which averages the Monte Carlo noise out and
 converges to a stationary point of the likelihood. The default schedule is
-:math:`\gamma_k = 1` for the first quarter of the iterations (fast EM-like
+:math:`\gamma_k = 1` for the first half of the iterations (fast EM-like
 progress), then :math:`\gamma_k = (k - k_w + 2)^{-0.7}`.
 
 With ``smoother="ppg"`` the PPG chain runs across iterations: each iteration
@@ -68,7 +68,7 @@ def particle_em(model, y, n_iter=100, n_particles=32, *, n_backward=2, smoother=
         raise ParameterError(f"model: {exc}; particle EM needs sufficient statistics and an M-step") from None
     rng = as_rng(rng)
     data = prepare(model, y, inputs)
-    gammas = step_size_schedule(step_sizes, n_iter, n_iter // 4, 0.7)
+    gammas = step_size_schedule(step_sizes, n_iter, n_iter // 2, 0.7)
     est = FunctionalEstimator(data, smoother=smoother, n_particles=n_particles, n_backward=n_backward,
                               n_sweeps=n_sweeps, burn_in=burn_in)
     n_steps = sum(len(s) for s, _ in data)
