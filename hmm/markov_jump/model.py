@@ -41,6 +41,7 @@ from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.validation import as_rng, as_sequences
 
 from hmm import inference as hmm_inference
+from hmm.forward_backward import backward, forward
 
 from . import inference
 from .em import fit_em
@@ -297,8 +298,6 @@ class MarkovJumpProcess(StateSpaceModel):
         )
 
     def _query(self, pi0, A, L, grid, q, name):
-        from hmm.forward_backward import backward, forward
-
         q = np.atleast_1d(np.asarray(q, dtype=np.float64))
         if not np.isfinite(q).all():
             raise DataError(f"{name}: non-finite query time")
@@ -355,8 +354,6 @@ class MarkovJumpProcess(StateSpaceModel):
         pi0 = np.asarray(self.params.initial)
         Q = np.asarray(self.params.Q)
         out = []
-        from hmm.forward_backward import forward
-
         for s, g in enumerate(grids):
             a, b = table.offsets[s], table.offsets[s + 1]
             A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
