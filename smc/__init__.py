@@ -4,3 +4,7 @@
 from .particle_filter import FilterResult, Proposal, StateFunction, bootstrap_filter, guided_filter
 from .paris import PaRIS, PaRISResult, paris_smoother, smoothed_marginals_functional, split_marginals
 from .resampling import resample
+
+# --- particle Gibbs, PPG and particle learning (issue 6) ---
+from .csmc import ParticleGibbsResult, csmc_step, particle_gibbs
+from .ppg import PPGResult, ppg_smoother, ppg_step

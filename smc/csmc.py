@@ -282,12 +282,13 @@ def index_tree_sample(x, logw, bidx, rng):
     return path
 
 
-@nb.njit(cache=True)
+# not cached: its overloads are keyed on the caller's parameter types, which may live in any module
+@nb.njit
 def _no_functional_initial(hp, x, y, out):
     pass
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _no_functional_step(hp, t, x_prev, x, y, out):
     pass
 
