@@ -10,11 +10,12 @@ compiled code across processes.
 
 Everything happens in one function per pass, indexing the output arrays
 directly: no allocation, no array views and no calls in the time loop. Each
-pass allocates its outputs as views of one block: a few large blocks rather
-than many medium ones stay in the C allocator's heap between calls (glibc
-returns freed memory to the system above an adaptive threshold), so repeated
-calls (EM iterations, benchmarks, batches) do not pay fresh page faults, which
-otherwise cost several times the arithmetic.
+pass writes its outputs as views of one block given by the caller: EM reuses
+its blocks across iterations, and one-off calls allocate one large block, which
+stays in the C allocator's heap between calls (glibc returns freed memory to the
+system above an adaptive threshold that a few large blocks raise), so repeated
+calls do not pay fresh page faults, which otherwise cost several times the
+arithmetic.
 The mathematics is documented in :mod:`~statespace.linear_gaussian.kalman`
 and :mod:`~statespace.linear_gaussian.smoother`.
 """
@@ -34,9 +35,19 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _FLAGS = dict(cache=True, fastmath={"contract", "arcp", "reassoc", "nsz"})
 
 
+def filter_size(T: int, d: int) -> int:
+    """Length of the output block of :func:`filter_loop`."""
+    return 2 * T * d * (d + 1)
+
+
+def rts_size(T: int, d: int) -> int:
+    """Length of the output block of :func:`rts_loop`."""
+    return T * d + (T + 2 * max(T - 1, 0)) * d * d
+
+
 @nb.njit(**_FLAGS)
-def filter_loop(kp, y):
-    """Kalman filter over ``y`` (``(T, m)``, NaN = missing).
+def filter_loop(kp, y, buf):
+    """Kalman filter over ``y`` (``(T, m)``, NaN = missing); outputs are views of ``buf`` (:func:`filter_size`).
 
     Returns ``(loglik, filtered_means, filtered_covs, predicted_means, predicted_covs, bad)``
     where ``bad`` is the first time step whose innovation covariance is not
@@ -47,8 +58,6 @@ def filter_loop(kp, y):
     m = M if M > 0 else y.shape[1]
     Fs, Qs, Hs, Rs, bus, dus = kp.F, kp.Q, kp.H, kp.R, kp.bu, kp.du
     nF, nQ, nH, nR, nU = Fs.shape[0], Qs.shape[0], Hs.shape[0], Rs.shape[0], bus.shape[0]
-    # One block for all outputs (see the module docstring on allocation).
-    buf = np.empty(2 * T * d * (d + 1))
     fm = buf[: T * d].reshape((T, d))
     pm = buf[T * d : 2 * T * d].reshape((T, d))
     fP = buf[2 * T * d : 2 * T * d + T * d * d].reshape((T, d, d))
@@ -194,14 +203,16 @@ def filter_loop(kp, y):
 
 
 @nb.njit(**_FLAGS)
-def rts_loop(kp, fm, fP, pm, pP):
-    """RTS backward pass. Returns ``(smoothed_means, smoothed_covs, cross_covs, gains, bad)``."""
+def rts_loop(kp, fm, fP, pm, pP, buf):
+    """RTS backward pass into views of ``buf`` (:func:`rts_size`).
+
+    Returns ``(smoothed_means, smoothed_covs, cross_covs, gains, bad)``.
+    """
     T = fm.shape[0]
     d = D if D > 0 else fm.shape[1]
     Fs = kp.F
     nF = Fs.shape[0]
     n1 = max(T - 1, 0)
-    buf = np.empty(T * d + (T + 2 * n1) * d * d)
     sm = buf[: T * d].reshape((T, d))
     sP = buf[T * d : T * d + T * d * d].reshape((T, d, d))
     o = T * d + T * d * d

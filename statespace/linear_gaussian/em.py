@@ -33,6 +33,7 @@ from ..errors import ParameterError, ShapeError
 from ..interface import FitResult
 from ..progress import progress_bar
 from .data import prepare
+from ._fast import filter_size, rts_size
 from ._specialise import loops_for
 from .kernels import stats_layout
 from .params import LGSSMParams, check_frozen, check_not_time_varying, kernel_params
@@ -154,18 +155,28 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
     return params.replace(**new) if new else params
 
 
-def e_step(params: LGSSMParams, seqs, us) -> tuple[np.ndarray, float]:
-    """Summed expected sufficient statistics and total log-likelihood over clean sequences."""
+def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, float]:
+    """Summed expected sufficient statistics and total log-likelihood over clean sequences.
+
+    ``buffers`` (from :func:`em_buffers`) lets repeated E-steps reuse their memory.
+    """
     lay = stats_layout(params.state_dim, params.obs_dim, params.input_dim)
     stats = np.zeros(lay.size)
     ll = 0.0
-    for y, u in zip(seqs, us):
+    if buffers is None:
+        buffers = [None] * len(seqs)
+    for y, u, buf in zip(seqs, us, buffers):
         kp = kernel_params(params, u)
-        s = smooth_kernel_params(kp, y)
+        s = smooth_kernel_params(kp, y, buf)
         loops = loops_for(params.state_dim, params.obs_dim, len(y))
         loops.stats_loop(kp, y, s.smoothed_means, s.smoothed_covs, s.smoothed_cross_covs, stats)
         ll += s.log_likelihood
     return stats, ll
+
+
+def em_buffers(seqs, d: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Filter and smoother output blocks for each sequence, allocated once per fit."""
+    return [(np.empty(filter_size(len(y), d)), np.empty(rts_size(len(y), d))) for y in seqs]
 
 
 def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 100, tol: float = 1e-6, progress=True) -> FitResult:
@@ -191,15 +202,16 @@ def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 10
     if not tol >= 0:
         raise ShapeError(f"tol: expected a non-negative tolerance, got {tol}")
     seqs, us, _ = prepare(params, y, inputs)
+    buffers = em_buffers(seqs, params.state_dim)
     lls = []
     converged = False
     bar = progress_bar(int(max_iter), "EM (linear-Gaussian)", progress)
     try:
-        stats, ll = e_step(params, seqs, us)
+        stats, ll = e_step(params, seqs, us, buffers)
         lls.append(ll)
         for _ in range(int(max_iter)):
             candidate = m_step(params, stats, frozen)
-            stats_new, ll_new = e_step(candidate, seqs, us)
+            stats_new, ll_new = e_step(candidate, seqs, us, buffers)
             params, stats = candidate, stats_new
             lls.append(ll_new)
             bar.update(1)

@@ -47,6 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DataError
+from ._fast import filter_size
 from ._specialise import loops_for
 from .data import prepare
 from .params import KernelParams, LGSSMParams, kernel_params
@@ -70,10 +71,17 @@ class FilterResult(NamedTuple):
     predicted_covs: np.ndarray
 
 
-def filter_kernel_params(kp: KernelParams, y: np.ndarray) -> FilterResult:
-    """Run the compiled filter on clean arrays (no validation; internal and for ``smc`` oracles)."""
+def filter_kernel_params(kp: KernelParams, y: np.ndarray, buf: np.ndarray | None = None) -> FilterResult:
+    """Run the compiled filter on clean arrays (no validation; internal and for ``smc`` oracles).
+
+    ``buf`` (length ``_fast.filter_size(T, d)``) receives the outputs, which are views of it;
+    a new block is allocated when it is not given.
+    """
     T, m = y.shape
-    ll, fm, fP, pm, pP, bad = loops_for(kp.m0.shape[0], m, T).filter_loop(kp, y)
+    d = kp.m0.shape[0]
+    if buf is None:
+        buf = np.empty(filter_size(T, d))
+    ll, fm, fP, pm, pP, bad = loops_for(d, m, T).filter_loop(kp, y, buf)
     if bad >= 0:
         raise DataError(
             f"y: innovation covariance not positive definite at time step {bad}; "

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import DataError
 from ..validation import as_rng
 from ._linalg import cholesky_psd, symmetrize
+from ._fast import rts_size
 from ._specialise import loops_for
 from .data import prepare
 from .kalman import FilterResult, filter_kernel_params
@@ -65,17 +66,24 @@ class SmootherResult(NamedTuple):
     smoother_gains: np.ndarray
 
 
-def smooth_kernel_params(kp: KernelParams, y: np.ndarray) -> SmootherResult:
-    """Filter then smooth clean arrays (no validation; internal and for ``smc`` oracles)."""
-    f = filter_kernel_params(kp, y)
-    return smooth_filtered(kp, f)
+def smooth_kernel_params(kp: KernelParams, y: np.ndarray, buffers=None) -> SmootherResult:
+    """Filter then smooth clean arrays (no validation; internal and for ``smc`` oracles).
+
+    ``buffers`` is ``None`` or ``(filter_block, smoother_block)`` of lengths
+    ``_fast.filter_size(T, d)`` and ``_fast.rts_size(T, d)``, reused by EM across iterations.
+    """
+    fbuf, sbuf = (None, None) if buffers is None else buffers
+    f = filter_kernel_params(kp, y, fbuf)
+    return smooth_filtered(kp, f, sbuf)
 
 
-def smooth_filtered(kp: KernelParams, f: FilterResult) -> SmootherResult:
-    """The RTS pass over a filter result."""
+def smooth_filtered(kp: KernelParams, f: FilterResult, buf: np.ndarray | None = None) -> SmootherResult:
+    """The RTS pass over a filter result (outputs are views of ``buf``, allocated if not given)."""
     T, d = f.filtered_means.shape
+    if buf is None:
+        buf = np.empty(rts_size(T, d))
     rts_loop = loops_for(d, kp.H.shape[1], T).rts_loop
-    sm, sP, cross, gains, bad = rts_loop(kp, f.filtered_means, f.filtered_covs, f.predicted_means, f.predicted_covs)
+    sm, sP, cross, gains, bad = rts_loop(kp, f.filtered_means, f.filtered_covs, f.predicted_means, f.predicted_covs, buf)
     if bad >= 0:
         raise DataError(f"y: predicted covariance not positive definite at time step {bad}")
     return SmootherResult(f.log_likelihood, sm, sP, cross, *f[1:], gains)

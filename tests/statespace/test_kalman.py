@@ -177,10 +177,18 @@ def test_specialised_loops_equal_generic_loops():
     kp = kernel_params(params, u)
     fast = _specialise.loops(params.state_dim, params.obs_dim)
     assert fast is not _fast and fast.D == params.state_dim and fast.M == params.obs_dim
-    a, b = _fast.filter_loop(kp, y), fast.filter_loop(kp, y)
+    T, d = y.shape[0], params.state_dim
+
+    def block_f():
+        return np.empty(_fast.filter_size(T, d))
+
+    def block_s():
+        return np.empty(_fast.rts_size(T, d))
+
+    a, b = _fast.filter_loop(kp, y, block_f()), fast.filter_loop(kp, y, block_f())
     for x1, x2 in zip(a[:5], b[:5]):
         np.testing.assert_allclose(x1, x2, rtol=1e-12, atol=1e-14)
-    ra, rb = _fast.rts_loop(kp, *a[1:5]), fast.rts_loop(kp, *a[1:5])
+    ra, rb = _fast.rts_loop(kp, *a[1:5], block_s()), fast.rts_loop(kp, *a[1:5], block_s())
     for x1, x2 in zip(ra[:4], rb[:4]):
         np.testing.assert_allclose(x1, x2, rtol=1e-12, atol=1e-14)
 
