@@ -45,6 +45,7 @@ import numpy as np
 
 # re-association lets LLVM vectorise the K-loops; no nnan/ninf: -inf is legitimate here
 _FM = {"reassoc", "contract", "arcp", "nsz"}
+_EXP_CLIP = 700.0  # exp(700) is finite; only unreachable states ever get near it
 
 
 @nb.njit(cache=True)
@@ -128,6 +129,53 @@ def _forward_varying(pi0, A, B, filtered, c):
     return T
 
 
+@nb.njit(cache=True, fastmath=_FM)
+def _forward_robust(pi0, A, loglik, filtered, B, c, m):
+    """Forward pass shifting each step by the best log-likelihood among *reachable* states.
+
+    The fast pass shifts by the maximum over all states; when only unreachable
+    states explain a step well, every reachable term underflows to zero. Here
+    ``m_t`` is the maximum over states with positive predicted probability, and
+    ``B`` is clipped at 1 for the others (their terms are multiplied by zero
+    anyway), so the pass fails only when the data are truly impossible.
+    Fills ``filtered``, ``B``, ``c``, ``m``; returns the first failing t (or T).
+    """
+    T, K = loglik.shape
+    S = A.shape[0]
+    pred = np.empty(K)
+    for t in range(T):
+        if t == 0:
+            for k in range(K):
+                pred[k] = pi0[k]
+        else:
+            s = t - 1 if S > 1 else 0
+            for k in range(K):
+                pred[k] = 0.0
+            for i in range(K):
+                a = filtered[t - 1, i]
+                for k in range(K):
+                    pred[k] += a * A[s, i, k]
+        mt = -np.inf
+        for k in range(K):
+            if pred[k] > 0.0 and loglik[t, k] > mt:
+                mt = loglik[t, k]
+        if mt == -np.inf:
+            return t
+        ct = 0.0
+        for k in range(K):
+            B[t, k] = math.exp(min(loglik[t, k] - mt, 0.0))
+            filtered[t, k] = pred[k] * B[t, k]
+            ct += filtered[t, k]
+        if not (0.0 < ct < np.inf):
+            return t
+        inv = 1.0 / ct
+        for k in range(K):
+            filtered[t, k] *= inv
+        c[t] = ct
+        m[t] = mt
+    return T
+
+
 @nb.njit(cache=True)
 def _forward_scaled(pi0, A, B, filtered, c):
     """Forward recursion on ``B[t] = exp(loglik[t] - m_t)``; fills ``filtered``, ``c``; returns the first failing t (or T)."""
@@ -148,6 +196,10 @@ def _backward_scaled(A, Bc, beta):
         beta_t = beta[t]
         for j in range(K):
             bt[j] *= beta_t[j]
+            # overflow only happens for states the chain cannot occupy at t; they
+            # enter the sum with A_ij = 0, so 0 keeps 0 * inf from becoming NaN
+            if not (bt[j] < np.inf):
+                bt[j] = 0.0
         out = beta[t - 1]
         for i in range(K):
             Ai = At[i]
@@ -176,6 +228,8 @@ def forward(pi0, A, loglik):
     filtered = np.empty((T, K))
     c = np.empty(T)
     t_ok = _forward_scaled(pi0, A, B, filtered, c)
+    if t_ok < T:
+        t_ok = _forward_robust(pi0, A, loglik, filtered, B, c, m)
     scale = np.empty(T)
     total = 0.0
     for t in range(t_ok):
@@ -196,19 +250,22 @@ def backward(A, loglik, scale):
     Bc = np.empty((T, K))
     for t in range(T):
         for k in range(K):
-            Bc[t, k] = math.exp(loglik[t, k] - scale[t])
+            # clipped: a state unreachable at t may explain y_t far better than scale[t] says
+            Bc[t, k] = math.exp(min(loglik[t, k] - scale[t], _EXP_CLIP))
     _backward_scaled(A, Bc, beta)
     return beta
 
 
 @nb.njit(cache=True)
-def _posteriors_from_B(pi0, A, B, m):
-    """Forward-backward on precomputed ``B = exp(loglik - m[:, None])`` (``B`` is overwritten)."""
+def _posteriors_from_B(pi0, A, loglik, B, m):
+    """Forward-backward on precomputed ``B = exp(loglik - m[:, None])`` (``B``, ``m`` are overwritten)."""
     T, K = B.shape
     filtered = np.empty((T, K))
     c = np.empty(T)
     counts = np.zeros((K, K))
     t_ok = _forward_scaled(pi0, A, B, filtered, c)
+    if t_ok < T:
+        t_ok = _forward_robust(pi0, A, loglik, filtered, B, c, m)
     if t_ok < T:
         filtered[t_ok:] = np.nan
         return -np.inf, filtered, np.full((T, K), np.nan), counts
@@ -220,7 +277,11 @@ def _posteriors_from_B(pi0, A, B, m):
             B[t, k] *= inv
     beta = np.empty((T, K))
     _backward_scaled(A, B, beta)  # B[t] now holds exp(loglik[t] - scale[t]) * beta[t]
-    smoothed = filtered * beta
+    # beta may overflow only for states the chain cannot occupy (filtered == 0)
+    smoothed = np.empty((T, K))
+    for t in range(T):
+        for k in range(K):
+            smoothed[t, k] = filtered[t, k] * beta[t, k] if filtered[t, k] > 0.0 else 0.0
     if T > 1:
         if A.shape[0] == 1:
             G = np.dot(filtered[: T - 1].T, B[1:])
@@ -245,7 +306,7 @@ def smoother(pi0, A, loglik):
     code; from Python, :func:`posteriors` returns the same, faster.
     """
     m = _row_max(loglik)
-    return _posteriors_from_B(pi0, A, _exp_shifted(loglik, m), m)
+    return _posteriors_from_B(pi0, A, loglik, _exp_shifted(loglik, m), m)
 
 
 @nb.njit(cache=True)
@@ -264,7 +325,7 @@ def posteriors(pi0, A, loglik):
     """:func:`smoother` with the exponentials taken by NumPy's vectorised ``exp`` (Python callers)."""
     B, m = _shifted(loglik)
     np.exp(B, out=B)
-    return _posteriors_from_B(pi0, A, B, m)
+    return _posteriors_from_B(pi0, A, loglik, B, m)
 
 
 @nb.njit(cache=True)
@@ -280,5 +341,5 @@ def two_slice_marginals(A, loglik, filtered, scale, beta):
         At = A[t - 1] if A.shape[0] > 1 else A[0]
         for i in range(K):
             for j in range(K):
-                xi[t - 1, i, j] = filtered[t - 1, i] * At[i, j] * math.exp(loglik[t, j] - scale[t]) * beta[t, j]
+                xi[t - 1, i, j] = filtered[t - 1, i] * At[i, j] * math.exp(min(loglik[t, j] - scale[t], _EXP_CLIP)) * beta[t, j]
     return xi

@@ -166,3 +166,31 @@ def test_particle_kernels_agree_with_exact_emissions():
     assert k.log_transition(kp, 1, np.array([0.0]), np.array([2.0])) == pytest.approx(np.log(A[0, 2]))
     assert k.log_initial(kp, np.array([1.0])) == pytest.approx(np.log(pi0[1]))
     assert k.log_transition_bound(kp, 1) == pytest.approx(np.log(A.max()))
+
+
+def test_forward_survives_steps_explained_only_by_unreachable_states():
+    """Left-to-right chain in state 0; a step that only state 2 explains must not underflow to NaN."""
+    from scipy.special import logsumexp
+
+    from hmm.forward_backward import posteriors, smoother
+
+    pi0 = np.array([1.0, 0.0, 0.0])
+    A = np.array([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0]])
+    ll = np.zeros((6, 3))
+    ll[1] = [-1500.0, -1600.0, 0.0]  # at t=1 only states 0 and 1 are reachable
+    ll[2] = [-3.0, -1.0, 50.0]
+    # log-space oracle
+    with np.errstate(divide="ignore"):
+        la, lA = np.log(pi0) + ll[0], np.log(A)
+    for t in range(1, 6):
+        la = logsumexp(la[:, None] + lA, axis=0) + ll[t]
+    ref = logsumexp(la)
+    for fn in (posteriors, smoother):
+        lik, filt, smo, counts = fn(pi0, A[None], ll)
+        assert lik == pytest.approx(ref, rel=1e-12)
+        assert np.isfinite(filt).all() and np.isfinite(smo).all() and np.isfinite(counts).all()
+        np.testing.assert_allclose(smo.sum(axis=1), 1.0, atol=1e-12)
+    lik, filt, scale = forward(pi0, A[None], ll)
+    assert lik == pytest.approx(ref, rel=1e-12)
+    beta = backward(A[None], ll, scale)
+    assert np.isfinite(filt * beta).all()
