@@ -1,0 +1,250 @@
+r"""A state-space model with a neural drift, learned by Markov score climbing.
+
+.. math::
+
+    x_0 \sim \mathcal N(m_0, \operatorname{diag} s_0^2), \qquad
+    x_t = x_{t-1} + f_\theta(x_{t-1}) + \sigma_x \odot \varepsilon_t, \qquad
+    y_t = x_t + \sigma_y \odot \eta_t,
+
+with :math:`f_\theta(x) = W_2 \tanh(W_1 x + b_1) + b_2` a one-hidden-layer network
+(``n_hidden`` units) and :math:`\varepsilon_t, \eta_t \sim \mathcal N(0, I_d)`. NaN
+coordinates of ``y`` are missing and marginalised.
+
+There is no exact filter; the compiled kernels (the network is evaluated inside them,
+per particle) give every particle method of :mod:`smc` for free. Learning is
+maximum likelihood by Markov score climbing (:func:`smc.learning.score_climbing`):
+conditional SMC / PPG draws a trajectory from the current posterior and Adam follows
+:math:`\nabla_\theta \log p_\theta(x_{0:T}, y_{0:T})`, computed by JAX from
+:meth:`NeuralDriftSSM.parametrization`'s ``log_joint``. The vector ``theta`` holds
+``W1, b1, W2, b2, log sigma_x, log sigma_y``; ``m0, s0`` stay fixed.
+
+Example::
+
+    from smc.neural_drift import NeuralDriftSSM
+    model = NeuralDriftSSM.initial(y, n_hidden=16, rng=0)
+    result = model.fit(y, n_iter=400, n_particles=32, rng=1)      # PPG score climbing
+    fitted = result.model
+    fitted.drift(np.linspace(-2, 2, 50)[:, None])                    # f_theta on a grid
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from statespace.errors import ParameterError, ShapeError
+from statespace.interface import ModelKernels, StateSpaceModel
+from statespace.validation import as_rng, as_sequences
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class _Base(NamedTuple):
+    W1: np.ndarray
+    b1: np.ndarray
+    W2: np.ndarray
+    b2: np.ndarray
+    sigma_x: np.ndarray
+    sigma_y: np.ndarray
+    m0: np.ndarray
+    s0: np.ndarray
+
+
+class NeuralDriftParams(_Base):
+    """Parameters: ``W1 (H, d)``, ``b1 (H,)``, ``W2 (d, H)``, ``b2 (d,)``; positive ``sigma_x, sigma_y, s0 (d,)``; ``m0 (d,)``."""
+
+    __slots__ = ()
+
+    def __new__(cls, W1, b1, W2, b2, sigma_x, sigma_y, m0, s0):
+        W1 = np.ascontiguousarray(np.atleast_2d(np.asarray(W1, float)))
+        H, d = W1.shape
+        arrs = {"W1": W1}
+        for name, v, shape in (("b1", b1, (H,)), ("W2", W2, (d, H)), ("b2", b2, (d,)), ("sigma_x", sigma_x, (d,)),
+                               ("sigma_y", sigma_y, (d,)), ("m0", m0, (d,)), ("s0", s0, (d,))):
+            a = np.asarray(v, dtype=float)
+            a = np.ascontiguousarray(np.full(shape, float(a)) if a.ndim == 0 else a)
+            if a.shape != shape:
+                raise ShapeError(f"{name}: expected shape {shape}, got {a.shape}")
+            arrs[name] = a
+        for name, a in arrs.items():
+            if not np.isfinite(a).all():
+                raise ParameterError(f"{name}: non-finite value at index {tuple(np.argwhere(~np.isfinite(a))[0])}")
+        for name in ("sigma_x", "sigma_y", "s0"):
+            if (arrs[name] <= 0).any():
+                i = int(np.argmax(arrs[name] <= 0))
+                raise ParameterError(f"{name}: expected positive standard deviations, got {arrs[name][i]} at index {i}")
+        return super().__new__(cls, *(arrs[f] for f in cls._fields))
+
+
+class NeuralDriftSSM(StateSpaceModel):
+    """The neural-drift model of the module docstring (``state_dim == obs_dim == d``)."""
+
+    def __init__(self, params: NeuralDriftParams):
+        if not isinstance(params, NeuralDriftParams):
+            raise ParameterError(f"params: expected NeuralDriftParams, got {type(params).__name__}")
+        self.params = params
+
+    @classmethod
+    def initial(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1) -> "NeuralDriftSSM":
+        """A starting model for data ``y``: small random drift, noise scales from the data's increments."""
+        seqs, _ = as_sequences("y", y)
+        if int(n_hidden) < 1:
+            raise ParameterError(f"n_hidden: expected a positive integer, got {n_hidden}")
+        rng = as_rng(rng)
+        d = seqs[0].shape[1]
+        incr = np.concatenate([np.diff(s, axis=0) for s in seqs])
+        sd = np.nan_to_num(np.nanstd(incr, axis=0), nan=1.0) + 1e-3
+        first = np.array([s[0] for s in seqs])
+        H = int(n_hidden)
+        return cls(NeuralDriftParams(
+            rng.standard_normal((H, d)) / math.sqrt(d), rng.standard_normal(H) * 0.5,
+            weight_scale * rng.standard_normal((d, H)) / math.sqrt(H), np.zeros(d),
+            sd / math.sqrt(2), sd / math.sqrt(2),
+            np.nan_to_num(np.nanmean(first, axis=0)), np.nan_to_num(np.nanstd(np.concatenate(seqs), axis=0), nan=1.0) + 1e-3,
+        ))
+
+    @property
+    def n_hidden(self) -> int:
+        return self.params.W1.shape[0]
+
+    def drift(self, x) -> np.ndarray:
+        """``f_theta(x)`` for points ``x (n, d)``."""
+        p = self.params
+        x = np.atleast_2d(np.asarray(x, float))
+        return np.tanh(x @ p.W1.T + p.b1) @ p.W2.T + p.b2
+
+    def kernels(self) -> ModelKernels:
+        d = self.params.W1.shape[1]
+        return ModelKernels(_sample_initial, _log_initial, _sample_transition, _log_transition, _log_transition_bound,
+                            _log_emission, _sample_emission, state_dim=d, obs_dim=d)
+
+    def kernel_params(self, inputs=None, times=None) -> NeuralDriftParams:
+        return self.params
+
+    # ------------------------------------------------------------------ learning
+    def parametrization(self):
+        """The :class:`smc.learning.Parametrization` ``theta = (W1, b1, W2, b2, log sigma_x, log sigma_y)``."""
+        from .learning import Parametrization
+
+        p = self.params
+        H, d = p.W1.shape
+        sizes = [("W1", H * d), ("b1", H), ("W2", d * H), ("b2", d), ("log_sigma_x", d), ("log_sigma_y", d)]
+        names = tuple(f"{n}[{i}]" for n, k in sizes for i in range(k))
+        cuts = np.cumsum([0] + [k for _, k in sizes])
+
+        def split(th, xp):
+            parts = [th[cuts[i] : cuts[i + 1]] for i in range(len(sizes))]
+            return parts[0].reshape(H, d), parts[1], parts[2].reshape(d, H), parts[3], xp.exp(parts[4]), xp.exp(parts[5])
+
+        def to_vector(m):
+            q = m.params
+            return np.concatenate([q.W1.ravel(), q.b1, q.W2.ravel(), q.b2, np.log(q.sigma_x), np.log(q.sigma_y)])
+
+        def from_vector(th):
+            W1, b1, W2, b2, sx, sy = split(np.asarray(th, float), np)
+            return NeuralDriftSSM(NeuralDriftParams(W1, b1, W2, b2, sx, sy, p.m0, p.s0))
+
+        def log_joint(th, x, y):
+            import jax.numpy as jnp
+
+            W1, b1, W2, b2, sx, sy = split(th, jnp)
+            lp = jnp.sum(-0.5 * _LOG_2PI - jnp.log(p.s0) - 0.5 * ((x[0] - p.m0) / p.s0) ** 2)
+            mean = x[:-1] + jnp.tanh(x[:-1] @ W1.T + b1) @ W2.T + b2
+            lp += jnp.sum(-0.5 * _LOG_2PI - jnp.log(sx) - 0.5 * ((x[1:] - mean) / sx) ** 2)
+            obs = ~jnp.isnan(y)
+            r = (jnp.where(obs, y, 0.0) - x) / sy
+            return lp + jnp.sum(jnp.where(obs, -0.5 * _LOG_2PI - jnp.log(sy) - 0.5 * r * r, 0.0))
+
+        return Parametrization(names, to_vector, from_vector, log_joint,
+                               lambda m: {"sigma_x": m.params.sigma_x, "sigma_y": m.params.sigma_y})
+
+    def fit(self, y, inputs=None, n_iter: int = 500, n_particles: int = 32, kernel: str = "ppg", learning_rate=0.01,
+            rng=None, progress: bool = True, **kwargs):
+        """Markov score climbing from this model (warm start); returns :class:`smc.learning.LearningResult`.
+
+        The fitted model is ``result.model`` (Polyak-Ruppert average of the second half);
+        ``self`` is left unchanged.
+        """
+        from .learning import score_climbing
+
+        return score_climbing(self, y, n_iter=n_iter, n_particles=n_particles, kernel=kernel,
+                              parametrization=self.parametrization(), learning_rate=learning_rate, rng=rng,
+                              progress=progress, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"NeuralDriftSSM(d={self.params.W1.shape[1]}, n_hidden={self.n_hidden})"
+
+
+@nb.njit(cache=True)
+def _mean(kp, x_prev, out):
+    H, d = kp.W1.shape
+    for j in range(d):
+        out[j] = x_prev[j] + kp.b2[j]
+    for h in range(H):
+        a = kp.b1[h]
+        for i in range(d):
+            a += kp.W1[h, i] * x_prev[i]
+        a = math.tanh(a)
+        for j in range(d):
+            out[j] += kp.W2[j, h] * a
+
+
+@nb.njit(cache=True)
+def _sample_initial(kp, rng, x_out):
+    for j in range(x_out.shape[0]):
+        x_out[j] = kp.m0[j] + kp.s0[j] * rng.standard_normal()
+
+
+@nb.njit(cache=True)
+def _log_initial(kp, x):
+    out = 0.0
+    for j in range(x.shape[0]):
+        r = (x[j] - kp.m0[j]) / kp.s0[j]
+        out += -0.5 * _LOG_2PI - math.log(kp.s0[j]) - 0.5 * r * r
+    return out
+
+
+@nb.njit(cache=True)
+def _sample_transition(kp, t, x_prev, rng, x_out):
+    _mean(kp, x_prev, x_out)
+    for j in range(x_out.shape[0]):
+        x_out[j] += kp.sigma_x[j] * rng.standard_normal()
+
+
+@nb.njit(cache=True)
+def _log_transition(kp, t, x_prev, x):
+    m = np.empty(x.shape[0])
+    _mean(kp, x_prev, m)
+    out = 0.0
+    for j in range(x.shape[0]):
+        r = (x[j] - m[j]) / kp.sigma_x[j]
+        out += -0.5 * _LOG_2PI - math.log(kp.sigma_x[j]) - 0.5 * r * r
+    return out
+
+
+@nb.njit(cache=True)
+def _log_transition_bound(kp, t):
+    out = 0.0
+    for j in range(kp.sigma_x.shape[0]):
+        out += -0.5 * _LOG_2PI - math.log(kp.sigma_x[j])
+    return out
+
+
+@nb.njit(cache=True)
+def _log_emission(kp, t, x, y):
+    out = 0.0
+    for j in range(x.shape[0]):
+        v = y[t, j]
+        if not math.isnan(v):
+            r = (v - x[j]) / kp.sigma_y[j]
+            out += -0.5 * _LOG_2PI - math.log(kp.sigma_y[j]) - 0.5 * r * r
+    return out
+
+
+@nb.njit(cache=True)
+def _sample_emission(kp, t, x, y, rng, y_out):
+    for j in range(y_out.shape[0]):
+        y_out[j] = x[j] + kp.sigma_y[j] * rng.standard_normal()
