@@ -82,5 +82,5 @@ def test_ppg_score_climbing_recovers_double_well_drift():
     ex = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ex)
     out = ex.main(["--length", "400", "--n-iter", "150"])
-    assert out["drift_rmse_neural"] < 0.75 * out["drift_rmse_initial"]
+    assert out["drift_rmse_neural"] < 0.85 * min(out["drift_rmse_initial"], out["drift_rmse_linear"])
     assert out["heldout_loglik_neural"] > out["heldout_loglik_linear"]
