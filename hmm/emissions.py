@@ -278,7 +278,14 @@ def ar_loglik(y, u, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, lo
         for j in range(d):
             if math.isnan(y[t, j]):
                 full = False
-        if has_reg and full:
+        if has_reg and full and d == 1:
+            for k in range(K):
+                s = y[t, 0]
+                for i in range(q):
+                    s -= W[k, i, 0] * x[i]
+                z = Linv[k, 0, 0] * s
+                out[t, k] = const[k] - 0.5 * z * z
+        elif has_reg and full:
             for k in range(K):
                 for j in range(d):
                     s = y[t, j]

@@ -209,6 +209,39 @@ def _backward_scaled(A, Bc, beta):
             out[i] = acc
 
 
+@nb.njit(cache=True, fastmath=_FM)
+def _backward_fused(A2, B, c, filtered, G):
+    """Backward pass for one ``A2 (K, K)`` fused with the marginals and the count matrix.
+
+    Keeps only two ``K``-vectors of beta; overwrites ``B`` row by row with the
+    smoothed marginals (one fewer ``(T, K)`` array to allocate, which matters:
+    fresh pages cost as much as the arithmetic at this size) and adds
+    ``G[i, j] += filtered[t-1, i] * B[t, j] beta_t(j) / c_t`` (counts are ``A2 * G``)
+    while the step's data are still in cache.
+    """
+    T, K = B.shape
+    beta = np.ones(K)
+    bt = np.empty(K)
+    for t in range(T - 1, 0, -1):
+        inv = 1.0 / c[t]
+        for j in range(K):
+            v = B[t, j] * inv * beta[j]
+            # overflow only for states the chain cannot occupy at t (A_ij = 0 there)
+            bt[j] = v if v < np.inf else 0.0
+            B[t, j] = filtered[t, j] * beta[j] if filtered[t, j] > 0.0 else 0.0
+        for i in range(K):
+            a = filtered[t - 1, i]
+            for j in range(K):
+                G[i, j] += a * bt[j]
+        for i in range(K):
+            acc = 0.0
+            for j in range(K):
+                acc += A2[i, j] * bt[j]
+            beta[i] = acc
+    for j in range(K):
+        B[0, j] = filtered[0, j] * beta[j] if filtered[0, j] > 0.0 else 0.0
+
+
 @nb.njit(cache=True)
 def forward(pi0, A, loglik):
     """Scaled forward pass.
@@ -272,28 +305,29 @@ def _posteriors_from_B(pi0, A, loglik, B, m):
     ll = 0.0
     for t in range(T):
         ll += math.log(c[t]) + m[t]
+    if A.shape[0] == 1:
+        G = np.zeros((K, K))
+        _backward_fused(A[0], B, c, filtered, G)
+        for i in range(K):
+            for j in range(K):
+                counts[i, j] = A[0, i, j] * G[i, j]
+        return ll, filtered, B, counts
+    smoothed = np.empty((T, K))
+    for t in range(T):
         inv = 1.0 / c[t]
         for k in range(K):
             B[t, k] *= inv
     beta = np.empty((T, K))
     _backward_scaled(A, B, beta)  # B[t] now holds exp(loglik[t] - scale[t]) * beta[t]
     # beta may overflow only for states the chain cannot occupy (filtered == 0)
-    smoothed = np.empty((T, K))
     for t in range(T):
         for k in range(K):
             smoothed[t, k] = filtered[t, k] * beta[t, k] if filtered[t, k] > 0.0 else 0.0
-    if T > 1:
-        if A.shape[0] == 1:
-            G = np.dot(filtered[: T - 1].T, B[1:])
-            for i in range(K):
-                for j in range(K):
-                    counts[i, j] = A[0, i, j] * G[i, j]
-        else:
-            for t in range(1, T):
-                for i in range(K):
-                    a = filtered[t - 1, i]
-                    for j in range(K):
-                        counts[i, j] += a * A[t - 1, i, j] * B[t, j]
+    for t in range(1, T):
+        for i in range(K):
+            a = filtered[t - 1, i]
+            for j in range(K):
+                counts[i, j] += a * A[t - 1, i, j] * B[t, j]
     return ll, filtered, smoothed, counts
 
 
