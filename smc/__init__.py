@@ -8,3 +8,6 @@ from .resampling import resample
 # --- particle Gibbs, PPG and particle learning (issue 6) ---
 from .csmc import ParticleGibbsResult, csmc_step, particle_gibbs
 from .ppg import PPGResult, ppg_smoother, ppg_step
+
+# --- learned components (issue 8) ---
+from .neural_drift import NeuralDriftParams, NeuralDriftSSM
