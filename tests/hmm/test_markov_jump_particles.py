@@ -28,3 +28,24 @@ def test_bootstrap_filter_likelihood_and_filtered_probs_match_exact():
     last = np.array(last)
     se = last.std(axis=0, ddof=1) / np.sqrt(len(last))
     assert np.all(np.abs(last.mean(axis=0) - exact_filt[-1]) <= 3 * se + 1e-3)
+
+
+def test_paris_smoothed_means_match_exact_smoother():
+    # PaRIS's accept-reject backward step relies on log_transition_bound (log max_ij P_t[i, j]).
+    from smc import paris_smoother, smoothed_marginals_functional, split_marginals
+
+    rng = np.random.default_rng(1)
+    Q = generator_from_rates(rng.uniform(0.3, 1.5, (3, 3)))
+    model = MarkovJumpProcess(Q, None, NoisyLabels.uniform_replacement(3, 0.3))
+    times = np.sort(rng.uniform(0, 6, 15))
+    _, y = model.sample(times=times, rng=rng)
+    exact = model.smooth(y, times=times).smoothed_probs @ np.arange(3.0)
+    T = len(times)
+    means = []
+    for seed in range(10):
+        res = paris_smoother(model, y, smoothed_marginals_functional(T), n_particles=300, rng=seed, times=times)
+        means.append(split_marginals(res.estimate, T)[0][:, 0])
+    means = np.array(means)
+    se = means.std(axis=0, ddof=1) / np.sqrt(len(means))
+    # 3 replicate standard errors plus an O(1/N) allowance for the smoother's bias
+    assert np.all(np.abs(means.mean(axis=0) - exact) <= 3 * se + 0.01)
