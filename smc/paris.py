@@ -222,13 +222,9 @@ def _backward_step_py(
         state = _mix64(state)
         J = draws[i]
         xi = x_new[i]
-        nfb = 0
+        nfb = K if use_exact else 0
         nviol = 0
-        if use_exact:
-            logp = np.empty(N_prev)
-            state = _exact_draws(kernels, kp, t, x_prev, W_prev, xi, K, state, J, 0, logp)
-            nfb = K
-        else:
+        if not use_exact:
             for k in range(K):
                 accepted = False
                 for _ in range(max_trials):
@@ -244,10 +240,11 @@ def _backward_step_py(
                         break
                 if not accepted:
                     # the remaining draws for this particle come from the exact kernel
-                    logp = np.empty(N_prev)
-                    state = _exact_draws(kernels, kp, t, x_prev, W_prev, xi, K - k, state, J, k, logp)
                     nfb = K - k
                     break
+        if nfb > 0:
+            logp = np.empty(N_prev)
+            state = _exact_draws(kernels, kp, t, x_prev, W_prev, xi, nfb, state, J, K - nfb, logp)
         fallbacks[i] = nfb
         violations[i] = nviol
         for c in range(p):
@@ -311,14 +308,20 @@ def paris_advance(
         build_alias(W, prob, alias)
     # the backward kernel needs W_{t-1}; forward_step only reads W, so keep it until the backward step
     forward_step(kernels, proposal, guided, kp, t, y, x, W, rs, scheme, rng, x_new, logw, anc)
-    seed = rng.integers(0, 2**62)
+    # a 53-bit seed from random(): Generator.integers costs seconds of compilation
+    seed = np.int64(rng.random() * 9007199254740992.0)
     log_bound = kernels.log_transition_bound(kp, t)
     backward(
         kernels, functional, kp, t, y, x, W, tau, x_new, prob, alias, n_backward, log_bound, max_trials,
         exact, seed, tau_new, hbuf, draws, fallbacks, violations,
     )
     lse, e = normalise(logw, W)
-    return lse, e, rs, fallbacks.sum(), violations.sum()
+    n_fb = 0
+    n_viol = 0
+    for i in range(N):
+        n_fb += fallbacks[i]
+        n_viol += violations[i]
+    return lse, e, rs, n_fb, n_viol
 
 
 @nb.njit
@@ -351,7 +354,7 @@ def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, n_bac
         return 0, estimates, loglik, means, ess, resampled, n_fb, n_viol
     loglik += lse - math.log(N)
     ess[0] = e
-    _summaries(0, x, W, tau, estimates, means)
+    _summaries(np.int64(0), x, W, tau, estimates, means)  # not a literal: one specialisation
     for t in range(1, T):
         lse, e, rs, fb, viol = paris_advance(
             kernels, proposal, guided, functional, backward, kp, t, y, rng, x, x_new, logw, W, tau, tau_new,
@@ -595,7 +598,7 @@ def _marginals_write(t, x, out):
 
 @nb.njit(cache=True)
 def _marginals_initial(kp, x, y, out):
-    _marginals_write(0, x, out)
+    _marginals_write(np.int64(0), x, out)
 
 
 @nb.njit(cache=True)

@@ -181,15 +181,16 @@ def normalise(logw, W):
 @nb.njit
 def initial_step(kernels, proposal, guided, kp, y, rng, x, logw):
     """Draw ``x_0`` (``(N, d)``, in place) and write its log-weights into ``logw``."""
+    t0 = np.int64(0)  # a literal 0 would compile the kernels once more
     for n in range(x.shape[0]):
         if guided:
             proposal.sample_initial(kp, y, rng, x[n])
             logw[n] = (
-                kernels.log_initial(kp, x[n]) + kernels.log_emission(kp, 0, x[n], y) - proposal.log_initial(kp, y, x[n])
+                kernels.log_initial(kp, x[n]) + kernels.log_emission(kp, t0, x[n], y) - proposal.log_initial(kp, y, x[n])
             )
         else:
             kernels.sample_initial(kp, rng, x[n])
-            logw[n] = kernels.log_emission(kp, 0, x[n], y)
+            logw[n] = kernels.log_emission(kp, t0, x[n], y)
 
 
 @nb.njit
@@ -293,9 +294,10 @@ def filter_loop(kernels, proposal, guided, fn, fdim, kp, y, N, threshold, scheme
         return 0, incs, means, covs, probs, moments, ess, resampled, x, logw, anc_hist, x_hist, lw_hist
     incs[0] = lse - math.log(N)
     ess[0] = e
-    _record_moments(kernels, fn, kp, 0, x, W, means, covs, probs, moments, fbuf)
+    t0 = np.int64(0)  # not a literal: one specialisation of the callees
+    _record_moments(kernels, fn, kp, t0, x, W, means, covs, probs, moments, fbuf)
     if keep_history:
-        _store(0, anc, x, logw, lse, anc_hist, x_hist, lw_hist)
+        _store(t0, anc, x, logw, lse, anc_hist, x_hist, lw_hist)
     for t in range(1, T):
         rs = threshold >= 1.0 or e < threshold * N
         forward_step(kernels, proposal, guided, kp, t, y, x, W, rs, scheme, rng, x_new, logw, anc)
