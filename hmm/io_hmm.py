@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
@@ -43,6 +42,7 @@ from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.progress import progress_bar
 from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector
 
+from .deep_kernels import ChainKernelParams, chain_kernels
 from .deep_support import NetworkMStep, l2_penalty, Standardiser, check_tree_finite, pad, padded_length, to_numpy_tree
 from .forward_backward import backward, forward, posteriors, two_slice_marginals
 from .inference import predicted, viterbi
@@ -88,15 +88,6 @@ class IOHMMParams(_Base):
         if u_loc.shape != u_scale.shape or not (u_scale > 0).all():
             raise ParameterError("u_loc/u_scale: expected matching shapes and positive scales")
         return super().__new__(cls, pi0, to_numpy_tree(net), means, variances, u_loc, u_scale)
-
-
-class IOHMMKernelParams(NamedTuple):
-    """Kernel parameters of one input sequence: ``A (max(T-1, 1), K, K)`` and the emission."""
-
-    pi0: np.ndarray
-    A: np.ndarray
-    means: np.ndarray
-    sds: np.ndarray
 
 
 class IOHMM(StateSpaceModel):
@@ -331,79 +322,16 @@ class IOHMM(StateSpaceModel):
 
     # ------------------------------------------------------------------ compiled face
     def kernels(self) -> ModelKernels:
-        return ModelKernels(_sample_initial, _log_initial, _sample_transition, _log_transition, _log_transition_bound,
-                            _log_emission, _sample_emission, state_dim=1, obs_dim=self._obs_dim, n_states=self.n_states)
+        return chain_kernels(self._obs_dim, self.n_states)
 
-    def kernel_params(self, inputs=None, times=None) -> IOHMMKernelParams:
+    def kernel_params(self, inputs=None, times=None) -> ChainKernelParams:
         """Kernel parameters for one input sequence (the transitions are computed from ``inputs``)."""
         p = self._require_params()
         if inputs is None:
             raise ShapeError(f"inputs: the IO-HMM's transitions depend on {self.input_dim}-dimensional inputs; none were given")
         u = as_inputs("inputs", inputs, [len(np.atleast_1d(inputs))], self.input_dim, True)[0]
         A = np.exp(self._log_transitions(p, [u])[0])
-        return IOHMMKernelParams(p.pi0, np.ascontiguousarray(A), p.means, np.sqrt(p.variances))
+        return ChainKernelParams(p.pi0, np.ascontiguousarray(A), p.means[None].copy(), np.sqrt(p.variances)[None])
 
     def __repr__(self) -> str:
         return f"IOHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, input_dim={self.input_dim}, layer={self.layer!r})"
-
-
-@nb.njit(cache=True)
-def _draw(p, rng):
-    u = rng.random()
-    c = 0.0
-    for k in range(p.shape[0]):
-        c += p[k]
-        if u < c:
-            return k
-    return p.shape[0] - 1
-
-
-@nb.njit(cache=True)
-def _sample_initial(kp, rng, x_out):
-    x_out[0] = _draw(kp.pi0, rng)
-
-
-@nb.njit(cache=True)
-def _log_initial(kp, x):
-    p = kp.pi0[int(x[0])]
-    return math.log(p) if p > 0 else -np.inf
-
-
-@nb.njit(cache=True)
-def _sample_transition(kp, t, x_prev, rng, x_out):
-    x_out[0] = _draw(kp.A[t - 1, int(x_prev[0])], rng)
-
-
-@nb.njit(cache=True)
-def _log_transition(kp, t, x_prev, x):
-    p = kp.A[t - 1, int(x_prev[0]), int(x[0])]
-    return math.log(p) if p > 0 else -np.inf
-
-
-@nb.njit(cache=True)
-def _log_transition_bound(kp, t):
-    best = 0.0
-    for i in range(kp.A.shape[1]):
-        for j in range(kp.A.shape[2]):
-            if kp.A[t - 1, i, j] > best:
-                best = kp.A[t - 1, i, j]
-    return math.log(best) if best > 0 else -np.inf
-
-
-@nb.njit(cache=True)
-def _log_emission(kp, t, x, y):
-    k = int(x[0])
-    out = 0.0
-    for j in range(y.shape[1]):
-        v = y[t, j]
-        if not math.isnan(v):
-            r = (v - kp.means[k, j]) / kp.sds[k, j]
-            out += -0.5 * _LOG_2PI - math.log(kp.sds[k, j]) - 0.5 * r * r
-    return out
-
-
-@nb.njit(cache=True)
-def _sample_emission(kp, t, x, y, rng, y_out):
-    k = int(x[0])
-    for j in range(y_out.shape[0]):
-        y_out[j] = kp.means[k, j] + kp.sds[k, j] * rng.standard_normal()

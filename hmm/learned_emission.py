@@ -46,7 +46,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numba as nb
 import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
@@ -54,6 +53,7 @@ from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.progress import progress_bar
 from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector, check_stochastic_matrix
 
+from .deep_kernels import ChainKernelParams, chain_kernels
 from .deep_support import NetworkMStep, l2_penalty, Standardiser, check_tree_finite, pad, padded_length, to_numpy_tree
 from .forward_backward import forward, posteriors
 from .inference import predicted, sample_paths, viterbi
@@ -102,15 +102,6 @@ class LearnedEmissionParams(_Base):
         if arrs[0].shape != arrs[1].shape or arrs[2].shape != arrs[3].shape:
             raise ShapeError("y_loc/y_scale and u_loc/u_scale: expected matching shapes")
         return super().__new__(cls, pi0, A, to_numpy_tree(net), *arrs)
-
-
-class LearnedEmissionKernelParams(NamedTuple):
-    """Kernel parameters of one observed sequence: per-step emission means and scales ``(T, K, d)``."""
-
-    pi0: np.ndarray
-    A: np.ndarray  # (1, K, K)
-    means: np.ndarray
-    scales: np.ndarray
 
 
 class LearnedEmissionHMM(StateSpaceModel):
@@ -412,16 +403,15 @@ class LearnedEmissionHMM(StateSpaceModel):
 
     # ------------------------------------------------------------------ compiled face
     def kernels(self) -> ModelKernels:
-        return ModelKernels(_sample_initial, _log_initial, _sample_transition, _log_transition, _log_transition_bound,
-                            _log_emission, _sample_emission, state_dim=1, obs_dim=self._obs_dim, n_states=self.n_states)
+        return chain_kernels(self._obs_dim, self.n_states)
 
-    def kernel_params(self, inputs=None, times=None, y=None) -> LearnedEmissionKernelParams:
+    def kernel_params(self, inputs=None, times=None, y=None) -> ChainKernelParams:
         """Kernel parameters conditional on an observed sequence ``y`` (the network reads its history)."""
         p = self._require_params()
         if y is None:
             raise ShapeError("y: the learned emission depends on the observed history; pass y=<the sequence>")
         means, scales = self.emission_params(y, inputs)
-        return LearnedEmissionKernelParams(p.pi0, p.A[None].copy(), means, scales)
+        return ChainKernelParams(p.pi0, p.A[None].copy(), means, scales)
 
     def conditioned_on(self, y, inputs=None) -> "ConditionedLearnedEmission":
         """This model with its emission parameters fixed to those computed from ``y``'s history.
@@ -440,69 +430,11 @@ class LearnedEmissionHMM(StateSpaceModel):
 class ConditionedLearnedEmission(StateSpaceModel):
     """A :class:`LearnedEmissionHMM` conditioned on one observed sequence (see ``conditioned_on``)."""
 
-    def __init__(self, model: LearnedEmissionHMM, kp: LearnedEmissionKernelParams):
+    def __init__(self, model: LearnedEmissionHMM, kp: ChainKernelParams):
         self.model, self.params, self._kp = model, model.params, kp
 
     def kernels(self) -> ModelKernels:
         return self.model.kernels()
 
-    def kernel_params(self, inputs=None, times=None) -> LearnedEmissionKernelParams:
+    def kernel_params(self, inputs=None, times=None) -> ChainKernelParams:
         return self._kp
-
-
-@nb.njit(cache=True)
-def _draw(p, rng):
-    u = rng.random()
-    c = 0.0
-    for k in range(p.shape[0]):
-        c += p[k]
-        if u < c:
-            return k
-    return p.shape[0] - 1
-
-
-@nb.njit(cache=True)
-def _sample_initial(kp, rng, x_out):
-    x_out[0] = _draw(kp.pi0, rng)
-
-
-@nb.njit(cache=True)
-def _log_initial(kp, x):
-    p = kp.pi0[int(x[0])]
-    return math.log(p) if p > 0 else -np.inf
-
-
-@nb.njit(cache=True)
-def _sample_transition(kp, t, x_prev, rng, x_out):
-    x_out[0] = _draw(kp.A[0, int(x_prev[0])], rng)
-
-
-@nb.njit(cache=True)
-def _log_transition(kp, t, x_prev, x):
-    p = kp.A[0, int(x_prev[0]), int(x[0])]
-    return math.log(p) if p > 0 else -np.inf
-
-
-@nb.njit(cache=True)
-def _log_transition_bound(kp, t):
-    return 0.0
-
-
-@nb.njit(cache=True)
-def _log_emission(kp, t, x, y):
-    k = int(x[0])
-    out = 0.0
-    for j in range(y.shape[1]):
-        v = y[t, j]
-        if not math.isnan(v):
-            s = kp.scales[t, k, j]
-            r = (v - kp.means[t, k, j]) / s
-            out += -0.5 * _LOG_2PI - math.log(s) - 0.5 * r * r
-    return out
-
-
-@nb.njit(cache=True)
-def _sample_emission(kp, t, x, y, rng, y_out):
-    k = int(x[0])
-    for j in range(y_out.shape[0]):
-        y_out[j] = kp.means[t, k, j] + kp.scales[t, k, j] * rng.standard_normal()
