@@ -29,13 +29,19 @@ from statespace.datasets import load_cmapss, read_rul_file
 from statespace.prognostics import HealthIndicator, SensorFeatures, rul_report
 
 #: Candidate configurations compared by cross-validation: (n_states, lags, cap).
-DEFAULT_GRID = ((22, 1, 125.0), (32, 1, 130.0), (32, 0, 130.0))
+DEFAULT_GRID = ((30, 0, 125.0), (30, 1, 125.0))
+#: Test engines are cut at most this many cycles before failure (FD001: below ~150).
+HORIZON = 150
 
 
 def make_factory(n_states, lags, cap, baseline_cycles, max_iter):
     def make():
-        return RULPipeline(SensorFeatures(baseline_cycles=baseline_cycles),
-                           ARPHMMRUL(n_states=n_states, lags=lags, cap=cap, max_iter=max_iter))
+        return RULPipeline(
+            SensorFeatures(baseline_cycles=baseline_cycles),
+            ARPHMMRUL(n_states=n_states, lags=lags, cap=cap, covariance_type="full", horizon=HORIZON, max_jump=2,
+                      max_iter=max_iter),
+        )
+
     return make
 
 
@@ -67,7 +73,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--cuts", type=int, default=3, help="random cuts per held-out engine")
     ap.add_argument("--baseline-cycles", type=int, default=20)
-    ap.add_argument("--max-iter", type=int, default=30)
+    ap.add_argument("--max-iter", type=int, default=15)
     ap.add_argument("--max-engines", type=int, default=None, help="use only the first N training/test engines (quick runs)")
     ap.add_argument("--no-calibration", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -90,7 +96,8 @@ def main(argv=None) -> dict:
     results = []
     for k, lags, cap in parse_grid(args.grid):
         factory = make_factory(k, lags, cap, args.baseline_cycles, args.max_iter)
-        cv = cross_validate(factory, sens, sets, n_folds=args.folds, n_cuts=args.cuts, rng=args.seed, progress=progress)
+        cv = cross_validate(factory, sens, sets, n_folds=args.folds, n_cuts=args.cuts, max_rul=HORIZON, rng=args.seed,
+                            progress=progress)
         results.append(((k, lags, cap), cv))
         print(f"CV  K={k:3d} lags={lags} cap={cap:5.0f}: {fmt(cv.report)}   [{time.time() - t0:.0f}s]", flush=True)
     (k, lags, cap), cv = min(results, key=lambda r: (r[1].report["score"], r[1].report["rmse"]))

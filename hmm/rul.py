@@ -159,21 +159,24 @@ class ARPHMMRUL:
         horizon: condition the predictive distribution on ``RUL <= horizon``
             (the design of test sets cut at most ``horizon`` cycles before
             failure); ``None`` keeps the plain phase-type distribution.
+        max_jump: largest number of stages the chain may advance in one cycle
+            (more than 1 lets the filter catch up with a fast engine).
         max_iter, tol: EM settings.
     """
 
     def __init__(
         self,
-        n_states: int = 20,
+        n_states: int = 30,
         lags: int = 1,
         cap: float = 125.0,
         softness: float = 0.5,
-        covariance_type: str = "tied",
+        covariance_type: str = "full",
         ridge: float = 1.0,
         point: str = "capped_mean",
         point_cap: float | None = None,
         horizon: int | None = None,
-        max_iter: int = 30,
+        max_jump: int = 1,
+        max_iter: int = 15,
         tol: float = 1e-5,
     ):
         if point not in ("capped_mean", "median"):
@@ -191,6 +194,9 @@ class ARPHMMRUL:
         if horizon is not None and int(horizon) < 1:
             raise ParameterError(f"horizon: expected a positive number of cycles or None, got {horizon}")
         self.horizon = None if horizon is None else int(horizon)
+        if int(max_jump) < 1:
+            raise ParameterError(f"max_jump: expected a positive integer, got {max_jump}")
+        self.max_jump = int(max_jump)
         self.max_iter = int(max_iter)
         self.tol = float(tol)
         self.hmm = None
@@ -206,6 +212,7 @@ class ARPHMMRUL:
             lags=self.lags,
             covariance_type=self.covariance_type,
             transitions="left-to-right",
+            max_jump=self.max_jump,
             prior=prior,
         )
 
