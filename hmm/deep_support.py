@@ -143,3 +143,88 @@ class NetworkMStep:
             return net, q_old, q_old, False
         self.opt_state = state
         return new, q_old, q_new, True
+
+
+# ---------------------------------------------------------------------- persistence
+_FORMAT = "statespace-deep-model"
+
+
+def _flatten(tree, prefix: str, out: dict):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _flatten(v, f"{prefix}.{k}", out)
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            _flatten(v, f"{prefix}.{i}", out)
+    else:
+        out[prefix] = np.asarray(tree, dtype=np.float64)
+
+
+def _unflatten(flat: dict):
+    root: dict = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = root
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+
+    def listify(node):
+        if not isinstance(node, dict):
+            return node
+        if node and all(k.isdigit() for k in node):
+            return [listify(node[str(i)]) for i in range(len(node))]
+        return {k: listify(v) for k, v in node.items()}
+
+    return listify(root)
+
+
+def save_network_model(path, model, config: dict):
+    """Write ``model.params`` (with its network) and the architecture ``config`` to a ``.npz`` (no pickle)."""
+    import json
+    from pathlib import Path
+
+    from statespace import __version__
+
+    params = model._require_params()
+    arrays = {}
+    for field in params._fields:
+        value = getattr(params, field)
+        if isinstance(value, dict):
+            _flatten(value, field, arrays)
+        else:
+            arrays[field] = np.asarray(value, dtype=np.float64)
+    header = {"format": _FORMAT, "model": type(model).__name__, "params": type(params).__name__,
+              "config": config, "library_version": __version__}
+    path = Path(path)
+    with open(path, "wb") as fh:
+        np.savez(fh, __header__=np.array(json.dumps(header)), **arrays)
+    return path
+
+
+def load_network_model(path, model_cls, params_cls):
+    """Rebuild a model saved by :func:`save_network_model`; parameters pass the validating constructor."""
+    import json
+
+    from statespace.errors import DataError
+
+    with np.load(path, allow_pickle=False) as f:
+        if "__header__" not in f.files:
+            raise DataError(f"path: {path} is not a saved deep-SSM model (no header)")
+        header = json.loads(str(f["__header__"]))
+        arrays = {k: f[k] for k in f.files if k != "__header__"}
+    if header.get("format") != _FORMAT or header.get("model") != model_cls.__name__:
+        raise DataError(f"path: {path} holds a {header.get('model')!r}, expected {model_cls.__name__}")
+    fields = {}
+    for name in params_cls._fields:
+        nested = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + ".")}
+        if nested:
+            fields[name] = _unflatten(nested)
+        elif name in arrays:
+            fields[name] = arrays[name]
+        else:
+            raise DataError(f"path: {path} lacks the parameter field {name!r}")
+    config = dict(header["config"])
+    if "init_options" in config:
+        config["init_options"] = tuple(tuple(p) for p in config["init_options"])
+    return model_cls(**config, params=params_cls(**fields))

@@ -43,7 +43,17 @@ from statespace.progress import progress_bar
 from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector
 
 from .deep_kernels import ChainKernelParams, chain_kernels
-from .deep_support import NetworkMStep, l2_penalty, Standardiser, check_tree_finite, pad, padded_length, to_numpy_tree
+from .deep_support import (
+    NetworkMStep,
+    Standardiser,
+    check_tree_finite,
+    l2_penalty,
+    load_network_model,
+    pad,
+    padded_length,
+    save_network_model,
+    to_numpy_tree,
+)
 from .forward_backward import backward, forward, posteriors, two_slice_marginals
 from .inference import predicted, viterbi
 from .model import HMMFilterResult, HMMSmoothResult
@@ -332,6 +342,18 @@ class IOHMM(StateSpaceModel):
         u = as_inputs("inputs", inputs, [len(np.atleast_1d(inputs))], self.input_dim, True)[0]
         A = np.exp(self._log_transitions(p, [u])[0])
         return ChainKernelParams(p.pi0, np.ascontiguousarray(A), p.means[None].copy(), np.sqrt(p.variances)[None])
+
+    def save(self, path):
+        """Save the architecture and fitted parameters to a portable ``.npz`` (no pickle)."""
+        return save_network_model(path, self, {
+            "n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
+            "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
+            "init_options": [list(p) for p in self.init_options], "min_variance": self.min_variance})
+
+    @classmethod
+    def load(cls, path) -> "IOHMM":
+        """A model saved by :meth:`save` (parameters validated on the way in)."""
+        return load_network_model(path, cls, IOHMMParams)
 
     def __repr__(self) -> str:
         return f"IOHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, input_dim={self.input_dim}, layer={self.layer!r})"

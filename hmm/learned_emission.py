@@ -54,7 +54,17 @@ from statespace.progress import progress_bar
 from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector, check_stochastic_matrix
 
 from .deep_kernels import ChainKernelParams, chain_kernels
-from .deep_support import NetworkMStep, l2_penalty, Standardiser, check_tree_finite, pad, padded_length, to_numpy_tree
+from .deep_support import (
+    NetworkMStep,
+    Standardiser,
+    check_tree_finite,
+    l2_penalty,
+    load_network_model,
+    pad,
+    padded_length,
+    save_network_model,
+    to_numpy_tree,
+)
 from .forward_backward import forward, posteriors
 from .inference import predicted, sample_paths, viterbi
 from .model import HMMFilterResult, HMMSmoothResult
@@ -412,6 +422,20 @@ class LearnedEmissionHMM(StateSpaceModel):
             raise ShapeError("y: the learned emission depends on the observed history; pass y=<the sequence>")
         means, scales = self.emission_params(y, inputs)
         return ChainKernelParams(p.pi0, p.A[None].copy(), means, scales)
+
+    def save(self, path):
+        """Save the architecture and fitted parameters to a portable ``.npz`` (no pickle)."""
+        return save_network_model(path, self, self._config())
+
+    @classmethod
+    def load(cls, path) -> "LearnedEmissionHMM":
+        """A model saved by :meth:`save` (parameters validated on the way in)."""
+        return load_network_model(path, cls, LearnedEmissionParams)
+
+    def _config(self) -> dict:
+        return {"n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
+                "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
+                "init_options": [list(p) for p in self.init_options], "min_scale": self.min_scale}
 
     def conditioned_on(self, y, inputs=None) -> "ConditionedLearnedEmission":
         """This model with its emission parameters fixed to those computed from ``y``'s history.

@@ -127,3 +127,16 @@ def test_warm_start_and_validation(fitted):
         LearnedEmissionParams(p.pi0, p.A, p.net, p.y_loc, -p.y_scale)
     with pytest.raises(ParameterError, match="A"):
         LearnedEmissionParams(p.pi0, p.A * 2, p.net, p.y_loc, p.y_scale)
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    model, y, _ = fitted
+    path = model.save(tmp_path / "learned.npz")
+    back = LearnedEmissionHMM.load(path)
+    assert (back.layer, back.hidden, back.state, back.n_layers) == (model.layer, model.hidden, model.state, model.n_layers)
+    assert back.log_likelihood(y) == pytest.approx(model.log_likelihood(y), rel=1e-12)
+    data = dict(np.load(path, allow_pickle=False))
+    data["A"] = data["A"] * 3.0
+    np.savez(tmp_path / "bad.npz", **data)
+    with pytest.raises(ParameterError, match="A"):
+        LearnedEmissionHMM.load(tmp_path / "bad.npz")

@@ -100,3 +100,9 @@ def test_bad_input(fitted):
         IOHMMParams(p.pi0, p.net, p.means, -p.variances, p.u_loc, p.u_scale)
     with pytest.raises(ParameterError, match="input_dim"):
         IOHMM(2, 1, 0)
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    model, ys, us, _ = fitted
+    back = IOHMM.load(model.save(tmp_path / "io.npz"))
+    assert back.log_likelihood(ys, inputs=us) == pytest.approx(model.log_likelihood(ys, inputs=us), rel=1e-12)
