@@ -60,10 +60,10 @@ def simulate(T: int, rng):
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-train", type=int, default=10)
-    ap.add_argument("--n-test", type=int, default=5)
+    ap.add_argument("--n-test", type=int, default=4)
     ap.add_argument("--length", type=int, default=1000)
     ap.add_argument("--layer", default="lru")
-    ap.add_argument("--max-iter", type=int, default=20)
+    ap.add_argument("--max-iter", type=int, default=10)
     ap.add_argument("--weight-decay", type=float, default=1e-3)
     ap.add_argument("--m-steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
