@@ -71,19 +71,24 @@ def _e_step(params, y, table):
     return float(lls.sum()), dwell, jumps, gamma, table.offsets
 
 
+def update_rates(Q, dwell, jumps) -> np.ndarray:
+    """``q_kl = E[N_kl] / E[R_k]``; a state never visited (no dwell time) keeps its rates."""
+    Q = np.array(Q)
+    for k in range(Q.shape[0]):
+        if dwell[k] > _MIN_DWELL:
+            Q[k] = jumps[k] / dwell[k]
+            Q[k, k] = 0.0
+            Q[k, k] = -Q[k].sum()
+    return Q
+
+
 def m_step(params: MJPParams, dwell, jumps, gamma, offsets, y, learn_initial: bool = True) -> MJPParams:
     """Closed-form maximiser of the expected complete-data log-likelihood.
 
     ``gamma`` and ``y`` are the smoothed marginals and observations of all
     sequences concatenated; ``offsets`` marks where each sequence starts.
     """
-    Q = np.array(params.Q)
-    K = Q.shape[0]
-    for k in range(K):
-        if dwell[k] > _MIN_DWELL:
-            Q[k] = jumps[k] / dwell[k]
-            Q[k, k] = 0.0
-            Q[k, k] = -Q[k].sum()
+    Q = update_rates(np.asarray(params.Q), dwell, jumps)
     initial = np.asarray(params.initial)
     if learn_initial:
         initial = gamma[offsets[:-1]].mean(axis=0)

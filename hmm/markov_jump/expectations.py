@@ -316,3 +316,45 @@ def sample_bridge(Q, a: int, b: int, t: float, rng=None):
     if transition_matrices(Q, np.array([float(t)]))[0][int(a), int(b)] <= 0.0:
         raise ParameterError(f"a, b: the end states ({a}, {b}) are impossible over an interval of length {t}")
     return _bridge_path(Q, int(a), int(b), float(t), as_rng(rng))
+
+
+@nb.njit(cache=True)
+def conditional_statistics(Q, dts):
+    """Endpoint-conditioned expectations per interval length: ``(U, K, K, K + K*K)``.
+
+    ``out[u, a, b, k] = E[time in k | a, b]`` and
+    ``out[u, a, b, K + k*K + l] = E[number of k -> l jumps | a, b]`` over an
+    interval of length ``dts[u]`` (zero where ``P(dt)[a, b] = 0``). One block
+    exponential per state and per allowed jump, ``I_kl`` being the upper-right
+    block of ``exp([[Q, E_kl], [0, Q]] dt)``.
+    """
+    K = Q.shape[0]
+    out = np.zeros((dts.shape[0], K, K, K + K * K))
+    A = np.empty((K, K))
+    Wd = np.zeros((K, K))
+    E1 = np.empty((K, K))
+    E2 = np.empty((K, K))
+    t1 = np.empty((K, K))
+    t2 = np.empty((K, K))
+    for u in range(dts.shape[0]):
+        d = dts[u]
+        P = expm(Q * d)
+        for i in range(K):
+            for j in range(K):
+                A[i, j] = Q[i, j] * d
+        for k in range(K):
+            for l in range(K):
+                if k != l and Q[k, l] <= 0.0:
+                    continue
+                Wd[k, l] = d
+                _van_loan_block(A, Wd, E1, E2, t1, t2)
+                Wd[k, l] = 0.0
+                for a in range(K):
+                    for b in range(K):
+                        if P[a, b] > 0.0:
+                            v = E2[a, b] / P[a, b]
+                            if k == l:
+                                out[u, a, b, k] = v
+                            else:
+                                out[u, a, b, K + k * K + l] = Q[k, l] * v
+    return out

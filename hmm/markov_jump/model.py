@@ -37,16 +37,17 @@ import numba as nb
 import numpy as np
 
 from statespace.errors import DataError, ShapeError
-from statespace.interface import FitResult, ModelKernels, StateSpaceModel
+from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
 from statespace.validation import as_rng, as_sequences
 
 from hmm import inference as hmm_inference
 from hmm.forward_backward import backward, forward
 
 from . import inference
-from .em import fit_em
-from .expectations import _bridge_path, transition_matrices
+from .em import fit_em, update_rates
+from .expectations import _bridge_path, conditional_statistics, transition_matrices
 from .generator import MJPParams
+from .observations import GaussianLevels, NoisyLabels
 from .observations import EXACT, LABELS, check_times
 from .simulation import _draw, gillespie, states_at
 
@@ -55,7 +56,9 @@ class MJPKernelParams(NamedTuple):
     """What the compiled kernels read for one sequence.
 
     ``P[t]`` moves the chain from observation ``t-1`` to ``t`` (``P[0]`` is the
-    identity); ``log_bound[t] = log max_ij P[t][i, j]``.
+    identity); ``log_bound[t] = log max_ij P[t][i, j]``;
+    ``cond_stats[stat_index[t], a, b]`` holds the expected dwell times and jump
+    counts of interval ``t`` given its end states (for :meth:`sufficient_statistics`).
     """
 
     P: np.ndarray
@@ -66,6 +69,8 @@ class MJPKernelParams(NamedTuple):
     emission: np.ndarray
     means: np.ndarray
     stds: np.ndarray
+    stat_index: np.ndarray
+    cond_stats: np.ndarray
 
 
 class MJPFilterResult(NamedTuple):
@@ -135,6 +140,38 @@ def _sample_emission(kp, t, x, y, rng, y_out):
         y_out[0] = kp.means[k] + kp.stds[k] * rng.standard_normal()
 
 
+@nb.njit(cache=True)
+def _emission_stats(kp, t, x, y, out, offset):
+    v = y[t, 0]
+    if math.isnan(v) or kp.kind == EXACT:
+        return
+    k = int(x[0])
+    if kp.kind == LABELS:
+        out[offset + k * kp.emission.shape[1] + int(v)] = 1.0
+    else:
+        out[offset + 3 * k] = 1.0
+        out[offset + 3 * k + 1] = v
+        out[offset + 3 * k + 2] = v * v
+
+
+@nb.njit(cache=True)
+def _stats_initial(kp, x, y, out):
+    K = kp.initial.shape[0]
+    out[:] = 0.0
+    out[int(x[0])] = 1.0
+    _emission_stats(kp, 0, x, y, out, 2 * K + K * K)
+
+
+@nb.njit(cache=True)
+def _stats_step(kp, t, x_prev, x, y, out):
+    K = kp.initial.shape[0]
+    out[:] = 0.0
+    row = kp.cond_stats[kp.stat_index[t], int(x_prev[0]), int(x[0])]
+    for i in range(K + K * K):
+        out[K + i] = row[i]
+    _emission_stats(kp, t, x, y, out, 2 * K + K * K)
+
+
 _KERNELS = ModelKernels(
     sample_initial=_sample_initial,
     log_initial=_log_initial,
@@ -198,18 +235,23 @@ class MarkovJumpProcess(StateSpaceModel):
             raise ShapeError("times: a Markov jump process needs the observation times of the sequence")
         t = check_times("times", times)
         K = self.n_states
+        Q = np.asarray(self.params.Q)
         P = np.empty((len(t), K, K))
         P[0] = np.eye(K)
+        stat_index = np.zeros(len(t), dtype=np.int64)
+        cond_stats = np.zeros((1, K, K, K + K * K))
         if len(t) > 1:
             table = inference.interval_table([t])
-            P[1:] = transition_matrices(np.asarray(self.params.Q), table.lengths)[table.index]
+            P[1:] = transition_matrices(Q, table.lengths)[table.index]
+            stat_index[1:] = table.index
+            cond_stats = conditional_statistics(Q, table.lengths)
         with np.errstate(divide="ignore"):
             log_bound = np.log(P.reshape(len(t), -1).max(axis=1))
         kind, logB, means, stds = self.params.observation.kernel_fields(K)
         return MJPKernelParams(
             P, log_bound, np.asarray(self.params.initial, dtype=np.float64), int(kind),
             np.ascontiguousarray(logB), np.ascontiguousarray(np.exp(logB)), means.astype(np.float64),
-            stds.astype(np.float64),
+            stds.astype(np.float64), stat_index, cond_stats,
         )
 
     # --- simulation ---------------------------------------------------------------
@@ -368,6 +410,38 @@ class MarkovJumpProcess(StateSpaceModel):
                 jss.append(js[1:])
             out.append((np.concatenate(jts) if jts else np.zeros(0), np.concatenate(jss)))
         return out[0] if single else out
+
+    # --- particle EM ----------------------------------------------------------------------
+    def sufficient_statistics(self) -> AdditiveFunctional:
+        """Complete-data sufficient statistics as an additive functional (for PaRIS / particle EM).
+
+        Layout: ``[0:K]`` indicator of ``x_0``; ``[K:2K]`` expected dwell times and
+        ``[2K:2K+K*K]`` expected jump counts of each interval given its end states
+        (the conditional expectations of the E-step, tabulated per interval length
+        by ``kernel_params``); then the observation model's statistics:
+        ``e_{x_t} (x) onehot(y_t)`` (``K*M``) for labels, ``(1, y_t, y_t^2)`` per state
+        (``3K``) for Gaussian levels, nothing for exact states.
+        """
+        K = self.n_states
+        obs = self.params.observation
+        extra = obs.emission.size if isinstance(obs, NoisyLabels) else 3 * K if isinstance(obs, GaussianLevels) else 0
+        return AdditiveFunctional(_stats_initial, _stats_step, 2 * K + K * K + extra)
+
+    def m_step(self, stats, n_sequences: int = 1, n_steps=None) -> MarkovJumpProcess:
+        """The EM update from (estimated) expected :meth:`sufficient_statistics` summed over sequences."""
+        K = self.n_states
+        stats = np.asarray(stats, dtype=np.float64)
+        dim = self.sufficient_statistics().dim
+        if stats.shape != (dim,):
+            raise ShapeError(f"stats: expected shape ({dim},) (see sufficient_statistics), got {stats.shape}")
+        first = np.clip(stats[:K], 0.0, None)
+        dwell = np.clip(stats[K : 2 * K], 0.0, None)
+        jumps = np.clip(stats[2 * K : 2 * K + K * K].reshape(K, K), 0.0, None)
+        rest = stats[2 * K + K * K :]
+        Q = update_rates(np.asarray(self.params.Q), dwell, jumps)
+        initial = first / first.sum() if first.sum() > 0 else np.asarray(self.params.initial)
+        obs = self.params.observation.m_step_from_statistics(rest, K)
+        return MarkovJumpProcess(params=MJPParams(Q, initial, obs))
 
     # --- learning ---------------------------------------------------------------------
     def fit(

@@ -92,6 +92,9 @@ class ExactStates:
     def m_step(self, gammas, ys):
         return self
 
+    def m_step_from_statistics(self, stats, K: int):
+        return self
+
     def sample(self, states: np.ndarray, K: int, rng) -> np.ndarray:
         return states.astype(np.float64)[:, None]
 
@@ -157,6 +160,16 @@ class NoisyLabels(_LabelsBase):
             v = y[:, 0]
             seen = ~np.isnan(v)
             np.add.at(counts.T, v[seen].astype(np.int64), g[seen])
+        return self._from_counts(counts)
+
+    def m_step_from_statistics(self, stats, K: int):
+        """M-step from expected counts ``stats = vec(E[sum_t e_{x_t} onehot(y_t)])`` (``K*M``)."""
+        if self.learn == "none":
+            return self
+        return self._from_counts(np.clip(np.asarray(stats).reshape(self.emission.shape), 0.0, None))
+
+    def _from_counts(self, counts):
+        K, M = self.emission.shape
         if self.learn == "symmetric":
             total = counts.sum()
             mismatch = total - np.trace(counts)
@@ -228,6 +241,16 @@ class GaussianLevels(_GaussianBase):
             w += gs.sum(axis=0)
             s1 += gs.T @ vs
             s2 += gs.T @ (vs * vs)
+        return self._from_moments(w, s1, s2)
+
+    def m_step_from_statistics(self, stats, K: int):
+        """M-step from ``stats`` = per state ``E[sum_t (1, y_t, y_t^2) 1[x_t = k]]`` (``3K``)."""
+        if not self.learn:
+            return self
+        m = np.asarray(stats).reshape(K, 3)
+        return self._from_moments(np.clip(m[:, 0], 0.0, None), m[:, 1], m[:, 2])
+
+    def _from_moments(self, w, s1, s2):
         ok = w > 1e-12
         means = np.where(ok, s1 / np.where(ok, w, 1.0), self.means)
         var = np.where(ok, s2 / np.where(ok, w, 1.0) - means**2, self.stds**2)
