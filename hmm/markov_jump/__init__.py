@@ -9,8 +9,9 @@ See ``docs/markov_jump.md`` for the mathematics.
 Modules, one job each: :mod:`.generator` (parameters, derived quantities),
 :mod:`.observations` (observation models), :mod:`.simulation` (Gillespie),
 :mod:`.expectations` (endpoint-conditioned expectations and bridges),
-:mod:`.inference` (compiled forward-backward over intervals, Viterbi),
-:mod:`.em`, :mod:`.structured`, :mod:`.model` (the object API).
+:mod:`.inference` (compiled forward-backward over intervals),
+:mod:`.em`, :mod:`.structured`, :mod:`.kernels` (compiled per-particle kernels),
+:mod:`.model` (the object API).
 """
 
 from .em import expected_statistics, fit_em
