@@ -27,6 +27,7 @@ from .generator import (
 )
 from .model import MarkovJumpProcess, MJPFilterResult, MJPKernelParams, MJPSmoothResult
 from .observations import ExactStates, GaussianLevels, NoisyLabels
+from .plots import plot_posterior
 from .simulation import sample_path, sample_paths
 from .structured import (
     StructuredFit,
@@ -55,6 +56,7 @@ __all__ = [
     "generator_from_rates",
     "mean_first_passage_times",
     "observed_information",
+    "plot_posterior",
     "relaxation_times",
     "sample_bridge",
     "sample_path",

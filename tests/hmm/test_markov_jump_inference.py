@@ -214,3 +214,22 @@ def test_save_and_load_round_trip(tmp_path, which):
     times = np.array([0.0, 0.5, 2.0])
     _, y = model.sample(times=times, rng=0)
     assert back.log_likelihood(y, times=times) == model.log_likelihood(y, times=times)
+
+
+def test_plot_posterior_draws_marginals_and_overlays():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hmm.markov_jump import plot_posterior
+
+    rng = np.random.default_rng(12)
+    model = models(rng)[1]
+    times = np.sort(rng.uniform(0, 3, 8))
+    _, y, path = model.sample(times=times, rng=rng, return_paths=True)
+    q = np.linspace(times[0], times[-1], 50)
+    probs = model.smooth(y, times=times, query_times=q).query_probs
+    fig, ax = plot_posterior(probs, q, obs_times=times, y=y, path=path)
+    assert ax.collections and len(ax.lines) == 2
+    np.testing.assert_allclose(ax.collections[0].get_array().reshape(3, 50), probs.T)
+    with pytest.raises(ShapeError):
+        plot_posterior(probs[:-1], q)
