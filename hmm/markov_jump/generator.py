@@ -185,17 +185,29 @@ def relaxation_times(Q) -> np.ndarray:
 
 
 def mean_first_passage_times(Q) -> np.ndarray:
-    """``M[i, j]``: expected time to first reach ``j`` starting from ``i`` (``M[j, j] = 0``; inf if unreachable)."""
+    """``M[i, j]``: expected time to first reach ``j`` starting from ``i`` (``M[j, j] = 0``).
+
+    ``inf`` where the chain started at ``i`` misses ``j`` with positive
+    probability (``j`` unreachable, or reachable only along some paths of a
+    reducible chain); the finite entries solve ``sum_k q_ik m_kj = -1`` on the
+    states that hit ``j`` almost surely.
+    """
     Q = check_generator("Q", Q)
     K = Q.shape[0]
+    adj = (Q > 0) & ~np.eye(K, dtype=bool)
     M = np.zeros((K, K))
     for j in range(K):
-        keep = np.arange(K) != j
-        sub = Q[np.ix_(keep, keep)]
-        try:
-            m = np.linalg.solve(sub, -np.ones(K - 1))
-        except np.linalg.LinAlgError:
-            m = np.full(K - 1, np.inf)
-        m = np.where(np.isfinite(m) & (m >= 0), m, np.inf)
-        M[keep, j] = m
+        g = adj.copy()
+        g[j] = False  # the clock stops at j
+        reach = g.copy()
+        for k in range(K):  # Warshall's transitive closure
+            reach |= reach[:, k : k + 1] & reach[k : k + 1, :]
+        hits = reach[:, j]
+        sure = np.array([i != j and hits[i] and all(hits[k] or k == j for k in np.flatnonzero(reach[i])) for i in range(K)])
+        m = np.full(K, np.inf)
+        m[j] = 0.0
+        if sure.any():
+            idx = np.flatnonzero(sure)
+            m[idx] = np.linalg.solve(Q[np.ix_(idx, idx)], -np.ones(len(idx)))
+        M[:, j] = m
     return M

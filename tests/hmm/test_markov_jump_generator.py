@@ -87,3 +87,12 @@ def test_generator_validation():
     p = MJPParams(Q3)
     with pytest.raises(ValueError):
         p.Q[0, 0] = 1.0  # immutable
+
+
+def test_mean_first_passage_times_of_a_reducible_chain():
+    # 2 is absorbing: from 1 the chain may be absorbed before reaching 0 (inf);
+    # 2 is hit surely from 0 and 1: m_12 = 1/2 + m_02/2, m_02 = 1 + m_12 -> (3, 2).
+    Q = np.array([[-1.0, 1.0, 0.0], [1.0, -2.0, 1.0], [0.0, 0.0, 0.0]])
+    M = mean_first_passage_times(Q)
+    want = np.array([[0.0, 1.0, 3.0], [np.inf, 0.0, 2.0], [np.inf, np.inf, 0.0]])
+    np.testing.assert_allclose(M, want)
