@@ -29,10 +29,23 @@ SIMD ``exp`` is several times faster than a scalar loop), and reused by the
 forward pass, the backward pass and the two-slice counts; no logarithm is taken
 inside the recursion; the per-step matrix-vector products run over contiguous rows so LLVM
 vectorises them (``fastmath`` limited to re-association, never to assuming
-finite values, since ``-inf`` log-likelihoods are legitimate); the expected
-transition counts of a time-invariant chain are one matrix product
-:math:`A \odot (\alpha_{0:T-2}^\top \tilde\beta_{1:T-1})` instead of a
-:math:`K^2` update per step.
+finite values, since ``-inf`` log-likelihoods are legitimate); for a
+time-invariant chain the backward pass is fused with the smoothed marginals and
+the expected counts :math:`A \odot \sum_t \alpha_{t-1}\tilde\beta_t^\top`, keeping
+only two beta vectors and writing the marginals over ``B`` (fresh ``(T, K)``
+pages cost as much as the arithmetic at this size).
+
+Robustness: the fast pass shifts each step by the maximum over *all* states.
+When only states the chain cannot occupy explain a step, every reachable term
+underflows; the pass then restarts in :func:`_forward_robust`, which shifts by
+the best *reachable* state, so the result is NaN-free unless the data are truly
+impossible (log-likelihood ``-inf``). Scaling cannot represent a path whose weight
+falls below ``1e-308`` of the best one at some step, yet such a path can dominate
+later (ruled out by one observation, restored by the next under a sparse
+transition matrix); when a finite log-likelihood lies more than 700 nats below
+its step's maximum, :func:`forward`, :func:`smoother` and :func:`posteriors` use
+the exact log-space recursion :func:`_log_space` instead (slower, and found by
+the property-based tests).
 """
 
 from __future__ import annotations
@@ -242,6 +255,94 @@ def _backward_fused(A2, B, c, filtered, G):
         B[0, j] = filtered[0, j] * beta[j] if filtered[0, j] > 0.0 else 0.0
 
 
+_UNDERFLOW = -700.0  # exp of anything below is (nearly) lost to float64 underflow
+
+
+@nb.njit(cache=True)
+def _underflows(loglik, m):
+    """Whether some finite log-likelihood sits so far below its step's maximum that its weight underflows."""
+    T, K = loglik.shape
+    for t in range(T):
+        for k in range(K):
+            v = loglik[t, k]
+            if v > -np.inf and v - m[t] < _UNDERFLOW:
+                return True
+    return False
+
+
+@nb.njit(cache=True)
+def _lse_row(v):
+    mx = -np.inf
+    for x in v:
+        if x > mx:
+            mx = x
+    if mx == -np.inf:
+        return -np.inf
+    s = 0.0
+    for x in v:
+        s += math.exp(x - mx)
+    return mx + math.log(s)
+
+
+@nb.njit(cache=True)
+def _log_space(pi0, A, loglik):
+    """Exact forward-backward in log space: the fallback when a weight would underflow.
+
+    A path whose weight is below ``1e-308`` of the best at some step can still
+    dominate later (a state ruled out by one observation and restored by the
+    next under a sparse transition matrix); scaling cannot represent it, logs can.
+    Returns ``(log_likelihood, filtered, smoothed, counts, scale)``.
+    """
+    T, K = loglik.shape
+    S = A.shape[0]
+    logA = np.empty(A.shape)
+    for s in range(S):
+        for i in range(K):
+            for j in range(K):
+                logA[s, i, j] = math.log(A[s, i, j]) if A[s, i, j] > 0.0 else -np.inf
+    la = np.empty((T, K))
+    tmp = np.empty(K)
+    for k in range(K):
+        la[0, k] = (math.log(pi0[k]) if pi0[k] > 0.0 else -np.inf) + loglik[0, k]
+    for t in range(1, T):
+        s = t - 1 if S > 1 else 0
+        for k in range(K):
+            for i in range(K):
+                tmp[i] = la[t - 1, i] + logA[s, i, k]
+            la[t, k] = _lse_row(tmp) + loglik[t, k]
+    filtered = np.empty((T, K))
+    scale = np.empty(T)
+    prev = 0.0
+    for t in range(T):
+        z = _lse_row(la[t])
+        scale[t] = z - prev
+        prev = z
+        for k in range(K):
+            filtered[t, k] = math.exp(la[t, k] - z) if z > -np.inf else np.nan
+    total = _lse_row(la[T - 1])
+    counts = np.zeros((K, K))
+    if total == -np.inf:
+        return total, filtered, np.full((T, K), np.nan), counts, scale
+    lb = np.zeros((T, K))
+    for t in range(T - 1, 0, -1):
+        s = t - 1 if S > 1 else 0
+        for i in range(K):
+            for j in range(K):
+                tmp[j] = logA[s, i, j] + loglik[t, j] + lb[t, j]
+            lb[t - 1, i] = _lse_row(tmp)
+        for i in range(K):
+            for j in range(K):
+                w = la[t - 1, i] + logA[s, i, j] + loglik[t, j] + lb[t, j] - total
+                if w > -np.inf:
+                    counts[i, j] += math.exp(w)
+    smoothed = np.empty((T, K))
+    for t in range(T):
+        for k in range(K):
+            w = la[t, k] + lb[t, k] - total
+            smoothed[t, k] = math.exp(w) if w > -np.inf else 0.0
+    return total, filtered, smoothed, counts, scale
+
+
 @nb.njit(cache=True)
 def forward(pi0, A, loglik):
     """Scaled forward pass.
@@ -257,6 +358,9 @@ def forward(pi0, A, loglik):
     """
     T, K = loglik.shape
     m = _row_max(loglik)
+    if _underflows(loglik, m):
+        total, filtered, _, _, scale = _log_space(pi0, A, loglik)
+        return total, filtered, scale
     B = _exp_shifted(loglik, m)
     filtered = np.empty((T, K))
     c = np.empty(T)
@@ -340,6 +444,8 @@ def smoother(pi0, A, loglik):
     code; from Python, :func:`posteriors` returns the same, faster.
     """
     m = _row_max(loglik)
+    if _underflows(loglik, m):
+        return _log_space(pi0, A, loglik)[:4]
     return _posteriors_from_B(pi0, A, loglik, _exp_shifted(loglik, m), m)
 
 
@@ -358,6 +464,8 @@ def _shifted(loglik):
 def posteriors(pi0, A, loglik):
     """:func:`smoother` with the exponentials taken by NumPy's vectorised ``exp`` (Python callers)."""
     B, m = _shifted(loglik)
+    if _underflows(loglik, m):
+        return _log_space(pi0, A, loglik)[:4]
     np.exp(B, out=B)
     return _posteriors_from_B(pi0, A, loglik, B, m)
 
@@ -367,7 +475,10 @@ def two_slice_marginals(A, loglik, filtered, scale, beta):
     """Per-step two-slice marginals ``xi (T-1, K, K)``: ``xi[t-1, i, j] = p(z_{t-1}=i, z_t=j | y)``.
 
     Needed when each step has its own transition matrix and its own M-step
-    weights (Markov jump processes observed at irregular times).
+    weights (Markov jump processes observed at irregular times). Like
+    :func:`backward`, it works on scaled quantities: when a finite
+    log-likelihood lies more than 700 nats below its step's maximum, paths can
+    be lost to underflow; :func:`smoother` switches to log space there.
     """
     T, K = loglik.shape
     xi = np.empty((max(T - 1, 0), K, K))

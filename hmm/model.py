@@ -450,6 +450,61 @@ class HMM(StateSpaceModel):
         new.params = self._m_step_params(np.asarray(stats, dtype=np.float64), self._require_params())
         return new
 
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the structure and fitted parameters to a portable ``.npz`` (no pickle)."""
+        import json
+
+        from statespace import __version__
+
+        p = self._require_params()
+        meta = {
+            "library_version": __version__,
+            "class": type(self).__name__,
+            "n_states": self.n_states,
+            "obs_dim": self._obs_dim,
+            "emission": self.emission_kind,
+            "lags": self.lags,
+            "input_dim": self.input_dim,
+            "covariance_type": self.covariance_type,
+            "n_symbols": self.n_symbols,
+            "absorbing": bool(self.structure.absorbing),
+            "prior": list(self.prior),
+        }
+        arrays = {"pi0": p.pi0, "A": p.A, "mask": self.structure.mask, "pseudo_counts": self.structure.pseudo_counts}
+        e = p.emission
+        if self.emission_kind == "categorical":
+            arrays["probs"] = e.probs
+        else:
+            arrays.update(weights=e.weights, covs=e.covs, init_means=e.init_means, init_covs=e.init_covs)
+        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path) -> "HMM":
+        """Read a model written by :meth:`save`; parameters are validated as at construction."""
+        import json
+
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            a = {k: f[k] for k in f.files if k != "meta"}
+        structure = TransitionStructure(a["mask"].astype(bool), a["pseudo_counts"], meta["absorbing"])
+        if meta["emission"] == "categorical":
+            e = em_.CategoricalEmissionParams(a["probs"])
+        else:
+            e = em_.GaussianEmissionParams(a["weights"], a["covs"], a["init_means"], a["init_covs"], meta["lags"], meta["input_dim"])
+        return HMM(
+            meta["n_states"],
+            meta["obs_dim"],
+            meta["emission"],
+            lags=meta["lags"],
+            input_dim=meta["input_dim"],
+            covariance_type=meta["covariance_type"],
+            n_symbols=meta["n_symbols"],
+            transitions=structure,
+            params=HMMParams(a["pi0"], a["A"], e),
+            prior=em_.EmissionPrior(*meta["prior"]),
+        )
+
     def _copy(self) -> "HMM":
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)

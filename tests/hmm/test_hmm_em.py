@@ -153,3 +153,15 @@ def test_m_step_from_additive_functional_equals_supervised_em():
     sup.fit(y, inputs=u, pl=np.eye(3)[x], max_iter=2, progress=False)
     np.testing.assert_allclose(new.params.emission.weights, sup.params.emission.weights, atol=1e-10)
     np.testing.assert_allclose(new.params.A, sup.params.A, atol=1e-12)
+
+
+def test_save_load_round_trip_keeps_structure_and_likelihood(tmp_path):
+    truth = _ar_truth()
+    ys, xs, us = _sim(truth, 1, 80, seed=60)
+    model = ARHMM(3, 2, 1, input_dim=1, transitions=sticky(ergodic(3), kappa=5.0), params=truth.params)
+    path = tmp_path / "arhmm.npz"
+    model.save(path)
+    back = type(model).load(path)
+    assert back.log_likelihood(ys[0], inputs=us[0]) == model.log_likelihood(ys[0], inputs=us[0])
+    np.testing.assert_array_equal(back.structure.pseudo_counts, model.structure.pseudo_counts)
+    assert back.lags == 1 and back.input_dim == 1
