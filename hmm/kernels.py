@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from . import emission_updates as eu
 from . import emissions as em_
 from .inference import _draw
 
@@ -186,7 +187,7 @@ def _emission_stats(kp, t, k, y, out, offset):
     s0 = out[o : o + K * d].reshape((K, d))
     o += K * d
     S00 = out[o : o + K * d * d].reshape((K, d, d))
-    em_.ar_accumulate_step(y, kp.inputs, t, kp.lags, k, kp.W, kp.covs, kp.mu0, kp.covs0, n, Sxx, Sxy, Syy, n0, s0, S00)
+    eu.ar_accumulate_step(y, kp.inputs, t, kp.lags, k, kp.W, kp.covs, kp.mu0, kp.covs0, n, Sxx, Sxy, Syy, n0, s0, S00)
 
 
 @nb.njit(cache=True)

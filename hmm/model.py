@@ -33,6 +33,7 @@ from statespace.errors import ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
 from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector
 
+from . import emission_updates as eu
 from . import emissions as em_
 from . import kernels as kern
 from .em import fit_with_restarts
@@ -224,7 +225,7 @@ class HMM(StateSpaceModel):
     def _zero_stats(self):
         if self.emission_kind == "categorical":
             return np.zeros((self.n_states, self.n_symbols))
-        return em_.GaussianStats.zeros(self.n_states, self._q(), self._obs_dim)
+        return eu.GaussianStats.zeros(self.n_states, self._q(), self._obs_dim)
 
     def _flat_stats(self, stats) -> np.ndarray:
         return stats.ravel() if self.emission_kind == "categorical" else stats.flat()
@@ -232,9 +233,9 @@ class HMM(StateSpaceModel):
     def _accumulate(self, params, y, u, gamma, stats):
         e = params.emission
         if self.emission_kind == "categorical":
-            em_.categorical_accumulate(y, gamma, stats)
+            eu.categorical_accumulate(y, gamma, stats)
         else:
-            em_.gaussian_accumulate(e, y, u, gamma, stats)
+            eu.gaussian_accumulate(e, y, u, gamma, stats)
 
     def _m_step_params(self, stats: np.ndarray, old: HMMParams, frozen=frozenset()) -> HMMParams:
         K = self.n_states
@@ -245,17 +246,17 @@ class HMM(StateSpaceModel):
         if "emissions" in frozen:
             e = old.emission
         elif self.emission_kind == "categorical":
-            e = em_.categorical_m_step(rest.reshape(K, self.n_symbols), old.emission, self.prior)
+            e = eu.categorical_m_step(rest.reshape(K, self.n_symbols), old.emission, self.prior)
         else:
-            gs = em_.GaussianStats.from_flat(rest, K, self._q(), self._obs_dim)
-            e = em_.gaussian_m_step(gs, old.emission, self.covariance_type, self.prior, frozen)
+            gs = eu.GaussianStats.from_flat(rest, K, self._q(), self._obs_dim)
+            e = eu.gaussian_m_step(gs, old.emission, self.covariance_type, self.prior, frozen)
         return HMMParams(pi0, A, e)
 
     def _log_prior(self, params: HMMParams) -> float:
         lp = self.structure.log_prior(params.A)
         if self.emission_kind == "categorical":
-            return lp + em_.categorical_log_prior(params.emission, self.prior)
-        return lp + em_.gaussian_log_prior(params.emission, self.covariance_type, self.prior, self.lags > 0)
+            return lp + eu.categorical_log_prior(params.emission, self.prior)
+        return lp + eu.gaussian_log_prior(params.emission, self.covariance_type, self.prior, self.lags > 0)
 
     def _loglik_matrix(self, params, y, u, lp):
         ll = self._emission_loglik(params, y, u)
@@ -441,7 +442,7 @@ class HMM(StateSpaceModel):
         if self.emission_kind == "categorical":
             dim = K + K * K + K * self.n_symbols
         else:
-            dim = K + K * K + em_.GaussianStats.zeros(K, self._q(), self._obs_dim).flat().size
+            dim = K + K * K + eu.GaussianStats.zeros(K, self._q(), self._obs_dim).flat().size
         return AdditiveFunctional(kern.stats_initial, kern.stats_step, dim)
 
     def m_step(self, stats: np.ndarray, n_sequences: int = 1, n_steps: int | None = None) -> "HMM":

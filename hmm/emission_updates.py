@@ -1,0 +1,367 @@
+r"""Expected sufficient statistics and closed-form M-steps of the HMM emissions.
+
+For the autoregressive Gaussian of :mod:`hmm.emissions` (regression
+:math:`y_t \sim N(W_k^\top x_t, \Sigma_k)`), EM needs per state
+
+.. math::
+
+    n_k = \sum_t \gamma_t(k), \quad S^{xx}_k = \sum_t \gamma_t(k) x_t x_t^\top, \quad
+    S^{xy}_k = \sum_t \gamma_t(k) x_t \hat y_t^\top, \quad
+    S^{yy}_k = \sum_t \gamma_t(k) (\hat y_t \hat y_t^\top + C_t),
+
+with :math:`\hat y_t, C_t` the conditional mean and covariance of :math:`y_t` given
+its observed coordinates (exact EM with missing data), plus the same moments of the
+initial / restart steps. The M-step is weighted least squares with the priors of
+:mod:`hmm.emissions` (ridge :math:`\Lambda`, covariance prior :math:`\psi, \nu_0`):
+
+.. math::
+
+    W_k = (S^{xx}_k + \Lambda)^{-1} S^{xy}_k, \qquad
+    \Sigma_k = \frac{S^{yy}_k - S^{yx}_k W_k + \psi I}{n_k + \nu_0}.
+
+Categorical: :math:`B_{km} \propto \sum_t \gamma_t(k) [y_t = m] + \text{pseudo-count}`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from .emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams, regressor
+
+@nb.njit(cache=True)
+def _conditional_fill(yrow, mean, cov, yhat, C):
+    """``yhat = E[y | observed]``, ``C = Cov[y | observed]`` (zero on observed coordinates)."""
+    d = yrow.shape[0]
+    n_obs = 0
+    for j in range(d):
+        if not math.isnan(yrow[j]):
+            n_obs += 1
+    obs = np.empty(n_obs, np.int64)
+    mis = np.empty(d - n_obs, np.int64)
+    a = 0
+    b = 0
+    for j in range(d):
+        if math.isnan(yrow[j]):
+            mis[b] = j
+            b += 1
+        else:
+            obs[a] = j
+            a += 1
+    C[:] = 0.0
+    if n_obs == 0:
+        yhat[:] = mean
+        C[:] = cov
+        return
+    Soo = np.empty((n_obs, n_obs))
+    Smo = np.empty((d - n_obs, n_obs))
+    r = np.empty(n_obs)
+    for i in range(n_obs):
+        r[i] = yrow[obs[i]] - mean[obs[i]]
+        for j in range(n_obs):
+            Soo[i, j] = cov[obs[i], obs[j]]
+    for i in range(d - n_obs):
+        for j in range(n_obs):
+            Smo[i, j] = cov[mis[i], obs[j]]
+    G = np.linalg.solve(Soo, Smo.T).T  # S_mo S_oo^{-1}
+    for i in range(n_obs):
+        yhat[obs[i]] = yrow[obs[i]]
+    for i in range(d - n_obs):
+        s = mean[mis[i]]
+        for j in range(n_obs):
+            s += G[i, j] * r[j]
+        yhat[mis[i]] = s
+        for i2 in range(d - n_obs):
+            c = cov[mis[i], mis[i2]]
+            for j in range(n_obs):
+                c -= G[i, j] * Smo[i2, j]
+            C[mis[i], mis[i2]] = c
+
+
+@nb.njit(cache=True)
+def ar_accumulate(y, u, L, gamma, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0, S00):
+    """Add the expected sufficient statistics of one sequence, weighted by ``gamma (T, K)``.
+
+    Regression steps feed ``n, Sxx (K,q,q), Sxy (K,q,d), Syy (K,d,d)``; initial /
+    restart steps feed ``n0, s0 (K,d), S00 (K,d,d)``. Missing coordinates enter by
+    their conditional expectation under the current parameters.
+    """
+    T, d = y.shape
+    K, q, _ = W.shape
+    x = np.empty(q)
+    mean = np.empty(d)
+    yhat = np.empty(d)
+    C = np.zeros((d, d))
+    for t in range(T):
+        n_obs = 0
+        for j in range(d):
+            if not math.isnan(y[t, j]):
+                n_obs += 1
+        if n_obs == 0:
+            continue
+        has_reg = regressor(y, u, t, L, x)
+        for k in range(K):
+            w = gamma[t, k]
+            if w == 0.0:
+                continue
+            if n_obs == d:
+                for j in range(d):
+                    yhat[j] = y[t, j]
+            else:
+                if has_reg:
+                    for j in range(d):
+                        s = 0.0
+                        for i in range(q):
+                            s += W[k, i, j] * x[i]
+                        mean[j] = s
+                    _conditional_fill(y[t], mean, covs[k], yhat, C)
+                else:
+                    _conditional_fill(y[t], mu0[k], covs0[k], yhat, C)
+            _add_stats(k, w, x, has_reg, yhat, C, n_obs < d, n, Sxx, Sxy, Syy, n0, s0, S00)
+
+
+@nb.njit(cache=True)
+def _add_stats(k, w, x, has_reg, yhat, C, partial, n, Sxx, Sxy, Syy, n0, s0, S00):
+    q = x.shape[0]
+    d = yhat.shape[0]
+    if has_reg:
+        n[k] += w
+        for i in range(q):
+            wx = w * x[i]
+            for i2 in range(q):
+                Sxx[k, i, i2] += wx * x[i2]
+            for j in range(d):
+                Sxy[k, i, j] += wx * yhat[j]
+        for i in range(d):
+            wy = w * yhat[i]
+            for j in range(d):
+                Syy[k, i, j] += wy * yhat[j]
+        if partial:
+            for i in range(d):
+                for j in range(d):
+                    Syy[k, i, j] += w * C[i, j]
+    else:
+        n0[k] += w
+        for i in range(d):
+            s0[k, i] += w * yhat[i]
+            for j in range(d):
+                S00[k, i, j] += w * yhat[i] * yhat[j]
+        if partial:
+            for i in range(d):
+                for j in range(d):
+                    S00[k, i, j] += w * C[i, j]
+
+
+@nb.njit(cache=True)
+def ar_accumulate_step(y, u, t, L, k, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0, S00):
+    """Add the statistics of step ``t`` in state ``k`` (weight 1): the per-particle version."""
+    d = y.shape[1]
+    q = W.shape[1]
+    n_obs = 0
+    for j in range(d):
+        if not math.isnan(y[t, j]):
+            n_obs += 1
+    if n_obs == 0:
+        return
+    x = np.empty(q)
+    yhat = np.empty(d)
+    C = np.zeros((d, d))
+    has_reg = regressor(y, u, t, L, x)
+    if n_obs == d:
+        for j in range(d):
+            yhat[j] = y[t, j]
+    elif has_reg:
+        mean = np.empty(d)
+        for j in range(d):
+            s = 0.0
+            for i in range(q):
+                s += W[k, i, j] * x[i]
+            mean[j] = s
+        _conditional_fill(y[t], mean, covs[k], yhat, C)
+    else:
+        _conditional_fill(y[t], mu0[k], covs0[k], yhat, C)
+    _add_stats(k, 1.0, x, has_reg, yhat, C, n_obs < d, n, Sxx, Sxy, Syy, n0, s0, S00)
+
+
+def design(y: np.ndarray, u: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regressors ``X (T, q)`` and the mask of fast rows: full lag window and fully observed ``y_t``."""
+    T, d = y.shape
+    X = np.empty((T, 1 + L * d + u.shape[1]))
+    X[:, 0] = 1.0
+    for l in range(L):
+        cols = slice(1 + l * d, 1 + (l + 1) * d)
+        X[: l + 1, cols] = np.nan
+        X[l + 1 :, cols] = y[: T - l - 1]
+    X[:, 1 + L * d :] = u
+    fast = ~(np.isnan(X).any(axis=1) | np.isnan(y).any(axis=1))
+    return X, fast
+
+
+def gaussian_accumulate(e: "GaussianEmissionParams", y, u, gamma, stats: "GaussianStats") -> None:
+    """Add one sequence's expected statistics to ``stats`` (in place).
+
+    Fast rows are summed with three matrix products over time
+    (``gamma^T [x x^T]``, ``gamma^T [x y^T]``, ``gamma^T [y y^T]``); the few
+    others (missing coordinates, restarts) go through :func:`ar_accumulate`.
+    """
+    T, d = y.shape
+    X, fast = design(y, u, e.lags)
+    q = X.shape[1]
+    K = gamma.shape[1]
+    all_fast = bool(fast.all())
+    G, Xf, Yf = (gamma, X, y) if all_fast else (gamma[fast], X[fast], y[fast])
+    stats.n[:] += G.sum(axis=0)
+    n_f = len(Xf)
+    stats.Sxx[:] += (G.T @ (Xf[:, :, None] * Xf[:, None, :]).reshape(n_f, q * q)).reshape(K, q, q)
+    stats.Sxy[:] += (G.T @ (Xf[:, :, None] * Yf[:, None, :]).reshape(n_f, q * d)).reshape(K, q, d)
+    stats.Syy[:] += (G.T @ (Yf[:, :, None] * Yf[:, None, :]).reshape(n_f, d * d)).reshape(K, d, d)
+    if not all_fast:
+        g_slow = np.where(fast[:, None], 0.0, gamma)
+        ar_accumulate(y, u, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
+
+
+@nb.njit(cache=True)
+def categorical_accumulate(y, gamma, counts):
+    T = y.shape[0]
+    K = counts.shape[0]
+    for t in range(T):
+        v = y[t, 0]
+        if math.isnan(v):
+            continue
+        m = int(v)
+        for k in range(K):
+            counts[k, m] += gamma[t, k]
+
+
+class GaussianStats(NamedTuple):
+    """Expected sufficient statistics of the autoregressive Gaussian (summed over sequences)."""
+
+    n: np.ndarray
+    Sxx: np.ndarray
+    Sxy: np.ndarray
+    Syy: np.ndarray
+    n0: np.ndarray
+    s0: np.ndarray
+    S00: np.ndarray
+
+    @classmethod
+    def zeros(cls, K: int, q: int, d: int) -> "GaussianStats":
+        return cls(np.zeros(K), np.zeros((K, q, q)), np.zeros((K, q, d)), np.zeros((K, d, d)), np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)))
+
+    def flat(self) -> np.ndarray:
+        return np.concatenate([a.ravel() for a in self])
+
+    @classmethod
+    def from_flat(cls, v: np.ndarray, K: int, q: int, d: int) -> "GaussianStats":
+        shapes = [(K,), (K, q, q), (K, q, d), (K, d, d), (K,), (K, d), (K, d, d)]
+        out, i = [], 0
+        for s in shapes:
+            size = int(np.prod(s))
+            out.append(v[i : i + size].reshape(s))
+            i += size
+        return cls(*out)
+
+
+def _ridge(q: int, lam: float) -> np.ndarray:
+    R = lam * np.eye(q)
+    R[0, 0] = 0.0
+    return R
+
+
+def _constrain(M: np.ndarray, covariance_type: str) -> np.ndarray:
+    return np.diag(np.diag(M)) if covariance_type == "diag" else M
+
+
+def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covariance_type: str, prior: EmissionPrior, frozen=frozenset()) -> GaussianEmissionParams:
+    """The closed-form MAP update (see the module docstring). States without weight keep ``old``."""
+    K, q, d = old.weights.shape
+    Lam = _ridge(q, prior.ridge)
+    Psi = prior.reg_covar * np.eye(d)
+    W = old.weights.copy()
+    covs = old.covs.copy()
+    tiny = 1e-10
+    Ms = np.zeros((K, d, d))
+    for k in range(K):
+        if stats.n[k] <= tiny:
+            continue
+        if "coefs" not in frozen:
+            A = stats.Sxx[k] + Lam
+            try:
+                W[k] = np.linalg.solve(A, stats.Sxy[k])
+            except np.linalg.LinAlgError:
+                W[k] = np.linalg.lstsq(A, stats.Sxy[k], rcond=None)[0]
+        Wk = W[k]
+        SyxW = stats.Sxy[k].T @ Wk
+        M = stats.Syy[k] - SyxW - SyxW.T + Wk.T @ (stats.Sxx[k] + Lam) @ Wk
+        Ms[k] = 0.5 * (M + M.T)
+    if "covs" not in frozen:
+        if covariance_type == "tied":
+            active = stats.n > tiny
+            if active.any():
+                shared = _constrain((Ms[active].sum(axis=0) + Psi) / (stats.n[active].sum() + prior.cov_dof), "full")
+                covs[:] = shared
+        else:
+            for k in range(K):
+                if stats.n[k] > tiny:
+                    covs[k] = _constrain((Ms[k] + Psi) / (stats.n[k] + prior.cov_dof), covariance_type)
+    mu0, S0 = old.init_means.copy(), old.init_covs.copy()
+    if "init" not in frozen:
+        for k in range(K):
+            if stats.n0[k] <= tiny:
+                continue
+            mu0[k] = stats.s0[k] / stats.n0[k]
+            M0 = stats.S00[k] - stats.n0[k] * np.outer(mu0[k], mu0[k])
+            S0[k] = _constrain((0.5 * (M0 + M0.T) + Psi) / (stats.n0[k] + prior.cov_dof), "diag" if covariance_type == "diag" else "full")
+    # a degenerate maximiser (e.g. one initial observation and no prior) is not a
+    # usable covariance: keep the old one, which cannot lower the EM objective
+    for new, prev in ((covs, old.covs), (S0, old.init_covs)):
+        for k in range(K):
+            if not _is_pd(new[k]):
+                new[k] = prev[k]
+    return GaussianEmissionParams(W, covs, mu0, S0, old.lags, old.input_dim)
+
+
+def _is_pd(S: np.ndarray) -> bool:
+    try:
+        c = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        return False
+    dg = np.diag(c)
+    return bool(np.all(np.isfinite(c)) and dg.min() > 1e-12 * max(1.0, dg.max()))
+
+
+def gaussian_log_prior(p: GaussianEmissionParams, covariance_type: str, prior: EmissionPrior, uses_init: bool) -> float:
+    """The log-prior maximised together with the likelihood (constants dropped)."""
+    K, q, d = p.weights.shape
+    Lam = _ridge(q, prior.ridge)
+    Psi = prior.reg_covar * np.eye(d)
+    if prior.reg_covar == 0 and prior.cov_dof == 0 and prior.ridge == 0:
+        return 0.0
+    total = 0.0
+    covs = p.covs[:1] if covariance_type == "tied" else p.covs
+    for S in covs:
+        total -= 0.5 * prior.cov_dof * np.linalg.slogdet(S)[1] + 0.5 * np.trace(np.linalg.solve(S, Psi))
+    for k in range(K):
+        S = p.covs[k]
+        total -= 0.5 * np.trace(np.linalg.solve(S, p.weights[k].T @ Lam @ p.weights[k]))
+    if uses_init:
+        for S in p.init_covs:
+            total -= 0.5 * prior.cov_dof * np.linalg.slogdet(S)[1] + 0.5 * np.trace(np.linalg.solve(S, Psi))
+    return float(total)
+
+
+def categorical_m_step(counts: np.ndarray, old: CategoricalEmissionParams, prior: EmissionPrior) -> CategoricalEmissionParams:
+    num = counts + prior.pseudo_count
+    tot = num.sum(axis=1, keepdims=True)
+    B = np.where(tot > 0, num / np.where(tot > 0, tot, 1.0), old.probs)
+    return CategoricalEmissionParams(B)
+
+
+def categorical_log_prior(p: CategoricalEmissionParams, prior: EmissionPrior) -> float:
+    if prior.pseudo_count == 0:
+        return 0.0
+    with np.errstate(divide="ignore"):
+        return float(prior.pseudo_count * np.log(p.probs).sum())
