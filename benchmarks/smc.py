@@ -61,6 +61,9 @@ OURS = textwrap.dedent(
         sx: float
         sy: float
         s0: float
+        cx: float  # log normalising constants, computed once rather than per particle
+        cy: float
+        c0: float
 
     @nb.njit(cache=True)
     def sample_initial(kp, rng, x):
@@ -69,7 +72,7 @@ OURS = textwrap.dedent(
     @nb.njit(cache=True)
     def log_initial(kp, x):
         z = x[0] / kp.s0
-        return -0.5 * (L2PI + z * z) - math.log(kp.s0)
+        return kp.c0 - 0.5 * z * z
 
     @nb.njit(cache=True)
     def sample_transition(kp, t, xp, rng, x):
@@ -78,11 +81,11 @@ OURS = textwrap.dedent(
     @nb.njit(cache=True)
     def log_transition(kp, t, xp, x):
         z = (x[0] - kp.rho * xp[0]) / kp.sx
-        return -0.5 * (L2PI + z * z) - math.log(kp.sx)
+        return kp.cx - 0.5 * z * z
 
     @nb.njit(cache=True)
     def log_transition_bound(kp, t):
-        return -0.5 * L2PI - math.log(kp.sx)
+        return kp.cx
 
     @nb.njit(cache=True)
     def log_emission(kp, t, x, y):
@@ -90,7 +93,7 @@ OURS = textwrap.dedent(
         if math.isnan(v):
             return 0.0
         z = (v - x[0]) / kp.sy
-        return -0.5 * (L2PI + z * z) - math.log(kp.sy)
+        return kp.cy - 0.5 * z * z
 
     @nb.njit(cache=True)
     def sample_emission(kp, t, x, y, rng, y_out):
@@ -104,7 +107,8 @@ OURS = textwrap.dedent(
             return KERNELS
 
         def kernel_params(self, inputs=None, times=None):
-            return P(RHO, SX, SY, S0)
+            c = [-0.5 * L2PI - math.log(s) for s in (SX, SY, S0)]
+            return P(RHO, SX, SY, S0, *c)
 
     @nb.njit(cache=True)
     def h0(kp, x, y, out):

@@ -234,16 +234,19 @@ def forward_step(kernels, proposal, guided, kp, t, y, x_prev, W_prev, resample, 
 @nb.njit
 def _record_moments(kernels, fn, kp, t, x, W, means, covs, probs, moments, fbuf):
     N, d = x.shape
+    # locals rather than array reads in the particle loops, so LLVM can vectorise them
     for k in range(d):
         s = 0.0
         for n in range(N):
             s += W[n] * x[n, k]
         means[t, k] = s
     for k in range(d):
+        mk = means[t, k]
         for l in range(k + 1):
+            ml = means[t, l]
             s = 0.0
             for n in range(N):
-                s += W[n] * (x[n, k] - means[t, k]) * (x[n, l] - means[t, l])
+                s += W[n] * (x[n, k] - mk) * (x[n, l] - ml)
             covs[t, k, l] = s
             covs[t, l, k] = s
     if kernels.n_states > 0:

@@ -96,10 +96,18 @@ def stratified(W, M, rng):
 def systematic(W, M, rng):
     """Systematic resampling: the strata share one uniform."""
     v = rng.random()
-    su = np.empty(M)
+    N = W.shape[0]
+    A = np.empty(M, dtype=np.int64)
+    j = 0
+    s = W[0]
+    # inverse_cdf with the sorted points (m + v) / M generated on the fly (no array of uniforms)
     for m in range(M):
-        su[m] = (m + v) / M
-    return inverse_cdf(su, W)
+        u = (m + v) / M
+        while u > s and j < N - 1:
+            j += 1
+            s += W[j]
+        A[m] = j
+    return A
 
 
 @nb.njit(cache=True)
