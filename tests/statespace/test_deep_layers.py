@@ -275,3 +275,15 @@ def test_bad_options_raise_parameter_errors():
         lru.init(jax.random.key(0), H, P, r_min=0.9, r_max=0.5)
     with pytest.raises(ParameterError, match="discretization"):
         s4d.apply(s4d.init(jax.random.key(0), H, P), _u(), discretization="euler")
+
+
+@pytest.mark.parametrize("name,mod,make,kw", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_modes_agree_to_1e5_in_float32(name, mod, make, kw):
+    # the tolerance, at JAX's default precision (the float64 tests above are far tighter)
+    with jax.enable_x64(False):
+        params = make(jax.random.key(0))
+        u = jax.random.normal(jax.random.key(1), (2, 64, H))
+        assert u.dtype == jnp.float32
+        par = np.asarray(mod.apply(params, u, **kw))
+        rec = np.asarray(mod.apply_recurrent(params, u, **kw))
+    np.testing.assert_allclose(par, rec, atol=1e-5, rtol=1e-5)
