@@ -39,7 +39,7 @@ def e_step(model, params, seqs, inputs, log_pls):
         ll_mat = model._emission_loglik(params, y, u)
         if lp is not None:
             ll_mat = ll_mat + lp
-        ll, _, gamma, counts = posteriors(params.pi0, A, ll_mat)
+        ll, _, gamma, counts = posteriors(params.pi0, A, ll_mat, overwrite=True)
         if not np.isfinite(ll):
             raise DataError(
                 f"y[{i}]: the sequence (with its partial knowledge) has zero probability under the current "

@@ -86,8 +86,18 @@ def _exp_shifted(loglik, m):
 
 @nb.njit(cache=True, fastmath=_FM)
 def _forward_fixed(pi0, A2, B, filtered, c):
-    """Forward recursion for one time-invariant ``A2 (K, K)`` (no per-step matrix selection)."""
+    r"""Forward recursion for one time-invariant ``A2 (K, K)``.
+
+    The recursion runs on the unnormalised rows :math:`\tilde\alpha_t =
+    (A^\top \tilde\alpha_{t-1}) \odot B_t / c_{t-1}`: the division by
+    :math:`c_{t-1}` is applied after the next matrix-vector product instead of
+    before it, which takes the division's latency off the step-to-step
+    dependency chain (it dominates at small K). Rows are normalised in a
+    separate pass.
+    """
     T, K = B.shape
+    prev_inv = 1.0
+    t_end = T
     for t in range(T):
         if t == 0:
             for k in range(K):
@@ -100,17 +110,20 @@ def _forward_fixed(pi0, A2, B, filtered, c):
                 for k in range(K):
                     filtered[t, k] += a * A2[i, k]
             for k in range(K):
-                filtered[t, k] *= B[t, k]
+                filtered[t, k] *= B[t, k] * prev_inv
         ct = 0.0
         for k in range(K):
             ct += filtered[t, k]
         if not (0.0 < ct < np.inf):
-            return t
-        inv = 1.0 / ct
+            t_end = t
+            break
+        c[t] = ct
+        prev_inv = 1.0 / ct
+    for t in range(t_end):
+        inv = 1.0 / c[t]
         for k in range(K):
             filtered[t, k] *= inv
-        c[t] = ct
-    return T
+    return t_end
 
 
 @nb.njit(cache=True, fastmath=_FM)
@@ -394,6 +407,23 @@ def backward(A, loglik, scale):
 
 
 @nb.njit(cache=True)
+def _sum_log(c):
+    """``sum(log(c))`` with one logarithm per ~100 steps (products kept in range)."""
+    total = 0.0
+    prod = 1.0
+    for t in range(c.shape[0]):
+        v = c[t]
+        if v < 1e-50:
+            total += math.log(v)
+        else:
+            prod *= v
+            if prod < 1e-250:
+                total += math.log(prod)
+                prod = 1.0
+    return total + math.log(prod)
+
+
+@nb.njit(cache=True)
 def _posteriors_from_B(pi0, A, loglik, B, m):
     """Forward-backward on precomputed ``B = exp(loglik - m[:, None])`` (``B``, ``m`` are overwritten)."""
     T, K = B.shape
@@ -402,13 +432,14 @@ def _posteriors_from_B(pi0, A, loglik, B, m):
     counts = np.zeros((K, K))
     t_ok = _forward_scaled(pi0, A, B, filtered, c)
     if t_ok < T:
+        if loglik.shape[0] != T:
+            # caller overwrote loglik with B (B is still intact): it retries the slow way
+            return np.nan, filtered, B, counts
         t_ok = _forward_robust(pi0, A, loglik, filtered, B, c, m)
     if t_ok < T:
         filtered[t_ok:] = np.nan
         return -np.inf, filtered, np.full((T, K), np.nan), counts
-    ll = 0.0
-    for t in range(T):
-        ll += math.log(c[t]) + m[t]
+    ll = _sum_log(c) + m.sum()
     if A.shape[0] == 1:
         G = np.zeros((K, K))
         _backward_fused(A[0], B, c, filtered, G)
@@ -461,13 +492,42 @@ def _shifted(loglik):
     return out, m
 
 
-def posteriors(pi0, A, loglik):
-    """:func:`smoother` with the exponentials taken by NumPy's vectorised ``exp`` (Python callers)."""
-    B, m = _shifted(loglik)
-    if _underflows(loglik, m):
+@nb.njit(cache=True)
+def _shift_in_place(loglik):
+    m = _row_max(loglik)
+    T, K = loglik.shape
+    for t in range(T):
+        for k in range(K):
+            loglik[t, k] -= m[t]
+    return m
+
+
+def posteriors(pi0, A, loglik, overwrite: bool = False):
+    """:func:`smoother` with the exponentials taken by NumPy's vectorised ``exp`` (Python callers).
+
+    ``overwrite=True`` lets it use ``loglik``'s memory for its work (the array is
+    destroyed): one fewer ``(T, K)`` allocation, whose first touch costs as much as
+    the forward pass itself at small ``K``.
+    """
+    if not overwrite:
+        B, m = _shifted(loglik)
+        if _underflows(loglik, m):
+            return _log_space(pi0, A, loglik)[:4]
+        np.exp(B, out=B)
+        return _posteriors_from_B(pi0, A, loglik, B, m)
+    if not (loglik.flags.c_contiguous and loglik.dtype == np.float64 and loglik.flags.writeable):
+        return posteriors(pi0, A, loglik)
+    m = _shift_in_place(loglik)
+    if _underflows(loglik, np.zeros_like(m)):
+        loglik += m[:, None]
         return _log_space(pi0, A, loglik)[:4]
-    np.exp(B, out=B)
-    return _posteriors_from_B(pi0, A, loglik, B, m)
+    np.exp(loglik, out=loglik)
+    out = _posteriors_from_B(pi0, A, np.empty((0, loglik.shape[1])), loglik, m)
+    if np.isnan(out[0]):  # every reachable state underflowed somewhere: rebuild loglik, robust path
+        with np.errstate(divide="ignore"):
+            original = np.log(out[2]) + m[:, None]
+        return posteriors(pi0, A, original)
+    return out
 
 
 @nb.njit(cache=True)

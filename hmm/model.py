@@ -288,7 +288,7 @@ class HMM(StateSpaceModel):
         A = p.A[None]
         out = []
         for s, u, lp in zip(seqs, us, lps):
-            ll, filt, smo, counts = posteriors(p.pi0, A, self._loglik_matrix(p, s, u, lp))
+            ll, filt, smo, counts = posteriors(p.pi0, A, self._loglik_matrix(p, s, u, lp), overwrite=True)
             out.append(HMMSmoothResult(float(ll), filt, smo, counts))
         return out[0] if single else out
 

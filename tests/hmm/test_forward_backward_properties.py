@@ -48,7 +48,8 @@ def test_kernels_match_log_space_and_are_normalised(chain):
         return
     assert lik == pytest.approx(ref, rel=1e-9, abs=1e-9)
     np.testing.assert_allclose(filt, np.exp(log_alpha - logsumexp(log_alpha, axis=1, keepdims=True)), atol=1e-9)
-    for fn in (smoother, posteriors):
+    in_place = lambda p, a, x: posteriors(p, a, x.copy(), overwrite=True)  # noqa: E731
+    for fn in (smoother, posteriors, in_place):
         l2, f2, smo, counts = fn(pi0, A, ll)
         assert l2 == pytest.approx(ref, rel=1e-9, abs=1e-9)
         assert np.isfinite(smo).all() and np.isfinite(counts).all()

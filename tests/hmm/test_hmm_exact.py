@@ -185,7 +185,8 @@ def test_forward_survives_steps_explained_only_by_unreachable_states():
     for t in range(1, 6):
         la = logsumexp(la[:, None] + lA, axis=0) + ll[t]
     ref = logsumexp(la)
-    for fn in (posteriors, smoother):
+    in_place = lambda p, a, x: posteriors(p, a, x.copy(), overwrite=True)  # noqa: E731
+    for fn in (posteriors, smoother, in_place):
         lik, filt, smo, counts = fn(pi0, A[None], ll)
         assert lik == pytest.approx(ref, rel=1e-12)
         assert np.isfinite(filt).all() and np.isfinite(smo).all() and np.isfinite(counts).all()
