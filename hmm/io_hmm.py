@@ -247,7 +247,8 @@ class IOHMM(StateSpaceModel):
         K = self.n_states
         uz = Standardiser.fit(us, self.input_dim)
         base = GaussianHMM(K, self._obs_dim, covariance_type="diag")
-        base.fit(seqs, pl=None if all(lp is None for lp in lps) else lps, max_iter=50, rng=rng, progress=False)
+        pls = None if all(lp is None for lp in lps) else [None if lp is None else np.exp(lp) for lp in lps]
+        base.fit(seqs, pl=pls, max_iter=50, rng=rng, progress=False)
         e = base.params.emission
         variances = np.maximum(np.array([np.diag(c) for c in e.covs]), self.min_variance)
         with jax.enable_x64(True):

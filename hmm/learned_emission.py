@@ -331,10 +331,11 @@ class LearnedEmissionHMM(StateSpaceModel):
             from .model import ARHMM
 
             ar = ARHMM(K, self._obs_dim, lags=1, input_dim=self.input_dim, covariance_type="diag")
-            ar.fit(seqs, inputs=us if self.input_dim else None, pl=None if all(lp is None for lp in lps) else lps,
+            pls = None if all(lp is None for lp in lps) else [None if lp is None else np.exp(lp) for lp in lps]
+            ar.fit(seqs, inputs=us if self.input_dim else None, pl=pls,
                    max_iter=30, rng=rng, progress=False)
             sm = ar.smooth(seqs, inputs=us if self.input_dim else None,
-                           pl=None if all(lp is None for lp in lps) else lps)
+                           pl=pls)
             gammas = [r.smoothed_probs for r in sm]
             params = params._replace(pi0=ar.params.pi0, A=ar.params.A)
         return params, gammas

@@ -140,3 +140,41 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     np.savez(tmp_path / "bad.npz", **data)
     with pytest.raises(ParameterError, match="A"):
         LearnedEmissionHMM.load(tmp_path / "bad.npz")
+
+
+def test_inputs_and_partial_knowledge():
+    rng = np.random.default_rng(3)
+    ys, us, pls = [], [], []
+    for _ in range(2):
+        u = rng.standard_normal((40, 1))
+        z = (np.arange(40) // 10) % 2
+        ys.append((np.where(z, 1.0, -1.0) + 0.5 * u[:, 0] + 0.3 * rng.standard_normal(40))[:, None])
+        us.append(u)
+        pl = np.ones((40, K))
+        pl[:5] = [1.0, 0.0]  # known to start in state 0
+        pls.append(pl)
+    model = LearnedEmissionHMM(K, 1, input_dim=1, layer="lru", hidden=4, state=4, n_layers=1)
+    res = model.fit(ys, inputs=us, pl=pls, max_iter=3, m_steps=10, rng=0, progress=False)
+    assert np.all(np.diff(res.log_likelihoods) >= -1e-9 * np.abs(res.log_likelihoods[:-1]))
+    # the inputs enter causally: changing u_t moves the emissions from t on only
+    u2 = us[0].copy()
+    u2[15] += 2.0
+    m1, _ = model.emission_params(ys[0], inputs=us[0])
+    m2, _ = model.emission_params(ys[0], inputs=u2)
+    np.testing.assert_allclose(m1[:15], m2[:15], atol=1e-12)
+    assert np.abs(m1[15] - m2[15]).max() > 1e-8
+    # log p(y, pl) by enumeration: the plausibilities multiply the emission densities
+    y6, u6, pl6 = ys[0][:6], us[0][:6], pls[0][:6].copy()
+    pl6[5] = [0.3, 0.9]
+    p = model.params
+    means, scales = model.emission_params(y6, inputs=u6)
+    total = []
+    with np.errstate(divide="ignore"):  # pl forces state 0 at t = 0, so pi0 has a zero
+        for path in itertools.product(range(K), repeat=6):
+            lp = np.log(p.pi0[path[0]])
+            for t in range(6):
+                if t:
+                    lp += np.log(p.A[path[t - 1], path[t]])
+                lp += np.log(pl6[t, path[t]]) + scipy.stats.norm.logpdf(y6[t, 0], means[t, path[t], 0], scales[t, path[t], 0])
+            total.append(lp)
+    assert model.log_likelihood(y6, inputs=u6, pl=pl6) == pytest.approx(np.logaddexp.reduce(total), rel=1e-10)
