@@ -124,24 +124,37 @@ class FunctionalEstimator:
 
 
 def vector_of(model):
-    """``(names, values)`` flattening the model's parameter container (for traces)."""
-    p = model.params
+    """``(names, values)`` flattening the model's parameter container (for traces).
+
+    Nested containers (e.g. an HMM's emission parameters) are flattened with a
+    ``"outer.inner"`` prefix; frozen fields and non-numeric entries are skipped.
+    """
     names, vals = [], []
-    frozen = getattr(model, "frozen", ())
+    _flatten(model.params, "", set(getattr(model, "frozen", ())), names, vals)
+    return tuple(names), np.array(vals)
+
+
+def _flatten(p, prefix, frozen, names, vals):
     for f in p._fields:
         if f in frozen:
             continue
-        a = np.asarray(getattr(p, f), dtype=float)
+        v = getattr(p, f)
+        if hasattr(v, "_fields"):
+            _flatten(v, f"{prefix}{f}.", frozen, names, vals)
+            continue
+        try:
+            a = np.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            continue
         if a.size == 0:
             continue
         if a.ndim == 0:
-            names.append(f)
+            names.append(prefix + f)
             vals.append(float(a))
         else:
             for idx in np.ndindex(a.shape):
-                names.append(f"{f}[{','.join(map(str, idx))}]")
+                names.append(f"{prefix}{f}[{','.join(map(str, idx))}]")
                 vals.append(float(a[idx]))
-    return tuple(names), np.array(vals)
 
 
 def step_size_schedule(step_sizes, n_iter, warm, exponent):
