@@ -24,7 +24,7 @@ from statespace.errors import DataError
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
 
-from .forward_backward import posteriors
+from .forward_backward import forward, posteriors
 
 
 def e_step(model, params, seqs, inputs, log_pls):
@@ -52,6 +52,12 @@ def e_step(model, params, seqs, inputs, log_pls):
     return total, np.concatenate([pi_counts, trans.ravel(), model._flat_stats(stats)])
 
 
+def log_likelihood(model, params, seqs, inputs, log_pls) -> float:
+    """``log p(y, pl)`` summed over sequences (forward passes only)."""
+    A = params.A[None]
+    return float(sum(forward(params.pi0, A, model._loglik_matrix(params, y, u, lp))[0] for y, u, lp in zip(seqs, inputs, log_pls)))
+
+
 def baum_welch(model, params, seqs, inputs, log_pls, max_iter=100, tol=1e-6, frozen=frozenset(), bar=None) -> FitResult:
     """Run EM from ``params``; ``history[i]`` is the objective at the parameters entering iteration ``i``."""
     history = []
@@ -68,9 +74,8 @@ def baum_welch(model, params, seqs, inputs, log_pls, max_iter=100, tol=1e-6, fro
             converged = True
             break
         params = model._m_step_params(stats, params, frozen)
-    if not converged:
-        ll, _ = e_step(model, params, seqs, inputs, log_pls)
-        history.append(ll + model._log_prior(params))
+    if not converged:  # the final parameters' objective needs only a forward pass
+        history.append(log_likelihood(model, params, seqs, inputs, log_pls) + model._log_prior(params))
     return FitResult(params, np.asarray(history), converged, it)
 
 
