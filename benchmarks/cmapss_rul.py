@@ -21,6 +21,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# benchmarks/ holds scripts named like our packages (hmm.py): keep them from shadowing the packages
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 DEFAULT_DATA = os.environ.get("CMAPSS_DIR", os.path.join(HERE, "..", "..", "shared", "data", "cmapss"))
 
 
