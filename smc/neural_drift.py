@@ -3,12 +3,14 @@ r"""A state-space model with a neural drift, learned by Markov score climbing.
 .. math::
 
     x_0 \sim \mathcal N(m_0, \operatorname{diag} s_0^2), \qquad
-    x_t = x_{t-1} + f_\theta(x_{t-1}) + \sigma_x \odot \varepsilon_t, \qquad
+    x_t = x_{t-1} + f_\theta(x_{t-1}, h_t) + \sigma_x \odot \varepsilon_t, \qquad
     y_t = x_t + \sigma_y \odot \eta_t,
 
-with :math:`f_\theta(x) = W_2 \tanh(W_1 x + b_1) + b_2` a one-hidden-layer network
-(``n_hidden`` units) and :math:`\varepsilon_t, \eta_t \sim \mathcal N(0, I_d)`. NaN
-coordinates of ``y`` are missing and marginalised.
+with :math:`f_\theta(x, h) = W_2 \tanh(W_1 x + W_h h + b_1) + b_2` a one-hidden-layer network
+(``n_hidden`` units) and :math:`\varepsilon_t, \eta_t \sim \mathcal N(0, I_d)`. The optional
+features ``h_t`` (``(T, p)``, passed as ``inputs``) are known covariates, typically the output of
+a :class:`statespace.deep.SequenceModel` run over raw covariates (a deep-SSM encoding of their
+history). NaN coordinates of ``y`` are missing and marginalised.
 
 There is no exact filter; the compiled kernels (the network is evaluated inside them,
 per particle) give every particle method of :mod:`smc` for free. Learning is
@@ -16,7 +18,8 @@ maximum likelihood by Markov score climbing (:func:`smc.learning.score_climbing`
 conditional SMC / PPG draws a trajectory from the current posterior and Adam follows
 :math:`\nabla_\theta \log p_\theta(x_{0:T}, y_{0:T})`, computed by JAX from
 :meth:`NeuralDriftSSM.parametrization`'s ``log_joint``. The vector ``theta`` holds
-``W1, b1, W2, b2, log sigma_x, log sigma_y``; ``m0, s0`` stay fixed.
+``W1, [Wh,] b1, W2, b2, log sigma_x, log sigma_y``; ``m0, s0`` stay fixed. Training with
+features is for one sequence (score climbing's ``log_joint`` closes over that sequence's ``h``).
 
 Example::
 
@@ -37,7 +40,7 @@ import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import ModelKernels, StateSpaceModel
-from statespace.validation import as_rng, as_sequences
+from statespace.validation import as_float_array, as_rng, as_sequences
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -51,17 +54,22 @@ class _Base(NamedTuple):
     sigma_y: np.ndarray
     m0: np.ndarray
     s0: np.ndarray
+    Wh: np.ndarray
 
 
 class NeuralDriftParams(_Base):
-    """Parameters: ``W1 (H, d)``, ``b1 (H,)``, ``W2 (d, H)``, ``b2 (d,)``; positive ``sigma_x, sigma_y, s0 (d,)``; ``m0 (d,)``."""
+    """Parameters: ``W1 (H, d)``, ``b1 (H,)``, ``W2 (d, H)``, ``b2 (d,)``; positive ``sigma_x, sigma_y, s0 (d,)``;
+    ``m0 (d,)``; ``Wh (H, p)`` weights of the features ``h_t`` (``p = 0``, the default: no features)."""
 
     __slots__ = ()
 
-    def __new__(cls, W1, b1, W2, b2, sigma_x, sigma_y, m0, s0):
+    def __new__(cls, W1, b1, W2, b2, sigma_x, sigma_y, m0, s0, Wh=None):
         W1 = np.ascontiguousarray(np.atleast_2d(np.asarray(W1, float)))
         H, d = W1.shape
-        arrs = {"W1": W1}
+        Wh = np.zeros((H, 0)) if Wh is None else np.ascontiguousarray(np.asarray(Wh, float))
+        if Wh.ndim != 2 or Wh.shape[0] != H:
+            raise ShapeError(f"Wh: expected shape ({H}, p), got {Wh.shape}")
+        arrs = {"W1": W1, "Wh": Wh}
         for name, v, shape in (("b1", b1, (H,)), ("W2", W2, (d, H)), ("b2", b2, (d,)), ("sigma_x", sigma_x, (d,)),
                                ("sigma_y", sigma_y, (d,)), ("m0", m0, (d,)), ("s0", s0, (d,))):
             a = np.asarray(v, dtype=float)
@@ -79,6 +87,21 @@ class NeuralDriftParams(_Base):
         return super().__new__(cls, *(arrs[f] for f in cls._fields))
 
 
+class NeuralDriftKernelParams(NamedTuple):
+    """Kernel parameters of one sequence: the model's parameters and the features ``h (T, p)``."""
+
+    W1: np.ndarray
+    b1: np.ndarray
+    W2: np.ndarray
+    b2: np.ndarray
+    sigma_x: np.ndarray
+    sigma_y: np.ndarray
+    m0: np.ndarray
+    s0: np.ndarray
+    Wh: np.ndarray
+    h: np.ndarray
+
+
 class NeuralDriftSSM(StateSpaceModel):
     """The neural-drift model of the module docstring (``state_dim == obs_dim == d``)."""
 
@@ -88,71 +111,102 @@ class NeuralDriftSSM(StateSpaceModel):
         self.params = params
 
     @classmethod
-    def initial(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1) -> "NeuralDriftSSM":
+    def initial(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1, input_dim: int = 0) -> "NeuralDriftSSM":
         """A starting model for data ``y``: small random drift, noise scales from the data's increments."""
         seqs, _ = as_sequences("y", y)
-        if int(n_hidden) < 1:
-            raise ParameterError(f"n_hidden: expected a positive integer, got {n_hidden}")
+        if int(n_hidden) < 1 or int(input_dim) < 0:
+            raise ParameterError(f"n_hidden, input_dim: expected positive / non-negative integers, got {n_hidden}, {input_dim}")
         rng = as_rng(rng)
         d = seqs[0].shape[1]
         incr = np.concatenate([np.diff(s, axis=0) for s in seqs])
         sd = np.nan_to_num(np.nanstd(incr, axis=0), nan=1.0) + 1e-3
         first = np.array([s[0] for s in seqs])
-        H = int(n_hidden)
+        H, p = int(n_hidden), int(input_dim)
         return cls(NeuralDriftParams(
             rng.standard_normal((H, d)) / math.sqrt(d), rng.standard_normal(H) * 0.5,
             weight_scale * rng.standard_normal((d, H)) / math.sqrt(H), np.zeros(d),
             sd / math.sqrt(2), sd / math.sqrt(2),
             np.nan_to_num(np.nanmean(first, axis=0)), np.nan_to_num(np.nanstd(np.concatenate(seqs), axis=0), nan=1.0) + 1e-3,
+            rng.standard_normal((H, p)) / math.sqrt(max(p, 1)),
         ))
 
     @property
     def n_hidden(self) -> int:
         return self.params.W1.shape[0]
 
-    def drift(self, x) -> np.ndarray:
-        """``f_theta(x)`` for points ``x (n, d)``."""
+    @property
+    def input_dim(self) -> int:
+        return self.params.Wh.shape[1]
+
+    def drift(self, x, h=None) -> np.ndarray:
+        """``f_theta(x, h)`` for points ``x (n, d)`` (and features ``h (n, p)`` when the model takes them)."""
         p = self.params
         x = np.atleast_2d(np.asarray(x, float))
-        return np.tanh(x @ p.W1.T + p.b1) @ p.W2.T + p.b2
+        pre = x @ p.W1.T + p.b1
+        if self.input_dim:
+            if h is None:
+                raise ShapeError(f"h: the drift takes {self.input_dim}-dimensional features; none were given")
+            pre = pre + np.atleast_2d(np.asarray(h, float)) @ p.Wh.T
+        return np.tanh(pre) @ p.W2.T + p.b2
 
     def kernels(self) -> ModelKernels:
         d = self.params.W1.shape[1]
         return ModelKernels(_sample_initial, _log_initial, _sample_transition, _log_transition, _log_transition_bound,
                             _log_emission, _sample_emission, state_dim=d, obs_dim=d)
 
-    def kernel_params(self, inputs=None, times=None) -> NeuralDriftParams:
-        return self.params
+    def _features(self, inputs) -> np.ndarray:
+        if not self.input_dim:
+            return np.zeros((1, 0))
+        if inputs is None:
+            raise ShapeError(f"inputs: the drift takes {self.input_dim}-dimensional features h_t; none were given")
+        h = as_float_array("inputs", inputs, (1, 2))
+        h = h.reshape(len(h), -1)
+        if h.shape[1] != self.input_dim or not np.isfinite(h).all():
+            raise ShapeError(f"inputs: expected finite (T, {self.input_dim}) features, got shape {h.shape}")
+        return h
+
+    def kernel_params(self, inputs=None, times=None) -> NeuralDriftKernelParams:
+        return NeuralDriftKernelParams(*self.params, self._features(inputs))
 
     # ------------------------------------------------------------------ learning
-    def parametrization(self):
-        """The :class:`smc.learning.Parametrization` ``theta = (W1, b1, W2, b2, log sigma_x, log sigma_y)``."""
+    def parametrization(self, inputs=None):
+        """The :class:`smc.learning.Parametrization` ``theta = (W1, Wh, b1, W2, b2, log sigma_x, log sigma_y)``.
+
+        With features, ``inputs`` is the one training sequence's ``h (T, p)`` (``log_joint`` closes over it).
+        """
         from .learning import Parametrization
 
         p = self.params
         H, d = p.W1.shape
-        sizes = [("W1", H * d), ("b1", H), ("W2", d * H), ("b2", d), ("log_sigma_x", d), ("log_sigma_y", d)]
+        q = self.input_dim
+        h = self._features(inputs)
+        sizes = [("W1", H * d), ("Wh", H * q), ("b1", H), ("W2", d * H), ("b2", d), ("log_sigma_x", d),
+                 ("log_sigma_y", d)]
         names = tuple(f"{n}[{i}]" for n, k in sizes for i in range(k))
         cuts = np.cumsum([0] + [k for _, k in sizes])
 
         def split(th, xp):
-            parts = [th[cuts[i] : cuts[i + 1]] for i in range(len(sizes))]
-            return parts[0].reshape(H, d), parts[1], parts[2].reshape(d, H), parts[3], xp.exp(parts[4]), xp.exp(parts[5])
+            W1, Wh, b1, W2, b2, lsx, lsy = (th[cuts[i] : cuts[i + 1]] for i in range(len(sizes)))
+            return W1.reshape(H, d), Wh.reshape(H, q), b1, W2.reshape(d, H), b2, xp.exp(lsx), xp.exp(lsy)
 
         def to_vector(m):
-            q = m.params
-            return np.concatenate([q.W1.ravel(), q.b1, q.W2.ravel(), q.b2, np.log(q.sigma_x), np.log(q.sigma_y)])
+            r = m.params
+            return np.concatenate([r.W1.ravel(), r.Wh.ravel(), r.b1, r.W2.ravel(), r.b2, np.log(r.sigma_x),
+                                   np.log(r.sigma_y)])
 
         def from_vector(th):
-            W1, b1, W2, b2, sx, sy = split(np.asarray(th, float), np)
-            return NeuralDriftSSM(NeuralDriftParams(W1, b1, W2, b2, sx, sy, p.m0, p.s0))
+            W1, Wh, b1, W2, b2, sx, sy = split(np.asarray(th, float), np)
+            return NeuralDriftSSM(NeuralDriftParams(W1, b1, W2, b2, sx, sy, p.m0, p.s0, Wh))
 
         def log_joint(th, x, y):
             import jax.numpy as jnp
 
-            W1, b1, W2, b2, sx, sy = split(th, jnp)
+            W1, Wh, b1, W2, b2, sx, sy = split(th, jnp)
             lp = jnp.sum(-0.5 * _LOG_2PI - jnp.log(p.s0) - 0.5 * ((x[0] - p.m0) / p.s0) ** 2)
-            mean = x[:-1] + jnp.tanh(x[:-1] @ W1.T + b1) @ W2.T + b2
+            pre = x[:-1] @ W1.T + b1
+            if q:
+                pre = pre + jnp.asarray(h[1 : len(x)]) @ Wh.T  # the move into t reads h_t
+            mean = x[:-1] + jnp.tanh(pre) @ W2.T + b2
             lp += jnp.sum(-0.5 * _LOG_2PI - jnp.log(sx) - 0.5 * ((x[1:] - mean) / sx) ** 2)
             obs = ~jnp.isnan(y)
             r = (jnp.where(obs, y, 0.0) - x) / sy
@@ -166,27 +220,32 @@ class NeuralDriftSSM(StateSpaceModel):
         """Markov score climbing from this model (warm start); returns :class:`smc.learning.LearningResult`.
 
         The fitted model is ``result.model`` (Polyak-Ruppert average of the second half);
-        ``self`` is left unchanged.
+        ``self`` is left unchanged. With features, ``y`` and ``inputs`` are one sequence.
         """
         from .learning import score_climbing
 
+        if self.input_dim and isinstance(y, (list, tuple)):
+            raise ShapeError("y: training with features h_t takes one sequence (with its inputs), got a list")
         return score_climbing(self, y, n_iter=n_iter, n_particles=n_particles, kernel=kernel,
-                              parametrization=self.parametrization(), learning_rate=learning_rate, rng=rng,
-                              progress=progress, **kwargs)
+                              parametrization=self.parametrization(inputs), learning_rate=learning_rate,
+                              inputs=inputs, rng=rng, progress=progress, **kwargs)
 
     def __repr__(self) -> str:
-        return f"NeuralDriftSSM(d={self.params.W1.shape[1]}, n_hidden={self.n_hidden})"
+        return f"NeuralDriftSSM(d={self.params.W1.shape[1]}, n_hidden={self.n_hidden}, input_dim={self.input_dim})"
 
 
 @nb.njit(cache=True)
-def _mean(kp, x_prev, out):
+def _mean(kp, t, x_prev, out):
     H, d = kp.W1.shape
+    q = kp.Wh.shape[1]
     for j in range(d):
         out[j] = x_prev[j] + kp.b2[j]
     for h in range(H):
         a = kp.b1[h]
         for i in range(d):
             a += kp.W1[h, i] * x_prev[i]
+        for k in range(q):
+            a += kp.Wh[h, k] * kp.h[t, k]
         a = math.tanh(a)
         for j in range(d):
             out[j] += kp.W2[j, h] * a
@@ -209,7 +268,7 @@ def _log_initial(kp, x):
 
 @nb.njit(cache=True)
 def _sample_transition(kp, t, x_prev, rng, x_out):
-    _mean(kp, x_prev, x_out)
+    _mean(kp, t, x_prev, x_out)
     for j in range(x_out.shape[0]):
         x_out[j] += kp.sigma_x[j] * rng.standard_normal()
 
@@ -217,7 +276,7 @@ def _sample_transition(kp, t, x_prev, rng, x_out):
 @nb.njit(cache=True)
 def _log_transition(kp, t, x_prev, x):
     m = np.empty(x.shape[0])
-    _mean(kp, x_prev, m)
+    _mean(kp, t, x_prev, m)
     out = 0.0
     for j in range(x.shape[0]):
         r = (x[j] - m[j]) / kp.sigma_x[j]

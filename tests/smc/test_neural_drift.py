@@ -84,3 +84,32 @@ def test_ppg_score_climbing_recovers_double_well_drift():
     out = ex.main(["--length", "400", "--n-iter", "150"])
     assert out["drift_rmse_neural"] < 0.85 * min(out["drift_rmse_initial"], out["drift_rmse_linear"])
     assert out["heldout_loglik_neural"] > out["heldout_loglik_linear"]
+
+
+def test_features_enter_kernels_and_log_joint():
+    jax = pytest.importorskip("jax")
+    rng = np.random.default_rng(4)
+    base = _model(d=1, H=4).params
+    m = NeuralDriftSSM(base._replace(Wh=rng.standard_normal((4, 2))))
+    h = rng.standard_normal((25, 2))
+    x, y = m.sample(25, rng=5, inputs=h)
+    k, kp = m.kernels(), m.kernel_params(inputs=h)
+    p = m.params
+    for t in (1, 7, 24):  # the move into t reads h_t
+        mean = x[t - 1] + np.tanh(p.W1 @ x[t - 1] + p.Wh @ h[t] + p.b1) @ p.W2.T + p.b2
+        np.testing.assert_allclose(m.drift(x[t - 1][None], h[t][None])[0], mean - x[t - 1], rtol=1e-12)
+        assert k.log_transition(kp, t, x[t - 1], x[t]) == pytest.approx(
+            scipy.stats.norm.logpdf(x[t], mean, p.sigma_x).sum(), rel=1e-12)
+    param = m.parametrization(h)
+    theta = param.to_vector(m)
+    np.testing.assert_allclose(param.from_vector(theta).params.Wh, p.Wh)
+    want = k.log_initial(kp, x[0]) + k.log_emission(kp, 0, x[0], y)
+    for t in range(1, 25):
+        want += k.log_transition(kp, t, x[t - 1], x[t]) + k.log_emission(kp, t, x[t], y)
+    with jax.enable_x64(True):
+        got = float(param.log_joint(jax.numpy.asarray(theta), jax.numpy.asarray(x), jax.numpy.asarray(y)))
+    assert got == pytest.approx(want, rel=1e-10)
+    with pytest.raises(ShapeError, match="inputs"):
+        m.kernel_params()
+    with pytest.raises(ShapeError, match="inputs"):
+        m.kernel_params(inputs=np.zeros((25, 3)))
