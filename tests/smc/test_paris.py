@@ -142,6 +142,21 @@ def test_online_equals_batch_and_parallel_equals_serial():
     np.testing.assert_allclose(par.estimates, batch.estimates, rtol=1e-12, atol=1e-12)
     again = paris_smoother(model, y, MOMENTS, 200, rng=7)
     np.testing.assert_array_equal(again.estimates, batch.estimates)
+    both = paris_smoother(model, [y, y[:30]], MOMENTS, 200, rng=7)
+    assert isinstance(both, list) and [len(r.estimates) for r in both] == [60, 30]
+    np.testing.assert_array_equal(both[0].estimates, batch.estimates)
+
+
+def test_guided_paris_matches_e_step():
+    from test_particle_filter import OPTIMAL  # the locally optimal proposal of the same scalar model
+
+    model = lg_model()
+    _, y = model.sample(60, rng=9)
+    y[10] = np.nan
+    exact = lg_exact_stats(model, y)
+    est = replicate(model, y, 500, 6, seed=300, functional=None, proposal=OPTIMAL)
+    se = est.std(axis=0, ddof=1) / math.sqrt(len(est))
+    assert np.all(np.abs(est.mean(axis=0) - exact) < 4 * se + 1e-6 * (1 + np.abs(exact)))
 
 
 def test_wrong_transition_bound_is_detected():
