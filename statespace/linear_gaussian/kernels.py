@@ -49,52 +49,57 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # --- per-particle kernels ---------------------------------------------------------
-# They allocate nothing (particle loops call them N x T times): densities use the
-# whitened matrices of KernelParams, and draws fill x_out with standard normals
-# and transform it in place from the last coordinate up (L is lower-triangular,
-# so row i only reads entries k <= i that are still untouched). x_out must not
-# alias x_prev.
-@nb.njit(cache=True)
-def _transition_mean(kp, t, x_prev, out):
-    F = kp.F[ix(kp.F.shape[0], t)]
-    bu = kp.bu[ix(kp.bu.shape[0], t)]
-    d = x_prev.shape[0]
-    for i in range(d):
-        s = bu[i]
-        for k in range(d):
-            s += F[i, k] * x_prev[k]
-        out[i] = s
+# Particle loops call these N x T times, so they allocate nothing and touch no
+# reference counts. Numba increfs every array of an argument tuple on entry and
+# decrefs it on exit (21 arrays in KernelParams, plus the views taken here); its
+# pruning pass drops those pairs in straight-line code but not around loops, so a
+# kernel with a loop over coordinates paid ~40 atomic operations per call: ~1 us
+# per particle-step whatever the dimension, 20x a scalar hand-written model.
+# ``_nrt=False`` compiles them without the reference counting (they own no memory:
+# they only read KernelParams and write caller-owned buffers), which brings the
+# d = 1 model to the hand-written model's cost. Allocation is not available there,
+# so the rare rows with some coordinates missing go to the ordinary function
+# :func:`_log_emission_partial`.
+#
+# Densities use the whitened matrices of KernelParams; draws fill x_out with
+# standard normals and transform it in place from the last coordinate up (L is
+# lower-triangular, so row i only reads entries k <= i that are still untouched).
+# x_out must not alias x_prev.
+_kernel = nb.njit(cache=True, _nrt=False)
 
 
-@nb.njit(cache=True)
+@_kernel
 def sample_initial(kp, rng, x_out):
     d = x_out.shape[0]
     L = kp.chol_P0
+    m0 = kp.m0
     for i in range(d):
         x_out[i] = rng.standard_normal()
     for i in range(d - 1, -1, -1):
-        s = kp.m0[i]
+        s = m0[i]
         for k in range(i + 1):
             s += L[i, k] * x_out[k]
         x_out[i] = s
 
 
-@nb.njit(cache=True)
+@_kernel
 def log_initial(kp, x):
     d = x.shape[0]
     W = kp.white_P0
+    L = kp.chol_P0
+    m0 = kp.m0
     q = 0.0
     logdet = 0.0
     for i in range(d):
         z = 0.0
         for k in range(i + 1):
-            z += W[i, k] * (x[k] - kp.m0[k])
+            z += W[i, k] * (x[k] - m0[k])
         q += z * z
-        logdet += 2.0 * math.log(kp.chol_P0[i, i])
+        logdet += 2.0 * math.log(L[i, i])
     return -0.5 * (d * _LOG_2PI + logdet + q)
 
 
-@nb.njit(cache=True)
+@_kernel
 def sample_transition(kp, t, x_prev, rng, x_out):
     d = x_out.shape[0]
     F = kp.F[ix(kp.F.shape[0], t)]
@@ -111,7 +116,7 @@ def sample_transition(kp, t, x_prev, rng, x_out):
         x_out[i] = s
 
 
-@nb.njit(cache=True)
+@_kernel
 def log_transition(kp, t, x_prev, x):
     d = x.shape[0]
     W = kp.white_Q[ix(kp.white_Q.shape[0], t)]
@@ -128,50 +133,64 @@ def log_transition(kp, t, x_prev, x):
     return -0.5 * (d * _LOG_2PI + kp.logdet_Q[ix(kp.logdet_Q.shape[0], t)] + q)
 
 
-@nb.njit(cache=True)
+@_kernel
 def log_transition_bound(kp, t):
     """The maximum of the Gaussian transition density, :math:`-\\tfrac12 (d \\log 2\\pi + \\log|Q_t|)`."""
     d = kp.m0.shape[0]
     return -0.5 * (d * _LOG_2PI + kp.logdet_Q[ix(kp.logdet_Q.shape[0], t)])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=True)  # explicit, or it would inherit log_emission's _nrt=False
 def _log_emission_partial(Hs, dus, Rs, t, x, y, n):
-    """Log-density of the ``n < m`` observed coordinates of ``y[t]`` (allocates; rows with gaps are rare)."""
+    """Log-density of the ``n < m`` observed coordinates of ``y[t]``.
+
+    One allocation: ``R_oo`` is factorised in place in ``buf[:n*n]`` (lower
+    triangle, row-major) and the residual is whitened in ``buf[n*n:]``.
+    """
     H = Hs[ix(Hs.shape[0], t)]
     du = dus[ix(dus.shape[0], t)]
     R = Rs[ix(Rs.shape[0], t)]
     yt = y[t]
     m, d = H.shape
-    obs = np.empty(n, np.int64)
+    buf = np.empty(n * n + n)
+    r = n * n
     a = 0
     for j in range(m):
-        if not math.isnan(yt[j]):
-            obs[a] = j
-            a += 1
-    r = np.empty(n)
-    Roo = np.empty((n, n))
-    for a in range(n):
-        j = obs[a]
+        if math.isnan(yt[j]):
+            continue
         s = yt[j] - du[j]
         for k in range(d):
             s -= H[j, k] * x[k]
-        r[a] = s
-        for b in range(n):
-            Roo[a, b] = R[j, obs[b]]
-    L = np.empty((n, n))
-    cholesky(Roo, L)
+        buf[r + a] = s
+        b = 0
+        for j2 in range(j + 1):
+            if not math.isnan(yt[j2]):
+                buf[a * n + b] = R[j, j2]
+                b += 1
+        a += 1
     logdet = 0.0
-    for a in range(n):
-        logdet += 2.0 * math.log(L[a, a])
-    solve_lower(L, r, n)
     q = 0.0
-    for a in range(n):
-        q += r[a] * r[a]
+    for i in range(n):
+        # row i of the Cholesky factor, then forward substitution of the residual
+        for k in range(i + 1):
+            s = buf[i * n + k]
+            for l in range(k):
+                s -= buf[i * n + l] * buf[k * n + l]
+            if k < i:
+                buf[i * n + k] = s / buf[k * n + k]
+            else:
+                buf[i * n + i] = math.sqrt(s)
+        z = buf[r + i]
+        for k in range(i):
+            z -= buf[i * n + k] * buf[r + k]
+        z /= buf[i * n + i]
+        buf[r + i] = z
+        q += z * z
+        logdet += 2.0 * math.log(buf[i * n + i])
     return -0.5 * (n * _LOG_2PI + logdet + q)
 
 
-@nb.njit(cache=True)
+@_kernel
 def log_emission(kp, t, x, y):
     """``log N(y_t^o; H^o x + D^o u_t, R_oo)`` over the observed coordinates (0 for a missing row)."""
     yt = y[t]
@@ -200,7 +219,7 @@ def log_emission(kp, t, x, y):
     return -0.5 * (m * _LOG_2PI + kp.logdet_R[kr] + q)
 
 
-@nb.njit(cache=True)
+@_kernel
 def sample_emission(kp, t, x, y, rng, y_out):
     H = kp.H[ix(kp.H.shape[0], t)]
     du = kp.du[ix(kp.du.shape[0], t)]
@@ -298,6 +317,18 @@ def stats_workspace(d, m):
         np.empty((m, d)),  # A P
         np.empty((m, d)),  # Ar P
     )
+
+
+@nb.njit(cache=True)
+def _transition_mean(kp, t, x_prev, out):
+    F = kp.F[ix(kp.F.shape[0], t)]
+    bu = kp.bu[ix(kp.bu.shape[0], t)]
+    d = x_prev.shape[0]
+    for i in range(d):
+        s = bu[i]
+        for k in range(d):
+            s += F[i, k] * x_prev[k]
+        out[i] = s
 
 
 @nb.njit(cache=True)
