@@ -208,3 +208,21 @@ def test_bad_input(kwargs, match):
 
 def test_exported_from_package():
     assert smc.paris_smoother is paris_smoother and smc.PaRIS is PaRIS
+
+
+def test_markov_jump_process_filter_and_smoother_match_exact():
+    from hmm.markov_jump import GaussianLevels, MarkovJumpProcess
+
+    Q = np.array([[-1.0, 0.7, 0.3], [0.4, -0.8, 0.4], [0.2, 0.5, -0.7]])
+    model = MarkovJumpProcess(Q=Q, observation=GaussianLevels(means=[-1.0, 0.0, 1.0], stds=[0.5, 0.5, 0.5]))
+    times = np.cumsum(np.random.default_rng(0).exponential(0.5, 60))  # irregular observation times
+    _, y = model.sample(rng=1, times=times)
+    exact_f = model.filter(y, times=times).filtered_probs
+    filt = smc.bootstrap_filter(model, y, 2000, rng=2, times=times)
+    sd = np.sqrt(exact_f * (1 - exact_f) / filt.ess[:, None]) + 1e-3
+    assert np.max(np.abs(filt.filtered_probs - exact_f) / sd) < 6.0
+    # the built-in statistics start with the indicator of x_0: its smoothed mean is p(x_0 | y)
+    exact_s = model.smooth(y, times=times).smoothed_probs[0]
+    est = replicate(model, y, 500, 4, seed=20, functional=None, times=times)[:, :3]
+    se = est.std(axis=0, ddof=1) / 2.0
+    assert np.all(np.abs(est.mean(axis=0) - exact_s) < 4 * se + 0.02), (est.mean(axis=0), exact_s)
