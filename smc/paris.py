@@ -596,12 +596,12 @@ def _marginals_write(t, x, out):
         out[half + t * d + k] = x[k] * x[k]
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _marginals_initial(kp, x, y, out):
     _marginals_write(np.int64(0), x, out)
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _marginals_step(kp, t, x_prev, x, y, out):
     _marginals_write(t, x, out)
 

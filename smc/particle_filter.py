@@ -119,27 +119,29 @@ class FilterResult(NamedTuple):
 
 
 # --- placeholders so that one compiled loop serves the bootstrap and guided filters ---
-@nb.njit(cache=True)
+# Not cached on disk: they are generic over the user's ``kp`` type, and an on-disk index that records a
+# user-defined NamedTuple breaks every later process in which its module is not importable.
+@nb.njit
 def _no_sample_initial(kp, y, rng, x_out):
     pass
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _no_log_initial(kp, y, x):
     return 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _no_sample(kp, t, x_prev, y, rng, x_out):
     pass
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _no_log_density(kp, t, x_prev, x, y):
     return 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit
 def _no_function(kp, t, x, out):
     pass
 
