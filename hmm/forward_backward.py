@@ -249,37 +249,66 @@ def _backward_scaled(A, Bc, beta):
             out[i] = acc
 
 
+_COUNT_BLOCK = 4  # time steps per sweep over the count matrix (the flush below is written out for 4)
+
+
 @nb.njit(cache=True, fastmath=_FM)
 def _backward_fused(A2, B, c, filtered, G):
     """Backward pass for one ``A2 (K, K)`` fused with the marginals and the count matrix.
 
     Keeps only two ``K``-vectors of beta; overwrites ``B`` row by row with the
-    smoothed marginals (one fewer ``(T, K)`` array to allocate, which matters:
-    fresh pages cost as much as the arithmetic at this size) and adds
-    ``G[i, j] += filtered[t-1, i] * B[t, j] beta_t(j) / c_t`` (counts are ``A2 * G``)
-    while the step's data are still in cache.
+    smoothed marginals (one fewer ``(T, K)`` array to allocate) and adds
+    ``G[i, j] += filtered[t-1, i] * B[t, j] beta_t(j) / c_t`` (counts are ``A2 * G``).
+    The rank-one count updates are applied :data:`_COUNT_BLOCK` steps at a
+    time from a small buffer of the scaled rows: one load and store of ``G``
+    per block instead of per step (at K = 20 those ``K^2`` loads and stores,
+    not the arithmetic, bounded the pass).
     """
     T, K = B.shape
     beta = np.ones(K)
-    bt = np.empty(K)
+    buf = np.empty((_COUNT_BLOCK, K))
+    n_buf = 0
     for t in range(T - 1, 0, -1):
         inv = 1.0 / c[t]
+        bt = buf[n_buf]
+        Bt = B[t]
+        Ft = filtered[t]
         for j in range(K):
-            v = B[t, j] * inv * beta[j]
+            v = Bt[j] * inv * beta[j]
             # overflow only for states the chain cannot occupy at t (A_ij = 0 there)
             bt[j] = v if v < np.inf else 0.0
-            B[t, j] = filtered[t, j] * beta[j] if filtered[t, j] > 0.0 else 0.0
+            Bt[j] = Ft[j] * beta[j] if Ft[j] > 0.0 else 0.0
+        n_buf += 1
+        if n_buf == _COUNT_BLOCK:
+            # buf[r] was filled at step t + 3 - r and pairs with filtered[t + 2 - r]
+            for i in range(K):
+                a0 = filtered[t + 2, i]
+                a1 = filtered[t + 1, i]
+                a2 = filtered[t, i]
+                a3 = filtered[t - 1, i]
+                Gi = G[i]
+                b0 = buf[0]
+                b1 = buf[1]
+                b2 = buf[2]
+                b3 = buf[3]
+                for j in range(K):
+                    Gi[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+            n_buf = 0
         for i in range(K):
-            a = filtered[t - 1, i]
-            for j in range(K):
-                G[i, j] += a * bt[j]
-        for i in range(K):
+            Ai = A2[i]
             acc = 0.0
             for j in range(K):
-                acc += A2[i, j] * bt[j]
+                acc += Ai[j] * bt[j]
             beta[i] = acc
+    # leftover rows: buf[r] holds step n_buf - r, paired with filtered[n_buf - 1 - r]
+    for r in range(n_buf):
+        for i in range(K):
+            a = filtered[n_buf - 1 - r, i]
+            for j in range(K):
+                G[i, j] += a * buf[r, j]
+    F0 = filtered[0]
     for j in range(K):
-        B[0, j] = filtered[0, j] * beta[j] if filtered[0, j] > 0.0 else 0.0
+        B[0, j] = F0[j] * beta[j] if F0[j] > 0.0 else 0.0
 
 
 _UNDERFLOW = -700.0  # exp of anything below is (nearly) lost to float64 underflow
