@@ -9,8 +9,8 @@ machine code: the second process pays only the import.
 
 The cache directory is ``$STATESPACE_CACHE_DIR`` if set, else
 ``$XDG_CACHE_HOME/statespace`` (``~/.cache/statespace``), else the system
-temporary directory. File names carry a hash of the template, so editing the
-template (or upgrading) never reuses stale code. If nothing is writable, or
+temporary directory. File names carry a hash of the template and of the kernel helpers it
+inlines, so editing either (or upgrading) never reuses stale code. If nothing is writable, or
 the dimensions are large (where the generic loops are as fast), the generic
 template itself is used.
 """
@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import _fast
+from . import _fast, kernels
 
 #: Largest dimensions that get their own compiled loops.
 MAX_SPECIALISED_DIM = 8
@@ -36,7 +36,10 @@ _loaded: dict[tuple[int, int], object] = {}
 
 def _template() -> tuple[str, str]:
     source = Path(_fast.__file__).read_text()
-    return source, hashlib.sha256(source.encode()).hexdigest()[:12]
+    # Numba's cache checks only the generated file's own timestamp, yet the loops inline
+    # helpers from ``kernels``: hash both, so a change to either never reuses stale machine code.
+    helpers = Path(kernels.__file__).read_text()
+    return source, hashlib.sha256((source + helpers).encode()).hexdigest()[:12]
 
 
 def _cache_dirs():
