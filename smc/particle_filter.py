@@ -50,7 +50,8 @@ import numpy as np
 from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError
 from statespace.validation import as_rng, as_sequences
 
-from .resampling import resample_compiled, scheme_code
+from ._exp import exp_nonpositive
+from .resampling import resample_into, scheme_code
 
 
 class Proposal(NamedTuple):
@@ -153,6 +154,23 @@ NO_FUNCTION = StateFunction(_no_function, 0)
 
 # --- compiled building blocks ----------------------------------------------------
 @nb.njit(cache=True)
+def _exp_shifted(logw, m, W):
+    for n in range(logw.shape[0]):
+        W[n] = exp_nonpositive(logw[n] - m)
+
+
+@nb.njit(cache=True, fastmath={"reassoc", "contract"})
+def _sum_and_sum_of_squares(W):
+    # reassociation lets LLVM vectorise the two reductions (rounding-level changes only)
+    s = 0.0
+    s2 = 0.0
+    for n in range(W.shape[0]):
+        s += W[n]
+        s2 += W[n] * W[n]
+    return s, s2
+
+
+@nb.njit(cache=True)
 def normalise(logw, W):
     """Normalise log-weights in place into ``W``; return ``(logsumexp, ess)``.
 
@@ -161,23 +179,20 @@ def normalise(logw, W):
     """
     N = logw.shape[0]
     m = -np.inf
+    has_nan = False
     for n in range(N):
         v = logw[n]
-        if math.isnan(v) or v == np.inf:
-            return np.nan, 0.0
-        if v > m:
-            m = v
-    if m == -np.inf:
+        has_nan |= math.isnan(v)
+        m = v if v > m else m
+    if has_nan or m == np.inf or m == -np.inf:
         return np.nan, 0.0
-    s = 0.0
+    _exp_shifted(logw, m, W)
+    s, s2 = _sum_and_sum_of_squares(W)
+    inv = 1.0 / s
     for n in range(N):
-        W[n] = math.exp(logw[n] - m)
-        s += W[n]
-    s2 = 0.0
-    for n in range(N):
-        W[n] /= s
-        s2 += W[n] * W[n]
-    return m + math.log(s), 1.0 / s2
+        W[n] *= inv
+    # ESS = 1 / sum (w_n / s)^2 = s^2 / sum w_n^2: no second pass over the normalised weights
+    return m + math.log(s), s * s / s2
 
 
 @nb.njit
@@ -207,9 +222,7 @@ def forward_step(kernels, proposal, guided, kp, t, y, x_prev, W_prev, resample, 
     """
     N = x_new.shape[0]
     if resample:
-        a = resample_compiled(scheme, W_prev, N, rng)
-        for n in range(N):
-            ancestors[n] = a[n]
+        resample_into(scheme, W_prev, rng, ancestors)
     else:
         for n in range(N):
             ancestors[n] = n
@@ -233,10 +246,10 @@ def forward_step(kernels, proposal, guided, kp, t, y, x_prev, W_prev, resample, 
             logw_new[n] += math.log(W_prev[n])
 
 
-@nb.njit
+@nb.njit(fastmath={"reassoc", "contract"})
 def _record_moments(kernels, fn, kp, t, x, W, means, covs, probs, moments, fbuf):
     N, d = x.shape
-    # locals rather than array reads in the particle loops, so LLVM can vectorise them
+    # locals rather than array reads in the particle loops, and reassociation, so LLVM can vectorise the sums
     for k in range(d):
         s = 0.0
         for n in range(N):

@@ -93,20 +93,50 @@ def stratified(W, M, rng):
 
 
 @nb.njit(cache=True)
+def systematic_into(W, rng, out):
+    """Systematic resampling of ``M = out.shape[0]`` ancestors, written into ``out`` (no allocation).
+
+    ``A[m] = min{n : S_n >= (m + V) / M}`` (capped at ``N - 1``) for the cumulative weights ``S_n``.
+    The merge loop that walks ``m`` and ``n`` together mispredicts a branch about once per particle
+    when the weights change from step to step (a filter), so the same indices are computed without
+    data-dependent branches: ``A[m]`` is the number of ``n`` whose count of points
+    ``C_n = #{m : (m + V) / M <= S_n}`` is at most ``m``; scatter ``+1`` at each ``C_n`` and take
+    prefix sums.
+    """
+    M = out.shape[0]
+    N = W.shape[0]
+    v = rng.random()
+    S = np.empty(N)
+    s = 0.0
+    for n in range(N):
+        s += W[n]
+        S[n] = s
+    C = np.empty(N, dtype=np.int64)
+    # a separate loop without the cumulative sum's dependency chain, so that it vectorises
+    for n in range(N):
+        s = S[n]
+        c = max(int(math.floor(M * s - v)) + 1, 0)
+        # the same comparison (m + v) / M <= s as the merge loop, for agreement at rounding boundaries
+        # (branch-free; at c = 0 the first test is false since s >= 0)
+        c -= np.int64((c - 1 + v) / M > s)
+        c += np.int64((c + v) / M <= s)
+        C[n] = min(c, M)
+    for m in range(M):
+        out[m] = 0
+    for n in range(N):
+        if C[n] < M:
+            out[C[n]] += 1
+    a = 0
+    for m in range(M):
+        a += out[m]
+        out[m] = min(a, N - 1)
+
+
+@nb.njit(cache=True)
 def systematic(W, M, rng):
     """Systematic resampling: the strata share one uniform."""
-    v = rng.random()
-    N = W.shape[0]
     A = np.empty(M, dtype=np.int64)
-    j = 0
-    s = W[0]
-    # inverse_cdf with the sorted points (m + v) / M generated on the fly (no array of uniforms)
-    for m in range(M):
-        u = (m + v) / M
-        while u > s and j < N - 1:
-            j += 1
-            s += W[j]
-        A[m] = j
+    systematic_into(W, rng, A)
     return A
 
 
@@ -150,6 +180,20 @@ def resample_compiled(code, W, M, rng):
     if code == RESIDUAL:
         return residual(W, M, rng)
     return systematic(W, M, rng)
+
+
+@nb.njit(cache=True)
+def resample_into(code, W, rng, out):
+    """:func:`resample_compiled` with ``M = out.shape[0]`` written into ``out`` (the same draws).
+
+    The default systematic scheme then allocates nothing, which the filters do at every step.
+    """
+    if code == SYSTEMATIC:
+        systematic_into(W, rng, out)
+    else:
+        A = resample_compiled(code, W, out.shape[0], rng)
+        for m in range(out.shape[0]):
+            out[m] = A[m]
 
 
 def resample(weights, scheme: str = "systematic", n: int | None = None, rng=None) -> np.ndarray:
