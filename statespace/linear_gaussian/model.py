@@ -64,30 +64,9 @@ class LinearGaussianSSM(StateSpaceModel):
 
     # --- the compiled face -------------------------------------------------
     def kernels(self) -> ModelKernels:
+        # compiled for the model's dimensions, so that particle loops can inline them
         d, m = self.params.state_dim, self.params.obs_dim
-        if d == 1 and m == 1:  # straight-line versions that LLVM inlines into particle loops (~3x faster)
-            return ModelKernels(
-                sample_initial=_k.sample_initial_scalar,
-                log_initial=_k.log_initial_scalar,
-                sample_transition=_k.sample_transition_scalar,
-                log_transition=_k.log_transition_scalar,
-                log_transition_bound=_k.log_transition_bound,
-                log_emission=_k.log_emission_scalar,
-                sample_emission=_k.sample_emission_scalar,
-                state_dim=1,
-                obs_dim=1,
-            )
-        return ModelKernels(
-            sample_initial=_k.sample_initial,
-            log_initial=_k.log_initial,
-            sample_transition=_k.sample_transition,
-            log_transition=_k.log_transition,
-            log_transition_bound=_k.log_transition_bound,
-            log_emission=_k.log_emission,
-            sample_emission=_k.sample_emission,
-            state_dim=d,
-            obs_dim=m,
-        )
+        return ModelKernels(*_k.particle_kernels(d, m), state_dim=d, obs_dim=m)
 
     def kernel_params(self, inputs=None, times=None) -> KernelParams:
         """Kernel parameters for one sequence; ``inputs`` is ``(T, p)`` when the model has inputs."""

@@ -81,10 +81,11 @@ def test_scalar_transition_draws_have_the_transition_moments():
     assert abs(out.var() - 0.4) < 5 * 0.4 * np.sqrt(2.0 / n)
 
 
-def test_log_emission_marginalises_missing_coordinates_exactly():
+@pytest.mark.parametrize("dims", [(1, 4), (3, 2), (2, 9)])  # 9 > MAX_SPECIALISED_DIM: the general kernels
+def test_log_emission_marginalises_missing_coordinates_exactly(dims):
     rng = np.random.default_rng(3)
-    for _ in range(30):
-        d, m = int(rng.integers(1, 4)), int(rng.integers(2, 6))
+    d, m = dims
+    for _ in range(10):
         A = rng.normal(size=(T, m, m))
         R = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(m)
         H = rng.normal(size=(T, m, d))
