@@ -313,8 +313,35 @@ def ar_loglik(y, u, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, lo
     return out
 
 
+@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+def scalar_loglik(y, mean, inv_sd, const, out):
+    """Fill ``out (T, K)`` with the log-likelihoods of a 1-D Gaussian HMM (no lags, no inputs); a NaN step scores 0.
+
+    The common case gets its own kernel: one pass, the state loop vectorised,
+    none of the regressor bookkeeping of :func:`ar_loglik`. ``out`` comes from
+    NumPy, whose large allocations use huge pages (cheaper first touch).
+    """
+    T = y.shape[0]
+    K = mean.shape[0]
+    for t in range(T):
+        yt = y[t, 0]
+        row = out[t]
+        if math.isnan(yt):
+            for k in range(K):
+                row[k] = 0.0
+        else:
+            for k in range(K):
+                z = inv_sd[k] * (yt - mean[k])
+                row[k] = const[k] - 0.5 * z * z
+    return out
+
+
 def gaussian_loglik(e: "GaussianEmissionParams", y: np.ndarray, u: np.ndarray) -> np.ndarray:
     """``(T, K)`` emission log-likelihoods of one sequence (NaN handled as documented)."""
+    if e.lags == 0 and e.input_dim == 0 and e.obs_dim == 1:
+        var = e.covs[:, 0, 0]
+        out = np.empty((y.shape[0], e.n_states))
+        return scalar_loglik(y, np.ascontiguousarray(e.weights[:, 0, 0]), 1.0 / np.sqrt(var), -0.5 * (_LOG_2PI + np.log(var)), out)
     chol, logdet = cholesky_factors(e.covs)
     chol0, logdet0 = cholesky_factors(e.init_covs)
     d = e.obs_dim
