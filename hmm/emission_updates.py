@@ -200,14 +200,42 @@ def design(y: np.ndarray, u: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray
     return X, fast
 
 
+@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+def scalar_accumulate(y, gamma, n, sy, syy):
+    """Moments ``n_k, sum gamma y, sum gamma y^2`` of a 1-D Gaussian HMM (no lags, no inputs) in one pass; NaN steps carry no information."""
+    T, K = gamma.shape
+    for t in range(T):
+        yt = y[t, 0]
+        if math.isnan(yt):
+            continue
+        g = gamma[t]
+        yy = yt * yt
+        for k in range(K):
+            w = g[k]
+            n[k] += w
+            sy[k] += w * yt
+            syy[k] += w * yy
+
+
 def gaussian_accumulate(e: "GaussianEmissionParams", y, u, gamma, stats: "GaussianStats") -> None:
     """Add one sequence's expected statistics to ``stats`` (in place).
 
     Fast rows are summed with three matrix products over time
     (``gamma^T [x x^T]``, ``gamma^T [x y^T]``, ``gamma^T [y y^T]``); the few
     others (missing coordinates, restarts) go through :func:`ar_accumulate`.
+    The 1-D Gaussian without lags or inputs (``x_t = 1``) takes one compiled
+    pass over ``gamma`` instead (:func:`scalar_accumulate`).
     """
     T, d = y.shape
+    if e.lags == 0 and d == 1 and u.shape[1] == 0:
+        K = gamma.shape[1]
+        n, sy, syy = np.zeros(K), np.zeros(K), np.zeros(K)
+        scalar_accumulate(y, gamma, n, sy, syy)
+        stats.n[:] += n
+        stats.Sxx[:, 0, 0] += n
+        stats.Sxy[:, 0, 0] += sy
+        stats.Syy[:, 0, 0] += syy
+        return
     X, fast = design(y, u, e.lags)
     q = X.shape[1]
     K = gamma.shape[1]
