@@ -52,7 +52,7 @@ import numba as nb
 import numpy as np
 
 from ..interface import AdditiveFunctional
-from . import _particle_kernels
+from . import _linalg, _particle_kernels
 # the general per-particle kernels (for any dimensions; see particle_kernels below)
 from ._particle_kernels import (
     _kernel,
@@ -65,7 +65,6 @@ from ._particle_kernels import (
     sample_transition,
 )
 from ._linalg import cholesky, ix, solve_lower, solve_upper_t
-from ._specialise import MAX_SPECIALISED_DIM, _cache_dirs, _write
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -123,6 +122,8 @@ def sample_emission_scalar(kp, t, x, y, rng, y_out):
     y_out[0] = b + h * x[0] + s * rng.standard_normal()
 
 
+#: Largest dimensions that get kernels compiled for their sizes (as the Kalman loops).
+MAX_FIXED_SIZE = 8
 _fixed_size: dict[tuple[int, int], object] = {}
 
 
@@ -131,11 +132,15 @@ def _fixed_size_module(d: int, m: int):
     key = (d, m)
     if key in _fixed_size:
         return _fixed_size[key]
+    from ._specialise import _cache_dirs, _write  # here: _specialise imports this module
+
     module = _particle_kernels
     source = Path(_particle_kernels.__file__).read_text()
+    # Numba's cache checks only the copy's own timestamp, and the kernels inline ``ix``: hash both
+    digest = hashlib.sha256((source + Path(_linalg.__file__).read_text()).encode()).hexdigest()[:12]
     marker = "\nD = 0\nM = 0\n"
     if marker in source:
-        name = f"statespace_particle_d{d}_m{m}_{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+        name = f"statespace_particle_d{d}_m{m}_{digest}"
         for directory in _cache_dirs():
             path = _write(directory, name, source.replace(marker, f"\nD = {d}\nM = {m}\n", 1))
             if path is None:
@@ -153,14 +158,14 @@ def particle_kernels(d: int, m: int) -> tuple:
     """The seven per-particle kernels for dimensions ``(d, m)``, in :class:`ModelKernels` order.
 
     Straight-line ones for ``d = m = 1``, ones compiled for fixed sizes up to
-    ``MAX_SPECIALISED_DIM``, the general ones beyond (where unrolling gains nothing).
+    ``MAX_FIXED_SIZE``, the general ones beyond (where unrolling gains nothing).
     """
     if d == 1 and m == 1:
         return (
             sample_initial_scalar, log_initial_scalar, sample_transition_scalar, log_transition_scalar,
             log_transition_bound, log_emission_scalar, sample_emission_scalar,
         )
-    k = _fixed_size_module(int(d), int(m)) if max(d, m) <= MAX_SPECIALISED_DIM else _particle_kernels
+    k = _fixed_size_module(int(d), int(m)) if max(d, m) <= MAX_FIXED_SIZE else _particle_kernels
     return (
         k.sample_initial, k.log_initial, k.sample_transition, k.log_transition,
         k.log_transition_bound, k.log_emission, k.sample_emission,
