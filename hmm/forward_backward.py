@@ -59,6 +59,12 @@ import numpy as np
 # re-association lets LLVM vectorise the K-loops; no nnan/ninf: -inf is legitimate here
 _FM = {"reassoc", "contract", "arcp", "nsz"}
 _EXP_CLIP = 700.0  # exp(700) is finite; only unreachable states ever get near it
+# A state's scaled weight below this, computed from non-zero factors, is about to be lost to
+# underflow; under structural zeros nothing re-seeds it, yet later data may make it dominant
+# (exactly: e^-800 times a later likelihood ratio of e^900), so the pass hands over to log space.
+_TINY = 1e-290
+#: What the scaled forward passes return when a weight was lost to underflow.
+PRECISION_LOST = -1
 
 
 @nb.njit(cache=True)
@@ -122,6 +128,8 @@ def _forward_fixed(pi0, A2, B, filtered, c):
             for i in range(K):
                 acc += ATk[i] * prev[i]
             v = acc * Bt[k] * prev_inv
+            if v < _TINY and acc > 0.0 and Bt[k] > 0.0:
+                return PRECISION_LOST
             cur[k] = v
             ct += v
         if not (0.0 < ct < np.inf):
@@ -156,7 +164,10 @@ def _forward_varying(pi0, A, B, filtered, c):
                 for k in range(K):
                     filtered[t, k] += a * A[t - 1, i, k]
             for k in range(K):
-                filtered[t, k] *= B[t, k]
+                v = filtered[t, k] * B[t, k]
+                if v < _TINY and filtered[t, k] > 0.0 and B[t, k] > 0.0:
+                    return PRECISION_LOST
+                filtered[t, k] = v
         ct = 0.0
         for k in range(K):
             ct += filtered[t, k]
@@ -411,6 +422,7 @@ def forward(pi0, A, loglik):
     Returns:
         ``(log_likelihood, filtered (T, K), scale (T,))`` where ``scale[t] = log c_t + m_t``.
         ``log_likelihood`` is ``-inf`` when the data are impossible under the model.
+        Falls back to exact log space when a weight would be lost to underflow.
     """
     T, K = loglik.shape
     m = _row_max(loglik)
@@ -421,6 +433,9 @@ def forward(pi0, A, loglik):
     filtered = np.empty((T, K))
     c = np.empty(T)
     t_ok = _forward_scaled(pi0, A, B, filtered, c)
+    if t_ok == PRECISION_LOST:
+        total, filtered, _, _, scale = _log_space(pi0, A, loglik)
+        return total, filtered, scale
     if t_ok < T:
         t_ok = _forward_robust(pi0, A, loglik, filtered, B, c, m)
     scale = np.empty(T)
@@ -484,6 +499,10 @@ def _posteriors_into(pi0, A, loglik, B, m, filtered):
     c = np.empty(T)
     counts = np.zeros((K, K))
     t_ok = _forward_scaled(pi0, A, B, filtered, c)
+    if t_ok == PRECISION_LOST:
+        if loglik.shape[0] != T:
+            return np.nan, filtered, B, counts  # the caller rebuilds loglik from B and retries
+        return _log_space(pi0, A, loglik)[:4]
     if t_ok < T:
         if loglik.shape[0] != T:
             # caller overwrote loglik with B (B is still intact): it retries the slow way
