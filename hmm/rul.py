@@ -48,8 +48,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-import numba as nb
-
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
 from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
@@ -86,42 +84,6 @@ def life_fraction_plausibilities(length: int, n_states: int, cap: float, softnes
     pl[:T, : K - 1] = np.exp(-0.5 * dist**2)
     pl[T, K - 1] = 1.0
     return pl
-
-
-@nb.njit(cache=True)
-def _log_forward(log_pi, log_A, loglik):
-    """Filtered probabilities ``(T, K)`` by the forward recursion in log space."""
-    T, K = loglik.shape
-    la = np.empty(K)
-    new = np.empty(K)
-    out = np.empty((T, K))
-    for k in range(K):
-        la[k] = log_pi[k] + loglik[0, k]
-    for t in range(T):
-        if t > 0:
-            for j in range(K):
-                m = -np.inf
-                for i in range(K):
-                    v = la[i] + log_A[i, j]
-                    if v > m:
-                        m = v
-                if m == -np.inf:
-                    new[j] = -np.inf
-                    continue
-                acc = 0.0
-                for i in range(K):
-                    acc += np.exp(la[i] + log_A[i, j] - m)
-                new[j] = m + np.log(acc) + loglik[t, j]
-            la[:] = new
-        m = la.max()
-        tot = 0.0
-        for k in range(K):
-            tot += np.exp(la[k] - m)
-        lz = m + np.log(tot)
-        for k in range(K):
-            la[k] -= lz
-            out[t, k] = np.exp(la[k])
-    return out
 
 
 class RULPrediction(NamedTuple):
@@ -242,19 +204,16 @@ class ARPHMMRUL:
     def filter(self, sequences):
         """Filtered state probabilities of each engine (a list of ``(T_i, K)`` arrays).
 
-        Runs in log space: an engine far from every training trajectory makes all
-        reachable states improbable at once, which a max-scaled forward pass turns
-        into an underflow (NaN); the log-space pass keeps their relative weights.
+        An engine far from every training trajectory can make all reachable states
+        improbable at once, with states revived later that a scaled pass would have
+        lost to underflow; the shared forward pass switches to log space exactly
+        then, so the answer is exact either way.
         """
         hmm = self._require()
         seqs, single = as_sequences("sequences", sequences, hmm.obs_dim)
-        p = hmm.params
-        with np.errstate(divide="ignore"):
-            log_pi, log_A = np.log(p.pi0), np.log(p.A)
         out = []
         for i, s in enumerate(seqs):
-            ll = hmm._emission_loglik(p, s, np.zeros((len(s), 0)))
-            filt = _log_forward(log_pi, log_A, ll)
+            filt = hmm.filter(s).filtered_probs
             if not np.isfinite(filt).all():
                 raise DataError(f"sequences[{i}]: zero probability under the fitted model at every reachable state")
             out.append(filt)
