@@ -17,6 +17,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from .inference import _draw
+
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -27,17 +29,6 @@ class ChainKernelParams(NamedTuple):
     A: np.ndarray
     means: np.ndarray
     sds: np.ndarray
-
-
-@nb.njit(cache=True)
-def _draw(p, rng):
-    u = rng.random()
-    c = 0.0
-    for k in range(p.shape[0]):
-        c += p[k]
-        if u < c:
-            return k
-    return p.shape[0] - 1
 
 
 @nb.njit(cache=True)

@@ -19,8 +19,8 @@ import numpy as np
 
 from statespace.interface import ModelKernels
 
+from ..inference import _draw
 from .observations import EXACT, LABELS
-from .simulation import _draw
 
 
 class MJPKernelParams(NamedTuple):

@@ -41,13 +41,14 @@ from statespace.validation import as_rng, as_sequences
 from hmm import inference as hmm_inference
 from hmm.forward_backward import backward, forward
 
+from ..inference import _draw
 from . import inference
 from .em import fit_em, update_rates
 from .expectations import _bridge_path, conditional_statistics, transition_matrices
 from .generator import MJPParams
 from .kernels import _KERNELS, MJPKernelParams, _stats_initial, _stats_step
 from .observations import GaussianLevels, NoisyLabels, check_times
-from .simulation import _draw, gillespie, states_at
+from .simulation import gillespie, states_at
 
 
 class MJPFilterResult(NamedTuple):

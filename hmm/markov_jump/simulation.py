@@ -19,23 +19,9 @@ import numpy as np
 
 from statespace.validation import as_rng
 
+from ..inference import _draw
 from .generator import MJPParams
 from .observations import check_times
-
-
-@nb.njit(cache=True)
-def _draw(p, rng):
-    u = rng.random()
-    acc = 0.0
-    for k in range(p.shape[0]):
-        acc += p[k]
-        if u < acc:
-            return k
-    # Rounding left the cumulative sum a hair below one: take the last state with mass.
-    for k in range(p.shape[0] - 1, -1, -1):
-        if p[k] > 0.0:
-            return k
-    return p.shape[0] - 1
 
 
 @nb.njit(cache=True)
