@@ -18,6 +18,7 @@ import numba as nb
 import numpy as np
 
 from .inference import _draw
+from .kernels import log_initial, sample_initial
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -34,17 +35,6 @@ class ChainKernelParams(NamedTuple):
 @nb.njit(cache=True)
 def _A(kp, t):
     return kp.A[t - 1] if kp.A.shape[0] > 1 else kp.A[0]
-
-
-@nb.njit(cache=True)
-def sample_initial(kp, rng, x_out):
-    x_out[0] = _draw(kp.pi0, rng)
-
-
-@nb.njit(cache=True)
-def log_initial(kp, x):
-    p = kp.pi0[int(x[0])]
-    return math.log(p) if p > 0 else -np.inf
 
 
 @nb.njit(cache=True)
