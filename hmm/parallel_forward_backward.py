@@ -1,0 +1,407 @@
+r"""Forward-backward for a time-invariant chain on two threads that meet in the middle.
+
+The scaled recursions of :mod:`hmm.forward_backward` tie the backward pass to
+the forward pass through the normalising constants :math:`c_t`. They need not:
+with :math:`B_t(k) = e^{\ell_t(k) - m_t}` and the filter
+:math:`\alpha_t = p(z_t \mid y_{0:t})`, backward messages of *any* positive
+scale,
+
+.. math::
+
+    \beta_{T-1} = \mathbf 1, \qquad \beta_{t-1} \propto A\,(B_t \odot \beta_t),
+
+give the same posteriors
+
+.. math::
+
+    \gamma_t = \frac{\alpha_t \odot \beta_t}{\langle \alpha_t, \beta_t\rangle}, \qquad
+    \xi_t(i, j) = \frac{\alpha_{t-1}(i)\, A_{ij}\, B_t(j)\, \beta_t(j)}{c_t\, \langle \alpha_t, \beta_t\rangle},
+
+because :math:`\sum_{ij} \alpha_{t-1}(i) A_{ij} B_t(j) \beta_t(j) = c_t \langle \alpha_t, \beta_t\rangle`.
+So the passes run at once on two threads, on ``B`` alone. Phase 1: the
+forward thread filters steps ``0 .. mid-1`` while the backward thread runs
+from ``T-1`` down to ``mid-1``. Phase 2: each thread carries on into the half
+the other has done, and finishes every step as it goes (filter normalised,
+:math:`\gamma_t`, and :math:`\xi_t` added to the counts) while its own
+message is still in registers and the other's in cache. No third pass reads
+the ``(T, K)`` arrays again: at ``K = 20`` memory traffic, not arithmetic,
+bounds the whole computation.
+
+Both recursions rescale *lazily*: since :math:`B_t \le 1` and :math:`A` is
+stochastic, the forward row sum and the backward row sum never grow, so a row
+is divided by its sum only when that falls below ``1e-30``; the division,
+whose latency dominated each step at small ``K``, leaves the dependency chain.
+With :math:`s_t` the sum of the forward row as stored, :math:`c_t = s_t / s'_{t-1}`
+(:math:`s'_{t-1} = s_{t-1}`, or 1 after a rescaled row), and
+:math:`\log p(y_{0:T-1}) = \log s_{T-1} + \sum_{t \text{ rescaled}} \log s_t + \sum_t m_t`.
+
+The matrix-vector products are explicit vector instructions
+(:func:`hmm.vector_product.vecmat`), compiled per ``K``. Whenever a weight
+computed from non-zero factors drops below ``1e-300``, or no reachable state
+explains a step, a kernel reports it, ``B`` is left as it was, and
+:func:`hmm.forward_backward.posteriors` takes its sequential path, which
+handles those cases exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numba as nb
+import numpy as np
+
+from .forward_backward import _FM
+from .vector_product import padded_width, vecmat
+
+_RESCALE = 1e-30  # a row whose sum falls below this is divided by it
+_LOST = 1e-300  # a weight from non-zero factors below this is about to be lost to underflow
+OK, LOST, FAILED = 0, 1, 2
+#: Fewest ``T * K`` worth two threads (below it the thread hand-off costs more than it saves).
+MIN_WORK = 40_000
+_BLOCK = 8  # steps per batch of count updates
+_CHUNK = 64  # steps of recursion between two rounds of finishing in the second phase
+
+
+def _build(K: int):
+    """The four phase kernels for ``K`` states, ``K`` a compile-time constant (cached per ``K``)."""
+    W = padded_width(K)
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def padded(M):
+        out = np.zeros((K, W))
+        for i in range(K):
+            for j in range(K):
+                out[i, j] = M[i, j]
+        return out
+
+    # Calls between these kernels pass arrays, and each array passed costs two calls into
+    # Numba's reference counting; row views (``B[t]``) cost the same. Both happen here once per
+    # chunk or per count batch, never per step: per step they took longer than the arithmetic.
+
+    @nb.njit(cache=True, nogil=True, inline="always")
+    def row_length(x):
+        # K as a constant gets loops fully unrolled: best while the unrolled code is short; beyond,
+        # the trip count read at run time sends them to LLVM's loop vectoriser instead
+        return K if K <= 8 else x.shape[1]
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def flush(abuf, bbuf, n, G):
+        """``G[i, :] += sum_{r < n} abuf[r, i] * bbuf[r, :]``."""
+        if n == _BLOCK:
+            for i in range(K):
+                vecmat(bbuf, abuf, i, K, G, i * W, _BLOCK, W, True)
+        else:
+            for i in range(K):
+                for r in range(n):
+                    a = abuf[r, i]
+                    for j in range(W):
+                        G[i, j] += a * bbuf[r, j]
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def forward_rows(Ap, prev, cur, B, raw, sums, t0, t1):
+        """Forward steps ``t0 .. t1-1`` from ``prev`` (the row before, as the next step reads it)."""
+        Kr = row_length(raw)
+        for t in range(t0, t1):
+            vecmat(Ap, prev, 0, 1, cur, 0, K, W, False)  # cur = A^T prev
+            st = 0.0
+            lost = False
+            for k in range(Kr):
+                v = cur[k] * B[t, k]
+                # branch-free: a branch here doubled the step time at K = 20
+                lost |= (v < _LOST) & (cur[k] > 0.0) & (B[t, k] > 0.0)
+                raw[t, k] = v
+                prev[k] = v
+                st += v
+            sums[t] = st
+            if lost:
+                return LOST
+            if not (st >= _RESCALE):  # also NaN, from a row of -inf log-likelihoods
+                if not (st > 0.0):
+                    return FAILED
+                inv = 1.0 / st
+                for k in range(Kr):
+                    prev[k] *= inv
+        return OK
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def backward_rows(ATp, nxt, bb, B, out, hi, lo, offset, carry):
+        """Messages ``hi`` (``nxt`` on entry) down to ``lo`` into ``out[u - offset]``; with ``carry``,
+        ``nxt`` ends as the message at ``lo - 1`` (when ``lo >= 1``), else ``B[lo]`` is never read."""
+        Kr = row_length(out)
+        for u in range(hi, lo - 1, -1):
+            for k in range(Kr):
+                out[u - offset, k] = nxt[k]
+            if u == 0 or (u == lo and not carry):
+                break
+            for j in range(Kr):
+                bb[j] = B[u, j] * nxt[j]
+            vecmat(ATp, bb, 0, 1, nxt, 0, K, W, False)  # nxt = A bb
+            # No underflow check on single messages (the sequential pass has none either): a
+            # message component below 1e-300 of the row only matters where the filter's mass
+            # sits on it alone, and then <alpha_t, beta_t> vanishes, which finish() reports.
+            s = 0.0
+            for i in range(Kr):
+                s += nxt[i]
+            if not (s >= _RESCALE):
+                if not (s > 0.0):
+                    return FAILED
+                inv = 1.0 / s
+                for i in range(Kr):
+                    nxt[i] *= inv
+        return OK
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def finish(B, raw, sums, msgs, offset, t_from, t_to, step, first, t_first, smoothed, abuf, bbuf, n, G):
+        """Finish steps ``t_from, t_from + step, ..`` (``t_to`` excluded) with messages ``msgs[t - offset]``.
+
+        Normalises ``raw[t]``, writes :math:`\\gamma_t`, and for ``t >= 1`` buffers
+        :math:`\\alpha_{t-1}` and :math:`B_t \\odot \\beta_t / (c_t \\langle \\alpha_t, \\beta_t\\rangle)`
+        for the counts. :math:`\\alpha_{t-1}` is ``first[0]`` at ``t == t_first``; else
+        ``raw[t-1]``, already normalised when ascending (``step = 1``), still
+        raw when descending. Returns the buffer fill, or -1 when
+        :math:`\\langle \\alpha_t, \\beta_t\\rangle` vanished (precision lost).
+        """
+        Kr = row_length(raw)
+        for t in range(t_from, t_to, step):
+            tb = t - offset
+            inv = 1.0 / sums[t]
+            # a pure reduction, apart from the stores: LLVM vectorises it (a loop that also
+            # stored into raw ran as a scalar chain of dependent additions)
+            w = 0.0
+            for k in range(Kr):
+                w += raw[t, k] * msgs[tb, k]
+            w *= inv
+            if not (w > 0.0):  # the two messages' mass on disjoint states
+                return -1
+            scale = 1.0 / w
+            g = scale * inv
+            for k in range(Kr):
+                smoothed[t, k] = raw[t, k] * msgs[tb, k] * g
+            if t > 0:
+                s_before = sums[t - 1]
+                # c_t = s_t / s'_{t-1}, s'_{t-1} = 1 after a rescaled row
+                f = g * (s_before if s_before >= _RESCALE else 1.0)
+                for k in range(Kr):
+                    bbuf[n, k] = B[t, k] * msgs[tb, k] * f
+                if t == t_first:
+                    for k in range(Kr):
+                        abuf[n, k] = first[0, k]
+                else:
+                    h = 1.0 if step == 1 else 1.0 / s_before
+                    for k in range(Kr):
+                        abuf[n, k] = raw[t - 1, k] * h
+                n += 1
+                if n == _BLOCK:
+                    flush(abuf, bbuf, n, G)
+                    n = 0
+            for k in range(Kr):
+                raw[t, k] *= inv
+        return n
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def forward_first(pi0, A2, B, raw, sums, t_end):
+        """Lazily rescaled forward rows ``0 .. t_end-1`` into ``raw``; ``sums[t]``: row ``t``'s sum as stored."""
+        prev = np.zeros(W)
+        s = 0.0
+        for k in range(K):
+            prev[k] = pi0[k] * B[0, k]
+            raw[0, k] = prev[k]
+            s += prev[k]
+        sums[0] = s
+        if not (0.0 < s < np.inf):
+            return FAILED
+        if s < _RESCALE:
+            for k in range(K):
+                prev[k] /= s
+        return forward_rows(padded(A2), prev, np.zeros(W), B, raw, sums, 1, t_end)
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def backward_first(A2, B, beta, t_low):
+        """Backward messages ``T-1`` down to ``t_low`` into ``beta[u - t_low]`` (any positive scale per row)."""
+        T = B.shape[0]
+        nxt = np.zeros(W)
+        for k in range(K):
+            nxt[k] = 1.0
+        return backward_rows(padded(A2.T), nxt, np.zeros(W), B, beta, T - 1, t_low, t_low, False)
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def forward_second(A2, B, raw, sums, beta, t_low, t_start, prev_raw, smoothed, G):
+        """Forward steps ``t_start .. T-1`` against the stored ``beta``, finishing every step.
+
+        Runs :data:`_CHUNK` steps of the recursion, then finishes them while
+        they are in cache: finishing inside the recursion put its divisions on
+        the recursion's critical path. ``prev_raw`` is row ``t_start - 1`` as
+        stored (the other thread normalises ``raw[t_start - 1]`` meanwhile).
+        Adds the counts of steps ``t_start .. T-1`` (before multiplying by
+        ``A``) into ``G (K, W)``.
+        """
+        T = B.shape[0]
+        Ap = padded(A2)
+        prev = np.zeros(W)
+        cur = np.zeros(W)
+        abuf = np.zeros((_BLOCK, K))  # row r: alpha_{t-1} of the r-th buffered step
+        bbuf = np.zeros((_BLOCK, W))
+        first = np.empty((1, K))
+        n = 0
+        s_prev = sums[t_start - 1]
+        for k in range(K):
+            first[0, k] = prev_raw[k] / s_prev
+            prev[k] = prev_raw[k] if s_prev >= _RESCALE else first[0, k]
+        for c0 in range(t_start, T, _CHUNK):
+            c1 = min(c0 + _CHUNK, T)
+            status = forward_rows(Ap, prev, cur, B, raw, sums, c0, c1)
+            if status != OK:
+                return status
+            n = finish(B, raw, sums, beta, t_low, c0, c1, 1, first, t_start, smoothed, abuf, bbuf, n, G)
+            if n < 0:
+                return LOST
+        flush(abuf, bbuf, n, G)
+        return OK
+
+    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    def backward_second(A2, B, raw, sums, beta_start, t_start, smoothed, G):
+        """Backward steps ``t_start`` down to 0 against the stored filter, finishing every step.
+
+        ``beta_start`` is the message at ``t_start``; messages are made
+        :data:`_CHUNK` at a time, then the chunk is finished in descending
+        order (``raw[u - 1]`` is still unnormalised when step ``u`` reads it).
+        Adds the counts of steps ``1 .. t_start`` into ``G (K, W)``.
+        """
+        ATp = padded(A2.T)
+        nxt = np.zeros(W)
+        bb = np.zeros(W)
+        chunk = np.empty((_CHUNK, K))
+        abuf = np.zeros((_BLOCK, K))
+        bbuf = np.zeros((_BLOCK, W))
+        n = 0
+        for k in range(K):
+            nxt[k] = beta_start[k]
+        for hi in range(t_start, -1, -_CHUNK):
+            lo = max(hi - _CHUNK + 1, 0)
+            status = backward_rows(ATp, nxt, bb, B, chunk, hi, lo, lo, True)
+            if status != OK:
+                return status
+            n = finish(B, raw, sums, chunk, lo, hi, lo - 1, -1, chunk, -1, smoothed, abuf, bbuf, n, G)
+            if n < 0:
+                return LOST
+        flush(abuf, bbuf, n, G)
+        return OK
+
+    return forward_first, backward_first, forward_second, backward_second
+
+
+_UNDERFLOW = -700.0  # a shifted log-likelihood below this loses its weight to float64 underflow
+
+
+@nb.njit(cache=True, nogil=True)
+def _shift_rows(loglik, m, lo, hi):
+    """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
+    value fell below :data:`_UNDERFLOW` (the caller then needs log space)."""
+    K = loglik.shape[1]
+    under = False
+    for t in range(lo, hi):
+        mt = -np.inf
+        for k in range(K):
+            mt = max(mt, loglik[t, k])
+        m[t] = mt
+        for k in range(K):
+            v = loglik[t, k] - mt
+            under |= (v < _UNDERFLOW) & (loglik[t, k] > -np.inf)
+            loglik[t, k] = v
+    return under
+
+
+def _exponentiate(loglik, m, lo, hi):
+    """Rows ``lo .. hi-1`` of ``loglik`` become ``exp(loglik - m)``, unless one would underflow
+    (then they are only shifted, and ``True`` is returned)."""
+    if _shift_rows(loglik, m, lo, hi):
+        return True
+    np.exp(loglik[lo:hi], out=loglik[lo:hi])  # NumPy's SIMD exp; it releases the GIL
+    return False
+
+
+_KERNELS: dict = {}
+_POOL = None
+_WORKSPACE = threading.local()
+
+
+def _scratch(T: int, n_beta: int, K: int):
+    """Row sums ``(T,)`` and messages ``(n_beta, K)``, reused between calls of one thread.
+
+    Fresh pages cost a fault each on first touch (about a millisecond per
+    call at K = 4, T = 1e5); the buffers grow as needed and are never shrunk.
+    """
+    need = T + n_beta * K
+    buf = getattr(_WORKSPACE, "buffer", None)
+    if buf is None or buf.shape[0] < need:
+        buf = _WORKSPACE.buffer = np.empty(need)
+    return buf[:T], buf[T:need].reshape(n_beta, K)
+
+
+def kernels_for(K: int):
+    """``(forward_first, backward_first, forward_second, backward_second)`` compiled for ``K`` states."""
+    if K not in _KERNELS:
+        _KERNELS[K] = _build(K)
+    return _KERNELS[K]
+
+
+def _pool():
+    # one worker thread: the kernels release the GIL, so it runs beside the caller's thread
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward-backward")
+    return _POOL
+
+
+def posteriors_two_threads(pi0, A2, loglik):
+    """Posteriors of a time-invariant chain; ``loglik (T, K)``, ``T >= 4``, is overwritten.
+
+    Each thread first exponentiates the rows its first phase reads (shifted by
+    their maxima), so one hand-off starts all the work. Returns
+    ``(result, m)``: ``result`` is ``(log_likelihood, filtered, smoothed, counts)``
+    as :func:`hmm.forward_backward.posteriors` returns it, or ``None`` when the
+    caller must take another path, with ``loglik`` then left as
+
+    * ``m is None``: the log-likelihoods again (a weight would underflow: log space), or
+    * ``exp(loglik - m[:, None])`` (a kernel reported lost precision or an
+      unexplained step: the sequential scaled path).
+    """
+    T, K = loglik.shape
+    forward_first, backward_first, forward_second, backward_second = kernels_for(K)
+    mid = T // 2
+    m = np.empty(T)
+    # the two results share one allocation: above 4 MiB NumPy asks for huge pages, and at
+    # K = 4, T = 1e5 the page faults of two separate 3.2 MB arrays cost a third of the run
+    out = np.empty((2, T, K))
+    raw, smoothed = out[0], out[1]
+    sums, beta = _scratch(T, T - mid + 1, K)  # beta: messages mid-1 .. T-1
+
+    def second_half():  # rows mid .. T-1: all that backward_first reads
+        if _exponentiate(loglik, m, mid, T):
+            return True, OK
+        return False, backward_first(A2, loglik, beta, mid - 1)
+
+    pool = _pool()
+    job = pool.submit(second_half)
+    under = _exponentiate(loglik, m, 0, mid)
+    status = OK if under else forward_first(pi0, A2, loglik, raw, sums, mid)
+    under_2, status_2 = job.result()
+    if under or under_2:
+        with np.errstate(divide="ignore"):
+            for lo, hi, done in ((0, mid, not under), (mid, T, not under_2)):
+                if done:
+                    np.log(loglik[lo:hi], out=loglik[lo:hi])
+        loglik += m[:, None]
+        return None, None
+    if max(status, status_2) != OK:
+        return None, m
+    G = np.zeros((2, K, padded_width(K)))
+    job = pool.submit(backward_second, A2, loglik, raw, sums, beta[0].copy(), mid - 1, smoothed, G[1])
+    status = forward_second(A2, loglik, raw, sums, beta, mid - 1, mid, raw[mid - 1].copy(), smoothed, G[0])
+    if max(status, job.result()) != OK:
+        return None, m
+    rescaled = sums[:-1][sums[:-1] < _RESCALE]
+    log_likelihood = float(np.log(sums[-1]) + np.log(rescaled).sum() + m.sum())
+    return (log_likelihood, raw, smoothed, A2 * (G[0, :, :K] + G[1, :, :K])), m
