@@ -63,7 +63,7 @@ _CHUNK = 64  # steps of recursion between two rounds of finishing in the second 
 
 
 def _build(K: int):
-    """The four phase kernels for ``K`` states, ``K`` a compile-time constant (cached per ``K``)."""
+    """The kernels for ``K`` states, ``K`` a compile-time constant (cached per ``K``)."""
     W = padded_width(K)
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
@@ -83,6 +83,23 @@ def _build(K: int):
         # K as a constant gets loops fully unrolled: best while the unrolled code is short; beyond,
         # the trip count read at run time sends them to LLVM's loop vectoriser instead
         return K if K <= 8 else x.shape[1]
+
+    @nb.njit(cache=True, nogil=True)
+    def shift_rows(loglik, m, lo, hi):
+        """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
+        value fell below :data:`_UNDERFLOW` (the caller then needs log space)."""
+        Kr = row_length(loglik)
+        under = False
+        for t in range(lo, hi):
+            mt = -np.inf
+            for k in range(Kr):
+                mt = max(mt, loglik[t, k])
+            m[t] = mt
+            for k in range(Kr):
+                v = loglik[t, k] - mt
+                under |= (v < _UNDERFLOW) & (loglik[t, k] > -np.inf)
+                loglik[t, k] = v
+        return under
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
     def flush(abuf, bbuf, n, G):
@@ -287,34 +304,28 @@ def _build(K: int):
         flush(abuf, bbuf, n, G)
         return OK
 
-    return forward_first, backward_first, forward_second, backward_second
+    return shift_rows, forward_first, backward_first, forward_second, backward_second
 
 
 _UNDERFLOW = -700.0  # a shifted log-likelihood below this loses its weight to float64 underflow
 
 
-@nb.njit(cache=True, nogil=True)
-def _shift_rows(loglik, m, lo, hi):
-    """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
-    value fell below :data:`_UNDERFLOW` (the caller then needs log space)."""
-    K = loglik.shape[1]
-    under = False
-    for t in range(lo, hi):
-        mt = -np.inf
-        for k in range(K):
-            mt = max(mt, loglik[t, k])
-        m[t] = mt
-        for k in range(K):
-            v = loglik[t, k] - mt
-            under |= (v < _UNDERFLOW) & (loglik[t, k] > -np.inf)
-            loglik[t, k] = v
-    return under
+@nb.njit(cache=True)
+def _log_likelihood(sums, m):
+    """``log s_{T-1} + sum over rescaled rows t < T-1 of log s_t + sum_t m_t`` (module docstring)."""
+    T = sums.shape[0]
+    total = np.log(sums[T - 1])
+    for t in range(T):
+        total += m[t]
+        if t < T - 1 and sums[t] < _RESCALE:
+            total += np.log(sums[t])
+    return total
 
 
-def _exponentiate(loglik, m, lo, hi):
+def _exponentiate(shift_rows, loglik, m, lo, hi):
     """Rows ``lo .. hi-1`` of ``loglik`` become ``exp(loglik - m)``, unless one would underflow
     (then they are only shifted, and ``True`` is returned)."""
-    if _shift_rows(loglik, m, lo, hi):
+    if shift_rows(loglik, m, lo, hi):
         return True
     np.exp(loglik[lo:hi], out=loglik[lo:hi])  # NumPy's SIMD exp; it releases the GIL
     return False
@@ -339,7 +350,7 @@ def _scratch(T: int, n_beta: int, K: int):
 
 
 def kernels_for(K: int):
-    """``(forward_first, backward_first, forward_second, backward_second)`` compiled for ``K`` states."""
+    """``(shift_rows, forward_first, backward_first, forward_second, backward_second)`` compiled for ``K`` states."""
     if K not in _KERNELS:
         _KERNELS[K] = _build(K)
     return _KERNELS[K]
@@ -369,7 +380,7 @@ def posteriors_two_threads(pi0, A2, loglik):
       unexplained step: the sequential scaled path).
     """
     T, K = loglik.shape
-    forward_first, backward_first, forward_second, backward_second = kernels_for(K)
+    shift_rows, forward_first, backward_first, forward_second, backward_second = kernels_for(K)
     mid = T // 2
     m = np.empty(T)
     # the two results share one allocation: above 4 MiB NumPy asks for huge pages, and at
@@ -379,13 +390,13 @@ def posteriors_two_threads(pi0, A2, loglik):
     sums, beta = _scratch(T, T - mid + 1, K)  # beta: messages mid-1 .. T-1
 
     def second_half():  # rows mid .. T-1: all that backward_first reads
-        if _exponentiate(loglik, m, mid, T):
+        if _exponentiate(shift_rows, loglik, m, mid, T):
             return True, OK
         return False, backward_first(A2, loglik, beta, mid - 1)
 
     pool = _pool()
     job = pool.submit(second_half)
-    under = _exponentiate(loglik, m, 0, mid)
+    under = _exponentiate(shift_rows, loglik, m, 0, mid)
     status = OK if under else forward_first(pi0, A2, loglik, raw, sums, mid)
     under_2, status_2 = job.result()
     if under or under_2:
@@ -402,6 +413,4 @@ def posteriors_two_threads(pi0, A2, loglik):
     status = forward_second(A2, loglik, raw, sums, beta, mid - 1, mid, raw[mid - 1].copy(), smoothed, G[0])
     if max(status, job.result()) != OK:
         return None, m
-    rescaled = sums[:-1][sums[:-1] < _RESCALE]
-    log_likelihood = float(np.log(sums[-1]) + np.log(rescaled).sum() + m.sum())
-    return (log_likelihood, raw, smoothed, A2 * (G[0, :, :K] + G[1, :, :K])), m
+    return (_log_likelihood(sums, m), raw, smoothed, A2 * (G[0, :, :K] + G[1, :, :K])), m
