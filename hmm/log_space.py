@@ -1,0 +1,95 @@
+r"""Exact forward-backward in log space: what the scaled recursions fall back on.
+
+With :math:`\log\alpha_0 = \log\pi + \ell_0` and
+
+.. math::
+
+    \log\alpha_t(k) = \operatorname{logsumexp}_i\big(\log\alpha_{t-1}(i) + \log A_t(i, k)\big) + \ell_t(k),
+    \qquad
+    \log\beta_{t-1}(i) = \operatorname{logsumexp}_j\big(\log A_t(i, j) + \ell_t(j) + \log\beta_t(j)\big),
+
+every weight is kept as a logarithm, so no path is lost to underflow however
+far below the best it falls; it is several times slower than scaling, which is
+why :mod:`hmm.forward_backward` uses it only when a scaled pass reports lost
+precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True)
+def _lse_row(v):
+    mx = -np.inf
+    for x in v:
+        if x > mx:
+            mx = x
+    if mx == -np.inf:
+        return -np.inf
+    s = 0.0
+    for x in v:
+        s += math.exp(x - mx)
+    return mx + math.log(s)
+
+
+@nb.njit(cache=True)
+def log_space_posteriors(pi0, A, loglik):
+    """Exact forward-backward in log space: the fallback when a weight would underflow.
+
+    A path whose weight is below ``1e-308`` of the best at some step can still
+    dominate later (a state ruled out by one observation and restored by the
+    next under a sparse transition matrix); scaling cannot represent it, logs can.
+    Returns ``(log_likelihood, filtered, smoothed, counts, scale)``.
+    """
+    T, K = loglik.shape
+    S = A.shape[0]
+    logA = np.empty(A.shape)
+    for s in range(S):
+        for i in range(K):
+            for j in range(K):
+                logA[s, i, j] = math.log(A[s, i, j]) if A[s, i, j] > 0.0 else -np.inf
+    la = np.empty((T, K))
+    tmp = np.empty(K)
+    for k in range(K):
+        la[0, k] = (math.log(pi0[k]) if pi0[k] > 0.0 else -np.inf) + loglik[0, k]
+    for t in range(1, T):
+        s = t - 1 if S > 1 else 0
+        for k in range(K):
+            for i in range(K):
+                tmp[i] = la[t - 1, i] + logA[s, i, k]
+            la[t, k] = _lse_row(tmp) + loglik[t, k]
+    filtered = np.empty((T, K))
+    scale = np.empty(T)
+    prev = 0.0
+    for t in range(T):
+        z = _lse_row(la[t])
+        scale[t] = z - prev
+        prev = z
+        for k in range(K):
+            filtered[t, k] = math.exp(la[t, k] - z) if z > -np.inf else np.nan
+    total = _lse_row(la[T - 1])
+    counts = np.zeros((K, K))
+    if total == -np.inf:
+        return total, filtered, np.full((T, K), np.nan), counts, scale
+    lb = np.zeros((T, K))
+    for t in range(T - 1, 0, -1):
+        s = t - 1 if S > 1 else 0
+        for i in range(K):
+            for j in range(K):
+                tmp[j] = logA[s, i, j] + loglik[t, j] + lb[t, j]
+            lb[t - 1, i] = _lse_row(tmp)
+        for i in range(K):
+            for j in range(K):
+                w = la[t - 1, i] + logA[s, i, j] + loglik[t, j] + lb[t, j] - total
+                if w > -np.inf:
+                    counts[i, j] += math.exp(w)
+    smoothed = np.empty((T, K))
+    for t in range(T):
+        for k in range(K):
+            w = la[t, k] + lb[t, k] - total
+            smoothed[t, k] = math.exp(w) if w > -np.inf else 0.0
+    return total, filtered, smoothed, counts, scale
