@@ -35,6 +35,16 @@ or the median. Optional recalibration maps nominal quantile levels through the
 empirical distribution of probability-integral transforms measured by
 cross-validation (Kuleshov et al., 2018), so 90% intervals cover about 90%.
 
+**Empirical readout** (``readout="empirical"``). The phase-type RUL inherits
+the chain's geometric sojourns and the filter's lag. Instead, the RUL of state
+``k`` at age ``a`` can be read from the training engines
+(:class:`statespace.prognostics.StateRULReadout`): the RUL of every training
+cycle, weighted by the filtered probability of ``k`` at that cycle and by a
+Gaussian kernel in age, mixed over the filtered state distribution at the
+cut, :math:`p(r \mid y_{0:t}) \propto \sum_k \alpha_k \hat p(r \mid k, t)`.
+The training posteriors are the in-sample filtered ones (out-of-fold
+posteriors from models refitted without each engine did no better in CV).
+
 Example::
 
     from hmm.rul import ARPHMMRUL
@@ -124,6 +134,9 @@ class ARPHMMRUL:
         max_jump: largest number of stages the chain may advance in one cycle
             (more than 1 lets the filter catch up with a fast engine; 2 wins in CV).
         max_iter, tol: EM settings.
+        readout: ``"phase_type"`` (time to absorption of the chain) or
+            ``"empirical"`` (:class:`~statespace.prognostics.StateRULReadout`).
+        age_bandwidth: age kernel of the empirical readout in cycles (``None``: no age).
     """
 
     def __init__(
@@ -140,6 +153,8 @@ class ARPHMMRUL:
         max_jump: int = 2,
         max_iter: int = 15,
         tol: float = 1e-5,
+        readout: str = "phase_type",
+        age_bandwidth: float | None = 10.0,
     ):
         if point not in ("capped_mean", "median"):
             raise ParameterError(f"point: expected 'capped_mean' or 'median', got {point!r}")
@@ -161,8 +176,16 @@ class ARPHMMRUL:
         self.max_jump = int(max_jump)
         self.max_iter = int(max_iter)
         self.tol = float(tol)
+        if readout not in ("phase_type", "empirical"):
+            raise ParameterError(f"readout: expected 'phase_type' or 'empirical', got {readout!r}")
+        self.readout = readout
         self.hmm = None
         self.pit_levels = None
+        self.readout_model = None
+        if readout == "empirical":
+            from statespace.prognostics import StateRULReadout
+
+            self.readout_model = StateRULReadout(age_bandwidth)  # validates age_bandwidth
         life_fraction_plausibilities(1, self.n_states, self.cap, self.softness)  # validates K, cap, softness
 
     def _new_hmm(self, obs_dim: int) -> HMM:
@@ -186,10 +209,14 @@ class ARPHMMRUL:
         pls = [life_fraction_plausibilities(len(s), self.n_states, self.cap, self.softness) for s in seqs]
         padded = [np.vstack([s, np.full((1, d), np.nan)]) for s in seqs]
         self.hmm = self._new_hmm(d)
+        rng = as_rng(rng)
         res = self.hmm.fit(
-            padded, pl=pls, init_params=init_params, max_iter=self.max_iter, tol=self.tol, rng=as_rng(rng), progress=progress
+            padded, pl=pls, init_params=init_params, max_iter=self.max_iter, tol=self.tol, rng=rng, progress=progress
         )
         self.pit_levels = None
+        if self.readout == "empirical":
+            # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
+            self.readout_model.fit(self.filter(seqs))
         return res
 
     @property
@@ -225,17 +252,26 @@ class ARPHMMRUL:
         out = [s.smoothed_probs for s in self.hmm.smooth(seqs)]
         return out[0] if single else out
 
-    def rul_distribution(self, state_probs) -> PhaseTypeDistribution:
-        """Phase-type RUL (cycles after the current one) from a state distribution."""
+    def rul_distribution(self, state_probs, age: int | None = None) -> PhaseTypeDistribution:
+        """RUL (cycles after the current one) from a state distribution.
+
+        Phase-type (the chain's time to absorption), or the empirical readout at
+        ``age`` (the 0-based index of the current cycle) when ``readout="empirical"``.
+        """
         A = self._require().transition_matrix
-        dist = time_to_absorption(state_probs, A, absorbing=[self.n_states - 1], offset=1, tol=1e-8)
+        if self.readout == "empirical":
+            if age is None:
+                raise ParameterError("age: the empirical readout needs the current cycle index")
+            dist = self.readout_model.distribution(state_probs, age)
+        else:
+            dist = time_to_absorption(state_probs, A, absorbing=[self.n_states - 1], offset=1, tol=1e-8)
         return dist if self.horizon is None else dist.conditioned_below(self.horizon)
 
     def predict(self, sequences) -> RULPrediction:
         """Predictive RUL after the last cycle of each engine."""
         seqs, _ = as_sequences("sequences", sequences, self._require().obs_dim)
         probs = np.array([f[-1] for f in self.filter(seqs)])
-        dists = [self.rul_distribution(p) for p in probs]
+        dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
         levels = np.array([0.05, 0.5, 0.95])
         if self.pit_levels is not None:
             levels = np.interp(levels, self.pit_levels[0], self.pit_levels[1])

@@ -1,4 +1,4 @@
-"""Prognostics: features and health indicators, phase-type RUL distributions, metrics, cross-validation, plots.
+"""Prognostics: features and health indicators, phase-type and empirical RUL distributions, metrics, cross-validation, plots.
 
 Model-agnostic pieces for remaining-useful-life (RUL) estimation; the
 ARPHMM RUL model built on them lives in :mod:`hmm.rul`. Plots import
@@ -15,12 +15,14 @@ from .features import (
 )
 from .metrics import interval_coverage, mae, phm08_score, phm08_scores, rmse, rul_report
 from .phase_type import PhaseTypeDistribution, time_to_absorption
+from .readout import StateRULReadout
 
 __all__ = [
     "Cut",
     "HealthIndicator",
     "PhaseTypeDistribution",
     "SensorFeatures",
+    "StateRULReadout",
     "exponential_smoothing",
     "informative_columns",
     "interval_coverage",

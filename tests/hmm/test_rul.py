@@ -109,6 +109,29 @@ def test_horizon_conditions_the_prediction():
     assert d.quantile(0.95) <= 30
 
 
+def test_empirical_readout_mixes_state_rul_tables_at_the_cut_age():
+    """predict() with readout='empirical' against the readout refitted by hand on the filtered training engines."""
+    from statespace.prognostics import StateRULReadout
+
+    rng = np.random.default_rng(4)
+    train = [np.cumsum(rng.normal(-0.05, 0.3, (T, 2)), axis=0) for T in rng.integers(60, 90, 8)]
+    model = ARPHMMRUL(n_states=6, lags=0, cap=40.0, covariance_type="diag", horizon=50, max_iter=4,
+                      readout="empirical", age_bandwidth=6.0)
+    model.fit(train, rng=0, progress=False)
+    ref = StateRULReadout(age_bandwidth=6.0).fit([model.hmm.filter(s).filtered_probs for s in train])
+    test = [train[0][:35], train[3][:50]]
+    pred = model.predict(test)
+    for i, s in enumerate(test):
+        d = ref.distribution(model.hmm.filter(s).filtered_probs[-1], len(s) - 1).conditioned_below(50)
+        np.testing.assert_allclose(pred.distributions[i].pmf, d.pmf, atol=1e-12)
+        assert pred.q05[i] == d.quantile(0.05) and pred.q95[i] == d.quantile(0.95)
+        assert pred.rul[i] == pytest.approx(d.truncated_mean(40.0))
+    with pytest.raises(ParameterError, match="age"):
+        model.rul_distribution(pred.state_probs[0])
+    with pytest.raises(ParameterError, match="readout"):
+        ARPHMMRUL(readout="kaplan-meier")
+
+
 @needs_data
 def test_pipeline_on_a_few_engines():
     from statespace.datasets import load_cmapss
@@ -150,8 +173,8 @@ def test_example_script_runs(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "pred.csv"
-    mod.main(["--data", DATA, "--out", str(out), "--max-engines", "10", "--grid", "5,1,120", "--folds", "2",
-              "--cuts", "1", "--max-iter", "3", "--no-progress"])
+    mod.main(["--data", DATA, "--out", str(out), "--max-engines", "10", "--grid", "5,1,120,phase_type;5,0,120,empirical",
+              "--folds", "2", "--cuts", "1", "--max-iter", "3", "--no-progress"])
     rows = list(csv.DictReader(open(out)))
     assert [r["unit"] for r in rows] == [str(u) for u in range(1, 11)]
     assert set(rows[0]) == {"unit", "rul", "rul_q05", "rul_q50", "rul_q95"}

@@ -1,0 +1,145 @@
+r"""State-conditional empirical RUL readout: the RUL distribution of each latent state, learned from data.
+
+A degradation model with a discrete state ``z_t`` (an HMM's filtered
+distribution :math:`\alpha_k = p(z_t = k \mid y_{0:t})`) predicts the remaining
+useful life through :math:`p(r \mid z_t = k)`. The Markov chain itself gives
+this as a phase-type distribution (:mod:`~statespace.prognostics.phase_type`),
+but a left-to-right chain's sojourns are geometric, which makes it too wide
+and biased when the real stage durations are not. The readout instead learns
+:math:`p(r \mid z_t = k, \text{age } t)` from run-to-failure engines, whose RUL
+is known at every cycle (``r_{it} = T_i - 1 - t``), weighting cycle ``t`` of
+engine ``i`` by a posterior :math:`w_{itk}` of its state and by a Gaussian
+kernel in age around the query age ``a`` (bandwidth ``h``):
+
+.. math::
+
+    C_k(a, r) = \sum_{i,t:\, r_{it} = r} w_{itk}\, e^{-(t-a)^2 / 2h^2}, \qquad
+    \hat p(r \mid k, a) = \frac{C_k(a, r) + \lambda\, \bar p_k(r)}{\sum_{r'} C_k(a, r') + \lambda},
+
+with :math:`\bar p_k` the age-free readout of state ``k`` (the same sum with
+no kernel, normalised) as a prior of strength ``lambda`` pseudo-cycles, so
+that a state never seen at some age falls back on its pooled readout. The
+predictive RUL is the mixture over the current state distribution,
+optionally conditioned on :math:`r \le H` (test engines cut at most ``H``
+cycles before failure):
+
+.. math::
+
+    p(r \mid y_{0:t}) \propto \mathbb 1[r \le H] \sum_k \alpha_k\, \hat p(r \mid k, t).
+
+Under the HMM, ``r`` is independent of the past observations given
+``z_t``; the readout relaxes this to independence given ``(z_t, t)`` and
+replaces the chain's geometric durations by the observed ones. With filtered
+posteriors as weights (what the model will see at prediction time), the
+readout also corrects the filter's systematic lag. The age kernel carries the
+information a memoryless healthy state loses: how long the engine has run.
+
+Example::
+
+    import numpy as np
+    from statespace.prognostics import StateRULReadout
+    probs = [np.eye(2)[(np.arange(T) >= T - 10).astype(int)] for T in (40, 50)]  # 2 states
+    ro = StateRULReadout(age_bandwidth=None).fit(probs)
+    ro.distribution([0.0, 1.0], age=45).mean   # 4.5: RUL uniform on 0..9 in the last state
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DataError, ParameterError, ShapeError
+from ..validation import as_float_array, check_probability_vector
+from .phase_type import PhaseTypeDistribution
+
+
+class StateRULReadout:
+    """Empirical ``p(RUL | state, age)`` from run-to-failure state posteriors (see the module docstring).
+
+    Args:
+        age_bandwidth: ``h``, the Gaussian kernel width in cycles (``None``: no age conditioning).
+        prior_strength: ``lambda``, pseudo-cycles of the age-free readout added to each state.
+        horizon: condition predictions on ``RUL <= horizon`` (``None``: no conditioning).
+    """
+
+    def __init__(self, age_bandwidth: float | None = 20.0, prior_strength: float = 1.0, horizon: int | None = None):
+        if age_bandwidth is not None and not float(age_bandwidth) > 0:
+            raise ParameterError(f"age_bandwidth: expected a positive number of cycles or None, got {age_bandwidth}")
+        if not float(prior_strength) > 0:
+            raise ParameterError(f"prior_strength: expected a positive number of pseudo-cycles, got {prior_strength}")
+        if horizon is not None and int(horizon) < 0:
+            raise ParameterError(f"horizon: expected a non-negative number of cycles or None, got {horizon}")
+        self.age_bandwidth = None if age_bandwidth is None else float(age_bandwidth)
+        self.prior_strength = float(prior_strength)
+        self.horizon = None if horizon is None else int(horizon)
+
+    def fit(self, state_probs) -> StateRULReadout:
+        """Learn the readout from run-to-failure engines.
+
+        Args:
+            state_probs: list of ``(T_i, K)`` state posteriors, one per engine, whose
+                last row is the engine's last operating cycle (RUL 0).
+        """
+        if not isinstance(state_probs, (list, tuple)) or not state_probs:
+            raise ShapeError("state_probs: expected a non-empty list of per-engine (T_i, K) arrays")
+        arrays = [as_float_array(f"state_probs[{i}]", p, 2) for i, p in enumerate(state_probs)]
+        K = arrays[0].shape[1]
+        for i, p in enumerate(arrays):
+            if p.shape[1] != K:
+                raise ShapeError(f"state_probs[{i}]: expected {K} columns (states), got {p.shape[1]}")
+            if len(p) == 0:
+                raise ShapeError(f"state_probs[{i}]: engine has no cycles")
+            bad = ~np.isfinite(p) | (p < 0)
+            if bad.any():
+                t, k = np.argwhere(bad)[0]
+                raise DataError(f"state_probs[{i}]: invalid probability {p[t, k]} at cycle {t}, state {k}")
+        n_ages = max(len(p) for p in arrays)
+        # counts[t, k, r]: posterior mass of state k at age t on cycles with RUL r
+        counts = np.zeros((n_ages, K, n_ages))
+        for p in arrays:
+            T = len(p)
+            t = np.arange(T)
+            counts[t, :, T - 1 - t] += p
+        pooled = counts.sum(axis=0)
+        mass = pooled.sum(axis=1, keepdims=True)
+        if not (mass > 0).any():
+            raise DataError("state_probs: no posterior mass in any state")
+        # a state no training cycle visits reads out the RUL of all cycles
+        overall = pooled.sum(axis=0) / pooled.sum()
+        self.pooled_ = np.where(mass > 0, pooled / np.where(mass > 0, mass, 1.0), overall)
+        self.counts_ = counts
+        self.n_states_ = K
+        return self
+
+    def conditional(self, age: float) -> np.ndarray:
+        """``(K, R)`` table of ``p(r | k, age)`` on ``r = 0..R-1``."""
+        self._require()
+        n_ages = self.counts_.shape[0]
+        if self.age_bandwidth is None:
+            return self.pooled_.copy()
+        w = np.exp(-0.5 * ((np.arange(n_ages) - float(age)) / self.age_bandwidth) ** 2)
+        C = np.tensordot(w, self.counts_, axes=1)
+        lam = self.prior_strength
+        return (C + lam * self.pooled_) / (C.sum(axis=1, keepdims=True) + lam)
+
+    def distribution(self, state_probs, age: float) -> PhaseTypeDistribution:
+        """Predictive RUL given the state distribution ``(K,)`` at a cycle of the given age (0-based index)."""
+        self._require()
+        alpha = check_probability_vector("state_probs", state_probs, self.n_states_)
+        if not np.isfinite(float(age)) or float(age) < 0:
+            raise ParameterError(f"age: expected a non-negative cycle index, got {age}")
+        pmf = alpha @ self.conditional(age)
+        if self.horizon is not None:
+            pmf = np.r_[pmf, np.zeros(max(0, self.horizon + 1 - len(pmf)))][: self.horizon + 1]
+        z = pmf.sum()
+        if z <= 0:
+            # every RUL within the horizon has zero weight: the horizon itself is the best guess
+            pmf = np.zeros_like(pmf)
+            pmf[-1], z = 1.0, 1.0
+        pmf = pmf / z
+        x = np.arange(len(pmf))
+        mean = float(x @ pmf)
+        return PhaseTypeDistribution(x, pmf, 0.0, mean, float(((x - mean) ** 2) @ pmf))
+
+    def _require(self):
+        if not hasattr(self, "counts_"):
+            raise DataError("StateRULReadout: call fit before predicting")
