@@ -16,6 +16,7 @@ earlier steps, and padded steps get zero weight.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -100,22 +101,11 @@ class NetworkMStep:
     """
 
     def __init__(self, q_fn, learning_rate: float):
-        import jax
-        import optax
-
         if not learning_rate > 0:
             raise ParameterError(f"learning_rate: expected a positive number, got {learning_rate}")
-        self.optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+        self.optimizer, self.q, self._update = _compiled_m_step(q_fn)
         self.learning_rate = float(learning_rate)
         self.opt_state = None
-        self.q = jax.jit(q_fn)
-
-        def update(net, opt_state, *data):
-            neg_q, grads = jax.value_and_grad(lambda p: -q_fn(p, *data))(net)
-            updates, opt_state = self.optimizer.update(grads, opt_state, net)
-            return optax.apply_updates(net, updates), opt_state, -neg_q
-
-        self._update = jax.jit(update)
 
     def _fresh_state(self, net):
         state = self.optimizer.init(net)
@@ -143,6 +133,27 @@ class NetworkMStep:
             return net, q_old, q_old, False
         self.opt_state = state
         return new, q_old, q_new, True
+
+
+@lru_cache(maxsize=32)
+def _compiled_m_step(q_fn):
+    """``(optimizer, jit q, jit Adam update)`` for ``q_fn``, shared by every M-step on it.
+
+    The learning rate lives in the optimiser state (``inject_hyperparams``), so one
+    compiled update serves every fit with the same ``q_fn`` (e.g. the folds of a
+    cross-validation): JAX compiles once per process, not once per fit.
+    """
+    import jax
+    import optax
+
+    optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1.0)
+
+    def update(net, opt_state, *data):
+        neg_q, grads = jax.value_and_grad(lambda p: -q_fn(p, *data))(net)
+        updates, opt_state = optimizer.update(grads, opt_state, net)
+        return optax.apply_updates(net, updates), opt_state, -neg_q
+
+    return optimizer, jax.jit(q_fn), jax.jit(update)
 
 
 # ---------------------------------------------------------------------- persistence

@@ -10,8 +10,9 @@ r"""HMM whose emission parameters are produced by a deep SSM reading the observe
     y_t^{(j)} \mid z_t = k,\ y_{0:t-1} \sim
     \mathcal N\!\big(\mu_{k}^{(j)}(h_t),\ \sigma_{k}^{(j)}(h_t)^2\big), \quad j = 1..d,
 
-with ``SSM_theta`` a causal :class:`statespace.deep.SequenceModel` (S4D, S5, LRU or
-selective scan blocks) whose decoder outputs, for every state ``k``, a mean and a
+(``emission="per_state"``, the default) with ``SSM_theta`` a causal :class:`statespace.deep.SequenceModel` (S4D, S5, LRU or
+selective scan blocks; with S5, optional per-step time increments ``dt_t`` for irregular
+sampling) whose decoder outputs, for every state ``k``, a mean and a
 scale ``sigma = min_scale + softplus(.)`` per coordinate (in standardised units).
 ``v_t`` holds the previous observation (NaN replaced by 0), its missingness mask and
 the known inputs, so ``h_t`` depends on ``y_{0:t-1}`` and ``u_{0:t}`` only: the model is a
@@ -19,13 +20,26 @@ proper sequential density and an autoregressive HMM whose "AR part" is a learned
 long-memory filter. NaN coordinates of ``y_t`` are marginalised (they drop out of the
 diagonal Gaussian).
 
+With ``emission="shared_shift"`` the network predicts one shift of the mean from the
+history, shared by all states, around learned per-state means and scales:
+
+.. math::
+
+    y_t^{(j)} \mid z_t = k,\ y_{0:t-1} \sim \mathcal N\big(\mu_k^{(j)} + g_\theta(h_t)^{(j)},\ \sigma_k^{(j)\,2}\big),
+
+(a tied autoregression through a long-memory filter). Its log-densities for all
+states are three ``(T, d) x (d, K)`` products, so it scales to many states and
+coordinates where the per-state decoder's ``(T, K, d)`` outputs do not.
+
+The chain may be ergodic or left-to-right (``transitions="left-to-right"``, moves
+``i -> i..i+max_jump``, last state absorbing, as in :mod:`hmm.transitions`).
 Learning is **generalised EM**: the E-step is exact (:func:`hmm.forward_backward.posteriors`
 on the network's emission log-likelihoods, plus ``log pl`` for partial knowledge);
-the M-step sets ``pi`` and ``A`` in closed form and takes Adam steps on
+the M-step sets ``pi`` and ``A`` in closed form (structural zeros of ``A`` stay zero) and takes Adam steps on
 :math:`\theta` for :math:`Q(\theta) = \sum_{t,k} \gamma_t(k) \log p_\theta(y_t \mid z_t = k, y_{0:t-1})`,
 accepting them only if ``Q`` rises (:class:`hmm.deep_support.NetworkMStep`), so the
 log-likelihood never decreases. Without a warm start, ``fit`` starts from the
-posteriors of a lag-1 ARHMM fitted by Baum-Welch.
+posteriors of a lag-1 ARHMM fitted by Baum-Welch (or from ``init_posteriors``).
 
 Example::
 
@@ -44,6 +58,7 @@ parameters computed from a given observed sequence, so the particle methods of
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -69,6 +84,7 @@ from .forward_backward import forward, posteriors
 from .inference import predicted, sample_paths, viterbi
 from .model import HMMFilterResult, HMMSmoothResult
 from .partial_knowledge import log_plausibilities
+from .transitions import make_structure
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -125,11 +141,16 @@ class LearnedEmissionHMM(StateSpaceModel):
         hidden, state, n_layers: sizes of the :class:`~statespace.deep.SequenceModel`.
         init_options: extra ``init`` options of the layer, e.g. ``(("r_min", 0.9),)`` for LRU.
         min_scale: floor of the emission standard deviation (standardised units).
+        emission: ``"per_state"`` (the network outputs every state's mean and scale) or
+            ``"shared_shift"`` (one shift of per-state means, see the module docstring).
+        transitions: ``"ergodic"`` or ``"left-to-right"`` (last state absorbing).
+        max_jump: largest forward move of the left-to-right chain.
         params: a :class:`LearnedEmissionParams` (else ``fit`` initialises).
     """
 
     def __init__(self, n_states: int, obs_dim: int = 1, input_dim: int = 0, *, layer: str = "lru", hidden: int = 32,
-                 state: int = 32, n_layers: int = 2, init_options: tuple = (), min_scale: float = 1e-3, params=None):
+                 state: int = 32, n_layers: int = 2, init_options: tuple = (), min_scale: float = 1e-3,
+                 emission: str = "per_state", transitions: str = "ergodic", max_jump: int = 1, params=None):
         from statespace.deep.block import LAYERS
 
         if int(n_states) < 1 or int(obs_dim) < 1 or int(input_dim) < 0:
@@ -141,6 +162,13 @@ class LearnedEmissionHMM(StateSpaceModel):
         self.n_states, self._obs_dim, self.input_dim = int(n_states), int(obs_dim), int(input_dim)
         self.layer, self.hidden, self.state, self.n_layers = layer, int(hidden), int(state), int(n_layers)
         self.init_options, self.min_scale = tuple(init_options), float(min_scale)
+        if emission not in ("per_state", "shared_shift"):
+            raise ParameterError(f"emission: expected 'per_state' or 'shared_shift', got {emission!r}")
+        self.emission = emission
+        if transitions not in ("ergodic", "left-to-right"):
+            raise ParameterError(f"transitions: expected 'ergodic' or 'left-to-right', got {transitions!r}")
+        self.transitions, self.max_jump = transitions, int(max_jump)
+        self.structure = make_structure(transitions, self.n_states, False, self.max_jump)
         self._fns = None
         self.params = None if params is None else self.check_params(params)
 
@@ -151,8 +179,26 @@ class LearnedEmissionHMM(StateSpaceModel):
         from statespace.deep import SequenceModel
 
         d = self._obs_dim
-        return SequenceModel(self.layer, 2 * d + self.input_dim, 2 * d * self.n_states, self.hidden, self.state,
+        d_out = 2 * d * self.n_states if self.emission == "per_state" else d
+        return SequenceModel(self.layer, 2 * d + self.input_dim, d_out, self.hidden, self.state,
                              self.n_layers, init_options=self.init_options)
+
+    def init_network(self, key) -> dict:
+        """Fresh network parameters (with ``"shared_shift"``: the sequence model near a zero shift, unit scales)."""
+        import jax
+
+        with jax.enable_x64(True):
+            seq = self.network.init(key)
+            if self.emission == "per_state":
+                return to_numpy_tree(seq)
+            seq = dict(seq, dec_w=seq["dec_w"] * 0.01)
+            K, d = self.n_states, self._obs_dim
+            raw = math.log(math.expm1(max(1.0 - self.min_scale, 1e-3)))
+            return to_numpy_tree({"network": seq, "means": np.zeros((K, d)), "raw_scales": np.full((K, d), raw)})
+
+    def _sequence_params(self, net):
+        """The :class:`~statespace.deep.SequenceModel` part of ``params.net``."""
+        return net if self.emission == "per_state" else net["network"]
 
     def check_params(self, params: LearnedEmissionParams) -> LearnedEmissionParams:
         if not isinstance(params, LearnedEmissionParams):
@@ -161,6 +207,7 @@ class LearnedEmissionHMM(StateSpaceModel):
             raise ShapeError(f"params.pi0: expected {self.n_states} states, got {len(params.pi0)}")
         if params.y_loc.shape != (self._obs_dim,) or params.u_loc.shape != (self.input_dim,):
             raise ShapeError(f"params.y_loc/u_loc: expected shapes ({self._obs_dim},) and ({self.input_dim},)")
+        self.structure.check("params.A", params.A)
         return params
 
     def _require_params(self) -> LearnedEmissionParams:
@@ -168,46 +215,50 @@ class LearnedEmissionHMM(StateSpaceModel):
             raise ParameterError("params: the model has no parameters yet; pass params=... or call fit first")
         return self.params
 
+    @property
+    def transition_matrix(self) -> np.ndarray:
+        """``(K, K)`` transition matrix of the current parameters."""
+        return self._require_params().A
+
     def _functions(self):
-        """Jitted float64 functions of the network, built once per model."""
+        """Jitted float64 functions of the network, shared by every model of the same architecture."""
         if self._fns is None:
-            import jax
-            import jax.numpy as jnp
-
-            net = self.network
-            K, d, floor = self.n_states, self._obs_dim, self.min_scale
-
-            def emission(p, v):
-                out = net.apply(p, v).reshape(*v.shape[:-1], K, 2, d)
-                return out[..., 0, :], floor + jax.nn.softplus(out[..., 1, :])
-
-            def loglik(p, v, z, observed, log_scale):
-                mean, scale = emission(p, v)
-                r = (z[..., None, :] - mean) / scale
-                lp = -0.5 * _LOG_2PI - jnp.log(scale) - 0.5 * r * r - log_scale
-                return jnp.sum(lp * observed[..., None, :], axis=-1)
-
-            def q(p, v, z, observed, log_scale, gamma, n_obs, weight_decay):
-                return jnp.sum(gamma * loglik(p, v, z, observed, log_scale)) / n_obs - weight_decay * l2_penalty(p)
-
-            def step(p, s, v_t):
-                s, out = net.step(p, s, v_t)
-                out = out.reshape(K, 2, d)
-                return s, out[:, 0, :], floor + jax.nn.softplus(out[:, 1, :])
-
-            self._fns = {"emission": jax.jit(emission), "loglik": jax.jit(loglik), "q": q, "step": jax.jit(step)}
+            self._fns = _network_functions(self.network, self.n_states, self._obs_dim, self.min_scale, self.emission)
         return self._fns
 
+
     # ------------------------------------------------------------------ data
-    def _prepare(self, y, inputs=None, pl=None):
+    def _prepare(self, y, inputs=None, pl=None, dt=None):
         seqs, single = as_sequences("y", y, self._obs_dim)
         lengths = [len(s) for s in seqs]
         us = as_inputs("inputs", inputs, lengths, self.input_dim, single)
         lps = log_plausibilities(pl, lengths, self.n_states, single)
-        return seqs, us, lps, single
+        return seqs, (us, self._increments(dt, lengths, single)), lps, single
 
-    def _batch(self, p: LearnedEmissionParams, seqs, us):
-        """Padded network inputs ``v``, standardised targets ``z``, masks: ``(N, T_pad, .)`` arrays."""
+    def _increments(self, dt, lengths, single):
+        """Validated per-step increments (ones when ``dt`` is None): a list of ``(T_i,)`` arrays."""
+        if dt is None:
+            return [np.ones(T) for T in lengths]
+        if self.layer != "s5":
+            raise ParameterError(f"dt: time increments need layer='s5', this model has layer={self.layer!r}")
+        arrs = [dt] if single else list(dt)
+        if len(arrs) != len(lengths):
+            raise ShapeError(f"dt: got {len(arrs)} increment arrays for {len(lengths)} sequences")
+        out = []
+        for i, (a, T) in enumerate(zip(arrs, lengths)):
+            label = "dt" if single else f"dt[{i}]"
+            a = np.asarray(a, dtype=np.float64)
+            if a.shape != (T,):
+                raise ShapeError(f"{label}: expected shape ({T},) (one increment per time step), got {a.shape}")
+            bad = ~(np.isfinite(a) & (a > 0))
+            if bad.any():
+                raise DataError(f"{label}: increment {a[np.argmax(bad)]} at time step {int(np.argmax(bad))}; expected positive finite")
+            out.append(a)
+        return out
+
+    def _batch(self, p: LearnedEmissionParams, seqs, us_dts):
+        """Padded network inputs ``v``, increments ``dt``, standardised targets ``z``, masks: ``(N, T_pad, .)``."""
+        us, dts = us_dts
         Tp = padded_length([len(s) for s in seqs])
         zs, vs, obs = [], [], []
         for s, u in zip(seqs, us):
@@ -219,68 +270,71 @@ class LearnedEmissionHMM(StateSpaceModel):
             vs.append(np.hstack([prev_z, prev_m, (u - p.u_loc) / p.u_scale]))
             zs.append(z)
             obs.append(o.astype(float))
-        return pad(vs, Tp), pad(zs, Tp), pad(obs, Tp)
+        return pad(vs, Tp), pad(dts, Tp, 1.0), pad(zs, Tp), pad(obs, Tp)
 
     def _loglik_matrices(self, p, seqs, us, lps):
         import jax
 
         with jax.enable_x64(True):
-            v, z, o = self._batch(p, seqs, us)
-            ll = np.asarray(self._functions()["loglik"](p.net, v, z, o, np.log(p.y_scale)))
+            v, dt, z, o = self._batch(p, seqs, us)
+            ll = np.asarray(self._functions()["loglik"](p.net, v, dt, z, o, np.log(p.y_scale)))
         out = []
         for i, s in enumerate(seqs):
             m = ll[i, : len(s)]
             out.append(m if lps[i] is None else m + lps[i])
         return out
 
-    def emission_params(self, y, inputs=None):
+    def emission_params(self, y, inputs=None, dt=None):
         """Per-step emission ``(means, scales)``, each ``(T, K, d)`` in data units (list for several sequences)."""
         import jax
 
         p = self._require_params()
-        seqs, us, _, single = self._prepare(y, inputs)
+        seqs, us, _, single = self._prepare(y, inputs, dt=dt)
         with jax.enable_x64(True):
-            v, _, _ = self._batch(p, seqs, us)
-            mean, scale = (np.asarray(a) for a in self._functions()["emission"](p.net, v))
+            v, dt_b, _, _ = self._batch(p, seqs, us)
+            mean, scale = (np.asarray(a) for a in self._functions()["emission"](p.net, v, dt_b))
         out = [(p.y_loc + p.y_scale * mean[i, : len(s)], p.y_scale * scale[i, : len(s)]) for i, s in enumerate(seqs)]
         return out[0] if single else out
 
     # ------------------------------------------------------------------ exact inference
-    def log_likelihood(self, y, inputs=None, pl=None) -> float:
-        """``log p(y)`` (with ``pl``: of the data and the evidence), summed over sequences."""
+    def log_likelihood(self, y, inputs=None, pl=None, dt=None) -> float:
+        """``log p(y)`` (with ``pl``: of the data and the evidence), summed over sequences.
+
+        ``dt`` (S5 only, every method): per-step time increments, one ``(T,)`` array per sequence.
+        """
         p = self._require_params()
-        seqs, us, lps, _ = self._prepare(y, inputs, pl)
+        seqs, us, lps, _ = self._prepare(y, inputs, pl, dt)
         return float(sum(forward(p.pi0, p.A[None], m)[0] for m in self._loglik_matrices(p, seqs, us, lps)))
 
-    def filter(self, y, inputs=None, pl=None):
+    def filter(self, y, inputs=None, pl=None, dt=None):
         """Filtered and predicted state probabilities (:class:`hmm.HMMFilterResult`)."""
         p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
         out = []
         for m in self._loglik_matrices(p, seqs, us, lps):
             ll, filt, _ = forward(p.pi0, p.A[None], m)
             out.append(HMMFilterResult(float(ll), filt, predicted(p.pi0, p.A[None], filt)))
         return out[0] if single else out
 
-    def smooth(self, y, inputs=None, pl=None):
+    def smooth(self, y, inputs=None, pl=None, dt=None):
         """Smoothed state probabilities and expected transition counts (:class:`hmm.HMMSmoothResult`)."""
         p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
         out = [HMMSmoothResult(*(lambda r: (float(r[0]), *r[1:]))(posteriors(p.pi0, p.A[None], m)))
                for m in self._loglik_matrices(p, seqs, us, lps)]
         return out[0] if single else out
 
-    def most_likely_states(self, y, inputs=None, pl=None):
+    def most_likely_states(self, y, inputs=None, pl=None, dt=None):
         """Viterbi path(s): ``(T,)`` int arrays."""
         p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
         out = [viterbi(p.pi0, p.A[None], m)[0] for m in self._loglik_matrices(p, seqs, us, lps)]
         return out[0] if single else out
 
-    def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, pl=None):
+    def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, pl=None, dt=None):
         """State paths from ``p(z | y)`` by forward filtering, backward sampling: ``(n_samples, T)``."""
         p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
         rng = as_rng(rng)
         out = [sample_paths(p.A[None], forward(p.pi0, p.A[None], m)[1], int(n_samples), rng)
                for m in self._loglik_matrices(p, seqs, us, lps)]
@@ -302,7 +356,7 @@ class LearnedEmissionHMM(StateSpaceModel):
         x = np.empty((T, 1))
         y = np.empty((T, d))
         with jax.enable_x64(True):
-            s = self.network.init_state(p.net)
+            s = self.network.init_state(self._sequence_params(p.net))
             prev = np.concatenate([np.zeros(d), np.ones(d)])
             z = 0
             for t in range(T):
@@ -316,21 +370,30 @@ class LearnedEmissionHMM(StateSpaceModel):
         return x, y
 
     # ------------------------------------------------------------------ learning
-    def _initial_params(self, seqs, us, lps, rng, ar_init: bool):
+    def _initial_transitions(self) -> np.ndarray:
+        """Stay with probability 0.9, the rest spread evenly over the allowed moves."""
+        K, mask = self.n_states, self.structure.mask
+        off = mask & ~np.eye(K, dtype=bool)
+        n_off = off.sum(axis=1, keepdims=True)
+        A = np.where(off, 0.1 / np.maximum(n_off, 1), 0.0) + np.eye(K) * np.where(n_off[:, 0] > 0, 0.9, 1.0)
+        return A
+
+    def _initial_params(self, seqs, us_dts, lps, rng, ar_init: bool):
         import jax
 
+        us = us_dts[0]
         ys = Standardiser.fit(seqs, self._obs_dim)
         uz = Standardiser.fit(us, self.input_dim)
         K = self.n_states
-        A = np.full((K, K), 0.1 / max(K - 1, 1)) + np.eye(K) * (0.9 - 0.1 / max(K - 1, 1)) if K > 1 else np.ones((1, 1))
-        with jax.enable_x64(True):
-            net = self.network.init(jax.random.key(int(rng.integers(2**31))))
+        A = self._initial_transitions()
+        net = self.init_network(jax.random.key(int(rng.integers(2**31))))
         params = LearnedEmissionParams(np.full(K, 1.0 / K), A, net, ys.loc, ys.scale, uz.loc, uz.scale)
         gammas = None
         if ar_init:
             from .model import ARHMM
 
-            ar = ARHMM(K, self._obs_dim, lags=1, input_dim=self.input_dim, covariance_type="diag")
+            ar = ARHMM(K, self._obs_dim, lags=1, input_dim=self.input_dim, covariance_type="diag",
+                       transitions=self.transitions, max_jump=self.max_jump)
             pls = None if all(lp is None for lp in lps) else [None if lp is None else np.exp(lp) for lp in lps]
             ar.fit(seqs, inputs=us if self.input_dim else None, pl=pls,
                    max_iter=30, rng=rng, progress=False)
@@ -342,11 +405,13 @@ class LearnedEmissionHMM(StateSpaceModel):
 
     def fit(self, y, inputs=None, pl=None, init_params: LearnedEmissionParams | None = None, max_iter: int = 50,
             tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3, weight_decay: float = 0.0, ar_init: bool = True,
-            rng=None, progress: bool = True) -> FitResult:
+            rng=None, progress: bool = True, dt=None, init_posteriors=None) -> FitResult:
         """Generalised EM; sets ``self.params``.
 
         Starts from ``init_params``, else the current ``params`` (warm start), else a fresh
-        network trained first on the posteriors of a lag-1 ARHMM (``ar_init``). Each iteration:
+        network trained first on the posteriors of a lag-1 ARHMM (``ar_init``).
+        ``init_posteriors`` (one ``(T_i, K)`` array of state probabilities per sequence, e.g. the
+        posteriors of a classical HMM) pre-trains the starting network on them instead. Each iteration:
         exact E-step, closed-form ``pi`` and ``A``, then up to ``m_steps`` Adam steps on the
         network's expected complete-data log-likelihood (accepted only if it rises).
         ``weight_decay`` adds the Gaussian log-prior ``-n_steps * weight_decay * |theta|^2 / 2`` on the
@@ -358,25 +423,28 @@ class LearnedEmissionHMM(StateSpaceModel):
 
         if int(max_iter) < 1:
             raise ParameterError(f"max_iter: expected a positive integer, got {max_iter}")
-        seqs, us, lps, _ = self._prepare(y, inputs, pl)
+        seqs, us, lps, _ = self._prepare(y, inputs, pl, dt)
         rng = as_rng(rng)
-        gammas = None
+        gammas = None if init_posteriors is None else self._check_posteriors(init_posteriors, seqs)
         if init_params is not None:
             params = self.check_params(init_params)
         elif self.params is not None:
             params = self.params
         else:
-            params, gammas = self._initial_params(seqs, us, lps, rng, ar_init)
+            params, ar_gammas = self._initial_params(seqs, us, lps, rng, ar_init and gammas is None)
+            gammas = ar_gammas if gammas is None else gammas
         with jax.enable_x64(True):
-            v, z, o = self._batch(params, seqs, us)
+            v, dt_b, z, o = self._batch(params, seqs, us)
             n_obs = float(sum(len(s) for s in seqs))
             log_scale = np.log(params.y_scale)
             mstep = NetworkMStep(self._functions()["q"], learning_rate)
             wd = float(weight_decay)
-            penalty = jax.jit(l2_penalty)
+            penalty = self._functions()["penalty"]
+            if gammas is not None and self.emission == "shared_shift":
+                params = params._replace(net=self._moment_start(params.net, pad(gammas, v.shape[1]), z, o))
             net = jax.tree_util.tree_map(jax.numpy.asarray, params.net)
-            if gammas is not None:  # pre-train the emission network on the ARHMM's posteriors
-                net, *_ = mstep(net, (v, z, o, log_scale, pad(gammas, v.shape[1]), n_obs, wd), 3 * m_steps)
+            if gammas is not None:  # pre-train the emission network on given (or the ARHMM's) posteriors
+                net, *_ = mstep(net, (v, dt_b, z, o, log_scale, pad(gammas, v.shape[1]), n_obs, wd), 3 * m_steps)
                 params = params._replace(net=to_numpy_tree(net))
             history, converged, it = [], False, 0
             with progress_bar(max_iter, "generalised EM", progress) as bar:
@@ -388,15 +456,37 @@ class LearnedEmissionHMM(StateSpaceModel):
                     if len(history) > 1 and history[-1] - history[-2] <= tol * max(1.0, abs(history[-2])):
                         converged = True
                         break
-                    net, *_ = mstep(net, (v, z, o, log_scale, gamma, n_obs, wd), m_steps)
-                    row = trans.sum(axis=1, keepdims=True)
-                    A = np.where(row > 0, trans / np.where(row > 0, row, 1.0), params.A)
+                    net, *_ = mstep(net, (v, dt_b, z, o, log_scale, gamma, n_obs, wd), m_steps)
+                    A = self.structure.m_step(trans, params.A)
                     params = LearnedEmissionParams(pi_counts / pi_counts.sum(), A, to_numpy_tree(net),
                                                    params.y_loc, params.y_scale, params.u_loc, params.u_scale)
             if not converged:
                 history.append(self._e_step(params, seqs, us, lps, v.shape[1])[0] - n_obs * wd * penalty(net))
         self.params = params
         return FitResult(params, np.asarray(history), converged, it)
+
+    def _moment_start(self, net, gamma, z, o) -> dict:
+        """Per-state means and scales of the shared-shift emission: posterior-weighted moments (no shift)."""
+        w = np.einsum("ntk,ntj->kj", gamma, o)
+        mean = np.einsum("ntk,ntj->kj", gamma, o * z) / np.maximum(w, 1e-12)
+        var = np.einsum("ntk,ntj->kj", gamma, o * z * z) / np.maximum(w, 1e-12) - mean**2
+        sd = np.sqrt(np.clip(var, 1e-4, None))
+        raw = np.log(np.expm1(np.maximum(sd - self.min_scale, 1e-3)))
+        return dict(net, means=np.where(w > 1e-12, mean, 0.0), raw_scales=np.where(w > 1e-12, raw, net["raw_scales"]))
+
+    def _check_posteriors(self, gammas, seqs) -> list[np.ndarray]:
+        gammas = list(gammas) if isinstance(gammas, (list, tuple)) else [gammas]
+        if len(gammas) != len(seqs):
+            raise ShapeError(f"init_posteriors: got {len(gammas)} arrays for {len(seqs)} sequences")
+        out = []
+        for i, (g, s) in enumerate(zip(gammas, seqs)):
+            g = np.asarray(g, dtype=np.float64)
+            if g.shape != (len(s), self.n_states):
+                raise ShapeError(f"init_posteriors[{i}]: expected shape ({len(s)}, {self.n_states}), got {g.shape}")
+            if not (np.isfinite(g).all() and (g >= 0).all()):
+                raise DataError(f"init_posteriors[{i}]: expected non-negative finite probabilities")
+            out.append(g)
+        return out
 
     def _e_step(self, params, seqs, us, lps, T_pad):
         K = self.n_states
@@ -416,12 +506,12 @@ class LearnedEmissionHMM(StateSpaceModel):
     def kernels(self) -> ModelKernels:
         return chain_kernels(self._obs_dim, self.n_states)
 
-    def kernel_params(self, inputs=None, times=None, y=None) -> ChainKernelParams:
+    def kernel_params(self, inputs=None, times=None, y=None, dt=None) -> ChainKernelParams:
         """Kernel parameters conditional on an observed sequence ``y`` (the network reads its history)."""
         p = self._require_params()
         if y is None:
             raise ShapeError("y: the learned emission depends on the observed history; pass y=<the sequence>")
-        means, scales = self.emission_params(y, inputs)
+        means, scales = self.emission_params(y, inputs, dt)
         return ChainKernelParams(p.pi0, p.A[None].copy(), means, scales)
 
     def save(self, path):
@@ -436,7 +526,8 @@ class LearnedEmissionHMM(StateSpaceModel):
     def _config(self) -> dict:
         return {"n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
                 "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
-                "init_options": [list(p) for p in self.init_options], "min_scale": self.min_scale}
+                "init_options": [list(p) for p in self.init_options], "min_scale": self.min_scale,
+                "emission": self.emission, "transitions": self.transitions, "max_jump": self.max_jump}
 
     def conditioned_on(self, y, inputs=None) -> "ConditionedLearnedEmission":
         """This model with its emission parameters fixed to those computed from ``y``'s history.
@@ -449,7 +540,64 @@ class LearnedEmissionHMM(StateSpaceModel):
 
     def __repr__(self) -> str:
         return (f"LearnedEmissionHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, layer={self.layer!r}, "
-                f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers})")
+                f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers}, transitions={self.transitions!r})")
+
+
+@lru_cache(maxsize=16)
+def _network_functions(net, K: int, d: int, floor: float, emission_kind: str) -> dict:
+    """Jitted emission, log-likelihood, step, penalty and the M-step objective ``q`` of a network.
+
+    Cached on the (hashable) architecture, so that fits of the same architecture (the
+    folds of a cross-validation) reuse JAX's compiled programs instead of recompiling.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if emission_kind == "per_state":
+        def emission(p, v, dt):
+            out = net.apply(p, v, dt).reshape(*v.shape[:-1], K, 2, d)
+            return out[..., 0, :], floor + jax.nn.softplus(out[..., 1, :])
+
+        def loglik(p, v, dt, z, observed, log_scale):
+            mean, scale = emission(p, v, dt)
+            r = (z[..., None, :] - mean) / scale
+            lp = -0.5 * _LOG_2PI - jnp.log(scale) - 0.5 * r * r - log_scale
+            return jnp.sum(lp * observed[..., None, :], axis=-1)
+
+        def step(p, s, v_t):
+            s, out = net.step(p, s, v_t)
+            out = out.reshape(K, 2, d)
+            return s, out[:, 0, :], floor + jax.nn.softplus(out[:, 1, :])
+
+        penalised = lambda p: p  # noqa: E731
+    else:
+        def emission(p, v, dt):
+            shift = net.apply(p["network"], v, dt)
+            scale = floor + jax.nn.softplus(p["raw_scales"])
+            return p["means"] + shift[..., None, :], jnp.broadcast_to(scale, (*v.shape[:-1], K, d))
+
+        def loglik(p, v, dt, z, observed, log_scale):
+            # sum_j o_j (e_j - mu_kj)^2 / s_kj^2 expanded into products over j: no (T, K, d) array
+            e = z - net.apply(p["network"], v, dt)
+            scale = floor + jax.nn.softplus(p["raw_scales"])
+            w = 1.0 / (scale * scale)
+            mu = p["means"]
+            quad = (observed * e * e) @ w.T - 2.0 * (observed * e) @ (mu * w).T + observed @ (mu * mu * w).T
+            const = observed @ jnp.log(scale).T + jnp.sum(observed * (0.5 * _LOG_2PI + log_scale), -1, keepdims=True)
+            return -0.5 * quad - const
+
+        def step(p, s, v_t):
+            s, shift = net.step(p["network"], s, v_t)
+            return s, p["means"] + shift, floor + jax.nn.softplus(p["raw_scales"])
+
+        penalised = lambda p: p["network"]  # noqa: E731
+
+    def q(p, v, dt, z, observed, log_scale, gamma, n_obs, weight_decay):
+        ll = loglik(p, v, dt, z, observed, log_scale)
+        return jnp.sum(gamma * ll) / n_obs - weight_decay * l2_penalty(penalised(p))
+
+    return {"emission": jax.jit(emission), "loglik": jax.jit(loglik), "q": q, "step": jax.jit(step),
+            "penalty": jax.jit(lambda p: l2_penalty(penalised(p)))}
 
 
 class ConditionedLearnedEmission(StateSpaceModel):

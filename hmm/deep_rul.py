@@ -1,0 +1,256 @@
+r"""Remaining useful life with an ARPHMM whose emission reads an S5 encoding of the sensor history.
+
+**Model.** The chain of :mod:`hmm.rul`: ``K`` states, 0 healthy, ``1..K-2``
+degradation stages, ``K-1`` failed (absorbing), left-to-right moves of at most
+``J = max_jump`` stages per cycle. The emission of the multivariate feature
+vector :math:`y_t \in \mathbb R^d` is a diagonal Gaussian whose per-state mean
+and scale are produced by a causal S5 network reading the sensor history
+(:class:`hmm.learned_emission.LearnedEmissionHMM` with ``layer="s5"``):
+
+.. math::
+
+    z_t \mid z_{t-1} = i \sim A_{i,\cdot}\ (A_{ij} = 0 \text{ unless } i \le j \le i + J), \qquad
+    h_t = \mathrm{S5}_\theta\big(v_{0:t};\ \Delta t_{1:t}\big),\quad v_t = (\tilde y_{t-1}, m_{t-1}),
+
+.. math::
+
+    y_t^{(j)} \mid z_t = k,\ y_{0:t-1} \sim \mathcal N\big(\mu_k^{(j)}(h_t),\ \sigma_k^{(j)}(h_t)^2\big).
+
+The S5 steps are the cycle increments :math:`\Delta t_t` (``dt``; CMAPSS cycles
+are consecutive, so 1 unless the user passes irregular inspection times). The
+classical ARPHMM is the special case where :math:`\mu_k` is affine in
+:math:`y_{t-1}` and :math:`\sigma_k` constant; here the "AR part" is a learned
+long-memory filter of all 14 sensors.
+
+**Partial knowledge and learning.** The training engines carry the soft
+life-fraction labels of :func:`hmm.rul.life_fraction_plausibilities` and one
+extra missing row at failure (plausible only in the failed state), exactly as
+for the classical model. Generalised EM
+(:meth:`hmm.learned_emission.LearnedEmissionHMM.fit`): exact E-step with the
+plausibilities, closed-form ``pi`` and ``A`` (structural zeros stay zero),
+Adam steps on the network accepted only if the expected complete-data
+log-likelihood rises (so the objective never decreases). Start: a classical
+Gaussian ARPHMM (diagonal covariances) fitted by EM gives ``A``, ``pi`` and
+state posteriors on which the network is pre-trained.
+
+**Prediction.** As in :mod:`hmm.rul`: the causal filter (the network sees only
+cycles up to the cut, no plausibilities) gives :math:`\alpha = p(z_t \mid y_{0:t})`
+at the last observed cycle; the RUL is ``tau - 1`` with ``tau`` the phase-type
+time to absorption of the chain started from :math:`\alpha`
+(:func:`statespace.prognostics.time_to_absorption`), optionally conditioned on
+``RUL <= horizon``, with the capped-mean or median point forecast and PIT
+recalibration of the quantile levels.
+
+Example (drops into :class:`hmm.rul.RULPipeline` and :func:`hmm.rul.cross_validate`)::
+
+    from hmm.deep_rul import DeepARPHMMRUL
+    model = DeepARPHMMRUL(n_states=30, cap=125, horizon=150).fit(train_features, rng=0)
+    pred = model.predict(test_features)     # pred.rul, pred.q05, pred.q50, pred.q95
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from statespace.errors import DataError, ParameterError, ShapeError
+from statespace.interface import FitResult
+from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
+from statespace.validation import as_rng, as_sequences
+
+from .learned_emission import LearnedEmissionHMM, LearnedEmissionParams
+from .rul import ARPHMMRUL, RULPrediction, life_fraction_plausibilities
+
+
+class DeepARPHMMRUL:
+    """ARPHMM RUL model with an S5 emission network (see the module docstring).
+
+    The public interface is that of :class:`hmm.rul.ARPHMMRUL`.
+
+    Args:
+        n_states: ``K``, healthy + ``K-2`` stages + failed.
+        cap: ``c``, RUL span of the degradation stages (and of the capped point forecast).
+        softness: width of the soft labels in units of a stage's span.
+        point: ``"capped_mean"`` (``E[min(RUL, point_cap)]``) or ``"median"``.
+        point_cap: cap of the point forecast (default ``cap``).
+        horizon: condition the predictive distribution on ``RUL <= horizon`` (``None``: no).
+        max_jump: largest number of stages the chain may advance in one cycle.
+        hidden, state, n_layers: sizes of the S5 network.
+        max_iter, tol: generalised EM settings.
+        m_steps, learning_rate, weight_decay: Adam steps per M-step, their step size, and the
+            Gaussian prior on the network weights (MAP-EM).
+        min_scale: floor of the emission standard deviation (standardised units).
+        init_iter: EM iterations of the classical ARPHMM that starts the fit.
+        emission: ``"shared_shift"`` (per-state means and scales around one shift predicted from
+            the history: cheap for many states) or ``"per_state"`` (the network outputs every
+            state's mean and scale; ``K d`` times more outputs per cycle).
+    """
+
+    def __init__(
+        self,
+        n_states: int = 30,
+        cap: float = 125.0,
+        softness: float = 0.5,
+        point: str = "capped_mean",
+        point_cap: float | None = None,
+        horizon: int | None = None,
+        max_jump: int = 2,
+        hidden: int = 16,
+        state: int = 8,
+        n_layers: int = 1,
+        max_iter: int = 8,
+        tol: float = 1e-5,
+        m_steps: int = 20,
+        learning_rate: float = 3e-3,
+        weight_decay: float = 1e-3,
+        min_scale: float = 0.02,
+        init_iter: int = 15,
+        emission: str = "shared_shift",
+    ):
+        if point not in ("capped_mean", "median"):
+            raise ParameterError(f"point: expected 'capped_mean' or 'median', got {point!r}")
+        if horizon is not None and int(horizon) < 1:
+            raise ParameterError(f"horizon: expected a positive number of cycles or None, got {horizon}")
+        if int(max_jump) < 1:
+            raise ParameterError(f"max_jump: expected a positive integer, got {max_jump}")
+        for name, v in (("max_iter", max_iter), ("m_steps", m_steps), ("init_iter", init_iter)):
+            if int(v) < 1:
+                raise ParameterError(f"{name}: expected a positive integer, got {v}")
+        self.n_states = int(n_states)
+        self.cap = float(cap)
+        self.softness = float(softness)
+        self.point = point
+        self.point_cap = float(cap if point_cap is None else point_cap)
+        self.horizon = None if horizon is None else int(horizon)
+        self.max_jump = int(max_jump)
+        self.hidden, self.state, self.n_layers = int(hidden), int(state), int(n_layers)
+        self.max_iter, self.tol = int(max_iter), float(tol)
+        self.m_steps, self.learning_rate, self.weight_decay = int(m_steps), float(learning_rate), float(weight_decay)
+        self.min_scale = float(min_scale)
+        self.init_iter = int(init_iter)
+        self.emission = emission
+        self.hmm = None
+        self.pit_levels = None
+        life_fraction_plausibilities(1, self.n_states, self.cap, self.softness)  # validates K, cap, softness
+
+    def _new_hmm(self, obs_dim: int) -> LearnedEmissionHMM:
+        return LearnedEmissionHMM(self.n_states, obs_dim, layer="s5", hidden=self.hidden, state=self.state,
+                                  n_layers=self.n_layers, min_scale=self.min_scale, emission=self.emission,
+                                  transitions="left-to-right",
+                                  max_jump=self.max_jump)
+
+    def training_data(self, seqs, dt=None):
+        """Run-to-failure engines with the failure step appended: ``(padded, pl, dt)`` lists."""
+        d = seqs[0].shape[1]
+        pls = [life_fraction_plausibilities(len(s), self.n_states, self.cap, self.softness) for s in seqs]
+        padded = [np.vstack([s, np.full((1, d), np.nan)]) for s in seqs]
+        dts = None if dt is None else [np.r_[np.asarray(a, dtype=np.float64), 1.0] for a in _per_sequence("dt", dt, seqs)]
+        return padded, pls, dts
+
+    def _initial_params(self, seqs, padded, pls, rng) -> tuple[LearnedEmissionParams, list]:
+        """``pi``, ``A`` and state posteriors of a classical diagonal Gaussian ARPHMM; a fresh network."""
+        import jax
+
+        from .deep_support import Standardiser
+
+        classical = ARPHMMRUL(n_states=self.n_states, lags=0, cap=self.cap, softness=self.softness,
+                              covariance_type="diag", max_jump=self.max_jump, max_iter=self.init_iter)
+        classical.fit(seqs, rng=rng, progress=False)
+        gammas = [r.smoothed_probs for r in classical.hmm.smooth(padded, pl=pls)]
+        ys = Standardiser.fit(padded, seqs[0].shape[1])
+        net = self.hmm.init_network(jax.random.key(int(rng.integers(2**31))))
+        p = classical.hmm.params
+        return LearnedEmissionParams(p.pi0, p.A, net, ys.loc, ys.scale), gammas
+
+    def fit(self, sequences, rng=None, progress: bool = True, init_params: LearnedEmissionParams | None = None,
+            dt=None) -> FitResult:
+        """Generalised EM on run-to-failure engines (each sequence ends at the engine's last cycle).
+
+        ``dt``: per-engine cycle increments ``(T_i,)`` (default: consecutive cycles, all 1).
+        ``init_params`` warm-starts from a :class:`~hmm.learned_emission.LearnedEmissionParams`.
+        """
+        seqs, _ = as_sequences("sequences", sequences)
+        seqs, _ = as_sequences("sequences", seqs, seqs[0].shape[1])
+        rng = as_rng(rng)
+        padded, pls, dts = self.training_data(seqs, dt)
+        self.hmm = self._new_hmm(seqs[0].shape[1])
+        gammas = None
+        if init_params is None:
+            init_params, gammas = self._initial_params(seqs, padded, pls, rng)
+        res = self.hmm.fit(padded, pl=pls, dt=dts, init_params=init_params, init_posteriors=gammas,
+                           max_iter=self.max_iter, tol=self.tol, m_steps=self.m_steps, learning_rate=self.learning_rate,
+                           weight_decay=self.weight_decay, ar_init=False, rng=rng, progress=progress)
+        self.pit_levels = None
+        return res
+
+    @property
+    def transition_matrix(self) -> np.ndarray:
+        return self._require().transition_matrix
+
+    def _require(self) -> LearnedEmissionHMM:
+        if self.hmm is None or self.hmm.params is None:
+            raise ParameterError("DeepARPHMMRUL: the model is not fitted; call fit first")
+        return self.hmm
+
+    def filter(self, sequences, dt=None):
+        """Causal filtered state probabilities of each engine (a list of ``(T_i, K)`` arrays)."""
+        hmm = self._require()
+        seqs, single = as_sequences("sequences", sequences, hmm.obs_dim)
+        dts = None if dt is None else _per_sequence("dt", dt, seqs, single)
+        out = []
+        for i, r in enumerate(hmm.filter(seqs, dt=dts)):
+            if not (np.isfinite(r.log_likelihood) and np.isfinite(r.filtered_probs).all()):
+                raise DataError(f"sequences[{i}]: zero probability under the fitted model at every reachable state")
+            out.append(r.filtered_probs)
+        return out[0] if single else out
+
+    def smooth(self, sequences, dt=None):
+        """Smoothed state probabilities (no plausibilities: what the data alone say)."""
+        hmm = self._require()
+        seqs, single = as_sequences("sequences", sequences, hmm.obs_dim)
+        dts = None if dt is None else _per_sequence("dt", dt, seqs, single)
+        out = [r.smoothed_probs for r in hmm.smooth(seqs, dt=dts)]
+        return out[0] if single else out
+
+    def rul_distribution(self, state_probs) -> PhaseTypeDistribution:
+        """Phase-type RUL (cycles after the current one) from a state distribution."""
+        dist = time_to_absorption(state_probs, self.transition_matrix, absorbing=[self.n_states - 1], offset=1, tol=1e-8)
+        return dist if self.horizon is None else dist.conditioned_below(self.horizon)
+
+    def predict(self, sequences, dt=None) -> RULPrediction:
+        """Predictive RUL after the last cycle of each engine."""
+        seqs, _ = as_sequences("sequences", sequences, self._require().obs_dim)
+        probs = np.array([f[-1] for f in self.filter(seqs, dt)])
+        dists = [self.rul_distribution(p) for p in probs]
+        levels = np.array([0.05, 0.5, 0.95])
+        if self.pit_levels is not None:
+            levels = np.interp(levels, self.pit_levels[0], self.pit_levels[1])
+        q = np.array([dist.quantile(levels) for dist in dists], dtype=np.float64)
+        if self.point == "capped_mean":
+            point = np.array([dist.truncated_mean(self.point_cap) for dist in dists])
+        else:
+            point = np.minimum(q[:, 1], self.point_cap)
+        mean = np.array([dist.mean for dist in dists])
+        return RULPrediction(point, q[:, 0], q[:, 1], q[:, 2], mean, probs, dists)
+
+    def calibrate(self, distributions, true_rul, rng=None) -> DeepARPHMMRUL:
+        """Recalibrate quantile levels from held-out (distribution, true RUL) pairs (as :meth:`hmm.rul.ARPHMMRUL.calibrate`)."""
+        true_rul = np.asarray(true_rul, dtype=np.float64)
+        if len(true_rul) != len(distributions):
+            raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
+        rng = as_rng(rng)
+        u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
+        nominal = np.linspace(0.0, 1.0, 201)
+        self.pit_levels = (nominal, np.quantile(u, nominal))
+        return self
+
+    def __repr__(self) -> str:
+        return (f"DeepARPHMMRUL(n_states={self.n_states}, cap={self.cap:g}, max_jump={self.max_jump}, "
+                f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers})")
+
+
+def _per_sequence(name: str, values, seqs, single: bool = False) -> list:
+    """One array per sequence (a single array for a single sequence)."""
+    out = [values] if single else list(values)
+    if len(out) != len(seqs):
+        raise ShapeError(f"{name}: got {len(out)} arrays for {len(seqs)} sequences")
+    return out
