@@ -45,6 +45,7 @@ handles those cases exactly.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numba as nb
@@ -356,14 +357,27 @@ def kernels_for(K: int):
     return _KERNELS[K]
 
 
+_POOL_LOCK = threading.Lock()
+
+
 def _pool():
     # one worker thread: the kernels release the GIL, so it runs beside the caller's thread
     global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward-backward")
-    return _POOL
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward-backward")
+        return _POOL
+
+
+def _forget_pool():
+    # a forked child inherits the executor but not its thread: work submitted there would wait forever
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def posteriors_two_threads(pi0, A2, loglik):

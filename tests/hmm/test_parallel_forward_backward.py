@@ -175,3 +175,20 @@ def test_concurrent_callers_get_their_own_answers():
         th.join()
     for g, e in zip(got, expected):
         _assert_matches(g, e)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_gets_a_worker_of_its_own():
+    import multiprocessing as mp
+
+    pi0, A, ll = _problem(4, 20_000, seed=7)
+    expected = posteriors(pi0, A[None], ll.copy())[0]  # the parent's worker thread now exists
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_log_likelihood_in_child, (pi0, A, ll)).get(timeout=60)
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def _log_likelihood_in_child(pi0, A, ll):
+    return posteriors(pi0, A[None], ll.copy())[0]
