@@ -18,17 +18,15 @@ import math
 import numba as nb
 import numpy as np
 
+from .log_space import log_of
+
 
 @nb.njit(cache=True)
 def viterbi(pi0, A, loglik):
     """Most probable state path ``(T,)`` int64 and its joint log-probability."""
     T, K = loglik.shape
     S = A.shape[0]
-    logA = np.empty(A.shape)
-    for s in range(S):
-        for i in range(K):
-            for j in range(K):
-                logA[s, i, j] = math.log(A[s, i, j]) if A[s, i, j] > 0 else -np.inf
+    logA = log_of(A)
     delta = np.empty(K)
     new = np.empty(K)
     back = np.zeros((T, K), np.int64)

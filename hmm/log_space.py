@@ -23,6 +23,16 @@ import numpy as np
 
 
 @nb.njit(cache=True)
+def log_of(A):
+    """Elementwise logarithm with ``log 0 = -inf`` (no warning, no NaN)."""
+    out = np.empty(A.shape)
+    flat, src = out.reshape(-1), A.reshape(-1)
+    for i in range(src.shape[0]):
+        flat[i] = math.log(src[i]) if src[i] > 0.0 else -np.inf
+    return out
+
+
+@nb.njit(cache=True)
 def _lse_row(v):
     mx = -np.inf
     for x in v:
@@ -47,11 +57,7 @@ def log_space_posteriors(pi0, A, loglik):
     """
     T, K = loglik.shape
     S = A.shape[0]
-    logA = np.empty(A.shape)
-    for s in range(S):
-        for i in range(K):
-            for j in range(K):
-                logA[s, i, j] = math.log(A[s, i, j]) if A[s, i, j] > 0.0 else -np.inf
+    logA = log_of(A)
     la = np.empty((T, K))
     tmp = np.empty(K)
     for k in range(K):

@@ -63,6 +63,15 @@ _BLOCK = 8  # steps per batch of count updates
 _CHUNK = 64  # steps of recursion between two rounds of finishing in the second phase
 
 
+@nb.njit(cache=True, nogil=True)
+def _rescale_factor(s):
+    """What a row with sum ``s`` is multiplied by: 1 while ``s >= 1e-30``, else ``1 / s``;
+    0 when ``s`` is 0 or NaN (a row of -inf log-likelihoods: no state explains the step)."""
+    if s >= _RESCALE:
+        return 1.0
+    return 1.0 / s if s > 0.0 else 0.0
+
+
 def _build(K: int):
     """The kernels for ``K`` states, ``K`` a compile-time constant (cached per ``K``)."""
     W = padded_width(K)
@@ -133,12 +142,12 @@ def _build(K: int):
             sums[t] = st
             if lost:
                 return LOST
-            if not (st >= _RESCALE):  # also NaN, from a row of -inf log-likelihoods
-                if not (st > 0.0):
+            f = _rescale_factor(st)
+            if f != 1.0:
+                if not (f > 0.0):
                     return FAILED
-                inv = 1.0 / st
                 for k in range(Kr):
-                    prev[k] *= inv
+                    prev[k] *= f
         return OK
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
@@ -160,12 +169,12 @@ def _build(K: int):
             s = 0.0
             for i in range(Kr):
                 s += nxt[i]
-            if not (s >= _RESCALE):
-                if not (s > 0.0):
+            f = _rescale_factor(s)
+            if f != 1.0:
+                if not (f > 0.0):
                     return FAILED
-                inv = 1.0 / s
                 for i in range(Kr):
-                    nxt[i] *= inv
+                    nxt[i] *= f
         return OK
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
