@@ -179,6 +179,7 @@ def test_concurrent_callers_get_their_own_answers():
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")  # JAX's, when another test imported it
 def test_forked_child_gets_a_worker_of_its_own():
     import multiprocessing as mp
 
