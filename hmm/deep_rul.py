@@ -39,7 +39,11 @@ at the last observed cycle; the RUL is ``tau - 1`` with ``tau`` the phase-type
 time to absorption of the chain started from :math:`\alpha`
 (:func:`statespace.prognostics.time_to_absorption`), optionally conditioned on
 ``RUL <= horizon``, with the capped-mean or median point forecast and PIT
-recalibration of the quantile levels.
+recalibration of the quantile levels. ``readout="empirical"`` replaces the
+phase-type distribution by the state-conditional empirical readout
+:math:`p(r \mid y_{0:t}) \propto \sum_k \alpha_k \hat p(r \mid k, t)` learned
+from the filtered training engines (:class:`statespace.prognostics.StateRULReadout`),
+exactly as the classical model's option of the same name.
 
 Example (drops into :class:`hmm.rul.RULPipeline` and :func:`hmm.rul.cross_validate`)::
 
@@ -83,6 +87,9 @@ class DeepARPHMMRUL:
         emission: ``"shared_shift"`` (per-state means and scales around one shift predicted from
             the history: cheap for many states) or ``"per_state"`` (the network outputs every
             state's mean and scale; ``K d`` times more outputs per cycle).
+        readout: ``"phase_type"`` (time to absorption of the chain) or ``"empirical"``
+            (:class:`~statespace.prognostics.StateRULReadout` on the filtered training engines).
+        age_bandwidth: age kernel of the empirical readout in cycles (``None``: no age).
     """
 
     def __init__(
@@ -105,6 +112,8 @@ class DeepARPHMMRUL:
         min_scale: float = 0.02,
         init_iter: int = 15,
         emission: str = "shared_shift",
+        readout: str = "phase_type",
+        age_bandwidth: float | None = 10.0,
     ):
         if point not in ("capped_mean", "median"):
             raise ParameterError(f"point: expected 'capped_mean' or 'median', got {point!r}")
@@ -128,6 +137,14 @@ class DeepARPHMMRUL:
         self.min_scale = float(min_scale)
         self.init_iter = int(init_iter)
         self.emission = emission
+        if readout not in ("phase_type", "empirical"):
+            raise ParameterError(f"readout: expected 'phase_type' or 'empirical', got {readout!r}")
+        self.readout = readout
+        self.readout_model = None
+        if readout == "empirical":
+            from statespace.prognostics import StateRULReadout
+
+            self.readout_model = StateRULReadout(age_bandwidth)  # validates age_bandwidth
         self.hmm = None
         self.pit_levels = None
         life_fraction_plausibilities(1, self.n_states, self.cap, self.softness)  # validates K, cap, softness
@@ -180,6 +197,9 @@ class DeepARPHMMRUL:
                            max_iter=self.max_iter, tol=self.tol, m_steps=self.m_steps, learning_rate=self.learning_rate,
                            weight_decay=self.weight_decay, ar_init=False, rng=rng, progress=progress)
         self.pit_levels = None
+        if self.readout == "empirical":
+            # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
+            self.readout_model.fit(self.filter(seqs, None if dt is None else _per_sequence("dt", dt, seqs)))
         return res
 
     @property
@@ -211,16 +231,27 @@ class DeepARPHMMRUL:
         out = [r.smoothed_probs for r in hmm.smooth(seqs, dt=dts)]
         return out[0] if single else out
 
-    def rul_distribution(self, state_probs) -> PhaseTypeDistribution:
-        """Phase-type RUL (cycles after the current one) from a state distribution."""
-        dist = time_to_absorption(state_probs, self.transition_matrix, absorbing=[self.n_states - 1], offset=1, tol=1e-8)
+    def rul_distribution(self, state_probs, age: int | None = None) -> PhaseTypeDistribution:
+        """RUL (cycles after the current one) from a state distribution.
+
+        Phase-type (the chain's time to absorption), or the empirical readout at
+        ``age`` (the 0-based index of the current cycle) when ``readout="empirical"``.
+        """
+        if self.readout == "empirical":
+            if age is None:
+                raise ParameterError("age: the empirical readout needs the current cycle index")
+            self._require()
+            dist = self.readout_model.distribution(state_probs, age)
+        else:
+            dist = time_to_absorption(state_probs, self.transition_matrix, absorbing=[self.n_states - 1], offset=1,
+                                      tol=1e-8)
         return dist if self.horizon is None else dist.conditioned_below(self.horizon)
 
     def predict(self, sequences, dt=None) -> RULPrediction:
         """Predictive RUL after the last cycle of each engine."""
         seqs, _ = as_sequences("sequences", sequences, self._require().obs_dim)
         probs = np.array([f[-1] for f in self.filter(seqs, dt)])
-        dists = [self.rul_distribution(p) for p in probs]
+        dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
         levels = np.array([0.05, 0.5, 0.95])
         if self.pit_levels is not None:
             levels = np.interp(levels, self.pit_levels[0], self.pit_levels[1])

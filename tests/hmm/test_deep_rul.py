@@ -119,6 +119,27 @@ def test_predict_matches_phase_type_closed_form(fitted):
     assert (pred.q05 <= pred.q50).all() and (pred.q50 <= pred.q95).all()
 
 
+def test_empirical_readout_mixes_training_rul_by_filtered_state(fitted):
+    """age_bandwidth=None: p(r | y) = sum_k alpha_k p(r | k), p(r | k) the filtered mass of k on training cycles with RUL r."""
+    _, x, _ = fitted
+    model = DeepARPHMMRUL(**TINY, readout="empirical", age_bandwidth=None)
+    model.fit(x, rng=0, progress=False)
+    filt = model.filter(x)
+    R = max(len(f) for f in filt)
+    table = np.zeros((K, R))
+    for f in filt:
+        table[:, len(f) - 1 - np.arange(len(f))] += f.T
+    mass = table.sum(1, keepdims=True)
+    table = np.where(mass > 0, table / np.where(mass > 0, mass, 1.0), table.sum(0) / table.sum())
+    cut = x[4][:35]
+    pred = model.predict([cut])
+    pmf = model.filter(cut)[-1] @ table
+    np.testing.assert_allclose(pred.distributions[0].pmf, pmf, atol=1e-12)
+    assert pred.rul[0] == pytest.approx(np.minimum(np.arange(R), model.cap) @ pmf, rel=1e-10)
+    with pytest.raises(ParameterError, match="age"):
+        model.rul_distribution(pmf[:K] * 0 + 1.0 / K)
+
+
 def test_shared_shift_log_likelihood_matches_scipy_with_dt():
     """The expanded-square log-density of the shared-shift emission against scipy, with S5 increments."""
     rng = np.random.default_rng(1)
