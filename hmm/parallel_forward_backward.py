@@ -111,6 +111,20 @@ def _build(K: int):
                 loglik[t, k] = v
         return under
 
+    @nb.njit(cache=True, fastmath=_FM, nogil=True, inline="always")
+    def product(M, x, out):
+        """``out[:W] = x[:K] @ M`` (``M`` padded to ``W`` columns)."""
+        if K <= 4:
+            # a few scalars: LLVM keeps the step in registers (forward half-pass at K = 4: 0.40 vs
+            # 0.52 ms with the vector product; equal at K = 6, slower at K = 8)
+            for j in range(K):
+                acc = 0.0
+                for i in range(K):
+                    acc += x[i] * M[i, j]
+                out[j] = acc
+        else:
+            vecmat(M, x, 0, 1, out, 0, K, W, False)
+
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
     def flush(abuf, bbuf, n, G):
         """``G[i, :] += sum_{r < n} abuf[r, i] * bbuf[r, :]``."""
@@ -129,7 +143,7 @@ def _build(K: int):
         """Forward steps ``t0 .. t1-1`` from ``prev`` (the row before, as the next step reads it)."""
         Kr = row_length(raw)
         for t in range(t0, t1):
-            vecmat(Ap, prev, 0, 1, cur, 0, K, W, False)  # cur = A^T prev
+            product(Ap, prev, cur)  # cur = A^T prev
             st = 0.0
             lost = False
             for k in range(Kr):
@@ -162,7 +176,7 @@ def _build(K: int):
                 break
             for j in range(Kr):
                 bb[j] = B[u, j] * nxt[j]
-            vecmat(ATp, bb, 0, 1, nxt, 0, K, W, False)  # nxt = A bb
+            product(ATp, bb, nxt)  # nxt = A bb
             # No underflow check on single messages (the sequential pass has none either): a
             # message component below 1e-300 of the row only matters where the filter's mass
             # sits on it alone, and then <alpha_t, beta_t> vanishes, which finish() reports.
