@@ -426,28 +426,46 @@ def posteriors_two_threads(pi0, A2, loglik):
     raw, smoothed = out[0], out[1]
     sums, beta = _scratch(T, T - mid + 1, K)  # beta: messages mid-1 .. T-1
 
-    def second_half():  # rows mid .. T-1: all that backward_first reads
-        if _exponentiate(shift_rows, loglik, m, mid, T):
-            return True, OK
-        return False, backward_first(A2, loglik, beta, mid - 1)
-
-    pool = _pool()
-    job = pool.submit(second_half)
-    under = _exponentiate(shift_rows, loglik, m, 0, mid)
-    status = OK if under else forward_first(pi0, A2, loglik, raw, sums, mid)
-    under_2, status_2 = job.result()
-    if under or under_2:
-        with np.errstate(divide="ignore"):
-            for lo, hi, done in ((0, mid, not under), (mid, T, not under_2)):
-                if done:
-                    np.log(loglik[lo:hi], out=loglik[lo:hi])
-        loglik += m[:, None]
-        return None, None
-    if max(status, status_2) != OK:
-        return None, m
     G = np.zeros((2, K, padded_width(K)))
-    job = pool.submit(backward_second, A2, loglik, raw, sums, beta[0].copy(), mid - 1, smoothed, G[1])
-    status = forward_second(A2, loglik, raw, sums, beta, mid - 1, mid, raw[mid - 1].copy(), smoothed, G[0])
+    # One task for the worker, both phases: whichever thread ends phase 1 first waits for the
+    # other (one wake-up at the boundary, not a result and a second submission: 0.1 ms a call).
+    worker_done, go_on = threading.Event(), threading.Event()
+    shared = {}
+
+    def worker():
+        try:
+            under = _exponentiate(shift_rows, loglik, m, mid, T)  # rows mid .. T-1: all backward_first reads
+            shared["first"] = (under, OK if under else backward_first(A2, loglik, beta, mid - 1))
+        finally:
+            worker_done.set()
+        go_on.wait()
+        if not shared.get("go"):
+            return OK
+        return backward_second(A2, loglik, raw, sums, beta[0], mid - 1, smoothed, G[1])
+
+    job = _pool().submit(worker)
+    try:
+        under = _exponentiate(shift_rows, loglik, m, 0, mid)
+        status = OK if under else forward_first(pi0, A2, loglik, raw, sums, mid)
+        prev_raw = raw[mid - 1].copy()  # the worker normalises this row in its second phase
+        worker_done.wait()
+        if "first" not in shared:
+            job.result()  # the worker's exception surfaces here
+        under_2, status_2 = shared["first"]
+        shared["go"] = proceed = not (under or under_2) and max(status, status_2) == OK
+    finally:
+        go_on.set()  # never leave the worker waiting, whatever happened above
+    if not proceed:
+        job.result()
+        if under or under_2:
+            with np.errstate(divide="ignore"):
+                for lo, hi, done in ((0, mid, not under), (mid, T, not under_2)):
+                    if done:
+                        np.log(loglik[lo:hi], out=loglik[lo:hi])
+            loglik += m[:, None]
+            return None, None
+        return None, m
+    status = forward_second(A2, loglik, raw, sums, beta, mid - 1, mid, prev_raw, smoothed, G[0])
     if max(status, job.result()) != OK:
         return None, m
     return (_log_likelihood(sums, m), raw, smoothed, A2 * (G[0, :, :K] + G[1, :, :K])), m
