@@ -104,7 +104,8 @@ class RULPrediction(NamedTuple):
         q05, q50, q95: ``(n,)`` predictive quantiles (recalibrated when the model is).
         mean: ``(n,)`` uncapped phase-type means.
         state_probs: ``(n, K)`` filtered state distributions at the last cycle.
-        distributions: the phase-type distribution of each engine.
+        distributions: the predictive RUL distribution of each engine (phase-type,
+            or the empirical readout's mixture: both :class:`PhaseTypeDistribution`).
     """
 
     rul: np.ndarray
@@ -268,7 +269,11 @@ class ARPHMMRUL:
         return dist if self.horizon is None else dist.conditioned_below(self.horizon)
 
     def predict(self, sequences) -> RULPrediction:
-        """Predictive RUL after the last cycle of each engine."""
+        """Predictive RUL after the last cycle of each engine.
+
+        Each sequence must start at the engine's first cycle: the empirical
+        readout takes the engine's age from its length.
+        """
         seqs, _ = as_sequences("sequences", sequences, self._require().obs_dim)
         probs = np.array([f[-1] for f in self.filter(seqs)])
         dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
