@@ -72,172 +72,195 @@ def _rescale_factor(s):
     return 1.0 / s if s > 0.0 else 0.0
 
 
-def _build(K: int):
-    """The kernels for ``K`` states, ``K`` a compile-time constant (cached per ``K``)."""
-    W = padded_width(K)
+@nb.njit(cache=True, fastmath=_FM, nogil=True)
+def _padded(M, K, W):
+    nb.literally(K)
+    nb.literally(W)
+    out = np.zeros((K, W))
+    for i in range(K):
+        for j in range(K):
+            out[i, j] = M[i, j]
+    return out
 
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
-    def padded(M):
-        out = np.zeros((K, W))
+
+# Calls between these kernels pass arrays, and each array passed costs two calls into
+# Numba's reference counting; row views (``B[t]``) cost the same. Both happen here once per
+# chunk or per count batch, never per step: per step they took longer than the arithmetic.
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _row_length(x, K):
+    # K as a constant gets loops fully unrolled: best while the unrolled code is short; beyond,
+    # the trip count read at run time sends them to LLVM's loop vectoriser instead
+    return K if K <= 8 else x.shape[1]
+
+
+@nb.njit(cache=True, nogil=True)
+def _shift_rows(loglik, m, lo, hi, K):
+    """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
+    value fell below :data:`_UNDERFLOW` (the caller then needs log space)."""
+    nb.literally(K)
+    Kr = _row_length(loglik, K)
+    under = False
+    for t in range(lo, hi):
+        mt = -np.inf
+        for k in range(Kr):
+            mt = max(mt, loglik[t, k])
+        m[t] = mt
+        for k in range(Kr):
+            v = loglik[t, k] - mt
+            under |= (v < _UNDERFLOW) & (loglik[t, k] > -np.inf)
+            loglik[t, k] = v
+    return under
+
+
+@nb.njit(cache=True, fastmath=_FM, nogil=True, inline="always")
+def _product(M, x, out, K, W):
+    """``out[:W] = x[:K] @ M`` (``M`` padded to ``W`` columns)."""
+    if K <= 4:
+        # a few scalars: LLVM keeps the step in registers (forward half-pass at K = 4: 0.40 vs
+        # 0.52 ms with the vector product; equal at K = 6, slower at K = 8)
+        for j in range(K):
+            acc = 0.0
+            for i in range(K):
+                acc += x[i] * M[i, j]
+            out[j] = acc
+    else:
+        vecmat(M, x, 0, 1, out, 0, K, W, False)
+
+
+@nb.njit(cache=True, fastmath=_FM, nogil=True)
+def _flush(abuf, bbuf, n, G, K, W):
+    """``G[i, :] += sum_{r < n} abuf[r, i] * bbuf[r, :]``."""
+    nb.literally(K)
+    nb.literally(W)
+    if n == _BLOCK:
         for i in range(K):
-            for j in range(K):
-                out[i, j] = M[i, j]
-        return out
+            vecmat(bbuf, abuf, i, K, G, i * W, _BLOCK, W, True)
+    else:
+        for i in range(K):
+            for r in range(n):
+                a = abuf[r, i]
+                for j in range(W):
+                    G[i, j] += a * bbuf[r, j]
 
-    # Calls between these kernels pass arrays, and each array passed costs two calls into
-    # Numba's reference counting; row views (``B[t]``) cost the same. Both happen here once per
-    # chunk or per count batch, never per step: per step they took longer than the arithmetic.
 
-    @nb.njit(cache=True, nogil=True, inline="always")
-    def row_length(x):
-        # K as a constant gets loops fully unrolled: best while the unrolled code is short; beyond,
-        # the trip count read at run time sends them to LLVM's loop vectoriser instead
-        return K if K <= 8 else x.shape[1]
-
-    @nb.njit(cache=True, nogil=True)
-    def shift_rows(loglik, m, lo, hi):
-        """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
-        value fell below :data:`_UNDERFLOW` (the caller then needs log space)."""
-        Kr = row_length(loglik)
-        under = False
-        for t in range(lo, hi):
-            mt = -np.inf
+@nb.njit(cache=True, fastmath=_FM, nogil=True)
+def _forward_rows(Ap, prev, cur, B, raw, sums, t0, t1, K, W):
+    """Forward steps ``t0 .. t1-1`` from ``prev`` (the row before, as the next step reads it)."""
+    nb.literally(K)
+    nb.literally(W)
+    Kr = _row_length(raw, K)
+    for t in range(t0, t1):
+        _product(Ap, prev, cur, K, W)  # cur = A^T prev
+        st = 0.0
+        lost = False
+        for k in range(Kr):
+            v = cur[k] * B[t, k]
+            # branch-free: a branch here doubled the step time at K = 20
+            lost |= (v < _LOST) & (cur[k] > 0.0) & (B[t, k] > 0.0)
+            raw[t, k] = v
+            prev[k] = v
+            st += v
+        sums[t] = st
+        if lost:
+            return LOST
+        f = _rescale_factor(st)
+        if f != 1.0:
+            if not (f > 0.0):
+                return FAILED
             for k in range(Kr):
-                mt = max(mt, loglik[t, k])
-            m[t] = mt
-            for k in range(Kr):
-                v = loglik[t, k] - mt
-                under |= (v < _UNDERFLOW) & (loglik[t, k] > -np.inf)
-                loglik[t, k] = v
-        return under
+                prev[k] *= f
+    return OK
 
-    @nb.njit(cache=True, fastmath=_FM, nogil=True, inline="always")
-    def product(M, x, out):
-        """``out[:W] = x[:K] @ M`` (``M`` padded to ``W`` columns)."""
-        if K <= 4:
-            # a few scalars: LLVM keeps the step in registers (forward half-pass at K = 4: 0.40 vs
-            # 0.52 ms with the vector product; equal at K = 6, slower at K = 8)
-            for j in range(K):
-                acc = 0.0
-                for i in range(K):
-                    acc += x[i] * M[i, j]
-                out[j] = acc
-        else:
-            vecmat(M, x, 0, 1, out, 0, K, W, False)
 
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
-    def flush(abuf, bbuf, n, G):
-        """``G[i, :] += sum_{r < n} abuf[r, i] * bbuf[r, :]``."""
-        if n == _BLOCK:
-            for i in range(K):
-                vecmat(bbuf, abuf, i, K, G, i * W, _BLOCK, W, True)
-        else:
-            for i in range(K):
-                for r in range(n):
-                    a = abuf[r, i]
-                    for j in range(W):
-                        G[i, j] += a * bbuf[r, j]
-
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
-    def forward_rows(Ap, prev, cur, B, raw, sums, t0, t1):
-        """Forward steps ``t0 .. t1-1`` from ``prev`` (the row before, as the next step reads it)."""
-        Kr = row_length(raw)
-        for t in range(t0, t1):
-            product(Ap, prev, cur)  # cur = A^T prev
-            st = 0.0
-            lost = False
-            for k in range(Kr):
-                v = cur[k] * B[t, k]
-                # branch-free: a branch here doubled the step time at K = 20
-                lost |= (v < _LOST) & (cur[k] > 0.0) & (B[t, k] > 0.0)
-                raw[t, k] = v
-                prev[k] = v
-                st += v
-            sums[t] = st
-            if lost:
-                return LOST
-            f = _rescale_factor(st)
-            if f != 1.0:
-                if not (f > 0.0):
-                    return FAILED
-                for k in range(Kr):
-                    prev[k] *= f
-        return OK
-
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
-    def backward_rows(ATp, nxt, bb, B, out, hi, lo, offset, carry):
-        """Messages ``hi`` (``nxt`` on entry) down to ``lo`` into ``out[u - offset]``; with ``carry``,
-        ``nxt`` ends as the message at ``lo - 1`` (when ``lo >= 1``), else ``B[lo]`` is never read."""
-        Kr = row_length(out)
-        for u in range(hi, lo - 1, -1):
-            for k in range(Kr):
-                out[u - offset, k] = nxt[k]
-            if u == 0 or (u == lo and not carry):
-                break
-            for j in range(Kr):
-                bb[j] = B[u, j] * nxt[j]
-            product(ATp, bb, nxt)  # nxt = A bb
-            # No underflow check on single messages (the sequential pass has none either): a
-            # message component below 1e-300 of the row only matters where the filter's mass
-            # sits on it alone, and then <alpha_t, beta_t> vanishes, which finish() reports.
-            s = 0.0
+@nb.njit(cache=True, fastmath=_FM, nogil=True)
+def _backward_rows(ATp, nxt, bb, B, out, hi, lo, offset, carry, K, W):
+    """Messages ``hi`` (``nxt`` on entry) down to ``lo`` into ``out[u - offset]``; with ``carry``,
+    ``nxt`` ends as the message at ``lo - 1`` (when ``lo >= 1``), else ``B[lo]`` is never read."""
+    nb.literally(K)
+    nb.literally(W)
+    Kr = _row_length(out, K)
+    for u in range(hi, lo - 1, -1):
+        for k in range(Kr):
+            out[u - offset, k] = nxt[k]
+        if u == 0 or (u == lo and not carry):
+            break
+        for j in range(Kr):
+            bb[j] = B[u, j] * nxt[j]
+        _product(ATp, bb, nxt, K, W)  # nxt = A bb
+        # No underflow check on single messages (the sequential pass has none either): a
+        # message component below 1e-300 of the row only matters where the filter's mass
+        # sits on it alone, and then <alpha_t, beta_t> vanishes, which finish() reports.
+        s = 0.0
+        for i in range(Kr):
+            s += nxt[i]
+        f = _rescale_factor(s)
+        if f != 1.0:
+            if not (f > 0.0):
+                return FAILED
             for i in range(Kr):
-                s += nxt[i]
-            f = _rescale_factor(s)
-            if f != 1.0:
-                if not (f > 0.0):
-                    return FAILED
-                for i in range(Kr):
-                    nxt[i] *= f
-        return OK
+                nxt[i] *= f
+    return OK
 
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
-    def finish(B, raw, sums, msgs, offset, t_from, t_to, step, first, t_first, smoothed, abuf, bbuf, n, G):
-        """Finish steps ``t_from, t_from + step, ..`` (``t_to`` excluded) with messages ``msgs[t - offset]``.
 
-        Normalises ``raw[t]``, writes :math:`\\gamma_t`, and for ``t >= 1`` buffers
-        :math:`\\alpha_{t-1}` and :math:`B_t \\odot \\beta_t / (c_t \\langle \\alpha_t, \\beta_t\\rangle)`
-        for the counts. :math:`\\alpha_{t-1}` is ``first[0]`` at ``t == t_first``; else
-        ``raw[t-1]``, already normalised when ascending (``step = 1``), still
-        raw when descending. Returns the buffer fill, or -1 when
-        :math:`\\langle \\alpha_t, \\beta_t\\rangle` vanished (precision lost).
-        """
-        Kr = row_length(raw)
-        for t in range(t_from, t_to, step):
-            tb = t - offset
-            inv = 1.0 / sums[t]
-            # a pure reduction, apart from the stores: LLVM vectorises it (a loop that also
-            # stored into raw ran as a scalar chain of dependent additions)
-            w = 0.0
+@nb.njit(cache=True, fastmath=_FM, nogil=True)
+def _finish(B, raw, sums, msgs, offset, t_from, t_to, step, first, t_first, smoothed, abuf, bbuf, n, G, K, W):
+    """Finish steps ``t_from, t_from + step, ..`` (``t_to`` excluded) with messages ``msgs[t - offset]``.
+
+    Normalises ``raw[t]``, writes :math:`\\gamma_t`, and for ``t >= 1`` buffers
+    :math:`\\alpha_{t-1}` and :math:`B_t \\odot \\beta_t / (c_t \\langle \\alpha_t, \\beta_t\\rangle)`
+    for the counts. :math:`\\alpha_{t-1}` is ``first[0]`` at ``t == t_first``; else
+    ``raw[t-1]``, already normalised when ascending (``step = 1``), still
+    raw when descending. Returns the buffer fill, or -1 when
+    :math:`\\langle \\alpha_t, \\beta_t\\rangle` vanished (precision lost).
+    """
+    nb.literally(K)
+    nb.literally(W)
+    Kr = _row_length(raw, K)
+    for t in range(t_from, t_to, step):
+        tb = t - offset
+        inv = 1.0 / sums[t]
+        # a pure reduction, apart from the stores: LLVM vectorises it (a loop that also
+        # stored into raw ran as a scalar chain of dependent additions)
+        w = 0.0
+        for k in range(Kr):
+            w += raw[t, k] * msgs[tb, k]
+        w *= inv
+        if not (w > 0.0):  # the two messages' mass on disjoint states
+            return -1
+        scale = 1.0 / w
+        g = scale * inv
+        for k in range(Kr):
+            smoothed[t, k] = raw[t, k] * msgs[tb, k] * g
+        if t > 0:
+            s_before = sums[t - 1]
+            # c_t = s_t / s'_{t-1}, s'_{t-1} = 1 after a rescaled row
+            f = g * (s_before if s_before >= _RESCALE else 1.0)
             for k in range(Kr):
-                w += raw[t, k] * msgs[tb, k]
-            w *= inv
-            if not (w > 0.0):  # the two messages' mass on disjoint states
-                return -1
-            scale = 1.0 / w
-            g = scale * inv
-            for k in range(Kr):
-                smoothed[t, k] = raw[t, k] * msgs[tb, k] * g
-            if t > 0:
-                s_before = sums[t - 1]
-                # c_t = s_t / s'_{t-1}, s'_{t-1} = 1 after a rescaled row
-                f = g * (s_before if s_before >= _RESCALE else 1.0)
+                bbuf[n, k] = B[t, k] * msgs[tb, k] * f
+            if t == t_first:
                 for k in range(Kr):
-                    bbuf[n, k] = B[t, k] * msgs[tb, k] * f
-                if t == t_first:
-                    for k in range(Kr):
-                        abuf[n, k] = first[0, k]
-                else:
-                    h = 1.0 if step == 1 else 1.0 / s_before
-                    for k in range(Kr):
-                        abuf[n, k] = raw[t - 1, k] * h
-                n += 1
-                if n == _BLOCK:
-                    flush(abuf, bbuf, n, G)
-                    n = 0
-            for k in range(Kr):
-                raw[t, k] *= inv
-        return n
+                    abuf[n, k] = first[0, k]
+            else:
+                h = 1.0 if step == 1 else 1.0 / s_before
+                for k in range(Kr):
+                    abuf[n, k] = raw[t - 1, k] * h
+            n += 1
+            if n == _BLOCK:
+                _flush(abuf, bbuf, n, G, K, W)
+                n = 0
+        for k in range(Kr):
+            raw[t, k] *= inv
+    return n
+
+
+def _build(K: int):
+    """The entry kernels for ``K`` states. They close over ``K`` and ``W`` only (plain integers,
+    so Numba caches them on disk) and pass them on as literals: every helper is compiled with
+    ``K`` a compile-time constant. (Closures over other closures' dispatchers missed the disk
+    cache in every process, 3.8 s of compilation for the first long sequence.)"""
+    W = padded_width(K)
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
     def forward_first(pi0, A2, B, raw, sums, t_end):
@@ -254,7 +277,7 @@ def _build(K: int):
         if s < _RESCALE:
             for k in range(K):
                 prev[k] /= s
-        return forward_rows(padded(A2), prev, np.zeros(W), B, raw, sums, 1, t_end)
+        return _forward_rows(_padded(A2, K, W), prev, np.zeros(W), B, raw, sums, 1, t_end, K, W)
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
     def backward_first(A2, B, beta, t_low):
@@ -263,7 +286,7 @@ def _build(K: int):
         nxt = np.zeros(W)
         for k in range(K):
             nxt[k] = 1.0
-        return backward_rows(padded(A2.T), nxt, np.zeros(W), B, beta, T - 1, t_low, t_low, False)
+        return _backward_rows(_padded(A2.T, K, W), nxt, np.zeros(W), B, beta, T - 1, t_low, t_low, False, K, W)
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
     def forward_second(A2, B, raw, sums, beta, t_low, t_start, prev_raw, smoothed, G):
@@ -277,7 +300,7 @@ def _build(K: int):
         ``A``) into ``G (K, W)``.
         """
         T = B.shape[0]
-        Ap = padded(A2)
+        Ap = _padded(A2, K, W)
         prev = np.zeros(W)
         cur = np.zeros(W)
         abuf = np.zeros((_BLOCK, K))  # row r: alpha_{t-1} of the r-th buffered step
@@ -290,13 +313,13 @@ def _build(K: int):
             prev[k] = prev_raw[k] if s_prev >= _RESCALE else first[0, k]
         for c0 in range(t_start, T, _CHUNK):
             c1 = min(c0 + _CHUNK, T)
-            status = forward_rows(Ap, prev, cur, B, raw, sums, c0, c1)
+            status = _forward_rows(Ap, prev, cur, B, raw, sums, c0, c1, K, W)
             if status != OK:
                 return status
-            n = finish(B, raw, sums, beta, t_low, c0, c1, 1, first, t_start, smoothed, abuf, bbuf, n, G)
+            n = _finish(B, raw, sums, beta, t_low, c0, c1, 1, first, t_start, smoothed, abuf, bbuf, n, G, K, W)
             if n < 0:
                 return LOST
-        flush(abuf, bbuf, n, G)
+        _flush(abuf, bbuf, n, G, K, W)
         return OK
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
@@ -308,7 +331,7 @@ def _build(K: int):
         order (``raw[u - 1]`` is still unnormalised when step ``u`` reads it).
         Adds the counts of steps ``1 .. t_start`` into ``G (K, W)``.
         """
-        ATp = padded(A2.T)
+        ATp = _padded(A2.T, K, W)
         nxt = np.zeros(W)
         bb = np.zeros(W)
         chunk = np.empty((_CHUNK, K))
@@ -319,14 +342,20 @@ def _build(K: int):
             nxt[k] = beta_start[k]
         for hi in range(t_start, -1, -_CHUNK):
             lo = max(hi - _CHUNK + 1, 0)
-            status = backward_rows(ATp, nxt, bb, B, chunk, hi, lo, lo, True)
+            status = _backward_rows(ATp, nxt, bb, B, chunk, hi, lo, lo, True, K, W)
             if status != OK:
                 return status
-            n = finish(B, raw, sums, chunk, lo, hi, lo - 1, -1, chunk, -1, smoothed, abuf, bbuf, n, G)
+            n = _finish(B, raw, sums, chunk, lo, hi, lo - 1, -1, chunk, -1, smoothed, abuf, bbuf, n, G, K, W)
             if n < 0:
                 return LOST
-        flush(abuf, bbuf, n, G)
+        _flush(abuf, bbuf, n, G, K, W)
         return OK
+
+    @nb.njit(cache=True, nogil=True)
+    def shift_rows(loglik, m, lo, hi):
+        """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
+        value fell below :data:`_UNDERFLOW` (the caller then needs log space)."""
+        return _shift_rows(loglik, m, lo, hi, K)
 
     return shift_rows, forward_first, backward_first, forward_second, backward_second
 
