@@ -87,6 +87,7 @@ def run(models, data_dir: str, subset: str = "FD001", folds: int = 5, cuts: int 
                "cpu_s": round(cpu, 1)}
         print(json.dumps(row), flush=True)
         out.append((row, cv))
+        paired(out, just_added=name)
     return out
 
 
@@ -101,16 +102,14 @@ def main(argv=None):
     ap.add_argument("--max-engines", type=int, default=None)
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
-    results = run(args.models.split(","), args.data, args.subset, args.folds, args.cuts, args.seed, args.max_engines,
-                  args.progress)
-    paired(results)
+    run(args.models.split(","), args.data, args.subset, args.folds, args.cuts, args.seed, args.max_engines, args.progress)
 
 
-def paired(results):
+def paired(results, just_added: str):
     """Deep minus classical on the same cuts: mean difference of absolute and squared errors, with SEs."""
     by_name = {row["model"]: cv for row, cv in results}
     for deep, classical in (("deep", "classical"), ("deep_empirical", "classical_empirical"), ("deep", "classical_diag")):
-        if deep in by_name and classical in by_name:
+        if just_added in (deep, classical) and deep in by_name and classical in by_name:
             a, b = by_name[deep], by_name[classical]
             ea, eb = a.prediction.rul - a.true_rul, b.prediction.rul - b.true_rul
             d_abs, d_sq = np.abs(ea) - np.abs(eb), ea**2 - eb**2
