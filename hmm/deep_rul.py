@@ -156,11 +156,11 @@ class DeepARPHMMRUL:
                                   max_jump=self.max_jump)
 
     def training_data(self, seqs, dt=None):
-        """Run-to-failure engines with the failure step appended: ``(padded, pl, dt)`` lists."""
+        """Run-to-failure engines (a list) with the failure step appended: ``(padded, pl, dt)`` lists."""
         d = seqs[0].shape[1]
         pls = [life_fraction_plausibilities(len(s), self.n_states, self.cap, self.softness) for s in seqs]
         padded = [np.vstack([s, np.full((1, d), np.nan)]) for s in seqs]
-        dts = None if dt is None else [np.r_[np.asarray(a, dtype=np.float64), 1.0] for a in _per_sequence("dt", dt, seqs)]
+        dts = None if dt is None else [np.r_[np.asarray(a, dtype=np.float64), 1.0] for a in dt]
         return padded, pls, dts
 
     def _initial_params(self, seqs, padded, pls, rng) -> tuple[LearnedEmissionParams, list]:
@@ -185,8 +185,9 @@ class DeepARPHMMRUL:
         ``dt``: per-engine cycle increments ``(T_i,)`` (default: consecutive cycles, all 1).
         ``init_params`` warm-starts from a :class:`~hmm.learned_emission.LearnedEmissionParams`.
         """
-        seqs, _ = as_sequences("sequences", sequences)
+        seqs, single = as_sequences("sequences", sequences)
         seqs, _ = as_sequences("sequences", seqs, seqs[0].shape[1])
+        dt = None if dt is None else _per_sequence("dt", dt, seqs, single)
         rng = as_rng(rng)
         padded, pls, dts = self.training_data(seqs, dt)
         self.hmm = self._new_hmm(seqs[0].shape[1])
@@ -199,7 +200,7 @@ class DeepARPHMMRUL:
         self.pit_levels = None
         if self.readout == "empirical":
             # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
-            self.readout_model.fit(self.filter(seqs, None if dt is None else _per_sequence("dt", dt, seqs)))
+            self.readout_model.fit(self.filter(seqs, dt))
         return res
 
     @property
@@ -249,7 +250,8 @@ class DeepARPHMMRUL:
 
     def predict(self, sequences, dt=None) -> RULPrediction:
         """Predictive RUL after the last cycle of each engine."""
-        seqs, _ = as_sequences("sequences", sequences, self._require().obs_dim)
+        seqs, single = as_sequences("sequences", sequences, self._require().obs_dim)
+        dt = None if dt is None else _per_sequence("dt", dt, seqs, single)
         probs = np.array([f[-1] for f in self.filter(seqs, dt)])
         dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
         levels = np.array([0.05, 0.5, 0.95])

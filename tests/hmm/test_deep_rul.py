@@ -84,6 +84,12 @@ def test_encoder_and_filter_are_causal(fitted):
     later = x[2].copy()
     later[25:] += 5.0
     np.testing.assert_allclose(model.filter(later)[:25], cut, atol=1e-12)
+    # cycle increments reach the S5 encoder: unit increments are the default, others change the filter
+    np.testing.assert_allclose(model.filter(x[2], dt=np.ones(len(x[2]))), full, atol=1e-12)
+    one = x[2][:25]
+    assert not np.allclose(model.predict(one, dt=np.full(25, 3.0)).state_probs, model.predict(one).state_probs)
+    with pytest.raises(ShapeError, match="dt"):
+        model.predict([one, one], dt=[np.ones(25)])
 
 
 def test_left_to_right_structure_survives_generalised_em(fitted):
