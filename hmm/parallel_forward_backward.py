@@ -56,6 +56,7 @@ from .vector_product import padded_width, vecmat
 
 _RESCALE = 1e-30  # a row whose sum falls below this is divided by it
 _LOST = 1e-300  # a weight from non-zero factors below this is about to be lost to underflow
+_UNDERFLOW = -700.0  # a shifted log-likelihood below this loses its weight to float64 underflow
 OK, LOST, FAILED = 0, 1, 2
 #: Fewest ``T * K`` worth two threads (below it the thread hand-off costs more than it saves).
 MIN_WORK = 40_000
@@ -360,9 +361,6 @@ def _build(K: int):
     return shift_rows, forward_first, backward_first, forward_second, backward_second
 
 
-_UNDERFLOW = -700.0  # a shifted log-likelihood below this loses its weight to float64 underflow
-
-
 @nb.njit(cache=True)
 def _log_likelihood(sums, m):
     """``log s_{T-1} + sum over rescaled rows t < T-1 of log s_t + sum_t m_t`` (module docstring)."""
@@ -385,7 +383,6 @@ def _exponentiate(shift_rows, loglik, m, lo, hi):
 
 
 _KERNELS: dict = {}
-_POOL = None
 _WORKSPACE = threading.local()
 
 
@@ -409,6 +406,7 @@ def kernels_for(K: int):
     return _KERNELS[K]
 
 
+_POOL = None
 _POOL_LOCK = threading.Lock()
 
 
