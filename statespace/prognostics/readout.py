@@ -92,32 +92,31 @@ class StateRULReadout:
             if bad.any():
                 t, k = np.argwhere(bad)[0]
                 raise DataError(f"state_probs[{i}]: invalid probability {p[t, k]} at cycle {t}, state {k}")
-        n_ages = max(len(p) for p in arrays)
-        # counts[t, k, r]: posterior mass of state k at age t on cycles with RUL r
-        counts = np.zeros((n_ages, K, n_ages))
-        for p in arrays:
-            T = len(p)
-            t = np.arange(T)
-            counts[t, :, T - 1 - t] += p
-        pooled = counts.sum(axis=0)
+        # one row per training cycle: its age, its RUL and its state posterior (memory O(cycles x K))
+        self.ages_ = np.concatenate([np.arange(len(p)) for p in arrays]).astype(np.float64)
+        self.ruls_ = np.concatenate([np.arange(len(p) - 1, -1, -1) for p in arrays])
+        self.weights_ = np.vstack(arrays)
+        self.n_states_ = K
+        pooled = self._counts(np.ones(len(self.ruls_)))
         mass = pooled.sum(axis=1, keepdims=True)
         if not (mass > 0).any():
             raise DataError("state_probs: no posterior mass in any state")
         # a state no training cycle visits reads out the RUL of all cycles
         overall = pooled.sum(axis=0) / pooled.sum()
         self.pooled_ = np.where(mass > 0, pooled / np.where(mass > 0, mass, 1.0), overall)
-        self.counts_ = counts
-        self.n_states_ = K
         return self
+
+    def _counts(self, cycle_weights) -> np.ndarray:
+        """``(K, R)``: posterior mass of each state on the cycles with each RUL, cycles weighted."""
+        R = int(self.ruls_.max()) + 1
+        return np.array([np.bincount(self.ruls_, self.weights_[:, k] * cycle_weights, R) for k in range(self.n_states_)])
 
     def conditional(self, age: float) -> np.ndarray:
         """``(K, R)`` table of ``p(r | k, age)`` on ``r = 0..R-1``."""
         self._require()
-        n_ages = self.counts_.shape[0]
         if self.age_bandwidth is None:
             return self.pooled_.copy()
-        w = np.exp(-0.5 * ((np.arange(n_ages) - float(age)) / self.age_bandwidth) ** 2)
-        C = np.tensordot(w, self.counts_, axes=1)
+        C = self._counts(np.exp(-0.5 * ((self.ages_ - float(age)) / self.age_bandwidth) ** 2))
         lam = self.prior_strength
         return (C + lam * self.pooled_) / (C.sum(axis=1, keepdims=True) + lam)
 
@@ -141,5 +140,5 @@ class StateRULReadout:
         return PhaseTypeDistribution(x, pmf, 0.0, mean, float(((x - mean) ** 2) @ pmf))
 
     def _require(self):
-        if not hasattr(self, "counts_"):
+        if not hasattr(self, "pooled_"):
             raise DataError("StateRULReadout: call fit before predicting")
