@@ -97,6 +97,11 @@ class StateRULReadout:
         self.ruls_ = np.concatenate([np.arange(len(p) - 1, -1, -1) for p in arrays])
         self.weights_ = np.vstack(arrays)
         self.n_states_ = K
+        from scipy import sparse
+
+        n = len(self.ruls_)
+        # (R, cycles) indicator of each cycle's RUL: one sparse product sums the cycles of every RUL
+        self.by_rul_ = sparse.csr_matrix((np.ones(n), (self.ruls_, np.arange(n))), shape=(int(self.ruls_.max()) + 1, n))
         pooled = self._counts(np.ones(len(self.ruls_)))
         mass = pooled.sum(axis=1, keepdims=True)
         if not (mass > 0).any():
@@ -108,8 +113,7 @@ class StateRULReadout:
 
     def _counts(self, cycle_weights) -> np.ndarray:
         """``(K, R)``: posterior mass of each state on the cycles with each RUL, cycles weighted."""
-        R = int(self.ruls_.max()) + 1
-        return np.array([np.bincount(self.ruls_, self.weights_[:, k] * cycle_weights, R) for k in range(self.n_states_)])
+        return np.asarray(self.by_rul_ @ (self.weights_ * cycle_weights[:, None])).T
 
     def conditional(self, age: float) -> np.ndarray:
         """``(K, R)`` table of ``p(r | k, age)`` on ``r = 0..R-1``."""
