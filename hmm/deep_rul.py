@@ -58,14 +58,13 @@ import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
-from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
 from statespace.validation import as_rng, as_sequences
 
 from .learned_emission import LearnedEmissionHMM, LearnedEmissionParams
-from .rul import ARPHMMRUL, RULPrediction, life_fraction_plausibilities
+from .rul import ARPHMMRUL, ChainRULModel, RULPrediction, life_fraction_plausibilities
 
 
-class DeepARPHMMRUL:
+class DeepARPHMMRUL(ChainRULModel):
     """ARPHMM RUL model with an S5 emission network (see the module docstring).
 
     The public interface is that of :class:`hmm.rul.ARPHMMRUL`.
@@ -115,39 +114,16 @@ class DeepARPHMMRUL:
         readout: str = "phase_type",
         age_bandwidth: float | None = 10.0,
     ):
-        if point not in ("capped_mean", "median"):
-            raise ParameterError(f"point: expected 'capped_mean' or 'median', got {point!r}")
-        if horizon is not None and int(horizon) < 1:
-            raise ParameterError(f"horizon: expected a positive number of cycles or None, got {horizon}")
-        if int(max_jump) < 1:
-            raise ParameterError(f"max_jump: expected a positive integer, got {max_jump}")
         for name, v in (("max_iter", max_iter), ("m_steps", m_steps), ("init_iter", init_iter)):
             if int(v) < 1:
                 raise ParameterError(f"{name}: expected a positive integer, got {v}")
-        self.n_states = int(n_states)
-        self.cap = float(cap)
-        self.softness = float(softness)
-        self.point = point
-        self.point_cap = float(cap if point_cap is None else point_cap)
-        self.horizon = None if horizon is None else int(horizon)
-        self.max_jump = int(max_jump)
+        super().__init__(n_states, cap, softness, point, point_cap, horizon, max_jump, readout, age_bandwidth)
         self.hidden, self.state, self.n_layers = int(hidden), int(state), int(n_layers)
         self.max_iter, self.tol = int(max_iter), float(tol)
         self.m_steps, self.learning_rate, self.weight_decay = int(m_steps), float(learning_rate), float(weight_decay)
         self.min_scale = float(min_scale)
         self.init_iter = int(init_iter)
         self.emission = emission
-        if readout not in ("phase_type", "empirical"):
-            raise ParameterError(f"readout: expected 'phase_type' or 'empirical', got {readout!r}")
-        self.readout = readout
-        self.readout_model = None
-        if readout == "empirical":
-            from statespace.prognostics import StateRULReadout
-
-            self.readout_model = StateRULReadout(age_bandwidth)  # validates age_bandwidth
-        self.hmm = None
-        self.pit_levels = None
-        life_fraction_plausibilities(1, self.n_states, self.cap, self.softness)  # validates K, cap, softness
 
     def _new_hmm(self, obs_dim: int) -> LearnedEmissionHMM:
         return LearnedEmissionHMM(self.n_states, obs_dim, layer="s5", hidden=self.hidden, state=self.state,
@@ -203,15 +179,6 @@ class DeepARPHMMRUL:
             self.readout_model.fit(self.filter(seqs, dt))
         return res
 
-    @property
-    def transition_matrix(self) -> np.ndarray:
-        return self._require().transition_matrix
-
-    def _require(self) -> LearnedEmissionHMM:
-        if self.hmm is None or self.hmm.params is None:
-            raise ParameterError("DeepARPHMMRUL: the model is not fitted; call fit first")
-        return self.hmm
-
     def filter(self, sequences, dt=None):
         """Causal filtered state probabilities of each engine (a list of ``(T_i, K)`` arrays)."""
         hmm = self._require()
@@ -232,49 +199,11 @@ class DeepARPHMMRUL:
         out = [r.smoothed_probs for r in hmm.smooth(seqs, dt=dts)]
         return out[0] if single else out
 
-    def rul_distribution(self, state_probs, age: int | None = None) -> PhaseTypeDistribution:
-        """RUL (cycles after the current one) from a state distribution.
-
-        Phase-type (the chain's time to absorption), or the empirical readout at
-        ``age`` (the 0-based index of the current cycle) when ``readout="empirical"``.
-        """
-        if self.readout == "empirical":
-            if age is None:
-                raise ParameterError("age: the empirical readout needs the current cycle index")
-            self._require()
-            dist = self.readout_model.distribution(state_probs, age)
-        else:
-            dist = time_to_absorption(state_probs, self.transition_matrix, absorbing=[self.n_states - 1], offset=1,
-                                      tol=1e-8)
-        return dist if self.horizon is None else dist.conditioned_below(self.horizon)
-
     def predict(self, sequences, dt=None) -> RULPrediction:
         """Predictive RUL after the last cycle of each engine."""
         seqs, single = as_sequences("sequences", sequences, self._require().obs_dim)
         dt = None if dt is None else _per_sequence("dt", dt, seqs, single)
-        probs = np.array([f[-1] for f in self.filter(seqs, dt)])
-        dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
-        levels = np.array([0.05, 0.5, 0.95])
-        if self.pit_levels is not None:
-            levels = np.interp(levels, self.pit_levels[0], self.pit_levels[1])
-        q = np.array([dist.quantile(levels) for dist in dists], dtype=np.float64)
-        if self.point == "capped_mean":
-            point = np.array([dist.truncated_mean(self.point_cap) for dist in dists])
-        else:
-            point = np.minimum(q[:, 1], self.point_cap)
-        mean = np.array([dist.mean for dist in dists])
-        return RULPrediction(point, q[:, 0], q[:, 1], q[:, 2], mean, probs, dists)
-
-    def calibrate(self, distributions, true_rul, rng=None) -> DeepARPHMMRUL:
-        """Recalibrate quantile levels from held-out (distribution, true RUL) pairs (as :meth:`hmm.rul.ARPHMMRUL.calibrate`)."""
-        true_rul = np.asarray(true_rul, dtype=np.float64)
-        if len(true_rul) != len(distributions):
-            raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
-        rng = as_rng(rng)
-        u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
-        nominal = np.linspace(0.0, 1.0, 201)
-        self.pit_levels = (nominal, np.quantile(u, nominal))
-        return self
+        return self._prediction(self.filter(seqs, dt), seqs)
 
     def __repr__(self) -> str:
         return (f"DeepARPHMMRUL(n_states={self.n_states}, cap={self.cap:g}, max_jump={self.max_jump}, "

@@ -117,7 +117,97 @@ class RULPrediction(NamedTuple):
     distributions: list
 
 
-class ARPHMMRUL:
+class ChainRULModel:
+    """What the ARPHMM RUL models share: the left-to-right chain's layout and labels, the RUL
+    readout (phase-type or empirical), the point forecast and the recalibration of intervals.
+
+    Subclasses (:class:`ARPHMMRUL`, :class:`hmm.deep_rul.DeepARPHMMRUL`) set ``self.hmm`` in
+    ``fit`` (a model with ``params`` and ``transition_matrix``) and provide ``filter``.
+    """
+
+    def __init__(self, n_states, cap, softness, point, point_cap, horizon, max_jump, readout, age_bandwidth):
+        if point not in ("capped_mean", "median"):
+            raise ParameterError(f"point: expected 'capped_mean' or 'median', got {point!r}")
+        if horizon is not None and int(horizon) < 1:
+            raise ParameterError(f"horizon: expected a positive number of cycles or None, got {horizon}")
+        if int(max_jump) < 1:
+            raise ParameterError(f"max_jump: expected a positive integer, got {max_jump}")
+        if readout not in ("phase_type", "empirical"):
+            raise ParameterError(f"readout: expected 'phase_type' or 'empirical', got {readout!r}")
+        self.n_states = int(n_states)
+        self.cap = float(cap)
+        self.softness = float(softness)
+        self.point = point
+        self.point_cap = float(cap if point_cap is None else point_cap)
+        self.horizon = None if horizon is None else int(horizon)
+        self.max_jump = int(max_jump)
+        self.readout = readout
+        self.readout_model = None
+        if readout == "empirical":
+            from statespace.prognostics import StateRULReadout
+
+            self.readout_model = StateRULReadout(age_bandwidth)  # validates age_bandwidth
+        self.hmm = None
+        self.pit_levels = None
+        life_fraction_plausibilities(1, self.n_states, self.cap, self.softness)  # validates K, cap, softness
+
+    @property
+    def transition_matrix(self) -> np.ndarray:
+        return self._require().transition_matrix
+
+    def _require(self):
+        if self.hmm is None or self.hmm.params is None:
+            raise ParameterError(f"{type(self).__name__}: the model is not fitted; call fit first")
+        return self.hmm
+
+    def rul_distribution(self, state_probs, age: int | None = None) -> PhaseTypeDistribution:
+        """RUL (cycles after the current one) from a state distribution.
+
+        Phase-type (the chain's time to absorption), or the empirical readout at
+        ``age`` (the 0-based index of the current cycle) when ``readout="empirical"``.
+        """
+        A = self.transition_matrix
+        if self.readout == "empirical":
+            if age is None:
+                raise ParameterError("age: the empirical readout needs the current cycle index")
+            dist = self.readout_model.distribution(state_probs, age)
+        else:
+            dist = time_to_absorption(state_probs, A, absorbing=[self.n_states - 1], offset=1, tol=1e-8)
+        return dist if self.horizon is None else dist.conditioned_below(self.horizon)
+
+    def _prediction(self, filtered, seqs) -> RULPrediction:
+        """Predictions from each engine's filtered state probabilities (its age is its length - 1)."""
+        probs = np.array([f[-1] for f in filtered])
+        dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
+        levels = np.array([0.05, 0.5, 0.95])
+        if self.pit_levels is not None:
+            levels = np.interp(levels, self.pit_levels[0], self.pit_levels[1])
+        q = np.array([dist.quantile(levels) for dist in dists], dtype=np.float64)
+        if self.point == "capped_mean":
+            point = np.array([dist.truncated_mean(self.point_cap) for dist in dists])
+        else:
+            point = np.minimum(q[:, 1], self.point_cap)
+        mean = np.array([dist.mean for dist in dists])
+        return RULPrediction(point, q[:, 0], q[:, 1], q[:, 2], mean, probs, dists)
+
+    def calibrate(self, distributions, true_rul, rng=None):
+        """Recalibrate quantile levels from held-out (distribution, true RUL) pairs.
+
+        Stores the empirical quantile function of the randomised PIT values
+        ``u_i = F_i(r_i - 1) + V (F_i(r_i) - F_i(r_i - 1))``, ``V ~ U(0, 1)``;
+        :meth:`predict` then reports ``F^{-1}(Q_u(level))``. Returns ``self``.
+        """
+        true_rul = np.asarray(true_rul, dtype=np.float64)
+        if len(true_rul) != len(distributions):
+            raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
+        rng = as_rng(rng)
+        u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
+        nominal = np.linspace(0.0, 1.0, 201)
+        self.pit_levels = (nominal, np.quantile(u, nominal))
+        return self
+
+
+class ARPHMMRUL(ChainRULModel):
     """ARPHMM remaining-useful-life model (see the module docstring).
 
     Args:
@@ -157,37 +247,14 @@ class ARPHMMRUL:
         readout: str = "phase_type",
         age_bandwidth: float | None = 10.0,
     ):
-        if point not in ("capped_mean", "median"):
-            raise ParameterError(f"point: expected 'capped_mean' or 'median', got {point!r}")
         if int(lags) < 0:
             raise ParameterError(f"lags: expected a non-negative integer, got {lags}")
-        self.n_states = int(n_states)
+        super().__init__(n_states, cap, softness, point, point_cap, horizon, max_jump, readout, age_bandwidth)
         self.lags = int(lags)
-        self.cap = float(cap)
-        self.softness = float(softness)
         self.covariance_type = covariance_type
         self.ridge = float(ridge)
-        self.point = point
-        self.point_cap = float(cap if point_cap is None else point_cap)
-        if horizon is not None and int(horizon) < 1:
-            raise ParameterError(f"horizon: expected a positive number of cycles or None, got {horizon}")
-        self.horizon = None if horizon is None else int(horizon)
-        if int(max_jump) < 1:
-            raise ParameterError(f"max_jump: expected a positive integer, got {max_jump}")
-        self.max_jump = int(max_jump)
         self.max_iter = int(max_iter)
         self.tol = float(tol)
-        if readout not in ("phase_type", "empirical"):
-            raise ParameterError(f"readout: expected 'phase_type' or 'empirical', got {readout!r}")
-        self.readout = readout
-        self.hmm = None
-        self.pit_levels = None
-        self.readout_model = None
-        if readout == "empirical":
-            from statespace.prognostics import StateRULReadout
-
-            self.readout_model = StateRULReadout(age_bandwidth)  # validates age_bandwidth
-        life_fraction_plausibilities(1, self.n_states, self.cap, self.softness)  # validates K, cap, softness
 
     def _new_hmm(self, obs_dim: int) -> HMM:
         prior = EmissionPrior(reg_covar=1e-6, ridge=self.ridge)
@@ -220,15 +287,6 @@ class ARPHMMRUL:
             self.readout_model.fit(self.filter(seqs))
         return res
 
-    @property
-    def transition_matrix(self) -> np.ndarray:
-        return self._require().transition_matrix
-
-    def _require(self) -> HMM:
-        if self.hmm is None or self.hmm.params is None:
-            raise ParameterError("ARPHMMRUL: the model is not fitted; call fit first")
-        return self.hmm
-
     def filter(self, sequences):
         """Filtered state probabilities of each engine (a list of ``(T_i, K)`` arrays).
 
@@ -253,21 +311,6 @@ class ARPHMMRUL:
         out = [s.smoothed_probs for s in self.hmm.smooth(seqs)]
         return out[0] if single else out
 
-    def rul_distribution(self, state_probs, age: int | None = None) -> PhaseTypeDistribution:
-        """RUL (cycles after the current one) from a state distribution.
-
-        Phase-type (the chain's time to absorption), or the empirical readout at
-        ``age`` (the 0-based index of the current cycle) when ``readout="empirical"``.
-        """
-        A = self._require().transition_matrix
-        if self.readout == "empirical":
-            if age is None:
-                raise ParameterError("age: the empirical readout needs the current cycle index")
-            dist = self.readout_model.distribution(state_probs, age)
-        else:
-            dist = time_to_absorption(state_probs, A, absorbing=[self.n_states - 1], offset=1, tol=1e-8)
-        return dist if self.horizon is None else dist.conditioned_below(self.horizon)
-
     def predict(self, sequences) -> RULPrediction:
         """Predictive RUL after the last cycle of each engine.
 
@@ -275,34 +318,7 @@ class ARPHMMRUL:
         readout takes the engine's age from its length.
         """
         seqs, _ = as_sequences("sequences", sequences, self._require().obs_dim)
-        probs = np.array([f[-1] for f in self.filter(seqs)])
-        dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
-        levels = np.array([0.05, 0.5, 0.95])
-        if self.pit_levels is not None:
-            levels = np.interp(levels, self.pit_levels[0], self.pit_levels[1])
-        q = np.array([dist.quantile(levels) for dist in dists], dtype=np.float64)
-        if self.point == "capped_mean":
-            point = np.array([dist.truncated_mean(self.point_cap) for dist in dists])
-        else:
-            point = np.minimum(q[:, 1], self.point_cap)
-        mean = np.array([dist.mean for dist in dists])
-        return RULPrediction(point, q[:, 0], q[:, 1], q[:, 2], mean, probs, dists)
-
-    def calibrate(self, distributions, true_rul, rng=None) -> ARPHMMRUL:
-        """Recalibrate quantile levels from held-out (distribution, true RUL) pairs.
-
-        Stores the empirical quantile function of the randomised PIT values
-        ``u_i = F_i(r_i - 1) + V (F_i(r_i) - F_i(r_i - 1))``, ``V ~ U(0, 1)``;
-        :meth:`predict` then reports ``F^{-1}(Q_u(level))``.
-        """
-        true_rul = np.asarray(true_rul, dtype=np.float64)
-        if len(true_rul) != len(distributions):
-            raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
-        rng = as_rng(rng)
-        u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
-        nominal = np.linspace(0.0, 1.0, 201)
-        self.pit_levels = (nominal, np.quantile(u, nominal))
-        return self
+        return self._prediction(self.filter(seqs), seqs)
 
 
 class RULPipeline:
