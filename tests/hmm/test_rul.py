@@ -180,3 +180,40 @@ def test_example_script_runs(tmp_path):
     assert set(rows[0]) == {"unit", "rul", "rul_q05", "rul_q50", "rul_q95"}
     for name in ("cmapss_health_indicator.png", "cmapss_state_posterior.png", "cmapss_rul_predictions.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def _load_example():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "cmapss_rul.py")
+    spec = importlib.util.spec_from_file_location("cmapss_rul_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_example_grid_syntax():
+    mod = _load_example()
+    assert mod.parse_grid(None) == mod.DEFAULT_GRID
+    assert mod.parse_grid(None, "deep") == mod.DEFAULT_GRID + mod.DEEP_GRID
+    assert mod.parse_grid("5,1,120,phase_type;deep:6,0,100") == (
+        ("arphmm", 5, 1, 120.0, "phase_type", 0.5), ("deep", 6, 0, 100.0, "empirical", 0.1))
+    with pytest.raises(ValueError, match="lags 0"):
+        mod.make_factory("deep", 5, 1, 120.0, 20, 3)
+    with pytest.raises(ValueError, match="model"):
+        mod.make_factory("lstm", 5, 0, 120.0, 20, 3)
+
+
+@pytest.mark.slow
+def test_example_script_compares_the_deep_model(tmp_path, capsys):
+    import csv
+
+    mod = _load_example()
+    out = tmp_path / "pred.csv"
+    res = mod.main(["--data", DATA, "--out", str(out), "--max-engines", "8", "--grid", "5,0,120,phase_type;deep:5,0,120,phase_type",
+                    "--folds", "2", "--cuts", "1", "--max-iter", "3", "--no-progress", "--plots", "none"])
+    printed = capsys.readouterr().out
+    assert "CV  deep" in printed and "CV  arphmm" in printed and "paired |error| difference" in printed
+    assert res["selected"][0] in ("deep", "arphmm")
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 8 and all(float(r["rul_q05"]) <= float(r["rul_q50"]) <= float(r["rul_q95"]) for r in rows)
