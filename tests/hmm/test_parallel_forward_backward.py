@@ -93,7 +93,9 @@ def test_small_problem_against_independent_scipy_oracle(spy):
     assert len(spy) == 1 and spy[0][0] is not None
 
 
-@pytest.mark.parametrize("K,T", [(1, 40_003), (3, 20_000), (9, 6_001), (20, 4_000), (23, 2_001)])
+# K = 1 (edge), 2 (scalar product), 9 (vector product, unrolled rows), 23 (looped rows, three
+# registers); each K compiles its own kernels (seconds each), so the suite reuses these few.
+@pytest.mark.parametrize("K,T", [(1, 40_003), (2, 20_000), (9, 6_001), (23, 2_001)])
 def test_matches_exact_log_space(K, T, spy):
     pi0, A, ll = _problem(K, T, seed=K)
     _assert_matches(posteriors(pi0, A[None], ll.copy(), overwrite=True), _log_space(pi0, A[None], ll))
@@ -105,7 +107,7 @@ def test_matches_exact_log_space(K, T, spy):
 
 
 def test_structural_zeros_and_absorbing_state(spy):
-    K, T = 6, 12_000
+    K, T = 4, 12_000
     A = np.zeros((K, K))
     for i in range(K - 1):
         A[i, i], A[i, i + 1] = 0.999, 0.001
@@ -159,7 +161,7 @@ def test_impossible_data_gives_minus_infinity(spy):
 
 
 def test_concurrent_callers_get_their_own_answers():
-    problems = [_problem(K, 30_000, seed=10 + K) for K in (2, 4, 5)]
+    problems = [_problem(K, 30_000, seed=10 + K) for K in (2, 4, 9)]
     expected = [_log_space(pi0, A[None], ll) for pi0, A, ll in problems]
     got = [None] * len(problems)
 
