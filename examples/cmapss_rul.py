@@ -43,9 +43,10 @@ HORIZON = 150
 AGE_BANDWIDTH = 10.0
 
 
-def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout="phase_type", softness=0.5):
-    """Pipelines of one configuration; ``max_iter`` is the classical EM's (the deep model keeps its own
-    defaults: its iterations train the network, and 8 of them cost as much as the whole classical fit)."""
+def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout="phase_type", softness=0.5,
+                 deep_max_iter=8):
+    """Pipelines of one configuration. ``max_iter`` is the classical EM's, ``deep_max_iter`` the deep
+    model's generalised EM iterations (each trains the network: 8 cost as much as the classical fit)."""
     if model == "deep":
         if lags:
             raise ValueError(f"grid: the deep model reads the whole sensor history; expected lags 0, got {lags}")
@@ -53,7 +54,7 @@ def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout=
 
         def rul_model():
             return DeepARPHMMRUL(n_states=n_states, cap=cap, softness=softness, horizon=HORIZON, max_jump=2,
-                                 readout=readout, age_bandwidth=AGE_BANDWIDTH)
+                                 readout=readout, age_bandwidth=AGE_BANDWIDTH, max_iter=deep_max_iter)
     elif model == "arphmm":
         def rul_model():
             return ARPHMMRUL(n_states=n_states, lags=lags, cap=cap, softness=softness, covariance_type="full",
@@ -105,7 +106,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--cuts", type=int, default=3, help="random cuts per held-out engine")
     ap.add_argument("--baseline-cycles", type=int, default=20)
-    ap.add_argument("--max-iter", type=int, default=15)
+    ap.add_argument("--max-iter", type=int, default=15, help="EM iterations of the classical models")
+    ap.add_argument("--deep-max-iter", type=int, default=8, help="generalised EM iterations of the deep model")
     ap.add_argument("--max-engines", type=int, default=None, help="use only the first N training/test engines (quick runs)")
     ap.add_argument("--no-calibration", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -128,7 +130,8 @@ def main(argv=None) -> dict:
     results = []
     for config in parse_grid(args.grid, args.model):
         model, k, lags, cap, readout, softness = config
-        factory = make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness)
+        factory = make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
+                               args.deep_max_iter)
         # the same seed gives every configuration the same folds and cuts
         cv = cross_validate(factory, sens, sets, n_folds=args.folds, n_cuts=args.cuts, max_rul=HORIZON, rng=args.seed,
                             progress=progress)
@@ -142,7 +145,8 @@ def main(argv=None) -> dict:
     print(f"selected {model} K={k} lags={lags} cap={cap:.0f} readout={readout} softness={softness}", flush=True)
 
     # 2-3. final fit, calibration, prediction
-    pipe = make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness)()
+    pipe = make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
+                        args.deep_max_iter)()
     fit = pipe.fit(sens, sets, rng=args.seed, progress=progress)
     print(f"EM: {fit.n_iter} iterations, converged={fit.converged}, objective {fit.log_likelihoods[-1]:.1f}", flush=True)
     if not args.no_calibration:
