@@ -76,28 +76,36 @@ def _remove_stale(directory: Path, name: str) -> None:
                 pass
 
 
+def specialised_copy(source: str, digest: str, kind: str, d: int, m: int):
+    """Import a copy of template ``source`` with ``D = d, M = m`` written to the first writable
+    cache directory (named by ``kind``, the dimensions and ``digest``); ``None`` when the template
+    has no ``D = 0 / M = 0`` marker or nothing is writable."""
+    marker = "\nD = 0\nM = 0\n"
+    if marker not in source:
+        return None
+    name = f"statespace_{kind}_d{d}_m{m}_{digest}"
+    for directory in _cache_dirs():
+        path = _write(directory, name, source.replace(marker, f"\nD = {d}\nM = {m}\n", 1))
+        if path is None:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return None
+
+
 def loops(d: int, m: int):
     """The module holding ``filter_loop`` and ``rts_loop`` for dimensions ``(d, m)``."""
     key = (int(d), int(m))
     if key in _loaded:
         return _loaded[key]
-    module = _fast
+    module = None
     if max(key) <= MAX_SPECIALISED_DIM:
         source, digest = _template()
-        marker = "\nD = 0\nM = 0\n"
-        if marker in source:
-            specialised = source.replace(marker, f"\nD = {key[0]}\nM = {key[1]}\n", 1)
-            name = f"statespace_kalman_d{key[0]}_m{key[1]}_{digest}"
-            for directory in _cache_dirs():
-                path = _write(directory, name, specialised)
-                if path is None:
-                    continue
-                spec = importlib.util.spec_from_file_location(name, path)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module
-                spec.loader.exec_module(module)
-                break
-    _loaded[key] = module
+        module = specialised_copy(source, digest, "kalman", *key)
+    _loaded[key] = module = module or _fast
     return module
 
 

@@ -42,9 +42,7 @@ which calls back here for rows with missing coordinates.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -132,24 +130,12 @@ def _fixed_size_module(d: int, m: int):
     key = (d, m)
     if key in _fixed_size:
         return _fixed_size[key]
-    from ._specialise import _cache_dirs, _write  # here: _specialise imports this module
+    from ._specialise import specialised_copy  # here: _specialise imports this module
 
-    module = _particle_kernels
     source = Path(_particle_kernels.__file__).read_text()
     # Numba's cache checks only the copy's own timestamp, and the kernels inline ``ix``: hash both
     digest = hashlib.sha256((source + Path(_linalg.__file__).read_text()).encode()).hexdigest()[:12]
-    marker = "\nD = 0\nM = 0\n"
-    if marker in source:
-        name = f"statespace_particle_d{d}_m{m}_{digest}"
-        for directory in _cache_dirs():
-            path = _write(directory, name, source.replace(marker, f"\nD = {d}\nM = {m}\n", 1))
-            if path is None:
-                continue
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-            break
+    module = specialised_copy(source, digest, "particle", d, m) or _particle_kernels
     _fixed_size[key] = module
     return module
 
