@@ -30,27 +30,14 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from .emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams, regressor
+from .emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams, observed_split, regressor
 
 @nb.njit(cache=True)
 def _conditional_fill(yrow, mean, cov, yhat, C):
     """``yhat = E[y | observed]``, ``C = Cov[y | observed]`` (zero on observed coordinates)."""
     d = yrow.shape[0]
-    n_obs = 0
-    for j in range(d):
-        if not math.isnan(yrow[j]):
-            n_obs += 1
-    obs = np.empty(n_obs, np.int64)
-    mis = np.empty(d - n_obs, np.int64)
-    a = 0
-    b = 0
-    for j in range(d):
-        if math.isnan(yrow[j]):
-            mis[b] = j
-            b += 1
-        else:
-            obs[a] = j
-            a += 1
+    obs, mis = observed_split(yrow)
+    n_obs = obs.shape[0]
     C[:] = 0.0
     if n_obs == 0:
         yhat[:] = mean
@@ -92,14 +79,10 @@ def ar_accumulate(y, u, L, gamma, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0,
     T, d = y.shape
     K, q, _ = W.shape
     x = np.empty(q)
-    mean = np.empty(d)
     yhat = np.empty(d)
     C = np.zeros((d, d))
     for t in range(T):
-        n_obs = 0
-        for j in range(d):
-            if not math.isnan(y[t, j]):
-                n_obs += 1
+        n_obs = _n_observed(y, t)
         if n_obs == 0:
             continue
         has_reg = regressor(y, u, t, L, x)
@@ -107,20 +90,36 @@ def ar_accumulate(y, u, L, gamma, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0,
             w = gamma[t, k]
             if w == 0.0:
                 continue
-            if n_obs == d:
-                for j in range(d):
-                    yhat[j] = y[t, j]
-            else:
-                if has_reg:
-                    for j in range(d):
-                        s = 0.0
-                        for i in range(q):
-                            s += W[k, i, j] * x[i]
-                        mean[j] = s
-                    _conditional_fill(y[t], mean, covs[k], yhat, C)
-                else:
-                    _conditional_fill(y[t], mu0[k], covs0[k], yhat, C)
+            _expected_row(y, t, k, n_obs, has_reg, x, W, covs, mu0, covs0, yhat, C)
             _add_stats(k, w, x, has_reg, yhat, C, n_obs < d, n, Sxx, Sxy, Syy, n0, s0, S00)
+
+
+@nb.njit(cache=True)
+def _n_observed(y, t):
+    n_obs = 0
+    for j in range(y.shape[1]):
+        if not math.isnan(y[t, j]):
+            n_obs += 1
+    return n_obs
+
+
+@nb.njit(cache=True)
+def _expected_row(y, t, k, n_obs, has_reg, x, W, covs, mu0, covs0, yhat, C):
+    """``yhat = E[y_t | observed, z_t = k]`` and ``C`` its conditional covariance (zero when all observed)."""
+    d = y.shape[1]
+    if n_obs == d:
+        for j in range(d):
+            yhat[j] = y[t, j]
+    elif has_reg:
+        mean = np.empty(d)  # only for partly observed rows: rare, and no cost on the common path
+        for j in range(d):
+            s = 0.0
+            for i in range(x.shape[0]):
+                s += W[k, i, j] * x[i]
+            mean[j] = s
+        _conditional_fill(y[t], mean, covs[k], yhat, C)
+    else:
+        _conditional_fill(y[t], mu0[k], covs0[k], yhat, C)
 
 
 @nb.njit(cache=True)
@@ -160,29 +159,14 @@ def ar_accumulate_step(y, u, t, L, k, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0,
     """Add the statistics of step ``t`` in state ``k`` (weight 1): the per-particle version."""
     d = y.shape[1]
     q = W.shape[1]
-    n_obs = 0
-    for j in range(d):
-        if not math.isnan(y[t, j]):
-            n_obs += 1
+    n_obs = _n_observed(y, t)
     if n_obs == 0:
         return
     x = np.empty(q)
     yhat = np.empty(d)
     C = np.zeros((d, d))
     has_reg = regressor(y, u, t, L, x)
-    if n_obs == d:
-        for j in range(d):
-            yhat[j] = y[t, j]
-    elif has_reg:
-        mean = np.empty(d)
-        for j in range(d):
-            s = 0.0
-            for i in range(q):
-                s += W[k, i, j] * x[i]
-            mean[j] = s
-        _conditional_fill(y[t], mean, covs[k], yhat, C)
-    else:
-        _conditional_fill(y[t], mu0[k], covs0[k], yhat, C)
+    _expected_row(y, t, k, n_obs, has_reg, x, W, covs, mu0, covs0, yhat, C)
     _add_stats(k, 1.0, x, has_reg, yhat, C, n_obs < d, n, Sxx, Sxy, Syy, n0, s0, S00)
 
 

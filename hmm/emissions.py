@@ -212,6 +212,28 @@ def regressor(y, u, t, L, x):
 
 
 @nb.njit(cache=True)
+def observed_split(yrow):
+    """Indices of the observed (non-NaN) and of the missing coordinates of ``yrow``."""
+    d = yrow.shape[0]
+    n_obs = 0
+    for j in range(d):
+        if not math.isnan(yrow[j]):
+            n_obs += 1
+    obs = np.empty(n_obs, np.int64)
+    mis = np.empty(d - n_obs, np.int64)
+    a = 0
+    b = 0
+    for j in range(d):
+        if math.isnan(yrow[j]):
+            mis[b] = j
+            b += 1
+        else:
+            obs[a] = j
+            a += 1
+    return obs, mis
+
+
+@nb.njit(cache=True)
 def gaussian_logpdf(yrow, mean, cov, chol, logdet):
     """``log N(yrow; mean, cov)`` over the observed (non-NaN) coordinates; 0 when all are missing."""
     d = yrow.shape[0]
@@ -231,12 +253,7 @@ def gaussian_logpdf(yrow, mean, cov, chol, logdet):
             z[i] = s / chol[i, i]
             q += z[i] * z[i]
         return -0.5 * (d * _LOG_2PI + logdet + q)
-    idx = np.empty(n_obs, np.int64)
-    c = 0
-    for j in range(d):
-        if not math.isnan(yrow[j]):
-            idx[c] = j
-            c += 1
+    idx, _ = observed_split(yrow)
     sub = np.empty((n_obs, n_obs))
     r = np.empty(n_obs)
     for a in range(n_obs):
