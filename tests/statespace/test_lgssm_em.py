@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lgssm_dense import random_params
 from statespace import LinearGaussianSSM
-from statespace.errors import ShapeError
+from statespace.errors import ParameterError, ShapeError
 from statespace.linear_gaussian import LGSSMParams, e_step, fit_em, m_step, rts_smoother
 
 
@@ -209,6 +209,9 @@ def test_converged_flag_and_bad_arguments():
 )
 def test_em_properties_on_random_problems(d, m, p, lengths, missing, seed):
     """Shapes, finiteness and monotonicity on random sizes and missing patterns (even all-missing rows)."""
+    # the inputs' coefficients are identifiable only with as many transitions as regressors
+    # (fewer make the M-step singular, which fit_em reports: test below)
+    assume(sum(T - 1 for T in lengths) >= d + p)
     rng = np.random.default_rng(seed)
     params = random_params(rng, d=d, m=m, p=p)
     ys, us = _data(params, lengths, rng, missing, inputs=p > 0)
@@ -221,6 +224,15 @@ def test_em_properties_on_random_problems(d, m, p, lengths, missing, seed):
         assert s.smoothed_covs.shape == (len(y), d, d)
         assert s.smoothed_cross_covs.shape == (len(y) - 1, d, d)
         assert np.isfinite(s.smoothed_covs).all()
+
+
+def test_too_few_transitions_for_the_input_coefficients_is_a_clear_error():
+    # found by the property test above: one transition, two inputs -> <z z^T> of rank 2 for 3 columns
+    rng = np.random.default_rng(1)
+    params = random_params(rng, d=1, m=2, p=2)
+    ys, us = _data(params, [2], rng, 0.0, inputs=True)
+    with pytest.raises(ParameterError, match="F/B: the M-step normal equations are singular"):
+        fit_em(params, ys, us, max_iter=4, tol=0.0, progress=False)
 
 
 def test_inline_e_step_loop_equals_reference_statistics():
