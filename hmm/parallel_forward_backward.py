@@ -52,15 +52,18 @@ import numba as nb
 import numpy as np
 
 from .forward_backward import _FM
-from .vector_product import padded_width, vecmat
+from .vector_exp import LOWEST, shift_exp_rows
+from .vector_product import LANES, outer_accumulate, padded_width, vecmat
 
 _RESCALE = 1e-30  # a row whose sum falls below this is divided by it
 _LOST = 1e-300  # a weight from non-zero factors below this is about to be lost to underflow
-_UNDERFLOW = -700.0  # a shifted log-likelihood below this loses its weight to float64 underflow
+_UNDERFLOW = LOWEST  # a shifted log-likelihood below this loses its weight to float64 underflow
 OK, LOST, FAILED = 0, 1, 2
+# what exponentiating a block of rows left: exponentials; shifted logs only (underflow);
+# exponentials except the underflowing entries, which hold their shifted logs (restore_log_rows)
+EXPONENTIATED, SHIFTED, MIXED = 0, 1, 2
 #: Fewest ``T * K`` worth two threads (below it the thread hand-off costs more than it saves).
 MIN_WORK = 40_000
-_BLOCK = 8  # steps per batch of count updates
 _CHUNK = 64  # steps of recursion between two rounds of finishing in the second phase
 
 
@@ -115,6 +118,29 @@ def _shift_rows(loglik, m, lo, hi, K):
     return under
 
 
+@nb.njit(cache=True, nogil=True)
+def _shift_exp_tail(loglik, m, lo, hi, K):
+    """:func:`hmm.vector_exp.shift_exp_rows` for the few rows that do not fill a register."""
+    nb.literally(K)
+    under = False
+    for t in range(lo, hi):
+        mt = -np.inf
+        for k in range(K):
+            mt = max(mt, loglik[t, k])
+        m[t] = mt
+        for k in range(K):
+            v = loglik[t, k]
+            x = v - mt
+            if x >= _UNDERFLOW or x != x:
+                loglik[t, k] = np.exp(x)
+            elif v > -np.inf:
+                under = True
+                loglik[t, k] = x
+            else:
+                loglik[t, k] = 0.0
+    return under
+
+
 @nb.njit(cache=True, fastmath=_FM, nogil=True, inline="always")
 def _product(M, x, out, K, W):
     """``out[:W] = x[:K] @ M`` (``M`` padded to ``W`` columns)."""
@@ -128,22 +154,6 @@ def _product(M, x, out, K, W):
             out[j] = acc
     else:
         vecmat(M, x, 0, 1, out, 0, K, W, False)
-
-
-@nb.njit(cache=True, fastmath=_FM, nogil=True)
-def _flush(abuf, bbuf, n, G, K, W):
-    """``G[i, :] += sum_{r < n} abuf[r, i] * bbuf[r, :]``."""
-    nb.literally(K)
-    nb.literally(W)
-    if n == _BLOCK:
-        for i in range(K):
-            vecmat(bbuf, abuf, i, K, G, i * W, _BLOCK, W, True)
-    else:
-        for i in range(K):
-            for r in range(n):
-                a = abuf[r, i]
-                for j in range(W):
-                    G[i, j] += a * bbuf[r, j]
 
 
 @nb.njit(cache=True, fastmath=_FM, nogil=True)
@@ -206,32 +216,30 @@ def _backward_rows(ATp, nxt, bb, B, out, hi, lo, offset, carry, K, W):
 
 
 @nb.njit(cache=True, fastmath=_FM, nogil=True)
-def _finish(B, raw, sums, msgs, offset, t_from, t_to, step, first, t_first, smoothed, abuf, bbuf, n, G, K, W):
-    """Finish steps ``t_from, t_from + step, ..`` (``t_to`` excluded) with messages ``msgs[t - offset]``.
+def _finish(B, raw, sums, msgs, offset, t_from, t_to, step, smoothed, bm, base, K):
+    r"""Finish steps ``t_from, t_from + step, ..`` (``t_to`` excluded) with messages ``msgs[t - offset]``.
 
-    Normalises ``raw[t]``, writes :math:`\\gamma_t`, and for ``t >= 1`` buffers
-    :math:`\\alpha_{t-1}` and :math:`B_t \\odot \\beta_t / (c_t \\langle \\alpha_t, \\beta_t\\rangle)`
-    for the counts. :math:`\\alpha_{t-1}` is ``first[0]`` at ``t == t_first``; else
-    ``raw[t-1]``, already normalised when ascending (``step = 1``), still
-    raw when descending. Returns the buffer fill, or -1 when
-    :math:`\\langle \\alpha_t, \\beta_t\\rangle` vanished (precision lost).
+    With :math:`d_t = \langle \mathrm{raw}_t, \beta_t\rangle` (``raw_t`` the
+    forward row as stored, of sum ``s_t``): writes
+    :math:`\gamma_t = \mathrm{raw}_t \odot \beta_t / d_t`, normalises
+    ``raw[t]`` into the filter, and for ``t >= 1`` stores the count row
+    :math:`B_t \odot \beta_t / (c_t \langle \alpha_t, \beta_t\rangle) = B_t \odot \beta_t\, s'_{t-1} / d_t`
+    in ``bm[t - base]`` (the counts are :math:`\sum_t \alpha_{t-1} \otimes` that row, times ``A``).
+    Returns -1 when :math:`d_t` vanished (the messages' mass on disjoint states: precision lost), else 0.
     """
     nb.literally(K)
-    nb.literally(W)
     Kr = _row_length(raw, K)
     for t in range(t_from, t_to, step):
         tb = t - offset
-        inv = 1.0 / sums[t]
         # a pure reduction, apart from the stores: LLVM vectorises it (a loop that also
         # stored into raw ran as a scalar chain of dependent additions)
-        w = 0.0
+        d = 0.0
         for k in range(Kr):
-            w += raw[t, k] * msgs[tb, k]
-        w *= inv
-        if not (w > 0.0):  # the two messages' mass on disjoint states
+            d += raw[t, k] * msgs[tb, k]
+        if not (d > 0.0):
             return -1
-        scale = 1.0 / w
-        g = scale * inv
+        g = 1.0 / d
+        inv = 1.0 / sums[t]
         for k in range(Kr):
             smoothed[t, k] = raw[t, k] * msgs[tb, k] * g
         if t > 0:
@@ -239,21 +247,25 @@ def _finish(B, raw, sums, msgs, offset, t_from, t_to, step, first, t_first, smoo
             # c_t = s_t / s'_{t-1}, s'_{t-1} = 1 after a rescaled row
             f = g * (s_before if s_before >= _RESCALE else 1.0)
             for k in range(Kr):
-                bbuf[n, k] = B[t, k] * msgs[tb, k] * f
-            if t == t_first:
-                for k in range(Kr):
-                    abuf[n, k] = first[0, k]
-            else:
-                h = 1.0 if step == 1 else 1.0 / s_before
-                for k in range(Kr):
-                    abuf[n, k] = raw[t - 1, k] * h
-            n += 1
-            if n == _BLOCK:
-                _flush(abuf, bbuf, n, G, K, W)
-                n = 0
+                bm[t - base, k] = B[t, k] * msgs[tb, k] * f
         for k in range(Kr):
             raw[t, k] *= inv
-    return n
+    return 0
+
+
+@nb.njit(cache=True, fastmath=_FM, nogil=True)
+def _accumulate(alpha, bm, lo, n, G, K, WM):
+    """``G[i, j] += sum_{r < n} alpha[lo - 1 + r, i] * bm[r, j]``: the counts of steps ``lo .. lo+n-1``."""
+    nb.literally(K)
+    nb.literally(WM)
+    if n == _CHUNK:
+        outer_accumulate(G, alpha, (lo - 1) * K, bm, 0, _CHUNK, K, WM)
+    else:
+        for r in range(n):
+            for i in range(K):
+                a = alpha[lo - 1 + r, i]
+                for j in range(K):
+                    G[i, j] += a * bm[r, j]
 
 
 def _build(K: int):
@@ -262,6 +274,8 @@ def _build(K: int):
     ``K`` a compile-time constant. (Closures over other closures' dispatchers missed the disk
     cache in every process, 3.8 s of compilation for the first long sequence.)"""
     W = padded_width(K)
+    # count rows: packed when K divides a register's 8 lanes, else padded to W (outer_accumulate)
+    WM = K if LANES % K == 0 else W
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
     def forward_first(pi0, A2, B, raw, sums, t_end):
@@ -293,9 +307,10 @@ def _build(K: int):
     def forward_second(A2, B, raw, sums, beta, t_low, t_start, prev_raw, smoothed, G):
         """Forward steps ``t_start .. T-1`` against the stored ``beta``, finishing every step.
 
-        Runs :data:`_CHUNK` steps of the recursion, then finishes them while
-        they are in cache: finishing inside the recursion put its divisions on
-        the recursion's critical path. ``prev_raw`` is row ``t_start - 1`` as
+        Runs :data:`_CHUNK` steps of the recursion, then finishes them and adds
+        their counts (one rank-64 update, :func:`_accumulate`) while they are
+        in cache: finishing inside the recursion put its divisions on the
+        recursion's critical path. ``prev_raw`` is row ``t_start - 1`` as
         stored (the other thread normalises ``raw[t_start - 1]`` meanwhile).
         Adds the counts of steps ``t_start .. T-1`` (before multiplying by
         ``A``) into ``G (K, W)``.
@@ -304,23 +319,26 @@ def _build(K: int):
         Ap = _padded(A2, K, W)
         prev = np.zeros(W)
         cur = np.zeros(W)
-        abuf = np.zeros((_BLOCK, K))  # row r: alpha_{t-1} of the r-th buffered step
-        bbuf = np.zeros((_BLOCK, W))
-        first = np.empty((1, K))
-        n = 0
+        bm = np.zeros((_CHUNK, WM))
+        first = np.empty(K)  # alpha_{t_start - 1}
         s_prev = sums[t_start - 1]
         for k in range(K):
-            first[0, k] = prev_raw[k] / s_prev
-            prev[k] = prev_raw[k] if s_prev >= _RESCALE else first[0, k]
+            first[k] = prev_raw[k] / s_prev
+            prev[k] = prev_raw[k] if s_prev >= _RESCALE else first[k]
         for c0 in range(t_start, T, _CHUNK):
             c1 = min(c0 + _CHUNK, T)
             status = _forward_rows(Ap, prev, cur, B, raw, sums, c0, c1, K, W)
             if status != OK:
                 return status
-            n = _finish(B, raw, sums, beta, t_low, c0, c1, 1, first, t_start, smoothed, abuf, bbuf, n, G, K, W)
-            if n < 0:
+            if _finish(B, raw, sums, beta, t_low, c0, c1, 1, smoothed, bm, c0, K) < 0:
                 return LOST
-        _flush(abuf, bbuf, n, G, K, W)
+            if c0 == t_start:  # alpha_{t_start - 1} is the other thread's row: the copy instead
+                for i in range(K):
+                    for j in range(K):
+                        G[i, j] += first[i] * bm[0, j]
+                _accumulate(raw, bm[1:], c0 + 1, c1 - c0 - 1, G, K, WM)
+            else:
+                _accumulate(raw, bm, c0, c1 - c0, G, K, WM)
         return OK
 
     @nb.njit(cache=True, fastmath=_FM, nogil=True)
@@ -329,16 +347,16 @@ def _build(K: int):
 
         ``beta_start`` is the message at ``t_start``; messages are made
         :data:`_CHUNK` at a time, then the chunk is finished in descending
-        order (``raw[u - 1]`` is still unnormalised when step ``u`` reads it).
-        Adds the counts of steps ``1 .. t_start`` into ``G (K, W)``.
+        order and its counts added (the filter row below the chunk is
+        normalised only with the next chunk, so its division goes into the
+        chunk's lowest count row). Adds the counts of steps ``1 .. t_start``
+        into ``G (K, W)``.
         """
         ATp = _padded(A2.T, K, W)
         nxt = np.zeros(W)
         bb = np.zeros(W)
         chunk = np.empty((_CHUNK, K))
-        abuf = np.zeros((_BLOCK, K))
-        bbuf = np.zeros((_BLOCK, W))
-        n = 0
+        bm = np.zeros((_CHUNK, WM))
         for k in range(K):
             nxt[k] = beta_start[k]
         for hi in range(t_start, -1, -_CHUNK):
@@ -346,40 +364,71 @@ def _build(K: int):
             status = _backward_rows(ATp, nxt, bb, B, chunk, hi, lo, lo, True, K, W)
             if status != OK:
                 return status
-            n = _finish(B, raw, sums, chunk, lo, hi, lo - 1, -1, chunk, -1, smoothed, abuf, bbuf, n, G, K, W)
-            if n < 0:
+            if _finish(B, raw, sums, chunk, lo, hi, lo - 1, -1, smoothed, bm, lo, K) < 0:
                 return LOST
-        _flush(abuf, bbuf, n, G, K, W)
+            if lo == 0:  # step 0 has no predecessor
+                _accumulate(raw, bm[1:], 1, hi, G, K, WM)
+            else:  # the filter at lo - 1 is normalised with the next chunk: its division goes here
+                h = 1.0 / sums[lo - 1]
+                for j in range(K):
+                    bm[0, j] *= h
+                _accumulate(raw, bm, lo, hi - lo + 1, G, K, WM)
         return OK
 
     @nb.njit(cache=True, nogil=True)
     def shift_rows(loglik, m, lo, hi):
-        """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
-        value fell below :data:`_UNDERFLOW` (the caller then needs log space)."""
         return _shift_rows(loglik, m, lo, hi, K)
 
-    return shift_rows, forward_first, backward_first, forward_second, backward_second
+    if LANES % K == 0:
+        @nb.njit(cache=True, nogil=True)
+        def shift_exp(loglik, m, lo, hi):
+            whole = lo + (hi - lo) // (LANES // K) * (LANES // K)  # rows in whole registers
+            under = shift_exp_rows(loglik, m, lo, whole, K)
+            return _shift_exp_tail(loglik, m, whole, hi, K) or under
+
+        def exponentiate(loglik, m, lo, hi):
+            """Rows ``lo .. hi-1`` become ``exp(loglik - m)`` in one vectorised pass (:mod:`hmm.vector_exp`)."""
+            return MIXED if shift_exp(loglik, m, lo, hi) else EXPONENTIATED
+    else:
+        def exponentiate(loglik, m, lo, hi):
+            """Rows ``lo .. hi-1`` become ``exp(loglik - m)``, unless one would underflow (then they are only shifted)."""
+            if shift_rows(loglik, m, lo, hi):
+                return SHIFTED
+            np.exp(loglik[lo:hi], out=loglik[lo:hi])  # NumPy's SIMD exp; it releases the GIL
+            return EXPONENTIATED
+
+    return exponentiate, forward_first, backward_first, forward_second, backward_second
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=_FM)
 def _log_likelihood(sums, m):
     """``log s_{T-1} + sum over rescaled rows t < T-1 of log s_t + sum_t m_t`` (module docstring)."""
     T = sums.shape[0]
+    # two loops: the sum of m alone vectorises (reassociated), the rare rescaled rows do not need to
     total = np.log(sums[T - 1])
+    shifts = 0.0
     for t in range(T):
-        total += m[t]
-        if t < T - 1 and sums[t] < _RESCALE:
+        shifts += m[t]
+    for t in range(T - 1):
+        if sums[t] < _RESCALE:
             total += np.log(sums[t])
-    return total
+    return total + shifts
 
 
-def _exponentiate(shift_rows, loglik, m, lo, hi):
-    """Rows ``lo .. hi-1`` of ``loglik`` become ``exp(loglik - m)``, unless one would underflow
-    (then they are only shifted, and ``True`` is returned)."""
-    if shift_rows(loglik, m, lo, hi):
-        return True
-    np.exp(loglik[lo:hi], out=loglik[lo:hi])  # NumPy's SIMD exp; it releases the GIL
-    return False
+@nb.njit(cache=True)
+def restore_log_rows(loglik, m, lo, hi):
+    """Undo an exponentiation of rows ``lo .. hi-1`` (:data:`EXPONENTIATED` or :data:`MIXED`):
+    a positive entry is ``exp(l - m)``, a negative one the shifted log itself, 0 or NaN was ``-inf``."""
+    K = loglik.shape[1]
+    for t in range(lo, hi):
+        for k in range(K):
+            v = loglik[t, k]
+            if v > 0.0:
+                loglik[t, k] = np.log(v) + m[t]
+            elif v < 0.0:
+                loglik[t, k] = v + m[t]
+            else:
+                loglik[t, k] = -np.inf
 
 
 _KERNELS: dict = {}
@@ -400,7 +449,7 @@ def _scratch(T: int, n_beta: int, K: int):
 
 
 def kernels_for(K: int):
-    """``(shift_rows, forward_first, backward_first, forward_second, backward_second)`` compiled for ``K`` states."""
+    """``(exponentiate, forward_first, backward_first, forward_second, backward_second)`` for ``K`` states."""
     if K not in _KERNELS:
         _KERNELS[K] = _build(K)
     return _KERNELS[K]
@@ -444,7 +493,7 @@ def posteriors_two_threads(pi0, A2, loglik):
       unexplained step: the sequential scaled path).
     """
     T, K = loglik.shape
-    shift_rows, forward_first, backward_first, forward_second, backward_second = kernels_for(K)
+    exponentiate, forward_first, backward_first, forward_second, backward_second = kernels_for(K)
     mid = T // 2
     m = np.empty(T)
     # the two results share one allocation: above 4 MiB NumPy asks for huge pages, and at
@@ -461,8 +510,8 @@ def posteriors_two_threads(pi0, A2, loglik):
 
     def worker():
         try:
-            under = _exponentiate(shift_rows, loglik, m, mid, T)  # rows mid .. T-1: all backward_first reads
-            shared["first"] = (under, OK if under else backward_first(A2, loglik, beta, mid - 1))
+            done = exponentiate(loglik, m, mid, T)  # rows mid .. T-1: all backward_first reads
+            shared["first"] = (done, OK if done != EXPONENTIATED else backward_first(A2, loglik, beta, mid - 1))
         finally:
             worker_done.set()
         go_on.wait()
@@ -472,24 +521,25 @@ def posteriors_two_threads(pi0, A2, loglik):
 
     job = _pool().submit(worker)
     try:
-        under = _exponentiate(shift_rows, loglik, m, 0, mid)
-        status = OK if under else forward_first(pi0, A2, loglik, raw, sums, mid)
+        done = exponentiate(loglik, m, 0, mid)
+        status = OK if done != EXPONENTIATED else forward_first(pi0, A2, loglik, raw, sums, mid)
         prev_raw = raw[mid - 1].copy()  # the worker normalises this row in its second phase
         worker_done.wait()
         if "first" not in shared:
             job.result()  # the worker's exception surfaces here
-        under_2, status_2 = shared["first"]
-        shared["go"] = proceed = not (under or under_2) and max(status, status_2) == OK
+        done_2, status_2 = shared["first"]
+        underflow = done != EXPONENTIATED or done_2 != EXPONENTIATED
+        shared["go"] = proceed = not underflow and max(status, status_2) == OK
     finally:
         go_on.set()  # never leave the worker waiting, whatever happened above
     if not proceed:
         job.result()
-        if under or under_2:
-            with np.errstate(divide="ignore"):
-                for lo, hi, done in ((0, mid, not under), (mid, T, not under_2)):
-                    if done:
-                        np.log(loglik[lo:hi], out=loglik[lo:hi])
-            loglik += m[:, None]
+        if underflow:
+            for lo, hi, state in ((0, mid, done), (mid, T, done_2)):
+                if state == SHIFTED:
+                    loglik[lo:hi] += m[lo:hi, None]
+                else:
+                    restore_log_rows(loglik, m, lo, hi)
             return None, None
         return None, m
     status = forward_second(A2, loglik, raw, sums, beta, mid - 1, mid, prev_raw, smoothed, G[0])

@@ -15,7 +15,8 @@ from scipy.special import logsumexp
 
 import hmm.parallel_forward_backward as pfb
 from hmm.forward_backward import _log_space, posteriors
-from hmm.vector_product import padded_width, vecmat
+from hmm.vector_exp import shift_exp_rows
+from hmm.vector_product import outer_accumulate, padded_width, vecmat
 
 
 @pytest.fixture
@@ -87,6 +88,77 @@ def test_vector_product_matches_numpy():
     assert padded_width(1) == 8 and padded_width(8) == 8 and padded_width(20) == 24
 
 
+@nb.njit
+def _outer_cases(G4, x4, m4, G20, x20, m20, G2, x2, m2):
+    outer_accumulate(G4, x4, 8, m4, 4, 64, 4, 4)  # packed: two rows of 4 per register
+    outer_accumulate(G20, x20, 20, m20, 24, 63, 20, 24)  # padded, odd row count
+    outer_accumulate(G2, x2, 0, m2, 0, 64, 2, 2)  # packed: four rows per register
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_outer_accumulate_matches_numpy(seed):
+    """Both layouts of the rank update behind the expected counts, against NumPy's matrix product."""
+    rng = np.random.default_rng(seed)
+    x4, m4 = rng.normal(size=(70, 4)), rng.normal(size=(66, 4))
+    x20 = rng.normal(size=(65, 20))
+    m20 = np.zeros((65, 24))
+    m20[:, :20] = rng.normal(size=(65, 20))  # padded: the columns beyond K are zero
+    x2, m2 = rng.normal(size=(64, 2)), rng.normal(size=(64, 2))
+    G4, G20, G2 = rng.normal(size=(4, 8)), rng.normal(size=(20, 24)), rng.normal(size=(2, 8))
+    want4, want20, want2 = G4.copy(), G20.copy(), G2.copy()
+    want4[:, :4] += x4[2:66].T @ m4[1:65]  # flat offsets 8 and 4: rows from 2 and 1
+    want20 += x20[1:64].T @ m20[1:64]
+    want2[:, :2] += x2.T @ m2
+    _outer_cases(G4, x4, m4, G20, x20, m20, G2, x2, m2)
+    for got, want in ((G4, want4), (G20, want20), (G2, want2)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@nb.njit
+def _shift_exp_cases(a1, m1, a2, m2, a4, m4, a8, m8):
+    return (shift_exp_rows(a1, m1, 0, a1.shape[0], 1), shift_exp_rows(a2, m2, 0, a2.shape[0], 2),
+            shift_exp_rows(a4, m4, 0, a4.shape[0], 4), shift_exp_rows(a8, m8, 0, a8.shape[0], 8))
+
+
+def test_vector_exp_matches_numpy_and_restores():
+    """The vectorised row shift and exponential against NumPy, for every K dividing 8: maxima
+    exact, exponentials within 4 ulp, -inf to exactly 0, a row of -inf to NaN; an entry more than
+    700 nats below its row's best is reported and kept, and restore_log_rows gives the input back."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for K in (1, 2, 4, 8):
+        ll = rng.normal(scale=40.0, size=(64, K)) + rng.normal(scale=1e3, size=(64, 1))
+        if K > 1:
+            ll[3, 0] = -np.inf  # an impossible state
+            ll[7, K - 1] = ll[7].max() - 699.0  # deep but representable
+        cases.append(ll)
+    low = [c.copy() for c in cases]
+    low[2][9, 1] = low[2][9].max() - 800.0  # K = 4: underflows
+    low[2][10] = -np.inf  # and a row no state explains
+    for data, expect_low in ((cases, [False] * 4), (low, [False, False, True, False])):
+        work = [c.copy() for c in data]
+        ms = [np.empty(c.shape[0]) for c in data]
+        flags = _shift_exp_cases(work[0], ms[0], work[1], ms[1], work[2], ms[2], work[3], ms[3])
+        assert list(flags) == expect_low
+        for ll, got, m, flagged in zip(data, work, ms, flags):
+            mx = ll.max(axis=1)
+            np.testing.assert_array_equal(m, mx)
+            rows = np.isfinite(mx)
+            with np.errstate(invalid="ignore"):
+                shifted = ll - mx[:, None]
+            want = np.exp(shifted)
+            normal = rows[:, None] & (shifted >= -700.0)
+            np.testing.assert_allclose(got[normal], want[normal], rtol=4 * np.finfo(float).eps, atol=0)
+            assert np.all(got[rows[:, None] & np.isneginf(ll)] == 0.0)
+            assert np.isnan(got[~rows]).all()
+            deep = rows[:, None] & np.isfinite(ll) & (shifted < -700.0)
+            np.testing.assert_array_equal(got[deep], shifted[deep])
+            if flagged:
+                pfb.restore_log_rows(got, m, 0, got.shape[0])
+                np.testing.assert_allclose(got[np.isfinite(ll)], ll[np.isfinite(ll)], rtol=0, atol=1e-12)
+                assert np.all(np.isneginf(got[~np.isfinite(ll)]))
+
+
 def test_small_problem_against_independent_scipy_oracle(spy):
     pi0, A, ll = _problem(4, 10_001, seed=1)
     _assert_matches(posteriors(pi0, A[None], ll.copy(), overwrite=True), _scipy_oracle(pi0, A, ll))
@@ -149,6 +221,19 @@ def test_underflowing_step_restores_the_log_likelihoods(half, spy):
     result = posteriors(pi0, A[None], ll.copy(), overwrite=True)
     _assert_matches(result, _log_space(pi0, A[None], ll))
     assert spy[0] == (None, None)
+
+
+def test_impossible_states_at_some_steps(spy):
+    """-inf entries (a state that cannot emit) must give weight exactly 0, in the vectorised
+    exponential (K = 4) and in its tail rows (odd T)."""
+    pi0, A, ll = _problem(4, 20_001, seed=8)
+    rng = np.random.default_rng(8)
+    ll[rng.integers(0, 20_001, 300), rng.integers(0, 4, 300)] = -np.inf
+    ll[-1, :3] = -np.inf
+    result = posteriors(pi0, A[None], ll.copy(), overwrite=True)
+    _assert_matches(result, _log_space(pi0, A[None], ll))
+    assert np.all(result[2][np.isneginf(ll)] == 0.0)
+    assert spy[0][0] is not None
 
 
 def test_impossible_data_gives_minus_infinity(spy):
