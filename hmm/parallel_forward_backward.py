@@ -36,7 +36,11 @@ With :math:`s_t` the sum of the forward row as stored, :math:`c_t = s_t / s'_{t-
 :math:`\log p(y_{0:T-1}) = \log s_{T-1} + \sum_{t \text{ rescaled}} \log s_t + \sum_t m_t`.
 
 The matrix-vector products are explicit vector instructions
-(:func:`hmm.vector_product.vecmat`), compiled per ``K``. Whenever a weight
+(:func:`hmm.vector_product.vecmat`), compiled per ``K``; so are the counts,
+a rank-64 update per chunk of finished steps
+(:func:`hmm.vector_product.outer_accumulate`), and, when ``K`` divides 8, the
+exponentials, one vectorised pass per half (:mod:`hmm.row_exponentials`).
+Whenever a weight
 computed from non-zero factors drops below ``1e-300``, or no reachable state
 explains a step, a kernel reports it, ``B`` is left as it was, and
 :func:`hmm.forward_backward.posteriors` takes its sequential path, which
@@ -52,16 +56,12 @@ import numba as nb
 import numpy as np
 
 from .forward_backward import _FM
-from .vector_exp import LOWEST, shift_exp_rows
+from .row_exponentials import EXPONENTIATED, SHIFTED, exponentiator, restore_log_rows
 from .vector_product import LANES, outer_accumulate, padded_width, vecmat
 
 _RESCALE = 1e-30  # a row whose sum falls below this is divided by it
 _LOST = 1e-300  # a weight from non-zero factors below this is about to be lost to underflow
-_UNDERFLOW = LOWEST  # a shifted log-likelihood below this loses its weight to float64 underflow
 OK, LOST, FAILED = 0, 1, 2
-# what exponentiating a block of rows left: exponentials; shifted logs only (underflow);
-# exponentials except the underflowing entries, which hold their shifted logs (restore_log_rows)
-EXPONENTIATED, SHIFTED, MIXED = 0, 1, 2
 #: Fewest ``T * K`` worth two threads (below it the thread hand-off costs more than it saves).
 MIN_WORK = 40_000
 _CHUNK = 64  # steps of recursion between two rounds of finishing in the second phase
@@ -97,48 +97,6 @@ def _row_length(x, K):
     # K as a constant gets loops fully unrolled: best while the unrolled code is short; beyond,
     # the trip count read at run time sends them to LLVM's loop vectoriser instead
     return K if K <= 8 else x.shape[1]
-
-
-@nb.njit(cache=True, nogil=True)
-def _shift_rows(loglik, m, lo, hi, K):
-    """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
-    value fell below :data:`_UNDERFLOW` (the caller then needs log space)."""
-    nb.literally(K)
-    Kr = _row_length(loglik, K)
-    under = False
-    for t in range(lo, hi):
-        mt = -np.inf
-        for k in range(Kr):
-            mt = max(mt, loglik[t, k])
-        m[t] = mt
-        for k in range(Kr):
-            v = loglik[t, k] - mt
-            under |= (v < _UNDERFLOW) & (loglik[t, k] > -np.inf)
-            loglik[t, k] = v
-    return under
-
-
-@nb.njit(cache=True, nogil=True)
-def _shift_exp_tail(loglik, m, lo, hi, K):
-    """:func:`hmm.vector_exp.shift_exp_rows` for the few rows that do not fill a register."""
-    nb.literally(K)
-    under = False
-    for t in range(lo, hi):
-        mt = -np.inf
-        for k in range(K):
-            mt = max(mt, loglik[t, k])
-        m[t] = mt
-        for k in range(K):
-            v = loglik[t, k]
-            x = v - mt
-            if x >= _UNDERFLOW or x != x:
-                loglik[t, k] = np.exp(x)
-            elif v > -np.inf:
-                under = True
-                loglik[t, k] = x
-            else:
-                loglik[t, k] = 0.0
-    return under
 
 
 @nb.njit(cache=True, fastmath=_FM, nogil=True, inline="always")
@@ -375,29 +333,7 @@ def _build(K: int):
                 _accumulate(raw, bm, lo, hi - lo + 1, G, K, WM)
         return OK
 
-    @nb.njit(cache=True, nogil=True)
-    def shift_rows(loglik, m, lo, hi):
-        return _shift_rows(loglik, m, lo, hi, K)
-
-    if LANES % K == 0:
-        @nb.njit(cache=True, nogil=True)
-        def shift_exp(loglik, m, lo, hi):
-            whole = lo + (hi - lo) // (LANES // K) * (LANES // K)  # rows in whole registers
-            under = shift_exp_rows(loglik, m, lo, whole, K)
-            return _shift_exp_tail(loglik, m, whole, hi, K) or under
-
-        def exponentiate(loglik, m, lo, hi):
-            """Rows ``lo .. hi-1`` become ``exp(loglik - m)`` in one vectorised pass (:mod:`hmm.vector_exp`)."""
-            return MIXED if shift_exp(loglik, m, lo, hi) else EXPONENTIATED
-    else:
-        def exponentiate(loglik, m, lo, hi):
-            """Rows ``lo .. hi-1`` become ``exp(loglik - m)``, unless one would underflow (then they are only shifted)."""
-            if shift_rows(loglik, m, lo, hi):
-                return SHIFTED
-            np.exp(loglik[lo:hi], out=loglik[lo:hi])  # NumPy's SIMD exp; it releases the GIL
-            return EXPONENTIATED
-
-    return exponentiate, forward_first, backward_first, forward_second, backward_second
+    return exponentiator(K), forward_first, backward_first, forward_second, backward_second
 
 
 @nb.njit(cache=True, fastmath=_FM)
@@ -413,22 +349,6 @@ def _log_likelihood(sums, m):
         if sums[t] < _RESCALE:
             total += np.log(sums[t])
     return total + shifts
-
-
-@nb.njit(cache=True)
-def restore_log_rows(loglik, m, lo, hi):
-    """Undo an exponentiation of rows ``lo .. hi-1`` (:data:`EXPONENTIATED` or :data:`MIXED`):
-    a positive entry is ``exp(l - m)``, a negative one the shifted log itself, 0 or NaN was ``-inf``."""
-    K = loglik.shape[1]
-    for t in range(lo, hi):
-        for k in range(K):
-            v = loglik[t, k]
-            if v > 0.0:
-                loglik[t, k] = np.log(v) + m[t]
-            elif v < 0.0:
-                loglik[t, k] = v + m[t]
-            else:
-                loglik[t, k] = -np.inf
 
 
 _KERNELS: dict = {}

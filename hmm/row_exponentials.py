@@ -1,4 +1,4 @@
-r"""Row-shifted exponentials in LLVM vector instructions, for Numba kernels.
+r"""Row-shifted exponentials of emission log-likelihoods, for the scaled recursions.
 
 The scaled forward-backward recursions read
 
@@ -6,9 +6,11 @@ The scaled forward-backward recursions read
 
     B_t(k) = e^{\ell_t(k) - m_t}, \qquad m_t = \max_k \ell_t(k),
 
-for a ``(T, K)`` array of log-likelihoods. When ``K`` divides 8, eight
-consecutive doubles hold ``8 / K`` whole rows, and :func:`shift_exp_rows`
-works on them as one register: the row maxima by
+for a ``(T, K)`` array of log-likelihoods, in place. :func:`exponentiator`
+gives, per ``K``, the function that does it for a block of rows. When ``K``
+divides 8, eight consecutive doubles hold ``8 / K`` whole rows, and
+:func:`shift_exp_rows` works on them as one register in a single pass over
+memory: the row maxima by
 ``log2 K`` lane-swap-and-max steps, the exponential by Cody-Waite range
 reduction and a polynomial. Numba has no vectorised ``exp`` without Intel's
 SVML, and NumPy's needs a separate pass over memory and a call from Python.
@@ -29,13 +31,18 @@ from __future__ import annotations
 import math
 
 import llvmlite.ir as ir
+import numba as nb
+import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 8
-#: Shifted log-likelihoods below this give 0 (the caller's underflow check sends them to log space).
+#: A shifted log-likelihood below this loses its weight to float64 underflow: reported (log space needed).
 LOWEST = -700.0
+#: What exponentiating a block of rows left: exponentials; shifted logs only (an entry underflows);
+#: exponentials except the underflowing entries, which keep their shifted logs (:func:`restore_log_rows`).
+EXPONENTIATED, SHIFTED, MIXED = 0, 1, 2
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693147180369123816490  # ln 2 to 32 bits: n * _LN2_HI is exact for |n| < 2^21
 _LN2_LO = 1.90821492927058770002e-10
@@ -80,7 +87,7 @@ def shift_exp_rows(typingctx, loglik, m, lo, hi, K):
 
     Such an entry keeps its shifted value ``loglik[t, k] - m[t]`` (negative, so
     the caller can tell it from an exponential and rebuild the row: see
-    :func:`hmm.parallel_forward_backward.restore_log_rows`); ``-inf`` gives 0; a
+    :func:`restore_log_rows`); ``-inf`` gives 0; a
     row of ``-inf`` gets ``m[t] = -inf`` and NaN. ``K`` is a literal dividing
     8, ``(hi - lo) * K`` a multiple of 8.
     """
@@ -139,3 +146,96 @@ def shift_exp_rows(typingctx, loglik, m, lo, hi, K):
         return out
 
     return sig, codegen
+
+
+@nb.njit(cache=True, nogil=True)
+def _shift_rows(loglik, m, lo, hi, K):
+    """Rows ``lo .. hi-1``: ``m[t] = max_k loglik[t, k]``, ``loglik[t] -= m[t]``; whether a finite
+    value fell below :data:`LOWEST` (the caller then needs log space)."""
+    nb.literally(K)
+    # K as a constant gets loops fully unrolled: best while the unrolled code is short; beyond,
+    # the trip count read at run time sends them to LLVM's loop vectoriser instead
+    Kr = K if K <= 8 else loglik.shape[1]
+    under = False
+    for t in range(lo, hi):
+        mt = -np.inf
+        for k in range(Kr):
+            mt = max(mt, loglik[t, k])
+        m[t] = mt
+        for k in range(Kr):
+            v = loglik[t, k] - mt
+            under |= (v < LOWEST) & (loglik[t, k] > -np.inf)
+            loglik[t, k] = v
+    return under
+
+
+@nb.njit(cache=True, nogil=True)
+def _shift_exp_tail(loglik, m, lo, hi, K):
+    """:func:`shift_exp_rows` for the few rows that do not fill a register."""
+    nb.literally(K)
+    under = False
+    for t in range(lo, hi):
+        mt = -np.inf
+        for k in range(K):
+            mt = max(mt, loglik[t, k])
+        m[t] = mt
+        for k in range(K):
+            v = loglik[t, k]
+            x = v - mt
+            if x >= LOWEST or x != x:
+                loglik[t, k] = np.exp(x)
+            elif v > -np.inf:
+                under = True
+                loglik[t, k] = x
+            else:
+                loglik[t, k] = 0.0
+    return under
+
+
+@nb.njit(cache=True)
+def restore_log_rows(loglik, m, lo, hi):
+    """Undo an exponentiation of rows ``lo .. hi-1`` (:data:`EXPONENTIATED` or :data:`MIXED`):
+    a positive entry is ``exp(l - m)``, a negative one the shifted log itself, 0 or NaN was ``-inf``."""
+    K = loglik.shape[1]
+    for t in range(lo, hi):
+        for k in range(K):
+            v = loglik[t, k]
+            if v > 0.0:
+                loglik[t, k] = np.log(v) + m[t]
+            elif v < 0.0:
+                loglik[t, k] = v + m[t]
+            else:
+                loglik[t, k] = -np.inf
+
+
+def exponentiator(K: int):
+    """``exponentiate(loglik, m, lo, hi) -> EXPONENTIATED | SHIFTED | MIXED`` for ``K`` states.
+
+    Rows ``lo .. hi-1`` of ``loglik`` become ``exp(loglik - m[:, None])`` with
+    ``m`` their maxima (written), unless an entry would underflow: then
+    :data:`MIXED` (``K`` dividing 8: one vectorised pass, the entry keeps its
+    shifted log) or :data:`SHIFTED` (other ``K``: a shift pass, then NumPy's
+    exponential, which is skipped). The kernels close over ``K`` only, so
+    Numba caches them on disk.
+    """
+    if LANES % K == 0:
+        @nb.njit(cache=True, nogil=True)
+        def shift_exp(loglik, m, lo, hi):
+            whole = lo + (hi - lo) // (LANES // K) * (LANES // K)  # rows in whole registers
+            under = shift_exp_rows(loglik, m, lo, whole, K)
+            return _shift_exp_tail(loglik, m, whole, hi, K) or under
+
+        def exponentiate(loglik, m, lo, hi):
+            return MIXED if shift_exp(loglik, m, lo, hi) else EXPONENTIATED
+    else:
+        @nb.njit(cache=True, nogil=True)
+        def shift_rows(loglik, m, lo, hi):
+            return _shift_rows(loglik, m, lo, hi, K)
+
+        def exponentiate(loglik, m, lo, hi):
+            if shift_rows(loglik, m, lo, hi):
+                return SHIFTED
+            np.exp(loglik[lo:hi], out=loglik[lo:hi])  # NumPy's SIMD exp; it releases the GIL
+            return EXPONENTIATED
+
+    return exponentiate
