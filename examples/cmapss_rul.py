@@ -8,8 +8,12 @@
    state-and-age readout and sharper labels, and (``--model deep``, the
    default) the ARPHMM whose emission reads an S5 encoding of the sensor
    history, :class:`hmm.deep_rul.DeepARPHMMRUL`, all on the same folds and
-   cuts; the configuration with the best CV score (PHM08, ties by RMSE) is
-   kept. ``--model arphmm`` compares the classical candidates only.
+   cuts. With both kinds, the equal-weight pool of the best deep and the best
+   classical configuration (:mod:`hmm.rul_ensemble`: the mixture of their
+   predictive distributions, formed cut by cut from their CV predictions, so
+   it costs no extra fit) is a candidate too. The candidate with the best CV
+   score (PHM08, ties by RMSE) is kept. ``--model arphmm`` compares the
+   classical candidates only.
 2. Its CV predictive distributions recalibrate the quantile levels (PIT
    recalibration), so that the 90% intervals cover about 90% of CV cuts.
 3. The pipeline is refitted on all training engines and predicts every test
@@ -30,6 +34,7 @@ import time
 import numpy as np
 
 from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate
+from hmm.rul_ensemble import RULEnsemble, combine_cv
 from statespace.datasets import load_cmapss, read_rul_file
 from statespace.prognostics import HealthIndicator, SensorFeatures, rul_report
 
@@ -103,6 +108,9 @@ def main(argv=None) -> dict:
                     help="'deep' (default): the classical candidates and the S5-emission ARPHMM, compared on the same "
                     "CV cuts (about 6 min on 2 idle cores: the network trains on every fold); 'arphmm': the classical "
                     "candidates only (about 1 min)")
+    ap.add_argument("--select", choices=("best", "pool", "deep", "arphmm"), default="best",
+                    help="candidate to refit and predict with: the best CV score (default), the pool, or the best of "
+                    "one model kind")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--cuts", type=int, default=3, help="random cuts per held-out engine")
     ap.add_argument("--baseline-cycles", type=int, default=20)
@@ -140,19 +148,37 @@ def main(argv=None) -> dict:
               f"{fmt(cv.report)}   [{time.time() - t0:.0f}s]", flush=True)
     if len({r[0][0] for r in results}) > 1:
         report_paired_errors(results)
-    config, cv = min(results, key=lambda r: (r[1].report["score"], r[1].report["rmse"]))
-    model, k, lags, cap, readout, softness = config
-    print(f"selected {model} K={k} lags={lags} cap={cap:.0f} readout={readout} softness={softness}", flush=True)
+        best = best_by_model(results)
+        members = (best["deep"], best["arphmm"])
+        pool = combine_cv([m[1] for m in members], point_cap=members[0][0][3])  # the members' cap
+        results.append((("pool", members[0][0], members[1][0]), pool))
+        print(f"CV  pool of the two, equal weights:                        {fmt(pool.report)}", flush=True)
+    chosen = [r for r in results if args.select in ("best", r[0][0])]
+    if not chosen:
+        raise SystemExit(f"--select {args.select}: no such candidate (kinds: {sorted({r[0][0] for r in results})})")
+    config, cv = min(chosen, key=lambda r: (r[1].report["score"], r[1].report["rmse"]))
+    print(f"selected {describe(config)}", flush=True)
 
     # 2-3. final fit, calibration, prediction
-    pipe = make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
-                        args.deep_max_iter)()
-    fit = pipe.fit(sens, sets, rng=args.seed, progress=progress)
-    print(f"EM: {fit.n_iter} iterations, converged={fit.converged}, objective {fit.log_likelihoods[-1]:.1f}", flush=True)
+    def make_pipeline(c):
+        model, k, lags, cap, readout, softness = c
+        return make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
+                            args.deep_max_iter)()
+
+    if config[0] == "pool":
+        pipe = RULEnsemble([make_pipeline(c) for c in config[1:]])
+        calibrated, shown = pipe, pipe.members[0]  # plots of the first member's states
+        fits = pipe.fit(sens, sets, rng=args.seed, progress=progress)
+    else:
+        pipe = make_pipeline(config)
+        calibrated, shown = pipe.model, pipe
+        fits = [pipe.fit(sens, sets, rng=args.seed, progress=progress)]
+    for fit in fits:
+        print(f"EM: {fit.n_iter} iterations, converged={fit.converged}, objective {fit.log_likelihoods[-1]:.1f}", flush=True)
     if not args.no_calibration:
-        pipe.model.calibrate(cv.prediction.distributions, cv.true_rul, rng=args.seed)
+        calibrated.calibrate(cv.prediction.distributions, cv.true_rul, rng=args.seed)
         # the CV figures after recalibration (levels learned on the same cuts: in-sample for the intervals)
-        lv = np.interp([0.05, 0.95], *pipe.model.pit_levels)
+        lv = np.interp([0.05, 0.95], *calibrated.pit_levels)
         lo = np.array([d.quantile(lv[0]) for d in cv.prediction.distributions])
         hi = np.array([d.quantile(lv[1]) for d in cv.prediction.distributions])
         rep = rul_report(cv.prediction.rul, cv.true_rul, lo, hi)
@@ -173,18 +199,32 @@ def main(argv=None) -> dict:
 
     if args.plots != "none":
         out_dir = args.plots or (os.path.dirname(os.path.abspath(args.out)))
-        save_plots(out_dir, pipe, sens, sets, tsens, tsets, pred, truth if args.truth else None)
+        save_plots(out_dir, shown, sens, sets, tsens, tsets, pred, truth if args.truth else None)
         print(f"plots in {out_dir}", flush=True)
     print(f"done in {time.time() - t0:.0f}s", flush=True)
     return {"cv": cv.report, "selected": config, "test": test_report, "prediction": pred}
 
 
-def report_paired_errors(results):
-    """Best deep vs best classical configuration on the same cuts: mean absolute-error difference and its SE."""
+def describe(config) -> str:
+    if config[0] == "pool":
+        return "pool (equal weights) of " + " and ".join(describe(c) for c in config[1:])
+    model, k, lags, cap, readout, softness = config
+    return f"{model} K={k} lags={lags} cap={cap:.0f} readout={readout} softness={softness}"
+
+
+def best_by_model(results) -> dict:
+    """The best (config, CV result) of each model kind, by CV score (ties by RMSE)."""
     best = {}
     for config, cv in results:
-        if config[0] not in best or cv.report["score"] < best[config[0]][1].report["score"]:
+        key = (cv.report["score"], cv.report["rmse"])
+        if config[0] not in best or key < (best[config[0]][1].report["score"], best[config[0]][1].report["rmse"]):
             best[config[0]] = (config, cv)
+    return best
+
+
+def report_paired_errors(results):
+    """Best deep vs best classical configuration on the same cuts: mean absolute-error difference and its SE."""
+    best = best_by_model(results)
     (_, deep), (_, classical) = best["deep"], best["arphmm"]
     if deep.cuts != classical.cuts:
         raise RuntimeError("cross-validation gave the two models different cuts; the paired comparison needs the same")

@@ -179,32 +179,49 @@ class ChainRULModel:
         """Predictions from each engine's filtered state probabilities (its age is its length - 1)."""
         probs = np.array([f[-1] for f in filtered])
         dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
-        levels = np.array([0.05, 0.5, 0.95])
-        if self.pit_levels is not None:
-            levels = np.interp(levels, self.pit_levels[0], self.pit_levels[1])
-        q = np.array([dist.quantile(levels) for dist in dists], dtype=np.float64)
-        if self.point == "capped_mean":
-            point = np.array([dist.truncated_mean(self.point_cap) for dist in dists])
-        else:
-            point = np.minimum(q[:, 1], self.point_cap)
-        mean = np.array([dist.mean for dist in dists])
-        return RULPrediction(point, q[:, 0], q[:, 1], q[:, 2], mean, probs, dists)
+        return predict_from_distributions(dists, probs, self.point, self.point_cap, self.pit_levels)
 
     def calibrate(self, distributions, true_rul, rng=None):
-        """Recalibrate quantile levels from held-out (distribution, true RUL) pairs.
-
-        Stores the empirical quantile function of the randomised PIT values
-        ``u_i = F_i(r_i - 1) + V (F_i(r_i) - F_i(r_i - 1))``, ``V ~ U(0, 1)``;
-        :meth:`predict` then reports ``F^{-1}(Q_u(level))``. Returns ``self``.
-        """
-        true_rul = np.asarray(true_rul, dtype=np.float64)
-        if len(true_rul) != len(distributions):
-            raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
-        rng = as_rng(rng)
-        u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
-        nominal = np.linspace(0.0, 1.0, 201)
-        self.pit_levels = (nominal, np.quantile(u, nominal))
+        """Recalibrate quantile levels from held-out (distribution, true RUL) pairs
+        (:func:`recalibrated_levels`); :meth:`predict` then reports ``F^{-1}(Q_u(level))``. Returns ``self``."""
+        self.pit_levels = recalibrated_levels(distributions, true_rul, rng)
         return self
+
+
+def predict_from_distributions(dists, state_probs, point="capped_mean", point_cap=125.0, pit_levels=None) -> RULPrediction:
+    """:class:`RULPrediction` from each engine's predictive distribution.
+
+    The point forecast is ``E[min(RUL, point_cap)]`` (``point="capped_mean"``) or
+    the median capped at ``point_cap``; the quantiles are at 5%, 50% and 95%, or at
+    the levels ``pit_levels`` (from :func:`recalibrated_levels`) maps them to.
+    """
+    levels = np.array([0.05, 0.5, 0.95])
+    if pit_levels is not None:
+        levels = np.interp(levels, pit_levels[0], pit_levels[1])
+    q = np.array([dist.quantile(levels) for dist in dists], dtype=np.float64).reshape(len(dists), 3)
+    if point == "capped_mean":
+        rul = np.array([dist.truncated_mean(point_cap) for dist in dists], dtype=np.float64)
+    else:
+        rul = np.minimum(q[:, 1], point_cap)
+    mean = np.array([dist.mean for dist in dists], dtype=np.float64)
+    return RULPrediction(rul, q[:, 0], q[:, 1], q[:, 2], mean, np.asarray(state_probs), list(dists))
+
+
+def recalibrated_levels(distributions, true_rul, rng=None):
+    """``(nominal, quantile)`` levels from held-out (distribution, true RUL) pairs.
+
+    The empirical quantile function of the randomised PIT values
+    ``u_i = F_i(r_i - 1) + V (F_i(r_i) - F_i(r_i - 1))``, ``V ~ U(0, 1)``, uniform
+    for a calibrated model (Kuleshov et al., 2018): a nominal level ``q`` is then
+    reported as ``F^{-1}(Q_u(q))``.
+    """
+    true_rul = np.asarray(true_rul, dtype=np.float64)
+    if len(true_rul) != len(distributions):
+        raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
+    rng = as_rng(rng)
+    u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
+    nominal = np.linspace(0.0, 1.0, 201)
+    return nominal, np.quantile(u, nominal)
 
 
 class ARPHMMRUL(ChainRULModel):

@@ -14,7 +14,7 @@ from .features import (
     piecewise_linear_rul,
 )
 from .metrics import interval_coverage, mae, phm08_score, phm08_scores, rmse, rul_report
-from .phase_type import PhaseTypeDistribution, time_to_absorption
+from .phase_type import PhaseTypeDistribution, mixture, time_to_absorption
 from .readout import StateRULReadout
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "informative_columns",
     "interval_coverage",
     "mae",
+    "mixture",
     "phm08_score",
     "phm08_scores",
     "piecewise_linear_rul",

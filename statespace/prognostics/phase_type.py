@@ -93,6 +93,40 @@ class PhaseTypeDistribution(NamedTuple):
         return float(np.sum(np.minimum(self.support, cap) * self.pmf) + cap * self.tail)
 
 
+def mixture(distributions, weights=None) -> PhaseTypeDistribution:
+    r"""The linear pool :math:`\sum_i w_i\, p_i` of discrete distributions on ``0, 1, 2, ...``.
+
+    The pmf is the weighted sum of the members' pmfs (each padded to the longest
+    grid), the tail the weighted sum of their tails, and the moments exact
+    from the members': :math:`E[X] = \sum_i w_i \mu_i` and
+    :math:`\mathrm{Var}\,X = \sum_i w_i (\sigma_i^2 + \mu_i^2) - E[X]^2`.
+
+    Args:
+        distributions: :class:`PhaseTypeDistribution` members, supports starting at 0.
+        weights: non-negative, summing to 1 (default: equal weights).
+    """
+    dists = list(distributions)
+    if not dists:
+        raise ShapeError("distributions: expected at least one distribution to mix")
+    for i, d in enumerate(dists):
+        if not isinstance(d, PhaseTypeDistribution):
+            raise ParameterError(f"distributions[{i}]: expected a PhaseTypeDistribution, got {type(d).__name__}")
+        if len(d.support) and d.support[0] != 0:
+            raise ParameterError(f"distributions[{i}]: expected a support starting at 0, got {d.support[0]}")
+    if weights is None:
+        w = np.full(len(dists), 1.0 / len(dists))
+    else:
+        w = check_probability_vector("weights", weights, len(dists))
+    n = max(len(d.pmf) for d in dists)
+    pmf = np.zeros(n)
+    for wi, d in zip(w, dists):
+        pmf[: len(d.pmf)] += wi * np.asarray(d.pmf)
+    mean = float(sum(wi * d.mean for wi, d in zip(w, dists)))
+    second = float(sum(wi * (d.var + d.mean**2) for wi, d in zip(w, dists)))
+    tail = float(sum(wi * d.tail for wi, d in zip(w, dists)))
+    return PhaseTypeDistribution(np.arange(n), pmf, tail, mean, max(second - mean**2, 0.0))
+
+
 def time_to_absorption(
     state_probs,
     transition,

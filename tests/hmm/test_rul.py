@@ -206,15 +206,20 @@ def test_example_grid_syntax():
 
 @pytest.mark.slow
 def test_example_script_compares_the_deep_model(tmp_path, capsys):
+    """Deep and classical candidates on the same cuts and their pool, which ``--select pool``
+    refits (both members) and predicts with, plots from the deep member's states."""
     import csv
 
     mod = _load_example()
     out = tmp_path / "pred.csv"
     res = mod.main(["--data", DATA, "--out", str(out), "--max-engines", "6", "--grid", "5,0,120,phase_type;deep:5,0,120,phase_type",
                     "--folds", "2", "--cuts", "1", "--max-iter", "3", "--deep-max-iter", "1", "--no-progress",
-                    "--plots", "none"])
+                    "--select", "pool"])
     printed = capsys.readouterr().out
     assert "CV  deep" in printed and "CV  arphmm" in printed and "paired |error| difference" in printed
-    assert res["selected"][0] in ("deep", "arphmm")
+    assert "CV  pool of the two" in printed and "selected pool (equal weights) of deep" in printed
+    assert res["selected"][0] == "pool" and printed.count("EM: ") == 2
+    for name in ("cmapss_health_indicator.png", "cmapss_state_posterior.png", "cmapss_rul_predictions.png"):
+        assert (tmp_path / name).stat().st_size > 0
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 6 and all(float(r["rul_q05"]) <= float(r["rul_q50"]) <= float(r["rul_q95"]) for r in rows)
