@@ -37,7 +37,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-LANES = 8
+from .vector_product import LANES
+
 #: A shifted log-likelihood below this loses its weight to float64 underflow: reported (log space needed).
 LOWEST = -700.0
 #: What exponentiating a block of rows left: exponentials; shifted logs only (an entry underflows);
