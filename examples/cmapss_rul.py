@@ -16,7 +16,7 @@
    classical candidates only.
 2. Its CV predictive distributions recalibrate the quantile levels (PIT
    recalibration), so that the 90% intervals cover about 90% of CV cuts.
-3. The pipeline is refitted on all training engines and predicts every test
+3. The selected pipeline (a pool: both members) is refitted on all training engines and predicts every test
    engine: ``predictions.csv`` has columns ``unit,rul,rul_q05,rul_q50,rul_q95``.
 4. Plots (PNG, next to the CSV unless ``--plots`` says otherwise): health
    indicator of training engines coloured by the most likely state, the state
