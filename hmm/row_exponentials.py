@@ -172,23 +172,16 @@ def _shift_rows(loglik, m, lo, hi, K):
 
 @nb.njit(cache=True, nogil=True)
 def _shift_exp_tail(loglik, m, lo, hi, K):
-    """:func:`shift_exp_rows` for the few rows that do not fill a register."""
+    """:func:`shift_exp_rows` for the few rows that do not fill a register: :func:`_shift_rows`,
+    then the exponentials (a NaN row stays NaN, ``-inf`` gives 0, a reported entry keeps its value)."""
     nb.literally(K)
-    under = False
+    under = _shift_rows(loglik, m, lo, hi, K)
     for t in range(lo, hi):
-        mt = -np.inf
         for k in range(K):
-            mt = max(mt, loglik[t, k])
-        m[t] = mt
-        for k in range(K):
-            v = loglik[t, k]
-            x = v - mt
+            x = loglik[t, k]
             if x >= LOWEST or x != x:
                 loglik[t, k] = np.exp(x)
-            elif v > -np.inf:
-                under = True
-                loglik[t, k] = x
-            else:
+            elif x == -np.inf:
                 loglik[t, k] = 0.0
     return under
 
