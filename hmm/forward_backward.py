@@ -58,6 +58,7 @@ import math
 import numba as nb
 import numpy as np
 
+from .log_space import log_space_forward as _log_space_forward
 from .log_space import log_space_posteriors as _log_space
 
 
@@ -359,15 +360,13 @@ def forward(pi0, A, loglik):
     T, K = loglik.shape
     m = _row_max(loglik)
     if _underflows(loglik, m):
-        total, filtered, _, _, scale = _log_space(pi0, A, loglik)
-        return total, filtered, scale
+        return _log_space_forward(pi0, A, loglik)
     B = _exp_shifted(loglik, m)
     filtered = np.empty((T, K))
     c = np.empty(T)
     t_ok = _forward_scaled(pi0, A, B, filtered, c)
     if t_ok == PRECISION_LOST:
-        total, filtered, _, _, scale = _log_space(pi0, A, loglik)
-        return total, filtered, scale
+        return _log_space_forward(pi0, A, loglik)
     if t_ok < T:
         t_ok = _forward_robust(pi0, A, loglik, filtered, B, c, m)
     scale = np.empty(T)

@@ -11,7 +11,9 @@ With :math:`\log\alpha_0 = \log\pi + \ell_0` and
 every weight is kept as a logarithm, so no path is lost to underflow however
 far below the best it falls; it is several times slower than scaling, which is
 why :mod:`hmm.forward_backward` uses it only when a scaled pass reports lost
-precision.
+precision. Structural zeros of ``A`` (``log A = -inf``) are skipped inside
+the log-sum-exps: a banded left-to-right chain then costs ``K (J + 1)``
+exponentials per step instead of ``K^2``.
 """
 
 from __future__ import annotations
@@ -42,22 +44,24 @@ def _lse_row(v):
         return -np.inf
     s = 0.0
     for x in v:
-        s += math.exp(x - mx)
+        if x > -np.inf:  # exp(-inf) is 0: skipping it saves the exponential
+            s += math.exp(x - mx)
     return mx + math.log(s)
 
 
 @nb.njit(cache=True)
-def log_space_posteriors(pi0, A, loglik):
-    """Exact forward-backward in log space: the fallback when a weight would underflow.
+def log_space_forward(pi0, A, loglik):
+    """Exact forward pass in log space: ``(log_likelihood, filtered, scale)`` as the scaled
+    :func:`hmm.forward_backward.forward` returns them."""
+    total, filtered, scale, _ = _forward(pi0, log_of(A), loglik)
+    return total, filtered, scale
 
-    A path whose weight is below ``1e-308`` of the best at some step can still
-    dominate later (a state ruled out by one observation and restored by the
-    next under a sparse transition matrix); scaling cannot represent it, logs can.
-    Returns ``(log_likelihood, filtered, smoothed, counts, scale)``.
-    """
+
+@nb.njit(cache=True)
+def _forward(pi0, logA, loglik):
+    """``(log_likelihood, filtered, scale, log alpha)``."""
     T, K = loglik.shape
-    S = A.shape[0]
-    logA = log_of(A)
+    S = logA.shape[0]
     la = np.empty((T, K))
     tmp = np.empty(K)
     for k in range(K):
@@ -77,7 +81,23 @@ def log_space_posteriors(pi0, A, loglik):
         prev = z
         for k in range(K):
             filtered[t, k] = math.exp(la[t, k] - z) if z > -np.inf else np.nan
-    total = _lse_row(la[T - 1])
+    return _lse_row(la[T - 1]), filtered, scale, la
+
+
+@nb.njit(cache=True)
+def log_space_posteriors(pi0, A, loglik):
+    """Exact forward-backward in log space: the fallback when a weight would underflow.
+
+    A path whose weight is below ``1e-308`` of the best at some step can still
+    dominate later (a state ruled out by one observation and restored by the
+    next under a sparse transition matrix); scaling cannot represent it, logs can.
+    Returns ``(log_likelihood, filtered, smoothed, counts, scale)``.
+    """
+    T, K = loglik.shape
+    S = A.shape[0]
+    logA = log_of(A)
+    total, filtered, scale, la = _forward(pi0, logA, loglik)
+    tmp = np.empty(K)
     counts = np.zeros((K, K))
     if total == -np.inf:
         return total, filtered, np.full((T, K), np.nan), counts, scale
