@@ -61,7 +61,7 @@ import numpy as np
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
 from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
-from statespace.validation import as_rng, as_sequences
+from statespace.validation import as_float_array, as_rng, as_sequences
 
 from .emissions import EmissionPrior
 from .model import HMM
@@ -178,13 +178,19 @@ class ChainRULModel:
     def _prediction(self, filtered, seqs) -> RULPrediction:
         """Predictions from each engine's filtered state probabilities (its age is its length - 1)."""
         probs = np.array([f[-1] for f in filtered])
-        dists = [self.rul_distribution(p, len(s) - 1) for p, s in zip(probs, seqs)]
+        ages = np.array([len(s) - 1 for s in seqs])
+        if self.readout == "empirical":  # one readout table per distinct age
+            dists = self.readout_model.distributions(probs, ages)
+            if self.horizon is not None:
+                dists = [d.conditioned_below(self.horizon) for d in dists]
+        else:
+            dists = [self.rul_distribution(p, a) for p, a in zip(probs, ages)]
         return predict_from_distributions(dists, probs, self.point, self.point_cap, self.pit_levels)
 
-    def calibrate(self, distributions, true_rul, rng=None):
-        """Recalibrate quantile levels from held-out (distribution, true RUL) pairs
+    def calibrate(self, distributions, true_rul, rng=None, weights=None):
+        """Recalibrate quantile levels from held-out (distribution, true RUL) pairs, optionally weighted
         (:func:`recalibrated_levels`); :meth:`predict` then reports ``F^{-1}(Q_u(level))``. Returns ``self``."""
-        self.pit_levels = recalibrated_levels(distributions, true_rul, rng)
+        self.pit_levels = recalibrated_levels(distributions, true_rul, rng, weights)
         return self
 
 
@@ -207,21 +213,33 @@ def predict_from_distributions(dists, state_probs, point="capped_mean", point_ca
     return RULPrediction(rul, q[:, 0], q[:, 1], q[:, 2], mean, np.asarray(state_probs), list(dists))
 
 
-def recalibrated_levels(distributions, true_rul, rng=None):
+def recalibrated_levels(distributions, true_rul, rng=None, weights=None):
     """``(nominal, quantile)`` levels from held-out (distribution, true RUL) pairs.
 
     The empirical quantile function of the randomised PIT values
     ``u_i = F_i(r_i - 1) + V (F_i(r_i) - F_i(r_i - 1))``, ``V ~ U(0, 1)``, uniform
     for a calibrated model (Kuleshov et al., 2018): a nominal level ``q`` is then
-    reported as ``F^{-1}(Q_u(q))``.
+    reported as ``F^{-1}(Q_u(q))``. ``weights`` (e.g. :attr:`CVResult.weights`)
+    weigh the pairs: the sorted ``u`` are placed at their cumulative weight, which
+    for equal weights is NumPy's linear ``quantile``.
     """
     true_rul = np.asarray(true_rul, dtype=np.float64)
     if len(true_rul) != len(distributions):
         raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
+    w = np.ones(len(true_rul)) if weights is None else as_float_array("weights", weights, 1)
+    if w.shape != true_rul.shape:
+        raise ShapeError(f"weights: got {w.shape[0]} weights for {len(true_rul)} distributions")
+    if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+        raise DataError("weights: expected finite non-negative weights with a positive sum")
     rng = as_rng(rng)
     u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
+    order = np.argsort(u[w > 0], kind="stable")
+    u, w = u[w > 0][order], w[w > 0][order]
     nominal = np.linspace(0.0, 1.0, 201)
-    return nominal, np.quantile(u, nominal)
+    if len(u) == 1:
+        return nominal, np.full_like(nominal, u[0])
+    position = np.cumsum(w) - w[0]
+    return nominal, np.interp(nominal, position / position[-1], u)
 
 
 class ARPHMMRUL(ChainRULModel):
@@ -363,23 +381,31 @@ class RULPipeline:
 
 
 class CVResult(NamedTuple):
-    """Cross-validated predictions: one entry per cut (see :func:`statespace.prognostics.truncation_splits`)."""
+    """Cross-validated predictions: one entry per cut (see :func:`statespace.prognostics.truncation_splits`).
+
+    ``weights`` are :func:`statespace.prognostics.cut_weights` (one over the engine's
+    number of cuts); ``report`` is weighted by them, so its ``score`` is the expected
+    PHM08 sum of a test set with one cut of each held-out engine.
+    """
 
     cuts: list
     prediction: RULPrediction
     true_rul: np.ndarray
     report: dict
+    weights: np.ndarray
 
 
-def cross_validate(make_pipeline, sensors, settings=None, n_folds: int = 5, n_cuts: int = 3, min_cycles: int = 31,
-                   max_rul: int = 150, rng=None, progress: bool = True) -> CVResult:
+def cross_validate(make_pipeline, sensors, settings=None, n_folds: int = 5, n_cuts: int | str = 3,
+                   min_cycles: int = 31, max_rul: int = 150, rng=None, progress: bool = True) -> CVResult:
     """Fit ``make_pipeline()`` on the training folds, predict the truncated held-out engines.
 
     ``sensors`` (and ``settings``) are lists of per-engine run-to-failure arrays.
-    The report holds RMSE, PHM08 score (over all cuts and per cut), and the coverage
-    of the raw (uncalibrated) 90% intervals.
+    ``n_cuts``: random cuts per held-out engine, or ``"all"`` (every admissible cut:
+    expected metrics over the cut, :func:`statespace.prognostics.truncation_splits`).
+    The report, each engine weighing one, holds RMSE, MAE, the PHM08 score (summed
+    over engines and per engine), and the coverage of the raw (uncalibrated) 90% intervals.
     """
-    from statespace.prognostics import rul_report, truncation_splits
+    from statespace.prognostics import cut_weights, rul_report, truncation_splits
     from statespace.progress import progress_bar
 
     rng = as_rng(rng)
@@ -400,4 +426,5 @@ def cross_validate(make_pipeline, sensors, settings=None, n_folds: int = 5, n_cu
     pred = RULPrediction(*[np.concatenate([getattr(p, f) for p in parts]) for f in RULPrediction._fields[:6]],
                          [d for p in parts for d in p.distributions])
     true = np.array([c.rul for c in all_cuts], dtype=np.float64)
-    return CVResult(all_cuts, pred, true, rul_report(pred.rul, true, pred.q05, pred.q95))
+    weights = cut_weights(all_cuts)
+    return CVResult(all_cuts, pred, true, rul_report(pred.rul, true, pred.q05, pred.q95, weights), weights)

@@ -75,8 +75,9 @@ def combine_cv(results, weights=None, *, point_cap: float, point="capped_mean") 
             raise ParameterError(f"results[{i}]: cross-validated on other cuts than results[0]; "
                                  "cross-validate every member with the same rng")
     pred = pool_predictions([r.prediction for r in results], weights, point_cap=point_cap, point=point)
-    true = results[0].true_rul
-    return CVResult(results[0].cuts, pred, true, rul_report(pred.rul, true, pred.q05, pred.q95))
+    first = results[0]
+    report = rul_report(pred.rul, first.true_rul, pred.q05, pred.q95, first.weights)
+    return CVResult(first.cuts, pred, first.true_rul, report, first.weights)
 
 
 class RULEnsemble:
@@ -109,8 +110,8 @@ class RULEnsemble:
         preds = [m.predict(sensors, settings) for m in self.members]
         return pool_predictions(preds, self.weights, point_cap=self.point_cap, point=self.point, pit_levels=self.pit_levels)
 
-    def calibrate(self, distributions, true_rul, rng=None) -> RULEnsemble:
+    def calibrate(self, distributions, true_rul, rng=None, weights=None) -> RULEnsemble:
         """PIT recalibration of the quantile levels from the pool's cross-validated distributions
         (:func:`combine_cv`), as :meth:`hmm.rul.ChainRULModel.calibrate`. Returns ``self``."""
-        self.pit_levels = recalibrated_levels(distributions, true_rul, rng)
+        self.pit_levels = recalibrated_levels(distributions, true_rul, rng, weights)
         return self

@@ -5,7 +5,7 @@ ARPHMM RUL model built on them lives in :mod:`hmm.rul`. Plots import
 matplotlib lazily (:mod:`statespace.prognostics.plots`).
 """
 
-from .cross_validation import Cut, truncation_splits
+from .cross_validation import Cut, cut_weights, simulated_test_sets, truncation_splits
 from .features import (
     HealthIndicator,
     SensorFeatures,
@@ -23,6 +23,7 @@ __all__ = [
     "PhaseTypeDistribution",
     "SensorFeatures",
     "StateRULReadout",
+    "cut_weights",
     "exponential_smoothing",
     "informative_columns",
     "interval_coverage",
@@ -33,6 +34,7 @@ __all__ = [
     "piecewise_linear_rul",
     "rmse",
     "rul_report",
+    "simulated_test_sets",
     "time_to_absorption",
     "truncation_splits",
 ]

@@ -12,6 +12,14 @@ The score :math:`S` is a *sum* (it grows with the number of engines) and
 punishes late predictions more, because a late maintenance call is the costly
 mistake. Coverage of a predictive interval is the fraction of true values
 inside ``[lower, upper]`` (both ends included, RULs being whole cycles).
+
+**Weighted reports.** Cross-validation that cuts each held-out engine at
+*every* admissible cycle (:func:`~statespace.prognostics.truncation_splits`
+with ``n_cuts="all"``) weights cut ``i`` of engine ``e`` by
+:math:`w_i = 1/n_e`, so that each engine counts once: :func:`rul_report`
+then gives :math:`\sqrt{\sum_i w_i d_i^2 / \sum_i w_i}`, the weighted MAE
+and coverage, and :math:`S = \sum_i w_i s_i`, the *expected* score of a test
+set with one cut per engine drawn as the cuts were.
 """
 
 from __future__ import annotations
@@ -60,8 +68,8 @@ def phm08_score(predicted, true) -> float:
     return float(np.sum(phm08_scores(predicted, true)))
 
 
-def interval_coverage(true, lower, upper) -> float:
-    """Fraction of ``true`` values with ``lower <= true <= upper``."""
+def interval_coverage(true, lower, upper, weights=None) -> float:
+    """Fraction of ``true`` values with ``lower <= true <= upper`` (weighted by ``weights``)."""
     t = as_float_array("true", true, 1)
     lo = as_float_array("lower", lower, 1)
     hi = as_float_array("upper", upper, 1)
@@ -70,19 +78,45 @@ def interval_coverage(true, lower, upper) -> float:
     if (lo > hi).any():
         i = int(np.argmax(lo > hi))
         raise DataError(f"lower, upper: lower bound {lo[i]} above upper bound {hi[i]} at index {i}")
-    return float(np.mean((t >= lo) & (t <= hi)))
+    w = _check_weights(weights, t.shape[0])
+    return float(w @ ((t >= lo) & (t <= hi)) / w.sum())
 
 
-def rul_report(predicted, true, lower=None, upper=None) -> dict:
-    """RMSE, MAE, PHM08 score (sum and per engine) and, with bounds, interval coverage and width."""
+def _check_weights(weights, n: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(n)
+    w = as_float_array("weights", weights, 1)
+    if w.shape[0] != n:
+        raise ShapeError(f"weights: expected one weight per prediction ({n}), got {w.shape[0]}")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"weights: expected finite non-negative weights, got {w[i]} at index {i}")
+    if not w.sum() > 0:
+        raise DataError("weights: every weight is zero")
+    return w
+
+
+def rul_report(predicted, true, lower=None, upper=None, weights=None) -> dict:
+    """RMSE, MAE, PHM08 score (sum and per engine) and, with bounds, interval coverage and width.
+
+    ``weights`` (one per prediction, default all 1) make every figure a weighted
+    mean and the score ``sum_i w_i s_i`` (module docstring); ``n`` stays the
+    number of predictions and ``total_weight`` is ``sum_i w_i``.
+    """
+    p, t = _pair(predicted, true)
+    w = _check_weights(weights, p.shape[0])
+    total = float(w.sum())
+    d = p - t
     out = {
-        "n": int(len(np.asarray(true))),
-        "rmse": rmse(predicted, true),
-        "mae": mae(predicted, true),
-        "score": phm08_score(predicted, true),
+        "n": int(p.shape[0]),
+        "total_weight": total,
+        "rmse": float(np.sqrt(w @ d**2 / total)),
+        "mae": float(w @ np.abs(d) / total),
+        "score": float(w @ phm08_scores(p, t)),
     }
-    out["score_per_engine"] = out["score"] / out["n"]
+    out["score_per_engine"] = out["score"] / total
     if lower is not None and upper is not None:
-        out["coverage"] = interval_coverage(true, lower, upper)
-        out["mean_width"] = float(np.mean(np.asarray(upper, float) - np.asarray(lower, float)))
+        out["coverage"] = interval_coverage(t, lower, upper, w)
+        out["mean_width"] = float(w @ (np.asarray(upper, float) - np.asarray(lower, float)) / total)
     return out

@@ -128,9 +128,35 @@ class StateRULReadout:
         """Predictive RUL given the state distribution ``(K,)`` at a cycle of the given age (0-based index)."""
         self._require()
         alpha = check_probability_vector("state_probs", state_probs, self.n_states_)
+        return self._predictive(alpha @ self.conditional(self._check_age("age", age)))
+
+    def distributions(self, state_probs, ages) -> list[PhaseTypeDistribution]:
+        """:meth:`distribution` for many engines, ``(N, K)`` state distributions at ``(N,)`` ages:
+        each distinct age's table is computed once (the cuts of a cross-validation share ages)."""
+        self._require()
+        probs = as_float_array("state_probs", state_probs, 2)
+        ages = as_float_array("ages", ages, 1)
+        if probs.shape != (ages.shape[0], self.n_states_):
+            raise ShapeError(f"state_probs, ages: expected shapes (N, {self.n_states_}) and (N,), "
+                             f"got {probs.shape} and {ages.shape}")
+        for i, p in enumerate(probs):
+            check_probability_vector(f"state_probs[{i}]", p, self.n_states_)
+            self._check_age(f"ages[{i}]", ages[i])
+        out = [None] * len(ages)
+        for age in np.unique(ages):
+            rows = np.flatnonzero(ages == age)
+            for i, pmf in zip(rows, probs[rows] @ self.conditional(age)):
+                out[i] = self._predictive(pmf)
+        return out
+
+    @staticmethod
+    def _check_age(name: str, age) -> float:
         if not np.isfinite(float(age)) or float(age) < 0:
-            raise ParameterError(f"age: expected a non-negative cycle index, got {age}")
-        pmf = alpha @ self.conditional(age)
+            raise ParameterError(f"{name}: expected a non-negative cycle index, got {age}")
+        return float(age)
+
+    def _predictive(self, pmf) -> PhaseTypeDistribution:
+        """Normalised (and horizon-conditioned) distribution from a mixture of readout rows."""
         if self.horizon is not None:
             pmf = np.r_[pmf, np.zeros(max(0, self.horizon + 1 - len(pmf)))][: self.horizon + 1]
         z = pmf.sum()

@@ -10,8 +10,8 @@ from scipy import stats
 from hmm.emissions import GaussianEmissionParams
 from hmm.forward_backward import forward
 from hmm.model import HMMParams
-from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate, life_fraction_plausibilities
-from statespace.errors import ParameterError
+from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate, life_fraction_plausibilities, recalibrated_levels
+from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.prognostics import SensorFeatures, time_to_absorption
 
 DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
@@ -101,6 +101,32 @@ def test_calibration_of_a_correct_model_is_the_identity():
     assert np.max(np.abs(levels - nominal)) < eps
 
 
+def test_weighted_calibration_places_pit_values_at_their_cumulative_weight():
+    rng = np.random.default_rng(6)
+    model = _known_model(0.8)
+    dists = [model.rul_distribution(np.eye(6)[k]) for k in rng.integers(0, 5, 300)]
+    truth = rng.integers(0, 30, 300)
+    draws = np.random.default_rng(5)  # the randomised PIT values, written out
+    u = np.array([d.cdf(r - 1) + draws.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(dists, truth)])
+    nominal = np.linspace(0, 1, 201)
+    equal = recalibrated_levels(dists, truth, rng=5, weights=np.full(300, 0.3))
+    np.testing.assert_allclose(equal[1], np.quantile(u, nominal), atol=1e-12)
+    np.testing.assert_allclose(recalibrated_levels(dists, truth, rng=5)[1], equal[1], atol=1e-12)
+    keep = rng.random(300) < 0.5  # zero weight drops a pair
+    np.testing.assert_allclose(recalibrated_levels(dists, truth, rng=5, weights=keep.astype(float))[1],
+                               np.quantile(u[keep], nominal), atol=1e-12)
+    # weights 2 and 1: each sorted value sits at its cumulative weight, linear in between
+    w = np.where(np.arange(300) % 3 == 0, 2.0, 1.0)
+    order = np.argsort(u)
+    pos = np.cumsum(w[order]) - w[order][0]
+    got = recalibrated_levels(dists, truth, rng=5, weights=w)[1]
+    np.testing.assert_allclose(got, np.interp(nominal, pos / pos[-1], u[order]), atol=1e-12)
+    with pytest.raises(DataError, match="weights"):
+        recalibrated_levels(dists, truth, weights=np.full(300, -1.0))
+    with pytest.raises(ShapeError, match="weights"):
+        recalibrated_levels(dists, truth, weights=np.ones(3))
+
+
 def test_horizon_conditions_the_prediction():
     model = _known_model(0.97)
     model.horizon = 30
@@ -158,6 +184,14 @@ def test_pipeline_on_a_few_engines():
     assert np.all((pred.rul >= 0) & (pred.rul <= 120.0))
     assert set(cv.report) >= {"rmse", "score", "coverage"}
     pipe.model.calibrate(pred.distributions, cv.true_rul, rng=0)
+    # every admissible cut: each engine weighs one, the report averages within engines first
+    every = cross_validate(make, sens[:6], sets[:6], n_folds=2, n_cuts="all", rng=0, progress=False)
+    engines = np.array([c.engine for c in every.cuts])
+    assert len(every.cuts) == sum(min(150, len(s) - 31) for s in sens[:6])
+    err2 = (every.prediction.rul - every.true_rul) ** 2
+    per_engine = [err2[engines == e].mean() for e in range(6)]
+    assert every.report["rmse"] == pytest.approx(math.sqrt(np.mean(per_engine)), rel=1e-12)
+    assert every.report["total_weight"] == pytest.approx(6.0)
     test = data.test.split(data.test.sensors)[:4], data.test.split(data.test.settings)[:4]
     out = pipe.predict(*test)
     assert out.rul.shape == (4,) and np.all(out.q05 <= out.q95)

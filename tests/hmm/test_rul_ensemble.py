@@ -96,7 +96,9 @@ def test_combine_cv_and_the_fitted_ensemble_on_engines():
     cvs = [cross_validate(f, sens, sets, n_folds=2, n_cuts=2, rng=3, progress=False) for f in factories]
     pooled = combine_cv(cvs, point_cap=120.0)
     np.testing.assert_allclose(pooled.prediction.rul, 0.5 * (cvs[0].prediction.rul + cvs[1].prediction.rul), rtol=1e-12)
-    assert pooled.report == rul_report(pooled.prediction.rul, cvs[0].true_rul, pooled.prediction.q05, pooled.prediction.q95)
+    assert np.array_equal(pooled.weights, np.full(20, 0.5))  # two cuts of each engine
+    assert pooled.report == rul_report(pooled.prediction.rul, cvs[0].true_rul, pooled.prediction.q05,
+                                       pooled.prediction.q95, pooled.weights)
     other = cross_validate(factories[0], sens, sets, n_folds=2, n_cuts=2, rng=4, progress=False)
     with pytest.raises(ParameterError, match="cuts"):
         combine_cv([cvs[0], other], point_cap=120.0)

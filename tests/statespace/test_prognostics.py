@@ -9,6 +9,7 @@ from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.prognostics import (
     HealthIndicator,
     SensorFeatures,
+    cut_weights,
     exponential_smoothing,
     informative_columns,
     interval_coverage,
@@ -17,6 +18,7 @@ from statespace.prognostics import (
     piecewise_linear_rul,
     rmse,
     rul_report,
+    simulated_test_sets,
     time_to_absorption,
     truncation_splits,
 )
@@ -42,6 +44,29 @@ def test_metrics_reject_bad_input():
         phm08_score([1.0, np.nan], [1.0, 2.0])
     with pytest.raises(DataError, match="lower bound"):
         interval_coverage([1.0], [3.0], [2.0])
+
+
+def test_weighted_report_equals_the_report_of_replicated_rows():
+    # integer weights are repetitions: the oracle is the unweighted report of the repeated rows
+    rng = np.random.default_rng(2)
+    pred, true = rng.uniform(0, 150, 9), rng.uniform(0, 150, 9)
+    lo, hi = pred - rng.uniform(0, 40, 9), pred + rng.uniform(0, 40, 9)
+    w = np.array([1, 3, 2, 1, 1, 4, 2, 1, 5])
+    rep = rul_report(pred, true, lo, hi, weights=w)
+    want = rul_report(*(np.repeat(a, w) for a in (pred, true, lo, hi)))
+    for key in ("rmse", "mae", "score", "score_per_engine", "coverage", "mean_width"):
+        assert rep[key] == pytest.approx(want[key], rel=1e-12), key
+    assert rep["n"] == 9 and rep["total_weight"] == w.sum()
+    # fractional weights: a uniform rescaling changes only the score sum
+    half = rul_report(pred, true, lo, hi, weights=w / 2)
+    assert half["rmse"] == pytest.approx(rep["rmse"]) and half["score"] == pytest.approx(rep["score"] / 2)
+    assert rul_report(pred, true, lo, hi, weights=np.ones(9)) == rul_report(pred, true, lo, hi)
+    with pytest.raises(ShapeError, match="weights: expected one weight per prediction"):
+        rul_report(pred, true, weights=w[:3])
+    with pytest.raises(DataError, match="weights: expected finite non-negative weights, got -1.0 at index 2"):
+        rul_report(pred, true, weights=np.r_[1.0, 1.0, -1.0, np.ones(6)])
+    with pytest.raises(DataError, match="every weight is zero"):
+        rul_report(pred, true, weights=np.zeros(9))
 
 
 # ----------------------------------------------------------------------------- phase type
@@ -164,6 +189,53 @@ def test_truncation_splits_partition_and_bounds():
     assert [c for _, cs in again for c in cs] == [c for _, cs in splits for c in cs]
     with pytest.raises(DataError, match="engine 0 has 20 cycles"):
         list(truncation_splits([20, 100], n_folds=2))
+
+
+def test_every_admissible_cut_once():
+    lengths = np.array([128, 200, 362, 150, 180])
+    splits = list(truncation_splits(lengths, n_folds=2, n_cuts="all", min_cycles=31, max_rul=150, rng=1))
+    cuts = [c for _, cs in splits for c in cs]
+    for e, T in enumerate(lengths):
+        ruls = [c.rul for c in cuts if c.engine == e]
+        assert ruls == list(range(1, min(150, T - 31) + 1))  # by hand: 1..min(max_rul, T - min_cycles)
+        assert all(c.n_observed == T - c.rul for c in cuts if c.engine == e)
+    w = cut_weights(cuts)
+    engines = np.array([c.engine for c in cuts])
+    np.testing.assert_allclose(np.bincount(engines, weights=w), np.ones(5))
+    assert w[0] == 1.0 / np.sum(engines == engines[0])
+    # the folds are those of any n_cuts with the same seed
+    assert [list(t) for t, _ in splits] == [list(t) for t, _ in truncation_splits(lengths, 2, 3, rng=1)]
+    with pytest.raises(ParameterError, match="n_cuts: expected a positive integer or 'all', got 'every'"):
+        list(truncation_splits(lengths, 2, "every"))
+    with pytest.raises(DataError, match="at least one cut"):
+        cut_weights([])
+
+
+def test_simulated_test_sets_against_enumeration():
+    # engine 0 has three cuts, engine 1 two: six equally likely test sets, enumerated by hand
+    from statespace.prognostics import Cut
+
+    cuts = [Cut(0, 50, 3), Cut(1, 40, 7), Cut(0, 49, 4), Cut(1, 41, 6), Cut(0, 48, 5)]
+    pred = np.array([10.0, 0.0, 4.0, 20.0, 5.0])
+    true = np.array([c.rul for c in cuts], dtype=float)
+    combos = [(i, j) for i in (0, 2, 4) for j in (1, 3)]
+    exact = {round(math.sqrt(((pred[i] - true[i]) ** 2 + (pred[j] - true[j]) ** 2) / 2), 9): 0.0 for i, j in combos}
+    for i, j in combos:
+        exact[round(math.sqrt(((pred[i] - true[i]) ** 2 + (pred[j] - true[j]) ** 2) / 2), 9)] += 1 / 6
+    n = 60_000
+    sim = simulated_test_sets(pred, true, cuts, n_draws=n, rng=0)
+    values, counts = np.unique(sim["rmse"].round(9), return_counts=True)
+    assert set(values) == set(exact)
+    for v, c in zip(values, counts):  # within 5 binomial standard errors
+        p = exact[v]
+        assert abs(c / n - p) < 5 * math.sqrt(p * (1 - p) / n)
+    # each draw's score is the sum of its two cuts' scores
+    scores = phm08_scores(pred, true)
+    sums = {round(math.sqrt(((pred[i] - true[i]) ** 2 + (pred[j] - true[j]) ** 2) / 2), 9): scores[i] + scores[j]
+            for i, j in combos}
+    np.testing.assert_allclose(sim["score"], [sums[v] for v in sim["rmse"].round(9)], rtol=1e-12)
+    with pytest.raises(ShapeError, match="cuts: got 2 cuts for 5 predictions"):
+        simulated_test_sets(pred, true, cuts[:2])
 
 
 def test_truncated_rul_is_uniform_on_its_range():

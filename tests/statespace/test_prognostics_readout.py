@@ -106,3 +106,21 @@ def test_readout_errors():
         ro.distribution([0.3, 0.3], 1)
     with pytest.raises(ParameterError, match="age"):
         ro.distribution([0.5, 0.5], -1)
+
+
+def test_many_engines_at_shared_ages_match_the_direct_computation():
+    rng = np.random.default_rng(4)
+    probs = _random_posteriors(rng)
+    ro = StateRULReadout(age_bandwidth=4.0, prior_strength=0.5, horizon=30).fit(probs)
+    ages = np.array([3, 12, 3, 30, 12, 0])  # repeated ages share one table
+    alphas = rng.dirichlet(np.ones(4), size=len(ages))
+    for a, alpha, dist in zip(ages, alphas, ro.distributions(alphas, ages)):
+        np.testing.assert_allclose(dist.pmf, _direct_pmf(probs, alpha, a, 4.0, 0.5, 30), atol=1e-12)
+    with pytest.raises(ShapeError, match=r"expected shapes \(N, 4\) and \(N,\)"):
+        ro.distributions(alphas, ages[:3])
+    bad = alphas.copy()
+    bad[2] = [0.5, 0.5, 0.5, 0.0]
+    with pytest.raises(ParameterError, match=r"state_probs\[2\]"):
+        ro.distributions(bad, ages)
+    with pytest.raises(ParameterError, match=r"ages\[1\]"):
+        ro.distributions(alphas, np.r_[3, -2, ages[2:]])
