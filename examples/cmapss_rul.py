@@ -2,8 +2,10 @@
 
     python examples/cmapss_rul.py --data DIR --subset FD001 --out predictions.csv [--truth RUL_FD001.txt] [--model arphmm]
 
-1. Cross-validation on the training engines (held-out engines cut at random
-   cycles, as the test set is built) for each candidate configuration: the
+1. Cross-validation on the training engines (held-out engines cut as the test
+   set is built; by default at every admissible cycle, each engine weighing
+   one, so that the figures are expectations over the random cut rather than
+   the luck of a few draws) for each candidate configuration: the
    ARPHMM with its phase-type RUL, the same chain with the empirical
    state-and-age readout and sharper labels, and (``--model deep``, the
    default) the ARPHMM whose emission reads an S5 encoding of the sensor
@@ -12,8 +14,9 @@
    classical configuration (:mod:`hmm.rul_ensemble`: the mixture of their
    predictive distributions, formed cut by cut from their CV predictions, so
    it costs no extra fit) is a candidate too. The candidate with the best CV
-   score (PHM08, ties by RMSE) is kept. ``--model arphmm`` compares the
-   classical candidates only.
+   score (PHM08, ties by RMSE) is kept, and the spread of the figures of a
+   test set with one cut per engine is simulated from its CV predictions.
+   ``--model arphmm`` compares the classical candidates only.
 2. Its CV predictive distributions recalibrate the quantile levels (PIT
    recalibration), so that the 90% intervals cover about 90% of CV cuts.
 3. The selected pipeline (a pool: both members) is refitted on all training engines and predicts every test
@@ -36,7 +39,7 @@ import numpy as np
 from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate
 from hmm.rul_ensemble import RULEnsemble, combine_cv
 from statespace.datasets import load_cmapss, read_rul_file
-from statespace.prognostics import HealthIndicator, SensorFeatures, rul_report
+from statespace.prognostics import HealthIndicator, SensorFeatures, rul_report, simulated_test_sets
 
 #: Candidate configurations compared by cross-validation: (model, n_states, lags, cap, readout, label softness).
 DEFAULT_GRID = (("arphmm", 30, 0, 125.0, "phase_type", 0.5), ("arphmm", 30, 0, 125.0, "empirical", 0.1))
@@ -112,7 +115,8 @@ def main(argv=None) -> dict:
                     help="candidate to refit and predict with: the best CV score (default), the pool, or the best of "
                     "one model kind")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--cuts", type=int, default=3, help="random cuts per held-out engine")
+    ap.add_argument("--cuts", type=cuts_arg, default="all", help="random cuts per held-out engine, or 'all' (default): "
+                    "every admissible cut, each engine weighing one, so the CV figures are expectations over the cut")
     ap.add_argument("--baseline-cycles", type=int, default=20)
     ap.add_argument("--max-iter", type=int, default=15, help="EM iterations of the classical models")
     ap.add_argument("--deep-max-iter", type=int, default=8, help="generalised EM iterations of the deep model")
@@ -158,6 +162,7 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--select {args.select}: no such candidate (kinds: {sorted({r[0][0] for r in results})})")
     config, cv = min(chosen, key=lambda r: (r[1].report["score"], r[1].report["rmse"]))
     print(f"selected {describe(config)}", flush=True)
+    report_test_set_spread(cv, args.seed)
 
     # 2-3. final fit, calibration, prediction
     def make_pipeline(c):
@@ -176,12 +181,12 @@ def main(argv=None) -> dict:
     for fit in fits:
         print(f"EM: {fit.n_iter} iterations, converged={fit.converged}, objective {fit.log_likelihoods[-1]:.1f}", flush=True)
     if not args.no_calibration:
-        calibrated.calibrate(cv.prediction.distributions, cv.true_rul, rng=args.seed)
+        calibrated.calibrate(cv.prediction.distributions, cv.true_rul, rng=args.seed, weights=cv.weights)
         # the CV figures after recalibration (levels learned on the same cuts: in-sample for the intervals)
         lv = np.interp([0.05, 0.95], *calibrated.pit_levels)
         lo = np.array([d.quantile(lv[0]) for d in cv.prediction.distributions])
         hi = np.array([d.quantile(lv[1]) for d in cv.prediction.distributions])
-        rep = rul_report(cv.prediction.rul, cv.true_rul, lo, hi)
+        rep = rul_report(cv.prediction.rul, cv.true_rul, lo, hi, cv.weights)
         print(f"CV after interval recalibration (levels {lv[0]:.3f}, {lv[1]:.3f}): {fmt(rep)}", flush=True)
     pred = pipe.predict(tsens, tsets)
     with open(args.out, "w", newline="") as fh:
@@ -205,6 +210,14 @@ def main(argv=None) -> dict:
     return {"cv": cv.report, "selected": config, "test": test_report, "prediction": pred}
 
 
+def cuts_arg(text: str):
+    if text == "all":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of cuts or 'all', got {text!r}")
+    return int(text)
+
+
 def describe(config) -> str:
     if config[0] == "pool":
         return "pool (equal weights) of " + " and ".join(describe(c) for c in config[1:])
@@ -223,14 +236,25 @@ def best_by_model(results) -> dict:
 
 
 def report_paired_errors(results):
-    """Best deep vs best classical configuration on the same cuts: mean absolute-error difference and its SE."""
+    """Best deep vs best classical configuration on the same cuts: mean absolute-error difference and its
+    standard error over engines (an engine's cuts are strongly dependent, so each engine gives one mean)."""
     best = best_by_model(results)
     (_, deep), (_, classical) = best["deep"], best["arphmm"]
     if deep.cuts != classical.cuts:
         raise RuntimeError("cross-validation gave the two models different cuts; the paired comparison needs the same")
     d = np.abs(deep.prediction.rul - deep.true_rul) - np.abs(classical.prediction.rul - classical.true_rul)
-    print(f"paired |error| difference, deep - classical, over {d.size} cuts: {d.mean():+.2f} +- "
-          f"{d.std(ddof=1) / np.sqrt(d.size):.2f} cycles", flush=True)
+    engines = np.array([c.engine for c in deep.cuts])
+    per_engine = np.array([d[engines == e].mean() for e in np.unique(engines)])
+    print(f"paired |error| difference, deep - classical, over {per_engine.size} engines: {per_engine.mean():+.2f} +- "
+          f"{per_engine.std(ddof=1) / np.sqrt(per_engine.size):.2f} cycles", flush=True)
+
+
+def report_test_set_spread(cv, seed):
+    """What a test set of these engines, one cut each, may score: the 5-95% range over simulated draws."""
+    sim = simulated_test_sets(cv.prediction.rul, cv.true_rul, cv.cuts, n_draws=4000, rng=seed)
+    (r05, r50, r95), (s05, s50, s95) = (np.percentile(sim[k], [5, 50, 95]) for k in ("rmse", "score"))
+    print(f"a test set of one cut per engine would give RMSE {r50:.2f} [90%: {r05:.2f}-{r95:.2f}], "
+          f"score {s50:.0f} [90%: {s05:.0f}-{s95:.0f}]", flush=True)
 
 
 def save_plots(out_dir, pipe, sens, sets, tsens, tsets, pred, truth):
