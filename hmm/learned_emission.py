@@ -87,6 +87,8 @@ from .partial_knowledge import log_plausibilities
 from .transitions import make_structure
 
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Sequences per network call when many are evaluated at once (see ``_loglik_matrices``).
+_CHUNK = 256
 
 
 class _Base(NamedTuple):
@@ -273,15 +275,32 @@ class LearnedEmissionHMM(StateSpaceModel):
         return pad(vs, Tp), pad(dts, Tp, 1.0), pad(zs, Tp), pad(obs, Tp)
 
     def _loglik_matrices(self, p, seqs, us, lps):
+        """Per-sequence ``(T_i, K)`` emission log-likelihoods (plus log-plausibilities).
+
+        More than :data:`_CHUNK` sequences (every cut of a cross-validation) go
+        through the network in chunks of exactly that many, grouped by padded
+        length: padding a few thousand sequences to the longest took gigabytes,
+        and fixed chunk shapes compile once per padded length.
+        """
         import jax
 
+        us, dts = us
+        out = [None] * len(seqs)
+        if len(seqs) <= _CHUNK:
+            groups = [np.arange(len(seqs))]
+        else:
+            by_length = np.array([padded_length([len(s)]) for s in seqs])
+            groups = [np.flatnonzero(by_length == Tp) for Tp in np.unique(by_length)]
+            groups = [g[i: i + _CHUNK] for g in groups for i in range(0, len(g), _CHUNK)]
         with jax.enable_x64(True):
-            v, dt, z, o = self._batch(p, seqs, us)
-            ll = np.asarray(self._functions()["loglik"](p.net, v, dt, z, o, np.log(p.y_scale)))
-        out = []
-        for i, s in enumerate(seqs):
-            m = ll[i, : len(s)]
-            out.append(m if lps[i] is None else m + lps[i])
+            for rows in groups:
+                # a short chunk is filled with copies of its first sequence, so every chunk has one shape
+                fill = rows if len(seqs) <= _CHUNK else np.r_[rows, np.full(_CHUNK - len(rows), rows[0])]
+                v, dt, z, o = self._batch(p, [seqs[i] for i in fill], ([us[i] for i in fill], [dts[i] for i in fill]))
+                ll = np.asarray(self._functions()["loglik"](p.net, v, dt, z, o, np.log(p.y_scale)))
+                for j, i in enumerate(rows):
+                    m = ll[j, : len(seqs[i])].copy()  # a view would keep the padded chunk alive
+                    out[i] = m if lps[i] is None else m + lps[i]
         return out
 
     def emission_params(self, y, inputs=None, dt=None):

@@ -81,6 +81,23 @@ def test_emissions_are_causal_and_smoother_consistent(fitted):
     assert path.shape == (len(y[0]),)
 
 
+def test_many_sequences_go_through_the_network_in_chunks(fitted, monkeypatch):
+    """Chunked evaluation (fixed chunk shapes, grouped by padded length) against one call per sequence."""
+    import hmm.learned_emission as le
+
+    model, y, _ = fitted
+    rng = np.random.default_rng(3)
+    cuts = [y[i % 3][: int(n)] for i, n in enumerate(rng.integers(5, 48, 9))] + [np.vstack(y)[:100]]
+    cuts[4] = cuts[4].copy()
+    cuts[4][2] = np.nan
+    one_by_one = [model.filter(c) for c in cuts]
+    monkeypatch.setattr(le, "_CHUNK", 4)  # 10 sequences, padded lengths 64 and 128: chunks of 4, 4, 1 and 1
+    chunked = model.filter(cuts)
+    for a, b in zip(one_by_one, chunked):
+        assert b.log_likelihood == pytest.approx(a.log_likelihood, rel=1e-12)
+        np.testing.assert_allclose(b.filtered_probs, a.filtered_probs, atol=1e-12)
+
+
 def test_step_mode_sampling_matches_parallel_mode(fitted):
     model, _, _ = fitted
     p = model.params
