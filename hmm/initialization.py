@@ -37,17 +37,26 @@ def _segment_labels(T: int, K: int, rng: np.random.Generator, restart: int) -> n
 def _kmeans(X: np.ndarray, K: int, rng: np.random.Generator, n_iter: int = 25) -> np.ndarray:
     n = len(X)
     centers = [X[rng.integers(n)]]
+    d2 = np.full(n, np.inf)
     for _ in range(1, K):
-        d2 = np.min([((X - c) ** 2).sum(axis=1) for c in centers], axis=0)
+        d2 = np.minimum(d2, ((X - centers[-1]) ** 2).sum(axis=1))  # distance to the closest centre so far
         tot = d2.sum()
         centers.append(X[rng.choice(n, p=d2 / tot)] if tot > 0 else X[rng.integers(n)])
     C = np.array(centers)
     for _ in range(n_iter):
-        lab = np.argmin(((X[:, None, :] - C[None]) ** 2).sum(axis=2), axis=1)
-        for k in range(K):
-            if (lab == k).any():
-                C[k] = X[lab == k].mean(axis=0)
-    return np.argmin(((X[:, None, :] - C[None]) ** 2).sum(axis=2), axis=1)
+        lab = _nearest(X, C)
+        counts = np.bincount(lab, minlength=K)
+        sums = np.zeros_like(C)
+        np.add.at(sums, lab, X)
+        seen = counts > 0
+        C[seen] = sums[seen] / counts[seen, None]
+    return _nearest(X, C)
+
+
+def _nearest(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Index of the closest centre of each row: ``|x|^2 - 2 x.c + |c|^2`` by one matrix product
+    (the ``(n, K, d)`` difference array it replaces dominated EM's start on 20,000 rows)."""
+    return np.argmin((C**2).sum(axis=1)[None] - 2.0 * (X @ C.T), axis=1)
 
 
 def _labels(model, seqs, rng, restart) -> list[np.ndarray]:
