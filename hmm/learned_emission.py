@@ -274,7 +274,7 @@ class LearnedEmissionHMM(StateSpaceModel):
             obs.append(o.astype(float))
         return pad(vs, Tp), pad(dts, Tp, 1.0), pad(zs, Tp), pad(obs, Tp)
 
-    def _loglik_matrices(self, p, seqs, us, lps):
+    def _loglik_matrices(self, p, seqs, us_dts, lps):
         """Per-sequence ``(T_i, K)`` emission log-likelihoods (plus log-plausibilities).
 
         More than :data:`_CHUNK` sequences (every cut of a cross-validation) go
@@ -284,14 +284,14 @@ class LearnedEmissionHMM(StateSpaceModel):
         """
         import jax
 
-        us, dts = us
+        us, dts = us_dts
         out = [None] * len(seqs)
         if len(seqs) <= _CHUNK:
             groups = [np.arange(len(seqs))]
         else:
             by_length = np.array([padded_length([len(s)]) for s in seqs])
             groups = [np.flatnonzero(by_length == Tp) for Tp in np.unique(by_length)]
-            groups = [g[i: i + _CHUNK] for g in groups for i in range(0, len(g), _CHUNK)]
+            groups = [g[i : i + _CHUNK] for g in groups for i in range(0, len(g), _CHUNK)]
         with jax.enable_x64(True):
             for rows in groups:
                 # a short chunk is filled with copies of its first sequence, so every chunk has one shape
