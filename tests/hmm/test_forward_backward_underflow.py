@@ -59,3 +59,36 @@ def test_underflowed_states_are_recovered_in_every_entry_point(seed):
         assert ll_p == pytest.approx(total, rel=1e-10)
         np.testing.assert_allclose(filt_p, filtered, atol=1e-9)
         np.testing.assert_allclose(smo_p, smoothed, atol=1e-9)
+
+
+def test_log_space_kernel_with_moves_that_change_over_time():
+    """Time-varying A whose allowed moves differ between steps (frozen steps, banded steps,
+    one dense step) against the scipy oracle written step by step."""
+    from hmm.log_space import log_space_forward, log_space_posteriors
+
+    rng = np.random.default_rng(11)
+    K, T = 5, 40
+    As = np.repeat(_left_to_right(K)[None], T - 1, axis=0)
+    As[::6] = np.eye(K)
+    As[17] = rng.dirichlet(np.ones(K), size=K)
+    pi0 = np.eye(K)[0]
+    ll = rng.normal(scale=200.0, size=(T, K))
+    ll[rng.random((T, K)) < 0.1] = -np.inf
+    ll[:, 0] = np.maximum(ll[:, 0], -50.0)  # a path always exists
+    with np.errstate(divide="ignore"):
+        lA, la = np.log(As), [np.log(pi0) + ll[0]]
+    for t in range(1, T):
+        la.append(logsumexp(la[-1][:, None] + lA[t - 1], axis=0) + ll[t])
+    la = np.array(la)
+    lb = np.zeros((T, K))
+    for t in range(T - 1, 0, -1):
+        lb[t - 1] = logsumexp(lA[t - 1] + ll[t] + lb[t], axis=1)
+    total = logsumexp(la[-1])
+    got_total, filt, smo, counts, _ = log_space_posteriors(pi0, As, ll)
+    assert got_total == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(filt, np.exp(la - logsumexp(la, axis=1, keepdims=True)), atol=1e-12)
+    np.testing.assert_allclose(smo, np.exp(la + lb - total), atol=1e-12)
+    want_counts = sum(np.exp(la[t - 1][:, None] + lA[t - 1] + ll[t] + lb[t] - total) for t in range(1, T))
+    np.testing.assert_allclose(counts, want_counts, atol=1e-10)
+    f_total, f_filt, _ = log_space_forward(pi0, As, ll)
+    assert f_total == got_total and np.array_equal(f_filt, filt)
