@@ -21,6 +21,8 @@
    recalibration), so that the 90% intervals cover about 90% of CV cuts.
 3. The selected pipeline (a pool: both members) is refitted on all training engines and predicts every test
    engine: ``predictions.csv`` has columns ``unit,rul,rul_q05,rul_q50,rul_q95``.
+   ``--save-model PATH`` keeps the fitted model (:mod:`hmm.rul_io`: one
+   portable ``.npz``) for predictions without refitting.
 4. Plots (PNG, next to the CSV unless ``--plots`` says otherwise): health
    indicator of training engines coloured by the most likely state, the state
    posterior of one test engine, predicted RULs with 90% intervals.
@@ -122,6 +124,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--deep-max-iter", type=int, default=8, help="generalised EM iterations of the deep model")
     ap.add_argument("--max-engines", type=int, default=None, help="use only the first N training/test engines (quick runs)")
     ap.add_argument("--no-calibration", action="store_true")
+    ap.add_argument("--save-model", default=None, metavar="PATH",
+                    help="write the fitted, recalibrated pipeline (or pool) to PATH (.npz; hmm.rul_io.load_rul reads it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -188,6 +192,8 @@ def main(argv=None) -> dict:
         hi = np.array([d.quantile(lv[1]) for d in cv.prediction.distributions])
         rep = rul_report(cv.prediction.rul, cv.true_rul, lo, hi, cv.weights)
         print(f"CV after interval recalibration (levels {lv[0]:.3f}, {lv[1]:.3f}): {fmt(rep)}", flush=True)
+    if args.save_model:
+        print(f"saved the fitted model to {pipe.save(args.save_model)}", flush=True)
     pred = pipe.predict(tsens, tsets)
     with open(args.out, "w", newline="") as fh:
         w = csv.writer(fh)

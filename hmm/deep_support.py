@@ -207,6 +207,9 @@ def save_network_model(path, model, config: dict):
             arrays[field] = np.asarray(value, dtype=np.float64)
     header = {"format": _FORMAT, "model": type(model).__name__, "params": type(params).__name__,
               "config": config, "library_version": __version__}
+    if hasattr(path, "write"):  # an open binary file (the RUL pipelines nest models in one file)
+        np.savez(path, __header__=np.array(json.dumps(header)), **arrays)
+        return path
     path = Path(path)
     with open(path, "wb") as fh:
         np.savez(fh, __header__=np.array(json.dumps(header)), **arrays)

@@ -142,6 +142,7 @@ class ChainRULModel:
         self.horizon = None if horizon is None else int(horizon)
         self.max_jump = int(max_jump)
         self.readout = readout
+        self.age_bandwidth = None if age_bandwidth is None else float(age_bandwidth)
         self.readout_model = None
         if readout == "empirical":
             from statespace.prognostics import StateRULReadout
@@ -378,6 +379,22 @@ class RULPipeline:
 
     def predict(self, sensors, settings=None) -> RULPrediction:
         return self.model.predict(self.transform(sensors, settings))
+
+    def save(self, path):
+        """Write the fitted pipeline to a portable ``.npz`` (:func:`hmm.rul_io.save_rul`); returns the path."""
+        from .rul_io import save_rul
+
+        return save_rul(path, self)
+
+    @classmethod
+    def load(cls, path) -> RULPipeline:
+        """A pipeline written by :meth:`save`, predicting exactly as the saved one."""
+        from .rul_io import load_rul
+
+        out = load_rul(path)
+        if not isinstance(out, cls):
+            raise DataError(f"path: holds a {type(out).__name__}, not a {cls.__name__}")
+        return out
 
 
 class CVResult(NamedTuple):

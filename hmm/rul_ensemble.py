@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from statespace.errors import ParameterError, ShapeError
+from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.prognostics import mixture, rul_report
 from statespace.validation import as_rng, check_probability_vector
 
@@ -115,3 +115,19 @@ class RULEnsemble:
         (:func:`combine_cv`), as :meth:`hmm.rul.ChainRULModel.calibrate`. Returns ``self``."""
         self.pit_levels = recalibrated_levels(distributions, true_rul, rng, weights)
         return self
+
+    def save(self, path):
+        """Write the fitted pool to a portable ``.npz`` (:func:`hmm.rul_io.save_rul`); returns the path."""
+        from .rul_io import save_rul
+
+        return save_rul(path, self)
+
+    @classmethod
+    def load(cls, path) -> RULEnsemble:
+        """A pool written by :meth:`save`, predicting exactly as the saved one."""
+        from .rul_io import load_rul
+
+        out = load_rul(path)
+        if not isinstance(out, cls):
+            raise DataError(f"path: holds a {type(out).__name__}, not a {cls.__name__}")
+        return out

@@ -1,0 +1,113 @@
+"""Saved and reloaded RUL pipelines and pools predict exactly as the fitted originals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hmm.rul import ARPHMMRUL, RULPipeline
+from hmm.rul_ensemble import RULEnsemble
+from hmm.rul_io import load_rul, save_rul
+from statespace.errors import DataError, ParameterError
+from statespace.prognostics import SensorFeatures
+
+
+def _engines(rng, n=8):
+    """Run-to-failure engines: 4 sensors drifting as the end nears (one constant), 3 noisy settings."""
+    sens, sets = [], []
+    for T in rng.integers(60, 90, n):
+        wear = np.linspace(0.0, 1.0, T) ** 2
+        x = np.column_stack([wear, -wear, 0.5 * wear, np.zeros(T)]) + 0.05 * rng.standard_normal((T, 4))
+        x[:, 3] = 1.0
+        sens.append(x)
+        sets.append(0.01 * rng.standard_normal((T, 3)))
+    return sens, sets
+
+
+def _classical(readout="empirical"):
+    return RULPipeline(SensorFeatures(baseline_cycles=5),
+                       ARPHMMRUL(n_states=5, lags=0, cap=40.0, softness=0.3, covariance_type="diag", horizon=60,
+                                 max_iter=4, readout=readout, age_bandwidth=8.0))
+
+
+def _assert_same_predictions(a, b):
+    for field in ("rul", "q05", "q50", "q95", "mean", "state_probs"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    for da, db in zip(a.distributions, b.distributions):
+        np.testing.assert_array_equal(da.pmf, db.pmf)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    train, test = _engines(rng), _engines(rng, 4)
+    test = ([s[: len(s) // 2] for s in test[0]], [s[: len(s) // 2] for s in test[1]])
+    return train, test
+
+
+@pytest.mark.parametrize("readout", ["empirical", "phase_type"])
+def test_classical_pipeline_round_trip(data, tmp_path, readout):
+    (sens, sets), test = data
+    pipe = _classical(readout)
+    pipe.fit(sens, sets, rng=0, progress=False)
+    pred = pipe.predict(*test)
+    pipe.model.calibrate(pred.distributions, np.array([10, 20, 30, 25]), rng=0)
+    path = pipe.save(tmp_path / "pipe")
+    assert path.suffix == ".npz"
+    back = RULPipeline.load(path)
+    assert type(back.model) is ARPHMMRUL and back.model.readout == readout
+    np.testing.assert_array_equal(back.features.columns_, pipe.features.columns_)
+    _assert_same_predictions(back.predict(*test), pipe.predict(*test))
+    with pytest.raises(DataError, match="not a RULEnsemble"):
+        RULEnsemble.load(path)
+
+
+def test_pool_with_a_deep_member_round_trip(data, tmp_path):
+    pytest.importorskip("jax")
+    from hmm.deep_rul import DeepARPHMMRUL
+
+    (sens, sets), test = data
+    deep = RULPipeline(SensorFeatures(baseline_cycles=5),
+                       DeepARPHMMRUL(n_states=5, cap=40.0, softness=0.3, horizon=60, hidden=4, state=2, max_iter=1,
+                                     m_steps=2, init_iter=2, readout="empirical", age_bandwidth=8.0))
+    pool = RULEnsemble([deep, _classical()], weights=[0.6, 0.4])
+    pool.fit(sens, sets, rng=1, progress=False)
+    pred = pool.predict(*test)
+    pool.calibrate(pred.distributions, np.array([10, 20, 30, 25]), rng=0)
+    back = load_rul(save_rul(tmp_path / "pool.npz", pool))
+    assert isinstance(back, RULEnsemble) and type(back.members[0].model) is DeepARPHMMRUL
+    np.testing.assert_array_equal(back.weights, pool.weights)
+    _assert_same_predictions(back.predict(*test), pool.predict(*test))
+
+
+def test_bad_files_and_unfitted_models(data, tmp_path):
+    (sens, sets), _ = data
+    with pytest.raises(ParameterError, match="fit it before saving"):
+        save_rul(tmp_path / "x.npz", _classical())
+    with pytest.raises(ParameterError, match="expected a RULPipeline or RULEnsemble"):
+        save_rul(tmp_path / "x.npz", "model")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(DataError, match="no RUL header"):
+        load_rul(tmp_path / "other.npz")
+    pipe = _classical()
+    pipe.fit(sens, sets, rng=0, progress=False)
+    path = save_rul(tmp_path / "pipe.npz", pipe)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = json.loads(str(arrays["__header__"]))
+    # a class this module does not build is refused, never imported
+    header["members"][0]["model"]["class"] = "os.system"
+    np.savez(tmp_path / "evil.npz", **dict(arrays, __header__=np.array(json.dumps(header))))
+    with pytest.raises(DataError, match="unknown RUL model class 'os.system'"):
+        load_rul(tmp_path / "evil.npz")
+    # a tampered readout: lengths that do not add up to the stored cycles
+    bad = dict(arrays, **{"m0.readout.lengths": arrays["m0.readout.lengths"][:-1]})
+    np.savez(tmp_path / "bad.npz", **bad)
+    with pytest.raises(DataError, match="readout engine lengths"):
+        load_rul(tmp_path / "bad.npz")
+    # an invalid configuration fails as the constructor would
+    header = json.loads(str(arrays["__header__"]))
+    header["members"][0]["model"]["config"]["point"] = "mode"
+    np.savez(tmp_path / "cfg.npz", **dict(arrays, __header__=np.array(json.dumps(header))))
+    with pytest.raises(ParameterError, match="point"):
+        load_rul(tmp_path / "cfg.npz")
