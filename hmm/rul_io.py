@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from statespace.errors import DataError, ParameterError
+from statespace.persistence import read_npz_with_header
 
 FORMAT = "statespace-rul"
 FORMAT_VERSION = 1
@@ -173,22 +174,7 @@ def load_rul(path):
     """The pipeline or pool written by :func:`save_rul`, validated piece by piece."""
     from .rul_ensemble import RULEnsemble
 
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"path: cannot read {str(path)!r} as a saved RUL model ({exc})") from exc
-    if _HEADER not in arrays:
-        raise DataError(f"path: {str(path)!r} has no RUL header; was it written by save_rul?")
-    try:
-        header = json.loads(str(arrays.pop(_HEADER)))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"path: corrupted header in {str(path)!r}") from exc
-    if header.get("format") != FORMAT:
-        raise DataError(f"path: {str(path)!r} is not a saved RUL model")
-    if header.get("format_version", 0) > FORMAT_VERSION:
-        raise DataError(f"path: format version {header['format_version']} is newer than this library reads "
-                        f"({FORMAT_VERSION}); written by statespace {header.get('library_version')}")
+    header, arrays = read_npz_with_header(path, FORMAT, FORMAT_VERSION, _HEADER, "saved RUL model")
     members = [_restore_pipeline(spec, f"m{i}.", arrays) for i, spec in enumerate(header.get("members", []))]
     if header.get("kind") == "pipeline" and len(members) == 1:
         return members[0]

@@ -86,27 +86,32 @@ def save_params(path, params, *, model=None) -> Path:
     return path
 
 
-def _read(path):
-    path = Path(path)
+def read_npz_with_header(path, fmt: str = FORMAT, version: int = FORMAT_VERSION, key: str = _HEADER, what: str = "statespace parameter file"):
+    """``(header, arrays)`` of an ``.npz`` whose ``key`` entry is a JSON header of format ``fmt``
+    (no pickle); refuses other files and newer format versions with a :class:`DataError`."""
+    path_text = str(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
     except (OSError, ValueError) as exc:
-        raise DataError(f"path: cannot read {str(path)!r} as a statespace parameter file ({exc})") from exc
-    if _HEADER not in data:
-        raise DataError(f"path: {str(path)!r} has no statespace header; was it written by save_params?")
+        raise DataError(f"path: cannot read {path_text!r} as a {what} ({exc})") from exc
+    if key not in data:
+        raise DataError(f"path: {path_text!r} has no header; is it a {what}?")
     try:
-        header = json.loads(str(data.pop(_HEADER)))
+        header = json.loads(str(data.pop(key)))
     except json.JSONDecodeError as exc:
-        raise DataError(f"path: corrupted header in {str(path)!r}") from exc
-    if header.get("format") != FORMAT:
-        raise DataError(f"path: {str(path)!r} is not a statespace parameter file")
-    if header.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(f"path: corrupted header in {path_text!r}") from exc
+    if header.get("format") != fmt:
+        raise DataError(f"path: {path_text!r} is not a {what}")
+    if header.get("format_version", 0) > version:
         raise DataError(
-            f"path: file format version {header['format_version']} is newer than this library reads ({FORMAT_VERSION}); "
+            f"path: file format version {header['format_version']} is newer than this library reads ({version}); "
             f"it was written by statespace {header.get('library_version')}"
         )
     return header, data
+
+
+_read = read_npz_with_header
 
 
 def load_params(path):

@@ -87,7 +87,7 @@ def test_bad_files_and_unfitted_models(data, tmp_path):
     with pytest.raises(ParameterError, match="expected a RULPipeline or RULEnsemble"):
         save_rul(tmp_path / "x.npz", "model")
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(DataError, match="no RUL header"):
+    with pytest.raises(DataError, match="has no header"):
         load_rul(tmp_path / "other.npz")
     pipe = _classical()
     pipe.fit(sens, sets, rng=0, progress=False)
