@@ -111,12 +111,10 @@ def read_npz_with_header(path, fmt: str = FORMAT, version: int = FORMAT_VERSION,
     return header, data
 
 
-_read = read_npz_with_header
-
 
 def load_params(path):
     """Read a parameter container written by :func:`save_params`, validating it like construction."""
-    header, data = _read(path)
+    header, data = read_npz_with_header(path)
     cls = _resolve(header["params_class"], "path")
     kinds = header["fields"]
     expected = set(getattr(cls, "_fields", ()))
@@ -140,7 +138,7 @@ def save_model(path, model) -> Path:
 
 def load_model(path):
     """Rebuild the model saved by :func:`save_model`."""
-    header, _ = _read(path)
+    header, _ = read_npz_with_header(path)
     if "model_class" not in header:
         raise DataError(f"path: {str(path)!r} holds parameters only; use load_params")
     cls = _resolve(header["model_class"], "path")
