@@ -111,7 +111,6 @@ def read_npz_with_header(path, fmt: str = FORMAT, version: int = FORMAT_VERSION,
     return header, data
 
 
-
 def load_params(path):
     """Read a parameter container written by :func:`save_params`, validating it like construction."""
     header, data = read_npz_with_header(path)
