@@ -12,13 +12,14 @@ from statespace.errors import DataError, ParameterError
 from statespace.prognostics import SensorFeatures
 
 
-def _engines(rng, n=8):
-    """Run-to-failure engines: 4 sensors drifting as the end nears (one constant), 3 noisy settings."""
+def _engines(rng, n=6):
+    """Run-to-failure engines: 2 sensors drifting as the end nears and a constant one, 3 noisy settings
+    (the sizes of tests/hmm/test_deep_rul.py, so that the deep model's compiled functions are reused)."""
     sens, sets = [], []
-    for T in rng.integers(60, 90, n):
+    for T in rng.integers(45, 70, n):
         wear = np.linspace(0.0, 1.0, T) ** 2
-        x = np.column_stack([wear, -wear, 0.5 * wear, np.zeros(T)]) + 0.05 * rng.standard_normal((T, 4))
-        x[:, 3] = 1.0
+        x = np.column_stack([wear, -wear, np.zeros(T)]) + 0.05 * rng.standard_normal((T, 3))
+        x[:, 2] = 1.0
         sens.append(x)
         sets.append(0.01 * rng.standard_normal((T, 3)))
     return sens, sets
@@ -68,8 +69,8 @@ def test_pool_with_a_deep_member_round_trip(data, tmp_path):
 
     (sens, sets), test = data
     deep = RULPipeline(SensorFeatures(baseline_cycles=5),
-                       DeepARPHMMRUL(n_states=5, cap=40.0, softness=0.3, horizon=60, hidden=4, state=2, max_iter=1,
-                                     m_steps=2, init_iter=2, readout="empirical", age_bandwidth=8.0))
+                       DeepARPHMMRUL(n_states=5, cap=40.0, softness=0.3, horizon=60, max_jump=1, hidden=4, state=2,
+                                     max_iter=1, m_steps=2, init_iter=2, readout="empirical", age_bandwidth=8.0))
     pool = RULEnsemble([deep, _classical()], weights=[0.6, 0.4])
     pool.fit(sens, sets, rng=1, progress=False)
     pred = pool.predict(*test)
