@@ -65,6 +65,7 @@ from statespace.validation import as_float_array, as_rng, as_sequences
 
 from .emissions import EmissionPrior
 from .model import HMM
+from .rul_io import SavedRULModel
 
 
 def life_fraction_plausibilities(length: int, n_states: int, cap: float, softness: float = 0.5) -> np.ndarray:
@@ -357,7 +358,7 @@ class ARPHMMRUL(ChainRULModel):
         return self._prediction(self.filter(seqs), seqs)
 
 
-class RULPipeline:
+class RULPipeline(SavedRULModel):
     """Features (:class:`~statespace.prognostics.SensorFeatures`) followed by an :class:`ARPHMMRUL`.
 
     Works on raw per-engine sensor and setting arrays, so that cross-validation
@@ -379,22 +380,6 @@ class RULPipeline:
 
     def predict(self, sensors, settings=None) -> RULPrediction:
         return self.model.predict(self.transform(sensors, settings))
-
-    def save(self, path):
-        """Write the fitted pipeline to a portable ``.npz`` (:func:`hmm.rul_io.save_rul`); returns the path."""
-        from .rul_io import save_rul
-
-        return save_rul(path, self)
-
-    @classmethod
-    def load(cls, path) -> RULPipeline:
-        """A pipeline written by :meth:`save`, predicting exactly as the saved one."""
-        from .rul_io import load_rul
-
-        out = load_rul(path)
-        if not isinstance(out, cls):
-            raise DataError(f"path: holds a {type(out).__name__}, not a {cls.__name__}")
-        return out
 
 
 class CVResult(NamedTuple):

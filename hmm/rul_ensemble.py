@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from statespace.errors import DataError, ParameterError, ShapeError
+from statespace.errors import ParameterError, ShapeError
 from statespace.prognostics import mixture, rul_report
 from statespace.validation import as_rng, check_probability_vector
 
 from .rul import CVResult, RULPrediction, predict_from_distributions, recalibrated_levels
+from .rul_io import SavedRULModel
 
 
 def _weights(weights, n: int) -> np.ndarray:
@@ -80,7 +81,7 @@ def combine_cv(results, weights=None, *, point_cap: float, point="capped_mean") 
     return CVResult(first.cuts, pred, first.true_rul, report, first.weights)
 
 
-class RULEnsemble:
+class RULEnsemble(SavedRULModel):
     """Linear pool of fitted RUL pipelines (module docstring).
 
     Args:
@@ -115,19 +116,3 @@ class RULEnsemble:
         (:func:`combine_cv`), as :meth:`hmm.rul.ChainRULModel.calibrate`. Returns ``self``."""
         self.pit_levels = recalibrated_levels(distributions, true_rul, rng, weights)
         return self
-
-    def save(self, path):
-        """Write the fitted pool to a portable ``.npz`` (:func:`hmm.rul_io.save_rul`); returns the path."""
-        from .rul_io import save_rul
-
-        return save_rul(path, self)
-
-    @classmethod
-    def load(cls, path) -> RULEnsemble:
-        """A pool written by :meth:`save`, predicting exactly as the saved one."""
-        from .rul_io import load_rul
-
-        out = load_rul(path)
-        if not isinstance(out, cls):
-            raise DataError(f"path: holds a {type(out).__name__}, not a {cls.__name__}")
-        return out

@@ -142,6 +142,22 @@ def _pit(a: np.ndarray):
 
 
 # ----------------------------------------------------------------------------- public
+class SavedRULModel:
+    """``save`` and ``load`` for :class:`hmm.rul.RULPipeline` and :class:`hmm.rul_ensemble.RULEnsemble`."""
+
+    def save(self, path) -> Path:
+        """Write the fitted object to a portable ``.npz`` (:func:`save_rul`); returns the path."""
+        return save_rul(path, self)
+
+    @classmethod
+    def load(cls, path):
+        """The object written by :meth:`save`, predicting exactly as the saved one."""
+        out = load_rul(path)
+        if not isinstance(out, cls):
+            raise DataError(f"path: holds a {type(out).__name__}, not a {cls.__name__}")
+        return out
+
+
 def save_rul(path, obj) -> Path:
     """Write a fitted :class:`hmm.rul.RULPipeline` or :class:`hmm.rul_ensemble.RULEnsemble` to ``path``."""
     from statespace import __version__
