@@ -35,7 +35,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 from hmm.deep_rul import DeepARPHMMRUL  # noqa: E402
 from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate  # noqa: E402
 from statespace.datasets import load_cmapss  # noqa: E402
-from statespace.prognostics import SensorFeatures  # noqa: E402
+from statespace.prognostics import SensorFeatures, per_engine_means  # noqa: E402
 
 HORIZON = 150
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "cmapss")
@@ -128,9 +128,7 @@ def paired(results, just_added: str):
             a, b = by_name[deep], by_name[classical]
             ea, eb = a.prediction.rul - a.true_rul, b.prediction.rul - b.true_rul
             # one mean per engine: an engine's cuts are strongly dependent
-            engines = np.array([c.engine for c in a.cuts])
-            per_engine = lambda v: np.array([v[engines == e].mean() for e in np.unique(engines)])  # noqa: E731
-            d_abs, d_sq = per_engine(np.abs(ea) - np.abs(eb)), per_engine(ea**2 - eb**2)
+            d_abs, d_sq = per_engine_means(np.abs(ea) - np.abs(eb), a.cuts), per_engine_means(ea**2 - eb**2, a.cuts)
             se = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))  # noqa: E731
             print(json.dumps({"bench": "cmapss_cv_paired", "case": f"{deep}_minus_{classical}", "n_cuts": len(ea),
                               "n_engines": len(d_abs),

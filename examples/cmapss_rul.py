@@ -41,7 +41,7 @@ import numpy as np
 from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate
 from hmm.rul_ensemble import RULEnsemble, combine_cv
 from statespace.datasets import load_cmapss, read_rul_file
-from statespace.prognostics import HealthIndicator, SensorFeatures, rul_report, simulated_test_sets
+from statespace.prognostics import HealthIndicator, SensorFeatures, per_engine_means, rul_report, simulated_test_sets
 
 #: Candidate configurations compared by cross-validation: (model, n_states, lags, cap, readout, label softness).
 DEFAULT_GRID = (("arphmm", 30, 0, 125.0, "phase_type", 0.5), ("arphmm", 30, 0, 125.0, "empirical", 0.1))
@@ -249,8 +249,7 @@ def report_paired_errors(results):
     if deep.cuts != classical.cuts:
         raise RuntimeError("cross-validation gave the two models different cuts; the paired comparison needs the same")
     d = np.abs(deep.prediction.rul - deep.true_rul) - np.abs(classical.prediction.rul - classical.true_rul)
-    engines = np.array([c.engine for c in deep.cuts])
-    per_engine = np.array([d[engines == e].mean() for e in np.unique(engines)])
+    per_engine = per_engine_means(d, deep.cuts)
     print(f"paired |error| difference, deep - classical, over {per_engine.size} engines: {per_engine.mean():+.2f} +- "
           f"{per_engine.std(ddof=1) / np.sqrt(per_engine.size):.2f} cycles", flush=True)
 

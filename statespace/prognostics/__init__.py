@@ -5,7 +5,7 @@ ARPHMM RUL model built on them lives in :mod:`hmm.rul`. Plots import
 matplotlib lazily (:mod:`statespace.prognostics.plots`).
 """
 
-from .cross_validation import Cut, cut_weights, simulated_test_sets, truncation_splits
+from .cross_validation import Cut, cut_weights, per_engine_means, simulated_test_sets, truncation_splits
 from .features import (
     HealthIndicator,
     SensorFeatures,
@@ -29,6 +29,7 @@ __all__ = [
     "interval_coverage",
     "mae",
     "mixture",
+    "per_engine_means",
     "phm08_score",
     "phm08_scores",
     "piecewise_linear_rul",

@@ -86,13 +86,29 @@ def truncation_splits(lengths, n_folds: int = 5, n_cuts: int | str = 1, min_cycl
         yield train, cuts
 
 
-def cut_weights(cuts) -> np.ndarray:
-    """One over the number of cuts of each cut's engine: every engine weighs 1 in total."""
+def _engine_groups(cuts):
+    """``(inverse, counts)``: each cut's position among the distinct engines (sorted), and their cut counts."""
     engines = np.array([c.engine for c in cuts], dtype=np.int64)
     if engines.size == 0:
         raise DataError("cuts: expected at least one cut")
     _, inverse, counts = np.unique(engines, return_inverse=True, return_counts=True)
+    return inverse, counts
+
+
+def cut_weights(cuts) -> np.ndarray:
+    """One over the number of cuts of each cut's engine: every engine weighs 1 in total."""
+    inverse, counts = _engine_groups(cuts)
     return 1.0 / counts[inverse]
+
+
+def per_engine_means(values, cuts) -> np.ndarray:
+    """The mean of ``values`` (one per cut) over each engine's cuts, engines in increasing order:
+    the independent units for a standard error (an engine's cuts are strongly dependent)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (len(cuts),):
+        raise ShapeError(f"values: expected one value per cut ({len(cuts)}), got shape {values.shape}")
+    inverse, counts = _engine_groups(cuts)
+    return np.bincount(inverse, weights=values) / counts
 
 
 def simulated_test_sets(predicted, true, cuts, n_draws: int = 2000, rng=None) -> dict:

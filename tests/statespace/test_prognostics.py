@@ -10,6 +10,7 @@ from statespace.prognostics import (
     HealthIndicator,
     SensorFeatures,
     cut_weights,
+    per_engine_means,
     exponential_smoothing,
     informative_columns,
     interval_coverage,
@@ -209,6 +210,12 @@ def test_every_admissible_cut_once():
         list(truncation_splits(lengths, 2, "every"))
     with pytest.raises(DataError, match="at least one cut"):
         cut_weights([])
+    # per-engine means, engines in increasing order, against a loop by hand
+    values = np.arange(len(cuts), dtype=float) ** 1.5
+    want = [np.mean([v for v, c in zip(values, cuts) if c.engine == e]) for e in range(5)]
+    np.testing.assert_allclose(per_engine_means(values, cuts), want, rtol=1e-12)
+    with pytest.raises(ShapeError, match="one value per cut"):
+        per_engine_means(values[:-1], cuts)
 
 
 def test_simulated_test_sets_against_enumeration():
