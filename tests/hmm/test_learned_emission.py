@@ -195,3 +195,11 @@ def test_inputs_and_partial_knowledge():
                 lp += np.log(pl6[t, path[t]]) + scipy.stats.norm.logpdf(y6[t, 0], means[t, path[t], 0], scales[t, path[t], 0])
             total.append(lp)
     assert model.log_likelihood(y6, inputs=u6, pl=pl6) == pytest.approx(np.logaddexp.reduce(total), rel=1e-10)
+
+
+def test_padded_length_rounds_up_to_a_multiple_of_64():
+    """Padded steps cost as much as real ones: multiples of 64 (CMAPSS's 363 steps pad to 384, not 512)."""
+    from hmm.deep_support import padded_length
+
+    assert [padded_length([n]) for n in (1, 64, 65, 363, 1024, 1025)] == [64, 64, 128, 384, 1024, 2048]
+    assert padded_length([10, 363, 200]) == 384
