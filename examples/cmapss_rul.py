@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
                     "phase_type or empirical (default: %s)" % (DEFAULT_GRID,))
     ap.add_argument("--model", choices=("arphmm", "deep"), default="deep",
                     help="'deep' (default): the classical candidates and the S5-emission ARPHMM, compared on the same "
-                    "CV cuts (about 5 min on 2 idle cores: the network trains on every fold); 'arphmm': the classical "
+                    "CV cuts (about 4.5 min on 2 idle cores: the network trains on every fold); 'arphmm': the classical "
                     "candidates only (about 1 min)")
     ap.add_argument("--select", choices=("best", "pool", "deep", "arphmm"), default="best",
                     help="candidate to refit and predict with: the best CV score (default), the pool, or the best of "
