@@ -210,14 +210,17 @@ def test_example_script_runs(tmp_path):
     res = mod.main(["--data", DATA, "--out", str(out), "--max-engines", "10", "--grid", "5,1,120,phase_type;5,0,120,empirical",
                     "--folds", "2", "--cuts", "all", "--max-iter", "3", "--no-progress", "--save-model", str(tmp_path / "m")])
     assert res["cv"]["total_weight"] == pytest.approx(10.0)  # every cut, each engine weighing one
+    from statespace.datasets import load_cmapss
+
+    te = load_cmapss(DATA).test
+    shortest = min(len(s) for s in te.split(te.sensors)[:10])  # FD001's test engine 1: 31 cycles
+    assert res["min_cycles"] == res["baseline_cycles"] == shortest
     rows = list(csv.DictReader(open(out)))
     assert [r["unit"] for r in rows] == [str(u) for u in range(1, 11)]
     assert set(rows[0]) == {"unit", "rul", "rul_q05", "rul_q50", "rul_q95"}
     # the saved model predicts the CSV again without refitting
     from hmm.rul_io import load_rul
-    from statespace.datasets import load_cmapss
 
-    te = load_cmapss(DATA).test
     again = load_rul(tmp_path / "m.npz").predict(te.split(te.sensors)[:10], te.split(te.settings)[:10])
     np.testing.assert_allclose(again.rul, [float(r["rul"]) for r in rows], atol=0.005)
     np.testing.assert_allclose(again.q95, [float(r["rul_q95"]) for r in rows], atol=0.005)
