@@ -16,7 +16,12 @@
    it costs no extra fit) is a candidate too. The candidate with the best CV
    score (PHM08, ties by RMSE) is kept, and the spread of the figures of a
    test set with one cut per engine is simulated from its CV predictions.
-   ``--model arphmm`` compares the classical candidates only.
+   ``--model arphmm`` compares the classical candidates only. Every candidate
+   reads the same features: the informative sensors, normalised, minus each
+   engine's baseline (the mean of its first cycles: degradation since the
+   start), and a health channel (the health indicator of the sensor levels
+   before baseline removal: how far the engine stands from failure, which
+   the baseline removal hides; ``--no-health-channel`` drops it).
 2. Its CV predictive distributions recalibrate the quantile levels (PIT
    recalibration), so that the 90% intervals cover about 90% of CV cuts.
 3. The selected pipeline (a pool: both members) is refitted on all training engines and predicts every test
@@ -54,9 +59,11 @@ AGE_BANDWIDTH = 10.0
 
 
 def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout="phase_type", softness=0.5,
-                 deep_max_iter=8):
+                 deep_max_iter=8, health_channel=True):
     """Pipelines of one configuration. ``max_iter`` is the classical EM's, ``deep_max_iter`` the deep
-    model's generalised EM iterations (each trains the network: 8 cost as much as the classical fit)."""
+    model's generalised EM iterations (each trains the network: 8 cost as much as the classical fit).
+    ``health_channel``: the features carry the health indicator of the sensor levels before baseline
+    removal (``SensorFeatures(health_cap=cap)``), which tells how far an engine stands from failure."""
     if model == "deep":
         if lags:
             raise ValueError(f"grid: the deep model reads the whole sensor history; expected lags 0, got {lags}")
@@ -73,7 +80,8 @@ def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout=
         raise ValueError(f"model: expected 'arphmm' or 'deep', got {model!r}")
 
     def make():
-        return RULPipeline(SensorFeatures(baseline_cycles=baseline_cycles), rul_model())
+        features = SensorFeatures(baseline_cycles=baseline_cycles, health_cap=cap if health_channel else None)
+        return RULPipeline(features, rul_model())
 
     return make
 
@@ -122,6 +130,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--baseline-cycles", type=int, default=None,
                     help="cycles averaged for each engine's baseline (default: as many as the shortest test engine has, "
                     "31 on FD001)")
+    ap.add_argument("--no-health-channel", action="store_true",
+                    help="features without the health indicator of the sensor levels before baseline removal")
     ap.add_argument("--max-iter", type=int, default=15, help="EM iterations of the classical models")
     ap.add_argument("--deep-max-iter", type=int, default=8, help="generalised EM iterations of the deep model")
     ap.add_argument("--max-engines", type=int, default=None, help="use only the first N training/test engines (quick runs)")
@@ -158,7 +168,7 @@ def main(argv=None) -> dict:
     for config in parse_grid(args.grid, args.model):
         model, k, lags, cap, readout, softness = config
         factory = make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
-                               args.deep_max_iter)
+                               args.deep_max_iter, not args.no_health_channel)
         # the same seed gives every configuration the same folds and cuts
         cv = cross_validate(factory, sens, sets, n_folds=args.folds, n_cuts=args.cuts, min_cycles=min_cycles,
                             max_rul=HORIZON, rng=args.seed, progress=progress)
@@ -183,7 +193,7 @@ def main(argv=None) -> dict:
     def make_pipeline(c):
         model, k, lags, cap, readout, softness = c
         return make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
-                            args.deep_max_iter)()
+                            args.deep_max_iter, not args.no_health_channel)()
 
     if config[0] == "pool":
         pipe = RULEnsemble([make_pipeline(c) for c in config[1:]])

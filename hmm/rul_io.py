@@ -66,6 +66,9 @@ def _pipeline_state(pipe, prefix: str, arrays: dict) -> dict:
     for name in ("settings_mean_", "settings_scale_", "centers_", "means_", "scales_"):
         arrays[f"{prefix}norm.{name}"] = np.asarray(getattr(norm, name), dtype=np.float64)
     arrays[f"{prefix}columns"] = np.asarray(feats.columns_, dtype=np.int64)
+    if feats.health_cap is not None:
+        arrays[f"{prefix}health.weights"] = np.asarray(feats.health_.weights_, dtype=np.float64)
+        arrays[f"{prefix}health.loc_scale"] = np.array([feats.health_loc_, feats.health_scale_])
     arrays[f"{prefix}hmm"] = _blob(model.hmm.save)
     if model.readout_model is not None:
         ro = model.readout_model
@@ -75,7 +78,8 @@ def _pipeline_state(pipe, prefix: str, arrays: dict) -> dict:
         arrays[f"{prefix}pit"] = np.vstack(model.pit_levels)
     return {
         "features": {"min_distinct": feats.min_distinct, "n_conditions": feats.n_conditions,
-                     "baseline_cycles": feats.baseline_cycles, "alpha": feats.alpha, "n_sensors": feats.n_sensors_,
+                     "baseline_cycles": feats.baseline_cycles, "alpha": feats.alpha, "health_cap": feats.health_cap,
+                     "n_sensors": feats.n_sensors_,
                      "normalizer": {"n_conditions": norm.n_conditions, "max_conditions": norm.max_conditions,
                                     "separation": norm.separation}},
         "model": {"class": type(model).__name__, "config": _constructor_config(model)},
@@ -93,7 +97,7 @@ def _array(arrays: dict, key: str, ndim: int) -> np.ndarray:
 
 def _restore_pipeline(spec: dict, prefix: str, arrays: dict):
     from statespace.datasets.cmapss import OperatingConditionNormalizer
-    from statespace.prognostics import SensorFeatures
+    from statespace.prognostics import HealthIndicator, SensorFeatures
 
     from .deep_rul import DeepARPHMMRUL
     from .learned_emission import LearnedEmissionHMM
@@ -101,7 +105,7 @@ def _restore_pipeline(spec: dict, prefix: str, arrays: dict):
     from .rul import RULPipeline
 
     f = spec["features"]
-    feats = SensorFeatures(f["min_distinct"], f["n_conditions"], f["baseline_cycles"], f["alpha"])
+    feats = SensorFeatures(f["min_distinct"], f["n_conditions"], f["baseline_cycles"], f["alpha"], f.get("health_cap"))
     feats.n_sensors_ = int(f["n_sensors"])
     feats.columns_ = _array(arrays, f"{prefix}columns", 1)
     if feats.columns_.size == 0 or feats.columns_.min() < 0 or feats.columns_.max() >= feats.n_sensors_:
@@ -115,6 +119,14 @@ def _restore_pipeline(spec: dict, prefix: str, arrays: dict):
         raise DataError(f"path: normalisation of {k} conditions x {width} sensors expected, got means "
                         f"{norm.means_.shape} and scales {norm.scales_.shape} (all positive)")
     feats.normalizer_ = norm
+    if feats.health_cap is not None:
+        feats.health_ = HealthIndicator(cap=feats.health_cap)
+        feats.health_.weights_ = _array(arrays, f"{prefix}health.weights", 1)
+        loc_scale = _array(arrays, f"{prefix}health.loc_scale", 1)
+        if feats.health_.weights_.shape != (width + 1,) or loc_scale.shape != (2,) or not loc_scale[1] > 0:
+            raise DataError(f"path: health channel of {width} sensors expects {width + 1} weights and a positive "
+                            f"scale, got {feats.health_.weights_.shape[0]} weights and {loc_scale.tolist()}")
+        feats.health_loc_, feats.health_scale_ = float(loc_scale[0]), float(loc_scale[1])
 
     classes = _model_classes()
     m = spec["model"]
@@ -123,8 +135,8 @@ def _restore_pipeline(spec: dict, prefix: str, arrays: dict):
     model = classes[m["class"]](**m["config"])
     loader = LearnedEmissionHMM.load if isinstance(model, DeepARPHMMRUL) else HMM.load
     model.hmm = loader(io.BytesIO(_array(arrays, f"{prefix}hmm", 1).tobytes()))
-    if model.hmm.obs_dim != width:
-        raise DataError(f"path: the model reads {model.hmm.obs_dim} features, the transform gives {width}")
+    if model.hmm.obs_dim != feats.n_features:
+        raise DataError(f"path: the model reads {model.hmm.obs_dim} features, the transform gives {feats.n_features}")
     if model.readout_model is not None:
         probs, lengths = _array(arrays, f"{prefix}readout.probs", 2), _array(arrays, f"{prefix}readout.lengths", 1)
         if lengths.sum() != len(probs):

@@ -12,9 +12,17 @@ Steps, each fitted on training engines only and applied unchanged to new ones:
    ``baseline_cycles`` cycles. Engines start healthy but with different initial
    wear and manufacturing variation; removing the offset leaves the
    *degradation* in the signal.
-4. **Smoothing** (optional): causal exponential smoothing
-   :math:`s_t = a x_t + (1-a) s_{t-1}` (causal, so a truncated engine is treated
-   exactly as it would be online).
+4. **Health channel** (optional, ``health_cap``): one more column, the health
+   indicator below computed from the normalised features *before* baseline
+   removal, standardised over the training cycles. Baseline removal keeps the
+   degradation since the engine's start but drops where the engine stands
+   relative to failure: an engine that started worn fails after less
+   degradation. On CMAPSS FD001 the ARPHMM with this channel predicts the last
+   cycles far better (cross-validated RMSE 2.3 against 9.5 for true RUL 1-5;
+   docs/cmapss.md).
+5. **Smoothing** (optional): causal exponential smoothing
+   :math:`s_t = a x_t + (1-a) s_{t-1}` of every column (causal, so a truncated
+   engine is treated exactly as it would be online).
 
 A **health indicator** (Ramasso's RULCLIPPER idea) projects the features on a
 degradation target: a least-squares regression (ridge ``lam``)
@@ -85,17 +93,24 @@ class SensorFeatures:
         n_conditions: operating conditions (``None``: detected by clustering the settings).
         baseline_cycles: cycles averaged for the per-engine baseline (0: none).
         alpha: smoothing weight in ``(0, 1]`` (1: none).
+        health_cap: append the health channel, a :class:`HealthIndicator` with this cap fitted
+            on the normalised features before baseline removal (``None``: no channel). ``fit``
+            then needs run-to-failure engines: the last cycle of each is its failure.
     """
 
-    def __init__(self, min_distinct: int = 3, n_conditions: int | None = None, baseline_cycles: int = 0, alpha: float = 1.0):
+    def __init__(self, min_distinct: int = 3, n_conditions: int | None = None, baseline_cycles: int = 0, alpha: float = 1.0,
+                 health_cap: float | None = None):
         if int(baseline_cycles) < 0:
             raise ParameterError(f"baseline_cycles: expected a non-negative integer, got {baseline_cycles}")
         if not 0.0 < float(alpha) <= 1.0:
             raise ParameterError(f"alpha: expected 0 < alpha <= 1, got {alpha}")
+        if health_cap is not None and not (np.isfinite(float(health_cap)) and float(health_cap) > 0):
+            raise ParameterError(f"health_cap: expected a positive number of cycles or None, got {health_cap}")
         self.min_distinct = int(min_distinct)
         self.n_conditions = n_conditions
         self.baseline_cycles = int(baseline_cycles)
         self.alpha = float(alpha)
+        self.health_cap = None if health_cap is None else float(health_cap)
 
     def fit(self, sensors, settings=None) -> SensorFeatures:
         """Learn the kept columns and the normalisation from training engines (lists of arrays)."""
@@ -108,7 +123,21 @@ class SensorFeatures:
         if self.columns_.size == 0:
             raise DataError(f"sensors: no column has {self.min_distinct} distinct values; nothing to learn from")
         self.normalizer_ = OperatingConditionNormalizer(self.n_conditions).fit(np.vstack(settings), allx[:, self.columns_])
+        if self.health_cap is not None:
+            levels = [self.normalizer_.transform(s, x[:, self.columns_]) for x, s in zip(sensors, settings)]
+            self.health_ = HealthIndicator(cap=self.health_cap).fit(levels)
+            h = np.concatenate(self.health_.transform(levels))
+            self.health_loc_, self.health_scale_ = float(h.mean()), float(h.std())
+            if not self.health_scale_ > 0:
+                raise DataError("sensors: the health indicator is constant over the training cycles")
         return self
+
+    @property
+    def n_features(self) -> int:
+        """Columns of :meth:`transform`'s arrays: the kept sensors, plus one for the health channel."""
+        if not hasattr(self, "columns_"):
+            raise DataError("SensorFeatures: call fit before asking for n_features")
+        return len(self.columns_) + (self.health_cap is not None)
 
     def transform(self, sensors, settings=None) -> list[np.ndarray]:
         """Per-engine feature arrays ``(T_i, n_kept)``."""
@@ -118,9 +147,11 @@ class SensorFeatures:
         settings = self._settings(settings, sensors)
         out = []
         for x, s in zip(sensors, settings):
-            z = self.normalizer_.transform(s, x[:, self.columns_])
-            if self.baseline_cycles:
-                z = z - z[: self.baseline_cycles].mean(axis=0)
+            level = self.normalizer_.transform(s, x[:, self.columns_])
+            z = level - level[: self.baseline_cycles].mean(axis=0) if self.baseline_cycles else level
+            if self.health_cap is not None:
+                h = (self.health_.transform([level])[0] - self.health_loc_) / self.health_scale_
+                z = np.c_[z, h]
             if self.alpha < 1.0:
                 z = exponential_smoothing(z, self.alpha)
             out.append(z)

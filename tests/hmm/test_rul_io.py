@@ -25,8 +25,8 @@ def _engines(rng, n=6):
     return sens, sets
 
 
-def _classical(readout="empirical"):
-    return RULPipeline(SensorFeatures(baseline_cycles=5),
+def _classical(readout="empirical", health_cap=None):
+    return RULPipeline(SensorFeatures(baseline_cycles=5, health_cap=health_cap),
                        ARPHMMRUL(n_states=5, lags=0, cap=40.0, softness=0.3, covariance_type="diag", horizon=60,
                                  max_iter=4, readout=readout, age_bandwidth=8.0))
 
@@ -46,10 +46,10 @@ def data():
     return train, test
 
 
-@pytest.mark.parametrize("readout", ["empirical", "phase_type"])
-def test_classical_pipeline_round_trip(data, tmp_path, readout):
+@pytest.mark.parametrize("readout, health_cap", [("empirical", 40.0), ("phase_type", None)])
+def test_classical_pipeline_round_trip(data, tmp_path, readout, health_cap):
     (sens, sets), test = data
-    pipe = _classical(readout)
+    pipe = _classical(readout, health_cap)
     pipe.fit(sens, sets, rng=0, progress=False)
     pred = pipe.predict(*test)
     pipe.model.calibrate(pred.distributions, np.array([10, 20, 30, 25]), rng=0)
@@ -58,6 +58,9 @@ def test_classical_pipeline_round_trip(data, tmp_path, readout):
     back = RULPipeline.load(path)
     assert type(back.model) is ARPHMMRUL and back.model.readout == readout
     np.testing.assert_array_equal(back.features.columns_, pipe.features.columns_)
+    assert back.features.n_features == pipe.features.n_features == 2 + (health_cap is not None)
+    for a, b in zip(back.transform(*test), pipe.transform(*test)):
+        np.testing.assert_array_equal(a, b)
     _assert_same_predictions(back.predict(*test), pipe.predict(*test))
     with pytest.raises(DataError, match="not a RULEnsemble"):
         RULEnsemble.load(path)
@@ -111,4 +114,21 @@ def test_bad_files_and_unfitted_models(data, tmp_path):
     header["members"][0]["model"]["config"]["point"] = "mode"
     np.savez(tmp_path / "cfg.npz", **dict(arrays, __header__=np.array(json.dumps(header))))
     with pytest.raises(ParameterError, match="point"):
+        load_rul(tmp_path / "cfg.npz")
+
+
+def test_tampered_health_channel_is_refused(data, tmp_path):
+    (sens, sets), _ = data
+    pipe = _classical(health_cap=40.0)
+    pipe.fit(sens, sets, rng=0, progress=False)
+    path = save_rul(tmp_path / "pipe.npz", pipe)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(tmp_path / "bad.npz", **dict(arrays, **{"m0.health.weights": arrays["m0.health.weights"][:-1]}))
+    with pytest.raises(DataError, match="health channel of 2 sensors expects 3 weights"):
+        load_rul(tmp_path / "bad.npz")
+    header = json.loads(str(arrays["__header__"]))
+    header["members"][0]["features"]["health_cap"] = None  # the model then reads one column more than it gets
+    np.savez(tmp_path / "cfg.npz", **dict(arrays, __header__=np.array(json.dumps(header))))
+    with pytest.raises(DataError, match="the model reads 3 features, the transform gives 2"):
         load_rul(tmp_path / "cfg.npz")

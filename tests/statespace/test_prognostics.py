@@ -174,6 +174,30 @@ def test_sensor_features_pipeline():
         f.transform([np.full((4, 3), np.inf)])
 
 
+def test_sensor_features_health_channel():
+    """The health channel is the health indicator of the features *before* baseline removal,
+    standardised over the training cycles: recomputed here from SensorFeatures and HealthIndicator."""
+    rng = np.random.default_rng(4)
+    sens = []
+    for T in (60, 75, 90, 70):
+        wear = rng.uniform(0.0, 0.5) + np.linspace(0.0, 1.0, T) ** 2  # engines start with different wear
+        sens.append(np.c_[np.full(T, 5.0), wear + 0.1 * rng.standard_normal(T), -wear + 0.1 * rng.standard_normal(T)])
+    f = SensorFeatures(baseline_cycles=8, health_cap=40.0).fit(sens)
+    out = f.transform(sens)
+    assert f.n_features == 3 and out[0].shape == (60, 3)
+    plain = SensorFeatures(baseline_cycles=8).fit(sens).transform(sens)
+    levels = SensorFeatures().fit(sens).transform(sens)
+    hi = HealthIndicator(cap=40.0).fit(levels).transform(levels)
+    h = np.concatenate(hi)
+    for o, p, want in zip(out, plain, hi):
+        np.testing.assert_allclose(o[:, :2], p, atol=1e-12)
+        np.testing.assert_allclose(o[:, 2], (want - h.mean()) / h.std(), atol=1e-10)
+    # a prefix of an engine (at least the baseline's cycles) gets the prefix of its features
+    np.testing.assert_allclose(f.transform([sens[1][:20]])[0], out[1][:20], atol=1e-12)
+    with pytest.raises(ParameterError, match="health_cap"):
+        SensorFeatures(health_cap=0.0)
+
+
 # ----------------------------------------------------------------------------- cross-validation
 def test_truncation_splits_partition_and_bounds():
     lengths = np.array([128, 200, 362, 150, 180, 240, 131])
