@@ -60,8 +60,9 @@ import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
+from statespace.prognostics.metrics import check_weights
 from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
-from statespace.validation import as_float_array, as_rng, as_sequences
+from statespace.validation import as_rng, as_sequences
 
 from .emissions import EmissionPrior
 from .model import HMM
@@ -228,11 +229,7 @@ def recalibrated_levels(distributions, true_rul, rng=None, weights=None):
     true_rul = np.asarray(true_rul, dtype=np.float64)
     if len(true_rul) != len(distributions):
         raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
-    w = np.ones(len(true_rul)) if weights is None else as_float_array("weights", weights, 1)
-    if w.shape != true_rul.shape:
-        raise ShapeError(f"weights: got {w.shape[0]} weights for {len(true_rul)} distributions")
-    if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
-        raise DataError("weights: expected finite non-negative weights with a positive sum")
+    w = check_weights(weights, len(true_rul))
     rng = as_rng(rng)
     u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
     order = np.argsort(u[w > 0], kind="stable")

@@ -78,11 +78,13 @@ def interval_coverage(true, lower, upper, weights=None) -> float:
     if (lo > hi).any():
         i = int(np.argmax(lo > hi))
         raise DataError(f"lower, upper: lower bound {lo[i]} above upper bound {hi[i]} at index {i}")
-    w = _check_weights(weights, t.shape[0])
+    w = check_weights(weights, t.shape[0])
     return float(w @ ((t >= lo) & (t <= hi)) / w.sum())
 
 
-def _check_weights(weights, n: int) -> np.ndarray:
+def check_weights(weights, n: int) -> np.ndarray:
+    """``(n,)`` weights, all ones when ``weights`` is None; refuses a wrong length, negative or
+    non-finite weights (naming the index) and an all-zero set."""
     if weights is None:
         return np.ones(n)
     w = as_float_array("weights", weights, 1)
@@ -105,7 +107,7 @@ def rul_report(predicted, true, lower=None, upper=None, weights=None) -> dict:
     number of predictions and ``total_weight`` is ``sum_i w_i``.
     """
     p, t = _pair(predicted, true)
-    w = _check_weights(weights, p.shape[0])
+    w = check_weights(weights, p.shape[0])
     total = float(w.sum())
     d = p - t
     out = {
