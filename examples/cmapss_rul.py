@@ -22,8 +22,13 @@
    start), and a health channel (the health indicator of the sensor levels
    before baseline removal: how far the engine stands from failure, which
    the baseline removal hides; ``--no-health-channel`` drops it).
-2. Its CV predictive distributions recalibrate the quantile levels (PIT
-   recalibration), so that the 90% intervals cover about 90% of CV cuts.
+2. The cap c of its point forecast E[min(RUL, c)] is chosen from its CV
+   predictions (``--point-cap auto``, the default): among the labels' cap
+   and up to 25 cycles above it, the cap under which a simulated test set
+   most often meets ``--target-rmse`` and ``--target-score``
+   (:func:`statespace.prognostics.select_point_cap`). Its CV predictive
+   distributions recalibrate the quantile levels (PIT recalibration), so
+   that the 90% intervals cover about 90% of CV cuts.
 3. The selected pipeline (a pool: both members) is refitted on all training engines and predicts every test
    engine: ``predictions.csv`` has columns ``unit,rul,rul_q05,rul_q50,rul_q95``.
    ``--save-model PATH`` keeps the fitted model (:mod:`hmm.rul_io`: one
@@ -43,10 +48,17 @@ import time
 
 import numpy as np
 
-from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate
+from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate, predict_from_distributions
 from hmm.rul_ensemble import RULEnsemble, combine_cv
 from statespace.datasets import load_cmapss, read_rul_file
-from statespace.prognostics import HealthIndicator, SensorFeatures, per_engine_means, rul_report, simulated_test_sets
+from statespace.prognostics import (
+    HealthIndicator,
+    SensorFeatures,
+    per_engine_means,
+    rul_report,
+    select_point_cap,
+    simulated_test_sets,
+)
 
 #: Candidate configurations compared by cross-validation: (model, n_states, lags, cap, readout, label softness).
 DEFAULT_GRID = (("arphmm", 30, 0, 125.0, "phase_type", 0.5), ("arphmm", 30, 0, 125.0, "empirical", 0.1))
@@ -59,11 +71,12 @@ AGE_BANDWIDTH = 10.0
 
 
 def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout="phase_type", softness=0.5,
-                 deep_max_iter=8, health_channel=True):
+                 deep_max_iter=8, health_channel=True, point_cap=None):
     """Pipelines of one configuration. ``max_iter`` is the classical EM's, ``deep_max_iter`` the deep
     model's generalised EM iterations (each trains the network: 8 cost as much as the classical fit).
     ``health_channel``: the features carry the health indicator of the sensor levels before baseline
-    removal (``SensorFeatures(health_cap=cap)``), which tells how far an engine stands from failure."""
+    removal (``SensorFeatures(health_cap=cap)``), which tells how far an engine stands from failure.
+    ``point_cap``: cap of the point forecast ``E[min(RUL, point_cap)]`` (default ``cap``)."""
     if model == "deep":
         if lags:
             raise ValueError(f"grid: the deep model reads the whole sensor history; expected lags 0, got {lags}")
@@ -71,11 +84,12 @@ def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout=
 
         def rul_model():
             return DeepARPHMMRUL(n_states=n_states, cap=cap, softness=softness, horizon=HORIZON, max_jump=2,
-                                 readout=readout, age_bandwidth=AGE_BANDWIDTH, max_iter=deep_max_iter)
+                                 readout=readout, age_bandwidth=AGE_BANDWIDTH, max_iter=deep_max_iter, point_cap=point_cap)
     elif model == "arphmm":
         def rul_model():
             return ARPHMMRUL(n_states=n_states, lags=lags, cap=cap, softness=softness, covariance_type="full",
-                             horizon=HORIZON, max_jump=2, max_iter=max_iter, readout=readout, age_bandwidth=AGE_BANDWIDTH)
+                             horizon=HORIZON, max_jump=2, max_iter=max_iter, readout=readout, age_bandwidth=AGE_BANDWIDTH,
+                             point_cap=point_cap)
     else:
         raise ValueError(f"model: expected 'arphmm' or 'deep', got {model!r}")
 
@@ -135,6 +149,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-iter", type=int, default=15, help="EM iterations of the classical models")
     ap.add_argument("--deep-max-iter", type=int, default=8, help="generalised EM iterations of the deep model")
     ap.add_argument("--max-engines", type=int, default=None, help="use only the first N training/test engines (quick runs)")
+    ap.add_argument("--point-cap", type=point_cap_arg, default="auto",
+                    help="cap c of the point forecast E[min(RUL, c)]: a number, or 'auto' (default): chosen by CV among "
+                    "the model's cap and up to 25 cycles above it, to maximise the probability that one test set meets "
+                    "--target-rmse and --target-score")
+    ap.add_argument("--target-rmse", type=float, default=13.0, help="RMSE target of one test set (default 13: FD001's)")
+    ap.add_argument("--target-score", type=float, default=300.0,
+                    help="PHM08 score target of one test set of as many engines as the training set (default 300: FD001's)")
     ap.add_argument("--no-calibration", action="store_true")
     ap.add_argument("--save-model", default=None, metavar="PATH",
                     help="write the fitted, recalibrated pipeline (or pool) to PATH (.npz; hmm.rul_io.load_rul reads it)")
@@ -187,16 +208,18 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--select {args.select}: no such candidate (kinds: {sorted({r[0][0] for r in results})})")
     config, cv = min(chosen, key=lambda r: (r[1].report["score"], r[1].report["rmse"]))
     print(f"selected {describe(config)}", flush=True)
+    label_cap = config[1][3] if config[0] == "pool" else config[3]
+    point_cap, cv = choose_point_cap(cv, label_cap, args)
     report_test_set_spread(cv, args.seed)
 
     # 2-3. final fit, calibration, prediction
     def make_pipeline(c):
         model, k, lags, cap, readout, softness = c
         return make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
-                            args.deep_max_iter, not args.no_health_channel)()
+                            args.deep_max_iter, not args.no_health_channel, point_cap)()
 
     if config[0] == "pool":
-        pipe = RULEnsemble([make_pipeline(c) for c in config[1:]])
+        pipe = RULEnsemble([make_pipeline(c) for c in config[1:]], point_cap=point_cap)
         calibrated, shown = pipe, pipe.members[0]  # plots of the first member's states
         fits = pipe.fit(sens, sets, rng=args.seed, progress=progress)
     else:
@@ -235,7 +258,43 @@ def main(argv=None) -> dict:
         print(f"plots in {out_dir}", flush=True)
     print(f"done in {time.time() - t0:.0f}s", flush=True)
     return {"cv": cv.report, "selected": config, "test": test_report, "prediction": pred, "min_cycles": min_cycles,
-            "baseline_cycles": args.baseline_cycles}
+            "baseline_cycles": args.baseline_cycles, "point_cap": point_cap}
+
+
+def point_cap_arg(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'auto', got {text!r}")
+    return value
+
+
+def choose_point_cap(cv, label_cap, args):
+    """The cap of the point forecast and the CV result with that forecast. ``auto``: among the labels'
+    cap and up to 25 cycles above it (at most the test set's horizon), the one most likely to meet the
+    targets on a test set of one cut per engine (:func:`statespace.prognostics.select_point_cap`). A
+    higher cap lifts the forecasts of healthy engines, whose RUL may be well above the labels' cap, at
+    the risk of late forecasts, which the score punishes hardest."""
+    dists = cv.prediction.distributions
+    if args.point_cap == "auto":
+        caps = [c for c in label_cap + 5.0 * np.arange(6) if c <= HORIZON] or [label_cap]
+        sel = select_point_cap(dists, cv.true_rul, cv.cuts, caps, max_rmse=args.target_rmse,
+                               max_score=args.target_score, rng=args.seed)
+        print(f"point forecast E[min(RUL, c)]; P(one test set meets RMSE <= {args.target_rmse:g} and score <= "
+              f"{args.target_score:g}) by c: " + ", ".join(f"{c:.0f}: {p:.2f} (RMSE {r:.2f}, score {s:.0f})"
+                                                       for c, p, r, s in zip(sel.caps, sel.p_targets, sel.rmse, sel.score)),
+              flush=True)
+        cap = sel.cap
+    else:
+        cap = float(args.point_cap)
+    pred = predict_from_distributions(dists, cv.prediction.state_probs, "capped_mean", cap)
+    cv = cv._replace(prediction=pred, report=rul_report(pred.rul, cv.true_rul, pred.q05, pred.q95, cv.weights))
+    print(f"CV with point cap {cap:.0f}: {fmt(cv.report)}", flush=True)
+    return cap, cv
 
 
 def cuts_arg(text: str):

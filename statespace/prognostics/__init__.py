@@ -1,4 +1,4 @@
-"""Prognostics: features and health indicators, phase-type and empirical RUL distributions, metrics, cross-validation, plots.
+"""Prognostics: features and health indicators, phase-type and empirical RUL distributions, point forecasts, metrics, cross-validation, plots.
 
 Model-agnostic pieces for remaining-useful-life (RUL) estimation; the
 ARPHMM RUL model built on them lives in :mod:`hmm.rul`. Plots import
@@ -15,14 +15,17 @@ from .features import (
 )
 from .metrics import interval_coverage, mae, phm08_score, phm08_scores, rmse, rul_report
 from .phase_type import PhaseTypeDistribution, mixture, time_to_absorption
+from .point_forecast import PointCapSelection, capped_means, select_point_cap
 from .readout import StateRULReadout
 
 __all__ = [
     "Cut",
     "HealthIndicator",
     "PhaseTypeDistribution",
+    "PointCapSelection",
     "SensorFeatures",
     "StateRULReadout",
+    "capped_means",
     "cut_weights",
     "exponential_smoothing",
     "informative_columns",
@@ -35,6 +38,7 @@ __all__ = [
     "piecewise_linear_rul",
     "rmse",
     "rul_report",
+    "select_point_cap",
     "simulated_test_sets",
     "time_to_absorption",
     "truncation_splits",

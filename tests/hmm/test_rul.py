@@ -224,6 +224,9 @@ def test_example_script_runs(tmp_path):
     again = load_rul(tmp_path / "m.npz").predict(te.split(te.sensors)[:10], te.split(te.settings)[:10])
     np.testing.assert_allclose(again.rul, [float(r["rul"]) for r in rows], atol=0.005)
     np.testing.assert_allclose(again.q95, [float(r["rul_q95"]) for r in rows], atol=0.005)
+    # the point forecast is E[min(RUL, c)] at the cap chosen by CV, among the labels' cap (120) and up to 25 above
+    assert res["point_cap"] in (120.0, 125.0, 130.0, 135.0, 140.0, 145.0)
+    np.testing.assert_allclose(again.rul, [d.truncated_mean(res["point_cap"]) for d in again.distributions], rtol=1e-12)
     for name in ("cmapss_health_indicator.png", "cmapss_state_posterior.png", "cmapss_rul_predictions.png"):
         assert (tmp_path / name).stat().st_size > 0
 
@@ -248,6 +251,12 @@ def test_example_grid_syntax():
         mod.make_factory("deep", 5, 1, 120.0, 20, 3)
     with pytest.raises(ValueError, match="model"):
         mod.make_factory("lstm", 5, 0, 120.0, 20, 3)
+    import argparse
+
+    assert mod.point_cap_arg("auto") == "auto" and mod.point_cap_arg("132.5") == 132.5
+    for bad in ("-3", "0", "nan", "inf", "high"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive number"):
+            mod.point_cap_arg(bad)
 
 
 @pytest.mark.slow
