@@ -40,8 +40,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ParameterError, ShapeError
-from ..validation import as_rng
+from ..errors import DataError, ParameterError, ShapeError
+from ..validation import as_float_array, as_rng
 from .cross_validation import cut_weights, simulated_test_sets
 from .metrics import phm08_scores
 
@@ -82,9 +82,12 @@ def select_point_cap(distributions, true_rul, cuts, caps, *, max_rmse: float | N
         rng: seed or ``np.random.Generator`` of those draws (one stream, shared by every cap).
     """
     caps = _check_caps(caps)
-    true_rul = np.asarray(true_rul, dtype=np.float64)
-    if true_rul.shape != (len(distributions),):
-        raise ShapeError(f"true_rul: expected one true RUL per distribution ({len(distributions)}), got shape {true_rul.shape}")
+    true_rul = as_float_array("true_rul", true_rul, 1)
+    if true_rul.size != len(distributions):
+        raise ShapeError(f"true_rul: expected one true RUL per distribution ({len(distributions)}), got {true_rul.size}")
+    if not np.isfinite(true_rul).all():
+        i = int(np.argmax(~np.isfinite(true_rul)))
+        raise DataError(f"true_rul: non-finite value {true_rul[i]} at index {i}")
     if len(cuts) != true_rul.size:
         raise ShapeError(f"cuts: got {len(cuts)} cuts for {true_rul.size} predictions")
     for name, value in (("max_rmse", max_rmse), ("max_score", max_score)):

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from statespace.errors import ParameterError, ShapeError
+from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.prognostics import Cut, PhaseTypeDistribution, capped_means, phm08_scores, select_point_cap
 
 
@@ -88,6 +88,8 @@ def test_selection_refuses_bad_input():
         select_point_cap(dists, true, cuts, [])
     with pytest.raises(ShapeError, match="true_rul"):
         select_point_cap(dists, true[:-1], cuts, [125.0])
+    with pytest.raises(DataError, match="index 2"):
+        select_point_cap(dists, np.where(np.arange(true.size) == 2, np.nan, true), cuts, [125.0])
     with pytest.raises(ShapeError, match="cuts"):
         select_point_cap(dists, true, cuts[:-1], [125.0])
     with pytest.raises(ParameterError, match="max_rmse"):
