@@ -244,7 +244,8 @@ def _load_example():
 def test_example_grid_syntax():
     mod = _load_example()
     assert mod.parse_grid(None) == mod.DEFAULT_GRID
-    assert mod.parse_grid(None, "deep") == mod.DEFAULT_GRID + mod.DEEP_GRID
+    assert mod.parse_grid(None, "deep") == mod.DEEP_GRID
+    assert mod.DEEP_GRID[0] == ("arphmm", 30, 0, 125.0, "empirical", 0.1) and {c[0] for c in mod.DEEP_GRID[1:]} == {"deep"}
     assert mod.parse_grid("5,1,120,phase_type;deep:6,0,100") == (
         ("arphmm", 5, 1, 120.0, "phase_type", 0.5), ("deep", 6, 0, 100.0, "empirical", 0.1))
     with pytest.raises(ValueError, match="lags 0"):
@@ -261,20 +262,32 @@ def test_example_grid_syntax():
 
 @pytest.mark.slow
 def test_example_script_compares_the_deep_model(tmp_path, capsys):
-    """Deep and classical candidates on the same cuts and their pool, which ``--select pool``
-    refits (both members) and predicts with, plots from the deep member's states."""
+    """Deep and classical candidates on the same cuts and their pool (both deep configurations and
+    the classical one), which ``--select pool`` refits (every member) and predicts with, plots from
+    the first deep member's states."""
     import csv
 
     mod = _load_example()
     out = tmp_path / "pred.csv"
-    res = mod.main(["--data", DATA, "--out", str(out), "--max-engines", "6", "--grid", "5,0,120,phase_type;deep:5,0,120,phase_type",
+    res = mod.main(["--data", DATA, "--out", str(out), "--max-engines", "6", "--grid",
+                    "5,0,120,phase_type;deep:5,0,120,phase_type;deep:5,0,120,empirical",
                     "--folds", "2", "--cuts", "1", "--max-iter", "3", "--deep-max-iter", "1", "--no-progress",
-                    "--select", "pool"])
+                    "--select", "pool", "--save-model", str(tmp_path / "pool")])
     printed = capsys.readouterr().out
     assert "CV  deep" in printed and "CV  arphmm" in printed and "paired |error| difference" in printed
-    assert "CV  pool of the two" in printed and "selected pool (equal weights) of deep" in printed
-    assert res["selected"][0] == "pool" and printed.count("EM: ") == 2
+    assert "CV  pool of 3 (every deep, the best classical)" in printed and "selected pool (equal weights) of deep" in printed
+    assert res["selected"][0] == "pool" and [c[0] for c in res["selected"][1:]] == ["deep", "deep", "arphmm"]
+    assert printed.count("EM: ") == 3
     for name in ("cmapss_health_indicator.png", "cmapss_state_posterior.png", "cmapss_rul_predictions.png"):
         assert (tmp_path / name).stat().st_size > 0
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 6 and all(float(r["rul_q05"]) <= float(r["rul_q50"]) <= float(r["rul_q95"]) for r in rows)
+    # the saved three-member pool predicts the CSV again without refitting
+    from hmm.rul_io import load_rul
+    from statespace.datasets import load_cmapss
+
+    te = load_cmapss(DATA).test
+    again = load_rul(tmp_path / "pool.npz").predict(te.split(te.sensors)[:6], te.split(te.settings)[:6])
+    assert len(again.distributions) == 6
+    np.testing.assert_allclose(again.rul, [float(r["rul"]) for r in rows], atol=0.005)
+    np.testing.assert_allclose(again.q05, [float(r["rul_q05"]) for r in rows], atol=0.005)
