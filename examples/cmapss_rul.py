@@ -20,9 +20,9 @@
    ``--model arphmm`` compares the classical candidates only (the phase-type
    RUL and the empirical readout) and keeps the best CV score (PHM08, ties
    by RMSE).
-   Every candidate reads the same features: the informative sensors, normalised, minus each
-   engine's baseline (the mean of its first cycles: degradation since the
-   start), and a health channel (the health indicator of the sensor levels
+   Every candidate reads the same features: the informative sensors,
+   normalised, minus each engine's baseline (the mean of its first cycles:
+   degradation since the start), and a health channel (the health indicator of the sensor levels
    before baseline removal: how far the engine stands from failure, which
    the baseline removal hides; ``--no-health-channel`` drops it).
 2. The cap c of its point forecast E[min(RUL, c)] is chosen from its CV
@@ -137,7 +137,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--truth", default=None, help="RUL_FD00x.txt with the true test RULs (optional)")
     ap.add_argument("--plots", default=None, help="directory for the PNG plots (default: next to --out; 'none' to skip)")
     ap.add_argument("--grid", default=None, help="candidate configs '[deep:]K,lags,cap[,readout[,softness]];...' with readout "
-                    "phase_type or empirical (default: %s with --model arphmm, %s with --model deep)" % (DEFAULT_GRID, DEEP_GRID))
+                    "phase_type or empirical (default: %s with --model arphmm, %s with --model deep)"
+                    % (DEFAULT_GRID, DEEP_GRID))
     ap.add_argument("--model", choices=("arphmm", "deep"), default="deep",
                     help="'deep' (default): the classical ARPHMM, the S5-emission ARPHMM with 30 and 40 states and "
                     "their pool, compared on the same CV cuts (about 7.5 min on 2 idle cores: the network trains on "
