@@ -51,12 +51,13 @@ import time
 
 import numpy as np
 
-from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate, predict_from_distributions
+from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate
 from hmm.rul_ensemble import RULEnsemble, combine_cv
 from statespace.datasets import load_cmapss, read_rul_file
 from statespace.prognostics import (
     HealthIndicator,
     SensorFeatures,
+    capped_means,
     per_engine_means,
     rul_report,
     select_point_cap,
@@ -305,7 +306,7 @@ def choose_point_cap(cv, label_cap, args):
         cap = sel.cap
     else:
         cap = float(args.point_cap)
-    pred = predict_from_distributions(dists, cv.prediction.state_probs, "capped_mean", cap)
+    pred = cv.prediction._replace(rul=capped_means(dists, [cap])[:, 0])  # the quantiles do not depend on the cap
     cv = cv._replace(prediction=pred, report=rul_report(pred.rul, cv.true_rul, pred.q05, pred.q95, cv.weights))
     print(f"CV with point cap {cap:.0f}: {fmt(cv.report)}", flush=True)
     return cap, cv

@@ -40,10 +40,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import DataError, ParameterError, ShapeError
+from ..errors import ParameterError, ShapeError
 from ..validation import as_float_array, as_rng
 from .cross_validation import cut_weights, simulated_test_sets
-from .metrics import phm08_scores
+from .metrics import rul_report
 
 
 class PointCapSelection(NamedTuple):
@@ -85,19 +85,15 @@ def select_point_cap(distributions, true_rul, cuts, caps, *, max_rmse: float | N
     true_rul = as_float_array("true_rul", true_rul, 1)
     if true_rul.size != len(distributions):
         raise ShapeError(f"true_rul: expected one true RUL per distribution ({len(distributions)}), got {true_rul.size}")
-    if not np.isfinite(true_rul).all():
-        i = int(np.argmax(~np.isfinite(true_rul)))
-        raise DataError(f"true_rul: non-finite value {true_rul[i]} at index {i}")
     if len(cuts) != true_rul.size:
         raise ShapeError(f"cuts: got {len(cuts)} cuts for {true_rul.size} predictions")
     for name, value in (("max_rmse", max_rmse), ("max_score", max_score)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise ParameterError(f"{name}: expected a positive finite target or None, got {value}")
     points = capped_means(distributions, caps)
-    w = cut_weights(cuts)
-    err = points - true_rul[:, None]
-    rmse = np.sqrt(w @ err**2 / w.sum())
-    score = np.array([w @ phm08_scores(points[:, j], true_rul) for j in range(caps.size)])  # each engine weighs 1
+    # cut-weighted figures: expectations over the cut; the score is that of one test set (each engine weighs 1)
+    reports = [rul_report(points[:, j], true_rul, weights=cut_weights(cuts)) for j in range(caps.size)]
+    rmse, score = (np.array([r[k] for r in reports]) for k in ("rmse", "score"))
     if max_rmse is None and max_score is None:
         return PointCapSelection(float(caps[np.argmin(rmse)]), caps, rmse, score, None)
     seed = as_rng(rng).integers(2**63)
