@@ -10,6 +10,7 @@ from . import errors
 from .errors import (
     DataError,
     DegenerateWeightsError,
+    ImpossibleDataError,
     ExactInferenceUnavailable,
     ParameterError,
     ShapeError,

@@ -38,3 +38,14 @@ class DegenerateWeightsError(StateSpaceError):
 
 class ExactInferenceUnavailable(NotImplementedError):
     """The model has no exact filter/smoother; use the particle methods of ``smc``."""
+
+
+class ImpossibleDataError(DataError):
+    """The observations have zero probability (or overflow) under the model.
+
+    ``log_likelihood`` answers such data with ``-inf``; every verb that
+    conditions on the data (``filter``, ``smooth``, ``most_likely_states``,
+    ``sample_posterior``, ``forecast``, ``fit``) raises this error instead,
+    naming the sequence and the first time step at which the data became
+    impossible, because a posterior given a null event is undefined.
+    """
