@@ -31,7 +31,16 @@ import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
-from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector
+from statespace.validation import (
+    as_float_array,
+    as_inputs,
+    as_rng,
+    as_sequences,
+    check_choice,
+    check_fit_options,
+    check_int,
+    check_probability_vector,
+)
 
 from . import emission_updates as eu
 from . import emissions as em_
@@ -144,31 +153,26 @@ class HMM(StateSpaceModel):
         params: HMMParams | None = None,
         prior: em_.EmissionPrior | None = None,
     ):
-        if emission not in EMISSION_KINDS:
-            raise ParameterError(f"emission: unknown kind {emission!r}; expected one of {EMISSION_KINDS}")
-        if covariance_type not in COVARIANCE_TYPES:
-            raise ParameterError(f"covariance_type: unknown {covariance_type!r}; expected one of {COVARIANCE_TYPES}")
-        self.n_states = int(n_states)
-        if self.n_states < 1:
-            raise ParameterError(f"n_states: expected a positive number of states, got {n_states}")
+        check_choice("emission", emission, EMISSION_KINDS)
+        check_choice("covariance_type", covariance_type, COVARIANCE_TYPES)
+        self.n_states = check_int("n_states", n_states, minimum=1)
         self.emission_kind = emission
-        self.lags = int(lags) if emission == "ar" else 0
+        lags = check_int("lags", lags, minimum=0)
+        self.lags = lags if emission == "ar" else 0
         if emission == "ar" and self.lags < 1:
             raise ParameterError(f"lags: an autoregressive emission needs lags >= 1, got {lags}")
         if emission == "gaussian" and lags:
             raise ParameterError("lags: a plain Gaussian emission has no lags; use emission='ar'")
+        self._obs_dim = check_int("obs_dim", obs_dim, minimum=1)
+        self.input_dim = check_int("input_dim", input_dim, minimum=0)
         if emission == "categorical":
-            if n_symbols is None or int(n_symbols) < 1:
-                raise ParameterError(f"n_symbols: a categorical emission needs a positive number of symbols, got {n_symbols}")
-            if obs_dim != 1 or input_dim:
+            if n_symbols is None:
+                raise ParameterError("n_symbols: a categorical emission needs a positive number of symbols, got None")
+            if self._obs_dim != 1 or self.input_dim:
                 raise ParameterError("categorical emission: observations are one column of symbols and take no inputs")
-        self.n_symbols = None if n_symbols is None else int(n_symbols)
-        self._obs_dim = int(obs_dim)
-        if self._obs_dim < 1:
-            raise ParameterError(f"obs_dim: expected a positive dimension, got {obs_dim}")
-        self.input_dim = int(input_dim)
+        self.n_symbols = None if n_symbols is None else check_int("n_symbols", n_symbols, minimum=1)
         self.covariance_type = covariance_type
-        self.structure = make_structure(transitions, self.n_states, absorbing, max_jump)
+        self.structure = make_structure(transitions, self.n_states, absorbing, check_int("max_jump", max_jump, minimum=1))
         self.prior = prior if prior is not None else em_.EmissionPrior()
         self.params = None
         if params is not None:
@@ -303,32 +307,34 @@ class HMM(StateSpaceModel):
         """Paths ``(n_samples, T)`` drawn from ``p(z | y, pl)`` (forward filtering, backward sampling)."""
         p = self._require_params()
         rng = as_rng(rng)
+        n_samples = check_int("n_samples", n_samples, minimum=1)
         seqs, us, lps, single = self._prepare(y, inputs, pl)
         out = []
         for s, u, lp in zip(seqs, us, lps):
             ll, filt, _ = forward(p.pi0, p.A[None], self._loglik_matrix(p, s, u, lp))
             if not np.isfinite(ll):
                 raise ParameterError("y: the sequence has zero probability under the model; cannot sample paths")
-            out.append(sample_paths(p.A[None], filt, int(n_samples), rng))
+            out.append(sample_paths(p.A[None], filt, n_samples, rng))
         return out[0] if single else out
 
     def forecast(self, y, steps: int, n_samples: int = 200, rng=None, inputs=None, future_inputs=None, pl=None) -> HMMForecast:
         """State distribution (exact) and observation rollouts (sampled) ``steps`` ahead of one sequence."""
         p = self._require_params()
         rng = as_rng(rng)
-        steps = int(steps)
-        if steps < 1:
-            raise ShapeError(f"steps: expected a positive horizon, got {steps}")
-        if isinstance(y, (list, tuple)):
+        steps = check_int("steps", steps, minimum=1, error=ShapeError)
+        n_samples = check_int("n_samples", n_samples, minimum=1)
+        seqs, us, lps, single = self._prepare(y, inputs, pl)
+        if not single:
             raise ShapeError("y: forecast takes one sequence; loop over a list")
-        seqs, us, lps, _ = self._prepare(y, inputs, pl)
         yv, u, lp = seqs[0], us[0], lps[0]
         T = len(yv)
         fut = np.zeros((steps, self.input_dim))
         if self.input_dim:
             if future_inputs is None:
                 raise ShapeError(f"future_inputs: the model takes inputs; expected shape ({steps}, {self.input_dim})")
-            fut = np.asarray(future_inputs, dtype=np.float64).reshape(steps, self.input_dim)
+            fut = as_float_array("future_inputs", future_inputs, (1, 2)).reshape(len(future_inputs), -1)
+            if fut.shape != (steps, self.input_dim) or not np.isfinite(fut).all():
+                raise ShapeError(f"future_inputs: expected a finite array of shape ({steps}, {self.input_dim}), got shape {fut.shape}")
         filt = forward(p.pi0, p.A[None], self._loglik_matrix(p, yv, u, lp))[1]
         probs = np.empty((steps, self.n_states))
         cur = filt[-1]
@@ -338,7 +344,7 @@ class HMM(StateSpaceModel):
         kp = self.kernel_params(inputs=np.vstack([u, fut]) if self.input_dim else None, _length=T + steps)
         ext = np.full((T + steps, self._obs_dim), np.nan)
         ext[:T] = yv
-        states, obs = kern.rollouts(kp, ext, T, filt[-1], int(n_samples), rng)
+        states, obs = kern.rollouts(kp, ext, T, filt[-1], n_samples, rng)
         return HMMForecast(probs, states, obs, obs.mean(axis=0))
 
     # ------------------------------------------------------------------ model selection
@@ -390,8 +396,8 @@ class HMM(StateSpaceModel):
         frozen = frozenset(frozen)
         if not frozen <= allowed:
             raise ParameterError(f"frozen: unknown names {sorted(frozen - allowed)}; expected a subset of {sorted(allowed)}")
-        if int(max_iter) < 1 or int(n_restarts) < 1:
-            raise ParameterError(f"max_iter/n_restarts: expected positive integers, got {max_iter}, {n_restarts}")
+        max_iter, tol = check_fit_options(max_iter, tol)
+        n_restarts = check_int("n_restarts", n_restarts, minimum=1)
         seqs, us, lps, _ = self._prepare(y, inputs, pl)
         rng = as_rng(rng)
         if init_params is not None:

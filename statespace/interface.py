@@ -64,7 +64,7 @@ import numba as nb
 import numpy as np
 
 from .errors import ExactInferenceUnavailable, ShapeError
-from .validation import as_float_array, as_rng
+from .validation import as_float_array, as_rng, check_int
 
 
 class ModelKernels(NamedTuple):
@@ -161,9 +161,7 @@ class StateSpaceModel(abc.ABC):
     # --- simulation ----------------------------------------------------------
     def sample(self, T: int, rng=None, inputs=None, times=None):
         """Simulate ``(states, observations)`` of shapes ``(T, state_dim)`` and ``(T, obs_dim)``."""
-        T = int(T)
-        if T < 1:
-            raise ShapeError(f"T: expected a positive number of time steps, got {T}")
+        T = check_int("T", T, minimum=1, error=ShapeError)
         if inputs is not None:
             inputs = as_float_array("inputs", inputs, (1, 2))
             if len(inputs) != T:

@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import ParameterError
 from .interface import AdditiveFunctional, ModelKernels, StateSpaceModel
+from .validation import check_real
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -48,10 +49,7 @@ class SVParams(_SVParamsBase):
     __slots__ = ()
 
     def __new__(cls, mu: float, phi: float, sigma: float):
-        mu, phi, sigma = float(mu), float(phi), float(sigma)
-        for name, v in (("mu", mu), ("phi", phi), ("sigma", sigma)):
-            if not math.isfinite(v):
-                raise ParameterError(f"{name}: expected a finite number, got {v}")
+        mu, phi, sigma = check_real("mu", mu), check_real("phi", phi), check_real("sigma", sigma)
         if not abs(phi) < 1.0:
             raise ParameterError(f"phi: expected |phi| < 1 for a stationary log-variance, got {phi}")
         if not sigma > 0.0:
@@ -155,6 +153,8 @@ class StochasticVolatility(StateSpaceModel):
     """The stochastic volatility model (see the module docstring)."""
 
     def __init__(self, mu: float = -1.0, phi: float = 0.95, sigma: float = 0.3, params: SVParams | None = None):
+        if params is not None and not isinstance(params, SVParams):
+            raise ParameterError(f"params: expected an SVParams, got {type(params).__name__}")
         self.params = params if params is not None else SVParams(mu, phi, sigma)
 
     def kernels(self) -> ModelKernels:

@@ -22,16 +22,28 @@ left-hand side (``F = (<x x_-^T> - B <u x_-^T>) <x_- x_-^T>^{-1}``), and a learn
 time-varying frozen ``F_t``. Time-varying parameters cannot be learned.
 
 EM never decreases the log-likelihood; :func:`fit_em` records it per iteration
-and the tests check it.
+through :class:`~statespace.convergence.ConvergenceMonitor`, which stops (keeping
+the best parameters, warning, ``converged=False``) should round-off or a
+covariance floor ever lower it.
+
+Scale equivariance: the model is unchanged by the change of units
+``y -> c y`` together with ``x -> a x`` (``m0 -> a m0``, ``P0 -> a^2 P0``,
+``Q -> a^2 Q``, ``B -> a B``, ``H -> (c/a) H``, ``D -> c D``, ``R -> c^2 R``;
+``F`` unchanged), which multiplies the likelihood by the Jacobian
+:math:`|c|^{-Tm}`. The E-step and M-step commute with it, and the only floor
+(the covariances' eigenvalues, :func:`_covariance`) is relative to each matrix,
+so EM from transformed starting parameters visits exactly the transformed
+iterates.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..convergence import ConvergenceMonitor
 from ..errors import ParameterError, ShapeError
-from ..interface import FitResult
 from ..progress import progress_bar
+from ..validation import check_fit_options
 from .data import prepare
 from ._fast import filter_size, rts_size
 from ._specialise import loops_for
@@ -66,12 +78,32 @@ def _regress(Syz, Szz, known, learn_mask, left_fixed):
     return C
 
 
-def _covariance(Syy, Syz, Szz, C, n):
-    """``(<y y^T> - C <y z^T>^T - <y z^T> C^T + C <z z^T> C^T) / n``, symmetric and PSD."""
+#: Smallest eigenvalue an M-step covariance keeps, relative to its largest (condition number <= 1e12).
+_EIG_FLOOR = 1e-12
+
+
+def _covariance(Syy, Syz, Szz, C, n, name):
+    """``(<y y^T> - C <y z^T>^T - <y z^T> C^T + C <z z^T> C^T) / n``, symmetric and positive definite.
+
+    The exact M-step is positive semi-definite; round-off leaves eigenvalues near
+    zero (or slightly negative) on nearly deterministic coordinates. They are raised
+    to ``_EIG_FLOOR`` times the largest eigenvalue: a floor relative to the matrix,
+    so that rescaling the data rescales the estimate exactly (an absolute floor
+    would decide the fit at small data scales). A matrix that is round-off
+    throughout (the data determine that block exactly) is floored relative to the
+    second moment it was computed from.
+    """
     cov = _sym(Syy - C @ Syz.T - Syz @ C.T + C @ Szz @ C.T) / n
-    # The exact M-step is PSD; round-off on nearly deterministic coordinates is clipped.
     w, V = np.linalg.eigh(cov)
-    floor = 1e-12 * max(1.0, float(np.abs(w).max()))
+    top = float(w.max())
+    if not top > 0.0:
+        top = float(np.abs(np.diag(Syy)).max()) / n
+        if not top > 0.0:
+            raise ParameterError(
+                f"{name}: the M-step estimate is exactly zero (the data determine this block without noise); "
+                f"freeze {name} at a positive definite value"
+            )
+    floor = _EIG_FLOOR * top
     if (w < floor).any():
         cov = _sym((V * np.maximum(w, floor)) @ V.T)
     return cov
@@ -111,7 +143,7 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
             # E[(x_0 - m0)(x_0 - m0)^T] around the new (or frozen) m0
             ref = new.get("m0", params.m0)
             Sxx = _block(stats, lay.x0x0, d, d) / n0
-            new["P0"] = _covariance(Sxx, m0[:, None], np.ones((1, 1)), ref[:, None], 1.0)
+            new["P0"] = _covariance(Sxx, m0[:, None], np.ones((1, 1)), ref[:, None], 1.0, "P0")
     # transition
     nt = stats[lay.nt]
     if nt > 0 and learn & {"F", "B", "Q"}:
@@ -129,9 +161,9 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
                 new["B"] = C[:, d:]
         if "Q" in learn:
             if learn & {"F", "B"}:
-                new["Q"] = _covariance(_block(stats, lay.xx, d, d), Sxz, Szz, C, nt)
+                new["Q"] = _covariance(_block(stats, lay.xx, d, d), Sxz, Szz, C, nt, "Q")
             else:
-                new["Q"] = _covariance(_block(stats, lay.qres, d, d), np.zeros((d, 1)), np.zeros((1, 1)), np.zeros((d, 1)), nt)
+                new["Q"] = _covariance(_block(stats, lay.qres, d, d), np.zeros((d, 1)), np.zeros((1, 1)), np.zeros((d, 1)), nt, "Q")
     # emission
     ne = stats[lay.ne]
     if ne > 0 and learn & {"H", "D", "R"}:
@@ -149,9 +181,9 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
                 new["D"] = C[:, d:]
         if "R" in learn:
             if learn & {"H", "D"}:
-                new["R"] = _covariance(_block(stats, lay.yy, m, m), Syz, Szz, C, ne)
+                new["R"] = _covariance(_block(stats, lay.yy, m, m), Syz, Szz, C, ne, "R")
             else:
-                new["R"] = _covariance(_block(stats, lay.rres, m, m), np.zeros((m, 1)), np.zeros((1, 1)), np.zeros((m, 1)), ne)
+                new["R"] = _covariance(_block(stats, lay.rres, m, m), np.zeros((m, 1)), np.zeros((1, 1)), np.zeros((m, 1)), ne, "R")
     return params.replace(**new) if new else params
 
 
@@ -188,38 +220,31 @@ def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 10
         frozen: names of parameters kept fixed (e.g. ``("F", "H")``).
         max_iter: maximum number of M-steps.
         tol: stop when an iteration improves the log-likelihood by less than
-            ``tol * max(1, |loglik|)``.
+            ``tol * max(1, |loglik|)`` (:class:`~statespace.convergence.ConvergenceMonitor`).
         progress: show a progress bar with the current log-likelihood.
 
     Returns:
         :class:`~statespace.interface.FitResult` whose ``log_likelihoods[k]`` is the
         log-likelihood after ``k`` M-steps (entry 0: the initial parameters; the
-        last entry belongs to the returned parameters).
+        last entry belongs to the returned parameters). Should an iteration lower
+        the log-likelihood beyond round-off, the fit stops with the parameters
+        before it, ``converged=False`` and an
+        :class:`~statespace.convergence.ObjectiveDecreaseWarning`.
     """
     frozen = check_frozen(frozen)
-    if int(max_iter) < 0:
-        raise ShapeError(f"max_iter: expected a non-negative number of iterations, got {max_iter}")
-    if not tol >= 0:
-        raise ShapeError(f"tol: expected a non-negative tolerance, got {tol}")
+    max_iter, tol = check_fit_options(max_iter, tol)
     seqs, us, _ = prepare(params, y, inputs)
     buffers = em_buffers(seqs, params.state_dim)
-    lls = []
-    converged = False
-    bar = progress_bar(int(max_iter), "EM (linear-Gaussian)", progress)
-    try:
+    monitor = ConvergenceMonitor(tol, "EM (linear-Gaussian)")
+    n_iter = 0
+    with progress_bar(int(max_iter), "EM (linear-Gaussian)", progress) as bar:
         stats, ll = e_step(params, seqs, us, buffers)
-        lls.append(ll)
-        for _ in range(int(max_iter)):
-            candidate = m_step(params, stats, frozen)
-            stats_new, ll_new = e_step(candidate, seqs, us, buffers)
-            params, stats = candidate, stats_new
-            lls.append(ll_new)
+        monitor.record(ll, params)
+        for n_iter in range(1, int(max_iter) + 1):
+            params = m_step(params, stats, frozen)
+            stats, ll = e_step(params, seqs, us, buffers)
             bar.update(1)
-            bar.set_postfix(loglik=f"{ll_new:.6g}")
-            if ll_new - ll < tol * max(1.0, abs(ll)):
-                converged = True
+            bar.set_postfix(loglik=f"{ll:.6g}")
+            if monitor.record(ll, params):
                 break
-            ll = ll_new
-    finally:
-        bar.close()
-    return FitResult(params=params, log_likelihoods=np.array(lls), converged=converged, n_iter=len(lls) - 1)
+    return monitor.result(n_iter)

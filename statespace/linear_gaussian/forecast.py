@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ShapeError
-from ..validation import as_float_array
+from ..validation import as_float_array, check_int
 from .data import prepare
 from .kalman import filter_kernel_params
 from .params import LGSSMParams, check_not_time_varying, kernel_params
@@ -54,9 +54,7 @@ def forecast(params: LGSSMParams, y, steps: int, inputs=None, future_inputs=None
             required when the model has inputs.
     """
     check_not_time_varying(params, ("F", "Q", "H", "R"), "has no values beyond the data to forecast with")
-    k = int(steps)
-    if k < 1:
-        raise ShapeError(f"steps: expected a positive horizon, got {steps}")
+    k = check_int("steps", steps, minimum=1, error=ShapeError)
     seqs, us, single = prepare(params, y, inputs)
     p = params.input_dim
     if p == 0:

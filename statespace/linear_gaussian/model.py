@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
-from ..validation import as_float_array, as_rng, as_sequences
+from ..validation import as_float_array, as_rng, as_sequences, check_int
 from . import kernels as _k
 from .data import prepare
 from .em import fit_em, m_step
@@ -96,8 +96,9 @@ class LinearGaussianSSM(StateSpaceModel):
 
     # --- simulation ----------------------------------------------------------
     def sample(self, T: int, rng=None, inputs=None, times=None):
+        T = check_int("T", T, minimum=1, error=ShapeError)
         n = self.params.n_steps
-        if n is not None and int(T) != n:
+        if n is not None and T != n:
             raise ShapeError(f"T: the time-varying parameters cover {n} steps, got T={T}")
         return super().sample(T, rng=rng, inputs=inputs, times=times)
 
@@ -115,8 +116,7 @@ class LinearGaussianSSM(StateSpaceModel):
 
     def posterior_sample(self, y, n_samples: int = 1, rng=None, inputs=None):
         """Trajectories ``(n_samples, T, d)`` drawn exactly from :math:`p(x \\mid y)` (FFBS); a list for a list."""
-        if int(n_samples) < 1:
-            raise ShapeError(f"n_samples: expected a positive number, got {n_samples}")
+        n_samples = check_int("n_samples", n_samples, minimum=1, error=ShapeError)
         rng = as_rng(rng)
         seqs, us, single = prepare(self.params, y, inputs)
         out = [
@@ -150,9 +150,7 @@ class LinearGaussianSSM(StateSpaceModel):
         rows (random directions beyond the observation dimension), ``R`` the
         variance they leave, ``F = 0.9 I``, ``Q`` and ``P0`` scaled to the data.
         """
-        d = int(state_dim)
-        if d < 1:
-            raise ShapeError(f"state_dim: expected a positive dimension, got {state_dim}")
+        d = check_int("state_dim", state_dim, minimum=1, error=ShapeError)
         rng = as_rng(rng)
         seqs, _ = as_sequences("y", y)
         Y = np.concatenate(seqs)
@@ -170,7 +168,7 @@ class LinearGaussianSSM(StateSpaceModel):
         if d > m:
             H[:, k:] = rng.normal(scale=0.1 * np.sqrt(w.mean()), size=(m, d - k))
         resid = max(float(w[k:].mean()) if k < m else 0.1 * float(w.mean()), 1e-6)
-        p = int(input_dim)
+        p = check_int("input_dim", input_dim, minimum=0)
         if inputs is not None and not p:
             u0 = np.asarray(inputs[0] if isinstance(inputs, (list, tuple)) else inputs, dtype=float)
             p = 1 if u0.ndim == 1 else u0.shape[1]

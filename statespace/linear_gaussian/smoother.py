@@ -33,7 +33,7 @@ import numba as nb
 import numpy as np
 
 from ..errors import DataError
-from ..validation import as_rng
+from ..validation import as_rng, check_int
 from ._linalg import cholesky_psd, symmetrize
 from ._fast import rts_size
 from ._specialise import loops_for
@@ -157,4 +157,4 @@ def _ffbs(fm, pm, gains, factors, n_samples, rng):
 def sample_posterior(smoothed: SmootherResult, n_samples: int, rng) -> np.ndarray:
     """``n_samples`` trajectories ``(n_samples, T, d)`` from :math:`p(x_{0:T-1} \\mid y)` by FFBS."""
     factors = _backward_factors(smoothed.filtered_covs, smoothed.predicted_covs, smoothed.smoother_gains)
-    return _ffbs(smoothed.filtered_means, smoothed.predicted_means, smoothed.smoother_gains, factors, int(n_samples), as_rng(rng))
+    return _ffbs(smoothed.filtered_means, smoothed.predicted_means, smoothed.smoother_gains, factors, check_int("n_samples", n_samples, minimum=1), as_rng(rng))

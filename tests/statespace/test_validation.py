@@ -111,7 +111,7 @@ def test_other_arguments(model):
         model.forecast(y, 2, inputs=u)
     with pytest.raises(ShapeError, match="future_inputs"):
         model.forecast(y, 2, inputs=u, future_inputs=np.zeros((3, 1)))
-    with pytest.raises(ShapeError, match="tol"):
+    with pytest.raises(ParameterError, match="tol"):
         model.fit(y, u, tol=-1.0, progress=False)
     with pytest.raises(ShapeError, match="frozen"):
         LinearGaussianSSM(model.params, frozen=("X",))
