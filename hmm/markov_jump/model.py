@@ -36,7 +36,7 @@ import numpy as np
 
 from statespace.errors import DataError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
-from statespace.validation import as_rng, as_sequences
+from statespace.validation import as_rng, as_sequences, check_fit_options
 
 from hmm import inference as hmm_inference
 from hmm.forward_backward import backward, forward
@@ -341,6 +341,7 @@ class MarkovJumpProcess(StateSpaceModel):
         structural zeros of the starting ``Q`` stay zero. Returns a
         :class:`~statespace.interface.FitResult` whose ``params`` is an :class:`MJPParams`.
         """
+        max_iter, tol = check_fit_options(max_iter, tol)
         ys, grids, _ = self._data(y, times)
         start = self.params if params is None else params
         if not isinstance(start, MJPParams):
