@@ -46,7 +46,7 @@ import math
 import numba as nb
 import numpy as np
 
-from statespace.errors import ParameterError
+from statespace.errors import DataError, ParameterError
 
 from .generator import check_generator
 
@@ -81,13 +81,26 @@ def _norm1(A):
 
 
 @nb.njit(cache=True)
-def _taylor_plan(norm):
-    """``(squarings, degree)``: scale to 1-norm <= 1/2, then the smallest degree
-    whose first omitted term ``norm^(m+1)/(m+1)!`` is below ``_TAYLOR_TOL``."""
-    squarings = 0
-    if norm > 0.5:
-        squarings = int(math.ceil(math.log2(norm / 0.5)))
-        norm = norm * 0.5**squarings
+def _scaling(rate, dt):
+    """``(s, h)``: ``h = dt / 2^s`` with ``rate * h <= 1/2`` and ``s`` the smallest such.
+
+    Worked in logarithms (``math.ldexp`` is exact), so ``rate * dt`` may exceed
+    the floating-point range (rates of 1e10 over a gap of 1e300) or underflow.
+    """
+    if rate <= 0.0 or dt <= 0.0:
+        return 0, dt
+    s = max(0, int(math.ceil(math.log2(rate) + math.log2(dt) + 1.0)))
+    h = math.ldexp(dt, -s)
+    while rate * h > 0.5:  # log2 rounding
+        s += 1
+        h = math.ldexp(dt, -s)
+    return s, h
+
+
+@nb.njit(cache=True)
+def _taylor_degree(norm):
+    """The smallest Taylor degree ``m`` whose first omitted term ``norm^(m+1)/(m+1)!`` is below ``_TAYLOR_TOL``
+    (15 at norm 1/2, about 7 for the short intervals of a dense grid)."""
     m = 0
     term = 1.0
     while m < 30:
@@ -95,83 +108,168 @@ def _taylor_plan(norm):
         if term <= _TAYLOR_TOL:
             break
         m += 1
-    return squarings, m
+    return m
 
 
 @nb.njit(cache=True)
 def expm(A):
-    """``exp(A)`` for a small dense matrix (scaling and squaring, adaptive-degree Taylor)."""
+    """``exp(A)`` for any small dense matrix (scaling to 1-norm 1/2 and squaring, adaptive-degree Taylor).
+
+    For a generator use :func:`generator_expm`, which stays stochastic over any interval.
+    """
     n = A.shape[0]
-    squarings, degree = _taylor_plan(_norm1(A))
-    X = A * (0.5**squarings)
+    s, c = _scaling(_norm1(A), 1.0)
+    X = A * c
     E = np.eye(n)
     tmp = np.empty((n, n))
-    for k in range(degree, 0, -1):
+    for k in range(_taylor_degree(_norm1(X)), 0, -1):
         _matmul(X, E, tmp)
         for i in range(n):
             for j in range(n):
                 E[i, j] = tmp[i, j] / k + (1.0 if i == j else 0.0)
-    for _ in range(squarings):
+    for _ in range(s):
         _matmul(E, E, tmp)
         E[:, :] = tmp
     return E
 
 
 @nb.njit(cache=True)
-def _van_loan_block(A, Wd, E1, E2, t1, t2):
-    """Upper blocks of ``exp([[A, Wd], [0, A]])``: ``E1 = exp(A)``, ``E2`` the integral block.
+def _uniformisation_rate(Q):
+    """``mu = max_i (-q_ii)``: ``Q + mu I`` is entrywise non-negative with row sums ``mu``."""
+    mu = 0.0
+    for i in range(Q.shape[0]):
+        mu = max(mu, -Q[i, i])
+    return mu
 
-    The block-triangular structure is kept throughout: a Horner step is
-    ``E1 <- I + A E1 / k``, ``E2 <- (A E2 + Wd E1) / k`` and a squaring is
-    ``E2 <- E1 E2 + E2 E1``, ``E1 <- E1 E1`` (3 products of size K instead of one of size 2K).
-    """
-    n = A.shape[0]
-    norm = 0.0
-    for j in range(n):
-        s1 = 0.0
-        s2 = 0.0
-        for i in range(n):
-            s1 += abs(A[i, j])
-            s2 += abs(Wd[i, j]) + abs(A[i, j])
-        norm = max(norm, s1, s2)
-    squarings, degree = _taylor_plan(norm)
-    c = 0.5**squarings
-    As = A * c
-    Ws = Wd * c
+
+@nb.njit(cache=True)
+def _normalise_rows(E, F):
+    """Divide each row of ``E`` (and of ``F``, by the same factor) by ``E``'s row sum."""
+    n = E.shape[0]
+    for i in range(n):
+        r = 0.0
+        for j in range(n):
+            r += E[i, j]
+        inv = 1.0 / r
+        for j in range(n):
+            E[i, j] *= inv
+            F[i, j] *= inv
+
+
+@nb.njit(cache=True)
+def _idempotent(E, E2):
+    """Whether ``E2 = E @ E`` equals ``E`` entrywise up to the rounding of the product."""
+    n = E.shape[0]
+    tol = 4.0 * (n + 2) * 2.220446049250313e-16
     for i in range(n):
         for j in range(n):
+            if abs(E2[i, j] - E[i, j]) > tol * E[i, j]:
+                return False
+    return True
+
+
+@nb.njit(cache=True)
+def generator_expm(Q, dt):
+    """``P = exp(Q dt)`` for a generator ``Q``: row-stochastic for every ``dt >= 0``, however long.
+
+    Scaling and squaring with the generator shifted to a non-negative matrix
+    (uniformisation): with ``mu = max_i (-q_ii)`` and ``h = dt / 2^s``
+    (``mu h <= 1/2``), ``exp(Q h) = e^{-mu h} exp((Q + mu I) h)``, whose Taylor
+    terms are all non-negative (no cancellation: every entry, tiny ones
+    included, is accurate to a few ulps relative). Each row is then divided by
+    its sum (``e^{mu h}`` exactly) and the matrix squared ``s`` times,
+    renormalising the rows after each squaring. Squaring a stochastic matrix
+    cannot overflow; without the renormalisation a row-sum error ``e`` grows to
+    ``(1 + e)^(2^s)``, which is what made long gaps overflow to inf and NaN.
+    The squaring stops once the matrix is idempotent to rounding (the chain has
+    reached its limit ``P(inf)``, stationary rows for an irreducible chain,
+    absorption probabilities for a reducible one), so a gap of 1e300 costs no
+    more than the mixing time and adds no rounding drift.
+    """
+    n = Q.shape[0]
+    mu = _uniformisation_rate(Q)
+    s, h = _scaling(mu, dt)
+    X = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            X[i, j] = Q[i, j] * h + (mu * h if i == j else 0.0)
+    E = np.eye(n)
+    tmp = np.empty((n, n))
+    for k in range(_taylor_degree(mu * h), 0, -1):
+        _matmul(X, E, tmp)
+        for i in range(n):
+            for j in range(n):
+                E[i, j] = tmp[i, j] / k + (1.0 if i == j else 0.0)
+    _normalise_rows(E, tmp)
+    for _ in range(s):
+        _matmul(E, E, tmp)
+        _normalise_rows(tmp, X)
+        if _idempotent(E, tmp):
+            E[:, :] = tmp
+            break
+        E[:, :] = tmp
+    return E
+
+
+@nb.njit(cache=True)
+def _van_loan_block(Q, W, dt, E1, E2, t1, t2):
+    """``E1 = exp(Q dt)`` and ``E2 = int_0^dt exp(Q s) W exp(Q (dt - s)) ds`` for ``W >= 0``.
+
+    These are the upper blocks of ``exp([[Q, W], [0, Q]] dt)`` (Van Loan 1978),
+    computed like :func:`generator_expm`: the shifted block ``[[Q + mu I, W], [0, Q + mu I]]``
+    is non-negative, so its Taylor terms never cancel; both blocks are divided
+    by the row sums of ``E1`` (``e^{mu h}``), and the squarings
+    ``E2 <- E1 E2 + E2 E1``, ``E1 <- E1 E1`` renormalise ``E1``'s rows, so
+    ``E1`` stays stochastic and ``E2`` grows linearly in ``dt``, as the
+    integral does, however long the interval. The block-triangular structure
+    is kept throughout (3 products of size K instead of one of size 2K).
+    """
+    n = Q.shape[0]
+    mu = _uniformisation_rate(Q)
+    w = 0.0
+    for i in range(n):
+        r = 0.0
+        for j in range(n):
+            r += W[i, j]
+        w = max(w, r)
+    s, h = _scaling(mu + w, dt)
+    X = np.empty((n, n))
+    Wh = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            X[i, j] = Q[i, j] * h + (mu * h if i == j else 0.0)
+            Wh[i, j] = W[i, j] * h
             E1[i, j] = 1.0 if i == j else 0.0
             E2[i, j] = 0.0
-    for k in range(degree, 0, -1):
-        _matmul(As, E2, t1)
-        _matmul(Ws, E1, t2)
+    for k in range(_taylor_degree((mu + w) * h), 0, -1):
+        _matmul(X, E2, t1)
+        _matmul(Wh, E1, t2)
         for i in range(n):
             for j in range(n):
                 E2[i, j] = (t1[i, j] + t2[i, j]) / k
-        _matmul(As, E1, t1)
+        _matmul(X, E1, t1)
         for i in range(n):
             for j in range(n):
                 E1[i, j] = t1[i, j] / k + (1.0 if i == j else 0.0)
-    for _ in range(squarings):
+    _normalise_rows(E1, E2)
+    for _ in range(s):
         _matmul(E1, E2, t1)
         _matmul(E2, E1, t2)
         for i in range(n):
             for j in range(n):
                 E2[i, j] = t1[i, j] + t2[i, j]
         _matmul(E1, E1, t1)
+        _normalise_rows(t1, X)
         E1[:, :] = t1
 
 
 @nb.njit(cache=True)
 def transition_matrices(Q, dts):
-    """``P[u] = expm(Q dts[u])`` for each interval length, entries clipped at 0: ``(U, K, K)``."""
+    """``P[u] = exp(Q dts[u])`` for each interval length (:func:`generator_expm`): ``(U, K, K)``."""
     K = Q.shape[0]
     P = np.empty((dts.shape[0], K, K))
     for u in range(dts.shape[0]):
-        Pu = expm(Q * dts[u])
-        for i in range(K):
-            for j in range(K):
-                P[u, i, j] = max(Pu[i, j], 0.0)
+        P[u] = generator_expm(Q, dts[u])
     return P
 
 
@@ -182,30 +280,29 @@ def van_loan_integrals(Q, dts, W):
     ``M[k, k]`` is the expected total dwell time in ``k`` and ``Q[k, l] M[k, l]``
     the expected number of ``k -> l`` jumps, summed over all intervals whose
     weights ``W_u[a, b] = sum xi(a, b) / P(dt_u)[a, b]`` were accumulated.
-    ``W_u`` enters linearly, so it is normalised before exponentiating (its size
-    must not drive the number of squarings) and the result scaled back.
+    Transposed, the integral is the block of :func:`_van_loan_block` for ``Q``
+    and ``W_u^T``. ``W_u`` enters linearly, so it is normalised before
+    exponentiating (its size must not drive the number of squarings) and the
+    result scaled back.
     """
     K = Q.shape[0]
     M = np.zeros((K, K))
-    A = np.empty((K, K))
-    Wd = np.empty((K, K))
+    Wt = np.empty((K, K))
     E1 = np.empty((K, K))
     E2 = np.empty((K, K))
     t1 = np.empty((K, K))
     t2 = np.empty((K, K))
     for u in range(dts.shape[0]):
-        d = dts[u]
         wn = _norm1(W[u])
         if wn == 0.0:
             continue
         for i in range(K):
             for j in range(K):
-                A[i, j] = Q[j, i] * d
-                Wd[i, j] = W[u, i, j] * d / wn
-        _van_loan_block(A, Wd, E1, E2, t1, t2)
+                Wt[i, j] = W[u, j, i] / wn
+        _van_loan_block(Q, Wt, dts[u], E1, E2, t1, t2)
         for i in range(K):
             for j in range(K):
-                M[i, j] += E2[i, j] * wn
+                M[i, j] += E2[j, i] * wn
     return M
 
 
@@ -237,17 +334,97 @@ def endpoint_expectations(Q, t: float):
     return dwell, jumps
 
 
+#: Intervals with more expected uniformised jumps ``mu t`` than this are bridged
+#: in pieces: ``Pois(mu t)`` at 0 underflows near ``mu t = 745``, and the inversion
+#: below walks through about ``mu t`` powers of ``R``.
+_BRIDGE_MU_T = 32.0
+
+#: A bridge expecting more (real or virtual) jumps than this is refused: the path
+#: could not be held in memory.
+MAX_BRIDGE_JUMPS = 1e7
+
+
+def check_bridge_length(name: str, Q, t: float) -> None:
+    """Raise unless a path over an interval of length ``t`` is small enough to materialise."""
+    mu = float(max(0.0, -np.min(np.diag(Q))))
+    if mu * t > MAX_BRIDGE_JUMPS:
+        raise DataError(
+            f"{name}: a path over an interval of length {t:.6g} holds about {mu * t:.3g} jumps "
+            f"(more than {MAX_BRIDGE_JUMPS:.0e}); shorten the interval or ask only for the states "
+            "at the observation times"
+        )
+
+
 @nb.njit(cache=True)
 def _bridge_path(Q, a, b, t, rng):
+    """An endpoint-conditioned path on ``[0, t]`` (see the module docstring).
+
+    A long interval (``mu t > _BRIDGE_MU_T``) is cut into ``2^d`` equal pieces
+    whose end states are drawn first, coarse to fine, each midpoint ``m`` of a
+    piece ``[l, r]`` of half-length ``h`` from ``P(h)[x_l, m] P(h)[m, x_r]``
+    (exact: the Markov property); each piece is then bridged by uniformisation.
+    """
     K = Q.shape[0]
-    mu = 0.0
-    for i in range(K):
-        if -Q[i, i] > mu:
-            mu = -Q[i, i]
+    mu = _uniformisation_rate(Q)
     if mu == 0.0:
         return np.zeros(0), np.array([a])
+    if mu * t <= _BRIDGE_MU_T:
+        return _bridge_uniformised(Q, mu, a, b, t, rng)
+    d = int(math.ceil(math.log2(mu * t / _BRIDGE_MU_T)))
+    n = 1 << d
+    ends = np.empty(n + 1, dtype=np.int64)
+    ends[0] = a
+    ends[n] = b
+    probs = np.empty(K)
+    step = n
+    while step > 1:
+        half = step // 2
+        Ph = generator_expm(Q, t * half / n)
+        for left in range(0, n, step):
+            total = 0.0
+            for k in range(K):
+                probs[k] = Ph[ends[left], k] * Ph[k, ends[left + step]]
+                total += probs[k]
+            ends[left + half] = _choose(probs, total, rng)
+        step = half
+    piece = t / n
+    jts = []
+    jss = []
+    n_jumps = 0
+    for i in range(n):
+        jt, js = _bridge_uniformised(Q, mu, ends[i], ends[i + 1], piece, rng)
+        jts.append(jt + i * piece)
+        jss.append(js)
+        n_jumps += jt.shape[0]
+    jt_all = np.empty(n_jumps)
+    js_all = np.empty(n_jumps + 1, dtype=np.int64)
+    js_all[0] = a
+    m = 0
+    for i in range(n):
+        for j in range(jts[i].shape[0]):
+            jt_all[m] = jts[i][j]
+            js_all[m + 1] = jss[i][j + 1]
+            m += 1
+    return jt_all, js_all
+
+
+@nb.njit(cache=True)
+def _choose(probs, total, rng):
+    """A draw from ``probs / total``."""
+    v = rng.random() * total
+    acc = 0.0
+    for k in range(probs.shape[0]):
+        acc += probs[k]
+        if v < acc:
+            return k
+    return probs.shape[0] - 1
+
+
+@nb.njit(cache=True)
+def _bridge_uniformised(Q, mu, a, b, t, rng):
+    K = Q.shape[0]
     R = np.eye(K) + Q / mu
-    Pab = expm(Q * t)[a, b]
+    Pab = generator_expm(Q, t)[a, b]
     # Draw n from Pois(mu t)(n) (R^n)_{ab} / P_ab by inversion, extending R^n as needed.
     powers = [np.eye(K)]
     u = rng.random() * Pab
@@ -270,15 +447,7 @@ def _bridge_path(Q, a, b, t, rng):
         for k in range(K):
             probs[k] = R[prev, k] * rest[k, b]
             total += probs[k]
-        v = rng.random() * total
-        acc = 0.0
-        choice = K - 1
-        for k in range(K):
-            acc += probs[k]
-            if v < acc:
-                choice = k
-                break
-        states[i] = choice
+        states[i] = _choose(probs, total, rng)
     # Drop virtual jumps (self-transitions of the uniformized chain).
     keep = np.ones(n, dtype=np.bool_)
     n_real = 0
@@ -315,6 +484,7 @@ def sample_bridge(Q, a: int, b: int, t: float, rng=None):
         raise ParameterError(f"t: expected a positive finite interval length, got {t}")
     if transition_matrices(Q, np.array([float(t)]))[0][int(a), int(b)] <= 0.0:
         raise ParameterError(f"a, b: the end states ({a}, {b}) are impossible over an interval of length {t}")
+    check_bridge_length("t", Q, float(t))
     return _bridge_path(Q, int(a), int(b), float(t), as_rng(rng))
 
 
@@ -326,29 +496,25 @@ def conditional_statistics(Q, dts):
     ``out[u, a, b, K + k*K + l] = E[number of k -> l jumps | a, b]`` over an
     interval of length ``dts[u]`` (zero where ``P(dt)[a, b] = 0``). One block
     exponential per state and per allowed jump, ``I_kl`` being the upper-right
-    block of ``exp([[Q, E_kl], [0, Q]] dt)``.
+    block of ``exp([[Q, E_kl], [0, Q]] dt)`` (:func:`_van_loan_block`).
     """
     K = Q.shape[0]
     out = np.zeros((dts.shape[0], K, K, K + K * K))
-    A = np.empty((K, K))
-    Wd = np.zeros((K, K))
+    W = np.zeros((K, K))
     E1 = np.empty((K, K))
     E2 = np.empty((K, K))
     t1 = np.empty((K, K))
     t2 = np.empty((K, K))
     for u in range(dts.shape[0]):
         d = dts[u]
-        P = expm(Q * d)
-        for i in range(K):
-            for j in range(K):
-                A[i, j] = Q[i, j] * d
+        P = generator_expm(Q, d)
         for k in range(K):
             for l in range(K):
                 if k != l and Q[k, l] <= 0.0:
                     continue
-                Wd[k, l] = d
-                _van_loan_block(A, Wd, E1, E2, t1, t2)
-                Wd[k, l] = 0.0
+                W[k, l] = 1.0
+                _van_loan_block(Q, W, d, E1, E2, t1, t2)
+                W[k, l] = 0.0
                 for a in range(K):
                     for b in range(K):
                         if P[a, b] > 0.0:

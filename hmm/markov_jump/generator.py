@@ -36,7 +36,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy.linalg
 
 from statespace.errors import ParameterError, ShapeError
 from statespace.validation import as_float_array, check_finite, check_probability_vector
@@ -153,21 +152,36 @@ def _observation_from_fields(kind, emission, means, stds, learn):
 
 
 def transition_matrix(Q, t: float) -> np.ndarray:
-    """``P(t) = expm(Q t)``: ``P[i, j] = Pr(x_t = j | x_0 = i)``."""
+    """``P(t) = expm(Q t)``: ``P[i, j] = Pr(x_t = j | x_0 = i)``, row-stochastic for any ``t >= 0``.
+
+    Computed by :func:`~hmm.markov_jump.expectations.generator_expm` (non-negative
+    uniformised Taylor terms, squaring with renormalised rows), so a gap of any
+    length gives the limit ``lim_{t -> inf} P(t)`` to rounding instead of overflowing.
+    """
+    # expectations imports this module (check_generator): import the kernel here.
+    from .expectations import generator_expm
+
     Q = check_generator("Q", Q)
+    t = float(t)
     if not np.isfinite(t) or t < 0:
         raise ParameterError(f"t: expected a finite time >= 0, got {t}")
-    P = scipy.linalg.expm(Q * t)
-    return np.clip(P, 0.0, None)
+    return generator_expm(Q, t)
 
 
 def stationary_distribution(Q) -> np.ndarray:
-    """The ``pi`` with ``pi Q = 0`` and ``sum(pi) = 1`` (unique for an irreducible chain)."""
+    """The ``pi`` with ``pi Q = 0`` and ``sum(pi) = 1`` (unique for an irreducible chain).
+
+    Solved for ``Q / max|q_ij|``: the balance equations are invariant under
+    scaling, and unscaled rates of 1e-300 would be lost beside the normalisation row.
+    """
     Q = check_generator("Q", Q)
     K = Q.shape[0]
+    scale = np.abs(Q).max()
+    if scale == 0.0:
+        return np.full(K, 1.0 / K)
     # Replace one balance equation by the normalisation; least squares copes with
     # the rank deficiency of reducible chains by returning one stationary law.
-    A = np.vstack([Q.T, np.ones((1, K))])
+    A = np.vstack([Q.T / scale, np.ones((1, K))])
     rhs = np.zeros(K + 1)
     rhs[-1] = 1.0
     pi, *_ = np.linalg.lstsq(A, rhs, rcond=None)
