@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DataError, ShapeError
-from ..validation import as_rng
+from ..validation import as_rng, check_int, check_real
 
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
 N_COLUMNS = 26
@@ -93,19 +93,34 @@ class CMAPSSData(NamedTuple):
     test_rul: np.ndarray | None
 
 
+#: Largest unit/cycle number or RUL accepted: integers above 2**53 are not exact in float64.
+MAX_INTEGER = 2**53
+COLUMN_NAMES = ("unit", "cycle") + SETTING_NAMES + SENSOR_NAMES
+
+
+def _where(path, lineno: int, column: int | None = None) -> str:
+    """``"<path>: line 7, column 2 (cycle)"``: lines count every line of the file from 1."""
+    col = "" if column is None else f", column {column + 1} ({COLUMN_NAMES[column]})"
+    return f"{path}: line {lineno}{col}"
+
+
 def read_cmapss_table(path) -> CMAPSSTable:
     """Read one CMAPSS data file, checking its layout row by row.
+
+    Errors name the file, the line (1-based, counting every line of the file,
+    blank ones included, although blank lines are skipped), the column and what
+    was expected.
 
     Raises:
         FileNotFoundError: the file does not exist.
         DataError: a row does not have 26 numbers, a value is not finite, a unit
-            number is not a positive integer, units are not contiguous, or the
-            cycles of a unit do not run 1, 2, 3, ...
+            or cycle number is not an integer from 1 to ``2**53``, units are not
+            contiguous, or the cycles of a unit do not run 1, 2, 3, ...
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CMAPSS file not found: {path!r}")
-    rows = []
+    rows, lines = [], []
     with open(path, encoding="latin-1") as fh:
         for lineno, line in enumerate(fh, start=1):
             fields = line.split()
@@ -119,39 +134,48 @@ def read_cmapss_table(path) -> CMAPSSTable:
             try:
                 rows.append([float(f) for f in fields])
             except ValueError:
-                bad = next(f for f in fields if not _is_number(f))
-                raise DataError(f"{path}: line {lineno}: {bad!r} is not a number") from None
+                c = next(c for c, f in enumerate(fields) if not _is_number(f))
+                raise DataError(f"{_where(path, lineno, c)}: {fields[c]!r} is not a number") from None
+            lines.append(lineno)
     if not rows:
         raise DataError(f"{path}: no data rows")
     data = np.asarray(rows, dtype=np.float64)
     if not np.isfinite(data).all():
         r, c = np.argwhere(~np.isfinite(data))[0]
-        raise DataError(f"{path}: line {r + 1}, column {c + 1}: non-finite value {data[r, c]}")
-    units, cycles = data[:, 0], data[:, 1]
-    for name, col in (("unit", units), ("cycle", cycles)):
-        bad = (col != np.round(col)) | (col < 1)
+        raise DataError(f"{_where(path, lines[r], c)}: non-finite value {data[r, c]}; expected a finite number")
+    for c in (0, 1):
+        col = data[:, c]
+        bad = (col != np.floor(col)) | (col < 1) | (col > MAX_INTEGER)
         if bad.any():
             r = int(np.argmax(bad))
-            raise DataError(f"{path}: line {r + 1}: {name} number {col[r]} is not a positive integer")
-    units, cycles = units.astype(np.int64), cycles.astype(np.int64)
+            raise DataError(
+                f"{_where(path, lines[r], c)}: {COLUMN_NAMES[c]} number {col[r]!r} is not a positive integer "
+                f"(expected an integer from 1 to {MAX_INTEGER})"
+            )
+    units, cycles = data[:, 0].astype(np.int64), data[:, 1].astype(np.int64)
     starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
     ids = units[starts]
-    if len(np.unique(ids)) != len(ids):
-        dup = ids[np.argmax([np.sum(ids == u) > 1 for u in ids])]
-        raise DataError(f"{path}: rows of unit {dup} are not contiguous (the unit reappears after another one)")
+    seen = {}
+    for s, u in zip(starts, ids):
+        if u in seen:
+            raise DataError(
+                f"{_where(path, lines[s], 0)}: rows of unit {u} are not contiguous (the unit appeared from line "
+                f"{lines[seen[u]]} and reappears after another one)"
+            )
+        seen[u] = s
     expected = np.concatenate([np.arange(1, n + 1) for n in np.diff(np.r_[starts, len(units)])])
     bad = cycles != expected
     if bad.any():
         r = int(np.argmax(bad))
         raise DataError(
-            f"{path}: line {r + 1}: unit {units[r]} has cycle {cycles[r]}, expected {expected[r]} "
+            f"{_where(path, lines[r], 1)}: unit {units[r]} has cycle {cycles[r]}, expected {expected[r]} "
             "(cycles must run 1, 2, 3, ... within each unit)"
         )
     return CMAPSSTable(units, cycles, data[:, 2:5].copy(), data[:, 5:].copy())
 
 
 def read_rul_file(path, n_units: int | None = None) -> np.ndarray:
-    """True RULs of the test engines: one non-negative integer per line."""
+    """True RULs of the test engines: one non-negative integer per line (blank lines skipped)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CMAPSS RUL file not found: {path!r}")
@@ -161,9 +185,12 @@ def read_rul_file(path, n_units: int | None = None) -> np.ndarray:
             fields = line.split()
             if not fields:
                 continue
-            if len(fields) != 1 or not _is_number(fields[0]) or float(fields[0]) < 0 or float(fields[0]) % 1:
-                raise DataError(f"{path}: line {lineno}: expected one non-negative integer, got {line.strip()!r}")
-            values.append(int(float(fields[0])))
+            v = float(fields[0]) if len(fields) == 1 and _is_number(fields[0]) else np.nan
+            if not (v == np.floor(v) and 0 <= v <= MAX_INTEGER):
+                raise DataError(
+                    f"{path}: line {lineno}: expected one integer from 0 to {MAX_INTEGER} (the true RUL), got {line.strip()!r}"
+                )
+            values.append(int(v))
     rul = np.asarray(values, dtype=np.int64)
     if n_units is not None and len(rul) != n_units:
         raise DataError(f"{path}: {len(rul)} RUL values for {n_units} test units")
@@ -217,9 +244,10 @@ class OperatingConditionNormalizer:
     """
 
     def __init__(self, n_conditions: int | None = None, max_conditions: int = 10, separation: float = 10.0, rng=0):
-        self.n_conditions = n_conditions
-        self.max_conditions = int(max_conditions)
-        self.separation = float(separation)
+        self.n_conditions = None if n_conditions is None else check_int("n_conditions", n_conditions, minimum=1)
+        self.max_conditions = check_int("max_conditions", max_conditions, minimum=1)
+        self.separation = check_real("separation", separation, 0.0, strict=True)
+        as_rng(rng)  # checked here, drawn from in fit
         self.rng = rng
 
     def fit(self, settings, sensors) -> OperatingConditionNormalizer:
@@ -229,9 +257,7 @@ class OperatingConditionNormalizer:
         z = (settings - self.settings_mean_) / self.settings_scale_
         rng = as_rng(self.rng)
         if self.n_conditions is not None:
-            k = int(self.n_conditions)
-            if k < 1:
-                raise DataError(f"n_conditions: expected a positive integer, got {k}")
+            k = self.n_conditions
             centers, labels = _kmeans(z, k, rng)
         else:
             # choose k on a subsample (clusters are tight, a few thousand rows are plenty)

@@ -65,7 +65,7 @@ def test_missing_files_are_named(tmp_path):
     "mutate, message",
     [
         (lambda rows: rows[:2] + [rows[2].rsplit(" ", 1)[0]] + rows[3:], "line 3 has 25 fields"),
-        (lambda rows: rows[:1] + [rows[1].replace(rows[1].split()[5], "abc", 1)] + rows[2:], "line 2: 'abc' is not a number"),
+        (lambda rows: rows[:1] + [rows[1].replace(rows[1].split()[5], "abc", 1)] + rows[2:], r"line 2, column 6 \(sensor_1\): 'abc' is not a number"),
         (lambda rows: rows[:3] + ["1 9 " + rows[3].split(" ", 2)[2]] + rows[4:], "expected 4"),
         (lambda rows: [r.replace("1 ", "0 ", 1) if i == 0 else r for i, r in enumerate(rows)], "positive integer"),
         (lambda rows: rows[:5] + rows[:1] + rows[5:], "not contiguous|expected"),
@@ -81,10 +81,71 @@ def test_malformed_rows(tmp_path, mutate, message):
         read_cmapss_table(path)
 
 
+def _corrupt(fields, column, value):
+    fields = list(fields)
+    fields[column] = value
+    return " ".join(fields)
+
+
+# (column, replacement or a function of the row's fields, what the message must say besides the place)
+CORRUPTIONS = {
+    "unit_huge": (0, "1e20", "not a positive integer"),
+    "unit_negative": (0, "-5", "not a positive integer"),
+    "unit_fraction": (0, "3.5", "not a positive integer"),
+    "cycle_zero": (1, "0", "not a positive integer"),
+    "cycle_skipped": (1, "9", "expected"),
+    "sensor_nan": (7, "nan", "non-finite"),
+    "sensor_inf": (12, "-inf", "non-finite"),
+    "setting_text": (3, "x1", "not a number"),
+}
+
+
+@pytest.mark.parametrize("blank_lines", [(), (1, 4, 5)], ids=["no_blank", "blank_lines"])
+@pytest.mark.parametrize("corrupt_row", [0, 3, 7])
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+def test_errors_name_the_file_line_and_column(tmp_path, kind, corrupt_row, blank_lines):
+    """The reported line is the line of the file that was corrupted (blank lines counted), with its column."""
+    column, value, what = CORRUPTIONS[kind]
+    if kind == "cycle_skipped" and corrupt_row == 0:
+        value = "2"  # the first cycle of a unit must be 1
+    rng = np.random.default_rng(3)
+    rows = [_row(u, c, rng) for u in (1, 2) for c in range(1, 6)]
+    rows[corrupt_row] = _corrupt(rows[corrupt_row].split(), column, value)
+    lines = list(rows)
+    for b in sorted(blank_lines):  # file line b + 1 (1-based) is blank
+        lines.insert(b, "   " if b % 2 else "")
+    corrupted_line = lines.index(rows[corrupt_row]) + 1
+    path = tmp_path / "train_FD001.txt"
+    _write(path, lines)
+    with pytest.raises(DataError) as info:
+        read_cmapss_table(path)
+    msg = str(info.value)
+    assert msg.startswith(str(path)), msg
+    assert f"line {corrupted_line}, column {column + 1} " in msg and what in msg, msg
+
+
+def test_unit_ids_out_of_range_never_overflow(tmp_path):
+    """1e20 is integral in float64 but no exact unit number: an error, not a wrapped negative id."""
+    import warnings
+
+    rng = np.random.default_rng(4)
+    rows = [_row(u, 1, rng) for u in (1, 2)] + [_row("100000000000000000000", 1, rng)]
+    path = tmp_path / "test_FD001.txt"
+    _write(path, rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match="line 3, column 1"):
+            read_cmapss_table(path)
+
+
 def test_rul_file_errors(tmp_path):
     _write(tmp_path / "r.txt", ["5", "-1"])
     with pytest.raises(DataError, match="line 2"):
         read_rul_file(tmp_path / "r.txt")
+    for bad in ("1e20", "inf", "2.5", "nan"):
+        _write(tmp_path / "r.txt", ["5", "", bad])
+        with pytest.raises(DataError, match="line 3"):
+            read_rul_file(tmp_path / "r.txt")
     _write(tmp_path / "r.txt", ["5", "6"])
     with pytest.raises(DataError, match="2 RUL values for 3"):
         read_rul_file(tmp_path / "r.txt", 3)
