@@ -56,9 +56,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from statespace.errors import DataError, ParameterError, ShapeError
+from statespace.errors import DataError, ShapeError
 from statespace.interface import FitResult
-from statespace.validation import as_rng, as_sequences
+from statespace.validation import as_rng, as_sequences, check_fit_options, check_int, check_real
 
 from .learned_emission import LearnedEmissionHMM, LearnedEmissionParams
 from .rul import ARPHMMRUL, ChainRULModel, RULPrediction, life_fraction_plausibilities
@@ -114,16 +114,18 @@ class DeepARPHMMRUL(ChainRULModel):
         readout: str = "phase_type",
         age_bandwidth: float | None = 10.0,
     ):
-        for name, v in (("max_iter", max_iter), ("m_steps", m_steps), ("init_iter", init_iter)):
-            if int(v) < 1:
-                raise ParameterError(f"{name}: expected a positive integer, got {v}")
+        self.max_iter, self.tol = check_fit_options(max_iter, tol)
+        self.init_iter = check_fit_options(init_iter, max_iter_name="init_iter")[0]
+        self.m_steps = check_int("m_steps", m_steps, minimum=1)
         super().__init__(n_states, cap, softness, point, point_cap, horizon, max_jump, readout, age_bandwidth)
-        self.hidden, self.state, self.n_layers = int(hidden), int(state), int(n_layers)
-        self.max_iter, self.tol = int(max_iter), float(tol)
-        self.m_steps, self.learning_rate, self.weight_decay = int(m_steps), float(learning_rate), float(weight_decay)
-        self.min_scale = float(min_scale)
-        self.init_iter = int(init_iter)
+        self.hidden, self.state = check_int("hidden", hidden, minimum=1), check_int("state", state, minimum=1)
+        self.n_layers = check_int("n_layers", n_layers, minimum=1)
+        self.learning_rate = check_real("learning_rate", learning_rate, 0.0, strict=True)
+        self.weight_decay = check_real("weight_decay", weight_decay, 0.0)
+        self.min_scale = check_real("min_scale", min_scale, 0.0, strict=True)
         self.emission = emission
+    _HMM = LearnedEmissionHMM
+
 
     def _new_hmm(self, obs_dim: int) -> LearnedEmissionHMM:
         return LearnedEmissionHMM(self.n_states, obs_dim, layer="s5", hidden=self.hidden, state=self.state,

@@ -40,7 +40,16 @@ import numpy as np
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.progress import progress_bar
-from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector
+from statespace.validation import (
+    as_inputs,
+    as_rng,
+    as_sequences,
+    check_choice,
+    check_fit_options,
+    check_int,
+    check_probability_vector,
+    check_real,
+)
 
 from .deep_kernels import ChainKernelParams, chain_kernels
 from .deep_support import (
@@ -116,13 +125,14 @@ class IOHMM(StateSpaceModel):
                  state: int = 16, n_layers: int = 1, init_options: tuple = (), min_variance: float = 1e-6, params=None):
         from statespace.deep.block import LAYERS
 
-        if int(n_states) < 1 or int(obs_dim) < 1 or int(input_dim) < 1:
-            raise ParameterError(f"n_states/obs_dim/input_dim: expected positive sizes, got {n_states}, {obs_dim}, {input_dim}")
-        if layer not in LAYERS:
-            raise ParameterError(f"layer: expected one of {tuple(LAYERS)}, got {layer!r}")
-        self.n_states, self._obs_dim, self.input_dim = int(n_states), int(obs_dim), int(input_dim)
-        self.layer, self.hidden, self.state, self.n_layers = layer, int(hidden), int(state), int(n_layers)
-        self.init_options, self.min_variance = tuple(init_options), float(min_variance)
+        self.n_states = check_int("n_states", n_states, minimum=1)
+        self._obs_dim = check_int("obs_dim", obs_dim, minimum=1)
+        self.input_dim = check_int("input_dim", input_dim, minimum=1)
+        self.layer = check_choice("layer", layer, tuple(LAYERS))
+        self.hidden, self.state = check_int("hidden", hidden, minimum=1), check_int("state", state, minimum=1)
+        self.n_layers = check_int("n_layers", n_layers, minimum=1)
+        self.init_options = tuple(init_options)
+        self.min_variance = check_real("min_variance", min_variance, 0.0, strict=True)
         self._fns = None
         self.params = None if params is None else self.check_params(params)
 
@@ -268,8 +278,10 @@ class IOHMM(StateSpaceModel):
         """
         import jax
 
-        if int(max_iter) < 1:
-            raise ParameterError(f"max_iter: expected a positive integer, got {max_iter}")
+        max_iter, tol = check_fit_options(max_iter, tol)
+        m_steps = check_int("m_steps", m_steps, minimum=0)
+        learning_rate = check_real("learning_rate", learning_rate, 0.0, strict=True)
+        weight_decay = check_real("weight_decay", weight_decay, 0.0)
         seqs, us, lps, _ = self._prepare(y, inputs, pl)
         rng = as_rng(rng)
         if init_params is not None:

@@ -66,7 +66,17 @@ import numpy as np
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.progress import progress_bar
-from statespace.validation import as_inputs, as_rng, as_sequences, check_probability_vector, check_stochastic_matrix
+from statespace.validation import (
+    as_inputs,
+    as_rng,
+    as_sequences,
+    check_choice,
+    check_fit_options,
+    check_int,
+    check_probability_vector,
+    check_real,
+    check_stochastic_matrix,
+)
 
 from .deep_kernels import ChainKernelParams, chain_kernels
 from .deep_support import (
@@ -155,21 +165,17 @@ class LearnedEmissionHMM(StateSpaceModel):
                  emission: str = "per_state", transitions: str = "ergodic", max_jump: int = 1, params=None):
         from statespace.deep.block import LAYERS
 
-        if int(n_states) < 1 or int(obs_dim) < 1 or int(input_dim) < 0:
-            raise ParameterError(f"n_states/obs_dim/input_dim: expected positive sizes, got {n_states}, {obs_dim}, {input_dim}")
-        if layer not in LAYERS:
-            raise ParameterError(f"layer: expected one of {tuple(LAYERS)}, got {layer!r}")
-        if not min_scale > 0:
-            raise ParameterError(f"min_scale: expected a positive floor, got {min_scale}")
-        self.n_states, self._obs_dim, self.input_dim = int(n_states), int(obs_dim), int(input_dim)
-        self.layer, self.hidden, self.state, self.n_layers = layer, int(hidden), int(state), int(n_layers)
-        self.init_options, self.min_scale = tuple(init_options), float(min_scale)
-        if emission not in ("per_state", "shared_shift"):
-            raise ParameterError(f"emission: expected 'per_state' or 'shared_shift', got {emission!r}")
-        self.emission = emission
-        if transitions not in ("ergodic", "left-to-right"):
-            raise ParameterError(f"transitions: expected 'ergodic' or 'left-to-right', got {transitions!r}")
-        self.transitions, self.max_jump = transitions, int(max_jump)
+        self.n_states = check_int("n_states", n_states, minimum=1)
+        self._obs_dim = check_int("obs_dim", obs_dim, minimum=1)
+        self.input_dim = check_int("input_dim", input_dim, minimum=0)
+        self.layer = check_choice("layer", layer, tuple(LAYERS))
+        self.hidden, self.state = check_int("hidden", hidden, minimum=1), check_int("state", state, minimum=1)
+        self.n_layers = check_int("n_layers", n_layers, minimum=1)
+        self.init_options = tuple(init_options)
+        self.min_scale = check_real("min_scale", min_scale, 0.0, strict=True)
+        self.emission = check_choice("emission", emission, ("per_state", "shared_shift"))
+        self.transitions = check_choice("transitions", transitions, ("ergodic", "left-to-right"))
+        self.max_jump = check_int("max_jump", max_jump, minimum=1)
         self.structure = make_structure(transitions, self.n_states, False, self.max_jump)
         self._fns = None
         self.params = None if params is None else self.check_params(params)
@@ -355,7 +361,7 @@ class LearnedEmissionHMM(StateSpaceModel):
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
         rng = as_rng(rng)
-        out = [sample_paths(p.A[None], forward(p.pi0, p.A[None], m)[1], int(n_samples), rng)
+        out = [sample_paths(p.A[None], forward(p.pi0, p.A[None], m)[1], check_int("n_samples", n_samples, minimum=1), rng)
                for m in self._loglik_matrices(p, seqs, us, lps)]
         return out[0] if single else out
 
@@ -365,9 +371,7 @@ class LearnedEmissionHMM(StateSpaceModel):
         import jax
 
         p = self._require_params()
-        T = int(T)
-        if T < 1:
-            raise ShapeError(f"T: expected a positive number of time steps, got {T}")
+        T = check_int("T", T, minimum=1, error=ShapeError)
         u = as_inputs("inputs", inputs, [T], self.input_dim, True)[0]
         rng = as_rng(rng)
         d, K = self._obs_dim, self.n_states
@@ -440,8 +444,10 @@ class LearnedEmissionHMM(StateSpaceModel):
         """
         import jax
 
-        if int(max_iter) < 1:
-            raise ParameterError(f"max_iter: expected a positive integer, got {max_iter}")
+        max_iter, tol = check_fit_options(max_iter, tol)
+        m_steps = check_int("m_steps", m_steps, minimum=0)
+        learning_rate = check_real("learning_rate", learning_rate, 0.0, strict=True)
+        weight_decay = check_real("weight_decay", weight_decay, 0.0)
         seqs, us, lps, _ = self._prepare(y, inputs, pl, dt)
         rng = as_rng(rng)
         gammas = None if init_posteriors is None else self._check_posteriors(init_posteriors, seqs)
@@ -545,8 +551,8 @@ class LearnedEmissionHMM(StateSpaceModel):
     def _config(self) -> dict:
         return {"n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
                 "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
-                "init_options": [list(p) for p in self.init_options], "min_scale": self.min_scale,
-                "emission": self.emission, "transitions": self.transitions, "max_jump": self.max_jump}
+                "init_options": self.init_options, "min_scale": self.min_scale, "emission": self.emission,
+                "transitions": self.transitions, "max_jump": self.max_jump, "params": self.params}
 
     def conditioned_on(self, y, inputs=None) -> "ConditionedLearnedEmission":
         """This model with its emission parameters fixed to those computed from ``y``'s history.

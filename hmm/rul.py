@@ -62,7 +62,7 @@ from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
 from statespace.prognostics.metrics import check_weights
 from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
-from statespace.validation import as_rng, as_sequences
+from statespace.validation import as_rng, as_sequences, check_choice, check_fit_options, check_int, check_real
 
 from .emissions import EmissionPrior
 from .model import HMM
@@ -128,23 +128,15 @@ class ChainRULModel:
     """
 
     def __init__(self, n_states, cap, softness, point, point_cap, horizon, max_jump, readout, age_bandwidth):
-        if point not in ("capped_mean", "median"):
-            raise ParameterError(f"point: expected 'capped_mean' or 'median', got {point!r}")
-        if horizon is not None and int(horizon) < 1:
-            raise ParameterError(f"horizon: expected a positive number of cycles or None, got {horizon}")
-        if int(max_jump) < 1:
-            raise ParameterError(f"max_jump: expected a positive integer, got {max_jump}")
-        if readout not in ("phase_type", "empirical"):
-            raise ParameterError(f"readout: expected 'phase_type' or 'empirical', got {readout!r}")
-        self.n_states = int(n_states)
-        self.cap = float(cap)
-        self.softness = float(softness)
-        self.point = point
-        self.point_cap = float(cap if point_cap is None else point_cap)
-        self.horizon = None if horizon is None else int(horizon)
-        self.max_jump = int(max_jump)
-        self.readout = readout
-        self.age_bandwidth = None if age_bandwidth is None else float(age_bandwidth)
+        self.point = check_choice("point", point, ("capped_mean", "median"))
+        self.horizon = None if horizon is None else check_int("horizon", horizon, minimum=1)
+        self.max_jump = check_int("max_jump", max_jump, minimum=1)
+        self.readout = check_choice("readout", readout, ("phase_type", "empirical"))
+        self.n_states = check_int("n_states", n_states, minimum=1)
+        self.cap = check_real("cap", cap, 0.0, strict=True)
+        self.softness = check_real("softness", softness, 0.0)
+        self.point_cap = self.cap if point_cap is None else check_real("point_cap", point_cap, 0.0, strict=True)
+        self.age_bandwidth = None if age_bandwidth is None else check_real("age_bandwidth", age_bandwidth, 0.0, strict=True)
         self.readout_model = None
         if readout == "empirical":
             from statespace.prognostics import StateRULReadout
@@ -281,14 +273,11 @@ class ARPHMMRUL(ChainRULModel):
         readout: str = "phase_type",
         age_bandwidth: float | None = 10.0,
     ):
-        if int(lags) < 0:
-            raise ParameterError(f"lags: expected a non-negative integer, got {lags}")
+        self.lags = check_int("lags", lags, minimum=0)
         super().__init__(n_states, cap, softness, point, point_cap, horizon, max_jump, readout, age_bandwidth)
-        self.lags = int(lags)
         self.covariance_type = covariance_type
-        self.ridge = float(ridge)
-        self.max_iter = int(max_iter)
-        self.tol = float(tol)
+        self.ridge = check_real("ridge", ridge, 0.0)
+        self.max_iter, self.tol = check_fit_options(max_iter, tol)
 
     def _new_hmm(self, obs_dim: int) -> HMM:
         prior = EmissionPrior(reg_covar=1e-6, ridge=self.ridge)

@@ -50,7 +50,7 @@ import numpy as np
 from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional
 from statespace.progress import progress_bar
-from statespace.validation import as_float_array, as_rng, as_sequences
+from statespace.validation import as_float_array, as_rng, as_sequences, check_choice, check_fit_options, check_int
 
 from .paris import backward_step, build_alias
 
@@ -326,8 +326,8 @@ def csmc_step(kernels, kp, y, ref, *, n_particles, method="backward", rng=None):
     ``ref=None`` runs an unconditional filter and draws a path from it (how
     chains are initialised). Returns ``(path, log_likelihood_estimate)``.
     """
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    check_choice("method", method, METHODS)
+    n_particles = check_int("n_particles", n_particles, minimum=2)
     x, logw, anc, _, _, loglik, _ = run_sweep(
         kernels, kp, y, ref, n_particles=n_particles, ancestor_sampling=(method == "ancestor"), rng=rng
     )
@@ -357,14 +357,18 @@ class ParticleGibbsResult(NamedTuple):
 
 
 def check_sampler_args(n_iter, n_particles, n_chains, burn_in=0):
-    if int(n_particles) < 2:
-        raise ValueError(f"n_particles: expected at least 2 particles (one is the frozen reference), got {n_particles}")
-    if int(n_iter) < 1:
-        raise ValueError(f"n_iter: expected a positive number of iterations, got {n_iter}")
-    if int(n_chains) < 1:
-        raise ValueError(f"n_chains: expected a positive number of chains, got {n_chains}")
-    if not 0 <= int(burn_in) < int(n_iter):
-        raise ValueError(f"burn_in: expected 0 <= burn_in < n_iter = {n_iter}, got {burn_in}")
+    """Validate the options every particle MCMC routine shares; return them as ``int``.
+
+    ``n_particles >= 2`` (one particle is the frozen reference), ``n_iter >= 1``,
+    ``n_chains >= 1``, ``0 <= burn_in < n_iter``.
+    """
+    n_particles = check_int("n_particles", n_particles, minimum=2)
+    n_iter = check_fit_options(n_iter, max_iter_name="n_iter")[0]
+    n_chains = check_int("n_chains", n_chains, minimum=1)
+    burn_in = check_int("burn_in", burn_in, minimum=0)
+    if burn_in >= n_iter:
+        raise ParameterError(f"burn_in: expected 0 <= burn_in < n_iter = {n_iter}, got {burn_in}")
+    return n_iter, n_particles, n_chains, burn_in
 
 
 def check_reference(ref, T, d, name="reference"):
@@ -404,9 +408,8 @@ def particle_gibbs(model, y, n_iter=1000, n_particles=64, *, method="backward", 
         store_paths: keep every post-burn-in trajectory (memory ``n_chains * n_draws * T * d``).
         rng: seed or Generator; chains use generators spawned from it.
     """
-    check_sampler_args(n_iter, n_particles, n_chains, burn_in)
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    n_iter, n_particles, n_chains, burn_in = check_sampler_args(n_iter, n_particles, n_chains, burn_in)
+    check_choice("method", method, METHODS)
     k = model.kernels()
     seqs, single = as_sequences("y", y, k.obs_dim)
     if not single:

@@ -40,7 +40,7 @@ import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import ModelKernels, StateSpaceModel
-from statespace.validation import as_float_array, as_rng, as_sequences
+from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -114,14 +114,13 @@ class NeuralDriftSSM(StateSpaceModel):
     def initial(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1, input_dim: int = 0) -> "NeuralDriftSSM":
         """A starting model for data ``y``: small random drift, noise scales from the data's increments."""
         seqs, _ = as_sequences("y", y)
-        if int(n_hidden) < 1 or int(input_dim) < 0:
-            raise ParameterError(f"n_hidden, input_dim: expected positive / non-negative integers, got {n_hidden}, {input_dim}")
+        H, p = check_int("n_hidden", n_hidden, minimum=1), check_int("input_dim", input_dim, minimum=0)
+        weight_scale = check_real("weight_scale", weight_scale, 0.0)
         rng = as_rng(rng)
         d = seqs[0].shape[1]
         incr = np.concatenate([np.diff(s, axis=0) for s in seqs])
         sd = np.nan_to_num(np.nanstd(incr, axis=0), nan=1.0) + 1e-3
         first = np.array([s[0] for s in seqs])
-        H, p = int(n_hidden), int(input_dim)
         return cls(NeuralDriftParams(
             rng.standard_normal((H, d)) / math.sqrt(d), rng.standard_normal(H) * 0.5,
             weight_scale * rng.standard_normal((d, H)) / math.sqrt(H), np.zeros(d),

@@ -73,9 +73,9 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from statespace.errors import DegenerateWeightsError, ParameterError
+from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional
-from statespace.validation import as_float_array, as_rng
+from statespace.validation import as_float_array, as_rng, check_choice, check_int
 
 from .particle_filter import (
     BOOTSTRAP,
@@ -401,14 +401,9 @@ def _check_paris_args(model, functional, n_particles, n_backward, backward, max_
             ) from None
     if not isinstance(functional, AdditiveFunctional):
         raise ParameterError("functional: expected a statespace.AdditiveFunctional(initial, step, dim)")
-    K = int(n_backward)
-    if K < 1:
-        raise ParameterError(f"n_backward: expected a positive number of backward draws, got {n_backward}")
-    if backward not in BACKWARD_MODES:
-        raise ParameterError(f"backward: expected one of {sorted(BACKWARD_MODES)}, got {backward!r}")
-    trials = N if max_trials is None else int(max_trials)
-    if trials < 1:
-        raise ParameterError(f"max_trials: expected a positive integer, got {max_trials}")
+    K = check_int("n_backward", n_backward, minimum=1)
+    check_choice("backward", backward, sorted(BACKWARD_MODES))
+    trials = N if max_trials is None else check_int("max_trials", max_trials, minimum=1)
     guided = proposal is not None
     if guided and not isinstance(proposal, Proposal):
         raise ParameterError("proposal: expected a smc.Proposal(sample_initial, log_initial, sample, log_density)")
@@ -556,7 +551,7 @@ class PaRIS:
         if row.shape != (m,):
             raise ParameterError(f"y_t: expected {m} values (one observation), got shape {np.shape(y_t)}")
         if np.isinf(row).any():
-            raise ParameterError(f"y_t: infinite value at time step {self.t + 1} (use NaN for missing)")
+            raise DataError(f"y_t: infinite value at time step {self.t + 1} (use NaN for missing)")
         t = self.t + 1
         if t >= len(self._y):
             self._y = np.concatenate([self._y, np.full_like(self._y, np.nan)])
@@ -613,16 +608,17 @@ def smoothed_marginals_functional(T: int, state_dim: int = 1) -> AdditiveFunctio
     Its dimension is ``2 T state_dim``, so a PaRIS pass costs ``O(N T^2)``: meant for
     moderate ``T`` (plots, checks); split the result with :func:`split_marginals`.
     """
-    T, d = int(T), int(state_dim)
-    if T < 1 or d < 1:
-        raise ParameterError(f"T, state_dim: expected positive integers, got {T}, {d}")
+    T, d = check_int("T", T, minimum=1), check_int("state_dim", state_dim, minimum=1)
     return AdditiveFunctional(_marginals_initial, _marginals_step, 2 * T * d)
 
 
 def split_marginals(estimate, T: int, state_dim: int = 1):
     """``(means, variances)`` of shapes ``(T, state_dim)`` from a :func:`smoothed_marginals_functional` estimate."""
-    est = np.asarray(estimate)
+    T, state_dim = check_int("T", T, minimum=1), check_int("state_dim", state_dim, minimum=1)
+    est = as_float_array("estimate", estimate, 1)
     half = T * state_dim
+    if est.shape != (2 * half,):
+        raise ShapeError(f"estimate: expected shape ({2 * half},) for T={T}, state_dim={state_dim}, got {est.shape}")
     means = est[:half].reshape(T, state_dim)
     variances = np.maximum(est[half:].reshape(T, state_dim) - means**2, 0.0)
     return means, variances

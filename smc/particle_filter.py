@@ -47,8 +47,8 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
-from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError
-from statespace.validation import as_rng, as_sequences
+from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
+from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real, split_batch
 
 from ._exp import exp_nonpositive
 from .resampling import resample_into, scheme_code
@@ -351,16 +351,24 @@ def prepare_sequences(model, y, inputs=None, times=None):
     seqs, single = as_sequences("y", y, kernels.obs_dim)
 
     def per_sequence(name, value):
+        # inputs and times follow the observations' form (one sequence, or a list of arrays)
         if value is None:
             return [None] * len(seqs)
-        vals = [value] if single else list(value)
-        if len(vals) != len(seqs):
-            raise ShapeError(f"{name}: got {len(vals)} sequences for {len(seqs)} observation sequences")
+        vals, v_single = split_batch(name, value)
+        if v_single != single or len(vals) != len(seqs):
+            raise ShapeError(f"{name}: got {1 if v_single else len(vals)} sequence(s) for "
+                             f"{1 if single else len(seqs)} observation sequence(s); give them in the same form")
+        out = []
         for i, (v, s) in enumerate(zip(vals, seqs)):
+            label = name if single else f"{name}[{i}]"
+            v = as_float_array(label, v, (1, 2) if name == "inputs" else 1)
             if len(v) != len(s):
-                label = name if single else f"{name}[{i}]"
                 raise ShapeError(f"{label}: expected {len(s)} rows to match the observations, got {len(v)}")
-        return vals
+            if not np.isfinite(v).all():
+                t = int(np.argwhere(~np.isfinite(v))[0][0])
+                raise DataError(f"{label}: non-finite value at time step {t}")
+            out.append(v)
+        return out
 
     us, ts = per_sequence("inputs", inputs), per_sequence("times", times)
     return kernels, [(model.kernel_params(inputs=u, times=tt), s) for u, s, tt in zip(us, seqs, ts)], single
@@ -368,12 +376,8 @@ def prepare_sequences(model, y, inputs=None, times=None):
 
 def check_filter_args(n_particles, ess_threshold, resampling):
     """Validate the common arguments; return ``(N, threshold, scheme_code)``."""
-    N = int(n_particles)
-    if N < 1:
-        raise ParameterError(f"n_particles: expected a positive integer, got {n_particles}")
-    thr = float(ess_threshold)
-    if not 0.0 <= thr <= 1.0:
-        raise ParameterError(f"ess_threshold: expected a fraction of N in [0, 1], got {ess_threshold}")
+    N = check_int("n_particles", n_particles, minimum=1)
+    thr = check_real("ess_threshold", ess_threshold, 0.0, 1.0)
     return N, thr, scheme_code(resampling)
 
 

@@ -57,7 +57,7 @@ import numpy as np
 
 from statespace.errors import ShapeError
 from statespace.progress import progress_bar
-from statespace.validation import as_rng, as_sequences
+from statespace.validation import as_float_array, as_rng, as_sequences, check_int
 
 from .csmc import check_reference, check_sampler_args, index_tree_sample, run_chains, run_sweep
 
@@ -68,8 +68,8 @@ def ppg_step(kernels, kp, y, ref, functional, *, n_particles, n_backward=2, hp=N
     ``ref=None`` runs a plain (unconditional) PaRIS pass, which also draws a path
     from its index tree: the way PPG starts, and PaRIS itself.
     """
-    if int(n_backward) < 1:
-        raise ValueError(f"n_backward: expected at least one backward draw per particle, got {n_backward}")
+    n_backward = check_int("n_backward", n_backward, minimum=1)
+    n_particles = check_int("n_particles", n_particles, minimum=2)
     x, logw, _, bidx, tau, loglik, _ = run_sweep(
         kernels, kp, y, ref, n_particles=n_particles, functional=functional, hp=hp, n_backward=n_backward, rng=rng
     )
@@ -116,7 +116,8 @@ def ppg_smoother(model, y, functional=None, n_particles=32, n_backward=2, n_iter
         hp: parameters passed to the functional (default: the model's kernel parameters).
         rng: seed or Generator.
     """
-    check_sampler_args(n_iter, n_particles, n_chains, burn_in)
+    n_iter, n_particles, n_chains, burn_in = check_sampler_args(n_iter, n_particles, n_chains, burn_in)
+    n_backward = check_int("n_backward", n_backward, minimum=1)
     k = model.kernels()
     if functional is None:
         functional = model.sufficient_statistics()
@@ -128,7 +129,9 @@ def ppg_smoother(model, y, functional=None, n_particles=32, n_backward=2, n_iter
     kp = model.kernel_params(inputs=inputs)
     refs = None
     if reference is not None:
-        r = np.asarray(reference, dtype=float)
+        r = as_float_array("reference", reference, (1, 2, 3))
+        if r.ndim == 3 and len(r) != n_chains:
+            raise ShapeError(f"reference: expected {n_chains} paths (one per chain), got shape {r.shape}")
         refs = [check_reference(r[c] if r.ndim == 3 else r, T, d) for c in range(n_chains)]
     bar = progress_bar(n_iter * n_chains, "PPG", progress)
 

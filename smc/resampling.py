@@ -33,7 +33,7 @@ import numba as nb
 import numpy as np
 
 from statespace.errors import ParameterError
-from statespace.validation import as_float_array, as_rng
+from statespace.validation import as_float_array, as_rng, check_int
 
 MULTINOMIAL, STRATIFIED, SYSTEMATIC, RESIDUAL = 0, 1, 2, 3
 
@@ -41,12 +41,12 @@ MULTINOMIAL, STRATIFIED, SYSTEMATIC, RESIDUAL = 0, 1, 2, 3
 SCHEMES = {"multinomial": MULTINOMIAL, "stratified": STRATIFIED, "systematic": SYSTEMATIC, "residual": RESIDUAL}
 
 
-def scheme_code(name: str) -> int:
-    """The integer code of a resampling scheme named ``name``."""
+def scheme_code(name: str, argument: str = "resampling") -> int:
+    """The integer code of a resampling scheme named ``name`` (``argument``: how the caller calls it)."""
     try:
         return SCHEMES[name]
     except (KeyError, TypeError):
-        raise ParameterError(f"resampling: expected one of {sorted(SCHEMES)}, got {name!r}") from None
+        raise ParameterError(f"{argument}: expected one of {sorted(SCHEMES)}, got {name!r}") from None
 
 
 @nb.njit(cache=True)
@@ -208,7 +208,7 @@ def resample(weights, scheme: str = "systematic", n: int | None = None, rng=None
     Returns:
         ``(n,)`` int64 ancestor indices, sorted increasingly.
     """
-    code = scheme_code(scheme)
+    code = scheme_code(scheme, "scheme")
     W = as_float_array("weights", weights, 1)
     if W.size == 0:
         raise ParameterError("weights: expected at least one weight")
@@ -219,7 +219,5 @@ def resample(weights, scheme: str = "systematic", n: int | None = None, rng=None
     total = W.sum()
     if not total > 0:
         raise ParameterError("weights: all weights are zero")
-    M = len(W) if n is None else int(n)
-    if M < 1:
-        raise ParameterError(f"n: expected a positive number of draws, got {M}")
+    M = len(W) if n is None else check_int("n", n, minimum=1)
     return resample_compiled(code, W / total, M, as_rng(rng))

@@ -267,8 +267,12 @@ def _is_array(item) -> bool:
     return hasattr(item, "__array__") and np.ndim(item) >= 1
 
 
-def _split_batch(name: str, y) -> tuple[list, bool]:
-    """Apply the sequence rule of the module docstring: ``(items, single)``."""
+def split_batch(name: str, y) -> tuple[list, bool]:
+    """Apply the sequence rule of the module docstring: ``(items, single)``.
+
+    ``items`` is ``[y]`` for one sequence, or the list of arrays of a batch;
+    the items are not converted (inputs and times follow the observations' form).
+    """
     if isinstance(y, (list, tuple)):
         if len(y) == 0:
             raise ShapeError(f"{name}: got an empty {type(y).__name__}; {_SEQUENCE_RULE}")
@@ -333,7 +337,7 @@ def as_sequences(name: str, y, obs_dim: int | None = None, *, allow_nan: bool = 
     error. Returns the list and whether a single sequence was given (so
     results can be unwrapped).
     """
-    items, single = _split_batch(name, y)
+    items, single = split_batch(name, y)
     out = [_sequence_array(name if single else f"{name}[{i}]", s, obs_dim, allow_nan) for i, s in enumerate(items)]
     return out, single
 
@@ -348,7 +352,7 @@ def as_inputs(name: str, u, lengths: list[int], input_dim: int, single: bool) ->
         if input_dim > 0:
             raise ShapeError(f"{name}: the model takes {input_dim}-dimensional inputs but none were given")
         return [np.zeros((T, 0)) for T in lengths]
-    items, u_single = _split_batch(name, u)
+    items, u_single = split_batch(name, u)
     if u_single != single:
         raise ShapeError(
             f"{name}: the observations are {'one sequence' if single else f'a list of {len(lengths)} sequences'} "

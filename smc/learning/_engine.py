@@ -9,7 +9,15 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
-from statespace.validation import as_sequences
+from statespace.validation import (
+    as_float_array,
+    as_sequences,
+    check_choice,
+    check_fit_options,
+    check_int,
+    check_real,
+    split_batch,
+)
 
 from ..ppg import ppg_step
 
@@ -49,24 +57,45 @@ def prepare(model, y, inputs):
     if inputs is None:
         us = [None] * len(seqs)
     else:
-        us = [inputs] if single else list(inputs)
-        if len(us) != len(seqs):
-            raise ShapeError(f"inputs: got {len(us)} input sequences for {len(seqs)} observation sequences")
-        for i, (u, s) in enumerate(zip(us, seqs)):
+        # inputs follow the observations' form (statespace.validation's sequence rule)
+        items, u_single = split_batch("inputs", inputs)
+        if u_single != single or len(items) != len(seqs):
+            raise ShapeError(f"inputs: got {1 if u_single else len(items)} input sequence(s) for "
+                             f"{1 if single else len(seqs)} observation sequence(s); give them in the same form")
+        us = []
+        for i, (u, s) in enumerate(zip(items, seqs)):
+            label = "inputs" if single else f"inputs[{i}]"
+            u = as_float_array(label, u, (1, 2))
             if len(u) != len(s):
-                raise ShapeError(f"inputs[{i}]: expected {len(s)} rows to match the observations, got {len(u)}")
+                raise ShapeError(f"{label}: expected {len(s)} rows to match the observations, got {len(u)}")
+            us.append(u)
     return list(zip(seqs, us))
 
 
 def check_common(n_iter, n_particles, n_backward, smoother):
-    if int(n_iter) < 1:
-        raise ParameterError(f"n_iter: expected a positive number of iterations, got {n_iter}")
-    if int(n_particles) < 2:
-        raise ParameterError(f"n_particles: expected at least 2, got {n_particles}")
-    if int(n_backward) < 1:
-        raise ParameterError(f"n_backward: expected at least 1 backward draw, got {n_backward}")
-    if smoother not in SMOOTHERS:
-        raise ParameterError(f"smoother: expected one of {SMOOTHERS}, got {smoother!r}")
+    """The options every particle learning routine shares, as ``(n_iter, n_particles, n_backward)``.
+
+    ``n_iter >= 1`` follows :func:`statespace.validation.check_fit_options`;
+    ``n_particles >= 2``, ``n_backward >= 1``; ``smoother`` one of :data:`SMOOTHERS`.
+    """
+    n_iter = check_fit_options(n_iter, max_iter_name="n_iter")[0]
+    n_particles = check_int("n_particles", n_particles, minimum=2)
+    n_backward = check_int("n_backward", n_backward, minimum=1)
+    check_choice("smoother", smoother, SMOOTHERS)
+    return n_iter, n_particles, n_backward
+
+
+def check_gradient_options(optimizer, learning_rate, decay_iters, average_from):
+    """Options of the stochastic-gradient routines: ``(learning_rate, decay_iters, average_from)`` as floats.
+
+    ``optimizer`` ``"adam"`` or ``"sgd"``; ``learning_rate > 0`` finite;
+    ``decay_iters`` ``None`` or ``> 0``; ``average_from`` in ``[0, 1]``.
+    """
+    check_choice("optimizer", optimizer, ("adam", "sgd"))
+    learning_rate = check_real("learning_rate", learning_rate, 0.0, strict=True)
+    decay_iters = None if decay_iters is None else check_real("decay_iters", decay_iters, 0.0, strict=True)
+    average_from = check_real("average_from", average_from, 0.0, 1.0)
+    return learning_rate, decay_iters, average_from
 
 
 class FunctionalEstimator:
@@ -80,14 +109,17 @@ class FunctionalEstimator:
     """
 
     def __init__(self, data, *, smoother, n_particles, n_backward, n_sweeps=1, burn_in=0):
-        if smoother == "ppg" and not 0 <= burn_in < n_sweeps:
+        check_choice("smoother", smoother, SMOOTHERS)
+        n_sweeps = check_int("n_sweeps", n_sweeps, minimum=1)
+        burn_in = check_int("burn_in", burn_in, minimum=0)
+        if smoother == "ppg" and not burn_in < n_sweeps:
             raise ParameterError(f"burn_in: expected 0 <= burn_in < n_sweeps = {n_sweeps}, got {burn_in}")
         self.data = data
         self.smoother = smoother
-        self.n_particles = int(n_particles)
-        self.n_backward = int(n_backward)
-        self.n_sweeps = int(n_sweeps) if smoother == "ppg" else 1
-        self.burn_in = int(burn_in) if smoother == "ppg" else 0
+        self.n_particles = check_int("n_particles", n_particles, minimum=2)
+        self.n_backward = check_int("n_backward", n_backward, minimum=1)
+        self.n_sweeps = n_sweeps if smoother == "ppg" else 1
+        self.burn_in = burn_in if smoother == "ppg" else 0
         self.refs = [None] * len(data)
         self.particle_steps = 0
 
@@ -163,10 +195,18 @@ def step_size_schedule(step_sizes, n_iter, warm, exponent):
         k = np.arange(n_iter)
         return np.where(k < warm, 1.0, np.maximum(k - warm + 2.0, 1.0) ** (-exponent))
     if callable(step_sizes):
-        return np.array([float(step_sizes(k)) for k in range(n_iter)])
-    g = np.asarray(step_sizes, dtype=float)
+        return np.array([_check_step(f"step_sizes({k})", step_sizes(k)) for k in range(n_iter)])
+    g = as_float_array("step_sizes", step_sizes)
     if g.shape != (n_iter,):
         raise ParameterError(f"step_sizes: expected {n_iter} values (one per iteration), got shape {g.shape}")
-    if not ((g > 0) & (g <= 1)).all():
-        raise ParameterError("step_sizes: expected values in (0, 1]")
+    for k, v in enumerate(g):
+        _check_step(f"step_sizes[{k}]", v)
     return g
+
+
+def _check_step(name, value) -> float:
+    """A step size of stochastic approximation: a real number in (0, 1]."""
+    v = check_real(name, value, 0.0, 1.0)
+    if v == 0.0:
+        raise ParameterError(f"{name}: expected a value in (0, 1], got 0.0")
+    return v

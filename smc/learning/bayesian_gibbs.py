@@ -52,6 +52,7 @@ import numpy as np
 
 from statespace.errors import DataError, ParameterError
 from statespace.progress import progress_bar
+from statespace.validation import check_fit_options
 
 from ..csmc import METHODS, check_sampler_args, csmc_step, run_chains
 from ._engine import prepare
@@ -248,8 +249,9 @@ def bayesian_particle_gibbs(model, y, prior=None, n_iter=2000, n_particles=32, *
         method: ``"backward"`` or ``"ancestor"`` sampling.
         n_chains: independent chains in parallel threads.
     """
+    n_iter = check_fit_options(n_iter, max_iter_name="n_iter")[0]
     burn_in = n_iter // 5 if burn_in is None else burn_in
-    check_sampler_args(n_iter, n_particles, n_chains, burn_in)
+    n_iter, n_particles, n_chains, burn_in = check_sampler_args(n_iter, n_particles, n_chains, burn_in)
     if method not in METHODS:
         raise ParameterError(f"method: expected one of {METHODS}, got {method!r}")
     prior = prior or default_prior(model)

@@ -61,7 +61,7 @@ def particle_em(model, y, n_iter=100, n_particles=32, *, n_backward=2, smoother=
             of ``n_iter`` values in (0, 1]; all ones is plain particle EM.
         rng: seed or Generator.
     """
-    check_common(n_iter, n_particles, n_backward, smoother)
+    n_iter, n_particles, n_backward = check_common(n_iter, n_particles, n_backward, smoother)
     try:
         functional = model.sufficient_statistics()
     except NotImplementedError as exc:

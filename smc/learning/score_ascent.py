@@ -36,12 +36,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from statespace.errors import ParameterError
 from statespace.interface import AdditiveFunctional
 from statespace.progress import progress_bar
 from statespace.validation import as_rng
 
-from ._engine import FunctionalEstimator, LearningResult, check_common, prepare
+from ._engine import FunctionalEstimator, LearningResult, check_common, check_gradient_options, prepare
 from .parametrization import Parametrization, enable_x64, for_model
 
 #: Central-difference step in unconstrained coordinates.
@@ -118,11 +117,8 @@ def score_ascent(model, y, n_iter=300, n_particles=32, *, n_backward=2, smoother
         decay_iters: :math:`k_d` of the decay (default ``n_iter / 10``).
         average_from: fraction of the run after which iterates are averaged (1 disables averaging).
     """
-    check_common(n_iter, n_particles, n_backward, smoother)
-    if optimizer not in ("adam", "sgd"):
-        raise ParameterError(f"optimizer: expected 'adam' or 'sgd', got {optimizer!r}")
-    if not 0.0 <= average_from <= 1.0:
-        raise ParameterError(f"average_from: expected a fraction in [0, 1], got {average_from}")
+    n_iter, n_particles, n_backward = check_common(n_iter, n_particles, n_backward, smoother)
+    learning_rate, decay_iters, average_from = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
     param = parametrization or for_model(model)
     rng = as_rng(rng)
     data = prepare(model, y, inputs)

@@ -42,10 +42,10 @@ import numpy as np
 
 from statespace.errors import ParameterError
 from statespace.progress import progress_bar
-from statespace.validation import as_rng
+from statespace.validation import as_rng, check_choice, check_fit_options, check_int
 
 from ..csmc import NO_FUNCTIONAL, backward_sample, index_tree_sample, run_sweep
-from ._engine import LearningResult, prepare
+from ._engine import LearningResult, check_gradient_options, prepare
 from .parametrization import enable_x64, for_model
 from .score_ascent import _optimizer
 
@@ -83,14 +83,14 @@ def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_bac
         n_paths: trajectories drawn per move (more than one needs ``kernel="ppg"``); their gradients are averaged.
         parametrization, optimizer, learning_rate, decay_iters, average_from: as in :func:`score_ascent`.
     """
-    if kernel not in KERNELS:
-        raise ParameterError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
-    if int(n_iter) < 1 or int(n_particles) < 2:
-        raise ParameterError(f"n_iter, n_particles: expected >= 1 and >= 2, got {n_iter}, {n_particles}")
-    if int(n_paths) < 1 or (n_paths > 1 and kernel != "ppg"):
+    check_choice("kernel", kernel, KERNELS)
+    n_iter = check_fit_options(n_iter, max_iter_name="n_iter")[0]
+    n_particles = check_int("n_particles", n_particles, minimum=2)
+    n_backward = check_int("n_backward", n_backward, minimum=1)
+    n_paths = check_int("n_paths", n_paths, minimum=1)
+    if n_paths > 1 and kernel != "ppg":
         raise ParameterError(f"n_paths: expected 1 (or more with kernel='ppg'), got {n_paths}")
-    if not 0.0 <= average_from <= 1.0:
-        raise ParameterError(f"average_from: expected a fraction in [0, 1], got {average_from}")
+    learning_rate, decay_iters, average_from = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
     param = parametrization or for_model(model)
     if param.log_joint is None:
         raise ParameterError("parametrization: Markov score climbing needs a JAX log_joint(theta, x, y)")
