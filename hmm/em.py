@@ -13,13 +13,17 @@ and applies the closed-form M-step of the model (:meth:`hmm.model.HMM.m_step`).
 The objective is the log-likelihood of the data and the evidence plus the
 log-prior (MAP-EM); it never decreases, which the tests check on every model.
 Iteration stops when the objective improves by less than
-``tol * max(1, |objective|)`` or after ``max_iter`` iterations.
+``tol * max(1, |objective|)`` or after ``max_iter`` iterations; should it ever
+drop beyond round-off, the run stops at the best parameters with a warning and
+``converged=False`` (the library's one rule:
+:class:`~statespace.convergence.ConvergenceMonitor`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from statespace.convergence import ConvergenceMonitor
 from statespace.errors import DataError
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
@@ -59,24 +63,25 @@ def log_likelihood(model, params, seqs, inputs, log_pls) -> float:
 
 
 def baum_welch(model, params, seqs, inputs, log_pls, max_iter=100, tol=1e-6, frozen=frozenset(), bar=None) -> FitResult:
-    """Run EM from ``params``; ``history[i]`` is the objective at the parameters entering iteration ``i``."""
-    history = []
-    converged = False
+    """Run EM from ``params``; ``history[i]`` is the objective at the parameters entering iteration ``i``.
+
+    Stopping and the returned parameters follow :class:`~statespace.convergence.ConvergenceMonitor`
+    (a drop beyond round-off stops the run at the best parameters, with a warning).
+    """
+    monitor = ConvergenceMonitor(tol, f"Baum-Welch ({type(model).__name__})")
     it = 0
     for it in range(1, max_iter + 1):
         ll, stats = e_step(model, params, seqs, inputs, log_pls)
         obj = ll + model._log_prior(params)
-        history.append(obj)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(objective=f"{obj:.6g}")
-        if len(history) > 1 and history[-1] - history[-2] <= tol * max(1.0, abs(history[-2])):
-            converged = True
-            break
+        if monitor.record(obj, params):
+            return monitor.result(it)
         params = model._m_step_params(stats, params, frozen)
-    if not converged:  # the final parameters' objective needs only a forward pass
-        history.append(log_likelihood(model, params, seqs, inputs, log_pls) + model._log_prior(params))
-    return FitResult(params, np.asarray(history), converged, it)
+    # the final parameters' objective needs only a forward pass
+    monitor.record(log_likelihood(model, params, seqs, inputs, log_pls) + model._log_prior(params), params)
+    return monitor.result(it)
 
 
 def fit_with_restarts(model, starts, seqs, inputs, log_pls, max_iter, tol, frozen, progress) -> FitResult:

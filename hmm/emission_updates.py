@@ -294,6 +294,10 @@ def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covarianc
     Psi = prior.reg_covar * np.eye(d)
     W = old.weights.copy()
     covs = old.covs.copy()
+    # expected counts are dimensionless: a state with less than 1e-10 of one
+    # observation's weight carries no information and keeps ``old`` (no effect on units).
+    # The prior (psi, Lambda) is a density in the data's units, chosen by the user:
+    # the fit is scale-equivariant when it is rescaled with the data (psi -> c^2 psi).
     tiny = 1e-10
     Ms = np.zeros((K, d, d))
     for k in range(K):
@@ -336,13 +340,25 @@ def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covarianc
     return GaussianEmissionParams(W, covs, mu0, S0, old.lags, old.input_dim)
 
 
+#: Largest condition number an M-step covariance may have; beyond it the previous one is kept.
+_MAX_CONDITION = 1e12
+
+
 def _is_pd(S: np.ndarray) -> bool:
+    """Positive definite with condition number at most ``_MAX_CONDITION``.
+
+    Relative to the matrix itself, so rescaling the data never changes which
+    covariances are accepted. A covariance estimated from fewer points than
+    dimensions is singular in exact arithmetic and, after round-off, has an
+    eigenvalue ~1e-16 times the others: accepting it would make the likelihood
+    a function of round-off (and EM non-monotone).
+    """
     try:
         c = np.linalg.cholesky(S)
     except np.linalg.LinAlgError:
         return False
     dg = np.diag(c)
-    return bool(np.all(np.isfinite(c)) and dg.min() > 1e-12 * max(1.0, dg.max()))
+    return bool(np.all(np.isfinite(c)) and dg.min() > 0.0 and (dg.max() / dg.min()) ** 2 <= _MAX_CONDITION)
 
 
 def gaussian_log_prior(p: GaussianEmissionParams, covariance_type: str, prior: EmissionPrior, uses_init: bool) -> float:

@@ -1,0 +1,108 @@
+"""Baum-Welch never reports convergence after a drop, and its M-steps are scale-equivariant.
+
+Oracles: the Gaussian HMM in units ``y -> c y`` is the same model with means
+``c mu``, covariances ``c^2 Sigma`` and prior ``psi -> c^2 psi``; its log-likelihood
+is shifted by the Jacobian ``-n log|c|`` (``n`` observed values). So the fit of ``c y``
+from the transformed start must be the transformed fit of ``y``. The drop tests use a
+deliberately worse M-step, and a supervised ARHMM whose initial-state covariances
+are singular in exact arithmetic (two points in two dimensions).
+"""
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hmm import ARHMM, EmissionPrior, GaussianEmissionParams, GaussianHMM, HMMParams
+from statespace.convergence import ROUNDOFF, ObjectiveDecreaseWarning
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_hmm_em import NO_PRIOR, _ar_truth, _sim  # noqa: E402
+
+
+def _data(seed=0, T=300):
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([rng.normal([0, 0], 1, (T // 3, 2)), rng.normal([3, -1], 0.5, (T // 3, 2)),
+                        rng.multivariate_normal([0, 2], [[1.0, 0.6], [0.6, 0.8]], T - 2 * (T // 3))])
+    y[rng.uniform(size=y.shape) < 0.1] = np.nan
+    return y
+
+
+def _start(c=1.0):
+    means = np.array([[0.5, 0.0], [2.0, -0.5], [0.0, 1.5]]) * c
+    covs = np.stack([np.eye(2), 0.7 * np.eye(2), np.array([[1.0, 0.3], [0.3, 1.0]])]) * c * c
+    A = np.full((3, 3), 0.05) + 0.85 * np.eye(3)
+    return HMMParams(np.full(3, 1 / 3), A, GaussianEmissionParams(means[:, None, :], covs))
+
+
+def _scaled_prior(prior: EmissionPrior, c: float) -> EmissionPrior:
+    return prior._replace(reg_covar=prior.reg_covar * c * c)
+
+
+@pytest.mark.parametrize("cov", ["full", "diag", "tied"])
+@pytest.mark.parametrize("prior", [NO_PRIOR, EmissionPrior(reg_covar=1e-2, cov_dof=3.0)], ids=["mle", "map"])
+@pytest.mark.parametrize("c", [1e-16, 1e-8, 1e-4, 1e4, 1e8])
+def test_gaussian_hmm_em_is_scale_equivariant(c, prior, cov):
+    y = _data()
+    n_iter = 12
+    ref = GaussianHMM(3, 2, covariance_type=cov, prior=prior).fit(y, init_params=_start(), max_iter=n_iter, tol=0,
+                                                                    progress=False)
+    res = GaussianHMM(3, 2, covariance_type=cov, prior=_scaled_prior(prior, c)).fit(
+        c * y, init_params=_start(c), max_iter=n_iter, tol=0, progress=False)
+    # (the stopping rule reads |objective|, which the Jacobian shifts: a run at its fixed point
+    # may stop a few iterations apart; the iterates themselves must agree)
+    np.testing.assert_allclose(res.params.A, ref.params.A, rtol=1e-7, atol=1e-12)
+    # round-off differs between the two runs and EM carries it on: agreement to 1e-7 of each array's scale
+    for got, want in ((res.params.emission.weights, c * ref.params.emission.weights),
+                      (res.params.emission.covs, c * c * ref.params.emission.covs)):
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7 * np.abs(want).max())
+    # objective = log-likelihood (+ log-prior, whose log|Sigma| term moves by nu0 * K * d * log|c|)
+    n_obs = int((~np.isnan(y)).sum())
+    n_cov = 1 if cov == "tied" else 3
+    shift = -n_obs * np.log(c) - prior.cov_dof * n_cov * 2 * np.log(c)
+    n = min(len(res.log_likelihoods), len(ref.log_likelihoods))
+    np.testing.assert_allclose(res.log_likelihoods[:n], ref.log_likelihoods[:n] + shift, rtol=1e-9,
+                               atol=1e-9 * abs(shift))
+
+
+def test_baum_welch_stops_at_the_best_parameters_when_an_m_step_is_worse(monkeypatch):
+    y = _data(1)
+    model = GaussianHMM(3, 2, prior=NO_PRIOR)
+    good = model._m_step_params
+    calls = []
+
+    def worse_at_the_third(stats, old, frozen=frozenset()):
+        calls.append(1)
+        new = good(stats, old, frozen)
+        if len(calls) == 3:
+            e = new.emission
+            new = new._replace(emission=e._replace(covs=e.covs * 30.0, init_covs=e.init_covs * 30.0))
+        return new
+
+    monkeypatch.setattr(model, "_m_step_params", worse_at_the_third)
+    with pytest.warns(ObjectiveDecreaseWarning, match="iteration 3"):
+        res = model.fit(y, init_params=_start(), max_iter=40, tol=0, progress=False)
+    assert not res.converged and len(calls) == 3
+    # the parameters after two M-steps, whose objective ends the history
+    ref = GaussianHMM(3, 2, prior=NO_PRIOR).fit(y, init_params=_start(), max_iter=2, tol=0, progress=False)
+    np.testing.assert_array_equal(res.params.emission.covs, ref.params.emission.covs)
+    np.testing.assert_allclose(res.log_likelihoods, ref.log_likelihoods, rtol=1e-12)
+    assert model.params is res.params
+
+
+def test_supervised_arhmm_with_singular_initial_covariances_stays_monotone():
+    # two first observations per state in two dimensions: the exact initial-state covariance is
+    # singular, and accepting its round-off version made the objective a function of round-off
+    truth = _ar_truth()
+    ys, xs, us = _sim(truth, 4, 150, seed=10)
+    pls = [np.eye(3)[x] for x in xs]
+    model = ARHMM(3, 2, 1, input_dim=1, prior=NO_PRIOR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ObjectiveDecreaseWarning)
+        res = model.fit(ys, inputs=us, pl=pls, max_iter=8, tol=1e-12, progress=False, rng=0)
+    h = res.log_likelihoods
+    assert (np.diff(h) >= -ROUNDOFF * np.abs(h[:-1])).all()
+    for S in res.params.emission.init_covs:
+        assert np.linalg.cond(S) < 1e12
