@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DataError, ParameterError, ShapeError
-from ..validation import as_rng
+from ..validation import as_float_array, as_rng, check_int
 from .metrics import _pair, phm08_scores
 
 
@@ -57,17 +57,18 @@ def truncation_splits(lengths, n_folds: int = 5, n_cuts: int | str = 1, min_cycl
         max_rul: largest true RUL a cut leaves.
         rng: seed or Generator (same seed, same folds and cuts).
     """
+    lengths = [check_int(f"lengths[{i}]", T, minimum=1) for i, T in enumerate(as_float_array("lengths", lengths, 1))]
     lengths = np.asarray(lengths, dtype=np.int64)
     n = len(lengths)
     every = isinstance(n_cuts, str)
     if every and n_cuts != "all":
         raise ParameterError(f"n_cuts: expected a positive integer or 'all', got {n_cuts!r}")
-    n_folds, min_cycles, max_rul = int(n_folds), int(min_cycles), int(max_rul)
-    n_cuts = 1 if every else int(n_cuts)
-    if not 2 <= n_folds <= n:
+    n_folds = check_int("n_folds", n_folds, minimum=2)
+    if n_folds > n:
         raise ParameterError(f"n_folds: expected 2 <= n_folds <= {n} (number of engines), got {n_folds}")
-    if n_cuts < 1 or min_cycles < 1 or max_rul < 1:
-        raise ParameterError(f"n_cuts, min_cycles, max_rul: expected positive integers, got {n_cuts}, {min_cycles}, {max_rul}")
+    n_cuts = 1 if every else check_int("n_cuts", n_cuts, minimum=1)
+    min_cycles = check_int("min_cycles", min_cycles, minimum=1)
+    max_rul = check_int("max_rul", max_rul, minimum=1)
     short = np.flatnonzero(lengths <= min_cycles)
     if short.size:
         i = int(short[0])
@@ -124,10 +125,9 @@ def simulated_test_sets(predicted, true, cuts, n_draws: int = 2000, rng=None) ->
     p, t = _pair(predicted, true)
     if len(cuts) != p.shape[0]:
         raise ShapeError(f"cuts: got {len(cuts)} cuts for {p.shape[0]} predictions")
-    if int(n_draws) < 1:
-        raise ParameterError(f"n_draws: expected a positive integer, got {n_draws}")
+    n_draws = check_int("n_draws", n_draws, minimum=1)
     engines = np.array([c.engine for c in cuts], dtype=np.int64)
     order = np.argsort(engines, kind="stable")
     _, start, count = np.unique(engines[order], return_index=True, return_counts=True)
-    pick = order[start + (as_rng(rng).random((int(n_draws), len(count))) * count).astype(np.int64)]
+    pick = order[start + (as_rng(rng).random((n_draws, len(count))) * count).astype(np.int64)]
     return {"rmse": np.sqrt(np.mean((p - t)[pick] ** 2, axis=1)), "score": phm08_scores(p, t)[pick].sum(axis=1)}

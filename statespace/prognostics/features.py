@@ -41,13 +41,13 @@ import numpy as np
 
 from ..datasets.cmapss import OperatingConditionNormalizer
 from ..errors import DataError, ParameterError, ShapeError
-from ..validation import as_float_array
+from ..validation import as_float_array, check_int, check_real
 
 
 def piecewise_linear_rul(length: int, cap: float | None = None) -> np.ndarray:
     """RUL ``T-1, ..., 1, 0`` of a run-to-failure engine, capped at ``cap`` when given."""
-    rul = np.arange(int(length) - 1, -1, -1, dtype=np.float64)
-    return rul if cap is None else np.minimum(rul, float(cap))
+    rul = np.arange(check_int("length", length, minimum=0) - 1, -1, -1, dtype=np.float64)
+    return rul if cap is None else np.minimum(rul, check_real("cap", cap, 0.0))
 
 
 def exponential_smoothing(x, alpha: float) -> np.ndarray:
@@ -100,17 +100,13 @@ class SensorFeatures:
 
     def __init__(self, min_distinct: int = 3, n_conditions: int | None = None, baseline_cycles: int = 0, alpha: float = 1.0,
                  health_cap: float | None = None):
-        if int(baseline_cycles) < 0:
-            raise ParameterError(f"baseline_cycles: expected a non-negative integer, got {baseline_cycles}")
-        if not 0.0 < float(alpha) <= 1.0:
-            raise ParameterError(f"alpha: expected 0 < alpha <= 1, got {alpha}")
-        if health_cap is not None and not (np.isfinite(float(health_cap)) and float(health_cap) > 0):
-            raise ParameterError(f"health_cap: expected a positive number of cycles or None, got {health_cap}")
-        self.min_distinct = int(min_distinct)
-        self.n_conditions = n_conditions
-        self.baseline_cycles = int(baseline_cycles)
-        self.alpha = float(alpha)
-        self.health_cap = None if health_cap is None else float(health_cap)
+        self.baseline_cycles = check_int("baseline_cycles", baseline_cycles, minimum=0)
+        self.alpha = check_real("alpha", alpha, 0.0, 1.0)
+        if self.alpha == 0.0:
+            raise ParameterError("alpha: expected 0 < alpha <= 1, got 0.0")
+        self.health_cap = None if health_cap is None else check_real("health_cap", health_cap, 0.0, strict=True)
+        self.min_distinct = check_int("min_distinct", min_distinct, minimum=1)
+        self.n_conditions = None if n_conditions is None else check_int("n_conditions", n_conditions, minimum=1)
 
     def fit(self, sensors, settings=None) -> SensorFeatures:
         """Learn the kept columns and the normalisation from training engines (lists of arrays)."""
@@ -182,12 +178,8 @@ class HealthIndicator:
     """
 
     def __init__(self, cap: float = 125.0, lam: float = 1e-3):
-        if not cap > 0:
-            raise ParameterError(f"cap: expected a positive number of cycles, got {cap}")
-        if not lam >= 0:
-            raise ParameterError(f"lam: expected a non-negative ridge penalty, got {lam}")
-        self.cap = float(cap)
-        self.lam = float(lam)
+        self.cap = check_real("cap", cap, 0.0, strict=True)
+        self.lam = check_real("lam", lam, 0.0)
 
     def fit(self, features, rul=None) -> HealthIndicator:
         """Fit on run-to-failure engines (``rul`` defaults to ``T-1, ..., 0`` per engine)."""

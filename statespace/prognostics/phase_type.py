@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ParameterError, ShapeError
-from ..validation import check_probability_vector, check_stochastic_matrix
+from ..validation import check_int, check_probability_vector, check_real, check_stochastic_matrix
 
 
 class PhaseTypeDistribution(NamedTuple):
@@ -74,9 +74,7 @@ class PhaseTypeDistribution(NamedTuple):
         For prognostics: test engines cut so that at most ``upper`` cycles remain.
         When ``P(X <= upper)`` is zero the result is a point mass at ``upper``.
         """
-        upper = int(upper)
-        if upper < 0:
-            raise ParameterError(f"upper: expected a non-negative integer, got {upper}")
+        upper = check_int("upper", upper, minimum=0)
         pmf = np.zeros(upper + 1)
         n = min(upper + 1, len(self.pmf))
         pmf[:n] = self.pmf[:n]
@@ -164,9 +162,9 @@ def time_to_absorption(
     S = A[np.ix_(transient, transient)]
     a = alpha[transient]
     absorbed0 = float(max(0.0, 1.0 - a.sum()))
-    offset = int(offset)
-    if offset < 0:
-        raise ParameterError(f"offset: expected a non-negative integer, got {offset}")
+    offset = check_int("offset", offset, minimum=0)
+    tol = check_real("tol", tol, 0.0, strict=True)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
 
     # Exact moments from the fundamental matrix N = (I - S)^{-1}.
     m = len(transient)

@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError, ParameterError, ShapeError
-from ..validation import as_float_array, check_probability_vector
+from ..errors import DataError, ShapeError
+from ..validation import as_float_array, check_int, check_probability_vector, check_real
 from .phase_type import PhaseTypeDistribution
 
 
@@ -62,15 +62,9 @@ class StateRULReadout:
     """
 
     def __init__(self, age_bandwidth: float | None = 20.0, prior_strength: float = 1.0, horizon: int | None = None):
-        if age_bandwidth is not None and not float(age_bandwidth) > 0:
-            raise ParameterError(f"age_bandwidth: expected a positive number of cycles or None, got {age_bandwidth}")
-        if not float(prior_strength) > 0:
-            raise ParameterError(f"prior_strength: expected a positive number of pseudo-cycles, got {prior_strength}")
-        if horizon is not None and int(horizon) < 0:
-            raise ParameterError(f"horizon: expected a non-negative number of cycles or None, got {horizon}")
-        self.age_bandwidth = None if age_bandwidth is None else float(age_bandwidth)
-        self.prior_strength = float(prior_strength)
-        self.horizon = None if horizon is None else int(horizon)
+        self.age_bandwidth = None if age_bandwidth is None else check_real("age_bandwidth", age_bandwidth, 0.0, strict=True)
+        self.prior_strength = check_real("prior_strength", prior_strength, 0.0, strict=True)
+        self.horizon = None if horizon is None else check_int("horizon", horizon, minimum=0)
 
     def fit(self, state_probs) -> StateRULReadout:
         """Learn the readout from run-to-failure engines.
@@ -151,9 +145,7 @@ class StateRULReadout:
 
     @staticmethod
     def _check_age(name: str, age) -> float:
-        if not np.isfinite(float(age)) or float(age) < 0:
-            raise ParameterError(f"{name}: expected a non-negative cycle index, got {age}")
-        return float(age)
+        return check_real(name, age, 0.0)
 
     def _predictive(self, pmf) -> PhaseTypeDistribution:
         """Normalised (and horizon-conditioned) distribution from a mixture of readout rows."""
