@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from statespace.errors import DataError
+from statespace.convergence import ConvergenceMonitor
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
 
@@ -109,28 +110,22 @@ def fit_em(
     """Run EM from ``params`` (warm start) on validated data until the relative gain is below ``tol``.
 
     ``log_likelihoods[i]`` is the log-likelihood of the parameters after ``i`` M-steps,
-    so ``log_likelihoods[-1]`` is that of the returned parameters.
+    so ``log_likelihoods[-1]`` is that of the returned parameters. Convergence and a
+    drop beyond round-off (stop at the best parameters, warn, ``converged=False``)
+    follow :class:`~statespace.convergence.ConvergenceMonitor`.
     """
-    history = []
-    converged = False
+    monitor = ConvergenceMonitor(tol, "MJP EM")
     n_iter = 0
     table = interval_table(times_list)
     y = np.concatenate(ys)
-    bar = progress_bar(max_iter, "MJP EM", progress)
-    try:
-        for it in range(max_iter + 1):
-            ll, dwell, jumps, gamma, offsets = _e_step(params, y, table)
-            history.append(ll)
-            if it > 0:
-                bar.update(1)
-                bar.set_postfix(loglik=f"{ll:.6g}")
-                if abs(ll - history[-2]) <= tol * max(1.0, abs(ll)):
-                    converged = True
-                    break
-            if it == max_iter:
-                break
+    with progress_bar(max_iter, "MJP EM", progress) as bar:
+        ll, dwell, jumps, gamma, offsets = _e_step(params, y, table)
+        monitor.record(ll, params)
+        for n_iter in range(1, max_iter + 1):
             params = m_step(params, dwell, jumps, gamma, offsets, y, learn_initial)
-            n_iter += 1
-    finally:
-        bar.close()
-    return FitResult(params, np.asarray(history), converged, n_iter)
+            ll, dwell, jumps, gamma, offsets = _e_step(params, y, table)
+            bar.update(1)
+            bar.set_postfix(loglik=f"{ll:.6g}")
+            if monitor.record(ll, params):
+                break
+    return monitor.result(n_iter)

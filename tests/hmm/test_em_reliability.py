@@ -106,3 +106,30 @@ def test_supervised_arhmm_with_singular_initial_covariances_stays_monotone():
     assert (np.diff(h) >= -ROUNDOFF * np.abs(h[:-1])).all()
     for S in res.params.emission.init_covs:
         assert np.linalg.cond(S) < 1e12
+
+
+def test_markov_jump_em_stops_at_the_best_parameters_when_an_m_step_is_worse(monkeypatch):
+    import hmm.markov_jump.em as mjp_em
+    from hmm.markov_jump import MarkovJumpProcess, MJPParams, generator_from_rates
+
+    rng = np.random.default_rng(3)
+    truth = MarkovJumpProcess(generator_from_rates(rng.uniform(0.2, 1.2, (3, 3))))
+    grids = [np.sort(rng.choice(np.arange(0.0, 5.0, 0.25), size=8, replace=False)) for _ in range(60)]
+    _, y = truth.sample(times=grids, rng=rng)
+    start = generator_from_rates(np.ones((3, 3)))
+    good = mjp_em.m_step
+    calls = []
+
+    def worse_at_the_third(params, *args, **kwargs):
+        calls.append(1)
+        new = good(params, *args, **kwargs)
+        return new if len(calls) != 3 else MJPParams(np.asarray(new.Q) * 8.0, new.initial, new.observation)
+
+    monkeypatch.setattr(mjp_em, "m_step", worse_at_the_third)
+    with pytest.warns(ObjectiveDecreaseWarning, match="iteration 3"):
+        res = MarkovJumpProcess(start).fit(y, times=grids, max_iter=50, tol=0, progress=False)
+    assert not res.converged and len(calls) == 3
+    monkeypatch.setattr(mjp_em, "m_step", good)
+    ref = MarkovJumpProcess(start).fit(y, times=grids, max_iter=2, tol=0, progress=False)
+    np.testing.assert_array_equal(np.asarray(res.params.Q), np.asarray(ref.params.Q))
+    np.testing.assert_allclose(res.log_likelihoods, ref.log_likelihoods, rtol=1e-12)
