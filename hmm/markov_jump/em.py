@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from statespace.errors import DataError
 from statespace.convergence import ConvergenceMonitor
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
 
 from .expectations import transition_matrices, van_loan_integrals
 from .generator import MJPParams
-from .inference import interval_table, posterior_pass
+from .inference import interval_table, posterior_pass, raise_if_impossible
 
 #: Rows whose expected dwell time falls below this keep their previous rates (no information).
 _MIN_DWELL = 1e-300
@@ -60,11 +59,9 @@ def _e_step(params, y, table):
     K = Q.shape[0]
     loglik = params.observation.log_likelihoods(y, K)
     P = transition_matrices(Q, table.lengths)
-    lls, gamma, W = posterior_pass(np.asarray(params.initial), P, table.index, table.offsets, loglik)
-    bad = ~np.isfinite(lls)
-    if bad.any():
-        s = int(np.argmax(bad))
-        raise DataError(f"y[{s}]: the observations are impossible under the current parameters (log-likelihood -inf)")
+    pi0 = np.asarray(params.initial)
+    lls, gamma, W = posterior_pass(pi0, P, table.index, table.offsets, loglik)
+    raise_if_impossible(lls, pi0, P, table, loglik)
     M = van_loan_integrals(Q, table.lengths, W)
     dwell = np.clip(np.diag(M).copy(), 0.0, None)
     off = Q - np.diag(np.diag(Q))

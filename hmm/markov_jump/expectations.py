@@ -339,19 +339,25 @@ def endpoint_expectations(Q, t: float):
 #: below walks through about ``mu t`` powers of ``R``.
 _BRIDGE_MU_T = 32.0
 
-#: A bridge expecting more (real or virtual) jumps than this is refused: the path
-#: could not be held in memory.
-MAX_BRIDGE_JUMPS = 1e7
+#: A path expected to hold more (real or virtual) jumps than this over one
+#: interval is never materialised: it could not be held in memory.
+MAX_PATH_JUMPS = 1e7
 
 
-def check_bridge_length(name: str, Q, t: float) -> None:
-    """Raise unless a path over an interval of length ``t`` is small enough to materialise."""
-    mu = float(max(0.0, -np.min(np.diag(Q))))
-    if mu * t > MAX_BRIDGE_JUMPS:
+def path_too_long(Q, dt) -> np.ndarray:
+    """Whether a path over each interval length in ``dt`` would exceed :data:`MAX_PATH_JUMPS` expected jumps."""
+    mu = max(0.0, -float(np.min(np.diag(Q))))
+    return mu * np.asarray(dt, dtype=np.float64) > MAX_PATH_JUMPS
+
+
+def check_path_length(name: str, Q, dt: float) -> None:
+    """Raise :class:`~statespace.errors.DataError` if a path over an interval of length ``dt`` is too long to hold."""
+    if path_too_long(Q, dt):
+        mu = max(0.0, -float(np.min(np.diag(Q))))
         raise DataError(
-            f"{name}: a path over an interval of length {t:.6g} holds about {mu * t:.3g} jumps "
-            f"(more than {MAX_BRIDGE_JUMPS:.0e}); shorten the interval or ask only for the states "
-            "at the observation times"
+            f"{name}: a path over an interval of length {dt:.6g} holds about {mu * dt:.3g} jumps "
+            f"(more than {MAX_PATH_JUMPS:.0e}); ask for the states at the observation times only, "
+            "or for paths over shorter intervals"
         )
 
 
@@ -484,7 +490,7 @@ def sample_bridge(Q, a: int, b: int, t: float, rng=None):
         raise ParameterError(f"t: expected a positive finite interval length, got {t}")
     if transition_matrices(Q, np.array([float(t)]))[0][int(a), int(b)] <= 0.0:
         raise ParameterError(f"a, b: the end states ({a}, {b}) are impossible over an interval of length {t}")
-    check_bridge_length("t", Q, float(t))
+    check_path_length("t", Q, float(t))
     return _bridge_path(Q, int(a), int(b), float(t), as_rng(rng))
 
 

@@ -15,6 +15,11 @@ unchanged. Two things make it fast for many sequences:
 
 Viterbi and forward-filtering backward-sampling come from :mod:`hmm.inference`
 (they accept one matrix per interval).
+
+Data of zero probability (an exact jump the generator forbids, a label no
+reachable state emits): the log-likelihood is ``-inf`` and every verb that
+conditions on the data raises :class:`~statespace.errors.ImpossibleDataError`
+(:func:`raise_if_impossible`), naming the sequence and the first such step.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numba as nb
 import numpy as np
 
 from hmm.forward_backward import backward, forward
+from statespace.errors import ImpossibleDataError
 
 #: Interval lengths closer than this (relative) share one transition matrix.
 LENGTH_RTOL = 1e-10
@@ -140,3 +146,25 @@ def posterior_pass(pi0, P, index, offsets, loglik):
                     for j in range(K):
                         W[u, i, j] += f * tmp[j]
     return lls, gamma, W
+
+
+def raise_if_impossible(lls, pi0, P, table: IntervalTable, loglik, grids=None, single: bool = False, name: str = "y"):
+    """Raise :class:`~statespace.errors.ImpossibleDataError` if some sequence's log-likelihood is ``-inf``.
+
+    Names the first such sequence (``y[s]``, or ``y`` for a single one) and the
+    first time step at which its forward pass found no state both reachable and
+    able to emit the observation (with its time when ``grids`` is given).
+    """
+    bad = np.flatnonzero(~(np.asarray(lls) > -np.inf))
+    if bad.size == 0:
+        return
+    s = int(bad[0])
+    a, b = table.offsets[s], table.offsets[s + 1]
+    _, _, scale = forward(pi0, _gather(P, table.index, a - s, b - a - 1), loglik[a:b])
+    t = int(np.argmax(~(scale > -np.inf)))
+    at = f" (time {grids[s][t]:.6g})" if grids is not None else ""
+    raise ImpossibleDataError(
+        f"{name if single else f'{name}[{s}]'}: the observation at time step {t}{at} has zero probability under "
+        "every state the chain can be in (impossible data, log-likelihood -inf); check the data, the zero rates of the "
+        "generator and the observation model"
+    )

@@ -36,7 +36,8 @@ import numpy as np
 
 from statespace.errors import DataError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
-from statespace.validation import as_rng, as_sequences, check_fit_options
+from statespace.persistence import SavedModel, register_loadable
+from statespace.validation import as_float_array, as_rng, as_sequences, check_fit_options, check_int, split_batch
 
 from hmm import inference as hmm_inference
 from hmm.forward_backward import backward, forward
@@ -44,11 +45,11 @@ from hmm.forward_backward import backward, forward
 from ..inference import _draw
 from . import inference
 from .em import fit_em, update_rates
-from .expectations import _bridge_path, conditional_statistics, transition_matrices
+from .expectations import _bridge_path, check_path_length, conditional_statistics, transition_matrices
 from .generator import MJPParams
 from .kernels import _KERNELS, MJPKernelParams, _stats_initial, _stats_step
-from .observations import GaussianLevels, NoisyLabels, check_times
-from .simulation import gillespie, states_at
+from .observations import GaussianLevels, NoisyLabels, as_time_grids, check_times
+from .simulation import simulate
 
 
 class MJPFilterResult(NamedTuple):
@@ -66,7 +67,7 @@ class MJPSmoothResult(NamedTuple):
     query_probs: object
 
 
-class MarkovJumpProcess(StateSpaceModel):
+class MarkovJumpProcess(StateSpaceModel, SavedModel):
     """A continuous-time Markov chain observed at irregular times (see the module docstring).
 
     Args:
@@ -95,7 +96,7 @@ class MarkovJumpProcess(StateSpaceModel):
     # --- data ------------------------------------------------------------------
     def _data(self, y, times):
         ys, single = as_sequences("y", y, obs_dim=1)
-        grids = _grids(times, single, [len(s) for s in ys])
+        grids = _grids(times, [len(s) for s in ys])
         K = self.n_states
         for i, s in enumerate(ys):
             self.params.observation.check_data("y" if single else f"y[{i}]", s, K)
@@ -140,28 +141,34 @@ class MarkovJumpProcess(StateSpaceModel):
 
         Returns ``(states, y)`` with shapes ``(T, 1)`` (lists for several grids), plus
         the full paths ``(jump_times, path_states)`` when ``return_paths``.
-        ``T`` alone means the unit grid ``0, 1, ..., T-1``.
+        ``T`` alone means the unit grid ``0, 1, ..., T-1``; with ``times`` it must
+        equal the length of every grid. ``times`` follows the rule of
+        :func:`~hmm.markov_jump.observations.as_time_grids` (a flat list of
+        numbers is one grid). Over a gap too long for its path to be held
+        (:func:`~hmm.markov_jump.simulation.simulate`) the states are still
+        exact, but ``return_paths`` is an error.
         """
-        rng = as_rng(rng)
+        if T is not None:
+            T = check_int("T", T, minimum=1)
         if times is None:
             if T is None:
                 raise ShapeError("times: give the observation times (or T for the grid 0..T-1)")
-            times = np.arange(int(T), dtype=np.float64)
-        single = not isinstance(times, (list, tuple))
-        grids = [times] if single else list(times)
+            grids, single = [np.arange(T, dtype=np.float64)], True
+        else:
+            grids, single = as_time_grids("times", times)
+            for i, g in enumerate(grids):
+                if T is not None and len(g) != T:
+                    raise ShapeError(f"T: got T={T} but {'times' if single else f'times[{i}]'} has {len(g)} entries")
+        rng = as_rng(rng)
         p = self.params
         Q, pi0 = np.asarray(p.Q), np.asarray(p.initial)
         states, ys, paths = [], [], []
         for i, g in enumerate(grids):
-            g = check_times("times" if single else f"times[{i}]", g)
-            if T is not None and len(g) != T:
-                raise ShapeError(f"T: got T={T} but times has {len(g)} entries")
             x0 = _draw(pi0, rng)
-            jt, js = gillespie(Q, x0, g[0], g[-1], rng)
-            s = states_at(jt, js, g)
+            s, path = simulate(Q, x0, g, rng, "times" if single else f"times[{i}]", with_path=return_paths)
             states.append(s.astype(np.float64)[:, None])
             ys.append(p.observation.sample(s, self.n_states, rng))
-            paths.append((jt, js))
+            paths.append(path)
         if single:
             return (states[0], ys[0], paths[0]) if return_paths else (states[0], ys[0])
         return (states, ys, paths) if return_paths else (states, ys)
@@ -185,9 +192,9 @@ class MarkovJumpProcess(StateSpaceModel):
         """Filtered marginals at the observation times."""
         ys, grids, single = self._data(y, times)
         table, P = self._tables(grids)
-        lls, filt = inference.filtered_marginals(
-            np.asarray(self.params.initial), P, table.index, table.offsets, self._loglik(ys)
-        )
+        pi0, L = np.asarray(self.params.initial), self._loglik(ys)
+        lls, filt = inference.filtered_marginals(pi0, P, table.index, table.offsets, L)
+        inference.raise_if_impossible(lls, pi0, P, table, L, grids, single)
         out = _split(filt, table.offsets)
         return MJPFilterResult(float(lls.sum()), out[0] if single else out)
 
@@ -204,10 +211,11 @@ class MarkovJumpProcess(StateSpaceModel):
         L = self._loglik(ys)
         pi0 = np.asarray(self.params.initial)
         lls, gamma, _ = inference.posterior_pass(pi0, P, table.index, table.offsets, L)
+        inference.raise_if_impossible(lls, pi0, P, table, L, grids, single)
         smoothed = _split(gamma, table.offsets)
         queries = None
         if query_times is not None:
-            qs = [query_times] if single else list(query_times)
+            qs, _ = split_batch("query_times", query_times)
             if len(qs) != len(ys):
                 raise ShapeError(f"query_times: got {len(qs)} arrays for {len(ys)} sequences")
             queries = []
@@ -220,15 +228,13 @@ class MarkovJumpProcess(StateSpaceModel):
         )
 
     def _query(self, pi0, A, L, grid, q, name):
-        q = np.atleast_1d(np.asarray(q, dtype=np.float64))
+        q = np.atleast_1d(as_float_array(name, q, (0, 1)))
         if not np.isfinite(q).all():
             raise DataError(f"{name}: non-finite query time")
         if (q < grid[0]).any():
             i = int(np.argmax(q < grid[0]))
             raise DataError(f"{name}: query time {q[i]} at index {i} precedes the first observation time {grid[0]}")
-        ll, filt, scale = forward(pi0, A, L)
-        if ll == -np.inf:
-            return np.full((len(q), len(pi0)), np.nan)
+        _, filt, scale = forward(pi0, A, L)  # the data are possible: smooth checked them
         beta = backward(A, L, scale)
         gamma = filt * beta
         Q = np.asarray(self.params.Q)
@@ -252,13 +258,13 @@ class MarkovJumpProcess(StateSpaceModel):
         table, P = self._tables(grids)
         L = self._loglik(ys)
         pi0 = np.asarray(self.params.initial)
+        lls = inference.sequence_log_likelihoods(pi0, P, table.index, table.offsets, L)
+        inference.raise_if_impossible(lls, pi0, P, table, L, grids, single)
         paths = []
         for s in range(len(ys)):
             a, b = table.offsets[s], table.offsets[s + 1]
             A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
-            path, best = hmm_inference.viterbi(pi0, A, L[a:b])
-            if best == -np.inf:
-                raise DataError(f"y[{s}]: the observations are impossible under the model")
+            path, _ = hmm_inference.viterbi(pi0, A, L[a:b])
             paths.append(path)
         return paths[0] if single else paths
 
@@ -275,13 +281,19 @@ class MarkovJumpProcess(StateSpaceModel):
         L = self._loglik(ys)
         pi0 = np.asarray(self.params.initial)
         Q = np.asarray(self.params.Q)
+        lls = inference.sequence_log_likelihoods(pi0, P, table.index, table.offsets, L)
+        inference.raise_if_impossible(lls, pi0, P, table, L, grids, single)
+        for s, g in enumerate(grids):
+            gaps = np.diff(g)
+            if gaps.size:
+                i = int(np.argmax(gaps))
+                name = "times" if single else f"times[{s}]"
+                check_path_length(f"{name}[{i + 1}] - {name}[{i}]", Q, float(gaps[i]))
         out = []
         for s, g in enumerate(grids):
             a, b = table.offsets[s], table.offsets[s + 1]
             A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
-            ll, filt, _ = forward(pi0, A, L[a:b])
-            if ll == -np.inf:
-                raise DataError(f"y[{s}]: the observations are impossible under the model")
+            _, filt, _ = forward(pi0, A, L[a:b])
             x = hmm_inference.sample_paths(A, filt, 1, rng)[0]
             jts, jss = [], [np.array([x[0]])]
             for t in range(len(g) - 1):
@@ -355,22 +367,21 @@ class MarkovJumpProcess(StateSpaceModel):
         return fit_structured(rate_fn, theta0, y, times, observation=self.params.observation, **kwargs)
 
 
-def _grids(times, single: bool, lengths):
-    if times is None:
-        raise ShapeError("times: a Markov jump process needs the observation times of each sequence")
-    grids = [times] if single else (list(times) if isinstance(times, (list, tuple)) else None)
-    if grids is None or len(grids) != len(lengths):
-        n = 1 if grids is None else len(grids)
-        raise ShapeError(f"times: expected one time array per sequence ({len(lengths)}), got {n}")
-    out = []
+def _grids(times, lengths):
+    """One checked time grid per observation sequence (see :func:`~hmm.markov_jump.observations.as_time_grids`)."""
+    grids, one = as_time_grids("times", times)
+    if len(grids) != len(lengths):
+        raise ShapeError(f"times: expected one time array per sequence ({len(lengths)}), got {len(grids)}")
     for i, (g, n) in enumerate(zip(grids, lengths)):
-        name = "times" if single else f"times[{i}]"
-        g = check_times(name, g)
         if len(g) != n:
+            name = "times" if one else f"times[{i}]"
             raise ShapeError(f"{name}: has {len(g)} entries but the sequence has {n} observations")
-        out.append(g)
-    return out
+    return grids
 
 
 def _split(arr, offsets):
     return [arr[offsets[s] : offsets[s + 1]] for s in range(len(offsets) - 1)]
+
+
+register_loadable(MJPParams)
+register_loadable(MarkovJumpProcess)

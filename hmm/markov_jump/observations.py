@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
-from statespace.validation import as_float_array, check_finite, check_stochastic_matrix
+from statespace.validation import as_float_array, check_finite, check_stochastic_matrix, split_batch
 
 #: Codes of the observation models inside the compiled kernels.
 EXACT, LABELS, GAUSSIAN = 0, 1, 2
@@ -37,18 +37,34 @@ _LEARN = ("full", "symmetric", "none")
 
 
 def check_times(name: str, times) -> np.ndarray:
-    """Observation times: a finite, strictly increasing 1-D float array."""
+    """Observation times: a finite, strictly increasing 1-D float array whose gaps are finite."""
     t = as_float_array(name, times, 1)
     if t.shape[0] == 0:
         raise ShapeError(f"{name}: expected at least one observation time")
     if not np.isfinite(t).all():
         i = int(np.argmax(~np.isfinite(t)))
         raise DataError(f"{name}: non-finite time {t[i]} at index {i}")
-    d = np.diff(t)
+    with np.errstate(over="ignore"):
+        d = np.diff(t)
     if (d <= 0).any():
         i = int(np.argmax(d <= 0)) + 1
         raise DataError(f"{name}: times must be strictly increasing, but times[{i}] = {t[i]} <= times[{i - 1}] = {t[i - 1]}")
+    if not np.isfinite(d).all():
+        i = int(np.argmax(~np.isfinite(d))) + 1
+        raise DataError(f"{name}: the gap times[{i}] - times[{i - 1}] = {t[i]} - ({t[i - 1]}) overflows float64")
     return t
+
+
+def as_time_grids(name: str, times) -> tuple[list[np.ndarray], bool]:
+    """Observation times by the sequence rule of :mod:`statespace.validation`: ``(grids, single)``.
+
+    One grid is a 1-D array or a flat list of numbers (``[0.0, 0.5, 2.0]``); several
+    are a list/tuple of arrays, one per sequence. Each grid passes :func:`check_times`.
+    """
+    if times is None:
+        raise ShapeError(f"{name}: a Markov jump process needs the observation times of each sequence")
+    items, single = split_batch(name, times)
+    return [check_times(name if single else f"{name}[{i}]", g) for i, g in enumerate(items)], single
 
 
 def _check_codes(name: str, y: np.ndarray, n_codes: int, what: str) -> None:

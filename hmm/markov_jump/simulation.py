@@ -20,8 +20,9 @@ import numpy as np
 from statespace.validation import as_rng
 
 from ..inference import _draw
+from .expectations import check_path_length, generator_expm, path_too_long
 from .generator import MJPParams
-from .observations import check_times
+from .observations import as_time_grids, check_times
 
 
 @nb.njit(cache=True)
@@ -66,6 +67,36 @@ def states_at(jump_times, states, times):
     return out
 
 
+def simulate(Q, x0: int, times, rng, name: str = "times", with_path: bool = True):
+    """The states at ``times`` of a path started in ``x0`` at ``times[0]``, and the path.
+
+    Returns ``(states (T,), (jump_times, path_states))``, or ``(states, None)``
+    without ``with_path``. Gillespie's algorithm runs over each stretch of the
+    grid; an interval so long that its path would hold more than
+    :data:`~hmm.markov_jump.expectations.MAX_PATH_JUMPS` expected jumps is
+    crossed in one exact draw from ``P(dt) = exp(Q dt)`` (the stationary law,
+    for a gap long enough), so only paths, never states, are refused over it.
+    """
+    Q = np.asarray(Q)
+    long = path_too_long(Q, np.diff(times))
+    if not long.any():
+        jt, js = gillespie(Q, int(x0), times[0], times[-1], rng)
+        return states_at(jt, js, times), ((jt, js) if with_path else None)
+    if with_path:
+        i = int(np.argmax(long)) + 1
+        check_path_length(f"{name}[{i}] - {name}[{i - 1}]", Q, float(times[i] - times[i - 1]))
+    out = np.empty(len(times), dtype=np.int64)
+    cuts = np.flatnonzero(long) + 1
+    x = int(x0)
+    for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts - 1, [len(times) - 1]])):
+        if a > 0:
+            x = int(_draw(generator_expm(Q, float(times[a] - times[a - 1]))[x], rng))
+        jt, js = gillespie(Q, x, times[a], times[b], rng)
+        out[a : b + 1] = states_at(jt, js, times[a : b + 1])
+        x = int(out[b])
+    return out, None
+
+
 def sample_path(params: MJPParams, times, rng=None):
     """One exact path observed at ``times``: ``(states (T,), (jump_times, path_states))``.
 
@@ -74,20 +105,22 @@ def sample_path(params: MJPParams, times, rng=None):
     times = check_times("times", times)
     rng = as_rng(rng)
     x0 = _draw(np.asarray(params.initial), rng)
-    jt, js = gillespie(np.asarray(params.Q), x0, times[0], times[-1], rng)
-    return states_at(jt, js, times), (jt, js)
+    return simulate(params.Q, x0, times, rng)
 
 
 def sample_paths(params: MJPParams, times, rng=None):
-    """Exact paths, one per observation grid in ``times`` (a list of increasing arrays, or one array).
+    """Exact paths, one per observation grid in ``times`` (one grid, or a list of grids: see
+    :func:`~hmm.markov_jump.observations.as_time_grids`).
 
     Returns ``(states, paths)``: ``states[i]`` (int array, the shape of ``times[i]``)
     and ``paths[i] = (jump_times, path_states)``. One grid gives unwrapped results.
     """
     rng = as_rng(rng)
-    single = not isinstance(times, (list, tuple))
-    grids = [times] if single else list(times)
-    out = [sample_path(params, check_times("times" if single else f"times[{i}]", g), rng) for i, g in enumerate(grids)]
+    grids, single = as_time_grids("times", times)
+    out = []
+    for i, g in enumerate(grids):
+        x0 = _draw(np.asarray(params.initial), rng)
+        out.append(simulate(params.Q, x0, g, rng, "times" if single else f"times[{i}]"))
     states = [o[0] for o in out]
     paths = [o[1] for o in out]
     return (states[0], paths[0]) if single else (states, paths)
