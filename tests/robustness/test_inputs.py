@@ -236,6 +236,20 @@ def test_numpy_integer_count_is_accepted(call):
     assert_no_nan(fn(np.int64(3)))
 
 
+@pytest.mark.issue18(8, "result")
+@pytest.mark.parametrize("call", ["lg.sample(T)", "hmm.sample(T)", "resample(n)", "hmm.forecast(steps)",
+                                  "lg.forecast(steps)"])
+def test_integral_float_count_equals_the_integer(call):
+    """``3.0`` is how people write three: the same result as ``3`` (never a truncation of ``2.7``)."""
+    from robustness_support import _leaves
+
+    fn, _ = COUNT_CALLS[call]
+    a, b = list(_leaves(fn(3.0), "r")), list(_leaves(fn(3), "r"))
+    assert len(a) == len(b)
+    for (_, x), (_, z) in zip(a, b):
+        np.testing.assert_array_equal(x, z)
+
+
 # complex values lose their imaginary part with a warning only
 COMPLEX_CALLS = {
     "LinearGaussianSSM(F)": (lambda: LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=[[0.5 + 0.1j]], Q=np.eye(1),

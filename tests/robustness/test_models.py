@@ -207,6 +207,15 @@ def test_same_seed_same_result(call):
         np.testing.assert_array_equal(x, z)
 
 
+@pytest.mark.issue18(0, "result")
+def test_particle_gibbs_same_seed_any_thread_count():
+    y = np.array([0.3, -1.2, 0.8, 0.1])
+    runs = [smc.particle_gibbs(sv_model(), y, n_iter=5, n_particles=8, n_chains=2, rng=3, progress=False, n_threads=n)
+            for n in (1, 2)]
+    np.testing.assert_array_equal(runs[0].trajectories, runs[1].trajectories)
+    np.testing.assert_array_equal(runs[0].log_likelihoods, runs[1].log_likelihoods)
+
+
 # =========================================================================== CMAPSS (class 10)
 def _row(unit, cycle):
     return " ".join([str(unit), str(cycle)] + ["0.5"] * 24)
