@@ -77,6 +77,33 @@ def test_mjp_list_of_states_and_times_is_one_sequence(values):
 
 
 @pytest.mark.issue18(8, "result")
+@FAST
+@given(values=st.lists(finite, min_size=2, max_size=8))
+def test_kalman_functions_list_of_numbers_is_one_sequence(values):
+    from statespace import kalman_filter, rts_smoother
+
+    p = lg_model(1).params
+    _assert_same(kalman_filter(p, values), kalman_filter(p, np.array(values)))
+    _assert_same(rts_smoother(p, values), rts_smoother(p, np.array(values)))
+
+
+@pytest.mark.issue18(9, "error")
+@pytest.mark.parametrize("proposal", [None, "bootstrap", 3])
+def test_guided_filter_needs_a_proposal(proposal):
+    expect_error("proposal", smc.guided_filter, sv_model(), [0.1, 0.2], proposal, n_particles=16, rng=0)
+
+
+@pytest.mark.issue18(9, "error")
+@pytest.mark.parametrize("option", [{"smoother": "nonsense"}, {"n_backward": 0}, {"burn_in": -1}],
+                         ids=["smoother", "n_backward", "burn_in"])
+def test_particle_em_options(option):
+    from smc.learning import particle_em
+
+    expect_error(next(iter(option)), particle_em, sv_model(), [0.1, 0.2], n_iter=2, n_particles=8, rng=0,
+                 progress=False, **option)
+
+
+@pytest.mark.issue18(8, "result")
 def test_particle_filter_list_of_numbers_is_one_sequence():
     values = [0.3, -1.2, 0.8, 2.0, -0.4]
     a = smc.bootstrap_filter(sv_model(), values, n_particles=64, rng=3)
@@ -207,6 +234,10 @@ COUNT_CALLS = {
     "particle_gibbs(n_particles)": (lambda v: smc.particle_gibbs(sv_model(), [0.1, 0.2], n_iter=4, n_particles=v, rng=0, progress=False), "n_particles"),
     "ppg_smoother(n_iter)": (lambda v: smc.ppg_smoother(sv_model(), [0.1, 0.2], n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
     "resample(n)": (lambda v: smc.resample(np.full(4, 0.25), n=v, rng=0), "n"),
+    "particle_em(n_iter)": (lambda v: __import__("smc.learning").learning.particle_em(
+        sv_model(), [0.1, 0.2], n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
+    "score_ascent(n_particles)": (lambda v: __import__("smc.learning").learning.score_ascent(
+        sv_model(), [0.1, 0.2], n_iter=2, n_particles=v, rng=0, progress=False), "n_particles"),
 }
 
 
