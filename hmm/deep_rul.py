@@ -58,6 +58,7 @@ import numpy as np
 
 from statespace.errors import DataError, ShapeError
 from statespace.interface import FitResult
+from statespace.persistence import register_loadable
 from statespace.validation import as_rng, as_sequences, check_fit_options, check_int, check_real
 
 from .learned_emission import LearnedEmissionHMM, LearnedEmissionParams
@@ -218,3 +219,6 @@ def _per_sequence(name: str, values, seqs, single: bool = False) -> list:
     if len(out) != len(seqs):
         raise ShapeError(f"{name}: got {len(out)} arrays for {len(seqs)} sequences")
     return out
+
+
+register_loadable(DeepARPHMMRUL)

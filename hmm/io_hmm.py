@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace.convergence import ConvergenceMonitor
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.progress import progress_bar
@@ -275,6 +276,11 @@ class IOHMM(StateSpaceModel):
 
         ``weight_decay`` adds the log-prior ``-n_steps * weight_decay * |theta|^2 / 2`` on the network
         (MAP-EM; ``log_likelihoods`` then includes it and never decreases).
+
+        Generalised EM: the network's M-step is accepted only if it raises the expected
+        complete-data objective, and the emissions' is closed form, so the objective never
+        decreases; should it drop beyond round-off, the fit stops at the best parameters with
+        a warning and ``converged=False`` (:class:`~statespace.convergence.ConvergenceMonitor`).
         """
         import jax
 
@@ -296,23 +302,23 @@ class IOHMM(StateSpaceModel):
             wd = float(weight_decay)
             penalty = jax.jit(l2_penalty)
             net = jax.tree_util.tree_map(jax.numpy.asarray, p.net)
-            history, converged, it = [], False, 0
+            monitor = ConvergenceMonitor(tol, "generalised EM (IOHMM)")
+            it = 0
             with progress_bar(max_iter, "generalised EM", progress) as bar:
                 for it in range(1, int(max_iter) + 1):
                     ll, gammas, xis = self._e_step(p, seqs, us, lps)
-                    history.append(ll - n_obs * wd * penalty(net))
                     bar.update(1)
                     bar.set_postfix(loglik=f"{ll:.6g}", refresh=False)
-                    if len(history) > 1 and history[-1] - history[-2] <= tol * max(1.0, abs(history[-2])):
-                        converged = True
+                    if monitor.record(ll - n_obs * wd * penalty(net), p):
                         break
                     xi_batch = pad([x if len(x) else np.zeros((1, self.n_states, self.n_states)) for x in xis], Tp - 1)
                     net, *_ = mstep(net, (u_batch, xi_batch, n_obs, wd), m_steps)
                     p = self._closed_form(p, seqs, gammas)._replace(net=to_numpy_tree(net))
-            if not converged:
-                history.append(self._e_step(p, seqs, us, lps)[0] - n_obs * wd * penalty(net))
-        self.params = p
-        return FitResult(p, np.asarray(history), converged, it)
+                else:  # the final parameters' objective
+                    monitor.record(self._e_step(p, seqs, us, lps)[0] - n_obs * wd * penalty(net), p)
+        res = monitor.result(it)
+        self.params = res.params
+        return res
 
     def _e_step(self, p, seqs, us, lps):
         total, gammas, xis = 0.0, [], []

@@ -63,6 +63,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace.convergence import ConvergenceMonitor
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.progress import progress_bar
@@ -439,8 +440,11 @@ class LearnedEmissionHMM(StateSpaceModel):
         network's expected complete-data log-likelihood (accepted only if it rises).
         ``weight_decay`` adds the Gaussian log-prior ``-n_steps * weight_decay * |theta|^2 / 2`` on the
         network (MAP-EM; ``log_likelihoods`` then includes it).
-        ``log_likelihoods[i]`` is the objective entering iteration ``i`` (non-decreasing);
-        stops when it improves by less than ``tol * max(1, |ll|)``.
+        ``log_likelihoods[i]`` is the objective entering iteration ``i`` (non-decreasing: each
+        M-step is exact or accepted only if it raises the expected complete-data objective);
+        stops when it improves by less than ``tol * max(1, |ll|)``, or, should it drop beyond
+        round-off, at the best parameters with a warning and ``converged=False``
+        (:class:`~statespace.convergence.ConvergenceMonitor`).
         """
         import jax
 
@@ -471,24 +475,24 @@ class LearnedEmissionHMM(StateSpaceModel):
             if gammas is not None:  # pre-train the emission network on given (or the ARHMM's) posteriors
                 net, *_ = mstep(net, (v, dt_b, z, o, log_scale, pad(gammas, v.shape[1]), n_obs, wd), 3 * m_steps)
                 params = params._replace(net=to_numpy_tree(net))
-            history, converged, it = [], False, 0
+            monitor = ConvergenceMonitor(tol, "generalised EM (LearnedEmissionHMM)")
+            it = 0
             with progress_bar(max_iter, "generalised EM", progress) as bar:
                 for it in range(1, int(max_iter) + 1):
                     ll, pi_counts, trans, gamma = self._e_step(params, seqs, us, lps, v.shape[1])
-                    history.append(ll - n_obs * wd * penalty(net))
                     bar.update(1)
                     bar.set_postfix(loglik=f"{ll:.6g}", refresh=False)
-                    if len(history) > 1 and history[-1] - history[-2] <= tol * max(1.0, abs(history[-2])):
-                        converged = True
+                    if monitor.record(ll - n_obs * wd * penalty(net), params):
                         break
                     net, *_ = mstep(net, (v, dt_b, z, o, log_scale, gamma, n_obs, wd), m_steps)
                     A = self.structure.m_step(trans, params.A)
                     params = LearnedEmissionParams(pi_counts / pi_counts.sum(), A, to_numpy_tree(net),
                                                    params.y_loc, params.y_scale, params.u_loc, params.u_scale)
-            if not converged:
-                history.append(self._e_step(params, seqs, us, lps, v.shape[1])[0] - n_obs * wd * penalty(net))
-        self.params = params
-        return FitResult(params, np.asarray(history), converged, it)
+                else:  # the final parameters' objective
+                    monitor.record(self._e_step(params, seqs, us, lps, v.shape[1])[0] - n_obs * wd * penalty(net), params)
+        res = monitor.result(it)
+        self.params = res.params
+        return res
 
     def _moment_start(self, net, gamma, z, o) -> dict:
         """Per-state means and scales of the shared-shift emission: posterior-weighted moments (no shift)."""

@@ -31,6 +31,7 @@ import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
+from statespace.persistence import SavedModel, register_loadable
 from statespace.validation import (
     as_float_array,
     as_inputs,
@@ -119,7 +120,7 @@ class HMMForecast(NamedTuple):
     mean: np.ndarray
 
 
-class HMM(StateSpaceModel):
+class HMM(StateSpaceModel, SavedModel):
     """A hidden Markov model with Gaussian, autoregressive Gaussian or categorical emissions.
 
     Args:
@@ -458,59 +459,24 @@ class HMM(StateSpaceModel):
         return new
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Write the structure and fitted parameters to a portable ``.npz`` (no pickle)."""
-        import json
+    #: The emission kind a subclass fixes (its constructor passes it to :class:`HMM`); None: any.
+    _EMISSION: str | None = None
 
-        from statespace import __version__
-
-        p = self._require_params()
-        meta = {
-            "library_version": __version__,
-            "class": type(self).__name__,
-            "n_states": self.n_states,
-            "obs_dim": self._obs_dim,
-            "emission": self.emission_kind,
-            "lags": self.lags,
-            "input_dim": self.input_dim,
-            "covariance_type": self.covariance_type,
-            "n_symbols": self.n_symbols,
-            "absorbing": bool(self.structure.absorbing),
-            "prior": list(self.prior),
-        }
-        arrays = {"pi0": p.pi0, "A": p.A, "mask": self.structure.mask, "pseudo_counts": self.structure.pseudo_counts}
-        e = p.emission
-        if self.emission_kind == "categorical":
-            arrays["probs"] = e.probs
-        else:
-            arrays.update(weights=e.weights, covs=e.covs, init_means=e.init_means, init_covs=e.init_covs)
-        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    def _persist_state(self) -> dict:
+        """The constructor's arguments (transition structure and prior included) and the parameters."""
+        return {"n_states": self.n_states, "obs_dim": self._obs_dim, "emission": self.emission_kind,
+                "lags": self.lags, "input_dim": self.input_dim, "covariance_type": self.covariance_type,
+                "n_symbols": self.n_symbols, "transitions": self.structure, "prior": self.prior, "params": self.params}
 
     @classmethod
-    def load(cls, path) -> "HMM":
-        """Read a model written by :meth:`save`; parameters are validated as at construction."""
-        import json
-
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            a = {k: f[k] for k in f.files if k != "meta"}
-        structure = TransitionStructure(a["mask"].astype(bool), a["pseudo_counts"], meta["absorbing"])
-        if meta["emission"] == "categorical":
-            e = em_.CategoricalEmissionParams(a["probs"])
-        else:
-            e = em_.GaussianEmissionParams(a["weights"], a["covs"], a["init_means"], a["init_covs"], meta["lags"], meta["input_dim"])
-        return HMM(
-            meta["n_states"],
-            meta["obs_dim"],
-            meta["emission"],
-            lags=meta["lags"],
-            input_dim=meta["input_dim"],
-            covariance_type=meta["covariance_type"],
-            n_symbols=meta["n_symbols"],
-            transitions=structure,
-            params=HMMParams(a["pi0"], a["A"], e),
-            prior=em_.EmissionPrior(*meta["prior"]),
-        )
+    def _from_persisted(cls, state: dict) -> "HMM":
+        """Rebuild through :class:`HMM`'s validating constructor, as the exact saved class."""
+        if cls._EMISSION is not None and state.get("emission") != cls._EMISSION:
+            raise ParameterError(f"emission: a {cls.__name__} has emission {cls._EMISSION!r}, got {state.get('emission')!r}")
+        model = cls.__new__(cls)
+        HMM.__init__(model, **state)  # the subclasses' constructors only fix the emission kind
+        _check_structure(model.structure, model.n_states)
+        return model
 
     def _copy(self) -> "HMM":
         new = object.__new__(type(self))
@@ -541,3 +507,26 @@ class CategoricalHMM(HMM):
 
     def __init__(self, n_states: int, n_symbols: int, **kwargs):
         super().__init__(n_states, 1, "categorical", n_symbols=n_symbols, **kwargs)
+    _EMISSION = "ar"
+
+    _EMISSION = "gaussian"
+
+    _EMISSION = "categorical"
+
+
+
+def _check_structure(structure: TransitionStructure, K: int) -> None:
+    """A loaded :class:`~hmm.transitions.TransitionStructure` (a plain container) checked as the builders make it."""
+    mask, counts = np.asarray(structure.mask), np.asarray(structure.pseudo_counts)
+    if mask.dtype != np.bool_ or mask.shape != (K, K) or not mask.any(axis=1).all():
+        raise ParameterError(f"transitions.mask: expected a ({K}, {K}) bool array allowing a move from every state, "
+                             f"got dtype {mask.dtype} and shape {mask.shape}")
+    if counts.shape != (K, K) or not (np.isfinite(counts) & (counts >= 0)).all():
+        raise ParameterError(f"transitions.pseudo_counts: expected ({K}, {K}) finite non-negative counts")
+    if not isinstance(structure.absorbing, bool):
+        raise ParameterError(f"transitions.absorbing: expected a bool, got {type(structure.absorbing).__name__}")
+
+
+for _loadable in (HMMParams, em_.GaussianEmissionParams, em_.CategoricalEmissionParams, em_.EmissionPrior,
+                  TransitionStructure, HMM, ARHMM, GaussianHMM, CategoricalHMM):
+    register_loadable(_loadable)

@@ -60,13 +60,14 @@ import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
+from statespace.persistence import register_loadable
 from statespace.prognostics.metrics import check_weights
 from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
 from statespace.validation import as_rng, as_sequences, check_choice, check_fit_options, check_int, check_real
 
 from .emissions import EmissionPrior
 from .model import HMM
-from .rul_io import SavedRULModel
+from .rul_io import SavedRULModel, chain_state, features_state, restore_chain, restore_features
 
 
 def life_fraction_plausibilities(length: int, n_states: int, cap: float, softness: float = 0.5) -> np.ndarray:
@@ -187,6 +188,16 @@ class ChainRULModel:
         (:func:`recalibrated_levels`); :meth:`predict` then reports ``F^{-1}(Q_u(level))``. Returns ``self``."""
         self.pit_levels = recalibrated_levels(distributions, true_rul, rng, weights)
         return self
+
+    #: The class of ``self.hmm`` (checked on loading).
+    _HMM: type = HMM
+
+    def _persist_state(self) -> dict:
+        return chain_state(self)
+
+    @classmethod
+    def _from_persisted(cls, state: dict):
+        return restore_chain(cls, state, cls._HMM)
 
 
 def predict_from_distributions(dists, state_probs, point="capped_mean", point_cap=125.0, pit_levels=None) -> RULPrediction:
@@ -367,6 +378,18 @@ class RULPipeline(SavedRULModel):
     def predict(self, sensors, settings=None) -> RULPrediction:
         return self.model.predict(self.transform(sensors, settings))
 
+    def _persist_state(self) -> dict:
+        return {"features": features_state(self.features), "model": self.model}
+
+    @classmethod
+    def _from_persisted(cls, state: dict) -> "RULPipeline":
+        feats, model = restore_features(state["features"]), state["model"]
+        if not isinstance(model, ChainRULModel):
+            raise DataError(f"model: expected a chain RUL model, got a {type(model).__name__}")
+        if model.hmm.obs_dim != feats.n_features:
+            raise DataError(f"model: the model reads {model.hmm.obs_dim} features, the transform gives {feats.n_features}")
+        return cls(feats, model)
+
 
 class CVResult(NamedTuple):
     """Cross-validated predictions: one entry per cut (see :func:`statespace.prognostics.truncation_splits`).
@@ -416,3 +439,7 @@ def cross_validate(make_pipeline, sensors, settings=None, n_folds: int = 5, n_cu
     true = np.array([c.rul for c in all_cuts], dtype=np.float64)
     weights = cut_weights(all_cuts)
     return CVResult(all_cuts, pred, true, rul_report(pred.rul, true, pred.q05, pred.q95, weights), weights)
+
+
+register_loadable(ARPHMMRUL)
+register_loadable(RULPipeline)

@@ -31,11 +31,12 @@ from __future__ import annotations
 import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
+from statespace.persistence import register_loadable
 from statespace.prognostics import mixture, rul_report
 from statespace.validation import as_rng, check_probability_vector
 
-from .rul import CVResult, RULPrediction, predict_from_distributions, recalibrated_levels
-from .rul_io import SavedRULModel
+from .rul import CVResult, RULPipeline, RULPrediction, predict_from_distributions, recalibrated_levels
+from .rul_io import SavedRULModel, levels_from_array, pit_array
 
 
 def _weights(weights, n: int) -> np.ndarray:
@@ -116,3 +117,22 @@ class RULEnsemble(SavedRULModel):
         (:func:`combine_cv`), as :meth:`hmm.rul.ChainRULModel.calibrate`. Returns ``self``."""
         self.pit_levels = recalibrated_levels(distributions, true_rul, rng, weights)
         return self
+
+    def _persist_state(self) -> dict:
+        for i, member in enumerate(self.members):
+            if not isinstance(member, RULPipeline):
+                raise ParameterError(f"members[{i}]: only RULPipeline members can be saved, got {type(member).__name__}")
+        return {"members": self.members, "weights": self.weights, "point": self.point, "point_cap": self.point_cap,
+                "pit_levels": pit_array(self.pit_levels)}
+
+    @classmethod
+    def _from_persisted(cls, state: dict) -> "RULEnsemble":
+        members = state["members"]
+        if not isinstance(members, list) or not all(isinstance(m, RULPipeline) for m in members):
+            raise ParameterError("members: expected a list of RULPipeline")
+        pool = cls(members, state["weights"], state["point"], state["point_cap"])
+        pool.pit_levels = levels_from_array(state["pit_levels"])
+        return pool
+
+
+register_loadable(RULEnsemble)

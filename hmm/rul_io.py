@@ -1,48 +1,54 @@
-r"""Save and load fitted RUL pipelines and pools as one portable ``.npz`` (never pickle).
+r"""Saving and loading fitted RUL pipelines and pools (through :mod:`statespace.persistence`).
 
 A fitted :class:`hmm.rul.RULPipeline` is its feature transform (kept sensor
-columns, per-condition normalisation) and its chain model (an
-:class:`hmm.rul.ARPHMMRUL` or :class:`hmm.deep_rul.DeepARPHMMRUL`): the
-model's configuration, its fitted HMM, the filtered training posteriors its
-empirical readout was built from, and its recalibrated quantile levels. A
-:class:`hmm.rul_ensemble.RULEnsemble` is its members, weights, point forecast
-and levels. The file holds a JSON header (format, library version, every
-configuration) and one array per fitted quantity; each member's HMM is a
-nested ``.npz`` written by that HMM's own ``save``. Loading rebuilds every
-piece through its validating constructor, refits the (deterministic) readout
-tables from the stored posteriors, and predicts exactly as the saved object::
+columns, per-condition normalisation, optional health channel) and its chain
+model (:class:`hmm.rul.ARPHMMRUL` or :class:`hmm.deep_rul.DeepARPHMMRUL`): the
+model's constructor arguments, its fitted HMM, the filtered training posteriors
+its empirical readout was built from, and its recalibrated quantile levels. A
+:class:`hmm.rul_ensemble.RULEnsemble` is its member pipelines, weights, point
+forecast and levels. All of it is one tree of the library's single file format
+(:mod:`statespace.persistence`: ``.npz`` + JSON header, no pickle); loading
+rebuilds every piece through its validating constructor, refits the
+(deterministic) readout tables from the stored posteriors, and predicts exactly
+as the saved object::
 
-    from hmm.rul_io import save_rul, load_rul
-    save_rul("cmapss_fd001.npz", pipeline_or_pool)      # after fit (and calibrate)
-    model = load_rul("cmapss_fd001.npz")
-    pred = model.predict(test_sensors, test_settings)
+    pipe.save("cmapss_fd001.npz")                  # after fit (and calibrate)
+    pipe = RULPipeline.load("cmapss_fd001.npz")    # or load_rul(...): a pipeline or a pool
+    pred = pipe.predict(test_sensors, test_settings)
+
+This module holds the pieces' state (what the classes' persistence hooks store
+and check); it imports none of the model modules, which import it.
 """
 
 from __future__ import annotations
 
 import inspect
-import io
-import json
 from pathlib import Path
 
 import numpy as np
 
 from statespace.errors import DataError, ParameterError
-from statespace.persistence import read_npz_with_header
-
-FORMAT = "statespace-rul"
-FORMAT_VERSION = 1
-_HEADER = "__header__"
+from statespace.persistence import SavedModel, _load, save_model
 
 
-def _model_classes() -> dict:
-    from .deep_rul import DeepARPHMMRUL
-    from .rul import ARPHMMRUL
-
-    return {"ARPHMMRUL": ARPHMMRUL, "DeepARPHMMRUL": DeepARPHMMRUL}
+class SavedRULModel(SavedModel):
+    """``save``/``load`` of :class:`hmm.rul.RULPipeline` and :class:`hmm.rul_ensemble.RULEnsemble`."""
 
 
-def _constructor_config(obj) -> dict:
+def save_rul(path, obj) -> Path:
+    """Write a fitted :class:`hmm.rul.RULPipeline` or :class:`hmm.rul_ensemble.RULEnsemble` to ``path``."""
+    if not isinstance(obj, SavedRULModel):
+        raise ParameterError(f"obj: expected a RULPipeline or RULEnsemble, got {type(obj).__name__}")
+    return save_model(path, obj)
+
+
+def load_rul(path):
+    """The pipeline or pool saved at ``path`` (a :class:`DataError` naming the file for anything else)."""
+    return _load(path, expected=SavedRULModel, what="RULPipeline or RULEnsemble")
+
+
+# ----------------------------------------------------------------------------- pieces
+def constructor_config(obj) -> dict:
     """The constructor arguments of ``obj`` as it stores them (every one must be an attribute)."""
     names = [n for n in inspect.signature(type(obj).__init__).parameters if n != "self"]
     missing = [n for n in names if not hasattr(obj, n)]
@@ -51,164 +57,114 @@ def _constructor_config(obj) -> dict:
     return {n: getattr(obj, n) for n in names}
 
 
-def _blob(save) -> np.ndarray:
-    buf = io.BytesIO()
-    save(buf)
-    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
-
-
-# ----------------------------------------------------------------------------- one pipeline
-def _pipeline_state(pipe, prefix: str, arrays: dict) -> dict:
-    feats, model = pipe.features, pipe.model
-    if not hasattr(feats, "columns_") or model.hmm is None or model.hmm.params is None:
+def features_state(feats) -> dict:
+    """The fitted :class:`~statespace.prognostics.SensorFeatures` as a tree."""
+    if not hasattr(feats, "columns_"):
         raise ParameterError("pipeline: fit it before saving")
     norm = feats.normalizer_
-    for name in ("settings_mean_", "settings_scale_", "centers_", "means_", "scales_"):
-        arrays[f"{prefix}norm.{name}"] = np.asarray(getattr(norm, name), dtype=np.float64)
-    arrays[f"{prefix}columns"] = np.asarray(feats.columns_, dtype=np.int64)
-    if feats.health_cap is not None:
-        arrays[f"{prefix}health.weights"] = np.asarray(feats.health_.weights_, dtype=np.float64)
-        arrays[f"{prefix}health.loc_scale"] = np.array([feats.health_loc_, feats.health_scale_])
-    arrays[f"{prefix}hmm"] = _blob(model.hmm.save)
-    if model.readout_model is not None:
-        ro = model.readout_model
-        arrays[f"{prefix}readout.probs"] = ro.weights_
-        arrays[f"{prefix}readout.lengths"] = np.diff(np.r_[np.flatnonzero(ro.ages_ == 0), len(ro.ages_)])
-    if model.pit_levels is not None:
-        arrays[f"{prefix}pit"] = np.vstack(model.pit_levels)
-    return {
-        "features": {"min_distinct": feats.min_distinct, "n_conditions": feats.n_conditions,
-                     "baseline_cycles": feats.baseline_cycles, "alpha": feats.alpha, "health_cap": feats.health_cap,
-                     "n_sensors": feats.n_sensors_,
-                     "normalizer": {"n_conditions": norm.n_conditions, "max_conditions": norm.max_conditions,
-                                    "separation": norm.separation}},
-        "model": {"class": type(model).__name__, "config": _constructor_config(model)},
+    state = {
+        "config": {"min_distinct": feats.min_distinct, "n_conditions": feats.n_conditions,
+                   "baseline_cycles": feats.baseline_cycles, "alpha": feats.alpha, "health_cap": feats.health_cap},
+        "n_sensors": int(feats.n_sensors_),
+        "columns": np.asarray(feats.columns_, dtype=np.int64),
+        "normalizer": {"config": {"n_conditions": norm.n_conditions, "max_conditions": norm.max_conditions,
+                                  "separation": norm.separation},
+                       **{name: np.asarray(getattr(norm, name), dtype=np.float64) for name, _ in _NORMALIZER}},
     }
+    if feats.health_cap is not None:
+        state["health"] = {"weights": np.asarray(feats.health_.weights_, dtype=np.float64),
+                           "loc_scale": np.array([feats.health_loc_, feats.health_scale_], dtype=np.float64)}
+    return state
 
 
-def _array(arrays: dict, key: str, ndim: int) -> np.ndarray:
-    if key not in arrays:
-        raise DataError(f"path: the file lacks {key!r}")
-    a = arrays[key]
-    if a.ndim != ndim:
-        raise DataError(f"path: {key!r} has {a.ndim} dimensions, expected {ndim}")
+_NORMALIZER = (("settings_mean_", 1), ("settings_scale_", 1), ("centers_", 2), ("means_", 2), ("scales_", 2))
+
+
+def _array(value, name: str, ndim: int, kind: str = "f") -> np.ndarray:
+    a = np.asarray(value)
+    if not isinstance(value, np.ndarray) or a.ndim != ndim or a.dtype.kind not in (kind + "iu" if kind == "f" else kind):
+        raise DataError(f"{name}: expected a {ndim}-dimensional numeric array, got {type(value).__name__} "
+                        f"with {a.ndim} dimensions")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DataError(f"{name}: non-finite values")
     return a
 
 
-def _restore_pipeline(spec: dict, prefix: str, arrays: dict):
+def restore_features(state: dict):
+    """The :class:`~statespace.prognostics.SensorFeatures` of :func:`features_state`, checked piece by piece."""
     from statespace.datasets.cmapss import OperatingConditionNormalizer
     from statespace.prognostics import HealthIndicator, SensorFeatures
 
-    from .deep_rul import DeepARPHMMRUL
-    from .learned_emission import LearnedEmissionHMM
-    from .model import HMM
-    from .rul import RULPipeline
-
-    f = spec["features"]
-    feats = SensorFeatures(f["min_distinct"], f["n_conditions"], f["baseline_cycles"], f["alpha"], f.get("health_cap"))
-    feats.n_sensors_ = int(f["n_sensors"])
-    feats.columns_ = _array(arrays, f"{prefix}columns", 1)
+    feats = SensorFeatures(**state["config"])
+    feats.n_sensors_ = int(state["n_sensors"])
+    feats.columns_ = _array(state["columns"], "features.columns", 1, "iu")
     if feats.columns_.size == 0 or feats.columns_.min() < 0 or feats.columns_.max() >= feats.n_sensors_:
-        raise DataError(f"path: kept sensor columns {feats.columns_.tolist()} outside 0..{feats.n_sensors_ - 1}")
-    n = f["normalizer"]
-    norm = OperatingConditionNormalizer(n["n_conditions"], n["max_conditions"], n["separation"])
-    for name, ndim in (("settings_mean_", 1), ("settings_scale_", 1), ("centers_", 2), ("means_", 2), ("scales_", 2)):
-        setattr(norm, name, _array(arrays, f"{prefix}norm.{name}", ndim))
+        raise DataError(f"features.columns: kept sensor columns {feats.columns_.tolist()} outside 0..{feats.n_sensors_ - 1}")
+    n = state["normalizer"]
+    norm = OperatingConditionNormalizer(**n["config"])
+    for name, ndim in _NORMALIZER:
+        setattr(norm, name, _array(n[name], f"features.normalizer.{name}", ndim).astype(np.float64))
     k, width = len(norm.centers_), len(feats.columns_)
     if norm.means_.shape != (k, width) or norm.scales_.shape != (k, width) or not (norm.scales_ > 0).all():
-        raise DataError(f"path: normalisation of {k} conditions x {width} sensors expected, got means "
+        raise DataError(f"features.normalizer: {k} conditions x {width} sensors expected, got means "
                         f"{norm.means_.shape} and scales {norm.scales_.shape} (all positive)")
     feats.normalizer_ = norm
+    if ("health" in state) != (feats.health_cap is not None):
+        raise DataError("features.health: present exactly when health_cap is set")
     if feats.health_cap is not None:
         feats.health_ = HealthIndicator(cap=feats.health_cap)
-        feats.health_.weights_ = _array(arrays, f"{prefix}health.weights", 1)
-        loc_scale = _array(arrays, f"{prefix}health.loc_scale", 1)
+        feats.health_.weights_ = _array(state["health"]["weights"], "features.health.weights", 1).astype(np.float64)
+        loc_scale = _array(state["health"]["loc_scale"], "features.health.loc_scale", 1)
         if feats.health_.weights_.shape != (width + 1,) or loc_scale.shape != (2,) or not loc_scale[1] > 0:
-            raise DataError(f"path: health channel of {width} sensors expects {width + 1} weights and a positive "
-                            f"scale, got {feats.health_.weights_.shape[0]} weights and {loc_scale.tolist()}")
+            raise DataError(f"features.health: health channel of {width} sensors expects {width + 1} weights and a "
+                            f"positive scale, got {feats.health_.weights_.shape[0]} weights and {loc_scale.tolist()}")
         feats.health_loc_, feats.health_scale_ = float(loc_scale[0]), float(loc_scale[1])
+    return feats
 
-    classes = _model_classes()
-    m = spec["model"]
-    if m.get("class") not in classes:
-        raise DataError(f"path: unknown RUL model class {m.get('class')!r}; expected one of {sorted(classes)}")
-    model = classes[m["class"]](**m["config"])
-    loader = LearnedEmissionHMM.load if isinstance(model, DeepARPHMMRUL) else HMM.load
-    model.hmm = loader(io.BytesIO(_array(arrays, f"{prefix}hmm", 1).tobytes()))
-    if model.hmm.obs_dim != feats.n_features:
-        raise DataError(f"path: the model reads {model.hmm.obs_dim} features, the transform gives {feats.n_features}")
+
+def chain_state(model) -> dict:
+    """A fitted chain RUL model (:class:`hmm.rul.ChainRULModel`) as a tree."""
+    hmm = model.hmm
+    if hmm is None or hmm.params is None:
+        raise ParameterError("pipeline: fit it before saving")
+    readout = None
     if model.readout_model is not None:
-        probs, lengths = _array(arrays, f"{prefix}readout.probs", 2), _array(arrays, f"{prefix}readout.lengths", 1)
-        if lengths.sum() != len(probs):
-            raise DataError(f"path: readout engine lengths sum to {lengths.sum()}, not {len(probs)} cycles")
-        model.readout_model.fit(np.split(probs, np.cumsum(lengths)[:-1]))
-    if f"{prefix}pit" in arrays:
-        model.pit_levels = _pit(arrays[f"{prefix}pit"])
-    return RULPipeline(feats, model)
+        ro = model.readout_model
+        readout = {"probs": ro.weights_, "lengths": np.diff(np.r_[np.flatnonzero(ro.ages_ == 0), len(ro.ages_)])}
+    return {"config": constructor_config(model), "hmm": hmm, "readout": readout, "pit_levels": pit_array(model.pit_levels)}
 
 
-def _pit(a: np.ndarray):
-    if a.ndim != 2 or a.shape[0] != 2 or not (np.all(np.diff(a[0]) > 0) and np.all(np.diff(a[1]) >= 0)):
-        raise DataError("path: recalibrated levels must be two increasing rows (nominal, quantile levels)")
-    return a[0].copy(), a[1].copy()
+def restore_chain(cls, state: dict, hmm_class):
+    """The chain RUL model of :func:`chain_state`: constructor, fitted HMM, refitted readout, levels."""
+    model = cls(**state["config"])
+    if not isinstance(state["hmm"], hmm_class):
+        raise DataError(f"hmm: a {cls.__name__} holds a {hmm_class.__name__}, got a {type(state['hmm']).__name__}")
+    model.hmm = state["hmm"]
+    if model.hmm.params is None:
+        raise DataError("hmm: the model has no fitted parameters")
+    readout = state["readout"]
+    if (readout is None) != (model.readout_model is None):
+        raise DataError(f"readout: stored posteriors are present exactly when readout='empirical' (readout={model.readout!r})")
+    if readout is not None:
+        probs = _array(readout["probs"], "readout.probs", 2)
+        lengths = _array(readout["lengths"], "readout.lengths", 1, "iu")
+        if lengths.sum() != len(probs) or (lengths < 1).any():
+            raise DataError(f"readout: engine lengths sum to {lengths.sum()}, not {len(probs)} cycles")
+        model.readout_model.fit(np.split(probs.astype(np.float64), np.cumsum(lengths)[:-1]))
+    model.pit_levels = levels_from_array(state["pit_levels"])
+    return model
 
 
-# ----------------------------------------------------------------------------- public
-class SavedRULModel:
-    """``save`` and ``load`` for :class:`hmm.rul.RULPipeline` and :class:`hmm.rul_ensemble.RULEnsemble`."""
-
-    def save(self, path) -> Path:
-        """Write the fitted object to a portable ``.npz`` (:func:`save_rul`); returns the path."""
-        return save_rul(path, self)
-
-    @classmethod
-    def load(cls, path):
-        """The object written by :meth:`save`, predicting exactly as the saved one."""
-        out = load_rul(path)
-        if not isinstance(out, cls):
-            raise DataError(f"path: holds a {type(out).__name__}, not a {cls.__name__}")
-        return out
+def pit_array(levels):
+    """Recalibrated ``(nominal, quantile)`` levels as one ``(2, n)`` array (None stays None)."""
+    return None if levels is None else np.vstack(levels)
 
 
-def save_rul(path, obj) -> Path:
-    """Write a fitted :class:`hmm.rul.RULPipeline` or :class:`hmm.rul_ensemble.RULEnsemble` to ``path``."""
-    from statespace import __version__
-
-    from .rul import RULPipeline
-    from .rul_ensemble import RULEnsemble
-
-    arrays: dict = {}
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__}
-    if isinstance(obj, RULPipeline):
-        header.update(kind="pipeline", members=[_pipeline_state(obj, "m0.", arrays)])
-    elif isinstance(obj, RULEnsemble):
-        for i, member in enumerate(obj.members):
-            if not isinstance(member, RULPipeline):
-                raise ParameterError(f"members[{i}]: only RULPipeline members can be saved, got {type(member).__name__}")
-        header.update(kind="ensemble", members=[_pipeline_state(m, f"m{i}.", arrays) for i, m in enumerate(obj.members)],
-                      weights=[float(w) for w in obj.weights], point=obj.point, point_cap=obj.point_cap)
-        if obj.pit_levels is not None:
-            arrays["pit"] = np.vstack(obj.pit_levels)
-    else:
-        raise ParameterError(f"obj: expected a RULPipeline or RULEnsemble, got {type(obj).__name__}")
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    np.savez(path, **{_HEADER: np.array(json.dumps(header))}, **arrays)
-    return path
-
-
-def load_rul(path):
-    """The pipeline or pool written by :func:`save_rul`, validated piece by piece."""
-    from .rul_ensemble import RULEnsemble
-
-    header, arrays = read_npz_with_header(path, FORMAT, FORMAT_VERSION, _HEADER, "saved RUL model")
-    members = [_restore_pipeline(spec, f"m{i}.", arrays) for i, spec in enumerate(header.get("members", []))]
-    if header.get("kind") == "pipeline" and len(members) == 1:
-        return members[0]
-    if header.get("kind") != "ensemble" or not members:
-        raise DataError(f"path: expected a pipeline or an ensemble with members, got kind {header.get('kind')!r}")
-    pool = RULEnsemble(members, header["weights"], header["point"], header["point_cap"])
-    if "pit" in arrays:
-        pool.pit_levels = _pit(arrays["pit"])
-    return pool
+def levels_from_array(a):
+    """The ``(nominal, quantile)`` levels of :func:`pit_array`, checked (two increasing rows)."""
+    if a is None:
+        return None
+    a = _array(a, "pit_levels", 2)
+    if a.shape[0] != 2 or not (np.all(np.diff(a[0]) > 0) and np.all(np.diff(a[1]) >= 0)):
+        raise DataError("pit_levels: recalibrated levels must be two increasing rows (nominal, quantile levels)")
+    return a[0].astype(np.float64), a[1].astype(np.float64)

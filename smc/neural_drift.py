@@ -40,6 +40,7 @@ import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import ModelKernels, StateSpaceModel
+from statespace.persistence import SavedModel, register_loadable
 from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -102,7 +103,7 @@ class NeuralDriftKernelParams(NamedTuple):
     h: np.ndarray
 
 
-class NeuralDriftSSM(StateSpaceModel):
+class NeuralDriftSSM(StateSpaceModel, SavedModel):
     """The neural-drift model of the module docstring (``state_dim == obs_dim == d``)."""
 
     def __init__(self, params: NeuralDriftParams):
@@ -306,3 +307,7 @@ def _log_emission(kp, t, x, y):
 def _sample_emission(kp, t, x, y, rng, y_out):
     for j in range(y_out.shape[0]):
         y_out[j] = x[j] + kp.sigma_y[j] * rng.standard_normal()
+
+
+register_loadable(NeuralDriftParams)
+register_loadable(NeuralDriftSSM)

@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import ParameterError
 from .interface import AdditiveFunctional, ModelKernels, StateSpaceModel
+from .persistence import SavedModel, register_loadable
 from .validation import check_real
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -149,7 +150,7 @@ def _sv_profile(phi, s):
     return mu, s2, 0.5 * n0 * math.log(c) - 0.5 * n * math.log(s2) - 0.5 * n
 
 
-class StochasticVolatility(StateSpaceModel):
+class StochasticVolatility(StateSpaceModel, SavedModel):
     """The stochastic volatility model (see the module docstring)."""
 
     def __init__(self, mu: float = -1.0, phi: float = 0.95, sigma: float = 0.3, params: SVParams | None = None):
@@ -196,3 +197,7 @@ class StochasticVolatility(StateSpaceModel):
         phi = float(res.x)
         mu, s2, _ = _sv_profile(phi, s)
         return StochasticVolatility(params=SVParams(mu, phi, math.sqrt(s2)))
+
+
+register_loadable(SVParams)
+register_loadable(StochasticVolatility)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
+from ..persistence import SavedModel, register_loadable
 from ..validation import as_float_array, as_rng, as_sequences, check_int
 from . import kernels as _k
 from .data import prepare
@@ -38,7 +39,8 @@ from .params import KernelParams, LGSSMParams, check_frozen, kernel_params
 from .smoother import SmootherResult, rts_smoother, sample_posterior, smooth_kernel_params
 
 
-class LinearGaussianSSM(StateSpaceModel):
+@register_loadable
+class LinearGaussianSSM(StateSpaceModel, SavedModel):
     """A linear-Gaussian SSM (see the module docstring).
 
     Args:
@@ -55,6 +57,9 @@ class LinearGaussianSSM(StateSpaceModel):
             raise ShapeError(f"params: expected LGSSMParams, got {type(params).__name__}")
         self.params = params
         self.frozen = check_frozen(frozen)
+
+    def _persist_state(self) -> dict:
+        return {"params": self.params, "frozen": tuple(sorted(self.frozen))}
 
     def __repr__(self) -> str:
         p = self.params
@@ -177,3 +182,6 @@ class LinearGaussianSSM(StateSpaceModel):
             R=resid * np.eye(m), B=np.zeros((d, p)) if p else None, D=np.zeros((m, p)) if p else None,
         )
         return cls(params, frozen=frozen)
+
+
+register_loadable(LGSSMParams)

@@ -133,3 +133,32 @@ def test_markov_jump_em_stops_at_the_best_parameters_when_an_m_step_is_worse(mon
     ref = MarkovJumpProcess(start).fit(y, times=grids, max_iter=2, tol=0, progress=False)
     np.testing.assert_array_equal(np.asarray(res.params.Q), np.asarray(ref.params.Q))
     np.testing.assert_allclose(res.log_likelihoods, ref.log_likelihoods, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["learned", "iohmm"])
+def test_generalised_em_stops_at_the_best_parameters_when_the_objective_drops(kind, monkeypatch):
+    # the GEM loops are monotone by construction (exact or accepted-only-if-better M-steps);
+    # a drop is forced by lowering the E-step's log-likelihood at the third evaluation
+    from hmm import IOHMM, LearnedEmissionHMM
+
+    rng = np.random.default_rng(0)
+    y = np.concatenate([rng.normal(-1, 0.3, 40), rng.normal(1, 0.3, 40)])[:, None]
+    u = rng.normal(size=(80, 1))
+    if kind == "learned":
+        model, kw = LearnedEmissionHMM(2, 1, layer="lru", hidden=4, state=4, n_layers=1), {}
+    else:
+        model, kw = IOHMM(2, 1, 1, layer="lru", hidden=4, state=4), {"inputs": u}
+    seen, calls = [], []
+    e_step = model._e_step
+
+    def lowered(params, *args):
+        out = e_step(params, *args)
+        calls.append(1)
+        seen.append(params)
+        return (out[0] - 50.0 * (len(calls) == 3), *out[1:])
+
+    monkeypatch.setattr(model, "_e_step", lowered)
+    with pytest.warns(ObjectiveDecreaseWarning, match="iteration 2"):
+        res = model.fit(y, max_iter=6, m_steps=5, tol=0, rng=0, progress=False, **kw)
+    assert not res.converged and len(res.log_likelihoods) == 2
+    assert res.params is seen[1] and model.params is seen[1]

@@ -11,7 +11,7 @@ pytest.importorskip("optax")
 import scipy.stats  # noqa: E402
 
 from hmm.learned_emission import LearnedEmissionHMM, LearnedEmissionParams  # noqa: E402
-from statespace.errors import ParameterError, ShapeError  # noqa: E402
+from statespace.errors import DataError, ParameterError, ShapeError  # noqa: E402
 
 K, D = 2, 2
 
@@ -153,7 +153,7 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     assert (back.layer, back.hidden, back.state, back.n_layers) == (model.layer, model.hidden, model.state, model.n_layers)
     assert back.log_likelihood(y) == pytest.approx(model.log_likelihood(y), rel=1e-12)
     data = dict(np.load(path, allow_pickle=False))
-    data["A"] = data["A"] * 3.0
+    data["params.A"] = data["params.A"] * 3.0
     np.savez(tmp_path / "bad.npz", **data)
     with pytest.raises(ParameterError, match="A"):
         LearnedEmissionHMM.load(tmp_path / "bad.npz")

@@ -11,6 +11,8 @@ from hmm.rul_io import load_rul, save_rul
 from statespace.errors import DataError, ParameterError
 from statespace.prognostics import SensorFeatures
 
+HEADER = "__statespace_header__"
+
 
 def _engines(rng, n=6):
     """Run-to-failure engines: 2 sensors drifting as the end nears and a constant one, 3 noisy settings
@@ -84,6 +86,17 @@ def test_pool_with_a_deep_member_round_trip(data, tmp_path):
     _assert_same_predictions(back.predict(*test), pool.predict(*test))
 
 
+def _entries(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _with_header(entries, edit):
+    header = json.loads(str(entries[HEADER]))
+    edit(header)
+    return dict(entries, **{HEADER: np.array(json.dumps(header))})
+
+
 def test_bad_files_and_unfitted_models(data, tmp_path):
     (sens, sets), _ = data
     with pytest.raises(ParameterError, match="fit it before saving"):
@@ -91,44 +104,44 @@ def test_bad_files_and_unfitted_models(data, tmp_path):
     with pytest.raises(ParameterError, match="expected a RULPipeline or RULEnsemble"):
         save_rul(tmp_path / "x.npz", "model")
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(DataError, match="has no header"):
+    with pytest.raises(DataError, match=r"other\.npz.*no header"):
         load_rul(tmp_path / "other.npz")
     pipe = _classical()
     pipe.fit(sens, sets, rng=0, progress=False)
-    path = save_rul(tmp_path / "pipe.npz", pipe)
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    header = json.loads(str(arrays["__header__"]))
-    # a class this module does not build is refused, never imported
-    header["members"][0]["model"]["class"] = "os.system"
-    np.savez(tmp_path / "evil.npz", **dict(arrays, __header__=np.array(json.dumps(header))))
-    with pytest.raises(DataError, match="unknown RUL model class 'os.system'"):
+    arrays = _entries(save_rul(tmp_path / "pipe.npz", pipe))
+    # a class name is looked up among the registered loadable classes only, never imported
+    np.savez(tmp_path / "evil.npz", **_with_header(arrays, lambda h: h["state"]["model"].update(object="os.system")))
+    with pytest.raises(DataError, match=r"evil\.npz.*'os.system' is not a loadable class"):
         load_rul(tmp_path / "evil.npz")
     # a tampered readout: lengths that do not add up to the stored cycles
-    bad = dict(arrays, **{"m0.readout.lengths": arrays["m0.readout.lengths"][:-1]})
-    np.savez(tmp_path / "bad.npz", **bad)
-    with pytest.raises(DataError, match="readout engine lengths"):
+    np.savez(tmp_path / "bad.npz", **dict(arrays, **{"model.readout.lengths": arrays["model.readout.lengths"][:-1]}))
+    with pytest.raises(DataError, match=r"bad\.npz.*readout: engine lengths"):
         load_rul(tmp_path / "bad.npz")
-    # an invalid configuration fails as the constructor would
-    header = json.loads(str(arrays["__header__"]))
-    header["members"][0]["model"]["config"]["point"] = "mode"
-    np.savez(tmp_path / "cfg.npz", **dict(arrays, __header__=np.array(json.dumps(header))))
-    with pytest.raises(ParameterError, match="point"):
+    # an invalid configuration fails as the constructor would, as an error naming the file
+    cfg = _with_header(arrays, lambda h: h["state"]["model"]["state"]["config"]["dict"].update(point="mode"))
+    np.savez(tmp_path / "cfg.npz", **cfg)
+    with pytest.raises(DataError, match=r"cfg\.npz.*point"):
         load_rul(tmp_path / "cfg.npz")
+    # a file of another model class
+    hmm_path = pipe.model.hmm.save(tmp_path / "hmm")
+    with pytest.raises(DataError, match=r"hmm\.npz.*not a RULPipeline or RULEnsemble"):
+        load_rul(hmm_path)
 
 
 def test_tampered_health_channel_is_refused(data, tmp_path):
     (sens, sets), _ = data
     pipe = _classical(health_cap=40.0)
     pipe.fit(sens, sets, rng=0, progress=False)
-    path = save_rul(tmp_path / "pipe.npz", pipe)
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    np.savez(tmp_path / "bad.npz", **dict(arrays, **{"m0.health.weights": arrays["m0.health.weights"][:-1]}))
+    arrays = _entries(save_rul(tmp_path / "pipe.npz", pipe))
+    np.savez(tmp_path / "bad.npz", **dict(arrays, **{"features.health.weights": arrays["features.health.weights"][:-1]}))
     with pytest.raises(DataError, match="health channel of 2 sensors expects 3 weights"):
         load_rul(tmp_path / "bad.npz")
-    header = json.loads(str(arrays["__header__"]))
-    header["members"][0]["features"]["health_cap"] = None  # the model then reads one column more than it gets
-    np.savez(tmp_path / "cfg.npz", **dict(arrays, __header__=np.array(json.dumps(header))))
+
+    def drop_health(h):  # the model then reads one column more than the transform gives
+        h["state"]["features"]["dict"]["config"]["dict"]["health_cap"] = None
+        del h["state"]["features"]["dict"]["health"]
+
+    cfg = {k: v for k, v in _with_header(arrays, drop_health).items() if not k.startswith("features.health")}
+    np.savez(tmp_path / "cfg.npz", **cfg)
     with pytest.raises(DataError, match="the model reads 3 features, the transform gives 2"):
         load_rul(tmp_path / "cfg.npz")
