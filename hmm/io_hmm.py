@@ -40,6 +40,7 @@ import numpy as np
 from statespace.convergence import ConvergenceMonitor
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
+from statespace.persistence import SavedModel, register_loadable
 from statespace.progress import progress_bar
 from statespace.validation import (
     as_inputs,
@@ -58,10 +59,8 @@ from .deep_support import (
     Standardiser,
     check_tree_finite,
     l2_penalty,
-    load_network_model,
     pad,
     padded_length,
-    save_network_model,
     to_numpy_tree,
 )
 from .forward_backward import backward, forward, posteriors, two_slice_marginals
@@ -110,7 +109,7 @@ class IOHMMParams(_Base):
         return super().__new__(cls, pi0, to_numpy_tree(net), means, variances, u_loc, u_scale)
 
 
-class IOHMM(StateSpaceModel):
+class IOHMM(StateSpaceModel, SavedModel):
     """Input-output HMM with deep-SSM transition logits and diagonal Gaussian emissions.
 
     Args:
@@ -362,17 +361,15 @@ class IOHMM(StateSpaceModel):
         A = np.exp(self._log_transitions(p, [u])[0])
         return ChainKernelParams(p.pi0, np.ascontiguousarray(A), p.means[None].copy(), np.sqrt(p.variances)[None])
 
-    def save(self, path):
-        """Save the architecture and fitted parameters to a portable ``.npz`` (no pickle)."""
-        return save_network_model(path, self, {
-            "n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
-            "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
-            "init_options": [list(p) for p in self.init_options], "min_variance": self.min_variance})
-
-    @classmethod
-    def load(cls, path) -> "IOHMM":
-        """A model saved by :meth:`save` (parameters validated on the way in)."""
-        return load_network_model(path, cls, IOHMMParams)
+    def _persist_state(self) -> dict:
+        """The architecture (constructor arguments) and the fitted parameters."""
+        return {"n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
+                "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
+                "init_options": self.init_options, "min_variance": self.min_variance, "params": self.params}
 
     def __repr__(self) -> str:
         return f"IOHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, input_dim={self.input_dim}, layer={self.layer!r})"
+
+
+register_loadable(IOHMMParams)
+register_loadable(IOHMM)

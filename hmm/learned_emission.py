@@ -66,6 +66,7 @@ import numpy as np
 from statespace.convergence import ConvergenceMonitor
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
+from statespace.persistence import SavedModel, register_loadable
 from statespace.progress import progress_bar
 from statespace.validation import (
     as_inputs,
@@ -85,10 +86,8 @@ from .deep_support import (
     Standardiser,
     check_tree_finite,
     l2_penalty,
-    load_network_model,
     pad,
     padded_length,
-    save_network_model,
     to_numpy_tree,
 )
 from .forward_backward import forward, posteriors
@@ -143,7 +142,7 @@ class LearnedEmissionParams(_Base):
         return super().__new__(cls, pi0, A, to_numpy_tree(net), *arrs)
 
 
-class LearnedEmissionHMM(StateSpaceModel):
+class LearnedEmissionHMM(StateSpaceModel, SavedModel):
     """An HMM with deep-SSM emissions (see the module docstring).
 
     Args:
@@ -543,16 +542,8 @@ class LearnedEmissionHMM(StateSpaceModel):
         means, scales = self.emission_params(y, inputs, dt)
         return ChainKernelParams(p.pi0, p.A[None].copy(), means, scales)
 
-    def save(self, path):
-        """Save the architecture and fitted parameters to a portable ``.npz`` (no pickle)."""
-        return save_network_model(path, self, self._config())
-
-    @classmethod
-    def load(cls, path) -> "LearnedEmissionHMM":
-        """A model saved by :meth:`save` (parameters validated on the way in)."""
-        return load_network_model(path, cls, LearnedEmissionParams)
-
-    def _config(self) -> dict:
+    def _persist_state(self) -> dict:
+        """The architecture (constructor arguments) and the fitted parameters."""
         return {"n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
                 "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
                 "init_options": self.init_options, "min_scale": self.min_scale, "emission": self.emission,
@@ -640,3 +631,7 @@ class ConditionedLearnedEmission(StateSpaceModel):
 
     def kernel_params(self, inputs=None, times=None) -> ChainKernelParams:
         return self._kp
+
+
+register_loadable(LearnedEmissionParams)
+register_loadable(LearnedEmissionHMM)
