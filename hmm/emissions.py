@@ -59,13 +59,38 @@ from statespace.validation import as_float_array, check_covariance, check_finite
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class EmissionPrior(NamedTuple):
-    """Regularisation of the Gaussian M-step (see the module docstring)."""
-
+class _EmissionPriorBase(NamedTuple):
     reg_covar: float = 1e-6
     cov_dof: float = 0.0
     ridge: float = 1e-6
     pseudo_count: float = 0.0
+
+
+class EmissionPrior(_EmissionPriorBase):
+    r"""Regularisation of the M-step (see the module docstring).
+
+    Attributes:
+        reg_covar: :math:`\psi`, added to every covariance's scatter matrix.
+        cov_dof: :math:`\nu_0`, prior degrees of freedom of the covariances.
+        ridge: :math:`\lambda`, ridge penalty on the regression coefficients.
+        pseudo_count: Dirichlet pseudo-counts of the categorical emission.
+
+    Each is a finite number ``>= 0`` (all zero: plain maximum likelihood).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, reg_covar=1e-6, cov_dof=0.0, ridge=1e-6, pseudo_count=0.0):
+        values = []
+        for name, v in zip(cls._fields, (reg_covar, cov_dof, ridge, pseudo_count)):
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise ParameterError(f"{name}: expected a finite non-negative number, got {v!r}") from None
+            if not (math.isfinite(x) and x >= 0.0):
+                raise ParameterError(f"{name}: expected a finite non-negative number, got {x}")
+            values.append(x)
+        return super().__new__(cls, *values)
 
 
 # --------------------------------------------------------------------------- containers

@@ -38,6 +38,12 @@ time-invariant chain with enough work runs the forward and backward passes at
 once on two threads (:mod:`hmm.parallel_forward_backward`, about 2x faster at
 ``K = 4`` and 3x at ``K = 20`` for ``T = 10^5``).
 
+Data of zero probability (a symbol no state emits, a state the transition
+structure cannot reach, log-likelihoods beyond float64's range) give a
+log-likelihood of ``-inf``, with the filtered rows NaN from the first step no
+reachable state explains; the models' verbs turn that into the error of
+:func:`impossible_data_error`.
+
 Robustness: the fast pass shifts each step by the maximum over *all* states.
 When only states the chain cannot occupy explain a step, every reachable term
 underflows; the pass then restarts in :func:`_forward_robust`, which shifts by
@@ -57,6 +63,8 @@ import math
 
 import numba as nb
 import numpy as np
+
+from statespace.errors import ImpossibleDataError
 
 from .log_space import log_space_forward as _log_space_forward
 from .log_space import log_space_posteriors as _log_space
@@ -582,3 +590,26 @@ def two_slice_marginals(A, loglik, filtered, scale, beta):
             for j in range(K):
                 xi[t - 1, i, j] = filtered[t - 1, i] * At[i, j] * math.exp(min(loglik[t, j] - scale[t], _EXP_CLIP)) * beta[t, j]
     return xi
+
+
+def impossible_data_error(name: str, pi0, A, loglik) -> ImpossibleDataError:
+    """The error for observations of zero probability: names ``name`` and the first impossible step.
+
+    That step is the first at which no state the chain can occupy (given the
+    transition structure, ``pl`` and the earlier observations) explains the
+    observation: where the forward pass (rerun here, on this rare path) stops.
+    A log-likelihood of ``-inf`` for every state is also what a density too
+    small for float64 gives (an observation ``1e200`` standard deviations out).
+    """
+    loglik = np.asarray(loglik, dtype=np.float64)
+    filtered = forward(pi0, A, loglik)[1]
+    bad = ~np.isfinite(filtered).all(axis=1)
+    t = int(np.argmax(bad)) if bad.any() else loglik.shape[0] - 1
+    if (loglik[t] > -np.inf).any():
+        where = "every state the chain can occupy there (the transition structure, pl or the earlier observations rule out the others)"
+    else:
+        where = "every state"
+    return ImpossibleDataError(
+        f"{name}: the observation at time step {t} has zero probability under {where} "
+        "(log-likelihood -inf, or below float64's range); check the data or the emission parameters"
+    )

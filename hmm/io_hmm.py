@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.convergence import ConvergenceMonitor
-from statespace.errors import DataError, ParameterError, ShapeError
+from statespace.errors import ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
 from statespace.progress import progress_bar
@@ -63,7 +63,7 @@ from .deep_support import (
     padded_length,
     to_numpy_tree,
 )
-from .forward_backward import backward, forward, posteriors, two_slice_marginals
+from .forward_backward import backward, forward, impossible_data_error, posteriors, two_slice_marginals
 from .inference import predicted, viterbi
 from .model import HMMFilterResult, HMMSmoothResult
 
@@ -201,7 +201,10 @@ class IOHMM(StateSpaceModel, SavedModel):
 
     def _emission_loglik(self, p: IOHMMParams, y: np.ndarray) -> np.ndarray:
         obs = ~np.isnan(y)
-        r = (np.where(obs, y, 0.0)[:, None, :] - p.means) ** 2 / p.variances
+        # whitened before squaring: the square overflows (to a log-density of -inf, data beyond
+        # float64's range) only where the log-density itself would
+        with np.errstate(over="ignore"):
+            r = ((np.where(obs, y, 0.0)[:, None, :] - p.means) / np.sqrt(p.variances)) ** 2
         lp = -0.5 * (_LOG_2PI + np.log(p.variances) + r)
         return np.sum(lp * obs[:, None, :], axis=-1)
 
@@ -214,8 +217,14 @@ class IOHMM(StateSpaceModel, SavedModel):
         return out
 
     # ------------------------------------------------------------------ exact inference
+    @staticmethod
+    def _require_possible(log_likelihood, p, i, single, A, ll) -> None:
+        """Raise :class:`~statespace.errors.ImpossibleDataError` when sequence ``i`` has zero probability."""
+        if not log_likelihood > -np.inf:
+            raise impossible_data_error("y" if single else f"y[{i}]", p.pi0, A, ll)
+
     def log_likelihood(self, y, inputs=None, pl=None) -> float:
-        """``log p(y | u)`` summed over sequences."""
+        """``log p(y | u)`` summed over sequences (``-inf`` for data of zero probability)."""
         p = self._require_params()
         seqs, us, lps, _ = self._prepare(y, inputs, pl)
         return float(sum(forward(p.pi0, A, ll)[0] for A, ll in self._chains(p, seqs, us, lps)))
@@ -225,8 +234,9 @@ class IOHMM(StateSpaceModel, SavedModel):
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl)
         out = []
-        for A, ll in self._chains(p, seqs, us, lps):
+        for i, (A, ll) in enumerate(self._chains(p, seqs, us, lps)):
             lik, filt, _ = forward(p.pi0, A, ll)
+            self._require_possible(lik, p, i, single, A, ll)
             out.append(HMMFilterResult(float(lik), filt, predicted(p.pi0, A, filt)))
         return out[0] if single else out
 
@@ -235,8 +245,9 @@ class IOHMM(StateSpaceModel, SavedModel):
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl)
         out = []
-        for A, ll in self._chains(p, seqs, us, lps):
+        for i, (A, ll) in enumerate(self._chains(p, seqs, us, lps)):
             lik, filt, smo, counts = posteriors(p.pi0, A, ll)
+            self._require_possible(lik, p, i, single, A, ll)
             out.append(HMMSmoothResult(float(lik), filt, smo, counts))
         return out[0] if single else out
 
@@ -244,7 +255,11 @@ class IOHMM(StateSpaceModel, SavedModel):
         """Viterbi path(s) ``(T,)``."""
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl)
-        out = [viterbi(p.pi0, A, ll)[0] for A, ll in self._chains(p, seqs, us, lps)]
+        out = []
+        for i, (A, ll) in enumerate(self._chains(p, seqs, us, lps)):
+            path, best = viterbi(p.pi0, A, ll)
+            self._require_possible(best, p, i, single, A, ll)
+            out.append(path)
         return out[0] if single else out
 
     # ------------------------------------------------------------------ learning
@@ -323,8 +338,7 @@ class IOHMM(StateSpaceModel, SavedModel):
         total, gammas, xis = 0.0, [], []
         for i, (A, ll) in enumerate(self._chains(p, seqs, us, lps)):
             lik, filt, scale = forward(p.pi0, A, ll)
-            if not np.isfinite(lik):
-                raise DataError(f"y[{i}]: zero probability under the current parameters")
+            self._require_possible(lik, p, i, False, A, ll)
             beta = backward(A, ll, scale)
             total += lik
             gammas.append(filt * beta)

@@ -90,7 +90,7 @@ from .deep_support import (
     padded_length,
     to_numpy_tree,
 )
-from .forward_backward import forward, posteriors
+from .forward_backward import forward, impossible_data_error, posteriors
 from .inference import predicted, sample_paths, viterbi
 from .model import HMMFilterResult, HMMSmoothResult
 from .partial_knowledge import log_plausibilities
@@ -322,8 +322,14 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         return out[0] if single else out
 
     # ------------------------------------------------------------------ exact inference
+    @staticmethod
+    def _require_possible(log_likelihood, p, i, single, m) -> None:
+        """Raise :class:`~statespace.errors.ImpossibleDataError` when sequence ``i`` (log-likelihoods ``m``) has zero probability."""
+        if not log_likelihood > -np.inf:
+            raise impossible_data_error("y" if single else f"y[{i}]", p.pi0, p.A[None], m)
+
     def log_likelihood(self, y, inputs=None, pl=None, dt=None) -> float:
-        """``log p(y)`` (with ``pl``: of the data and the evidence), summed over sequences.
+        """``log p(y)`` (with ``pl``: of the data and the evidence), summed over sequences; ``-inf`` for data of zero probability.
 
         ``dt`` (S5 only, every method): per-step time increments, one ``(T,)`` array per sequence.
         """
@@ -336,8 +342,9 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
         out = []
-        for m in self._loglik_matrices(p, seqs, us, lps):
+        for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
             ll, filt, _ = forward(p.pi0, p.A[None], m)
+            self._require_possible(ll, p, i, single, m)
             out.append(HMMFilterResult(float(ll), filt, predicted(p.pi0, p.A[None], filt)))
         return out[0] if single else out
 
@@ -345,15 +352,22 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         """Smoothed state probabilities and expected transition counts (:class:`hmm.HMMSmoothResult`)."""
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
-        out = [HMMSmoothResult(*(lambda r: (float(r[0]), *r[1:]))(posteriors(p.pi0, p.A[None], m)))
-               for m in self._loglik_matrices(p, seqs, us, lps)]
+        out = []
+        for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
+            ll, filt, smo, counts = posteriors(p.pi0, p.A[None], m)
+            self._require_possible(ll, p, i, single, m)
+            out.append(HMMSmoothResult(float(ll), filt, smo, counts))
         return out[0] if single else out
 
     def most_likely_states(self, y, inputs=None, pl=None, dt=None):
         """Viterbi path(s): ``(T,)`` int arrays."""
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
-        out = [viterbi(p.pi0, p.A[None], m)[0] for m in self._loglik_matrices(p, seqs, us, lps)]
+        out = []
+        for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
+            path, best = viterbi(p.pi0, p.A[None], m)
+            self._require_possible(best, p, i, single, m)
+            out.append(path)
         return out[0] if single else out
 
     def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, pl=None, dt=None):
@@ -361,8 +375,12 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
         rng = as_rng(rng)
-        out = [sample_paths(p.A[None], forward(p.pi0, p.A[None], m)[1], check_int("n_samples", n_samples, minimum=1), rng)
-               for m in self._loglik_matrices(p, seqs, us, lps)]
+        n_samples = check_int("n_samples", n_samples, minimum=1)
+        out = []
+        for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
+            ll, filt, _ = forward(p.pi0, p.A[None], m)
+            self._require_possible(ll, p, i, single, m)
+            out.append(sample_paths(p.A[None], filt, n_samples, rng))
         return out[0] if single else out
 
     # ------------------------------------------------------------------ simulation (step mode)
@@ -522,8 +540,7 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         gammas = []
         for i, m in enumerate(self._loglik_matrices(params, seqs, us, lps)):
             ll, _, gamma, counts = posteriors(params.pi0, params.A[None], m)
-            if not np.isfinite(ll):
-                raise DataError(f"y[{i}]: zero probability under the current parameters (check pl)")
+            self._require_possible(ll, params, i, False, m)
             total += ll
             pi_counts += gamma[0]
             trans += counts

@@ -47,7 +47,7 @@ from . import emission_updates as eu
 from . import emissions as em_
 from . import kernels as kern
 from .em import fit_with_restarts
-from .forward_backward import forward, posteriors
+from .forward_backward import forward, impossible_data_error, posteriors
 from .inference import predicted, sample_paths, viterbi
 from .initialization import initial_params
 from .partial_knowledge import log_plausibilities
@@ -267,9 +267,20 @@ class HMM(StateSpaceModel, SavedModel):
         ll = self._emission_loglik(params, y, u)
         return ll if lp is None else ll + lp
 
+    def _require_possible(self, log_likelihood, p, i, single, s, u, lp) -> None:
+        """Raise :class:`~statespace.errors.ImpossibleDataError` for sequence ``i`` when it has zero
+        probability (``log_likelihood`` is ``-inf``): a posterior given a null event is undefined."""
+        if not log_likelihood > -np.inf:
+            raise impossible_data_error("y" if single else f"y[{i}]", p.pi0, p.A[None], self._loglik_matrix(p, s, u, lp))
+
     # ------------------------------------------------------------------ exact inference
     def log_likelihood(self, y, inputs=None, pl=None) -> float:
-        """``log p(y, pl)`` summed over sequences (``pl`` omitted: the marginal log-likelihood)."""
+        """``log p(y, pl)`` summed over sequences (``pl`` omitted: the marginal log-likelihood).
+
+        ``-inf`` when some sequence has zero probability under the model; the
+        verbs that condition on the data (``filter``, ``smooth``, ...) raise
+        :class:`~statespace.errors.ImpossibleDataError` there instead.
+        """
         p = self._require_params()
         seqs, us, lps, _ = self._prepare(y, inputs, pl)
         A = p.A[None]
@@ -281,8 +292,9 @@ class HMM(StateSpaceModel, SavedModel):
         seqs, us, lps, single = self._prepare(y, inputs, pl)
         A = p.A[None]
         out = []
-        for s, u, lp in zip(seqs, us, lps):
+        for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
             ll, filt, _ = forward(p.pi0, A, self._loglik_matrix(p, s, u, lp))
+            self._require_possible(ll, p, i, single, s, u, lp)
             out.append(HMMFilterResult(float(ll), filt, predicted(p.pi0, A, filt)))
         return out[0] if single else out
 
@@ -292,8 +304,9 @@ class HMM(StateSpaceModel, SavedModel):
         seqs, us, lps, single = self._prepare(y, inputs, pl)
         A = p.A[None]
         out = []
-        for s, u, lp in zip(seqs, us, lps):
+        for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
             ll, filt, smo, counts = posteriors(p.pi0, A, self._loglik_matrix(p, s, u, lp), overwrite=True)
+            self._require_possible(ll, p, i, single, s, u, lp)
             out.append(HMMSmoothResult(float(ll), filt, smo, counts))
         return out[0] if single else out
 
@@ -301,7 +314,11 @@ class HMM(StateSpaceModel, SavedModel):
         """Viterbi path(s): ``(T,)`` int arrays."""
         p = self._require_params()
         seqs, us, lps, single = self._prepare(y, inputs, pl)
-        out = [viterbi(p.pi0, p.A[None], self._loglik_matrix(p, s, u, lp))[0] for s, u, lp in zip(seqs, us, lps)]
+        out = []
+        for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
+            path, best = viterbi(p.pi0, p.A[None], self._loglik_matrix(p, s, u, lp))
+            self._require_possible(best, p, i, single, s, u, lp)
+            out.append(path)
         return out[0] if single else out
 
     def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, pl=None):
@@ -311,10 +328,9 @@ class HMM(StateSpaceModel, SavedModel):
         n_samples = check_int("n_samples", n_samples, minimum=1)
         seqs, us, lps, single = self._prepare(y, inputs, pl)
         out = []
-        for s, u, lp in zip(seqs, us, lps):
+        for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
             ll, filt, _ = forward(p.pi0, p.A[None], self._loglik_matrix(p, s, u, lp))
-            if not np.isfinite(ll):
-                raise ParameterError("y: the sequence has zero probability under the model; cannot sample paths")
+            self._require_possible(ll, p, i, single, s, u, lp)
             out.append(sample_paths(p.A[None], filt, n_samples, rng))
         return out[0] if single else out
 
@@ -336,7 +352,8 @@ class HMM(StateSpaceModel, SavedModel):
             fut = as_float_array("future_inputs", future_inputs, (1, 2)).reshape(len(future_inputs), -1)
             if fut.shape != (steps, self.input_dim) or not np.isfinite(fut).all():
                 raise ShapeError(f"future_inputs: expected a finite array of shape ({steps}, {self.input_dim}), got shape {fut.shape}")
-        filt = forward(p.pi0, p.A[None], self._loglik_matrix(p, yv, u, lp))[1]
+        ll, filt, _ = forward(p.pi0, p.A[None], self._loglik_matrix(p, yv, u, lp))
+        self._require_possible(ll, p, 0, True, yv, u, lp)
         probs = np.empty((steps, self.n_states))
         cur = filt[-1]
         for h in range(steps):
