@@ -43,11 +43,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
-from statespace.validation import as_float_array, as_sequences
+from statespace.validation import as_float_array, as_sequences, check_fit_options, split_batch
 
-from .generator import MJPParams, check_generator
-from .inference import interval_table
-from .observations import ExactStates, check_times
+from .expectations import transition_matrices
+from .generator import MJPParams, check_generator, stationary_distribution
+from .inference import interval_table, raise_if_impossible, sequence_log_likelihoods
+from .observations import ExactStates, as_time_grids
 
 
 class StructuredFit(NamedTuple):
@@ -108,44 +109,83 @@ def _stationary(Q):
     import jax.numpy as jnp
 
     K = Q.shape[0]
-    A = Q.T.at[-1].set(jnp.ones(K))
+    # pi Q = 0 is invariant under scaling; unscaled tiny rates would vanish beside the ones row.
+    A = (Q / jnp.max(jnp.abs(Q))).T.at[-1].set(jnp.ones(K))
     rhs = jnp.zeros(K).at[-1].set(1.0)
     return jnp.linalg.solve(A, rhs)
 
 
-def _loglik_counts(rate_fn, theta, lengths, counts, first, fixed_initial):
-    """Exact observations: transition counts per interval length."""
-    import jax
-    import jax.numpy as jnp
-    from jax.scipy.linalg import expm
+def _transition_matrices(Q, lengths, halvings, n_squarings: int):
+    """``exp(Q d)`` for each length ``d``, differentiable in ``Q``, for gaps of any length.
 
-    Q = _generator(rate_fn, theta)
-    P = jax.vmap(lambda d: expm(Q * d))(lengths)
-    logP = jnp.log(jnp.where(counts > 0, P, 1.0))
-    pi0 = _stationary(Q) if fixed_initial is None else fixed_initial
-    return jnp.sum(counts * logP) + jnp.sum(first * jnp.log(jnp.where(first > 0, pi0, 1.0)))
-
-
-def _loglik_forward(rate_fn, theta, lengths, L, idx, fixed_initial):
-    """Noisy observations: scaled forward recursion batched over padded sequences.
-
-    Padding steps point at an identity matrix (index ``U``) and have zero
-    log-likelihood, so they change nothing.
+    ``jax.scipy.linalg.expm`` returns NaN beyond 16 squarings (about ``|Q| d > 3e5``),
+    and its squarings let a row-sum error grow geometrically. A length is
+    therefore first divided by ``2^halvings`` (chosen from the starting rates,
+    so that ``mu d / 2^halvings <= 1``), exponentiated, and squared back
+    ``halvings`` times with its rows clipped at 0 and renormalised (a
+    stochastic matrix squared cannot overflow), as in
+    :func:`~hmm.markov_jump.expectations.generator_expm`. ``n_squarings`` is
+    the largest ``halvings`` (static: the length of the scan).
     """
     import jax
     import jax.numpy as jnp
     from jax.scipy.linalg import expm
 
+    P = jax.vmap(lambda d, k: expm(Q * jnp.ldexp(d, -k)))(lengths, halvings)
+    if n_squarings == 0:
+        return P
+
+    def square(P, i):
+        P2 = jnp.maximum(jnp.einsum("uij,ujk->uik", P, P), 0.0)
+        P2 = P2 / jnp.sum(P2, axis=2, keepdims=True)
+        return jnp.where((i < halvings)[:, None, None], P2, P), None
+
+    P, _ = jax.lax.scan(square, P, jnp.arange(n_squarings))
+    return P
+
+
+def _halvings(lengths, rate) -> np.ndarray:
+    """How many times to halve each length so that ``rate * length <= 1`` (0 for the short ones)."""
+    if rate <= 0.0:
+        return np.zeros(len(lengths), dtype=np.int64)
+    with np.errstate(divide="ignore"):
+        k = np.ceil(np.log2(rate) + np.log2(np.asarray(lengths, dtype=np.float64)))
+    return np.clip(k, 0, None).astype(np.int64)
+
+
+def _loglik_counts(rate_fn, n_squarings, theta, lengths, halvings, counts, first, fixed_initial):
+    """Exact observations: transition counts per interval length."""
+    import jax.numpy as jnp
+
+    Q = _generator(rate_fn, theta)
+    P = _transition_matrices(Q, lengths, halvings, n_squarings)
+    logP = jnp.log(jnp.where(counts > 0, P, 1.0))
+    pi0 = _stationary(Q) if fixed_initial is None else fixed_initial
+    return jnp.sum(counts * logP) + jnp.sum(first * jnp.log(jnp.where(first > 0, pi0, 1.0)))
+
+
+def _loglik_forward(rate_fn, n_squarings, theta, lengths, halvings, L, idx, fixed_initial):
+    """Noisy observations: scaled forward recursion batched over padded sequences.
+
+    Padding steps point at an identity matrix (index ``U``) and have zero
+    log-likelihood, so they change nothing. A step of zero probability gives
+    ``-inf`` (its filtered row is kept finite, so no NaN follows).
+    """
+    import jax
+    import jax.numpy as jnp
+
     S, T, K = L.shape
     Q = _generator(rate_fn, theta)
-    P = jnp.concatenate([jax.vmap(lambda d: expm(Q * d))(lengths), jnp.eye(K)[None]], axis=0)
+    P = jnp.concatenate([_transition_matrices(Q, lengths, halvings, n_squarings), jnp.eye(K)[None]], axis=0)
     pi0 = _stationary(Q) if fixed_initial is None else fixed_initial
 
     def norm(v, l):
         m = jnp.max(l, axis=1, keepdims=True)
+        m = jnp.where(jnp.isfinite(m), m, 0.0)
         w = v * jnp.exp(l - m)
         c = jnp.sum(w, axis=1, keepdims=True)
-        return w / c, jnp.log(c[:, 0]) + m[:, 0]
+        ok = c > 0.0
+        return jnp.where(ok, w / jnp.where(ok, c, 1.0), 1.0 / K), jnp.log(c[:, 0]) + m[:, 0]
 
     alpha, ll0 = norm(jnp.broadcast_to(pi0, (S, K)), L[:, 0])
     if T == 1:
@@ -164,14 +204,18 @@ def _loglik_forward(rate_fn, theta, lengths, L, idx, fixed_initial):
 _COMPILED: dict = {}
 
 
-def _build_objective(rate_fn, ys, grids, observation, initial, K):
-    """``(f, data)`` with ``f(theta, *data)`` the log-likelihood, jitted once per ``rate_fn``."""
+def _build_objective(rate_fn, ys, grids, observation, initial, K, rate):
+    """``(f, data)`` with ``f(theta, *data)`` the log-likelihood, jitted once per ``rate_fn``
+    (and per number of squarings the longest gap needs at the starting uniformisation ``rate``)."""
     import jax
     import jax.numpy as jnp
 
     table = interval_table(grids)
     U = len(table.lengths)
-    lengths = jnp.asarray(table.lengths if U else np.ones(1))
+    lengths_np = table.lengths if U else np.ones(1)
+    halvings = _halvings(lengths_np, rate)
+    n_squarings = int(halvings.max())
+    lengths = jnp.asarray(lengths_np)
     fixed = None if isinstance(initial, str) else jnp.asarray(initial)
     exact = isinstance(observation, ExactStates) and all(not np.isnan(y).any() for y in ys)
     if exact:
@@ -182,7 +226,7 @@ def _build_objective(rate_fn, ys, grids, observation, initial, K):
             first[c[0]] += 1
             start = table.offsets[s] - s
             np.add.at(counts, (table.index[start : start + len(c) - 1], c[:-1], c[1:]), 1.0)
-        data = (lengths, jnp.asarray(counts), jnp.asarray(first), fixed)
+        data = (lengths, jnp.asarray(halvings), jnp.asarray(counts), jnp.asarray(first), fixed)
         kernel = _loglik_counts
     else:
         Tmax = max(len(y) for y in ys)
@@ -192,32 +236,42 @@ def _build_objective(rate_fn, ys, grids, observation, initial, K):
             L[s, : len(y)] = observation.log_likelihoods(y, K)
             start = table.offsets[s] - s
             idx[s, : len(y) - 1] = table.index[start : start + len(y) - 1]
-        data = (lengths, jnp.asarray(L), jnp.asarray(idx), fixed)
+        data = (lengths, jnp.asarray(halvings), jnp.asarray(L), jnp.asarray(idx), fixed)
         kernel = _loglik_forward
-    key = (rate_fn, exact)
+    key = (rate_fn, exact, n_squarings)
     if key not in _COMPILED:
-        f = jax.jit(lambda theta, *d: kernel(rate_fn, theta, *d))
+        f = jax.jit(lambda theta, *d: kernel(rate_fn, n_squarings, theta, *d))
         _COMPILED[key] = (
             f,
-            jax.jit(jax.value_and_grad(lambda theta, *d: -kernel(rate_fn, theta, *d))),
+            jax.jit(jax.value_and_grad(lambda theta, *d: -kernel(rate_fn, n_squarings, theta, *d))),
         )
     return _COMPILED[key], data
 
 
 def _prepare(y, times, observation, K):
     ys, single = as_sequences("y", y, obs_dim=1)
-    grids = [times] if single else list(times)
+    grids, one = as_time_grids("times", times)
     if len(grids) != len(ys):
         raise ShapeError(f"times: expected one time array per sequence ({len(ys)}), got {len(grids)}")
     out = []
     for i, (g, s) in enumerate(zip(grids, ys)):
-        name = "times" if single else f"times[{i}]"
-        g = check_times(name, g)
+        name = "times" if one else f"times[{i}]"
         if len(g) != len(s):
             raise ShapeError(f"{name}: has {len(g)} entries but the sequence has {len(s)} observations")
         observation.check_data("y" if single else f"y[{i}]", s, K)
         out.append(g)
     return ys, out
+
+
+def _raise_impossible(Q, initial, observation, ys, grids, single):
+    """Name the sequence and step at which the data are impossible under ``Q`` (the numpy forward pass)."""
+    pi0 = stationary_distribution(Q) if isinstance(initial, str) else np.asarray(initial)
+    table = interval_table(grids)
+    P = transition_matrices(Q, table.lengths)
+    L = np.concatenate([observation.log_likelihoods(y, Q.shape[0]) for y in ys])
+    lls = sequence_log_likelihoods(pi0, P, table.index, table.offsets, L)
+    raise_if_impossible(lls, pi0, P, table, L, grids, single)
+    raise DataError("theta0: the log-likelihood at rate_fn(theta0) is not finite")
 
 
 def _check_initial(initial, K):
@@ -234,10 +288,10 @@ def structured_log_likelihood(rate_fn, theta, y, times, observation=None, initia
 
     theta = np.atleast_1d(as_float_array("theta", theta, (0, 1)))
     with jax.enable_x64(True):
-        K = _check_rates(rate_fn, theta)
+        K, rate = _check_rates(rate_fn, theta)
         observation = ExactStates() if observation is None else observation
         ys, grids = _prepare(y, times, observation, K)
-        (f, _), data = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K)
+        (f, _), data = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K, rate)
         return float(f(jax.numpy.asarray(theta), *data))
 
 
@@ -247,14 +301,15 @@ def observed_information(rate_fn, theta, y, times, observation=None, initial="st
 
     theta = np.atleast_1d(as_float_array("theta", theta, (0, 1)))
     with jax.enable_x64(True):
-        K = _check_rates(rate_fn, theta)
+        K, rate = _check_rates(rate_fn, theta)
         observation = ExactStates() if observation is None else observation
         ys, grids = _prepare(y, times, observation, K)
-        (_, value_and_grad), data = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K)
+        (_, value_and_grad), data = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K, rate)
         return _information(value_and_grad, theta, data)
 
 
-def _check_rates(rate_fn, theta) -> int:
+def _check_rates(rate_fn, theta) -> tuple[int, float]:
+    """``(K, mu)``: the number of states and the uniformisation rate ``max_i sum_j q_ij`` at ``theta``."""
     import jax.numpy as jnp
 
     R = np.asarray(rate_fn(jnp.asarray(theta)))
@@ -262,7 +317,7 @@ def _check_rates(rate_fn, theta) -> int:
         raise ShapeError(f"rate_fn: expected a square (K, K) matrix of rates, got shape {R.shape}")
     off = R * (1.0 - np.eye(R.shape[0]))
     check_generator("rate_fn(theta0)", off - np.diag(off.sum(axis=1)))
-    return R.shape[0]
+    return R.shape[0], float(off.sum(axis=1).max())
 
 
 def fit_structured(
@@ -289,13 +344,15 @@ def fit_structured(
     import jax
     import scipy.optimize
 
+    max_iter, tol = check_fit_options(max_iter, tol)
     theta0 = np.atleast_1d(as_float_array("theta0", theta0, (0, 1)))
     with jax.enable_x64(True):
-        K = _check_rates(rate_fn, theta0)
+        K, rate = _check_rates(rate_fn, theta0)
         observation = ExactStates() if observation is None else observation
         ys, grids = _prepare(y, times, observation, K)
+        single = split_batch("y", y)[1]
         init = _check_initial(initial, K)
-        (_, value_and_grad), data = _build_objective(rate_fn, ys, grids, observation, init, K)
+        (_, value_and_grad), data = _build_objective(rate_fn, ys, grids, observation, init, K, rate)
 
         def objective(th):
             v, g = value_and_grad(jax.numpy.asarray(th), *data)
@@ -306,7 +363,8 @@ def fit_structured(
 
         v0, _ = objective(theta0)
         if not np.isfinite(v0):
-            raise DataError("theta0: the observations are impossible under rate_fn(theta0) (log-likelihood -inf)")
+            Q0 = np.asarray(_generator(rate_fn, jax.numpy.asarray(theta0)))
+            _raise_impossible(Q0, init, observation, ys, grids, single)
         res = scipy.optimize.minimize(
             objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
             options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-8},

@@ -292,3 +292,30 @@ def test_verbs_read_time_lists_like_arrays_and_check_them():
         model.log_likelihood(y[:2], times=[-1e308, 1e308])
     with pytest.raises(ShapeError, match="times"):
         model.filter(y, times=None)
+
+
+# --- structured rates (JAX) -----------------------------------------------------------------
+
+
+def test_structured_log_likelihood_over_long_gaps_matches_the_compiled_one():
+    from hmm.markov_jump import flashing_ratchet_rates, structured_log_likelihood
+
+    theta = np.array([0.5, 0.7, 0.9])
+    model = MarkovJumpProcess(generator_from_rates(flashing_ratchet_rates(theta)))
+    y = np.array([0.0, 1.0, 2.0, 4.0])
+    for gap in (1.0, 1e8, 1e300):
+        t = np.array([0.0, 1.0, 1.0 + gap, 1.0 + 2.0 * gap])
+        got = structured_log_likelihood(flashing_ratchet_rates, theta, y, t, initial=np.full(6, 1 / 6))
+        assert got == pytest.approx(model.log_likelihood(y, times=t), rel=1e-12)
+
+
+def test_structured_impossible_data_names_the_step():
+    from hmm.markov_jump import fit_structured, flashing_ratchet_rates, structured_log_likelihood
+
+    theta0 = np.array([0.5, 0.0, 0.9])  # no switching: states 0-2 never reach 3-5
+    y, t = np.array([0.0, 4.0, 1.0]), [0.0, 1.0, 2.0]
+    obs = NoisyLabels(np.eye(6))
+    ll = structured_log_likelihood(flashing_ratchet_rates, theta0, y, t, observation=obs, initial=np.full(6, 1 / 6))
+    assert ll == -np.inf
+    with pytest.raises(ImpossibleDataError, match=r"^y: the observation at time step 1"):
+        fit_structured(flashing_ratchet_rates, theta0, y, t, initial=np.full(6, 1 / 6))
