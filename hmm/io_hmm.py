@@ -42,6 +42,7 @@ from statespace.errors import ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
 from statespace.progress import progress_bar
+    as_float_array,
 from statespace.validation import (
     as_inputs,
     as_rng,
@@ -94,8 +95,8 @@ class IOHMMParams(_Base):
     def __new__(cls, pi0, net, means, variances, u_loc, u_scale):
         pi0 = check_probability_vector("pi0", pi0)
         check_tree_finite("net", net)
-        means = np.atleast_2d(np.asarray(means, dtype=np.float64))
-        variances = np.atleast_2d(np.asarray(variances, dtype=np.float64))
+        means = np.atleast_2d(as_float_array("means", means))
+        variances = np.atleast_2d(as_float_array("variances", variances))
         if means.shape[0] != len(pi0) or variances.shape != means.shape:
             raise ShapeError(f"means/variances: expected shape ({len(pi0)}, d) each, got {means.shape} and {variances.shape}")
         if not np.isfinite(means).all():
@@ -103,7 +104,7 @@ class IOHMMParams(_Base):
         if not (np.isfinite(variances) & (variances > 0)).all():
             k, j = np.argwhere(~(np.isfinite(variances) & (variances > 0)))[0]
             raise ParameterError(f"variances: expected positive finite values, got {variances[k, j]} at state {k}, coordinate {j}")
-        u_loc, u_scale = np.atleast_1d(np.asarray(u_loc, float)), np.atleast_1d(np.asarray(u_scale, float))
+        u_loc, u_scale = np.atleast_1d(as_float_array("u_loc", u_loc)), np.atleast_1d(as_float_array("u_scale", u_scale))
         if u_loc.shape != u_scale.shape or not (u_scale > 0).all():
             raise ParameterError("u_loc/u_scale: expected matching shapes and positive scales")
         return super().__new__(cls, pi0, to_numpy_tree(net), means, variances, u_loc, u_scale)

@@ -68,6 +68,7 @@ from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
 from statespace.progress import progress_bar
+    as_float_array,
 from statespace.validation import (
     as_inputs,
     as_rng,
@@ -130,7 +131,7 @@ class LearnedEmissionParams(_Base):
         check_tree_finite("net", net)
         arrs = []
         for name, v in (("y_loc", y_loc), ("y_scale", y_scale), ("u_loc", u_loc), ("u_scale", u_scale)):
-            a = np.atleast_1d(np.asarray(v, dtype=np.float64))
+            a = np.atleast_1d(as_float_array(name, v))
             if not np.isfinite(a).all():
                 raise ParameterError(f"{name}: non-finite value at index {int(np.argmax(~np.isfinite(a)))}")
             arrs.append(a)

@@ -78,7 +78,7 @@ class HMMParams(_HMMParamsBase):
     def __new__(cls, pi0, A, emission):
         K = emission.n_states
         pi0 = check_probability_vector("pi0", pi0, K)
-        A = np.asarray(A, dtype=np.float64)
+        A = as_float_array("A", A)
         if A.shape != (K, K):
             raise ShapeError(f"A: expected shape ({K}, {K}) to match the emission's {K} states, got {A.shape}")
         from statespace.validation import check_stochastic_matrix

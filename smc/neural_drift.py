@@ -65,15 +65,15 @@ class NeuralDriftParams(_Base):
     __slots__ = ()
 
     def __new__(cls, W1, b1, W2, b2, sigma_x, sigma_y, m0, s0, Wh=None):
-        W1 = np.ascontiguousarray(np.atleast_2d(np.asarray(W1, float)))
+        W1 = np.ascontiguousarray(np.atleast_2d(as_float_array("W1", W1)))
         H, d = W1.shape
-        Wh = np.zeros((H, 0)) if Wh is None else np.ascontiguousarray(np.asarray(Wh, float))
+        Wh = np.zeros((H, 0)) if Wh is None else as_float_array("Wh", Wh)
         if Wh.ndim != 2 or Wh.shape[0] != H:
             raise ShapeError(f"Wh: expected shape ({H}, p), got {Wh.shape}")
         arrs = {"W1": W1, "Wh": Wh}
         for name, v, shape in (("b1", b1, (H,)), ("W2", W2, (d, H)), ("b2", b2, (d,)), ("sigma_x", sigma_x, (d,)),
                                ("sigma_y", sigma_y, (d,)), ("m0", m0, (d,)), ("s0", s0, (d,))):
-            a = np.asarray(v, dtype=float)
+            a = as_float_array(name, v)
             a = np.ascontiguousarray(np.full(shape, float(a)) if a.ndim == 0 else a)
             if a.shape != shape:
                 raise ShapeError(f"{name}: expected shape {shape}, got {a.shape}")

@@ -170,23 +170,25 @@ def check_real(
     return v
 
 
-def check_fit_options(max_iter=None, tol=None, *, max_iter_name: str = "max_iter", tol_name: str = "tol"):
+_ABSENT = object()
+
+
+def check_fit_options(max_iter, tol=_ABSENT, *, max_iter_name: str = "max_iter", tol_name: str = "tol"):
     """The learning options every ``fit`` shares: ``max_iter`` an integer ``>= 1``, ``tol`` finite ``>= 0``.
 
-    Returns ``(max_iter, tol)`` as ``(int, float)``; an argument given as
-    ``None`` is returned as ``None`` (routines without a tolerance pass none).
+    Returns ``(max_iter, tol)`` as ``(int, float)``. Routines without a
+    tolerance (a fixed number of iterations ``n_iter``) leave ``tol`` out and
+    get ``None`` back; ``None`` given for either option is an error.
     """
-    if max_iter is not None:
-        max_iter = check_int(max_iter_name, max_iter, minimum=1)
-    if tol is not None:
-        tol = check_real(tol_name, tol, minimum=0.0)
+    max_iter = check_int(max_iter_name, max_iter, minimum=1)
+    tol = None if tol is _ABSENT else check_real(tol_name, tol, minimum=0.0)
     return max_iter, tol
 
 
 def check_choice(name: str, value, choices) -> str:
     """``value`` must be one of ``choices`` (names of schemes, kinds, layers...)."""
     if not isinstance(value, str) or value not in choices:
-        raise ParameterError(f"{name}: unknown {value!r}; expected one of {tuple(choices)}")
+        raise ParameterError(f"{name}: unknown kind {value!r}; expected one of {tuple(choices)}")
     return value
 
 
