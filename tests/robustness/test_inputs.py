@@ -90,7 +90,7 @@ def test_kalman_functions_list_of_numbers_is_one_sequence(values):
 @pytest.mark.issue18(9, "error")
 @pytest.mark.parametrize("proposal", [None, "bootstrap", 3])
 def test_guided_filter_needs_a_proposal(proposal):
-    expect_error("proposal", smc.guided_filter, sv_model(), [0.1, 0.2], proposal, n_particles=16, rng=0)
+    expect_error("proposal", smc.guided_filter, sv_model(), np.array([0.1, 0.2]), proposal, n_particles=16, rng=0)
 
 
 @pytest.mark.issue18(9, "error")
@@ -99,7 +99,7 @@ def test_guided_filter_needs_a_proposal(proposal):
 def test_particle_em_options(option):
     from smc.learning import particle_em
 
-    expect_error(next(iter(option)), particle_em, sv_model(), [0.1, 0.2], n_iter=2, n_particles=8, rng=0,
+    expect_error(next(iter(option)), particle_em, sv_model(), np.array([0.1, 0.2]), n_iter=2, n_particles=8, rng=0,
                  progress=False, **option)
 
 
@@ -189,7 +189,7 @@ NOT_DATA = {"none": None, "scalar": 3.5, "string": "1 2 3", "dict": {"y": [1.0]}
 @pytest.mark.parametrize("name", ["lg", "gaussian_hmm", "categorical_hmm", "mjp"])
 def test_not_data_is_an_error_naming_y(name, what):
     model, _ = _all_models()[name]
-    kw = {"times": [0.0, 1.0]} if name == "mjp" else {}
+    kw = {"times": np.array([0.0, 1.0])} if name == "mjp" else {}
     expect_error(("y", "times"), model.log_likelihood, NOT_DATA[what], **kw)
 
 
@@ -221,23 +221,23 @@ COUNT_CALLS = {
     "GaussianHMM(n_states)": (lambda v: __import__("hmm").GaussianHMM(v, 1), "n_states"),
     "CategoricalHMM(n_symbols)": (lambda v: __import__("hmm").CategoricalHMM(2, v), "n_symbols"),
     "ARHMM(lags)": (lambda v: __import__("hmm").ARHMM(2, 1, v), "lags"),
-    "hmm.sample_posterior(n_samples)": (lambda v: gaussian_hmm().sample_posterior([0.0, 1.0], n_samples=v, rng=0), "n_samples"),
-    "hmm.forecast(steps)": (lambda v: gaussian_hmm().forecast([0.0, 1.0], steps=v, n_samples=4, rng=0), "steps"),
-    "lg.forecast(steps)": (lambda v: lg_model(1).forecast([0.0, 1.0], steps=v), "steps"),
-    "lg.fit(max_iter)": (lambda v: lg_model(1).fit([0.0, 1.0, 0.5], max_iter=v, progress=False), "max_iter"),
-    "hmm.fit(max_iter)": (lambda v: gaussian_hmm().fit([0.0, 1.0, 0.5], max_iter=v, progress=False), "max_iter"),
-    "mjp.fit(max_iter)": (lambda v: mjp("exact").fit([0.0, 1.0, 2.0], times=[0.0, 1.0, 2.0], max_iter=v, progress=False), "max_iter"),
-    "bootstrap_filter(n_particles)": (lambda v: smc.bootstrap_filter(sv_model(), [0.1, 0.2], n_particles=v, rng=0), "n_particles"),
-    "paris_smoother(n_particles)": (lambda v: smc.paris_smoother(sv_model(), [0.1, 0.2], n_particles=v, rng=0), "n_particles"),
-    "paris_smoother(n_backward)": (lambda v: smc.paris_smoother(sv_model(), [0.1, 0.2], n_particles=8, n_backward=v, rng=0), "n_backward"),
-    "particle_gibbs(n_iter)": (lambda v: smc.particle_gibbs(sv_model(), [0.1, 0.2], n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
-    "particle_gibbs(n_particles)": (lambda v: smc.particle_gibbs(sv_model(), [0.1, 0.2], n_iter=4, n_particles=v, rng=0, progress=False), "n_particles"),
-    "ppg_smoother(n_iter)": (lambda v: smc.ppg_smoother(sv_model(), [0.1, 0.2], n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
+    "hmm.sample_posterior(n_samples)": (lambda v: gaussian_hmm().sample_posterior(np.array([0.0, 1.0]), n_samples=v, rng=0), "n_samples"),
+    "hmm.forecast(steps)": (lambda v: gaussian_hmm().forecast(np.array([0.0, 1.0]), steps=v, n_samples=4, rng=0), "steps"),
+    "lg.forecast(steps)": (lambda v: lg_model(1).forecast(np.array([0.0, 1.0]), steps=v), "steps"),
+    "lg.fit(max_iter)": (lambda v: lg_model(1).fit(np.array([0.0, 1.0, 0.5]), max_iter=v, progress=False), "max_iter"),
+    "hmm.fit(max_iter)": (lambda v: gaussian_hmm().fit(np.array([0.0, 1.0, 0.5]), max_iter=v, progress=False), "max_iter"),
+    "mjp.fit(max_iter)": (lambda v: mjp("exact").fit(np.array([0.0, 1.0, 2.0]), times=np.array([0.0, 1.0, 2.0]), max_iter=v, progress=False), "max_iter"),
+    "bootstrap_filter(n_particles)": (lambda v: smc.bootstrap_filter(sv_model(), np.array([0.1, 0.2]), n_particles=v, rng=0), "n_particles"),
+    "paris_smoother(n_particles)": (lambda v: smc.paris_smoother(sv_model(), np.array([0.1, 0.2]), n_particles=v, rng=0), "n_particles"),
+    "paris_smoother(n_backward)": (lambda v: smc.paris_smoother(sv_model(), np.array([0.1, 0.2]), n_particles=8, n_backward=v, rng=0), "n_backward"),
+    "particle_gibbs(n_iter)": (lambda v: smc.particle_gibbs(sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
+    "particle_gibbs(n_particles)": (lambda v: smc.particle_gibbs(sv_model(), np.array([0.1, 0.2]), n_iter=4, n_particles=v, rng=0, progress=False), "n_particles"),
+    "ppg_smoother(n_iter)": (lambda v: smc.ppg_smoother(sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
     "resample(n)": (lambda v: smc.resample(np.full(4, 0.25), n=v, rng=0), "n"),
     "particle_em(n_iter)": (lambda v: __import__("smc.learning").learning.particle_em(
-        sv_model(), [0.1, 0.2], n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
+        sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
     "score_ascent(n_particles)": (lambda v: __import__("smc.learning").learning.score_ascent(
-        sv_model(), [0.1, 0.2], n_iter=2, n_particles=v, rng=0, progress=False), "n_particles"),
+        sv_model(), np.array([0.1, 0.2]), n_iter=2, n_particles=v, rng=0, progress=False), "n_particles"),
 }
 
 
@@ -318,9 +318,9 @@ def test_emission_prior_rejects_invalid_values(field, value):
 
 
 FIT_CALLS = {
-    "lg": lambda **kw: lg_model(1).fit([0.0, 1.0, 0.5, 0.7], progress=False, **kw),
-    "hmm": lambda **kw: gaussian_hmm().fit([0.0, 1.0, 0.5, 0.7], progress=False, **kw),
-    "mjp": lambda **kw: mjp("noisy").fit([0.0, 1.0, 2.0, 1.0], times=[0.0, 1.0, 2.0, 3.0], progress=False, **kw),
+    "lg": lambda **kw: lg_model(1).fit(np.array([0.0, 1.0, 0.5, 0.7]), progress=False, **kw),
+    "hmm": lambda **kw: gaussian_hmm().fit(np.array([0.0, 1.0, 0.5, 0.7]), progress=False, **kw),
+    "mjp": lambda **kw: mjp("noisy").fit(np.array([0.0, 1.0, 2.0, 1.0]), times=np.array([0.0, 1.0, 2.0, 3.0]), progress=False, **kw),
 }
 
 
@@ -359,12 +359,12 @@ PG_BAD = {
 def test_particle_gibbs_options_raise_library_errors(bad):
     kw = dict(n_iter=4, n_particles=8, rng=0, progress=False)
     kw.update(PG_BAD[bad])
-    expect_error(bad, smc.particle_gibbs, sv_model(), [0.1, -0.2, 0.3], **kw)
+    expect_error(bad, smc.particle_gibbs, sv_model(), np.array([0.1, -0.2, 0.3]), **kw)
 
 
 @pytest.mark.issue18(9, "error")
 def test_particle_gibbs_burn_in_beyond_chain_is_a_library_error():
-    expect_error(("burn_in", "n_iter"), smc.particle_gibbs, sv_model(), [0.1, -0.2], n_iter=4, burn_in=10,
+    expect_error(("burn_in", "n_iter"), smc.particle_gibbs, sv_model(), np.array([0.1, -0.2]), n_iter=4, burn_in=10,
                  n_particles=8, rng=0, progress=False)
 
 
@@ -378,7 +378,7 @@ FILTER_BAD = {
 @pytest.mark.issue18(0, "error")
 @pytest.mark.parametrize("bad", sorted(FILTER_BAD))
 def test_particle_filter_options(bad):
-    expect_error(bad.replace("_nan", ""), smc.bootstrap_filter, sv_model(), [0.1, 0.2], n_particles=16, rng=0,
+    expect_error(bad.replace("_nan", ""), smc.bootstrap_filter, sv_model(), np.array([0.1, 0.2]), n_particles=16, rng=0,
                  **FILTER_BAD[bad])
 
 
@@ -386,7 +386,7 @@ def test_particle_filter_options(bad):
 @pytest.mark.parametrize("bad", ["backward", "n_backward"])
 def test_paris_options(bad):
     kw = {"backward": "nonsense"} if bad == "backward" else {"n_backward": 0}
-    expect_error(bad, smc.paris_smoother, sv_model(), [0.1, 0.2], n_particles=16, rng=0, **kw)
+    expect_error(bad, smc.paris_smoother, sv_model(), np.array([0.1, 0.2]), n_particles=16, rng=0, **kw)
 
 
 @pytest.mark.issue18(0, "error")
@@ -476,7 +476,7 @@ def test_mjp_bad_generator(Q):
 @pytest.mark.parametrize("times", [[0.0, 0.0, 1.0], [0.0, np.nan, 2.0], [0.0, 1.0], [2.0, 1.0, 0.0]],
                          ids=["tie", "nan", "short", "decreasing"])
 def test_mjp_bad_times(times):
-    expect_error("times", mjp("exact").log_likelihood, [0.0, 1.0, 2.0], times=times)
+    expect_error("times", mjp("exact").log_likelihood, np.array([0.0, 1.0, 2.0]), times=np.array(times))
 
 
 @pytest.mark.issue18(0, "error")
