@@ -37,6 +37,8 @@ def pytest_runtest_makereport(item, call):
         return
     if call.excinfo is None:
         outcome = "clear error" if expect == "error" else "correct"
+        # a test whose contract allows either answer says which one it got (record_property("outcome", ...))
+        outcome = dict(item.user_properties).get("outcome", outcome)
     else:
         outcome = "wrong"
     _TABLE[item.nodeid] = (int(cls), outcome)
