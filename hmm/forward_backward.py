@@ -54,7 +54,10 @@ later (ruled out by one observation, restored by the next under a sparse
 transition matrix); when a finite log-likelihood lies more than 700 nats below
 its step's maximum, :func:`forward`, :func:`smoother` and :func:`posteriors` use
 the exact log-space recursion of :mod:`hmm.log_space` instead (slower, and found by
-the property-based tests).
+the property-based tests). Not when the chain mixes (every move at least
+``1e-30`` likely, :func:`_drop_negligible`): there a term that far down can
+never come to matter, so it is dropped and one extreme observation stays on
+the scaled path.
 """
 
 from __future__ import annotations
@@ -337,6 +340,13 @@ def _backward_fused(A2, B, c, filtered, G):
 
 
 _UNDERFLOW = -700.0  # exp of anything below is (nearly) lost to float64 underflow
+# A chain mixes when every move has probability at least _MIXING: then every state keeps a
+# predicted probability >= _MIXING at every step t >= 1 and backward messages differ by a factor
+# <= 1 / _MIXING, so a term e^_NEGLIGIBLE below its step's best moves any posterior by less than
+# e^-500 / _MIXING^2 ~ 1e-157 relative: exactly nothing in float64. Dropping such terms keeps
+# one extreme observation (log-likelihood rows spread over 1e6 nats) on the scaled path.
+_MIXING = 1e-30
+_NEGLIGIBLE = -500.0
 
 
 @nb.njit(cache=True)
@@ -349,6 +359,38 @@ def _underflows(loglik, m):
             if v > -np.inf and v - m[t] < _UNDERFLOW:
                 return True
     return False
+
+
+@nb.njit(cache=True)
+def _drop_negligible(A, loglik):
+    """Whether the scaled passes may run on ``loglik`` after dropping its negligible terms (in place).
+
+    Only for a chain that mixes (every entry of every ``A_t`` at least
+    :data:`_MIXING`): in rows ``t >= 1``, entries more than :data:`_NEGLIGIBLE`
+    nats below the row's best become ``-inf`` (see the bound above). Row 0
+    is left alone (its weights are ``pi0 * B_0``, with no such bound), so the
+    answer is False if row 0 still underflows, or if the chain does not mix:
+    the caller then needs the exact log-space recursion (rows ``t >= 1`` may
+    have been thinned already, which changes nothing there either).
+    """
+    for v in A.ravel():
+        if not v >= _MIXING:
+            return False
+    T, K = loglik.shape
+    for t in range(1, T):
+        mt = -np.inf
+        for k in range(K):
+            mt = max(mt, loglik[t, k])
+        for k in range(K):
+            if loglik[t, k] - mt < _NEGLIGIBLE:
+                loglik[t, k] = -np.inf
+    m0 = -np.inf
+    for k in range(K):
+        m0 = max(m0, loglik[0, k])
+    for k in range(K):
+        if loglik[0, k] > -np.inf and loglik[0, k] - m0 < _UNDERFLOW:
+            return False
+    return True
 
 
 @nb.njit(cache=True)
@@ -368,7 +410,10 @@ def forward(pi0, A, loglik):
     T, K = loglik.shape
     m = _row_max(loglik)
     if _underflows(loglik, m):
-        return _log_space_forward(pi0, A, loglik)
+        kept = loglik.copy()
+        if not _drop_negligible(A, kept):
+            return _log_space_forward(pi0, A, loglik)
+        loglik = kept
     B = _exp_shifted(loglik, m)
     filtered = np.empty((T, K))
     c = np.empty(T)
@@ -487,7 +532,10 @@ def smoother(pi0, A, loglik):
     """
     m = _row_max(loglik)
     if _underflows(loglik, m):
-        return _log_space(pi0, A, loglik)[:4]
+        kept = loglik.copy()
+        if not _drop_negligible(A, kept):
+            return _log_space(pi0, A, loglik)[:4]
+        return _posteriors_from_B(pi0, A, kept, _exp_shifted(kept, m), m)
     return _posteriors_from_B(pi0, A, loglik, _exp_shifted(loglik, m), m)
 
 
@@ -536,9 +584,11 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
         usable = overwrite and loglik.flags.c_contiguous and loglik.dtype == np.float64 and loglik.flags.writeable
         work = loglik if usable else np.array(loglik, dtype=np.float64, order="C")
         fast, m = posteriors_two_threads(pi0, A[0], work)
+        if fast is None and m is None and _drop_negligible(A, work):  # work holds the log-likelihoods again
+            fast, m = posteriors_two_threads(pi0, A[0], work)
         if fast is not None:
             return fast
-        if m is None:  # work holds the log-likelihoods again: a weight would underflow
+        if m is None:  # a weight would underflow
             return _log_space(pi0, A, work)[:4]
         return _posteriors_scaled(pi0, A, work, m)
     if not overwrite:
@@ -546,7 +596,7 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
     if not (loglik.flags.c_contiguous and loglik.dtype == np.float64 and loglik.flags.writeable):
         return _posteriors_sequential(pi0, A, loglik)
     m = _shift_in_place(loglik)
-    if _underflows(loglik, np.zeros_like(m)):
+    if _underflows(loglik, np.zeros_like(m)) and not _drop_negligible(A, loglik):
         loglik += m[:, None]
         return _log_space(pi0, A, loglik)[:4]
     np.exp(loglik, out=loglik)
@@ -556,7 +606,7 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
 def _posteriors_sequential(pi0, A, loglik):
     """One-thread :func:`posteriors` that keeps ``loglik`` (it can take the robust path)."""
     B, m = _shifted(loglik)
-    if _underflows(loglik, m):
+    if _underflows(loglik, m) and not _drop_negligible(A, B):
         return _log_space(pi0, A, loglik)[:4]
     np.exp(B, out=B)
     return _posteriors_into(pi0, A, loglik, B, m, np.empty(B.shape))

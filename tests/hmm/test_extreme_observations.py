@@ -178,13 +178,20 @@ def test_outlier_with_time_varying_transitions(outlier):
 
 @pytest.mark.parametrize("K,T", [(4, 10_001), (6, 10_000)])
 @pytest.mark.parametrize("outlier", [1e6, 1e8])
-def test_outlier_on_the_two_thread_path(K, T, outlier):
-    """T * K >= 40,000 and one time-invariant chain: the two-thread path, which must hand over
-    (K = 4: the vectorised exponential; K = 6: NumPy's), in either half of the sequence."""
+@pytest.mark.parametrize("sparse", [False, True], ids=["mixing", "sparse"])
+def test_outlier_on_the_two_thread_path(K, T, outlier, sparse):
+    """T * K >= 40,000 and one time-invariant chain: the two-thread path (K = 4: the vectorised
+    exponential; K = 6: NumPy's), outliers in either half. A mixing chain drops the negligible
+    terms and stays on it; a chain with structural zeros hands over to log space."""
     from hmm.parallel_forward_backward import MIN_WORK
 
     assert T * K >= MIN_WORK
-    model = _gaussian(K)
+    A = None
+    if sparse:
+        A = np.full((K, K), 0.1 / (K - 2))
+        np.fill_diagonal(A, 0.9)
+        A[np.arange(K), (np.arange(K) + 1) % K] = 0.0
+    model = _gaussian(K, A=A)
     y = _sample(K, T, seed=K)
     y[T // 3] = outlier
     y[T - 5] = -outlier
