@@ -37,14 +37,22 @@ from robustness_support import (FAST, HEAVY, Q3, assert_no_nan, categorical_hmm,
 
 # =========================================================================== class 5: outliers in HMMs
 def _enumerate_log(log_pi0, log_A, loglik):
-    """Log-space enumeration: (log Z, marginals (T, K), summed two-slice marginals (K, K))."""
+    """Log-space enumeration: (log Z, marginals (T, K), summed two-slice marginals (K, K)).
+
+    Each step's log-likelihoods are shifted by their maximum first (a constant per
+    step, which cancels in every posterior): path weights are then sums of terms
+    of order one, so an outlier's ``-1e9`` never sets the precision of the others.
+    """
     T, K = loglik.shape
+    shift = loglik.max(axis=1, keepdims=True)
+    loglik = loglik - shift
     paths = np.array(list(itertools.product(range(K), repeat=T)))
     w = log_pi0[paths[:, 0]] + loglik[0, paths[:, 0]]
     for t in range(1, T):
         w = w + log_A[paths[:, t - 1], paths[:, t]] + loglik[t, paths[:, t]]
     logZ = logsumexp(w)
     p = np.exp(w - logZ)
+    logZ = logZ + shift.sum()
     marg = np.zeros((T, K))
     counts = np.zeros((K, K))
     for t in range(T):
