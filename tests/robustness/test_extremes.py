@@ -385,19 +385,32 @@ def test_lg_em_never_reports_convergence_after_a_drop(c):
 
 
 @pytest.mark.issue18(4, "result")
+@pytest.mark.parametrize("prior", ["none", "default_scaled"])
 @pytest.mark.parametrize("c", SCALES)
-def test_hmm_em_is_scale_equivariant_and_monotone(c):
-    from hmm import HMMParams
+def test_hmm_em_is_scale_equivariant_and_monotone(c, prior):
+    """Baum-Welch on ``c y`` from scaled starting values gives the scaled estimates.
 
-    model = gaussian_hmm((-1.0, 1.5), (0.8, 1.2))
-    _, y = model.sample(80, rng=3)
+    The default ``EmissionPrior`` is a MAP prior in the data's units (``reg_covar``
+    is a variance): it is rescaled with the data (``reg_covar -> c^2 reg_covar``),
+    or switched off for the plain maximum-likelihood estimate.
+    """
+    from hmm import EmissionPrior, GaussianHMM, HMMParams
+
+    from robustness_support import gaussian_emission
+
+    def model(scale):
+        p = EmissionPrior(0.0, 0.0, 0.0, 0.0) if prior == "none" else EmissionPrior(reg_covar=1e-6 * scale * scale)
+        return GaussianHMM(2, 1, prior=p)
+
+    _, y = gaussian_hmm((-1.0, 1.5), (0.8, 1.2)).sample(80, rng=3)
     y = np.asarray(y, dtype=float)
     init = gaussian_hmm((-0.5, 0.5), (1.0, 1.0)).params
-    from robustness_support import gaussian_emission
     init_c = HMMParams(init.pi0, init.A, gaussian_emission((-0.5 * c, 0.5 * c), (c, c)))
-    ref = model.fit(y, init_params=init, max_iter=15, tol=0.0, progress=False)
-    fit = model.fit(c * y, init_params=init_c, max_iter=15, tol=0.0, progress=False)
+    ref = model(1.0).fit(y, init_params=init, max_iter=15, tol=0.0, progress=False)
+    fit = model(c).fit(c * y, init_params=init_c, max_iter=15, tol=0.0, progress=False)
     _monotone(fit.log_likelihoods, f"HMM EM at scale {c}")
+    np.testing.assert_allclose(np.asarray(fit.log_likelihoods), np.asarray(ref.log_likelihoods) - len(y) * np.log(c),
+                               rtol=1e-8, atol=1e-6)
     np.testing.assert_allclose(fit.params.A, ref.params.A, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(fit.params.emission.covs, c * c * ref.params.emission.covs, rtol=1e-6)
     np.testing.assert_allclose(fit.params.emission.weights[:, 0], c * ref.params.emission.weights[:, 0], rtol=1e-6)
