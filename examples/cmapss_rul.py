@@ -34,8 +34,9 @@
    that the 90% intervals cover about 90% of CV cuts.
 3. The selected pipeline (a pool: every member) is refitted on all training engines and predicts every test
    engine: ``predictions.csv`` has columns ``unit,rul,rul_q05,rul_q50,rul_q95``.
-   ``--save-model PATH`` keeps the fitted model (:mod:`hmm.rul_io`: one
-   portable ``.npz``) for predictions without refitting.
+   ``--save-model PATH`` keeps the fitted model (one portable ``.npz`` of
+   :mod:`statespace.persistence`; ``hmm.rul_io.load_rul`` reads it back) for
+   predictions without refitting.
 4. Plots (PNG, next to the CSV unless ``--plots`` says otherwise): health
    indicator of training engines coloured by the most likely state, the state
    posterior of one test engine, predicted RULs with 90% intervals.

@@ -14,9 +14,7 @@ functions (``Class.load`` also refuses a file holding another class).
 
 **File layout** (format version 2). A NumPy ``.npz`` archive written by
 ``np.savez`` and read with ``allow_pickle=False``: one entry
-``__statespace_header__``, a JSON object
-
-.. code-block:: json
+``__statespace_header__``, a JSON object::
 
     {"format": "statespace", "format_version": 2, "library_version": "0.1.0",
      "class": "hmm.ARHMM", "state": {"n_states": 3, "params": {"object": "hmm.HMMParams", ...}, ...}}
