@@ -24,11 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from statespace.convergence import ConvergenceMonitor
-from statespace.errors import DataError
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
 
-from .forward_backward import forward, posteriors
+from .forward_backward import forward, impossible_data_error, posteriors
 
 
 def e_step(model, params, seqs, inputs, log_pls):
@@ -44,11 +43,8 @@ def e_step(model, params, seqs, inputs, log_pls):
         if lp is not None:
             ll_mat = ll_mat + lp
         ll, _, gamma, counts = posteriors(params.pi0, A, ll_mat, overwrite=True)
-        if not np.isfinite(ll):
-            raise DataError(
-                f"y[{i}]: the sequence (with its partial knowledge) has zero probability under the current "
-                "parameters; check the plausibilities against the transition structure"
-            )
+        if not ll > -np.inf:
+            raise impossible_data_error(f"y[{i}]", params.pi0, A, model._loglik_matrix(params, y, u, lp))
         total += ll
         pi_counts += gamma[0]
         trans += counts

@@ -24,6 +24,7 @@ sequence and the time step.
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -247,6 +248,7 @@ VERBS = {
     "smooth": lambda m, y, **kw: m.smooth(y, **kw),
     "most_likely_states": lambda m, y, **kw: m.most_likely_states(y, **kw),
     "sample_posterior": lambda m, y, **kw: m.sample_posterior(y, rng=0, **kw),
+    "fit": lambda m, y, **kw: m.fit(y, max_iter=2, progress=False, **kw),
 }
 
 
@@ -304,7 +306,8 @@ def test_impossible_data_gives_minus_infinity_and_named_errors(case):
     model, y, kw, t = IMPOSSIBLE[case]()
     assert model.log_likelihood(y, **kw) == -np.inf
     for name, verb in VERBS.items():
-        with pytest.raises(ImpossibleDataError, match=rf"^y: the observation at time step {t} ") as exc:
+        label = "y[0]" if name == "fit" else "y"  # fit reads one sequence as a list of one
+        with pytest.raises(ImpossibleDataError, match=rf"^{re.escape(label)}: the observation at time step {t} ") as exc:
             verb(model, y, **kw)
         assert "zero probability" in str(exc.value), name
     with pytest.raises(ImpossibleDataError, match=rf"^y: the observation at time step {t} "):
