@@ -359,3 +359,49 @@ def test_emission_prior_accepts_zeros_and_positional_values():
     assert p.cov_dof == 2.0 and isinstance(p.cov_dof, float) and p.pseudo_count == 0.0
     with pytest.raises(ParameterError, match="^reg_covar: "):
         EmissionPrior("a lot")
+
+
+# --------------------------------------------------------------------------- the deep-SSM families
+NET_VERBS = ("filter", "smooth", "most_likely_states")
+
+
+def test_iohmm_impossible_data():
+    """Log-densities beyond float64's range at step 2 of the second sequence (time-varying chain)."""
+    pytest.importorskip("jax")
+    import jax
+
+    from hmm.deep_support import to_numpy_tree
+    from hmm.io_hmm import IOHMM, IOHMMParams
+
+    model = IOHMM(2, 1, 1, layer="lru", hidden=4, state=4)
+    with jax.enable_x64(True):
+        net = to_numpy_tree(model.network.init(jax.random.key(0)))
+    model.params = model.check_params(
+        IOHMMParams(np.array([0.5, 0.5]), net, np.array([[-1.0], [1.0]]), np.ones((2, 1)), np.zeros(1), np.ones(1)))
+    u = np.linspace(-1.0, 1.0, 5)[:, None]
+    ok, bad = np.array([0.1, -0.3, 0.2, 0.0, 0.4])[:, None], np.array([0.1, -0.3, 1e200, 0.2, 0.0])[:, None]
+    assert np.isfinite(model.log_likelihood(ok, inputs=u))
+    assert model.log_likelihood([ok, bad], inputs=[u, u]) == -np.inf
+    for verb in NET_VERBS:
+        with pytest.raises(ImpossibleDataError, match=r"^y\[1\]: the observation at time step 2 "):
+            getattr(model, verb)([ok, bad], inputs=[u, u])
+
+
+def test_learned_emission_hmm_impossible_data():
+    """Soft labels that put a left-to-right chain in a state it cannot reach yet (step 1)."""
+    pytest.importorskip("jax")
+    import jax
+
+    from hmm.learned_emission import LearnedEmissionHMM, LearnedEmissionParams
+
+    model = LearnedEmissionHMM(3, 1, 0, hidden=4, transitions="left-to-right")
+    A = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
+    model.params = model.check_params(LearnedEmissionParams(
+        np.array([1.0, 0.0, 0.0]), A, model.init_network(jax.random.key(0)), np.zeros(1), np.ones(1)))
+    y = np.array([0.1, -0.3, 0.5, 0.2])
+    pl = np.ones((4, 3))
+    pl[1] = [0.0, 0.0, 1.0]
+    assert np.isfinite(model.log_likelihood(y)) and model.log_likelihood(y, pl=pl) == -np.inf
+    for verb in NET_VERBS + ("sample_posterior",):
+        with pytest.raises(ImpossibleDataError, match="^y: the observation at time step 1 .*every state the chain can occupy"):
+            getattr(model, verb)(y, pl=pl)
