@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create (once) a Python >= 3.12 virtual environment in .venv, install the
-# project with its test and benchmark extras, then run the given command in it:
+# project with its test, benchmark and documentation extras, then run the given command in it:
 #   bash scripts/venv.sh python examples/quickstart.py
 #   bash scripts/venv.sh python -m pytest -q
+#   bash scripts/venv.sh python -m sphinx -W --keep-going -b html docs docs/_build/html
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +33,7 @@ fi
 stamp=.venv/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,bench]"
+  .venv/bin/python -m pip install -q -e ".[test,bench,docs]"
   touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

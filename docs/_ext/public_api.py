@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -35,6 +36,7 @@ EXTRA_MODULES = (
     "statespace.plotting",
     "statespace.diagnostics",
     "statespace.prognostics.plots",
+    "statespace.persistence",
     "hmm.rul",
     "hmm.deep_rul",
     "hmm.rul_ensemble",
@@ -76,7 +78,8 @@ def namespaces() -> list[str]:
         for info in pkgutil.walk_packages(pkg.__path__, top + "."):
             if info.ispkg and _is_public(info.name):
                 found.append(info.name)
-    found += [m for m in EXTRA_MODULES if m not in found]
+    # a public module that has been removed or renamed simply drops out of the reference
+    found += [m for m in EXTRA_MODULES if m not in found and importlib.util.find_spec(m) is not None]
     # modules exported by name (``from . import forward_backward``) get a page of their own
     i = 0
     while i < len(found):
