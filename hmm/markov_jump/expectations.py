@@ -24,19 +24,23 @@ the upper-right block of the Van Loan (1978) block exponential
 So one ``2K x 2K`` exponential per *distinct* interval length gives every
 dwell time and jump count at once (a regular grid needs a single one).
 
-The matrix exponential is computed in Numba by scaling and squaring with a
-Taylor polynomial (the scaled matrix has 1-norm at most 1/2 and the degree is
-the smallest whose first omitted term is below 1e-18: 15 at norm 1/2, about 7
-for the short intervals of a dense grid), so the whole E-step stays compiled.
-The Van Loan exponential keeps its block-triangular structure (three ``K x K``
-products per step instead of one ``2K x 2K``).
+The matrix exponential of a generator is computed in Numba
+(:func:`generator_expm`) by scaling and squaring of the uniformised generator
+:math:`Q + \mu I \ge 0` with a Taylor polynomial (scaled to :math:`\mu h \le 1/2`,
+the degree the smallest whose first omitted term is below 1e-18: 15 at 1/2,
+about 7 for the short intervals of a dense grid), renormalising the rows after
+every squaring, so that ``P(dt)`` is stochastic and finite for a gap of any
+length and reaches the limit ``P(inf)`` to rounding; the whole E-step stays
+compiled. The Van Loan exponential keeps its block-triangular structure (three
+``K x K`` products per step instead of one ``2K x 2K``).
 
 Endpoint-conditioned paths are drawn by uniformization (Hobolth & Stone 2009):
 with :math:`\mu = \max_i (-q_{ii})` and :math:`R = I + Q/\mu`, the number of
 (real or virtual) jumps is drawn from
 :math:`\Pr(n \mid a, b) = \mathrm{Pois}(n; \mu t) (R^n)_{ab} / P(t)_{ab}`, their
 times are uniform order statistics, and the states form an ``R``-chain bridged
-to ``b``; virtual self-jumps are then dropped.
+to ``b``; virtual self-jumps are then dropped. Long intervals are cut into
+pieces whose end states are drawn first (:func:`_bridge_path`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import numba as nb
 import numpy as np
 
 from statespace.errors import DataError, ParameterError
+from statespace.validation import as_rng, check_int, check_real
 
 from .generator import check_generator
 
@@ -315,8 +320,7 @@ def endpoint_expectations(Q, t: float):
     (NaN where ``P(t)[a, b] = 0``: that end-point pair is impossible).
     """
     Q = check_generator("Q", Q)
-    if not (np.isfinite(t) and t > 0):
-        raise ParameterError(f"t: expected a positive finite interval length, got {t}")
+    t = check_real("t", t, minimum=0.0, strict=True)
     K = Q.shape[0]
     P = transition_matrices(Q, np.array([t]))[0]
     dwell = np.full((K, K, K), np.nan)
@@ -479,19 +483,17 @@ def sample_bridge(Q, a: int, b: int, t: float, rng=None):
     Returns ``(jump_times, states)``: ``states[0] = a``, ``states[i]`` holds from
     ``jump_times[i - 1]`` on, and ``states[-1] = b``.
     """
-    from statespace.validation import as_rng
-
     Q = check_generator("Q", Q)
     K = Q.shape[0]
+    a, b = check_int("a", a), check_int("b", b)
     for name, v in (("a", a), ("b", b)):
-        if not (0 <= int(v) < K):
+        if not 0 <= v < K:
             raise ParameterError(f"{name}: expected a state in 0..{K - 1}, got {v}")
-    if not (np.isfinite(t) and t > 0):
-        raise ParameterError(f"t: expected a positive finite interval length, got {t}")
-    if transition_matrices(Q, np.array([float(t)]))[0][int(a), int(b)] <= 0.0:
+    t = check_real("t", t, minimum=0.0, strict=True)
+    if transition_matrices(Q, np.array([t]))[0][a, b] <= 0.0:
         raise ParameterError(f"a, b: the end states ({a}, {b}) are impossible over an interval of length {t}")
-    check_path_length("t", Q, float(t))
-    return _bridge_path(Q, int(a), int(b), float(t), as_rng(rng))
+    check_path_length("t", Q, t)
+    return _bridge_path(Q, a, b, t, as_rng(rng))
 
 
 @nb.njit(cache=True)

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
-from statespace.validation import as_float_array, check_finite, check_probability_vector
+from statespace.validation import as_float_array, check_finite, check_probability_vector, check_real
 
 from .observations import ExactStates, GaussianLevels, NoisyLabels
 
@@ -162,10 +162,7 @@ def transition_matrix(Q, t: float) -> np.ndarray:
     from .expectations import generator_expm
 
     Q = check_generator("Q", Q)
-    t = float(t)
-    if not np.isfinite(t) or t < 0:
-        raise ParameterError(f"t: expected a finite time >= 0, got {t}")
-    return generator_expm(Q, t)
+    return generator_expm(Q, check_real("t", t, minimum=0.0))
 
 
 def stationary_distribution(Q) -> np.ndarray:

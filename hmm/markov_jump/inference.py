@@ -117,7 +117,8 @@ def posterior_pass(pi0, P, index, offsets, loglik):
 
     Returns ``(log-likelihood per sequence, smoothed marginals (N, K), W (U, K, K))``
     with ``W[u, a, b] = sum over intervals of length u of p(x_{t-1}=a, x_t=b | y) / P_u[a, b]``.
-    A sequence with impossible data gets ``-inf`` and NaN marginals and adds nothing to ``W``.
+    A sequence with impossible data gets ``-inf`` and NaN marginals and adds nothing to ``W``
+    (callers then raise with :func:`raise_if_impossible`).
     """
     n_seq = offsets.shape[0] - 1
     U, K = P.shape[0], P.shape[1]

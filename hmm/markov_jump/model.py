@@ -189,7 +189,11 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         return float(lls.sum())
 
     def filter(self, y, inputs=None, times=None) -> MJPFilterResult:
-        """Filtered marginals at the observation times."""
+        """Filtered marginals at the observation times.
+
+        Data of zero probability raise :class:`~statespace.errors.ImpossibleDataError`
+        naming the sequence and step (so do every verb below that conditions on the data).
+        """
         ys, grids, single = self._data(y, times)
         table, P = self._tables(grids)
         pi0, L = np.asarray(self.params.initial), self._loglik(ys)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
-from statespace.validation import as_float_array, check_finite, check_stochastic_matrix, split_batch
+from statespace.validation import as_float_array, check_finite, check_int, check_real, check_stochastic_matrix, split_batch
 
 #: Codes of the observation models inside the compiled kernels.
 EXACT, LABELS, GAUSSIAN = 0, 1, 2
@@ -148,8 +148,8 @@ class NoisyLabels(_LabelsBase):
     @classmethod
     def uniform_replacement(cls, K: int, rate: float, learn: str = "symmetric") -> NoisyLabels:
         """With probability ``rate`` the label is a uniformly random state: ``(1 - rate) I + rate / K``."""
-        if not (0.0 <= rate <= 1.0):
-            raise ParameterError(f"rate: expected a probability in [0, 1], got {rate}")
+        K = check_int("K", K, minimum=1)
+        rate = check_real("rate", rate, 0.0, 1.0)
         return cls((1.0 - rate) * np.eye(K) + rate / K, learn)
 
     @property
@@ -238,8 +238,9 @@ class GaussianLevels(_GaussianBase):
 
     def log_likelihoods(self, y: np.ndarray, K: int) -> np.ndarray:
         v = y[:, :1]
-        z = (v - self.means[None]) / self.stds[None]
-        out = -0.5 * (math.log(2 * math.pi) + z * z) - np.log(self.stds)[None]
+        with np.errstate(over="ignore"):  # z^2 beyond 1e308: log-density -inf, the step impossible
+            z = (v - self.means[None]) / self.stds[None]
+            out = -0.5 * (math.log(2 * math.pi) + z * z) - np.log(self.stds)[None]
         out[np.isnan(v[:, 0])] = 0.0
         return out
 

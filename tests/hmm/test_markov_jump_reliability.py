@@ -13,11 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hmm.markov_jump import (
+    GaussianLevels,
     MarkovJumpProcess,
     NoisyLabels,
     endpoint_expectations,
     expected_statistics,
     generator_from_rates,
+    sample_bridge,
     sample_paths,
     stationary_distribution,
     transition_matrix,
@@ -142,7 +144,7 @@ def test_expected_statistics_grow_linearly_over_long_gaps():
 def test_e_step_over_a_long_gap_is_finite_and_accounts_for_all_time():
     obs = NoisyLabels.uniform_replacement(3, 0.1)
     model = MarkovJumpProcess(Q3, observation=obs)
-    times = np.array([0.0, 0.5, 1.0, 1.0 + 1e200, 1.5 + 1e200])
+    times = np.array([0.0, 0.5, 1.0, 1e200, 2e200])
     y = np.array([0.0, 1.0, 1.0, 2.0, 2.0])
     ll, dwell, jumps, gamma, _ = expected_statistics(model.params, [y[:, None]], [times])
     assert np.isfinite(ll) and np.isfinite(dwell).all() and np.isfinite(jumps).all() and np.isfinite(gamma).all()
@@ -319,3 +321,25 @@ def test_structured_impossible_data_names_the_step():
     assert ll == -np.inf
     with pytest.raises(ImpossibleDataError, match=r"^y: the observation at time step 1"):
         fit_structured(flashing_ratchet_rates, theta0, y, t, initial=np.full(6, 1 / 6))
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: sample_bridge(Q3, 1.5, 0, 1.0, rng=0), "a"),
+        (lambda: transition_matrix(Q3, "x"), "t"),
+        (lambda: endpoint_expectations(Q3, None), "t"),
+        (lambda: NoisyLabels.uniform_replacement(2.7, 0.1), "K"),
+    ],
+)
+def test_helpers_reject_unusable_arguments_by_name(call, name):
+    with pytest.raises(ParameterError, match=f"^{name}: "):
+        call()
+
+
+def test_gaussian_level_beyond_float_range_is_impossible_not_nan():
+    model = MarkovJumpProcess(Q3, observation=GaussianLevels([0.0, 1.0, 2.0], [1.0, 1.0, 1.0]))
+    y, t = np.array([0.0, 1e200, 1.0]), np.array([0.0, 1.0, 2.0])
+    assert model.log_likelihood(y, times=t) == -np.inf
+    with pytest.raises(ImpossibleDataError, match="time step 1"):
+        model.smooth(y, times=t)
