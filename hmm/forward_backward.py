@@ -631,14 +631,30 @@ def two_slice_marginals(A, loglik, filtered, scale, beta):
     :func:`backward`, it works on scaled quantities: when a finite
     log-likelihood lies more than 700 nats below its step's maximum, paths can
     be lost to underflow; :func:`smoother` switches to log space there.
+
+    Each ``xi[t-1]`` is divided by its sum. In exact arithmetic that sum is 1;
+    in float64, ``scale[t] = m_t + log c_t`` is rounded to the spacing of
+    ``m_t`` (1 for log-likelihoods near ``-5e15``, an observation ``10^8``
+    standard deviations out), which multiplies ``exp(loglik[t] - scale[t])``, and
+    every earlier ``beta``, by a factor common to the whole step: the division
+    removes it. (``filtered * beta`` carries the same factor per row:
+    normalise its rows.)
     """
     T, K = loglik.shape
     xi = np.empty((max(T - 1, 0), K, K))
     for t in range(1, T):
         At = A[t - 1] if A.shape[0] > 1 else A[0]
+        total = 0.0
         for i in range(K):
             for j in range(K):
-                xi[t - 1, i, j] = filtered[t - 1, i] * At[i, j] * math.exp(min(loglik[t, j] - scale[t], _EXP_CLIP)) * beta[t, j]
+                v = filtered[t - 1, i] * At[i, j] * math.exp(min(loglik[t, j] - scale[t], _EXP_CLIP)) * beta[t, j]
+                xi[t - 1, i, j] = v
+                total += v
+        if total > 0.0:
+            inv = 1.0 / total
+            for i in range(K):
+                for j in range(K):
+                    xi[t - 1, i, j] *= inv
     return xi
 
 

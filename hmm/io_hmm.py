@@ -342,7 +342,8 @@ class IOHMM(StateSpaceModel, SavedModel):
             self._require_possible(lik, p, i, False, A, ll)
             beta = backward(A, ll, scale)
             total += lik
-            gammas.append(filt * beta)
+            gamma = filt * beta  # rows normalised: see two_slice_marginals
+            gammas.append(gamma / gamma.sum(axis=1, keepdims=True))
             xis.append(two_slice_marginals(A, ll, filt, scale, beta))
         return total, gammas, xis
 

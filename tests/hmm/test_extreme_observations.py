@@ -34,7 +34,7 @@ from scipy.special import logsumexp
 
 from hmm import ARHMM, CategoricalHMM, GaussianHMM
 from hmm.emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams
-from hmm.forward_backward import forward, posteriors, smoother
+from hmm.forward_backward import backward, forward, posteriors, smoother, two_slice_marginals
 from hmm.model import HMMParams
 from statespace.errors import ImpossibleDataError, ParameterError
 
@@ -172,9 +172,16 @@ def test_outlier_with_time_varying_transitions(outlier):
     oracle = _log_space(pi0, As, ll)
     _assert_exact(posteriors(pi0, As, ll.copy(), overwrite=True), oracle, T)
     _assert_exact(smoother(pi0, As, ll), oracle, T)
-    total, filt, _ = forward(pi0, As, ll)
+    total, filt, scale = forward(pi0, As, ll)
     assert total == pytest.approx(oracle[0], rel=1e-12)
     np.testing.assert_allclose(filt, oracle[1], rtol=0, atol=1e-12)
+    # the per-step pieces the IOHMM's E-step (and the Markov jump processes) build on
+    beta = backward(As, ll, scale)
+    xi = two_slice_marginals(As, ll, filt, scale, beta)
+    np.testing.assert_allclose(xi.sum(axis=(1, 2)), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(xi.sum(axis=0), oracle[3], rtol=1e-10, atol=1e-10)
+    gamma = filt * beta
+    np.testing.assert_allclose(gamma / gamma.sum(axis=1, keepdims=True), oracle[2], rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("K,T", [(4, 10_001), (6, 10_000)])
