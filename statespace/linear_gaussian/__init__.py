@@ -5,7 +5,7 @@ See :mod:`statespace.linear_gaussian.model` for the model and a runnable example
 
 from .em import e_step, fit_em, m_step
 from .forecast import ForecastResult, forecast
-from .kalman import FilterResult, kalman_filter
+from .kalman import FilterResult, kalman_filter, kalman_log_likelihood
 from .kernels import stats_layout
 from .model import LinearGaussianSSM
 from .params import KernelParams, LGSSMParams, kernel_params
@@ -22,6 +22,7 @@ __all__ = [
     "fit_em",
     "forecast",
     "kalman_filter",
+    "kalman_log_likelihood",
     "kernel_params",
     "m_step",
     "rts_smoother",

@@ -34,6 +34,12 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # Reassociation lets LLVM vectorise the small reductions; "nnan" stays off because NaN marks missing data.
 _FLAGS = dict(cache=True, fastmath={"contract", "arcp", "reassoc", "nsz"})
 
+FAIL_INNOVATION = 0
+FAIL_OVERFLOW = 1
+FAIL_CANCELLATION = 2
+FAIL_IMPOSSIBLE = 3
+_EPS = 2.220446049250313e-16
+
 
 def filter_size(T: int, d: int) -> int:
     """Length of the output block of :func:`filter_loop`."""
@@ -49,9 +55,23 @@ def rts_size(T: int, d: int) -> int:
 def filter_loop(kp, y, buf):
     """Kalman filter over ``y`` (``(T, m)``, NaN = missing); outputs are views of ``buf`` (:func:`filter_size`).
 
-    Returns ``(loglik, filtered_means, filtered_covs, predicted_means, predicted_covs, bad)``
-    where ``bad`` is the first time step whose innovation covariance is not
-    positive definite, or -1.
+    Returns ``(loglik, filtered_means, filtered_covs, predicted_means, predicted_covs, bad, why)``
+    where ``bad`` is the first time step the filter cannot represent, or -1, and
+    ``why`` says what failed there (the pass stops at ``bad``; ``loglik`` covers the
+    steps before it):
+
+    * ``FAIL_INNOVATION``: the innovation covariance is not positive definite in
+      float64, or exceeds its range;
+    * ``FAIL_OVERFLOW``: the predicted mean or covariance exceeds float64's range
+      (an unstable ``F`` over many missing steps);
+    * ``FAIL_CANCELLATION``: the mean update cancels a prediction so far from the
+      data that its rounding error (bounded by ``4 eps`` times the magnitudes it
+      summed) exceeds the filtered standard deviation, of a state coordinate or
+      along an observed row of ``H``, and is 1e3 times the float64 resolution of
+      the result: the filtered mean would be round-off, and every later
+      innovation with it;
+    * ``FAIL_IMPOSSIBLE``: the observation's log-density is below float64's range
+      (``loglik`` is then ``-inf``, exactly as for every longer sequence).
     """
     T = y.shape[0]
     d = D if D > 0 else kp.m0.shape[0]
@@ -65,6 +85,7 @@ def filter_loop(kp, y, buf):
     obs = np.empty(m, np.int64); HP = np.empty((m, d)); S = np.empty((m, m)); L = np.empty((m, m))
     e = np.empty(m); K = np.empty((d, m)); A = np.empty((d, d)); AP = np.empty((d, d)); tmp = np.empty((d, d))
     KR = np.empty((d, m))
+    mag = np.empty(d)
     ll = 0.0
     for t in range(T):
         if t == 0:
@@ -94,6 +115,9 @@ def filter_loop(kp, y, buf):
                         s += tmp[i, k] * Fs[f, j, k]
                     pP[t, i, j] = s
                     pP[t, j, i] = s
+            for i in range(d):
+                if not (abs(pm[t, i]) <= 1.7e308 and pP[t, i, i] <= 1.7e308):
+                    return ll, fm, fP, pm, pP, t, FAIL_OVERFLOW
         h = 0 if nH == 1 else t
         r = 0 if nR == 1 else t
         uu = 0 if nU == 1 else t
@@ -130,8 +154,8 @@ def filter_loop(kp, y, buf):
             s = S[j, j]
             for k in range(j):
                 s -= L[j, k] * L[j, k]
-            if not s > 0.0:
-                return ll, fm, fP, pm, pP, t
+            if not 0.0 < s <= 1.7e308:  # not positive definite, or beyond float64's range
+                return ll, fm, fP, pm, pP, t, FAIL_INNOVATION
             ljj = math.sqrt(s)
             L[j, j] = ljj
             for i in range(j + 1, n):
@@ -150,6 +174,8 @@ def filter_loop(kp, y, buf):
             e[a] = s / L[a, a]
             quad += e[a] * e[a]
         ll += -0.5 * (n * _LOG_2PI + quad) - logdet
+        if ll == -math.inf:
+            return ll, fm, fP, pm, pP, t, FAIL_IMPOSSIBLE
         for a in range(n - 1, -1, -1):
             s = e[a]
             for k in range(a + 1, n):
@@ -169,9 +195,13 @@ def filter_loop(kp, y, buf):
                 K[j, a] = s / L[a, a]
         for i in range(d):
             s = pm[t, i]
+            acc = abs(s)
             for a in range(n):
-                s += HP[a, i] * e[a]
+                v = HP[a, i] * e[a]
+                s += v
+                acc += abs(v)
             fm[t, i] = s
+            mag[i] = acc  # the magnitudes the update summed: they bound its rounding error
         for i in range(d):
             for j in range(d):
                 s = 1.0 if i == j else 0.0
@@ -199,7 +229,29 @@ def filter_loop(kp, y, buf):
                     s += KR[i, a] * K[j, a]
                 fP[t, i, j] = s
                 fP[t, j, i] = s
-    return ll, fm, fP, pm, pP, -1
+        # Rounding error of the filtered mean against its standard deviation, per state
+        # coordinate and along each observed row of H (where the next innovations look;
+        # an unobserved direction of huge variance hides it from the coordinates).
+        for i in range(d):
+            err = 4.0 * _EPS * mag[i]
+            if err > math.sqrt(max(fP[t, i, i], 0.0)) and err > 4e3 * _EPS * abs(fm[t, i]):
+                return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
+        for a in range(n):
+            ra = obs[a]
+            err = 0.0
+            val = 0.0
+            var = 0.0
+            for i in range(d):
+                err += abs(Hs[h, ra, i]) * mag[i]
+                val += Hs[h, ra, i] * fm[t, i]
+                s = 0.0
+                for k in range(d):
+                    s += fP[t, i, k] * Hs[h, ra, k]
+                var += Hs[h, ra, i] * s
+            err *= 4.0 * _EPS
+            if err > math.sqrt(max(var, 0.0)) and err > 4e3 * _EPS * abs(val):
+                return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
+    return ll, fm, fP, pm, pP, -1, -1
 
 
 @nb.njit(**_FLAGS)

@@ -197,9 +197,9 @@ def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, flo
     ll = 0.0
     if buffers is None:
         buffers = [None] * len(seqs)
-    for y, u, buf in zip(seqs, us, buffers):
+    for i, (y, u, buf) in enumerate(zip(seqs, us, buffers)):
         kp = kernel_params(params, u)
-        s = smooth_kernel_params(kp, y, buf)
+        s = smooth_kernel_params(kp, y, buf, f"y[{i}]" if len(seqs) > 1 else "y")
         loops = loops_for(params.state_dim, params.obs_dim, len(y))
         loops.stats_loop(kp, y, s.smoothed_means, s.smoothed_covs, s.smoothed_cross_covs, stats)
         ll += s.log_likelihood

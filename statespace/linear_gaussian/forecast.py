@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import DataError, ShapeError
 from ..validation import as_float_array, check_int
 from .data import prepare
 from .kalman import filter_kernel_params
@@ -78,11 +78,23 @@ def forecast(params: LGSSMParams, y, steps: int, inputs=None, future_inputs=None
         mean, cov = f.filtered_means[-1], f.filtered_covs[-1]
         means, covs = np.empty((k, params.state_dim)), np.empty((k, params.state_dim, params.state_dim))
         for h in range(k):
-            mean = F @ mean + B @ fu[h]
-            cov = F @ cov @ F.T + Q
-            cov = 0.5 * (cov + cov.T)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below, with the step named
+                mean = F @ mean + B @ fu[h]
+                cov = F @ cov @ F.T + Q
+                cov = 0.5 * (cov + cov.T)
+            if not (np.isfinite(mean).all() and np.isfinite(cov).all()):
+                raise DataError(
+                    f"steps: the forecast {h + 1} steps ahead exceeds the float64 range (F amplifies the "
+                    f"state's uncertainty beyond it); forecast at most {h} steps with this model"
+                )
             means[h], covs[h] = mean, cov
-        obs_means = means @ H.T + fu @ D.T
-        obs_covs = H @ covs @ H.T + R
+        with np.errstate(over="ignore", invalid="ignore"):
+            obs_means = means @ H.T + fu @ D.T
+            obs_covs = H @ covs @ H.T + R
+        finite = np.isfinite(obs_means).all(axis=1) & np.isfinite(obs_covs).all(axis=(1, 2))
+        if not finite.all():
+            h = int(np.argmin(finite))
+            raise DataError(f"steps: the observation forecast {h + 1} steps ahead exceeds the float64 range; "
+                            f"forecast at most {h} steps with this model")
         out.append(ForecastResult(means, covs, obs_means, 0.5 * (obs_covs + np.swapaxes(obs_covs, 1, 2))))
     return out[0] if single else out

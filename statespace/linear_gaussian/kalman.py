@@ -26,6 +26,18 @@ Design choices:
   enter (``H_t[o]``, ``R_t[o, o]``, ``y_t[o]``); that is the marginal of the
   joint Gaussian over the observed entries. A fully missing row is a pure
   prediction step and contributes nothing to the log-likelihood.
+* Where float64 cannot carry the recursion, the filter stops with a
+  :class:`~statespace.errors.DataError` naming the time step instead of
+  returning NaN or round-off: predicted moments beyond float64's range (an
+  unstable ``F`` over a long run of missing steps), an update whose rounding
+  error exceeds the filtered standard deviation (a prediction that far from
+  the data), an innovation covariance that is not positive definite in
+  float64. An observation whose log-density is below float64's range is data
+  of zero probability: :func:`kalman_log_likelihood` returns ``-inf``, the
+  verbs that condition on the data raise
+  :class:`~statespace.errors.ImpossibleDataError`. Overflow confined to a
+  trailing run of missing steps leaves the log-likelihood exact, and
+  :func:`kalman_log_likelihood` returns it.
 * The time loop (in ``_fast``) works in preallocated buffers: no allocation,
   no BLAS call and no array view per step, which is what small state
   dimensions need; long sequences run a copy compiled for their exact
@@ -46,8 +58,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import DataError
-from ._fast import filter_size
+from ..errors import DataError, ImpossibleDataError
+from ._fast import FAIL_CANCELLATION, FAIL_IMPOSSIBLE, FAIL_OVERFLOW, filter_size
 from ._specialise import loops_for
 from .data import prepare
 from .params import KernelParams, LGSSMParams, kernel_params
@@ -71,23 +83,72 @@ class FilterResult(NamedTuple):
     predicted_covs: np.ndarray
 
 
-def filter_kernel_params(kp: KernelParams, y: np.ndarray, buf: np.ndarray | None = None) -> FilterResult:
+def filter_kernel_params(kp: KernelParams, y: np.ndarray, buf: np.ndarray | None = None, *,
+                         moments: bool = True, label: str = "y") -> FilterResult:
     """Run the compiled filter on clean arrays (no validation; internal and for ``smc`` oracles).
 
     ``buf`` (length ``_fast.filter_size(T, d)``) receives the outputs, which are views of it;
     a new block is allocated when it is not given.
+
+    Raises :class:`~statespace.errors.DataError` naming ``label`` and the time step where
+    float64 cannot represent the filter (see ``_fast.filter_loop``). With ``moments=False``
+    only the log-likelihood is wanted: predicted moments that overflow in a *trailing* run of
+    missing observations do not enter it, so it is returned exactly, and an observation whose
+    log-density is below float64's range gives ``-inf`` (the moments from that step on are then
+    not filled in); with ``moments=True`` the latter raises
+    :class:`~statespace.errors.ImpossibleDataError`.
     """
     T, m = y.shape
     d = kp.m0.shape[0]
     if buf is None:
         buf = np.empty(filter_size(T, d))
-    ll, fm, fP, pm, pP, bad = loops_for(d, m, T).filter_loop(kp, y, buf)
-    if bad >= 0:
+    ll, fm, fP, pm, pP, bad, why = loops_for(d, m, T).filter_loop(kp, y, buf)
+    if bad < 0:
+        return FilterResult(ll, fm, fP, pm, pP)
+    if why == FAIL_OVERFLOW:
+        observed = np.flatnonzero(~np.isnan(y[bad:]).all(axis=1))
+        if len(observed) == 0 and not moments:
+            return FilterResult(ll, fm, fP, pm, pP)
+        last = int(np.flatnonzero(~np.isnan(y[:bad]).all(axis=1)).max(initial=-1))
+        where = (f"the observation at time step {bad + int(observed[0])} cannot be filtered" if len(observed)
+                 else f"the moments of time steps {bad}..{T - 1} are not representable")
         raise DataError(
-            f"y: innovation covariance not positive definite at time step {bad}; "
-            "the covariances are too ill-conditioned for float64"
+            f"{label}: the predicted state mean or covariance exceeds the float64 range at time step {bad}, "
+            f"{bad - last - 1} steps after the last observation (time step {last}): F amplifies the uncertainty "
+            f"over the missing steps, and {where}. The moments up to time step {max(last, 0)} do not depend on "
+            "the trailing missing steps: drop them, or use a stable model"
         )
-    return FilterResult(ll, fm, fP, pm, pP)
+    if why == FAIL_IMPOSSIBLE:
+        if not moments:
+            return FilterResult(ll, fm, fP, pm, pP)
+        raise ImpossibleDataError(
+            f"{label}: the observation at time step {bad} has zero probability under the model (log-density "
+            "below float64's range: it lies too many standard deviations from its prediction); check the data "
+            "or the noise covariances"
+        )
+    if why == FAIL_CANCELLATION:
+        raise DataError(
+            f"{label}: at time step {bad} the filtered mean is lost to round-off: the prediction is so far from "
+            "the observation, relative to the filtered standard deviation, that float64 cannot resolve the update "
+            "(typically an unstable F over a long run of missing steps); shorten the gap or rescale the model"
+        )
+    raise DataError(
+        f"{label}: innovation covariance not positive definite at time step {bad}; "
+        "the covariances are too ill-conditioned for float64, or beyond its range"
+    )
+
+
+def kalman_log_likelihood(params: LGSSMParams, y, inputs=None) -> float:
+    """:math:`\\log p(y)` summed over one sequence or a list of them (the filter's forward pass).
+
+    Exact also when the predicted moments overflow in a trailing run of missing
+    observations, which :func:`kalman_filter` cannot return.
+    """
+    seqs, us, single = prepare(params, y, inputs)
+    return float(sum(
+        filter_kernel_params(kernel_params(params, u), s, moments=False, label="y" if single else f"y[{i}]").log_likelihood
+        for i, (s, u) in enumerate(zip(seqs, us))
+    ))
 
 
 def kalman_filter(params: LGSSMParams, y, inputs=None) -> FilterResult | list[FilterResult]:
@@ -103,6 +164,7 @@ def kalman_filter(params: LGSSMParams, y, inputs=None) -> FilterResult | list[Fi
         A :class:`FilterResult` (a list of them for a list of sequences).
     """
     seqs, us, single = prepare(params, y, inputs)
-    out = [filter_kernel_params(kernel_params(params, u), s) for s, u in zip(seqs, us)]
+    out = [filter_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")
+           for i, (s, u) in enumerate(zip(seqs, us))]
     return out[0] if single else out
 

@@ -34,7 +34,7 @@ from . import kernels as _k
 from .data import prepare
 from .em import fit_em, m_step
 from .forecast import ForecastResult, forecast
-from .kalman import FilterResult, kalman_filter
+from .kalman import FilterResult, kalman_filter, kalman_log_likelihood
 from .params import KernelParams, LGSSMParams, check_frozen, kernel_params
 from .smoother import SmootherResult, rts_smoother, sample_posterior, smooth_kernel_params
 
@@ -110,8 +110,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
     # --- exact inference -------------------------------------------------------
     def log_likelihood(self, y, inputs=None) -> float:
         """:math:`\\log p(y)`; summed over sequences for a list."""
-        res = kalman_filter(self.params, y, inputs)
-        return float(sum(r.log_likelihood for r in res)) if isinstance(res, list) else float(res.log_likelihood)
+        return kalman_log_likelihood(self.params, y, inputs)
 
     def filter(self, y, inputs=None) -> FilterResult | list[FilterResult]:
         return kalman_filter(self.params, y, inputs)

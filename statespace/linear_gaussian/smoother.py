@@ -66,14 +66,14 @@ class SmootherResult(NamedTuple):
     smoother_gains: np.ndarray
 
 
-def smooth_kernel_params(kp: KernelParams, y: np.ndarray, buffers=None) -> SmootherResult:
+def smooth_kernel_params(kp: KernelParams, y: np.ndarray, buffers=None, label: str = "y") -> SmootherResult:
     """Filter then smooth clean arrays (no validation; internal and for ``smc`` oracles).
 
     ``buffers`` is ``None`` or ``(filter_block, smoother_block)`` of lengths
     ``_fast.filter_size(T, d)`` and ``_fast.rts_size(T, d)``, reused by EM across iterations.
     """
     fbuf, sbuf = (None, None) if buffers is None else buffers
-    f = filter_kernel_params(kp, y, fbuf)
+    f = filter_kernel_params(kp, y, fbuf, label=label)
     return smooth_filtered(kp, f, sbuf)
 
 
@@ -95,7 +95,8 @@ def rts_smoother(params: LGSSMParams, y, inputs=None) -> SmootherResult | list[S
     Arguments as in :func:`~statespace.linear_gaussian.kalman.kalman_filter`.
     """
     seqs, us, single = prepare(params, y, inputs)
-    out = [smooth_kernel_params(kernel_params(params, u), s) for s, u in zip(seqs, us)]
+    out = [smooth_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")
+           for i, (s, u) in enumerate(zip(seqs, us))]
     return out[0] if single else out
 
 
