@@ -162,3 +162,31 @@ def test_generalised_em_stops_at_the_best_parameters_when_the_objective_drops(ki
         res = model.fit(y, max_iter=6, m_steps=5, tol=0, rng=0, progress=False, **kw)
     assert not res.converged and len(res.log_likelihoods) == 2
     assert res.params is seen[1] and model.params is seen[1]
+
+
+@pytest.mark.parametrize("c", [1e-8, 1e-4, 1e4, 1e8])
+def test_markov_jump_em_with_gaussian_levels_is_scale_equivariant(c):
+    # y -> c y maps the levels' means to c means and stds to |c| stds; the likelihood moves by -n log c
+    from hmm.markov_jump import GaussianLevels, MarkovJumpProcess, MJPParams, generator_from_rates
+
+    rng = np.random.default_rng(1)
+    Q = generator_from_rates(rng.uniform(0.3, 1.5, (3, 3)))
+    truth = MarkovJumpProcess(Q, None, GaussianLevels([0.0, 1.0, 2.0], [0.4, 0.4, 0.4]))
+    grids = [np.sort(rng.uniform(0, 6, 25)) for _ in range(15)]
+    _, y = truth.sample(times=grids, rng=rng)
+    R0 = np.ones((3, 3))
+
+    def start(scale):
+        return MJPParams(generator_from_rates(R0), None, GaussianLevels(np.array([-0.5, 0.8, 2.5]) * scale,
+                                                                          np.ones(3) * scale))
+
+    ref = MarkovJumpProcess(params=start(1.0)).fit(y, times=grids, max_iter=15, tol=0.0, progress=False)
+    res = MarkovJumpProcess(params=start(c)).fit([c * v for v in y], times=grids, max_iter=15, tol=0.0,
+                                                 progress=False)
+    np.testing.assert_allclose(np.asarray(res.params.Q), np.asarray(ref.params.Q), rtol=1e-7)
+    np.testing.assert_allclose(res.params.observation.means, c * ref.params.observation.means, rtol=1e-7,
+                               atol=1e-7 * c)
+    np.testing.assert_allclose(res.params.observation.stds, c * ref.params.observation.stds, rtol=1e-7)
+    n = len(res.log_likelihoods)
+    n_obs = sum(int((~np.isnan(v)).sum()) for v in y)
+    np.testing.assert_allclose(res.log_likelihoods[:n], ref.log_likelihoods[:n] - n_obs * np.log(c), rtol=1e-9)
