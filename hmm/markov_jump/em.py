@@ -32,10 +32,12 @@ import numpy as np
 from statespace.convergence import ConvergenceMonitor
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
+from statespace.validation import as_sequences
 
 from .expectations import transition_matrices, van_loan_integrals
 from .generator import MJPParams
 from .inference import interval_table, posterior_pass, raise_if_impossible
+from .observations import time_grids
 
 #: Rows whose expected dwell time falls below this keep their previous rates (no information).
 _MIN_DWELL = 1e-300
@@ -49,9 +51,11 @@ def expected_statistics(params: MJPParams, ys, times_list):
     smoothed marginals of all sequences concatenated (sequence ``s`` is
     ``gamma[offsets[s]:offsets[s + 1]]``).
     """
-    table = interval_table(times_list)
-    y = np.concatenate(ys)
-    return _e_step(params, y, table)
+    ys, single = as_sequences("ys", ys, obs_dim=1)
+    grids = time_grids("times_list", times_list, [len(y) for y in ys])
+    for i, y in enumerate(ys):
+        params.observation.check_data("ys" if single else f"ys[{i}]", y, params.n_states)
+    return _e_step(params, np.concatenate(ys), interval_table(grids))
 
 
 def _e_step(params, y, table):

@@ -48,7 +48,7 @@ from .em import fit_em, update_rates
 from .expectations import _bridge_path, check_path_length, conditional_statistics, transition_matrices
 from .generator import MJPParams
 from .kernels import _KERNELS, MJPKernelParams, _stats_initial, _stats_step
-from .observations import GaussianLevels, NoisyLabels, as_time_grids, check_times
+from .observations import GaussianLevels, NoisyLabels, as_time_grids, check_times, time_grids
 from .simulation import simulate
 
 
@@ -96,7 +96,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
     # --- data ------------------------------------------------------------------
     def _data(self, y, times):
         ys, single = as_sequences("y", y, obs_dim=1)
-        grids = _grids(times, [len(s) for s in ys])
+        grids = time_grids("times", times, [len(s) for s in ys])
         K = self.n_states
         for i, s in enumerate(ys):
             self.params.observation.check_data("y" if single else f"y[{i}]", s, K)
@@ -369,18 +369,6 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         from .structured import fit_structured
 
         return fit_structured(rate_fn, theta0, y, times, observation=self.params.observation, **kwargs)
-
-
-def _grids(times, lengths):
-    """One checked time grid per observation sequence (see :func:`~hmm.markov_jump.observations.as_time_grids`)."""
-    grids, one = as_time_grids("times", times)
-    if len(grids) != len(lengths):
-        raise ShapeError(f"times: expected one time array per sequence ({len(lengths)}), got {len(grids)}")
-    for i, (g, n) in enumerate(zip(grids, lengths)):
-        if len(g) != n:
-            name = "times" if one else f"times[{i}]"
-            raise ShapeError(f"{name}: has {len(g)} entries but the sequence has {n} observations")
-    return grids
 
 
 def _split(arr, offsets):

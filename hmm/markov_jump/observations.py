@@ -67,6 +67,17 @@ def as_time_grids(name: str, times) -> tuple[list[np.ndarray], bool]:
     return [check_times(name if single else f"{name}[{i}]", g) for i, g in enumerate(items)], single
 
 
+def time_grids(name: str, times, lengths) -> list[np.ndarray]:
+    """One checked time grid per observation sequence, of the sequence's length (see :func:`as_time_grids`)."""
+    grids, one = as_time_grids(name, times)
+    if len(grids) != len(lengths):
+        raise ShapeError(f"{name}: expected one time array per sequence ({len(lengths)}), got {len(grids)}")
+    for i, (g, n) in enumerate(zip(grids, lengths)):
+        if len(g) != n:
+            raise ShapeError(f"{name if one else f'{name}[{i}]'}: has {len(g)} entries but the sequence has {n} observations")
+    return grids
+
+
 def _check_codes(name: str, y: np.ndarray, n_codes: int, what: str) -> None:
     v = y[:, 0]
     ok = np.isnan(v) | ((v >= 0) & (v < n_codes) & (v == np.round(v)))

@@ -48,7 +48,7 @@ from statespace.validation import as_float_array, as_sequences, check_fit_option
 from .expectations import transition_matrices
 from .generator import MJPParams, check_generator, stationary_distribution
 from .inference import interval_table, raise_if_impossible, sequence_log_likelihoods
-from .observations import ExactStates, as_time_grids
+from .observations import ExactStates, time_grids
 
 
 class StructuredFit(NamedTuple):
@@ -250,17 +250,10 @@ def _build_objective(rate_fn, ys, grids, observation, initial, K, rate):
 
 def _prepare(y, times, observation, K):
     ys, single = as_sequences("y", y, obs_dim=1)
-    grids, one = as_time_grids("times", times)
-    if len(grids) != len(ys):
-        raise ShapeError(f"times: expected one time array per sequence ({len(ys)}), got {len(grids)}")
-    out = []
-    for i, (g, s) in enumerate(zip(grids, ys)):
-        name = "times" if one else f"times[{i}]"
-        if len(g) != len(s):
-            raise ShapeError(f"{name}: has {len(g)} entries but the sequence has {len(s)} observations")
+    grids = time_grids("times", times, [len(s) for s in ys])
+    for i, s in enumerate(ys):
         observation.check_data("y" if single else f"y[{i}]", s, K)
-        out.append(g)
-    return ys, out
+    return ys, grids
 
 
 def _raise_impossible(Q, initial, observation, ys, grids, single):

@@ -66,6 +66,42 @@ def test_tiny_rates_are_scaled_not_lost():
     np.testing.assert_allclose(stationary_distribution(Q), null_space_law(Q3), rtol=1e-12)
 
 
+def _exact_stationary(Q):
+    """pi Q = 0, sum pi = 1 by Gaussian elimination in exact rational arithmetic.
+
+    The diagonal is rebuilt exactly from the off-diagonal rates (the rounded
+    float diagonal misses by 1e-16, more than the 1e-12 couplings tolerate).
+    """
+    from fractions import Fraction
+
+    K = Q.shape[0]
+    F = [[Fraction(float(Q[i, j])) if i != j else Fraction(0) for j in range(K)] for i in range(K)]
+    for i in range(K):
+        F[i][i] = -sum(F[i])
+    A = [[F[j][i] for j in range(K)] + [Fraction(0)] for i in range(K - 1)]
+    A.append([Fraction(1)] * K + [Fraction(1)])
+    for c in range(K):
+        p = next(r for r in range(c, K) if A[r][c] != 0)
+        A[c], A[p] = A[p], A[c]
+        for r in range(K):
+            if r != c and A[r][c] != 0:
+                f = A[r][c] / A[c][c]
+                A[r] = [a - f * b for a, b in zip(A[r], A[c])]
+    return np.array([float(A[i][K] / A[i][i]) for i in range(K)])
+
+
+def test_nearly_decoupled_chain_keeps_every_digit():
+    # Two fast blocks {0, 1} and {2, 3} coupled at rates 1e-12: the null space of Q^T
+    # is ill-conditioned (a least-squares solve lost 5 digits), a 1e100 gap overflowed.
+    Q = generator_from_rates(np.array([[0, 1, 1e-12, 0], [1, 0, 0, 0], [0, 0, 0, 2], [0, 3e-12, 1, 0.0]]))
+    pi = _exact_stationary(Q)
+    np.testing.assert_allclose(stationary_distribution(Q), pi, rtol=1e-14)
+    for dt in (1e15, 1e100):
+        np.testing.assert_allclose(transition_matrix(Q, dt), np.broadcast_to(pi, (4, 4)), rtol=1e-13)
+    # Halfway through the slow mixing, against scipy (accurate at this norm).
+    np.testing.assert_allclose(transition_matrix(Q, 1e6), scipy.linalg.expm(Q * 1e6), rtol=1e-8, atol=1e-14)
+
+
 def test_reducible_chain_converges_to_its_absorption_limit():
     # 0 absorbing, {3, 4} a closed class, 1 and 2 transient.
     Q = np.array([
