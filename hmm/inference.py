@@ -4,7 +4,7 @@ Same conventions as :mod:`hmm.forward_backward`: ``A`` is ``(S, K, K)`` with
 ``S == 1`` (time-invariant) or ``S == T - 1``; ``loglik`` ``(T, K)`` already holds
 the log-plausibilities of partial knowledge and zeros for missing steps.
 
-* :func:`viterbi` - :math:`\arg\max_{z} p(z_{0:T-1} \mid y)` by max-product in log space.
+* :func:`viterbi` - :math:`\arg\max_{z} p(z_{0:T-1} \mid y)` by max-product in log space, shifted per step.
 * :func:`sample_paths` - forward filtering, backward sampling:
   :math:`z_{T-1} \sim \alpha_{T-1}`, then
   :math:`p(z_t = i \mid z_{t+1} = j, y) \propto \alpha_t(i) A_{t+1}(i, j)`.
@@ -22,18 +22,47 @@ from .log_space import log_of
 
 
 @nb.njit(cache=True)
+def _row_max(v):
+    mx = -np.inf
+    for x in v:
+        if x > mx:
+            mx = x
+    return mx
+
+
+@nb.njit(cache=True)
 def viterbi(pi0, A, loglik):
-    """Most probable state path ``(T,)`` int64 and its joint log-probability."""
+    r"""Most probable state path ``(T,)`` int64 and its joint log-probability (``-inf``: impossible data).
+
+    The scores :math:`\delta_t(j) = \max_i \delta_{t-1}(i) + \log A_t(i, j) + \ell_t(j)`
+    are kept shifted so that each step's best is 0: each row of ``loglik`` enters
+    minus its maximum, and each step's scores minus their maximum, the shifts
+    being added to the returned log-probability only. The arg-maxes do not
+    change (a constant per step), and the scores stay of the order of
+    log-probabilities: unshifted, one observation ``10^8`` standard deviations
+    out would leave every later score near ``-5e15``, where float64 cannot
+    tell two paths one nat apart.
+    """
     T, K = loglik.shape
     S = A.shape[0]
     logA = log_of(A)
     delta = np.empty(K)
     new = np.empty(K)
     back = np.zeros((T, K), np.int64)
+    m = _row_max(loglik[0])
     for k in range(K):
-        delta[k] = (math.log(pi0[k]) if pi0[k] > 0 else -np.inf) + loglik[0, k]
+        delta[k] = (math.log(pi0[k]) if pi0[k] > 0 else -np.inf) + (loglik[0, k] - m)
+    shift = _row_max(delta)
+    offset = m + shift
+    if not shift > -np.inf:
+        return np.zeros(T, np.int64), -np.inf
+    for k in range(K):
+        delta[k] -= shift
     for t in range(1, T):
         la = logA[t - 1] if S > 1 else logA[0]
+        m = _row_max(loglik[t])
+        if not m > -np.inf:
+            return np.zeros(T, np.int64), -np.inf
         for j in range(K):
             best = -np.inf
             arg = 0
@@ -42,20 +71,24 @@ def viterbi(pi0, A, loglik):
                 if v > best:
                     best = v
                     arg = i
-            new[j] = best + loglik[t, j]
+            new[j] = best + (loglik[t, j] - m)
             back[t, j] = arg
-        delta[:] = new
+        shift = _row_max(new)
+        if not shift > -np.inf:
+            return np.zeros(T, np.int64), -np.inf
+        for k in range(K):
+            delta[k] = new[k] - shift
+        offset += m + shift
     path = np.empty(T, np.int64)
-    best = -np.inf
     arg = 0
     for k in range(K):
-        if delta[k] > best:
-            best = delta[k]
+        if delta[k] == 0.0:
             arg = k
+            break
     path[T - 1] = arg
     for t in range(T - 1, 0, -1):
         path[t - 1] = back[t, path[t]]
-    return path, best
+    return path, offset
 
 
 @nb.njit(cache=True)

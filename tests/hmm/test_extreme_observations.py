@@ -220,6 +220,29 @@ def test_outlier_in_an_arhmm(outlier):
     _assert_exact(model.smooth(y), _log_space(model.params.pi0, model.params.A, _loglik(model, y)), T)
 
 
+def test_viterbi_after_an_outlier_matches_enumeration():
+    """Max-product must not carry the outlier's magnitude (-5e15 at 10^8 sd) into later steps, where
+    it would compare paths one nat apart in numbers whose spacing is 1."""
+    from hmm.inference import viterbi
+
+    K, T = 3, 7
+    model = _gaussian(K)
+    paths = np.array(list(itertools.product(range(K), repeat=T)))
+    lA, lpi = _log(model.params.A), _log(model.params.pi0)
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        y = rng.normal(scale=0.8, size=T) + rng.integers(0, K, size=T)
+        y[seed % T] = 1e8 * (1 if seed % 2 else -1)
+        ll = _loglik(model, y)
+        m = ll.max(axis=1)
+        s = ll - m[:, None]
+        w = lpi[paths[:, 0]] + s[0, paths[:, 0]]
+        for t in range(1, T):
+            w = w + lA[paths[:, t - 1], paths[:, t]] + s[t, paths[:, t]]
+        np.testing.assert_array_equal(model.most_likely_states(y), paths[np.argmax(w)])
+        assert viterbi(model.params.pi0, model.params.A[None], ll)[1] == pytest.approx(w.max() + m.sum(), rel=1e-14)
+
+
 def test_outlier_under_a_left_to_right_chain():
     """Structural zeros: the outlier step (explained best by the last state) must not cut paths."""
     K, T = 3, 8
