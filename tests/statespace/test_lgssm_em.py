@@ -194,7 +194,7 @@ def test_converged_flag_and_bad_arguments():
     assert res.converged and res.n_iter < 500
     with pytest.raises(ShapeError, match="frozen"):
         fit_em(truth, ys, frozen=("G",), progress=False)
-    with pytest.raises(ShapeError, match="max_iter"):
+    with pytest.raises(ParameterError, match="max_iter"):
         fit_em(truth, ys, max_iter=-1, progress=False)
 
 
