@@ -508,12 +508,16 @@ class HMM(StateSpaceModel, SavedModel):
 class ARHMM(HMM):
     """Autoregressive HMM (``emission="ar"``); with ``pl`` in ``fit``/``filter`` it is the ARPHMM."""
 
+    _EMISSION = "ar"
+
     def __init__(self, n_states: int, obs_dim: int = 1, lags: int = 1, **kwargs):
         super().__init__(n_states, obs_dim, "ar", lags=lags, **kwargs)
 
 
 class GaussianHMM(HMM):
     """HMM with Gaussian emissions (full, diagonal or tied covariances)."""
+
+    _EMISSION = "gaussian"
 
     def __init__(self, n_states: int, obs_dim: int = 1, **kwargs):
         super().__init__(n_states, obs_dim, "gaussian", **kwargs)
@@ -522,14 +526,10 @@ class GaussianHMM(HMM):
 class CategoricalHMM(HMM):
     """HMM with categorical emissions on ``n_symbols`` symbols."""
 
-    def __init__(self, n_states: int, n_symbols: int, **kwargs):
-        super().__init__(n_states, 1, "categorical", n_symbols=n_symbols, **kwargs)
-    _EMISSION = "ar"
-
-    _EMISSION = "gaussian"
-
     _EMISSION = "categorical"
 
+    def __init__(self, n_states: int, n_symbols: int, **kwargs):
+        super().__init__(n_states, 1, "categorical", n_symbols=n_symbols, **kwargs)
 
 
 def _check_structure(structure: TransitionStructure, K: int) -> None:
