@@ -125,8 +125,8 @@ class DeepARPHMMRUL(ChainRULModel):
         self.weight_decay = check_real("weight_decay", weight_decay, 0.0)
         self.min_scale = check_real("min_scale", min_scale, 0.0, strict=True)
         self.emission = emission
-    _HMM = LearnedEmissionHMM
 
+    _HMM = LearnedEmissionHMM
 
     def _new_hmm(self, obs_dim: int) -> LearnedEmissionHMM:
         return LearnedEmissionHMM(self.n_states, obs_dim, layer="s5", hidden=self.hidden, state=self.state,

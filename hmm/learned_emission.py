@@ -68,8 +68,8 @@ from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
 from statespace.progress import progress_bar
-    as_float_array,
 from statespace.validation import (
+    as_float_array,
     as_inputs,
     as_rng,
     as_sequences,
