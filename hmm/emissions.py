@@ -54,7 +54,7 @@ import numba as nb
 import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
-from statespace.validation import as_float_array, check_covariance, check_finite, check_stochastic_matrix
+from statespace.validation import as_float_array, check_covariance, check_finite, check_int, check_stochastic_matrix
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -118,9 +118,7 @@ class GaussianEmissionParams(_GaussianBase):
     __slots__ = ()
 
     def __new__(cls, weights, covs, init_means=None, init_covs=None, lags: int = 0, input_dim: int = 0):
-        lags, input_dim = int(lags), int(input_dim)
-        if lags < 0 or input_dim < 0:
-            raise ParameterError(f"lags/input_dim: expected non-negative integers, got {lags}, {input_dim}")
+        lags, input_dim = check_int("lags", lags, minimum=0), check_int("input_dim", input_dim, minimum=0)
         weights = check_finite("weights", as_float_array("weights", weights, 3))
         K, q, d = weights.shape
         if q != 1 + lags * d + input_dim:

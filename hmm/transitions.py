@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
-from statespace.validation import check_stochastic_matrix
+from statespace.validation import check_int, check_real, check_stochastic_matrix
 
 
 class TransitionStructure(NamedTuple):
@@ -112,10 +112,7 @@ def _structure(mask: np.ndarray, absorbing: bool) -> TransitionStructure:
 
 
 def _check_k(n_states) -> int:
-    K = int(n_states)
-    if K < 1:
-        raise ParameterError(f"n_states: expected a positive number of states, got {n_states}")
-    return K
+    return check_int("n_states", n_states, minimum=1)
 
 
 def ergodic(n_states: int, absorbing: bool = False) -> TransitionStructure:
@@ -127,23 +124,19 @@ def ergodic(n_states: int, absorbing: bool = False) -> TransitionStructure:
 def banded(n_states: int, lower: int = 0, upper: int = 1, absorbing: bool = False) -> TransitionStructure:
     """Moves ``i -> j`` allowed for ``-lower <= j - i <= upper``."""
     K = _check_k(n_states)
-    if lower < 0 or upper < 0:
-        raise ParameterError(f"banded: expected non-negative lower/upper bandwidths, got lower={lower}, upper={upper}")
+    lower, upper = check_int("lower", lower, minimum=0), check_int("upper", upper, minimum=0)
     i, j = np.indices((K, K))
     return _structure((j - i >= -lower) & (j - i <= upper), absorbing)
 
 
 def left_to_right(n_states: int, max_jump: int = 1) -> TransitionStructure:
     """State ``i`` stays or moves forward by at most ``max_jump``; the last state is absorbing."""
-    if max_jump < 1:
-        raise ParameterError(f"max_jump: expected at least 1, got {max_jump}")
-    return banded(n_states, 0, max_jump, absorbing=True)
+    return banded(n_states, 0, check_int("max_jump", max_jump, minimum=1), absorbing=True)
 
 
 def sticky(structure: TransitionStructure, kappa: float = 0.0, alpha: float = 0.0) -> TransitionStructure:
     """Add Dirichlet pseudo-counts: ``alpha`` on every allowed move, ``kappa`` more on the diagonal."""
-    if not (np.isfinite(kappa) and np.isfinite(alpha)) or kappa < 0 or alpha < 0:
-        raise ParameterError(f"sticky: expected non-negative finite kappa and alpha, got kappa={kappa}, alpha={alpha}")
+    kappa, alpha = check_real("kappa", kappa, 0.0), check_real("alpha", alpha, 0.0)
     K = structure.n_states
     c = structure.pseudo_counts + alpha * structure.mask + kappa * np.eye(K) * structure.mask
     return structure._replace(pseudo_counts=c)
