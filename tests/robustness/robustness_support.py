@@ -145,6 +145,16 @@ def left_to_right_hmm():
                params=HMMParams(np.array([1.0, 0.0, 0.0]), A, gaussian_emission((-2.0, 0.0, 2.0), (1.0, 1.0, 1.0))))
 
 
+def banded_hmm():
+    """Three-state Gaussian HMM whose chain moves one state down or up at most (a tridiagonal A)."""
+    from hmm import HMM, HMMParams
+    from hmm.transitions import banded
+
+    A = np.array([[0.7, 0.3, 0.0], [0.2, 0.5, 0.3], [0.0, 0.4, 0.6]])
+    return HMM(3, 1, transitions=banded(3, 1, 1),
+               params=HMMParams(np.array([0.2, 0.5, 0.3]), A, gaussian_emission((-2.0, 0.0, 2.0), (0.7, 1.0, 1.3))))
+
+
 Q3 = np.array([[-1.0, 0.6, 0.4], [0.5, -0.8, 0.3], [0.2, 0.7, -0.9]])
 
 
@@ -164,6 +174,7 @@ HMM_FACTORIES = {
     "ar": ar_hmm,
     "categorical": categorical_hmm,
     "left_to_right": left_to_right_hmm,
+    "banded": banded_hmm,
 }
 
 

@@ -107,6 +107,28 @@ def test_frozen_set_survives_the_round_trip(tmp_path):
     assert set(loaded.frozen) == {"F", "H"}
 
 
+@pytest.mark.issue18(3, "result")
+@pytest.mark.parametrize("name", ["lg", "sv", "arhmm", "categorical_hmm", "mjp_noisy", "mjp_gauss"])
+def test_save_params_round_trip(tmp_path, name):
+    model = SAVED[name]()
+    path = Path(statespace.save_params(tmp_path / f"{name}_params", model.params))
+    loaded = load_params(path)
+    assert type(loaded) is type(model.params)
+    for a, b in zip(_flat(loaded), _flat(model.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _flat(obj):
+    if hasattr(obj, "_fields"):
+        for f in obj._fields:
+            yield from _flat(getattr(obj, f))
+    elif obj is not None and not isinstance(obj, str):
+        try:
+            yield np.asarray(obj, dtype=float)
+        except (TypeError, ValueError):
+            yield np.asarray(repr(obj))
+
+
 @pytest.mark.issue18(3, "error")
 def test_class_load_refuses_a_file_of_another_class(tmp_path):
     from hmm import CategoricalHMM

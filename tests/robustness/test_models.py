@@ -66,7 +66,7 @@ def _hmm_loglik_matrix(kind, model, y):
 
 
 @pytest.mark.issue18(0, "result")
-@pytest.mark.parametrize("kind", ["gaussian", "categorical", "left_to_right"])
+@pytest.mark.parametrize("kind", ["gaussian", "categorical", "left_to_right", "banded"])
 @HEAVY
 @given(T=st.integers(1, 6), seed=st.integers(0, 2**16), data=st.data())
 def test_hmm_missing_data_and_partial_labels_match_enumeration(kind, T, seed, data):
@@ -133,6 +133,28 @@ def test_mjp_missing_observations_and_query_times(kind):
     keep = ~np.isnan(y)
     np.testing.assert_allclose(model.log_likelihood(y, times=times), model.log_likelihood(y[keep], times=times[keep]),
                                rtol=1e-12)
+
+
+@pytest.mark.issue18(0, "result")
+@HEAVY
+@given(seed=st.integers(0, 2**16), T=st.integers(2, 6))
+def test_mjp_exact_observations_pin_the_posterior(seed, T):
+    """With exact state observations the Viterbi path is the data and every posterior path passes through it."""
+    model = mjp("exact")
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.exponential(0.8, T))
+    y = np.asarray(model.sample(times=times, rng=seed)[1], dtype=float).ravel()
+    np.testing.assert_array_equal(model.most_likely_states(y, times=times), y.astype(int))
+    sm = model.smooth(y, times=times)
+    np.testing.assert_allclose(sm.smoothed_probs, np.eye(3)[y.astype(int)], atol=1e-12)
+    jump_times, states = model.sample_posterior_paths(y, times=times, rng=seed)
+    jump_times, states = np.asarray(jump_times, dtype=float), np.asarray(states).astype(int)
+    assert not np.isnan(jump_times).any()
+    assert np.all(np.diff(jump_times) >= 0)
+    assert len(states) == len(jump_times) + 1  # states[0] holds from times[0], states[i + 1] from jump_times[i]
+    for t_obs, s_obs in zip(times, y.astype(int)):  # the state in force at each observation time
+        current = states[np.searchsorted(jump_times, t_obs, side="right")]
+        assert current == s_obs, (t_obs, s_obs, jump_times, states)
 
 
 # =========================================================================== particles
