@@ -46,6 +46,15 @@ def test_lg_missing_coordinates_match_dense_oracle(T, seed, p_missing):
     np.testing.assert_allclose(sm.log_likelihood, ll, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(sm.smoothed_means.ravel(), mean, rtol=1e-8, atol=1e-9)
     assert_no_nan(sm)
+    # forecasting h steps is conditioning the model extended by h missing steps
+    h = 3
+    fc = model.forecast(y, steps=h)
+    ext_mean, ext_cov, _ = condition(model.params, np.vstack([y, np.full((h, y.shape[1]), np.nan)]))
+    d = model.params.state_dim
+    np.testing.assert_allclose(fc.means, ext_mean.reshape(T + h, d)[T:], rtol=1e-8, atol=1e-9)
+    for k in range(h):
+        blk = ext_cov[(T + k) * d:(T + k + 1) * d, (T + k) * d:(T + k + 1) * d]
+        np.testing.assert_allclose(fc.covs[k], blk, rtol=1e-8, atol=1e-9)
 
 
 def _hmm_loglik_matrix(kind, model, y):
@@ -105,6 +114,8 @@ def test_hmm_missing_data_and_partial_labels_match_enumeration(kind, T, seed, da
     best = model.most_likely_states(y, pl=pl)
     score = lambda q: lpi[q[0]] + L[0, q[0]] + sum(lA[q[t - 1], q[t]] + L[t, q[t]] for t in range(1, T))  # noqa: E731
     assert score(best) >= w.max() - 1e-9 * abs(w.max())
+    fc = model.forecast(y, steps=2, n_samples=4, rng=seed, pl=pl)  # p(z_{T-1+h} | y) = p(z_{T-1} | y) A^h
+    np.testing.assert_allclose(fc.state_probs, np.stack([marg[-1] @ p.A, marg[-1] @ p.A @ p.A]), atol=1e-10)
     draws = model.sample_posterior(y, n_samples=8, rng=seed, pl=pl)
     assert np.all(np.isfinite([score(d) for d in draws])), "a posterior draw has probability zero"
 
