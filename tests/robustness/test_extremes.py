@@ -163,6 +163,21 @@ def test_impossible_data_in_a_list_names_the_sequence(verb):
     assert isinstance(exc, ImpossibleDataError) and f"time step {t}" in str(exc), str(exc)
 
 
+@pytest.mark.issue18(7, "error")
+@pytest.mark.parametrize("verb", sorted(POSTERIOR_VERBS))
+def test_partial_labels_contradicting_the_chain(verb):
+    """pl at t = 2 allows only state 0, which a left-to-right chain that has left it cannot re-enter."""
+    from robustness_support import left_to_right_hmm
+
+    y = np.array([0.1, 2.0, -2.0, 0.3])
+    pl = np.ones((4, 3))
+    pl[1] = [0.0, 1.0, 0.0]
+    pl[2] = [1.0, 0.0, 0.0]
+    assert left_to_right_hmm().log_likelihood(y, pl=pl) == -np.inf
+    exc = expect_error(("y", "pl"), POSTERIOR_VERBS[verb], left_to_right_hmm(), y, pl=pl)
+    assert isinstance(exc, ImpossibleDataError) and "time step 2" in str(exc), str(exc)
+
+
 def _mjp_impossible():
     """State 2 is absorbing: a jump 2 -> 0 is impossible."""
     from hmm.markov_jump import MarkovJumpProcess

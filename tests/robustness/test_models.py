@@ -23,7 +23,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 import smc
-from statespace.errors import DegenerateWeightsError
+from statespace.errors import DegenerateWeightsError, ImpossibleDataError
 
 from robustness_support import (FAST, HEAVY, HMM_FACTORIES, assert_no_nan, expect_error, gaussian_hmm, hmm_data,
                                 left_to_right_hmm, lg_model, mjp, sv_model)
@@ -101,8 +101,10 @@ def test_hmm_missing_data_and_partial_labels_match_enumeration(kind, T, seed, da
     for t in range(1, T):
         w = w + lA[paths[:, t - 1], paths[:, t]] + L[t, paths[:, t]]
     logZ = logsumexp(w)
-    if not np.isfinite(logZ):  # labels contradict the structure: a named error from every posterior verb
-        expect_error("pl", model.smooth, y, pl=pl)
+    if not np.isfinite(logZ):  # labels contradict the structure: data of zero probability
+        assert model.log_likelihood(y, pl=pl) == -np.inf
+        exc = expect_error(("y", "pl"), model.smooth, y, pl=pl)
+        assert isinstance(exc, ImpossibleDataError) and "time step" in str(exc), str(exc)
         return
     marg = np.zeros((T, K))
     for t in range(T):
