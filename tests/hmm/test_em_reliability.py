@@ -190,3 +190,38 @@ def test_markov_jump_em_with_gaussian_levels_is_scale_equivariant(c):
     n = len(res.log_likelihoods)
     n_obs = sum(int((~np.isnan(v)).sum()) for v in y)
     np.testing.assert_allclose(res.log_likelihoods[:n], ref.log_likelihoods[:n] - n_obs * np.log(c), rtol=1e-9)
+
+
+@pytest.mark.parametrize("c", [1e-8, 1e8])
+def test_arhmm_em_is_scale_equivariant(c):
+    # y -> c y: intercepts and input coefficients scale by c, lag coefficients are unchanged,
+    # covariances scale by c^2 (maximum likelihood: the ridge and covariance priors are off)
+    truth = _ar_truth()
+    ys, _, us = _sim(truth, 3, 120, seed=40)
+    rng = np.random.default_rng(5)
+    for y in ys:
+        y[rng.uniform(size=y.shape) < 0.05] = np.nan
+    e = truth.params.emission
+    K, q, d = e.weights.shape
+    row_scale = np.ones(q)
+    row_scale[0] = row_scale[1 + d:] = c  # intercept and inputs; lags (rows 1..d) unchanged
+
+    def start(s, rs):
+        return truth.params._replace(emission=e._replace(
+            weights=e.weights * 0.8 * rs[None, :, None], covs=e.covs * 1.5 * s * s,
+            init_means=e.init_means * s, init_covs=e.init_covs * s * s))
+
+    def fit(data, p0):
+        return ARHMM(3, 2, 1, input_dim=1, prior=NO_PRIOR).fit(data, inputs=us, init_params=p0, max_iter=10, tol=0,
+                                                                progress=False)
+
+    ref = fit(ys, start(1.0, np.ones(q)))
+    res = fit([c * y for y in ys], start(c, row_scale))
+    got, want = res.params.emission, ref.params.emission
+    np.testing.assert_allclose(res.params.A, ref.params.A, rtol=1e-7, atol=1e-12)
+    for g, w in ((got.weights, want.weights * row_scale[None, :, None]), (got.covs, want.covs * c * c),
+                 (got.init_means, want.init_means * c), (got.init_covs, want.init_covs * c * c)):
+        np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-7 * np.abs(w).max())
+    n_obs = sum(int((~np.isnan(y)).sum()) for y in ys)
+    n = min(len(res.log_likelihoods), len(ref.log_likelihoods))
+    np.testing.assert_allclose(res.log_likelihoods[:n], ref.log_likelihoods[:n] - n_obs * np.log(c), rtol=1e-9)
