@@ -16,7 +16,6 @@ must never run).
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import statespace
 from statespace import load_model, load_params, save_model
 from statespace.errors import StateSpaceError
 
-from robustness_support import (FAST, HEAVY, ar_hmm, categorical_hmm, expect_error, gaussian_hmm, gaussian_hmm_2d,
+from robustness_support import (FAST, ar_hmm, categorical_hmm, expect_error, gaussian_hmm, gaussian_hmm_2d,
                                 left_to_right_hmm, lg_model, mjp, sv_model)
 
 SAVED = {

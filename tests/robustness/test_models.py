@@ -25,7 +25,7 @@ from scipy.stats import norm
 import smc
 from statespace.errors import DegenerateWeightsError, ImpossibleDataError
 
-from robustness_support import (FAST, HEAVY, HMM_FACTORIES, assert_no_nan, expect_error, gaussian_hmm, hmm_data,
+from robustness_support import (FAST, HEAVY, assert_no_nan, expect_error, gaussian_hmm, hmm_data,
                                 left_to_right_hmm, lg_model, mjp, sv_model)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "statespace"))
