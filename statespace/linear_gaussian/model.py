@@ -163,15 +163,19 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         mean = np.where(np.isfinite(mean), mean, 0.0)
         Yc = np.where(np.isnan(Y), 0.0, Y - mean)
         cov = Yc.T @ Yc / max(len(Yc) - 1, 1)
-        w, V = np.linalg.eigh(cov + 1e-9 * np.eye(m))
+        # Floors relative to the data's variance, so that the start (and EM from it) follows the
+        # data's units: initialize(c y) is initialize(y) with H -> c H, R -> c^2 R.
+        scale = float(np.trace(cov)) / m
+        scale = scale if scale > 0 else 1.0
+        w, V = np.linalg.eigh(cov + 1e-9 * scale * np.eye(m))
         order = np.argsort(w)[::-1]
         w, V = w[order], V[:, order]
         k = min(d, m)
         H = np.zeros((m, d))
-        H[:, :k] = V[:, :k] * np.sqrt(np.maximum(w[:k], 1e-9))
+        H[:, :k] = V[:, :k] * np.sqrt(np.maximum(w[:k], 1e-9 * scale))
         if d > m:
             H[:, k:] = rng.normal(scale=0.1 * np.sqrt(w.mean()), size=(m, d - k))
-        resid = max(float(w[k:].mean()) if k < m else 0.1 * float(w.mean()), 1e-6)
+        resid = max(float(w[k:].mean()) if k < m else 0.1 * float(w.mean()), 1e-6 * scale)
         p = check_int("input_dim", input_dim, minimum=0)
         if inputs is not None and not p:
             u0 = np.asarray(inputs[0] if isinstance(inputs, (list, tuple)) else inputs, dtype=float)

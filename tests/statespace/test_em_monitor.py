@@ -175,3 +175,20 @@ def test_em_is_scale_equivariant(c, state_follows, p, missing, seed):
     n_obs = int((~np.isnan(y)).sum())
     np.testing.assert_allclose(res.log_likelihoods, ref.log_likelihoods - n_obs * np.log(c), rtol=1e-9,
                                atol=1e-8 * n_obs * abs(np.log(c)))
+
+
+@pytest.mark.parametrize("c", [1e-8, 1e-4, 1e4, 1e8])
+def test_initialize_then_fit_follows_the_data_units(c):
+    # the data-driven start must not floor variances in absolute units either
+    rng = np.random.default_rng(3)
+    truth = random_params(rng, d=2, m=3)
+    _, y = LinearGaussianSSM(truth).sample(120, rng=rng)
+    ref = LinearGaussianSSM.initialize(y, 2, rng=0).params
+    got = LinearGaussianSSM.initialize(c * y, 2, rng=0).params
+    want = _transform(ref, c, 1.0)
+    for name in ("m0", "P0", "F", "Q", "H", "R"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-7, err_msg=name)
+    res = LinearGaussianSSM(got).fit(c * y, max_iter=6, tol=0.0, progress=False)
+    ref_fit = LinearGaussianSSM(ref).fit(y, max_iter=6, tol=0.0, progress=False)
+    np.testing.assert_allclose(res.params.R, c * c * ref_fit.params.R, rtol=1e-6)
+    np.testing.assert_allclose(res.params.H, c * ref_fit.params.H, rtol=1e-6, atol=1e-6 * c * np.abs(ref_fit.params.H).max())
