@@ -327,6 +327,10 @@ def test_lg_unstable_trailing_gap_leaves_earlier_posteriors_unchanged(F, gap, re
     y_obs = np.random.default_rng(0).normal(size=12)
     y = np.concatenate([y_obs, np.full(gap, np.nan)])
     cut = model.smooth(y_obs)
+    try:  # the forecast over the same horizon: finite, or a named error
+        assert_no_nan(model.forecast(y_obs, steps=gap), "forecast")
+    except StateSpaceError:
+        expect_error("steps", model.forecast, y_obs, steps=gap)
     try:
         full = model.smooth(y)
     except StateSpaceError:
