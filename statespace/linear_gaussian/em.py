@@ -124,7 +124,11 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
     if stats.shape != (lay.size,):
         raise ShapeError(f"stats: expected shape ({lay.size},) for d={d}, m={m}, p={p}, got {stats.shape}")
     if not np.isfinite(stats).all():
-        raise ParameterError("stats: non-finite sufficient statistics")
+        bad = int(np.argmax(~np.isfinite(stats)))
+        raise ParameterError(
+            f"stats: non-finite sufficient statistic at index {bad} (the expected second moments exceed "
+            "float64's range: rescale the data)"
+        )
     learn = {n for n in ("m0", "P0", "F", "B", "Q", "H", "D", "R") if n not in frozen}
     if p == 0:
         learn -= {"B", "D"}

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from lgssm_dense import random_params  # noqa: E402
 from statespace import LinearGaussianSSM  # noqa: E402
-from statespace.errors import DataError, ImpossibleDataError  # noqa: E402
+from statespace.errors import DataError, ImpossibleDataError, ParameterError  # noqa: E402
 from statespace.linear_gaussian import (  # noqa: E402
     LGSSMParams,
     fit_em,
@@ -218,3 +218,13 @@ def test_em_on_a_long_gap_never_reports_a_decrease_as_convergence():
     assert (np.diff(lls) >= -1e-9 * np.abs(lls[:-1])).all()
     if any("decreased" in str(w.message) for w in caught):
         assert not res.converged
+
+
+def test_m_step_on_overflowing_statistics_names_the_entry():
+    from statespace.linear_gaussian import m_step, stats_layout
+
+    params = _unstable(2)
+    stats = np.ones(stats_layout(2, 1, 0).size)
+    stats[7] = np.inf
+    with pytest.raises(ParameterError, match="stats: non-finite sufficient statistic at index 7"):
+        m_step(params, stats)
