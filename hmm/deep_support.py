@@ -37,7 +37,9 @@ class Standardiser(NamedTuple):
         stacked = np.concatenate(arrays, axis=0)
         loc = np.nan_to_num(np.nanmean(stacked, axis=0)) if np.isfinite(stacked).any() else np.zeros(width)
         scale = np.nan_to_num(np.nanstd(stacked, axis=0), nan=1.0)
-        scale = np.where(scale > 1e-12, scale, 1.0)
+        # a constant column (spread zero, or round-off of its mean) is left unscaled; the test is
+        # relative, so data in any units are standardised alike (the deep HMMs' floors act on z)
+        scale = np.where((scale > 0) & (scale > 1e-12 * np.abs(loc)), scale, 1.0)
         return cls(np.asarray(loc, float).reshape(width), np.asarray(scale, float).reshape(width))
 
 

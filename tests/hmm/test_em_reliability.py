@@ -225,3 +225,19 @@ def test_arhmm_em_is_scale_equivariant(c):
     n_obs = sum(int((~np.isnan(y)).sum()) for y in ys)
     n = min(len(res.log_likelihoods), len(ref.log_likelihoods))
     np.testing.assert_allclose(res.log_likelihoods[:n], ref.log_likelihoods[:n] - n_obs * np.log(c), rtol=1e-9)
+
+
+@pytest.mark.parametrize("c", [1e-20, 1e-14, 1.0, 1e14])
+def test_deep_hmm_standardiser_follows_the_data_units(c):
+    # LearnedEmissionHMM and IOHMM learn on z = (y - loc) / scale, where their variance floors act:
+    # the same z in any units keeps their fits scale-equivariant; a constant column stays unscaled
+    from hmm.deep_support import Standardiser
+
+    rng = np.random.default_rng(0)
+    y = rng.normal([2.0, -1.0], [0.5, 3.0], size=(200, 2))
+    y[rng.uniform(size=y.shape) < 0.1] = np.nan
+    ref, got = Standardiser.fit([y], 2), Standardiser.fit([c * y], 2)
+    np.testing.assert_allclose(got.loc, c * ref.loc, rtol=1e-12)
+    np.testing.assert_allclose(got.scale, c * ref.scale, rtol=1e-12)
+    const = Standardiser.fit([np.full((50, 1), 3.0 * c)], 1)
+    assert const.scale[0] == 1.0
