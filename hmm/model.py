@@ -40,6 +40,7 @@ from statespace.validation import (
     check_choice,
     check_fit_options,
     check_int,
+    check_names,
     check_probability_vector,
 )
 
@@ -174,6 +175,8 @@ class HMM(StateSpaceModel, SavedModel):
         self.n_symbols = None if n_symbols is None else check_int("n_symbols", n_symbols, minimum=1)
         self.covariance_type = covariance_type
         self.structure = make_structure(transitions, self.n_states, absorbing, check_int("max_jump", max_jump, minimum=1))
+        if prior is not None and not isinstance(prior, em_.EmissionPrior):
+            raise ParameterError(f"prior: expected an hmm.EmissionPrior, got {type(prior).__name__}")
         self.prior = prior if prior is not None else em_.EmissionPrior()
         self.params = None
         if params is not None:
@@ -410,10 +413,7 @@ class HMM(StateSpaceModel, SavedModel):
         ``frozen`` names parameters EM keeps: ``"initial"``, ``"transitions"``,
         ``"emissions"``, or emission parts ``"coefs"``, ``"covs"``, ``"init"``.
         """
-        allowed = {"initial", "transitions", "emissions", "coefs", "covs", "init"}
-        frozen = frozenset(frozen)
-        if not frozen <= allowed:
-            raise ParameterError(f"frozen: unknown names {sorted(frozen - allowed)}; expected a subset of {sorted(allowed)}")
+        frozen = check_names("frozen", frozen, ("initial", "transitions", "emissions", "coefs", "covs", "init"))
         max_iter, tol = check_fit_options(max_iter, tol)
         n_restarts = check_int("n_restarts", n_restarts, minimum=1)
         seqs, us, lps, _ = self._prepare(y, inputs, pl)

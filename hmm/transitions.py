@@ -144,6 +144,12 @@ def sticky(structure: TransitionStructure, kappa: float = 0.0, alpha: float = 0.
 
 def make_structure(spec, n_states: int, absorbing: bool = False, max_jump: int = 1) -> TransitionStructure:
     """A structure from a name (``"ergodic"``, ``"left-to-right"``) or a ready :class:`TransitionStructure`."""
+    if not isinstance(absorbing, (bool, np.bool_)):
+        raise ParameterError(f"absorbing: expected True or False, got {type(absorbing).__name__} {absorbing!r}"[:120])
+    if not isinstance(spec, (str, TransitionStructure)):
+        raise ParameterError(
+            f"transitions: expected 'ergodic', 'left-to-right' or a TransitionStructure, got {type(spec).__name__}"
+        )
     if isinstance(spec, TransitionStructure):
         if spec.n_states != n_states:
             raise ShapeError(f"transitions: structure has {spec.n_states} states, the model {n_states}")

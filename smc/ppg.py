@@ -55,7 +55,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from statespace.errors import ShapeError
+from statespace.errors import ParameterError, ShapeError
+from statespace.interface import AdditiveFunctional
 from statespace.progress import progress_bar
 from statespace.validation import as_float_array, as_rng, as_sequences, check_int
 
@@ -121,6 +122,8 @@ def ppg_smoother(model, y, functional=None, n_particles=32, n_backward=2, n_iter
     k = model.kernels()
     if functional is None:
         functional = model.sufficient_statistics()
+    if not isinstance(functional, AdditiveFunctional):
+        raise ParameterError("functional: expected a statespace.AdditiveFunctional(initial, step, dim)")
     seqs, single = as_sequences("y", y, k.obs_dim)
     if not single:
         raise ShapeError("y: ppg_smoother takes one sequence; run it per sequence")

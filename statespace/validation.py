@@ -192,6 +192,28 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
+def check_names(name: str, value, allowed, error=ParameterError) -> frozenset[str]:
+    """A set of names (``frozen=("F", "H")``) drawn from ``allowed``.
+
+    ``None`` is the empty set and one string is one name; anything else must be
+    an iterable of strings. Unknown names are an error listing the allowed ones.
+    """
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        value = (value,)
+    if isinstance(value, (bytes, dict)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise error(f"{name}: expected a name or a list of names from {sorted(allowed)}, got {_describe(value)}")
+    bad = [v for v in value if not isinstance(v, str)]
+    if bad:
+        raise error(f"{name}: expected names (strings) from {sorted(allowed)}, got {bad[0]!r}")
+    names = frozenset(value)
+    unknown = names - set(allowed)
+    if unknown:
+        raise error(f"{name}: unknown parameter name(s) {sorted(unknown)}; expected some of {sorted(allowed)}")
+    return names
+
+
 def check_finite(name: str, arr: np.ndarray) -> np.ndarray:
     """Raise if ``arr`` holds NaN or inf (parameters never may)."""
     bad = ~np.isfinite(arr)

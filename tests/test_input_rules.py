@@ -419,3 +419,27 @@ def test_learning_step_options():
     expect_error("learning_rate", smc.learning.score_ascent, sv(), Y, learning_rate=-0.1, **kw)
     expect_error("average_from", smc.learning.score_ascent, sv(), Y, average_from="half", **kw)
     expect_error("n_sweeps", smc.learning.particle_em, sv(), Y, n_sweeps=1.5, **kw)
+
+
+WRONG_KIND = {
+    # option: (call with a value of the wrong kind, the name the error must give)
+    "lg.fit(frozen)": (lambda v: lg().fit(Y, frozen=v, max_iter=1, progress=False), "frozen"),
+    "hmm.fit(frozen)": (lambda v: gaussian_hmm().fit(Y, frozen=v, max_iter=1, progress=False), "frozen"),
+    "lg.fit(params)": (lambda v: lg().fit(Y, params=v, max_iter=1, progress=False), "params"),
+    "HMM(prior)": (lambda v: GaussianHMM(2, prior=v), "prior"),
+    "HMM(transitions)": (lambda v: GaussianHMM(2, transitions=v), "transitions"),
+    "HMM(absorbing)": (lambda v: GaussianHMM(2, absorbing=v), "absorbing"),
+    "ppg_smoother(functional)": (lambda v: smc.ppg_smoother(sv(), Y, functional=v, n_iter=2, n_particles=8, rng=0,
+                                                            progress=False), "functional"),
+    "time_to_absorption(absorbing)": (lambda v: __import__("statespace").prognostics.time_to_absorption(
+        [1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], absorbing=v), "absorbing"),
+}
+
+
+@pytest.mark.parametrize("call", sorted(WRONG_KIND))
+def test_options_of_the_wrong_kind_are_named_errors(call):
+    """Numbers, NaN, complex, dicts or 3-D arrays where names, containers or flags are expected (raw
+    TypeError/AttributeError/ValueError before)."""
+    fn, name = WRONG_KIND[call]
+    for value in (2.7, float("nan"), 1 + 1j, {"a": 1}, np.zeros((2, 2, 2))):
+        expect_error(name, fn, value)

@@ -140,6 +140,8 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         ``frozen`` overrides the model's frozen set for this fit. See
         :func:`~statespace.linear_gaussian.em.fit_em` for the other arguments.
         """
+        if params is not None and not isinstance(params, LGSSMParams):
+            raise ShapeError(f"params: expected LGSSMParams, got {type(params).__name__}")
         start = self.params if params is None else params
         frozen = self.frozen if frozen is None else check_frozen(frozen)
         result = fit_em(start, y, inputs, frozen=frozen, max_iter=max_iter, tol=tol, progress=progress)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ShapeError
-from ..validation import as_float_array, check_covariance, check_finite, check_shape
+from ..validation import as_float_array, check_covariance, check_finite, check_names, check_shape
 
 #: Parameter names in the order of the container.
 FIELDS = ("m0", "P0", "F", "B", "Q", "H", "D", "R")
@@ -140,15 +140,7 @@ def _input_dim(B, D) -> int:
 
 def check_frozen(frozen) -> frozenset[str]:
     """Validate names of parameters that learning must keep fixed."""
-    if frozen is None:
-        return frozenset()
-    if isinstance(frozen, str):
-        frozen = (frozen,)
-    frozen = frozenset(frozen)
-    unknown = frozen - set(FIELDS)
-    if unknown:
-        raise ShapeError(f"frozen: unknown parameter name(s) {sorted(unknown)}; expected some of {FIELDS}")
-    return frozen
+    return check_names("frozen", frozen, FIELDS, error=ShapeError)
 
 
 def check_sequence_length(params: LGSSMParams, T: int, label: str) -> None:
