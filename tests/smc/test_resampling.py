@@ -81,7 +81,7 @@ def test_same_seed_same_draws():
         (dict(weights=[0.5, -0.1, 0.6]), "index 1"),
         (dict(weights=[0.5, np.nan]), "index 1"),
         (dict(weights=[0.0, 0.0]), "all weights are zero"),
-        (dict(weights=[1.0], scheme="bogus"), "resampling"),
+        (dict(weights=[1.0], scheme="bogus"), "scheme"),
         (dict(weights=[1.0], n=0), "n:"),
     ],
 )
