@@ -90,6 +90,9 @@ def test_every_notebook_page_shows_its_figures(source):
             continue
         assert (page.parent / src).resolve().is_file(), f"{page.name}: image {src} missing from the site"
     assert "Traceback (most recent call last)" not in html, f"{page.name}: a cell failed"
+    # A tutorial shows what the library computes, not warnings about its own machinery.
+    warned = re.search(r"\b\w*Warning: ", html)
+    assert warned is None, f"{page.name}: a cell printed a warning ({warned and warned.group(0)})"
 
 
 def test_notebooks_exist_for_every_tutorial_in_the_index():
