@@ -31,14 +31,22 @@ from statespace.validation import as_float_array
 def log_plausibilities(pl, lengths: list[int], n_states: int, single: bool) -> list[np.ndarray | None]:
     """Validated ``log(pl)`` per sequence (``None`` where no knowledge is given).
 
-    ``pl`` is ``None``, one ``(T, K)`` array (single sequence) or a list with one
-    array (or ``None``) per sequence.
+    ``pl`` follows the observations' form (the sequence rule of
+    :mod:`statespace.validation`): ``None``; for one sequence, one ``(T, K)``
+    array (or a rectangular nested list); for a batch, a list or tuple with one
+    ``(T_i, K)`` array or ``None`` per sequence.
     """
     if pl is None:
         return [None] * len(lengths)
-    seqs = [pl] if single else list(pl)
-    if single and isinstance(pl, (list, tuple)) and len(lengths) == 1 and len(pl) == 1:
+    if single:
+        seqs = [pl]
+    elif isinstance(pl, (list, tuple)):
         seqs = list(pl)
+    else:
+        raise ShapeError(
+            f"pl: the observations are a list of {len(lengths)} sequences, so pl must be a list with one "
+            f"(T_i, {n_states}) array or None per sequence, got {type(pl).__name__}"
+        )
     if len(seqs) != len(lengths):
         raise ShapeError(f"pl: got {len(seqs)} plausibility arrays for {len(lengths)} sequences")
     out = []
