@@ -11,7 +11,9 @@ unchanged. Two things make it fast for many sequences:
 * all sequences are concatenated and processed in one compiled call, which also
   accumulates the EM weights :math:`W_u = \sum \xi_t / A_t` per interval length
   (computed as :math:`\alpha_{t-1}(a)\, e^{\ell_t(b) - c_t} \beta_t(b)`, so no
-  division by a vanishing transition probability ever happens).
+  division by a vanishing transition probability ever happens), each step
+  divided by its own total as :mod:`hmm.log_space` does, so one extreme
+  observation leaves every posterior exact (:func:`posterior_pass`).
 
 Viterbi and forward-filtering backward-sampling come from :mod:`hmm.inference`
 (they accept one matrix per interval).
@@ -30,7 +32,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from hmm.forward_backward import backward, forward
+from hmm.forward_backward import _EXP_CLIP, backward, forward
 from statespace.errors import ImpossibleDataError
 
 #: Interval lengths closer than this (relative) share one transition matrix.
@@ -113,12 +115,25 @@ def filtered_marginals(pi0, P, index, offsets, loglik):
 
 @nb.njit(cache=True)
 def posterior_pass(pi0, P, index, offsets, loglik):
-    """Forward-backward over all sequences.
+    r"""Forward-backward over all sequences.
 
     Returns ``(log-likelihood per sequence, smoothed marginals (N, K), W (U, K, K))``
     with ``W[u, a, b] = sum over intervals of length u of p(x_{t-1}=a, x_t=b | y) / P_u[a, b]``.
     A sequence with impossible data gets ``-inf`` and NaN marginals and adds nothing to ``W``
     (callers then raise with :func:`raise_if_impossible`).
+
+    Each step is normalised as in :mod:`hmm.log_space`: :math:`\gamma_{t-1} \propto
+    \alpha_{t-1} \odot \beta_{t-1}` and the step's two-slice weights
+    :math:`\alpha_{t-1}(a)\, e^{\ell_t(b) - s_t} \beta_t(b)` are both divided by
+    :math:`n_{t-1} = \sum_a \alpha_{t-1}(a) \beta_{t-1}(a)`, the sum of the step's
+    :math:`\xi_t` since :math:`\beta_{t-1} = P (e^{\ell_t - s_t} \odot \beta_t)`.
+    In exact arithmetic :math:`n_{t-1} = 1`; in float64 the forward scale
+    :math:`s_t = m_t + \log c_t` is rounded to the spacing of :math:`m_t` (about 1 for
+    log-likelihoods near ``-5e15``, one observation ``10^8`` standard deviations
+    out), a factor common to step ``t`` and every earlier beta that this division
+    removes: every row of the marginals sums to one and every interval's
+    :math:`\sum_{ab} W_{ab} P_{ab}` is one, so expected dwell times add up to
+    the interval's length.
     """
     n_seq = offsets.shape[0] - 1
     U, K = P.shape[0], P.shape[1]
@@ -136,13 +151,22 @@ def posterior_pass(pi0, P, index, offsets, loglik):
             gamma[a:b] = np.nan
             continue
         beta = backward(A, L, scale)
-        gamma[a:b] = filt * beta
-        for t in range(1, b - a):
-            u = index[a - s + t - 1]
+        for t in range(b - a):
+            norm = 0.0
+            for k in range(K):
+                g = filt[t, k] * beta[t, k] if filt[t, k] > 0.0 else 0.0  # beta may overflow where filt is 0
+                gamma[a + t, k] = g
+                norm += g
+            inv = 1.0 / norm
+            for k in range(K):
+                gamma[a + t, k] *= inv
+            if t == b - a - 1:
+                break
+            u = index[a - s + t]
             for j in range(K):
-                tmp[j] = math.exp(L[t, j] - scale[t]) * beta[t, j]
+                tmp[j] = math.exp(min(L[t + 1, j] - scale[t + 1], _EXP_CLIP)) * beta[t + 1, j] * inv
             for i in range(K):
-                f = filt[t - 1, i]
+                f = filt[t, i]
                 if f != 0.0:
                     for j in range(K):
                         W[u, i, j] += f * tmp[j]

@@ -40,7 +40,7 @@ from statespace.persistence import SavedModel, register_loadable
 from statespace.validation import as_float_array, as_rng, as_sequences, check_fit_options, check_int, split_batch
 
 from hmm import inference as hmm_inference
-from hmm.forward_backward import backward, forward
+from hmm.forward_backward import _EXP_CLIP, backward, forward
 
 from ..inference import _draw
 from . import inference
@@ -226,12 +226,19 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
             for s, (q, g) in enumerate(zip(qs, grids)):
                 a, b = table.offsets[s], table.offsets[s + 1]
                 A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
-                queries.append(self._query(pi0, A, L[a:b], g, q, f"query_times[{s}]" if not single else "query_times"))
+                name = "query_times" if single else f"query_times[{s}]"
+                queries.append(self._query(pi0, A, L[a:b], smoothed[s], g, q, name))
         return MJPSmoothResult(
             float(lls.sum()), smoothed[0] if single else smoothed, (queries[0] if single else queries) if queries else None
         )
 
-    def _query(self, pi0, A, L, grid, q, name):
+    def _query(self, pi0, A, L, gamma, grid, q, name):
+        """Marginals at the times ``q`` of one sequence, from its smoothed marginals ``gamma`` at ``grid``.
+
+        Each row is divided by its sum: ``exp(L - scale) * beta`` carries the
+        rounding of the forward scale (see :func:`~hmm.markov_jump.inference.posterior_pass`),
+        a factor common to the row.
+        """
         q = np.atleast_1d(as_float_array(name, q, (0, 1)))
         if not np.isfinite(q).all():
             raise DataError(f"{name}: non-finite query time")
@@ -240,7 +247,6 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
             raise DataError(f"{name}: query time {q[i]} at index {i} precedes the first observation time {grid[0]}")
         _, filt, scale = forward(pi0, A, L)  # the data are possible: smooth checked them
         beta = backward(A, L, scale)
-        gamma = filt * beta
         Q = np.asarray(self.params.Q)
         out = np.empty((len(q), len(pi0)))
         pos = np.searchsorted(grid, q, side="right") - 1
@@ -251,7 +257,8 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
                 out[n] = gamma[i] @ transition_matrices(Q, np.array([s - grid[i]]))[0]
             else:
                 P1, P2 = transition_matrices(Q, np.array([s - grid[i], grid[i + 1] - s]))
-                v = np.exp(L[i + 1] - scale[i + 1]) * beta[i + 1]
+                # clipped as in backward: only states the chain cannot occupy at t_{i+1} get near it
+                v = np.exp(np.minimum(L[i + 1] - scale[i + 1], _EXP_CLIP)) * beta[i + 1]
                 out[n] = (filt[i] @ P1) * (P2 @ v)
             out[n] /= out[n].sum()
         return out
