@@ -21,6 +21,7 @@ an outlier sends the forward pass to log space).
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -105,26 +106,38 @@ def _bridge(Q, times, gamma, xi, s):
     return np.einsum("ab,ak,kb->k", ratio, P1, P2)
 
 
-def _van_loan(Q, dt, k, l):
-    """``int_0^dt expm(Q u) e_k e_l^T expm(Q (dt - u)) du`` (Van Loan 1978, scipy's expm)."""
+@functools.cache
+def _van_loan(chain):
+    """``I[t, k, l] = int_0^dt expm(Q u) e_k e_l^T expm(Q (dt - u)) du`` for each interval ``dt`` of ``TIMES``.
+
+    Van Loan (1978): the upper right block of ``expm([[Q, E_kl], [0, Q]] dt)``, by
+    scipy; it depends on the chain and the grid only, so it is computed once per chain.
+    """
+    Q = CHAINS[chain][0]
     K = Q.shape[0]
-    E = np.zeros((K, K))
-    E[k, l] = 1.0
-    return scipy.linalg.expm(np.block([[Q, E], [np.zeros((K, K)), Q]]) * dt)[:K, K:]
+    out = np.zeros((len(TIMES) - 1, K, K, K, K))
+    for t, dt in enumerate(np.diff(TIMES)):
+        for k, l in itertools.product(range(K), repeat=2):
+            E = np.zeros((K, K))
+            E[k, l] = 1.0
+            out[t, k, l] = scipy.linalg.expm(np.block([[Q, E], [np.zeros((K, K)), Q]]) * dt)[:K, K:]
+    return out
 
 
-def _dwell_and_jumps(Q, times, xi):
-    """Expected time in each state and expected number of each jump, given the two-slice marginals."""
+def _dwell_and_jumps(chain, xi):
+    """Expected time in each state and expected number of each jump over ``TIMES``, given the two-slice marginals."""
+    Q = CHAINS[chain][0]
     K = Q.shape[0]
     dwell, jumps = np.zeros(K), np.zeros((K, K))
-    for t, dt in enumerate(np.diff(times)):
+    for t, dt in enumerate(np.diff(TIMES)):
         P = _expm(Q * dt)
         ratio = np.divide(xi[t], P, out=np.zeros_like(P), where=P > 0)
+        I = _van_loan(chain)[t]
         for k in range(K):
-            dwell[k] += (ratio * _van_loan(Q, dt, k, k)).sum()
+            dwell[k] += (ratio * I[k, k]).sum()
             for l in range(K):
-                if l != k and Q[k, l] > 0:
-                    jumps[k, l] += Q[k, l] * (ratio * _van_loan(Q, dt, k, l)).sum()
+                if l != k:
+                    jumps[k, l] += Q[k, l] * (ratio * I[k, l]).sum()
     return dwell, jumps
 
 
@@ -149,13 +162,12 @@ def test_smoothed_marginals_equal_enumeration(chain, sd, step):
 @pytest.mark.parametrize("chain, sd, step", CASES)
 def test_expected_dwell_times_and_jumps_equal_enumeration(chain, sd, step):
     model, y, (gamma, xi, _) = _case(chain, sd, step)
-    Q = CHAINS[chain][0]
     _, dwell, jumps, g, _ = expected_statistics(model.params, y, TIMES)
     span = TIMES[-1] - TIMES[0]
     assert dwell.sum() == pytest.approx(span, rel=1e-12, abs=0)
     # every path enters k as often as it leaves it, up to where it starts and ends
-    np.testing.assert_allclose(jumps.sum(axis=0) - jumps.sum(axis=1), g[-1] - g[0], rtol=0, atol=1e-10)
-    dwell_ref, jumps_ref = _dwell_and_jumps(Q, TIMES, xi)
+    np.testing.assert_allclose(jumps.sum(axis=0) - jumps.sum(axis=1), gamma[-1] - gamma[0], rtol=0, atol=1e-10)
+    dwell_ref, jumps_ref = _dwell_and_jumps(chain, xi)
     np.testing.assert_allclose(dwell, dwell_ref, rtol=0, atol=1e-10 * span)
     np.testing.assert_allclose(jumps, jumps_ref, rtol=0, atol=1e-10)
     np.testing.assert_allclose(g, gamma, rtol=0, atol=1e-10)
