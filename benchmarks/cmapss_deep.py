@@ -13,7 +13,7 @@ fairer figure on a shared machine).
 
 * ``classical``: the RUL example's selected ARPHMM (K=30, Gaussian, full covariances, jumps of 2).
 * ``classical_diag``: the same with diagonal covariances (the deep model's starting point).
-* ``deep``: :class:`hmm.deep_rul.DeepARPHMMRUL` (S5 over the sensor history, shared-shift emission).
+* ``deep``: :class:`hmm.rul.DeepARPHMMRUL` (S5 over the sensor history, shared-shift emission).
 * ``classical_empirical``, ``deep_empirical``: the same models with the example's empirical
   state-and-age RUL readout (``readout="empirical"``, ``age_bandwidth=10``, ``point_cap=130``).
 """
@@ -32,10 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # benchmarks/hmm.py would shadow the hmm package when this script runs from its folder
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 
-from hmm.deep_rul import DeepARPHMMRUL  # noqa: E402
-from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate  # noqa: E402
-from statespace.datasets import load_cmapss  # noqa: E402
-from statespace.prognostics import SensorFeatures, per_engine_means  # noqa: E402
+from hmm.rul import ARPHMMRUL, DeepARPHMMRUL, RULPipeline, cross_validate  # noqa: E402
+from statespace.datasets.cmapss import SensorFeatures, load_cmapss  # noqa: E402
+from statespace.prognostics import per_engine_means  # noqa: E402
 
 HORIZON = 150
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "cmapss")

@@ -45,8 +45,7 @@ def main():
     args = ap.parse_args()
 
     from hmm.rul import ARPHMMRUL
-    from statespace.datasets import load_cmapss
-    from statespace.prognostics import SensorFeatures
+    from statespace.datasets.cmapss import SensorFeatures, load_cmapss
 
     data = load_cmapss(args.data, "FD001")
     tr, te = data.train, data.test

@@ -8,9 +8,9 @@
    the luck of a few draws) for each candidate configuration, all on the
    same folds and cuts. ``--model deep`` (the default): the ARPHMM with the
    empirical state-and-age readout, the ARPHMM whose emission reads an S5
-   encoding of the sensor history (:class:`hmm.deep_rul.DeepARPHMMRUL`) with
+   encoding of the sensor history (:class:`hmm.rul.DeepARPHMMRUL`) with
    30 and with 40 states, and the equal-weight pool of those three
-   (:mod:`hmm.rul_ensemble`: the mixture of their predictive distributions,
+   (:mod:`hmm.rul.ensemble`: the mixture of their predictive distributions,
    formed cut by cut from their CV predictions, so it costs no extra fit).
    The pool is kept (``--select`` chooses otherwise): its two deep fits
    average out much of the luck of one network's training, which moves a
@@ -35,7 +35,7 @@
 3. The selected pipeline (a pool: every member) is refitted on all training engines and predicts every test
    engine: ``predictions.csv`` has columns ``unit,rul,rul_q05,rul_q50,rul_q95``.
    ``--save-model PATH`` keeps the fitted model (one portable ``.npz`` of
-   :mod:`statespace.persistence`; ``hmm.rul_io.load_rul`` reads it back) for
+   :mod:`statespace.persistence`; ``hmm.rul.load_rul`` reads it back) for
    predictions without refitting.
 4. Plots (PNG, next to the CSV unless ``--plots`` says otherwise): health
    indicator of training engines coloured by the most likely state, the state
@@ -52,12 +52,10 @@ import time
 
 import numpy as np
 
-from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate
-from hmm.rul_ensemble import RULEnsemble, combine_cv
-from statespace.datasets import load_cmapss, read_rul_file
+from hmm.rul import ARPHMMRUL, RULEnsemble, RULPipeline, combine_cv, cross_validate
+from statespace.datasets.cmapss import SensorFeatures, load_cmapss, read_rul_file
 from statespace.prognostics import (
     HealthIndicator,
-    SensorFeatures,
     capped_means,
     per_engine_means,
     rul_report,
@@ -89,7 +87,7 @@ def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout=
     if model == "deep":
         if lags:
             raise ValueError(f"grid: the deep model reads the whole sensor history; expected lags 0, got {lags}")
-        from hmm.deep_rul import DeepARPHMMRUL
+        from hmm.rul import DeepARPHMMRUL
 
         def rul_model():
             return DeepARPHMMRUL(n_states=n_states, cap=cap, softness=softness, horizon=HORIZON, max_jump=2,
@@ -171,7 +169,7 @@ def main(argv=None) -> dict:
                     help="PHM08 score target of one test set of as many engines as the training set (default 300: FD001's)")
     ap.add_argument("--no-calibration", action="store_true")
     ap.add_argument("--save-model", default=None, metavar="PATH",
-                    help="write the fitted, recalibrated pipeline (or pool) to PATH (.npz; hmm.rul_io.load_rul reads it)")
+                    help="write the fitted, recalibrated pipeline (or pool) to PATH (.npz; hmm.rul.load_rul reads it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)

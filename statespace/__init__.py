@@ -3,7 +3,10 @@
 Sister packages: :mod:`hmm` (discrete latent states, Markov jump processes) and
 :mod:`smc` (particle filters, PaRIS, particle Gibbs, particle learning). Heavy
 optional libraries (jax, arviz, matplotlib) are imported only by the functions
-that need them, so ``import statespace`` stays fast.
+that need them, so ``import statespace`` stays fast. The application
+subpackages are imported explicitly: :mod:`statespace.prognostics` (RUL
+metrics, phase-type RUL, point forecasts, CV protocol) and
+:mod:`statespace.datasets` (the CMAPSS loader and features).
 """
 
 from . import errors
@@ -20,7 +23,5 @@ from .interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceMo
 from .linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
 from .persistence import load_model, load_params, save_model, save_params
 from .stochastic_volatility import StochasticVolatility, SVParams
-
-from . import datasets, prognostics
 
 __version__ = "0.1.0"

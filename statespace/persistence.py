@@ -63,7 +63,7 @@ Parameter containers are ``NamedTuple`` subclasses registered the same way
 **Format versions.** A file of an older version is converted to the current
 tree by one migration function per old format (``_MIGRATIONS``): version 1
 ``statespace-params`` files of ``save_model``/``save_params``, version 1
-``statespace-rul`` files of ``hmm.rul_io.save_rul``, and the unversioned files
+``statespace-rul`` files of ``hmm.rul.save_rul``, and the unversioned files
 of the former ``HMM.save`` and deep-model ``save`` methods. A file of a newer
 version is refused.
 """
@@ -86,7 +86,7 @@ _HEADER = "__statespace_header__"
 
 #: Imported before a name is looked up in the registry: the modules whose classes are loadable.
 #: A fixed list, never taken from a file.
-LIBRARY_MODULES = ("statespace", "hmm", "hmm.rul", "hmm.deep_rul", "hmm.rul_ensemble", "smc")
+LIBRARY_MODULES = ("statespace", "hmm", "hmm.rul", "smc")
 
 _REGISTRY: dict[str, type] = {}
 _NAMES: dict[type, str] = {}

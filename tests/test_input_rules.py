@@ -286,9 +286,9 @@ COUNTS = {
                                                             progress=False), "n_backward", 2),
     "resample(n)": (lambda v: smc.resample(np.full(4, 0.25), n=v, rng=0), "n", 6),
     "smoothed_marginals_functional(T)": (lambda v: smc.smoothed_marginals_functional(v).dim, "T", 5),
-    "time_to_absorption(offset)": (lambda v: __import__("statespace").prognostics.time_to_absorption(
+    "time_to_absorption(offset)": (lambda v: __import__("statespace.prognostics").prognostics.time_to_absorption(
         [1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], offset=v).mean, "offset", 1),
-    "truncation_splits(n_folds)": (lambda v: [c for f in __import__("statespace").prognostics.truncation_splits(
+    "truncation_splits(n_folds)": (lambda v: [c for f in __import__("statespace.prognostics").prognostics.truncation_splits(
         [40, 50, 60, 70], n_folds=v, min_cycles=5, rng=0) for c in f], "n_folds", 2),
 }
 NONE_MEANS_DEFAULT = {"max_trials", "n"}  # documented: None picks the default
@@ -431,7 +431,7 @@ WRONG_KIND = {
     "HMM(absorbing)": (lambda v: GaussianHMM(2, absorbing=v), "absorbing"),
     "ppg_smoother(functional)": (lambda v: smc.ppg_smoother(sv(), Y, functional=v, n_iter=2, n_particles=8, rng=0,
                                                             progress=False), "functional"),
-    "time_to_absorption(absorbing)": (lambda v: __import__("statespace").prognostics.time_to_absorption(
+    "time_to_absorption(absorbing)": (lambda v: __import__("statespace.prognostics").prognostics.time_to_absorption(
         [1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], absorbing=v), "absorbing"),
 }
 

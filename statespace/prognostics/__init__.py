@@ -1,18 +1,15 @@
-"""Prognostics: features and health indicators, phase-type and empirical RUL distributions, point forecasts, metrics, cross-validation, plots.
+"""Prognostics: RUL labels and health indicators, phase-type and empirical RUL distributions, point forecasts, metrics, cross-validation, plots.
 
-Model-agnostic pieces for remaining-useful-life (RUL) estimation; the
-ARPHMM RUL model built on them lives in :mod:`hmm.rul`. Plots import
-matplotlib lazily (:mod:`statespace.prognostics.plots`).
+Model- and dataset-agnostic pieces for remaining-useful-life (RUL)
+estimation: they read per-engine arrays and import no data set. The CMAPSS
+loader and feature pipeline are :mod:`statespace.datasets.cmapss`; the ARPHMM
+RUL models built on both are :mod:`hmm.rul`. Not imported by ``import
+statespace``: ``import statespace.prognostics``. Plots import matplotlib
+lazily (:mod:`statespace.prognostics.plots`).
 """
 
 from .cross_validation import Cut, cut_weights, per_engine_means, simulated_test_sets, truncation_splits
-from .features import (
-    HealthIndicator,
-    SensorFeatures,
-    exponential_smoothing,
-    informative_columns,
-    piecewise_linear_rul,
-)
+from .features import HealthIndicator, exponential_smoothing, informative_columns, piecewise_linear_rul
 from .metrics import interval_coverage, mae, phm08_score, phm08_scores, rmse, rul_report
 from .phase_type import PhaseTypeDistribution, mixture, time_to_absorption
 from .point_forecast import PointCapSelection, capped_means, select_point_cap
@@ -23,7 +20,6 @@ __all__ = [
     "HealthIndicator",
     "PhaseTypeDistribution",
     "PointCapSelection",
-    "SensorFeatures",
     "StateRULReadout",
     "capped_means",
     "cut_weights",

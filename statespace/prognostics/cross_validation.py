@@ -15,8 +15,8 @@ then weighted by one over their number (:func:`cut_weights`): the weighted
 metrics are the *expectations* over the random cut, free of the noise of a
 few sampled cuts (with 3 cuts per engine, the share of cuts with more than
 125 cycles left, which carry half the squared error on CMAPSS, varies by
-several points between draws). Predicting the extra cuts costs far less
-than the fits (on CMAPSS about 3 s per fold for the classical ARPHMM).
+several points between draws). The extra cuts cost predictions only, no
+extra fit.
 
 Example::
 

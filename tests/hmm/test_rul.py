@@ -11,8 +11,9 @@ from hmm.emissions import GaussianEmissionParams
 from hmm.forward_backward import forward
 from hmm.model import HMMParams
 from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate, life_fraction_plausibilities, recalibrated_levels
+from statespace.datasets.cmapss import SensorFeatures
 from statespace.errors import DataError, ParameterError, ShapeError
-from statespace.prognostics import SensorFeatures, time_to_absorption
+from statespace.prognostics import time_to_absorption
 
 DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
 needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available")
@@ -219,7 +220,7 @@ def test_example_script_runs(tmp_path):
     assert [r["unit"] for r in rows] == [str(u) for u in range(1, 11)]
     assert set(rows[0]) == {"unit", "rul", "rul_q05", "rul_q50", "rul_q95"}
     # the saved model predicts the CSV again without refitting
-    from hmm.rul_io import load_rul
+    from hmm.rul import load_rul
 
     again = load_rul(tmp_path / "m.npz").predict(te.split(te.sensors)[:10], te.split(te.settings)[:10])
     np.testing.assert_allclose(again.rul, [float(r["rul"]) for r in rows], atol=0.005)
@@ -283,7 +284,7 @@ def test_example_script_compares_the_deep_model(tmp_path, capsys):
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 6 and all(float(r["rul_q05"]) <= float(r["rul_q50"]) <= float(r["rul_q95"]) for r in rows)
     # the saved three-member pool predicts the CSV again without refitting
-    from hmm.rul_io import load_rul
+    from hmm.rul import load_rul
     from statespace.datasets import load_cmapss
 
     te = load_cmapss(DATA).test

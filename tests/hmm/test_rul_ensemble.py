@@ -7,10 +7,10 @@ import pytest
 
 from hmm.emissions import GaussianEmissionParams
 from hmm.model import HMMParams
-from hmm.rul import ARPHMMRUL, RULPipeline, cross_validate, recalibrated_levels
-from hmm.rul_ensemble import RULEnsemble, combine_cv, pool_predictions
+from hmm.rul import ARPHMMRUL, RULEnsemble, RULPipeline, combine_cv, cross_validate, pool_predictions, recalibrated_levels
+from statespace.datasets.cmapss import SensorFeatures
 from statespace.errors import ParameterError, ShapeError
-from statespace.prognostics import SensorFeatures, mixture, rul_report
+from statespace.prognostics import mixture, rul_report
 
 DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
 needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available")

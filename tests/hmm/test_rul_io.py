@@ -5,11 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from hmm.rul import ARPHMMRUL, RULPipeline
-from hmm.rul_ensemble import RULEnsemble
-from hmm.rul_io import load_rul, save_rul
+from hmm.rul import ARPHMMRUL, RULEnsemble, RULPipeline, load_rul, save_rul
+from statespace.datasets.cmapss import SensorFeatures
 from statespace.errors import DataError, ParameterError
-from statespace.prognostics import SensorFeatures
 
 HEADER = "__statespace_header__"
 
@@ -70,7 +68,7 @@ def test_classical_pipeline_round_trip(data, tmp_path, readout, health_cap):
 
 def test_pool_with_a_deep_member_round_trip(data, tmp_path):
     pytest.importorskip("jax")
-    from hmm.deep_rul import DeepARPHMMRUL
+    from hmm.rul import DeepARPHMMRUL
 
     (sens, sets), test = data
     deep = RULPipeline(SensorFeatures(baseline_cycles=5),

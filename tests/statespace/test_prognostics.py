@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
+from statespace.datasets.cmapss import SensorFeatures
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.prognostics import (
     HealthIndicator,
-    SensorFeatures,
     cut_weights,
     per_engine_means,
     exponential_smoothing,

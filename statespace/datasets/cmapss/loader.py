@@ -13,8 +13,9 @@ useful life of a training engine at cycle ``t`` is ``T - t`` (0 at its last
 cycle), the convention of the PHM08 challenge.
 
 FD002 and FD004 mix six operating conditions (flight regimes) that shift every
-sensor far more than wear does; :class:`OperatingConditionNormalizer` clusters
-the three settings (k-means) and standardises each sensor within its regime.
+sensor far more than wear does; :class:`~statespace.datasets.cmapss.OperatingConditionNormalizer`
+(:mod:`statespace.datasets.cmapss.features`) clusters the three settings
+(k-means) and standardises each sensor within its regime.
 
 Example::
 
@@ -33,8 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import DataError, ShapeError
-from ..validation import as_rng, check_int, check_real
+from ...errors import DataError, ShapeError
 
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
 N_COLUMNS = 26
@@ -227,121 +227,6 @@ def load_cmapss(directory, subset: str = "FD001", rul_file=None) -> CMAPSSData:
         rul_file = default if os.path.isfile(default) else None
     test_rul = read_rul_file(rul_file, test.n_units) if rul_file is not None else None
     return CMAPSSData(subset, train, test, test_rul)
-
-
-class OperatingConditionNormalizer:
-    """Standardise sensors within each operating condition (clusters of the settings).
-
-    The settings of CMAPSS sit on a few tight clusters (one for FD001/FD003, six
-    for FD002/FD004). ``fit`` finds them by k-means on the standardised settings;
-    with ``n_conditions=None`` it keeps the largest k (up to ``max_conditions``)
-    whose clusters are *well separated*: the closest two centres are more than
-    ``separation`` times the largest within-cluster RMS radius apart (noise
-    around a single regime, as in FD001, never passes, so k = 1). It stores each
-    sensor's mean and standard deviation per cluster; ``transform`` assigns rows
-    to the nearest cluster and standardises. Sensors constant within a cluster
-    get standard deviation 1 (they carry no information there and stay at 0).
-    """
-
-    def __init__(self, n_conditions: int | None = None, max_conditions: int = 10, separation: float = 10.0, rng=0):
-        self.n_conditions = None if n_conditions is None else check_int("n_conditions", n_conditions, minimum=1)
-        self.max_conditions = check_int("max_conditions", max_conditions, minimum=1)
-        self.separation = check_real("separation", separation, 0.0, strict=True)
-        as_rng(rng)  # checked here, drawn from in fit
-        self.rng = rng
-
-    def fit(self, settings, sensors) -> OperatingConditionNormalizer:
-        settings, sensors = _check_rows(settings, sensors)
-        self.settings_mean_ = settings.mean(0)
-        self.settings_scale_ = np.where(settings.std(0) > 0, settings.std(0), 1.0)
-        z = (settings - self.settings_mean_) / self.settings_scale_
-        rng = as_rng(self.rng)
-        if self.n_conditions is not None:
-            k = self.n_conditions
-            centers, labels = _kmeans(z, k, rng)
-        else:
-            # choose k on a subsample (clusters are tight, a few thousand rows are plenty)
-            sub = z[rng.permutation(len(z))[:2000]]
-            k_best = 1
-            for k in range(2, min(self.max_conditions, len(sub)) + 1):
-                c, lab = _kmeans(sub, k, rng)
-                radius = max(np.sqrt(np.mean(np.sum((sub[lab == j] - c[j]) ** 2, axis=1))) if np.any(lab == j) else 0.0 for j in range(k))
-                gap = min(np.linalg.norm(c[i] - c[j]) for i in range(k) for j in range(i + 1, k))
-                if gap > self.separation * radius:
-                    k_best = k
-            centers, labels = _kmeans(z, k_best, rng)
-        self.centers_ = centers
-        k = len(centers)
-        self.means_ = np.zeros((k, sensors.shape[1]))
-        self.scales_ = np.ones((k, sensors.shape[1]))
-        for j in range(k):
-            block = sensors[labels == j]
-            self.means_[j] = block.mean(0)
-            sd = block.std(0)
-            self.scales_[j] = np.where(sd > 1e-12 * np.maximum(1.0, np.abs(self.means_[j])), sd, 1.0)
-        return self
-
-    def conditions(self, settings) -> np.ndarray:
-        """``(N,)`` index of the operating condition of each row."""
-        settings = np.asarray(settings, dtype=np.float64)
-        z = (settings - self.settings_mean_) / self.settings_scale_
-        return np.argmin(((z[:, None, :] - self.centers_[None]) ** 2).sum(-1), axis=1)
-
-    def transform(self, settings, sensors) -> np.ndarray:
-        settings, sensors = _check_rows(settings, sensors)
-        if not hasattr(self, "centers_"):
-            raise DataError("OperatingConditionNormalizer: call fit before transform")
-        if sensors.shape[1] != self.means_.shape[1]:
-            raise ShapeError(f"sensors: expected {self.means_.shape[1]} columns as in fit, got {sensors.shape[1]}")
-        c = self.conditions(settings)
-        return (sensors - self.means_[c]) / self.scales_[c]
-
-    def fit_transform(self, settings, sensors) -> np.ndarray:
-        return self.fit(settings, sensors).transform(settings, sensors)
-
-
-def _check_rows(settings, sensors):
-    settings = np.asarray(settings, dtype=np.float64)
-    sensors = np.asarray(sensors, dtype=np.float64)
-    if settings.ndim != 2 or sensors.ndim != 2 or len(settings) != len(sensors):
-        raise ShapeError(
-            f"settings, sensors: expected 2-D arrays with the same number of rows, got {settings.shape} and {sensors.shape}"
-        )
-    return settings, sensors
-
-
-def _kmeans(z: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 4):
-    """Best of ``n_init`` k-means runs (lowest within-cluster sum of squares)."""
-    best = None
-    for _ in range(n_init if k > 1 else 1):
-        centers, labels = _lloyd(z, k, rng)
-        inertia = float(np.sum((z - centers[labels]) ** 2))
-        if best is None or inertia < best[0]:
-            best = (inertia, centers, labels)
-    return best[1], best[2]
-
-
-def _lloyd(z: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 50):
-    """Lloyd's k-means with k-means++ seeding (a few thousand rows, a few dimensions)."""
-    n = len(z)
-    if k > n:
-        raise DataError(f"n_conditions: {k} clusters requested for {n} rows")
-    centers = [z[rng.integers(n)]]
-    for _ in range(1, k):
-        d2 = np.min(((z[:, None, :] - np.asarray(centers)[None]) ** 2).sum(-1), axis=1)
-        p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
-        centers.append(z[rng.choice(n, p=p)])
-    centers = np.asarray(centers)
-    labels = np.zeros(n, dtype=np.int64)
-    for it in range(n_iter):
-        new = np.argmin(((z[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
-        if it > 0 and np.array_equal(new, labels):
-            break
-        labels = new
-        for j in range(k):
-            if np.any(labels == j):
-                centers[j] = z[labels == j].mean(0)
-    return centers, labels
 
 
 def _is_number(s: str) -> bool:

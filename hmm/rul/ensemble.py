@@ -1,7 +1,7 @@
 r"""Ensembles of RUL pipelines: the linear pool of their predictive distributions.
 
 Pipelines ``i = 1..M`` (:class:`hmm.rul.RULPipeline`, e.g. the classical
-ARPHMM and the S5-emission ARPHMM of :mod:`hmm.deep_rul`), each fitted on the
+ARPHMM and the S5-emission ARPHMM of :mod:`hmm.rul.deep`), each fitted on the
 same engines, give predictive RUL distributions :math:`p_i(r \mid y_{0:t})` for
 an engine observed up to cycle ``t``. The ensemble predicts with
 
@@ -20,7 +20,7 @@ intervals widen where they disagree.
 
 Example::
 
-    from hmm.rul_ensemble import RULEnsemble
+    from hmm.rul import RULEnsemble
     ens = RULEnsemble([deep_pipeline, classical_pipeline])
     ens.fit(train_sensors, train_settings, rng=0)
     pred = ens.predict(test_sensors, test_settings)    # pred.rul, pred.q05, pred.q50, pred.q95
@@ -35,8 +35,8 @@ from statespace.persistence import register_loadable
 from statespace.prognostics import mixture, rul_report
 from statespace.validation import as_rng, check_probability_vector
 
-from .rul import CVResult, RULPipeline, RULPrediction, predict_from_distributions, recalibrated_levels
-from .rul_io import SavedRULModel, levels_from_array, pit_array
+from .models import CVResult, RULPipeline, RULPrediction, predict_from_distributions, recalibrated_levels
+from .state import SavedRULModel, levels_from_array, pit_array
 
 
 def _weights(weights, n: int) -> np.ndarray:

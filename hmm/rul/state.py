@@ -2,10 +2,10 @@ r"""Saving and loading fitted RUL pipelines and pools (through :mod:`statespace.
 
 A fitted :class:`hmm.rul.RULPipeline` is its feature transform (kept sensor
 columns, per-condition normalisation, optional health channel) and its chain
-model (:class:`hmm.rul.ARPHMMRUL` or :class:`hmm.deep_rul.DeepARPHMMRUL`): the
+model (:class:`hmm.rul.ARPHMMRUL` or :class:`hmm.rul.DeepARPHMMRUL`): the
 model's constructor arguments, its fitted HMM, the filtered training posteriors
 its empirical readout was built from, and its recalibrated quantile levels. A
-:class:`hmm.rul_ensemble.RULEnsemble` is its member pipelines, weights, point
+:class:`hmm.rul.RULEnsemble` is its member pipelines, weights, point
 forecast and levels. All of it is one tree of the library's single file format
 (:mod:`statespace.persistence`: ``.npz`` + JSON header, no pickle); loading
 rebuilds every piece through its validating constructor, refits the
@@ -28,15 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from statespace.errors import DataError, ParameterError
+from statespace.datasets.cmapss.features import OperatingConditionNormalizer, SensorFeatures
 from statespace.persistence import SavedModel, _load, save_model
+from statespace.prognostics.features import HealthIndicator
 
 
 class SavedRULModel(SavedModel):
-    """``save``/``load`` of :class:`hmm.rul.RULPipeline` and :class:`hmm.rul_ensemble.RULEnsemble`."""
+    """``save``/``load`` of :class:`hmm.rul.RULPipeline` and :class:`hmm.rul.RULEnsemble`."""
 
 
 def save_rul(path, obj) -> Path:
-    """Write a fitted :class:`hmm.rul.RULPipeline` or :class:`hmm.rul_ensemble.RULEnsemble` to ``path``."""
+    """Write a fitted :class:`hmm.rul.RULPipeline` or :class:`hmm.rul.RULEnsemble` to ``path``."""
     if not isinstance(obj, SavedRULModel):
         raise ParameterError(f"obj: expected a RULPipeline or RULEnsemble, got {type(obj).__name__}")
     return save_model(path, obj)
@@ -58,7 +60,7 @@ def constructor_config(obj) -> dict:
 
 
 def features_state(feats) -> dict:
-    """The fitted :class:`~statespace.prognostics.SensorFeatures` as a tree."""
+    """The fitted :class:`~statespace.datasets.cmapss.SensorFeatures` as a tree."""
     if not hasattr(feats, "columns_"):
         raise ParameterError("pipeline: fit it before saving")
     norm = feats.normalizer_
@@ -91,10 +93,7 @@ def _array(value, name: str, ndim: int, kind: str = "f") -> np.ndarray:
 
 
 def restore_features(state: dict):
-    """The :class:`~statespace.prognostics.SensorFeatures` of :func:`features_state`, checked piece by piece."""
-    from statespace.datasets.cmapss import OperatingConditionNormalizer
-    from statespace.prognostics import HealthIndicator, SensorFeatures
-
+    """The :class:`~statespace.datasets.cmapss.SensorFeatures` of :func:`features_state`, checked piece by piece."""
     feats = SensorFeatures(**state["config"])
     feats.n_sensors_ = int(state["n_sensors"])
     feats.columns_ = _array(state["columns"], "features.columns", 1, "iu")

@@ -47,7 +47,7 @@ exactly as the classical model's option of the same name.
 
 Example (drops into :class:`hmm.rul.RULPipeline` and :func:`hmm.rul.cross_validate`)::
 
-    from hmm.deep_rul import DeepARPHMMRUL
+    from hmm.rul import DeepARPHMMRUL
     model = DeepARPHMMRUL(n_states=30, cap=125, horizon=150).fit(train_features, rng=0)
     pred = model.predict(test_features)     # pred.rul, pred.q05, pred.q50, pred.q95
 """
@@ -61,8 +61,9 @@ from statespace.interface import FitResult
 from statespace.persistence import register_loadable
 from statespace.validation import as_rng, as_sequences, check_fit_options, check_int, check_real
 
-from .learned_emission import LearnedEmissionHMM, LearnedEmissionParams
-from .rul import ARPHMMRUL, ChainRULModel, RULPrediction, life_fraction_plausibilities
+from ..deep_support import Standardiser
+from ..learned_emission import LearnedEmissionHMM, LearnedEmissionParams
+from .models import ARPHMMRUL, ChainRULModel, RULPrediction, life_fraction_plausibilities
 
 
 class DeepARPHMMRUL(ChainRULModel):
@@ -145,8 +146,6 @@ class DeepARPHMMRUL(ChainRULModel):
     def _initial_params(self, seqs, padded, pls, rng) -> tuple[LearnedEmissionParams, list]:
         """``pi``, ``A`` and state posteriors of a classical diagonal Gaussian ARPHMM; a fresh network."""
         import jax
-
-        from .deep_support import Standardiser
 
         classical = ARPHMMRUL(n_states=self.n_states, lags=0, cap=self.cap, softness=self.softness,
                               covariance_type="diag", max_jump=self.max_jump, max_iter=self.init_iter)

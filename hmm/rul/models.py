@@ -42,8 +42,8 @@ the chain's geometric sojourns and the filter's lag. Instead, the RUL of state
 cycle, weighted by the filtered probability of ``k`` at that cycle and by a
 Gaussian kernel in age, mixed over the filtered state distribution at the
 cut, :math:`p(r \mid y_{0:t}) \propto \sum_k \alpha_k \hat p(r \mid k, t)`.
-The training posteriors are the in-sample filtered ones (out-of-fold
-posteriors from models refitted without each engine did no better in CV).
+The training posteriors are the in-sample filtered ones: what the filter
+says at each training cycle, so the readout also absorbs the filter's lag.
 
 Example::
 
@@ -61,13 +61,16 @@ import numpy as np
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
 from statespace.persistence import register_loadable
+from statespace.datasets.cmapss.features import SensorFeatures
+from statespace.prognostics import StateRULReadout, cut_weights, rul_report, truncation_splits
 from statespace.prognostics.metrics import check_weights
 from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
+from statespace.progress import progress_bar
 from statespace.validation import as_rng, as_sequences, check_choice, check_fit_options, check_int, check_real
 
-from .emissions import EmissionPrior
-from .model import HMM
-from .rul_io import SavedRULModel, chain_state, features_state, restore_chain, restore_features
+from ..emissions import EmissionPrior
+from ..model import HMM
+from .state import SavedRULModel, chain_state, features_state, restore_chain, restore_features
 
 
 def life_fraction_plausibilities(length: int, n_states: int, cap: float, softness: float = 0.5) -> np.ndarray:
@@ -124,7 +127,7 @@ class ChainRULModel:
     """What the ARPHMM RUL models share: the left-to-right chain's layout and labels, the RUL
     readout (phase-type or empirical), the point forecast and the recalibration of intervals.
 
-    Subclasses (:class:`ARPHMMRUL`, :class:`hmm.deep_rul.DeepARPHMMRUL`) set ``self.hmm`` in
+    Subclasses (:class:`ARPHMMRUL`, :class:`hmm.rul.DeepARPHMMRUL`) set ``self.hmm`` in
     ``fit`` (a model with ``params`` and ``transition_matrix``) and provide ``filter``.
     """
 
@@ -140,8 +143,6 @@ class ChainRULModel:
         self.age_bandwidth = None if age_bandwidth is None else check_real("age_bandwidth", age_bandwidth, 0.0, strict=True)
         self.readout_model = None
         if readout == "empirical":
-            from statespace.prognostics import StateRULReadout
-
             self.readout_model = StateRULReadout(age_bandwidth)  # validates age_bandwidth
         self.hmm = None
         self.pit_levels = None
@@ -260,7 +261,7 @@ class ARPHMMRUL(ChainRULModel):
             (the design of test sets cut at most ``horizon`` cycles before
             failure); ``None`` keeps the plain phase-type distribution.
         max_jump: largest number of stages the chain may advance in one cycle
-            (more than 1 lets the filter catch up with a fast engine; 2 wins in CV).
+            (more than 1 lets the filter catch up with a fast engine).
         max_iter, tol: EM settings.
         readout: ``"phase_type"`` (time to absorption of the chain) or
             ``"empirical"`` (:class:`~statespace.prognostics.StateRULReadout`).
@@ -356,15 +357,13 @@ class ARPHMMRUL(ChainRULModel):
 
 
 class RULPipeline(SavedRULModel):
-    """Features (:class:`~statespace.prognostics.SensorFeatures`) followed by an :class:`ARPHMMRUL`.
+    """Features (:class:`~statespace.datasets.cmapss.SensorFeatures`) followed by an :class:`ARPHMMRUL`.
 
     Works on raw per-engine sensor and setting arrays, so that cross-validation
     refits the whole pipeline (normalisation included) on each fold.
     """
 
     def __init__(self, features=None, model: ARPHMMRUL | None = None):
-        from statespace.prognostics import SensorFeatures
-
         self.features = features if features is not None else SensorFeatures(baseline_cycles=20)
         self.model = model if model is not None else ARPHMMRUL()
 
@@ -416,9 +415,6 @@ def cross_validate(make_pipeline, sensors, settings=None, n_folds: int = 5, n_cu
     The report, each engine weighing one, holds RMSE, MAE, the PHM08 score (summed
     over engines and per engine), and the coverage of the raw (uncalibrated) 90% intervals.
     """
-    from statespace.prognostics import cut_weights, rul_report, truncation_splits
-    from statespace.progress import progress_bar
-
     rng = as_rng(rng)
     lengths = [len(s) for s in sensors]
     if settings is None:
