@@ -159,10 +159,12 @@ class GaussianEmissionParams(_GaussianBase):
 
     @property
     def n_states(self) -> int:
+        """``K``, the number of hidden states (the leading axis of ``weights``)."""
         return self.weights.shape[0]
 
     @property
     def obs_dim(self) -> int:
+        """``d``, the dimension of an observation (the last axis of ``weights``)."""
         return self.weights.shape[2]
 
     @property
@@ -200,10 +202,12 @@ class CategoricalEmissionParams(_CategoricalBase):
 
     @property
     def n_states(self) -> int:
+        """``K``, the number of hidden states (the rows of ``probs``)."""
         return self.probs.shape[0]
 
     @property
     def obs_dim(self) -> int:
+        """Always 1: an observation is one column holding a symbol code ``0..M-1``."""
         return 1
 
 

@@ -146,6 +146,17 @@ class IOHMM(StateSpaceModel, SavedModel):
                              init_options=self.init_options)
 
     def check_params(self, params: IOHMMParams) -> IOHMMParams:
+        """Check that ``params`` fits this model's dimensions and return it unchanged.
+
+        Values were validated when the :class:`IOHMMParams` was built; this checks the
+        sizes: ``means`` (hence ``pi0`` and ``variances``) for ``K`` states and ``d``
+        observation coordinates, ``u_loc`` for ``p`` inputs. The network parameters
+        are not compared with the architecture here.
+
+        Raises:
+            ParameterError: ``params`` is not an :class:`IOHMMParams`.
+            ShapeError: the sizes differ from the model's.
+        """
         if not isinstance(params, IOHMMParams):
             raise ParameterError(f"params: expected IOHMMParams, got {type(params).__name__}")
         if params.means.shape != (self.n_states, self._obs_dim) or params.u_loc.shape != (self.input_dim,):

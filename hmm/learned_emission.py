@@ -210,6 +210,19 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         return net if self.emission == "per_state" else net["network"]
 
     def check_params(self, params: LearnedEmissionParams) -> LearnedEmissionParams:
+        """Check that ``params`` fits this model's dimensions and transition structure; return it unchanged.
+
+        Values were validated when the :class:`LearnedEmissionParams` was built; this
+        checks ``K`` states in ``pi0``, ``d`` coordinates in ``y_loc``, ``p`` in ``u_loc``,
+        and that ``A`` respects the structural zeros (and absorbing state) of the model's
+        transition structure. The network parameters are not compared with the
+        architecture here.
+
+        Raises:
+            ParameterError: ``params`` is not a :class:`LearnedEmissionParams`, or ``A``
+                puts mass on a forbidden move.
+            ShapeError: the sizes differ from the model's.
+        """
         if not isinstance(params, LearnedEmissionParams):
             raise ParameterError(f"params: expected LearnedEmissionParams, got {type(params).__name__}")
         if len(params.pi0) != self.n_states:

@@ -383,6 +383,12 @@ class HMM(StateSpaceModel, SavedModel):
         return n
 
     def aic(self, y, inputs=None, pl=None) -> float:
+        """Akaike's information criterion ``-2 log p(y, pl) + 2 k`` of the current parameters (lower is better).
+
+        ``k`` is :meth:`n_free_parameters`; the log-likelihood is :meth:`log_likelihood`
+        summed over the sequences (arguments as there), so ``+inf`` for data of zero
+        probability.
+        """
         return -2.0 * self.log_likelihood(y, inputs, pl) + 2.0 * self.n_free_parameters()
 
     def bic(self, y, inputs=None, pl=None) -> float:

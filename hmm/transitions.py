@@ -47,6 +47,7 @@ class TransitionStructure(NamedTuple):
 
     @property
     def n_states(self) -> int:
+        """``K``, the number of states of the chain (the size of ``mask``)."""
         return self.mask.shape[0]
 
     def check(self, name: str, A: np.ndarray) -> np.ndarray:

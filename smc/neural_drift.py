@@ -132,10 +132,12 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
 
     @property
     def n_hidden(self) -> int:
+        """The number of hidden units of the drift network (the rows of ``W1``)."""
         return self.params.W1.shape[0]
 
     @property
     def input_dim(self) -> int:
+        """``p``, the dimension of the features ``h_t`` the drift takes (the columns of ``Wh``); 0 without features."""
         return self.params.Wh.shape[1]
 
     def drift(self, x, h=None) -> np.ndarray:

@@ -138,10 +138,12 @@ class StateSpaceModel(abc.ABC):
 
     @property
     def state_dim(self) -> int:
+        """Length of the state vector ``x_t`` (1 for a discrete state, whose code is ``x[0]``), from :meth:`kernels`."""
         return self.kernels().state_dim
 
     @property
     def obs_dim(self) -> int:
+        """``m``, the number of coordinates of an observation ``y_t``, from :meth:`kernels`."""
         return self.kernels().obs_dim
 
     # --- learning from expected sufficient statistics (exponential families) ---
@@ -171,15 +173,80 @@ class StateSpaceModel(abc.ABC):
 
     # --- exact inference (families that have it override) ------------------
     def log_likelihood(self, y, inputs=None):
+        r"""The marginal log-likelihood :math:`\log p(y)`, computed exactly (Kalman filter, forward algorithm).
+
+        The data of every verb (``log_likelihood``, ``filter``, ``smooth``, ``fit``, ...) follow
+        the sequence rule of :mod:`statespace.validation`: **one sequence** is an array
+        ``(T, obs_dim)`` (``(T,)`` when ``obs_dim == 1``; a flat list of numbers is one
+        sequence too); **several sequences** are a list or tuple of such arrays, whose
+        lengths may differ. NaN entries of ``y`` are missing and marginalised; anything
+        else that is not a sequence (``None``, a scalar, a ragged nested list, inf) is a
+        :class:`~statespace.errors.ShapeError` or :class:`~statespace.errors.DataError`
+        naming the argument. ``inputs`` (``(T, input_dim)``, finite) take the same form as
+        ``y``: one array for one sequence, a list of arrays for a list.
+
+        Args:
+            y: one sequence or a list of sequences.
+            inputs: known inputs aligned with ``y``, for models that take them.
+
+        Returns:
+            The log-likelihood of the sequence, or for a list the sum over its sequences;
+            ``-inf`` (never NaN) when the data have zero probability under the model.
+
+        Raises:
+            ExactInferenceUnavailable: the model has no exact likelihood (this default);
+                estimate it with :func:`smc.bootstrap_filter`.
+        """
         raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact likelihood; use smc.bootstrap_filter")
 
     def filter(self, y, inputs=None):
+        r"""The filtering distributions :math:`p(x_t \mid y_{0:t})` of every time step, computed exactly.
+
+        Data as in :meth:`log_likelihood`. Returns the family's result NamedTuple, which
+        carries the sequence's ``log_likelihood`` beside the marginals
+        (``filtered_means``/``filtered_covs`` for a Gaussian state, ``filtered_probs`` for a
+        discrete one): one result for one sequence, a list of results, one per sequence,
+        for a list (the Markov jump process returns one result whose per-sequence fields
+        are lists).
+
+        Raises:
+            ImpossibleDataError: the data have zero probability under the model; the message
+                names the sequence (``y[i]`` for a list) and the first such time step.
+            ExactInferenceUnavailable: the model has no exact filter (this default); use
+                :func:`smc.bootstrap_filter` or :func:`smc.guided_filter`.
+        """
         raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact filter; use smc.bootstrap_filter")
 
     def smooth(self, y, inputs=None):
+        r"""The smoothing distributions :math:`p(x_t \mid y_{0:T-1})` of every time step, computed exactly.
+
+        Data, result layout (one result per sequence, ``smoothed_*`` fields) and errors as
+        in :meth:`filter`.
+
+        Raises:
+            ImpossibleDataError: the data have zero probability under the model.
+            ExactInferenceUnavailable: the model has no exact smoother (this default); use
+                :func:`smc.paris_smoother` (online, for additive functionals) or
+                :func:`smc.ppg_smoother`.
+        """
         raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact smoother; use smc.paris_smoother")
 
     def fit(self, y, inputs=None, **kwargs) -> FitResult:
+        """Maximum-likelihood (or MAP) parameters from one sequence or a list of them (data as in :meth:`log_likelihood`).
+
+        The exact families run EM: the E-step is their exact smoother, the M-step
+        raises the expected complete-data log-likelihood (so the objective never
+        decreases). They start from the current parameters unless others are given
+        (warm start), take ``max_iter``/``tol`` and ``progress``, and return a
+        :class:`FitResult`; see each family's ``fit`` for its further options (frozen
+        parameters, restarts, ...) and whether it also updates the model in place.
+
+        Raises:
+            ImpossibleDataError: the data have zero probability under the parameters being fitted.
+            ExactInferenceUnavailable: the model has no exact EM (this default); use the
+                learning routines of :mod:`smc.learning` (``particle_em``,
+                ``score_climbing``, ``bayesian_particle_gibbs``).
+        """
         raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact EM; use the learning routines of smc")
 
 

@@ -138,6 +138,7 @@ class MJPParams(_MJPParamsBase):
 
     @property
     def n_states(self) -> int:
+        """``K``, the number of states of the jump process (the size of ``Q``)."""
         return self.Q.shape[0]
 
 

@@ -18,6 +18,10 @@ EM learns the observation parameters from the smoothed marginals
 the replacement rate (its closed-form maximiser is
 :math:`\varepsilon = \frac{K}{K-1} \frac{\sum_t \sum_k \gamma_t(k) 1[y_t \ne k]}{\#\{t: y_t \text{ observed}\}}`),
 ``learn="none"`` keeps ``B``; Gaussian levels use weighted means and variances.
+
+The three share the methods that :class:`~hmm.markov_jump.MarkovJumpProcess` and its
+EM call: ``check_data``, ``log_likelihoods``, ``m_step``, ``m_step_from_statistics``,
+``sample`` and ``kernel_fields``.
 """
 
 from __future__ import annotations
@@ -110,22 +114,31 @@ class ExactStates:
         return "ExactStates()"
 
     def check_data(self, name: str, y: np.ndarray, K: int) -> None:
+        """Raise :class:`~statespace.errors.DataError` naming ``name`` and the time step at the first
+        observed value of ``y`` (``(T, 1)``, NaN = missing) that is not a state code ``0..K-1``."""
         _check_codes(name, y, K, "state")
 
     def log_likelihoods(self, y: np.ndarray, K: int) -> np.ndarray:
+        """The ``(T, K)`` matrix :math:`\\log p(y_t \\mid x_t = k)` for ``y`` ``(T, 1)``: 0 where
+        ``k == y_t`` or ``y_t`` is missing, ``-inf`` elsewhere."""
         with np.errstate(divide="ignore"):
             return _categorical_loglik(np.log(np.eye(K)), y)
 
     def m_step(self, gammas, ys):
+        """``self``: exact states have no parameters to learn."""
         return self
 
     def m_step_from_statistics(self, stats, K: int):
+        """``self``: exact states have no parameters (and ``stats`` is empty)."""
         return self
 
     def sample(self, states: np.ndarray, K: int, rng) -> np.ndarray:
+        """The state codes ``states`` (``(T,)`` ints) themselves, as a ``(T, 1)`` float array (``rng`` is not used)."""
         return states.astype(np.float64)[:, None]
 
     def kernel_fields(self, K: int):
+        """The observation fields ``(kind, log_emission, means, stds)`` of the compiled kernel parameters:
+        ``(EXACT, log(I + 1e-300), zeros, ones)``; the kernels compare ``y_t`` with the state and ignore the rest."""
         return EXACT, np.log(np.eye(K) + 1e-300), np.zeros(K), np.ones(K)
 
 
@@ -170,15 +183,33 @@ class NoisyLabels(_LabelsBase):
         return float(self.emission[0, 1 % K] * K) if K > 1 else 0.0
 
     def check_data(self, name: str, y: np.ndarray, K: int) -> None:
+        """Check that ``emission`` has ``K`` rows and every observed label is a code ``0..M-1``.
+
+        Raises:
+            ShapeError: ``emission`` does not have one row per state.
+            DataError: an observed value is not a label code (naming ``name`` and the time step).
+        """
         if self.emission.shape[0] != K:
             raise ShapeError(f"emission: expected {K} rows (one per state), got {self.emission.shape[0]}")
         _check_codes(name, y, self.emission.shape[1], "label")
 
     def log_likelihoods(self, y: np.ndarray, K: int) -> np.ndarray:
+        r"""The ``(T, K)`` matrix :math:`\log B_{k, y_t}` for labels ``y`` ``(T, 1)`` (``-inf`` where ``B`` is
+        zero), 0 where ``y_t`` is missing."""
         with np.errstate(divide="ignore"):
             return _categorical_loglik(np.log(self.emission), y)
 
     def m_step(self, gammas, ys):
+        r"""The EM update of ``B`` from the smoothed marginals of the label sequences ``ys``.
+
+        ``gammas`` are ``(T_i, K)`` arrays :math:`\gamma_t(k) = p(x_t = k \mid y)` paired with
+        the ``(T_i, 1)`` arrays ``ys``; they give the expected counts
+        :math:`N_{km} = \sum_t \gamma_t(k) 1[y_t = m]`. ``learn="full"``:
+        :math:`B_{km} = N_{km} / \sum_{m'} N_{km'}` (a state with no weight keeps its row);
+        ``"symmetric"``: :math:`B = (1 - \varepsilon) I + \varepsilon / K` with the maximising
+        :math:`\varepsilon = \frac{K}{K-1} \sum_{k \ne m} N_{km} / \sum_{k,m} N_{km}`;
+        ``"none"``: ``self``.
+        """
         if self.learn == "none":
             return self
         K, M = self.emission.shape
@@ -209,12 +240,16 @@ class NoisyLabels(_LabelsBase):
         return NoisyLabels(B, self.learn)
 
     def sample(self, states: np.ndarray, K: int, rng) -> np.ndarray:
+        """Labels for the state codes ``states`` (``(T,)`` ints): label ``t`` is drawn from row ``states[t]``
+        of ``emission`` with ``rng``; a ``(T, 1)`` float array."""
         cum = np.cumsum(self.emission[states], axis=1)
         u = rng.random(len(states))[:, None]
         labels = np.minimum((u >= cum).sum(axis=1), self.emission.shape[1] - 1)
         return labels.astype(np.float64)[:, None]
 
     def kernel_fields(self, K: int):
+        """The observation fields ``(kind, log_emission, means, stds)`` of the compiled kernel parameters:
+        ``(LABELS, log emission, zeros, ones)`` (the Gaussian fields are unused)."""
         with np.errstate(divide="ignore"):
             return LABELS, np.log(self.emission), np.zeros(K), np.ones(K)
 
@@ -244,10 +279,14 @@ class GaussianLevels(_GaussianBase):
         return super().__new__(cls, m, s, bool(learn))
 
     def check_data(self, name: str, y: np.ndarray, K: int) -> None:
+        """Raise :class:`~statespace.errors.ShapeError` unless there is one level per state (``K``); any
+        real ``y`` is possible under Gaussian levels."""
         if self.means.shape[0] != K:
             raise ShapeError(f"means: expected {K} levels (one per state), got {self.means.shape[0]}")
 
     def log_likelihoods(self, y: np.ndarray, K: int) -> np.ndarray:
+        """The ``(T, K)`` matrix of log-densities of :math:`N(m_k, s_k^2)` at ``y_t`` for ``y`` ``(T, 1)``,
+        0 where ``y_t`` is missing (``-inf`` where ``y_t`` is too many standard deviations away for float64)."""
         v = y[:, :1]
         with np.errstate(over="ignore"):  # z^2 beyond 1e308: log-density -inf, the step impossible
             z = (v - self.means[None]) / self.stds[None]
@@ -256,6 +295,14 @@ class GaussianLevels(_GaussianBase):
         return out
 
     def m_step(self, gammas, ys):
+        r"""The EM update of the levels from the smoothed marginals of the sequences ``ys``.
+
+        ``gammas`` are ``(T_i, K)`` arrays :math:`\gamma_t(k) = p(x_t = k \mid y)` paired with
+        the ``(T_i, 1)`` arrays ``ys``; each level becomes the :math:`\gamma`-weighted mean
+        and standard deviation of the observed ``y_t``. A state with no weight keeps its level; variances are floored at ``1e-12`` times the
+        largest per-state mean square of ``y`` (a level fitted to a single point would
+        otherwise collapse). ``self`` when ``learn`` is False.
+        """
         if not self.learn:
             return self
         K = self.means.shape[0]
@@ -291,7 +338,11 @@ class GaussianLevels(_GaussianBase):
         return GaussianLevels(means, np.sqrt(var), self.learn)
 
     def sample(self, states: np.ndarray, K: int, rng) -> np.ndarray:
+        r""":math:`y_t \sim N(m_{x_t}, s_{x_t}^2)` drawn with ``rng`` for the state codes ``states`` (``(T,)``
+        ints), as a ``(T, 1)`` array."""
         return (self.means[states] + self.stds[states] * rng.standard_normal(len(states)))[:, None]
 
     def kernel_fields(self, K: int):
+        """The observation fields ``(kind, log_emission, means, stds)`` of the compiled kernel parameters:
+        ``(GAUSSIAN, zeros, means, stds)`` (the label matrix is unused)."""
         return GAUSSIAN, np.zeros((K, 1)), np.asarray(self.means), np.asarray(self.stds)

@@ -69,13 +69,36 @@ class SVPrior(NamedTuple):
     sigma2_scale: float = 0.05
 
     def names(self, model):
+        """The names of the sampled parameters, in the order of :meth:`values`: ``("mu", "phi", "sigma")``."""
         return ("mu", "phi", "sigma")
 
     def values(self, model):
+        """``(3,)`` array ``(mu, phi, sigma)`` of ``model``'s parameters (one draw of the chain)."""
         p = model.params
         return np.array([p.mu, p.phi, p.sigma])
 
     def draw(self, model, paths, data, rng):
+        """One Gibbs sweep over the parameters given the state trajectories.
+
+        Draws, in turn, each given the values just drawn and the ``n`` states of ``paths``:
+        ``sigma^2 ~ IG(sigma2_shape + n/2, sigma2_scale + S/2)`` with
+        ``S = sum_seq (1 - phi^2)(x_0 - mu)^2 + sum_t (x_t - mu - phi (x_{t-1} - mu))^2``;
+        ``mu`` from its Gaussian conditional (prior ``N(mu_mean, mu_sd^2)``); ``phi`` proposed
+        from the Gaussian conditional of the transition terms and the prior
+        ``N(phi_mean, phi_sd^2)`` (flat when ``phi_sd`` is infinite) and accepted by independence
+        Metropolis on the stationary factor ``sqrt(1 - phi^2) exp(-(1 - phi^2)(x_0 - mu)^2 / 2 sigma^2)``
+        of each sequence (a proposal outside ``(-1, 1)`` is rejected). Each move leaves the
+        conditional posterior invariant.
+
+        Args:
+            model: the current :class:`~statespace.StochasticVolatility`.
+            paths: one ``(T_i, 1)`` state trajectory per sequence.
+            data: the ``(y, inputs)`` pairs of the sequences (unused: the emission has no parameters).
+            rng: a ``numpy.random.Generator``.
+
+        Returns:
+            A new :class:`~statespace.StochasticVolatility` with the drawn ``mu, phi, sigma``.
+        """
         from statespace import StochasticVolatility
 
         p = model.params
@@ -123,6 +146,8 @@ class LGPrior(NamedTuple):
         return [f for f in ("F", "Q", "R") if f not in model.frozen]
 
     def names(self, model):
+        """Names of the sampled entries, in the order of :meth:`values`: ``"F[i,j]"``, ``"Q[i,j]"``,
+        ``"R[i,j]"`` for every entry of each of ``F, Q, R`` not in ``model.frozen``."""
         out = []
         for f in self._learned(model):
             a = getattr(model.params, f)
@@ -130,9 +155,33 @@ class LGPrior(NamedTuple):
         return tuple(out)
 
     def values(self, model):
+        """The learned matrices among ``F, Q, R`` of ``model``, each flattened row-major, concatenated."""
         return np.concatenate([np.ravel(getattr(model.params, f)) for f in self._learned(model)])
 
     def draw(self, model, paths, data, rng):
+        """One Gibbs sweep over the learned parameters among ``F, Q, R`` given the state trajectories.
+
+        Draws, in turn, each from the values just drawn: ``vec F | Q, x`` (Gaussian; prior
+        ``N(F_mean, F_sd^2)`` on each entry), ``Q | F, x ~ IW(Q_df + n_trans, Q_scale + sum_t r_t r_t^T)``
+        with the transition residuals ``r_t = x_t - F x_{t-1} - B u_t``, and
+        ``R | x, y ~ IW(R_df + n_obs, R_scale + sum_t e_t e_t^T)`` with the residuals
+        ``e_t = y_t - H x_t - D u_t`` of the fully observed rows. Frozen parameters and
+        ``m0, P0, H, B, D`` are kept.
+
+        Args:
+            model: the current time-invariant :class:`~statespace.LinearGaussianSSM`.
+            paths: one ``(T_i, d)`` state trajectory per sequence.
+            data: the ``(y, inputs)`` pairs of the sequences, ``y`` of shape ``(T_i, m)``
+                (``inputs`` ``None`` without inputs).
+            rng: a ``numpy.random.Generator``.
+
+        Returns:
+            A new :class:`~statespace.LinearGaussianSSM` with the same frozen set.
+
+        Raises:
+            DataError: ``R`` is learned and a row of ``y`` is partly missing (the conditional
+                of ``R`` is then not inverse-Wishart; freeze ``R``).
+        """
         from scipy.stats import invwishart
 
         from statespace import LinearGaussianSSM

@@ -113,9 +113,40 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         return kalman_log_likelihood(self.params, y, inputs)
 
     def filter(self, y, inputs=None) -> FilterResult | list[FilterResult]:
+        """Kalman filter: the Gaussian :math:`p(x_t \\mid y_{0:t})` and :math:`p(x_t \\mid y_{0:t-1})` of every step.
+
+        Missing coordinates (NaN) are marginalised: the update uses the observed rows
+        of ``H`` and the observed block of ``R``, and an all-missing row is a pure
+        prediction step.
+
+        Args:
+            y: observations ``(T, m)`` (``(T,)`` when ``m == 1``) or a list of such arrays.
+            inputs: ``(T, p)`` inputs aligned with ``y`` (a list for a list), required
+                when the model has inputs.
+
+        Returns:
+            A :class:`~statespace.linear_gaussian.kalman.FilterResult` (``(T, d)`` means,
+            ``(T, d, d)`` covariances, the log-likelihood); a list of them for a list.
+
+        Raises:
+            ShapeError: ``y`` or ``inputs`` do not match the model's dimensions, or a
+                sequence's length differs from that of time-varying parameters.
+            ImpossibleDataError: an observation lies beyond float64's range of its
+                predictive density (named by sequence and time step).
+            DataError: inf in ``y`` or non-finite inputs; or the filter cannot be represented
+                in float64 (overflowing moments over a long gap, a lost update, a
+                non-positive-definite innovation covariance).
+        """
         return kalman_filter(self.params, y, inputs)
 
     def smooth(self, y, inputs=None) -> SmootherResult | list[SmootherResult]:
+        """Kalman filter then Rauch-Tung-Striebel smoother: the Gaussian :math:`p(x_t \\mid y_{0:T-1})`.
+
+        Arguments and errors as in :meth:`filter`. Returns a
+        :class:`~statespace.linear_gaussian.smoother.SmootherResult` (``(T, d)`` smoothed
+        means, ``(T, d, d)`` covariances, the ``(T-1, d, d)`` lag-one cross-covariances
+        that EM needs, and the filter's outputs); a list of them for a list.
+        """
         return rts_smoother(self.params, y, inputs)
 
     def posterior_sample(self, y, n_samples: int = 1, rng=None, inputs=None):
@@ -130,6 +161,31 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         return out[0] if single else out
 
     def forecast(self, y, steps: int, inputs=None, future_inputs=None) -> ForecastResult | list[ForecastResult]:
+        """Predictive moments of the states and observations ``1..steps`` steps past the end of each sequence.
+
+        Filters the sequence, then iterates the prediction step without updates,
+        ``m <- F m + B u``, ``P <- F P F^T + Q``, and maps each step to the observations
+        (``H m + D u``, ``H P H^T + R``). Needs a time-invariant model.
+
+        Args:
+            y: observations as in :meth:`filter`.
+            steps: the horizon ``k >= 1``.
+            inputs: inputs aligned with ``y`` as in :meth:`filter`.
+            future_inputs: ``(k, p)`` inputs over the horizon (a list for a list), required
+                when the model has inputs.
+
+        Returns:
+            A :class:`~statespace.linear_gaussian.forecast.ForecastResult` (``(k, d)`` state
+            means, ``(k, d, d)`` covariances, ``(k, m)`` and ``(k, m, m)`` for the
+            observations); a list of them for a list.
+
+        Raises:
+            ShapeError: the model has time-varying ``F, Q, H`` or ``R``; or bad ``steps`` or
+                ``future_inputs`` (missing, given to a model without inputs, wrong shape or
+                number of sequences).
+            DataError: the forecast exceeds float64's range before the horizon (the message
+                says how many steps are representable), or the filter fails as in :meth:`filter`.
+        """
         return forecast(self.params, y, steps, inputs, future_inputs)
 
     # --- learning --------------------------------------------------------------

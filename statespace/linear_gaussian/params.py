@@ -97,14 +97,17 @@ class LGSSMParams(_LGSSMParamsBase):
 
     @property
     def state_dim(self) -> int:
+        """``d``, the dimension of the latent state (the length of ``m0``)."""
         return self.m0.shape[0]
 
     @property
     def obs_dim(self) -> int:
+        """``m``, the dimension of an observation (the rows of ``H``)."""
         return self.H.shape[-2]
 
     @property
     def input_dim(self) -> int:
+        """``p``, the dimension of the known inputs ``u_t`` (the columns of ``B``); 0 without inputs."""
         return self.B.shape[1]
 
     @property
