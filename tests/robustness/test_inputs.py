@@ -406,7 +406,7 @@ def test_resample_weights(w):
 
 @pytest.mark.issue18(0, "error")
 def test_resample_scheme():
-    expect_error(("scheme", "resampling"), smc.resample, np.full(3, 1 / 3), scheme="nonsense", rng=0)
+    expect_error("scheme", smc.resample, np.full(3, 1 / 3), scheme="nonsense", rng=0)
 
 
 # =========================================================================== class 0: shapes, values, parameters
