@@ -107,4 +107,9 @@ class HealthIndicator:
         return [self.weights_[0] + f @ self.weights_[1:] for f in features]
 
     def fit_transform(self, features, rul=None) -> list[np.ndarray]:
+        """:meth:`fit` on the engines ``features`` (and ``rul``), then :meth:`transform` them.
+
+        Returns the per-engine indicators ``(T_i,)`` of the training engines; errors as in
+        :meth:`fit` and :meth:`transform`.
+        """
         return self.fit(features, rul).transform(features)

@@ -120,6 +120,16 @@ class SensorFeatures:
         return out
 
     def fit_transform(self, sensors, settings=None) -> list[np.ndarray]:
+        """:meth:`fit` on the training engines, then :meth:`transform` them.
+
+        Args:
+            sensors: one ``(T_i, n_sensors)`` array per engine.
+            settings: the matching ``(T_i, n_settings)`` operating settings, or ``None``
+                (one operating condition: a plain z-score).
+
+        Returns:
+            One ``(T_i, n_features)`` feature array per engine.
+        """
         return self.fit(sensors, settings).transform(sensors, settings)
 
     @staticmethod
@@ -157,6 +167,20 @@ class OperatingConditionNormalizer:
         self.rng = rng
 
     def fit(self, settings, sensors) -> OperatingConditionNormalizer:
+        """Find the operating conditions of ``settings`` and each sensor's mean and scale within each.
+
+        Args:
+            settings: ``(N, s)`` operational settings, the rows of all engines stacked.
+            sensors: ``(N, n)`` sensor values, row-aligned with ``settings``.
+
+        Returns:
+            ``self``, with ``centers_`` (``(k, s)`` cluster centres of the standardised
+            settings) and ``means_``, ``scales_`` (``(k, n)`` per condition and sensor).
+
+        Raises:
+            ShapeError: the arrays are not 2-D with the same number of rows.
+            DataError: ``n_conditions`` exceeds the number of rows.
+        """
         settings, sensors = _check_rows(settings, sensors)
         self.settings_mean_ = settings.mean(0)
         self.settings_scale_ = np.where(settings.std(0) > 0, settings.std(0), 1.0)
@@ -194,6 +218,16 @@ class OperatingConditionNormalizer:
         return np.argmin(((z[:, None, :] - self.centers_[None]) ** 2).sum(-1), axis=1)
 
     def transform(self, settings, sensors) -> np.ndarray:
+        """Standardise each row within its operating condition: ``(sensors - means_[c]) / scales_[c]``.
+
+        ``c`` is the condition whose centre is nearest to the row's standardised settings
+        (:meth:`conditions`). Arguments as in :meth:`fit`; returns an ``(N, n)`` array.
+
+        Raises:
+            DataError: called before :meth:`fit`.
+            ShapeError: rows of ``settings`` and ``sensors`` differ, or ``sensors`` does not
+                have the columns seen by :meth:`fit`.
+        """
         settings, sensors = _check_rows(settings, sensors)
         if not hasattr(self, "centers_"):
             raise DataError("OperatingConditionNormalizer: call fit before transform")
@@ -203,6 +237,7 @@ class OperatingConditionNormalizer:
         return (sensors - self.means_[c]) / self.scales_[c]
 
     def fit_transform(self, settings, sensors) -> np.ndarray:
+        """:meth:`fit` then :meth:`transform` on the same rows: the ``(N, n)`` standardised sensors."""
         return self.fit(settings, sensors).transform(settings, sensors)
 
 

@@ -64,6 +64,7 @@ class CMAPSSTable(NamedTuple):
 
     @property
     def n_units(self) -> int:
+        """The number of distinct units (engines) in the file."""
         return len(self.unit_ids)
 
     @property
