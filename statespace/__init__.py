@@ -13,12 +13,13 @@ from . import errors
 from .errors import (
     DataError,
     DegenerateWeightsError,
-    ImpossibleDataError,
     ExactInferenceUnavailable,
+    ImpossibleDataError,
     ParameterError,
     ShapeError,
     StateSpaceError,
 )
+from .convergence import ObjectiveDecreaseWarning
 from .interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel, simulate
 from .linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
 from .persistence import load_model, load_params, save_model, save_params
