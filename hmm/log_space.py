@@ -169,10 +169,27 @@ def _impossible_from(t, total, filtered, scale, la, lc):
 def log_space_posteriors(pi0, A, loglik):
     r"""Exact forward-backward in log space: the fallback when a weight would underflow.
 
+    Returns ``(log_likelihood, filtered, smoothed, counts, scale)`` with
+    ``counts = sum_t xi_t``; see :func:`log_space_posteriors_by_slot`.
+    """
+    T = loglik.shape[0]
+    total, filtered, smoothed, counts, scale = log_space_posteriors_by_slot(
+        pi0, A, loglik, np.zeros(max(T - 1, 0), dtype=np.int64), 1
+    )
+    return total, filtered, smoothed, counts[0], scale
+
+
+@nb.njit(cache=True)
+def log_space_posteriors_by_slot(pi0, A, loglik, slot, n_slots):
+    r"""Exact forward-backward in log space, two-slice marginals summed per slot.
+
     A path whose weight is below ``1e-308`` of the best at some step can still
     dominate later (a state ruled out by one observation and restored by the
     next under a sparse transition matrix); scaling cannot represent it, logs can.
-    Returns ``(log_likelihood, filtered, smoothed, counts, scale)``.
+    Returns ``(log_likelihood, filtered, smoothed, counts, scale)`` with
+    ``counts[u] = sum of xi_t over the steps t with slot[t - 1] == u`` (``(n_slots, K, K)``:
+    one slot for Baum-Welch's totals, one per step or per interval length for a
+    Markov jump process).
 
     The messages are normalised at every step, like the scaled recursion's,
     so they stay of the order of log-probabilities however large the
@@ -193,7 +210,7 @@ def log_space_posteriors(pi0, A, loglik):
     logA = log_of(A)
     ptr_in, into, ptr_out, out = _support(logA)
     total, filtered, scale, la, lc = _forward(pi0, logA, loglik, ptr_in, into)
-    counts = np.zeros((K, K))
+    counts = np.zeros((n_slots, K, K))
     if total == -np.inf:
         return total, filtered, np.full((T, K), np.nan), counts, scale
     tmp = np.empty(K)
@@ -216,6 +233,7 @@ def log_space_posteriors(pi0, A, loglik):
         for j in range(K):
             row[j] = loglik[t, j] - mt + lb[t, j]
         norm = lc[t] + lg
+        c = counts[slot[t - 1]]
         for i in range(K):
             n = 0
             for p in range(ptr_out[i], ptr_out[i + 1]):
@@ -229,5 +247,5 @@ def log_space_posteriors(pi0, A, loglik):
                     j = out[p]
                     w = a + logA[s, i, j] + row[j]
                     if w > -np.inf:
-                        counts[i, j] += math.exp(w)
+                        c[i, j] += math.exp(w)
     return total, filtered, smoothed, counts, scale

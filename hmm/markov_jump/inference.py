@@ -32,7 +32,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from hmm.forward_backward import _EXP_CLIP, backward, forward
+from hmm.forward_backward import _EXP_CLIP, _MIXING, _TINY, backward, forward
+from hmm.log_space import log_space_posteriors_by_slot
 from statespace.errors import ImpossibleDataError
 
 #: Interval lengths closer than this (relative) share one transition matrix.
@@ -114,62 +115,123 @@ def filtered_marginals(pi0, P, index, offsets, loglik):
 
 
 @nb.njit(cache=True)
+def _needs_log_space(pi0, A, loglik, filt):
+    """Whether the scaled backward pass could miss a path that matters (then the posteriors come from log space).
+
+    A chain that mixes (every entry of every ``A_t`` at least ``1e-30``) keeps
+    backward messages within ``1e30`` of each other, so a path too light for
+    float64 never matters (see :mod:`hmm.forward_backward`). Otherwise a state
+    with positive predicted probability, a finite log-likelihood and a filtered
+    probability below ``1e-290`` is a path the scaled messages may have lost (it
+    can dominate once a later observation rules out the others).
+    """
+    T, K = loglik.shape
+    mixing = True
+    for v in A.ravel():
+        if not v >= _MIXING:
+            mixing = False
+            break
+    if mixing:
+        return False
+    pred = np.empty(K)
+    for t in range(T):
+        for k in range(K):
+            pred[k] = pi0[k] if t == 0 else 0.0
+        if t > 0:
+            At = A[t - 1]
+            for i in range(K):
+                for k in range(K):
+                    pred[k] += filt[t - 1, i] * At[i, k]
+        for k in range(K):
+            if pred[k] > 0.0 and loglik[t, k] > -np.inf and filt[t, k] < _TINY:
+                return True
+    return False
+
+
+@nb.njit(cache=True)
+def sequence_posteriors(pi0, A, loglik):
+    r"""One sequence's ``(log-likelihood, smoothed (T, K), R (T-1, K, K))``, ``A[t-1] = P(t_t - t_{t-1})``.
+
+    ``R[t-1, a, b] = p(x_{t-1}=a, x_t=b | y) / A[t-1, a, b]``, formed as
+    :math:`\alpha_{t-1}(a)\, e^{\ell_t(b) - s_t} \beta_t(b) / n_{t-1}` without dividing by a
+    (possibly vanishing) transition probability: the EM weights are sums of ``R``
+    over the intervals of one length, and the marginal at a time ``s`` between
+    ``t_{t-1}`` and ``t_t`` is :math:`\sum_{ab} R_{ab} P(s - t_{t-1})_{ak} P(t_t - s)_{kb}`.
+
+    Each step is normalised as in :mod:`hmm.log_space`: :math:`\gamma_{t-1} \propto
+    \alpha_{t-1} \odot \beta_{t-1}` and ``R[t-1]`` are both divided by
+    :math:`n_{t-1} = \sum_a \alpha_{t-1}(a) \beta_{t-1}(a)`, the sum of the step's
+    :math:`\xi_t` since :math:`\beta_{t-1} = A_t (e^{\ell_t - s_t} \odot \beta_t)`.
+    In exact arithmetic :math:`n_{t-1} = 1`; in float64 the forward scale
+    :math:`s_t = m_t + \log c_t` is rounded to the spacing of :math:`m_t` (about 1 for
+    log-likelihoods near ``-5e15``, one observation ``10^8`` standard deviations
+    out), a factor common to step ``t`` and every earlier beta that this division
+    removes: every row of the marginals sums to one and every
+    :math:`\sum_{ab} R_{ab} A_{ab}` is one, so expected dwell times add up to
+    the interval's length. When a path may have been lost to underflow
+    (:func:`_needs_log_space`), everything comes from the exact log-space
+    recursion of :mod:`hmm.log_space` instead. Impossible data: ``-inf``, NaN
+    marginals and ``R = 0``.
+    """
+    T, K = loglik.shape
+    R = np.zeros((max(T - 1, 0), K, K))
+    ll, filt, scale = forward(pi0, A, loglik)
+    if ll == -np.inf:
+        return ll, np.full((T, K), np.nan), R
+    if _needs_log_space(pi0, A, loglik, filt):
+        _, _, gamma, xi, _ = log_space_posteriors_by_slot(pi0, A, loglik, np.arange(T - 1), T - 1)
+        for t in range(T - 1):
+            for i in range(K):
+                for j in range(K):
+                    if A[t, i, j] > 0.0:
+                        R[t, i, j] = xi[t, i, j] / A[t, i, j]
+        return ll, gamma, R
+    beta = backward(A, loglik, scale)
+    gamma = np.empty((T, K))
+    tmp = np.empty(K)
+    for t in range(T):
+        norm = 0.0
+        for k in range(K):
+            g = filt[t, k] * beta[t, k] if filt[t, k] > 0.0 else 0.0  # beta may overflow where filt is 0
+            gamma[t, k] = g
+            norm += g
+        inv = 1.0 / norm
+        for k in range(K):
+            gamma[t, k] *= inv
+        if t == T - 1:
+            break
+        for j in range(K):
+            tmp[j] = math.exp(min(loglik[t + 1, j] - scale[t + 1], _EXP_CLIP)) * beta[t + 1, j] * inv
+        for i in range(K):
+            f = filt[t, i]
+            if f != 0.0:
+                for j in range(K):
+                    R[t, i, j] = f * tmp[j]
+    return ll, gamma, R
+
+
+@nb.njit(cache=True)
 def posterior_pass(pi0, P, index, offsets, loglik):
-    r"""Forward-backward over all sequences.
+    """Forward-backward over all sequences (:func:`sequence_posteriors` for each).
 
     Returns ``(log-likelihood per sequence, smoothed marginals (N, K), W (U, K, K))``
     with ``W[u, a, b] = sum over intervals of length u of p(x_{t-1}=a, x_t=b | y) / P_u[a, b]``.
     A sequence with impossible data gets ``-inf`` and NaN marginals and adds nothing to ``W``
     (callers then raise with :func:`raise_if_impossible`).
-
-    Each step is normalised as in :mod:`hmm.log_space`: :math:`\gamma_{t-1} \propto
-    \alpha_{t-1} \odot \beta_{t-1}` and the step's two-slice weights
-    :math:`\alpha_{t-1}(a)\, e^{\ell_t(b) - s_t} \beta_t(b)` are both divided by
-    :math:`n_{t-1} = \sum_a \alpha_{t-1}(a) \beta_{t-1}(a)`, the sum of the step's
-    :math:`\xi_t` since :math:`\beta_{t-1} = P (e^{\ell_t - s_t} \odot \beta_t)`.
-    In exact arithmetic :math:`n_{t-1} = 1`; in float64 the forward scale
-    :math:`s_t = m_t + \log c_t` is rounded to the spacing of :math:`m_t` (about 1 for
-    log-likelihoods near ``-5e15``, one observation ``10^8`` standard deviations
-    out), a factor common to step ``t`` and every earlier beta that this division
-    removes: every row of the marginals sums to one and every interval's
-    :math:`\sum_{ab} W_{ab} P_{ab}` is one, so expected dwell times add up to
-    the interval's length.
     """
     n_seq = offsets.shape[0] - 1
     U, K = P.shape[0], P.shape[1]
     lls = np.empty(n_seq)
     gamma = np.empty(loglik.shape)
     W = np.zeros((U, K, K))
-    tmp = np.empty(K)
     for s in range(n_seq):
         a, b = offsets[s], offsets[s + 1]
-        L = loglik[a:b]
         A = _gather(P, index, a - s, b - a - 1)
-        ll, filt, scale = forward(pi0, A, L)
+        ll, g, R = sequence_posteriors(pi0, A, loglik[a:b])
         lls[s] = ll
-        if ll == -np.inf:
-            gamma[a:b] = np.nan
-            continue
-        beta = backward(A, L, scale)
-        for t in range(b - a):
-            norm = 0.0
-            for k in range(K):
-                g = filt[t, k] * beta[t, k] if filt[t, k] > 0.0 else 0.0  # beta may overflow where filt is 0
-                gamma[a + t, k] = g
-                norm += g
-            inv = 1.0 / norm
-            for k in range(K):
-                gamma[a + t, k] *= inv
-            if t == b - a - 1:
-                break
-            u = index[a - s + t]
-            for j in range(K):
-                tmp[j] = math.exp(min(L[t + 1, j] - scale[t + 1], _EXP_CLIP)) * beta[t + 1, j] * inv
-            for i in range(K):
-                f = filt[t, i]
-                if f != 0.0:
-                    for j in range(K):
-                        W[u, i, j] += f * tmp[j]
+        gamma[a:b] = g
+        for t in range(b - a - 1):
+            W[index[a - s + t]] += R[t]
     return lls, gamma, W
 
 

@@ -40,7 +40,7 @@ from statespace.persistence import SavedModel, register_loadable
 from statespace.validation import as_float_array, as_rng, as_sequences, check_fit_options, check_int, split_batch
 
 from hmm import inference as hmm_inference
-from hmm.forward_backward import _EXP_CLIP, backward, forward
+from hmm.forward_backward import forward
 
 from ..inference import _draw
 from . import inference
@@ -206,9 +206,10 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         """Smoothed marginals at the observation times and, if given, at ``query_times``.
 
         ``query_times`` (one array per sequence) may fall anywhere at or after the
-        sequence's first observation time: between observations the marginal is
-        :math:`p(x(s)=k \\mid y) \\propto (\\alpha_{t} e^{Q(s - t_t)})_k
-        (e^{Q(t_{t+1} - s)} v)_k` with :math:`v_b = e^{\\ell_{t+1}(b) - c_{t+1}} \\beta_{t+1}(b)`.
+        sequence's first observation time: between observations the marginal
+        bridges the two-slice posterior of the interval, after the last one it is
+        the last smoothed marginal moved forward by :math:`e^{Q (s - t_{T-1})}`
+        (see :meth:`_query`).
         """
         ys, grids, single = self._data(y, times)
         table, P = self._tables(grids)
@@ -227,17 +228,19 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
                 a, b = table.offsets[s], table.offsets[s + 1]
                 A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
                 name = "query_times" if single else f"query_times[{s}]"
-                queries.append(self._query(pi0, A, L[a:b], smoothed[s], g, q, name))
+                queries.append(self._query(pi0, A, L[a:b], g, q, name))
         return MJPSmoothResult(
             float(lls.sum()), smoothed[0] if single else smoothed, (queries[0] if single else queries) if queries else None
         )
 
-    def _query(self, pi0, A, L, gamma, grid, q, name):
-        """Marginals at the times ``q`` of one sequence, from its smoothed marginals ``gamma`` at ``grid``.
+    def _query(self, pi0, A, L, grid, q, name):
+        """Marginals at the times ``q`` of one sequence observed at ``grid`` (see :meth:`smooth`).
 
-        Each row is divided by its sum: ``exp(L - scale) * beta`` carries the
-        rounding of the forward scale (see :func:`~hmm.markov_jump.inference.posterior_pass`),
-        a factor common to the row.
+        Between ``t_i`` and ``t_{i+1}`` the marginal bridges the two-slice posterior:
+        :math:`p(x(s)=k \\mid y) = \\sum_{ab} R_{ab}\\, P(s - t_i)_{ak} P(t_{i+1} - s)_{kb}` with
+        :math:`R_{ab} = p(x_i=a, x_{i+1}=b \\mid y) / P(t_{i+1} - t_i)_{ab}`
+        (:func:`~hmm.markov_jump.inference.sequence_posteriors`); after the last
+        observation it is :math:`\\gamma_{T-1} P(s - t_{T-1})`.
         """
         q = np.atleast_1d(as_float_array(name, q, (0, 1)))
         if not np.isfinite(q).all():
@@ -245,8 +248,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         if (q < grid[0]).any():
             i = int(np.argmax(q < grid[0]))
             raise DataError(f"{name}: query time {q[i]} at index {i} precedes the first observation time {grid[0]}")
-        _, filt, scale = forward(pi0, A, L)  # the data are possible: smooth checked them
-        beta = backward(A, L, scale)
+        _, gamma, R = inference.sequence_posteriors(pi0, A, L)  # the data are possible: smooth checked them
         Q = np.asarray(self.params.Q)
         out = np.empty((len(q), len(pi0)))
         pos = np.searchsorted(grid, q, side="right") - 1
@@ -257,9 +259,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
                 out[n] = gamma[i] @ transition_matrices(Q, np.array([s - grid[i]]))[0]
             else:
                 P1, P2 = transition_matrices(Q, np.array([s - grid[i], grid[i + 1] - s]))
-                # clipped as in backward: only states the chain cannot occupy at t_{i+1} get near it
-                v = np.exp(np.minimum(L[i + 1] - scale[i + 1], _EXP_CLIP)) * beta[i + 1]
-                out[n] = (filt[i] @ P1) * (P2 @ v)
+                out[n] = ((R[i] @ P2.T) * P1).sum(axis=0)
             out[n] /= out[n].sum()
         return out
 

@@ -16,7 +16,9 @@ and independent of the library:
 
 Three chains: K = 2 and K = 3 with every rate positive (the scaled forward-backward
 path) and a K = 3 chain with structural zeros (``expm(Q dt)`` has exact zeros, so
-an outlier sends the forward pass to log space).
+an outlier sends the forward pass to log space); and a sparse chain on which a
+path ruled out by one observation (lighter than ``1e-308`` of the best) is the
+only one a later observation leaves, which scaled messages cannot represent.
 """
 
 from __future__ import annotations
@@ -106,17 +108,14 @@ def _bridge(Q, times, gamma, xi, s):
     return np.einsum("ab,ak,kb->k", ratio, P1, P2)
 
 
-@functools.cache
-def _van_loan(chain):
-    """``I[t, k, l] = int_0^dt expm(Q u) e_k e_l^T expm(Q (dt - u)) du`` for each interval ``dt`` of ``TIMES``.
+def _van_loan(Q, times):
+    """``I[t, k, l] = int_0^dt expm(Q u) e_k e_l^T expm(Q (dt - u)) du`` for each interval ``dt`` of ``times``.
 
-    Van Loan (1978): the upper right block of ``expm([[Q, E_kl], [0, Q]] dt)``, by
-    scipy; it depends on the chain and the grid only, so it is computed once per chain.
+    Van Loan (1978): the upper right block of ``expm([[Q, E_kl], [0, Q]] dt)``, by scipy.
     """
-    Q = CHAINS[chain][0]
     K = Q.shape[0]
-    out = np.zeros((len(TIMES) - 1, K, K, K, K))
-    for t, dt in enumerate(np.diff(TIMES)):
+    out = np.zeros((len(times) - 1, K, K, K, K))
+    for t, dt in enumerate(np.diff(times)):
         for k, l in itertools.product(range(K), repeat=2):
             E = np.zeros((K, K))
             E[k, l] = 1.0
@@ -124,20 +123,24 @@ def _van_loan(chain):
     return out
 
 
-def _dwell_and_jumps(chain, xi):
-    """Expected time in each state and expected number of each jump over ``TIMES``, given the two-slice marginals."""
-    Q = CHAINS[chain][0]
+@functools.cache
+def _van_loan_of(chain):
+    """:func:`_van_loan` on ``TIMES``: it depends on the chain and the grid only, so it is computed once per chain."""
+    return _van_loan(CHAINS[chain][0], TIMES)
+
+
+def _dwell_and_jumps(Q, times, I, xi):
+    """Expected time in each state and expected number of each jump, given the two-slice marginals ``xi``."""
     K = Q.shape[0]
     dwell, jumps = np.zeros(K), np.zeros((K, K))
-    for t, dt in enumerate(np.diff(TIMES)):
+    for t, dt in enumerate(np.diff(times)):
         P = _expm(Q * dt)
         ratio = np.divide(xi[t], P, out=np.zeros_like(P), where=P > 0)
-        I = _van_loan(chain)[t]
         for k in range(K):
-            dwell[k] += (ratio * I[k, k]).sum()
+            dwell[k] += (ratio * I[t, k, k]).sum()
             for l in range(K):
                 if l != k:
-                    jumps[k, l] += Q[k, l] * (ratio * I[k, l]).sum()
+                    jumps[k, l] += Q[k, l] * (ratio * I[t, k, l]).sum()
     return dwell, jumps
 
 
@@ -167,7 +170,7 @@ def test_expected_dwell_times_and_jumps_equal_enumeration(chain, sd, step):
     assert dwell.sum() == pytest.approx(span, rel=1e-12, abs=0)
     # every path enters k as often as it leaves it, up to where it starts and ends
     np.testing.assert_allclose(jumps.sum(axis=0) - jumps.sum(axis=1), gamma[-1] - gamma[0], rtol=0, atol=1e-10)
-    dwell_ref, jumps_ref = _dwell_and_jumps(chain, xi)
+    dwell_ref, jumps_ref = _dwell_and_jumps(CHAINS[chain][0], TIMES, _van_loan_of(chain), xi)
     np.testing.assert_allclose(dwell, dwell_ref, rtol=0, atol=1e-10 * span)
     np.testing.assert_allclose(jumps, jumps_ref, rtol=0, atol=1e-10)
     np.testing.assert_allclose(g, gamma, rtol=0, atol=1e-10)
@@ -201,3 +204,39 @@ def test_several_sequences_each_exact():
     assert dwell.sum() == pytest.approx(sum(g[-1] - g[0] for g in grids), rel=1e-12, abs=0)
     for y, g, smoothed in zip(ys, grids, got):
         np.testing.assert_allclose(smoothed, _enumerate(Q, pi0, g, y, means, stds)[0], rtol=0, atol=1e-10)
+
+
+def _restored_case(times, y):
+    """State 1 is ruled out by the first observation (800 nats below state 0) and restored by the next.
+
+    States 0 and 2 absorb and only 1 leads to 2, so a later observation at state 2's
+    level makes the path through 1, lighter than ``1e-308`` of the best at first,
+    the only one left: the scaled messages lose it, the posteriors must not.
+    """
+    Q = np.array([[0.0, 0.0, 0.0], [0.5, -1.5, 1.0], [0.0, 0.0, 0.0]])
+    pi0, means, stds = np.array([0.5, 0.3, 0.2]), np.array([0.0, 40.0, 80.0]), np.ones(3)
+    model = MarkovJumpProcess(Q, initial=pi0, observation=GaussianLevels(means, stds))
+    return model, Q, _enumerate(Q, pi0, times, y, means, stds)
+
+
+@pytest.mark.parametrize(
+    "times, y",
+    [
+        (np.array([0.0, 1.0]), np.array([0.0, 80.0])),
+        (np.array([0.0, 1.0, 1.5, 2.0]), np.array([0.3, 0.0, 80.0, 79.0])),
+        (np.array([0.0, 0.3, 1.0, 2.2]), np.array([0.0, 0.1, 81.0, 1e6])),
+    ],
+)
+def test_a_path_restored_by_a_later_observation_keeps_its_weight(times, y):
+    model, Q, (gamma, xi, best) = _restored_case(times, y)
+    q = np.array([times[0], 0.5 * (times[0] + times[1]), 0.5 * (times[-2] + times[-1]), times[-1] + 1.0])
+    r = model.smooth(y, times=times, query_times=q)
+    np.testing.assert_allclose(r.smoothed_probs, gamma, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(r.query_probs, [_bridge(Q, times, gamma, xi, s) for s in q], rtol=0, atol=1e-10)
+    _, dwell, jumps, _, _ = expected_statistics(model.params, y, times)
+    assert dwell.sum() == pytest.approx(times[-1] - times[0], rel=1e-12, abs=0)
+    np.testing.assert_allclose(jumps.sum(axis=0) - jumps.sum(axis=1), gamma[-1] - gamma[0], rtol=0, atol=1e-10)
+    dwell_ref, jumps_ref = _dwell_and_jumps(Q, times, _van_loan(Q, times), xi)
+    np.testing.assert_allclose(dwell, dwell_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(jumps, jumps_ref, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(model.most_likely_states(y, times=times), best)
