@@ -40,7 +40,6 @@ from statespace.persistence import SavedModel, register_loadable
 from statespace.validation import as_float_array, as_rng, as_sequences, check_fit_options, check_int, split_batch
 
 from hmm import inference as hmm_inference
-from hmm.forward_backward import forward
 
 from ..inference import _draw
 from . import inference
@@ -282,8 +281,13 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
     def sample_posterior_paths(self, y, inputs=None, times=None, rng=None):
         """One path from ``p(x(t), t_0 <= t <= t_{T-1} | y)`` per sequence.
 
-        States at the observation times come from forward filtering, backward
-        sampling; each interval is then filled by an endpoint-conditioned path
+        States at the observation times are drawn forward through the posterior
+        chain, :math:`x_0 \\sim \\gamma_0` and :math:`p(x_t = b \\mid x_{t-1} = a, y)
+        \\propto \\xi_t(a, b)`, from the exact, per-step normalised two-slice posteriors of
+        :func:`~hmm.markov_jump.inference.sequence_posteriors` (a path too light for
+        float64 at one step that a later observation makes the only one is still
+        drawn: backward sampling from the filtered probabilities would have lost it).
+        Each interval is then filled by an endpoint-conditioned path
         (uniformization). Returns ``(jump_times, states)`` per sequence (a list for several).
         """
         rng = as_rng(rng)
@@ -304,8 +308,12 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         for s, g in enumerate(grids):
             a, b = table.offsets[s], table.offsets[s + 1]
             A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
-            _, filt, _ = forward(pi0, A, L[a:b])
-            x = hmm_inference.sample_paths(A, filt, 1, rng)[0]
+            _, gamma, R = inference.sequence_posteriors(pi0, A, L[a:b])
+            x = np.empty(len(g), dtype=np.int64)
+            x[0] = _draw(gamma[0], rng)
+            for t in range(len(g) - 1):
+                w = R[t, x[t]] * A[t, x[t]]  # xi_t(x_t, .), the step's total being gamma_t(x_t)
+                x[t + 1] = _draw(w / w.sum(), rng)
             jts, jss = [], [np.array([x[0]])]
             for t in range(len(g) - 1):
                 jt, js = _bridge_path(Q, int(x[t]), int(x[t + 1]), float(g[t + 1] - g[t]), rng)

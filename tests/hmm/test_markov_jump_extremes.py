@@ -240,3 +240,16 @@ def test_a_path_restored_by_a_later_observation_keeps_its_weight(times, y):
     np.testing.assert_allclose(dwell, dwell_ref, rtol=0, atol=1e-10)
     np.testing.assert_allclose(jumps, jumps_ref, rtol=0, atol=1e-10)
     np.testing.assert_array_equal(model.most_likely_states(y, times=times), best)
+
+
+def test_posterior_paths_keep_a_path_restored_by_a_later_observation():
+    """States at the observation times of drawn paths against the enumerated marginals (binomial bound, 5 sd)."""
+    times, y = np.array([0.0, 1.0, 1.5, 2.0]), np.array([0.3, 0.0, 60.0, 80.0])
+    model, _, (gamma, _, _) = _restored_case(times, y)
+    rng, n = np.random.default_rng(3), 200
+    counts = np.zeros_like(gamma)
+    for _ in range(n):
+        jump_times, states = model.sample_posterior_paths(y, times=times, rng=rng)
+        counts[np.arange(len(times)), states[np.searchsorted(jump_times, times, side="right")]] += 1
+    bound = 5 * np.sqrt(gamma * (1 - gamma) / n) + 1e-12
+    assert (np.abs(counts / n - gamma) <= bound).all(), (counts / n, gamma)
