@@ -11,12 +11,14 @@ unchanged. Two things make it fast for many sequences:
 * all sequences are concatenated and processed in one compiled call, which also
   accumulates the EM weights :math:`W_u = \sum \xi_t / A_t` per interval length
   (computed as :math:`\alpha_{t-1}(a)\, e^{\ell_t(b) - c_t} \beta_t(b)`, so no
-  division by a vanishing transition probability ever happens), each step
-  divided by its own total as :mod:`hmm.log_space` does, so one extreme
-  observation leaves every posterior exact (:func:`posterior_pass`).
+  division by a vanishing transition probability happens on the scaled path).
 
-Viterbi and forward-filtering backward-sampling come from :mod:`hmm.inference`
-(they accept one matrix per interval).
+Every step is divided by its own total as :mod:`hmm.log_space` does, and a path
+too light for float64 that a later observation makes dominant is handled in
+log space (:func:`sequence_posteriors`): one extreme observation leaves every
+posterior exact. The same per-step quantities give the marginals between
+observation times and the posterior paths (:mod:`hmm.markov_jump.model`);
+Viterbi comes from :mod:`hmm.inference` (it accepts one matrix per interval).
 
 Data of zero probability (an exact jump the generator forbids, a label no
 reachable state emits): the log-likelihood is ``-inf`` and every verb that
