@@ -18,7 +18,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .log_space import log_of
+from .log_space import log_of, log_space_filtered
 
 
 @nb.njit(cache=True)
@@ -107,12 +107,28 @@ def _draw(p, rng):
     return K - 1
 
 
+def sample_paths(pi0, A, loglik, filtered, n_samples, rng):
+    """``n_samples`` posterior paths ``(n_samples, T)`` int64 by forward filtering, backward sampling.
+
+    ``filtered`` is the scaled forward pass's output for ``loglik``. Where a
+    backward step's weights ``alpha_t(i) A(i, j)`` all underflow (one
+    observation ruled a state out by hundreds of nats, yet the next observation
+    leaves it the only way in), the linear weights have lost the path; the draws
+    are then redone from the exact log-space forward pass.
+    """
+    out = np.empty((n_samples, filtered.shape[0]), np.int64)
+    if _sample_linear(A, filtered, rng, out):
+        return out
+    _sample_log(log_of(A), log_space_filtered(pi0, A, loglik), rng, out)
+    return out
+
+
 @nb.njit(cache=True)
-def sample_paths(A, filtered, n_samples, rng):
-    """``n_samples`` posterior paths ``(n_samples, T)`` int64 from the forward pass's ``filtered``."""
-    T, K = filtered.shape
+def _sample_linear(A, filtered, rng, out):
+    """Fill ``out`` by backward sampling on linear weights; ``False`` when a step's weights all underflow."""
+    n_samples, T = out.shape
+    K = filtered.shape[1]
     S = A.shape[0]
-    out = np.empty((n_samples, T), np.int64)
     p = np.empty(K)
     for n in range(n_samples):
         out[n, T - 1] = _draw(filtered[T - 1], rng)
@@ -123,10 +139,38 @@ def sample_paths(A, filtered, n_samples, rng):
             for i in range(K):
                 p[i] = filtered[t, i] * At[i, j]
                 tot += p[i]
+            if not tot > 0.0:
+                return False
             for i in range(K):
                 p[i] /= tot
             out[n, t] = _draw(p, rng)
-    return out
+    return True
+
+
+@nb.njit(cache=True)
+def _sample_log(logA, log_filtered, rng, out):
+    """Backward sampling on ``log alpha_t(i) + log A(i, j)``, each step shifted by its maximum."""
+    n_samples, T = out.shape
+    K = log_filtered.shape[1]
+    S = logA.shape[0]
+    p = np.empty(K)
+    last = np.exp(log_filtered[T - 1] - _row_max(log_filtered[T - 1]))
+    last /= last.sum()
+    for n in range(n_samples):
+        out[n, T - 1] = _draw(last, rng)
+        for t in range(T - 2, -1, -1):
+            s = t if S > 1 else 0
+            j = out[n, t + 1]
+            for i in range(K):
+                p[i] = log_filtered[t, i] + logA[s, i, j]
+            mx = _row_max(p)
+            tot = 0.0
+            for i in range(K):
+                p[i] = math.exp(p[i] - mx)
+                tot += p[i]
+            for i in range(K):
+                p[i] /= tot
+            out[n, t] = _draw(p, rng)
 
 
 @nb.njit(cache=True)

@@ -394,7 +394,7 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
             ll, filt, _ = forward(p.pi0, p.A[None], m)
             self._require_possible(ll, p, i, single, m)
-            out.append(sample_paths(p.A[None], filt, n_samples, rng))
+            out.append(sample_paths(p.pi0, p.A[None], m, filt, n_samples, rng))
         return out[0] if single else out
 
     # ------------------------------------------------------------------ simulation (step mode)

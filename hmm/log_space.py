@@ -111,6 +111,14 @@ def log_space_forward(pi0, A, loglik):
 
 
 @nb.njit(cache=True)
+def log_space_filtered(pi0, A, loglik):
+    """``(T, K)`` exact normalised ``log alpha_t`` (``-inf`` rows from the first impossible step on)."""
+    logA = log_of(A)
+    ptr_in, into, _, _ = _support(logA)
+    return _forward(pi0, logA, loglik, ptr_in, into)[3]
+
+
+@nb.njit(cache=True)
 def _forward(pi0, logA, loglik, ptr_in, into):
     r"""Normalised forward pass.
 

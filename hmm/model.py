@@ -332,9 +332,10 @@ class HMM(StateSpaceModel, SavedModel):
         seqs, us, lps, single = self._prepare(y, inputs, pl)
         out = []
         for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
-            ll, filt, _ = forward(p.pi0, p.A[None], self._loglik_matrix(p, s, u, lp))
+            loglik = self._loglik_matrix(p, s, u, lp)
+            ll, filt, _ = forward(p.pi0, p.A[None], loglik)
             self._require_possible(ll, p, i, single, s, u, lp)
-            out.append(sample_paths(p.A[None], filt, n_samples, rng))
+            out.append(sample_paths(p.pi0, p.A[None], loglik, filt, n_samples, rng))
         return out[0] if single else out
 
     def forecast(self, y, steps: int, n_samples: int = 200, rng=None, inputs=None, future_inputs=None, pl=None) -> HMMForecast:

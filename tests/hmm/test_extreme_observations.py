@@ -252,6 +252,27 @@ def test_outlier_under_a_left_to_right_chain():
     _assert_exact(model.smooth(y), _enumerate(model.params.pi0, A, _loglik(model, y)), T)
 
 
+def test_posterior_paths_through_a_state_one_observation_ruled_out():
+    """The only way to the second observation is through a state the first put 800 nats below the
+    best: its linear filtered weight underflows to 0, so backward sampling must use the exact
+    log-space weights. Oracle: enumeration of the 9 paths; draws within 5 binomial sd."""
+    A = np.array([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.0, 0.0, 1.0]])
+    e = GaussianEmissionParams(np.array([0.0, 40.0, 80.0]).reshape(3, 1, 1), np.ones((3, 1, 1)))
+    model = GaussianHMM(3, params=HMMParams(np.full(3, 1.0 / 3), A, e))
+    y = np.array([0.0, 60.0])
+    paths = np.array(list(itertools.product(range(3), repeat=2)))
+    ll = _loglik(model, y)
+    with np.errstate(divide="ignore"):
+        w = _log(model.params.pi0)[paths[:, 0]] + ll[0, paths[:, 0]] + _log(A)[paths[:, 0], paths[:, 1]] + ll[1, paths[:, 1]]
+    prob = np.exp(w - logsumexp(w))
+    n = 2000
+    draws = model.sample_posterior(y, n_samples=n, rng=3)
+    counts = np.array([np.sum((draws[:, 0] == a) & (draws[:, 1] == b)) for a, b in paths])
+    sd = np.sqrt(n * prob * (1 - prob))
+    assert np.all(np.abs(counts - n * prob) <= 5 * sd + 1e-9), (counts, n * prob)
+    assert counts[[3 * 1 + 1, 3 * 1 + 2]].sum() == n  # every draw goes through state 1 first
+
+
 @settings(max_examples=25, deadline=None)
 @given(K=st.integers(2, 3), T=st.integers(2, 6), seed=st.integers(0, 10_000), exponent=st.floats(2.0, 8.0),
        sign=st.sampled_from([-1.0, 1.0]), sparse=st.booleans(), data=st.data())
