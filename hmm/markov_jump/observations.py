@@ -330,11 +330,12 @@ class GaussianLevels(_GaussianBase):
         means = np.where(ok, s1 / np.where(ok, w, 1.0), self.means)
         var = np.where(ok, s2 / np.where(ok, w, 1.0) - means**2, self.stds**2)
         # A level explained by a single point would collapse to zero variance (unbounded likelihood).
-        # The floor is relative to the data's mean square, so the fit does not depend on their units
-        # (y -> c y gives means -> c means, stds -> |c| stds exactly); data all exactly zero keep the
-        # previous variances.
-        mean_square = float(np.max(np.where(ok, s2 / np.where(ok, w, 1.0), 0.0), initial=0.0))
-        var = np.maximum(var, 1e-12 * mean_square) if mean_square > 0 else np.where(var > 0, var, self.stds**2)
+        # Each state's floor is relative to its own mean square, so the fit does not depend on the
+        # data's units (y -> c y gives means -> c means, stds -> |c| stds exactly) and one outlier
+        # held by another state does not inflate it; a state whose data are all exactly zero keeps
+        # its previous variance.
+        mean_square = np.where(ok, s2 / np.where(ok, w, 1.0), 0.0)
+        var = np.where(mean_square > 0, np.maximum(var, 1e-12 * mean_square), np.where(var > 0, var, self.stds**2))
         return GaussianLevels(means, np.sqrt(var), self.learn)
 
     def sample(self, states: np.ndarray, K: int, rng) -> np.ndarray:

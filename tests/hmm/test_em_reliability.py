@@ -241,3 +241,16 @@ def test_deep_hmm_standardiser_follows_the_data_units(c):
     np.testing.assert_allclose(got.scale, c * ref.scale, rtol=1e-12)
     const = Standardiser.fit([np.full((50, 1), 3.0 * c)], 1)
     assert const.scale[0] == 1.0
+
+
+def test_mjp_level_variance_floor_is_per_state():
+    """One outlier held by one state must not floor the other states' variances: with states
+    assigned their points exactly, the M-step gives each state its points' own mean and variance."""
+    from hmm.markov_jump import GaussianLevels
+
+    rng = np.random.default_rng(0)
+    groups = [rng.normal(0.0, 1.0, 100), np.append(rng.normal(5.0, 1.0, 99), 1e8)]
+    stats = np.array([[len(g), g.sum(), (g**2).sum()] for g in groups]).ravel()
+    fitted = GaussianLevels([0.0, 1.0], [1.0, 1.0]).m_step_from_statistics(stats, 2)
+    np.testing.assert_allclose(fitted.means, [g.mean() for g in groups], rtol=1e-12)
+    np.testing.assert_allclose(fitted.stds[0], groups[0].std(), rtol=1e-9)
