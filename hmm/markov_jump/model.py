@@ -87,6 +87,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
 
     @property
     def n_states(self) -> int:
+        """``K``, the number of states of the jump process (the size of the generator ``Q``)."""
         return self.params.n_states
 
     def __repr__(self) -> str:
