@@ -184,17 +184,6 @@ def split_shared_fields(app, what, name, obj, options, lines):
     lines[:] = out
 
 
-#: Public objects documented before this check existed that still lack a docstring, one a line as
-#: ``Class.member`` (or a bare function or class name), so that an entry survives a move between
-#: namespaces. The list may only shrink: an entry that gains a docstring is reported too.
-KNOWN_UNDOCUMENTED = frozenset((Path(__file__).parent / "undocumented.txt").read_text().split())
-
-
-def _short(what: str, name: str) -> str:
-    parts = name.split(".")
-    return ".".join(parts[-2:]) if what in ("method", "property") else parts[-1]
-
-
 def check_docstring(app, what, name, obj, options, lines):
     if what in ("data", "attribute") and obj is not None and getattr(obj, "__doc__", None) == getattr(type(obj), "__doc__", 0):
         lines[:] = []  # a constant's value is not its documentation (autodoc would show ``dict.__doc__``)
@@ -207,13 +196,8 @@ def check_docstring(app, what, name, obj, options, lines):
         doc = obj.__doc__
     else:
         doc = _own_doc(obj)
-    documented = bool(doc and doc.strip())
-    known = _short(what, name) in KNOWN_UNDOCUMENTED
-    if not documented and not known:
+    if not (doc and doc.strip()):
         logger.warning(f"public {what} {name} has no docstring", type="public_api", subtype="docstring")
-    elif documented and known:
-        logger.warning(f"{name} now has a docstring: remove it from docs/_ext/undocumented.txt",
-                       type="public_api", subtype="docstring")
 
 
 def _generate(app):

@@ -150,6 +150,11 @@ class ChainRULModel:
 
     @property
     def transition_matrix(self) -> np.ndarray:
+        """``(K, K)`` transition matrix of the fitted left-to-right chain.
+
+        Raises:
+            ParameterError: the model is not fitted yet.
+        """
         return self._require().transition_matrix
 
     def _require(self):
@@ -368,13 +373,26 @@ class RULPipeline(SavedRULModel):
         self.model = model if model is not None else ARPHMMRUL()
 
     def fit(self, sensors, settings=None, rng=None, progress: bool = True) -> FitResult:
+        """Fit the features on the training engines, then the RUL model on their features.
+
+        Args:
+            sensors: per-engine sensor arrays ``(T_i, n_sensors)`` running to failure.
+            settings: per-engine operating-setting arrays ``(T_i, n_settings)``, or ``None``.
+            rng: seed or ``numpy.random.Generator`` for the model's EM restarts.
+            progress: show a progress bar (only when attached to a terminal or notebook).
+
+        Returns:
+            The RUL model's :class:`~statespace.FitResult`.
+        """
         x = self.features.fit_transform(sensors, settings)
         return self.model.fit(x, rng=rng, progress=progress)
 
     def transform(self, sensors, settings=None) -> list[np.ndarray]:
+        """Per-engine feature arrays ``(T_i, n_features)`` from the fitted feature steps."""
         return self.features.transform(sensors, settings)
 
     def predict(self, sensors, settings=None) -> RULPrediction:
+        """RUL distributions, point forecasts and intervals at the last cycle of each engine given."""
         return self.model.predict(self.transform(sensors, settings))
 
     def _persist_state(self) -> dict:
