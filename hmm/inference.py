@@ -18,16 +18,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .log_space import log_of, log_space_filtered
-
-
-@nb.njit(cache=True)
-def _row_max(v):
-    mx = -np.inf
-    for x in v:
-        if x > mx:
-            mx = x
-    return mx
+from .log_space import log_of, log_space_filtered, row_max
 
 
 @nb.njit(cache=True)
@@ -49,10 +40,10 @@ def viterbi(pi0, A, loglik):
     delta = np.empty(K)
     new = np.empty(K)
     back = np.zeros((T, K), np.int64)
-    m = _row_max(loglik[0])
+    m = row_max(loglik[0])
     for k in range(K):
         delta[k] = (math.log(pi0[k]) if pi0[k] > 0 else -np.inf) + (loglik[0, k] - m)
-    shift = _row_max(delta)
+    shift = row_max(delta)
     offset = m + shift
     if not shift > -np.inf:
         return np.zeros(T, np.int64), -np.inf
@@ -60,7 +51,7 @@ def viterbi(pi0, A, loglik):
         delta[k] -= shift
     for t in range(1, T):
         la = logA[t - 1] if S > 1 else logA[0]
-        m = _row_max(loglik[t])
+        m = row_max(loglik[t])
         if not m > -np.inf:
             return np.zeros(T, np.int64), -np.inf
         for j in range(K):
@@ -73,7 +64,7 @@ def viterbi(pi0, A, loglik):
                     arg = i
             new[j] = best + (loglik[t, j] - m)
             back[t, j] = arg
-        shift = _row_max(new)
+        shift = row_max(new)
         if not shift > -np.inf:
             return np.zeros(T, np.int64), -np.inf
         for k in range(K):
@@ -154,7 +145,7 @@ def _sample_log(logA, log_filtered, rng, out):
     K = log_filtered.shape[1]
     S = logA.shape[0]
     p = np.empty(K)
-    last = np.exp(log_filtered[T - 1] - _row_max(log_filtered[T - 1]))
+    last = np.exp(log_filtered[T - 1] - row_max(log_filtered[T - 1]))
     last /= last.sum()
     for n in range(n_samples):
         out[n, T - 1] = _draw(last, rng)
@@ -163,7 +154,7 @@ def _sample_log(logA, log_filtered, rng, out):
             j = out[n, t + 1]
             for i in range(K):
                 p[i] = log_filtered[t, i] + logA[s, i, j]
-            mx = _row_max(p)
+            mx = row_max(p)
             tot = 0.0
             for i in range(K):
                 p[i] = math.exp(p[i] - mx)

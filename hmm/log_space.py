@@ -43,7 +43,8 @@ def log_of(A):
 
 
 @nb.njit(cache=True)
-def _row_max(v):
+def row_max(v):
+    """The largest entry of ``v`` (``-inf`` for an empty or all ``-inf`` vector)."""
     mx = -np.inf
     for x in v:
         if x > mx:
@@ -53,7 +54,7 @@ def _row_max(v):
 
 @nb.njit(cache=True)
 def _lse_row(v):
-    mx = _row_max(v)
+    mx = row_max(v)
     if mx == -np.inf:
         return -np.inf
     s = 0.0
@@ -137,7 +138,7 @@ def _forward(pi0, logA, loglik, ptr_in, into):
     tmp = np.empty(K)
     total = 0.0
     for t in range(T):
-        mt = _row_max(loglik[t])
+        mt = row_max(loglik[t])
         if mt == -np.inf:  # a row of -inf: no state explains y_t
             return _impossible_from(t, total, filtered, scale, la, lc)
         s = t - 1 if S > 1 else 0
@@ -237,7 +238,7 @@ def log_space_posteriors_by_slot(pi0, A, loglik, slot, n_slots):
         s = t - 1
         if S == 1:
             s = 0
-        mt = _row_max(loglik[t])
+        mt = row_max(loglik[t])
         for j in range(K):
             row[j] = loglik[t, j] - mt + lb[t, j]
         norm = lc[t] + lg
