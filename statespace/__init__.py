@@ -24,5 +24,4 @@ from .interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceMo
 from .linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
 from .persistence import load_model, load_params, save_model, save_params
 from .stochastic_volatility import StochasticVolatility, SVParams
-
-__version__ = "0.1.0"
+from ._version import __version__

@@ -78,6 +78,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
 from .errors import DataError, ParameterError
 
 FORMAT = "statespace"
@@ -227,8 +228,6 @@ def _npz_path(path) -> Path:
 
 
 def _write(path, obj) -> Path:
-    from . import __version__
-
     name = _NAMES.get(type(obj))
     if name is None:
         raise ParameterError(f"model: a {type(obj).__qualname__} cannot be saved (not registered as loadable)")
