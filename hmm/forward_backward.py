@@ -69,12 +69,11 @@ import numpy as np
 
 from statespace.errors import ImpossibleDataError
 
+from ._fastmath import FASTMATH
 from .log_space import log_space_forward as _log_space_forward
 from .log_space import log_space_posteriors as _log_space
 
 
-# re-association lets LLVM vectorise the K-loops; no nnan/ninf: -inf is legitimate here
-_FM = {"reassoc", "contract", "arcp", "nsz"}
 _EXP_CLIP = 700.0  # exp(700) is finite; only unreachable states ever get near it
 # A state's scaled weight below this, computed from non-zero factors, is about to be lost to
 # underflow; under structural zeros nothing re-seeds it, yet later data may make it dominant
@@ -107,7 +106,7 @@ def _exp_shifted(loglik, m):
     return B
 
 
-@nb.njit(cache=True, fastmath=_FM)
+@nb.njit(cache=True, fastmath=FASTMATH)
 def _forward_fixed(pi0, A2, B, filtered, c):
     r"""Forward recursion for one time-invariant ``A2 (K, K)``.
 
@@ -165,7 +164,7 @@ def _forward_fixed(pi0, A2, B, filtered, c):
     return t_end
 
 
-@nb.njit(cache=True, fastmath=_FM)
+@nb.njit(cache=True, fastmath=FASTMATH)
 def _forward_varying(pi0, A, B, filtered, c):
     """Forward recursion with ``A[t-1]`` moving the chain into step ``t``."""
     T, K = B.shape
@@ -197,7 +196,7 @@ def _forward_varying(pi0, A, B, filtered, c):
     return T
 
 
-@nb.njit(cache=True, fastmath=_FM)
+@nb.njit(cache=True, fastmath=FASTMATH)
 def _forward_robust(pi0, A, loglik, filtered, B, c, m):
     """Forward pass shifting each step by the best log-likelihood among *reachable* states.
 
@@ -252,7 +251,7 @@ def _forward_scaled(pi0, A, B, filtered, c):
     return _forward_varying(pi0, A, B, filtered, c)
 
 
-@nb.njit(cache=True, fastmath=_FM)
+@nb.njit(cache=True, fastmath=FASTMATH)
 def _backward_scaled(A, Bc, beta):
     """``beta`` from ``Bc[t] = exp(loglik[t] - scale[t])``; on return ``Bc[t] *= beta[t]``."""
     T, K = Bc.shape
@@ -280,7 +279,7 @@ def _backward_scaled(A, Bc, beta):
 _COUNT_BLOCK = 4  # time steps per sweep over the count matrix (the flush below is written out for 4)
 
 
-@nb.njit(cache=True, fastmath=_FM)
+@nb.njit(cache=True, fastmath=FASTMATH)
 def _backward_fused(A2, B, c, filtered, G):
     """Backward pass for one ``A2 (K, K)`` fused with the marginals and the count matrix.
 

@@ -55,7 +55,7 @@ import threading
 import numba as nb
 import numpy as np
 
-from .forward_backward import _FM
+from ._fastmath import FASTMATH
 from .row_exponentials import EXPONENTIATED, SHIFTED, exponentiator, restore_log_rows
 from .vector_product import LANES, outer_accumulate, padded_width, vecmat
 
@@ -76,7 +76,7 @@ def _rescale_factor(s):
     return 1.0 / s if s > 0.0 else 0.0
 
 
-@nb.njit(cache=True, fastmath=_FM, nogil=True)
+@nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
 def _padded(M, K, W):
     nb.literally(K)
     nb.literally(W)
@@ -99,7 +99,7 @@ def _row_length(x, K):
     return K if K <= 8 else x.shape[1]
 
 
-@nb.njit(cache=True, fastmath=_FM, nogil=True, inline="always")
+@nb.njit(cache=True, fastmath=FASTMATH, nogil=True, inline="always")
 def _product(M, x, out, K, W):
     """``out[:W] = x[:K] @ M`` (``M`` padded to ``W`` columns)."""
     if K <= 4:
@@ -114,7 +114,7 @@ def _product(M, x, out, K, W):
         vecmat(M, x, 0, 1, out, 0, K, W, False)
 
 
-@nb.njit(cache=True, fastmath=_FM, nogil=True)
+@nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
 def _forward_rows(Ap, prev, cur, B, raw, sums, t0, t1, K, W):
     """Forward steps ``t0 .. t1-1`` from ``prev`` (the row before, as the next step reads it)."""
     nb.literally(K)
@@ -143,7 +143,7 @@ def _forward_rows(Ap, prev, cur, B, raw, sums, t0, t1, K, W):
     return OK
 
 
-@nb.njit(cache=True, fastmath=_FM, nogil=True)
+@nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
 def _backward_rows(ATp, nxt, bb, B, out, hi, lo, offset, carry, K, W):
     """Messages ``hi`` (``nxt`` on entry) down to ``lo`` into ``out[u - offset]``; with ``carry``,
     ``nxt`` ends as the message at ``lo - 1`` (when ``lo >= 1``), else ``B[lo]`` is never read."""
@@ -173,7 +173,7 @@ def _backward_rows(ATp, nxt, bb, B, out, hi, lo, offset, carry, K, W):
     return OK
 
 
-@nb.njit(cache=True, fastmath=_FM, nogil=True)
+@nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
 def _finish(B, raw, sums, msgs, offset, t_from, t_to, step, smoothed, bm, base, K):
     r"""Finish steps ``t_from, t_from + step, ..`` (``t_to`` excluded) with messages ``msgs[t - offset]``.
 
@@ -211,7 +211,7 @@ def _finish(B, raw, sums, msgs, offset, t_from, t_to, step, smoothed, bm, base, 
     return 0
 
 
-@nb.njit(cache=True, fastmath=_FM, nogil=True)
+@nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
 def _accumulate(alpha, bm, lo, n, G, K, WM):
     """``G[i, j] += sum_{r < n} alpha[lo - 1 + r, i] * bm[r, j]``: the counts of steps ``lo .. lo+n-1``."""
     nb.literally(K)
@@ -235,7 +235,7 @@ def _build(K: int):
     # count rows: packed when K divides a register's 8 lanes, else padded to W (outer_accumulate)
     WM = K if LANES % K == 0 else W
 
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    @nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
     def forward_first(pi0, A2, B, raw, sums, t_end):
         """Lazily rescaled forward rows ``0 .. t_end-1`` into ``raw``; ``sums[t]``: row ``t``'s sum as stored."""
         prev = np.zeros(W)
@@ -252,7 +252,7 @@ def _build(K: int):
                 prev[k] /= s
         return _forward_rows(_padded(A2, K, W), prev, np.zeros(W), B, raw, sums, 1, t_end, K, W)
 
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    @nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
     def backward_first(A2, B, beta, t_low):
         """Backward messages ``T-1`` down to ``t_low`` into ``beta[u - t_low]`` (any positive scale per row)."""
         T = B.shape[0]
@@ -261,7 +261,7 @@ def _build(K: int):
             nxt[k] = 1.0
         return _backward_rows(_padded(A2.T, K, W), nxt, np.zeros(W), B, beta, T - 1, t_low, t_low, False, K, W)
 
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    @nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
     def forward_second(A2, B, raw, sums, beta, t_low, t_start, prev_raw, smoothed, G):
         """Forward steps ``t_start .. T-1`` against the stored ``beta``, finishing every step.
 
@@ -299,7 +299,7 @@ def _build(K: int):
                 _accumulate(raw, bm, c0, c1 - c0, G, K, WM)
         return OK
 
-    @nb.njit(cache=True, fastmath=_FM, nogil=True)
+    @nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
     def backward_second(A2, B, raw, sums, beta_start, t_start, smoothed, G):
         """Backward steps ``t_start`` down to 0 against the stored filter, finishing every step.
 
@@ -336,7 +336,7 @@ def _build(K: int):
     return exponentiator(K), forward_first, backward_first, forward_second, backward_second
 
 
-@nb.njit(cache=True, fastmath=_FM)
+@nb.njit(cache=True, fastmath=FASTMATH)
 def _log_likelihood(sums, m):
     """``log s_{T-1} + sum over rescaled rows t < T-1 of log s_t + sum_t m_t`` (module docstring)."""
     T = sums.shape[0]
