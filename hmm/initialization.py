@@ -94,10 +94,13 @@ def _default_gaussian(model, seqs) -> em_.GaussianEmissionParams:
     return em_.GaussianEmissionParams(W, cov, np.tile(mu, (K, 1)), cov.copy(), model.lags, model.input_dim)
 
 
-def initial_params(model, seqs, inputs, log_pls, rng: np.random.Generator, restart: int):
-    """A starting :class:`~hmm.model.HMMParams` for EM (see the module docstring)."""
-    from .model import HMMParams
+def initial_params(model, seqs, inputs, log_pls, rng: np.random.Generator, restart: int, params_type):
+    """A starting ``params_type(pi0, A, emission)`` for ``model``'s EM (see the module docstring).
 
+    ``model`` supplies the EM pieces (``_zero_stats``, ``_accumulate``, ``_flat_stats``,
+    ``_m_step_params``) and ``params_type`` its parameter container
+    (:class:`~hmm.model.HMMParams`), so this module depends on no model class.
+    """
     K = model.n_states
     labels = _labels(model, seqs, rng, restart)
     gammas = []
@@ -118,7 +121,7 @@ def initial_params(model, seqs, inputs, log_pls, rng: np.random.Generator, resta
         old_e = _default_gaussian(model, seqs)
     A0 = np.where(model.structure.mask, 1.0, 0.0)
     A0 /= A0.sum(axis=1, keepdims=True)
-    old = HMMParams(np.full(K, 1.0 / K), A0, old_e)
+    old = params_type(np.full(K, 1.0 / K), A0, old_e)
     stats = model._zero_stats()
     for y, u, g in zip(seqs, inputs, gammas):
         model._accumulate(old, y, u, g, stats)

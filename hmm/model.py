@@ -430,7 +430,7 @@ class HMM(StateSpaceModel, SavedModel):
         elif self.params is not None:
             starts = [self.params]
         else:
-            starts = [initial_params(self, seqs, us, lps, rng, r) for r in range(int(n_restarts))]
+            starts = [initial_params(self, seqs, us, lps, rng, r, HMMParams) for r in range(int(n_restarts))]
         res = fit_with_restarts(self, starts, seqs, us, lps, int(max_iter), float(tol), frozen, progress)
         self.params = res.params
         return res
