@@ -15,7 +15,7 @@ Modules, one job each: :mod:`.generator` (parameters, derived quantities),
 """
 
 from .em import expected_statistics, fit_em
-from .expectations import endpoint_expectations, sample_bridge
+from .expectations import endpoint_expectations, sample_bridge, transition_matrix
 from .generator import (
     MJPParams,
     check_generator,
@@ -23,7 +23,6 @@ from .generator import (
     mean_first_passage_times,
     relaxation_times,
     stationary_distribution,
-    transition_matrix,
 )
 from .model import MarkovJumpProcess, MJPFilterResult, MJPKernelParams, MJPSmoothResult
 from .observations import ExactStates, GaussianLevels, NoisyLabels

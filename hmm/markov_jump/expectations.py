@@ -278,6 +278,17 @@ def transition_matrices(Q, dts):
     return P
 
 
+def transition_matrix(Q, t: float) -> np.ndarray:
+    """``P(t) = expm(Q t)``: ``P[i, j] = Pr(x_t = j | x_0 = i)``, row-stochastic for any ``t >= 0``.
+
+    Computed by :func:`~hmm.markov_jump.expectations.generator_expm` (non-negative
+    uniformised Taylor terms, squaring with renormalised rows), so a gap of any
+    length gives the limit ``lim_{t -> inf} P(t)`` to rounding instead of overflowing.
+    """
+    Q = check_generator("Q", Q)
+    return generator_expm(Q, check_real("t", t, minimum=0.0))
+
+
 @nb.njit(cache=True)
 def van_loan_integrals(Q, dts, W):
     """``sum_u int_0^{dt_u} expm(Q^T s) W_u expm(Q^T (dt_u - s)) ds``: a ``(K, K)`` matrix ``M``.

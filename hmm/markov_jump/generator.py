@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
-from statespace.validation import as_float_array, check_finite, check_probability_vector, check_real
+from statespace.validation import as_float_array, check_finite, check_probability_vector
 
 from .observations import ExactStates, GaussianLevels, NoisyLabels
 
@@ -150,20 +150,6 @@ def _observation_from_fields(kind, emission, means, stds, learn):
     if kind == "gaussian":
         return GaussianLevels(means, stds, learn != "none")
     raise ParameterError(f"observation_kind: expected 'exact', 'labels' or 'gaussian', got {kind!r}")
-
-
-def transition_matrix(Q, t: float) -> np.ndarray:
-    """``P(t) = expm(Q t)``: ``P[i, j] = Pr(x_t = j | x_0 = i)``, row-stochastic for any ``t >= 0``.
-
-    Computed by :func:`~hmm.markov_jump.expectations.generator_expm` (non-negative
-    uniformised Taylor terms, squaring with renormalised rows), so a gap of any
-    length gives the limit ``lim_{t -> inf} P(t)`` to rounding instead of overflowing.
-    """
-    # expectations imports this module (check_generator): import the kernel here.
-    from .expectations import generator_expm
-
-    Q = check_generator("Q", Q)
-    return generator_expm(Q, check_real("t", t, minimum=0.0))
 
 
 def stationary_distribution(Q) -> np.ndarray:
