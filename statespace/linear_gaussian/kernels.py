@@ -41,7 +41,6 @@ which calls back here for rows with missing coordinates.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -50,7 +49,7 @@ import numba as nb
 import numpy as np
 
 from ..interface import AdditiveFunctional
-from . import _linalg, _particle_kernels
+from . import _particle_kernels
 # the general per-particle kernels (for any dimensions; see particle_kernels below)
 from ._particle_kernels import (
     _kernel,
@@ -63,6 +62,7 @@ from ._particle_kernels import (
     sample_transition,
 )
 from ._linalg import cholesky, ix, solve_lower, solve_upper_t
+from ._template_copies import specialised_copy
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -130,12 +130,7 @@ def _fixed_size_module(d: int, m: int):
     key = (d, m)
     if key in _fixed_size:
         return _fixed_size[key]
-    from ._specialise import specialised_copy  # here: _specialise imports this module
-
-    source = Path(_particle_kernels.__file__).read_text()
-    # Numba's cache checks only the copy's own timestamp, and the kernels inline ``ix``: hash both
-    digest = hashlib.sha256((source + Path(_linalg.__file__).read_text()).encode()).hexdigest()[:12]
-    module = specialised_copy(source, digest, "particle", d, m) or _particle_kernels
+    module = specialised_copy(Path(_particle_kernels.__file__), "particle", d, m) or _particle_kernels
     _fixed_size[key] = module
     return module
 
