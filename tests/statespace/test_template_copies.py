@@ -18,7 +18,11 @@ import numba
 import pytest
 
 from statespace.linear_gaussian import _fast, _particle_kernels
-from statespace.linear_gaussian._template_copies import reached_files, specialised_copy, template_digest
+from statespace.linear_gaussian._template_copies import (
+    reached_files,
+    specialised_copy,
+    template_digest,
+)
 
 LIBRARY = Path(_fast.__file__).resolve().parents[2]
 TEMPLATES = {"kalman loops": _fast, "particle kernels": _particle_kernels}
