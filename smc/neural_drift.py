@@ -39,7 +39,7 @@ import numba as nb
 import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
-from statespace.interface import ModelKernels, StateSpaceModel
+from statespace.interface import ModelKernels, Parametrization, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
 from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real
 
@@ -171,13 +171,11 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
         return NeuralDriftKernelParams(*self.params, self._features(inputs))
 
     # ------------------------------------------------------------------ learning
-    def parametrization(self, inputs=None):
-        """The :class:`smc.learning.Parametrization` ``theta = (W1, Wh, b1, W2, b2, log sigma_x, log sigma_y)``.
+    def parametrization(self, inputs=None) -> Parametrization:
+        """The learning hook: ``theta = (W1, Wh, b1, W2, b2, log sigma_x, log sigma_y)`` and its JAX ``log_joint``.
 
         With features, ``inputs`` is the one training sequence's ``h (T, p)`` (``log_joint`` closes over it).
         """
-        from .learning import Parametrization
-
         p = self.params
         H, d = p.W1.shape
         q = self.input_dim

@@ -58,12 +58,13 @@ Minimal example (the stochastic volatility model shipped in
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numba as nb
 import numpy as np
 
-from .errors import ExactInferenceUnavailable, ShapeError
+from .errors import ExactInferenceUnavailable, ParameterError, ShapeError
 from .validation import as_float_array, as_rng, check_int
 
 
@@ -102,6 +103,30 @@ class AdditiveFunctional(NamedTuple):
     initial: Any
     step: Any
     dim: int
+
+
+class Parametrization(NamedTuple):
+    r"""A map between a model and an unconstrained vector :math:`\theta \in \mathbb{R}^p` (a learning hook).
+
+    Score ascent and Markov score climbing (:mod:`smc.learning`) move ``theta`` and
+    rebuild the model from it; a model supplies its own through
+    :meth:`StateSpaceModel.parametrization`.
+
+    Attributes:
+        names: the names of the vector's entries (``"F[0,1]"`` style for matrix entries).
+        to_vector: ``to_vector(model) -> theta`` (``(p,)`` float64).
+        from_vector: ``from_vector(theta) -> model``.
+        log_joint: optional ``log_joint(theta, x, y) -> scalar`` in ``jax.numpy``, the complete-data
+            log-density :math:`\log p_\theta(x_{0:T-1}, y_{0:T-1})` (``x`` is ``(T, state_dim)``,
+            ``y`` is ``(T, obs_dim)`` with NaN for missing, marginalised); needed by Markov score climbing.
+        natural: optional ``natural(model) -> dict`` of the reported (constrained) parameters.
+    """
+
+    names: tuple
+    to_vector: Callable
+    from_vector: Callable
+    log_joint: Callable | None = None
+    natural: Callable | None = None
 
 
 class FitResult(NamedTuple):
@@ -159,6 +184,50 @@ class StateSpaceModel(abc.ABC):
         returns a new model of the same class. Frozen parameters are kept.
         """
         raise NotImplementedError(f"{type(self).__name__} has no closed-form M-step")
+
+    # --- learning hooks of the particle learning routines (smc.learning) -------
+    def parametrization(self, inputs=None) -> Parametrization:
+        """The map between this model and an unconstrained parameter vector (a :class:`Parametrization`).
+
+        The hook of :func:`smc.learning.score_ascent`, :func:`smc.learning.estimate_score` and
+        (with a ``log_joint``) :func:`smc.learning.score_climbing`: a model that implements it
+        gets gradient-based particle learning. ``from_vector`` must return a model of the same
+        class whose kernels are those of ``self`` at the new parameters; fixed (frozen)
+        parameters are closed over.
+
+        Args:
+            inputs: the known inputs of the one training sequence, for a model whose
+                ``log_joint`` closes over them; models without inputs ignore it.
+
+        Raises:
+            ParameterError: the model does not implement this hook (this default); implement
+                ``parametrization()`` or pass ``parametrization=`` to the learning routine.
+        """
+        raise ParameterError(
+            f"model: {type(self).__name__} does not implement parametrization(); gradient-based particle "
+            "learning needs it: implement StateSpaceModel.parametrization() returning a "
+            "statespace.interface.Parametrization, or pass parametrization="
+        )
+
+    def gibbs_prior(self):
+        """The default prior of :func:`smc.learning.bayesian_particle_gibbs` for this model.
+
+        The hook of Bayesian particle Gibbs: an object with three methods,
+        ``names(model) -> tuple`` (the sampled parameters), ``values(model) -> (p,) array``
+        (their values, in that order) and ``draw(model, paths, data, rng) -> model``, one
+        sweep of the parameters from their conditional given the state trajectories
+        ``paths`` (one ``(T_i, state_dim)`` array per sequence) and ``data`` (the
+        ``(y_i, inputs_i)`` pairs), leaving that conditional invariant. The shipped
+        ``SVPrior`` and ``LGPrior`` are conjugate examples.
+
+        Raises:
+            ParameterError: the model has no default prior (this default); implement
+                ``gibbs_prior()`` or pass ``prior=`` to ``bayesian_particle_gibbs``.
+        """
+        raise ParameterError(
+            f"model: {type(self).__name__} does not implement gibbs_prior(); Bayesian particle Gibbs "
+            "needs a prior with names/values/draw: implement StateSpaceModel.gibbs_prior() or pass prior="
+        )
 
     # --- simulation ----------------------------------------------------------
     def sample(self, T: int, rng=None, inputs=None, times=None):

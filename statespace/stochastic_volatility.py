@@ -25,7 +25,7 @@ import numba as nb
 import numpy as np
 
 from .errors import ParameterError
-from .interface import AdditiveFunctional, ModelKernels, StateSpaceModel
+from .interface import AdditiveFunctional, ModelKernels, Parametrization, StateSpaceModel
 from .persistence import SavedModel, register_loadable
 from .validation import check_real
 
@@ -197,6 +197,122 @@ class StochasticVolatility(StateSpaceModel, SavedModel):
         phi = float(res.x)
         mu, s2, _ = _sv_profile(phi, s)
         return StochasticVolatility(params=SVParams(mu, phi, math.sqrt(s2)))
+
+    # --- learning hooks (smc.learning) ----------------------------------------
+    def parametrization(self, inputs=None) -> Parametrization:
+        """``theta = (mu, atanh phi, log sigma)``, with the JAX log joint density (the model takes no inputs)."""
+
+        def to_vector(m):
+            p = m.params
+            return np.array([p.mu, math.atanh(p.phi), math.log(p.sigma)])
+
+        def from_vector(th):
+            phi = math.tanh(float(th[1]))
+            phi = max(min(phi, 1.0 - 1e-12), -1.0 + 1e-12)
+            return StochasticVolatility(float(th[0]), phi, math.exp(float(th[2])))
+
+        return Parametrization(("mu", "atanh_phi", "log_sigma"), to_vector, from_vector, _sv_log_joint,
+                               lambda m: {"mu": m.params.mu, "phi": m.params.phi, "sigma": m.params.sigma})
+
+    def gibbs_prior(self) -> SVPrior:
+        """The default conjugate prior of Bayesian particle Gibbs: ``SVPrior()``."""
+        return SVPrior()
+
+
+def _sv_log_joint(theta, x, y):
+    r""":math:`\log p_\theta(x, y)` in ``jax.numpy`` at ``theta = (mu, atanh phi, log sigma)`` (NaN ``y`` missing)."""
+    import jax.numpy as jnp
+
+    mu, phi, log_s = theta[0], jnp.tanh(theta[1]), theta[2]
+    s2 = jnp.exp(2.0 * log_s)
+    x = x[:, 0]
+    yy = y[:, 0]
+    v0 = s2 / (1.0 - phi**2)
+    lp = -0.5 * (jnp.log(2 * jnp.pi * v0) + (x[0] - mu) ** 2 / v0)
+    r = x[1:] - mu - phi * (x[:-1] - mu)
+    lp += jnp.sum(-0.5 * (jnp.log(2 * jnp.pi * s2) + r**2 / s2))
+    obs = ~jnp.isnan(yy)
+    y0 = jnp.where(obs, yy, 0.0)
+    le = -0.5 * (jnp.log(2 * jnp.pi) + x + y0**2 * jnp.exp(-x))
+    return lp + jnp.sum(jnp.where(obs, le, 0.0))
+
+
+class SVPrior(NamedTuple):
+    r"""Conjugate priors of the stochastic volatility parameters, for Bayesian particle Gibbs.
+
+    :math:`\mu \sim N(m_\mu, s_\mu^2)` (``mu_mean, mu_sd``), :math:`\phi \sim N(m_\phi, s_\phi^2)`
+    truncated to :math:`(-1, 1)` (``phi_mean, phi_sd``; flat when ``phi_sd`` is infinite),
+    :math:`\sigma^2 \sim IG(a, b)` (``sigma2_shape, sigma2_scale``). With the stationary initial
+    law :math:`x_0 \sim N(\mu, \sigma^2/(1-\phi^2))`, :math:`\sigma^2 \mid \cdot` is inverse-gamma
+    and :math:`\mu \mid \cdot` Gaussian (both exact); :math:`\phi` is drawn from the Gaussian
+    conditional of the transition terms and accepted with probability
+    :math:`\min(1, h(\phi')/h(\phi))`, :math:`h(\phi) = \prod_\text{seq}\sqrt{1-\phi^2}\,
+    e^{-(1-\phi^2)(x_0-\mu)^2/2\sigma^2}` (independence Metropolis-within-Gibbs, exact).
+    """
+
+    mu_mean: float = 0.0
+    mu_sd: float = 10.0
+    phi_mean: float = 0.0
+    phi_sd: float = math.inf
+    sigma2_shape: float = 2.0
+    sigma2_scale: float = 0.05
+
+    def names(self, model):
+        """The names of the sampled parameters, in the order of :meth:`values`: ``("mu", "phi", "sigma")``."""
+        return ("mu", "phi", "sigma")
+
+    def values(self, model):
+        """``(3,)`` array ``(mu, phi, sigma)`` of ``model``'s parameters (one draw of the chain)."""
+        p = model.params
+        return np.array([p.mu, p.phi, p.sigma])
+
+    def draw(self, model, paths, data, rng):
+        """One Gibbs sweep over the parameters given the state trajectories.
+
+        Draws, in turn, each given the values just drawn and the ``n`` states of ``paths``:
+        ``sigma^2 ~ IG(sigma2_shape + n/2, sigma2_scale + S/2)`` with
+        ``S = sum_seq (1 - phi^2)(x_0 - mu)^2 + sum_t (x_t - mu - phi (x_{t-1} - mu))^2``;
+        ``mu`` from its Gaussian conditional (prior ``N(mu_mean, mu_sd^2)``); ``phi`` proposed
+        from the Gaussian conditional of the transition terms and the prior
+        ``N(phi_mean, phi_sd^2)`` (flat when ``phi_sd`` is infinite) and accepted by independence
+        Metropolis on the stationary factor ``sqrt(1 - phi^2) exp(-(1 - phi^2)(x_0 - mu)^2 / 2 sigma^2)``
+        of each sequence (a proposal outside ``(-1, 1)`` is rejected). Each move leaves the
+        conditional posterior invariant.
+
+        Args:
+            model: the current :class:`StochasticVolatility`.
+            paths: one ``(T_i, 1)`` state trajectory per sequence.
+            data: the ``(y, inputs)`` pairs of the sequences (unused: the emission has no parameters).
+            rng: a ``numpy.random.Generator``.
+
+        Returns:
+            A new :class:`StochasticVolatility` with the drawn ``mu, phi, sigma``.
+        """
+        p = model.params
+        mu, phi, s2 = p.mu, p.phi, p.sigma**2
+        x0 = np.array([x[0, 0] for x in paths])
+        prev = np.concatenate([x[:-1, 0] for x in paths])
+        nxt = np.concatenate([x[1:, 0] for x in paths])
+        n0, nt = len(paths), len(prev)
+        # sigma^2 | mu, phi
+        ss = (1 - phi**2) * np.sum((x0 - mu) ** 2) + np.sum((nxt - mu - phi * (prev - mu)) ** 2)
+        s2 = (self.sigma2_scale + 0.5 * ss) / rng.gamma(self.sigma2_shape + 0.5 * (n0 + nt))
+        # mu | phi, sigma^2
+        c = 1 - phi**2
+        prec = 1 / self.mu_sd**2 + (n0 * c + nt * (1 - phi) ** 2) / s2
+        lin = self.mu_mean / self.mu_sd**2 + (c * x0.sum() + (1 - phi) * np.sum(nxt - phi * prev)) / s2
+        mu = lin / prec + rng.standard_normal() / math.sqrt(prec)
+        # phi | mu, sigma^2: Gaussian proposal from the transitions and prior, MH on the x_0 factor
+        a, b = prev - mu, nxt - mu
+        prec = (0.0 if math.isinf(self.phi_sd) else 1 / self.phi_sd**2) + np.sum(a * a) / s2
+        lin = (0.0 if math.isinf(self.phi_sd) else self.phi_mean / self.phi_sd**2) + np.sum(a * b) / s2
+        prop = lin / prec + rng.standard_normal() / math.sqrt(prec)
+        if abs(prop) < 1:
+            def log_h(f):
+                return 0.5 * n0 * math.log(1 - f * f) - (1 - f * f) * np.sum((x0 - mu) ** 2) / (2 * s2)
+            if math.log(rng.random()) < log_h(prop) - log_h(phi):
+                phi = prop
+        return StochasticVolatility(mu, phi, math.sqrt(s2))
 
 
 register_loadable(SVParams)

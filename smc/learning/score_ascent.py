@@ -10,7 +10,7 @@ Fisher's identity writes the score as a smoothed additive functional,
 
 so PaRIS (or PPG) estimates it in one pass. The per-step gradients are taken
 on the model's own compiled log-densities by central differences in the
-unconstrained coordinates of a :class:`~smc.learning.parametrization.Parametrization`
+unconstrained coordinates of the model's :meth:`~statespace.interface.StateSpaceModel.parametrization`
 (step ``1e-5``; the densities are smooth, so the error, ~1e-10, is far below the
 Monte Carlo noise): every model of the shared interface gets a score with no
 extra code. The functional's parameters are the kernel parameters at
@@ -41,7 +41,7 @@ from statespace.progress import progress_bar
 from statespace.validation import as_rng
 
 from ._engine import FunctionalEstimator, LearningResult, check_common, check_gradient_options, prepare
-from .parametrization import Parametrization, enable_x64, for_model
+from .parametrization import Parametrization, enable_x64
 
 #: Central-difference step in unconstrained coordinates.
 FD_STEP = 1e-5
@@ -92,7 +92,7 @@ def score_params(param: Parametrization, theta, inputs=None, h=FD_STEP):
 def estimate_score(model, y, parametrization=None, n_particles=100, n_backward=2, *, smoother="paris",
                    n_sweeps=1, burn_in=0, inputs=None, rng=None):
     """Fisher-identity estimate of :math:`\\nabla_\\theta \\log p_\\theta(y)` in unconstrained coordinates."""
-    param = parametrization or for_model(model)
+    param = parametrization or model.parametrization()
     data = prepare(model, y, inputs)
     theta = param.to_vector(model)
     est = FunctionalEstimator(data, smoother=smoother, n_particles=n_particles, n_backward=n_backward,
@@ -107,11 +107,11 @@ def score_ascent(model, y, n_iter=300, n_particles=32, *, n_backward=2, smoother
     """Maximum likelihood by stochastic score ascent (see the module docstring).
 
     Args:
-        model: any model (warm start: its parameters); needs a parametrization (built in for SV and LG).
+        model: any model (warm start: its parameters) implementing ``parametrization()``, unless one is passed.
         y: one sequence or a list.
         n_iter: gradient steps.
         n_particles, n_backward, smoother, n_sweeps, burn_in: the smoother of each step (as in particle EM).
-        parametrization: a :class:`~smc.learning.parametrization.Parametrization` (default: built-in).
+        parametrization: a :class:`~statespace.interface.Parametrization` (default: ``model.parametrization()``).
         optimizer: ``"adam"`` or ``"sgd"``.
         learning_rate: initial step size :math:`\\gamma_0`.
         decay_iters: :math:`k_d` of the decay (default ``n_iter / 10``).
@@ -119,7 +119,7 @@ def score_ascent(model, y, n_iter=300, n_particles=32, *, n_backward=2, smoother
     """
     n_iter, n_particles, n_backward = check_common(n_iter, n_particles, n_backward, smoother)
     learning_rate, decay_iters, average_from = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
-    param = parametrization or for_model(model)
+    param = parametrization or model.parametrization()
     rng = as_rng(rng)
     data = prepare(model, y, inputs)
     n_obs = sum(len(s) for s, _ in data)

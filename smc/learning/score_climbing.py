@@ -17,9 +17,9 @@ trajectories are read at no extra forward cost and their gradients averaged
 (the PPG version of the paper of Cardoso et al. 2023, section 4).
 
 The gradient of the log joint density is taken by JAX on a model-supplied
-``log_joint(theta, x, y)`` written in ``jax.numpy`` (see
-:class:`~smc.learning.parametrization.Parametrization`; built in for stochastic
-volatility and linear-Gaussian models): this is the route by which learned
+``log_joint(theta, x, y)`` written in ``jax.numpy`` (the model's
+:meth:`~statespace.interface.StateSpaceModel.parametrization`; shipped for the stochastic
+volatility, linear-Gaussian and neural-drift models): this is the route by which learned
 components (neural transitions, deep SSM layers) are trained, since the
 sampler only needs the model's compiled kernels at the current parameters.
 JAX runs in float64 here (``jax_enable_x64`` is switched on when this routine
@@ -46,7 +46,7 @@ from statespace.validation import as_rng, check_choice, check_fit_options, check
 
 from ..csmc import NO_FUNCTIONAL, backward_sample, index_tree_sample, run_sweep
 from ._engine import LearningResult, check_gradient_options, prepare
-from .parametrization import enable_x64, for_model
+from .parametrization import enable_x64
 from .score_ascent import _optimizer
 
 KERNELS = ("csmc", "ppg")
@@ -91,7 +91,7 @@ def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_bac
     if n_paths > 1 and kernel != "ppg":
         raise ParameterError(f"n_paths: expected 1 (or more with kernel='ppg'), got {n_paths}")
     learning_rate, decay_iters, average_from = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
-    param = parametrization or for_model(model)
+    param = parametrization or model.parametrization()
     if param.log_joint is None:
         raise ParameterError("parametrization: Markov score climbing needs a JAX log_joint(theta, x, y)")
     rng = as_rng(rng)

@@ -27,10 +27,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
+from ..interface import AdditiveFunctional, FitResult, ModelKernels, Parametrization, StateSpaceModel
 from ..persistence import SavedModel, register_loadable
 from ..validation import as_float_array, as_rng, as_sequences, check_int
 from . import kernels as _k
+from . import learning as _learning
 from .data import prepare
 from .em import fit_em, m_step
 from .forecast import ForecastResult, forecast
@@ -98,6 +99,20 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
     def m_step(self, stats: np.ndarray, n_sequences: int = 1, n_steps: int | None = None) -> LinearGaussianSSM:
         """The closed-form M-step (counts are read from ``stats``; the other arguments are not needed)."""
         return LinearGaussianSSM(m_step(self.params, stats, self.frozen), frozen=self.frozen)
+
+    # --- learning hooks (smc.learning) ---------------------------------------
+    def parametrization(self, inputs=None) -> Parametrization:
+        """The unconstrained vector of the non-frozen fields among ``m0, P0, F, Q, H, R``.
+
+        Entries of ``m0, F, H`` and log-Cholesky factors of ``P0, Q, R``; ``B, D`` and frozen
+        fields are kept (built by ``statespace.linear_gaussian.learning.parametrization``).
+        ``inputs`` is not used.
+        """
+        return _learning.parametrization(self)
+
+    def gibbs_prior(self) -> _learning.LGPrior:
+        """The default conjugate prior of Bayesian particle Gibbs: ``LGPrior()`` on ``F, Q, R``."""
+        return _learning.LGPrior()
 
     # --- simulation ----------------------------------------------------------
     def sample(self, T: int, rng=None, inputs=None, times=None):

@@ -10,7 +10,7 @@ from scipy.optimize import minimize
 
 from _ppg_oracles import ScalarLG, kalman_rts
 from smc.learning import Parametrization, estimate_score, particle_em, score_ascent, score_climbing
-from smc.learning.parametrization import enable_x64, for_model
+from smc.learning.parametrization import enable_x64
 from statespace import LinearGaussianSSM, StochasticVolatility
 from statespace.errors import ParameterError
 
@@ -72,7 +72,7 @@ def test_jax_log_joint_matches_compiled_kernels(model):
     k, kp = model.kernels(), model.kernel_params()
     exact = k.log_initial(kp, x[0]) + sum(k.log_transition(kp, t, x[t - 1], x[t]) for t in range(1, 30))
     exact += sum(k.log_emission(kp, t, x[t], y) for t in range(30))
-    param = for_model(model)
+    param = model.parametrization()
     jnp = enable_x64()
 
     got = float(param.log_joint(jnp.asarray(param.to_vector(model)), jnp.asarray(x), jnp.asarray(y)))

@@ -10,7 +10,6 @@ import pytest
 
 from _ppg_oracles import ScalarLG, kalman_rts
 from smc.learning import Parametrization, estimate_score, particle_em, score_ascent, score_climbing
-from smc.learning.parametrization import for_model
 from statespace import LinearGaussianSSM, StochasticVolatility
 
 pytestmark = pytest.mark.slow
@@ -21,7 +20,7 @@ T = 2000
 def sv_problem():
     truth = StochasticVolatility(-1.0, 0.95, 0.3)
     _, y = truth.sample(T, rng=1)
-    param = for_model(truth)
+    param = truth.parametrization()
     scores = np.array([estimate_score(truth, truth.sample(T, rng=100 + i)[1], n_particles=32, smoother="ppg",
                                       n_sweeps=3, burn_in=1, rng=i) for i in range(20)])
     info = np.cov(scores.T)
