@@ -47,6 +47,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace.diagnostics import DataTreeGroups
 from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional
 from statespace.progress import progress_bar
@@ -354,6 +355,17 @@ class ParticleGibbsResult(NamedTuple):
     log_likelihoods: np.ndarray
     update_rates: np.ndarray
     method: str
+
+    def datatree_groups(self, state_names=None) -> DataTreeGroups:
+        """The kept paths as the ``posterior`` variable ``x`` (dims ``time, state``, the states named by
+        ``state_names``) and the sweeps' log-likelihood estimates as ``sample_stats``."""
+        if self.trajectories is None:
+            raise ShapeError("trajectories: the chain was run with store_paths=False; nothing to convert")
+        T, d = self.trajectories.shape[2:]
+        coords = {"time": np.arange(T), "state": list(state_names) if state_names else np.arange(d)}
+        n_draws = self.trajectories.shape[1]
+        return DataTreeGroups({"x": self.trajectories}, {"log_likelihood_estimate": self.log_likelihoods[:, -n_draws:]},
+                              {"x": ["time", "state"]}, coords)
 
 
 def check_sampler_args(n_iter, n_particles, n_chains, burn_in=0):

@@ -55,6 +55,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace.diagnostics import DataTreeGroups
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional
 from statespace.progress import progress_bar
@@ -96,6 +97,12 @@ class PPGResult(NamedTuple):
     estimates: np.ndarray
     references: np.ndarray
     log_likelihoods: np.ndarray
+
+    def datatree_groups(self, state_names=None) -> DataTreeGroups:
+        """The per-iteration estimates as the ``posterior`` variable ``estimate`` (dim ``component``) and the
+        forward passes' log-likelihood estimates as ``sample_stats``; ``state_names`` is unused."""
+        return DataTreeGroups({"estimate": self.estimates}, {"log_likelihood_estimate": self.log_likelihoods},
+                              {"estimate": ["component"]}, {"component": np.arange(self.estimates.shape[2])})
 
 
 def ppg_smoother(model, y, functional=None, n_particles=32, n_backward=2, n_iter=20, burn_in=0, *, n_chains=1,

@@ -13,7 +13,9 @@ group has ``chain`` and ``draw`` dimensions and named coordinates, so that
     trace_plot(dt)
 
 Parameter names such as ``"F[0,1]"`` become one variable ``F`` with dimensions
-``F_dim_0, F_dim_1``. Sampler by-products (log-likelihood estimates of the
+``F_dim_0, F_dim_1``. Each result class says what it holds through one method,
+``datatree_groups`` (see :class:`DataTreeGroups`), so a new sampler joins with no change
+here. Sampler by-products (log-likelihood estimates of the
 sweeps, particle-steps) go to the ``sample_stats`` group. arviz and matplotlib
 are imported only inside these functions (``import statespace`` stays fast);
 plots return their figure/collection and never call ``show()``.
@@ -22,6 +24,7 @@ plots return their figure/collection and never call ``show()``.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,85 +33,104 @@ from .errors import ShapeError
 _INDEXED = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<idx>[0-9,\s]+)\]$")
 
 
-def _group_names(samples: dict) -> tuple[dict, dict, dict]:
-    """Variables, dims and coords from ``name -> (chain, draw)`` arrays, stacking ``X[i,j]`` entries."""
-    data, dims, coords = {}, {}, {}
-    indexed: dict = {}
-    for name, arr in samples.items():
-        m = _INDEXED.match(name)
-        if m:
-            idx = tuple(int(i) for i in m.group("idx").split(","))
-            indexed.setdefault(m.group("base"), {})[idx] = np.asarray(arr, dtype=float)
-        else:
-            data[name] = np.asarray(arr, dtype=float)
-    for base, entries in indexed.items():
-        shape = tuple(max(i[k] for i in entries) + 1 for k in range(len(next(iter(entries)))))
-        first = next(iter(entries.values()))
-        full = np.full(first.shape + shape, np.nan)
-        for idx, arr in entries.items():
-            full[(Ellipsis,) + idx] = arr
-        data[base] = full
-        dims[base] = [f"{base}_dim_{k}" for k in range(len(shape))]
-        for k, n in enumerate(shape):
-            coords[f"{base}_dim_{k}"] = np.arange(n)
-    return data, dims, coords
+class DataTreeGroups(NamedTuple):
+    """What a result holds for an ArviZ ``DataTree``: the protocol of :func:`to_datatree`.
+
+    A result class joins :func:`to_datatree` by a method ``datatree_groups(self, state_names=None)``
+    returning one of these (the sampler and learning results of :mod:`smc` do).
+
+    Attributes:
+        posterior: variable name -> array with leading ``(chain, draw)`` dimensions.
+        sample_stats: sampler by-products, name -> ``(chain, draw)`` array; or ``None``.
+        dims: variable name -> the names of its dimensions after ``(chain, draw)``.
+        coords: dimension name -> its coordinate values.
+    """
+
+    posterior: dict
+    sample_stats: dict | None
+    dims: dict
+    coords: dict
+
+    @classmethod
+    def from_samples(cls, samples: dict, sample_stats: dict | None = None) -> DataTreeGroups:
+        """Groups from ``name -> (chain, draw)`` parameter draws, stacking entries ``"X[i,j]"`` into one variable ``X``.
+
+        ``X`` gets the dimensions ``X_dim_0, X_dim_1, ...`` (integer coordinates); entries absent from
+        ``samples`` are NaN.
+        """
+        data, dims, coords = {}, {}, {}
+        indexed: dict = {}
+        for name, arr in samples.items():
+            m = _INDEXED.match(name)
+            if m:
+                idx = tuple(int(i) for i in m.group("idx").split(","))
+                indexed.setdefault(m.group("base"), {})[idx] = np.asarray(arr, dtype=float)
+            else:
+                data[name] = np.asarray(arr, dtype=float)
+        for base, entries in indexed.items():
+            shape = tuple(max(i[k] for i in entries) + 1 for k in range(len(next(iter(entries)))))
+            first = next(iter(entries.values()))
+            full = np.full(first.shape + shape, np.nan)
+            for idx, arr in entries.items():
+                full[(Ellipsis,) + idx] = arr
+            data[base] = full
+            dims[base] = [f"{base}_dim_{k}" for k in range(len(shape))]
+            for k, n in enumerate(shape):
+                coords[f"{base}_dim_{k}"] = np.arange(n)
+        return cls(data, sample_stats, dims, coords)
+
+
+def _stack_chains(parts: list) -> DataTreeGroups:
+    """One :class:`DataTreeGroups` from several results, concatenated along ``chain``."""
+    first = parts[0]
+    stacked = []
+    for group in ("posterior", "sample_stats"):
+        if getattr(first, group) is None:
+            stacked.append(None)
+            continue
+        out = {}
+        for name in getattr(first, group):
+            arrs = [getattr(g, group)[name] for g in parts]
+            shapes = {a.shape[1:] for a in arrs}
+            if len(shapes) != 1:
+                raise ShapeError(f"obj: the results must have equal shapes to be chains; {name} has "
+                                 f"(draw, ...) shapes {sorted(shapes)}")
+            out[name] = np.concatenate(arrs, axis=0)
+        stacked.append(out)
+    return DataTreeGroups(stacked[0], stacked[1], first.dims, first.coords)
 
 
 def to_datatree(obj, *, state_names=None):
     """Convert sampler or learning output to an ArviZ ``DataTree``.
 
-    Accepts: :class:`~smc.learning.bayesian_gibbs.PosteriorChains` (parameter chains),
+    Accepts a dict ``name -> (chain, draw, ...)`` array, any result with a
+    ``datatree_groups(state_names=None)`` method returning :class:`DataTreeGroups`, or a list
+    of such results (stacked as chains). The results of :mod:`smc` have one:
+    :class:`~smc.learning.PosteriorChains` (parameter chains),
     :class:`~smc.csmc.ParticleGibbsResult` (trajectory chains: variable ``x`` with
-    dims ``time, state``), :class:`~smc.ppg.PPGResult` (per-iteration estimates:
-    variable ``estimate`` with dim ``component``), a
-    :class:`~smc.learning.LearningResult` or a list of them (one chain each,
-    ``draw`` = iteration, the start included), or a dict ``name -> (chain, draw, ...)``.
+    dims ``time, state``, named by ``state_names``), :class:`~smc.ppg.PPGResult` (per-iteration
+    estimates: variable ``estimate`` with dim ``component``) and
+    :class:`~smc.learning.LearningResult` (one chain, ``draw`` = iteration, the start included;
+    a list of them is one chain each).
     """
     import arviz as az
 
-    kind = type(obj).__name__
-    sample_stats = None
-    dims: dict = {}
-    coords: dict = {}
     if isinstance(obj, dict):
-        posterior, dims, coords = _group_names(obj)
-        for k, v in posterior.items():
+        groups = DataTreeGroups.from_samples(obj)
+        for k, v in groups.posterior.items():
             if v.ndim < 2:
                 raise ShapeError(f"{k}: expected an array with leading (chain, draw) dimensions, got shape {v.shape}")
-    elif kind == "PosteriorChains":
-        posterior, dims, coords = _group_names(obj.samples)
-        n_draws = next(iter(obj.samples.values())).shape[1]
-        sample_stats = {"log_likelihood_estimate": obj.log_likelihoods[:, -n_draws:]}
-    elif kind == "ParticleGibbsResult":
-        if obj.trajectories is None:
-            raise ShapeError("trajectories: the chain was run with store_paths=False; nothing to convert")
-        T, d = obj.trajectories.shape[2:]
-        posterior = {"x": obj.trajectories}
-        dims = {"x": ["time", "state"]}
-        coords = {"time": np.arange(T), "state": list(state_names) if state_names else np.arange(d)}
-        n_draws = obj.trajectories.shape[1]
-        sample_stats = {"log_likelihood_estimate": obj.log_likelihoods[:, -n_draws:]}
-    elif kind == "PPGResult":
-        posterior = {"estimate": obj.estimates}
-        dims = {"estimate": ["component"]}
-        coords = {"component": np.arange(obj.estimates.shape[2])}
-        sample_stats = {"log_likelihood_estimate": obj.log_likelihoods}
-    elif kind == "LearningResult" or (isinstance(obj, (list, tuple)) and obj and type(obj[0]).__name__ == "LearningResult"):
-        runs = [obj] if kind == "LearningResult" else list(obj)
-        lengths = {r.trace.shape for r in runs}
-        if len(lengths) != 1:
-            raise ShapeError(f"results: learning traces must have equal shapes to be chains, got {sorted(lengths)}")
-        trace = np.stack([r.trace for r in runs])
-        posterior, dims, coords = _group_names({n: trace[:, :, j] for j, n in enumerate(runs[0].param_names)})
-        ll = np.stack([np.concatenate([[np.nan], r.log_likelihoods]) for r in runs])
-        steps = np.stack([np.concatenate([[0.0], r.particle_steps]) for r in runs])
-        sample_stats = {"log_likelihood_estimate": ll, "particle_steps": steps}
+    elif hasattr(obj, "datatree_groups"):
+        groups = obj.datatree_groups(state_names=state_names)
+    elif isinstance(obj, (list, tuple)) and obj and all(hasattr(o, "datatree_groups") for o in obj):
+        groups = _stack_chains([o.datatree_groups(state_names=state_names) for o in obj])
     else:
-        raise ShapeError(f"obj: cannot convert {kind} to a DataTree")
-    groups = {"posterior": posterior}
-    if sample_stats is not None:
-        groups["sample_stats"] = sample_stats
-    return az.from_dict(groups, dims=dims or None, coords=coords or None)
+        raise ShapeError(f"obj: cannot convert {type(obj).__name__} to a DataTree; expected a dict of "
+                         "(chain, draw, ...) arrays, a result with datatree_groups(), or a list of such results")
+    out = {"posterior": groups.posterior}
+    if groups.sample_stats is not None:
+        out["sample_stats"] = groups.sample_stats
+    return az.from_dict(out, dims=groups.dims or None, coords=groups.coords or None)
 
 
 def trace_plot(dt, var_names=None, **kwargs):
@@ -138,7 +160,7 @@ def learning_curve_plot(results, labels=None, *, x="iteration", truth=None):
     """
     import matplotlib.pyplot as plt
 
-    runs = [results] if type(results).__name__ == "LearningResult" else list(results)
+    runs = [results] if hasattr(results, "trace") else list(results)
     if x not in ("iteration", "particle_steps"):
         raise ShapeError(f"x: expected 'iteration' or 'particle_steps', got {x!r}")
     labels = labels or [f"run {i}" for i in range(len(runs))]

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace.diagnostics import DataTreeGroups
 from statespace.errors import ParameterError, ShapeError
 from statespace.validation import (
     as_float_array,
@@ -48,6 +49,16 @@ class LearningResult(NamedTuple):
     trace: np.ndarray
     param_names: tuple
     particle_steps: np.ndarray
+
+    def datatree_groups(self, state_names=None) -> DataTreeGroups:
+        """The run as one chain (``draw`` = iteration, the start included): the ``trace`` columns as
+        ``posterior`` variables, the log-likelihood estimates (NaN at the start) and cumulative
+        particle-steps (0 at the start) as ``sample_stats``; ``state_names`` is unused."""
+        return DataTreeGroups.from_samples(
+            {n: self.trace[None, :, j] for j, n in enumerate(self.param_names)},
+            {"log_likelihood_estimate": np.concatenate([[np.nan], self.log_likelihoods])[None],
+             "particle_steps": np.concatenate([[0.0], self.particle_steps])[None]},
+        )
 
 
 def prepare(model, y, inputs):
