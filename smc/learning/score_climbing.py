@@ -93,7 +93,10 @@ def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_bac
     learning_rate, decay_iters, average_from = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
     param = parametrization or model.parametrization()
     if param.log_joint is None:
-        raise ParameterError("parametrization: Markov score climbing needs a JAX log_joint(theta, x, y)")
+        raise ParameterError(
+            "parametrization: Markov score climbing needs a JAX log_joint(theta, x, y), and this "
+            "parametrization has none (e.g. a linear-Gaussian model with inputs); use smc.learning.score_ascent"
+        )
     rng = as_rng(rng)
     data = prepare(model, y, inputs)
     n_obs = sum(len(s) for s, _ in data)

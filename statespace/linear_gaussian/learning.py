@@ -5,7 +5,9 @@ r"""The learning hooks of the linear-Gaussian model for the particle learning ro
 Cholesky factor) to an unconstrained vector; frozen fields are kept. Time-varying
 fields and the input matrices ``B, D`` are never learned here. Its ``log_joint`` is
 :math:`\log p_\theta(x_{0:T-1}, y_{0:T-1})` in ``jax.numpy`` with NaN coordinates of
-``y`` marginalised (the model without inputs).
+``y`` marginalised; it is ``None`` for a model with inputs (its density would need
+``B u_t`` and ``D u_t``, which the hook's signature does not carry), so Markov score
+climbing refuses such a model instead of following the gradient of another model.
 
 :class:`LGPrior` is the conjugate prior of Bayesian particle Gibbs: entries of
 :math:`F` independent :math:`N(F_\text{mean}, s_F^2)`, :math:`Q \sim IW(\nu_Q, \Psi_Q)`,
@@ -110,7 +112,8 @@ def parametrization(model) -> Parametrization:
                 out[f"{f}[{','.join(map(str, idx))}]"] = float(a[idx])
         return out
 
-    return Parametrization(tuple(names), to_vector, from_vector, log_joint, natural)
+    joint = log_joint if base.input_dim == 0 else None
+    return Parametrization(tuple(names), to_vector, from_vector, joint, natural)
 
 
 def _cov_from(v, n, xp):

@@ -122,3 +122,18 @@ def test_a_user_result_joins_to_datatree_through_datatree_groups():
     assert got["sample_stats"]["energy"].shape == (2, 30)
     both = to_datatree([MyChains(), MyChains()])  # a list of results stacks as chains
     assert dict(both["posterior"].sizes)["chain"] == 4
+
+
+def test_score_climbing_refuses_a_linear_gaussian_model_with_inputs():
+    """The linear-Gaussian log_joint has no B u / D u terms: climbing it on a model with inputs
+    would follow another model's gradient, so the model's hook offers no log_joint and the
+    routine says so (score ascent, which differences the compiled kernels, still applies)."""
+    from statespace import LinearGaussianSSM
+
+    model = LinearGaussianSSM(m0=[0.0], P0=[[1.0]], F=[[0.9]], Q=[[0.1]], H=[[1.0]], R=[[0.5]],
+                              B=[[1.0]], D=[[0.0]])
+    u = np.ones((30, 1))
+    _, y = model.sample(30, rng=0, inputs=u)
+    assert model.parametrization().log_joint is None
+    with pytest.raises(ParameterError, match="log_joint"):
+        score_climbing(model, y, inputs=u, n_iter=2, n_particles=8, rng=0, progress=False)
