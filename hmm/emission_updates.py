@@ -30,6 +30,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.fastmath import FASTMATH
+
 from .emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams, observed_split, regressor
 
 @nb.njit(cache=True)
@@ -184,7 +186,7 @@ def design(y: np.ndarray, u: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray
     return X, fast
 
 
-@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+@nb.njit(cache=True, fastmath=FASTMATH)
 def scalar_accumulate(y, gamma, n, sy, syy):
     """Moments ``n_k, sum gamma y, sum gamma y^2`` of a 1-D Gaussian HMM (no lags, no inputs) in one pass; NaN steps carry no information."""
     T, K = gamma.shape

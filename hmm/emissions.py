@@ -53,6 +53,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.fastmath import FASTMATH
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.validation import as_float_array, check_covariance, check_finite, check_int, check_stochastic_matrix
 
@@ -301,7 +302,7 @@ def gaussian_logpdf(yrow, mean, cov, chol, logdet):
     return -0.5 * (n_obs * _LOG_2PI + ld + q)
 
 
-@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+@nb.njit(cache=True, fastmath=FASTMATH)
 def ar_loglik(y, u, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0):
     """Emission log-likelihoods ``(T, K)`` of the autoregressive Gaussian.
 
@@ -357,7 +358,7 @@ def ar_loglik(y, u, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, lo
     return out
 
 
-@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+@nb.njit(cache=True, fastmath=FASTMATH)
 def scalar_loglik(y, mean, inv_sd, const, out):
     """Fill ``out (T, K)`` with the log-likelihoods of a 1-D Gaussian HMM (no lags, no inputs); a NaN step scores 0.
 

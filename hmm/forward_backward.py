@@ -69,7 +69,7 @@ import numpy as np
 
 from statespace.errors import ImpossibleDataError
 
-from ._fastmath import FASTMATH
+from statespace._numerics.fastmath import FASTMATH
 from .log_space import log_space_forward as _log_space_forward
 from .log_space import log_space_posteriors as _log_space
 

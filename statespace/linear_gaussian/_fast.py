@@ -25,6 +25,7 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._numerics.fastmath import FASTMATH
 from statespace.linear_gaussian.kernels import _layout, add_emission_stats, stats_workspace
 
 D = 0
@@ -32,7 +33,7 @@ M = 0
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # Reassociation lets LLVM vectorise the small reductions; "nnan" stays off because NaN marks missing data.
-_FLAGS = dict(cache=True, fastmath={"contract", "arcp", "reassoc", "nsz"})
+_FLAGS = dict(cache=True, fastmath=FASTMATH)
 
 FAIL_INNOVATION = 0
 FAIL_OVERFLOW = 1
