@@ -15,15 +15,14 @@ memory: the row maxima by
 reduction and a polynomial. Numba has no vectorised ``exp`` without Intel's
 SVML, and NumPy's needs a separate pass over memory and a call from Python.
 
-The exponential: with :math:`n = \operatorname{round}(x / \ln 2)` and
-:math:`r = x - n \ln 2` (``ln 2`` split in two parts, so ``r`` is exact to
-about :math:`2^{-60}`), :math:`|r| \le \ln 2 / 2` and
-:math:`e^x = 2^n e^r`, where :math:`e^r` is the degree-12 Taylor polynomial
-(remainder below :math:`(\ln 2/2)^{13}/13! < 2 \cdot 10^{-16}`) and
-:math:`2^n` is built from its exponent bits. Arguments below
-:data:`LOWEST` (``-700``, where the scaled recursions already hand over to
-log space) are reported and ``-inf`` gives exactly 0; relative error about
-2 ulp above (measured: at most 1.4 ulp against NumPy's ``exp``).
+The exponential is the library's one kernel, :func:`statespace._numerics.exp.emit_exp`
+(range reduction and a degree-13 polynomial, about one ulp), applied to a whole register.
+Shifted log-likelihoods below :data:`LOWEST` (``-700``) are not exponentiated but
+reported, and the recursion hands the block over to log space: the exponential itself
+is exact down to ``statespace._numerics.exp.UNDERFLOW`` (``-708``), but the scaled
+recursions multiply these values by predicted probabilities, and a weight within
+:math:`e^{8}` of the smallest normal number would lose bits to subnormal products
+there. ``-inf`` gives exactly 0.
 """
 
 from __future__ import annotations
@@ -37,17 +36,16 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from statespace._numerics.exp import emit_exp
+
 from .vector_product import LANES
 
-#: A shifted log-likelihood below this loses its weight to float64 underflow: reported (log space needed).
+#: A shifted log-likelihood below this is reported (log space needed): the recursion's margin above the
+#: exponential's own cut-off (``statespace._numerics.exp.UNDERFLOW``, -708), see the module docstring.
 LOWEST = -700.0
 #: What exponentiating a block of rows left: exponentials; shifted logs only (an entry underflows);
 #: exponentials except the underflowing entries, which keep their shifted logs (:func:`restore_log_rows`).
 EXPONENTIATED, SHIFTED, MIXED = 0, 1, 2
-_LOG2E = 1.4426950408889634
-_LN2_HI = 0.693147180369123816490  # ln 2 to 32 bits: n * _LN2_HI is exact for |n| < 2^21
-_LN2_LO = 1.90821492927058770002e-10
-_TAYLOR = [1.0 / math.factorial(i) for i in range(13)]
 
 
 def _rows_ok(K):
@@ -99,7 +97,6 @@ def shift_exp_rows(typingctx, loglik, m, lo, hi, K):
 
     def codegen(context, builder, signature, args):
         f64, vec, intp = _setup(context, builder)
-        i64v = ir.VectorType(ir.IntType(64), LANES)
         bvec = ir.VectorType(ir.IntType(1), LANES)
         ptr = context.make_array(signature.args[0])(context, builder, args[0]).data
         m_ptr = context.make_array(signature.args[1])(context, builder, args[1]).data
@@ -107,8 +104,6 @@ def shift_exp_rows(typingctx, loglik, m, lo, hi, K):
         start = builder.mul(row0, ir.Constant(intp, Kv))
         stop = builder.mul(context.cast(builder, args[3], signature.args[3], types.intp), ir.Constant(intp, Kv))
         n_vec = builder.udiv(builder.sub(stop, start), ir.Constant(intp, LANES))
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v8f64")
-        floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec]), "llvm.floor.v8f64")
         rows_per = LANES // Kv
         flag = cgutils.alloca_once_value(builder, ir.Constant(bvec, [0] * LANES))
         with cgutils.for_range(builder, n_vec) as loop:
@@ -121,25 +116,15 @@ def shift_exp_rows(typingctx, loglik, m, lo, hi, K):
                 lane = builder.extract_element(mx, ir.Constant(ir.IntType(32), r * Kv))
                 builder.store(lane, builder.gep(m_ptr, [builder.add(first_row, ir.Constant(intp, r))]))
             x = builder.fsub(v, mx)
-            n = builder.call(floor, [builder.call(fma, [x, _splat(vec, _LOG2E), _splat(vec, 0.5)])])
-            red = builder.call(fma, [n, _splat(vec, -_LN2_HI), x])
-            red = builder.call(fma, [n, _splat(vec, -_LN2_LO), red])
-            poly = _splat(vec, _TAYLOR[-1])
-            for c in reversed(_TAYLOR[:-1]):
-                poly = builder.call(fma, [poly, red, _splat(vec, c)])
-            # 2^n from its exponent bits; n >= -1010 wherever the result is kept
-            ok = builder.fcmp_ordered(">=", x, _splat(vec, LOWEST))
-            n_safe = builder.select(ok, n, _splat(vec, 0.0))
-            bits = builder.shl(builder.add(builder.fptosi(n_safe, i64v), ir.Constant(i64v, [1023] * LANES)),
-                               ir.Constant(i64v, [52] * LANES))
-            e = builder.fmul(poly, builder.bitcast(bits, vec))
+            e = emit_exp(builder, x)
             # below LOWEST: -inf gives 0, a finite value is kept and reported; NaN (a row of -inf)
             # stays NaN, so that the recursion reports the step no state explains
+            ok = builder.fcmp_ordered(">=", x, _splat(vec, LOWEST))
             finite_low = builder.fcmp_ordered(">", x, _splat(vec, -math.inf))
             low = builder.and_(builder.fcmp_ordered("<", x, _splat(vec, LOWEST)), finite_low)
             builder.store(builder.or_(builder.load(flag), low), flag)
-            keep = builder.or_(ok, builder.fcmp_unordered("uno", x, x))
-            builder.store(builder.select(keep, e, builder.select(low, x, _splat(vec, 0.0))), p, align=8)
+            nan = builder.fcmp_unordered("uno", x, x)
+            builder.store(builder.select(ok, e, builder.select(builder.or_(low, nan), x, _splat(vec, 0.0))), p, align=8)
         any_low = builder.load(flag)
         out = ir.Constant(ir.IntType(1), 0)
         for lane in range(LANES):

@@ -47,10 +47,10 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.exp import exp_nonpositive
 from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
 from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real, split_batch
 
-from ._exp import exp_nonpositive
 from .resampling import resample_into, scheme_code
 
 

@@ -4,7 +4,7 @@ merge loop, index for index)."""
 
 import numpy as np
 
-from smc._exp import exp_nonpositive
+from statespace._numerics.exp import exp_nonpositive
 from smc.particle_filter import normalise
 from smc.resampling import SYSTEMATIC, resample_into, systematic
 
