@@ -17,7 +17,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from .inference import _draw
+from statespace._numerics.categorical import draw
+
 from .kernels import log_initial, sample_initial
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -39,7 +40,7 @@ def _A(kp, t):
 
 @nb.njit(cache=True)
 def sample_transition(kp, t, x_prev, rng, x_out):
-    x_out[0] = _draw(_A(kp, t)[int(x_prev[0])], rng)
+    x_out[0] = draw(_A(kp, t)[int(x_prev[0])], rng)
 
 
 @nb.njit(cache=True)

@@ -18,6 +18,8 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._numerics.categorical import draw
+
 from .log_space import log_of, log_space_filtered, row_max
 
 
@@ -82,22 +84,6 @@ def viterbi(pi0, A, loglik):
     return path, offset
 
 
-@nb.njit(cache=True)
-def _draw(p, rng):
-    u = rng.random()
-    c = 0.0
-    K = p.shape[0]
-    for k in range(K):
-        c += p[k]
-        if u < c:
-            return k
-    # round-off: last state with positive mass
-    for k in range(K - 1, -1, -1):
-        if p[k] > 0:
-            return k
-    return K - 1
-
-
 def sample_paths(pi0, A, loglik, filtered, n_samples, rng):
     """``n_samples`` posterior paths ``(n_samples, T)`` int64 by forward filtering, backward sampling.
 
@@ -122,7 +108,7 @@ def _sample_linear(A, filtered, rng, out):
     S = A.shape[0]
     p = np.empty(K)
     for n in range(n_samples):
-        out[n, T - 1] = _draw(filtered[T - 1], rng)
+        out[n, T - 1] = draw(filtered[T - 1], rng)
         for t in range(T - 2, -1, -1):
             At = A[t] if S > 1 else A[0]
             j = out[n, t + 1]
@@ -134,7 +120,7 @@ def _sample_linear(A, filtered, rng, out):
                 return False
             for i in range(K):
                 p[i] /= tot
-            out[n, t] = _draw(p, rng)
+            out[n, t] = draw(p, rng)
     return True
 
 
@@ -148,7 +134,7 @@ def _sample_log(logA, log_filtered, rng, out):
     last = np.exp(log_filtered[T - 1] - row_max(log_filtered[T - 1]))
     last /= last.sum()
     for n in range(n_samples):
-        out[n, T - 1] = _draw(last, rng)
+        out[n, T - 1] = draw(last, rng)
         for t in range(T - 2, -1, -1):
             s = t if S > 1 else 0
             j = out[n, t + 1]
@@ -161,7 +147,7 @@ def _sample_log(logA, log_filtered, rng, out):
                 tot += p[i]
             for i in range(K):
                 p[i] /= tot
-            out[n, t] = _draw(p, rng)
+            out[n, t] = draw(p, rng)
 
 
 @nb.njit(cache=True)

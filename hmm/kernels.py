@@ -17,9 +17,10 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.categorical import draw
+
 from . import emission_updates as eu
 from . import emissions as em_
-from .inference import _draw
 
 GAUSSIAN, CATEGORICAL = 0, 1
 
@@ -66,7 +67,7 @@ def build(p, kind: str, lags: int, inputs: np.ndarray, log_pl: np.ndarray) -> HM
 
 @nb.njit(cache=True)
 def sample_initial(kp, rng, x_out):
-    x_out[0] = _draw(kp.pi0, rng)
+    x_out[0] = draw(kp.pi0, rng)
 
 
 @nb.njit(cache=True)
@@ -77,7 +78,7 @@ def log_initial(kp, x):
 
 @nb.njit(cache=True)
 def sample_transition(kp, t, x_prev, rng, x_out):
-    x_out[0] = _draw(kp.A[0, int(x_prev[0])], rng)
+    x_out[0] = draw(kp.A[0, int(x_prev[0])], rng)
 
 
 @nb.njit(cache=True)
@@ -126,7 +127,7 @@ def log_emission(kp, t, x, y):
 def sample_emission(kp, t, x, y, rng, y_out):
     k = int(x[0])
     if kp.kind == CATEGORICAL:
-        y_out[0] = _draw(kp.probs[k], rng)
+        y_out[0] = draw(kp.probs[k], rng)
         return
     d = y.shape[1]
     xr = np.empty(kp.W.shape[1])
@@ -152,10 +153,10 @@ def rollouts(kp, y_ext, T, last_filtered, n_samples, rng):
     ys = y_ext.copy()
     x = np.empty(1)
     for n in range(n_samples):
-        x[0] = _draw(last_filtered, rng)
+        x[0] = draw(last_filtered, rng)
         for h in range(steps):
             t = T + h
-            x[0] = _draw(kp.A[0, int(x[0])], rng)
+            x[0] = draw(kp.A[0, int(x[0])], rng)
             sample_emission(kp, t, x, ys, rng, ys[t])
             states[n, h] = int(x[0])
             obs[n, h] = ys[t]

@@ -47,6 +47,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.categorical import draw_from_logits
+from statespace._numerics.weights import normalise
 from statespace.diagnostics import DataTreeGroups
 from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional
@@ -54,88 +56,14 @@ from statespace.progress import progress_bar
 from statespace.validation import as_float_array, as_rng, as_sequences, check_choice, check_fit_options, check_int
 
 from .paris import backward_step, build_alias
+from .resampling import multinomial
 
 METHODS = ("backward", "ancestor")
-
 
 
 # --------------------------------------------------------------------------
 # compiled building blocks
 # --------------------------------------------------------------------------
-@nb.njit(cache=True)
-def _normalise(logw, w):
-    """Weights ``w`` proportional to ``exp(logw)``; returns ``log(sum exp(logw))`` (-inf if all vanish)."""
-    m = -np.inf
-    for i in range(logw.shape[0]):
-        if logw[i] > m:
-            m = logw[i]
-    if not m > -np.inf or math.isnan(m):
-        return -np.inf
-    s = 0.0
-    for i in range(logw.shape[0]):
-        w[i] = math.exp(logw[i] - m)
-        s += w[i]
-    for i in range(logw.shape[0]):
-        w[i] /= s
-    return m + math.log(s)
-
-
-@nb.njit(cache=True)
-def _cumsum(w, cdf):
-    s = 0.0
-    for i in range(w.shape[0]):
-        s += w[i]
-        cdf[i] = s
-    cdf[-1] = 1.0 + 1e-12  # guards the binary search against round-off in the last bin
-
-
-@nb.njit(cache=True)
-def _draw_cat(cdf, rng):
-    u = rng.random()
-    lo, hi = 0, cdf.shape[0] - 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cdf[mid] < u:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@nb.njit(cache=True)
-def _draw_from_logits(logits, w, rng):
-    """One index drawn with probabilities proportional to ``exp(logits)`` (O(N), exact)."""
-    lse = _normalise(logits, w)
-    if not lse > -np.inf:
-        return -1
-    u = rng.random()
-    s = 0.0
-    for i in range(w.shape[0]):
-        s += w[i]
-        if u < s:
-            return i
-    return w.shape[0] - 1
-
-
-@nb.njit(cache=True)
-def _multinomial_sorted(cdf, rng, out):
-    """``out.shape[0]`` iid draws from the categorical ``cdf`` in O(N) (sorted uniforms by exponential spacings)."""
-    n = out.shape[0]
-    spacings = np.empty(n + 1)
-    total = 0.0
-    for i in range(n + 1):
-        spacings[i] = -math.log(1.0 - rng.random())
-        total += spacings[i]
-    acc = 0.0
-    j = 0
-    for i in range(n):
-        acc += spacings[i]
-        u = acc / total
-        while j < cdf.shape[0] - 1 and cdf[j] < u:
-            j += 1
-        out[i] = j
-
-
 @nb.njit(nogil=True)
 def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref, has_ref, ancestor_sampling,
                       n_particles, n_backward, hdim, max_tries, rng):
@@ -167,7 +95,6 @@ def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref,
     hbuf = np.empty(hdim)
     w = np.empty(N)
     wtmp = np.empty(N)
-    cdf = np.empty(N)
     logits = np.empty(N)
     prob = np.empty(N)
     alias = np.empty(N, dtype=np.int64)
@@ -187,14 +114,13 @@ def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref,
             h_initial(hp, x[0, i], y, hbuf)
             tau[i, :] = hbuf
     loglik = 0.0
-    lse = _normalise(logw[0], w)
+    lse, _ = normalise(logw[0], w)
     if not lse > -np.inf:
         return x, logw, anc, bidx, tau, loglik, 0
     loglik += lse - math.log(N)
 
     for t in range(1, T):
-        _cumsum(w, cdf)
-        _multinomial_sorted(cdf, rng, anc[t, start:])
+        anc[t, start:] = multinomial(w, N - start, rng)
         for i in range(start, N):
             kernels.sample_transition(kp, t, x[t - 1, anc[t, i]], rng, x[t, i])
         if has_ref:
@@ -205,7 +131,7 @@ def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref,
                         logits[l] = math.log(w[l]) + kernels.log_transition(kp, t, x[t - 1, l], ref[t])
                     else:
                         logits[l] = -np.inf
-                a = _draw_from_logits(logits, wtmp, rng)
+                a = draw_from_logits(logits, wtmp, rng)
                 anc[t, 0] = a if a >= 0 else 0
             else:
                 anc[t, 0] = 0
@@ -229,7 +155,7 @@ def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref,
             tau, tau_new = tau_new, tau
         for i in range(N):
             logw[t, i] = kernels.log_emission(kp, t, x[t, i], y)
-        lse = _normalise(logw[t], w)
+        lse, _ = normalise(logw[t], w)
         if not lse > -np.inf:
             return x, logw, anc, bidx, tau, loglik, t
         loglik += lse - math.log(N)
@@ -241,7 +167,7 @@ def trace_ancestry(x, logw, anc, rng):
     """The genealogy of one particle drawn from the final weights (ancestor sampling)."""
     T, N, d = x.shape
     w = np.empty(N)
-    b = _draw_from_logits(logw[T - 1].copy(), w, rng)
+    b = draw_from_logits(logw[T - 1].copy(), w, rng)
     path = np.empty((T, d))
     for t in range(T - 1, -1, -1):
         path[t] = x[t, b]
@@ -255,13 +181,13 @@ def backward_sample(log_transition, kp, x, logw, rng):
     T, N, d = x.shape
     w = np.empty(N)
     logits = np.empty(N)
-    b = _draw_from_logits(logw[T - 1].copy(), w, rng)
+    b = draw_from_logits(logw[T - 1].copy(), w, rng)
     path = np.empty((T, d))
     path[T - 1] = x[T - 1, b]
     for t in range(T - 2, -1, -1):
         for l in range(N):
             logits[l] = logw[t, l] + log_transition(kp, t + 1, x[t, l], path[t + 1])
-        b = _draw_from_logits(logits, w, rng)
+        b = draw_from_logits(logits, w, rng)
         if b < 0:
             b = 0  # unreachable for a model whose reference path has positive density
         path[t] = x[t, b]
@@ -274,7 +200,7 @@ def index_tree_sample(x, logw, bidx, rng):
     T, N, d = x.shape
     K = bidx.shape[2]
     w = np.empty(N)
-    b = _draw_from_logits(logw[T - 1].copy(), w, rng)
+    b = draw_from_logits(logw[T - 1].copy(), w, rng)
     path = np.empty((T, d))
     for t in range(T - 1, -1, -1):
         path[t] = x[t, b]

@@ -73,6 +73,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.weights import normalise
 from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional
 from statespace.validation import as_float_array, as_rng, check_choice, check_int
@@ -83,7 +84,6 @@ from .particle_filter import (
     check_filter_args,
     forward_step,
     initial_step,
-    normalise,
     prepare_sequences,
 )
 

@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
-from statespace._numerics.exp import exp_nonpositive
+from statespace._numerics.weights import normalise
 from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
 from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real, split_batch
 
@@ -153,48 +153,6 @@ NO_FUNCTION = StateFunction(_no_function, 0)
 
 
 # --- compiled building blocks ----------------------------------------------------
-@nb.njit(cache=True)
-def _exp_shifted(logw, m, W):
-    for n in range(logw.shape[0]):
-        W[n] = exp_nonpositive(logw[n] - m)
-
-
-@nb.njit(cache=True, fastmath={"reassoc", "contract"})
-def _sum_and_sum_of_squares(W):
-    # reassociation lets LLVM vectorise the two reductions (rounding-level changes only)
-    s = 0.0
-    s2 = 0.0
-    for n in range(W.shape[0]):
-        s += W[n]
-        s2 += W[n] * W[n]
-    return s, s2
-
-
-@nb.njit(cache=True)
-def normalise(logw, W):
-    """Normalise log-weights in place into ``W``; return ``(logsumexp, ess)``.
-
-    ``logsumexp`` is ``nan`` when the weights are degenerate (all ``-inf``, or
-    any ``nan`` / ``+inf``), which callers turn into :class:`DegenerateWeightsError`.
-    """
-    N = logw.shape[0]
-    m = -np.inf
-    has_nan = False
-    for n in range(N):
-        v = logw[n]
-        has_nan |= math.isnan(v)
-        m = v if v > m else m
-    if has_nan or m == np.inf or m == -np.inf:
-        return np.nan, 0.0
-    _exp_shifted(logw, m, W)
-    s, s2 = _sum_and_sum_of_squares(W)
-    inv = 1.0 / s
-    for n in range(N):
-        W[n] *= inv
-    # ESS = 1 / sum (w_n / s)^2 = s^2 / sum w_n^2: no second pass over the normalised weights
-    return m + math.log(s), s * s / s2
-
-
 @nb.njit
 def initial_step(kernels, proposal, guided, kp, y, rng, x, logw):
     """Draw ``x_0`` (``(N, d)``, in place) and write its log-weights into ``logw``."""

@@ -50,6 +50,7 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._numerics.categorical import draw
 from statespace.errors import DataError, ParameterError
 from statespace.validation import as_rng, check_int, check_real
 
@@ -406,7 +407,7 @@ def _bridge_path(Q, a, b, t, rng):
             for k in range(K):
                 probs[k] = Ph[ends[left], k] * Ph[k, ends[left + step]]
                 total += probs[k]
-            ends[left + half] = _choose(probs, total, rng)
+            ends[left + half] = draw(probs, rng, total)
         step = half
     piece = t / n
     jts = []
@@ -427,18 +428,6 @@ def _bridge_path(Q, a, b, t, rng):
             js_all[m + 1] = jss[i][j + 1]
             m += 1
     return jt_all, js_all
-
-
-@nb.njit(cache=True)
-def _choose(probs, total, rng):
-    """A draw from ``probs / total``."""
-    v = rng.random() * total
-    acc = 0.0
-    for k in range(probs.shape[0]):
-        acc += probs[k]
-        if v < acc:
-            return k
-    return probs.shape[0] - 1
 
 
 @nb.njit(cache=True)
@@ -468,7 +457,7 @@ def _bridge_uniformised(Q, mu, a, b, t, rng):
         for k in range(K):
             probs[k] = R[prev, k] * rest[k, b]
             total += probs[k]
-        states[i] = _choose(probs, total, rng)
+        states[i] = draw(probs, rng, total)
     # Drop virtual jumps (self-transitions of the uniformized chain).
     keep = np.ones(n, dtype=np.bool_)
     n_real = 0

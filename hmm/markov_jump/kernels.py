@@ -17,9 +17,9 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.categorical import draw
 from statespace.interface import ModelKernels
 
-from ..inference import _draw
 from .observations import EXACT, LABELS
 
 
@@ -46,7 +46,7 @@ class MJPKernelParams(NamedTuple):
 
 @nb.njit(cache=True)
 def _sample_initial(kp, rng, x_out):
-    x_out[0] = _draw(kp.initial, rng)
+    x_out[0] = draw(kp.initial, rng)
 
 
 @nb.njit(cache=True)
@@ -57,7 +57,7 @@ def _log_initial(kp, x):
 
 @nb.njit(cache=True)
 def _sample_transition(kp, t, x_prev, rng, x_out):
-    x_out[0] = _draw(kp.P[t, int(x_prev[0])], rng)
+    x_out[0] = draw(kp.P[t, int(x_prev[0])], rng)
 
 
 @nb.njit(cache=True)
@@ -91,7 +91,7 @@ def _sample_emission(kp, t, x, y, rng, y_out):
     if kp.kind == EXACT:
         y_out[0] = k
     elif kp.kind == LABELS:
-        y_out[0] = _draw(kp.emission[k], rng)
+        y_out[0] = draw(kp.emission[k], rng)
     else:
         y_out[0] = kp.means[k] + kp.stds[k] * rng.standard_normal()
 

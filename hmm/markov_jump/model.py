@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace._numerics.categorical import draw
 from statespace.errors import DataError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
@@ -41,7 +42,6 @@ from statespace.validation import as_float_array, as_rng, as_sequences, check_fi
 
 from hmm import inference as hmm_inference
 
-from ..inference import _draw
 from . import inference
 from .em import fit_em, update_rates
 from .expectations import _bridge_path, check_path_length, conditional_statistics, transition_matrices
@@ -164,7 +164,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         Q, pi0 = np.asarray(p.Q), np.asarray(p.initial)
         states, ys, paths = [], [], []
         for i, g in enumerate(grids):
-            x0 = _draw(pi0, rng)
+            x0 = draw(pi0, rng)
             s, path = simulate(Q, x0, g, rng, "times" if single else f"times[{i}]", with_path=return_paths)
             states.append(s.astype(np.float64)[:, None])
             ys.append(p.observation.sample(s, self.n_states, rng))
@@ -311,10 +311,10 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
             A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
             _, gamma, R = inference.sequence_posteriors(pi0, A, L[a:b])
             x = np.empty(len(g), dtype=np.int64)
-            x[0] = _draw(gamma[0], rng)
+            x[0] = draw(gamma[0], rng)
             for t in range(len(g) - 1):
                 w = R[t, x[t]] * A[t, x[t]]  # xi_t(x_t, .), the step's total being gamma_t(x_t)
-                x[t + 1] = _draw(w / w.sum(), rng)
+                x[t + 1] = draw(w / w.sum(), rng)
             jts, jss = [], [np.array([x[0]])]
             for t in range(len(g) - 1):
                 jt, js = _bridge_path(Q, int(x[t]), int(x[t + 1]), float(g[t + 1] - g[t]), rng)

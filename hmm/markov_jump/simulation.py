@@ -17,9 +17,9 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from statespace._numerics.categorical import draw
 from statespace.validation import as_rng
 
-from ..inference import _draw
 from .expectations import check_path_length, generator_expm, path_too_long
 from .generator import MJPParams
 from .observations import as_time_grids, check_times
@@ -43,7 +43,7 @@ def gillespie(Q, x0, t0, t1, rng):
             break
         for k in range(K):
             probs[k] = Q[x, k] / rate if k != x else 0.0
-        x = _draw(probs, rng)
+        x = draw(probs, rng)
         times.append(t)
         states.append(x)
     jt = np.empty(len(times) - 1)
@@ -90,7 +90,7 @@ def simulate(Q, x0: int, times, rng, name: str = "times", with_path: bool = True
     x = int(x0)
     for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts - 1, [len(times) - 1]])):
         if a > 0:
-            x = int(_draw(generator_expm(Q, float(times[a] - times[a - 1]))[x], rng))
+            x = int(draw(generator_expm(Q, float(times[a] - times[a - 1]))[x], rng))
         jt, js = gillespie(Q, x, times[a], times[b], rng)
         out[a : b + 1] = states_at(jt, js, times[a : b + 1])
         x = int(out[b])
@@ -104,7 +104,7 @@ def sample_path(params: MJPParams, times, rng=None):
     """
     times = check_times("times", times)
     rng = as_rng(rng)
-    x0 = _draw(np.asarray(params.initial), rng)
+    x0 = draw(np.asarray(params.initial), rng)
     return simulate(params.Q, x0, times, rng)
 
 
@@ -119,7 +119,7 @@ def sample_paths(params: MJPParams, times, rng=None):
     grids, single = as_time_grids("times", times)
     out = []
     for i, g in enumerate(grids):
-        x0 = _draw(np.asarray(params.initial), rng)
+        x0 = draw(np.asarray(params.initial), rng)
         out.append(simulate(params.Q, x0, g, rng, "times" if single else f"times[{i}]"))
     states = [o[0] for o in out]
     paths = [o[1] for o in out]

@@ -5,7 +5,7 @@ merge loop, index for index)."""
 import numpy as np
 
 from statespace._numerics.exp import exp_nonpositive
-from smc.particle_filter import normalise
+from statespace._numerics.weights import normalise
 from smc.resampling import SYSTEMATIC, resample_into, systematic
 
 import numba as nb

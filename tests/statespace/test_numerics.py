@@ -2,6 +2,9 @@
 
 * the exponential (scalar and eight-lane vector forms of the one IR emitter) against
   ``math.exp`` over its whole range, the cut-off included;
+* normalising log-weights against ``scipy.special.logsumexp``;
+* categorical draws (from probabilities, unnormalised weights and logits) against their
+  probabilities, counts within binomial bounds.
 """
 
 import math
@@ -12,7 +15,9 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
+from statespace._numerics.categorical import draw, draw_from_logits
 from statespace._numerics.exp import UNDERFLOW, emit_exp, exp_nonpositive
+from statespace._numerics.weights import normalise
 
 
 @nb.njit
@@ -78,3 +83,73 @@ def test_exp_integer_argument():
         return exp_nonpositive(k)
 
     assert abs(f(-3) - math.exp(-3)) <= np.spacing(math.exp(-3))
+
+
+# --- normalising log-weights --------------------------------------------------------------
+def test_normalise_against_scipy_logsumexp():
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(2)
+    for logw in (rng.standard_normal(1001) * 300 - 500, np.array([-np.inf, 3.0, -np.inf]), np.array([-1e300, 0.0])):
+        W = np.empty_like(logw)
+        lse, ess = normalise(logw, W)
+        want = np.exp(logw - logsumexp(logw))
+        np.testing.assert_allclose(lse, logsumexp(logw), rtol=1e-14)
+        # the oracle exponentiates arguments of size ~1e3: its own relative error is ~1e-13
+        np.testing.assert_allclose(W, want, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(ess, 1.0 / np.sum(want**2), rtol=1e-12)
+
+
+def test_normalise_degenerate_weights_give_nan_not_nan_weights():
+    for logw in ([-np.inf, -np.inf], [0.0, np.nan], [0.0, np.inf]):
+        lse, ess = normalise(np.array(logw), np.empty(2))
+        assert np.isnan(lse) and ess == 0.0
+
+
+# --- categorical draws --------------------------------------------------------------------
+@nb.njit
+def _draws(p, total, n, rng):
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = draw(p, rng, total)
+    return out
+
+
+@nb.njit
+def _logit_draws(logits, n, rng):
+    w = np.empty_like(logits)
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = draw_from_logits(logits, w, rng)
+    return out
+
+
+def _assert_frequencies(idx, p):
+    """Each count within 5 binomial standard deviations of ``n p`` (a zero-probability index never drawn)."""
+    n = idx.shape[0]
+    counts = np.bincount(idx, minlength=p.shape[0])
+    sd = np.sqrt(n * p * (1 - p))
+    assert np.all(np.abs(counts - n * p) <= 5 * sd + 1e-9), (counts, n * p)
+
+
+def test_draw_frequencies_within_binomial_bounds():
+    p = np.array([0.1, 0.0, 0.25, 0.05, 0.6])
+    _assert_frequencies(_draws(p, 1.0, 200_000, np.random.default_rng(0)), p)
+    q = np.array([3.0, 1.0, 0.0, 6.0])  # unnormalised, with its total
+    _assert_frequencies(_draws(q, 10.0, 200_000, np.random.default_rng(1)), q / 10.0)
+
+
+def test_draw_round_off_never_returns_a_zero_probability_index():
+    # the cumulative sum falls short of the total: the fallback is the last index with mass
+    p = np.array([0.5, 0.5 - 1e-9, 0.0, 0.0])
+    idx = _draws(p, 1.0, 200_000, np.random.default_rng(2))
+    assert set(np.unique(idx)) <= {0, 1}
+
+
+def test_draw_from_logits_frequencies_and_degenerate_logits():
+    logits = np.array([-1000.0, -1001.0, -np.inf, -999.5])
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    _assert_frequencies(_logit_draws(logits, 200_000, np.random.default_rng(3)), p)
+    assert np.all(_logit_draws(np.full(3, -np.inf), 5, np.random.default_rng(4)) == -1)
+    assert np.all(_logit_draws(np.array([0.0, np.nan]), 5, np.random.default_rng(4)) == -1)
