@@ -26,6 +26,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
+from statespace._numerics.linalg import cholesky
 from statespace.linear_gaussian.kernels import _layout, add_emission_stats, stats_workspace
 
 D = 0
@@ -151,19 +152,8 @@ def filter_loop(kp, y, buf):
                     s += HP[a, k] * Hs[h, obs[b], k]
                 S[a, b] = s
         # Cholesky factor of S (lower), then the log-density of the innovation
-        for j in range(n):
-            s = S[j, j]
-            for k in range(j):
-                s -= L[j, k] * L[j, k]
-            if not 0.0 < s <= 1.7e308:  # not positive definite, or beyond float64's range
-                return ll, fm, fP, pm, pP, t, FAIL_INNOVATION
-            ljj = math.sqrt(s)
-            L[j, j] = ljj
-            for i in range(j + 1, n):
-                s = S[i, j]
-                for k in range(j):
-                    s -= L[i, k] * L[j, k]
-                L[i, j] = s / ljj
+        if not cholesky(S, L, n):  # not positive definite, or beyond float64's range
+            return ll, fm, fP, pm, pP, t, FAIL_INNOVATION
         logdet = 0.0
         for a in range(n):
             logdet += math.log(L[a, a])
@@ -281,19 +271,8 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
     for t in range(T - 2, -1, -1):
         f = 0 if nF == 1 else t + 1
         # Cholesky factor of P_{t+1|t}
-        for j in range(d):
-            s = pP[t + 1, j, j]
-            for k in range(j):
-                s -= L[j, k] * L[j, k]
-            if not s > 0.0:
-                return sm, sP, cross, gains, t + 1
-            ljj = math.sqrt(s)
-            L[j, j] = ljj
-            for i in range(j + 1, d):
-                s = pP[t + 1, i, j]
-                for k in range(j):
-                    s -= L[i, k] * L[j, k]
-                L[i, j] = s / ljj
+        if not cholesky(pP[t + 1], L, d):
+            return sm, sP, cross, gains, t + 1
         # C = F P_{t|t}; column j of J^T solves P_{t+1|t} J^T[:, j] = C[:, j]
         for i in range(d):
             for j in range(d):

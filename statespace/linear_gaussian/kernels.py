@@ -48,6 +48,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from .._numerics.linalg import cholesky, solve_lower, solve_upper_t
 from ..interface import AdditiveFunctional
 from . import _particle_kernels
 # the general per-particle kernels (for any dimensions; see particle_kernels below)
@@ -61,7 +62,7 @@ from ._particle_kernels import (
     sample_initial,
     sample_transition,
 )
-from ._linalg import cholesky, ix, solve_lower, solve_upper_t
+from ._linalg import ix
 from ._template_copies import specialised_copy
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -342,7 +343,7 @@ def add_emission_stats(kp, offs, t, mean, cov, with_cov, y, out, ws):
             for a in range(n):
                 for b in range(n):
                     Roo[a, b] = R[obs[a], obs[b]]
-            cholesky(Roo[:n, :n], L[:n, :n])
+            cholesky(Roo, L, n)
             for i in range(nm):
                 for a in range(n):
                     g[a] = R[mis[i], obs[a]]

@@ -32,9 +32,10 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from .._numerics.linalg import cholesky_psd
 from ..errors import DataError
 from ..validation import as_rng, check_int
-from ._linalg import cholesky_psd, symmetrize
+from ._linalg import symmetrize
 from ._fast import rts_size
 from ._specialise import loops_for
 from .data import prepare

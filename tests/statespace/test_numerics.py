@@ -4,7 +4,8 @@
   ``math.exp`` over its whole range, the cut-off included;
 * normalising log-weights against ``scipy.special.logsumexp``;
 * categorical draws (from probabilities, unnormalised weights and logits) against their
-  probabilities, counts within binomial bounds.
+  probabilities, counts within binomial bounds;
+* Cholesky factors and triangular solves against ``scipy.linalg``.
 """
 
 import math
@@ -17,6 +18,7 @@ from numba.extending import intrinsic
 
 from statespace._numerics.categorical import draw, draw_from_logits
 from statespace._numerics.exp import UNDERFLOW, emit_exp, exp_nonpositive
+from statespace._numerics.linalg import cholesky, cholesky_psd, solve_lower, solve_upper_t
 from statespace._numerics.weights import normalise
 
 
@@ -153,3 +155,41 @@ def test_draw_from_logits_frequencies_and_degenerate_logits():
     _assert_frequencies(_logit_draws(logits, 200_000, np.random.default_rng(3)), p)
     assert np.all(_logit_draws(np.full(3, -np.inf), 5, np.random.default_rng(4)) == -1)
     assert np.all(_logit_draws(np.array([0.0, np.nan]), 5, np.random.default_rng(4)) == -1)
+
+
+# --- Cholesky factors and triangular solves -----------------------------------------------
+def test_cholesky_and_solves_against_scipy_on_the_leading_block():
+    import scipy.linalg as sl
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 6):
+        B = rng.standard_normal((n, n + 2))
+        A = np.full((8, 8), np.nan)  # only the leading n x n block is read
+        A[:n, :n] = B @ B.T + 1e-3 * np.eye(n)
+        L = np.zeros((8, 8))
+        assert cholesky(A, L, n)
+        want = sl.cholesky(A[:n, :n], lower=True)
+        np.testing.assert_allclose(np.tril(L[:n, :n]), want, rtol=1e-12, atol=1e-14)
+        b = rng.standard_normal(8)
+        x = b.copy()
+        solve_lower(want, x, n)
+        np.testing.assert_allclose(x[:n], sl.solve_triangular(want, b[:n], lower=True), rtol=1e-11)
+        x = b.copy()
+        solve_upper_t(want, x, n)
+        np.testing.assert_allclose(x[:n], sl.solve_triangular(want, b[:n], lower=True, trans="T"), rtol=1e-11)
+
+
+def test_cholesky_refuses_indefinite_nan_and_overflowing_matrices():
+    L = np.zeros((2, 2))
+    for A in ([[1.0, 2.0], [2.0, 1.0]], [[np.nan, 0.0], [0.0, 1.0]], [[1e308, 0.0], [0.0, np.inf]], [[0.0, 0.0], [0.0, 1.0]]):
+        assert not cholesky(np.array(A), L, 2)
+
+
+def test_cholesky_psd_factors_a_singular_covariance():
+    rng = np.random.default_rng(6)
+    B = rng.standard_normal((4, 2))
+    A = B @ B.T  # rank 2
+    L = np.full((4, 4), np.nan)
+    cholesky_psd(A, L)
+    assert np.all(np.isfinite(L)) and np.all(np.triu(L, 1) == 0.0)
+    np.testing.assert_allclose(L @ L.T, A, atol=1e-12)
