@@ -54,6 +54,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
+from statespace._numerics.gaussian import logpdf_observed
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.validation import as_float_array, check_covariance, check_finite, check_int, check_stochastic_matrix
 
@@ -263,7 +264,11 @@ def observed_split(yrow):
 
 @nb.njit(cache=True)
 def gaussian_logpdf(yrow, mean, cov, chol, logdet):
-    """``log N(yrow; mean, cov)`` over the observed (non-NaN) coordinates; 0 when all are missing."""
+    """``log N(yrow; mean, cov)`` over the observed (non-NaN) coordinates; 0 when all are missing.
+
+    A complete row is whitened with the precomputed factor ``chol``; a partial one goes to
+    :func:`statespace._numerics.gaussian.logpdf_observed`.
+    """
     d = yrow.shape[0]
     n_obs = 0
     for j in range(d):
@@ -281,25 +286,10 @@ def gaussian_logpdf(yrow, mean, cov, chol, logdet):
             z[i] = s / chol[i, i]
             q += z[i] * z[i]
         return -0.5 * (d * _LOG_2PI + logdet + q)
-    idx, _ = observed_split(yrow)
-    sub = np.empty((n_obs, n_obs))
-    r = np.empty(n_obs)
-    for a in range(n_obs):
-        r[a] = yrow[idx[a]] - mean[idx[a]]
-        for b in range(n_obs):
-            sub[a, b] = cov[idx[a], idx[b]]
-    lc = np.linalg.cholesky(sub)
-    q = 0.0
-    ld = 0.0
-    z = np.empty(n_obs)
-    for i in range(n_obs):
-        s = r[i]
-        for j in range(i):
-            s -= lc[i, j] * z[j]
-        z[i] = s / lc[i, i]
-        q += z[i] * z[i]
-        ld += 2.0 * math.log(lc[i, i])
-    return -0.5 * (n_obs * _LOG_2PI + ld + q)
+    r = np.empty(d)
+    for i in range(d):
+        r[i] = yrow[i] - mean[i]
+    return logpdf_observed(r, cov)
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)

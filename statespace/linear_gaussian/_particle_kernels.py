@@ -14,6 +14,7 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._numerics.gaussian import logpdf_observed
 from statespace.linear_gaussian._linalg import ix
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -114,53 +115,21 @@ def log_transition_bound(kp, t):
 
 
 @nb.njit(cache=True, _nrt=True)  # explicit, or it would inherit log_emission's _nrt=False
-def _log_emission_partial(Hs, dus, Rs, t, x, y, n):
-    """Log-density of the ``n < m`` observed coordinates of ``y[t]``.
-
-    One allocation: ``R_oo`` is factorised in place in ``buf[:n*n]`` (lower
-    triangle, row-major) and the residual is whitened in ``buf[n*n:]``.
-    """
+def _log_emission_partial(Hs, dus, Rs, t, x, y):
+    """Log-density of the observed coordinates of ``y[t]``: the residual ``y_t - H x - D u_t`` keeps
+    the NaN of the missing coordinates, and :func:`statespace._numerics.gaussian.logpdf_observed`
+    marginalises them out."""
     H = Hs[ix(Hs.shape[0], t)]
     du = dus[ix(dus.shape[0], t)]
-    R = Rs[ix(Rs.shape[0], t)]
     yt = y[t]
     m, d = H.shape
-    buf = np.empty(n * n + n)
-    r = n * n
-    a = 0
+    r = np.empty(m)
     for j in range(m):
-        if math.isnan(yt[j]):
-            continue
         s = yt[j] - du[j]
         for k in range(d):
             s -= H[j, k] * x[k]
-        buf[r + a] = s
-        b = 0
-        for j2 in range(j + 1):
-            if not math.isnan(yt[j2]):
-                buf[a * n + b] = R[j, j2]
-                b += 1
-        a += 1
-    logdet = 0.0
-    q = 0.0
-    for i in range(n):
-        # row i of the Cholesky factor, then forward substitution of the residual
-        for k in range(i + 1):
-            s = buf[i * n + k]
-            for l in range(k):
-                s -= buf[i * n + l] * buf[k * n + l]
-            if k < i:
-                buf[i * n + k] = s / buf[k * n + k]
-            else:
-                buf[i * n + i] = math.sqrt(s)
-        z = buf[r + i]
-        for k in range(i):
-            z -= buf[i * n + k] * buf[r + k]
-        z /= buf[i * n + i]
-        buf[r + i] = z
-        q += z * z
-        logdet += 2.0 * math.log(buf[i * n + i])
-    return -0.5 * (n * _LOG_2PI + logdet + q)
+        r[j] = s
+    return logpdf_observed(r, Rs[ix(Rs.shape[0], t)])
 
 
 @_kernel
@@ -191,7 +160,7 @@ def log_emission(kp, t, x, y):
         if n == 0:
             return 0.0
         if n < m:
-            return _log_emission_partial(kp.H, kp.du, kp.R, t, x, y, n)
+            return _log_emission_partial(kp.H, kp.du, kp.R, t, x, y)
     return -0.5 * (m * _LOG_2PI + kp.logdet_R[kr] + q)
 
 

@@ -5,7 +5,9 @@
 * normalising log-weights against ``scipy.special.logsumexp``;
 * categorical draws (from probabilities, unnormalised weights and logits) against their
   probabilities, counts within binomial bounds;
-* Cholesky factors and triangular solves against ``scipy.linalg``.
+* Cholesky factors and triangular solves against ``scipy.linalg``;
+* the Gaussian log-density of the observed coordinates against ``scipy.stats.multivariate_normal``
+  on the observed sub-vector.
 """
 
 import math
@@ -18,6 +20,7 @@ from numba.extending import intrinsic
 
 from statespace._numerics.categorical import draw, draw_from_logits
 from statespace._numerics.exp import UNDERFLOW, emit_exp, exp_nonpositive
+from statespace._numerics.gaussian import logpdf_observed
 from statespace._numerics.linalg import cholesky, cholesky_psd, solve_lower, solve_upper_t
 from statespace._numerics.weights import normalise
 
@@ -193,3 +196,19 @@ def test_cholesky_psd_factors_a_singular_covariance():
     cholesky_psd(A, L)
     assert np.all(np.isfinite(L)) and np.all(np.triu(L, 1) == 0.0)
     np.testing.assert_allclose(L @ L.T, A, atol=1e-12)
+
+
+# --- Gaussian log-density with missing coordinates ----------------------------------------
+def test_logpdf_observed_against_scipy_on_the_observed_subvector():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(7)
+    for d in (1, 2, 3, 5):
+        B = rng.standard_normal((d, d + 1))
+        S = B @ B.T + 0.1 * np.eye(d)
+        for _ in range(6):
+            r = rng.standard_normal(d) * 2
+            r[rng.random(d) < 0.4] = np.nan
+            o = ~np.isnan(r)
+            want = multivariate_normal(np.zeros(o.sum()), S[np.ix_(o, o)]).logpdf(r[o]) if o.any() else 0.0
+            np.testing.assert_allclose(logpdf_observed(r, S), want, rtol=1e-12, atol=1e-12)
