@@ -55,6 +55,7 @@ import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.gaussian import logpdf_observed
+from statespace._numerics.linalg import solve_lower
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.validation import as_float_array, check_covariance, check_finite, check_int, check_stochastic_matrix
 
@@ -276,19 +277,11 @@ def gaussian_logpdf(yrow, mean, cov, chol, logdet):
             n_obs += 1
     if n_obs == 0:
         return 0.0
-    if n_obs == d:
-        z = np.empty(d)
-        q = 0.0
-        for i in range(d):
-            s = yrow[i] - mean[i]
-            for j in range(i):
-                s -= chol[i, j] * z[j]
-            z[i] = s / chol[i, i]
-            q += z[i] * z[i]
-        return -0.5 * (d * _LOG_2PI + logdet + q)
     r = np.empty(d)
     for i in range(d):
         r[i] = yrow[i] - mean[i]
+    if n_obs == d:
+        return -0.5 * (d * _LOG_2PI + logdet + solve_lower(chol, r, d))
     return logpdf_observed(r, cov)
 
 

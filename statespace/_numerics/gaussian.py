@@ -11,7 +11,8 @@ observed index set :math:`o`,
 
 (marginalising a Gaussian drops the rows and columns of the missing coordinates), and 0 when
 nothing is observed. :func:`logpdf_observed` gathers :math:`S_{oo}`, factors it
-(:func:`.linalg.cholesky`, in place) and whitens :math:`r_o` by forward substitution, so the
+(:func:`.linalg.cholesky`, in place) and whitens :math:`r_o` by forward substitution
+(:func:`.linalg.solve_lower`), so the
 quadratic form never forms an inverse. A principal block of a positive-definite matrix is
 positive definite; should round-off make the factor fail, the result is NaN, which the
 callers' recursions report as an error rather than pass on.
@@ -24,7 +25,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .linalg import cholesky
+from .linalg import cholesky, solve_lower
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -55,13 +56,8 @@ def logpdf_observed(r, S):
         a += 1
     if not cholesky(sub, sub, n):  # in place: row j reads only the finished rows above it
         return np.nan
-    q = 0.0
+    q = solve_lower(sub, z, n)
     logdet = 0.0
     for i in range(n):
-        s = z[i]
-        for k in range(i):
-            s -= sub[i, k] * z[k]
-        z[i] = s / sub[i, i]
-        q += z[i] * z[i]
         logdet += 2.0 * math.log(sub[i, i])
     return -0.5 * (n * LOG_2PI + logdet + q)

@@ -29,22 +29,34 @@ _LARGEST = 1.7e308
 
 
 @nb.njit(cache=True, inline="always")
-def cholesky(a, out, n):
-    """Lower Cholesky factor of ``a[:n, :n]`` into ``out[:n, :n]`` (lower triangle only);
-    ``False`` if ``a`` is not positive definite or a pivot exceeds float64's range."""
-    for j in range(n):
-        s = a[j, j]
+def _pivot(a, out, j):
+    """The squared pivot of column ``j``: ``a[j, j]`` minus the squares of row ``j``'s finished entries."""
+    s = a[j, j]
+    for k in range(j):
+        s -= out[j, k] * out[j, k]
+    return s
+
+
+@nb.njit(cache=True, inline="always")
+def _column(a, out, j, n, ljj):
+    """Column ``j`` of the factor below its pivot ``ljj``."""
+    out[j, j] = ljj
+    for i in range(j + 1, n):
+        s = a[i, j]
         for k in range(j):
-            s -= out[j, k] * out[j, k]
+            s -= out[i, k] * out[j, k]
+        out[i, j] = s / ljj
+
+
+@nb.njit(cache=True, inline="always")
+def cholesky(a, out, n):
+    """Lower Cholesky factor of ``a[:n, :n]`` into ``out[:n, :n]`` (lower triangle only; ``out`` may be
+    ``a``); ``False`` if ``a`` is not positive definite or a pivot exceeds float64's range."""
+    for j in range(n):
+        s = _pivot(a, out, j)
         if not 0.0 < s <= _LARGEST:
             return False
-        ljj = math.sqrt(s)
-        out[j, j] = ljj
-        for i in range(j + 1, n):
-            s = a[i, j]
-            for k in range(j):
-                s -= out[i, k] * out[j, k]
-            out[i, j] = s / ljj
+        _column(a, out, j, n, math.sqrt(s))
     return True
 
 
@@ -61,32 +73,28 @@ def cholesky_psd(a, out):
         scale = max(scale, abs(a[i, i]))
     tiny = 1e-13 * scale
     for j in range(n):
-        s = a[j, j]
-        for k in range(j):
-            s -= out[j, k] * out[j, k]
+        s = _pivot(a, out, j)
         if s <= tiny:
             for i in range(n):
                 out[i, j] = 0.0
             continue
-        ljj = math.sqrt(s)
-        out[j, j] = ljj
-        for i in range(j + 1, n):
-            s = a[i, j]
-            for k in range(j):
-                s -= out[i, k] * out[j, k]
-            out[i, j] = s / ljj
+        _column(a, out, j, n, math.sqrt(s))
         for i in range(j):
             out[i, j] = 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def solve_lower(L, b, n):
-    """In place ``b[:n] = L[:n, :n]^{-1} b[:n]`` (forward substitution)."""
+    """In place ``b[:n] = L[:n, :n]^{-1} b[:n]`` (forward substitution); returns the squared norm of
+    the result (for ``L L^T = S``: the quadratic form ``b^T S^{-1} b`` of a Gaussian density)."""
+    q = 0.0
     for i in range(n):
         s = b[i]
         for k in range(i):
             s -= L[i, k] * b[k]
         b[i] = s / L[i, i]
+        q += b[i] * b[i]
+    return q
 
 
 @nb.njit(cache=True)

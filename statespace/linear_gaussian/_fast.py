@@ -26,7 +26,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
-from statespace._numerics.linalg import cholesky
+from statespace._numerics.linalg import cholesky, solve_lower
 from statespace.linear_gaussian.kernels import _layout, add_emission_stats, stats_workspace
 
 D = 0
@@ -157,13 +157,7 @@ def filter_loop(kp, y, buf):
         logdet = 0.0
         for a in range(n):
             logdet += math.log(L[a, a])
-        quad = 0.0
-        for a in range(n):
-            s = e[a]
-            for k in range(a):
-                s -= L[a, k] * e[k]
-            e[a] = s / L[a, a]
-            quad += e[a] * e[a]
+        quad = solve_lower(L, e, n)
         ll += -0.5 * (n * _LOG_2PI + quad) - logdet
         if ll == -math.inf:
             return ll, fm, fP, pm, pP, t, FAIL_IMPOSSIBLE

@@ -175,8 +175,10 @@ def test_cholesky_and_solves_against_scipy_on_the_leading_block():
         np.testing.assert_allclose(np.tril(L[:n, :n]), want, rtol=1e-12, atol=1e-14)
         b = rng.standard_normal(8)
         x = b.copy()
-        solve_lower(want, x, n)
-        np.testing.assert_allclose(x[:n], sl.solve_triangular(want, b[:n], lower=True), rtol=1e-11)
+        q = solve_lower(want, x, n)
+        z = sl.solve_triangular(want, b[:n], lower=True)
+        np.testing.assert_allclose(x[:n], z, rtol=1e-11)
+        np.testing.assert_allclose(q, b[:n] @ np.linalg.solve(A[:n, :n], b[:n]), rtol=1e-10)  # the quadratic form
         x = b.copy()
         solve_upper_t(want, x, n)
         np.testing.assert_allclose(x[:n], sl.solve_triangular(want, b[:n], lower=True, trans="T"), rtol=1e-11)
