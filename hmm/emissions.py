@@ -54,7 +54,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
-from statespace._numerics.gaussian import logpdf_observed
+from statespace._numerics.gaussian import count_observed, logpdf_observed
 from statespace._numerics.linalg import solve_lower
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.validation import as_float_array, check_covariance, check_finite, check_int, check_stochastic_matrix
@@ -271,10 +271,7 @@ def gaussian_logpdf(yrow, mean, cov, chol, logdet):
     :func:`statespace._numerics.gaussian.logpdf_observed`.
     """
     d = yrow.shape[0]
-    n_obs = 0
-    for j in range(d):
-        if not math.isnan(yrow[j]):
-            n_obs += 1
+    n_obs = count_observed(yrow)
     if n_obs == 0:
         return 0.0
     r = np.empty(d)

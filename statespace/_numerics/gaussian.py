@@ -31,14 +31,21 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 @nb.njit(cache=True)
+def count_observed(v):
+    """The number of non-NaN entries of the vector ``v`` (its observed coordinates)."""
+    n = 0
+    for x in v:
+        if not math.isnan(x):
+            n += 1
+    return n
+
+
+@nb.njit(cache=True)
 def logpdf_observed(r, S):
     """``log N(r_o; 0, S_oo)`` over the non-NaN coordinates ``o`` of ``r`` (``S``: covariance of the full
     vector); 0 when every coordinate is missing."""
     d = r.shape[0]
-    n = 0
-    for j in range(d):
-        if not math.isnan(r[j]):
-            n += 1
+    n = count_observed(r)
     if n == 0:
         return 0.0
     sub = np.empty((n, n))

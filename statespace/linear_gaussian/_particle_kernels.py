@@ -14,7 +14,7 @@ import math
 import numba as nb
 import numpy as np
 
-from statespace._numerics.gaussian import logpdf_observed
+from statespace._numerics.gaussian import count_observed, logpdf_observed
 from statespace.linear_gaussian._linalg import ix
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -153,10 +153,7 @@ def log_emission(kp, t, x, y):
     # a missing coordinate makes q NaN (W has a nonzero diagonal), so fully
     # observed rows need no separate pass to look for gaps
     if math.isnan(q):
-        n = 0
-        for j in range(m):
-            if not math.isnan(yt[j]):
-                n += 1
+        n = count_observed(yt)
         if n == 0:
             return 0.0
         if n < m:
