@@ -16,7 +16,7 @@ Iteration stops when the objective improves by less than
 ``tol * max(1, |objective|)`` or after ``max_iter`` iterations; should it ever
 drop beyond round-off, the run stops at the best parameters with a warning and
 ``converged=False`` (the library's one rule:
-:class:`~statespace.convergence.ConvergenceMonitor`).
+``ConvergenceMonitor``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def log_likelihood(model, params, seqs, inputs, log_pls) -> float:
 def baum_welch(model, params, seqs, inputs, log_pls, max_iter=100, tol=1e-6, frozen=frozenset(), bar=None) -> FitResult:
     """Run EM from ``params``; ``history[i]`` is the objective at the parameters entering iteration ``i``.
 
-    Stopping and the returned parameters follow :class:`~statespace.convergence.ConvergenceMonitor`
+    Stopping and the returned parameters follow ``ConvergenceMonitor``
     (a drop beyond round-off stops the run at the best parameters, with a warning).
     """
     monitor = ConvergenceMonitor(tol, f"Baum-Welch ({type(model).__name__})")

@@ -210,7 +210,7 @@ class CategoricalEmissionParams(_CategoricalBase):
 
     @property
     def obs_dim(self) -> int:
-        """Always 1: an observation is one column holding a symbol code ``0..M-1``."""
+        """The observation dimension, which is always 1 (one column holding a symbol code ``0..M-1``)."""
         return 1
 
 

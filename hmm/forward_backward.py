@@ -35,7 +35,7 @@ the expected counts :math:`A \odot \sum_t \alpha_{t-1}\tilde\beta_t^\top`, keepi
 only two beta vectors and writing the marginals over ``B`` (fresh ``(T, K)``
 pages cost as much as the arithmetic at this size). From Python, a
 time-invariant chain with enough work runs the forward and backward passes at
-once on two threads (:mod:`hmm.parallel_forward_backward`, about 2x faster at
+once on two threads (``hmm.parallel_forward_backward``, about 2x faster at
 ``K = 4`` and 3x at ``K = 20`` for ``T = 10^5``).
 
 Data of zero probability (a symbol no state emits, a state the transition
@@ -46,16 +46,16 @@ reachable state explains; the models' verbs turn that into the error of
 
 Robustness: the fast pass shifts each step by the maximum over *all* states.
 When only states the chain cannot occupy explain a step, every reachable term
-underflows; the pass then restarts in :func:`_forward_robust`, which shifts by
+underflows; the pass then restarts in ``_forward_robust``, which shifts by
 the best *reachable* state, so the result is NaN-free unless the data are truly
 impossible (log-likelihood ``-inf``). Scaling cannot represent a path whose weight
 falls below ``1e-308`` of the best one at some step, yet such a path can dominate
 later (ruled out by one observation, restored by the next under a sparse
 transition matrix); when a finite log-likelihood lies more than 700 nats below
 its step's maximum, :func:`forward`, :func:`smoother` and :func:`posteriors` use
-the exact log-space recursion of :mod:`hmm.log_space` instead (slower, and found by
+the exact log-space recursion of ``hmm.log_space`` instead (slower, and found by
 the property-based tests). Not when the chain mixes (every move at least
-``1e-30`` likely, :func:`_drop_negligible`): there a term that far down can
+``1e-30`` likely, ``_drop_negligible``): there a term that far down can
 never come to matter, so it is dropped and one extreme observation stays on
 the scaled path.
 """
@@ -561,7 +561,7 @@ def _shift_in_place(loglik):
 
 
 def _two_threads(A, loglik) -> bool:
-    """Whether :mod:`hmm.parallel_forward_backward` applies (one transition matrix) and pays (enough work)."""
+    """Whether ``hmm.parallel_forward_backward`` applies (one transition matrix) and pays (enough work)."""
     from .parallel_forward_backward import MIN_WORK
 
     T, K = loglik.shape
@@ -574,8 +574,8 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
     ``overwrite=True`` lets it use ``loglik``'s memory for its work (the array is
     destroyed): one fewer ``(T, K)`` allocation, whose first touch costs as much as
     the forward pass itself at small ``K``. A time-invariant chain with enough
-    work (``T * K`` at least :data:`hmm.parallel_forward_backward.MIN_WORK`) runs
-    on two threads (:mod:`hmm.parallel_forward_backward`), with the same answers.
+    work (``T * K`` at least ``hmm.parallel_forward_backward.MIN_WORK``) runs
+    on two threads (``hmm.parallel_forward_backward``), with the same answers.
     """
     if _two_threads(A, loglik):
         from .parallel_forward_backward import posteriors_two_threads

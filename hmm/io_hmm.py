@@ -306,7 +306,7 @@ class IOHMM(StateSpaceModel, SavedModel):
         Generalised EM: the network's M-step is accepted only if it raises the expected
         complete-data objective, and the emissions' is closed form, so the objective never
         decreases; should it drop beyond round-off, the fit stops at the best parameters with
-        a warning and ``converged=False`` (:class:`~statespace.convergence.ConvergenceMonitor`).
+        a warning and ``converged=False`` (``ConvergenceMonitor``).
         """
         import jax
 

@@ -475,7 +475,7 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         M-step is exact or accepted only if it raises the expected complete-data objective);
         stops when it improves by less than ``tol * max(1, |ll|)``, or, should it drop beyond
         round-off, at the best parameters with a warning and ``converged=False``
-        (:class:`~statespace.convergence.ConvergenceMonitor`).
+        (``ConvergenceMonitor``).
         """
         import jax
 

@@ -32,7 +32,7 @@ def log_plausibilities(pl, lengths: list[int], n_states: int, single: bool) -> l
     """Validated ``log(pl)`` per sequence (``None`` where no knowledge is given).
 
     ``pl`` follows the observations' form (the sequence rule of
-    :mod:`statespace.validation`): ``None``; for one sequence, one ``(T, K)``
+    ``statespace.validation``): ``None``; for one sequence, one ``(T, K)``
     array (or a rectangular nested list); for a batch, a list or tuple with one
     ``(T_i, K)`` array or ``None`` per sequence.
     """

@@ -399,7 +399,7 @@ def bootstrap_filter(
         return_history: also return all particles, weights and ancestor indices (memory ``O(T N)``).
 
     Returns:
-        a :class:`FilterResult`, or a list of them for a list of sequences.
+        a ``FilterResult``, or a list of them for a list of sequences.
 
     Raises:
         DegenerateWeightsError: all weights vanished at some time step.

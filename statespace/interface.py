@@ -110,7 +110,7 @@ class Parametrization(NamedTuple):
 
     Score ascent and Markov score climbing (:mod:`smc.learning`) move ``theta`` and
     rebuild the model from it; a model supplies its own through
-    :meth:`StateSpaceModel.parametrization`.
+    ``StateSpaceModel.parametrization``.
 
     Attributes:
         names: the names of the vector's entries (``"F[0,1]"`` style for matrix entries).
@@ -163,12 +163,12 @@ class StateSpaceModel(abc.ABC):
 
     @property
     def state_dim(self) -> int:
-        """Length of the state vector ``x_t`` (1 for a discrete state, whose code is ``x[0]``), from :meth:`kernels`."""
+        """Length of the state vector ``x_t`` (1 for a discrete state, whose code is ``x[0]``), from ``kernels``."""
         return self.kernels().state_dim
 
     @property
     def obs_dim(self) -> int:
-        """``m``, the number of coordinates of an observation ``y_t``, from :meth:`kernels`."""
+        """``m``, the number of coordinates of an observation ``y_t``, from ``kernels``."""
         return self.kernels().obs_dim
 
     # --- learning from expected sufficient statistics (exponential families) ---
@@ -180,14 +180,14 @@ class StateSpaceModel(abc.ABC):
         """New parameters maximising the expected complete-data log-likelihood.
 
         ``stats`` is the sum over sequences of the expected value of
-        :meth:`sufficient_statistics` (exact, or estimated by PaRIS / particle Gibbs);
+        ``sufficient_statistics`` (exact, or estimated by PaRIS / particle Gibbs);
         returns a new model of the same class. Frozen parameters are kept.
         """
         raise NotImplementedError(f"{type(self).__name__} has no closed-form M-step")
 
     # --- learning hooks of the particle learning routines (smc.learning) -------
     def parametrization(self, inputs=None) -> Parametrization:
-        """The map between this model and an unconstrained parameter vector (a :class:`Parametrization`).
+        """The map between this model and an unconstrained parameter vector (a ``Parametrization``).
 
         The hook of :func:`smc.learning.score_ascent`, :func:`smc.learning.estimate_score` and
         (with a ``log_joint``) :func:`smc.learning.score_climbing`: a model that implements it
@@ -245,7 +245,7 @@ class StateSpaceModel(abc.ABC):
         r"""The marginal log-likelihood :math:`\log p(y)`, computed exactly (Kalman filter, forward algorithm).
 
         The data of every verb (``log_likelihood``, ``filter``, ``smooth``, ``fit``, ...) follow
-        the sequence rule of :mod:`statespace.validation`: **one sequence** is an array
+        the sequence rule of ``statespace.validation``: **one sequence** is an array
         ``(T, obs_dim)`` (``(T,)`` when ``obs_dim == 1``; a flat list of numbers is one
         sequence too); **several sequences** are a list or tuple of such arrays, whose
         lengths may differ. NaN entries of ``y`` are missing and marginalised; anything

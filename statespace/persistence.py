@@ -147,7 +147,7 @@ def _lookup_legacy(qualified: str) -> type:
 
 
 class SavedModel:
-    """``save``/``load`` methods over :func:`save_model`/:func:`load_model`, and default hooks.
+    """``save``/``load`` methods over ``save_model``/``load_model``, and default hooks.
 
     The default hooks store ``{"params": self.params}`` and rebuild ``cls(params=...)``.
     """
@@ -158,7 +158,7 @@ class SavedModel:
 
     @classmethod
     def load(cls, path):
-        """The object saved at ``path``; a :class:`DataError` if the file holds another class."""
+        """The object saved at ``path``; a ``DataError`` if the file holds another class."""
         return _load(path, expected=cls)
 
     def _persist_state(self) -> dict:
@@ -259,7 +259,7 @@ def save_params(path, params) -> Path:
 
 # ----------------------------------------------------------------------------- reading
 class _Corrupt(Exception):
-    """What is wrong with a file; :func:`_load` adds the file name and raises a :class:`DataError`."""
+    """What is wrong with a file; :func:`_load` adds the file name and raises a ``DataError``."""
 
 
 #: What a validating constructor or a ``_from_persisted`` hook raises on values it refuses
@@ -442,7 +442,7 @@ def load_model(path):
 
 
 def load_params(path):
-    """The parameter container saved by :func:`save_params` (validated like construction)."""
+    """The parameter container saved by ``save_params`` (validated like construction)."""
     return _load(path, kind="params")
 
 

@@ -170,7 +170,7 @@ class StochasticVolatility(StateSpaceModel, SavedModel):
 
 
     def sufficient_statistics(self) -> AdditiveFunctional:
-        """The complete-data sufficient statistics (layout :data:`SV_STATS`), as a compiled functional."""
+        """The complete-data sufficient statistics (layout ``SV_STATS``), as a compiled functional."""
         return AdditiveFunctional(_stats_initial, _stats_step, len(SV_STATS))
 
     def m_step(self, stats, n_sequences: int = 1, n_steps: int | None = None) -> "StochasticVolatility":
@@ -280,13 +280,13 @@ class SVPrior(NamedTuple):
         conditional posterior invariant.
 
         Args:
-            model: the current :class:`StochasticVolatility`.
+            model: the current ``StochasticVolatility``.
             paths: one ``(T_i, 1)`` state trajectory per sequence.
             data: the ``(y, inputs)`` pairs of the sequences (unused: the emission has no parameters).
             rng: a ``numpy.random.Generator``.
 
         Returns:
-            A new :class:`StochasticVolatility` with the drawn ``mu, phi, sigma``.
+            A new ``StochasticVolatility`` with the drawn ``mu, phi, sigma``.
         """
         p = model.params
         mu, phi, s2 = p.mu, p.phi, p.sigma**2

@@ -6,12 +6,12 @@ Viterbi, posterior path sampling, EM for ``Q`` (Bladt & Sorensen 2005) and
 maximum likelihood for structured rates ``Q(theta)`` with standard errors.
 See ``docs/markov_jump.md`` for the mathematics.
 
-Modules, one job each: :mod:`.generator` (parameters, derived quantities),
-:mod:`.observations` (observation models), :mod:`.simulation` (Gillespie),
-:mod:`.expectations` (endpoint-conditioned expectations and bridges),
-:mod:`.inference` (compiled forward-backward over intervals),
-:mod:`.em`, :mod:`.structured`, :mod:`.kernels` (compiled per-particle kernels),
-:mod:`.model` (the object API).
+Modules, one job each: ``generator`` (parameters, derived quantities),
+``observations`` (observation models), ``simulation`` (Gillespie),
+``expectations`` (endpoint-conditioned expectations and bridges),
+``inference`` (compiled forward-backward over intervals),
+``em``, ``structured``, ``kernels`` (compiled per-particle kernels),
+``model`` (the object API).
 """
 
 from .em import expected_statistics, fit_em

@@ -113,7 +113,7 @@ def fit_em(
     ``log_likelihoods[i]`` is the log-likelihood of the parameters after ``i`` M-steps,
     so ``log_likelihoods[-1]`` is that of the returned parameters. Convergence and a
     drop beyond round-off (stop at the best parameters, warn, ``converged=False``)
-    follow :class:`~statespace.convergence.ConvergenceMonitor`.
+    follow ``ConvergenceMonitor``.
     """
     monitor = ConvergenceMonitor(tol, "MJP EM")
     n_iter = 0

@@ -282,7 +282,7 @@ def transition_matrices(Q, dts):
 def transition_matrix(Q, t: float) -> np.ndarray:
     """``P(t) = expm(Q t)``: ``P[i, j] = Pr(x_t = j | x_0 = i)``, row-stochastic for any ``t >= 0``.
 
-    Computed by :func:`~hmm.markov_jump.expectations.generator_expm` (non-negative
+    Computed by ``generator_expm`` (non-negative
     uniformised Taylor terms, squaring with renormalised rows), so a gap of any
     length gives the limit ``lim_{t -> inf} P(t)`` to rounding instead of overflowing.
     """

@@ -90,14 +90,14 @@ class MJPParams(_MJPParamsBase):
 
     Build it as ``MJPParams(Q, initial, observation)``; the observation model is
     stored flat (``observation_kind``, ``emission``, ``means``, ``stds``, ``learn``)
-    so that :func:`statespace.persistence.save_params` can write it, and
+    so that ``statespace.persistence.save_params`` can write it, and
     :attr:`observation` rebuilds it.
 
     Attributes:
         Q: ``(K, K)`` generator: off-diagonal rates ``>= 0``, rows summing to zero.
         initial: ``(K,)`` distribution of the state at the first observation time
             (uniform when omitted).
-        observation: the observation model (:mod:`hmm.markov_jump.observations`);
+        observation: the observation model (``hmm.markov_jump.observations``);
             exact states when omitted.
     """
 

@@ -13,7 +13,7 @@ unchanged. Two things make it fast for many sequences:
   (computed as :math:`\alpha_{t-1}(a)\, e^{\ell_t(b) - c_t} \beta_t(b)`, so no
   division by a vanishing transition probability happens on the scaled path).
 
-Every step is divided by its own total as :mod:`hmm.log_space` does, and a path
+Every step is divided by its own total as ``hmm.log_space`` does, and a path
 too light for float64 that a later observation makes dominant is handled in
 log space (:func:`sequence_posteriors`): one extreme observation leaves every
 posterior exact. The same per-step quantities give the marginals between
@@ -160,7 +160,7 @@ def sequence_posteriors(pi0, A, loglik):
     over the intervals of one length, and the marginal at a time ``s`` between
     ``t_{t-1}`` and ``t_t`` is :math:`\sum_{ab} R_{ab} P(s - t_{t-1})_{ak} P(t_t - s)_{kb}`.
 
-    Each step is normalised as in :mod:`hmm.log_space`: :math:`\gamma_{t-1} \propto
+    Each step is normalised as in ``hmm.log_space``: :math:`\gamma_{t-1} \propto
     \alpha_{t-1} \odot \beta_{t-1}` and ``R[t-1]`` are both divided by
     :math:`n_{t-1} = \sum_a \alpha_{t-1}(a) \beta_{t-1}(a)`, the sum of the step's
     :math:`\xi_t` since :math:`\beta_{t-1} = A_t (e^{\ell_t - s_t} \odot \beta_t)`.
@@ -172,7 +172,7 @@ def sequence_posteriors(pi0, A, loglik):
     :math:`\sum_{ab} R_{ab} A_{ab}` is one, so expected dwell times add up to
     the interval's length. When a path may have been lost to underflow
     (:func:`_needs_log_space`), everything comes from the exact log-space
-    recursion of :mod:`hmm.log_space` instead. Impossible data: ``-inf``, NaN
+    recursion of ``hmm.log_space`` instead. Impossible data: ``-inf``, NaN
     marginals and ``R = 0``.
     """
     T, K = loglik.shape

@@ -29,7 +29,7 @@ class MJPKernelParams(NamedTuple):
     ``P[t]`` moves the chain from observation ``t-1`` to ``t`` (``P[0]`` is the
     identity); ``log_bound[t] = log max_ij P[t][i, j]``;
     ``cond_stats[stat_index[t], a, b]`` holds the expected dwell times and jump
-    counts of interval ``t`` given its end states (for :meth:`sufficient_statistics`).
+    counts of interval ``t`` given its end states (for ``sufficient_statistics``).
     """
 
     P: np.ndarray

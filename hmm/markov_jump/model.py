@@ -72,8 +72,8 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
     Args:
         Q: ``(K, K)`` generator (or give ``params``).
         initial: ``(K,)`` distribution at the first observation time (uniform by default).
-        observation: :class:`ExactStates` (default), :class:`NoisyLabels` or :class:`GaussianLevels`.
-        params: a ready :class:`MJPParams`.
+        observation: ``ExactStates`` (default), ``NoisyLabels`` or ``GaussianLevels``.
+        params: a ready ``MJPParams``.
     """
 
     def __init__(self, Q=None, initial=None, observation=None, params: MJPParams | None = None):
@@ -143,9 +143,9 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         the full paths ``(jump_times, path_states)`` when ``return_paths``.
         ``T`` alone means the unit grid ``0, 1, ..., T-1``; with ``times`` it must
         equal the length of every grid. ``times`` follows the rule of
-        :func:`~hmm.markov_jump.observations.as_time_grids` (a flat list of
+        ``as_time_grids`` (a flat list of
         numbers is one grid). Over a gap too long for its path to be held
-        (:func:`~hmm.markov_jump.simulation.simulate`) the states are still
+        (``simulate``) the states are still
         exact, but ``return_paths`` is an error.
         """
         if T is not None:
@@ -209,7 +209,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         sequence's first observation time: between observations the marginal
         bridges the two-slice posterior of the interval, after the last one it is
         the last smoothed marginal moved forward by :math:`e^{Q (s - t_{T-1})}`
-        (see :meth:`_query`).
+        (see ``_query``).
         """
         ys, grids, single = self._data(y, times)
         table, P = self._tables(grids)
@@ -239,7 +239,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         Between ``t_i`` and ``t_{i+1}`` the marginal bridges the two-slice posterior:
         :math:`p(x(s)=k \\mid y) = \\sum_{ab} R_{ab}\\, P(s - t_i)_{ak} P(t_{i+1} - s)_{kb}` with
         :math:`R_{ab} = p(x_i=a, x_{i+1}=b \\mid y) / P(t_{i+1} - t_i)_{ab}`
-        (:func:`~hmm.markov_jump.inference.sequence_posteriors`); after the last
+        (``sequence_posteriors``); after the last
         observation it is :math:`\\gamma_{T-1} P(s - t_{T-1})`.
         """
         q = np.atleast_1d(as_float_array(name, q, (0, 1)))
@@ -285,7 +285,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         States at the observation times are drawn forward through the posterior
         chain, :math:`x_0 \\sim \\gamma_0` and :math:`p(x_t = b \\mid x_{t-1} = a, y)
         \\propto \\xi_t(a, b)`, from the exact, per-step normalised two-slice posteriors of
-        :func:`~hmm.markov_jump.inference.sequence_posteriors` (a path too light for
+        ``sequence_posteriors`` (a path too light for
         float64 at one step that a later observation makes the only one is still
         drawn: backward sampling from the filtered probabilities would have lost it).
         Each interval is then filled by an endpoint-conditioned path
@@ -340,7 +340,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         return AdditiveFunctional(_stats_initial, _stats_step, 2 * K + K * K + extra)
 
     def m_step(self, stats, n_sequences: int = 1, n_steps=None) -> MarkovJumpProcess:
-        """The EM update from (estimated) expected :meth:`sufficient_statistics` summed over sequences."""
+        """The EM update from (estimated) expected ``sufficient_statistics`` summed over sequences."""
         K = self.n_states
         stats = np.asarray(stats, dtype=np.float64)
         dim = self.sufficient_statistics().dim
@@ -371,7 +371,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
 
         Starts from ``params`` (warm start) or from the model's own parameters;
         structural zeros of the starting ``Q`` stay zero. Returns a
-        :class:`~statespace.interface.FitResult` whose ``params`` is an :class:`MJPParams`.
+        :class:`~statespace.interface.FitResult` whose ``params`` is an ``MJPParams``.
         """
         max_iter, tol = check_fit_options(max_iter, tol)
         ys, grids, _ = self._data(y, times)
@@ -381,7 +381,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         return fit_em(start, ys, grids, max_iter=max_iter, tol=tol, learn_initial=learn_initial, progress=progress)
 
     def fit_structured(self, rate_fn, theta0, y, times, **kwargs):
-        """Maximum likelihood for rates given as a JAX function of a few parameters (see :mod:`.structured`)."""
+        """Maximum likelihood for rates given as a JAX function of a few parameters (see ``structured``)."""
         from .structured import fit_structured
 
         return fit_structured(rate_fn, theta0, y, times, observation=self.params.observation, **kwargs)

@@ -3,14 +3,14 @@ r"""How a Markov jump process is observed at the times ``t_0 < t_1 < ... < t_{T-
 Three observation models, each giving per-step log-likelihoods
 :math:`\ell_t(k) = \log p(y_t \mid x_{t} = k)` (0 for a missing, NaN, observation):
 
-* :class:`ExactStates`: ``y_t = x_t`` (the state code as a float);
+* ``ExactStates``: ``y_t = x_t`` (the state code as a float);
   :math:`\ell_t(k) = 0` if ``k == y_t`` else :math:`-\infty`.
-* :class:`NoisyLabels`: a label ``y_t`` in ``0..M-1`` drawn from row ``x_t`` of a
+* ``NoisyLabels``: a label ``y_t`` in ``0..M-1`` drawn from row ``x_t`` of a
   misclassification matrix ``B`` (:math:`B_{km} = p(y = m \mid x = k)`).
   ``NoisyLabels.uniform_replacement(K, eps)`` is the model "with probability
   ``eps`` the label is replaced by a uniformly random state":
   :math:`B = (1 - \varepsilon) I + \varepsilon / K`.
-* :class:`GaussianLevels`: :math:`y_t \sim N(m_{x_t}, s_{x_t}^2)` (ion-channel currents).
+* ``GaussianLevels``: :math:`y_t \sim N(m_{x_t}, s_{x_t}^2)` (ion-channel currents).
 
 EM learns the observation parameters from the smoothed marginals
 :math:`\gamma_t(k)`: ``learn="full"`` re-estimates every entry of ``B``
@@ -60,7 +60,7 @@ def check_times(name: str, times) -> np.ndarray:
 
 
 def as_time_grids(name: str, times) -> tuple[list[np.ndarray], bool]:
-    """Observation times by the sequence rule of :mod:`statespace.validation`: ``(grids, single)``.
+    """Observation times by the sequence rule of ``statespace.validation``: ``(grids, single)``.
 
     One grid is a 1-D array or a flat list of numbers (``[0.0, 0.5, 2.0]``); several
     are a list/tuple of arrays, one per sequence. Each grid passes :func:`check_times`.

@@ -110,7 +110,7 @@ def sample_path(params: MJPParams, times, rng=None):
 
 def sample_paths(params: MJPParams, times, rng=None):
     """Exact paths, one per observation grid in ``times`` (one grid, or a list of grids: see
-    :func:`~hmm.markov_jump.observations.as_time_grids`).
+    ``as_time_grids``).
 
     Returns ``(states, paths)``: ``states[i]`` (int array, the shape of ``times[i]``)
     and ``paths[i] = (jump_times, path_states)``. One grid gives unwrapped results.

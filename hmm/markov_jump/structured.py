@@ -60,7 +60,7 @@ class StructuredFit(NamedTuple):
             where the information is not positive definite).
         covariance: the inverse observed information.
         log_likelihood: the maximised log-likelihood.
-        params: the fitted :class:`MJPParams` (``Q(theta)``, its initial distribution).
+        params: the fitted ``MJPParams`` (``Q(theta)``, its initial distribution).
         converged: the optimiser's success flag.
         n_iter: optimiser iterations.
     """
@@ -124,7 +124,7 @@ def _transition_matrices(Q, lengths, halvings, n_squarings: int):
     so that ``mu d / 2^halvings <= 1``), exponentiated, and squared back
     ``halvings`` times with its rows clipped at 0 and renormalised (a
     stochastic matrix squared cannot overflow), as in
-    :func:`~hmm.markov_jump.expectations.generator_expm`. ``n_squarings`` is
+    ``generator_expm``. ``n_squarings`` is
     the largest ``halvings`` (static: the length of the scan).
     """
     import jax

@@ -1,14 +1,14 @@
 r"""Remaining useful life with the partially-supervised autoregressive HMM (ARPHMM) and its ensembles.
 
-* :mod:`hmm.rul.models`: the left-to-right degradation chain with life-fraction
+* ``hmm.rul.models``: the left-to-right degradation chain with life-fraction
   soft labels (:class:`ARPHMMRUL`), its phase-type or empirical RUL readout,
   the feature-plus-model :class:`RULPipeline` and truncation
   cross-validation (:func:`cross_validate`);
-* :mod:`hmm.rul.deep`: the same chain whose emission reads an S5 encoding of
+* ``hmm.rul.deep``: the same chain whose emission reads an S5 encoding of
   the sensor history (:class:`DeepARPHMMRUL`);
-* :mod:`hmm.rul.ensemble`: the linear pool of pipelines' predictive
+* ``hmm.rul.ensemble``: the linear pool of pipelines' predictive
   distributions (:class:`RULEnsemble`);
-* :mod:`hmm.rul.state`: what the pipelines and pools store in the library's
+* ``hmm.rul.state``: what the pipelines and pools store in the library's
   single file format (:mod:`statespace.persistence`), and :func:`save_rul` /
   :func:`load_rul`.
 

@@ -1,7 +1,7 @@
 r"""Ensembles of RUL pipelines: the linear pool of their predictive distributions.
 
 Pipelines ``i = 1..M`` (:class:`hmm.rul.RULPipeline`, e.g. the classical
-ARPHMM and the S5-emission ARPHMM of :mod:`hmm.rul.deep`), each fitted on the
+ARPHMM and the S5-emission ARPHMM of ``hmm.rul.deep``), each fitted on the
 same engines, give predictive RUL distributions :math:`p_i(r \mid y_{0:t})` for
 an engine observed up to cycle ``t``. The ensemble predicts with
 

@@ -111,7 +111,7 @@ class RULPrediction(NamedTuple):
         mean: ``(n,)`` uncapped phase-type means.
         state_probs: ``(n, K)`` filtered state distributions at the last cycle.
         distributions: the predictive RUL distribution of each engine (phase-type,
-            or the empirical readout's mixture: both :class:`PhaseTypeDistribution`).
+            or the empirical readout's mixture: both ``PhaseTypeDistribution``).
     """
 
     rul: np.ndarray
@@ -191,7 +191,7 @@ class ChainRULModel:
 
     def calibrate(self, distributions, true_rul, rng=None, weights=None):
         """Recalibrate quantile levels from held-out (distribution, true RUL) pairs, optionally weighted
-        (:func:`recalibrated_levels`); :meth:`predict` then reports ``F^{-1}(Q_u(level))``. Returns ``self``."""
+        (:func:`recalibrated_levels`); ``predict`` then reports ``F^{-1}(Q_u(level))``. Returns ``self``."""
         self.pit_levels = recalibrated_levels(distributions, true_rul, rng, weights)
         return self
 
@@ -362,7 +362,7 @@ class ARPHMMRUL(ChainRULModel):
 
 
 class RULPipeline(SavedRULModel):
-    """Features (:class:`~statespace.datasets.cmapss.SensorFeatures`) followed by an :class:`ARPHMMRUL`.
+    """Features (``SensorFeatures``) followed by an :class:`ARPHMMRUL`.
 
     Works on raw per-engine sensor and setting arrays, so that cross-validation
     refits the whole pipeline (normalisation included) on each fold.

@@ -45,7 +45,7 @@ def save_rul(path, obj) -> Path:
 
 
 def load_rul(path):
-    """The pipeline or pool saved at ``path`` (a :class:`DataError` naming the file for anything else)."""
+    """The pipeline or pool saved at ``path`` (a ``DataError`` naming the file for anything else)."""
     return _load(path, expected=SavedRULModel, what="RULPipeline or RULEnsemble")
 
 
@@ -60,7 +60,7 @@ def constructor_config(obj) -> dict:
 
 
 def features_state(feats) -> dict:
-    """The fitted :class:`~statespace.datasets.cmapss.SensorFeatures` as a tree."""
+    """The fitted ``SensorFeatures`` as a tree."""
     if not hasattr(feats, "columns_"):
         raise ParameterError("pipeline: fit it before saving")
     norm = feats.normalizer_
@@ -93,7 +93,7 @@ def _array(value, name: str, ndim: int, kind: str = "f") -> np.ndarray:
 
 
 def restore_features(state: dict):
-    """The :class:`~statespace.datasets.cmapss.SensorFeatures` of :func:`features_state`, checked piece by piece."""
+    """The ``SensorFeatures`` of :func:`features_state`, checked piece by piece."""
     feats = SensorFeatures(**state["config"])
     feats.n_sensors_ = int(state["n_sensors"])
     feats.columns_ = _array(state["columns"], "features.columns", 1, "iu")

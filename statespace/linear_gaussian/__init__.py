@@ -1,6 +1,6 @@
 """Linear-Gaussian state-space models: Kalman filter, RTS smoother, FFBS, forecasting and EM.
 
-See :mod:`statespace.linear_gaussian.model` for the model and a runnable example.
+See ``statespace.linear_gaussian.model`` for the model and a runnable example.
 """
 
 from .em import e_step, fit_em, m_step

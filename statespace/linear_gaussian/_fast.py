@@ -317,7 +317,7 @@ def stats_loop(kp, y, sm, sP, cross, out):
     """Add the expected sufficient statistics of one sequence to ``out``.
 
     The same quantities as :func:`~statespace.linear_gaussian.kernels.expected_statistics`
-    (layout :func:`~statespace.linear_gaussian.kernels.stats_layout`), accumulated
+    (layout ``stats_layout``), accumulated
     inline; rows with missing coordinates go through the general routine, which
     imputes them.
     """

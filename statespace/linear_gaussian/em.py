@@ -22,7 +22,7 @@ left-hand side (``F = (<x x_-^T> - B <u x_-^T>) <x_- x_-^T>^{-1}``), and a learn
 time-varying frozen ``F_t``. Time-varying parameters cannot be learned.
 
 EM never decreases the log-likelihood; :func:`fit_em` records it per iteration
-through :class:`~statespace.convergence.ConvergenceMonitor`, which stops (keeping
+through ``ConvergenceMonitor``, which stops (keeping
 the best parameters, warning, ``converged=False``) should round-off or a
 covariance floor ever lower it.
 
@@ -114,7 +114,7 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
 
     ``stats`` is the sum over sequences of the expected sufficient statistics
     (exact from :func:`e_step`, or estimated by particle smoothing) in the layout
-    of :func:`~statespace.linear_gaussian.kernels.stats_layout`; it must have been
+    of ``stats_layout``; it must have been
     computed under ``params`` (the residual statistics depend on them).
     """
     frozen = check_frozen(frozen)
@@ -194,7 +194,7 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
 def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, float]:
     """Summed expected sufficient statistics and total log-likelihood over clean sequences.
 
-    ``buffers`` (from :func:`em_buffers`) lets repeated E-steps reuse their memory.
+    ``buffers`` (from ``em_buffers``) lets repeated E-steps reuse their memory.
     """
     lay = stats_layout(params.state_dim, params.obs_dim, params.input_dim)
     stats = np.zeros(lay.size)
@@ -220,11 +220,11 @@ def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 10
 
     Args:
         params: initial parameters (their time-varying entries must be frozen).
-        y, inputs: data as in :func:`~statespace.linear_gaussian.kalman.kalman_filter`.
+        y, inputs: data as in ``kalman_filter``.
         frozen: names of parameters kept fixed (e.g. ``("F", "H")``).
         max_iter: maximum number of M-steps.
         tol: stop when an iteration improves the log-likelihood by less than
-            ``tol * max(1, |loglik|)`` (:class:`~statespace.convergence.ConvergenceMonitor`).
+            ``tol * max(1, |loglik|)`` (``ConvergenceMonitor``).
         progress: show a progress bar with the current log-likelihood.
 
     Returns:

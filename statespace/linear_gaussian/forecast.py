@@ -48,7 +48,7 @@ def forecast(params: LGSSMParams, y, steps: int, inputs=None, future_inputs=None
 
     Args:
         params: time-invariant model parameters.
-        y, inputs: data as in :func:`~statespace.linear_gaussian.kalman.kalman_filter`.
+        y, inputs: data as in ``kalman_filter``.
         steps: forecast horizon ``k >= 1``.
         future_inputs: ``(k, p)`` inputs over the horizon (a list for several sequences);
             required when the model has inputs.

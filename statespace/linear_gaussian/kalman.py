@@ -66,7 +66,7 @@ from .params import KernelParams, LGSSMParams, kernel_params
 
 
 class FilterResult(NamedTuple):
-    """Output of :func:`kalman_filter` for one sequence of length ``T``.
+    """Output of ``kalman_filter`` for one sequence of length ``T``.
 
     Attributes:
         log_likelihood: :math:`\\log p(y_{0:T-1})` (missing entries marginalised).
@@ -142,7 +142,7 @@ def kalman_log_likelihood(params: LGSSMParams, y, inputs=None) -> float:
     """:math:`\\log p(y)` summed over one sequence or a list of them (the filter's forward pass).
 
     Exact also when the predicted moments overflow in a trailing run of missing
-    observations, which :func:`kalman_filter` cannot return.
+    observations, which ``kalman_filter`` cannot return.
     """
     seqs, us, single = prepare(params, y, inputs)
     return float(sum(
@@ -161,7 +161,7 @@ def kalman_filter(params: LGSSMParams, y, inputs=None) -> FilterResult | list[Fi
             required when the model has inputs (``p > 0``).
 
     Returns:
-        A :class:`FilterResult` (a list of them for a list of sequences).
+        A ``FilterResult`` (a list of them for a list of sequences).
     """
     seqs, us, single = prepare(params, y, inputs)
     out = [filter_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")

@@ -209,7 +209,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         """EM from the current parameters (or ``params``); updates ``self.params`` and returns the history.
 
         ``frozen`` overrides the model's frozen set for this fit. See
-        :func:`~statespace.linear_gaussian.em.fit_em` for the other arguments.
+        ``fit_em`` for the other arguments.
         """
         if params is not None and not isinstance(params, LGSSMParams):
             raise ShapeError(f"params: expected LGSSMParams, got {type(params).__name__}")

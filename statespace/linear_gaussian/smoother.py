@@ -44,7 +44,7 @@ from .params import KernelParams, LGSSMParams, kernel_params
 
 
 class SmootherResult(NamedTuple):
-    """Output of :func:`rts_smoother` for one sequence of length ``T``.
+    """Output of ``rts_smoother`` for one sequence of length ``T``.
 
     Attributes:
         log_likelihood: :math:`\\log p(y_{0:T-1})`.
@@ -93,7 +93,7 @@ def smooth_filtered(kp: KernelParams, f: FilterResult, buf: np.ndarray | None = 
 def rts_smoother(params: LGSSMParams, y, inputs=None) -> SmootherResult | list[SmootherResult]:
     """Kalman filter then RTS smoother of one sequence or a list of them (NaN = missing).
 
-    Arguments as in :func:`~statespace.linear_gaussian.kalman.kalman_filter`.
+    Arguments as in ``kalman_filter``.
     """
     seqs, us, single = prepare(params, y, inputs)
     out = [smooth_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")

@@ -1,7 +1,7 @@
 r"""Features of run-to-failure data: RUL labels, column selection, smoothing, a linear health indicator.
 
 Dataset-free building blocks on per-engine ``(T_i, n)`` arrays; the CMAPSS
-feature pipeline that chains them (:class:`statespace.datasets.cmapss.SensorFeatures`)
+feature pipeline that chains them (``statespace.datasets.cmapss.SensorFeatures``)
 lives with its loader.
 
 * :func:`piecewise_linear_rul`: the RUL ``T-1, ..., 1, 0`` of an engine that
@@ -11,7 +11,7 @@ lives with its loader.
 * :func:`exponential_smoothing`: causal smoothing
   :math:`s_t = a x_t + (1-a) s_{t-1}`, so a truncated engine is treated exactly
   as it would be online.
-* :class:`HealthIndicator` (Ramasso's RULCLIPPER idea): the features projected
+* ``HealthIndicator`` (Ramasso's RULCLIPPER idea): the features projected
   on a degradation target by least squares with ridge ``lam`` on the weights,
 
   .. math::

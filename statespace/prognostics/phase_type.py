@@ -100,7 +100,7 @@ def mixture(distributions, weights=None) -> PhaseTypeDistribution:
     :math:`\mathrm{Var}\,X = \sum_i w_i (\sigma_i^2 + \mu_i^2) - E[X]^2`.
 
     Args:
-        distributions: :class:`PhaseTypeDistribution` members, supports starting at 0.
+        distributions: ``PhaseTypeDistribution`` members, supports starting at 0.
         weights: non-negative, summing to 1 (default: equal weights).
     """
     dists = list(distributions)

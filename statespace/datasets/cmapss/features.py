@@ -59,7 +59,7 @@ class SensorFeatures:
         n_conditions: operating conditions (``None``: detected by clustering the settings).
         baseline_cycles: cycles averaged for the per-engine baseline (0: none).
         alpha: smoothing weight in ``(0, 1]`` (1: none).
-        health_cap: append the health channel, a :class:`HealthIndicator` with this cap fitted
+        health_cap: append the health channel, a ``HealthIndicator`` with this cap fitted
             on the normalised features before baseline removal (``None``: no channel). ``fit``
             then needs run-to-failure engines: the last cycle of each is its failure.
     """
