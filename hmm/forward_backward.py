@@ -657,7 +657,9 @@ def two_slice_marginals(A, loglik, filtered, scale, beta):
     return xi
 
 
-def impossible_data_error(name: str, pi0, A, loglik) -> ImpossibleDataError:
+def impossible_data_error(
+    name: str, pi0, A, loglik, times=None, check: str = "the data or the emission parameters"
+) -> ImpossibleDataError:
     """The error for observations of zero probability: names ``name`` and the first impossible step.
 
     That step is the first at which no state the chain can occupy (given the
@@ -665,6 +667,8 @@ def impossible_data_error(name: str, pi0, A, loglik) -> ImpossibleDataError:
     observation: where the forward pass (rerun here, on this rare path) stops.
     A log-likelihood of ``-inf`` for every state is also what a density too
     small for float64 gives (an observation ``1e200`` standard deviations out).
+    ``times`` (observation times, continuous-time chains) adds the step's time;
+    ``check`` says what the user should look at.
     """
     loglik = np.asarray(loglik, dtype=np.float64)
     filtered = forward(pi0, A, loglik)[1]
@@ -674,7 +678,8 @@ def impossible_data_error(name: str, pi0, A, loglik) -> ImpossibleDataError:
         where = "every state the chain can occupy there (the transition structure, pl or the earlier observations rule out the others)"
     else:
         where = "every state"
+    at = f" (time {times[t]:.6g})" if times is not None else ""
     return ImpossibleDataError(
-        f"{name}: the observation at time step {t} has zero probability under {where} "
-        "(log-likelihood -inf, or below float64's range); check the data or the emission parameters"
+        f"{name}: the observation at time step {t}{at} has zero probability under {where} "
+        f"(impossible data: log-likelihood -inf, or below float64's range); check {check}"
     )

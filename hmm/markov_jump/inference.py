@@ -34,9 +34,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from hmm.forward_backward import _EXP_CLIP, _MIXING, _TINY, backward, forward
+from hmm.forward_backward import _EXP_CLIP, _MIXING, _TINY, backward, forward, impossible_data_error
 from hmm.log_space import log_space_posteriors_by_slot
-from statespace.errors import ImpossibleDataError
 
 #: Interval lengths closer than this (relative) share one transition matrix.
 LENGTH_RTOL = 1e-10
@@ -249,11 +248,11 @@ def raise_if_impossible(lls, pi0, P, table: IntervalTable, loglik, grids=None, s
         return
     s = int(bad[0])
     a, b = table.offsets[s], table.offsets[s + 1]
-    _, _, scale = forward(pi0, _gather(P, table.index, a - s, b - a - 1), loglik[a:b])
-    t = int(np.argmax(~(scale > -np.inf)))
-    at = f" (time {grids[s][t]:.6g})" if grids is not None else ""
-    raise ImpossibleDataError(
-        f"{name if single else f'{name}[{s}]'}: the observation at time step {t}{at} has zero probability under "
-        "every state the chain can be in (impossible data, log-likelihood -inf); check the data, the zero rates of the "
-        "generator and the observation model"
+    raise impossible_data_error(
+        name if single else f"{name}[{s}]",
+        pi0,
+        _gather(P, table.index, a - s, b - a - 1),
+        loglik[a:b],
+        times=None if grids is None else grids[s],
+        check="the data, the zero rates of the generator and the observation model",
     )
