@@ -1,7 +1,7 @@
 """smc: particle filters, PaRIS online smoothing, particle Gibbs and particle learning for any model of the shared interface."""
 
 # --- particle filters and PaRIS (issue 4) ---
-from .particle_filter import FilterResult, Proposal, StateFunction, bootstrap_filter, guided_filter
+from .particle_filter import ParticleFilterResult, Proposal, StateFunction, bootstrap_filter, guided_filter
 from .paris import PaRIS, PaRISResult, paris_smoother, smoothed_marginals_functional, split_marginals
 from .resampling import resample
 

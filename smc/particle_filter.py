@@ -84,7 +84,7 @@ class StateFunction(NamedTuple):
     dim: int
 
 
-class FilterResult(NamedTuple):
+class ParticleFilterResult(NamedTuple):
     """Output of a particle filter on one sequence of length ``T`` with ``N`` particles.
 
     Attributes:
@@ -354,7 +354,7 @@ def _run(model, y, proposal, guided, n_particles, rng, resampling, ess_threshold
             where = "" if single else f"sequence {i}"
             raise DegenerateWeightsError(status, where)
         results.append(
-            FilterResult(
+            ParticleFilterResult(
                 log_likelihood=float(incs.sum()),
                 log_likelihood_increments=incs,
                 filtered_means=means,
@@ -399,7 +399,7 @@ def bootstrap_filter(
         return_history: also return all particles, weights and ancestor indices (memory ``O(T N)``).
 
     Returns:
-        a ``FilterResult``, or a list of them for a list of sequences.
+        a ``ParticleFilterResult``, or a list of them for a list of sequences.
 
     Raises:
         DegenerateWeightsError: all weights vanished at some time step.

@@ -30,7 +30,7 @@ def plot_ess(result, n_particles: int | None = None, ax=None, times=None):
     """Effective sample size per step, with the steps where resampling happened marked.
 
     Args:
-        result: anything with ``ess`` and ``resampled`` arrays (:class:`~smc.FilterResult`,
+        result: anything with ``ess`` and ``resampled`` arrays (:class:`~smc.ParticleFilterResult`,
             :class:`~smc.PaRISResult`).
         n_particles: draw the ``N`` line and label the axis as a fraction when given.
         times: x-axis values (default ``0..T-1``).
