@@ -5,14 +5,14 @@ See ``statespace.linear_gaussian.model`` for the model and a runnable example.
 
 from .em import e_step, fit_em, m_step
 from .forecast import ForecastResult, forecast
-from .kalman import FilterResult, kalman_filter, kalman_log_likelihood
+from .kalman import KalmanFilterResult, kalman_filter, kalman_log_likelihood
 from .kernels import stats_layout
 from .model import LinearGaussianSSM
 from .params import KernelParams, LGSSMParams, kernel_params
 from .smoother import SmootherResult, rts_smoother, sample_posterior
 
 __all__ = [
-    "FilterResult",
+    "KalmanFilterResult",
     "ForecastResult",
     "KernelParams",
     "LGSSMParams",

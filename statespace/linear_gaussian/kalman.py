@@ -65,7 +65,7 @@ from .data import prepare
 from .params import KernelParams, LGSSMParams, kernel_params
 
 
-class FilterResult(NamedTuple):
+class KalmanFilterResult(NamedTuple):
     """Output of ``kalman_filter`` for one sequence of length ``T``.
 
     Attributes:
@@ -84,7 +84,7 @@ class FilterResult(NamedTuple):
 
 
 def filter_kernel_params(kp: KernelParams, y: np.ndarray, buf: np.ndarray | None = None, *,
-                         moments: bool = True, label: str = "y") -> FilterResult:
+                         moments: bool = True, label: str = "y") -> KalmanFilterResult:
     """Run the compiled filter on clean arrays (no validation; internal and for ``smc`` oracles).
 
     ``buf`` (length ``_fast.filter_size(T, d)``) receives the outputs, which are views of it;
@@ -104,11 +104,11 @@ def filter_kernel_params(kp: KernelParams, y: np.ndarray, buf: np.ndarray | None
         buf = np.empty(filter_size(T, d))
     ll, fm, fP, pm, pP, bad, why = loops_for(d, m, T).filter_loop(kp, y, buf)
     if bad < 0:
-        return FilterResult(ll, fm, fP, pm, pP)
+        return KalmanFilterResult(ll, fm, fP, pm, pP)
     if why == FAIL_OVERFLOW:
         observed = np.flatnonzero(~np.isnan(y[bad:]).all(axis=1))
         if len(observed) == 0 and not moments:
-            return FilterResult(ll, fm, fP, pm, pP)
+            return KalmanFilterResult(ll, fm, fP, pm, pP)
         last = int(np.flatnonzero(~np.isnan(y[:bad]).all(axis=1)).max(initial=-1))
         where = (f"the observation at time step {bad + int(observed[0])} cannot be filtered" if len(observed)
                  else f"the moments of time steps {bad}..{T - 1} are not representable")
@@ -120,7 +120,7 @@ def filter_kernel_params(kp: KernelParams, y: np.ndarray, buf: np.ndarray | None
         )
     if why == FAIL_IMPOSSIBLE:
         if not moments:
-            return FilterResult(ll, fm, fP, pm, pP)
+            return KalmanFilterResult(ll, fm, fP, pm, pP)
         raise ImpossibleDataError(
             f"{label}: the observation at time step {bad} has zero probability under the model (log-density "
             "below float64's range: it lies too many standard deviations from its prediction); check the data "
@@ -151,7 +151,7 @@ def kalman_log_likelihood(params: LGSSMParams, y, inputs=None) -> float:
     ))
 
 
-def kalman_filter(params: LGSSMParams, y, inputs=None) -> FilterResult | list[FilterResult]:
+def kalman_filter(params: LGSSMParams, y, inputs=None) -> KalmanFilterResult | list[KalmanFilterResult]:
     """Kalman filter of one sequence ``(T, m)`` or a list of them (NaN = missing).
 
     Args:
@@ -161,7 +161,7 @@ def kalman_filter(params: LGSSMParams, y, inputs=None) -> FilterResult | list[Fi
             required when the model has inputs (``p > 0``).
 
     Returns:
-        A ``FilterResult`` (a list of them for a list of sequences).
+        A ``KalmanFilterResult`` (a list of them for a list of sequences).
     """
     seqs, us, single = prepare(params, y, inputs)
     out = [filter_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")

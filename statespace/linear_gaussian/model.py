@@ -35,7 +35,7 @@ from . import learning as _learning
 from .data import prepare
 from .em import fit_em, m_step
 from .forecast import ForecastResult, forecast
-from .kalman import FilterResult, kalman_filter, kalman_log_likelihood
+from .kalman import KalmanFilterResult, kalman_filter, kalman_log_likelihood
 from .params import KernelParams, LGSSMParams, check_frozen, kernel_params
 from .smoother import SmootherResult, rts_smoother, sample_posterior, smooth_kernel_params
 
@@ -127,7 +127,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         """:math:`\\log p(y)`; summed over sequences for a list."""
         return kalman_log_likelihood(self.params, y, inputs)
 
-    def filter(self, y, inputs=None) -> FilterResult | list[FilterResult]:
+    def filter(self, y, inputs=None) -> KalmanFilterResult | list[KalmanFilterResult]:
         """Kalman filter: the Gaussian :math:`p(x_t \\mid y_{0:t})` and :math:`p(x_t \\mid y_{0:t-1})` of every step.
 
         Missing coordinates (NaN) are marginalised: the update uses the observed rows
@@ -140,7 +140,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
                 when the model has inputs.
 
         Returns:
-            A :class:`~statespace.linear_gaussian.kalman.FilterResult` (``(T, d)`` means,
+            A :class:`~statespace.linear_gaussian.kalman.KalmanFilterResult` (``(T, d)`` means,
             ``(T, d, d)`` covariances, the log-likelihood); a list of them for a list.
 
         Raises:

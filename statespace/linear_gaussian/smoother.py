@@ -39,7 +39,7 @@ from ._linalg import symmetrize
 from ._fast import rts_size
 from ._specialise import loops_for
 from .data import prepare
-from .kalman import FilterResult, filter_kernel_params
+from .kalman import KalmanFilterResult, filter_kernel_params
 from .params import KernelParams, LGSSMParams, kernel_params
 
 
@@ -52,7 +52,7 @@ class SmootherResult(NamedTuple):
         smoothed_covs: ``(T, d, d)`` :math:`Cov[x_t \\mid y_{0:T-1}]`.
         smoothed_cross_covs: ``(T-1, d, d)``; entry ``t`` is :math:`Cov(x_{t+1}, x_t \\mid y_{0:T-1})`.
         filtered_means, filtered_covs, predicted_means, predicted_covs: as in
-            :class:`~statespace.linear_gaussian.kalman.FilterResult`.
+            :class:`~statespace.linear_gaussian.kalman.KalmanFilterResult`.
         smoother_gains: ``(T-1, d, d)`` the gains :math:`J_t`.
     """
 
@@ -78,7 +78,7 @@ def smooth_kernel_params(kp: KernelParams, y: np.ndarray, buffers=None, label: s
     return smooth_filtered(kp, f, sbuf)
 
 
-def smooth_filtered(kp: KernelParams, f: FilterResult, buf: np.ndarray | None = None) -> SmootherResult:
+def smooth_filtered(kp: KernelParams, f: KalmanFilterResult, buf: np.ndarray | None = None) -> SmootherResult:
     """The RTS pass over a filter result (outputs are views of ``buf``, allocated if not given)."""
     T, d = f.filtered_means.shape
     if buf is None:
