@@ -251,7 +251,7 @@ COUNTS = {
     "hmm.sample(T)": (lambda v: gaussian_hmm().sample(v, rng=0), "T", 4),
     "categorical.sample(T)": (lambda v: categorical_hmm().sample(v, rng=0), "T", 4),
     "lg.forecast(steps)": (lambda v: lg().forecast(Y, steps=v), "steps", 3),
-    "lg.posterior_sample(n_samples)": (lambda v: lg().posterior_sample(Y, n_samples=v, rng=0), "n_samples", 2),
+    "lg.sample_posterior(n_samples)": (lambda v: lg().sample_posterior(Y, n_samples=v, rng=0), "n_samples", 2),
     "lg.initialize(state_dim)": (lambda v: LinearGaussianSSM.initialize(Y, state_dim=v, rng=0).params, "state_dim", 2),
     "GaussianHMM(n_states)": (lambda v: GaussianHMM(v, 1).n_states, "n_states", 3),
     "GaussianHMM(obs_dim)": (lambda v: GaussianHMM(2, v).obs_dim, "obs_dim", 2),
@@ -425,7 +425,7 @@ WRONG_KIND = {
     # option: (call with a value of the wrong kind, the name the error must give)
     "lg.fit(frozen)": (lambda v: lg().fit(Y, frozen=v, max_iter=1, progress=False), "frozen"),
     "hmm.fit(frozen)": (lambda v: gaussian_hmm().fit(Y, frozen=v, max_iter=1, progress=False), "frozen"),
-    "lg.fit(params)": (lambda v: lg().fit(Y, params=v, max_iter=1, progress=False), "params"),
+    "lg.fit(init)": (lambda v: lg().fit(Y, init=v, max_iter=1, progress=False), "init"),
     "HMM(prior)": (lambda v: GaussianHMM(2, prior=v), "prior"),
     "HMM(transitions)": (lambda v: GaussianHMM(2, transitions=v), "transitions"),
     "HMM(absorbing)": (lambda v: GaussianHMM(2, absorbing=v), "absorbing"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ParameterError, ShapeError
 from ..interface import AdditiveFunctional, FitResult, ModelKernels, Parametrization, StateSpaceModel
 from ..persistence import SavedModel, register_loadable
 from ..validation import as_float_array, as_rng, as_sequences, check_int
@@ -37,7 +37,8 @@ from .em import fit_em, m_step
 from .forecast import ForecastResult, forecast
 from .kalman import KalmanFilterResult, kalman_filter, kalman_log_likelihood
 from .params import KernelParams, LGSSMParams, check_frozen, kernel_params
-from .smoother import SmootherResult, rts_smoother, sample_posterior, smooth_kernel_params
+from .smoother import SmootherResult, rts_smoother, smooth_kernel_params
+from .smoother import sample_posterior as _ffbs
 
 
 @register_loadable
@@ -164,13 +165,23 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         """
         return rts_smoother(self.params, y, inputs)
 
-    def posterior_sample(self, y, n_samples: int = 1, rng=None, inputs=None):
-        """Trajectories ``(n_samples, T, d)`` drawn exactly from :math:`p(x \\mid y)` (FFBS); a list for a list."""
+    def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None):
+        """Trajectories drawn exactly from :math:`p(x_{0:T-1} \\mid y)` by forward filtering, backward sampling.
+
+        Args:
+            y: observations as in :meth:`filter`.
+            n_samples: number of trajectories per sequence.
+            rng: a ``numpy.random.Generator`` or a seed.
+            inputs: inputs aligned with ``y`` as in :meth:`filter`.
+
+        Returns:
+            ``(n_samples, T, d)`` draws; a list of them (one per sequence) for a list.
+        """
         n_samples = check_int("n_samples", n_samples, minimum=1, error=ShapeError)
         rng = as_rng(rng)
         seqs, us, single = prepare(self.params, y, inputs)
         out = [
-            sample_posterior(smooth_kernel_params(kernel_params(self.params, u), s), n_samples, rng)
+            _ffbs(smooth_kernel_params(kernel_params(self.params, u), s), n_samples, rng)
             for s, u in zip(seqs, us)
         ]
         return out[0] if single else out
@@ -204,16 +215,26 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         return forecast(self.params, y, steps, inputs, future_inputs)
 
     # --- learning --------------------------------------------------------------
-    def fit(self, y, inputs=None, *, params: LGSSMParams | None = None, frozen=None, max_iter: int = 100,
+    def fit(self, y, inputs=None, *, init: LGSSMParams | None = None, frozen=None, max_iter: int = 100,
             tol: float = 1e-6, progress=True) -> FitResult:
-        """EM from the current parameters (or ``params``); updates ``self.params`` and returns the history.
+        """EM (Kalman smoother E-step, closed-form M-step) on one sequence or a list; updates ``self.params``.
 
-        ``frozen`` overrides the model's frozen set for this fit. See
-        ``fit_em`` for the other arguments.
+        Args:
+            y, inputs: data as in :meth:`filter`.
+            init: starting :class:`LGSSMParams`; by default the current ``self.params`` (warm start).
+            frozen: names of :class:`LGSSMParams` fields kept fixed (``"m0", "P0", "F", "B", "Q", "H",
+                "D", "R"``); ``None`` uses the model's own ``frozen`` set.
+            max_iter, tol, progress: as in ``statespace.linear_gaussian.em.fit_em``.
+
+        Returns:
+            :class:`~statespace.interface.FitResult`; its ``params`` become ``self.params``.
+
+        Raises:
+            ParameterError: ``init`` is not an ``LGSSMParams``, or ``frozen`` names an unknown field.
         """
-        if params is not None and not isinstance(params, LGSSMParams):
-            raise ShapeError(f"params: expected LGSSMParams, got {type(params).__name__}")
-        start = self.params if params is None else params
+        if init is not None and not isinstance(init, LGSSMParams):
+            raise ParameterError(f"init: expected LGSSMParams, got {type(init).__name__}")
+        start = self.params if init is None else init
         frozen = self.frozen if frozen is None else check_frozen(frozen)
         result = fit_em(start, y, inputs, frozen=frozen, max_iter=max_iter, tol=tol, progress=progress)
         self.params = result.params

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ParameterError, ShapeError
 from ..validation import as_float_array, check_covariance, check_finite, check_names, check_shape
 
 #: Parameter names in the order of the container.
@@ -143,7 +143,7 @@ def _input_dim(B, D) -> int:
 
 def check_frozen(frozen) -> frozenset[str]:
     """Validate names of parameters that learning must keep fixed."""
-    return check_names("frozen", frozen, FIELDS, error=ShapeError)
+    return check_names("frozen", frozen, FIELDS, error=ParameterError)
 
 
 def check_sequence_length(params: LGSSMParams, T: int, label: str) -> None:

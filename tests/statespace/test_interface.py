@@ -112,7 +112,7 @@ def test_sufficient_statistics_functional_matches_exact_e_step():
     h = model.sufficient_statistics()
     exact, _ = e_step(params, [y], [u])
     assert h.dim == exact.shape[0]
-    paths = model.posterior_sample(y, 3000, rng=6, inputs=u)
+    paths = model.sample_posterior(y, 3000, rng=6, inputs=u)
     values = np.empty((len(paths), h.dim))
     buf = np.empty(h.dim)
     for i, x in enumerate(paths):

@@ -153,7 +153,7 @@ def test_ffbs_draws_have_smoothed_moments():
     params, y, u = _problem("inputs", "coords", seed=7, T=6)
     model = LinearGaussianSSM(params)
     n = 4000
-    draws = model.posterior_sample(y, n, rng=7, inputs=u)
+    draws = model.sample_posterior(y, n, rng=7, inputs=u)
     mean, cov, _ = condition(params, y, u)
     flat = draws.reshape(n, -1)
     se = np.sqrt(np.diag(cov) / n)
@@ -163,7 +163,7 @@ def test_ffbs_draws_have_smoothed_moments():
     sd = np.sqrt(np.diag(cov))
     se_cov = np.sqrt((np.outer(sd, sd) ** 2 + cov**2) / n)
     assert (np.abs(emp - cov) < 4.5 * se_cov).all()
-    again = model.posterior_sample(y, n, rng=7, inputs=u)
+    again = model.sample_posterior(y, n, rng=7, inputs=u)
     np.testing.assert_array_equal(draws, again)
 
 

@@ -192,7 +192,7 @@ def test_observation_beyond_float64_density_range_follows_the_impossible_data_po
     assert LinearGaussianSSM(tiny).log_likelihood(y) == -np.inf
     for verb in (lambda: kalman_filter(tiny, y), lambda: rts_smoother(tiny, y), lambda: forecast(tiny, y, 2),
                  lambda: fit_em(tiny, y, max_iter=2, progress=False),
-                 lambda: LinearGaussianSSM(tiny).posterior_sample(y, 2, rng=0)):
+                 lambda: LinearGaussianSSM(tiny).sample_posterior(y, 2, rng=0)):
         with pytest.raises(ImpossibleDataError, match="time step 0 has zero probability"):
             verb()
 

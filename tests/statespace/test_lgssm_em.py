@@ -192,7 +192,7 @@ def test_converged_flag_and_bad_arguments():
     ys, _ = _data(truth, [200], rng)
     res = fit_em(truth, ys, max_iter=500, tol=1e-6, progress=False)
     assert res.converged and res.n_iter < 500
-    with pytest.raises(ShapeError, match="frozen"):
+    with pytest.raises(ParameterError, match="frozen"):
         fit_em(truth, ys, frozen=("G",), progress=False)
     with pytest.raises(ParameterError, match="max_iter"):
         fit_em(truth, ys, max_iter=-1, progress=False)

@@ -104,7 +104,7 @@ def test_other_arguments(model):
     y = np.zeros((3, 2))
     u = np.zeros((3, 1))
     with pytest.raises(ShapeError, match="n_samples"):
-        model.posterior_sample(y, 0, inputs=u)
+        model.sample_posterior(y, 0, inputs=u)
     with pytest.raises(ShapeError, match="steps"):
         model.forecast(y, 0, inputs=u, future_inputs=np.zeros((0, 1)))
     with pytest.raises(ShapeError, match="future_inputs"):
@@ -113,7 +113,7 @@ def test_other_arguments(model):
         model.forecast(y, 2, inputs=u, future_inputs=np.zeros((3, 1)))
     with pytest.raises(ParameterError, match="tol"):
         model.fit(y, u, tol=-1.0, progress=False)
-    with pytest.raises(ShapeError, match="frozen"):
+    with pytest.raises(ParameterError, match="frozen"):
         LinearGaussianSSM(model.params, frozen=("X",))
     with pytest.raises(ShapeError, match="params"):
         LinearGaussianSSM(model.params, F=np.eye(2))
