@@ -3,22 +3,7 @@
 Not imported by ``import statespace``: ``import statespace.datasets``.
 """
 
-from .cmapss import (
-    CMAPSSData,
-    CMAPSSTable,
-    OperatingConditionNormalizer,
-    SensorFeatures,
-    load_cmapss,
-    read_cmapss_table,
-    read_rul_file,
-)
+from . import cmapss
+from .cmapss import *  # noqa: F403  (the public names of each data set, listed once in its package)
 
-__all__ = [
-    "CMAPSSData",
-    "CMAPSSTable",
-    "OperatingConditionNormalizer",
-    "SensorFeatures",
-    "load_cmapss",
-    "read_cmapss_table",
-    "read_rul_file",
-]
+__all__ = list(cmapss.__all__)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError, ParameterError, ShapeError
-from ..validation import as_float_array, check_int, check_real
+from ..validation import as_float_array, as_sequences, check_int, check_real
 
 
 def piecewise_linear_rul(length: int, cap: float | None = None) -> np.ndarray:
@@ -54,20 +54,11 @@ def informative_columns(x, min_distinct: int = 3) -> np.ndarray:
 
 
 def _as_engines(name, seqs, width=None):
-    if not isinstance(seqs, (list, tuple)) or not seqs:
-        raise ShapeError(f"{name}: expected a non-empty list of per-engine (T_i, n) arrays")
-    out = []
-    for i, s in enumerate(seqs):
-        a = as_float_array(f"{name}[{i}]", s, 2)
-        if len(a) == 0:
-            raise ShapeError(f"{name}[{i}]: engine has no cycles")
-        if width is not None and a.shape[1] != width:
-            raise ShapeError(f"{name}[{i}]: expected {width} columns, got {a.shape[1]}")
-        if not np.isfinite(a).all():
-            t, j = np.argwhere(~np.isfinite(a))[0]
-            raise DataError(f"{name}[{i}]: non-finite value at cycle index {t}, column {j}")
-        out.append(a)
-    return out
+    """A non-empty list of per-engine ``(T_i, n)`` finite arrays (the sequence rule, with no missing values)."""
+    engines, single = as_sequences(name, seqs, width, allow_nan=False)
+    if single:
+        raise ShapeError(f"{name}: expected a list of per-engine (T_i, n) arrays, got one array")
+    return engines
 
 
 class HealthIndicator:
