@@ -24,7 +24,7 @@ from .generator import (
     relaxation_times,
     stationary_distribution,
 )
-from .model import MarkovJumpProcess, MJPFilterResult, MJPKernelParams, MJPSmoothResult
+from .model import MarkovJumpProcess, MJPFilterResult, MJPForecast, MJPKernelParams, MJPSmoothResult
 from .observations import ExactStates, GaussianLevels, NoisyLabels
 from .plots import plot_posterior
 from .simulation import sample_path, sample_paths
@@ -40,6 +40,7 @@ __all__ = [
     "ExactStates",
     "GaussianLevels",
     "MJPFilterResult",
+    "MJPForecast",
     "MJPKernelParams",
     "MJPParams",
     "MJPSmoothResult",

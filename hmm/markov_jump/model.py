@@ -35,10 +35,12 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace._numerics.categorical import draw
-from statespace.errors import DataError, ShapeError
+from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
-from statespace.validation import as_float_array, as_rng, as_sequences, check_fit_options, check_int, split_batch
+from statespace.validation import (
+    as_float_array, as_rng, as_sequences, check_fit_options, check_int, check_names, split_batch,
+)
 
 from hmm import inference as hmm_inference
 
@@ -52,18 +54,47 @@ from .simulation import simulate
 
 
 class MJPFilterResult(NamedTuple):
-    """Filtering output: ``filtered_probs[t, k] = p(x(t_t) = k | y_{0:t})`` (a list for several sequences)."""
+    """Filtering output of one sequence.
+
+    Attributes:
+        log_likelihood: ``log p(y_{0:T-1})`` of the sequence.
+        filtered_probs: ``(T, K)``, ``filtered_probs[t, k] = p(x(t_t) = k | y_{0:t})``.
+    """
 
     log_likelihood: float
-    filtered_probs: object
+    filtered_probs: np.ndarray
 
 
 class MJPSmoothResult(NamedTuple):
-    """Smoothing output: marginals at the observation times and, if asked, at ``query_times``."""
+    """Smoothing output of one sequence.
+
+    Attributes:
+        log_likelihood: ``log p(y_{0:T-1})`` of the sequence.
+        smoothed_probs: ``(T, K)``, ``p(x(t_t) = k | y_{0:T-1})`` at the observation times.
+        query_probs: ``(n, K)`` marginals at the sequence's ``query_times``, or ``None``.
+    """
 
     log_likelihood: float
-    smoothed_probs: object
-    query_probs: object
+    smoothed_probs: np.ndarray
+    query_probs: np.ndarray | None
+
+
+class MJPForecast(NamedTuple):
+    """State probabilities of one sequence at future times.
+
+    Attributes:
+        times: ``(n,)`` the future times (at or after the last observation time).
+        state_probs: ``(n, K)``, ``p(x(s) = k | y_{0:T-1}) = (\\alpha_{T-1} e^{Q (s - t_{T-1})})_k``
+            with :math:`\\alpha_{T-1}` the filtered distribution at the last observation.
+    """
+
+    times: np.ndarray
+    state_probs: np.ndarray
+
+
+#: The names ``fit(frozen=...)`` accepts: the learnable fields of :class:`MJPParams`
+#: (``emission`` for ``NoisyLabels``, ``means``/``stds`` for ``GaussianLevels``).
+FROZEN_NAMES = ("Q", "initial", "emission", "means", "stds")
 
 
 class MarkovJumpProcess(StateSpaceModel, SavedModel):
@@ -188,8 +219,8 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         )
         return float(lls.sum())
 
-    def filter(self, y, inputs=None, times=None) -> MJPFilterResult:
-        """Filtered marginals at the observation times.
+    def filter(self, y, inputs=None, times=None) -> MJPFilterResult | list[MJPFilterResult]:
+        """Filtered marginals at the observation times: one :class:`MJPFilterResult`, a list for a list.
 
         Data of zero probability raise :class:`~statespace.errors.ImpossibleDataError`
         naming the sequence and step (so do every verb below that conditions on the data).
@@ -199,17 +230,17 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         pi0, L = np.asarray(self.params.initial), self._loglik(ys)
         lls, filt = inference.filtered_marginals(pi0, P, table.index, table.offsets, L)
         inference.raise_if_impossible(lls, pi0, P, table, L, grids, single)
-        out = _split(filt, table.offsets)
-        return MJPFilterResult(float(lls.sum()), out[0] if single else out)
+        out = [MJPFilterResult(float(ll), f) for ll, f in zip(lls, _split(filt, table.offsets))]
+        return out[0] if single else out
 
-    def smooth(self, y, inputs=None, times=None, query_times=None) -> MJPSmoothResult:
+    def smooth(self, y, inputs=None, times=None, query_times=None) -> MJPSmoothResult | list[MJPSmoothResult]:
         """Smoothed marginals at the observation times and, if given, at ``query_times``.
 
-        ``query_times`` (one array per sequence) may fall anywhere at or after the
-        sequence's first observation time: between observations the marginal
-        bridges the two-slice posterior of the interval, after the last one it is
-        the last smoothed marginal moved forward by :math:`e^{Q (s - t_{T-1})}`
-        (see ``_query``).
+        ``query_times`` (one array per sequence, in the form of ``times``) may fall anywhere
+        at or after the sequence's first observation time: between observations the
+        marginal bridges the two-slice posterior of the interval, after the last one it
+        is the last smoothed marginal moved forward by :math:`e^{Q (s - t_{T-1})}`
+        (see ``_query``). Returns one :class:`MJPSmoothResult`, a list for a list.
         """
         ys, grids, single = self._data(y, times)
         table, P = self._tables(grids)
@@ -218,20 +249,60 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         lls, gamma, _ = inference.posterior_pass(pi0, P, table.index, table.offsets, L)
         inference.raise_if_impossible(lls, pi0, P, table, L, grids, single)
         smoothed = _split(gamma, table.offsets)
-        queries = None
+        queries = [None] * len(ys)
         if query_times is not None:
             qs, _ = split_batch("query_times", query_times)
             if len(qs) != len(ys):
                 raise ShapeError(f"query_times: got {len(qs)} arrays for {len(ys)} sequences")
-            queries = []
             for s, (q, g) in enumerate(zip(qs, grids)):
                 a, b = table.offsets[s], table.offsets[s + 1]
                 A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
                 name = "query_times" if single else f"query_times[{s}]"
-                queries.append(self._query(pi0, A, L[a:b], g, q, name))
-        return MJPSmoothResult(
-            float(lls.sum()), smoothed[0] if single else smoothed, (queries[0] if single else queries) if queries else None
-        )
+                queries[s] = self._query(pi0, A, L[a:b], g, q, name)
+        out = [MJPSmoothResult(float(ll), g, q) for ll, g, q in zip(lls, smoothed, queries)]
+        return out[0] if single else out
+
+    def forecast(self, y, future_times, inputs=None, times=None) -> MJPForecast | list[MJPForecast]:
+        """State probabilities at ``future_times`` after each sequence's last observation.
+
+        The filtered distribution at the last observation time :math:`t_{T-1}` moved
+        forward by the generator, :math:`\\alpha_{T-1} e^{Q (s - t_{T-1})}` for every future
+        time ``s``.
+
+        Args:
+            y, times: the data as in :meth:`filter`.
+            future_times: ``(n,)`` times at or after the sequence's last observation time
+                (a list of such arrays for a list of sequences).
+            inputs: unused (the process takes no inputs).
+
+        Returns:
+            An :class:`MJPForecast`; a list of them for a list.
+
+        Raises:
+            DataError: a future time is non-finite or precedes the last observation time.
+            ImpossibleDataError: the data have zero probability under the model.
+        """
+        filtered = self.filter(y, times=times)
+        single = isinstance(filtered, MJPFilterResult)
+        filtered = [filtered] if single else filtered
+        _, grids, _ = self._data(y, times)
+        fs, _ = split_batch("future_times", future_times)
+        if len(fs) != len(filtered):
+            raise ShapeError(f"future_times: got {len(fs)} arrays for {len(filtered)} sequences")
+        Q = np.asarray(self.params.Q)
+        out = []
+        for s, (f, g, res) in enumerate(zip(fs, grids, filtered)):
+            name = "future_times" if single else f"future_times[{s}]"
+            f = np.atleast_1d(as_float_array(name, f, (0, 1)))
+            if not np.isfinite(f).all():
+                i = int(np.argmax(~np.isfinite(f)))
+                raise DataError(f"{name}: non-finite time at index {i}")
+            if (f < g[-1]).any():
+                i = int(np.argmax(f < g[-1]))
+                raise DataError(f"{name}: time {f[i]} at index {i} precedes the last observation time {g[-1]}")
+            probs = res.filtered_probs[-1] @ transition_matrices(Q, f - g[-1]) if len(f) else np.zeros((0, self.n_states))
+            out.append(MJPForecast(f, probs / probs.sum(axis=-1, keepdims=True) if len(f) else probs))
+        return out[0] if single else out
 
     def _query(self, pi0, A, L, grid, q, name):
         """Marginals at the times ``q`` of one sequence observed at ``grid`` (see :meth:`smooth`).
@@ -279,8 +350,8 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
             paths.append(path)
         return paths[0] if single else paths
 
-    def sample_posterior_paths(self, y, inputs=None, times=None, rng=None):
-        """One path from ``p(x(t), t_0 <= t <= t_{T-1} | y)`` per sequence.
+    def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, times=None, return_paths: bool = False):
+        """Paths drawn exactly from ``p(x(t), t_0 <= t <= t_{T-1} | y)``.
 
         States at the observation times are drawn forward through the posterior
         chain, :math:`x_0 \\sim \\gamma_0` and :math:`p(x_t = b \\mid x_{t-1} = a, y)
@@ -288,9 +359,23 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         ``sequence_posteriors`` (a path too light for
         float64 at one step that a later observation makes the only one is still
         drawn: backward sampling from the filtered probabilities would have lost it).
-        Each interval is then filled by an endpoint-conditioned path
-        (uniformization). Returns ``(jump_times, states)`` per sequence (a list for several).
+        With ``return_paths``, each interval is then filled by an endpoint-conditioned
+        path (uniformization).
+
+        Args:
+            y, times: the data as in :meth:`filter`.
+            n_samples: number of paths per sequence.
+            rng: a ``numpy.random.Generator`` or a seed.
+            inputs: unused (the process takes no inputs).
+            return_paths: also return the continuous-time paths.
+
+        Returns:
+            ``(n_samples, T)`` int states at the observation times (a list for a list); with
+            ``return_paths``, the pair ``(states, paths)`` per sequence, ``paths`` a list of
+            ``n_samples`` pairs ``(jump_times, path_states)`` (``path_states[0]`` the state at
+            ``t_0``, then the state after each jump).
         """
+        n_samples = check_int("n_samples", n_samples, minimum=1, error=ShapeError)
         rng = as_rng(rng)
         ys, grids, single = self._data(y, times)
         table, P = self._tables(grids)
@@ -299,28 +384,34 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         Q = np.asarray(self.params.Q)
         lls = inference.sequence_log_likelihoods(pi0, P, table.index, table.offsets, L)
         inference.raise_if_impossible(lls, pi0, P, table, L, grids, single)
-        for s, g in enumerate(grids):
-            gaps = np.diff(g)
-            if gaps.size:
-                i = int(np.argmax(gaps))
-                name = "times" if single else f"times[{s}]"
-                check_path_length(f"{name}[{i + 1}] - {name}[{i}]", Q, float(gaps[i]))
+        if return_paths:
+            for s, g in enumerate(grids):
+                gaps = np.diff(g)
+                if gaps.size:
+                    i = int(np.argmax(gaps))
+                    name = "times" if single else f"times[{s}]"
+                    check_path_length(f"{name}[{i + 1}] - {name}[{i}]", Q, float(gaps[i]))
         out = []
         for s, g in enumerate(grids):
             a, b = table.offsets[s], table.offsets[s + 1]
             A = P[table.index[a - s : b - s - 1]] if b - a > 1 else np.eye(len(pi0))[None]
             _, gamma, R = inference.sequence_posteriors(pi0, A, L[a:b])
-            x = np.empty(len(g), dtype=np.int64)
-            x[0] = draw(gamma[0], rng)
-            for t in range(len(g) - 1):
-                w = R[t, x[t]] * A[t, x[t]]  # xi_t(x_t, .), the step's total being gamma_t(x_t)
-                x[t + 1] = draw(w / w.sum(), rng)
-            jts, jss = [], [np.array([x[0]])]
-            for t in range(len(g) - 1):
-                jt, js = _bridge_path(Q, int(x[t]), int(x[t + 1]), float(g[t + 1] - g[t]), rng)
-                jts.append(jt + g[t])
-                jss.append(js[1:])
-            out.append((np.concatenate(jts) if jts else np.zeros(0), np.concatenate(jss)))
+            X = np.empty((n_samples, len(g)), dtype=np.int64)
+            paths = []
+            for n in range(n_samples):
+                x = X[n]
+                x[0] = draw(gamma[0], rng)
+                for t in range(len(g) - 1):
+                    w = R[t, x[t]] * A[t, x[t]]  # xi_t(x_t, .), the step's total being gamma_t(x_t)
+                    x[t + 1] = draw(w / w.sum(), rng)
+                if return_paths:
+                    jts, jss = [], [np.array([x[0]])]
+                    for t in range(len(g) - 1):
+                        jt, js = _bridge_path(Q, int(x[t]), int(x[t + 1]), float(g[t + 1] - g[t]), rng)
+                        jts.append(jt + g[t])
+                        jss.append(js[1:])
+                    paths.append((np.concatenate(jts) if jts else np.zeros(0), np.concatenate(jss)))
+            out.append((X, paths) if return_paths else X)
         return out[0] if single else out
 
     # --- particle EM ----------------------------------------------------------------------
@@ -356,29 +447,60 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         return MarkovJumpProcess(params=MJPParams(Q, initial, obs))
 
     # --- learning ---------------------------------------------------------------------
-    def fit(
-        self,
-        y,
-        inputs=None,
-        times=None,
-        params: MJPParams | None = None,
-        max_iter: int = 500,
-        tol: float = 1e-9,
-        learn_initial: bool = True,
-        progress: bool | None = True,
-    ) -> FitResult:
-        """EM for the generator, the initial distribution and the observation model.
+    def fit(self, y, inputs=None, times=None, *, init: MJPParams | None = None, frozen=None, max_iter: int = 500,
+            tol: float = 1e-9, progress: bool | None = True) -> FitResult:
+        """EM for the generator, the initial distribution and the observation model; updates ``self.params``.
 
-        Starts from ``params`` (warm start) or from the model's own parameters;
-        structural zeros of the starting ``Q`` stay zero. Returns a
-        :class:`~statespace.interface.FitResult` whose ``params`` is an ``MJPParams``.
+        Structural zeros of the starting ``Q`` stay zero.
+
+        Args:
+            y, times: the data as in :meth:`filter`.
+            inputs: unused (the process takes no inputs).
+            init: the starting :class:`MJPParams`; by default ``self.params`` (warm start).
+            frozen: names of parameters EM keeps fixed, from ``FROZEN_NAMES``: ``"initial"``,
+                ``"emission"`` (``NoisyLabels``), ``"means"`` and ``"stds"`` together
+                (``GaussianLevels``). The observation model's own ``learn`` setting applies
+                as well. EM always re-estimates ``"Q"`` (naming it is an error).
+            max_iter, tol, progress: iteration limit, relative tolerance, progress bar.
+
+        Returns:
+            :class:`~statespace.interface.FitResult` whose ``params`` (an ``MJPParams``)
+            become ``self.params``.
+
+        Raises:
+            ParameterError: ``init`` is not an ``MJPParams``; ``frozen`` names an unknown
+                field, or a combination EM cannot keep fixed.
         """
         max_iter, tol = check_fit_options(max_iter, tol)
         ys, grids, _ = self._data(y, times)
-        start = self.params if params is None else params
+        start = self.params if init is None else init
         if not isinstance(start, MJPParams):
-            raise ShapeError(f"params: expected MJPParams, got {type(start).__name__}")
-        return fit_em(start, ys, grids, max_iter=max_iter, tol=tol, learn_initial=learn_initial, progress=progress)
+            raise ParameterError(f"init: expected MJPParams, got {type(start).__name__}")
+        frozen = check_names("frozen", frozen, FROZEN_NAMES)
+        obs = start.observation
+        if "Q" in frozen:
+            raise ParameterError(
+                "frozen: EM of a Markov jump process always re-estimates 'Q'; for rates given by a few "
+                "parameters use fit_structured"
+            )
+        if {"means", "stds"} & frozen and isinstance(obs, GaussianLevels) and not {"means", "stds"} <= frozen:
+            raise ParameterError("frozen: GaussianLevels keeps 'means' and 'stds' fixed together; freeze both")
+        kept = obs
+        if "emission" in frozen and isinstance(obs, NoisyLabels):
+            kept = NoisyLabels(obs.emission, "none")
+        if {"means", "stds"} <= frozen and isinstance(obs, GaussianLevels):
+            kept = GaussianLevels(obs.means, obs.stds, False)
+        if kept is not obs:
+            start = MJPParams(start.Q, start.initial, kept)
+        res = fit_em(start, ys, grids, max_iter=max_iter, tol=tol, learn_initial="initial" not in frozen,
+                     progress=progress)
+        if kept is not obs:  # the observation model keeps its own learn setting
+            fitted = res.params.observation
+            fitted = NoisyLabels(fitted.emission, obs.learn) if isinstance(obs, NoisyLabels) else \
+                GaussianLevels(fitted.means, fitted.stds, obs.learn)
+            res = res._replace(params=MJPParams(res.params.Q, res.params.initial, fitted))
+        self.params = res.params
+        return res
 
     def fit_structured(self, rate_fn, theta0, y, times, **kwargs):
         """Maximum likelihood for rates given as a JAX function of a few parameters (see ``structured``)."""

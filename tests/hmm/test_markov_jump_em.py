@@ -165,7 +165,7 @@ def test_warm_start_and_transition_matrix_identity():
     _, y = MarkovJumpProcess(Q).sample(times=grids, rng=rng)
     m = MarkovJumpProcess(generator_from_rates(np.ones((3, 3))))
     first = m.fit(y, times=grids, tol=1e-12, max_iter=3000, progress=False)
-    again = m.fit(y, times=grids, params=first.params, max_iter=5, progress=False)
+    again = m.fit(y, times=grids, init=first.params, max_iter=5, progress=False)
     assert again.log_likelihoods[0] == pytest.approx(first.log_likelihoods[-1], rel=1e-12)
     np.testing.assert_allclose(again.params.Q, first.params.Q, atol=1e-5)
     np.testing.assert_allclose(scipy.linalg.expm(np.asarray(first.params.Q)).sum(axis=1), 1.0)

@@ -199,7 +199,7 @@ def test_several_sequences_each_exact():
     model = MarkovJumpProcess(Q, initial=pi0, observation=GaussianLevels(means, stds))
     ys = [_data(means, stds, 1e8, 1), BASE_Y.copy(), _data(means, stds, 1e6, 4)]
     grids = [TIMES, TIMES * 0.5, TIMES + 2.0]
-    got = model.smooth(ys, times=grids).smoothed_probs
+    got = [r.smoothed_probs for r in model.smooth(ys, times=grids)]
     _, dwell, _, _, _ = expected_statistics(model.params, ys, grids)
     assert dwell.sum() == pytest.approx(sum(g[-1] - g[0] for g in grids), rel=1e-12, abs=0)
     for y, g, smoothed in zip(ys, grids, got):
@@ -249,7 +249,7 @@ def test_posterior_paths_keep_a_path_restored_by_a_later_observation():
     rng, n = np.random.default_rng(3), 200
     counts = np.zeros_like(gamma)
     for _ in range(n):
-        jump_times, states = model.sample_posterior_paths(y, times=times, rng=rng)
+        _, [(jump_times, states)] = model.sample_posterior(y, times=times, rng=rng, return_paths=True)
         counts[np.arange(len(times)), states[np.searchsorted(jump_times, times, side="right")]] += 1
     bound = 5 * np.sqrt(gamma * (1 - gamma) / n) + 1e-12
     assert (np.abs(counts / n - gamma) <= bound).all(), (counts / n, gamma)

@@ -184,7 +184,7 @@ def test_posterior_paths_agree_with_observations_and_marginals():
     from hmm.markov_jump.simulation import states_at
 
     for s in range(20):
-        jt, js = exact.sample_posterior_paths(ys, times=times, rng=s)
+        _, [(jt, js)] = exact.sample_posterior(ys, times=times, rng=s, return_paths=True)
         np.testing.assert_array_equal(states_at(jt, js, times), [0, 2, 1])
     # Noisy: the frequency of the state at a query time matches the smoothed marginal (3 SE).
     n = 3000
@@ -193,7 +193,7 @@ def test_posterior_paths_agree_with_observations_and_marginals():
     g = np.random.default_rng(0)
     hits = np.zeros(3)
     for _ in range(n):
-        jt, js = model.sample_posterior_paths(y, times=times, rng=g)
+        _, [(jt, js)] = model.sample_posterior(y, times=times, rng=g, return_paths=True)
         hits[states_at(jt, js, np.array([q]))[0]] += 1
     freq = hits / n
     se = np.sqrt(want * (1 - want) / n)
@@ -233,3 +233,32 @@ def test_plot_posterior_draws_marginals_and_overlays():
     np.testing.assert_allclose(ax.collections[0].get_array().reshape(3, 50), probs.T)
     with pytest.raises(ShapeError):
         plot_posterior(probs[:-1], q)
+
+
+def test_forecast_is_the_last_filtered_row_moved_by_expm():
+    """forecast(y, future_times) against scipy.linalg.expm, per sequence of a list, and frozen fields kept by fit."""
+    from scipy.linalg import expm
+
+    rng = np.random.default_rng(4)
+    Q = random_generator(3, rng)
+    model = MarkovJumpProcess(Q, None, NoisyLabels.uniform_replacement(3, 0.2))
+    grids = [np.cumsum(rng.exponential(0.5, n)) for n in (6, 9)]
+    _, y = model.sample(times=grids, rng=rng)
+    future = [g[-1] + np.array([0.0, 0.3, 2.0]) for g in grids]
+    out = model.forecast(y, future, times=grids)
+    assert isinstance(out, list) and len(out) == 2
+    for res, f, g, ys in zip(out, future, grids, y):
+        last = model.filter(ys, times=g).filtered_probs[-1]
+        want = np.stack([last @ expm(Q * (s - g[-1])) for s in f])
+        np.testing.assert_allclose(res.state_probs, want, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(res.times, f)
+    with pytest.raises(DataError, match=r"future_times\[1\]"):
+        model.forecast(y, [future[0], grids[1][-1] - np.array([1.0])], times=grids)
+    start = model.params
+    fit = model.fit(y, times=grids, frozen=("initial", "emission"), max_iter=3, progress=False)
+    assert model.params is fit.params and not np.array_equal(fit.params.Q, start.Q)
+    np.testing.assert_array_equal(fit.params.initial, start.initial)
+    np.testing.assert_array_equal(fit.params.emission, start.emission)
+    assert fit.params.observation.learn == "symmetric"
+    with pytest.raises(ParameterError, match="frozen"):
+        model.fit(y, times=grids, frozen=("transitions",), progress=False)

@@ -221,7 +221,7 @@ def test_sampling_across_a_gap_too_long_for_a_path_draws_the_stationary_law():
     with pytest.raises(DataError, match=r"times\[1\] - times\[0\]"):
         model.sample(times=[0.0, 1e12], rng=0, return_paths=True)
     with pytest.raises(DataError, match=r"times\[1\] - times\[0\]"):
-        model.sample_posterior_paths(np.array([0.0, 1.0]), times=np.array([0.0, 1e12]), rng=0)
+        model.sample_posterior(np.array([0.0, 1.0]), times=np.array([0.0, 1e12]), rng=0, return_paths=True)
 
 
 def test_posterior_paths_over_long_intervals_have_the_right_number_of_jumps():
@@ -232,7 +232,7 @@ def test_posterior_paths_over_long_intervals_have_the_right_number_of_jumps():
     rng = np.random.default_rng(5)
     counts = []
     for _ in range(20):
-        jt, js = model.sample_posterior_paths(np.array([0.0, 2.0]), times=np.array([0.0, t]), rng=rng)
+        _, [(jt, js)] = model.sample_posterior(np.array([0.0, 2.0]), times=np.array([0.0, t]), rng=rng, return_paths=True)
         assert js[0] == 0 and js[-1] == 2 and (np.diff(jt) > 0).all() and (js[1:] != js[:-1]).all()
         counts.append(len(jt))
     counts = np.asarray(counts, dtype=float)
@@ -252,7 +252,7 @@ def _impossible_batch():
     return [ok, bad], [np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.5, 3.0])]
 
 
-@pytest.mark.parametrize("verb", ["filter", "smooth", "smooth_query", "most_likely_states", "sample_posterior_paths", "fit"])
+@pytest.mark.parametrize("verb", ["filter", "smooth", "smooth_query", "most_likely_states", "sample_posterior", "fit"])
 def test_impossible_exact_jump_raises_naming_sequence_and_step(verb):
     model = MarkovJumpProcess(Q_CLOSED)
     ys, ts = _impossible_batch()
@@ -262,7 +262,7 @@ def test_impossible_exact_jump_raises_naming_sequence_and_step(verb):
         "smooth": lambda: model.smooth(ys, times=ts),
         "smooth_query": lambda: model.smooth(ys, times=ts, query_times=[np.array([0.5]), np.array([2.7])]),
         "most_likely_states": lambda: model.most_likely_states(ys, times=ts),
-        "sample_posterior_paths": lambda: model.sample_posterior_paths(ys, times=ts, rng=0),
+        "sample_posterior": lambda: model.sample_posterior(ys, times=ts, rng=0),
         "fit": lambda: model.fit(ys, times=ts, progress=False),
     }
     with pytest.raises(ImpossibleDataError, match=r"y\[1\]: the observation at time step 2"):

@@ -368,8 +368,8 @@ def test_lg_em_is_scale_equivariant_and_monotone(c):
     init = LGSSMParams(m0=np.array([0.5, 0.0]), P0=2 * np.eye(2), F=[[1.0, 0.9], [0.0, 0.95]], Q=0.3 * np.eye(2),
                        H=[[1.0, 0.0]], R=[[1.0]])
     scaled = LGSSMParams(m0=c * init.m0, P0=c * c * init.P0, F=init.F, Q=c * c * init.Q, H=init.H, R=c * c * init.R)
-    ref = truth.fit(y, params=init, max_iter=15, tol=0.0, progress=False)
-    fit = truth.fit(c * y, params=scaled, max_iter=15, tol=0.0, progress=False)
+    ref = truth.fit(y, init=init, max_iter=15, tol=0.0, progress=False)
+    fit = truth.fit(c * y, init=scaled, max_iter=15, tol=0.0, progress=False)
     _monotone(fit.log_likelihoods, f"LG EM at scale {c}")
     n = np.count_nonzero(~np.isnan(y))
     np.testing.assert_allclose(np.asarray(fit.log_likelihoods), np.asarray(ref.log_likelihoods) - n * np.log(c),
@@ -446,8 +446,8 @@ def test_mjp_em_is_time_scale_equivariant_and_monotone(c):
     y = np.asarray(model.sample(times=times, rng=2)[1], dtype=float).ravel()
     init = mjp("noisy", Q=np.array([[-1.0, 0.5, 0.5], [0.5, -1.0, 0.5], [0.5, 0.5, -1.0]])).params
     init_c = init._replace(Q=init.Q / c) if hasattr(init, "_replace") else MJPParams(init.Q / c, init.initial, init.observation)
-    ref = model.fit(y, times=times, params=init, max_iter=20, tol=0.0, progress=False)
-    fit = model.fit(y, times=c * times, params=init_c, max_iter=20, tol=0.0, progress=False)
+    ref = model.fit(y, times=times, init=init, max_iter=20, tol=0.0, progress=False)
+    fit = model.fit(y, times=c * times, init=init_c, max_iter=20, tol=0.0, progress=False)
     _monotone(fit.log_likelihoods, f"MJP EM at time scale {c}")
     np.testing.assert_allclose(fit.log_likelihoods, ref.log_likelihoods, rtol=1e-8)
     np.testing.assert_allclose(fit.params.Q * c, ref.params.Q, rtol=1e-6, atol=1e-10)

@@ -160,7 +160,7 @@ def test_mjp_exact_observations_pin_the_posterior(seed, T):
     np.testing.assert_array_equal(model.most_likely_states(y, times=times), y.astype(int))
     sm = model.smooth(y, times=times)
     np.testing.assert_allclose(sm.smoothed_probs, np.eye(3)[y.astype(int)], atol=1e-12)
-    jump_times, states = model.sample_posterior_paths(y, times=times, rng=seed)
+    _, [(jump_times, states)] = model.sample_posterior(y, times=times, rng=seed, return_paths=True)
     jump_times, states = np.asarray(jump_times, dtype=float), np.asarray(states).astype(int)
     assert not np.isnan(jump_times).any()
     assert np.all(np.diff(jump_times) >= 0)
