@@ -127,6 +127,27 @@ def score_ascent(model, y, n_iter=300, n_particles=32, *, n_backward=2, smoother
                               n_sweeps=n_sweeps, burn_in=burn_in)
     theta = np.asarray(param.to_vector(model), dtype=float)
     func = score_functional(model.kernels(), len(theta))
+
+    def gradient_step(k, theta):
+        th = theta.copy()
+        score, ll = est(param.from_vector(theta), func, rng, hp_for=lambda u: score_params(param, th, u))
+        return score, ll, est.particle_steps
+
+    return averaged_ascent(param, theta, gradient_step, n_iter, n_obs, optimizer, learning_rate, decay_iters,
+                           average_from, f"score ascent ({smoother})", progress)
+
+
+def averaged_ascent(param, theta, gradient_step, n_iter, n_obs, optimizer, learning_rate, decay_iters, average_from,
+                    label, progress) -> LearningResult:
+    """Stochastic approximation with Polyak-Ruppert averaging, shared by score ascent and score climbing.
+
+    Iterates :math:`\\theta_{k+1} = \\theta_k + \\gamma_k \\hat g_k / n` with
+    :math:`\\gamma_k = \\gamma_0 (1 + k / k_d)^{-0.6}` (through ``optimizer``) and
+    returns the average of the iterates after ``average_from * n_iter``.
+    ``gradient_step(k, theta) -> (gradient estimate summed over the data,
+    log-likelihood estimate, cumulative particle steps)``; ``n`` is the number of
+    observations.
+    """
     kd = decay_iters or max(n_iter / 10.0, 1.0)
     rates = learning_rate * (1.0 + np.arange(n_iter) / kd) ** -0.6
     step = _optimizer(optimizer, theta, rates)
@@ -135,19 +156,15 @@ def score_ascent(model, y, n_iter=300, n_particles=32, *, n_backward=2, smoother
     trace[0] = theta
     lls, steps = np.empty(n_iter), np.empty(n_iter)
     avg = np.zeros_like(theta)
-    bar = progress_bar(n_iter, f"score ascent ({smoother})", progress)
-    for k in range(n_iter):
-        current = param.from_vector(theta)
-        th = theta.copy()
-        score, lls[k] = est(current, func, rng, hp_for=lambda u: score_params(param, th, u))
-        theta = step(k, theta, score / n_obs)
-        trace[k + 1] = theta
-        steps[k] = est.particle_steps
-        if k >= start_avg:
-            avg += theta
-        bar.set_postfix(loglik=f"{lls[k]:.4g}")
-        bar.update(1)
-    bar.close()
+    with progress_bar(n_iter, label, progress) as bar:
+        for k in range(n_iter):
+            g, lls[k], steps[k] = gradient_step(k, theta)
+            theta = step(k, theta, g / n_obs)
+            trace[k + 1] = theta
+            if k >= start_avg:
+                avg += theta
+            bar.set_postfix(loglik=f"{lls[k]:.4g}")
+            bar.update(1)
     final = param.from_vector(avg / (n_iter - start_avg))
     return LearningResult(final.params, lls, False, n_iter, final, trace, tuple(param.names), steps)
 

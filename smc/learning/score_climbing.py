@@ -41,13 +41,12 @@ from __future__ import annotations
 import numpy as np
 
 from statespace.errors import ParameterError
-from statespace.progress import progress_bar
 from statespace.validation import as_rng, check_choice, check_fit_options, check_int
 
 from ..csmc import NO_FUNCTIONAL, backward_sample, index_tree_sample, run_sweep
 from ._engine import LearningResult, check_gradient_options, prepare
 from .parametrization import enable_x64
-from .score_ascent import _optimizer
+from .score_ascent import averaged_ascent
 
 KERNELS = ("csmc", "ppg")
 
@@ -102,19 +101,12 @@ def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_bac
     n_obs = sum(len(s) for s, _ in data)
     gradient = _jax_gradient(param.log_joint)
     theta = np.asarray(param.to_vector(model), dtype=float)
-    kd = decay_iters or max(n_iter / 10.0, 1.0)
-    rates = learning_rate * (1.0 + np.arange(n_iter) / kd) ** -0.6
-    step = _optimizer(optimizer, theta, rates)
-    start_avg = min(int(average_from * n_iter), n_iter - 1)
     refs = [None] * len(data)
-    trace = np.empty((n_iter + 1, len(theta)))
-    trace[0] = theta
-    lls, steps = np.empty(n_iter), np.empty(n_iter)
-    avg = np.zeros_like(theta)
-    n_steps_done = 0
     K = int(n_backward) if kernel == "ppg" else 0
-    bar = progress_bar(n_iter, f"Markov score climbing ({kernel})", progress)
-    for k in range(n_iter):
+    n_steps_done = 0
+
+    def gradient_step(k, theta):
+        nonlocal n_steps_done
         current = param.from_vector(theta)
         kern = current.kernels()
         g = np.zeros_like(theta)
@@ -133,14 +125,7 @@ def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_bac
             n_steps_done += n_particles * len(yy)
         if not np.isfinite(g).all():
             raise ParameterError(f"log_joint: non-finite gradient at iteration {k} (theta = {theta})")
-        theta = step(k, theta, g / n_obs)
-        trace[k + 1] = theta
-        lls[k] = ll
-        steps[k] = n_steps_done
-        if k >= start_avg:
-            avg += theta
-        bar.set_postfix(loglik=f"{ll:.4g}")
-        bar.update(1)
-    bar.close()
-    final = param.from_vector(avg / (n_iter - start_avg))
-    return LearningResult(final.params, lls, False, n_iter, final, trace, tuple(param.names), steps)
+        return g, ll, n_steps_done
+
+    return averaged_ascent(param, theta, gradient_step, n_iter, n_obs, optimizer, learning_rate, decay_iters,
+                           average_from, f"Markov score climbing ({kernel})", progress)
