@@ -47,17 +47,17 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(args.seed)
     y, y_test = simulate(args.length, rng), simulate(args.length, rng)
     grid = np.linspace(-1.3, 1.3, 27)[:, None]
-    start = NeuralDriftSSM.initial(y, n_hidden=args.n_hidden, rng=args.seed)
-    res = start.fit(y, n_iter=args.n_iter, n_particles=args.n_particles, learning_rate=0.02, rng=args.seed + 1,
-                    progress=False)
-    fitted = res.model
+    fitted = NeuralDriftSSM.initialize(y, n_hidden=args.n_hidden, rng=args.seed)
+    rmse = lambda f: float(np.sqrt(np.mean((f - true_drift(grid)) ** 2)))
+    rmse_initial = rmse(fitted.drift(grid))
+    fitted.fit(y, max_iter=args.n_iter, n_particles=args.n_particles, learning_rate=0.02, rng=args.seed + 1,
+               progress=False)  # updates fitted.params
     lg = LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=np.eye(1) * 0.9, Q=np.eye(1) * 0.1, H=np.eye(1),
                            R=np.eye(1) * 0.1)
     lg.fit(y, max_iter=200, progress=False)
-    rmse = lambda f: float(np.sqrt(np.mean((f - true_drift(grid)) ** 2)))
     ll = [smc.bootstrap_filter(fitted, y_test, n_particles=500, rng=r).log_likelihood for r in range(3)]
     out = {
-        "drift_rmse_initial": rmse(start.drift(grid)),
+        "drift_rmse_initial": rmse_initial,
         "drift_rmse_neural": rmse(fitted.drift(grid)),
         "drift_rmse_linear": rmse((lg.params.F[0, 0] - 1.0) * grid),
         "heldout_loglik_neural": float(np.mean(ll)) / args.length,

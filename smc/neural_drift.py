@@ -24,10 +24,9 @@ features is for one sequence (score climbing's ``log_joint`` closes over that se
 Example::
 
     from smc.neural_drift import NeuralDriftSSM
-    model = NeuralDriftSSM.initial(y, n_hidden=16, rng=0)
-    result = model.fit(y, n_iter=400, n_particles=32, rng=1)      # PPG score climbing
-    fitted = result.model
-    fitted.drift(np.linspace(-2, 2, 50)[:, None])                    # f_theta on a grid
+    model = NeuralDriftSSM.initialize(y, n_hidden=16, rng=0)
+    result = model.fit(y, max_iter=400, n_particles=32, rng=1)    # PPG score climbing; updates model.params
+    model.drift(np.linspace(-2, 2, 50)[:, None])                    # f_theta on a grid
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ import numpy as np
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import ModelKernels, Parametrization, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
-from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real
+from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_names, check_real
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -112,7 +111,7 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
         self.params = params
 
     @classmethod
-    def initial(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1, input_dim: int = 0) -> "NeuralDriftSSM":
+    def initialize(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1, input_dim: int = 0) -> "NeuralDriftSSM":
         """A starting model for data ``y``: small random drift, noise scales from the data's increments."""
         seqs, _ = as_sequences("y", y)
         H, p = check_int("n_hidden", n_hidden, minimum=1), check_int("input_dim", input_dim, minimum=0)
@@ -176,6 +175,10 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
 
         With features, ``inputs`` is the one training sequence's ``h (T, p)`` (``log_joint`` closes over it).
         """
+        return self._parametrization(inputs, frozenset())
+
+    def _parametrization(self, inputs, frozen) -> Parametrization:
+        """:meth:`parametrization` without the fields named in ``frozen``, which keep this model's values."""
         p = self.params
         H, d = p.W1.shape
         q = self.input_dim
@@ -212,23 +215,65 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
             r = (jnp.where(obs, y, 0.0) - x) / sy
             return lp + jnp.sum(jnp.where(obs, -0.5 * _LOG_2PI - jnp.log(sy) - 0.5 * r * r, 0.0))
 
-        return Parametrization(names, to_vector, from_vector, log_joint,
-                               lambda m: {"sigma_x": m.params.sigma_x, "sigma_y": m.params.sigma_y})
+        natural = lambda m: {"sigma_x": m.params.sigma_x, "sigma_y": m.params.sigma_y}  # noqa: E731
+        fixed = {"sigma_x": "log_sigma_x", "sigma_y": "log_sigma_y"}
+        fixed = {fixed.get(f, f) for f in frozen}
+        if not fixed & {n for n, _ in sizes}:
+            return Parametrization(names, to_vector, from_vector, log_joint, natural)
+        free = np.concatenate([np.full(k, n not in fixed) for n, k in sizes])
+        base = to_vector(self)
 
-    def fit(self, y, inputs=None, n_iter: int = 500, n_particles: int = 32, kernel: str = "ppg", learning_rate=0.01,
-            rng=None, progress: bool = True, **kwargs):
-        """Markov score climbing from this model (warm start); returns :class:`smc.learning.LearningResult`.
+        def to_free(m):
+            return to_vector(m)[free]
 
-        The fitted model is ``result.model`` (Polyak-Ruppert average of the second half);
-        ``self`` is left unchanged. With features, ``y`` and ``inputs`` are one sequence.
+        def from_free(th):
+            full = base.copy()
+            full[free] = th
+            return from_vector(full)
+
+        def log_joint_free(th, x, y):
+            import jax.numpy as jnp
+
+            return log_joint(jnp.asarray(base).at[np.flatnonzero(free)].set(th), x, y)
+
+        return Parametrization(tuple(n for n, f in zip(names, free) if f), to_free, from_free, log_joint_free, natural)
+
+    def fit(self, y, inputs=None, *, init: NeuralDriftParams | None = None, frozen=None, max_iter: int = 500,
+            n_particles: int = 32, kernel: str = "ppg", learning_rate=0.01, rng=None, progress: bool = True,
+            **kwargs):
+        """Markov score climbing (:func:`smc.learning.score_climbing`); updates ``self.params``.
+
+        Stochastic approximation: ``max_iter`` Adam steps along the complete-data score of
+        a conditional-SMC (``kernel="csmc"``) or PPG (``"ppg"``) draw of the path; the
+        fitted parameters are the Polyak-Ruppert average of the second half. Unlike EM, the
+        recorded objective (a particle estimate per iteration) is noisy and may go down.
+
+        Args:
+            y, inputs: one sequence or a list (with features, one sequence and its ``h``).
+            init: starting :class:`NeuralDriftParams`; by default ``self.params`` (warm start).
+            frozen: names of :class:`NeuralDriftParams` fields kept fixed, from
+                ``W1, Wh, b1, W2, b2, sigma_x, sigma_y`` (``m0`` and ``s0`` are always fixed).
+            max_iter: gradient steps; ``n_particles``, ``kernel``, ``learning_rate``, ``rng``,
+                ``progress`` and further keywords as in :func:`smc.learning.score_climbing`.
+
+        Returns:
+            :class:`smc.learning.LearningResult`, whose first four fields are those of
+            :class:`~statespace.interface.FitResult` (``converged`` is always ``False``);
+            its ``params`` become ``self.params``.
         """
         from .learning import score_climbing
 
+        if init is not None and not isinstance(init, NeuralDriftParams):
+            raise ParameterError(f"init: expected NeuralDriftParams, got {type(init).__name__}")
+        frozen = check_names("frozen", frozen, NeuralDriftParams._fields)
         if self.input_dim and isinstance(y, (list, tuple)):
             raise ShapeError("y: training with features h_t takes one sequence (with its inputs), got a list")
-        return score_climbing(self, y, n_iter=n_iter, n_particles=n_particles, kernel=kernel,
-                              parametrization=self.parametrization(inputs), learning_rate=learning_rate,
-                              inputs=inputs, rng=rng, progress=progress, **kwargs)
+        start = self if init is None else NeuralDriftSSM(init)
+        result = score_climbing(start, y, n_iter=max_iter, n_particles=n_particles, kernel=kernel,
+                                parametrization=start._parametrization(inputs, frozen),
+                                learning_rate=learning_rate, inputs=inputs, rng=rng, progress=progress, **kwargs)
+        self.params = result.params
+        return result
 
     def __repr__(self) -> str:
         return f"NeuralDriftSSM(d={self.params.W1.shape[1]}, n_hidden={self.n_hidden}, input_dim={self.input_dim})"

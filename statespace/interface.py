@@ -15,9 +15,10 @@ at past observations (autoregressive HMMs) and at known inputs ``u_t``.
 A model offers two faces.
 
 * **The object API** (:class:`StateSpaceModel`): ``sample``, ``log_likelihood``,
-  ``filter``, ``smooth``, ``fit`` on Python data. Families with exact inference
-  (Kalman, forward-backward) implement the last four; others raise
-  :class:`~statespace.errors.ExactInferenceUnavailable` and are handled by ``smc``.
+  ``filter``, ``smooth``, ``sample_posterior``, ``forecast``, ``fit`` on Python data
+  (the contract of every verb is in ``docs/interface.md``). Families with exact
+  inference (Kalman, forward-backward) implement them; others raise
+  :class:`~statespace.errors.ExactInferenceUnavailable` naming the ``smc`` routine to use.
 * **The compiled kernels** (:class:`ModelKernels`): per-particle Numba functions
   that particle methods call inside their compiled loops. They all take the
   model's *kernel parameters* first: a tuple (NamedTuples allowed) of float64
@@ -266,17 +267,20 @@ class StateSpaceModel(abc.ABC):
             ExactInferenceUnavailable: the model has no exact likelihood (this default);
                 estimate it with :func:`smc.bootstrap_filter`.
         """
-        raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact likelihood; use smc.bootstrap_filter")
+        raise ExactInferenceUnavailable(
+            f"{type(self).__name__} has no exact likelihood; estimate it with smc.bootstrap_filter(model, y, "
+            "n_particles=...).log_likelihood"
+        )
 
     def filter(self, y, inputs=None):
         r"""The filtering distributions :math:`p(x_t \mid y_{0:t})` of every time step, computed exactly.
 
-        Data as in :meth:`log_likelihood`. Returns the family's result NamedTuple, which
-        carries the sequence's ``log_likelihood`` beside the marginals
-        (``filtered_means``/``filtered_covs`` for a Gaussian state, ``filtered_probs`` for a
-        discrete one): one result for one sequence, a list of results, one per sequence,
-        for a list (the Markov jump process returns one result whose per-sequence fields
-        are lists).
+        Data as in :meth:`log_likelihood`. Returns the family's result NamedTuple
+        (``KalmanFilterResult``, ``HMMFilterResult``, ``MJPFilterResult``), which carries
+        the sequence's ``log_likelihood`` beside the marginals (``filtered_means``/
+        ``filtered_covs`` for a Gaussian state, ``filtered_probs`` for a discrete one):
+        one result for one sequence, a list of results, one per sequence and in the same
+        order, for a list.
 
         Raises:
             ImpossibleDataError: the data have zero probability under the model; the message
@@ -284,7 +288,10 @@ class StateSpaceModel(abc.ABC):
             ExactInferenceUnavailable: the model has no exact filter (this default); use
                 :func:`smc.bootstrap_filter` or :func:`smc.guided_filter`.
         """
-        raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact filter; use smc.bootstrap_filter")
+        raise ExactInferenceUnavailable(
+            f"{type(self).__name__} has no exact filter; use smc.bootstrap_filter(model, y, n_particles=...) "
+            "or smc.guided_filter"
+        )
 
     def smooth(self, y, inputs=None):
         r"""The smoothing distributions :math:`p(x_t \mid y_{0:T-1})` of every time step, computed exactly.
@@ -298,17 +305,66 @@ class StateSpaceModel(abc.ABC):
                 :func:`smc.paris_smoother` (online, for additive functionals) or
                 :func:`smc.ppg_smoother`.
         """
-        raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact smoother; use smc.paris_smoother")
+        raise ExactInferenceUnavailable(
+            f"{type(self).__name__} has no exact smoother; use smc.paris_smoother (additive functionals) "
+            "or smc.ppg_smoother (marginals)"
+        )
 
-    def fit(self, y, inputs=None, **kwargs) -> FitResult:
+    def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None):
+        r"""Latent paths drawn exactly from :math:`p(x_{0:T-1} \mid y)`.
+
+        Data as in :meth:`log_likelihood`. Returns ``(n_samples, T, ...)`` draws per
+        sequence (a list for a list): ``(n_samples, T, d)`` for a Gaussian state,
+        ``(n_samples, T)`` state codes for a discrete one.
+
+        Raises:
+            ImpossibleDataError: the data have zero probability under the model.
+            ExactInferenceUnavailable: the model has no exact posterior sampler (this
+                default); use :func:`smc.particle_gibbs` (conditional SMC draws) or
+                :func:`smc.ppg_smoother`.
+        """
+        raise ExactInferenceUnavailable(
+            f"{type(self).__name__} has no exact posterior sampler; use smc.particle_gibbs (conditional SMC "
+            "draws of the path) or smc.ppg_smoother"
+        )
+
+    def forecast(self, y, steps: int, inputs=None, future_inputs=None):
+        r"""The predictive distribution ``1..steps`` steps past the end of each sequence.
+
+        Data as in :meth:`log_likelihood`; ``future_inputs`` cover the horizon for models
+        with inputs. Returns the family's forecast NamedTuple, one per sequence (a list
+        for a list). The Markov jump process takes future *times* instead of ``steps``.
+
+        Raises:
+            ImpossibleDataError: the data have zero probability under the model.
+            ExactInferenceUnavailable: the model has no exact forecast (this default);
+                filter with :func:`smc.bootstrap_filter` and simulate forward from its
+                last particles with the model's kernels.
+        """
+        raise ExactInferenceUnavailable(
+            f"{type(self).__name__} has no exact forecast; use smc.bootstrap_filter and simulate forward from "
+            "its last particles (result.particles, result.log_weights) with model.kernels()"
+        )
+
+    def fit(self, y, inputs=None, *, init=None, frozen=None, max_iter: int = 100, tol: float = 1e-6,
+            progress=True) -> FitResult:
         """Maximum-likelihood (or MAP) parameters from one sequence or a list of them (data as in :meth:`log_likelihood`).
 
         The exact families run EM: the E-step is their exact smoother, the M-step
-        raises the expected complete-data log-likelihood (so the objective never
-        decreases). They start from the current parameters unless others are given
-        (warm start), take ``max_iter``/``tol`` and ``progress``, and return a
-        :class:`FitResult`; see each family's ``fit`` for its further options (frozen
-        parameters, restarts, ...) and whether it also updates the model in place.
+        raises the expected complete-data log-likelihood, so the objective never
+        decreases (``ConvergenceMonitor``: a drop beyond round-off stops the fit with
+        ``converged=False``). Every ``fit`` takes the same keywords:
+
+        * ``init``: starting parameters (the family's parameter container); by default
+          the current ``self.params`` (warm start), or a data-driven start
+          (``initialize``) for a model that has none yet;
+        * ``frozen``: names of fields of the parameter container kept fixed (``None``:
+          the model's default); an unknown name is a
+          :class:`~statespace.errors.ParameterError` listing the allowed ones;
+        * ``max_iter``, ``tol``, ``progress``.
+
+        It sets ``self.params`` to the fitted parameters and returns a :class:`FitResult`
+        (or a NamedTuple whose first four fields are those of ``FitResult``).
 
         Raises:
             ImpossibleDataError: the data have zero probability under the parameters being fitted.
@@ -316,7 +372,10 @@ class StateSpaceModel(abc.ABC):
                 learning routines of :mod:`smc.learning` (``particle_em``,
                 ``score_climbing``, ``bayesian_particle_gibbs``).
         """
-        raise ExactInferenceUnavailable(f"{type(self).__name__} has no exact EM; use the learning routines of smc")
+        raise ExactInferenceUnavailable(
+            f"{type(self).__name__} has no exact EM; use smc.learning.particle_em, smc.learning.score_climbing "
+            "or smc.learning.bayesian_particle_gibbs"
+        )
 
 
 def simulate(kernels: ModelKernels, kp: tuple, T: int, rng: np.random.Generator):

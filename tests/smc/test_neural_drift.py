@@ -68,7 +68,7 @@ def test_validation():
     with pytest.raises(ShapeError, match="W2"):
         NeuralDriftParams(p.W1, p.b1, p.W2.T, p.b2, p.sigma_x, p.sigma_y, p.m0, p.s0)
     with pytest.raises(ParameterError, match="n_hidden"):
-        NeuralDriftSSM.initial(np.zeros((10, 1)), n_hidden=0)
+        NeuralDriftSSM.initialize(np.zeros((10, 1)), n_hidden=0)
 
 
 @pytest.mark.slow

@@ -146,7 +146,7 @@ def test_neural_drift_round_trip(tmp_path):
     from smc import NeuralDriftSSM
 
     y = np.random.default_rng(4).normal(size=(30, 2)).cumsum(axis=0)
-    model = NeuralDriftSSM.initial(y, n_hidden=5, rng=0, input_dim=1)
+    model = NeuralDriftSSM.initialize(y, n_hidden=5, rng=0, input_dim=1)
     back = load_model(model.save(tmp_path / "nd"))
     assert type(back) is NeuralDriftSSM
     _same(tuple(back.params), tuple(model.params))
