@@ -105,3 +105,34 @@ def solve_upper_t(L, b, n):
         for k in range(i + 1, n):
             s -= L[k, i] * b[k]
         b[i] = s / L[i, i]
+
+
+#: Entries of two covariance matrices closer than this many ulps of their scale count as one fixed point.
+FIXED_POINT_ULPS = 16.0
+
+
+@nb.njit(cache=True)
+def fixed_point(a, b, n):
+    r"""Whether the covariances ``a[:n, :n]`` and ``b[:n, :n]`` agree to round-off.
+
+    ``|a_ij - b_ij| <= c \epsilon \sqrt{a_ii a_jj}`` with ``c =`` :data:`FIXED_POINT_ULPS`
+    (the scale of entry ``ij`` of a covariance). The covariance recursions of a
+    time-invariant model (Riccati, RTS) converge geometrically to a fixed point
+    and then wander within a few ulps of it, never repeating exactly: once two
+    consecutive steps agree to round-off, the loops copy the previous step's
+    matrices instead of recomputing them (``O(d^2)`` per step instead of
+    ``O(d^3)``), a change of the order of the recursion's own rounding.
+    NaN agrees with nothing.
+    """
+    tol = FIXED_POINT_ULPS * 2.220446049250313e-16
+    for i in range(n):
+        for j in range(i + 1):
+            u = abs(a[i, j] - b[i, j])
+            v = abs(a[j, i] - b[j, i])
+            if u == 0.0 and v == 0.0:  # the common case once the loops copy: no square roots
+                continue
+            # sqrt(a_ii) sqrt(a_jj), not sqrt(a_ii a_jj) nor squares: covariances of 1e-300 stay in range
+            lim = tol * math.sqrt(abs(a[i, i])) * math.sqrt(abs(a[j, j]))
+            if not (u <= lim and v <= lim):
+                return False
+    return True

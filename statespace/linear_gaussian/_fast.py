@@ -26,7 +26,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
-from statespace._numerics.linalg import cholesky, solve_lower
+from statespace._numerics.linalg import cholesky, fixed_point, solve_lower
 from statespace.linear_gaussian.kernels import _layout, add_emission_stats, stats_workspace
 
 D = 0
@@ -88,6 +88,11 @@ def filter_loop(kp, y, buf):
     e = np.empty(m); K = np.empty((d, m)); A = np.empty((d, d)); AP = np.empty((d, d)); tmp = np.empty((d, d))
     KR = np.empty((d, m))
     mag = np.empty(d)
+    hsd = np.empty(m)  # filtered standard deviation along each observed row of H
+    fixed_fq = nF == 1 and nQ == 1
+    fixed_hr = nH == 1 and nR == 1
+    n_prev = -1  # observed coordinates at the previous step (-1: none yet)
+    logdet = 0.0
     ll = 0.0
     for t in range(T):
         if t == 0:
@@ -104,19 +109,25 @@ def filter_loop(kp, y, buf):
                 for k in range(d):
                     s += Fs[f, i, k] * fm[t - 1, k]
                 pm[t, i] = s
-            for i in range(d):
-                for j in range(d):
-                    s = 0.0
-                    for k in range(d):
-                        s += Fs[f, i, k] * fP[t - 1, k, j]
-                    tmp[i, j] = s
-            for i in range(d):
-                for j in range(i + 1):
-                    s = Qs[q, i, j]
-                    for k in range(d):
-                        s += tmp[i, k] * Fs[f, j, k]
-                    pP[t, i, j] = s
-                    pP[t, j, i] = s
+            if fixed_fq and t >= 2 and fixed_point(fP[t - 1], fP[t - 2], d):
+                # the Riccati recursion reached a fixed point: F P F^T + Q of the same P, bit for bit
+                for i in range(d):
+                    for j in range(d):
+                        pP[t, i, j] = pP[t - 1, i, j]
+            else:
+                for i in range(d):
+                    for j in range(d):
+                        s = 0.0
+                        for k in range(d):
+                            s += Fs[f, i, k] * fP[t - 1, k, j]
+                        tmp[i, j] = s
+                for i in range(d):
+                    for j in range(i + 1):
+                        s = Qs[q, i, j]
+                        for k in range(d):
+                            s += tmp[i, k] * Fs[f, j, k]
+                        pP[t, i, j] = s
+                        pP[t, j, i] = s
             for i in range(d):
                 if not (abs(pm[t, i]) <= 1.7e308 and pP[t, i, i] <= 1.7e308):
                     return ll, fm, fP, pm, pP, t, FAIL_OVERFLOW
@@ -124,39 +135,50 @@ def filter_loop(kp, y, buf):
         r = 0 if nR == 1 else t
         uu = 0 if nU == 1 else t
         n = 0
+        same_pattern = True
         for j in range(m):
             if not math.isnan(y[t, j]):
+                if n >= n_prev or obs[n] != j:
+                    same_pattern = False
                 obs[n] = j
                 n += 1
         if n == 0:
+            n_prev = 0
             for i in range(d):
                 fm[t, i] = pm[t, i]
                 for j in range(d):
                     fP[t, i, j] = pP[t, i, j]
             continue
+        # The update's covariance side (S, its factor, the gain, P_{t|t}) is a function of P_{t|t-1},
+        # H, R and the observed coordinates alone: when they repeat the previous step's, so does it.
+        steady = fixed_hr and same_pattern and n == n_prev and fixed_point(pP[t], pP[t - 1], d)
+        n_prev = n
         for a in range(n):
             ra = obs[a]
-            for j in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += Hs[h, ra, k] * pP[t, k, j]
-                HP[a, j] = s
             s = y[t, ra] - dus[uu, ra]
             for k in range(d):
                 s -= Hs[h, ra, k] * pm[t, k]
             e[a] = s
-        for a in range(n):
-            for b in range(a + 1):
-                s = Rs[r, obs[a], obs[b]]
-                for k in range(d):
-                    s += HP[a, k] * Hs[h, obs[b], k]
-                S[a, b] = s
-        # Cholesky factor of S (lower), then the log-density of the innovation
-        if not cholesky(S, L, n):  # not positive definite, or beyond float64's range
-            return ll, fm, fP, pm, pP, t, FAIL_INNOVATION
-        logdet = 0.0
-        for a in range(n):
-            logdet += math.log(L[a, a])
+        if not steady:
+            for a in range(n):
+                ra = obs[a]
+                for j in range(d):
+                    s = 0.0
+                    for k in range(d):
+                        s += Hs[h, ra, k] * pP[t, k, j]
+                    HP[a, j] = s
+            for a in range(n):
+                for b in range(a + 1):
+                    s = Rs[r, obs[a], obs[b]]
+                    for k in range(d):
+                        s += HP[a, k] * Hs[h, obs[b], k]
+                    S[a, b] = s
+            # Cholesky factor of S (lower), then the log-density of the innovation
+            if not cholesky(S, L, n):  # not positive definite, or beyond float64's range
+                return ll, fm, fP, pm, pP, t, FAIL_INNOVATION
+            logdet = 0.0
+            for a in range(n):
+                logdet += math.log(L[a, a])
         quad = solve_lower(L, e, n)
         ll += -0.5 * (n * _LOG_2PI + quad) - logdet
         if ll == -math.inf:
@@ -166,18 +188,7 @@ def filter_loop(kp, y, buf):
             for k in range(a + 1, n):
                 s -= L[k, a] * e[k]
             e[a] = s / L[a, a]
-        # gain K = (H_o P)^T S^{-1}, mean update, then Joseph form (I - K H_o) P (I - K H_o)^T + K R_oo K^T
-        for j in range(d):
-            for a in range(n):
-                s = HP[a, j]
-                for k in range(a):
-                    s -= L[a, k] * K[j, k]
-                K[j, a] = s / L[a, a]
-            for a in range(n - 1, -1, -1):
-                s = K[j, a]
-                for k in range(a + 1, n):
-                    s -= L[k, a] * K[j, k]
-                K[j, a] = s / L[a, a]
+        # mean update m + (H_o P)^T S^{-1} e
         for i in range(d):
             s = pm[t, i]
             acc = abs(s)
@@ -187,33 +198,59 @@ def filter_loop(kp, y, buf):
                 acc += abs(v)
             fm[t, i] = s
             mag[i] = acc  # the magnitudes the update summed: they bound its rounding error
-        for i in range(d):
+        if steady:
+            for i in range(d):
+                for j in range(d):
+                    fP[t, i, j] = fP[t - 1, i, j]
+        else:
+            # gain K = (H_o P)^T S^{-1}, then Joseph form (I - K H_o) P (I - K H_o)^T + K R_oo K^T
             for j in range(d):
-                s = 1.0 if i == j else 0.0
                 for a in range(n):
-                    s -= K[i, a] * Hs[h, obs[a], j]
-                A[i, j] = s
-        for i in range(d):
-            for j in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += A[i, k] * pP[t, k, j]
-                AP[i, j] = s
-        for i in range(d):
+                    s = HP[a, j]
+                    for k in range(a):
+                        s -= L[a, k] * K[j, k]
+                    K[j, a] = s / L[a, a]
+                for a in range(n - 1, -1, -1):
+                    s = K[j, a]
+                    for k in range(a + 1, n):
+                        s -= L[k, a] * K[j, k]
+                    K[j, a] = s / L[a, a]
+            for i in range(d):
+                for j in range(d):
+                    s = 1.0 if i == j else 0.0
+                    for a in range(n):
+                        s -= K[i, a] * Hs[h, obs[a], j]
+                    A[i, j] = s
+            for i in range(d):
+                for j in range(d):
+                    s = 0.0
+                    for k in range(d):
+                        s += A[i, k] * pP[t, k, j]
+                    AP[i, j] = s
+            for i in range(d):
+                for a in range(n):
+                    s = 0.0
+                    for b in range(n):
+                        s += K[i, b] * Rs[r, obs[b], obs[a]]
+                    KR[i, a] = s
+            for i in range(d):
+                for j in range(i + 1):
+                    s = 0.0
+                    for k in range(d):
+                        s += AP[i, k] * A[j, k]
+                    for a in range(n):
+                        s += KR[i, a] * K[j, a]
+                    fP[t, i, j] = s
+                    fP[t, j, i] = s
             for a in range(n):
-                s = 0.0
-                for b in range(n):
-                    s += K[i, b] * Rs[r, obs[b], obs[a]]
-                KR[i, a] = s
-        for i in range(d):
-            for j in range(i + 1):
-                s = 0.0
-                for k in range(d):
-                    s += AP[i, k] * A[j, k]
-                for a in range(n):
-                    s += KR[i, a] * K[j, a]
-                fP[t, i, j] = s
-                fP[t, j, i] = s
+                ra = obs[a]
+                var = 0.0
+                for i in range(d):
+                    s = 0.0
+                    for k in range(d):
+                        s += fP[t, i, k] * Hs[h, ra, k]
+                    var += Hs[h, ra, i] * s
+                hsd[a] = math.sqrt(max(var, 0.0))
         # Rounding error of the filtered mean against its standard deviation, per state
         # coordinate and along each observed row of H (where the next innovations look;
         # an unobserved direction of huge variance hides it from the coordinates).
@@ -225,16 +262,11 @@ def filter_loop(kp, y, buf):
             ra = obs[a]
             err = 0.0
             val = 0.0
-            var = 0.0
             for i in range(d):
                 err += abs(Hs[h, ra, i]) * mag[i]
                 val += Hs[h, ra, i] * fm[t, i]
-                s = 0.0
-                for k in range(d):
-                    s += fP[t, i, k] * Hs[h, ra, k]
-                var += Hs[h, ra, i] * s
             err *= 4.0 * _EPS
-            if err > math.sqrt(max(var, 0.0)) and err > 4e3 * _EPS * abs(val):
+            if err > hsd[a] and err > 4e3 * _EPS * abs(val):
                 return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
     return ll, fm, fP, pm, pP, -1, -1
 
@@ -264,32 +296,47 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
             sP[T - 1, i, j] = fP[T - 1, i, j]
     for t in range(T - 2, -1, -1):
         f = 0 if nF == 1 else t + 1
-        # Cholesky factor of P_{t+1|t}
-        if not cholesky(pP[t + 1], L, d):
-            return sm, sP, cross, gains, t + 1
-        # C = F P_{t|t}; column j of J^T solves P_{t+1|t} J^T[:, j] = C[:, j]
-        for i in range(d):
-            for j in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += Fs[f, i, k] * fP[t, k, j]
-                C[i, j] = s
-        for j in range(d):
+        # J_t is a function of P_{t|t}, P_{t+1|t} and F alone; P_{t|T} and the cross-covariance
+        # add P_{t+1|T}: where the filter's and the smoother's covariances sit at their fixed
+        # points, the previous step's matrices are copied (see fixed_point)
+        steady = nF == 1 and t + 2 < T and fixed_point(pP[t + 1], pP[t + 2], d) and fixed_point(fP[t], fP[t + 1], d)
+        if steady:
             for i in range(d):
-                s = C[i, j]
-                for k in range(i):
-                    s -= L[i, k] * gains[t, j, k]
-                gains[t, j, i] = s / L[i, i]
-            for i in range(d - 1, -1, -1):
-                s = gains[t, j, i]
-                for k in range(i + 1, d):
-                    s -= L[k, i] * gains[t, j, k]
-                gains[t, j, i] = s / L[i, i]
+                for j in range(d):
+                    gains[t, i, j] = gains[t + 1, i, j]
+        else:
+            # Cholesky factor of P_{t+1|t}
+            if not cholesky(pP[t + 1], L, d):
+                return sm, sP, cross, gains, t + 1
+            # C = F P_{t|t}; column j of J^T solves P_{t+1|t} J^T[:, j] = C[:, j]
+            for i in range(d):
+                for j in range(d):
+                    s = 0.0
+                    for k in range(d):
+                        s += Fs[f, i, k] * fP[t, k, j]
+                    C[i, j] = s
+            for j in range(d):
+                for i in range(d):
+                    s = C[i, j]
+                    for k in range(i):
+                        s -= L[i, k] * gains[t, j, k]
+                    gains[t, j, i] = s / L[i, i]
+                for i in range(d - 1, -1, -1):
+                    s = gains[t, j, i]
+                    for k in range(i + 1, d):
+                        s -= L[k, i] * gains[t, j, k]
+                    gains[t, j, i] = s / L[i, i]
         for i in range(d):
             s = fm[t, i]
             for k in range(d):
                 s += gains[t, i, k] * (sm[t + 1, k] - pm[t + 1, k])
             sm[t, i] = s
+        if steady and fixed_point(sP[t + 1], sP[t + 2], d):
+            for i in range(d):
+                for j in range(d):
+                    sP[t, i, j] = sP[t + 1, i, j]
+                    cross[t, i, j] = cross[t + 1, i, j]
+            continue
         for i in range(d):
             for j in range(d):
                 s = 0.0
@@ -339,6 +386,9 @@ def stats_loop(kp, y, sm, sP, cross, out):
     FP = np.empty((d, d))
     FX = np.empty((d, d))
     HP = np.empty((m, d))
+    CQ = np.empty((d, d))  # Cov of the transition residual
+    CE = np.empty((m, m))  # H P_{t|T} H^T, computed at step t_ce
+    t_ce = -2
     out[offs[0]] += 1.0
     for i in range(d):
         out[o_x0 + i] += sm[0, i]
@@ -368,21 +418,28 @@ def stats_loop(kp, y, sm, sP, cross, out):
                 for k in range(d):
                     s -= Fs[f, i, k] * sm[t - 1, k]
                 eps[i] = s
+            # the covariance part is a function of P_{t|T}, P_{t-1|T}, their cross-covariance and F:
+            # at the smoother's fixed point it repeats the previous step's (see fixed_point)
+            if not (nF == 1 and t >= 2 and fixed_point(sP[t], sP[t - 1], d)
+                    and fixed_point(sP[t - 1], sP[t - 2], d) and fixed_point(cross[t - 1], cross[t - 2], d)):
+                for i in range(d):
+                    for j in range(d):
+                        a = 0.0
+                        b = 0.0
+                        for k in range(d):
+                            a += Fs[f, i, k] * sP[t - 1, k, j]
+                            b += Fs[f, i, k] * cross[t - 1, j, k]
+                        FP[i, j] = a
+                        FX[i, j] = b
+                for i in range(d):
+                    for j in range(d):
+                        s = sP[t, i, j] - FX[i, j] - FX[j, i]
+                        for k in range(d):
+                            s += FP[i, k] * Fs[f, j, k]
+                        CQ[i, j] = s
             for i in range(d):
                 for j in range(d):
-                    a = 0.0
-                    b = 0.0
-                    for k in range(d):
-                        a += Fs[f, i, k] * sP[t - 1, k, j]
-                        b += Fs[f, i, k] * cross[t - 1, j, k]
-                    FP[i, j] = a
-                    FX[i, j] = b
-            for i in range(d):
-                for j in range(d):
-                    s = eps[i] * eps[j] + sP[t, i, j] - FX[i, j] - FX[j, i]
-                    for k in range(d):
-                        s += FP[i, k] * Fs[f, j, k]
-                    out[o_qres + i * d + j] += s
+                    out[o_qres + i * d + j] += eps[i] * eps[j] + CQ[i, j]
         complete = True
         for j in range(m):
             if math.isnan(y[t, j]):
@@ -409,20 +466,27 @@ def stats_loop(kp, y, sm, sP, cross, out):
         for i in range(p):
             for k in range(p):
                 out[o_uue + i * p + k] += us[t, i] * us[t, k]
-        # residual r = y_t - H x_t - D u_t: r_mean r_mean^T + H P H^T
+        # residual r = y_t - H x_t - D u_t: r_mean r_mean^T + H P H^T (H P H^T as the previous
+        # step's when P_{t|T} sits at its fixed point)
         for i in range(m):
             s = y[t, i] - dus[u_, i]
             for k in range(d):
                 s -= Hs[h, i, k] * sm[t, k]
             r[i] = s
-            for j in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += Hs[h, i, k] * sP[t, k, j]
-                HP[i, j] = s
+        if not (nH == 1 and t_ce == t - 1 and fixed_point(sP[t], sP[t - 1], d)):
+            for i in range(m):
+                for j in range(d):
+                    s = 0.0
+                    for k in range(d):
+                        s += Hs[h, i, k] * sP[t, k, j]
+                    HP[i, j] = s
+            for i in range(m):
+                for j in range(m):
+                    s = 0.0
+                    for k in range(d):
+                        s += HP[i, k] * Hs[h, j, k]
+                    CE[i, j] = s
+        t_ce = t
         for i in range(m):
             for j in range(m):
-                s = r[i] * r[j]
-                for k in range(d):
-                    s += HP[i, k] * Hs[h, j, k]
-                out[o_rres + i * m + j] += s
+                out[o_rres + i * m + j] += r[i] * r[j] + CE[i, j]
