@@ -131,6 +131,11 @@ class MJPParams(_MJPParamsBase):
         initial.flags.writeable = False
         return super().__new__(cls, Q, initial, *fields)
 
+    def __getnewargs__(self):
+        # copy and pickle (Dask ships parameters to workers) rebuild through __new__, whose third
+        # positional argument is the observation model, not the first flat field
+        return (self.Q, self.initial, self.observation)
+
     @property
     def observation(self):
         """The observation model (rebuilt from the stored fields)."""

@@ -96,3 +96,19 @@ def test_mean_first_passage_times_of_a_reducible_chain():
     M = mean_first_passage_times(Q)
     want = np.array([[0.0, 1.0, 3.0], [np.inf, 0.0, 2.0], [np.inf, np.inf, 0.0]])
     np.testing.assert_allclose(M, want)
+
+
+def test_params_survive_pickle_and_deepcopy():
+    """MJPParams rebuilt by pickle / copy.deepcopy equal the original (__new__ takes the observation model third)."""
+    import copy
+    import pickle
+
+    from hmm.markov_jump import GaussianLevels, MJPParams, NoisyLabels
+
+    Q = np.array([[-1.0, 1.0], [0.5, -0.5]])
+    for obs in (None, NoisyLabels.uniform_replacement(2, 0.1), GaussianLevels([0.0, 1.0], [1.0, 2.0], learn=False)):
+        p = MJPParams(Q, [0.3, 0.7], obs)
+        for q in (pickle.loads(pickle.dumps(p)), copy.deepcopy(p)):
+            assert type(q) is MJPParams and repr(q.observation) == repr(p.observation)
+            for a, b in zip(q, p):
+                np.testing.assert_array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
