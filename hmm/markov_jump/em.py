@@ -19,7 +19,9 @@ observations). The M-step is closed form,
     q_{kl} = \mathbb E[N_{kl}] / \mathbb E[R_k], \qquad
     \pi_0 = \text{mean over sequences of } \gamma_0,
 
-plus the observation model's own M-step. A structural zero stays zero
+plus the observation model's own M-step (from its expected statistics, e.g. the
+:math:`\gamma`-weighted counts or moments). Every statistic is a sum over sequences
+(``MJPStats``), so the E-step is a map-reduce over shards of sequences. A structural zero stays zero
 (:math:`\mathbb E[N_{kl}] \propto q_{kl}`). Each iteration maximises the expected
 complete-data log-likelihood exactly, so the observed log-likelihood never
 decreases (tested).
@@ -27,9 +29,12 @@ decreases (tested).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from statespace.convergence import ConvergenceMonitor
+from statespace.distributed import EStep
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
 from statespace.validation import as_sequences
@@ -84,18 +89,44 @@ def update_rates(Q, dwell, jumps) -> np.ndarray:
     return Q
 
 
-def m_step(params: MJPParams, dwell, jumps, gamma, offsets, y, learn_initial: bool = True) -> MJPParams:
-    """Closed-form maximiser of the expected complete-data log-likelihood.
+class MJPStats(NamedTuple):
+    """Expected statistics summed over sequences (additive: the sum over shards is the whole).
 
-    ``gamma`` and ``y`` are the smoothed marginals and observations of all
-    sequences concatenated; ``offsets`` marks where each sequence starts.
+    Attributes:
+        log_likelihood: ``sum_i log p(y_i)``.
+        dwell: ``(K,)`` expected time spent in each state.
+        jumps: ``(K, K)`` expected number of each jump.
+        initial: ``(K,)`` ``sum_i gamma_0^i``, the expected initial-state counts.
+        observation: the observation model's ``statistics`` (flat).
     """
-    Q = update_rates(np.asarray(params.Q), dwell, jumps)
+
+    log_likelihood: float
+    dwell: np.ndarray
+    jumps: np.ndarray
+    initial: np.ndarray
+    observation: np.ndarray
+
+
+def shard_e_step(params: MJPParams, shard) -> MJPStats:
+    """The E-step over the ``(y, times)`` items of ``shard`` (the ``fn`` of :class:`~statespace.distributed.EStep`).
+
+    Raises :class:`~statespace.errors.ImpossibleDataError` naming ``y[i]`` (``i`` within the
+    shard) when a sequence has zero probability.
+    """
+    y = np.concatenate([yi for yi, _ in shard])
+    ll, dwell, jumps, gamma, offsets = _e_step(params, y, interval_table([t for _, t in shard]))
+    obs = params.observation.statistics([gamma], [y])
+    return MJPStats(ll, dwell, jumps, gamma[offsets[:-1]].sum(axis=0), obs)
+
+
+def m_step(params: MJPParams, stats: MJPStats, learn_initial: bool = True) -> MJPParams:
+    """Closed-form maximiser of the expected complete-data log-likelihood, from the summed ``stats``."""
+    Q = update_rates(np.asarray(params.Q), stats.dwell, stats.jumps)
     initial = np.asarray(params.initial)
     if learn_initial:
-        initial = gamma[offsets[:-1]].mean(axis=0)
-        initial = initial / initial.sum()
-    observation = params.observation.m_step([gamma], [y])
+        initial = stats.initial / stats.initial.sum()
+    K = Q.shape[0]
+    observation = params.observation.m_step_from_statistics(stats.observation, K)
     return MJPParams(Q, initial, observation)
 
 
@@ -110,6 +141,8 @@ def fit_em(
 ) -> FitResult:
     """Run EM from ``params`` (warm start) on validated data until the relative gain is below ``tol``.
 
+    The E-step runs through :class:`~statespace.distributed.EStep` (in process, or on the
+    shards of a Dask cluster inside :func:`statespace.distributed.use`).
     ``log_likelihoods[i]`` is the log-likelihood of the parameters after ``i`` M-steps,
     so ``log_likelihoods[-1]`` is that of the returned parameters. Convergence and a
     drop beyond round-off (stop at the best parameters, warn, ``converged=False``)
@@ -117,16 +150,14 @@ def fit_em(
     """
     monitor = ConvergenceMonitor(tol, "MJP EM")
     n_iter = 0
-    table = interval_table(times_list)
-    y = np.concatenate(ys)
-    with progress_bar(max_iter, "MJP EM", progress) as bar:
-        ll, dwell, jumps, gamma, offsets = _e_step(params, y, table)
-        monitor.record(ll, params)
+    with progress_bar(max_iter, "MJP EM", progress) as bar, EStep(shard_e_step, list(zip(ys, times_list))) as estep:
+        stats = estep(params)
+        monitor.record(stats.log_likelihood, params)
         for n_iter in range(1, max_iter + 1):
-            params = m_step(params, dwell, jumps, gamma, offsets, y, learn_initial)
-            ll, dwell, jumps, gamma, offsets = _e_step(params, y, table)
+            params = m_step(params, stats, learn_initial)
+            stats = estep(params)
             bar.update(1)
-            bar.set_postfix(loglik=f"{ll:.6g}")
-            if monitor.record(ll, params):
+            bar.set_postfix(loglik=f"{stats.log_likelihood:.6g}")
+            if monitor.record(stats.log_likelihood, params):
                 break
     return monitor.result(n_iter)

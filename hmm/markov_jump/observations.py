@@ -20,7 +20,7 @@ the replacement rate (its closed-form maximiser is
 ``learn="none"`` keeps ``B``; Gaussian levels use weighted means and variances.
 
 The three share the methods that :class:`~hmm.markov_jump.MarkovJumpProcess` and its
-EM call: ``check_data``, ``log_likelihoods``, ``m_step``, ``m_step_from_statistics``,
+EM call: ``check_data``, ``log_likelihoods``, ``statistics``, ``m_step``, ``m_step_from_statistics``,
 ``sample`` and ``kernel_fields``.
 """
 
@@ -124,6 +124,10 @@ class ExactStates:
         with np.errstate(divide="ignore"):
             return _categorical_loglik(np.log(np.eye(K)), y)
 
+    def statistics(self, gammas, ys) -> np.ndarray:
+        """Empty: exact states have no parameters to learn."""
+        return np.zeros(0)
+
     def m_step(self, gammas, ys):
         """``self``: exact states have no parameters to learn."""
         return self
@@ -212,13 +216,16 @@ class NoisyLabels(_LabelsBase):
         """
         if self.learn == "none":
             return self
-        K, M = self.emission.shape
-        counts = np.zeros((K, M))
+        return self.m_step_from_statistics(self.statistics(gammas, ys), self.emission.shape[0])
+
+    def statistics(self, gammas, ys) -> np.ndarray:
+        r"""The expected counts :math:`N_{km}` of :meth:`m_step`, flattened (``K*M``; additive over sequences)."""
+        counts = np.zeros(self.emission.shape)
         for g, y in zip(gammas, ys):
             v = y[:, 0]
             seen = ~np.isnan(v)
             np.add.at(counts.T, v[seen].astype(np.int64), g[seen])
-        return self._from_counts(counts)
+        return counts.ravel()
 
     def m_step_from_statistics(self, stats, K: int):
         """M-step from expected counts ``stats = vec(E[sum_t e_{x_t} onehot(y_t)])`` (``K*M``)."""
@@ -305,18 +312,19 @@ class GaussianLevels(_GaussianBase):
         """
         if not self.learn:
             return self
-        K = self.means.shape[0]
-        w = np.zeros(K)
-        s1 = np.zeros(K)
-        s2 = np.zeros(K)
+        return self.m_step_from_statistics(self.statistics(gammas, ys), self.means.shape[0])
+
+    def statistics(self, gammas, ys) -> np.ndarray:
+        r"""Per state :math:`\sum_t \gamma_t(k) (1, y_t, y_t^2)` over the observed ``y_t``, flattened (``3K``; additive)."""
+        m = np.zeros((self.means.shape[0], 3))
         for g, y in zip(gammas, ys):
             v = y[:, 0]
             seen = ~np.isnan(v)
             gs, vs = g[seen], v[seen]
-            w += gs.sum(axis=0)
-            s1 += gs.T @ vs
-            s2 += gs.T @ (vs * vs)
-        return self._from_moments(w, s1, s2)
+            m[:, 0] += gs.sum(axis=0)
+            m[:, 1] += gs.T @ vs
+            m[:, 2] += gs.T @ (vs * vs)
+        return m.ravel()
 
     def m_step_from_statistics(self, stats, K: int):
         """M-step from ``stats`` = per state ``E[sum_t (1, y_t, y_t^2) 1[x_t = k]]`` (``3K``)."""

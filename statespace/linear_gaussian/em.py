@@ -41,11 +41,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..convergence import ConvergenceMonitor
+from ..distributed import EStep
 from ..errors import ParameterError, ShapeError
 from ..progress import progress_bar
 from ..validation import check_fit_options
 from .data import prepare
-from ._fast import filter_size, rts_size
 from ._specialise import loops_for
 from .kernels import stats_layout
 from .params import LGSSMParams, check_frozen, check_not_time_varying, kernel_params
@@ -194,7 +194,8 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
 def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, float]:
     """Summed expected sufficient statistics and total log-likelihood over clean sequences.
 
-    ``buffers`` (from ``em_buffers``) lets repeated E-steps reuse their memory.
+    ``buffers`` (one ``(filter, smoother)`` pair of output blocks per sequence) lets
+    repeated E-steps reuse their memory.
     """
     lay = stats_layout(params.state_dim, params.obs_dim, params.input_dim)
     stats = np.zeros(lay.size)
@@ -210,9 +211,9 @@ def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, flo
     return stats, ll
 
 
-def em_buffers(seqs, d: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Filter and smoother output blocks for each sequence, allocated once per fit."""
-    return [(np.empty(filter_size(len(y), d)), np.empty(rts_size(len(y), d))) for y in seqs]
+def shard_e_step(params: LGSSMParams, shard) -> tuple[np.ndarray, float]:
+    """:func:`e_step` over the ``(y, u)`` items of ``shard``: the E-step ``fn`` of :class:`~statespace.distributed.EStep`."""
+    return e_step(params, [y for y, _ in shard], [u for _, u in shard])
 
 
 def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 100, tol: float = 1e-6, progress=True) -> FitResult:
@@ -238,15 +239,14 @@ def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 10
     frozen = check_frozen(frozen)
     max_iter, tol = check_fit_options(max_iter, tol)
     seqs, us, _ = prepare(params, y, inputs)
-    buffers = em_buffers(seqs, params.state_dim)
     monitor = ConvergenceMonitor(tol, "EM (linear-Gaussian)")
     n_iter = 0
-    with progress_bar(int(max_iter), "EM (linear-Gaussian)", progress) as bar:
-        stats, ll = e_step(params, seqs, us, buffers)
+    with progress_bar(int(max_iter), "EM (linear-Gaussian)", progress) as bar, EStep(shard_e_step, list(zip(seqs, us))) as estep:
+        stats, ll = estep(params)
         monitor.record(ll, params)
         for n_iter in range(1, int(max_iter) + 1):
             params = m_step(params, stats, frozen)
-            stats, ll = e_step(params, seqs, us, buffers)
+            stats, ll = estep(params)
             bar.update(1)
             bar.set_postfix(loglik=f"{ll:.6g}")
             if monitor.record(ll, params):

@@ -1,0 +1,138 @@
+"""The active Dask backend (a context variable), shard boundaries and global error indices.
+
+Nothing here imports Dask: the client object is whatever the user passed to
+:func:`use`, and only its methods are called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ParameterError
+
+
+class Backend(NamedTuple):
+    """The cluster work is sent to: a ``dask.distributed.Client`` and the shard count (``None``: one per worker thread)."""
+
+    client: object
+    n_shards: int | None
+
+    def shards_for(self, n_items: int) -> int:
+        """How many shards ``n_items`` sequences are split into (at least one, at most one per sequence)."""
+        n = self.n_shards if self.n_shards is not None else sum(self.client.nthreads().values())
+        return max(1, min(int(n), n_items))
+
+
+_ACTIVE: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("statespace_distributed", default=None)
+
+
+@contextlib.contextmanager
+def use(client, n_shards: int | None = None):
+    """Run the library's E-steps, batch inference and jobs on a Dask cluster inside the ``with`` block.
+
+    Args:
+        client: a ``dask.distributed.Client`` (from ``Client(LocalCluster(...))`` on a laptop or
+            ``Client("tcp://scheduler:8786")`` on a cluster), or a scheduler address string, for which
+            a client is opened here and closed at the end of the block.
+        n_shards: how many shards each collection of sequences is split into; default one per
+            worker thread of the cluster (read when the work is submitted). Results do not depend
+            on it beyond floating-point round-off in the order of sums.
+
+    Example::
+
+        from dask.distributed import Client, LocalCluster
+        import statespace.distributed as ssd
+
+        with LocalCluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
+            with ssd.use(client):
+                result = model.fit(sequences)  # E-steps run on the workers
+    """
+    if n_shards is not None and (isinstance(n_shards, bool) or not isinstance(n_shards, (int, np.integer)) or n_shards < 1):
+        raise ParameterError(f"n_shards: expected a positive integer or None, got {n_shards!r}")
+    own = None
+    if isinstance(client, str):
+        from dask.distributed import Client
+
+        client = own = Client(client)
+    if not all(hasattr(client, a) for a in ("submit", "gather", "scatter", "nthreads")):
+        raise ParameterError(f"client: expected a dask.distributed.Client or a scheduler address, got {type(client).__name__}")
+    token = _ACTIVE.set(Backend(client, None if n_shards is None else int(n_shards)))
+    try:
+        yield client
+    finally:
+        _ACTIVE.reset(token)
+        if own is not None:
+            own.close()
+
+
+def active() -> Backend | None:
+    """The backend of the innermost :func:`use` block, or ``None`` (run in process)."""
+    return _ACTIVE.get()
+
+
+def shard_bounds(sizes, n_shards: int) -> np.ndarray:
+    """Boundaries ``b`` (``n_shards + 1``) of contiguous shards ``items[b[j]:b[j+1]]`` of nearly equal total size.
+
+    ``sizes`` are the items' costs (sequence lengths); shard ``j`` ends at the first item
+    whose cumulative size reaches ``(j + 1) / n_shards`` of the total, and no shard is empty.
+    """
+    sizes = np.maximum(np.asarray(sizes, dtype=np.float64), 1.0)
+    n = len(sizes)
+    cum = np.cumsum(sizes)
+    ends = np.searchsorted(cum, cum[-1] * np.arange(1, n_shards) / n_shards, side="left") + 1
+    b = np.concatenate([[0], ends, [n]]).astype(np.int64)
+    # no empty shard: bounds strictly increasing within 0..n
+    for j in range(1, n_shards):
+        b[j] = min(max(b[j], b[j - 1] + 1), n - (n_shards - j))
+    return b
+
+
+def item_size(item) -> int:
+    """The cost of one item: the length of its first array (the observations)."""
+    first = item[0] if isinstance(item, tuple) else item
+    try:
+        return len(first)
+    except TypeError:
+        return 1
+
+
+_INDEXED = re.compile(r"(?<![\w\]])(ys?)\[(\d+)\]")
+_BARE = re.compile(r"^(ys?)(?=[:\s])")
+
+
+def globalise(exc: BaseException, start: int, shard_len: int, total: int) -> BaseException:
+    """Rewrite the sequence index of a library error raised on a shard to the index in the user's data.
+
+    Within a shard, ``fn`` names sequence ``i`` of the shard ``y[i]`` (or ``y`` when the shard
+    holds one sequence); the user's data hold it at ``start + i``.
+    """
+    if not isinstance(exc, ValueError) or not exc.args or not isinstance(exc.args[0], str) or total <= 1:
+        return exc
+    msg = _INDEXED.sub(lambda m: f"{m.group(1)}[{start + int(m.group(2))}]", exc.args[0])
+    if shard_len == 1:
+        msg = _BARE.sub(lambda m: f"{m.group(1)}[{start}]", msg)
+    exc.args = (msg,) + exc.args[1:]
+    return exc
+
+
+def reduce_sum(parts):
+    """The leafwise sum of pytrees (tuples, lists, NamedTuples of floats and arrays), in the given order."""
+    total = parts[0]
+    for p in parts[1:]:
+        total = _add(total, p)
+    return total
+
+
+def _add(a, b):
+    if isinstance(a, tuple) and hasattr(a, "_fields"):
+        return type(a)._make(_add(x, y) for x, y in zip(a, b))
+    if isinstance(a, (tuple, list)):
+        return type(a)(_add(x, y) for x, y in zip(a, b))
+    if a is None:
+        return None
+    return a + b

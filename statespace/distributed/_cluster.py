@@ -1,0 +1,67 @@
+"""Dask plumbing shared by the E-step, batch inference and jobs (imported only under :func:`use`)."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+
+
+def _hold(items):
+    """A shard's items, as the result of a task: the scheduler keeps the task, so a lost shard is recomputed."""
+    return items
+
+
+def _apply(fn, params, shard):
+    return fn(params, shard)
+
+
+def persist_shards(client, chunks, label: str):
+    """Place each chunk of items on a worker (round robin) as the result of a task that returns it.
+
+    Scattered data die with their worker; a task's result is recomputed by the scheduler from the
+    task it keeps, so a shard survives the loss of the worker process holding it.
+    """
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"]) if hasattr(client, "scheduler_info") else []
+    tag = uuid.uuid4().hex[:12]
+    futures = []
+    with warnings.catch_warnings():
+        # the data are the graph here, on purpose (that is what makes the shards recomputable)
+        warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+        warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+        for j, chunk in enumerate(chunks):
+            where = {"workers": [workers[j % len(workers)]], "allow_other_workers": True} if workers else {}
+            futures.append(client.submit(_hold, chunk, key=f"{label}-shard-{tag}-{j}", pure=False, **where))
+    return futures
+
+
+def gather_in_order(client, futures, starts, lengths, total):
+    """Results of ``futures`` in order; the first failed shard's library error re-raised with global indices."""
+    from dask.distributed import wait
+
+    from ._backend import globalise
+
+    wait(futures)
+    for f, s, n in zip(futures, starts, lengths):
+        if f.status == "error":
+            exc = f.exception()
+            raise globalise(exc, int(s), int(n), total).with_traceback(f.traceback())
+    return client.gather(futures)
+
+
+def broadcast(client, obj):
+    """A future of ``obj`` for the tasks of one round: sent to the cluster once, fetched by the workers that need it.
+
+    It is the result of a task rather than scattered data, so the scheduler recomputes it if
+    the worker holding it dies (scattered data would be lost with it).
+    """
+    return client.submit(_hold, obj, pure=False)
+
+
+def map_shards(client, fn, params, shards, starts, lengths, total):
+    """``[fn(params, shard) for shard in shards]`` on the workers, ``params`` broadcast once."""
+    p = broadcast(client, params)
+    futures = [client.submit(_apply, fn, p, s, pure=False) for s in shards]
+    try:
+        return gather_in_order(client, futures, starts, lengths, total)
+    finally:
+        client.cancel(futures + [p])

@@ -1,0 +1,193 @@
+"""Scale-out on a real Dask LocalCluster (2 worker processes, started here; nothing mocked).
+
+Oracle: the in-process run of the same routine. EM on shards must reproduce it to
+round-off (same number of iterations, same log-likelihoods, same parameters) whatever
+the shard count; batch inference and seeded jobs must give the same results in input
+order; a worker process killed during a fit must not change the result; an impossible
+sequence in one shard must raise the library error naming its index in the user's data.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("dask.distributed")
+
+import statespace.distributed as ssd  # noqa: E402
+from hmm import CategoricalHMM, GaussianHMM  # noqa: E402
+from hmm.markov_jump import MarkovJumpProcess, NoisyLabels  # noqa: E402
+from statespace.errors import ImpossibleDataError  # noqa: E402
+from statespace.linear_gaussian import LinearGaussianSSM  # noqa: E402
+
+RTOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+def _lgssm_data(n=40, T=60, seed=0):
+    truth = LinearGaussianSSM(F=[[0.9, 0.1], [0.0, 0.7]], H=[[1.0, 0.0], [0.5, 1.0]], Q=0.2 * np.eye(2), R=0.5 * np.eye(2),
+                              m0=np.zeros(2), P0=np.eye(2))
+    rng = np.random.default_rng(seed)
+    return truth, [truth.sample(int(rng.integers(T // 2, T)), rng=rng)[1] for _ in range(n)]
+
+
+def _assert_same_fit(a, b):
+    assert a.n_iter == b.n_iter and a.converged == b.converged
+    np.testing.assert_allclose(a.log_likelihoods, b.log_likelihoods, rtol=RTOL)
+    for x, y in zip(_leaves(a.params), _leaves(b.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-7, atol=1e-10)
+
+
+def _leaves(tree):
+    if isinstance(tree, tuple):
+        return [leaf for t in tree for leaf in _leaves(t)]
+    if isinstance(tree, np.ndarray) or isinstance(tree, float):
+        return [np.asarray(tree)]
+    return []
+
+
+def _lgssm_start():
+    return LinearGaussianSSM(F=0.5 * np.eye(2), H=np.eye(2), Q=np.eye(2), R=np.eye(2), m0=np.zeros(2), P0=np.eye(2))
+
+
+@pytest.mark.parametrize("n_shards", [None, 5])
+def test_lgssm_em_on_shards_equals_in_process(client, n_shards):
+    _, ys = _lgssm_data()
+    serial = _lgssm_start().fit(ys, max_iter=12, tol=0, progress=False)
+    with ssd.use(client, n_shards=n_shards):
+        dist = _lgssm_start().fit(ys, max_iter=12, tol=0, progress=False)
+    _assert_same_fit(serial, dist)
+
+
+def _hmm_data(n=30, seed=1):
+    rng = np.random.default_rng(seed)
+    ys, pls = [], []
+    for _ in range(n):
+        T = int(rng.integers(40, 80))
+        x = (np.cumsum(rng.random(T) < 0.1) % 2).astype(int)
+        ys.append(np.column_stack([np.where(x == 0, -1.0, 1.5), np.where(x == 0, 0.5, -0.5)]) + 0.6 * rng.standard_normal((T, 2)))
+        pl = np.ones((T, 2))
+        pl[: T // 4, 1 - x[0]] = 0.0  # the first quarter's state is known
+        pls.append(pl)
+    return ys, pls
+
+
+@pytest.mark.parametrize("with_pl", [False, True])
+def test_hmm_em_on_shards_equals_in_process(client, with_pl):
+    ys, pls = _hmm_data()
+    kw = dict(pl=pls if with_pl else None, max_iter=5, tol=0, progress=False, rng=0)
+    serial = GaussianHMM(2, 2).fit(ys, **kw)
+    with ssd.use(client, n_shards=3):
+        dist = GaussianHMM(2, 2).fit(ys, **kw)
+    _assert_same_fit(serial, dist)
+
+
+def _mjp_data(n=40, seed=2):
+    rng = np.random.default_rng(seed)
+    Q = np.array([[-1.0, 0.7, 0.3], [0.4, -0.9, 0.5], [0.2, 0.6, -0.8]])
+    truth = MarkovJumpProcess(Q, [0.5, 0.3, 0.2], NoisyLabels.uniform_replacement(3, 0.1, learn="full"))
+    grids = [np.sort(rng.choice(np.arange(0.0, 10.0, 0.25), size=15, replace=False)) for _ in range(n)]
+    _, ys = truth.sample(times=grids, rng=rng)
+    return ys, grids
+
+
+def test_mjp_em_on_shards_equals_in_process(client):
+    ys, grids = _mjp_data()
+    start = MarkovJumpProcess(np.full((3, 3), 0.5) - 1.5 * np.eye(3), np.full(3, 1 / 3),
+                              NoisyLabels.uniform_replacement(3, 0.2, learn="full"))
+    kw = dict(times=grids, max_iter=8, tol=0, progress=False)
+    serial = MarkovJumpProcess(params=start.params).fit(ys, **kw)
+    with ssd.use(client, n_shards=4):
+        dist = MarkovJumpProcess(params=start.params).fit(ys, **kw)
+    _assert_same_fit(serial, dist)
+
+
+def test_batch_inference_in_input_order(client):
+    truth, ys = _lgssm_data(n=9)
+    with ssd.use(client, n_shards=4):
+        filt = ssd.map_sequences(truth.filter, ys)
+        smooth = ssd.map_sequences(truth.smooth, ys)
+        ll = ssd.map_sequences(truth.log_likelihood, ys)
+    assert ll == pytest.approx(truth.log_likelihood(ys), rel=1e-12)
+    for f, s, y in zip(filt, smooth, ys):
+        ref_f, ref_s = truth.filter(y), truth.smooth(y)
+        np.testing.assert_array_equal(f.filtered_means, ref_f.filtered_means)
+        np.testing.assert_array_equal(s.smoothed_means, ref_s.smoothed_means)
+    hmm_ys, _ = _hmm_data(n=7)
+    model = GaussianHMM(2, 2)
+    model.fit(hmm_ys, max_iter=3, progress=False, rng=0)
+    with ssd.use(client):
+        paths = ssd.map_sequences(model.most_likely_states, hmm_ys)
+    for p, y in zip(paths, hmm_ys):
+        np.testing.assert_array_equal(p, model.most_likely_states(y))
+
+
+def _draw(job, seed):
+    return job, np.random.default_rng(seed).standard_normal(3)
+
+
+def test_seeded_jobs_equal_the_serial_run(client):
+    serial = ssd.map_jobs(_draw, range(6), seed=11, seeded=True)
+    with ssd.use(client):
+        dist = ssd.map_jobs(_draw, range(6), seed=11, seeded=True)
+    assert [j for j, _ in dist] == list(range(6))
+    for (_, a), (_, b) in zip(serial, dist):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_impossible_sequence_in_one_shard_names_its_global_index(client):
+    rng = np.random.default_rng(3)
+    ys = [rng.integers(0, 2, (20, 1)).astype(float) for _ in range(8)]
+    ys[6][5, 0] = 2.0  # a symbol the fitted start gives zero probability
+    model = CategoricalHMM(2, 3)
+    model.fit([y for i, y in enumerate(ys) if i != 6], max_iter=2, progress=False, rng=0)
+    with pytest.raises(ImpossibleDataError, match=r"y\[6\]") as serial:
+        model.fit(ys, max_iter=2, progress=False)
+    for n_shards in (None, 4, 8):
+        with ssd.use(client, n_shards=n_shards), pytest.raises(ImpossibleDataError, match=r"y\[6\]") as dist:
+            model.fit(ys, init=model.params, max_iter=2, progress=False)
+        assert str(dist.value) == str(serial.value)
+
+
+def test_worker_killed_mid_fit_does_not_change_the_result(client):
+    _, ys = _lgssm_data(n=300, T=120, seed=5)
+    kw = dict(max_iter=60, tol=0, progress=False)
+    serial = _lgssm_start().fit(ys, **kw)
+    out, alive_at_kill = {}, []
+
+    def run():
+        with ssd.use(client):
+            out["res"] = _lgssm_start().fit(ys, **kw)
+
+    before = client.run(os.getpid)
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(2.0)
+    alive_at_kill.append(thread.is_alive())
+    os.kill(next(iter(before.values())), signal.SIGKILL)
+    thread.join(300)
+    assert alive_at_kill == [True], "the fit ended before the worker was killed: make it longer"
+    client.wait_for_workers(2, timeout=60)
+    assert set(client.run(os.getpid).values()) != set(before.values())  # the nanny restarted the killed worker
+    _assert_same_fit(serial, out["res"])
+
+
+def test_dask_is_not_imported_without_use():
+    code = ("import sys, numpy as np; from statespace.linear_gaussian import LinearGaussianSSM;"
+            "m = LinearGaussianSSM(F=[[0.9]], H=[[1.0]], Q=[[1.0]], R=[[1.0]], m0=[0.0], P0=[[1.0]]);"
+            "m.fit([m.sample(20, rng=i)[1] for i in range(3)], max_iter=2, progress=False);"
+            "import hmm, smc; assert 'dask' not in sys.modules and 'distributed' not in sys.modules, 'dask imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
