@@ -28,6 +28,7 @@ import numpy as np
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.linalg import cholesky, fixed_point, solve_lower
 from statespace.linear_gaussian.kernels import _layout, add_emission_stats, stats_workspace
+from statespace.linear_gaussian.params import KernelParams
 
 D = 0
 M = 0
@@ -490,3 +491,62 @@ def stats_loop(kp, y, sm, sP, cross, out):
         for i in range(m):
             for j in range(m):
                 out[o_rres + i * m + j] += r[i] * r[j] + CE[i, j]
+
+
+@nb.njit(cache=True)
+def _sequence_params(kp, a, b):
+    """The parameters of the sequence in rows ``a:b`` of a batch: the input terms sliced (``bu``,
+    ``du``, ``u`` hold one row per step of the batch when the model has inputs)."""
+    bu = kp.bu[a:b] if kp.bu.shape[0] > 1 else kp.bu[0:1]
+    du = kp.du[a:b] if kp.du.shape[0] > 1 else kp.du[0:1]
+    u = kp.u[a:b] if kp.u.shape[0] > 1 else kp.u[0:1]
+    return KernelParams(kp.m0, kp.P0, kp.chol_P0, kp.F, kp.Q, kp.chol_Q, kp.logdet_Q, kp.H, kp.R, kp.chol_R,
+                        kp.logdet_R, bu, du, u, kp.white_P0, kp.white_Q, kp.white_F, kp.white_bu, kp.white_R,
+                        kp.white_H, kp.white_du)
+
+
+@nb.njit(cache=True, parallel=True)
+def batch_loop(kp, y, offsets, chunk_ends, want_stats, stats, lls, bad, why):
+    """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) every sequence of a batch.
+
+    Sequence ``s`` is ``y[offsets[s]:offsets[s + 1]]``. The sequences are cut into
+    chunks (chunk ``c`` holds sequences ``chunk_ends[c - 1]:chunk_ends[c]``) that run in
+    parallel; chunk ``c`` adds its sequences' statistics, in order, to ``stats[c]``, so
+    the sums do not depend on the number of threads. ``lls[s]`` is the log-likelihood
+    of sequence ``s``; ``bad[s] >= 0`` marks where its filter (``why[s]``: a ``FAIL_*``
+    code) or its smoother (``why[s] = -2``) stopped, and the statistics then omit it.
+    """
+    d = D if D > 0 else kp.m0.shape[0]
+    n_chunks = chunk_ends.shape[0]
+    for c in nb.prange(n_chunks):
+        s0 = 0 if c == 0 else chunk_ends[c - 1]
+        s1 = chunk_ends[c]
+        t_max = 0
+        for s in range(s0, s1):
+            t_max = max(t_max, offsets[s + 1] - offsets[s])
+        fbuf = np.empty(2 * t_max * d * (d + 1))
+        sbuf = np.empty(t_max * d + (t_max + 2 * max(t_max - 1, 0)) * d * d)
+        for s in range(s0, s1):
+            a, b = offsets[s], offsets[s + 1]
+            T = b - a
+            bad[s] = -1
+            why[s] = -1
+            if T == 0:
+                lls[s] = 0.0
+                continue
+            kps = _sequence_params(kp, a, b)
+            ys = y[a:b]
+            ll, fm, fP, pm, pP, bd, wy = filter_loop(kps, ys, fbuf[: 2 * T * d * (d + 1)])
+            lls[s] = ll
+            if bd >= 0:
+                bad[s] = bd
+                why[s] = wy
+                continue
+            if not want_stats:
+                continue
+            sm, sP, cross, gains, bd = rts_loop(kps, fm, fP, pm, pP, sbuf[: T * d + (T + 2 * (T - 1)) * d * d])
+            if bd >= 0:
+                bad[s] = bd
+                why[s] = -2
+                continue
+            stats_loop(kps, ys, sm, sP, cross, stats[c])

@@ -1,16 +1,20 @@
-"""The Kalman filter, RTS smoother and E-step at the covariance recursions' fixed point.
+"""The Kalman filter, RTS smoother and E-step at the covariance recursions' fixed point, and over a ragged batch.
 
 Once the Riccati and RTS recursions of a time-invariant model agree with the
 previous step to round-off, the loops copy the previous step's matrices
 (``statespace._numerics.linalg.fixed_point``). Oracles: the same model written
 with time-varying parameter stacks of identical matrices (which always takes the
-full recursion), and the dense joint-Gaussian algebra of ``lgssm_dense``.
+full recursion), the dense joint-Gaussian algebra of ``lgssm_dense``, and for the
+batch kernels (``statespace.linear_gaussian.batch``) the per-sequence functions.
 """
 
 import numpy as np
 import pytest
 
-from statespace.linear_gaussian import LGSSMParams, kalman_filter, rts_smoother
+from statespace._ragged import pack
+from statespace.errors import ImpossibleDataError, ShapeError
+from statespace.linear_gaussian import LGSSMParams, kalman_log_likelihood, rts_smoother
+from statespace.linear_gaussian.batch import batch_e_step, batch_log_likelihood
 from statespace.linear_gaussian.data import prepare
 from statespace.linear_gaussian.em import e_step
 
@@ -84,3 +88,52 @@ def test_fixed_point_against_dense_oracle():
     blocks = np.array([block(cov, d, t, t) for t in range(T)])
     np.testing.assert_allclose(res.smoothed_covs, blocks, rtol=1e-9, atol=1e-11)
     assert res.log_likelihood == pytest.approx(ll, rel=1e-10)
+
+
+def _inputs_model(d, m, p_in, seed):
+    rng = np.random.default_rng(seed)
+    base = _model(d, m, seed)
+    return base.replace(B=rng.normal(size=(d, p_in)), D=rng.normal(size=(m, p_in)))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("d,m,p_in,lengths", [(2, 1, 0, (1, 7, 30, 2, 600)), (3, 2, 2, tuple(range(5, 80, 3)))])
+def test_batch_e_step_equals_the_per_sequence_e_step(d, m, p_in, lengths, n_threads):
+    p = _inputs_model(d, m, p_in, seed=d) if p_in else _model(d, m, seed=d)
+    rng = np.random.default_rng(len(lengths))
+    ys = [_data(p, T, seed=i, missing=T > 20) for i, T in enumerate(lengths)]
+    us = [rng.normal(size=(T, p_in)) for T in lengths] if p_in else None
+    y, offsets = pack(ys)
+    u = np.concatenate(us) if p_in else None
+    stats, ll = batch_e_step(p, y, offsets, u, n_threads=n_threads)
+    seqs, useqs, _ = prepare(p, ys, us)
+    ref_stats, ref_ll = e_step(p, seqs, useqs)
+    assert ll == pytest.approx(ref_ll, rel=1e-12)
+    np.testing.assert_allclose(stats, ref_stats, rtol=1e-10, atol=1e-10 * np.abs(ref_stats).max())
+    lls = batch_log_likelihood(p, y, offsets, u, n_threads=n_threads)
+    for i, s in enumerate(ys):
+        assert lls[i] == pytest.approx(kalman_log_likelihood(p, s, None if us is None else us[i]), rel=1e-12)
+
+
+def test_batch_sums_do_not_depend_on_the_threads():
+    p = _model(3, 2, seed=1)
+    ys = [_data(p, T, seed=T, missing=False) for T in range(20, 300, 7)]
+    y, offsets = pack(ys)
+    one, two = batch_e_step(p, y, offsets, n_threads=1), batch_e_step(p, y, offsets, n_threads=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    assert one[1] == two[1]
+
+
+def test_batch_errors_name_the_sequence():
+    p = _model(2, 2, seed=0)
+    tiny = p.replace(P0=p.P0 * 1e-150, Q=p.Q * 1e-150, R=p.R * 1e-150)
+    ys = [np.zeros((5, 2)), np.zeros((6, 2)), np.full((4, 2), 1e150)]
+    y, offsets = pack(ys)
+    lls = batch_log_likelihood(tiny, y, offsets)
+    assert lls[2] == -np.inf and np.isfinite(lls[:2]).all()
+    with pytest.raises(ImpossibleDataError, match=r"y\[2\]: the observation at time step 0"):
+        batch_e_step(tiny, y, offsets)
+    with pytest.raises(ShapeError, match="offsets"):
+        batch_e_step(p, y, np.array([0, 5, 14]))
+    with pytest.raises(ShapeError, match="time-varying"):
+        batch_e_step(_stacked(p, 5), y[:5], np.array([0, 5]))

@@ -1,0 +1,223 @@
+r"""Forward-backward over a ragged batch of sequences, in one compiled call.
+
+A batch of ``S`` sequences is one concatenated array plus ``offsets (S + 1,)``
+(:mod:`statespace._ragged`): sequence ``i`` occupies rows
+``offsets[i]:offsets[i + 1]``. For emission log-likelihoods ``loglik (N, K)`` in
+that layout, one initial distribution :math:`\pi` and one transition matrix
+:math:`A` (the HMM family's time-invariant chain), :func:`batch_posteriors` runs the
+scaled forward-backward recursion of :mod:`hmm.forward_backward` (the function
+``smoother``, with its log-space fallbacks) on every sequence, in parallel over
+sequences (Numba ``prange``), and returns
+
+* ``log_likelihoods (S,)``: :math:`\log p(y^{(i)})`, ``-inf`` for a sequence of zero probability;
+* ``filtered (N, K)``, ``smoothed (N, K)``: :math:`p(z_t \mid y_{0:t})`, :math:`p(z_t \mid y)`, same layout;
+* ``transition_counts (S, K, K)``: :math:`\sum_t \xi_t(i, j)` per sequence.
+
+:func:`batch_forward` is the forward pass only (log-likelihoods and filtered
+probabilities). :func:`batch_gaussian_loglik` computes the (autoregressive)
+Gaussian emission log-likelihoods of a whole batch, restarting the lag window at
+each sequence's start, in parallel over sequences. Each sequence's numbers are
+exactly those of the per-sequence functions (the same code runs on each).
+
+Threads: the kernels use Numba's thread pool with the calling thread's
+``numba.get_num_threads()``; the wrappers' ``n_threads`` sets it for the call
+(1 inside a Dask worker that already runs one task per core).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+
+from statespace._ragged import Ragged, check_offsets
+from statespace.errors import ShapeError
+
+from .emissions import _LOG_2PI, ar_loglik, cholesky_factors
+from .forward_backward import _drop_negligible, _exp_shifted, _log_space, _posteriors_into, _underflows, forward
+
+
+@nb.njit(cache=True)
+def _one_sequence(pi0, A, loglik, B, m, filtered):
+    """Forward-backward of one sequence from ``B = exp(loglik - m[:, None])``, as ``posteriors`` does it.
+
+    ``filtered`` receives the filtered probabilities and ``B`` the smoothed ones
+    on the scaled path; the fallbacks (negligible terms dropped, exact log
+    space, robust forward) return fresh arrays, which the caller copies.
+    """
+    if _underflows(loglik, m):
+        kept = loglik.copy()
+        if not _drop_negligible(A, kept):
+            return _log_space(pi0, A, loglik)[:4]
+        B = _exp_shifted(kept, m)
+        return _posteriors_into(pi0, A, kept, B, m, filtered)
+    return _posteriors_into(pi0, A, loglik, B, m, filtered)
+
+
+@nb.njit(cache=True, parallel=True)
+def _posteriors_kernel(pi0, A, loglik, offsets, m, lls, filtered, smoothed, counts):
+    """``smoothed`` holds ``exp(loglik - m[:, None])`` on entry (one vectorised NumPy pass over the batch)."""
+    S = offsets.shape[0] - 1
+    for s in nb.prange(S):
+        a, b = offsets[s], offsets[s + 1]
+        if b == a:
+            lls[s] = 0.0
+            continue
+        ll, f, g, c = _one_sequence(pi0, A, loglik[a:b], smoothed[a:b], m[a:b], filtered[a:b])
+        lls[s] = ll
+        if f.ctypes.data != filtered[a:b].ctypes.data:
+            filtered[a:b] = f
+        if g.ctypes.data != smoothed[a:b].ctypes.data:
+            smoothed[a:b] = g
+        counts[s] = c
+
+
+@nb.njit(cache=True, parallel=True)
+def _forward_kernel(pi0, A, loglik, offsets, lls, filtered):
+    S = offsets.shape[0] - 1
+    for s in nb.prange(S):
+        a, b = offsets[s], offsets[s + 1]
+        if b == a:
+            lls[s] = 0.0
+            continue
+        ll, f, _ = forward(pi0, A, loglik[a:b])
+        lls[s] = ll
+        filtered[a:b] = f
+
+
+@nb.njit(cache=True, parallel=True)
+def _gaussian_kernel(y, u, offsets, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0, out):
+    S = offsets.shape[0] - 1
+    for s in nb.prange(S):
+        a, b = offsets[s], offsets[s + 1]
+        if b > a:
+            out[a:b] = ar_loglik(y[a:b], u[a:b], L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0)
+
+
+@contextmanager
+def threads(n_threads: int | None):
+    """Run the enclosed compiled calls on ``n_threads`` Numba threads (``None``: leave the setting alone)."""
+    if n_threads is None:
+        yield
+        return
+    old = nb.get_num_threads()
+    nb.set_num_threads(max(1, min(int(n_threads), nb.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        nb.set_num_threads(old)
+
+
+class BatchPosteriors(NamedTuple):
+    """Forward-backward results of a ragged batch (see the module docstring).
+
+    ``filtered`` and ``smoothed`` are ``(N, K)`` in the batch's layout;
+    :meth:`filtered_of` / :meth:`smoothed_of` (or ``Ragged(result.smoothed, result.offsets)``)
+    give one sequence's rows as a view.
+    """
+
+    log_likelihoods: np.ndarray
+    filtered: np.ndarray
+    smoothed: np.ndarray
+    transition_counts: np.ndarray
+    offsets: np.ndarray
+
+    def filtered_of(self) -> Ragged:
+        return Ragged(self.filtered, self.offsets)
+
+    def smoothed_of(self) -> Ragged:
+        return Ragged(self.smoothed, self.offsets)
+
+    def initial_counts(self) -> np.ndarray:
+        """``(K,)``: :math:`\\sum_i p(z_0 = k \\mid y^{(i)})`, over the non-empty sequences."""
+        starts = self.offsets[:-1][np.diff(self.offsets) > 0]
+        return self.smoothed[starts].sum(axis=0)
+
+
+class BatchFilter(NamedTuple):
+    """Forward-pass results of a ragged batch: ``log_likelihoods (S,)``, ``filtered (N, K)``, ``offsets``."""
+
+    log_likelihoods: np.ndarray
+    filtered: np.ndarray
+    offsets: np.ndarray
+
+
+def _chain(pi0, A, loglik, offsets):
+    loglik = np.ascontiguousarray(loglik, dtype=np.float64)
+    if loglik.ndim != 2:
+        raise ShapeError(f"loglik: expected (N, K) log-likelihoods, got shape {loglik.shape}")
+    K = loglik.shape[1]
+    pi0 = np.ascontiguousarray(pi0, dtype=np.float64)
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    if A.ndim == 2:
+        A = A[None]
+    if pi0.shape != (K,) or A.shape != (1, K, K):
+        raise ShapeError(f"pi0, A: expected shapes ({K},) and ({K}, {K}) for loglik with {K} states, got {pi0.shape} and {A.shape[-2:]}")
+    return pi0, A, loglik, check_offsets("offsets", offsets, loglik.shape[0])
+
+
+def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None) -> BatchPosteriors:
+    """Forward-backward of every sequence of a ragged batch (module docstring), parallel over sequences.
+
+    Args:
+        pi0: ``(K,)`` initial distribution.
+        A: ``(K, K)`` transition matrix (or ``(1, K, K)``).
+        loglik: ``(N, K)`` emission log-likelihoods of the concatenated sequences
+            (log-plausibilities added, 0 for a missing step, ``-inf`` allowed).
+        offsets: ``(S + 1,)`` sequence boundaries.
+        n_threads: Numba threads for this call (``None``: the current setting).
+
+    A sequence of zero probability gets ``log_likelihoods[i] = -inf`` (its rows
+    NaN from the first impossible step); callers raise
+    :func:`hmm.forward_backward.impossible_data_error` for it.
+    """
+    pi0, A, loglik, offsets = _chain(pi0, A, loglik, offsets)
+    N, K = loglik.shape
+    S = offsets.shape[0] - 1
+    lls = np.empty(S)
+    filtered = np.empty((N, K))
+    smoothed = np.empty((N, K))
+    counts = np.zeros((S, K, K))
+    # the row maxima and exponentials of the whole batch in two vectorised passes (NumPy's SIMD exp)
+    m = loglik.max(axis=1) if K else np.zeros(N)
+    with np.errstate(invalid="ignore"):  # rows of -inf give NaN here; the recursion's robust pass takes them
+        np.subtract(loglik, m[:, None], out=smoothed)
+    np.exp(smoothed, out=smoothed)
+    with threads(n_threads):
+        _posteriors_kernel(pi0, A, loglik, offsets, m, lls, filtered, smoothed, counts)
+    return BatchPosteriors(lls, filtered, smoothed, counts, offsets)
+
+
+def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> BatchFilter:
+    """Forward pass of every sequence of a ragged batch (arguments as :func:`batch_posteriors`)."""
+    pi0, A, loglik, offsets = _chain(pi0, A, loglik, offsets)
+    N, K = loglik.shape
+    lls = np.empty(offsets.shape[0] - 1)
+    filtered = np.empty((N, K))
+    with threads(n_threads):
+        _forward_kernel(pi0, A, loglik, offsets, lls, filtered)
+    return BatchFilter(lls, filtered, offsets)
+
+
+def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.ndarray:
+    """``(N, K)`` emission log-likelihoods of a ragged batch under ``GaussianEmissionParams`` ``e``.
+
+    ``y (N, d)`` and ``u (N, p)`` are the concatenated observations and inputs;
+    each sequence's first ``e.lags`` steps (and steps whose lag window holds a
+    NaN) use the initial Gaussian, exactly as :func:`hmm.emissions.gaussian_loglik`
+    does for one sequence; NaN coordinates are marginalised.
+    """
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    u = np.ascontiguousarray(u, dtype=np.float64).reshape(y.shape[0], -1)
+    offsets = check_offsets("offsets", offsets, y.shape[0])
+    chol, logdet = cholesky_factors(e.covs)
+    chol0, logdet0 = cholesky_factors(e.init_covs)
+    Linv = np.ascontiguousarray(np.linalg.inv(chol))
+    const = -0.5 * (e.obs_dim * _LOG_2PI + logdet)
+    out = np.empty((y.shape[0], e.n_states))
+    with threads(n_threads):
+        _gaussian_kernel(y, u, offsets, e.lags, e.weights, Linv, const, e.covs, chol, logdet,
+                         e.init_means, e.init_covs, chol0, logdet0, out)
+    return out

@@ -1,0 +1,85 @@
+"""The ragged-batch layout: many sequences as one concatenated array plus offsets.
+
+Sequence ``i`` of a batch is ``data[offsets[i]:offsets[i + 1]]``: ``offsets`` is
+an ``int64`` array of length ``S + 1``, starting at 0, non-decreasing, ending at
+``len(data)``. Compiled batch kernels take ``(data, offsets)`` and return their
+per-step outputs in the same layout (one array, the same offsets), so a batch of
+thousands of short sequences costs one compiled call and a handful of arrays,
+not one Python call and one result object per sequence. :class:`Ragged` is the
+cheap per-sequence view over such an output: indexing it slices, nothing is
+copied or built in advance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ShapeError
+
+
+def offsets_of(lengths) -> np.ndarray:
+    """``offsets (S + 1,)`` int64 of sequences of the given lengths."""
+    out = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(lengths, dtype=np.int64), out=out[1:])
+    return out
+
+
+def pack(seqs, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, offsets)``: the sequences (arrays with one leading time axis) concatenated, and their offsets."""
+    seqs = list(seqs)
+    offsets = offsets_of([len(s) for s in seqs])
+    if not seqs:
+        return np.empty((0,), dtype=dtype), offsets
+    return np.ascontiguousarray(np.concatenate(seqs, axis=0), dtype=dtype), offsets
+
+
+def check_offsets(name: str, offsets, n_rows: int) -> np.ndarray:
+    """``offsets`` as a validated int64 array for ``n_rows`` concatenated rows (:class:`ShapeError` naming what is wrong)."""
+    o = np.asarray(offsets)
+    if o.ndim != 1 or o.shape[0] < 1 or not np.issubdtype(o.dtype, np.integer):
+        raise ShapeError(f"{name}: expected a 1-D integer array of S + 1 offsets, got {o.dtype} array of shape {o.shape}")
+    o = np.ascontiguousarray(o, dtype=np.int64)
+    if o[0] != 0 or o[-1] != n_rows:
+        raise ShapeError(f"{name}: offsets must start at 0 and end at the number of rows ({n_rows}), got {o[0]} .. {o[-1]}")
+    steps = np.diff(o)
+    if (steps < 0).any():
+        i = int(np.argmax(steps < 0))
+        raise ShapeError(f"{name}: offsets must not decrease; offsets[{i + 1}] = {o[i + 1]} < offsets[{i}] = {o[i]}")
+    return o
+
+
+class Ragged:
+    """Per-sequence view of a ragged batch output: ``view[i]`` is ``data[offsets[i]:offsets[i + 1]]``.
+
+    Supports ``len``, iteration and indexing (negative indices too); the slices
+    are views of ``data``, made on access.
+    """
+
+    __slots__ = ("data", "offsets")
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray):
+        self.data = data
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        n = len(self)
+        j = int(i)
+        if j < 0:
+            j += n
+        if not 0 <= j < n:
+            raise IndexError(f"sequence index {i} out of range for a batch of {n} sequences")
+        return self.data[self.offsets[j] : self.offsets[j + 1]]
+
+    def __iter__(self):
+        for j in range(len(self)):
+            yield self.data[self.offsets[j] : self.offsets[j + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __repr__(self) -> str:
+        return f"Ragged({len(self)} sequences, {self.data.shape[0]} rows, row shape {self.data.shape[1:]})"

@@ -1,0 +1,125 @@
+"""Batch-first forward-backward (hmm.batch) against the per-sequence kernels and brute-force enumeration."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from hmm import GaussianEmissionParams
+from hmm.batch import batch_forward, batch_gaussian_loglik, batch_posteriors
+from hmm.emissions import gaussian_loglik
+from hmm.forward_backward import forward, posteriors
+from statespace._ragged import Ragged, pack
+from statespace.errors import ShapeError
+
+
+def _chain(K, rng):
+    A = rng.random((K, K)) + 0.1
+    A /= A.sum(1, keepdims=True)
+    pi0 = rng.random(K) + 0.1
+    return pi0 / pi0.sum(), A
+
+
+def _enumerate(pi0, A, L):
+    """log p(y), p(z_t | y) and sum_t p(z_{t-1}, z_t | y) by summing over every path."""
+    T, K = L.shape
+    paths = np.array(list(itertools.product(range(K), repeat=T)))
+    logw = np.log(pi0[paths[:, 0]]) + L[0, paths[:, 0]]
+    for t in range(1, T):
+        logw += np.log(A[paths[:, t - 1], paths[:, t]]) + L[t, paths[:, t]]
+    ll = np.logaddexp.reduce(logw)
+    w = np.exp(logw - ll)
+    gamma = np.zeros((T, K))
+    counts = np.zeros((K, K))
+    for t in range(T):
+        np.add.at(gamma[t], paths[:, t], w)
+        if t:
+            np.add.at(counts, (paths[:, t - 1], paths[:, t]), w)
+    return ll, gamma, counts
+
+
+def test_batch_posteriors_match_brute_force_enumeration():
+    rng = np.random.default_rng(0)
+    K = 3
+    pi0, A = _chain(K, rng)
+    seqs = [rng.normal(size=(T, K)) * 3 for T in (1, 4, 2, 5, 3)]
+    seqs[2][1, 1] = -np.inf  # a state ruled out at one step
+    L, offsets = pack(seqs)
+    res = batch_posteriors(pi0, A, L, offsets)
+    for i, s in enumerate(seqs):
+        ll, gamma, counts = _enumerate(pi0, A, s)
+        assert res.log_likelihoods[i] == pytest.approx(ll, rel=1e-12)
+        np.testing.assert_allclose(res.smoothed_of()[i], gamma, atol=1e-12)
+        np.testing.assert_allclose(res.transition_counts[i], counts, atol=1e-12)
+    np.testing.assert_allclose(res.initial_counts(), sum(_enumerate(pi0, A, s)[1][0] for s in seqs), atol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_batch_posteriors_equal_the_per_sequence_path(n_threads):
+    rng = np.random.default_rng(1)
+    K = 5
+    pi0, A = _chain(K, rng)
+    seqs = [rng.normal(size=(int(T), K)) * 4 for T in rng.integers(1, 300, size=60)]
+    seqs[7][10] = -np.inf  # impossible step: -inf log-likelihood, NaN rows from there
+    seqs[9][20, :] = [-2000.0, 0.0, -2000.0, -2000.0, -2000.0]  # weights far below the best (fallback paths)
+    L, offsets = pack(seqs)
+    res = batch_posteriors(pi0, A, L, offsets, n_threads=n_threads)
+    fwd = batch_forward(pi0, A, L, offsets, n_threads=n_threads)
+    for i, s in enumerate(seqs):
+        ll, filt, smo, counts = posteriors(pi0, A[None], s.copy())
+        if i == 7:
+            assert res.log_likelihoods[i] == -np.inf and fwd.log_likelihoods[i] == -np.inf
+            continue
+        assert res.log_likelihoods[i] == pytest.approx(ll, rel=1e-13, abs=1e-10)
+        np.testing.assert_allclose(res.filtered_of()[i], filt, atol=1e-13)
+        np.testing.assert_allclose(res.smoothed_of()[i], smo, atol=1e-13)
+        np.testing.assert_allclose(res.transition_counts[i], counts, atol=1e-11)
+        f_ll, f_filt, _ = forward(pi0, A[None], s)
+        assert fwd.log_likelihoods[i] == pytest.approx(f_ll, rel=1e-13)
+        np.testing.assert_allclose(Ragged(fwd.filtered, fwd.offsets)[i], f_filt, atol=1e-13)
+
+
+def test_threads_do_not_change_the_numbers():
+    rng = np.random.default_rng(2)
+    pi0, A = _chain(4, rng)
+    L, offsets = pack([rng.normal(size=(50, 4)) for _ in range(40)])
+    one, two = batch_posteriors(pi0, A, L, offsets, n_threads=1), batch_posteriors(pi0, A, L, offsets, n_threads=2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("lags", [0, 2])
+def test_batch_gaussian_loglik_restarts_the_lag_window_per_sequence(lags):
+    rng = np.random.default_rng(3)
+    K, d = 3, 2
+    bias = rng.normal(size=(K, d))
+    covs = np.array([np.eye(d) * (0.5 + k) for k in range(K)])
+    ar = rng.normal(size=(K, lags, d, d)) * 0.2 if lags else None
+    e = GaussianEmissionParams.from_ar(bias, covs, ar_coefs=ar)
+    seqs = [rng.normal(size=(T, d)) for T in (5, 1, 30, 8)]
+    seqs[2][4, 1] = np.nan
+    seqs[2][9] = np.nan
+    y, offsets = pack(seqs)
+    out = batch_gaussian_loglik(e, y, np.zeros((len(y), 0)), offsets)
+    for i, s in enumerate(seqs):
+        np.testing.assert_array_equal(Ragged(out, offsets)[i], gaussian_loglik(e, s, np.zeros((len(s), 0))))
+
+
+def test_offsets_are_validated():
+    L = np.zeros((10, 2))
+    pi0, A = np.array([0.5, 0.5]), np.full((2, 2), 0.5)
+    for bad, what in (([0, 5, 9], "end at the number of rows"), ([0, 6, 4, 10], "must not decrease"), ([[0, 10]], "1-D integer")):
+        with pytest.raises(ShapeError, match=what):
+            batch_posteriors(pi0, A, L, np.array(bad))
+    with pytest.raises(ShapeError, match="pi0, A"):
+        batch_posteriors(np.ones(3) / 3, A, L, np.array([0, 10]))
+
+
+def test_ragged_view():
+    data, offsets = pack([np.arange(3.0), np.arange(0.0), np.arange(2.0)])
+    view = Ragged(data, offsets)
+    assert len(view) == 3 and list(view.lengths) == [3, 0, 2]
+    np.testing.assert_array_equal(view[-1], [0.0, 1.0])
+    assert view[0].base is not None  # a view, not a copy
+    with pytest.raises(IndexError):
+        view[3]
