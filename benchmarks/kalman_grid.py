@@ -78,7 +78,8 @@ for th in (1, 2):
     out[f"gflops_{{th}}"] = 2 * {n}**3 / best / 1e9
 print(json.dumps(out))
 """
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     try:
         r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
         return json.loads(r.stdout.strip().splitlines()[-1])
