@@ -47,6 +47,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace import distributed
+from statespace._compile import compiled
 from statespace._numerics.categorical import draw_from_logits
 from statespace._numerics.weights import normalise
 from statespace.diagnostics import DataTreeGroups
@@ -232,8 +234,10 @@ def run_sweep(kernels, kp, y, ref, *, n_particles, functional=NO_FUNCTIONAL, hp=
     has_ref = ref is not None
     if ref is None:
         ref = np.zeros((y.shape[0], kernels.state_dim))
-    out = conditional_sweep(
-        kernels, NO_FUNCTIONAL, functional.initial, functional.step, kp, kp if hp is None else hp, y, ref, has_ref,
+    sweep = compiled(conditional_sweep, kernels=kernels, no_functional=NO_FUNCTIONAL, h_initial=functional.initial,
+                     h_step=functional.step)
+    out = sweep(
+        kp, kp if hp is None else hp, y, ref, has_ref,
         ancestor_sampling, int(n_particles), int(n_backward), int(functional.dim),
         int(n_particles if max_tries is None else max_tries), rng,
     )
@@ -260,7 +264,7 @@ def csmc_step(kernels, kp, y, ref, *, n_particles, method="backward", rng=None):
     )
     if method == "ancestor":
         return trace_ancestry(x, logw, anc, rng), loglik
-    return backward_sample(kernels.log_transition, kp, x, logw, rng), loglik
+    return compiled(backward_sample, log_transition=kernels.log_transition)(kp, x, logw, rng), loglik
 
 
 class ParticleGibbsResult(NamedTuple):
@@ -322,10 +326,14 @@ def check_reference(ref, T, d, name="reference"):
 
 
 def run_chains(worker, n_chains, rng, n_threads=None):
-    """Run ``worker(chain_index, generator)`` for each chain in threads; returns the list of results."""
+    """Run ``worker(chain_index, generator)`` for each chain in threads, or as Dask tasks inside
+    :func:`statespace.distributed.use`; returns the list of results (the same either way: each
+    chain's generator is spawned from ``rng``)."""
     gens = as_rng(rng).spawn(n_chains)
     if n_chains == 1:
         return [worker(0, gens[0])]
+    if distributed.active() is not None:
+        return distributed.map_jobs(lambda job: worker(*job), list(zip(range(n_chains), gens)))
     with ThreadPoolExecutor(max_workers=n_threads or min(n_chains, os.cpu_count() or 1)) as pool:
         return list(pool.map(worker, range(n_chains), gens))
 

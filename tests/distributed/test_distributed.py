@@ -191,3 +191,24 @@ def test_dask_is_not_imported_without_use():
             "m.fit([m.sample(20, rng=i)[1] for i in range(3)], max_iter=2, progress=False);"
             "import hmm, smc; assert 'dask' not in sys.modules and 'distributed' not in sys.modules, 'dask imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+
+@pytest.mark.slow  # each worker process compiles the conditional-SMC kernels (minutes on 2 loaded cores)
+def test_mcmc_chains_as_tasks_equal_the_serial_run(client):
+    from smc.csmc import particle_gibbs
+    from smc.learning.bayesian_gibbs import bayesian_particle_gibbs
+    from smc.ppg import ppg_smoother
+
+    model = LinearGaussianSSM(F=[[0.8]], H=[[1.0]], Q=[[0.5]], R=[[1.0]], m0=[0.0], P0=[[1.0]])
+    _, y = model.sample(25, rng=4)
+    runs = {
+        "pg": lambda: particle_gibbs(model, y, n_iter=6, n_particles=8, n_chains=3, rng=7, progress=False).trajectories,
+        "ppg": lambda: ppg_smoother(model, y, n_particles=8, n_iter=4, n_chains=3, rng=7, progress=False).estimates,
+        "bpg": lambda: np.stack(list(bayesian_particle_gibbs(model, y, None, n_iter=4, n_particles=8, n_chains=3, rng=7,
+                                                             progress=False).samples.values())),
+    }
+    for name, run in runs.items():
+        serial = run()
+        with ssd.use(client):
+            dist = run()
+        np.testing.assert_array_equal(serial, dist, err_msg=name)
