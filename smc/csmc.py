@@ -30,8 +30,8 @@ compiled sweep releases the GIL), each with its own generator spawned from
     from smc import particle_gibbs
     sv = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
     x, y = sv.sample(200, rng=0)
-    res = particle_gibbs(sv, y, n_iter=500, n_particles=32, n_chains=4, rng=1)
-    res.trajectories.shape      # (4, 500, 200, 1): chain, draw, time, state
+    res = particle_gibbs(sv, y, n_iter=100, n_particles=32, n_chains=2, rng=1)
+    res.trajectories.shape      # (2, 100, 200, 1): chain, draw, time, state
 
 The compiled sweep :func:`conditional_sweep` is shared with PPG
 (:mod:`smc.ppg`): it also runs the PaRIS backward statistics when asked.

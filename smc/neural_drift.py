@@ -23,10 +23,12 @@ features is for one sequence (score climbing's ``log_joint`` closes over that se
 
 Example::
 
+    import numpy as np
     from smc.neural_drift import NeuralDriftSSM
-    model = NeuralDriftSSM.initialize(y, n_hidden=16, rng=0)
-    result = model.fit(y, max_iter=400, n_particles=32, rng=1)    # PPG score climbing; updates model.params
-    model.drift(np.linspace(-2, 2, 50)[:, None])                    # f_theta on a grid
+    y = np.cumsum(np.random.default_rng(0).normal(0.0, 0.3, (200, 1)), axis=0)   # a random walk
+    model = NeuralDriftSSM.initialize(y, n_hidden=8, rng=0)
+    result = model.fit(y, max_iter=20, n_particles=16, rng=1)   # PPG score climbing; updates model.params
+    model.drift(np.linspace(-2, 2, 50)[:, None])                # f_theta on a grid
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ returns ``(fig, ax)`` and never calls ``show()``; matplotlib is imported on call
 
     import smc
     from smc.plotting import plot_ess, plot_state_bands
+    from statespace import StochasticVolatility
+    model = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
+    x, y = model.sample(300, rng=0)
     res = smc.bootstrap_filter(model, y, 1000, rng=0)
     fig, ax = plot_ess(res, n_particles=1000)
     fig, ax = plot_state_bands(res.filtered_means[:, 0], res.filtered_covs[:, 0, 0] ** 0.5, label="filtered")

@@ -23,10 +23,15 @@ The rule, applied after each new objective :math:`\ell_k` (with
 
 Example::
 
-    monitor = ConvergenceMonitor(tol=1e-6, label="EM (linear-Gaussian)")
-    stop = monitor.record(objective, params)   # once per evaluated parameter set
-    ...
-    monitor.result(n_iter)                     # a FitResult
+    from statespace.convergence import ConvergenceMonitor
+    monitor = ConvergenceMonitor(tol=1e-6, label="toy ascent")
+    theta = 0.0
+    monitor.record(-(theta - 1.0) ** 2, theta)          # the start
+    for n_iter in range(1, 100):
+        theta += 0.5 * (1.0 - theta)                    # each step raises -(theta - 1)^2
+        if monitor.record(-(theta - 1.0) ** 2, theta):  # once per evaluated parameter set
+            break
+    monitor.result(n_iter)                              # a FitResult: params, history, converged, n_iter
 
 The history handed back (``FitResult.log_likelihoods``) ends with the objective
 of the returned parameters: after a drop it stops at the best entry (the warning

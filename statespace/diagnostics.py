@@ -7,8 +7,12 @@ group has ``chain`` and ``draw`` dimensions and named coordinates, so that
 ``arviz.plot_rank`` work on them directly::
 
     import arviz as az
+    from smc.learning import SVPrior, bayesian_particle_gibbs
+    from statespace import StochasticVolatility
     from statespace.diagnostics import to_datatree, trace_plot
-    dt = to_datatree(post)            # post = smc.learning.bayesian_particle_gibbs(...)
+    x, y = StochasticVolatility(-1.0, 0.95, 0.3).sample(200, rng=0)
+    post = bayesian_particle_gibbs(StochasticVolatility(0.0, 0.8, 0.5), y, SVPrior(), n_iter=100, n_chains=2, rng=1)
+    dt = to_datatree(post)
     az.summary(dt); az.rhat(dt)
     trace_plot(dt)
 

@@ -5,8 +5,10 @@ volatility, the HMM family with its exact class, IOHMM, LearnedEmissionHMM,
 Markov jump processes, the neural-drift SSM, the RUL pipelines and ensembles,
 and their parameter containers) goes through the two functions here::
 
-    from statespace import save_model, load_model
-    path = save_model("fit.npz", model)       # after model.fit(...); ".npz" appended if missing
+    from statespace import LinearGaussianSSM, save_model, load_model
+    model = LinearGaussianSSM(m0=[0.0], P0=[[1.0]], F=[[0.9]], Q=[[0.1]], H=[[1.0]], R=[[0.5]], frozen=("H",))
+    model.fit(model.sample(100, rng=0)[1], max_iter=5, progress=False)
+    path = save_model("fit.npz", model)       # ".npz" appended if missing
     model = load_model("fit.npz")             # same class, configuration, parameters, frozen set
 
 and the models' ``save(path)`` / ``Class.load(path)`` methods are these
@@ -46,6 +48,7 @@ place in the tree.
 **Making a class loadable.** Decorate it and give it two hooks (or inherit
 :class:`SavedModel`, whose defaults store ``{"params": self.params}``)::
 
+    from statespace.interface import StateSpaceModel
     from statespace.persistence import SavedModel, register_loadable
 
     @register_loadable                          # name "mypackage.MyModel"

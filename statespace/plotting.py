@@ -3,7 +3,10 @@
 They return the figure and axes (never call ``show()``) so they work the same in
 scripts, notebooks and tests; matplotlib is imported only when one is called::
 
+    from statespace import LinearGaussianSSM
     from statespace.plotting import plot_states, plot_learning_curve
+    model = LinearGaussianSSM(m0=[0.0], P0=[[1.0]], F=[[0.95]], Q=[[0.1]], H=[[1.0]], R=[[0.5]])
+    x, y = model.sample(200, rng=0)
     fig, axes = plot_states(model.smooth(y), truth=x)
     fig.savefig("states.png")
 

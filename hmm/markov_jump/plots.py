@@ -3,6 +3,11 @@
 matplotlib is imported inside the function (``import hmm`` stays fast); the
 figure is returned and never shown::
 
+    import numpy as np
+    from hmm.markov_jump import MarkovJumpProcess, NoisyLabels, plot_posterior
+    model = MarkovJumpProcess(np.array([[-1.0, 1.0], [0.5, -0.5]]), observation=NoisyLabels.uniform_replacement(2, 0.1))
+    times = np.linspace(0.0, 10.0, 30)
+    _, y, true_path = model.sample(times=times, rng=0, return_paths=True)
     q = np.linspace(times[0], times[-1], 400)
     res = model.smooth(y, times=times, query_times=q)
     fig, ax = plot_posterior(res.query_probs, q, obs_times=times, y=y, path=true_path)

@@ -29,7 +29,11 @@ their precision.
 
 Example::
 
-    from hmm.markov_jump import fit_structured, flashing_ratchet_rates
+    import numpy as np
+    from hmm.markov_jump import MarkovJumpProcess, fit_structured, flashing_ratchet_rates, generator_from_rates
+    truth = MarkovJumpProcess(generator_from_rates(flashing_ratchet_rates([1.0, 1.0, 1.0])))  # exact states
+    times = [np.linspace(0.0, 1.0, 50)] * 20
+    states, _ = truth.sample(times=times, rng=0)
     res = fit_structured(flashing_ratchet_rates, [0.5, 0.5, 0.5], states, times,
                          bounds=[(None, None), (1e-6, None), (1e-6, None)])
     res.theta, res.std_errors

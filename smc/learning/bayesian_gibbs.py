@@ -23,8 +23,8 @@ Example::
 
     from statespace import StochasticVolatility
     from smc.learning import bayesian_particle_gibbs, SVPrior
-    x, y = StochasticVolatility(-1.0, 0.95, 0.3).sample(500, rng=0)
-    post = bayesian_particle_gibbs(StochasticVolatility(0.0, 0.8, 0.5), y, SVPrior(), n_iter=2000, n_chains=4, rng=1)
+    x, y = StochasticVolatility(-1.0, 0.95, 0.3).sample(200, rng=0)
+    post = bayesian_particle_gibbs(StochasticVolatility(0.0, 0.8, 0.5), y, SVPrior(), n_iter=100, n_chains=2, rng=1)
     post.samples["phi"].mean()
 """
 

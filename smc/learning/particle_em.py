@@ -30,8 +30,8 @@ Example::
     from statespace import StochasticVolatility
     from smc.learning import particle_em
     truth = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
-    x, y = truth.sample(2000, rng=0)
-    res = particle_em(StochasticVolatility(0.0, 0.5, 1.0), y, n_iter=100, n_particles=32, rng=1)
+    x, y = truth.sample(500, rng=0)
+    res = particle_em(StochasticVolatility(0.0, 0.5, 1.0), y, n_iter=30, n_particles=32, rng=1)
     res.model
 """
 

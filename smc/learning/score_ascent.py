@@ -27,8 +27,8 @@ Example::
 
     from statespace import StochasticVolatility
     from smc.learning import score_ascent
-    x, y = StochasticVolatility(-1.0, 0.95, 0.3).sample(2000, rng=0)
-    res = score_ascent(StochasticVolatility(0.0, 0.8, 0.5), y, n_iter=300, rng=1)
+    x, y = StochasticVolatility(-1.0, 0.95, 0.3).sample(500, rng=0)
+    res = score_ascent(StochasticVolatility(0.0, 0.8, 0.5), y, n_iter=50, rng=1)
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ for sampling, where the next input is only known after the current output.
 Example::
 
     import jax
+    import numpy as np
     from statespace.deep import SequenceModel
+    u = np.random.default_rng(0).standard_normal((4, 50, 3))   # 4 sequences of 50 steps
     net = SequenceModel("s5", d_in=3, d_out=2, hidden=32, state=16, n_layers=2)
     params = net.init(jax.random.key(0))
     y = net.apply(params, u)                       # u: (..., L, 3) -> (..., L, 2)

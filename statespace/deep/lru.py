@@ -18,7 +18,10 @@ which keeps the state's variance at the input's when ``|lambda|`` approaches 1.
 
 Example::
 
+    import jax
+    import numpy as np
     from statespace.deep import lru
+    u = np.random.default_rng(0).standard_normal((50, 16))
     params = lru.init(jax.random.key(0), hidden=16, state=32, r_min=0.9, r_max=0.999)
     y = lru.apply(params, u)            # parallel (associative scan)
     y2 = lru.apply_recurrent(params, u) # step by step

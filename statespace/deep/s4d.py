@@ -33,7 +33,9 @@ parameterising ``log(-Re a)``.
 Example::
 
     import jax
+    import numpy as np
     from statespace.deep import s4d
+    u = np.random.default_rng(0).standard_normal((50, 16))
     params = s4d.init(jax.random.key(0), hidden=16, state=32, init="legs")
     y = s4d.apply(params, u)                # u: (..., L, 16), convolution mode
     y2 = s4d.apply_recurrent(params, u)     # same numbers, step by step

@@ -26,7 +26,11 @@ diagonal blocks of size ``P / blocks`` as in the paper; ``B~ = V^* B`` and
 
 Example::
 
+    import jax
+    import numpy as np
     from statespace.deep import s5
+    rng = np.random.default_rng(0)
+    u, dt = rng.standard_normal((50, 16)), rng.uniform(0.5, 2.0, 50)
     params = s5.init(jax.random.key(0), hidden=16, state=32, blocks=4)
     y = s5.apply(params, u, dt=dt)   # u: (..., L, 16), dt: (..., L) positive increments
 """

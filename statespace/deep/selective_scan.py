@@ -26,7 +26,10 @@ the single scan of depth ``log2 L``), the recurrent mode a step-by-step loop hol
 
 Example::
 
+    import jax
+    import numpy as np
     from statespace.deep import selective_scan as s6
+    u = np.random.default_rng(0).standard_normal((50, 16))
     params = s6.init(jax.random.key(0), hidden=16, state=8)
     y = s6.apply(params, u)       # u: (..., L, 16)
 """

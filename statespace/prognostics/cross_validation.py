@@ -20,7 +20,9 @@ extra fit.
 
 Example::
 
+    import numpy as np
     from statespace.prognostics import truncation_splits
+    lengths = np.random.default_rng(0).integers(130, 360, 100)   # run-to-failure lengths, as in FD001
     for train_idx, cuts in truncation_splits(lengths, n_folds=5, n_cuts=3, rng=0):
         ...  # cuts: list of (engine index, observed cycles, true RUL)
 """

@@ -28,9 +28,15 @@ expected RMSE); without targets it minimises the expected RMSE.
 
 Example::
 
-    from statespace.prognostics import select_point_cap
-    sel = select_point_cap(cv.prediction.distributions, cv.true_rul, cv.cuts,
-                           caps=(125, 130, 135, 140), max_rmse=13.0, max_score=300.0, rng=0)
+    import numpy as np
+    from statespace.prognostics import select_point_cap, time_to_absorption, truncation_splits
+    lengths = np.random.default_rng(0).integers(130, 360, 40)
+    cuts = [c for _, fold in truncation_splits(lengths, n_cuts=2, rng=0) for c in fold]
+    # stand-ins for cross-validated predictions (hmm.rul.cross_validate): geometric RUL, mean the truth
+    dists = [time_to_absorption([1.0, 0.0], [[1 - 1 / (c.rul + 1), 1 / (c.rul + 1)], [0.0, 1.0]], absorbing=[1])
+             for c in cuts]
+    sel = select_point_cap(dists, [c.rul for c in cuts], cuts,
+                           caps=(125, 130, 135, 140), max_rmse=60.0, max_score=5000.0, rng=0)
     sel.cap, sel.p_targets      # chosen cap; P(one test set meets both) per cap
 """
 

@@ -34,8 +34,10 @@ are specific to this layout:
 
 Example::
 
+    # needs data: NASA CMAPSS FD001 in the folder named by $CMAPSS_DIR
+    import os
     from statespace.datasets.cmapss import SensorFeatures, load_cmapss
-    data = load_cmapss("/path/to/CMAPSSData", "FD001")
+    data = load_cmapss(os.environ["CMAPSS_DIR"], "FD001")
     sensors = data.train.split(data.train.sensors)
     settings = data.train.split(data.train.settings)
     feats = SensorFeatures(baseline_cycles=31, health_cap=125.0)

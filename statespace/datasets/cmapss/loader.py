@@ -19,8 +19,10 @@ sensor far more than wear does; :class:`~statespace.datasets.cmapss.OperatingCon
 
 Example::
 
+    # needs data: NASA CMAPSS FD001 in the folder named by $CMAPSS_DIR
+    import os
     from statespace.datasets import load_cmapss
-    data = load_cmapss("/path/to/CMAPSSData", "FD001")
+    data = load_cmapss(os.environ["CMAPSS_DIR"], "FD001")
     data.train.n_units, data.train.sensors.shape        # 100, (20631, 21)
     engines = data.train.split(data.train.sensors)      # list of (T_i, 21) arrays
 
