@@ -89,7 +89,7 @@ def main():
 
     # the empirical readout: fitting it (filter every training engine, build the tables) and predicting with it
     emp = ARPHMMRUL(n_states=K, lags=0, cap=130.0, max_iter=1, readout="empirical", age_bandwidth=10.0, horizon=150)
-    emp.fit(x, rng=0, progress=False, init_params=model.hmm.params)
+    emp.fit(x, rng=0, progress=False, init=model.hmm.params)
     t_ro = best_of(lambda: emp.readout_model.fit(emp.filter(x)), 2)
     print(json.dumps({"bench": "cmapss_readout_fit", "case": f"FD001_train_100_engines_K{K}", "ours_s": round(t_ro, 4)}), flush=True)
     t_pred = best_of(lambda: emp.predict(xt), 3)

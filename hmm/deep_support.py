@@ -65,6 +65,15 @@ def padded_length(lengths: list[int]) -> int:
     return int(-(-T // 1024) * 1024)
 
 
+def check_gem_options(max_iter, tol, m_steps, learning_rate, weight_decay) -> tuple:
+    """The generalised-EM settings checked: ``(max_iter, tol, m_steps, learning_rate, weight_decay)``."""
+    from statespace.validation import check_fit_options, check_int, check_real
+
+    max_iter, tol = check_fit_options(max_iter, tol)
+    return (max_iter, tol, check_int("m_steps", m_steps, minimum=0),
+            check_real("learning_rate", learning_rate, 0.0, strict=True), check_real("weight_decay", weight_decay, 0.0))
+
+
 def l2_penalty(net):
     """``sum theta^2 / 2`` over every leaf of the network parameters (jax-traceable)."""
     import jax
@@ -116,6 +125,13 @@ class NetworkMStep:
         state = self.optimizer.init(net)
         state.hyperparams["learning_rate"] = self.learning_rate
         return state
+
+    def update(self, net, data: tuple, n_steps: int) -> dict:
+        """The M-step on a NumPy tree of network parameters (as stored in a params container): the new tree."""
+        import jax
+
+        new, *_ = self(jax.tree_util.tree_map(jax.numpy.asarray, net), data, n_steps)
+        return to_numpy_tree(new)
 
     def __call__(self, net, data: tuple, n_steps: int, tol: float = 1e-7):
         """``(net, q_old, q_new, accepted)`` after up to ``n_steps`` Adam steps."""

@@ -1,25 +1,33 @@
-r"""Baum-Welch (EM) for hidden Markov models, with partial knowledge.
+r"""The (generalised) EM driver of every discrete chain, and the Baum-Welch E-step.
 
-Each iteration runs forward-backward on every sequence (emission
-log-likelihoods plus the log-plausibilities of partial knowledge), sums the
-expected complete-data sufficient statistics
+One iteration at parameters :math:`\theta` sums, over the sequences, the expected
+complete-data sufficient statistics given by forward-backward (emission
+log-likelihoods plus the log-plausibilities of partial knowledge)
 
 .. math::
 
-    \gamma_0(k), \quad N_{ij} = \sum_t \xi_t(i, j), \quad
+    \log p(y \mid \theta), \quad \gamma_0(k), \quad N_{ij} = \sum_t \xi_t(i, j), \quad
     \text{emission statistics weighted by } \gamma_t(k) = p(z_t = k \mid y, pl),
 
-and applies the closed-form M-step of the model (:meth:`hmm.model.HMM.m_step`).
-The objective is the log-likelihood of the data and the evidence plus the
-log-prior (MAP-EM); it never decreases, which the tests check on every model.
-Iteration stops when the objective improves by less than
-``tol * max(1, |objective|)`` or after ``max_iter`` iterations; should it ever
-drop beyond round-off, the run stops at the best parameters with a warning and
-``converged=False`` (the library's one rule:
+through :class:`statespace.distributed.EStep` (in process, or map-reduce on Dask),
+then applies the model's M-step: closed form for the HMM (Baum-Welch, MAP-EM with
+the emission's and the transition structure's priors), closed form for ``pi`` and
+``A`` plus gradient steps accepted only when they raise the expected complete-data
+objective for the deep chains (generalised EM). Either way the objective
+(log-likelihood plus log-prior) never decreases. :func:`expectation_maximisation`
+stops when it improves by less than ``tol * max(1, |objective|)`` or after
+``max_iter`` iterations; should it ever drop beyond round-off, the run stops at the
+best parameters with a warning and ``converged=False`` (the library's one rule:
 ``ConvergenceMonitor``).
+
+The Baum-Welch E-step is the module-level :func:`chain_e_step` (picklable, for the
+Dask workers): ``chain_e_step((emission, params), shard)`` with one ``(y, u, log_pl)``
+item per sequence returns :class:`ChainStats`.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,65 +35,151 @@ from statespace.convergence import ConvergenceMonitor
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
 
-from .forward_backward import forward, impossible_data_error, posteriors
+from .batch import batch_posteriors
+from .forward_backward import _two_threads, backward, forward, impossible_data_error, posteriors, two_slice_marginals
 
 
-def e_step(model, params, seqs, inputs, log_pls):
-    """``(log_likelihood, flat expected statistics)`` summed over sequences."""
-    K = model.n_states
+class ChainStats(NamedTuple):
+    """Expected statistics summed over sequences (additive: the sum over shards is the whole).
+
+    Attributes:
+        log_likelihood: ``sum_i log p(y_i, pl_i)``.
+        initial: ``(K,)`` ``sum_i gamma_0^i``.
+        transitions: ``(K, K)`` expected move counts.
+        emission: the emission object's statistics (:meth:`accumulate`), flattened ``(n,)``.
+    """
+
+    log_likelihood: float
+    initial: np.ndarray
+    transitions: np.ndarray
+    emission: np.ndarray
+
+
+def chain_e_step(model_params, shard) -> ChainStats:
+    """Forward-backward on each ``(y, u, log_pl)`` of ``shard`` under ``model_params = (emission, HMMParams)``.
+
+    The short sequences go through :func:`hmm.batch.batch_posteriors` in one compiled call
+    (parallel over sequences); a sequence long enough for the two-thread pass of
+    :func:`hmm.forward_backward.posteriors` takes that instead. Either gives each
+    sequence's exact posteriors, which are summed in the order of the items.
+    Raises :class:`~statespace.errors.ImpossibleDataError` naming ``y[i]`` (``i`` within
+    the shard) when a sequence has zero probability.
+    """
+    emission, params = model_params
+    K = params.pi0.shape[0]
+    A = params.A[None]
+    mats = []
+    for y, u, lp in shard:
+        ll_mat = emission.log_likelihood(params.emission, y, u)
+        mats.append(ll_mat if lp is None else ll_mat + lp)
+    short = [i for i, m in enumerate(mats) if not _two_threads(A, m)]
+    slot = {i: j for j, i in enumerate(short)}
+    if short:
+        offsets = np.concatenate([[0], np.cumsum([len(mats[i]) for i in short])])
+        batch = batch_posteriors(params.pi0, A, np.concatenate([mats[i] for i in short]), offsets)
     total = 0.0
-    stats = model._zero_stats()
+    stats = emission.zero_stats()
     pi_counts = np.zeros(K)
     trans = np.zeros((K, K))
-    A = params.A[None]
-    for i, (y, u, lp) in enumerate(zip(seqs, inputs, log_pls)):
-        ll_mat = model._emission_loglik(params, y, u)
-        if lp is not None:
-            ll_mat = ll_mat + lp
-        ll, _, gamma, counts = posteriors(params.pi0, A, ll_mat, overwrite=True)
+    for i, (y, u, lp) in enumerate(shard):
+        if i in slot:
+            j = slot[i]
+            ll, gamma, counts = (batch.log_likelihoods[j], batch.smoothed[offsets[j] : offsets[j + 1]],
+                                 batch.transition_counts[j])
+        else:
+            ll, _, gamma, counts = posteriors(params.pi0, A, mats[i], overwrite=True)
         if not ll > -np.inf:
-            raise impossible_data_error(f"y[{i}]", params.pi0, A, model._loglik_matrix(params, y, u, lp))
+            ll_mat = emission.log_likelihood(params.emission, y, u)
+            raise impossible_data_error(f"y[{i}]", params.pi0, A, ll_mat if lp is None else ll_mat + lp)
         total += ll
         pi_counts += gamma[0]
         trans += counts
-        model._accumulate(params, y, u, gamma, stats)
-    return total, np.concatenate([pi_counts, trans.ravel(), model._flat_stats(stats)])
+        emission.accumulate(params.emission, y, u, gamma, stats)
+    return ChainStats(float(total), pi_counts, trans, emission.flat_stats(stats))
 
 
-def log_likelihood(model, params, seqs, inputs, log_pls) -> float:
-    """``log p(y, pl)`` summed over sequences (forward passes only)."""
-    A = params.A[None]
-    return float(sum(forward(params.pi0, A, model._loglik_matrix(params, y, u, lp))[0] for y, u, lp in zip(seqs, inputs, log_pls)))
+def expectation_maximisation(start, e_step, m_step, log_prior, max_iter: int, tol: float, name: str,
+                             bar=None) -> FitResult:
+    """Run (generalised) EM from ``start``; ``history[i]`` is the objective at the parameters entering iteration ``i``.
 
-
-def baum_welch(model, params, seqs, inputs, log_pls, max_iter=100, tol=1e-6, frozen=frozenset(), bar=None) -> FitResult:
-    """Run EM from ``params``; ``history[i]`` is the objective at the parameters entering iteration ``i``.
-
-    Stopping and the returned parameters follow ``ConvergenceMonitor``
-    (a drop beyond round-off stops the run at the best parameters, with a warning).
+    ``e_step(params)`` returns the summed statistics, the log-likelihood first;
+    ``m_step(stats, params)`` the next parameters; ``log_prior(params)`` the prior term
+    of the objective. Stopping and the returned parameters follow ``ConvergenceMonitor``.
     """
-    monitor = ConvergenceMonitor(tol, f"Baum-Welch ({type(model).__name__})")
+    monitor = ConvergenceMonitor(tol, name)
+    params = start
     it = 0
     for it in range(1, max_iter + 1):
-        ll, stats = e_step(model, params, seqs, inputs, log_pls)
-        obj = ll + model._log_prior(params)
+        stats = e_step(params)
+        obj = stats[0] + log_prior(params)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(objective=f"{obj:.6g}")
+            bar.set_postfix(objective=f"{obj:.6g}", refresh=False)
         if monitor.record(obj, params):
             return monitor.result(it)
-        params = model._m_step_params(stats, params, frozen)
-    # the final parameters' objective needs only a forward pass
-    monitor.record(log_likelihood(model, params, seqs, inputs, log_pls) + model._log_prior(params), params)
+        params = m_step(stats, params)
+    monitor.record(e_step(params)[0] + log_prior(params), params)  # the final parameters' objective
     return monitor.result(it)
 
 
-def fit_with_restarts(model, starts, seqs, inputs, log_pls, max_iter, tol, frozen, progress) -> FitResult:
-    """EM from each starting point; keep the run with the best final objective."""
+def fit_em(starts, e_step, m_step, log_prior, max_iter: int, tol: float, name: str, label: str,
+           progress: bool) -> FitResult:
+    """:func:`expectation_maximisation` from each starting point, under one progress bar (``label``);
+    keeps the run with the best final objective."""
     best = None
-    with progress_bar(max_iter * len(starts), "Baum-Welch", progress) as bar:
+    with progress_bar(max_iter * len(starts), label, progress) as bar:
         for p0 in starts:
-            res = baum_welch(model, p0, seqs, inputs, log_pls, max_iter, tol, frozen, bar)
+            res = expectation_maximisation(p0, e_step, m_step, log_prior, max_iter, tol, name, bar)
             if best is None or res.log_likelihoods[-1] > best.log_likelihoods[-1]:
                 best = res
     return best
+
+
+class PosteriorStats(NamedTuple):
+    """What a generalised M-step reads: summed counts plus each sequence's posteriors.
+
+    ``gammas`` and ``two_slice`` are lists in the order of the items (one entry per
+    sequence; ``two_slice`` empty unless asked for): additive under concatenation,
+    as the statistics of a shard are a slice of the whole.
+    """
+
+    log_likelihood: float
+    initial: np.ndarray
+    transitions: np.ndarray
+    gammas: list
+    two_slice: list
+
+
+def chain_posteriors(model_params, shard) -> PosteriorStats:
+    """Forward-backward on each ``(y, u, log_pl, dt)`` item of ``shard`` under ``model_params = (model, params)``.
+
+    The chain comes from ``model._inference_args``; ``model._two_slice`` asks for the
+    per-step two-slice marginals ``(T-1, K, K)`` of each sequence too (a time-varying
+    transition network's M-step reads them). Errors name ``y[i]`` within the shard.
+    """
+    from .chain import ChainData
+
+    model, params = model_params
+    data = ChainData.from_items(shard)
+    K = model.n_states
+    total, pi_counts, trans, gammas, xis = 0.0, np.zeros(K), np.zeros((K, K)), [], []
+    for i, pi0, A, ll in model._each(data, params):
+        if model._two_slice:
+            lik, filt, scale = forward(pi0, A, ll)
+            if not lik > -np.inf:
+                raise impossible_data_error(f"y[{i}]", pi0, A, ll)
+            beta = backward(A, ll, scale)
+            gamma = filt * beta  # rows normalised: see two_slice_marginals
+            gamma = gamma / gamma.sum(axis=1, keepdims=True)
+            xi = two_slice_marginals(A, ll, filt, scale, beta)
+            xis.append(xi)
+            counts = xi.sum(axis=0) if len(xi) else np.zeros((K, K))
+        else:
+            lik, _, gamma, counts = posteriors(pi0, A, ll)
+            if not lik > -np.inf:
+                raise impossible_data_error(f"y[{i}]", pi0, A, ll)
+        total += lik
+        pi_counts += gamma[0]
+        trans += counts
+        gammas.append(gamma)
+    return PosteriorStats(total, pi_counts, trans, gammas, xis)

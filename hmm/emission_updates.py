@@ -290,7 +290,11 @@ def _constrain(M: np.ndarray, covariance_type: str) -> np.ndarray:
 
 
 def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covariance_type: str, prior: EmissionPrior, frozen=frozenset()) -> GaussianEmissionParams:
-    """The closed-form MAP update (see the module docstring). States without weight keep ``old``."""
+    """The closed-form MAP update (see the module docstring). States without weight keep ``old``.
+
+    ``frozen`` names fields of ``old`` to keep (``"weights"``, ``"covs"``, ``"init_means"``,
+    ``"init_covs"``); the others maximise the objective given the kept ones.
+    """
     K, q, d = old.weights.shape
     Lam = _ridge(q, prior.ridge)
     Psi = prior.reg_covar * np.eye(d)
@@ -305,7 +309,7 @@ def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covarianc
     for k in range(K):
         if stats.n[k] <= tiny:
             continue
-        if "coefs" not in frozen:
+        if "weights" not in frozen:
             A = stats.Sxx[k] + Lam
             try:
                 W[k] = np.linalg.solve(A, stats.Sxy[k])
@@ -326,12 +330,16 @@ def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covarianc
                 if stats.n[k] > tiny:
                     covs[k] = _constrain((Ms[k] + Psi) / (stats.n[k] + prior.cov_dof), covariance_type)
     mu0, S0 = old.init_means.copy(), old.init_covs.copy()
-    if "init" not in frozen:
-        for k in range(K):
-            if stats.n0[k] <= tiny:
-                continue
+    for k in range(K):
+        if stats.n0[k] <= tiny:
+            continue
+        if "init_means" not in frozen:
             mu0[k] = stats.s0[k] / stats.n0[k]
+        if "init_covs" not in frozen:
             M0 = stats.S00[k] - stats.n0[k] * np.outer(mu0[k], mu0[k])
+            if "init_means" in frozen:  # scatter about the kept mean, not the weighted average
+                r = stats.s0[k] - stats.n0[k] * mu0[k]
+                M0 = M0 - np.outer(r, mu0[k]) - np.outer(mu0[k], r)
             S0[k] = _constrain((0.5 * (M0 + M0.T) + Psi) / (stats.n0[k] + prior.cov_dof), "diag" if covariance_type == "diag" else "full")
     # a degenerate maximiser (e.g. one initial observation and no prior) is not a
     # usable covariance: keep the old one, which cannot lower the EM objective

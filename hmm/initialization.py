@@ -10,7 +10,7 @@ turns it into parameters:
   cut points). Segments alone are a poor start for autoregressive emissions:
   a segment straddling a level change looks like a random walk to the
   regression, and EM stays there;
-* categorical emissions: random labels.
+* emissions whose object asks for it (``random_labels``, the categorical one): random labels.
 
 Partial knowledge steers the labels: a label that ``pl`` rates below half the
 best plausibility at that step is replaced by the most plausible state.
@@ -21,8 +21,6 @@ structural zero the model does not impose.
 from __future__ import annotations
 
 import numpy as np
-
-from . import emissions as em_
 
 
 def _is_left_to_right(mask: np.ndarray) -> bool:
@@ -61,7 +59,7 @@ def _nearest(X: np.ndarray, C: np.ndarray) -> np.ndarray:
 
 def _labels(model, seqs, rng, restart) -> list[np.ndarray]:
     K = model.n_states
-    if model.emission_kind == "categorical":
+    if model.emission_model.random_labels:
         return [rng.integers(K, size=len(s)) for s in seqs]
     if _is_left_to_right(model.structure.mask) and restart % 2 == 1:
         return [_segment_labels(len(s), K, rng, restart // 2) for s in seqs]
@@ -81,25 +79,13 @@ def _labels(model, seqs, rng, restart) -> list[np.ndarray]:
     return np.split(lab, np.cumsum([len(s) for s in seqs])[:-1])
 
 
-def _default_gaussian(model, seqs) -> em_.GaussianEmissionParams:
-    K, d, q = model.n_states, model._obs_dim, model._q()
-    Y = np.vstack(seqs)
-    mu = np.nanmean(Y, axis=0)
-    mu = np.where(np.isnan(mu), 0.0, mu)
-    var = np.nanvar(Y, axis=0)
-    var = np.where(~(var > 0), 1.0, var)
-    W = np.zeros((K, q, d))
-    W[:, 0] = mu
-    cov = np.broadcast_to(np.diag(var), (K, d, d)).copy()
-    return em_.GaussianEmissionParams(W, cov, np.tile(mu, (K, 1)), cov.copy(), model.lags, model.input_dim)
-
-
 def initial_params(model, seqs, inputs, log_pls, rng: np.random.Generator, restart: int, params_type):
     """A starting ``params_type(pi0, A, emission)`` for ``model``'s EM (see the module docstring).
 
-    ``model`` supplies the EM pieces (``_zero_stats``, ``_accumulate``, ``_flat_stats``,
-    ``_m_step_params``) and ``params_type`` its parameter container
-    (:class:`~hmm.model.HMMParams`), so this module depends on no model class.
+    ``model`` supplies its transition structure and its emission object
+    (``model.emission_model``: ``start``, ``zero_stats``, ``accumulate``, ``m_step``),
+    ``params_type`` its parameter container (:class:`~hmm.model.HMMParams`), so this
+    module depends on no model class.
     """
     K = model.n_states
     labels = _labels(model, seqs, rng, restart)
@@ -115,17 +101,17 @@ def initial_params(model, seqs, inputs, log_pls, rng: np.random.Generator, resta
     trans = model.structure.mask.astype(float).copy()
     for g in gammas:
         trans += g[:-1].T @ g[1:]
-    if model.emission_kind == "categorical":
-        old_e = em_.CategoricalEmissionParams(np.full((K, model.n_symbols), 1.0 / model.n_symbols))
-    else:
-        old_e = _default_gaussian(model, seqs)
-    A0 = np.where(model.structure.mask, 1.0, 0.0)
-    A0 /= A0.sum(axis=1, keepdims=True)
-    old = params_type(np.full(K, 1.0 / K), A0, old_e)
-    stats = model._zero_stats()
+    emission = model.emission_model
+    old_e = emission.start(seqs)
+    stats = emission.zero_stats()
     for y, u, g in zip(seqs, inputs, gammas):
-        model._accumulate(old, y, u, g, stats)
-    if model.emission_kind == "categorical":
-        stats = stats + 1.0
-    flat = np.concatenate([pi_counts, trans.ravel(), model._flat_stats(stats)])
-    return model._m_step_params(flat, old)
+        emission.accumulate(old_e, y, u, g, stats)
+    if emission.start_pseudo_count:
+        stats = stats + emission.start_pseudo_count
+    e = emission.m_step(stats, old_e)
+    return params_type(pi_counts / pi_counts.sum(), model.structure.m_step(trans, _uniform_rows(model.structure.mask)), e)
+
+
+def _uniform_rows(mask: np.ndarray) -> np.ndarray:
+    A0 = np.where(mask, 1.0, 0.0)
+    return A0 / A0.sum(axis=1, keepdims=True)

@@ -28,45 +28,47 @@ Example::
     model.log_likelihood(y_test, inputs=u_test)
     x, y = model.sample(200, inputs=u, rng=1)     # generic compiled simulator
     A_t = model.transition_matrices(u)             # (T-1, K, K)
+    model.forecast(y_test, 5, inputs=u_test, future_inputs=u_next)   # needs the next 5 inputs
+
+The inference verbs are those of :class:`hmm.chain.DiscreteChainModel`; this module
+supplies the chain (``_inference_args``) and the generalised M-step.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 
-from statespace.convergence import ConvergenceMonitor
+from statespace.distributed import EStep
 from statespace.errors import ParameterError, ShapeError
-from statespace.interface import FitResult, ModelKernels, StateSpaceModel
-from statespace.persistence import SavedModel, register_loadable
-from statespace.progress import progress_bar
+from statespace.interface import FitResult, ModelKernels
+from statespace.persistence import register_loadable
 from statespace.validation import (
     as_float_array,
     as_inputs,
     as_rng,
-    as_sequences,
     check_choice,
-    check_fit_options,
     check_int,
     check_probability_vector,
     check_real,
 )
 
+from .chain import ChainData, DiscreteChainModel, sample_future_states
 from .deep_kernels import ChainKernelParams, chain_kernels
 from .deep_support import (
     NetworkMStep,
     Standardiser,
+    check_gem_options,
     check_tree_finite,
     l2_penalty,
     pad,
     padded_length,
     to_numpy_tree,
 )
-from .forward_backward import backward, forward, impossible_data_error, posteriors, two_slice_marginals
-from .inference import predicted, viterbi
-from .model import HMMFilterResult, HMMSmoothResult
+from .em import PosteriorStats, chain_posteriors, fit_em
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -110,7 +112,7 @@ class IOHMMParams(_Base):
         return super().__new__(cls, pi0, to_numpy_tree(net), means, variances, u_loc, u_scale)
 
 
-class IOHMM(StateSpaceModel, SavedModel):
+class IOHMM(DiscreteChainModel):
     """Input-output HMM with deep-SSM transition logits and diagonal Gaussian emissions.
 
     Args:
@@ -163,37 +165,15 @@ class IOHMM(StateSpaceModel, SavedModel):
             raise ShapeError(f"params: expected means ({self.n_states}, {self._obs_dim}) and u_loc ({self.input_dim},)")
         return params
 
-    def _require_params(self) -> IOHMMParams:
-        if self.params is None:
-            raise ParameterError("params: the model has no parameters yet; pass params=... or call fit first")
-        return self.params
+    def _parameter_names(self) -> tuple:
+        return IOHMMParams._fields
 
     def _functions(self):
         if self._fns is None:
-            import jax
-
-            net, K = self.network, self.n_states
-
-            def log_trans(p, u):
-                logits = net.apply(p, u).reshape(*u.shape[:-1], K, K)
-                return jax.nn.log_softmax(logits, axis=-1)
-
-            def q(p, u, xi, n_obs, weight_decay):
-                # xi[:, t-1] pairs with A_t, i.e. the logits at time t
-                return jax.numpy.sum(xi * log_trans(p, u)[:, 1:]) / n_obs - weight_decay * l2_penalty(p)
-
-            self._fns = {"log_trans": jax.jit(log_trans), "q": q}
+            self._fns = _transition_functions(self.network, self.n_states)
         return self._fns
 
-    # ------------------------------------------------------------------ data and building blocks
-    def _prepare(self, y, inputs, pl=None):
-        seqs, single = as_sequences("y", y, self._obs_dim)
-        us = as_inputs("inputs", inputs, [len(s) for s in seqs], self.input_dim, single)
-        from .partial_knowledge import log_plausibilities
-
-        lps = log_plausibilities(pl, [len(s) for s in seqs], self.n_states, single)
-        return seqs, us, lps, single
-
+    # ------------------------------------------------------------------ the chain
     def _log_transitions(self, p: IOHMMParams, us) -> list[np.ndarray]:
         import jax
 
@@ -220,72 +200,34 @@ class IOHMM(StateSpaceModel, SavedModel):
         lp = -0.5 * (_LOG_2PI + np.log(p.variances) + r)
         return np.sum(lp * obs[:, None, :], axis=-1)
 
-    def _chains(self, p, seqs, us, lps):
-        """Per sequence ``(A (S, K, K), loglik (T, K))`` ready for forward-backward."""
-        out = []
-        for s, lt, lp in zip(seqs, self._log_transitions(p, us), lps):
+    _two_slice = True  # the transition network's M-step reads xi_t(i, j) per step
+
+    def _inference_args(self, p: IOHMMParams, data: ChainData):
+        for s, lt, lp in zip(data.seqs, self._log_transitions(p, data.inputs), data.log_pls):
             ll = self._emission_loglik(p, s)
-            out.append((np.ascontiguousarray(np.exp(lt)), ll if lp is None else ll + lp))
-        return out
+            yield p.pi0, np.ascontiguousarray(np.exp(lt)), ll if lp is None else ll + lp
 
-    # ------------------------------------------------------------------ exact inference
-    @staticmethod
-    def _require_possible(log_likelihood, p, i, single, A, ll) -> None:
-        """Raise :class:`~statespace.errors.ImpossibleDataError` when sequence ``i`` has zero probability."""
-        if not log_likelihood > -np.inf:
-            raise impossible_data_error("y" if single else f"y[{i}]", p.pi0, A, ll)
-
-    def log_likelihood(self, y, inputs=None, pl=None) -> float:
-        """``log p(y | u)`` summed over sequences (``-inf`` for data of zero probability)."""
-        p = self._require_params()
-        seqs, us, lps, _ = self._prepare(y, inputs, pl)
-        return float(sum(forward(p.pi0, A, ll)[0] for A, ll in self._chains(p, seqs, us, lps)))
-
-    def filter(self, y, inputs=None, pl=None):
-        """Filtered and predicted state probabilities (:class:`hmm.HMMFilterResult`)."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
-        out = []
-        for i, (A, ll) in enumerate(self._chains(p, seqs, us, lps)):
-            lik, filt, _ = forward(p.pi0, A, ll)
-            self._require_possible(lik, p, i, single, A, ll)
-            out.append(HMMFilterResult(float(lik), filt, predicted(p.pi0, A, filt)))
-        return out[0] if single else out
-
-    def smooth(self, y, inputs=None, pl=None):
-        """Smoothed state probabilities and expected transition counts (:class:`hmm.HMMSmoothResult`)."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
-        out = []
-        for i, (A, ll) in enumerate(self._chains(p, seqs, us, lps)):
-            lik, filt, smo, counts = posteriors(p.pi0, A, ll)
-            self._require_possible(lik, p, i, single, A, ll)
-            out.append(HMMSmoothResult(float(lik), filt, smo, counts))
-        return out[0] if single else out
-
-    def most_likely_states(self, y, inputs=None, pl=None):
-        """Viterbi path(s) ``(T,)``."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
-        out = []
-        for i, (A, ll) in enumerate(self._chains(p, seqs, us, lps)):
-            path, best = viterbi(p.pi0, A, ll)
-            self._require_possible(best, p, i, single, A, ll)
-            out.append(path)
-        return out[0] if single else out
+    def _sample_future(self, p, data, i, last_filtered, steps, future_inputs, n_samples, rng):
+        """The network reads the inputs up to each future step; Gaussian draws given the sampled states."""
+        lt = self._log_transitions(p, [np.vstack([data.inputs[i], future_inputs])])[0]
+        A_future = np.exp(lt[-steps:])
+        states = sample_future_states(last_filtered, A_future, n_samples, rng)
+        obs = p.means[states] + np.sqrt(p.variances)[states] * rng.standard_normal((n_samples, steps, self._obs_dim))
+        return A_future, states, obs
 
     # ------------------------------------------------------------------ learning
-    def _initial_params(self, seqs, us, lps, rng):
+    def _initial_params(self, data: ChainData, rng) -> IOHMMParams:
         """A homogeneous Gaussian HMM fitted by Baum-Welch: its emissions, ``pi`` and ``log A`` as the logits' bias."""
         import jax
 
         from .model import GaussianHMM
 
         K = self.n_states
-        uz = Standardiser.fit(us, self.input_dim)
+        uz = Standardiser.fit(data.inputs, self.input_dim)
         base = GaussianHMM(K, self._obs_dim, covariance_type="diag")
+        lps = data.log_pls
         pls = None if all(lp is None for lp in lps) else [None if lp is None else np.exp(lp) for lp in lps]
-        base.fit(seqs, pl=pls, max_iter=50, rng=rng, progress=False)
+        base.fit(data.seqs, pl=pls, max_iter=50, rng=rng, progress=False)
         e = base.params.emission
         variances = np.maximum(np.array([np.diag(c) for c in e.covs]), self.min_variance)
         with jax.enable_x64(True):
@@ -295,11 +237,14 @@ class IOHMM(StateSpaceModel, SavedModel):
         net["dec_b"] = np.log(np.maximum(base.params.A, 1e-6)).ravel()
         return IOHMMParams(base.params.pi0, net, e.bias.reshape(K, self._obs_dim), variances, uz.loc, uz.scale)
 
-    def fit(self, y, inputs=None, pl=None, init_params: IOHMMParams | None = None, max_iter: int = 50,
+    def fit(self, y, inputs=None, pl=None, *, init: IOHMMParams | None = None, frozen=None, max_iter: int = 50,
             tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3, weight_decay: float = 0.0, rng=None,
             progress: bool = True) -> FitResult:
-        """Generalised EM (see the module docstring); sets ``self.params``; warm starts like ``hmm.HMM.fit``.
+        """Generalised EM (see the module docstring); sets ``self.params``.
 
+        Starts from ``init``, else the current ``params`` (warm start), else :meth:`initialize`'s
+        start. ``frozen`` names :class:`IOHMMParams` fields EM keeps (``"pi0"``, ``"net"``,
+        ``"means"``, ``"variances"``; the input standardisation is never learned).
         ``weight_decay`` adds the log-prior ``-n_steps * weight_decay * |theta|^2 / 2`` on the network
         (MAP-EM; ``log_likelihoods`` then includes it and never decreases).
 
@@ -310,55 +255,41 @@ class IOHMM(StateSpaceModel, SavedModel):
         """
         import jax
 
-        max_iter, tol = check_fit_options(max_iter, tol)
-        m_steps = check_int("m_steps", m_steps, minimum=0)
-        learning_rate = check_real("learning_rate", learning_rate, 0.0, strict=True)
-        weight_decay = check_real("weight_decay", weight_decay, 0.0)
-        seqs, us, lps, _ = self._prepare(y, inputs, pl)
+        frozen = self._frozen(frozen)
+        max_iter, tol, m_steps, learning_rate, weight_decay = check_gem_options(max_iter, tol, m_steps, learning_rate,
+                                                                                weight_decay)
+        data = self._prepare(y, inputs, pl)
         rng = as_rng(rng)
-        if init_params is not None:
-            p = self.check_params(init_params)
-        else:
-            p = self.params if self.params is not None else self._initial_params(seqs, us, lps, rng)
-        Tp = padded_length([len(s) for s in seqs])
-        n_obs = float(sum(len(s) for s in seqs))
-        with jax.enable_x64(True):
-            u_batch = pad([(u - p.u_loc) / p.u_scale for u in us], Tp)
+        p = self._start(init)
+        if p is None:
+            p = self._initial_params(data, rng)
+        Tp = padded_length([len(s) for s in data.seqs])
+        n_obs = float(sum(len(s) for s in data.seqs))
+        wd = float(weight_decay)
+        e_step = self._e_step
+        with jax.enable_x64(True), EStep(chain_posteriors, data.items()) as estep:
+            u_batch = pad([(u - p.u_loc) / p.u_scale for u in data.inputs], Tp)
             mstep = NetworkMStep(self._functions()["q"], learning_rate)
-            wd = float(weight_decay)
             penalty = jax.jit(l2_penalty)
-            net = jax.tree_util.tree_map(jax.numpy.asarray, p.net)
-            monitor = ConvergenceMonitor(tol, "generalised EM (IOHMM)")
-            it = 0
-            with progress_bar(max_iter, "generalised EM", progress) as bar:
-                for it in range(1, int(max_iter) + 1):
-                    ll, gammas, xis = self._e_step(p, seqs, us, lps)
-                    bar.update(1)
-                    bar.set_postfix(loglik=f"{ll:.6g}", refresh=False)
-                    if monitor.record(ll - n_obs * wd * penalty(net), p):
-                        break
+
+            def m_step(stats, p):
+                _, _, _, gammas, xis = stats
+                if "net" not in frozen:
                     xi_batch = pad([x if len(x) else np.zeros((1, self.n_states, self.n_states)) for x in xis], Tp - 1)
-                    net, *_ = mstep(net, (u_batch, xi_batch, n_obs, wd), m_steps)
-                    p = self._closed_form(p, seqs, gammas)._replace(net=to_numpy_tree(net))
-                else:  # the final parameters' objective
-                    monitor.record(self._e_step(p, seqs, us, lps)[0] - n_obs * wd * penalty(net), p)
-        res = monitor.result(it)
+                    p = p._replace(net=mstep.update(p.net, (u_batch, xi_batch, n_obs, wd), m_steps))
+                return self._closed_form(p, data.seqs, gammas, frozen)
+
+            res = fit_em([p], lambda q: e_step(q, estep), m_step, lambda q: -n_obs * wd * float(penalty(q.net)),
+                         int(max_iter), float(tol), "generalised EM (IOHMM)", "generalised EM", progress)
         self.params = res.params
         return res
 
-    def _e_step(self, p, seqs, us, lps):
-        total, gammas, xis = 0.0, [], []
-        for i, (A, ll) in enumerate(self._chains(p, seqs, us, lps)):
-            lik, filt, scale = forward(p.pi0, A, ll)
-            self._require_possible(lik, p, i, False, A, ll)
-            beta = backward(A, ll, scale)
-            total += lik
-            gamma = filt * beta  # rows normalised: see two_slice_marginals
-            gammas.append(gamma / gamma.sum(axis=1, keepdims=True))
-            xis.append(two_slice_marginals(A, ll, filt, scale, beta))
-        return total, gammas, xis
+    def _e_step(self, p: IOHMMParams, estep: EStep) -> PosteriorStats:
+        """Log-likelihood, counts, and each sequence's posteriors at ``p`` (:func:`hmm.em.chain_posteriors`)."""
+        return estep((self, p))
 
-    def _closed_form(self, p: IOHMMParams, seqs, gammas) -> IOHMMParams:
+    def _closed_form(self, p: IOHMMParams, seqs, gammas, frozen=frozenset()) -> IOHMMParams:
+        """``pi``, the means and the variances maximising the expected complete-data log-likelihood."""
         pi0 = sum(g[0] for g in gammas)
         w_sum = np.zeros_like(p.means)
         w_y = np.zeros_like(p.means)
@@ -373,7 +304,8 @@ class IOHMM(StateSpaceModel, SavedModel):
         means = np.where(w_sum > 0, w_y / safe, p.means)
         variances = np.where(w_sum > 0, w_yy / safe - means**2, p.variances)
         variances = np.maximum(variances, self.min_variance)
-        return p._replace(pi0=pi0 / pi0.sum(), means=means, variances=variances)
+        new = {"pi0": pi0 / pi0.sum(), "means": means, "variances": variances}
+        return p._replace(**{k: v for k, v in new.items() if k not in frozen})
 
     # ------------------------------------------------------------------ compiled face
     def kernels(self) -> ModelKernels:
@@ -396,6 +328,23 @@ class IOHMM(StateSpaceModel, SavedModel):
 
     def __repr__(self) -> str:
         return f"IOHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, input_dim={self.input_dim}, layer={self.layer!r})"
+
+
+@lru_cache(maxsize=16)
+def _transition_functions(net, K: int) -> dict:
+    """Jitted log-transition matrices of a network and the M-step objective ``q``, shared by every
+    model of the same architecture (and rebuilt, not pickled, on a Dask worker)."""
+    import jax
+
+    def log_trans(p, u):
+        logits = net.apply(p, u).reshape(*u.shape[:-1], K, K)
+        return jax.nn.log_softmax(logits, axis=-1)
+
+    def q(p, u, xi, n_obs, weight_decay):
+        # xi[:, t-1] pairs with A_t, i.e. the logits at time t
+        return jax.numpy.sum(xi * log_trans(p, u)[:, 1:]) / n_obs - weight_decay * l2_penalty(p)
+
+    return {"log_trans": jax.jit(log_trans), "q": q}
 
 
 register_loadable(IOHMMParams)

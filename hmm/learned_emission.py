@@ -63,38 +63,34 @@ from typing import NamedTuple
 
 import numpy as np
 
-from statespace.convergence import ConvergenceMonitor
+from statespace.distributed import EStep
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult, ModelKernels, StateSpaceModel
-from statespace.persistence import SavedModel, register_loadable
-from statespace.progress import progress_bar
+from statespace.persistence import register_loadable
 from statespace.validation import (
     as_float_array,
     as_inputs,
     as_rng,
-    as_sequences,
     check_choice,
-    check_fit_options,
     check_int,
     check_probability_vector,
     check_real,
     check_stochastic_matrix,
 )
 
+from .chain import ChainData, DiscreteChainModel, sample_future_states
 from .deep_kernels import ChainKernelParams, chain_kernels
 from .deep_support import (
     NetworkMStep,
     Standardiser,
+    check_gem_options,
     check_tree_finite,
     l2_penalty,
     pad,
     padded_length,
     to_numpy_tree,
 )
-from .forward_backward import forward, impossible_data_error, posteriors
-from .inference import predicted, sample_paths, viterbi
-from .model import HMMFilterResult, HMMSmoothResult
-from .partial_knowledge import log_plausibilities
+from .em import PosteriorStats, chain_posteriors, fit_em
 from .transitions import make_structure
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -143,7 +139,7 @@ class LearnedEmissionParams(_Base):
         return super().__new__(cls, pi0, A, to_numpy_tree(net), *arrs)
 
 
-class LearnedEmissionHMM(StateSpaceModel, SavedModel):
+class LearnedEmissionHMM(DiscreteChainModel):
     """An HMM with deep-SSM emissions (see the module docstring).
 
     Args:
@@ -192,7 +188,7 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         return SequenceModel(self.layer, 2 * d + self.input_dim, d_out, self.hidden, self.state,
                              self.n_layers, init_options=self.init_options)
 
-    def init_network(self, key) -> dict:
+    def _init_network(self, key) -> dict:
         """Fresh network parameters (with ``"shared_shift"``: the sequence model near a zero shift, unit scales)."""
         import jax
 
@@ -232,10 +228,8 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         self.structure.check("params.A", params.A)
         return params
 
-    def _require_params(self) -> LearnedEmissionParams:
-        if self.params is None:
-            raise ParameterError("params: the model has no parameters yet; pass params=... or call fit first")
-        return self.params
+    def _parameter_names(self) -> tuple:
+        return LearnedEmissionParams._fields
 
     @property
     def transition_matrix(self) -> np.ndarray:
@@ -250,12 +244,10 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
 
 
     # ------------------------------------------------------------------ data
-    def _prepare(self, y, inputs=None, pl=None, dt=None):
-        seqs, single = as_sequences("y", y, self._obs_dim)
-        lengths = [len(s) for s in seqs]
-        us = as_inputs("inputs", inputs, lengths, self.input_dim, single)
-        lps = log_plausibilities(pl, lengths, self.n_states, single)
-        return seqs, (us, self._increments(dt, lengths, single)), lps, single
+    def _prepare(self, y, inputs=None, pl=None, dt=None) -> ChainData:
+        """The chain's data, with the per-step increments ``dt`` (ones when omitted)."""
+        data = super()._prepare(y, inputs, pl)
+        return data._replace(dts=self._increments(dt, [len(s) for s in data.seqs], data.single))
 
     def _increments(self, dt, lengths, single):
         """Validated per-step increments (ones when ``dt`` is None): a list of ``(T_i,)`` arrays."""
@@ -278,9 +270,8 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
             out.append(a)
         return out
 
-    def _batch(self, p: LearnedEmissionParams, seqs, us_dts):
+    def _batch(self, p: LearnedEmissionParams, seqs, us, dts):
         """Padded network inputs ``v``, increments ``dt``, standardised targets ``z``, masks: ``(N, T_pad, .)``."""
-        us, dts = us_dts
         Tp = padded_length([len(s) for s in seqs])
         zs, vs, obs = [], [], []
         for s, u in zip(seqs, us):
@@ -294,7 +285,7 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
             obs.append(o.astype(float))
         return pad(vs, Tp), pad(dts, Tp, 1.0), pad(zs, Tp), pad(obs, Tp)
 
-    def _loglik_matrices(self, p, seqs, us_dts, lps):
+    def _loglik_matrices(self, p, data: ChainData):
         """Per-sequence ``(T_i, K)`` emission log-likelihoods (plus log-plausibilities).
 
         More than :data:`_CHUNK` sequences (every cut of a cross-validation) go
@@ -304,7 +295,7 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         """
         import jax
 
-        us, dts = us_dts
+        seqs, us, dts, lps = data.seqs, data.inputs, data.dts, data.log_pls
         out = [None] * len(seqs)
         if len(seqs) <= _CHUNK:
             groups = [np.arange(len(seqs))]
@@ -316,7 +307,7 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
             for rows in groups:
                 # a short chunk is filled with copies of its first sequence, so every chunk has one shape
                 fill = rows if len(seqs) <= _CHUNK else np.r_[rows, np.full(_CHUNK - len(rows), rows[0])]
-                v, dt, z, o = self._batch(p, [seqs[i] for i in fill], ([us[i] for i in fill], [dts[i] for i in fill]))
+                v, dt, z, o = self._batch(p, [seqs[i] for i in fill], [us[i] for i in fill], [dts[i] for i in fill])
                 ll = np.asarray(self._functions()["loglik"](p.net, v, dt, z, o, np.log(p.y_scale)))
                 for j, i in enumerate(rows):
                     m = ll[j, : len(seqs[i])].copy()  # a view would keep the padded chunk alive
@@ -328,74 +319,59 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         import jax
 
         p = self._require_params()
-        seqs, us, _, single = self._prepare(y, inputs, dt=dt)
+        data = self._prepare(y, inputs, dt=dt)
         with jax.enable_x64(True):
-            v, dt_b, _, _ = self._batch(p, seqs, us)
+            v, dt_b, _, _ = self._batch(p, data.seqs, data.inputs, data.dts)
             mean, scale = (np.asarray(a) for a in self._functions()["emission"](p.net, v, dt_b))
-        out = [(p.y_loc + p.y_scale * mean[i, : len(s)], p.y_scale * scale[i, : len(s)]) for i, s in enumerate(seqs)]
-        return out[0] if single else out
+        out = [(p.y_loc + p.y_scale * mean[i, : len(s)], p.y_scale * scale[i, : len(s)]) for i, s in enumerate(data.seqs)]
+        return self._one_or_list(data, out)
 
-    # ------------------------------------------------------------------ exact inference
-    @staticmethod
-    def _require_possible(log_likelihood, p, i, single, m) -> None:
-        """Raise :class:`~statespace.errors.ImpossibleDataError` when sequence ``i`` (log-likelihoods ``m``) has zero probability."""
-        if not log_likelihood > -np.inf:
-            raise impossible_data_error("y" if single else f"y[{i}]", p.pi0, p.A[None], m)
+    # ------------------------------------------------------------------ the chain
+    def _inference_args(self, p: LearnedEmissionParams, data: ChainData):
+        A = p.A[None]
+        for m in self._loglik_matrices(p, data):
+            yield p.pi0, A, m
 
-    def log_likelihood(self, y, inputs=None, pl=None, dt=None) -> float:
-        """``log p(y)`` (with ``pl``: of the data and the evidence), summed over sequences; ``-inf`` for data of zero probability.
+    def _sample_future(self, p, data, i, last_filtered, steps, future_inputs, n_samples, rng):
+        """The network runs in step mode over the observed history, then over each sampled future."""
+        import jax
 
-        ``dt`` (S5 only, every method): per-step time increments, one ``(T,)`` array per sequence.
-        """
-        p = self._require_params()
-        seqs, us, lps, _ = self._prepare(y, inputs, pl, dt)
-        return float(sum(forward(p.pi0, p.A[None], m)[0] for m in self._loglik_matrices(p, seqs, us, lps)))
+        A_future = np.broadcast_to(p.A, (steps, *p.A.shape))
+        states = sample_future_states(last_filtered, A_future, n_samples, rng)
+        obs = np.empty((n_samples, steps, self._obs_dim))
+        with jax.enable_x64(True):
+            s0, prev0 = self._run_steps(p, data.seqs[i], data.inputs[i])
+            for n in range(n_samples):
+                obs[n] = self._roll(p, s0, prev0, future_inputs, rng, states[n].__getitem__, steps)[1]
+        return A_future, states, obs
 
-    def filter(self, y, inputs=None, pl=None, dt=None):
-        """Filtered and predicted state probabilities (:class:`hmm.HMMFilterResult`)."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
-        out = []
-        for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
-            ll, filt, _ = forward(p.pi0, p.A[None], m)
-            self._require_possible(ll, p, i, single, m)
-            out.append(HMMFilterResult(float(ll), filt, predicted(p.pi0, p.A[None], filt)))
-        return out[0] if single else out
+    def _run_steps(self, p, y, u):
+        """Network state after reading ``y`` (NaN: missing) and ``u``, and the next step's ``(y, mask)`` input."""
+        step = self._functions()["step"]
+        d = self._obs_dim
+        s = self.network.init_state(self._sequence_params(p.net))
+        prev = np.concatenate([np.zeros(d), np.ones(d)])
+        for t in range(len(y)):
+            s, _, _ = step(p.net, s, np.concatenate([prev, (u[t] - p.u_loc) / p.u_scale]))
+            z = (y[t] - p.y_loc) / p.y_scale
+            miss = np.isnan(z)
+            prev = np.concatenate([np.where(miss, 0.0, z), miss.astype(float)])
+        return s, prev
 
-    def smooth(self, y, inputs=None, pl=None, dt=None):
-        """Smoothed state probabilities and expected transition counts (:class:`hmm.HMMSmoothResult`)."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
-        out = []
-        for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
-            ll, filt, smo, counts = posteriors(p.pi0, p.A[None], m)
-            self._require_possible(ll, p, i, single, m)
-            out.append(HMMSmoothResult(float(ll), filt, smo, counts))
-        return out[0] if single else out
-
-    def most_likely_states(self, y, inputs=None, pl=None, dt=None):
-        """Viterbi path(s): ``(T,)`` int arrays."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
-        out = []
-        for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
-            path, best = viterbi(p.pi0, p.A[None], m)
-            self._require_possible(best, p, i, single, m)
-            out.append(path)
-        return out[0] if single else out
-
-    def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, pl=None, dt=None):
-        """State paths from ``p(z | y)`` by forward filtering, backward sampling: ``(n_samples, T)``."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl, dt)
-        rng = as_rng(rng)
-        n_samples = check_int("n_samples", n_samples, minimum=1)
-        out = []
-        for i, m in enumerate(self._loglik_matrices(p, seqs, us, lps)):
-            ll, filt, _ = forward(p.pi0, p.A[None], m)
-            self._require_possible(ll, p, i, single, m)
-            out.append(sample_paths(p.pi0, p.A[None], m, filt, n_samples, rng))
-        return out[0] if single else out
+    def _roll(self, p, s, prev, u, rng, next_state, steps: int):
+        """States ``(steps,)`` from ``next_state(t)`` and observations ``(steps, d)`` drawn given them,
+        the network (state ``s``, next input ``prev``) reading its own draws."""
+        step = self._functions()["step"]
+        d = self._obs_dim
+        x = np.empty(steps, np.int64)
+        y = np.empty((steps, d))
+        for t in range(steps):
+            s, mean, scale = step(p.net, s, np.concatenate([prev, (u[t] - p.u_loc) / p.u_scale]))
+            k = x[t] = next_state(t)
+            zt = np.asarray(mean)[k] + np.asarray(scale)[k] * rng.standard_normal(d)
+            y[t] = p.y_loc + p.y_scale * zt
+            prev = np.concatenate([zt, np.zeros(d)])
+        return x, y
 
     # ------------------------------------------------------------------ simulation (step mode)
     def sample(self, T: int, rng=None, inputs=None, times=None):
@@ -406,23 +382,17 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         T = check_int("T", T, minimum=1, error=ShapeError)
         u = as_inputs("inputs", inputs, [T], self.input_dim, True)[0]
         rng = as_rng(rng)
-        d, K = self._obs_dim, self.n_states
-        step = self._functions()["step"]
-        x = np.empty((T, 1))
-        y = np.empty((T, d))
+        K, d = self.n_states, self._obs_dim
+        z = [0]
+
+        def next_state(t):
+            z[0] = rng.choice(K, p=p.pi0) if t == 0 else rng.choice(K, p=p.A[z[0]])
+            return z[0]
+
         with jax.enable_x64(True):
             s = self.network.init_state(self._sequence_params(p.net))
-            prev = np.concatenate([np.zeros(d), np.ones(d)])
-            z = 0
-            for t in range(T):
-                v = np.concatenate([prev, (u[t] - p.u_loc) / p.u_scale])
-                s, mean, scale = step(p.net, s, v)
-                z = rng.choice(K, p=p.pi0) if t == 0 else rng.choice(K, p=p.A[z])
-                zt = np.asarray(mean)[z] + np.asarray(scale)[z] * rng.standard_normal(d)
-                x[t, 0] = z
-                y[t] = p.y_loc + p.y_scale * zt
-                prev = np.concatenate([zt, np.zeros(d)])
-        return x, y
+            x, y = self._roll(p, s, np.concatenate([np.zeros(d), np.ones(d)]), u, rng, next_state, T)
+        return x[:, None].astype(np.float64), y
 
     # ------------------------------------------------------------------ learning
     def _initial_transitions(self) -> np.ndarray:
@@ -433,15 +403,16 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         A = np.where(off, 0.1 / np.maximum(n_off, 1), 0.0) + np.eye(K) * np.where(n_off[:, 0] > 0, 0.9, 1.0)
         return A
 
-    def _initial_params(self, seqs, us_dts, lps, rng, ar_init: bool):
+    def _initial_params(self, data: ChainData, rng, ar_init: bool = True):
+        """Standardisation from the data, a fresh network, and ``pi``, ``A`` of a lag-1 ARHMM fitted by
+        Baum-Welch (``ar_init``; its smoothed posteriors are returned too, to pre-train the network on)."""
         import jax
 
-        us = us_dts[0]
-        ys = Standardiser.fit(seqs, self._obs_dim)
-        uz = Standardiser.fit(us, self.input_dim)
+        ys = Standardiser.fit(data.seqs, self._obs_dim)
+        uz = Standardiser.fit(data.inputs, self.input_dim)
         K = self.n_states
         A = self._initial_transitions()
-        net = self.init_network(jax.random.key(int(rng.integers(2**31))))
+        net = self._init_network(jax.random.key(int(rng.integers(2**31))))
         params = LearnedEmissionParams(np.full(K, 1.0 / K), A, net, ys.loc, ys.scale, uz.loc, uz.scale)
         gammas = None
         if ar_init:
@@ -449,26 +420,37 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
 
             ar = ARHMM(K, self._obs_dim, lags=1, input_dim=self.input_dim, covariance_type="diag",
                        transitions=self.transitions, max_jump=self.max_jump)
+            lps = data.log_pls
             pls = None if all(lp is None for lp in lps) else [None if lp is None else np.exp(lp) for lp in lps]
-            ar.fit(seqs, inputs=us if self.input_dim else None, pl=pls,
-                   max_iter=30, rng=rng, progress=False)
-            sm = ar.smooth(seqs, inputs=us if self.input_dim else None,
-                           pl=pls)
-            gammas = [r.smoothed_probs for r in sm]
+            us = data.inputs if self.input_dim else None
+            ar.fit(data.seqs, inputs=us, pl=pls, max_iter=30, rng=rng, progress=False)
+            gammas = [r.smoothed_probs for r in ar.smooth(data.seqs, inputs=us, pl=pls)]
             params = params._replace(pi0=ar.params.pi0, A=ar.params.A)
         return params, gammas
 
-    def fit(self, y, inputs=None, pl=None, init_params: LearnedEmissionParams | None = None, max_iter: int = 50,
-            tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3, weight_decay: float = 0.0, ar_init: bool = True,
-            rng=None, progress: bool = True, dt=None, init_posteriors=None) -> FitResult:
+    @classmethod
+    def initialize(cls, y, *args, inputs=None, pl=None, dt=None, rng=None, **kwargs) -> "LearnedEmissionHMM":
+        """A model ``cls(*args, **kwargs)`` with ``fit``'s data-driven start: standardisation, a fresh
+        network, and ``pi``, ``A`` of a lag-1 ARHMM (``fit`` from scratch also pre-trains the network
+        on that ARHMM's posteriors)."""
+        model = cls(*args, **kwargs)
+        model.params = model._initial_params(model._prepare(y, inputs, pl, dt), as_rng(rng))[0]
+        return model
+
+    def fit(self, y, inputs=None, pl=None, *, init: LearnedEmissionParams | None = None, frozen=None,
+            max_iter: int = 50, tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3,
+            weight_decay: float = 0.0, ar_init: bool = True, rng=None, progress: bool = True, dt=None,
+            init_posteriors=None) -> FitResult:
         """Generalised EM; sets ``self.params``.
 
-        Starts from ``init_params``, else the current ``params`` (warm start), else a fresh
+        Starts from ``init``, else the current ``params`` (warm start), else a fresh
         network trained first on the posteriors of a lag-1 ARHMM (``ar_init``).
         ``init_posteriors`` (one ``(T_i, K)`` array of state probabilities per sequence, e.g. the
         posteriors of a classical HMM) pre-trains the starting network on them instead. Each iteration:
         exact E-step, closed-form ``pi`` and ``A``, then up to ``m_steps`` Adam steps on the
         network's expected complete-data log-likelihood (accepted only if it rises).
+        ``frozen`` names :class:`LearnedEmissionParams` fields EM keeps (``"pi0"``, ``"A"``,
+        ``"net"``; the standardisations are never learned).
         ``weight_decay`` adds the Gaussian log-prior ``-n_steps * weight_decay * |theta|^2 / 2`` on the
         network (MAP-EM; ``log_likelihoods`` then includes it).
         ``log_likelihoods[i]`` is the objective entering iteration ``i`` (non-decreasing: each
@@ -479,49 +461,40 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
         """
         import jax
 
-        max_iter, tol = check_fit_options(max_iter, tol)
-        m_steps = check_int("m_steps", m_steps, minimum=0)
-        learning_rate = check_real("learning_rate", learning_rate, 0.0, strict=True)
-        weight_decay = check_real("weight_decay", weight_decay, 0.0)
-        seqs, us, lps, _ = self._prepare(y, inputs, pl, dt)
+        frozen = self._frozen(frozen)
+        max_iter, tol, m_steps, learning_rate, weight_decay = check_gem_options(max_iter, tol, m_steps, learning_rate,
+                                                                                weight_decay)
+        data = self._prepare(y, inputs, pl, dt)
         rng = as_rng(rng)
-        gammas = None if init_posteriors is None else self._check_posteriors(init_posteriors, seqs)
-        if init_params is not None:
-            params = self.check_params(init_params)
-        elif self.params is not None:
-            params = self.params
-        else:
-            params, ar_gammas = self._initial_params(seqs, us, lps, rng, ar_init and gammas is None)
+        gammas = None if init_posteriors is None else self._check_posteriors(init_posteriors, data.seqs)
+        params = self._start(init)
+        if params is None:
+            params, ar_gammas = self._initial_params(data, rng, ar_init and gammas is None)
             gammas = ar_gammas if gammas is None else gammas
-        with jax.enable_x64(True):
-            v, dt_b, z, o = self._batch(params, seqs, us)
-            n_obs = float(sum(len(s) for s in seqs))
+        e_step = self._e_step
+        with jax.enable_x64(True), EStep(chain_posteriors, data.items()) as estep:
+            v, dt_b, z, o = self._batch(params, data.seqs, data.inputs, data.dts)
+            n_obs = float(sum(len(s) for s in data.seqs))
             log_scale = np.log(params.y_scale)
             mstep = NetworkMStep(self._functions()["q"], learning_rate)
             wd = float(weight_decay)
             penalty = self._functions()["penalty"]
             if gammas is not None and self.emission == "shared_shift":
                 params = params._replace(net=self._moment_start(params.net, pad(gammas, v.shape[1]), z, o))
-            net = jax.tree_util.tree_map(jax.numpy.asarray, params.net)
             if gammas is not None:  # pre-train the emission network on given (or the ARHMM's) posteriors
-                net, *_ = mstep(net, (v, dt_b, z, o, log_scale, pad(gammas, v.shape[1]), n_obs, wd), 3 * m_steps)
-                params = params._replace(net=to_numpy_tree(net))
-            monitor = ConvergenceMonitor(tol, "generalised EM (LearnedEmissionHMM)")
-            it = 0
-            with progress_bar(max_iter, "generalised EM", progress) as bar:
-                for it in range(1, int(max_iter) + 1):
-                    ll, pi_counts, trans, gamma = self._e_step(params, seqs, us, lps, v.shape[1])
-                    bar.update(1)
-                    bar.set_postfix(loglik=f"{ll:.6g}", refresh=False)
-                    if monitor.record(ll - n_obs * wd * penalty(net), params):
-                        break
-                    net, *_ = mstep(net, (v, dt_b, z, o, log_scale, gamma, n_obs, wd), m_steps)
-                    A = self.structure.m_step(trans, params.A)
-                    params = LearnedEmissionParams(pi_counts / pi_counts.sum(), A, to_numpy_tree(net),
-                                                   params.y_loc, params.y_scale, params.u_loc, params.u_scale)
-                else:  # the final parameters' objective
-                    monitor.record(self._e_step(params, seqs, us, lps, v.shape[1])[0] - n_obs * wd * penalty(net), params)
-        res = monitor.result(it)
+                params = params._replace(net=mstep.update(params.net, (v, dt_b, z, o, log_scale, pad(gammas, v.shape[1]),
+                                                                       n_obs, wd), 3 * m_steps))
+
+            def m_step(stats, p):
+                _, pi_counts, trans, gamma, _ = stats
+                new = {"pi0": pi_counts / pi_counts.sum(), "A": self.structure.m_step(trans, p.A)}
+                if "net" not in frozen:
+                    new["net"] = mstep.update(p.net, (v, dt_b, z, o, log_scale, pad(gamma, v.shape[1]), n_obs, wd), m_steps)
+                return LearnedEmissionParams(*(new[f] if f in new and f not in frozen else getattr(p, f)
+                                               for f in LearnedEmissionParams._fields))
+
+            res = fit_em([params], lambda q: e_step(q, estep), m_step, lambda q: -n_obs * wd * float(penalty(q.net)),
+                         int(max_iter), float(tol), "generalised EM (LearnedEmissionHMM)", "generalised EM", progress)
         self.params = res.params
         return res
 
@@ -548,18 +521,9 @@ class LearnedEmissionHMM(StateSpaceModel, SavedModel):
             out.append(g)
         return out
 
-    def _e_step(self, params, seqs, us, lps, T_pad):
-        K = self.n_states
-        total, pi_counts, trans = 0.0, np.zeros(K), np.zeros((K, K))
-        gammas = []
-        for i, m in enumerate(self._loglik_matrices(params, seqs, us, lps)):
-            ll, _, gamma, counts = posteriors(params.pi0, params.A[None], m)
-            self._require_possible(ll, params, i, False, m)
-            total += ll
-            pi_counts += gamma[0]
-            trans += counts
-            gammas.append(gamma)
-        return total, pi_counts, trans, pad(gammas, T_pad)
+    def _e_step(self, params: LearnedEmissionParams, estep: EStep) -> PosteriorStats:
+        """Log-likelihood, counts and each sequence's smoothed marginals at ``params`` (:func:`hmm.em.chain_posteriors`)."""
+        return estep((self, params))
 
     # ------------------------------------------------------------------ compiled face
     def kernels(self) -> ModelKernels:

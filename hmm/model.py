@@ -30,29 +30,30 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.errors import ParameterError, ShapeError
-from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
-from statespace.persistence import SavedModel, register_loadable
+from statespace.distributed import EStep
+from statespace.interface import AdditiveFunctional, FitResult, ModelKernels
+from statespace.persistence import register_loadable
 from statespace.validation import (
     as_float_array,
-    as_inputs,
     as_rng,
     as_sequences,
     check_choice,
     check_fit_options,
     check_int,
-    check_names,
     check_probability_vector,
 )
 
-from . import emission_updates as eu
 from . import emissions as em_
 from . import kernels as kern
-from .em import fit_with_restarts
-from .forward_backward import forward, impossible_data_error, posteriors
-from .inference import predicted, sample_paths, viterbi
+from .chain import ChainData, DiscreteChainModel, HMMFilterResult, HMMForecast, HMMSmoothResult
+from .em import ChainStats, chain_e_step, fit_em
+from .emission_models import CategoricalEmission, GaussianEmission
 from .initialization import initial_params
 from .partial_knowledge import log_plausibilities
 from .transitions import TransitionStructure, make_structure
+
+__all__ = ["ARHMM", "CategoricalHMM", "GaussianHMM", "HMM", "HMMFilterResult", "HMMForecast", "HMMParams",
+           "HMMSmoothResult"]
 
 EMISSION_KINDS = ("gaussian", "ar", "categorical")
 COVARIANCE_TYPES = ("full", "diag", "tied")
@@ -88,40 +89,7 @@ class HMMParams(_HMMParamsBase):
         return super().__new__(cls, pi0, A, emission)
 
 
-class HMMFilterResult(NamedTuple):
-    """``filtered_probs[t] = p(z_t | y_{0:t})``, ``predicted_probs[t] = p(z_t | y_{0:t-1})``."""
-
-    log_likelihood: float
-    filtered_probs: np.ndarray
-    predicted_probs: np.ndarray
-
-
-class HMMSmoothResult(NamedTuple):
-    """``smoothed_probs[t] = p(z_t | y_{0:T-1})``; ``transition_counts[i, j] = sum_t p(z_{t-1}=i, z_t=j | y)``."""
-
-    log_likelihood: float
-    filtered_probs: np.ndarray
-    smoothed_probs: np.ndarray
-    transition_counts: np.ndarray
-
-
-class HMMForecast(NamedTuple):
-    """Forecast ``h = 1..steps`` ahead of the end of a sequence.
-
-    Attributes:
-        state_probs: ``(steps, K)`` exact ``p(z_{T-1+h} | y)``.
-        states: ``(n_samples, steps)`` sampled future states.
-        observations: ``(n_samples, steps, d)`` sampled future observations (AR rollouts).
-        mean: ``(steps, d)`` Monte Carlo mean of the observations.
-    """
-
-    state_probs: np.ndarray
-    states: np.ndarray
-    observations: np.ndarray
-    mean: np.ndarray
-
-
-class HMM(StateSpaceModel, SavedModel):
+class HMM(DiscreteChainModel):
     """A hidden Markov model with Gaussian, autoregressive Gaussian or categorical emissions.
 
     Args:
@@ -137,6 +105,9 @@ class HMM(StateSpaceModel, SavedModel):
         max_jump: largest forward move of the left-to-right structure.
         params: an :class:`HMMParams` (otherwise ``fit`` initialises from the data).
         prior: an :class:`~hmm.emissions.EmissionPrior` (regularisation of the M-step).
+
+    The emission density is an object of :mod:`hmm.emission_models`
+    (``self.emission_model``); every verb and EM go through it.
     """
 
     def __init__(
@@ -167,17 +138,21 @@ class HMM(StateSpaceModel, SavedModel):
             raise ParameterError("lags: a plain Gaussian emission has no lags; use emission='ar'")
         self._obs_dim = check_int("obs_dim", obs_dim, minimum=1)
         self.input_dim = check_int("input_dim", input_dim, minimum=0)
-        if emission == "categorical":
-            if n_symbols is None:
-                raise ParameterError("n_symbols: a categorical emission needs a positive number of symbols, got None")
-            if self._obs_dim != 1 or self.input_dim:
-                raise ParameterError("categorical emission: observations are one column of symbols and take no inputs")
-        self.n_symbols = None if n_symbols is None else check_int("n_symbols", n_symbols, minimum=1)
         self.covariance_type = covariance_type
         self.structure = make_structure(transitions, self.n_states, absorbing, check_int("max_jump", max_jump, minimum=1))
         if prior is not None and not isinstance(prior, em_.EmissionPrior):
             raise ParameterError(f"prior: expected an hmm.EmissionPrior, got {type(prior).__name__}")
         self.prior = prior if prior is not None else em_.EmissionPrior()
+        self.n_symbols = None if n_symbols is None else check_int("n_symbols", n_symbols, minimum=1)
+        if emission == "categorical":
+            if n_symbols is None:
+                raise ParameterError("n_symbols: a categorical emission needs a positive number of symbols, got None")
+            if self._obs_dim != 1 or self.input_dim:
+                raise ParameterError("categorical emission: observations are one column of symbols and take no inputs")
+            self.emission_model = CategoricalEmission(self.n_states, self.n_symbols, self.prior)
+        else:
+            self.emission_model = GaussianEmission(self.n_states, self._obs_dim, self.lags, self.input_dim,
+                                                   covariance_type, self.prior)
         self.params = None
         if params is not None:
             self.params = self.check_params(params)
@@ -187,201 +162,48 @@ class HMM(StateSpaceModel, SavedModel):
         """Validate ``params`` against this model's structure (shapes, structural zeros)."""
         if not isinstance(params, HMMParams):
             raise ParameterError(f"params: expected an HMMParams, got {type(params).__name__}")
-        e = params.emission
-        if self.emission_kind == "categorical":
-            if not isinstance(e, em_.CategoricalEmissionParams) or e.probs.shape != (self.n_states, self.n_symbols):
-                raise ParameterError(f"params.emission: expected CategoricalEmissionParams with probs ({self.n_states}, {self.n_symbols})")
-        else:
-            want = (self.n_states, 1 + self.lags * self._obs_dim + self.input_dim, self._obs_dim)
-            if not isinstance(e, em_.GaussianEmissionParams) or e.weights.shape != want or e.lags != self.lags:
-                raise ParameterError(f"params.emission: expected GaussianEmissionParams with lags={self.lags} and weights {want}")
+        self.emission_model.check_params(params.emission)
         self.structure.check("A", params.A)
         return params
 
-    def _require_params(self) -> HMMParams:
-        if self.params is None:
-            raise ParameterError("params: the model has no parameters yet; pass params=... or call fit first")
-        return self.params
+    def _parameter_names(self) -> tuple:
+        """``pi0``, ``A`` and the emission's fields (``weights``, ``covs``, ... or ``probs``)."""
+        return ("pi0", "A") + self.emission_model.fields
 
     @property
     def transition_matrix(self) -> np.ndarray:
         """``(K, K)`` transition matrix of the current parameters."""
         return self._require_params().A
 
-    # ------------------------------------------------------------------ data
-    def _prepare(self, y, inputs=None, pl=None):
-        seqs, single = as_sequences("y", y, self._obs_dim)
-        if self.emission_kind == "categorical":
-            for i, s in enumerate(seqs):
-                em_.check_categorical_data("y" if single else f"y[{i}]", s, self.n_symbols)
-        lengths = [len(s) for s in seqs]
-        us = as_inputs("inputs", inputs, lengths, self.input_dim, single)
-        lps = log_plausibilities(pl, lengths, self.n_states, single)
-        return seqs, us, lps, single
-
-    # ------------------------------------------------------------------ model-specific pieces (used by EM)
-    def _emission_loglik(self, params, y, u):
-        e = params.emission
-        if self.emission_kind == "categorical":
-            with np.errstate(divide="ignore"):
-                return em_.categorical_loglik(y, np.log(e.probs))
-        return em_.gaussian_loglik(e, y, u)
-
-    def _q(self) -> int:
-        return 1 + self.lags * self._obs_dim + self.input_dim
-
-    def _zero_stats(self):
-        if self.emission_kind == "categorical":
-            return np.zeros((self.n_states, self.n_symbols))
-        return eu.GaussianStats.zeros(self.n_states, self._q(), self._obs_dim)
-
-    def _flat_stats(self, stats) -> np.ndarray:
-        return stats.ravel() if self.emission_kind == "categorical" else stats.flat()
-
-    def _accumulate(self, params, y, u, gamma, stats):
-        e = params.emission
-        if self.emission_kind == "categorical":
-            eu.categorical_accumulate(y, gamma, stats)
-        else:
-            eu.gaussian_accumulate(e, y, u, gamma, stats)
-
-    def _m_step_params(self, stats: np.ndarray, old: HMMParams, frozen=frozenset()) -> HMMParams:
-        K = self.n_states
-        pi_counts, trans = stats[:K], stats[K : K + K * K].reshape(K, K)
-        rest = stats[K + K * K :]
-        pi0 = old.pi0 if "initial" in frozen or pi_counts.sum() <= 0 else pi_counts / pi_counts.sum()
-        A = old.A if "transitions" in frozen else self.structure.m_step(trans, old.A)
-        if "emissions" in frozen:
-            e = old.emission
-        elif self.emission_kind == "categorical":
-            e = eu.categorical_m_step(rest.reshape(K, self.n_symbols), old.emission, self.prior)
-        else:
-            gs = eu.GaussianStats.from_flat(rest, K, self._q(), self._obs_dim)
-            e = eu.gaussian_m_step(gs, old.emission, self.covariance_type, self.prior, frozen)
-        return HMMParams(pi0, A, e)
-
-    def _log_prior(self, params: HMMParams) -> float:
-        lp = self.structure.log_prior(params.A)
-        if self.emission_kind == "categorical":
-            return lp + eu.categorical_log_prior(params.emission, self.prior)
-        return lp + eu.gaussian_log_prior(params.emission, self.covariance_type, self.prior, self.lags > 0)
+    # ------------------------------------------------------------------ the chain
+    def _check_data(self, name: str, y: np.ndarray) -> None:
+        self.emission_model.check_data(name, y)
 
     def _loglik_matrix(self, params, y, u, lp):
-        ll = self._emission_loglik(params, y, u)
+        ll = self.emission_model.log_likelihood(params.emission, y, u)
         return ll if lp is None else ll + lp
 
-    def _require_possible(self, log_likelihood, p, i, single, s, u, lp) -> None:
-        """Raise :class:`~statespace.errors.ImpossibleDataError` for sequence ``i`` when it has zero
-        probability (``log_likelihood`` is ``-inf``): a posterior given a null event is undefined."""
-        if not log_likelihood > -np.inf:
-            raise impossible_data_error("y" if single else f"y[{i}]", p.pi0, p.A[None], self._loglik_matrix(p, s, u, lp))
+    def _inference_args(self, params, data: ChainData):
+        A = params.A[None]
+        for s, u, lp in zip(data.seqs, data.inputs, data.log_pls):
+            yield params.pi0, A, self._loglik_matrix(params, s, u, lp)
 
-    # ------------------------------------------------------------------ exact inference
-    def log_likelihood(self, y, inputs=None, pl=None) -> float:
-        """``log p(y, pl)`` summed over sequences (``pl`` omitted: the marginal log-likelihood).
-
-        ``-inf`` when some sequence has zero probability under the model; the
-        verbs that condition on the data (``filter``, ``smooth``, ...) raise
-        :class:`~statespace.errors.ImpossibleDataError` there instead.
-        """
-        p = self._require_params()
-        seqs, us, lps, _ = self._prepare(y, inputs, pl)
-        A = p.A[None]
-        return float(sum(forward(p.pi0, A, self._loglik_matrix(p, s, u, lp))[0] for s, u, lp in zip(seqs, us, lps)))
-
-    def filter(self, y, inputs=None, pl=None):
-        """Filtered and one-step predicted state probabilities (:class:`HMMFilterResult`)."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
-        A = p.A[None]
-        out = []
-        for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
-            ll, filt, _ = forward(p.pi0, A, self._loglik_matrix(p, s, u, lp))
-            self._require_possible(ll, p, i, single, s, u, lp)
-            out.append(HMMFilterResult(float(ll), filt, predicted(p.pi0, A, filt)))
-        return out[0] if single else out
-
-    def smooth(self, y, inputs=None, pl=None):
-        """Smoothed state probabilities and expected transition counts (:class:`HMMSmoothResult`)."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
-        A = p.A[None]
-        out = []
-        for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
-            ll, filt, smo, counts = posteriors(p.pi0, A, self._loglik_matrix(p, s, u, lp), overwrite=True)
-            self._require_possible(ll, p, i, single, s, u, lp)
-            out.append(HMMSmoothResult(float(ll), filt, smo, counts))
-        return out[0] if single else out
-
-    def most_likely_states(self, y, inputs=None, pl=None):
-        """Viterbi path(s): ``(T,)`` int arrays."""
-        p = self._require_params()
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
-        out = []
-        for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
-            path, best = viterbi(p.pi0, p.A[None], self._loglik_matrix(p, s, u, lp))
-            self._require_possible(best, p, i, single, s, u, lp)
-            out.append(path)
-        return out[0] if single else out
-
-    def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, pl=None):
-        """Paths ``(n_samples, T)`` drawn from ``p(z | y, pl)`` (forward filtering, backward sampling)."""
-        p = self._require_params()
-        rng = as_rng(rng)
-        n_samples = check_int("n_samples", n_samples, minimum=1)
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
-        out = []
-        for i, (s, u, lp) in enumerate(zip(seqs, us, lps)):
-            loglik = self._loglik_matrix(p, s, u, lp)
-            ll, filt, _ = forward(p.pi0, p.A[None], loglik)
-            self._require_possible(ll, p, i, single, s, u, lp)
-            out.append(sample_paths(p.pi0, p.A[None], loglik, filt, n_samples, rng))
-        return out[0] if single else out
-
-    def forecast(self, y, steps: int, n_samples: int = 200, rng=None, inputs=None, future_inputs=None, pl=None) -> HMMForecast:
-        """State distribution (exact) and observation rollouts (sampled) ``steps`` ahead of one sequence."""
-        p = self._require_params()
-        rng = as_rng(rng)
-        steps = check_int("steps", steps, minimum=1, error=ShapeError)
-        n_samples = check_int("n_samples", n_samples, minimum=1)
-        seqs, us, lps, single = self._prepare(y, inputs, pl)
-        if not single:
-            raise ShapeError("y: forecast takes one sequence; loop over a list")
-        yv, u, lp = seqs[0], us[0], lps[0]
+    def _sample_future(self, params, data, i, last_filtered, steps, future_inputs, n_samples, rng):
+        """Observation rollouts through the compiled kernels (an AR emission reads its own draws)."""
+        yv, u = data.seqs[i], data.inputs[i]
         T = len(yv)
-        fut = np.zeros((steps, self.input_dim))
-        if self.input_dim:
-            if future_inputs is None:
-                raise ShapeError(f"future_inputs: the model takes inputs; expected shape ({steps}, {self.input_dim})")
-            fut = as_float_array("future_inputs", future_inputs, (1, 2)).reshape(len(future_inputs), -1)
-            if fut.shape != (steps, self.input_dim) or not np.isfinite(fut).all():
-                raise ShapeError(f"future_inputs: expected a finite array of shape ({steps}, {self.input_dim}), got shape {fut.shape}")
-        ll, filt, _ = forward(p.pi0, p.A[None], self._loglik_matrix(p, yv, u, lp))
-        self._require_possible(ll, p, 0, True, yv, u, lp)
-        probs = np.empty((steps, self.n_states))
-        cur = filt[-1]
-        for h in range(steps):
-            cur = cur @ p.A
-            probs[h] = cur
-        kp = self.kernel_params(inputs=np.vstack([u, fut]) if self.input_dim else None, _length=T + steps)
+        kp = self.kernel_params(inputs=np.vstack([u, future_inputs]) if self.input_dim else None, _length=T + steps)
         ext = np.full((T + steps, self._obs_dim), np.nan)
         ext[:T] = yv
-        states, obs = kern.rollouts(kp, ext, T, filt[-1], n_samples, rng)
-        return HMMForecast(probs, states, obs, obs.mean(axis=0))
+        states, obs = kern.rollouts(kp, ext, T, last_filtered, n_samples, rng)
+        return np.broadcast_to(params.A, (steps, *params.A.shape)), states, obs
 
     # ------------------------------------------------------------------ model selection
     def n_free_parameters(self) -> int:
         """Free parameters (structural zeros and the absorbing row excluded)."""
-        K, d = self.n_states, self._obs_dim
-        n = K - 1
+        n = self.n_states - 1
         n += int(sum(max(int(r.sum()) - 1, 0) for r in self.structure.mask))
-        if self.emission_kind == "categorical":
-            return n + K * (self.n_symbols - 1)
-        cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "tied": d * (d + 1) // 2}[self.covariance_type]
-        n += K * self._q() * d + cov
-        if self.lags:
-            n += K * d + (K * d if self.covariance_type == "diag" else K * d * (d + 1) // 2)
-        return n
+        return n + self.emission_model.n_free_parameters()
 
     def aic(self, y, inputs=None, pl=None) -> float:
         """Akaike's information criterion ``-2 log p(y, pl) + 2 k`` of the current parameters (lower is better).
@@ -399,39 +221,59 @@ class HMM(StateSpaceModel, SavedModel):
         return -2.0 * self.log_likelihood(y, inputs, pl) + math.log(max(n_obs, 1)) * self.n_free_parameters()
 
     # ------------------------------------------------------------------ learning
+    def _initial_params(self, data: ChainData, rng, restart: int = 0) -> HMMParams:
+        return initial_params(self, data.seqs, data.inputs, data.log_pls, rng, restart, HMMParams)
+
+    def _e_step(self, params: HMMParams, estep: EStep) -> ChainStats:
+        """Summed expected statistics at ``params`` (:func:`hmm.em.chain_e_step` through ``estep``)."""
+        return estep((self.emission_model, params))
+
+    def _m_step_params(self, stats, old: HMMParams, frozen=frozenset()) -> HMMParams:
+        """The MAP parameters for summed statistics ``stats`` (:class:`~hmm.em.ChainStats`); ``frozen`` fields keep ``old``."""
+        _, pi_counts, trans, flat = stats
+        pi0 = old.pi0 if "pi0" in frozen or pi_counts.sum() <= 0 else pi_counts / pi_counts.sum()
+        A = old.A if "A" in frozen else self.structure.m_step(trans, old.A)
+        e = self.emission_model.m_step(self.emission_model.stats_from_flat(flat), old.emission, frozen)
+        return HMMParams(pi0, A, e)
+
+    def _log_prior(self, params: HMMParams) -> float:
+        return self.structure.log_prior(params.A) + self.emission_model.log_prior(params.emission)
+
     def fit(
         self,
         y,
         inputs=None,
         pl=None,
-        init_params: HMMParams | None = None,
+        *,
+        init: HMMParams | None = None,
+        frozen=None,
         max_iter: int = 100,
         tol: float = 1e-6,
         n_restarts: int = 1,
         rng=None,
-        frozen=(),
         progress: bool = True,
     ) -> FitResult:
         """Baum-Welch (MAP-EM) over one or several sequences; sets ``self.params`` to the best run.
 
-        Starts from ``init_params``, else from the current ``params`` (warm start),
-        else from ``n_restarts`` data-driven initialisations (k-means for ergodic
-        chains, random contiguous segments for left-to-right ones, guided by ``pl``).
-        ``frozen`` names parameters EM keeps: ``"initial"``, ``"transitions"``,
-        ``"emissions"``, or emission parts ``"coefs"``, ``"covs"``, ``"init"``.
+        Starts from ``init``, else from the current ``params`` (warm start), else from
+        ``n_restarts`` data-driven initialisations (:meth:`initialize`: k-means for
+        ergodic chains, random contiguous segments for left-to-right ones, guided by
+        ``pl``). ``frozen`` names parameter fields EM keeps: ``"pi0"``, ``"A"`` and the
+        emission's fields (``"weights"``, ``"covs"``, ``"init_means"``, ``"init_covs"``;
+        categorical: ``"probs"``).
         """
-        frozen = check_names("frozen", frozen, ("initial", "transitions", "emissions", "coefs", "covs", "init"))
+        frozen = self._frozen(frozen)
         max_iter, tol = check_fit_options(max_iter, tol)
         n_restarts = check_int("n_restarts", n_restarts, minimum=1)
-        seqs, us, lps, _ = self._prepare(y, inputs, pl)
+        data = self._prepare(y, inputs, pl)
         rng = as_rng(rng)
-        if init_params is not None:
-            starts = [self.check_params(init_params)]
-        elif self.params is not None:
-            starts = [self.params]
-        else:
-            starts = [initial_params(self, seqs, us, lps, rng, r, HMMParams) for r in range(int(n_restarts))]
-        res = fit_with_restarts(self, starts, seqs, us, lps, int(max_iter), float(tol), frozen, progress)
+        start = self._start(init)
+        starts = [start] if start is not None else [self._initial_params(data, rng, r) for r in range(int(n_restarts))]
+        # looked up now, so that a test may replace the M-step on the instance
+        e_step, m_step = self._e_step, self._m_step_params
+        with EStep(chain_e_step, list(zip(data.seqs, data.inputs, data.log_pls))) as estep:
+            res = fit_em(starts, lambda p: e_step(p, estep), lambda s, p: m_step(s, p, frozen), self._log_prior,
+                         int(max_iter), float(tol), f"Baum-Welch ({type(self).__name__})", "Baum-Welch", progress)
         self.params = res.params
         return res
 
@@ -462,7 +304,7 @@ class HMM(StateSpaceModel, SavedModel):
         if pl is not None:
             T = len(pl) if _length is None else _length
             log_pl = log_plausibilities(pl, [T], self.n_states, True)[0]
-        return kern.build(p, self.emission_kind, self.lags, u, log_pl)
+        return kern.build(p, self.emission_model.name, self.lags, u, log_pl)
 
     def sufficient_statistics(self) -> AdditiveFunctional:
         """Initial-state indicators, transition indicators and emission statistics, flattened.
@@ -470,16 +312,16 @@ class HMM(StateSpaceModel, SavedModel):
         Layout: ``[K initial | K*K transitions | emission statistics]``, as :meth:`m_step` reads it.
         """
         K = self.n_states
-        if self.emission_kind == "categorical":
-            dim = K + K * K + K * self.n_symbols
-        else:
-            dim = K + K * K + eu.GaussianStats.zeros(K, self._q(), self._obs_dim).flat().size
+        dim = K + K * K + self.emission_model.flat_stats(self.emission_model.zero_stats()).size
         return AdditiveFunctional(kern.stats_initial, kern.stats_step, dim)
 
     def m_step(self, stats: np.ndarray, n_sequences: int = 1, n_steps: int | None = None) -> "HMM":
-        """A new model with the MAP parameters for expected statistics ``stats`` (frozen: none)."""
+        """A new model with the MAP parameters for expected statistics ``stats`` (flat layout; frozen: none)."""
+        K = self.n_states
+        stats = np.asarray(stats, dtype=np.float64)
         new = self._copy()
-        new.params = self._m_step_params(np.asarray(stats, dtype=np.float64), self._require_params())
+        new.params = self._m_step_params(ChainStats(0.0, stats[:K], stats[K : K + K * K].reshape(K, K), stats[K + K * K :]),
+                                         self._require_params())
         return new
 
     # ------------------------------------------------------------------ persistence
@@ -501,11 +343,6 @@ class HMM(StateSpaceModel, SavedModel):
         HMM.__init__(model, **state)  # the subclasses' constructors only fix the emission kind
         _check_structure(model.structure, model.n_states)
         return model
-
-    def _copy(self) -> "HMM":
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        return new
 
     def __repr__(self) -> str:
         extra = f", lags={self.lags}" if self.lags else ""

@@ -152,16 +152,16 @@ class DeepARPHMMRUL(ChainRULModel):
         classical.fit(seqs, rng=rng, progress=False)
         gammas = [r.smoothed_probs for r in classical.hmm.smooth(padded, pl=pls)]
         ys = Standardiser.fit(padded, seqs[0].shape[1])
-        net = self.hmm.init_network(jax.random.key(int(rng.integers(2**31))))
+        net = self.hmm._init_network(jax.random.key(int(rng.integers(2**31))))
         p = classical.hmm.params
         return LearnedEmissionParams(p.pi0, p.A, net, ys.loc, ys.scale), gammas
 
-    def fit(self, sequences, rng=None, progress: bool = True, init_params: LearnedEmissionParams | None = None,
+    def fit(self, sequences, rng=None, progress: bool = True, *, init: LearnedEmissionParams | None = None,
             dt=None) -> FitResult:
         """Generalised EM on run-to-failure engines (each sequence ends at the engine's last cycle).
 
         ``dt``: per-engine cycle increments ``(T_i,)`` (default: consecutive cycles, all 1).
-        ``init_params`` warm-starts from a :class:`~hmm.learned_emission.LearnedEmissionParams`.
+        ``init`` warm-starts from a :class:`~hmm.learned_emission.LearnedEmissionParams`.
         """
         seqs, single = as_sequences("sequences", sequences)
         seqs, _ = as_sequences("sequences", seqs, seqs[0].shape[1])
@@ -170,9 +170,9 @@ class DeepARPHMMRUL(ChainRULModel):
         padded, pls, dts = self.training_data(seqs, dt)
         self.hmm = self._new_hmm(seqs[0].shape[1])
         gammas = None
-        if init_params is None:
-            init_params, gammas = self._initial_params(seqs, padded, pls, rng)
-        res = self.hmm.fit(padded, pl=pls, dt=dts, init_params=init_params, init_posteriors=gammas,
+        if init is None:
+            init, gammas = self._initial_params(seqs, padded, pls, rng)
+        res = self.hmm.fit(padded, pl=pls, dt=dts, init=init, init_posteriors=gammas,
                            max_iter=self.max_iter, tol=self.tol, m_steps=self.m_steps, learning_rate=self.learning_rate,
                            weight_decay=self.weight_decay, ar_init=False, rng=rng, progress=progress)
         self.pit_levels = None

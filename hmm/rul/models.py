@@ -58,6 +58,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace.distributed import map_jobs
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
 from statespace.persistence import register_loadable
@@ -195,6 +196,27 @@ class ChainRULModel:
         self.pit_levels = recalibrated_levels(distributions, true_rul, rng, weights)
         return self
 
+    # ------------------------------------------------------------------ the chain's verbs, delegated
+    def sample(self, T: int, rng=None, inputs=None, times=None):
+        """``(states (T, 1), features (T, d))`` simulated from the fitted chain."""
+        return self._require().sample(T, rng=rng, inputs=inputs, times=times)
+
+    def log_likelihood(self, sequences, **kw) -> float:
+        """``log p(y)`` of the engines' features under the fitted chain, summed (no plausibilities)."""
+        return self._require().log_likelihood(sequences, **kw)
+
+    def most_likely_states(self, sequences, **kw):
+        """Viterbi stage path(s) of the engines."""
+        return self._require().most_likely_states(sequences, **kw)
+
+    def sample_posterior(self, sequences, n_samples: int = 1, rng=None, **kw):
+        """Stage paths ``(n_samples, T)`` drawn from ``p(z | y)`` per engine."""
+        return self._require().sample_posterior(sequences, n_samples, rng, **kw)
+
+    def forecast(self, sequences, steps: int, n_samples: int = 200, rng=None, **kw):
+        """Stage distribution and feature rollouts ``steps`` cycles ahead (:class:`hmm.HMMForecast` per engine)."""
+        return self._require().forecast(sequences, steps, n_samples, rng, **kw)
+
     #: The class of ``self.hmm`` (checked on loading).
     _HMM: type = HMM
 
@@ -309,8 +331,9 @@ class ARPHMMRUL(ChainRULModel):
             prior=prior,
         )
 
-    def fit(self, sequences, rng=None, progress: bool = True, init_params=None) -> FitResult:
-        """EM on run-to-failure engines (each sequence ends at the engine's last cycle)."""
+    def fit(self, sequences, rng=None, progress: bool = True, *, init=None) -> FitResult:
+        """EM on run-to-failure engines (each sequence ends at the engine's last cycle); ``init``: starting
+        :class:`~hmm.HMMParams` (default: the data-driven start of :meth:`hmm.HMM.fit`)."""
         seqs, _ = as_sequences("sequences", sequences)
         d = seqs[0].shape[1]
         seqs, _ = as_sequences("sequences", seqs, d)
@@ -319,7 +342,7 @@ class ARPHMMRUL(ChainRULModel):
         self.hmm = self._new_hmm(d)
         rng = as_rng(rng)
         res = self.hmm.fit(
-            padded, pl=pls, init_params=init_params, max_iter=self.max_iter, tol=self.tol, rng=rng, progress=progress
+            padded, pl=pls, init=init, max_iter=self.max_iter, tol=self.tol, rng=rng, progress=progress
         )
         self.pit_levels = None
         if self.readout == "empirical":
@@ -432,22 +455,26 @@ def cross_validate(make_pipeline, sensors, settings=None, n_folds: int = 5, n_cu
     expected metrics over the cut, :func:`statespace.prognostics.truncation_splits`).
     The report, each engine weighing one, holds RMSE, MAE, the PHM08 score (summed
     over engines and per engine), and the coverage of the raw (uncalibrated) 90% intervals.
+    Each fold fits with its own generator spawned from ``rng``, so the folds run as
+    independent jobs (:func:`statespace.distributed.map_jobs`) with the same result anywhere.
     """
     rng = as_rng(rng)
     lengths = [len(s) for s in sensors]
     if settings is None:
         settings = [None] * len(sensors)
     splits = list(truncation_splits(lengths, n_folds, n_cuts, min_cycles, max_rul, rng))
-    all_cuts, parts = [], []
+
+    def fold(job):  # one fold, with its own generator: a Dask task inside statespace.distributed.use
+        (train, cuts), fold_rng = job
+        pipe = make_pipeline()
+        set_tr = None if settings[0] is None else [settings[i] for i in train]
+        pipe.fit([sensors[i] for i in train], set_tr, rng=fold_rng, progress=False)
+        set_te = None if settings[0] is None else [settings[c.engine][: c.n_observed] for c in cuts]
+        return pipe.predict([sensors[c.engine][: c.n_observed] for c in cuts], set_te)
+
     with progress_bar(len(splits), "cross-validation", progress) as bar:
-        for train, cuts in splits:
-            pipe = make_pipeline()
-            set_tr = None if settings[0] is None else [settings[i] for i in train]
-            pipe.fit([sensors[i] for i in train], set_tr, rng=rng, progress=False)
-            set_te = None if settings[0] is None else [settings[c.engine][: c.n_observed] for c in cuts]
-            parts.append(pipe.predict([sensors[c.engine][: c.n_observed] for c in cuts], set_te))
-            all_cuts += cuts
-            bar.update(1)
+        parts = map_jobs(fold, list(zip(splits, rng.spawn(len(splits)))), on_done=lambda: bar.update(1))
+    all_cuts = [c for _, cuts in splits for c in cuts]
     pred = RULPrediction(*[np.concatenate([getattr(p, f) for p in parts]) for f in RULPrediction._fields[:6]],
                          [d for p in parts for d in p.distributions])
     true = np.array([c.rul for c in all_cuts], dtype=np.float64)

@@ -47,10 +47,10 @@ def _scaled_prior(prior: EmissionPrior, c: float) -> EmissionPrior:
 def test_gaussian_hmm_em_is_scale_equivariant(c, prior, cov):
     y = _data()
     n_iter = 12
-    ref = GaussianHMM(3, 2, covariance_type=cov, prior=prior).fit(y, init_params=_start(), max_iter=n_iter, tol=0,
+    ref = GaussianHMM(3, 2, covariance_type=cov, prior=prior).fit(y, init=_start(), max_iter=n_iter, tol=0,
                                                                     progress=False)
     res = GaussianHMM(3, 2, covariance_type=cov, prior=_scaled_prior(prior, c)).fit(
-        c * y, init_params=_start(c), max_iter=n_iter, tol=0, progress=False)
+        c * y, init=_start(c), max_iter=n_iter, tol=0, progress=False)
     # (the stopping rule reads |objective|, which the Jacobian shifts: a run at its fixed point
     # may stop a few iterations apart; the iterates themselves must agree)
     np.testing.assert_allclose(res.params.A, ref.params.A, rtol=1e-7, atol=1e-12)
@@ -83,10 +83,10 @@ def test_baum_welch_stops_at_the_best_parameters_when_an_m_step_is_worse(monkeyp
 
     monkeypatch.setattr(model, "_m_step_params", worse_at_the_third)
     with pytest.warns(ObjectiveDecreaseWarning, match="iteration 3"):
-        res = model.fit(y, init_params=_start(), max_iter=40, tol=0, progress=False)
+        res = model.fit(y, init=_start(), max_iter=40, tol=0, progress=False)
     assert not res.converged and len(calls) == 3
     # the parameters after two M-steps, whose objective ends the history
-    ref = GaussianHMM(3, 2, prior=NO_PRIOR).fit(y, init_params=_start(), max_iter=2, tol=0, progress=False)
+    ref = GaussianHMM(3, 2, prior=NO_PRIOR).fit(y, init=_start(), max_iter=2, tol=0, progress=False)
     np.testing.assert_array_equal(res.params.emission.covs, ref.params.emission.covs)
     np.testing.assert_allclose(res.log_likelihoods, ref.log_likelihoods, rtol=1e-12)
     assert model.params is res.params
@@ -212,7 +212,7 @@ def test_arhmm_em_is_scale_equivariant(c):
             init_means=e.init_means * s, init_covs=e.init_covs * s * s))
 
     def fit(data, p0):
-        return ARHMM(3, 2, 1, input_dim=1, prior=NO_PRIOR).fit(data, inputs=us, init_params=p0, max_iter=10, tol=0,
+        return ARHMM(3, 2, 1, input_dim=1, prior=NO_PRIOR).fit(data, inputs=us, init=p0, max_iter=10, tol=0,
                                                                 progress=False)
 
     ref = fit(ys, start(1.0, np.ones(q)))

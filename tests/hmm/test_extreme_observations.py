@@ -448,7 +448,7 @@ def test_learned_emission_hmm_impossible_data():
     model = LearnedEmissionHMM(3, 1, 0, hidden=4, transitions="left-to-right")
     A = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
     model.params = model.check_params(LearnedEmissionParams(
-        np.array([1.0, 0.0, 0.0]), A, model.init_network(jax.random.key(0)), np.zeros(1), np.ones(1)))
+        np.array([1.0, 0.0, 0.0]), A, model._init_network(jax.random.key(0)), np.zeros(1), np.ones(1)))
     y = np.array([0.1, -0.3, 0.5, 0.2])
     pl = np.ones((4, 3))
     pl[1] = [0.0, 0.0, 1.0]

@@ -76,7 +76,7 @@ def test_predict_uses_the_filter_and_phase_type():
     y = np.r_[rng.normal(0, 0.5, 20), rng.normal(-1, 0.5, 6), rng.normal(-2, 0.5, 5)][:, None]
     filt = model.filter(y)
     p = model.hmm.params
-    ll = model.hmm._emission_loglik(p, y, np.zeros((len(y), 0)))
+    ll = model.hmm.emission_model.log_likelihood(p.emission, y, np.zeros((len(y), 0)))
     np.testing.assert_allclose(filt, forward(p.pi0, p.A[None], ll)[1], atol=1e-10)  # oracle: scaled forward pass
     pred = model.predict([y, y[:10]])
     ref = time_to_absorption(filt[-1], p.A, absorbing=[5], offset=1)

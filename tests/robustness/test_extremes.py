@@ -426,8 +426,8 @@ def test_hmm_em_is_scale_equivariant_and_monotone(c, prior):
     y = np.asarray(y, dtype=float)
     init = gaussian_hmm((-0.5, 0.5), (1.0, 1.0)).params
     init_c = HMMParams(init.pi0, init.A, gaussian_emission((-0.5 * c, 0.5 * c), (c, c)))
-    ref = model(1.0).fit(y, init_params=init, max_iter=15, tol=0.0, progress=False)
-    fit = model(c).fit(c * y, init_params=init_c, max_iter=15, tol=0.0, progress=False)
+    ref = model(1.0).fit(y, init=init, max_iter=15, tol=0.0, progress=False)
+    fit = model(c).fit(c * y, init=init_c, max_iter=15, tol=0.0, progress=False)
     _monotone(fit.log_likelihoods, f"HMM EM at scale {c}")
     np.testing.assert_allclose(np.asarray(fit.log_likelihoods), np.asarray(ref.log_likelihoods) - len(y) * np.log(c),
                                rtol=1e-8, atol=1e-6)

@@ -172,7 +172,7 @@ def test_deep_models_round_trip(tmp_path, which):
     else:
         model = LearnedEmissionHMM(2, 2, 1, hidden=4, state=2, n_layers=1, emission="shared_shift",
                                    transitions="left-to-right")
-        net = model.init_network(jax.random.key(0))
+        net = model._init_network(jax.random.key(0))
         model.params = model.check_params(LearnedEmissionParams([1.0, 0.0], [[0.9, 0.1], [0.0, 1.0]], net, [0.1, 0.2],
                                                                 [1.5, 0.5], [0.0], [1.0]))
     back = type(model).load(model.save(tmp_path / which))
@@ -216,7 +216,7 @@ def test_legacy_deep_model_file_loads(tmp_path):
     from hmm import LearnedEmissionHMM, LearnedEmissionParams
 
     model = LearnedEmissionHMM(2, 1, hidden=3, state=2, n_layers=1, init_options=(("r_min", 0.4),))
-    net = model.init_network(jax.random.key(1))
+    net = model._init_network(jax.random.key(1))
     model.params = model.check_params(LearnedEmissionParams([0.5, 0.5], [[0.8, 0.2], [0.3, 0.7]], net, [0.0], [1.0]))
     arrays = {"pi0": model.params.pi0, "A": model.params.A, "y_loc": model.params.y_loc, "y_scale": model.params.y_scale,
               "u_loc": model.params.u_loc, "u_scale": model.params.u_scale}

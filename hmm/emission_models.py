@@ -1,0 +1,165 @@
+r"""Emission objects: everything a discrete chain needs from its emission density, behind one face.
+
+An emission object knows one family of densities :math:`g_k(y_t \mid \cdot)` (its
+parameters live in the containers of :mod:`hmm.emissions`) and answers the four
+questions inference and EM ask of it:
+
+* ``log_likelihood(e, y, u)`` - the ``(T, K)`` matrix :math:`\log g_k(y_t)` (NaN: missing);
+* ``accumulate(e, y, u, gamma, stats)`` - adds one sequence's expected sufficient
+  statistics, weighted by the smoothed marginals :math:`\gamma_t(k)`, to ``stats``;
+* ``m_step(stats, old, frozen)`` - the closed-form MAP update (fields named in
+  ``frozen`` keep their ``old`` value);
+* ``log_prior(e)`` - the log-prior the M-step maximises with the likelihood.
+
+The chain code (:mod:`hmm.chain`, :mod:`hmm.model`, :mod:`hmm.em`) calls only these,
+so a new emission family is a new class here, not a new branch there::
+
+    from hmm.emission_models import GaussianEmission
+    g = GaussianEmission(n_states=2, obs_dim=1)
+    ll = g.log_likelihood(params.emission, y, u)           # (T, 2)
+    stats = g.accumulate(params.emission, y, u, gamma, g.zero_stats())
+    new = g.m_step(stats, params.emission, frozen=("covs",))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from statespace.errors import ParameterError
+
+from . import emission_updates as eu
+from . import emissions as em_
+
+
+class GaussianEmission:
+    r"""Autoregressive Gaussian emission (:class:`~hmm.emissions.GaussianEmissionParams`; ``lags=0``: Gaussian).
+
+    Args:
+        n_states: ``K``.
+        obs_dim: ``d``.
+        lags: ``L`` (0: plain Gaussian).
+        input_dim: ``p``.
+        covariance_type: ``"full"``, ``"diag"`` or ``"tied"``.
+        prior: an :class:`~hmm.emissions.EmissionPrior`.
+    """
+
+    #: The parameter fields EM can keep fixed (``fit(frozen=...)``).
+    fields = ("weights", "covs", "init_means", "init_covs")
+
+    def __init__(self, n_states: int, obs_dim: int, lags: int = 0, input_dim: int = 0, covariance_type: str = "full",
+                 prior: em_.EmissionPrior | None = None):
+        self.n_states, self.obs_dim, self.lags, self.input_dim = n_states, obs_dim, lags, input_dim
+        self.covariance_type = covariance_type
+        self.prior = prior if prior is not None else em_.EmissionPrior()
+        self.name = "ar" if lags else "gaussian"
+
+    @property
+    def n_regressors(self) -> int:
+        """``q = 1 + L d + p``, the length of the regressor ``x_t = (1, y_{t-1}..y_{t-L}, u_t)``."""
+        return 1 + self.lags * self.obs_dim + self.input_dim
+
+    def check_params(self, e) -> None:
+        want = (self.n_states, self.n_regressors, self.obs_dim)
+        if not isinstance(e, em_.GaussianEmissionParams) or e.weights.shape != want or e.lags != self.lags:
+            raise ParameterError(f"params.emission: expected GaussianEmissionParams with lags={self.lags} and weights {want}")
+
+    def check_data(self, name: str, y: np.ndarray) -> None:
+        """Any real values (NaN missing) are in the support."""
+
+    def log_likelihood(self, e, y, u) -> np.ndarray:
+        return em_.gaussian_loglik(e, y, u)
+
+    def zero_stats(self) -> eu.GaussianStats:
+        return eu.GaussianStats.zeros(self.n_states, self.n_regressors, self.obs_dim)
+
+    def accumulate(self, e, y, u, gamma, stats):
+        eu.gaussian_accumulate(e, y, u, gamma, stats)
+        return stats
+
+    def flat_stats(self, stats) -> np.ndarray:
+        return stats.flat()
+
+    def stats_from_flat(self, v: np.ndarray):
+        return eu.GaussianStats.from_flat(v, self.n_states, self.n_regressors, self.obs_dim)
+
+    def m_step(self, stats, old, frozen=frozenset()):
+        return eu.gaussian_m_step(stats, old, self.covariance_type, self.prior, frozen)
+
+    def log_prior(self, e) -> float:
+        return eu.gaussian_log_prior(e, self.covariance_type, self.prior, self.lags > 0)
+
+    def start(self, seqs) -> em_.GaussianEmissionParams:
+        """Every state at the data's mean and (diagonal) variance: the ``old`` of the first, supervised M-step."""
+        K, d = self.n_states, self.obs_dim
+        Y = np.vstack(seqs)
+        mu = np.nanmean(Y, axis=0)
+        mu = np.where(np.isnan(mu), 0.0, mu)
+        var = np.nanvar(Y, axis=0)
+        var = np.where(~(var > 0), 1.0, var)
+        W = np.zeros((K, self.n_regressors, d))
+        W[:, 0] = mu
+        cov = np.broadcast_to(np.diag(var), (K, d, d)).copy()
+        return em_.GaussianEmissionParams(W, cov, np.tile(mu, (K, 1)), cov.copy(), self.lags, self.input_dim)
+
+    #: k-means on the observed rows gives the starting labels (see :mod:`hmm.initialization`).
+    random_labels = False
+    #: Pseudo-count added to every statistic of the supervised start.
+    start_pseudo_count = 0.0
+
+    def n_free_parameters(self) -> int:
+        K, d = self.n_states, self.obs_dim
+        cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "tied": d * (d + 1) // 2}[self.covariance_type]
+        n = K * self.n_regressors * d + cov
+        if self.lags:
+            n += K * d + (K * d if self.covariance_type == "diag" else K * d * (d + 1) // 2)
+        return n
+
+
+class CategoricalEmission:
+    """Categorical emission on ``n_symbols`` symbols (:class:`~hmm.emissions.CategoricalEmissionParams`)."""
+
+    fields = ("probs",)
+    name = "categorical"
+    lags = 0
+    random_labels = True
+    start_pseudo_count = 1.0
+
+    def __init__(self, n_states: int, n_symbols: int, prior: em_.EmissionPrior | None = None):
+        self.n_states, self.n_symbols = n_states, n_symbols
+        self.prior = prior if prior is not None else em_.EmissionPrior()
+
+    def check_params(self, e) -> None:
+        if not isinstance(e, em_.CategoricalEmissionParams) or e.probs.shape != (self.n_states, self.n_symbols):
+            raise ParameterError(f"params.emission: expected CategoricalEmissionParams with probs ({self.n_states}, {self.n_symbols})")
+
+    def check_data(self, name: str, y: np.ndarray) -> None:
+        em_.check_categorical_data(name, y, self.n_symbols)
+
+    def log_likelihood(self, e, y, u) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return em_.categorical_loglik(y, np.log(e.probs))
+
+    def zero_stats(self) -> np.ndarray:
+        return np.zeros((self.n_states, self.n_symbols))
+
+    def accumulate(self, e, y, u, gamma, stats):
+        eu.categorical_accumulate(y, gamma, stats)
+        return stats
+
+    def flat_stats(self, stats) -> np.ndarray:
+        return stats.ravel()
+
+    def stats_from_flat(self, v: np.ndarray) -> np.ndarray:
+        return v.reshape(self.n_states, self.n_symbols)
+
+    def m_step(self, stats, old, frozen=frozenset()):
+        return old if "probs" in frozen else eu.categorical_m_step(stats, old, self.prior)
+
+    def log_prior(self, e) -> float:
+        return eu.categorical_log_prior(e, self.prior)
+
+    def start(self, seqs) -> em_.CategoricalEmissionParams:
+        return em_.CategoricalEmissionParams(np.full((self.n_states, self.n_symbols), 1.0 / self.n_symbols))
+
+    def n_free_parameters(self) -> int:
+        return self.n_states * (self.n_symbols - 1)

@@ -1,0 +1,151 @@
+"""The one chain base (hmm.chain) and the EM driver (hmm.em): the verbs every chain gets from it,
+checked against brute-force enumeration of the K^T paths and against the definitions."""
+
+import itertools
+import pickle
+
+import numpy as np
+import pytest
+
+from hmm import ARHMM, CategoricalHMM, EmissionPrior, GaussianEmissionParams, GaussianHMM, HMMParams
+from hmm.em import chain_e_step
+from statespace.errors import ParameterError
+
+
+def _enumerate(pi0, As, lik):
+    """``p(z_{T-1} | y)`` and the expected statistics of every path (T small): an independent oracle."""
+    T, K = lik.shape
+    last, first, counts, Z = np.zeros(K), np.zeros(K), np.zeros((K, K)), 0.0
+    for path in itertools.product(range(K), repeat=T):
+        w = pi0[path[0]] * lik[0, path[0]]
+        for t in range(1, T):
+            w *= As[min(t - 1, len(As) - 1)][path[t - 1], path[t]] * lik[t, path[t]]
+        Z += w
+        last[path[-1]] += w
+        first[path[0]] += w
+        for t in range(1, T):
+            counts[path[t - 1], path[t]] += w
+    return np.log(Z), last / Z, first / Z, counts / Z
+
+
+def _gaussian_hmm(seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.dirichlet(np.ones(3), size=3)
+    e = GaussianEmissionParams(np.array([[[-2.0]], [[0.0]], [[2.5]]]), np.array([[[0.5]], [[1.0]], [[0.7]]]))
+    return GaussianHMM(3, 1, params=HMMParams(rng.dirichlet(np.ones(3)), A, e))
+
+
+def _lik(model, y):
+    from scipy.stats import norm
+
+    e = model.params.emission
+    return norm.pdf(y[:, :1], e.weights[:, 0, 0][None], np.sqrt(e.covs[:, 0, 0])[None])
+
+
+def test_forecast_of_a_list_is_one_exact_forecast_per_sequence():
+    model = _gaussian_hmm()
+    ys = [model.sample(T, rng=s)[1] for s, T in ((1, 5), (2, 4))]
+    out = model.forecast(ys, steps=3, n_samples=7, rng=0)
+    assert isinstance(out, list) and len(out) == 2
+    for y, fc in zip(ys, out):
+        _, last, _, _ = _enumerate(model.params.pi0, [model.params.A], _lik(model, y))
+        want = np.array([last @ np.linalg.matrix_power(model.params.A, h) for h in (1, 2, 3)])
+        np.testing.assert_allclose(fc.state_probs, want, rtol=1e-10)
+        assert fc.states.shape == (7, 3) and fc.observations.shape == (7, 3, 1)
+
+
+def test_chain_e_step_is_additive_over_shards_and_matches_enumeration():
+    model = _gaussian_hmm(1)
+    ys = [model.sample(T, rng=s)[1] for s, T in ((3, 5), (4, 3), (5, 4))]
+    items = [(y, np.zeros((len(y), 0)), None) for y in ys]
+    whole = chain_e_step((model.emission_model, model.params), items)
+    parts = [chain_e_step((model.emission_model, model.params), items[:1]),
+             chain_e_step((model.emission_model, model.params), items[1:])]
+    for field in range(4):
+        np.testing.assert_allclose(np.asarray(parts[0][field]) + np.asarray(parts[1][field]),
+                                   np.asarray(whole[field]), rtol=1e-12)
+    ll, first, counts = 0.0, np.zeros(3), np.zeros((3, 3))
+    for y in ys:
+        z, _, f, c = _enumerate(model.params.pi0, [model.params.A], _lik(model, y))
+        ll, first, counts = ll + z, first + f, counts + c
+    assert whole.log_likelihood == pytest.approx(ll, rel=1e-10)
+    np.testing.assert_allclose(whole.initial, first, rtol=1e-9)
+    np.testing.assert_allclose(whole.transitions, counts, rtol=1e-9, atol=1e-12)
+    pickle.loads(pickle.dumps((chain_e_step, (model.emission_model, model.params), items)))  # for Dask workers
+
+
+def test_frozen_takes_parameter_field_names_only():
+    model = _gaussian_hmm()
+    y = model.sample(30, rng=0)[1]
+    for old in ("initial", "transitions", "emissions", "coefs", "init"):
+        with pytest.raises(ParameterError, match=r"frozen: unknown.*'A'.*'covs'.*'init_covs'.*'pi0'.*'weights'"):
+            model.fit(y, frozen=(old,), max_iter=1, progress=False)
+    with pytest.raises(ParameterError, match="'probs'"):
+        CategoricalHMM(2, 3).fit(np.zeros(5), frozen=("A", "covs"), max_iter=1, progress=False)
+    with pytest.raises(TypeError):
+        model.fit(y, init_params=model.params, progress=False)
+
+
+def test_initial_covariances_with_frozen_initial_means_are_the_scatter_about_them():
+    # known states (one-hot plausibilities): the M-step's init_covs is the weighted scatter of the
+    # sequences' first observations about the kept init_means, computed here from the data alone
+    rng = np.random.default_rng(3)
+    K, d, n = 2, 2, 60
+    ys, pls, states = [], [], rng.integers(0, K, n)
+    for s in states:
+        y = rng.normal(size=(8, d)) + 3.0 * s
+        ys.append(y)
+        pls.append(np.eye(K)[np.r_[s, rng.integers(0, K, 7)]])
+    e = GaussianEmissionParams.from_ar(np.zeros((K, d)), np.tile(np.eye(d), (K, 1, 1)), 0.1 * np.ones((K, 1, d, d)),
+                                       init_means=np.array([[0.5, -0.5], [2.0, 2.5]]))
+    start = HMMParams(np.full(K, 0.5), np.full((K, K), 0.5), e)
+    prior = EmissionPrior(reg_covar=0.0, cov_dof=0.0, ridge=0.0)
+    res = ARHMM(K, d, 1, prior=prior).fit(ys, pl=pls, init=start, frozen=("init_means",), max_iter=1, tol=0,
+                                          progress=False)
+    np.testing.assert_array_equal(res.params.emission.init_means, e.init_means)
+    for k in range(K):
+        r = np.array([y[0] for y, s in zip(ys, states) if s == k]) - e.init_means[k]
+        np.testing.assert_allclose(res.params.emission.init_covs[k], r.T @ r / len(r), rtol=1e-9)
+
+
+def test_initialize_is_the_data_driven_start_of_fit():
+    model = _gaussian_hmm()
+    y = model.sample(60, rng=4)[1]
+    start = GaussianHMM.initialize(y, 3, 1, rng=5)
+    assert isinstance(start, GaussianHMM) and start.n_states == 3
+    a = GaussianHMM(3, 1).fit(y, max_iter=3, tol=0, rng=5, progress=False)
+    b = start.fit(y, max_iter=3, tol=0, progress=False)  # warm start from the initialised params
+    np.testing.assert_allclose(a.log_likelihoods, b.log_likelihoods, rtol=1e-12)
+
+
+def _small_iohmm():
+    pytest.importorskip("jax")
+    from hmm import IOHMM
+
+    rng = np.random.default_rng(0)
+    u = np.cumsum(rng.standard_normal(40))[:, None] * 0.3
+    y = (np.where(u[:, 0] > 0, 1.0, -1.0) + 0.8 * rng.standard_normal(40))[:, None]
+    model = IOHMM.initialize(y, 2, 1, 1, inputs=u, rng=0, layer="lru", hidden=4, state=4)
+    return model, y, u
+
+
+def test_iohmm_gets_sample_posterior_and_forecast_from_the_chain():
+    from scipy.stats import norm
+
+    model, y, u = _small_iohmm()
+    p = model.params
+    ys, us = y[:5], u[:5]
+    As = model.transition_matrices(us)
+    lik = norm.pdf(ys[:, :1], p.means[:, 0][None], np.sqrt(p.variances[:, 0])[None])
+    _, last, first, _ = _enumerate(p.pi0, As, lik)
+    draws = model.sample_posterior(ys, n_samples=4000, rng=1, inputs=us)
+    assert draws.shape == (4000, 5)
+    for t, probs in ((0, first), (4, last)):  # binomial standard errors
+        freq = np.bincount(draws[:, t], minlength=2) / 4000
+        assert np.all(np.abs(freq - probs) <= 4 * np.sqrt(probs * (1 - probs) / 4000) + 1e-9)
+    fut = np.array([[0.5], [-0.2]])
+    fc = model.forecast([ys, ys[:3]], steps=2, inputs=[us, us[:3]], future_inputs=[fut, fut], n_samples=5, rng=0)
+    A_ext = model.transition_matrices(np.vstack([us, fut]))  # A_1..A_6: the last two move past the end
+    np.testing.assert_allclose(fc[0].state_probs, [last @ A_ext[4], last @ A_ext[4] @ A_ext[5]], rtol=1e-9)
+    assert fc[1].observations.shape == (5, 2, 1)
+    pickle.loads(pickle.dumps(model))  # the E-step's (model, params) travels to Dask workers
