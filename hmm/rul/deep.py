@@ -47,8 +47,16 @@ exactly as the classical model's option of the same name.
 
 Example (drops into :class:`hmm.rul.RULPipeline` and :func:`hmm.rul.cross_validate`)::
 
+    import numpy as np
+    rng = np.random.default_rng(0)
+    def engine(T):      # run to failure: two features drifting faster and faster
+        frac = np.arange(T) / (T - 1)
+        return np.column_stack([-3.0 * frac**3, 2.0 * frac**2]) + 0.25 * rng.standard_normal((T, 2))
+    train_features = [engine(T) for T in rng.integers(60, 120, 20)]
+    test_features = [engine(T)[: T // 2] for T in rng.integers(60, 120, 5)]   # cut before failure
     from hmm.rul import DeepARPHMMRUL
-    model = DeepARPHMMRUL(n_states=30, cap=125, horizon=150).fit(train_features, rng=0)
+    model = DeepARPHMMRUL(n_states=8, cap=40, horizon=60, hidden=4, state=2, max_iter=2, m_steps=10, init_iter=5)
+    model.fit(train_features, rng=0, progress=False)   # a FitResult; the model keeps the fit
     pred = model.predict(test_features)     # pred.rul, pred.q05, pred.q50, pred.q95
 """
 

@@ -20,9 +20,16 @@ intervals widen where they disagree.
 
 Example::
 
-    from hmm.rul import RULEnsemble
-    ens = RULEnsemble([deep_pipeline, classical_pipeline])
-    ens.fit(train_sensors, train_settings, rng=0)
+    # needs data: NASA CMAPSS FD001 in the folder named by $CMAPSS_DIR
+    import os
+    from hmm.rul import ARPHMMRUL, RULEnsemble, RULPipeline
+    from statespace.datasets import load_cmapss
+    data = load_cmapss(os.environ["CMAPSS_DIR"], "FD001")
+    train_sensors, train_settings = data.train.split(data.train.sensors)[:20], data.train.split(data.train.settings)[:20]
+    test_sensors, test_settings = data.test.split(data.test.sensors)[:5], data.test.split(data.test.settings)[:5]
+    ens = RULEnsemble([RULPipeline(model=ARPHMMRUL(n_states=8, lags=1, cap=60)),   # any fitted-or-not pipelines,
+                       RULPipeline(model=ARPHMMRUL(n_states=8, lags=0, cap=60))])  # e.g. a deep and a classical one
+    ens.fit(train_sensors, train_settings, rng=0, progress=False)
     pred = ens.predict(test_sensors, test_settings)    # pred.rul, pred.q05, pred.q50, pred.q95
 """
 

@@ -47,8 +47,16 @@ says at each training cycle, so the readout also absorbs the filter's lag.
 
 Example::
 
+    import numpy as np
+    rng = np.random.default_rng(0)
+    def engine(T):      # run to failure: two features drifting faster and faster
+        frac = np.arange(T) / (T - 1)
+        return np.column_stack([-3.0 * frac**3, 2.0 * frac**2]) + 0.25 * rng.standard_normal((T, 2))
+    train_features = [engine(T) for T in rng.integers(60, 120, 20)]
+    test_features = [engine(T)[: T // 2] for T in rng.integers(60, 120, 5)]   # cut before failure
     from hmm.rul import ARPHMMRUL
-    model = ARPHMMRUL(n_states=20, lags=1, cap=125).fit(train_features, rng=0)
+    model = ARPHMMRUL(n_states=8, lags=1, cap=40)
+    model.fit(train_features, rng=0, progress=False)   # a FitResult; the model keeps the fit
     pred = model.predict(test_features)     # pred.rul, pred.q05, pred.q50, pred.q95
 """
 

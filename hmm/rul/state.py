@@ -12,9 +12,16 @@ rebuilds every piece through its validating constructor, refits the
 (deterministic) readout tables from the stored posteriors, and predicts exactly
 as the saved object::
 
+    # needs data: NASA CMAPSS FD001 in the folder named by $CMAPSS_DIR
+    import os
+    from hmm.rul import ARPHMMRUL, RULPipeline
+    from statespace.datasets import load_cmapss
+    data = load_cmapss(os.environ["CMAPSS_DIR"], "FD001")
+    pipe = RULPipeline(model=ARPHMMRUL(n_states=8, cap=60))
+    pipe.fit(data.train.split(data.train.sensors)[:20], data.train.split(data.train.settings)[:20], rng=0, progress=False)
     pipe.save("cmapss_fd001.npz")                  # after fit (and calibrate)
     pipe = RULPipeline.load("cmapss_fd001.npz")    # or load_rul(...): a pipeline or a pool
-    pred = pipe.predict(test_sensors, test_settings)
+    pred = pipe.predict(data.test.split(data.test.sensors), data.test.split(data.test.settings))
 
 This module holds the pieces' state (what the classes' persistence hooks store
 and check); it imports none of the model modules, which import it.
