@@ -1,6 +1,7 @@
 """Remaining useful life of CMAPSS turbofan engines with the ARPHMM.
 
     python examples/cmapss_rul.py --data DIR --subset FD001 --out predictions.csv [--truth RUL_FD001.txt] [--model arphmm]
+        [--workers N | --scheduler tcp://host:8786]   # the CV folds as Dask tasks (docs/distributed.md)
 
 1. Cross-validation on the training engines (held-out engines cut as the test
    set is built; by default at every admissible cycle, each engine weighing
@@ -45,13 +46,16 @@
 from __future__ import annotations
 
 import argparse
+import contextvars
 import csv
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+import statespace.distributed as ssd
 from hmm.rul import ARPHMMRUL, RULEnsemble, RULPipeline, combine_cv, cross_validate
 from statespace.datasets.cmapss import SensorFeatures, load_cmapss, read_rul_file
 from statespace.prognostics import (
@@ -172,7 +176,29 @@ def main(argv=None) -> dict:
                     help="write the fitted, recalibrated pipeline (or pool) to PATH (.npz; hmm.rul.load_rul reads it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="run the cross-validation folds on a local Dask cluster of N single-threaded worker processes")
+    ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the cross-validation folds on the Dask cluster at ADDRESS (e.g. tcp://host:8786)")
     args = ap.parse_args(argv)
+    if args.workers is not None or args.scheduler is not None:
+        return run_on_cluster(args)
+    return run(args)
+
+
+def run_on_cluster(args) -> dict:
+    """:func:`run` inside :func:`statespace.distributed.use`: the CV folds (x candidates) become Dask tasks."""
+    from dask.distributed import Client, LocalCluster
+
+    if args.scheduler is not None:
+        with Client(args.scheduler) as client, ssd.use(client):
+            return run(args)
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster, \
+            Client(cluster) as client, ssd.use(client):
+        return run(args)
+
+
+def run(args) -> dict:
     progress = not args.no_progress
     t0 = time.time()
 
@@ -197,13 +223,23 @@ def main(argv=None) -> dict:
 
     # 1. model selection by truncation cross-validation
     results = []
-    for config in parse_grid(args.grid, args.model):
+
+    def run_cv(config):
         model, k, lags, cap, readout, softness = config
         factory = make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
                                args.deep_max_iter, not args.no_health_channel)
         # the same seed gives every configuration the same folds and cuts
-        cv = cross_validate(factory, sens, sets, n_folds=args.folds, n_cuts=args.cuts, min_cycles=min_cycles,
-                            max_rul=HORIZON, rng=args.seed, progress=progress)
+        return cross_validate(factory, sens, sets, n_folds=args.folds, n_cuts=args.cuts, min_cycles=min_cycles,
+                              max_rul=HORIZON, rng=args.seed, progress=progress)
+
+    configs = parse_grid(args.grid, args.model)
+    if ssd.active() is None:
+        cvs = map(run_cv, configs)
+    else:  # every configuration's folds queued on the cluster at once (each fold is a task)
+        pool = ThreadPoolExecutor(len(configs))
+        cvs = pool.map(lambda c, ctx=contextvars.copy_context(): ctx.copy().run(run_cv, c), configs)
+    for config, cv in zip(configs, cvs):
+        model, k, lags, cap, readout, softness = config
         results.append((config, cv))
         print(f"CV  {model:6s} K={k:3d} lags={lags} cap={cap:5.0f} {readout:10s} softness={softness:4.2f}: "
               f"{fmt(cv.report)}   [{time.time() - t0:.0f}s]", flush=True)

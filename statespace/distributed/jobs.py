@@ -13,7 +13,7 @@ def spawn_seeds(seed, n: int) -> list[np.random.SeedSequence]:
     return root.spawn(n)
 
 
-def map_jobs(fn, jobs, *, seed=None, seeded: bool = False) -> list:
+def map_jobs(fn, jobs, *, seed=None, seeded: bool = False, on_done=None) -> list:
     """``[fn(job) for job in jobs]``, as one Dask task per job inside a :func:`~statespace.distributed.use` block.
 
     With ``seeded=True`` job ``i`` is called ``fn(job, seeds[i])`` with ``seeds =
@@ -21,16 +21,26 @@ def map_jobs(fn, jobs, *, seed=None, seeded: bool = False) -> list:
     numbers depend only on ``seed`` and its position, so the results equal the serial
     run's whatever the number of workers. ``fn`` may be a closure (Dask sends it with
     cloudpickle); results come back in the order of ``jobs``, and the first failing job's
-    exception is raised on the client.
+    exception is raised on the client. ``on_done()`` (a progress-bar update, say) is
+    called on the client as each job finishes.
     """
     jobs = list(jobs)
     args = [(j, s) for j, s in zip(jobs, spawn_seeds(seed, len(jobs)))] if seeded else [(j,) for j in jobs]
     backend = active()
+    done = on_done if on_done is not None else (lambda: None)
     if backend is None or len(jobs) <= 1:
-        return [fn(*a) for a in args]
+        out = []
+        for a in args:
+            out.append(fn(*a))
+            done()
+        return out
+    from dask.distributed import as_completed
+
     client = backend.client
     futures = [client.submit(fn, *a, pure=False) for a in args]
     try:
+        for _ in as_completed(futures):
+            done()
         return client.gather(futures)
     finally:
         client.cancel(futures)

@@ -1,0 +1,161 @@
+"""Scale-out benchmark: many-sequence EM as map-reduce on a Dask LocalCluster (issue 19).
+
+    python benchmarks/distributed.py [--quick] [--scale 0.25] [--cmapss DIR]
+
+Each timed case prints one JSON line.
+
+* ``distributed_em``: EM iterations (fixed count, ``tol=0``, from the same start) of
+  a 5-state 2-d Gaussian HMM on ``20,000`` sequences of ``T = 200`` and of a 2-d
+  linear-Gaussian SSM on ``5,000`` sequences of ``T = 200``: in process, on a
+  1-worker and on a 2-worker ``LocalCluster`` (one thread per worker process).
+  Warm: each side fits once untimed (compilation on every worker, shards placed),
+  then the best of ``REPEATS`` fits is kept; a fit includes persisting the shards.
+  Reported: seconds per iteration, sequences per second, the 2-vs-1-worker
+  speed-up and the 1-worker slowdown against in process; every fit's
+  log-likelihoods are checked equal to the in-process fit's to round-off.
+* ``distributed_overhead``: seconds per E-step call on the 2-worker cluster for an
+  E-step that does no work (``1, 2, 8, 64`` shards): scheduling, the parameters'
+  round trip and the client-side reduction, i.e. the per-iteration cost the engine
+  adds whatever the model.
+* ``distributed_cmapss`` (with ``--cmapss DIR``): wall time of
+  ``examples/cmapss_rul.py --workers 1`` and ``--workers 2`` (a small grid) and
+  whether the two ``predictions.csv`` are byte-identical.
+
+Every side runs with one compiled-code thread per process (``NUMBA_NUM_THREADS=1``).
+The machine's cores are shared with whatever else runs: the figures are what one
+run measured, not a capability of the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# this file is named like the ``distributed`` package: keep its folder off the import path
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path.join(ROOT, "benchmarks")]
+
+# one thread per worker process, and in process, so that workers are the only parallelism compared
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+REPEATS = 2
+
+
+def emit(**line) -> None:
+    print(json.dumps(line), flush=True)
+
+
+def hmm_problem(n, T, rng):
+    from hmm import GaussianHMM
+
+    K = 5
+    means = np.column_stack([np.linspace(-4, 4, K), np.cos(np.arange(K))])
+    jumps = rng.random((n, T)) < 0.05
+    x = (np.cumsum(jumps * rng.integers(1, K, (n, T)), axis=1) + rng.integers(0, K, (n, 1))) % K
+    Y = means[x] + 0.8 * rng.standard_normal((n, T, 2))
+    ys = list(Y)
+    model = GaussianHMM(K, 2)
+    model.fit(ys[: min(n, 200)], max_iter=2, progress=False, rng=0)
+    start = model.params
+    return ys, lambda iters: GaussianHMM(K, 2).fit(ys, init=start, max_iter=iters, tol=0, progress=False)
+
+
+def lgssm_problem(n, T, rng):
+    from statespace.linear_gaussian import LinearGaussianSSM
+
+    truth = LinearGaussianSSM(F=[[0.9, 0.1], [-0.1, 0.9]], H=np.eye(2), Q=0.1 * np.eye(2), R=0.5 * np.eye(2),
+                              m0=np.zeros(2), P0=np.eye(2))
+    ys = [truth.sample(T, rng=rng)[1] for _ in range(n)]
+
+    def fit(iters):
+        start = LinearGaussianSSM(F=0.5 * np.eye(2), H=np.eye(2), Q=np.eye(2), R=np.eye(2), m0=np.zeros(2), P0=np.eye(2))
+        return start.fit(ys, max_iter=iters, tol=0, progress=False)
+
+    return ys, fit
+
+
+def best_time(fn, repeats=REPEATS):
+    fn()  # warm: compilation, workers' imports
+    best, out = np.inf, None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def _noop(params, shard):
+    return (0.0, np.zeros(4))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's sequence counts")
+    ap.add_argument("--iters", type=int, default=3, help="EM iterations per timed fit")
+    ap.add_argument("--cmapss", default=None, metavar="DIR", help="also time examples/cmapss_rul.py --workers 1 vs 2")
+    args = ap.parse_args(argv)
+    from dask.distributed import Client, LocalCluster
+
+    import statespace.distributed as ssd
+
+    scale = 0.01 if args.quick else args.scale
+    rng = np.random.default_rng(0)
+    problems = {
+        f"hmm_K5_d2_S{int(20000 * scale)}_T200": hmm_problem(int(20000 * scale), 200, rng),
+        f"lgssm_d2_m2_S{int(5000 * scale)}_T200": lgssm_problem(int(5000 * scale), 200, rng),
+    }
+    timings = {case: {"inprocess": best_time(lambda f=f: f(args.iters))} for case, (_, f) in problems.items()}
+    for n_workers in (1, 2):
+        with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None) as cluster, \
+                Client(cluster) as client, ssd.use(client):
+            for case, (_, f) in problems.items():
+                timings[case][f"w{n_workers}"] = best_time(lambda f=f: f(args.iters))
+            if n_workers == 2:
+                items = [(np.zeros((200, 2)),)] * 64
+                for n_shards in (1, 2, 8, 64):
+                    with ssd.use(client, n_shards=n_shards):
+                        est = ssd.EStep(_noop, items)
+                        est(None)  # shards placed
+                        t, _ = best_time(lambda: [est(None) for _ in range(20)], repeats=3)
+                        est.close()
+                    emit(bench="distributed_overhead", case=f"shards{n_shards}_workers2", per_iteration_s=round(t / 20, 5))
+    for case, (ys, _) in problems.items():
+        t = timings[case]
+        ref = t["inprocess"][1].log_likelihoods
+        for k in ("w1", "w2"):
+            np.testing.assert_allclose(t[k][1].log_likelihoods, ref, rtol=1e-9)
+        per = {k: v[0] / (args.iters + 1) for k, v in t.items()}  # iters + 1 E-steps per fit
+        emit(bench="distributed_em", case=case, iterations=args.iters, inprocess_s_per_iter=round(per["inprocess"], 4),
+             workers1_s_per_iter=round(per["w1"], 4), workers2_s_per_iter=round(per["w2"], 4),
+             workers2_seq_per_s=round(len(ys) / per["w2"]), speedup_2v1=round(per["w1"] / per["w2"], 2),
+             slowdown_1w_vs_inprocess=round(per["w1"] / per["inprocess"] - 1.0, 3), same_loglik=True)
+    if args.cmapss:
+        cmapss(args.cmapss)
+
+
+def cmapss(data_dir):
+    grid = "5,1,120,phase_type;5,0,120,empirical;8,1,120,empirical;8,0,120,phase_type"
+    common = ["--data", data_dir, "--grid", grid, "--folds", "3", "--cuts", "3", "--no-progress", "--plots", "none"]
+    out, wall = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, 2):
+            path = os.path.join(tmp, f"pred{n}.csv")
+            t = time.perf_counter()
+            subprocess.run([sys.executable, os.path.join(ROOT, "examples", "cmapss_rul.py"), *common, "--out", path,
+                            "--workers", str(n)], check=True, cwd=ROOT, capture_output=True)
+            wall[n] = time.perf_counter() - t
+            out[n] = open(path, "rb").read()
+    emit(bench="distributed_cmapss", case="FD001_grid4_folds3", workers1_s=round(wall[1], 1), workers2_s=round(wall[2], 1),
+         speedup_2v1=round(wall[1] / wall[2], 2), identical_predictions=out[1] == out[2])
+
+
+if __name__ == "__main__":
+    main()
