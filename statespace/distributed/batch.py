@@ -8,7 +8,7 @@ from ..validation import split_batch
 from ._backend import active, item_size, reduce_sum, shard_bounds
 
 #: Keyword arguments that carry one entry per sequence (the data rule of the model contract).
-PER_SEQUENCE = ("inputs", "pl", "times", "dt", "future_inputs")
+PER_SEQUENCE = ("inputs", "pl", "times", "dt", "future_inputs", "settings")
 
 
 def _call(verb, ys, kwargs):
@@ -50,6 +50,17 @@ def map_sequences(verb, y, **kwargs):
         parts = gather_in_order(client, futures, b[:-1], np.diff(b), len(items))
     finally:
         client.cancel(futures + [v])
-    if all(isinstance(p, list) for p in parts):
+    return _join(parts, np.diff(b))
+
+
+def _join(parts, lengths):
+    """The shards' results as one: per-sequence entries concatenated in order, totals summed."""
+    first = parts[0]
+    if isinstance(first, tuple):
+        fields = [_join([p[i] for p in parts], lengths) for i in range(len(first))]
+        return type(first)._make(fields) if hasattr(first, "_fields") else type(first)(fields)
+    if isinstance(first, list) and all(len(p) == n for p, n in zip(parts, lengths)):
         return [r for p in parts for r in p]
+    if isinstance(first, np.ndarray) and first.ndim > 0 and all(len(p) == n for p, n in zip(parts, lengths)):
+        return np.concatenate(parts)
     return reduce_sum(parts)

@@ -135,6 +135,24 @@ def test_batch_inference_in_input_order(client):
         np.testing.assert_array_equal(p, model.most_likely_states(y))
 
 
+def test_rul_predict_over_shards_in_input_order(client):
+    from hmm.rul import ARPHMMRUL
+
+    rng = np.random.default_rng(4)
+    train = [np.cumsum(rng.normal(-0.05, 0.3, (T, 2)), axis=0) for T in rng.integers(60, 90, 8)]
+    model = ARPHMMRUL(n_states=6, lags=0, cap=40.0, covariance_type="diag", horizon=50, max_iter=3)
+    model.fit(train, rng=0, progress=False)
+    test = [s[: 30 + 5 * i] for i, s in enumerate(train)]
+    ref = model.predict(test)
+    with ssd.use(client, n_shards=3):
+        dist = ssd.map_sequences(model.predict, test)
+    for f in ("rul", "q05", "q50", "q95", "mean", "state_probs"):
+        np.testing.assert_array_equal(getattr(dist, f), getattr(ref, f), err_msg=f)
+    assert len(dist.distributions) == len(test)
+    for a, b in zip(dist.distributions, ref.distributions):
+        np.testing.assert_array_equal(a.pmf, b.pmf)
+
+
 def _draw(job, seed):
     return job, np.random.default_rng(seed).standard_normal(3)
 
