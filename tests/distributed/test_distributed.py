@@ -230,3 +230,18 @@ def test_mcmc_chains_as_tasks_equal_the_serial_run(client):
         with ssd.use(client):
             dist = run()
         np.testing.assert_array_equal(serial, dist, err_msg=name)
+
+
+CMAPSS = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
+
+
+@pytest.mark.slow  # two runs of the example, one of them starting its own LocalCluster
+@pytest.mark.skipif(not os.path.isfile(os.path.join(CMAPSS, "train_FD001.txt")), reason="CMAPSS FD001 not available")
+def test_cmapss_example_on_workers_writes_the_serial_predictions(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    common = [sys.executable, os.path.join(root, "examples", "cmapss_rul.py"), "--data", CMAPSS, "--max-engines", "12",
+              "--grid", "5,1,120,phase_type;5,0,120,empirical", "--folds", "3", "--cuts", "2", "--max-iter", "3",
+              "--no-progress", "--plots", "none"]
+    subprocess.run(common + ["--out", str(tmp_path / "serial.csv")], check=True, cwd=root, capture_output=True)
+    subprocess.run(common + ["--out", str(tmp_path / "w2.csv"), "--workers", "2"], check=True, cwd=root, capture_output=True)
+    assert (tmp_path / "serial.csv").read_bytes() == (tmp_path / "w2.csv").read_bytes()
