@@ -102,9 +102,14 @@ def interleaved(fns: dict, *, rounds: int = 5, block: int = 2, budget_s: float =
     return best
 
 
+def sig(x: float, digits: int = 4) -> float:
+    """``x`` to ``digits`` significant digits (times span microseconds to minutes)."""
+    return float(f"{x:.{digits}g}")
+
+
 def ratio_line(bench: str, case: str, ours: float, peer: str, peer_s: float, target: float | None, **extra) -> dict:
-    line = {"bench": bench, "case": case, "ours_s": round(ours, 6), "peer": peer, "peer_s": round(peer_s, 6),
-            "speedup": round(peer_s / ours, 2)}
+    line = {"bench": bench, "case": case, "ours_s": sig(ours), "peer": peer, "peer_s": sig(peer_s),
+            "speedup": sig(peer_s / ours, 3)}
     if target is not None:
         line.update(target=target, meets=bool(peer_s / ours >= target))
     line.update(extra)

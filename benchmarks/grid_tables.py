@@ -1,65 +1,107 @@
 """Markdown tables (for docs/benchmarks.md) from the JSON lines of the grid scripts.
 
-    python benchmarks/kalman_grid.py > kalman.jsonl   # and the others
+    python benchmarks/kalman_grid.py > kalman.jsonl   # and hmm_grid.py, smc_grid.py
     python benchmarks/grid_tables.py kalman.jsonl hmm.jsonl smc.jsonl
 
-One table per ``bench``; a cell below its target is marked **miss**; skipped
-cases are listed with their reason. The run metadata (commit, load) heads each file's tables.
+Benches measured on the same cases become one table (one row per case, for each
+bench: our time, the peer's, the speed-up); a speed-up below its target is
+marked **bold** with a trailing ``!``; skipped or capped cases are listed with their
+reason; each file's run metadata (commit, load, peak) heads its tables.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
 
-EXTRA = {
-    "hmm_grid_smooth": ("dynamax_s", "speedup_dynamax", "hmmlearn_s", "speedup_hmmlearn"),
-    "hmm_grid_batch_smooth": ("dynamax_s", "speedup_dynamax", "hmmlearn_s", "speedup_hmmlearn"),
-    "kalman_grid_filter": ("ours_gflops", "peer_gflops"),
-    "kalman_grid_smoother": ("ours_gflops", "peer_gflops"),
-    "smc_grid_bootstrap": ("ours_cpu_s", "peer_cpu_s"),
-    "smc_grid_paris": ("ours_particle_steps_per_s", "peer_T"),
-}
+GROUPS = [
+    ("Kalman, one sequence (vs dynamax)", ("kalman_grid_filter", "kalman_grid_smoother", "kalman_grid_em")),
+    ("Kalman, batches (vs dynamax vmap)", ("kalman_grid_batch_filter", "kalman_grid_batch_smoother", "kalman_grid_batch_em")),
+    ("HMM, one sequence", ("hmm_grid_smooth", "hmm_grid_baum_welch")),
+    ("HMM, ragged batches", ("hmm_grid_batch_smooth", "hmm_grid_batch_baum_welch")),
+    ("Bootstrap filter (vs particles)", ("smc_grid_bootstrap",)),
+    ("PaRIS (vs particles, per particle-step)", ("smc_grid_paris",)),
+]
+SHORT = {"kalman_grid_filter": "filter", "kalman_grid_smoother": "smoother", "kalman_grid_em": "EM",
+         "kalman_grid_batch_filter": "filter", "kalman_grid_batch_smoother": "smoother", "kalman_grid_batch_em": "EM",
+         "hmm_grid_smooth": "smooth", "hmm_grid_baum_welch": "Baum-Welch (vs hmmlearn)",
+         "hmm_grid_batch_smooth": "smooth", "hmm_grid_batch_baum_welch": "Baum-Welch (vs hmmlearn)",
+         "smc_grid_bootstrap": "bootstrap", "smc_grid_paris": "PaRIS"}
 
 
-def fmt(v) -> str:
-    if isinstance(v, float):
-        if v == 0 or 1e-3 <= abs(v) < 1e5:
-            return f"{v:.4g}"
-        return f"{v:.3g}"
-    return "" if v is None else str(v)
+def ms(v) -> str:
+    if v is None:
+        return ""
+    v = 1000 * v
+    return f"{v:.3g}" if v < 1000 else f"{v:.0f}"
+
+
+def speedup(r) -> str:
+    x = r.get("speedup")
+    if x is None:
+        return ""
+    s = f"{x:.3g}x" if x < 1000 else f"{x:.0f}x"
+    return s if r.get("meets", True) else f"**{s}!**"
+
+
+def cells(bench: str, r: dict | None) -> list[str]:
+    if bench in ("hmm_grid_smooth", "hmm_grid_batch_smooth"):
+        if r is None:
+            return [""] * 5
+        if "skipped" in r:
+            return ["skipped", "", "", "", ""]
+        return [ms(r["ours_s"]), ms(r.get("dynamax_s")), ms(r.get("hmmlearn_s")),
+                "" if r.get("peer_s") is None else r["peer"].split()[0], speedup(r)]
+    if r is None:
+        return ["", "", ""]
+    if "skipped" in r:
+        return ["skipped", "", ""]
+    return [ms(r["ours_s"]), ms(r.get("peer_s")), speedup(r)]
+
+
+def header(bench: str) -> list[str]:
+    name = SHORT.get(bench, bench)
+    if bench in ("hmm_grid_smooth", "hmm_grid_batch_smooth"):
+        return [f"{name}: ours ms", "dynamax ms", "hmmlearn ms", "faster peer", "x faster peer"]
+    return [f"{name}: ours ms", "peer ms", "x"]
 
 
 def tables(lines: list[dict]) -> str:
-    out, by_bench, skipped = [], defaultdict(list), []
+    out = []
     for rec in lines:
         b = rec.get("bench", "")
         if b.endswith("_meta"):
-            out.append("Run: " + ", ".join(f"{k} {v}" for k, v in rec.items() if k != "bench") + "\n")
-        elif "skipped" in rec or "skipped_peer" in rec:
-            skipped.append(rec)
+            out.append("Run: " + ", ".join(f"{k} {v}" for k, v in rec.items() if k != "bench") + ".\n")
         elif b.endswith("_peak"):
-            out.append("Peak: " + ", ".join(f"{k} {fmt(v)}" for k, v in rec.items() if k not in ("bench", "case")) + "\n")
-        elif "case" in rec:
-            by_bench[b].append(rec)
-    for b, recs in by_bench.items():
-        extra = EXTRA.get(b, ())
-        head = ["case", "ours (s)", "peer", "peer (s)", "speed-up", "target", *extra]
-        out.append(f"`{b}`\n")
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "---|" * len(head))
-        for r in recs:
-            x = r.get("speedup")
-            xs = "" if x is None else (f"{x:.3g}x" if r.get("meets", True) else f"**{x:.3g}x miss**")
-            row = [r["case"], fmt(r.get("ours_s")), r.get("peer", ""), fmt(r.get("peer_s")), xs,
-                   fmt(r.get("target")), *(fmt(r.get(k)) for k in extra)]
+            out.append("Peak (numpy matmul): " + ", ".join(f"{k} {v if not isinstance(v, float) else round(v, 1)}"
+                                                          for k, v in rec.items() if k not in ("bench", "case")) + ".\n")
+    by = {(r["bench"], r["case"]): r for r in lines if "case" in r and not r["bench"].endswith(("_meta", "_peak"))}
+    notes = {}  # reason -> the cases it applies to
+    for title, benches in GROUPS:
+        cases = list(dict.fromkeys(c for (b, c) in by if b in benches))
+        if not cases:
+            continue
+        head = ["case"] + [h for b in benches for h in header(b)]
+        out += [f"{title}:\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for c in cases:
+            row = [c]
+            for b in benches:
+                r = by.get((b, c))
+                row += cells(b, r)
+                if r is not None and ("skipped" in r or any(k in r for k in ("hmmlearn", "dynamax"))):
+                    why = r.get("skipped") or r.get("hmmlearn") or r.get("dynamax")
+                    notes.setdefault(why, []).append(f"`{b}` {c}")
             out.append("| " + " | ".join(row) + " |")
         out.append("")
-    if skipped:
-        out.append("Skipped or capped:\n")
-        out += [f"- `{r['bench']}` {r.get('case', '')}: {r.get('skipped') or r.get('skipped_peer')}" for r in skipped]
-        out.append("")
+    for rec in lines:
+        if "skipped_peer" in rec:
+            notes.setdefault(rec["skipped_peer"], []).append(f"`{rec['bench']}`")
+    if notes:
+        def listed(where):
+            where = list(dict.fromkeys(where))
+            return ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+
+        out += ["Skipped or capped:\n", *(f"- {listed(where)}: {why}" for why, where in notes.items()), ""]
     return "\n".join(out)
 
 

@@ -228,7 +228,7 @@ def smooth_cell(args, bench, case, model, p, ys, peers, caps_note):
     counts = {}
     t = g.interleaved(fns, rounds=args.rounds, budget_s=args.budget, nocompile=("hmmlearn",), counts=counts)
     if len(fns) == 1:
-        g.emit({"bench": bench, "case": case, "ours_s": round(t["ours"], 6), "peer": "none", **caps_note})
+        g.emit({"bench": bench, "case": case, "ours_s": g.sig(t["ours"]), "peer": "none", **caps_note})
         return
     ours_probs = [r.smoothed_probs for r in ([outs["ours"]] if single else outs["ours"])]
     diffs = {}
@@ -238,8 +238,8 @@ def smooth_cell(args, bench, case, model, p, ys, peers, caps_note):
     if "hmmlearn" in outs:
         diffs["hmmlearn"] = float(np.max(np.abs(np.concatenate(ours_probs) - outs["hmmlearn"])))
     fastest = min(names, key=lambda k: t[k])
-    extra = {f"speedup_{k}": round(t[k] / t["ours"], 2) for k in names}
-    extra.update({f"{k}_s": round(t[k], 6) for k in names})
+    extra = {f"speedup_{k}": g.sig(t[k] / t["ours"], 3) for k in names}
+    extra.update({f"{k}_s": g.sig(t[k]) for k in names})
     extra.update({f"max_abs_diff_{k}": diffs[k] for k in names})
     extra["timed_calls"] = counts
     g.emit(g.ratio_line(bench, case, t["ours"], names[fastest], t[fastest], 3.0, **extra, **caps_note))

@@ -160,7 +160,7 @@ def dims_grid(args, peer, emit):
             t = g.interleaved(fns, rounds=args.rounds, budget_s=args.budget)
             extra = {"flops_per_step": flops, "ours_gflops": round(flops * T / t["ours"] / 1e9, 3)}
             if dyn is None:
-                emit({"bench": bench, "case": case, "ours_s": round(t["ours"], 6), **extra, "peer": "skipped: --no-peer"})
+                emit({"bench": bench, "case": case, "ours_s": g.sig(t["ours"]), **extra, "peer": "skipped: --no-peer"})
             else:
                 field = "filtered_means" if bench.endswith("filter") else "smoothed_means"
                 theirs = (dyn.filter if bench.endswith("filter") else dyn.smoother)(dyn.params, yj)
@@ -188,7 +188,7 @@ def em_case(args, bench, case, model, y, dyn, yj, peer_name, target, emit):
     t = g.interleaved(fns, rounds=3, block=1, budget_s=args.budget)
     extra = {"iterations": args.em_iters, "ours_iterations_run": int(ours_res["r"].n_iter)}
     if dyn is None:
-        emit({"bench": bench, "case": case, "ours_s": round(t["ours"], 6), **extra})
+        emit({"bench": bench, "case": case, "ours_s": g.sig(t["ours"]), **extra})
     else:
         emit(g.ratio_line(bench, case, t["ours"], peer_name, t["peer"], target, **extra,
                           note="dynamax: its fit_em scan jitted once (fit_em itself re-jits per call); it also learns the biases"))
@@ -221,7 +221,7 @@ def batch_grid(args, peer, emit):
                     fns["peer"] = dyn.run(dyn.filter if bench.endswith("filter") else dyn.smoother, Y[0])
             t = g.interleaved(fns, rounds=args.rounds, budget_s=args.budget)
             if dyn is None:
-                emit({"bench": bench, "case": case, "ours_s": round(t["ours"], 6), "peer": "skipped: --no-peer"})
+                emit({"bench": bench, "case": case, "ours_s": g.sig(t["ours"]), "peer": "skipped: --no-peer"})
             else:
                 emit(g.ratio_line(bench, case, t["ours"], peer_name, t["peer"], 10.0,
                                   peer_layout="vmap over the stacked batch" if B > 1 else "one sequence"))
