@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -40,7 +40,8 @@ def run_meta(bench: str, **extra) -> dict:
 
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                                  check=False).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
@@ -49,7 +50,7 @@ def run_meta(bench: str, **extra) -> dict:
         "bench": f"{bench}_meta",
         "commit": git("rev-parse", "--short", "HEAD") or "unknown",
         "library_dirty": dirty,
-        "utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],

@@ -105,11 +105,27 @@ def tables(lines: list[dict]) -> str:
     return "\n".join(out)
 
 
+def summary(lines: list[dict]) -> str:
+    """Per bench: cells meeting their target, and the worst ratio."""
+    out = []
+    benches = dict.fromkeys(r["bench"] for r in lines if "meets" in r)
+    for b in benches:
+        recs = [r for r in lines if r.get("bench") == b and "meets" in r]
+        met = sum(r["meets"] for r in recs)
+        worst = min(recs, key=lambda r: r["speedup"] / r["target"])
+        best = max(recs, key=lambda r: r["speedup"] / r["target"])
+        out.append(f"- `{b}`: target met in {met} of {len(recs)} cells; lowest {worst['speedup']:.3g}x "
+                   f"({worst['case']}, target {worst['target']:g}x), highest {best['speedup']:.3g}x ({best['case']})")
+    return "\n".join(out)
+
+
 def main(paths):
     for p in paths:
         with open(p) as f:
             lines = [json.loads(s) for s in f if s.strip().startswith("{")]
         print(tables(lines))
+        print("Targets:\n")
+        print(summary(lines) + "\n")
 
 
 if __name__ == "__main__":

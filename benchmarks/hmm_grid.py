@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 import zlib
 
-import _gridlib as g  # noqa: E402  (also fixes sys.path)
+import _gridlib as g  # first: fixes sys.path and BLAS threads
 import numpy as np
 
 EM_ITERS = 5

@@ -39,7 +39,7 @@ import os
 import subprocess
 import sys
 
-import _gridlib as g  # noqa: E402  (also fixes sys.path)
+import _gridlib as g  # first: fixes sys.path and BLAS threads
 import numpy as np
 
 EM_ITERS = 5
@@ -154,7 +154,7 @@ def dims_grid(args, peer, emit):
         yj = None if dyn is None else dyn.jnp.asarray(y)
         for bench, ours_fn, flops in (("kalman_grid_filter", model.filter, filter_flops(d, m)),
                                       ("kalman_grid_smoother", model.smooth, smoother_flops(d, m))):
-            fns = {"ours": lambda f=ours_fn: f(y)}
+            fns = {"ours": lambda f=ours_fn, y=y: f(y)}
             if dyn is not None:
                 fns["peer"] = dyn.run(dyn.filter if bench.endswith("filter") else dyn.smoother, yj)
             t = g.interleaved(fns, rounds=args.rounds, budget_s=args.budget)

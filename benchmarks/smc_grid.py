@@ -43,7 +43,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import _gridlib as g  # noqa: E402  (also fixes sys.path)
+import _gridlib as g  # first: fixes sys.path and BLAS threads
 import numba as nb
 import numpy as np
 
@@ -104,7 +104,7 @@ class Peer:
         script.write_text(WORKER)
         self.proc = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         out = subprocess.run([python, "-c", "from importlib.metadata import version; print(version('particles'))"],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         self.name = f"particles {out.stdout.strip() or '0.4'}"
 
     def run(self, **req) -> dict:
@@ -127,7 +127,7 @@ def peer_python(build: bool) -> str | None:
     spec.loader.exec_module(mod)
     py = mod.VENV / "bin" / "python"
     if not build:
-        ok = py.exists() and subprocess.run([py, "-c", "import particles"], capture_output=True).returncode == 0
+        ok = py.exists() and subprocess.run([py, "-c", "import particles"], capture_output=True, check=False).returncode == 0
         return str(py) if ok else None
     return mod.peer_python()
 
@@ -165,10 +165,9 @@ def best_alternating(ours, peer_req, peer, rounds, peer_rounds=None):
         c, s = time.process_time(), time.perf_counter()
         ours(r)
         bo = min(bo, (time.perf_counter() - s, time.process_time() - c))
-        if peer is not None:
-            if r < (rounds if peer_rounds is None else peer_rounds):
-                out = peer.run(**{**peer_req, "seed": r + 1})
-                bp = min(bp, (out["wall"], out["cpu"]))
+        if peer is not None and r < (rounds if peer_rounds is None else peer_rounds):
+            out = peer.run(**{**peer_req, "seed": r + 1})
+            bp = min(bp, (out["wall"], out["cpu"]))
     return bo, (bp if peer is not None else None)
 
 
@@ -203,7 +202,7 @@ def main(argv=None):
                 for N in Ns:
                     rounds = 2 if args.quick else {1000: 5, 10_000: 3}.get(N, 2)
                     (ow, oc), pb = best_alternating(
-                        lambda r=0, N=N: smc.bootstrap_filter(model, y, N, rng=r),
+                        lambda r=0, N=N, model=model, y=y: smc.bootstrap_filter(model, y, N, rng=r),
                         {"model": name, "algo": "filter", "N": N, "T": steps, "seed": 0, "ypath": ypath}, peer, rounds)
                     case = f"{name}_N{N}_T{steps}"
                     target = 10.0 if N <= 1000 else 3.0
@@ -215,7 +214,7 @@ def main(argv=None):
                 # PaRIS: per particle-step; the pure-Python peer is timed once, on a few steps
                 peer_paris_T = 5 if args.quick else PEER_PARIS_T[name]
                 (ow, oc), pb = best_alternating(
-                    lambda r=0: smc.paris_smoother(model, y, fun, paris_N, n_backward=K_BACKWARD, rng=r),
+                    lambda r=0, model=model, y=y: smc.paris_smoother(model, y, fun, paris_N, n_backward=K_BACKWARD, rng=r),
                     {"model": name, "algo": "paris", "N": paris_N, "T": peer_paris_T, "seed": 0, "ypath": ypath},
                     peer, 2 if args.quick else 3, peer_rounds=1)
                 ours_rate = ow / (paris_N * (steps - 1))
