@@ -7,7 +7,7 @@ that layout, one initial distribution :math:`\pi` and one transition matrix
 :math:`A` (the HMM family's time-invariant chain), :func:`batch_posteriors` runs the
 scaled forward-backward recursion of :mod:`hmm.forward_backward` (the function
 ``smoother``, with its log-space fallbacks) on every sequence, in parallel over
-sequences (Numba ``prange``), and returns
+sequences (threads running a compiled loop that releases the GIL), and returns
 
 * ``log_likelihoods (S,)``: :math:`\log p(y^{(i)})`, ``-inf`` for a sequence of zero probability;
 * ``filtered (N, K)``, ``smoothed (N, K)``: :math:`p(z_t \mid y_{0:t})`, :math:`p(z_t \mid y)`, same layout;
@@ -19,20 +19,20 @@ Gaussian emission log-likelihoods of a whole batch, restarting the lag window at
 each sequence's start, in parallel over sequences. Each sequence's numbers are
 exactly those of the per-sequence functions (the same code runs on each).
 
-Threads: the kernels use Numba's thread pool with the calling thread's
-``numba.get_num_threads()``; the wrappers' ``n_threads`` sets it for the call
-(1 inside a Dask worker that already runs one task per core).
+Threads: each call cuts the batch into as many runs of consecutive sequences
+(about equal rows) as it has threads, ``n_threads`` or, when ``None``, Numba's
+setting (``numba.set_num_threads``, ``NUMBA_NUM_THREADS``); pass 1 inside a Dask
+worker that already runs one task per core.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import numba as nb
 import numpy as np
 
-from statespace._ragged import Ragged, check_offsets
+from statespace._ragged import Ragged, check_offsets, n_threads_for, row_split, run_parts
 from statespace.errors import ShapeError
 
 from .emissions import _LOG_2PI, ar_loglik, cholesky_factors
@@ -56,11 +56,24 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
     return _posteriors_into(pi0, A, loglik, B, m, filtered)
 
 
-@nb.njit(cache=True, parallel=True)
-def _posteriors_kernel(pi0, A, loglik, offsets, m, lls, filtered, smoothed, counts):
-    """``smoothed`` holds ``exp(loglik - m[:, None])`` on entry (one vectorised NumPy pass over the batch)."""
-    S = offsets.shape[0] - 1
-    for s in nb.prange(S):
+@nb.njit(cache=True, nogil=True)
+def _shift_rows(loglik, a, b, m, out):
+    """``m[t] = max_k loglik[t, k]`` and ``out[t] = loglik[t] - m[t]`` for rows ``a:b`` (NaN for a row of ``-inf``)."""
+    K = loglik.shape[1]
+    for t in range(a, b):
+        mt = -np.inf
+        for k in range(K):
+            if loglik[t, k] > mt:
+                mt = loglik[t, k]
+        m[t] = mt
+        for k in range(K):
+            out[t, k] = loglik[t, k] - mt
+
+
+@nb.njit(cache=True, nogil=True)
+def _posteriors_kernel(pi0, A, loglik, offsets, s0, s1, m, lls, filtered, smoothed, counts):
+    """Sequences ``s0:s1``; ``smoothed`` holds ``exp(loglik - m[:, None])`` on entry."""
+    for s in range(s0, s1):
         a, b = offsets[s], offsets[s + 1]
         if b == a:
             lls[s] = 0.0
@@ -74,10 +87,9 @@ def _posteriors_kernel(pi0, A, loglik, offsets, m, lls, filtered, smoothed, coun
         counts[s] = c
 
 
-@nb.njit(cache=True, parallel=True)
-def _forward_kernel(pi0, A, loglik, offsets, lls, filtered):
-    S = offsets.shape[0] - 1
-    for s in nb.prange(S):
+@nb.njit(cache=True, nogil=True)
+def _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered):
+    for s in range(s0, s1):
         a, b = offsets[s], offsets[s + 1]
         if b == a:
             lls[s] = 0.0
@@ -87,27 +99,12 @@ def _forward_kernel(pi0, A, loglik, offsets, lls, filtered):
         filtered[a:b] = f
 
 
-@nb.njit(cache=True, parallel=True)
-def _gaussian_kernel(y, u, offsets, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0, out):
-    S = offsets.shape[0] - 1
-    for s in nb.prange(S):
+@nb.njit(cache=True, nogil=True)
+def _gaussian_kernel(y, u, offsets, s0, s1, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0, out):
+    for s in range(s0, s1):
         a, b = offsets[s], offsets[s + 1]
         if b > a:
             out[a:b] = ar_loglik(y[a:b], u[a:b], L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0)
-
-
-@contextmanager
-def threads(n_threads: int | None):
-    """Run the enclosed compiled calls on ``n_threads`` Numba threads (``None``: leave the setting alone)."""
-    if n_threads is None:
-        yield
-        return
-    old = nb.get_num_threads()
-    nb.set_num_threads(max(1, min(int(n_threads), nb.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        nb.set_num_threads(old)
 
 
 class BatchPosteriors(NamedTuple):
@@ -180,13 +177,15 @@ def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None) -> B
     filtered = np.empty((N, K))
     smoothed = np.empty((N, K))
     counts = np.zeros((S, K, K))
-    # the row maxima and exponentials of the whole batch in two vectorised passes (NumPy's SIMD exp)
-    m = loglik.max(axis=1) if K else np.zeros(N)
-    with np.errstate(invalid="ignore"):  # rows of -inf give NaN here; the recursion's robust pass takes them
-        np.subtract(loglik, m[:, None], out=smoothed)
-    np.exp(smoothed, out=smoothed)
-    with threads(n_threads):
-        _posteriors_kernel(pi0, A, loglik, offsets, m, lls, filtered, smoothed, counts)
+    m = np.empty(N)
+
+    def part(s0, s1):
+        a, b = offsets[s0], offsets[s1]
+        _shift_rows(loglik, a, b, m, smoothed)
+        np.exp(smoothed[a:b], out=smoothed[a:b])  # NumPy's SIMD exp (releases the GIL like the kernels)
+        _posteriors_kernel(pi0, A, loglik, offsets, s0, s1, m, lls, filtered, smoothed, counts)
+
+    run_parts(part, row_split(offsets, n_threads_for(n_threads)))
     return BatchPosteriors(lls, filtered, smoothed, counts, offsets)
 
 
@@ -196,8 +195,8 @@ def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> Batc
     N, K = loglik.shape
     lls = np.empty(offsets.shape[0] - 1)
     filtered = np.empty((N, K))
-    with threads(n_threads):
-        _forward_kernel(pi0, A, loglik, offsets, lls, filtered)
+    run_parts(lambda s0, s1: _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered),
+              row_split(offsets, n_threads_for(n_threads)))
     return BatchFilter(lls, filtered, offsets)
 
 
@@ -217,7 +216,7 @@ def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.
     Linv = np.ascontiguousarray(np.linalg.inv(chol))
     const = -0.5 * (e.obs_dim * _LOG_2PI + logdet)
     out = np.empty((y.shape[0], e.n_states))
-    with threads(n_threads):
-        _gaussian_kernel(y, u, offsets, e.lags, e.weights, Linv, const, e.covs, chol, logdet,
-                         e.init_means, e.init_covs, chol0, logdet0, out)
+    run_parts(lambda s0, s1: _gaussian_kernel(y, u, offsets, s0, s1, e.lags, e.weights, Linv, const, e.covs, chol, logdet,
+                                              e.init_means, e.init_covs, chol0, logdet0, out),
+              row_split(offsets, n_threads_for(n_threads)))
     return out

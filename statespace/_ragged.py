@@ -83,3 +83,52 @@ class Ragged:
 
     def __repr__(self) -> str:
         return f"Ragged({len(self)} sequences, {self.data.shape[0]} rows, row shape {self.data.shape[1:]})"
+
+
+_POOL = None
+
+
+def n_threads_for(n_threads: int | None) -> int:
+    """Threads a batch call uses: ``n_threads``, or Numba's current setting (``numba.set_num_threads``,
+    ``NUMBA_NUM_THREADS``) when it is ``None``."""
+    if n_threads is None:
+        import numba
+
+        return max(1, numba.get_num_threads())
+    return max(1, int(n_threads))
+
+
+def row_split(offsets: np.ndarray, parts: int) -> np.ndarray:
+    """Boundaries ``(k + 1,)`` cutting the sequences into ``k <= parts`` contiguous runs of about equal rows."""
+    S = len(offsets) - 1
+    k = max(1, min(parts, S))
+    if k == 1:
+        return np.array([0, S], dtype=np.int64)
+    targets = offsets[-1] * np.arange(1, k) / k
+    inner = np.searchsorted(offsets[1:], targets, side="left") + 1
+    return np.unique(np.concatenate([[0], np.minimum(inner, S), [S]])).astype(np.int64)
+
+
+def run_parts(fn, bounds: np.ndarray) -> None:
+    """Call ``fn(bounds[i], bounds[i + 1])`` for every part, on threads when there are several.
+
+    ``fn`` must be a compiled function that releases the GIL (``nogil=True``) and
+    writes disjoint outputs per part. The calling thread runs the first part; a
+    shared pool runs the others (threads, not Numba's ``parallel=True``: no second
+    compilation of the loops and no thread layer to clash with a Dask worker's).
+    """
+    global _POOL
+    n = len(bounds) - 1
+    if n <= 1:
+        if n == 1:
+            fn(int(bounds[0]), int(bounds[1]))
+        return
+    if _POOL is None:
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1) or 1, thread_name_prefix="statespace-batch")
+    futures = [_POOL.submit(fn, int(bounds[i]), int(bounds[i + 1])) for i in range(1, n)]
+    fn(int(bounds[0]), int(bounds[1]))
+    for f in futures:
+        f.result()

@@ -505,20 +505,20 @@ def _sequence_params(kp, a, b):
                         kp.white_H, kp.white_du)
 
 
-@nb.njit(cache=True, parallel=True)
-def batch_loop(kp, y, offsets, chunk_ends, want_stats, stats, lls, bad, why):
-    """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) every sequence of a batch.
+@nb.njit(cache=True, nogil=True)
+def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, why):
+    """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
 
-    Sequence ``s`` is ``y[offsets[s]:offsets[s + 1]]``. The sequences are cut into
-    chunks (chunk ``c`` holds sequences ``chunk_ends[c - 1]:chunk_ends[c]``) that run in
-    parallel; chunk ``c`` adds its sequences' statistics, in order, to ``stats[c]``, so
-    the sums do not depend on the number of threads. ``lls[s]`` is the log-likelihood
-    of sequence ``s``; ``bad[s] >= 0`` marks where its filter (``why[s]``: a ``FAIL_*``
-    code) or its smoother (``why[s] = -2``) stopped, and the statistics then omit it.
+    Sequence ``s`` is ``y[offsets[s]:offsets[s + 1]]``; chunk ``c`` holds sequences
+    ``chunk_ends[c - 1]:chunk_ends[c]`` and adds their statistics, in order, to
+    ``stats[c]``, so that the sums do not depend on how chunks are spread over
+    threads (the GIL is released: callers run disjoint chunk ranges at once).
+    ``lls[s]`` is the log-likelihood of sequence ``s``; ``bad[s] >= 0`` marks where
+    its filter (``why[s]``: a ``FAIL_*`` code) or its smoother (``why[s] = -2``)
+    stopped, and the statistics then omit it.
     """
     d = D if D > 0 else kp.m0.shape[0]
-    n_chunks = chunk_ends.shape[0]
-    for c in nb.prange(n_chunks):
+    for c in range(c0, c1):
         s0 = 0 if c == 0 else chunk_ends[c - 1]
         s1 = chunk_ends[c]
         t_max = 0

@@ -14,7 +14,7 @@ concatenated the same way as ``u (N, p)``):
 
 Both run the filter, RTS and statistics loops of ``_fast`` (the copy compiled for
 the model's dimensions when it has one) on every sequence inside one compiled
-function, in parallel over fixed chunks of sequences (Numba ``prange``); each chunk
+function per thread, in parallel over fixed chunks of sequences; each chunk
 sums its own sequences in order and the chunks are summed in order, so the result
 does not depend on the number of threads. ``n_threads`` sets Numba's thread count
 for the call (``None``: the current ``numba.get_num_threads()``; 1 inside a Dask
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._ragged import check_offsets
+from .._ragged import check_offsets, n_threads_for, run_parts
 from ..errors import DataError, ShapeError
 from . import _fast
 from ._specialise import MIN_SPECIALISED_T, loops
@@ -84,21 +84,15 @@ def _prepare(params: LGSSMParams, y, offsets, inputs):
 
 
 def _run(params, y, offsets, inputs, want_stats, n_threads):
-    import numba as nb
-
     y, offsets, kp, module = _prepare(params, y, offsets, inputs)
     ends = _chunk_ends(offsets)
     S = len(offsets) - 1
     size = stats_layout(params.state_dim, params.obs_dim, params.input_dim).size
     stats = np.zeros((len(ends), size if want_stats else 0))
     lls, bad, why = np.empty(S), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64)
-    old = nb.get_num_threads()
-    if n_threads is not None:
-        nb.set_num_threads(max(1, min(int(n_threads), nb.config.NUMBA_NUM_THREADS)))
-    try:
-        module.batch_loop(kp, y, offsets, ends, want_stats, stats, lls, bad, why)
-    finally:
-        nb.set_num_threads(old)
+    k = min(n_threads_for(n_threads), len(ends))
+    bounds = np.unique(len(ends) * np.arange(k + 1) // max(k, 1))
+    run_parts(lambda c0, c1: module.batch_loop(kp, y, offsets, ends, c0, c1, want_stats, stats, lls, bad, why), bounds)
     return y, offsets, kp, stats, lls, bad, why
 
 

@@ -45,6 +45,8 @@ from ..distributed import EStep
 from ..errors import ParameterError, ShapeError
 from ..progress import progress_bar
 from ..validation import check_fit_options
+from .._ragged import pack
+from .batch import batch_e_step
 from .data import prepare
 from ._specialise import loops_for
 from .kernels import stats_layout
@@ -194,9 +196,15 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
 def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, float]:
     """Summed expected sufficient statistics and total log-likelihood over clean sequences.
 
-    ``buffers`` (one ``(filter, smoother)`` pair of output blocks per sequence) lets
-    repeated E-steps reuse their memory.
+    A time-invariant model runs the whole list in one compiled call, parallel over
+    sequences (:func:`~statespace.linear_gaussian.batch.batch_e_step`); time-varying
+    parameters go sequence by sequence, where ``buffers`` (one ``(filter, smoother)``
+    pair of output blocks per sequence) lets repeated E-steps reuse their memory.
     """
+    if not params.time_varying:
+        y, offsets = pack(seqs)
+        u = np.concatenate(us) if params.input_dim else None
+        return batch_e_step(params, y, offsets, u)
     lay = stats_layout(params.state_dim, params.obs_dim, params.input_dim)
     stats = np.zeros(lay.size)
     ll = 0.0
