@@ -29,9 +29,12 @@ naming the sequence and the first impossible time step.
 
 Example::
 
+    import numpy as np
     from hmm import GaussianHMM
+    rng = np.random.default_rng(0)
+    y1, y2 = (np.concatenate([rng.normal(-1.0, 0.5, (50, 1)), rng.normal(2.0, 0.5, (T, 1))]) for T in (50, 30))
     model = GaussianHMM(n_states=2, obs_dim=1)
-    model.fit([y1, y2], rng=0)
+    model.fit([y1, y2], rng=0, progress=False)
     model.smooth(y1).smoothed_probs          # (T, 2)
     model.forecast([y1, y2], steps=5)        # one HMMForecast per sequence
 """

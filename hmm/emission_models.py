@@ -14,7 +14,12 @@ questions inference and EM ask of it:
 The chain code (:mod:`hmm.chain`, :mod:`hmm.model`, :mod:`hmm.em`) calls only these,
 so a new emission family is a new class here, not a new branch there::
 
+    import numpy as np
+    from hmm import GaussianHMM
     from hmm.emission_models import GaussianEmission
+    y, u = np.random.default_rng(0).normal(size=(100, 1)), np.zeros((100, 0))   # data, no inputs
+    params = GaussianHMM.initialize(y, 2, 1, rng=0).params
+    gamma = np.full((100, 2), 0.5)                          # smoothed state marginals
     g = GaussianEmission(n_states=2, obs_dim=1)
     ll = g.log_likelihood(params.emission, y, u)           # (T, 2)
     stats = g.accumulate(params.emission, y, u, gamma, g.zero_stats())

@@ -22,12 +22,17 @@ accepted only when ``Q`` rises, so the log-likelihood never decreases.
 
 Example::
 
+    import numpy as np
     from hmm.io_hmm import IOHMM
-    model = IOHMM(n_states=2, obs_dim=1, input_dim=1, layer="lru", hidden=8, state=8)
-    model.fit(y_train, inputs=u_train, max_iter=20, rng=0)
+    rng = np.random.default_rng(0)
+    u = np.cumsum(rng.standard_normal((205, 1)), axis=0) * 0.3      # a slowly wandering input
+    y = np.where(u > 0, 1.0, -1.0) + 0.8 * rng.standard_normal((205, 1))
+    y_train, u_train, y_test, u_test, u_next = y[:150], u[:150], y[150:200], u[150:200], u[200:]
+    model = IOHMM(n_states=2, obs_dim=1, input_dim=1, layer="lru", hidden=4, state=4)
+    model.fit(y_train, inputs=u_train, max_iter=3, m_steps=10, rng=0, progress=False)
     model.log_likelihood(y_test, inputs=u_test)
-    x, y = model.sample(200, inputs=u, rng=1)     # generic compiled simulator
-    A_t = model.transition_matrices(u)             # (T-1, K, K)
+    x, y = model.sample(150, inputs=u_train, rng=1)   # generic compiled simulator
+    A_t = model.transition_matrices(u_train)           # (T-1, K, K)
     model.forecast(y_test, 5, inputs=u_test, future_inputs=u_next)   # needs the next 5 inputs
 
 The inference verbs are those of :class:`hmm.chain.DiscreteChainModel`; this module

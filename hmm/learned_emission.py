@@ -43,11 +43,16 @@ posteriors of a lag-1 ARHMM fitted by Baum-Welch (or from ``init_posteriors``).
 
 Example::
 
+    import numpy as np
     from hmm.learned_emission import LearnedEmissionHMM
-    model = LearnedEmissionHMM(n_states=2, obs_dim=1, layer="lru", hidden=16, state=16)
-    result = model.fit(train_sequences, max_iter=20, rng=0)
+    rng = np.random.default_rng(0)
+    z = (np.arange(300) // 50) % 2                      # regimes of 50 steps
+    y = (np.where(z, 1.5, -1.0) + 0.5 * rng.standard_normal(300))[:, None]
+    train_sequences, test_sequence = [y[:100], y[100:200]], y[200:]
+    model = LearnedEmissionHMM(n_states=2, obs_dim=1, layer="lru", hidden=4, state=4, n_layers=1)
+    result = model.fit(train_sequences, max_iter=2, m_steps=10, rng=0, progress=False)
     model.log_likelihood(test_sequence)
-    x, y = model.sample(500, rng=1)           # step mode of the network, one step at a time
+    x, y = model.sample(100, rng=1)           # step mode of the network, one step at a time
     model.smooth(test_sequence).smoothed_probs
 
 The compiled face (:meth:`kernel_params` with ``y=``) carries the per-step emission

@@ -12,9 +12,19 @@ left-to-right with an absorbing last state, ...). Optional partial knowledge
 everywhere: likelihood, filtering, smoothing, Viterbi and EM. The ARPHMM of
 Juesas & Ramasso is ``ARHMM(..., transitions="left-to-right")`` fitted with ``pl``::
 
+    import numpy as np
     from hmm import ARHMM
+    rng = np.random.default_rng(0)
+    sequences, plausibilities = [], []
+    for T in (60, 80, 70):
+        stage = 4 * np.arange(T) // T                   # four stages, in order
+        y = np.zeros((T, 2))
+        for t in range(1, T):
+            y[t] = 0.5 * y[t - 1] + stage[t] + 0.3 * rng.standard_normal(2)
+        sequences.append(y)
+        plausibilities.append(np.where(np.abs(np.arange(4) - stage[:, None]) <= 1, 1.0, 0.05))  # soft labels
     model = ARHMM(n_states=4, obs_dim=2, lags=1, transitions="left-to-right")
-    result = model.fit(sequences, pl=plausibilities, n_restarts=3, rng=0)
+    result = model.fit(sequences, pl=plausibilities, n_restarts=3, rng=0, progress=False)
     filt = model.filter(sequences[0], pl=plausibilities[0])   # filt.filtered_probs (T, K)
     model.transition_matrix
 
