@@ -70,8 +70,8 @@ def use(client, n_shards: int | None = None):
             own.close()
 
 
-def active() -> Backend | None:
-    """The backend of the innermost :func:`use` block, or ``None`` (run in process)."""
+def active():
+    """The backend of the innermost :func:`use` block (its ``client`` and ``n_shards``), or ``None`` (run in process)."""
     return _ACTIVE.get()
 
 
