@@ -50,12 +50,12 @@ Example::
     import smc
     from statespace import StochasticVolatility
     sv = StochasticVolatility()
-    x, y = sv.sample(1000, rng=0)
+    x, y = sv.sample(300, rng=0)
     fun = smc.smoothed_marginals_functional(len(y), sv.state_dim)
-    res = smc.paris_smoother(sv, y, fun, n_particles=500, rng=1)
+    res = smc.paris_smoother(sv, y, fun, n_particles=200, rng=1)
     means, variances = smc.split_marginals(res.estimate, len(y), sv.state_dim)
 
-    online = smc.PaRIS(sv, fun, n_particles=500, rng=1)
+    online = smc.PaRIS(sv, fun, n_particles=200, rng=1)
     for t in range(len(y)):
         est = online.update(y[t])        # E[S_t | y_{0:t}] after each observation
 
@@ -480,7 +480,12 @@ class PaRIS:
 
     Example::
 
-        online = PaRIS(model, functional, n_particles=1000, rng=0)
+        from smc import PaRIS
+        from statespace import StochasticVolatility
+        model = StochasticVolatility()
+        _, stream = model.sample(100, rng=0)
+        functional = model.sufficient_statistics()   # E[S_t | y_{0:t}] of the M-step's statistics
+        online = PaRIS(model, functional, n_particles=200, rng=0)
         for y_t in stream:
             estimate = online.update(y_t)
     """
