@@ -60,8 +60,5 @@ def broadcast(client, obj):
 def map_shards(client, fn, params, shards, starts, lengths, total):
     """``[fn(params, shard) for shard in shards]`` on the workers, ``params`` broadcast once."""
     p = broadcast(client, params)
-    futures = [client.submit(_apply, fn, p, s, pure=False) for s in shards]
-    try:
-        return gather_in_order(client, futures, starts, lengths, total)
-    finally:
-        client.cancel(futures + [p])
+    futures = client.map(_apply, [fn] * len(shards), [p] * len(shards), shards, pure=False)  # one message
+    return gather_in_order(client, futures, starts, lengths, total)  # the futures are released when dropped
