@@ -73,6 +73,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._compile import compiled
 from statespace._numerics.weights import normalise
 from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional
@@ -325,10 +326,12 @@ def paris_advance(
 
 
 @nb.njit
-def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, n_backward, threshold, scheme, max_trials, exact, rng):
+def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, p, n_backward, threshold, scheme, max_trials,
+                exact, rng):
+    # p = functional.dim, an argument: a functional's length varies with the data (smoothed marginals)
+    # while its functions do not, and the loop is compiled for the functions only
     T = y.shape[0]
     d = kernels.state_dim
-    p = functional.dim
     x = np.empty((N, d))
     x_new = np.empty((N, d))
     logw = np.empty(N)
@@ -371,6 +374,17 @@ def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, n_bac
         resampled[t] = rs
         _summaries(t, x, W, tau, estimates, means)
     return -1, estimates, loglik, means, ess, resampled, n_fb, n_viol
+
+
+class _Steps(NamedTuple):
+    """The functions of an :class:`AdditiveFunctional` without its length (passed to the loops at run time)."""
+
+    initial: object
+    step: object
+
+
+def _steps(functional: AdditiveFunctional) -> _Steps:
+    return _Steps(functional.initial, functional.step)
 
 
 @nb.njit(cache=True)
@@ -462,8 +476,9 @@ def paris_smoother(
     rng = as_rng(rng)
     step = backward_step_parallel if parallel else backward_step
     results = []
+    loop = compiled(_paris_loop, kernels=kernels, proposal=prop, functional=_steps(functional), backward=step)
     for s, (kp, ys) in enumerate(jobs):
-        out = _paris_loop(kernels, prop, guided, functional, step, kp, ys, N, K, thr, code, trials, exact, rng)
+        out = loop(guided, kp, ys, N, int(functional.dim), K, thr, code, trials, exact, rng)
         status, estimates, loglik, means, ess, rs, n_fb, n_viol = out
         _raise_if_bad(status, n_viol, "" if single else f" (sequence {s})")
         n_draws = max(1, (len(ys) - 1) * N * K)
@@ -514,7 +529,10 @@ class PaRIS:
         self._kernels = model.kernels()
         self._kp = model.kernel_params(inputs=inputs, times=times)
         self._rng = as_rng(rng)
-        self._step = backward_step_parallel if parallel else backward_step
+        step = backward_step_parallel if parallel else backward_step
+        fixed = dict(kernels=self._kernels, proposal=self._proposal, functional=_steps(self.functional))
+        self._initial = compiled(paris_initial, **fixed)
+        self._advance = compiled(paris_advance, backward=step, **fixed)
         N, d, p = self.n_particles, self._kernels.state_dim, self.functional.dim
         self._y = np.full((16, self._kernels.obs_dim), np.nan)
         self.t = -1
@@ -562,15 +580,14 @@ class PaRIS:
             self._y = np.concatenate([self._y, np.full_like(self._y, np.nan)])
         self._y[t] = row
         y = self._y[: t + 1]
-        k, kp, f = self._kernels, self._kp, self.functional
+        kp = self._kp
         if t == 0:
-            lse, e = paris_initial(k, self._proposal, self._guided, f, kp, y, self._rng, self._x, self._logw,
-                                   self.weights, self._tau)
+            lse, e = self._initial(self._guided, kp, y, self._rng, self._x, self._logw, self.weights, self._tau)
             rs = True
             viol = 0
         else:
-            lse, e, rs, fb, viol = paris_advance(
-                k, self._proposal, self._guided, f, self._step, kp, t, y, self._rng, self._x, self._x_new,
+            lse, e, rs, fb, viol = self._advance(
+                self._guided, kp, t, y, self._rng, self._x, self._x_new,
                 self._logw, self.weights, self._tau, self._tau_new, self._anc, self._prob, self._alias, self._hbuf,
                 self._draws, self._fb, self._viol, self.ess, self._thr, self._code, self.n_backward, self._trials, self._exact,
             )

@@ -25,7 +25,8 @@ The bootstrap filter is :math:`q = f` (the ratio cancels). The likelihood estima
 
 Everything after validation runs in one compiled loop specialised on the model's
 kernels (:class:`statespace.interface.ModelKernels`), the proposal and the
-user's test function; weights stay in log space. Example::
+user's test function (through :func:`statespace._compile.compiled`, which caches it
+on disk); weights stay in log space. Example::
 
     import smc
     from statespace import StochasticVolatility
@@ -47,6 +48,7 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._compile import compiled
 from statespace._numerics.weights import normalise
 from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
 from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real, split_batch
@@ -347,8 +349,9 @@ def _run(model, y, proposal, guided, n_particles, rng, resampling, ess_threshold
         raise ParameterError("state_function: expected a smc.StateFunction(fn, dim)")
     rng = as_rng(rng)
     results = []
+    loop = compiled(filter_loop, kernels=kernels, proposal=proposal, fn=sf.fn)
     for i, (kp, ys) in enumerate(jobs):
-        out = filter_loop(kernels, proposal, guided, sf.fn, int(sf.dim), kp, ys, N, thr, code, rng, bool(return_history))
+        out = loop(guided, int(sf.dim), kp, ys, N, thr, code, rng, bool(return_history))
         status, incs, means, covs, probs, moments, ess, rs, x, logw, anc, xh, lwh = out
         if status >= 0:
             where = "" if single else f"sequence {i}"

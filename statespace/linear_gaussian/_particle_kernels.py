@@ -14,6 +14,7 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._compile import refcount_free, with_refcount
 from statespace._numerics.gaussian import count_observed, logpdf_observed
 from statespace.linear_gaussian._linalg import ix
 
@@ -31,7 +32,8 @@ M = 0
 # kernel with a loop over coordinates paid ~40 atomic operations per call: ~1 us
 # per particle-step whatever the dimension, 20x a scalar hand-written model.
 # ``_nrt=False`` compiles them without the reference counting (they own no memory:
-# they only read KernelParams and write caller-owned buffers): ~5x faster.
+# they only read KernelParams and write caller-owned buffers): ~5x faster. The option is
+# private to Numba: :func:`statespace._compile.refcount_free` drops it where it is missing.
 # Allocation is not available there, so the rare rows with some coordinates
 # missing go to the ordinary function :func:`_log_emission_partial`.
 #
@@ -39,7 +41,7 @@ M = 0
 # standard normals and transform it in place from the last coordinate up (L is
 # lower-triangular, so row i only reads entries k <= i that are still untouched).
 # x_out must not alias x_prev.
-_kernel = nb.njit(cache=True, _nrt=False)
+_kernel = nb.njit(**refcount_free(cache=True))
 
 
 @_kernel
@@ -114,7 +116,7 @@ def log_transition_bound(kp, t):
     return -0.5 * (d * _LOG_2PI + kp.logdet_Q[ix(kp.logdet_Q.shape[0], t)])
 
 
-@nb.njit(cache=True, _nrt=True)  # explicit, or it would inherit log_emission's _nrt=False
+@nb.njit(**with_refcount(cache=True))  # explicit, or it would inherit log_emission's _nrt=False
 def _log_emission_partial(Hs, dus, Rs, t, x, y):
     """Log-density of the observed coordinates of ``y[t]``: the residual ``y_t - H x - D u_t`` keeps
     the NaN of the missing coordinates, and :func:`statespace._numerics.gaussian.logpdf_observed`

@@ -3,7 +3,7 @@
 For the small dimensions of most state-space models, compiling the loops of the
 template :mod:`statespace.linear_gaussian._fast` with ``d`` and ``m`` as compile-time
 constants is worth a ~3x speed-up: :func:`loops` imports such a copy, written once
-and cached on disk by :func:`~statespace.linear_gaussian._template_copies.specialised_copy`
+and cached on disk by :func:`statespace._compile.specialised_copy`
 (named by a hash of every library file the template reaches). Large dimensions, where the
 generic loops are as fast, short sequences (where compiling a copy would cost more than it
 saves) and an unwritable cache use the generic template itself.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import _fast
-from ._template_copies import specialised_copy
+from statespace._compile import specialised_copy
 
 #: Largest dimensions that get their own compiled loops.
 MAX_SPECIALISED_DIM = 8

@@ -1,0 +1,106 @@
+"""Cold start: time from a fresh interpreter to the first result of each main entry point.
+
+A user who restarts a notebook kernel pays the import and the compilation (or the
+loading of cached machine code) before the first result. Each case runs in a fresh
+subprocess and measures, inside it, the time from before ``import`` to the first
+result, on a small problem (so that the time is the start-up, not the work):
+
+* ``kalman_filter``, ``kalman_smoother``: linear-Gaussian model, d = 4, m = 2, T = 200;
+* ``hmm_fit`` (5 EM iterations), ``hmm_smooth``: Gaussian HMM, K = 3, 1-d, T = 300;
+* ``bootstrap_filter``, ``paris``, ``particle_gibbs``, ``ppg``: stochastic volatility
+  (a model written like a user's), T = 200.
+
+Two cache states, both in temporary directories (``NUMBA_CACHE_DIR`` and
+``STATESPACE_CACHE_DIR``) so that the user's own caches are neither used nor touched:
+``cache: "empty"`` (everything compiles) and ``cache: "warm"`` (a previous process ran
+the same case; best of ``--repeats``). One JSON line per case and state (GUIDE section 3)::
+
+    {"bench": "bootstrap_filter_cold", "case": "sv_T200_N500", "cache": "warm", "ours_s": 0.71, ...}
+
+Run: ``python benchmarks/cold_start.py`` (``--only paris`` for one entry point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PRELUDE = """
+import time; _t0 = time.perf_counter()
+import numpy as np
+"""
+
+_SV = """
+import smc
+from statespace import StochasticVolatility
+sv = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
+y = np.random.default_rng(0).standard_normal((200, 1))
+"""
+
+_LG = """
+from statespace.linear_gaussian import LGSSMParams, kalman_filter, rts_smoother
+F = np.eye(4); F[0, 2] = F[1, 3] = 0.1
+params = LGSSMParams(m0=np.zeros(4), P0=np.eye(4), F=F, Q=0.05 * np.eye(4), H=np.eye(2, 4), R=0.5 * np.eye(2))
+y = np.random.default_rng(0).standard_normal((200, 2))
+"""
+
+_HMM = """
+from hmm import GaussianEmissionParams, GaussianHMM, HMMParams
+rng = np.random.default_rng(0)
+y = np.concatenate([rng.normal(m, 1.0, 100) for m in (-3.0, 0.0, 3.0)])
+A = np.full((3, 3), 0.05) + 0.85 * np.eye(3)
+hmm_params = HMMParams(np.full(3, 1 / 3), A, GaussianEmissionParams.from_ar(np.array([[-3.0], [0.0], [3.0]]), np.ones((3, 1, 1))))
+"""
+
+#: entry point -> (case name, setup code, the first call)
+CASES = {
+    "kalman_filter": ("d4_m2_T200", _LG, "kalman_filter(params, y)"),
+    "kalman_smoother": ("d4_m2_T200", _LG, "rts_smoother(params, y)"),
+    "hmm_fit": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1).fit(y, max_iter=5, progress=False)"),
+    "hmm_smooth": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1, params=hmm_params).smooth(y)"),
+    "bootstrap_filter": ("sv_T200_N500", _SV, "smc.bootstrap_filter(sv, y, n_particles=500, rng=1)"),
+    "paris": ("sv_T200_N500", _SV, "smc.paris_smoother(sv, y, n_particles=500, rng=1)"),
+    "particle_gibbs": ("sv_T200_N64_iter20", _SV,
+                       "smc.particle_gibbs(sv, y, n_iter=20, n_particles=64, rng=1, progress=False)"),
+    "ppg": ("sv_T200_N32_iter5", _SV, "smc.ppg_smoother(sv, y, n_particles=32, n_iter=5, rng=1, progress=False)"),
+}
+
+
+def script(entry: str) -> str:
+    _, setup, call = CASES[entry]
+    return _PRELUDE + setup + call + "\nprint(time.perf_counter() - _t0)\n"
+
+
+def run_once(entry: str, cache_dir: str) -> float:
+    env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(cache_dir, "numba"),
+               STATESPACE_CACHE_DIR=os.path.join(cache_dir, "statespace"),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", script(entry)], env=env, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{entry}: the subprocess failed:\n{out.stderr[-2000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2, help="best-of count for the warm cache")
+    parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="entry points to run (default: all)")
+    args = parser.parse_args(argv)
+    for entry in args.only or CASES:
+        with tempfile.TemporaryDirectory(prefix="statespace-cold-") as cache_dir:
+            empty = run_once(entry, cache_dir)
+            warm = min(run_once(entry, cache_dir) for _ in range(args.repeats))
+        for state, seconds in (("empty", empty), ("warm", warm)):
+            print(json.dumps({"bench": f"{entry}_cold", "case": CASES[entry][0], "cache": state,
+                              "ours_s": round(seconds, 3), "peer": None}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
