@@ -60,8 +60,18 @@ def run_meta(bench: str, **extra) -> dict:
     return meta
 
 
+_START = time.perf_counter()
+
+
 def emit(line: dict) -> None:
     print(json.dumps(line), flush=True)
+
+
+def done(bench: str) -> None:
+    """The script's own wall and CPU time (all threads and children), for the grid's time budget."""
+    t = os.times()
+    emit({"bench": f"{bench}_done", "wall_s": round(time.perf_counter() - _START, 1),
+          "cpu_s": round(t.user + t.system + t.children_user + t.children_system, 1)})
 
 
 def interleaved(fns: dict, *, rounds: int = 5, block: int = 2, budget_s: float = 20.0, min_rounds: int = 2,

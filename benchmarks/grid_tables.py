@@ -72,10 +72,12 @@ def tables(lines: list[dict]) -> str:
         b = rec.get("bench", "")
         if b.endswith("_meta"):
             out.append("Run: " + ", ".join(f"{k} {v}" for k, v in rec.items() if k != "bench") + ".\n")
+        elif b.endswith("_done"):
+            out.append(f"Script time: {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU.\n")
         elif b.endswith("_peak"):
             out.append("Peak (numpy matmul): " + ", ".join(f"{k} {v if not isinstance(v, float) else round(v, 1)}"
                                                           for k, v in rec.items() if k not in ("bench", "case")) + ".\n")
-    by = {(r["bench"], r["case"]): r for r in lines if "case" in r and not r["bench"].endswith(("_meta", "_peak"))}
+    by = {(r["bench"], r["case"]): r for r in lines if "case" in r and not r["bench"].endswith(("_meta", "_peak", "_done"))}
     notes = {}  # reason -> the cases it applies to
     for title, benches in GROUPS:
         cases = list(dict.fromkeys(c for (b, c) in by if b in benches))

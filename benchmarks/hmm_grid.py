@@ -353,6 +353,7 @@ def main(argv=None):
         kinds_grid(args, peers)
     if args.only in (None, "batch"):
         batch_grid(args, peers)
+    g.done("hmm_grid")
 
 
 if __name__ == "__main__":

@@ -236,7 +236,7 @@ def main(argv=None):
     ap.add_argument("--T", type=int, default=10_000, help="length of the single-sequence cases")
     ap.add_argument("--em-iters", type=int, default=EM_ITERS)
     ap.add_argument("--rounds", type=int, default=5, help="most interleaved rounds per case")
-    ap.add_argument("--budget", type=float, default=6.0, help="seconds of timed rounds per case (at least 2 rounds)")
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds of timed rounds per case (at least 2 rounds)")
     ap.add_argument("--only", choices=("dims", "batch"), help="one part of the grid")
     args = ap.parse_args(argv)
     if args.quick:
@@ -250,6 +250,7 @@ def main(argv=None):
         dims_grid(args, peer, g.emit)
     if args.only in (None, "batch"):
         batch_grid(args, peer, g.emit)
+    g.done("kalman_grid")
 
 
 if __name__ == "__main__":

@@ -230,6 +230,7 @@ def main(argv=None):
         finally:
             if peer is not None:
                 peer.close()
+    g.done("smc_grid")
 
 
 if __name__ == "__main__":
