@@ -76,6 +76,15 @@ def filter_loop(kp, y, buf):
     * ``FAIL_IMPOSSIBLE``: the observation's log-density is below float64's range
       (``loglik`` is then ``-inf``, exactly as for every longer sequence).
     """
+    none = np.empty((0, 0, 0))
+    return _filter(kp, y, buf, False, none, none, np.empty(0), np.empty((0, 0)))
+
+
+@nb.njit(**_FLAGS)
+def _filter(kp, y, buf, record, gHP, gL, glog, gsd):
+    """:func:`filter_loop`; with ``record``, also the per-step quantities :func:`filter_replay` needs
+    (``gHP[t] = H_o P_{t|t-1}``, ``gL[t]`` the factor of ``S_t``, ``glog[t] = log|S_t| / 2``, ``gsd[t]``
+    the filtered standard deviations along the observed rows of ``H``)."""
     T = y.shape[0]
     d = D if D > 0 else kp.m0.shape[0]
     m = M if M > 0 else y.shape[1]
@@ -252,6 +261,14 @@ def filter_loop(kp, y, buf):
                         s += fP[t, i, k] * Hs[h, ra, k]
                     var += Hs[h, ra, i] * s
                 hsd[a] = math.sqrt(max(var, 0.0))
+        if record:
+            glog[t] = logdet
+            for a in range(n):
+                gsd[t, a] = hsd[a]
+                for j in range(d):
+                    gHP[t, a, j] = HP[a, j]
+                for b in range(a + 1):
+                    gL[t, a, b] = L[a, b]
         # Rounding error of the filtered mean against its standard deviation, per state
         # coordinate and along each observed row of H (where the next innovations look;
         # an unobserved direction of huge variance hides it from the coordinates).
@@ -524,8 +541,15 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
         t_max = 0
         for s in range(s0, s1):
             t_max = max(t_max, offsets[s + 1] - offsets[s])
+        m = y.shape[1]
         fbuf = np.empty(2 * t_max * d * (d + 1))
         sbuf = np.empty(t_max * d + (t_max + 2 * max(t_max - 1, 0)) * d * d)
+        gHP = np.empty((t_max, m, d))
+        gL = np.empty((t_max, m, m))
+        glog = np.empty(t_max)
+        gsd = np.empty((t_max, m))
+        ref_T = -1  # the last sequence whose covariances the buffers hold (-1: none)
+        ref_a = 0
         for s in range(s0, s1):
             a, b = offsets[s], offsets[s + 1]
             T = b - a
@@ -536,17 +560,153 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
                 continue
             kps = _sequence_params(kp, a, b)
             ys = y[a:b]
-            ll, fm, fP, pm, pP, bd, wy = filter_loop(kps, ys, fbuf[: 2 * T * d * (d + 1)])
+            fb = fbuf[: 2 * T * d * (d + 1)]
+            sb = sbuf[: T * d + (T + 2 * (T - 1)) * d * d]
+            # same length and missing pattern as the sequence before it: the same covariances
+            shared = T == ref_T and _same_mask(y, ref_a, a, T)
+            ref_T = -1
+            if shared:
+                ll, fm, fP, pm, pP, bd, wy = filter_replay(kps, ys, fb, gHP, gL, glog, gsd)
+            else:
+                ll, fm, fP, pm, pP, bd, wy = _filter(kps, ys, fb, True, gHP, gL, glog, gsd)
             lls[s] = ll
             if bd >= 0:
                 bad[s] = bd
                 why[s] = wy
                 continue
-            if not want_stats:
-                continue
-            sm, sP, cross, gains, bd = rts_loop(kps, fm, fP, pm, pP, sbuf[: T * d + (T + 2 * (T - 1)) * d * d])
-            if bd >= 0:
-                bad[s] = bd
-                why[s] = -2
-                continue
-            stats_loop(kps, ys, sm, sP, cross, stats[c])
+            if want_stats:
+                if shared:
+                    sm, sP, cross, gains, bd = rts_replay(fm, pm, sb)
+                else:
+                    sm, sP, cross, gains, bd = rts_loop(kps, fm, fP, pm, pP, sb)
+                if bd >= 0:
+                    bad[s] = bd
+                    why[s] = -2
+                    continue
+                stats_loop(kps, ys, sm, sP, cross, stats[c])
+            ref_T = T
+            ref_a = a
+
+
+@nb.njit(**_FLAGS)
+def filter_replay(kp, y, buf, gHP, gL, glog, gsd):
+    """:func:`filter_loop`'s means and log-likelihood for a sequence whose covariances are already in ``buf``.
+
+    Sequences of one length with the same missing coordinates share every
+    covariance of the filter (they depend on the pattern of observed coordinates
+    only): the first runs :func:`_filter` with ``record``, the others replay its
+    per-step factors here, at ``O(d^2 + d m + m^2)`` per step, with the very
+    arithmetic of :func:`filter_loop` (the same numbers to the bit).
+    """
+    T = y.shape[0]
+    d = D if D > 0 else kp.m0.shape[0]
+    m = M if M > 0 else y.shape[1]
+    Fs, Hs, bus, dus = kp.F, kp.H, kp.bu, kp.du
+    nF, nH, nU = Fs.shape[0], Hs.shape[0], bus.shape[0]
+    fm = buf[: T * d].reshape((T, d))
+    pm = buf[T * d : 2 * T * d].reshape((T, d))
+    fP = buf[2 * T * d : 2 * T * d + T * d * d].reshape((T, d, d))
+    pP = buf[2 * T * d + T * d * d :].reshape((T, d, d))
+    obs = np.empty(m, np.int64)
+    e = np.empty(m)
+    mag = np.empty(d)
+    ll = 0.0
+    for t in range(T):
+        uu = 0 if nU == 1 else t
+        if t == 0:
+            for i in range(d):
+                pm[0, i] = kp.m0[i]
+        else:
+            f = 0 if nF == 1 else t
+            for i in range(d):
+                s = bus[uu, i]
+                for k in range(d):
+                    s += Fs[f, i, k] * fm[t - 1, k]
+                pm[t, i] = s
+            for i in range(d):
+                if not abs(pm[t, i]) <= 1.7e308:
+                    return ll, fm, fP, pm, pP, t, FAIL_OVERFLOW
+        h = 0 if nH == 1 else t
+        n = 0
+        for j in range(m):
+            if not math.isnan(y[t, j]):
+                obs[n] = j
+                n += 1
+        if n == 0:
+            for i in range(d):
+                fm[t, i] = pm[t, i]
+            continue
+        for a in range(n):
+            ra = obs[a]
+            s = y[t, ra] - dus[uu, ra]
+            for k in range(d):
+                s -= Hs[h, ra, k] * pm[t, k]
+            e[a] = s
+        L = gL[t]
+        quad = solve_lower(L, e, n)
+        ll += -0.5 * (n * _LOG_2PI + quad) - glog[t]
+        if ll == -math.inf:
+            return ll, fm, fP, pm, pP, t, FAIL_IMPOSSIBLE
+        for a in range(n - 1, -1, -1):
+            s = e[a]
+            for k in range(a + 1, n):
+                s -= L[k, a] * e[k]
+            e[a] = s / L[a, a]
+        HP = gHP[t]
+        for i in range(d):
+            s = pm[t, i]
+            acc = abs(s)
+            for a in range(n):
+                v = HP[a, i] * e[a]
+                s += v
+                acc += abs(v)
+            fm[t, i] = s
+            mag[i] = acc
+        for i in range(d):
+            err = 4.0 * _EPS * mag[i]
+            if err > math.sqrt(max(fP[t, i, i], 0.0)) and err > 4e3 * _EPS * abs(fm[t, i]):
+                return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
+        for a in range(n):
+            ra = obs[a]
+            err = 0.0
+            val = 0.0
+            for i in range(d):
+                err += abs(Hs[h, ra, i]) * mag[i]
+                val += Hs[h, ra, i] * fm[t, i]
+            err *= 4.0 * _EPS
+            if err > gsd[t, a] and err > 4e3 * _EPS * abs(val):
+                return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
+    return ll, fm, fP, pm, pP, -1, -1
+
+
+@nb.njit(**_FLAGS)
+def rts_replay(fm, pm, buf):
+    """:func:`rts_loop`'s smoothed means for a sequence whose covariances and gains are already in ``buf``
+    (see :func:`filter_replay`); the same arithmetic as :func:`rts_loop`."""
+    T = fm.shape[0]
+    d = D if D > 0 else fm.shape[1]
+    n1 = max(T - 1, 0)
+    sm = buf[: T * d].reshape((T, d))
+    sP = buf[T * d : T * d + T * d * d].reshape((T, d, d))
+    o = T * d + T * d * d
+    cross = buf[o : o + n1 * d * d].reshape((n1, d, d))
+    gains = buf[o + n1 * d * d :].reshape((n1, d, d))
+    for i in range(d):
+        sm[T - 1, i] = fm[T - 1, i]
+    for t in range(T - 2, -1, -1):
+        for i in range(d):
+            s = fm[t, i]
+            for k in range(d):
+                s += gains[t, i, k] * (sm[t + 1, k] - pm[t + 1, k])
+            sm[t, i] = s
+    return sm, sP, cross, gains, -1
+
+
+@nb.njit(cache=True)
+def _same_mask(y, a0, a1, T):
+    """Whether rows ``a0:a0+T`` and ``a1:a1+T`` of ``y`` have their NaN in the same places."""
+    for t in range(T):
+        for j in range(y.shape[1]):
+            if math.isnan(y[a0 + t, j]) != math.isnan(y[a1 + t, j]):
+                return False
+    return True

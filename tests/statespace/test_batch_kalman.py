@@ -137,3 +137,30 @@ def test_batch_errors_name_the_sequence():
         batch_e_step(p, y, np.array([0, 5, 14]))
     with pytest.raises(ShapeError, match="time-varying"):
         batch_e_step(_stacked(p, 5), y[:5], np.array([0, 5]))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_sequences_of_one_length_and_mask_share_covariances(n_threads):
+    """A fleet of equal-length sequences: the batch replays the first one's covariances for the others
+    (same length, same missing coordinates) and recomputes them where the pattern differs."""
+    p = _model(3, 2, seed=7)
+    rng = np.random.default_rng(5)
+    ys = [rng.normal(size=(40, 2)) * 2.0 for _ in range(12)]
+    ys[4][10:13] = np.nan  # a different pattern between two shared runs
+    ys[5][10:13] = np.nan  # ... shared by the next sequence
+    ys[8][3, 1] = np.nan
+    ys[9] = ys[9][:35]  # another length
+    y, offsets = pack(ys)
+    stats, ll = batch_e_step(p, y, offsets, n_threads=n_threads)
+    seqs, us, _ = prepare(p, ys, None)
+    ref = np.zeros_like(stats)
+    ref_ll = 0.0
+    for s, u in zip(seqs, us):
+        st, l = e_step(_stacked(p, len(s)), [s], [u])  # the full per-sequence recursion
+        ref += st
+        ref_ll += l
+    assert ll == pytest.approx(ref_ll, rel=1e-12)
+    np.testing.assert_allclose(stats, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    lls = batch_log_likelihood(p, y, offsets, n_threads=n_threads)
+    for i, s in enumerate(ys):
+        assert lls[i] == pytest.approx(kalman_log_likelihood(p, s), rel=1e-12)
