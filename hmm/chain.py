@@ -56,7 +56,13 @@ from .partial_knowledge import log_plausibilities
 
 
 class HMMFilterResult(NamedTuple):
-    """``filtered_probs[t] = p(z_t | y_{0:t})``, ``predicted_probs[t] = p(z_t | y_{0:t-1})``."""
+    """Forward pass of one sequence.
+
+    Attributes:
+        log_likelihood: ``log p(y_{0:T-1})`` (with ``pl``: of the data and the evidence).
+        filtered_probs: ``(T, K)``, ``filtered_probs[t] = p(z_t | y_{0:t})``.
+        predicted_probs: ``(T, K)``, ``predicted_probs[t] = p(z_t | y_{0:t-1})`` (``pi0`` at ``t = 0``).
+    """
 
     log_likelihood: float
     filtered_probs: np.ndarray
@@ -64,7 +70,14 @@ class HMMFilterResult(NamedTuple):
 
 
 class HMMSmoothResult(NamedTuple):
-    """``smoothed_probs[t] = p(z_t | y_{0:T-1})``; ``transition_counts[i, j] = sum_t p(z_{t-1}=i, z_t=j | y)``."""
+    """Forward-backward pass of one sequence.
+
+    Attributes:
+        log_likelihood: ``log p(y_{0:T-1})`` (with ``pl``: of the data and the evidence).
+        filtered_probs: ``(T, K)``, ``p(z_t | y_{0:t})``.
+        smoothed_probs: ``(T, K)``, ``smoothed_probs[t] = p(z_t | y_{0:T-1})``.
+        transition_counts: ``(K, K)``, ``transition_counts[i, j] = sum_t p(z_{t-1}=i, z_t=j | y)``.
+    """
 
     log_likelihood: float
     filtered_probs: np.ndarray

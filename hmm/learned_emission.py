@@ -175,7 +175,8 @@ class LearnedEmissionHMM(DiscreteChainModel):
         self.n_layers = check_int("n_layers", n_layers, minimum=1)
         self.init_options = tuple(init_options)
         self.min_scale = check_real("min_scale", min_scale, 0.0, strict=True)
-        self.emission = check_choice("emission", emission, ("per_state", "shared_shift"))
+        self.emission = check_choice("emission", emission, tuple(NETWORK_EMISSIONS))
+        self.emission_model = NETWORK_EMISSIONS[self.emission]
         self.transitions = check_choice("transitions", transitions, ("ergodic", "left-to-right"))
         self.max_jump = check_int("max_jump", max_jump, minimum=1)
         self.structure = make_structure(transitions, self.n_states, False, self.max_jump)
@@ -189,9 +190,8 @@ class LearnedEmissionHMM(DiscreteChainModel):
         from statespace.deep import SequenceModel
 
         d = self._obs_dim
-        d_out = 2 * d * self.n_states if self.emission == "per_state" else d
-        return SequenceModel(self.layer, 2 * d + self.input_dim, d_out, self.hidden, self.state,
-                             self.n_layers, init_options=self.init_options)
+        return SequenceModel(self.layer, 2 * d + self.input_dim, self.emission_model.n_outputs(self.n_states, d),
+                             self.hidden, self.state, self.n_layers, init_options=self.init_options)
 
     def _init_network(self, key) -> dict:
         """Fresh network parameters (with ``"shared_shift"``: the sequence model near a zero shift, unit scales)."""
@@ -199,16 +199,11 @@ class LearnedEmissionHMM(DiscreteChainModel):
 
         with jax.enable_x64(True):
             seq = self.network.init(key)
-            if self.emission == "per_state":
-                return to_numpy_tree(seq)
-            seq = dict(seq, dec_w=seq["dec_w"] * 0.01)
-            K, d = self.n_states, self._obs_dim
-            raw = math.log(math.expm1(max(1.0 - self.min_scale, 1e-3)))
-            return to_numpy_tree({"network": seq, "means": np.zeros((K, d)), "raw_scales": np.full((K, d), raw)})
+            return to_numpy_tree(self.emission_model.fresh(seq, self.n_states, self._obs_dim, self.min_scale))
 
     def _sequence_params(self, net):
         """The :class:`~statespace.deep.SequenceModel` part of ``params.net``."""
-        return net if self.emission == "per_state" else net["network"]
+        return self.emission_model.sequence_params(net)
 
     def check_params(self, params: LearnedEmissionParams) -> LearnedEmissionParams:
         """Check that ``params`` fits this model's dimensions and transition structure; return it unchanged.
@@ -244,7 +239,7 @@ class LearnedEmissionHMM(DiscreteChainModel):
     def _functions(self):
         """Jitted float64 functions of the network, shared by every model of the same architecture."""
         if self._fns is None:
-            self._fns = _network_functions(self.network, self.n_states, self._obs_dim, self.min_scale, self.emission)
+            self._fns = _network_functions(self.network, self.n_states, self._obs_dim, self.min_scale, self.emission_model)
         return self._fns
 
 
@@ -484,8 +479,9 @@ class LearnedEmissionHMM(DiscreteChainModel):
             mstep = NetworkMStep(self._functions()["q"], learning_rate)
             wd = float(weight_decay)
             penalty = self._functions()["penalty"]
-            if gammas is not None and self.emission == "shared_shift":
-                params = params._replace(net=self._moment_start(params.net, pad(gammas, v.shape[1]), z, o))
+            if gammas is not None:
+                params = params._replace(net=self.emission_model.moment_start(params.net, pad(gammas, v.shape[1]), z, o,
+                                                                              self.min_scale))
             if gammas is not None:  # pre-train the emission network on given (or the ARHMM's) posteriors
                 params = params._replace(net=mstep.update(params.net, (v, dt_b, z, o, log_scale, pad(gammas, v.shape[1]),
                                                                        n_obs, wd), 3 * m_steps))
@@ -502,15 +498,6 @@ class LearnedEmissionHMM(DiscreteChainModel):
                          int(max_iter), float(tol), "generalised EM (LearnedEmissionHMM)", "generalised EM", progress)
         self.params = res.params
         return res
-
-    def _moment_start(self, net, gamma, z, o) -> dict:
-        """Per-state means and scales of the shared-shift emission: posterior-weighted moments (no shift)."""
-        w = np.einsum("ntk,ntj->kj", gamma, o)
-        mean = np.einsum("ntk,ntj->kj", gamma, o * z) / np.maximum(w, 1e-12)
-        var = np.einsum("ntk,ntj->kj", gamma, o * z * z) / np.maximum(w, 1e-12) - mean**2
-        sd = np.sqrt(np.clip(var, 1e-4, None))
-        raw = np.log(np.expm1(np.maximum(sd - self.min_scale, 1e-3)))
-        return dict(net, means=np.where(w > 1e-12, mean, 0.0), raw_scales=np.where(w > 1e-12, raw, net["raw_scales"]))
 
     def _check_posteriors(self, gammas, seqs) -> list[np.ndarray]:
         gammas = list(gammas) if isinstance(gammas, (list, tuple)) else [gammas]
@@ -563,17 +550,35 @@ class LearnedEmissionHMM(DiscreteChainModel):
                 f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers}, transitions={self.transitions!r})")
 
 
-@lru_cache(maxsize=16)
-def _network_functions(net, K: int, d: int, floor: float, emission_kind: str) -> dict:
-    """Jitted emission, log-likelihood, step, penalty and the M-step objective ``q`` of a network.
+class PerStateEmission:
+    r"""``emission="per_state"``: the decoder outputs every state's mean and scale,
+    :math:`\sigma = \text{floor} + \text{softplus}(\cdot)`; ``net`` is the sequence model's parameters."""
 
-    Cached on the (hashable) architecture, so that fits of the same architecture (the
-    folds of a cross-validation) reuse JAX's compiled programs instead of recompiling.
-    """
-    import jax
-    import jax.numpy as jnp
+    name = "per_state"
 
-    if emission_kind == "per_state":
+    @staticmethod
+    def n_outputs(K: int, d: int) -> int:
+        return 2 * K * d
+
+    @staticmethod
+    def fresh(seq: dict, K: int, d: int, min_scale: float) -> dict:
+        return seq
+
+    @staticmethod
+    def sequence_params(net: dict) -> dict:
+        return net
+
+    @staticmethod
+    def moment_start(net, gamma, z, o, min_scale: float) -> dict:
+        """No per-state constants to start: the network outputs them all."""
+        return net
+
+    @staticmethod
+    def functions(net, K: int, d: int, floor: float):
+        """``(emission, loglik, step, penalised)`` (jax-traceable) for the sequence model ``net``."""
+        import jax
+        import jax.numpy as jnp
+
         def emission(p, v, dt):
             out = net.apply(p, v, dt).reshape(*v.shape[:-1], K, 2, d)
             return out[..., 0, :], floor + jax.nn.softplus(out[..., 1, :])
@@ -589,8 +594,46 @@ def _network_functions(net, K: int, d: int, floor: float, emission_kind: str) ->
             out = out.reshape(K, 2, d)
             return s, out[:, 0, :], floor + jax.nn.softplus(out[:, 1, :])
 
-        penalised = lambda p: p  # noqa: E731
-    else:
+        return emission, loglik, step, lambda p: p
+
+
+class SharedShiftEmission:
+    r"""``emission="shared_shift"``: per-state means and scales around one shift the network predicts;
+    ``net = {"network": sequence model, "means": (K, d), "raw_scales": (K, d)}``."""
+
+    name = "shared_shift"
+
+    @staticmethod
+    def n_outputs(K: int, d: int) -> int:
+        return d
+
+    @staticmethod
+    def fresh(seq: dict, K: int, d: int, min_scale: float) -> dict:
+        """The sequence model near a zero shift, every state at mean 0 and scale 1."""
+        seq = dict(seq, dec_w=seq["dec_w"] * 0.01)
+        raw = math.log(math.expm1(max(1.0 - min_scale, 1e-3)))
+        return {"network": seq, "means": np.zeros((K, d)), "raw_scales": np.full((K, d), raw)}
+
+    @staticmethod
+    def sequence_params(net: dict) -> dict:
+        return net["network"]
+
+    @staticmethod
+    def moment_start(net, gamma, z, o, min_scale: float) -> dict:
+        """Per-state means and scales: posterior-weighted moments (no shift)."""
+        w = np.einsum("ntk,ntj->kj", gamma, o)
+        mean = np.einsum("ntk,ntj->kj", gamma, o * z) / np.maximum(w, 1e-12)
+        var = np.einsum("ntk,ntj->kj", gamma, o * z * z) / np.maximum(w, 1e-12) - mean**2
+        sd = np.sqrt(np.clip(var, 1e-4, None))
+        raw = np.log(np.expm1(np.maximum(sd - min_scale, 1e-3)))
+        return dict(net, means=np.where(w > 1e-12, mean, 0.0), raw_scales=np.where(w > 1e-12, raw, net["raw_scales"]))
+
+    @staticmethod
+    def functions(net, K: int, d: int, floor: float):
+        """``(emission, loglik, step, penalised)`` (jax-traceable) for the sequence model ``net``."""
+        import jax
+        import jax.numpy as jnp
+
         def emission(p, v, dt):
             shift = net.apply(p["network"], v, dt)
             scale = floor + jax.nn.softplus(p["raw_scales"])
@@ -610,13 +653,30 @@ def _network_functions(net, K: int, d: int, floor: float, emission_kind: str) ->
             s, shift = net.step(p["network"], s, v_t)
             return s, p["means"] + shift, floor + jax.nn.softplus(p["raw_scales"])
 
-        penalised = lambda p: p["network"]  # noqa: E731
+        return emission, loglik, step, lambda p: p["network"]
+
+
+#: The emissions of ``LearnedEmissionHMM(emission=...)``.
+NETWORK_EMISSIONS = {e.name: e for e in (PerStateEmission, SharedShiftEmission)}
+
+
+@lru_cache(maxsize=16)
+def _network_functions(net, K: int, d: int, floor: float, emission) -> dict:
+    """Jitted emission, log-likelihood, step, penalty and the M-step objective ``q`` of a network.
+
+    Cached on the (hashable) architecture, so that fits of the same architecture (the
+    folds of a cross-validation) reuse JAX's compiled programs instead of recompiling.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    emission_fn, loglik, step, penalised = emission.functions(net, K, d, floor)
 
     def q(p, v, dt, z, observed, log_scale, gamma, n_obs, weight_decay):
         ll = loglik(p, v, dt, z, observed, log_scale)
         return jnp.sum(gamma * ll) / n_obs - weight_decay * l2_penalty(penalised(p))
 
-    return {"emission": jax.jit(emission), "loglik": jax.jit(loglik), "q": q, "step": jax.jit(step),
+    return {"emission": jax.jit(emission_fn), "loglik": jax.jit(loglik), "q": q, "step": jax.jit(step),
             "penalty": jax.jit(lambda p: l2_penalty(penalised(p)))}
 
 

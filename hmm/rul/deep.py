@@ -64,14 +64,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from statespace.errors import DataError, ShapeError
+from statespace.errors import ShapeError
 from statespace.interface import FitResult
 from statespace.persistence import register_loadable
 from statespace.validation import as_rng, as_sequences, check_fit_options, check_int, check_real
 
 from ..deep_support import Standardiser
 from ..learned_emission import LearnedEmissionHMM, LearnedEmissionParams
-from .models import ARPHMMRUL, ChainRULModel, RULPrediction, life_fraction_plausibilities
+from .models import ARPHMMRUL, ChainRULModel, life_fraction_plausibilities
 
 
 class DeepARPHMMRUL(ChainRULModel):
@@ -164,15 +164,15 @@ class DeepARPHMMRUL(ChainRULModel):
         p = classical.hmm.params
         return LearnedEmissionParams(p.pi0, p.A, net, ys.loc, ys.scale), gammas
 
-    def fit(self, sequences, rng=None, progress: bool = True, *, init: LearnedEmissionParams | None = None,
+    def fit(self, y, rng=None, progress: bool = True, *, init: LearnedEmissionParams | None = None,
             dt=None) -> FitResult:
         """Generalised EM on run-to-failure engines (each sequence ends at the engine's last cycle).
 
         ``dt``: per-engine cycle increments ``(T_i,)`` (default: consecutive cycles, all 1).
         ``init`` warm-starts from a :class:`~hmm.learned_emission.LearnedEmissionParams`.
         """
-        seqs, single = as_sequences("sequences", sequences)
-        seqs, _ = as_sequences("sequences", seqs, seqs[0].shape[1])
+        seqs, single = as_sequences("y", y)
+        seqs, _ = as_sequences("y", seqs, seqs[0].shape[1])
         dt = None if dt is None else _per_sequence("dt", dt, seqs, single)
         rng = as_rng(rng)
         padded, pls, dts = self.training_data(seqs, dt)
@@ -186,34 +186,8 @@ class DeepARPHMMRUL(ChainRULModel):
         self.pit_levels = None
         if self.readout == "empirical":
             # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
-            self.readout_model.fit(self.filter(seqs, dt))
+            self.readout_model.fit(self.filter(seqs, dt=dt))
         return res
-
-    def filter(self, sequences, dt=None):
-        """Causal filtered state probabilities of each engine (a list of ``(T_i, K)`` arrays)."""
-        hmm = self._require()
-        seqs, single = as_sequences("sequences", sequences, hmm.obs_dim)
-        dts = None if dt is None else _per_sequence("dt", dt, seqs, single)
-        out = []
-        for i, r in enumerate(hmm.filter(seqs, dt=dts)):
-            if not (np.isfinite(r.log_likelihood) and np.isfinite(r.filtered_probs).all()):
-                raise DataError(f"sequences[{i}]: zero probability under the fitted model at every reachable state")
-            out.append(r.filtered_probs)
-        return out[0] if single else out
-
-    def smooth(self, sequences, dt=None):
-        """Smoothed state probabilities (no plausibilities: what the data alone say)."""
-        hmm = self._require()
-        seqs, single = as_sequences("sequences", sequences, hmm.obs_dim)
-        dts = None if dt is None else _per_sequence("dt", dt, seqs, single)
-        out = [r.smoothed_probs for r in hmm.smooth(seqs, dt=dts)]
-        return out[0] if single else out
-
-    def predict(self, sequences, dt=None) -> RULPrediction:
-        """Predictive RUL after the last cycle of each engine."""
-        seqs, single = as_sequences("sequences", sequences, self._require().obs_dim)
-        dt = None if dt is None else _per_sequence("dt", dt, seqs, single)
-        return self._prediction(self.filter(seqs, dt), seqs)
 
     def __repr__(self) -> str:
         return (f"DeepARPHMMRUL(n_states={self.n_states}, cap={self.cap:g}, max_jump={self.max_jump}, "

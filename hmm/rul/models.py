@@ -134,10 +134,12 @@ class RULPrediction(NamedTuple):
 
 class ChainRULModel:
     """What the ARPHMM RUL models share: the left-to-right chain's layout and labels, the RUL
-    readout (phase-type or empirical), the point forecast and the recalibration of intervals.
+    readout (phase-type or empirical), the point forecast and the recalibration of intervals,
+    and the chain's verbs (``filter``, ``smooth``, ``predict``, ``log_likelihood``, ...) delegated
+    to the fitted chain.
 
     Subclasses (:class:`ARPHMMRUL`, :class:`hmm.rul.DeepARPHMMRUL`) set ``self.hmm`` in
-    ``fit`` (a model with ``params`` and ``transition_matrix``) and provide ``filter``.
+    ``fit``: a :class:`hmm.chain.DiscreteChainModel` with ``transition_matrix``.
     """
 
     def __init__(self, n_states, cap, softness, point, point_cap, horizon, max_jump, readout, age_bandwidth):
@@ -205,25 +207,53 @@ class ChainRULModel:
         return self
 
     # ------------------------------------------------------------------ the chain's verbs, delegated
+    # ``kw``: what the chain's verbs take beside the data (``dt`` for the S5 emission); the
+    # plausibilities of training are never used here: what the features alone say.
+    def filter(self, y, **kw):
+        """Causal filtered state probabilities ``(T, K)`` of an engine (a list for a list).
+
+        An engine far from every training trajectory can make all reachable states
+        improbable at once, with states revived later that a scaled pass would have
+        lost to underflow; the shared forward pass switches to log space exactly
+        then, so the answer is exact either way.
+        """
+        out = self._require().filter(y, **kw)
+        return [r.filtered_probs for r in out] if isinstance(out, list) else out.filtered_probs
+
+    def smooth(self, y, **kw):
+        """Smoothed state probabilities ``(T, K)`` (a list for a list)."""
+        out = self._require().smooth(y, **kw)
+        return [r.smoothed_probs for r in out] if isinstance(out, list) else out.smoothed_probs
+
+    def predict(self, y, **kw) -> RULPrediction:
+        """Predictive RUL after the last cycle of each engine (one row per engine).
+
+        Each sequence must start at the engine's first cycle: the empirical
+        readout takes the engine's age from its length.
+        """
+        seqs, single = as_sequences("y", y, self._require().obs_dim)
+        filtered = self.filter(y, **kw)
+        return self._prediction([filtered] if single else filtered, seqs)
+
     def sample(self, T: int, rng=None, inputs=None, times=None):
         """``(states (T, 1), features (T, d))`` simulated from the fitted chain."""
         return self._require().sample(T, rng=rng, inputs=inputs, times=times)
 
-    def log_likelihood(self, sequences, **kw) -> float:
+    def log_likelihood(self, y, **kw) -> float:
         """``log p(y)`` of the engines' features under the fitted chain, summed (no plausibilities)."""
-        return self._require().log_likelihood(sequences, **kw)
+        return self._require().log_likelihood(y, **kw)
 
-    def most_likely_states(self, sequences, **kw):
+    def most_likely_states(self, y, **kw):
         """Viterbi stage path(s) of the engines."""
-        return self._require().most_likely_states(sequences, **kw)
+        return self._require().most_likely_states(y, **kw)
 
-    def sample_posterior(self, sequences, n_samples: int = 1, rng=None, **kw):
+    def sample_posterior(self, y, n_samples: int = 1, rng=None, **kw):
         """Stage paths ``(n_samples, T)`` drawn from ``p(z | y)`` per engine."""
-        return self._require().sample_posterior(sequences, n_samples, rng, **kw)
+        return self._require().sample_posterior(y, n_samples, rng, **kw)
 
-    def forecast(self, sequences, steps: int, n_samples: int = 200, rng=None, **kw):
+    def forecast(self, y, steps: int, n_samples: int = 200, rng=None, **kw):
         """Stage distribution and feature rollouts ``steps`` cycles ahead (:class:`hmm.HMMForecast` per engine)."""
-        return self._require().forecast(sequences, steps, n_samples, rng, **kw)
+        return self._require().forecast(y, steps, n_samples, rng, **kw)
 
     #: The class of ``self.hmm`` (checked on loading).
     _HMM: type = HMM
@@ -339,12 +369,12 @@ class ARPHMMRUL(ChainRULModel):
             prior=prior,
         )
 
-    def fit(self, sequences, rng=None, progress: bool = True, *, init=None) -> FitResult:
-        """EM on run-to-failure engines (each sequence ends at the engine's last cycle); ``init``: starting
+    def fit(self, y, rng=None, progress: bool = True, *, init=None) -> FitResult:
+        """EM on run-to-failure engines ``y`` (each sequence ends at the engine's last cycle); ``init``: starting
         :class:`~hmm.HMMParams` (default: the data-driven start of :meth:`hmm.HMM.fit`)."""
-        seqs, _ = as_sequences("sequences", sequences)
+        seqs, _ = as_sequences("y", y)
         d = seqs[0].shape[1]
-        seqs, _ = as_sequences("sequences", seqs, d)
+        seqs, _ = as_sequences("y", seqs, d)
         pls = [life_fraction_plausibilities(len(s), self.n_states, self.cap, self.softness) for s in seqs]
         padded = [np.vstack([s, np.full((1, d), np.nan)]) for s in seqs]
         self.hmm = self._new_hmm(d)
@@ -357,39 +387,6 @@ class ARPHMMRUL(ChainRULModel):
             # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
             self.readout_model.fit(self.filter(seqs))
         return res
-
-    def filter(self, sequences):
-        """Filtered state probabilities of each engine (a list of ``(T_i, K)`` arrays).
-
-        An engine far from every training trajectory can make all reachable states
-        improbable at once, with states revived later that a scaled pass would have
-        lost to underflow; the shared forward pass switches to log space exactly
-        then, so the answer is exact either way.
-        """
-        hmm = self._require()
-        seqs, single = as_sequences("sequences", sequences, hmm.obs_dim)
-        out = []
-        for i, s in enumerate(seqs):
-            filt = hmm.filter(s).filtered_probs
-            if not np.isfinite(filt).all():
-                raise DataError(f"sequences[{i}]: zero probability under the fitted model at every reachable state")
-            out.append(filt)
-        return out[0] if single else out
-
-    def smooth(self, sequences):
-        """Smoothed state probabilities (no plausibilities: what the data alone say)."""
-        seqs, single = as_sequences("sequences", sequences, self._require().obs_dim)
-        out = [s.smoothed_probs for s in self.hmm.smooth(seqs)]
-        return out[0] if single else out
-
-    def predict(self, sequences) -> RULPrediction:
-        """Predictive RUL after the last cycle of each engine.
-
-        Each sequence must start at the engine's first cycle: the empirical
-        readout takes the engine's age from its length.
-        """
-        seqs, _ = as_sequences("sequences", sequences, self._require().obs_dim)
-        return self._prediction(self.filter(seqs), seqs)
 
 
 class RULPipeline(SavedRULModel):
