@@ -7,7 +7,8 @@ that layout, one initial distribution :math:`\pi` and one transition matrix
 :math:`A` (the HMM family's time-invariant chain), :func:`batch_posteriors` runs the
 scaled forward-backward recursion of :mod:`hmm.forward_backward` (the function
 ``smoother``, with its log-space fallbacks) on every sequence, in parallel over
-sequences (threads running a compiled loop that releases the GIL), and returns
+sequences (threads running a compiled loop that releases the GIL; one long
+sequence runs forward and backward passes at once instead, as ``posteriors`` does), and returns
 
 * ``log_likelihoods (S,)``: :math:`\log p(y^{(i)})`, ``-inf`` for a sequence of zero probability;
 * ``filtered (N, K)``, ``smoothed (N, K)``: :math:`p(z_t \mid y_{0:t})`, :math:`p(z_t \mid y)`, same layout;
@@ -36,7 +37,8 @@ from statespace._ragged import Ragged, check_offsets, n_threads_for, row_split, 
 from statespace.errors import ShapeError
 
 from .emissions import _LOG_2PI, ar_loglik, cholesky_factors
-from .forward_backward import _drop_negligible, _exp_shifted, _log_space, _posteriors_into, _underflows, forward
+from .forward_backward import (_drop_negligible, _exp_shifted, _log_space, _posteriors_into, _two_threads, _underflows, forward,
+                               posteriors)
 
 
 @nb.njit(cache=True)
@@ -177,6 +179,10 @@ def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None) -> B
     filtered = np.empty((N, K))
     smoothed = np.empty((N, K))
     counts = np.zeros((S, K, K))
+    if S == 1 and _two_threads(A, loglik):  # one long sequence: parallel over time instead (same numbers)
+        ll, f, g, c = posteriors(pi0, A, loglik.copy(), overwrite=True)
+        lls[0], counts[0] = ll, c
+        return BatchPosteriors(lls, f, g, counts, offsets)
     m = np.empty(N)
 
     def part(s0, s1):

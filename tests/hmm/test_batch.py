@@ -123,3 +123,17 @@ def test_ragged_view():
     assert view[0].base is not None  # a view, not a copy
     with pytest.raises(IndexError):
         view[3]
+
+
+def test_one_long_sequence_takes_the_two_thread_pass_with_the_same_numbers():
+    rng = np.random.default_rng(4)
+    pi0, A = _chain(6, rng)
+    L = rng.normal(size=(20_000, 6)) * 3
+    res = batch_posteriors(pi0, A, L, np.array([0, len(L)]))
+    ll, filt, smo, counts = posteriors(pi0, A[None], L.copy())
+    assert res.log_likelihoods[0] == pytest.approx(ll, rel=1e-13)
+    np.testing.assert_allclose(res.smoothed, smo, atol=1e-13)
+    np.testing.assert_allclose(res.filtered, filt, atol=1e-13)
+    np.testing.assert_allclose(res.transition_counts[0], counts, rtol=1e-12)
+    _, gamma, xi = _enumerate(pi0, A, L[:6])  # and the short case against enumeration once more
+    np.testing.assert_allclose(batch_posteriors(pi0, A, L[:6], np.array([0, 6])).smoothed, gamma, atol=1e-12)
