@@ -248,7 +248,7 @@ def smooth_cell(args, bench, case, model, p, ys, peers, caps_note):
 def baum_welch_cell(args, bench, case, model, p, ys, peers, caps_note):
     """``EM_ITERS`` Baum-Welch iterations from ``em_start``, ours against hmmlearn."""
     if "hmmlearn" not in peers or p["kind"] == "ar1":
-        why = "no hmmlearn model for AR emissions" if p["kind"] == "ar1" else caps_note.get("hmmlearn", "hmmlearn not installed")
+        why = "no hmmlearn model for AR emissions" if p["kind"] == "ar1" else caps_note.get("hmmlearn", "hmmlearn not available (not installed, or --no-peer)")
         g.emit({"bench": bench, "case": case, "skipped": why})
         return
     q = em_start(p)
