@@ -412,20 +412,23 @@ def as_bundle(value) -> KernelBundle | None:
     return KernelBundle(**members)
 
 
-_import_names: dict[int, tuple[str, str] | None] = {}
+_import_names: dict[int, tuple] = {}
 
 
 def _import_name(dispatcher: Dispatcher) -> tuple[str, str] | None:
     """``(module, attribute)`` under which ``dispatcher`` is found by import from a file; ``None`` if it is not."""
-    key = id(dispatcher)
-    if key not in _import_names:
-        found = None
-        module = sys.modules.get(getattr(dispatcher.py_func, "__module__", None) or "")
-        path = getattr(module, "__file__", None)
-        if module is not None and module.__name__ != "__main__" and path and path.endswith(".py"):
-            found = next(((module.__name__, n) for n, v in vars(module).items() if v is dispatcher), None)
-        _import_names[key] = found
-    return _import_names[key]
+    known = _import_names.get(id(dispatcher))
+    if known is not None and known[0] is dispatcher:  # the id of a collected closure may be reused
+        return known[1]
+    found = None
+    module = sys.modules.get(getattr(dispatcher.py_func, "__module__", None) or "")
+    path = getattr(module, "__file__", None)
+    if module is not None and module.__name__ != "__main__" and path and path.endswith(".py"):
+        found = next(((module.__name__, n) for n, v in vars(module).items() if v is dispatcher), None)
+    if len(_import_names) > 4096:
+        _import_names.clear()
+    _import_names[id(dispatcher)] = (dispatcher, found)
+    return found
 
 
 def _dispatchers(bundle: KernelBundle):
