@@ -11,8 +11,8 @@ Each timed case prints one JSON line.
   Timed: one E-step over all the sequences (``EStep`` in process; on a cluster the
   shards are placed first, then each call broadcasts the parameters, runs the
   shards where they live and sums their statistics on the client), best of
-  several calls, so that other jobs on the machine inflate it as little as
-  possible; the M-step is the same small closed form on the client either way.
+  ``ROUNDS`` calls taken in turn on the three sides (both clusters up at once), so
+  that every side sees the same load from other jobs on the machine; the M-step is the same small closed form on the client either way.
   Reported: seconds per E-step, sequences per second, the 2-vs-1-worker speed-up
   and the 1-worker slowdown against in process, and the wall time of a whole
   2-iteration ``fit`` on each side (data validation and, on a cluster, sending the
@@ -35,6 +35,7 @@ run measured, not a capability of the library.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -52,6 +53,7 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 
 import numpy as np  # noqa: E402
 REPEATS = 2
+ROUNDS = 5
 
 
 def emit(**line) -> None:
@@ -124,29 +126,40 @@ def main(argv=None):
         f"hmm_K5_d2_S{int(20000 * scale)}_T200": hmm_problem(int(20000 * scale), 200, rng),
         f"lgssm_d2_m2_S{int(5000 * scale)}_T200": lgssm_problem(int(5000 * scale), 200, rng),
     }
-    def measure(problem):
-        """(best seconds of one E-step, wall seconds of a 2-iteration fit, that fit) on the current backend."""
-        _, fit, (fn, items, params) = problem
-        with ssd.EStep(fn, items) as estep:
-            t, _ = best_time(lambda: estep(params), repeats=REPEATS + 3)
-        t_fit, res = best_time(lambda: fit(2), repeats=1)
-        return t, t_fit, res
+    timings = {case: {} for case in problems}
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as c1, Client(c1) as client1, \
+            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as c2, Client(c2) as client2:
+        backends = {"inprocess": None, "w1": client1, "w2": client2}
 
-    timings = {case: {"inprocess": measure(p)} for case, p in problems.items()}
-    for n_workers in (1, 2):
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None) as cluster, \
-                Client(cluster) as client, ssd.use(client):
-            for case, p in problems.items():
-                timings[case][f"w{n_workers}"] = measure(p)
-            if n_workers == 2:
-                items = [(np.zeros((200, 2)),)] * 64
-                for n_shards in (1, 2, 8, 64):
-                    with ssd.use(client, n_shards=n_shards):
-                        est = ssd.EStep(_noop, items)
-                        est(None)  # shards placed
-                        t, _ = best_time(lambda: [est(None) for _ in range(20)], repeats=3)
-                        est.close()
-                    emit(bench="distributed_overhead", case=f"shards{n_shards}_workers2", per_iteration_s=round(t / 20, 5))
+        def on(name):
+            return ssd.use(backends[name]) if backends[name] is not None else contextlib.nullcontext()
+
+        for case, (_, fit, (fn, items, params)) in problems.items():
+            esteps = {}
+            for name in backends:
+                with on(name):
+                    esteps[name] = ssd.EStep(fn, items)
+                esteps[name](params)  # compiled, shards placed
+            best = {name: np.inf for name in backends}
+            for _ in range(ROUNDS):  # interleaved, so that every side sees the same load
+                for name, estep in esteps.items():
+                    t = time.perf_counter()
+                    estep(params)
+                    best[name] = min(best[name], time.perf_counter() - t)
+            for name, estep in esteps.items():
+                estep.close()
+                with on(name):
+                    t = time.perf_counter()
+                    res = fit(2)
+                    timings[case][name] = (best[name], time.perf_counter() - t, res)
+        for n_shards in (1, 2, 8, 64):
+            items = [(np.zeros((200, 2)),)] * 64
+            with ssd.use(client2, n_shards=n_shards):
+                est = ssd.EStep(_noop, items)
+            est(None)  # shards placed
+            t, _ = best_time(lambda: [est(None) for _ in range(20)], repeats=3)
+            est.close()
+            emit(bench="distributed_overhead", case=f"shards{n_shards}_workers2", per_iteration_s=round(t / 20, 5))
     for case, (ys, _, _) in problems.items():
         t = timings[case]
         ref = t["inprocess"][2].log_likelihoods
