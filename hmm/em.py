@@ -135,19 +135,51 @@ def fit_em(starts, e_step, m_step, log_prior, max_iter: int, tol: float, name: s
     return best
 
 
+class PerSequence:
+    """Arrays of a shard's sequences, in order, whose sum is their concatenation.
+
+    The statistics of a generalised M-step include each sequence's posteriors; with
+    ``+`` concatenating, the sum over shards (``statespace.distributed``'s reduction)
+    is the whole list, in the order of the items.
+    """
+
+    __slots__ = ("arrays",)
+
+    def __init__(self, arrays=()):
+        self.arrays = list(arrays)
+
+    def __add__(self, other: "PerSequence") -> "PerSequence":
+        return PerSequence(self.arrays + other.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __getitem__(self, i):
+        return self.arrays[i]
+
+    def __iter__(self):
+        return iter(self.arrays)
+
+    def __getstate__(self):
+        return self.arrays
+
+    def __setstate__(self, arrays):
+        self.arrays = arrays
+
+
 class PosteriorStats(NamedTuple):
     """What a generalised M-step reads: summed counts plus each sequence's posteriors.
 
-    ``gammas`` and ``two_slice`` are lists in the order of the items (one entry per
-    sequence; ``two_slice`` empty unless asked for): additive under concatenation,
-    as the statistics of a shard are a slice of the whole.
+    ``gammas`` (``(T_i, K)`` smoothed marginals) and ``two_slice`` (``(T_i - 1, K, K)``,
+    empty unless asked for) hold one entry per sequence in the order of the items
+    (:class:`PerSequence`: additive by concatenation).
     """
 
     log_likelihood: float
     initial: np.ndarray
     transitions: np.ndarray
-    gammas: list
-    two_slice: list
+    gammas: PerSequence
+    two_slice: PerSequence
 
 
 def chain_posteriors(model_params, shard) -> PosteriorStats:
@@ -182,4 +214,4 @@ def chain_posteriors(model_params, shard) -> PosteriorStats:
         pi_counts += gamma[0]
         trans += counts
         gammas.append(gamma)
-    return PosteriorStats(total, pi_counts, trans, gammas, xis)
+    return PosteriorStats(float(total), pi_counts, trans, PerSequence(gammas), PerSequence(xis))

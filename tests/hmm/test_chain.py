@@ -149,3 +149,23 @@ def test_iohmm_gets_sample_posterior_and_forecast_from_the_chain():
     np.testing.assert_allclose(fc[0].state_probs, [last @ A_ext[4], last @ A_ext[4] @ A_ext[5]], rtol=1e-9)
     assert fc[1].observations.shape == (5, 2, 1)
     pickle.loads(pickle.dumps(model))  # the E-step's (model, params) travels to Dask workers
+
+    # the generalised E-step over shards: counts add, per-sequence posteriors concatenate in order
+    from hmm.chain import ChainData
+    from hmm.em import chain_posteriors
+
+    seqs, ins = [ys, y[5:12], y[12:15]], [us, u[5:12], u[12:15]]
+    items = ChainData(seqs, ins, [None] * 3, False).items()
+    whole = chain_posteriors((model, p), items)
+    a, b = chain_posteriors((model, p), items[:2]), chain_posteriors((model, p), items[2:])
+    from statespace.distributed._backend import reduce_sum  # the reduction EStep applies to shard results
+
+    summed = reduce_sum([pickle.loads(pickle.dumps(a)), b])  # shard results travel by pickle
+    assert summed[0] == pytest.approx(whole.log_likelihood, rel=1e-12)
+    np.testing.assert_allclose(summed[1], whole.initial, rtol=1e-12)
+    np.testing.assert_allclose(summed[2], whole.transitions, rtol=1e-12)
+    for got, want in ((summed[3], whole.gammas), (summed[4], whole.two_slice)):
+        assert len(got) == len(want) == 3
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-12)
+    np.testing.assert_allclose(whole.gammas[0][[0, -1]], [first, last], rtol=1e-8)  # enumeration
