@@ -386,6 +386,22 @@ def stats_loop(kp, y, sm, sP, cross, out):
     inline; rows with missing coordinates go through the general routine, which
     imputes them.
     """
+    _stats(kp, y, sm, sP, cross, out, BOTH)
+
+
+#: What :func:`_stats` adds: every term, the terms of the means (and the counts) only, the covariances' only.
+BOTH, MEANS, COVARIANCES = 0, 1, 2
+
+
+@nb.njit(**_FLAGS)
+def _stats(kp, y, sm, sP, cross, out, parts):
+    """:func:`stats_loop`, or with ``parts`` one of its two additive halves: every statistic is a sum of
+    a term of the smoothed means (and data) and a term of the smoothed covariances. Sequences of
+    one length without missing values share the covariances (:func:`filter_replay`): the batch adds
+    the covariance half once per such sequence from the first one's sum. The halves are exact only
+    for complete sequences (rows with missing coordinates impute from both at once)."""
+    means = parts != COVARIANCES
+    covs = parts != MEANS
     T = y.shape[0]
     d = D if D > 0 else sm.shape[1]
     m = M if M > 0 else y.shape[1]
@@ -407,28 +423,44 @@ def stats_loop(kp, y, sm, sP, cross, out):
     CQ = np.empty((d, d))  # Cov of the transition residual
     CE = np.empty((m, m))  # H P_{t|T} H^T, computed at step t_ce
     t_ce = -2
-    out[offs[0]] += 1.0
+    if means:
+        out[offs[0]] += 1.0
     for i in range(d):
-        out[o_x0 + i] += sm[0, i]
+        if means:
+            out[o_x0 + i] += sm[0, i]
         for j in range(d):
-            out[o_x0x0 + i * d + j] += sP[0, i, j] + sm[0, i] * sm[0, j]
+            out[o_x0x0 + i * d + j] += (sP[0, i, j] if covs else 0.0) + (sm[0, i] * sm[0, j] if means else 0.0)
     for t in range(T):
         if t > 0:
             f = 0 if nF == 1 else t
             u_ = 0 if nU == 1 else t
-            out[o_nt] += 1.0
-            for i in range(d):
-                for j in range(d):
-                    out[o_xpxp + i * d + j] += sP[t - 1, i, j] + sm[t - 1, i] * sm[t - 1, j]
-                    out[o_xxp + i * d + j] += cross[t - 1, i, j] + sm[t, i] * sm[t - 1, j]
-                    out[o_xx + i * d + j] += sP[t, i, j] + sm[t, i] * sm[t, j]
-            for i in range(d):
-                for k in range(p):
-                    out[o_xpu + i * p + k] += sm[t - 1, i] * us[t, k]
-                    out[o_xu + i * p + k] += sm[t, i] * us[t, k]
-            for i in range(p):
-                for k in range(p):
-                    out[o_uut + i * p + k] += us[t, i] * us[t, k]
+            if parts == BOTH:
+                for i in range(d):
+                    for j in range(d):
+                        out[o_xpxp + i * d + j] += sP[t - 1, i, j] + sm[t - 1, i] * sm[t - 1, j]
+                        out[o_xxp + i * d + j] += cross[t - 1, i, j] + sm[t, i] * sm[t - 1, j]
+                        out[o_xx + i * d + j] += sP[t, i, j] + sm[t, i] * sm[t, j]
+            elif covs:
+                for i in range(d):
+                    for j in range(d):
+                        out[o_xpxp + i * d + j] += sP[t - 1, i, j]
+                        out[o_xxp + i * d + j] += cross[t - 1, i, j]
+                        out[o_xx + i * d + j] += sP[t, i, j]
+            else:
+                for i in range(d):
+                    for j in range(d):
+                        out[o_xpxp + i * d + j] += sm[t - 1, i] * sm[t - 1, j]
+                        out[o_xxp + i * d + j] += sm[t, i] * sm[t - 1, j]
+                        out[o_xx + i * d + j] += sm[t, i] * sm[t, j]
+            if means:
+                out[o_nt] += 1.0
+                for i in range(d):
+                    for k in range(p):
+                        out[o_xpu + i * p + k] += sm[t - 1, i] * us[t, k]
+                        out[o_xu + i * p + k] += sm[t, i] * us[t, k]
+                for i in range(p):
+                    for k in range(p):
+                        out[o_uut + i * p + k] += us[t, i] * us[t, k]
             # residual eps = x_t - F x_{t-1} - B u_t: mean outer product plus
             # Cov = P_t - F X^T - X F^T + F P_{t-1} F^T with X = Cov(x_t, x_{t-1})
             for i in range(d):
@@ -438,8 +470,8 @@ def stats_loop(kp, y, sm, sP, cross, out):
                 eps[i] = s
             # the covariance part is a function of P_{t|T}, P_{t-1|T}, their cross-covariance and F:
             # at the smoother's fixed point it repeats the previous step's (see fixed_point)
-            if not (nF == 1 and t >= 2 and fixed_point(sP[t], sP[t - 1], d)
-                    and fixed_point(sP[t - 1], sP[t - 2], d) and fixed_point(cross[t - 1], cross[t - 2], d)):
+            if covs and not (nF == 1 and t >= 2 and fixed_point(sP[t], sP[t - 1], d)
+                             and fixed_point(sP[t - 1], sP[t - 2], d) and fixed_point(cross[t - 1], cross[t - 2], d)):
                 for i in range(d):
                     for j in range(d):
                         a = 0.0
@@ -457,7 +489,7 @@ def stats_loop(kp, y, sm, sP, cross, out):
                         CQ[i, j] = s
             for i in range(d):
                 for j in range(d):
-                    out[o_qres + i * d + j] += eps[i] * eps[j] + CQ[i, j]
+                    out[o_qres + i * d + j] += (eps[i] * eps[j] if means else 0.0) + (CQ[i, j] if covs else 0.0)
         complete = True
         for j in range(m):
             if math.isnan(y[t, j]):
@@ -467,23 +499,25 @@ def stats_loop(kp, y, sm, sP, cross, out):
             continue
         h = 0 if nH == 1 else t
         u_ = 0 if nU == 1 else t
-        out[o_ne] += 1.0
-        for i in range(m):
-            for j in range(d):
-                out[o_yx + i * d + j] += y[t, i] * sm[t, j]
-            for j in range(m):
-                out[o_yy + i * m + j] += y[t, i] * y[t, j]
+        if means:
+            out[o_ne] += 1.0
+            for i in range(m):
+                for j in range(d):
+                    out[o_yx + i * d + j] += y[t, i] * sm[t, j]
+                for j in range(m):
+                    out[o_yy + i * m + j] += y[t, i] * y[t, j]
+            for i in range(d):
+                for k in range(p):
+                    out[o_xeu + i * p + k] += sm[t, i] * us[t, k]
+            for i in range(m):
+                for k in range(p):
+                    out[o_yu + i * p + k] += y[t, i] * us[t, k]
+            for i in range(p):
+                for k in range(p):
+                    out[o_uue + i * p + k] += us[t, i] * us[t, k]
         for i in range(d):
             for j in range(d):
-                out[o_xexe + i * d + j] += sP[t, i, j] + sm[t, i] * sm[t, j]
-            for k in range(p):
-                out[o_xeu + i * p + k] += sm[t, i] * us[t, k]
-        for i in range(m):
-            for k in range(p):
-                out[o_yu + i * p + k] += y[t, i] * us[t, k]
-        for i in range(p):
-            for k in range(p):
-                out[o_uue + i * p + k] += us[t, i] * us[t, k]
+                out[o_xexe + i * d + j] += (sP[t, i, j] if covs else 0.0) + (sm[t, i] * sm[t, j] if means else 0.0)
         # residual r = y_t - H x_t - D u_t: r_mean r_mean^T + H P H^T (H P H^T as the previous
         # step's when P_{t|T} sits at its fixed point)
         for i in range(m):
@@ -491,7 +525,7 @@ def stats_loop(kp, y, sm, sP, cross, out):
             for k in range(d):
                 s -= Hs[h, i, k] * sm[t, k]
             r[i] = s
-        if not (nH == 1 and t_ce == t - 1 and fixed_point(sP[t], sP[t - 1], d)):
+        if covs and not (nH == 1 and t_ce == t - 1 and fixed_point(sP[t], sP[t - 1], d)):
             for i in range(m):
                 for j in range(d):
                     s = 0.0
@@ -507,7 +541,7 @@ def stats_loop(kp, y, sm, sP, cross, out):
         t_ce = t
         for i in range(m):
             for j in range(m):
-                out[o_rres + i * m + j] += r[i] * r[j] + CE[i, j]
+                out[o_rres + i * m + j] += (r[i] * r[j] if means else 0.0) + (CE[i, j] if covs else 0.0)
 
 
 @nb.njit(cache=True)
@@ -550,6 +584,8 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
         gsd = np.empty((t_max, m))
         ref_T = -1  # the last sequence whose covariances the buffers hold (-1: none)
         ref_a = 0
+        cov_half = np.zeros(stats.shape[1])
+        cov_ok = False  # cov_half holds the covariance half of the current run of shared sequences
         for s in range(s0, s1):
             a, b = offsets[s], offsets[s + 1]
             T = b - a
@@ -583,7 +619,19 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
                     bad[s] = bd
                     why[s] = -2
                     continue
-                stats_loop(kps, ys, sm, sP, cross, stats[c])
+                if not shared:
+                    # the covariance half of the statistics, kept for the sequences that will share it
+                    cov_ok = (s + 1 < s1 and offsets[s + 2] - offsets[s + 1] == T and _complete(ys)
+                              and _same_mask(y, a, b, T))
+                    if cov_ok:
+                        cov_half[:] = 0.0
+                        _stats(kps, ys, sm, sP, cross, cov_half, COVARIANCES)
+                if cov_ok:
+                    _stats(kps, ys, sm, sP, cross, stats[c], MEANS)
+                    for i in range(cov_half.shape[0]):
+                        stats[c, i] += cov_half[i]
+                else:
+                    stats_loop(kps, ys, sm, sP, cross, stats[c])
             ref_T = T
             ref_a = a
 
@@ -708,5 +756,15 @@ def _same_mask(y, a0, a1, T):
     for t in range(T):
         for j in range(y.shape[1]):
             if math.isnan(y[a0 + t, j]) != math.isnan(y[a1 + t, j]):
+                return False
+    return True
+
+
+@nb.njit(cache=True)
+def _complete(y):
+    """Whether ``y`` has no missing coordinate."""
+    for t in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            if math.isnan(y[t, j]):
                 return False
     return True
