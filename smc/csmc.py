@@ -164,7 +164,7 @@ def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref,
     return x, logw, anc, bidx, tau, loglik, -1
 
 
-@nb.njit(nogil=True)
+@nb.njit(cache=True, nogil=True)  # arrays and a generator only: nothing model-specific to record on disk
 def trace_ancestry(x, logw, anc, rng):
     """The genealogy of one particle drawn from the final weights (ancestor sampling)."""
     T, N, d = x.shape
@@ -196,7 +196,7 @@ def backward_sample(log_transition, kp, x, logw, rng):
     return path
 
 
-@nb.njit(nogil=True)
+@nb.njit(cache=True, nogil=True)
 def index_tree_sample(x, logw, bidx, rng):
     """One trajectory read off the PaRIS backward-index tree (a backward-sampling draw at no extra cost)."""
     T, N, d = x.shape
