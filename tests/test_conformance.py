@@ -394,11 +394,23 @@ def test_verbs_exist_with_the_contract_keywords(name):
 
 @pytest.mark.parametrize("name, verb", _pairs(lambda m: EXACT.get(m, ())))
 def test_list_rule(name, verb):
-    """One sequence -> one result; a list -> a list of the same length whose entries are the singles."""
+    """One sequence -> one result; a list -> a list of the same length whose entries are the singles
+    (RUL ``predict``, the fleet verb: one RULPrediction whose rows are the singles' rows)."""
     c = case(name)
     model = c.start()
     singles = [_call(model, verb, c, i) for i in range(len(c.ys))]
     batch = _call(model, verb, c)
+    if c.rul and verb == "predict":
+        # the fleet verb: one RULPrediction whose fields hold one row per engine, for one engine or many
+        for one in singles:
+            assert all(len(getattr(one, f)) == 1 for f in one._fields), f"{name}.predict(one engine): not one row"
+        joined = type(batch)(*(
+            [d for one in singles for d in getattr(one, f)] if isinstance(getattr(batch, f), list)
+            else np.concatenate([getattr(one, f) for one in singles])
+            for f in batch._fields
+        ))
+        _same(joined, batch, f"{name}.predict(list)")
+        return
     assert isinstance(batch, list), f"{name}.{verb}(list) returned {type(batch).__name__}, expected a list"
     assert len(batch) == len(c.ys)
     for i, (one, entry) in enumerate(zip(singles, batch)):
