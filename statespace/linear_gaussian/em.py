@@ -197,7 +197,7 @@ def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, flo
     """Summed expected sufficient statistics and total log-likelihood over clean sequences.
 
     A time-invariant model runs the whole list in one compiled call, parallel over
-    sequences (:func:`~statespace.linear_gaussian.batch.batch_e_step`); time-varying
+    sequences (``statespace.linear_gaussian.batch.batch_e_step``); time-varying
     parameters go sequence by sequence, where ``buffers`` (one ``(filter, smoother)``
     pair of output blocks per sequence) lets repeated E-steps reuse their memory.
     """

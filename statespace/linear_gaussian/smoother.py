@@ -23,6 +23,11 @@ so whole trajectories are drawn exactly from :math:`p(x_{0:T-1} \mid y_{0:T-1})`
 ``P_{t+1|t}`` is inverted through its Cholesky factor; it is positive definite
 because ``Q`` is. The backward conditional covariance may be singular (e.g. when
 ``F`` is not invertible), so it is factorised by a semi-definite Cholesky.
+
+Like the filter's, the backward pass's gains and covariances reach a fixed point
+for time-invariant matrices; where the filter's covariances and the smoothed ones
+agree with the next step's to round-off, the pass copies them instead of
+recomputing (``O(d^2)`` per step).
 """
 
 from __future__ import annotations
