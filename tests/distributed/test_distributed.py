@@ -182,7 +182,7 @@ def test_impossible_sequence_in_one_shard_names_its_global_index(client):
 
 def test_worker_killed_mid_fit_does_not_change_the_result(client):
     _, ys = _lgssm_data(n=300, T=120, seed=5)
-    kw = dict(max_iter=60, tol=0, progress=False)
+    kw = dict(max_iter=150, tol=0, progress=False)
     serial = _lgssm_start().fit(ys, **kw)
     out, alive_at_kill = {}, []
 
@@ -193,7 +193,10 @@ def test_worker_killed_mid_fit_does_not_change_the_result(client):
     before = client.run(os.getpid)
     thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(2.0)
+    deadline = time.monotonic() + 120
+    while not any(str(k).startswith("estep-shard") for k in client.who_has()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the fit has placed its shards on the workers
+    time.sleep(0.2)
     alive_at_kill.append(thread.is_alive())
     os.kill(next(iter(before.values())), signal.SIGKILL)
     thread.join(300)
