@@ -33,12 +33,26 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from statespace._ragged import Ragged, check_offsets, n_threads_for, row_split, run_parts
+from statespace._ragged import (
+    Ragged,
+    check_offsets,
+    n_threads_for,
+    row_split,
+    run_parts,
+)
 from statespace.errors import ShapeError
 
 from .emissions import _LOG_2PI, ar_loglik, cholesky_factors
-from .forward_backward import (_drop_negligible, _exp_shifted, _log_space, _posteriors_into, _two_threads, _underflows, forward,
-                               posteriors)
+from .forward_backward import (
+    _drop_negligible,
+    _exp_shifted,
+    _log_space,
+    _posteriors_into,
+    _two_threads,
+    _underflows,
+    forward,
+    posteriors,
+)
 
 
 @nb.njit(cache=True)

@@ -27,7 +27,11 @@ import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.linalg import cholesky, fixed_point, solve_lower
-from statespace.linear_gaussian.kernels import _layout, add_emission_stats, stats_workspace
+from statespace.linear_gaussian.kernels import (
+    _layout,
+    add_emission_stats,
+    stats_workspace,
+)
 from statespace.linear_gaussian.params import KernelParams
 
 D = 0

@@ -111,7 +111,7 @@ def batch_log_likelihood(params: LGSSMParams, y, offsets, inputs=None, n_threads
     range; exact when the predicted moments overflow only in a trailing run of
     missing observations (as ``kalman_log_likelihood``).
     """
-    y, offsets, kp, _, lls, bad, why = _run(params, y, offsets, inputs, False, n_threads)
+    y, offsets, kp, _, lls, bad, _ = _run(params, y, offsets, inputs, False, n_threads)
     S = len(lls)
     for i in np.flatnonzero(bad >= 0):
         a, b = offsets[i], offsets[i + 1]
@@ -133,7 +133,7 @@ def batch_e_step(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | 
     Raises the per-sequence error (naming ``y[i]`` and the time step) for the first
     sequence the filter or smoother cannot carry.
     """
-    y, offsets, kp, stats, lls, bad, why = _run(params, y, offsets, inputs, True, n_threads)
+    y, offsets, kp, stats, lls, bad, _ = _run(params, y, offsets, inputs, True, n_threads)
     S = len(lls)
     failed = np.flatnonzero(bad >= 0)
     if len(failed):

@@ -135,5 +135,5 @@ def test_one_long_sequence_takes_the_two_thread_pass_with_the_same_numbers():
     np.testing.assert_allclose(res.smoothed, smo, atol=1e-13)
     np.testing.assert_allclose(res.filtered, filt, atol=1e-13)
     np.testing.assert_allclose(res.transition_counts[0], counts, rtol=1e-12)
-    _, gamma, xi = _enumerate(pi0, A, L[:6])  # and the short case against enumeration once more
+    _, gamma, _ = _enumerate(pi0, A, L[:6])  # and the short case against enumeration once more
     np.testing.assert_allclose(batch_posteriors(pi0, A, L[:6], np.array([0, 6])).smoothed, gamma, atol=1e-12)

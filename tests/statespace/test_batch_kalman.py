@@ -10,6 +10,7 @@ batch kernels (``statespace.linear_gaussian.batch``) the per-sequence functions.
 
 import numpy as np
 import pytest
+from lgssm_dense import block, condition
 
 from statespace._ragged import pack
 from statespace.errors import ImpossibleDataError, ShapeError
@@ -17,8 +18,6 @@ from statespace.linear_gaussian import LGSSMParams, kalman_log_likelihood, rts_s
 from statespace.linear_gaussian.batch import batch_e_step, batch_log_likelihood
 from statespace.linear_gaussian.data import prepare
 from statespace.linear_gaussian.em import e_step
-
-from lgssm_dense import block, condition
 
 
 def _model(d, m, seed):
