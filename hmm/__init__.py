@@ -1,6 +1,8 @@
 """hmm: discrete latent states (HMM, autoregressive HMM with partial knowledge) and Markov jump processes."""
 
 from . import forward_backward
+from .chain import DiscreteChainModel
+from .emission_models import CategoricalEmission, EmissionModel, GaussianEmission
 from .emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams
 from .model import ARHMM, HMM, CategoricalHMM, GaussianHMM, HMMFilterResult, HMMForecast, HMMParams, HMMSmoothResult
 from .transitions import TransitionStructure, banded, ergodic, left_to_right, sticky

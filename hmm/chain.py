@@ -151,7 +151,7 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
 
     Subclasses set ``n_states``, ``input_dim``, ``_obs_dim`` and ``params`` (a
     NamedTuple whose fields are the names ``fit(frozen=...)`` accepts), and implement
-    :meth:`_inference_args`, :meth:`check_params` and :meth:`_sample_future`.
+    ``_inference_args``, ``check_params`` and ``_sample_future``.
     """
 
     n_states: int

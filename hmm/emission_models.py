@@ -36,7 +36,62 @@ from . import emission_updates as eu
 from . import emissions as em_
 
 
-class GaussianEmission:
+class EmissionModel:
+    """The face every emission family shows the chain code; subclasses implement each method.
+
+    ``e`` is the family's parameter container, ``y`` one sequence ``(T, d)`` (NaN:
+    missing), ``u`` its inputs ``(T, p)``, ``gamma`` its smoothed marginals ``(T, K)``.
+    """
+
+    #: The parameter fields EM can keep fixed (``fit(frozen=...)``).
+    fields: tuple = ()
+
+    def check_params(self, e) -> None:
+        """Raise :class:`~statespace.errors.ParameterError` unless ``e`` is this family's container at these sizes."""
+        raise NotImplementedError
+
+    def check_data(self, name: str, y: np.ndarray) -> None:
+        """Raise :class:`~statespace.errors.DataError` naming ``name`` for observations outside the support."""
+        raise NotImplementedError
+
+    def log_likelihood(self, e, y, u) -> np.ndarray:
+        """The ``(T, K)`` matrix :math:`\\log g_k(y_t)`; missing coordinates are marginalised (0 for an all-NaN row)."""
+        raise NotImplementedError
+
+    def zero_stats(self):
+        """Empty expected sufficient statistics (what :meth:`accumulate` adds to)."""
+        raise NotImplementedError
+
+    def accumulate(self, e, y, u, gamma, stats):
+        """Add one sequence's expected sufficient statistics, weighted by ``gamma``, to ``stats``; returns ``stats``."""
+        raise NotImplementedError
+
+    def flat_stats(self, stats) -> np.ndarray:
+        """The statistics as one flat float64 vector (additive, so shards of sequences can be summed)."""
+        raise NotImplementedError
+
+    def stats_from_flat(self, v: np.ndarray):
+        """The inverse of :meth:`flat_stats`."""
+        raise NotImplementedError
+
+    def m_step(self, stats, old, frozen=frozenset()):
+        """The closed-form MAP update from summed statistics; fields named in ``frozen`` keep ``old``'s value."""
+        raise NotImplementedError
+
+    def log_prior(self, e) -> float:
+        """The log-prior density of ``e`` that the M-step maximises together with the likelihood."""
+        raise NotImplementedError
+
+    def start(self, seqs):
+        """Parameters to start the supervised first M-step of the data-driven initialisation from."""
+        raise NotImplementedError
+
+    def n_free_parameters(self) -> int:
+        """The number of free emission parameters (for AIC/BIC)."""
+        raise NotImplementedError
+
+
+class GaussianEmission(EmissionModel):
     r"""Autoregressive Gaussian emission (:class:`~hmm.emissions.GaussianEmissionParams`; ``lags=0``: Gaussian).
 
     Args:
@@ -74,7 +129,7 @@ class GaussianEmission:
     def log_likelihood(self, e, y, u) -> np.ndarray:
         return em_.gaussian_loglik(e, y, u)
 
-    def zero_stats(self) -> eu.GaussianStats:
+    def zero_stats(self):
         return eu.GaussianStats.zeros(self.n_states, self.n_regressors, self.obs_dim)
 
     def accumulate(self, e, y, u, gamma, stats):
@@ -120,7 +175,7 @@ class GaussianEmission:
         return n
 
 
-class CategoricalEmission:
+class CategoricalEmission(EmissionModel):
     """Categorical emission on ``n_symbols`` symbols (:class:`~hmm.emissions.CategoricalEmissionParams`)."""
 
     fields = ("probs",)

@@ -247,7 +247,7 @@ class IOHMM(DiscreteChainModel):
             progress: bool = True) -> FitResult:
         """Generalised EM (see the module docstring); sets ``self.params``.
 
-        Starts from ``init``, else the current ``params`` (warm start), else :meth:`initialize`'s
+        Starts from ``init``, else the current ``params`` (warm start), else :meth:`~hmm.DiscreteChainModel.initialize`'s
         start. ``frozen`` names :class:`IOHMMParams` fields EM keeps (``"pi0"``, ``"net"``,
         ``"means"``, ``"variances"``; the input standardisation is never learned).
         ``weight_decay`` adds the log-prior ``-n_steps * weight_decay * |theta|^2 / 2`` on the network

@@ -116,7 +116,7 @@ class HMM(DiscreteChainModel):
         params: an :class:`HMMParams` (otherwise ``fit`` initialises from the data).
         prior: an :class:`~hmm.emissions.EmissionPrior` (regularisation of the M-step).
 
-    The emission density is an object of :mod:`hmm.emission_models`
+    The emission density is an object of ``hmm.emission_models`` (:class:`~hmm.GaussianEmission`, :class:`~hmm.CategoricalEmission`)
     (``self.emission_model``); every verb and EM go through it.
     """
 
@@ -218,7 +218,7 @@ class HMM(DiscreteChainModel):
     def aic(self, y, inputs=None, pl=None) -> float:
         """Akaike's information criterion ``-2 log p(y, pl) + 2 k`` of the current parameters (lower is better).
 
-        ``k`` is :meth:`n_free_parameters`; the log-likelihood is :meth:`log_likelihood`
+        ``k`` is :meth:`~hmm.HMM.n_free_parameters`; the log-likelihood is :meth:`~hmm.DiscreteChainModel.log_likelihood`
         summed over the sequences (arguments as there), so ``+inf`` for data of zero
         probability.
         """
@@ -266,7 +266,7 @@ class HMM(DiscreteChainModel):
         """Baum-Welch (MAP-EM) over one or several sequences; sets ``self.params`` to the best run.
 
         Starts from ``init``, else from the current ``params`` (warm start), else from
-        ``n_restarts`` data-driven initialisations (:meth:`initialize`: k-means for
+        ``n_restarts`` data-driven initialisations (:meth:`~hmm.DiscreteChainModel.initialize`: k-means for
         ergodic chains, random contiguous segments for left-to-right ones, guided by
         ``pl``). ``frozen`` names parameter fields EM keeps: ``"pi0"``, ``"A"`` and the
         emission's fields (``"weights"``, ``"covs"``, ``"init_means"``, ``"init_covs"``;

@@ -220,7 +220,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         return float(lls.sum())
 
     def filter(self, y, inputs=None, times=None) -> MJPFilterResult | list[MJPFilterResult]:
-        """Filtered marginals at the observation times: one :class:`MJPFilterResult`, a list for a list.
+        """Filtered marginals at the observation times: one :class:`~hmm.markov_jump.MJPFilterResult`, a list for a list.
 
         Data of zero probability raise :class:`~statespace.errors.ImpossibleDataError`
         naming the sequence and step (so do every verb below that conditions on the data).
@@ -240,7 +240,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         at or after the sequence's first observation time: between observations the
         marginal bridges the two-slice posterior of the interval, after the last one it
         is the last smoothed marginal moved forward by :math:`e^{Q (s - t_{T-1})}`
-        (see ``_query``). Returns one :class:`MJPSmoothResult`, a list for a list.
+        (see ``_query``). Returns one :class:`~hmm.markov_jump.MJPSmoothResult`, a list for a list.
         """
         ys, grids, single = self._data(y, times)
         table, P = self._tables(grids)
@@ -276,7 +276,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
             inputs: unused (the process takes no inputs).
 
         Returns:
-            An :class:`MJPForecast`; a list of them for a list.
+            An :class:`~hmm.markov_jump.MJPForecast`; a list of them for a list.
 
         Raises:
             DataError: a future time is non-finite or precedes the last observation time.
