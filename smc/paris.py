@@ -530,7 +530,7 @@ class PaRIS:
         self._kp = model.kernel_params(inputs=inputs, times=times)
         self._rng = as_rng(rng)
         step = backward_step_parallel if parallel else backward_step
-        fixed = dict(kernels=self._kernels, proposal=self._proposal, functional=_steps(self.functional))
+        fixed = {"kernels": self._kernels, "proposal": self._proposal, "functional": _steps(self.functional)}
         self._initial = compiled(paris_initial, **fixed)
         self._advance = compiled(paris_advance, backward=step, **fixed)
         N, d, p = self.n_particles, self._kernels.state_dim, self.functional.dim

@@ -331,7 +331,8 @@ def _register_bundle_type() -> bool:
     """Teach Numba the bundle type; ``False`` (everything then runs uncached) if this Numba lacks an API used."""
     try:
         from numba.core import cgutils
-        from numba.core.imputils import lower_constant  # the one non-``numba.extending`` name used
+        # the one name outside ``numba.extending``: how a constant of the new type is written
+        from numba.core.imputils import lower_constant
         from numba.core.typing.templates import AttributeTemplate
         from numba.extending import (
             NativeValue,

@@ -132,7 +132,7 @@ RUN_ALL = textwrap.dedent(
 def _run(code, cwd, cache_dir, library, extra_path=()):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir / "numba"), STATESPACE_CACHE_DIR=str(cache_dir / "statespace"),
                PYTHONPATH=os.pathsep.join([str(library), *map(str, extra_path)]))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])
@@ -187,7 +187,7 @@ def test_editing_a_kernel_module_renames_the_generated_module(tmp_path, monkeypa
 
     kernels = edited_user_model.AR1().kernels()
     params = list(_compile.inspect.signature(pf.filter_loop.py_func).parameters)
-    fixed = dict(kernels=kernels, proposal=pf.BOOTSTRAP, fn=pf.NO_FUNCTION.fn)
+    fixed = {"kernels": kernels, "proposal": pf.BOOTSTRAP, "fn": pf.NO_FUNCTION.fn}
     first = _compile._generate(pf.filter_loop, fixed, params)
     assert "from edited_user_model import sample_initial" in Path(first.__file__).read_text()
     assert _compile._generate(pf.filter_loop, fixed, params).__name__ == first.__name__
