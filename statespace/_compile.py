@@ -329,9 +329,9 @@ def _describe(value) -> str:
 
 def _register_bundle_type() -> bool:
     """Teach Numba the bundle type; ``False`` (everything then runs uncached) if this Numba lacks an API used."""
+    # numba.core.imputils.lower_constant is the one name used from outside ``numba.extending``
     try:
         from numba.core import cgutils
-        # the one name outside ``numba.extending``: how a constant of the new type is written
         from numba.core.imputils import lower_constant
         from numba.core.typing.templates import AttributeTemplate
         from numba.extending import (
