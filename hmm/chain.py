@@ -45,11 +45,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace._ragged import Ragged
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import StateSpaceModel
 from statespace.persistence import SavedModel
 from statespace.validation import as_inputs, as_rng, as_sequences, check_int, check_names
 
+from .batch import batch_forward, batch_posteriors
 from .forward_backward import forward, impossible_data_error, posteriors
 from .inference import predicted, sample_paths, viterbi
 from .partial_knowledge import log_plausibilities
@@ -253,15 +255,58 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         data = self._prepare(y, inputs, pl, **kw)
         return float(sum(forward(pi0, A, ll)[0] for _, pi0, A, ll in self._each(data)))
 
+    def _shared_chain(self, data: ChainData):
+        """``(pi0, A, [loglik per sequence])`` when every sequence has the same time-invariant chain (one
+        compiled batch call serves them all), else ``None``."""
+        args = list(self._each(data))
+        if len(args) < 2:
+            return None
+        _, pi0, A, _ = args[0]
+        if A.shape[0] != 1 or any(a.shape[0] != 1 or not (p is pi0 or np.array_equal(p, pi0)) or not (a is A or np.array_equal(a, A))
+                                  for _, p, a, _ in args[1:]):
+            return None
+        return pi0, A, [ll for _, _, _, ll in args]
+
     def filter(self, y, inputs=None, pl=None, **kw):
-        """Filtered and one-step predicted state probabilities (:class:`HMMFilterResult`, a list for a list)."""
+        """Filtered and one-step predicted state probabilities (:class:`HMMFilterResult`, a list for a list).
+
+        A list of sequences sharing one time-invariant chain is filtered in one
+        compiled call over the ragged batch (:func:`hmm.batch.batch_forward`).
+        """
         data = self._prepare(y, inputs, pl, **kw)
-        out = [HMMFilterResult(float(lik), filt, predicted(pi0, A, filt)) for _, pi0, A, _, lik, filt in self._filtered(data)]
-        return self._one_or_list(data, out)
+        shared = self._shared_chain(data)
+        if shared is None:
+            out = [HMMFilterResult(float(lik), filt, predicted(pi0, A, filt)) for _, pi0, A, _, lik, filt in self._filtered(data)]
+            return self._one_or_list(data, out)
+        pi0, A, lls = shared
+        res = batch_forward(pi0, A, np.concatenate(lls), _offsets(lls))
+        filt = Ragged(res.filtered, res.offsets)
+        out = []
+        for i, lik in enumerate(res.log_likelihoods):
+            if not lik > -np.inf:
+                self._raise_impossible(data, i)
+            out.append(HMMFilterResult(float(lik), filt[i], predicted(pi0, A, filt[i])))
+        return out
 
     def smooth(self, y, inputs=None, pl=None, **kw):
-        """Smoothed state probabilities and expected transition counts (:class:`HMMSmoothResult`)."""
+        """Smoothed state probabilities and expected transition counts (:class:`HMMSmoothResult`).
+
+        A list of sequences sharing one time-invariant chain is smoothed in one
+        compiled call over the ragged batch (:func:`hmm.batch.batch_posteriors`), with
+        the same numbers as one sequence at a time.
+        """
         data = self._prepare(y, inputs, pl, **kw)
+        shared = self._shared_chain(data)
+        if shared is not None:
+            pi0, A, lls = shared
+            res = batch_posteriors(pi0, A, np.concatenate(lls), _offsets(lls))
+            filt, smo = res.filtered_of(), res.smoothed_of()
+            out = []
+            for i, lik in enumerate(res.log_likelihoods):
+                if not lik > -np.inf:
+                    self._raise_impossible(data, i)
+                out.append(HMMSmoothResult(float(lik), filt[i], smo[i], res.transition_counts[i]))
+            return out
         out = []
         for i, pi0, A, ll in self._each(data):
             lik, filt, smo, counts = posteriors(pi0, A, ll, overwrite=True)
@@ -328,3 +373,8 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         return new
+
+
+def _offsets(mats) -> np.ndarray:
+    """Boundaries of the concatenated per-sequence arrays ``mats``."""
+    return np.concatenate([[0], np.cumsum([len(m) for m in mats])]).astype(np.int64)
