@@ -2,7 +2,7 @@
 
 This module is also a template: :func:`statespace.linear_gaussian.kernels.particle_kernels`
 imports a copy with ``D`` and ``M`` set to the state and observation dimensions
-(written by :func:`._template_copies.specialised_copy`). Loops over compile-time sizes
+(written by ``statespace._compile.specialised_copy``). Loops over compile-time sizes
 unroll into straight-line code that LLVM inlines into the particle loops: 2x
 faster at ``d = 3, m = 2``. With ``D = M = 0`` the sizes are read from the arrays.
 """

@@ -48,6 +48,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from .._compile import specialised_copy
 from .._numerics.linalg import cholesky, solve_lower, solve_upper_t
 from ..interface import AdditiveFunctional
 from . import _particle_kernels
@@ -63,7 +64,6 @@ from ._particle_kernels import (
     sample_transition,
 )
 from ._linalg import ix
-from ._template_copies import specialised_copy
 
 _LOG_2PI = math.log(2.0 * math.pi)
 

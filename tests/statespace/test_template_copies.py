@@ -3,7 +3,7 @@
 Numba's ``cache=True`` checks only the copy's own timestamp, so the copy's name must
 change whenever the template or anything its compiled functions call changes. The
 oracle for "what the compiled code calls" is independent of the import parsing in
-:func:`~statespace.linear_gaussian._template_copies.reached_files`: it follows, at run
+:func:`~statespace._compile.reached_files`: it follows, at run
 time, the Numba dispatchers each compiled function names in its globals.
 """
 
@@ -18,7 +18,7 @@ import numba
 import pytest
 
 from statespace.linear_gaussian import _fast, _particle_kernels
-from statespace.linear_gaussian._template_copies import (
+from statespace._compile import (
     reached_files,
     specialised_copy,
     template_digest,
