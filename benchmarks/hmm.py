@@ -148,7 +148,7 @@ def main():
         # Baum-Welch: same start, 10 iterations, no early stopping
         start = model.params
         fit_model = type(model)(K, 1)
-        ours_bw = best(lambda: fit_model.fit(y, init=start, max_iter=10, tol=-np.inf, progress=False), 3)
+        ours_bw = best(lambda: fit_model.fit(y, init=start, max_iter=10, tol=0.0, progress=False), 3)
         try:
             def ref_fit():
                 r = hmmlearn_model(K, pi0, A, means, covs, params="stmc", n_iter=10, tol=-np.inf)
