@@ -73,7 +73,7 @@ def _exact_functional(model, y, times):
 def test_sufficient_statistics_tables_and_m_step_agree_with_exact_em(kind):
     from hmm.forward_backward import backward, forward, two_slice_marginals
     from hmm.markov_jump import GaussianLevels, MJPParams
-    from hmm.markov_jump.em import m_step
+    from hmm.markov_jump.em import MJPStats, m_step
 
     rng = np.random.default_rng(2)
     R = rng.uniform(0.3, 1.5, (3, 3))
@@ -95,7 +95,8 @@ def test_sufficient_statistics_tables_and_m_step_agree_with_exact_em(kind):
     # m_step from the exact expected statistics is exactly the EM update
     new = model.m_step(want, n_sequences=1)
     K = 3
-    ref = m_step(model.params, want[K : 2 * K], want[2 * K : 2 * K + K * K].reshape(K, K), gamma, np.array([0, len(y)]), y)
+    exact = MJPStats(0.0, want[K : 2 * K], want[2 * K : 2 * K + K * K].reshape(K, K), gamma[0], obs.statistics([gamma], [y]))
+    ref = m_step(model.params, exact)
     np.testing.assert_allclose(new.params.Q, ref.Q, rtol=1e-12)
     np.testing.assert_allclose(new.params.initial, ref.initial, rtol=1e-12)
     for f in ("emission", "means", "stds"):
