@@ -52,6 +52,7 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+
 REPEATS = 2
 ROUNDS = 5
 

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 RHO, SIGMA_X, SIGMA_Y = 0.9, 1.0, 0.2

@@ -141,8 +141,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--truth", default=None, help="RUL_FD00x.txt with the true test RULs (optional)")
     ap.add_argument("--plots", default=None, help="directory for the PNG plots (default: next to --out; 'none' to skip)")
     ap.add_argument("--grid", default=None, help="candidate configs '[deep:]K,lags,cap[,readout[,softness]];...' with readout "
-                    "phase_type or empirical (default: %s with --model arphmm, %s with --model deep)"
-                    % (DEFAULT_GRID, DEEP_GRID))
+                    f"phase_type or empirical (default: {DEFAULT_GRID} with --model arphmm, {DEEP_GRID} with --model deep)")
     ap.add_argument("--model", choices=("arphmm", "deep"), default="deep",
                     help="'deep' (default): the classical ARPHMM, the S5-emission ARPHMM with 30 and 40 states and "
                     "their pool, compared on the same CV cuts (about 7.5 min on 2 idle cores: the network trains on "
@@ -237,7 +236,8 @@ def run(args) -> dict:
         cvs = map(run_cv, configs)
     else:  # every configuration's folds queued on the cluster at once (each fold is a task)
         pool = ThreadPoolExecutor(len(configs))
-        cvs = pool.map(lambda c, ctx=contextvars.copy_context(): ctx.copy().run(run_cv, c), configs)
+        ctx = contextvars.copy_context()  # the active cluster, for every worker thread
+        cvs = pool.map(lambda c: ctx.copy().run(run_cv, c), configs)
     for config, cv in zip(configs, cvs):
         model, k, lags, cap, readout, softness = config
         results.append((config, cv))

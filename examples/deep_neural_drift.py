@@ -48,7 +48,10 @@ def main(argv=None) -> dict:
     y, y_test = simulate(args.length, rng), simulate(args.length, rng)
     grid = np.linspace(-1.3, 1.3, 27)[:, None]
     fitted = NeuralDriftSSM.initialize(y, n_hidden=args.n_hidden, rng=args.seed)
-    rmse = lambda f: float(np.sqrt(np.mean((f - true_drift(grid)) ** 2)))
+
+    def rmse(f):
+        return float(np.sqrt(np.mean((f - true_drift(grid)) ** 2)))
+
     rmse_initial = rmse(fitted.drift(grid))
     fitted.fit(y, max_iter=args.n_iter, n_particles=args.n_particles, learning_rate=0.02, rng=args.seed + 1,
                progress=False)  # updates fitted.params

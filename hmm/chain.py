@@ -122,12 +122,12 @@ class ChainData(NamedTuple):
         return list(zip(self.seqs, self.inputs, self.log_pls, dts))
 
     @classmethod
-    def from_items(cls, items) -> "ChainData":
+    def from_items(cls, items) -> ChainData:
         """The data of a shard of :meth:`items` (a list: errors name ``y[i]`` within it)."""
         seqs, us, lps, dts = (list(c) for c in zip(*items)) if items else ([], [], [], [])
         return cls(seqs, us, lps, False, None if all(d is None for d in dts) else dts)
 
-    def one(self, i: int) -> "ChainData":
+    def one(self, i: int) -> ChainData:
         """Sequence ``i`` alone (still labelled as in the whole call)."""
         return ChainData([self.seqs[i]], [self.inputs[i]], [self.log_pls[i]], self.single,
                          None if self.dts is None else [self.dts[i]])

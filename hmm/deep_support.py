@@ -31,7 +31,7 @@ class Standardiser(NamedTuple):
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, arrays: list[np.ndarray], width: int) -> "Standardiser":
+    def fit(cls, arrays: list[np.ndarray], width: int) -> Standardiser:
         if width == 0:
             return cls(np.zeros(0), np.ones(0))
         stacked = np.concatenate(arrays, axis=0)

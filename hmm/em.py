@@ -148,7 +148,7 @@ class PerSequence:
     def __init__(self, arrays=()):
         self.arrays = list(arrays)
 
-    def __add__(self, other: "PerSequence") -> "PerSequence":
+    def __add__(self, other: PerSequence) -> PerSequence:
         return PerSequence(self.arrays + other.arrays)
 
     def __len__(self) -> int:

@@ -34,6 +34,7 @@ from statespace._numerics.fastmath import FASTMATH
 
 from .emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams, observed_split, regressor
 
+
 @nb.njit(cache=True)
 def _conditional_fill(yrow, mean, cov, yhat, C):
     """``yhat = E[y | observed]``, ``C = Cov[y | observed]`` (zero on observed coordinates)."""
@@ -203,7 +204,7 @@ def scalar_accumulate(y, gamma, n, sy, syy):
             syy[k] += w * yy
 
 
-def gaussian_accumulate(e: "GaussianEmissionParams", y, u, gamma, stats: "GaussianStats") -> None:
+def gaussian_accumulate(e: GaussianEmissionParams, y, u, gamma, stats: GaussianStats) -> None:
     """Add one sequence's expected statistics to ``stats`` (in place).
 
     Fast rows are summed with three matrix products over time
@@ -262,14 +263,14 @@ class GaussianStats(NamedTuple):
     S00: np.ndarray
 
     @classmethod
-    def zeros(cls, K: int, q: int, d: int) -> "GaussianStats":
+    def zeros(cls, K: int, q: int, d: int) -> GaussianStats:
         return cls(np.zeros(K), np.zeros((K, q, q)), np.zeros((K, q, d)), np.zeros((K, d, d)), np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)))
 
     def flat(self) -> np.ndarray:
         return np.concatenate([a.ravel() for a in self])
 
     @classmethod
-    def from_flat(cls, v: np.ndarray, K: int, q: int, d: int) -> "GaussianStats":
+    def from_flat(cls, v: np.ndarray, K: int, q: int, d: int) -> GaussianStats:
         shapes = [(K,), (K, q, q), (K, q, d), (K, d, d), (K,), (K, d), (K, d, d)]
         out, i = [], 0
         for s in shapes:

@@ -361,7 +361,7 @@ def scalar_loglik(y, mean, inv_sd, const, out):
     return out
 
 
-def gaussian_loglik(e: "GaussianEmissionParams", y: np.ndarray, u: np.ndarray) -> np.ndarray:
+def gaussian_loglik(e: GaussianEmissionParams, y: np.ndarray, u: np.ndarray) -> np.ndarray:
     """``(T, K)`` emission log-likelihoods of one sequence (NaN handled as documented)."""
     if e.lags == 0 and e.input_dim == 0 and e.obs_dim == 1:
         var = e.covs[:, 0, 0]

@@ -67,12 +67,11 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._numerics.fastmath import FASTMATH
 from statespace.errors import ImpossibleDataError
 
-from statespace._numerics.fastmath import FASTMATH
 from .log_space import log_space_forward as _log_space_forward
 from .log_space import log_space_posteriors as _log_space
-
 
 _EXP_CLIP = 700.0  # exp(700) is finite; only unreachable states ever get near it
 # A state's scaled weight below this, computed from non-zero factors, is about to be lost to

@@ -429,7 +429,7 @@ class LearnedEmissionHMM(DiscreteChainModel):
         return params, gammas
 
     @classmethod
-    def initialize(cls, y, *args, inputs=None, pl=None, dt=None, rng=None, **kwargs) -> "LearnedEmissionHMM":
+    def initialize(cls, y, *args, inputs=None, pl=None, dt=None, rng=None, **kwargs) -> LearnedEmissionHMM:
         """A model ``cls(*args, **kwargs)`` with ``fit``'s data-driven start: standardisation, a fresh
         network, and ``pi``, ``A`` of a lag-1 ARHMM (``fit`` from scratch also pre-trains the network
         on that ARHMM's posteriors)."""
@@ -536,7 +536,7 @@ class LearnedEmissionHMM(DiscreteChainModel):
                 "init_options": self.init_options, "min_scale": self.min_scale, "emission": self.emission,
                 "transitions": self.transitions, "max_jump": self.max_jump, "params": self.params}
 
-    def conditioned_on(self, y, inputs=None) -> "ConditionedLearnedEmission":
+    def conditioned_on(self, y, inputs=None) -> ConditionedLearnedEmission:
         """This model with its emission parameters fixed to those computed from ``y``'s history.
 
         A plain :class:`~statespace.interface.StateSpaceModel` whose ``kernel_params()`` needs no

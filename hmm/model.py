@@ -39,8 +39,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from statespace.errors import ParameterError, ShapeError
 from statespace.distributed import EStep
+from statespace.errors import ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels
 from statespace.persistence import register_loadable
 from statespace.validation import (
@@ -325,7 +325,7 @@ class HMM(DiscreteChainModel):
         dim = K + K * K + self.emission_model.flat_stats(self.emission_model.zero_stats()).size
         return AdditiveFunctional(kern.stats_initial, kern.stats_step, dim)
 
-    def m_step(self, stats: np.ndarray, n_sequences: int = 1, n_steps: int | None = None) -> "HMM":
+    def m_step(self, stats: np.ndarray, n_sequences: int = 1, n_steps: int | None = None) -> HMM:
         """A new model with the MAP parameters for expected statistics ``stats`` (flat layout; frozen: none)."""
         K = self.n_states
         stats = np.asarray(stats, dtype=np.float64)
@@ -345,7 +345,7 @@ class HMM(DiscreteChainModel):
                 "n_symbols": self.n_symbols, "transitions": self.structure, "prior": self.prior, "params": self.params}
 
     @classmethod
-    def _from_persisted(cls, state: dict) -> "HMM":
+    def _from_persisted(cls, state: dict) -> HMM:
         """Rebuild through :class:`HMM`'s validating constructor, as the exact saved class."""
         if cls._EMISSION is not None and state.get("emission") != cls._EMISSION:
             raise ParameterError(f"emission: a {cls.__name__} has emission {cls._EMISSION!r}, got {state.get('emission')!r}")

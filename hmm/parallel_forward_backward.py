@@ -56,6 +56,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
+
 from .row_exponentials import EXPONENTIATED, SHIFTED, exponentiator, restore_log_rows
 from .vector_product import LANES, outer_accumulate, padded_width, vecmat
 

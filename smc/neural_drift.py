@@ -113,7 +113,7 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
         self.params = params
 
     @classmethod
-    def initialize(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1, input_dim: int = 0) -> "NeuralDriftSSM":
+    def initialize(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1, input_dim: int = 0) -> NeuralDriftSSM:
         """A starting model for data ``y``: small random drift, noise scales from the data's increments."""
         seqs, _ = as_sequences("y", y)
         H, p = check_int("n_hidden", n_hidden, minimum=1), check_int("input_dim", input_dim, minimum=0)

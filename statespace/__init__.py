@@ -10,6 +10,8 @@ metrics, phase-type RUL, point forecasts, CV protocol) and
 """
 
 from . import errors
+from ._version import __version__
+from .convergence import ObjectiveDecreaseWarning
 from .errors import (
     DataError,
     DegenerateWeightsError,
@@ -19,9 +21,7 @@ from .errors import (
     ShapeError,
     StateSpaceError,
 )
-from .convergence import ObjectiveDecreaseWarning
 from .interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel, simulate
 from .linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
 from .persistence import load_model, load_params, save_model, save_params
 from .stochastic_volatility import StochasticVolatility, SVParams
-from ._version import __version__

@@ -174,7 +174,7 @@ def learning_curve_plot(results, labels=None, *, x="iteration", truth=None):
     axes = axes[:, 0]
     for r, lab in zip(runs, labels):
         xs = np.arange(len(r.trace)) if x == "iteration" else np.concatenate([[0.0], r.particle_steps])
-        for j, name in enumerate(names):
+        for j in range(len(names)):
             axes[j].plot(xs, r.trace[:, j], label=lab, lw=1)
         axes[-1].plot(xs[1:], r.log_likelihoods, lw=0.8, label=lab)
     for j, name in enumerate(names):

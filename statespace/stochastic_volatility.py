@@ -173,7 +173,7 @@ class StochasticVolatility(StateSpaceModel, SavedModel):
         """The complete-data sufficient statistics (layout ``SV_STATS``), as a compiled functional."""
         return AdditiveFunctional(_stats_initial, _stats_step, len(SV_STATS))
 
-    def m_step(self, stats, n_sequences: int = 1, n_steps: int | None = None) -> "StochasticVolatility":
+    def m_step(self, stats, n_sequences: int = 1, n_steps: int | None = None) -> StochasticVolatility:
         r"""Maximise the expected complete-data log-likelihood (counts are read from ``stats``).
 
         With the stationary initial law the objective is, for fixed ``phi``, a

@@ -23,7 +23,8 @@ import copy
 import functools
 import inspect
 import re
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest

@@ -153,7 +153,7 @@ def fit_em(
     with progress_bar(max_iter, "MJP EM", progress) as bar, EStep(shard_e_step, list(zip(ys, times_list))) as estep:
         stats = estep(params)
         monitor.record(stats.log_likelihood, params)
-        for n_iter in range(1, max_iter + 1):
+        for n_iter in range(1, max_iter + 1):  # noqa: B007 (the count is read after the loop)
             params = m_step(params, stats, learn_initial)
             stats = estep(params)
             bar.update(1)

@@ -34,15 +34,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hmm import inference as hmm_inference
 from statespace._numerics.categorical import draw
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import AdditiveFunctional, FitResult, ModelKernels, StateSpaceModel
 from statespace.persistence import SavedModel, register_loadable
 from statespace.validation import (
-    as_float_array, as_rng, as_sequences, check_fit_options, check_int, check_names, split_batch,
+    as_float_array,
+    as_rng,
+    as_sequences,
+    check_fit_options,
+    check_int,
+    check_names,
+    split_batch,
 )
-
-from hmm import inference as hmm_inference
 
 from . import inference
 from .em import fit_em, update_rates

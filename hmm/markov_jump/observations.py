@@ -32,7 +32,14 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.errors import DataError, ParameterError, ShapeError
-from statespace.validation import as_float_array, check_finite, check_int, check_real, check_stochastic_matrix, split_batch
+from statespace.validation import (
+    as_float_array,
+    check_finite,
+    check_int,
+    check_real,
+    check_stochastic_matrix,
+    split_batch,
+)
 
 #: Codes of the observation models inside the compiled kernels.
 EXACT, LABELS, GAUSSIAN = 0, 1, 2

@@ -133,7 +133,7 @@ class RULEnsemble(SavedRULModel):
                 "pit_levels": pit_array(self.pit_levels)}
 
     @classmethod
-    def _from_persisted(cls, state: dict) -> "RULEnsemble":
+    def _from_persisted(cls, state: dict) -> RULEnsemble:
         members = state["members"]
         if not isinstance(members, list) or not all(isinstance(m, RULPipeline) for m in members):
             raise ParameterError("members: expected a list of RULPipeline")

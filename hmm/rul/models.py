@@ -66,11 +66,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace.datasets.cmapss.features import SensorFeatures
 from statespace.distributed import map_jobs
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
 from statespace.persistence import register_loadable
-from statespace.datasets.cmapss.features import SensorFeatures
 from statespace.prognostics import StateRULReadout, cut_weights, rul_report, truncation_splits
 from statespace.prognostics.metrics import check_weights
 from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
@@ -427,7 +427,7 @@ class RULPipeline(SavedRULModel):
         return {"features": features_state(self.features), "model": self.model}
 
     @classmethod
-    def _from_persisted(cls, state: dict) -> "RULPipeline":
+    def _from_persisted(cls, state: dict) -> RULPipeline:
         feats, model = restore_features(state["features"]), state["model"]
         if not isinstance(model, ChainRULModel):
             raise DataError(f"model: expected a chain RUL model, got a {type(model).__name__}")

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from statespace.errors import DataError, ParameterError
 from statespace.datasets.cmapss.features import OperatingConditionNormalizer, SensorFeatures
+from statespace.errors import DataError, ParameterError
 from statespace.persistence import SavedModel, _load, save_model
 from statespace.prognostics.features import HealthIndicator
 

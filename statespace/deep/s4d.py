@@ -74,7 +74,10 @@ def init(key, hidden: int, state: int, init: str = "legs", dt_min: float = 1e-3,
         b = (V.conj().T @ B)[keep]
     k_c, k_dt = jax.random.split(key)
     c = jax.random.normal(k_c, (2, hidden, state), dtype=jnp.result_type(float)) * np.sqrt(0.5)
-    tile = lambda v: jnp.asarray(np.broadcast_to(v, (hidden, state)).copy(), dtype=jnp.result_type(float))
+
+    def tile(v):
+        return jnp.asarray(np.broadcast_to(v, (hidden, state)).copy(), dtype=jnp.result_type(float))
+
     return {
         "log_neg_a_re": tile(np.log(-a.real)),
         "a_im": tile(a.imag),

@@ -64,7 +64,10 @@ def init(key, hidden: int, state: int, blocks: int = 1, dt_min: float = 1e-3, dt
     c = lecun_normal(k_c, (hidden, state), state)
     b_t = jnp.asarray(V.conj().T, dtype=cdt) @ b.astype(cdt)
     c_t = c.astype(cdt) @ jnp.asarray(V, dtype=cdt)
-    f = lambda v: jnp.asarray(v, dtype=fdt)
+
+    def f(v):
+        return jnp.asarray(v, dtype=fdt)
+
     return {
         "log_neg_lam_re": f(np.log(-lam.real)),
         "lam_im": f(lam.imag),

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import _fast
 from statespace._compile import specialised_copy
+
+from . import _fast
 
 #: Largest dimensions that get their own compiled loops.
 MAX_SPECIALISED_DIM = 8

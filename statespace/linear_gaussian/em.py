@@ -40,15 +40,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._ragged import pack
 from ..convergence import ConvergenceMonitor
 from ..distributed import EStep
 from ..errors import ParameterError, ShapeError
+from ..interface import FitResult
 from ..progress import progress_bar
 from ..validation import check_fit_options
-from .._ragged import pack
+from ._specialise import loops_for
 from .batch import batch_e_step
 from .data import prepare
-from ._specialise import loops_for
 from .kernels import stats_layout
 from .params import LGSSMParams, check_frozen, check_not_time_varying, kernel_params
 from .smoother import smooth_kernel_params
@@ -252,7 +253,7 @@ def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 10
     with progress_bar(int(max_iter), "EM (linear-Gaussian)", progress) as bar, EStep(shard_e_step, list(zip(seqs, us))) as estep:
         stats, ll = estep(params)
         monitor.record(ll, params)
-        for n_iter in range(1, int(max_iter) + 1):
+        for n_iter in range(1, int(max_iter) + 1):  # noqa: B007 (the count is read after the loop)
             params = m_step(params, stats, frozen)
             stats, ll = estep(params)
             bar.update(1)

@@ -52,18 +52,13 @@ from .._compile import specialised_copy
 from .._numerics.linalg import cholesky, solve_lower, solve_upper_t
 from ..interface import AdditiveFunctional
 from . import _particle_kernels
+from ._linalg import ix
+
 # the general per-particle kernels (for any dimensions; see particle_kernels below)
 from ._particle_kernels import (
     _kernel,
-    log_emission,
-    log_initial,
-    log_transition,
     log_transition_bound,
-    sample_emission,
-    sample_initial,
-    sample_transition,
 )
-from ._linalg import ix
 
 _LOG_2PI = math.log(2.0 * math.pi)
 

@@ -40,8 +40,8 @@ import numpy as np
 from .._numerics.linalg import cholesky_psd
 from ..errors import DataError
 from ..validation import as_rng, check_int
-from ._linalg import symmetrize
 from ._fast import rts_size
+from ._linalg import symmetrize
 from ._specialise import loops_for
 from .data import prepare
 from .kalman import KalmanFilterResult, filter_kernel_params

@@ -65,8 +65,9 @@ def rul_engines():
 
 
 def main():
-    from hmm.rul import ARPHMMRUL, RULPipeline
     from hmm.rul_io import save_rul
+
+    from hmm.rul import ARPHMMRUL, RULPipeline
     from statespace import save_model
     from statespace.prognostics import SensorFeatures
 

@@ -13,8 +13,8 @@ import scipy.stats  # noqa: E402
 
 from hmm.learned_emission import LearnedEmissionHMM  # noqa: E402
 from hmm.rul import DeepARPHMMRUL, RULPipeline, cross_validate  # noqa: E402
-from statespace.errors import DataError, ParameterError, ShapeError  # noqa: E402
 from statespace.datasets.cmapss import SensorFeatures  # noqa: E402
+from statespace.errors import DataError, ParameterError, ShapeError  # noqa: E402
 
 DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
 needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from hmm import ARHMM, CategoricalHMM, CategoricalEmissionParams, GaussianEmissionParams, HMMParams
-from hmm.forward_backward import forward, two_slice_marginals, backward
+from hmm import ARHMM, CategoricalEmissionParams, CategoricalHMM, GaussianEmissionParams, HMMParams
+from hmm.forward_backward import backward, forward, two_slice_marginals
 
 K, T, D, L = 3, 6, 2, 1
 

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hmm import ARHMM, GaussianEmissionParams, GaussianHMM, HMM, HMMParams, left_to_right
+from hmm import ARHMM, HMM, GaussianEmissionParams, GaussianHMM, HMMParams, left_to_right
 from statespace.errors import DataError, ParameterError, ShapeError
 
 

@@ -55,7 +55,6 @@ def _exact_functional(model, y, times):
     """E[sufficient statistics | y] from the exact E-step (forward-backward + Van Loan)."""
     from hmm.markov_jump import expected_statistics
 
-    K = model.n_states
     ll, dwell, jumps, gamma, _ = expected_statistics(model.params, [y], [times])
     obs = model.params.observation
     seen = ~np.isnan(y[:, 0])

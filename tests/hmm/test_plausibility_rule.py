@@ -6,6 +6,7 @@ import pytest
 from hmm import GaussianHMM
 from statespace.errors import ShapeError
 
+
 @pytest.fixture(scope="module")
 def fitted():
     rng = np.random.default_rng(0)

@@ -7,7 +7,15 @@ import pytest
 
 from hmm.emissions import GaussianEmissionParams
 from hmm.model import HMMParams
-from hmm.rul import ARPHMMRUL, RULEnsemble, RULPipeline, combine_cv, cross_validate, pool_predictions, recalibrated_levels
+from hmm.rul import (
+    ARPHMMRUL,
+    RULEnsemble,
+    RULPipeline,
+    combine_cv,
+    cross_validate,
+    pool_predictions,
+    recalibrated_levels,
+)
 from statespace.datasets.cmapss import SensorFeatures
 from statespace.errors import ParameterError, ShapeError
 from statespace.prognostics import mixture, rul_report

@@ -25,14 +25,22 @@ import pytest
 import scipy.linalg
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from robustness_support import (
+    FAST,
+    HEAVY,
+    Q3,
+    assert_no_nan,
+    categorical_hmm,
+    expect_error,
+    gaussian_hmm,
+    lg_model,
+    mjp,
+)
 from scipy.special import logsumexp
 from scipy.stats import norm
 
 from statespace import LinearGaussianSSM
 from statespace.errors import ImpossibleDataError, StateSpaceError
-
-from robustness_support import (FAST, HEAVY, Q3, assert_no_nan, categorical_hmm, expect_error, gaussian_hmm, lg_model,
-                                mjp)
 
 
 # =========================================================================== class 5: outliers in HMMs
@@ -414,9 +422,9 @@ def test_hmm_em_is_scale_equivariant_and_monotone(c, prior):
     is a variance): it is rescaled with the data (``reg_covar -> c^2 reg_covar``),
     or switched off for the plain maximum-likelihood estimate.
     """
-    from hmm import EmissionPrior, GaussianHMM, HMMParams
-
     from robustness_support import gaussian_emission
+
+    from hmm import EmissionPrior, GaussianHMM, HMMParams
 
     def model(scale):
         p = EmissionPrior(0.0, 0.0, 0.0, 0.0) if prior == "none" else EmissionPrior(reg_covar=1e-6 * scale * scale)

@@ -22,13 +22,22 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from robustness_support import (
+    FAST,
+    ar_hmm,
+    categorical_hmm,
+    expect_error,
+    gaussian_hmm,
+    gaussian_hmm_2d,
+    left_to_right_hmm,
+    lg_model,
+    mjp,
+    sv_model,
+)
 
 import statespace
 from statespace import load_model, load_params, save_model
 from statespace.errors import StateSpaceError
-
-from robustness_support import (FAST, ar_hmm, categorical_hmm, expect_error, gaussian_hmm, gaussian_hmm_2d,
-                                left_to_right_hmm, lg_model, mjp, sv_model)
 
 SAVED = {
     "lg": lambda: lg_model(2),

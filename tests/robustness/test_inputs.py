@@ -16,12 +16,23 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from robustness_support import (
+    FAST,
+    HEAVY,
+    HMM_FACTORIES,
+    Q3,
+    assert_no_nan,
+    categorical_hmm,
+    expect_error,
+    gaussian_hmm,
+    hmm_data,
+    lg_model,
+    mjp,
+    sv_model,
+)
 
 import smc
 from statespace import LinearGaussianSSM, StochasticVolatility
-
-from robustness_support import (FAST, HEAVY, HMM_FACTORIES, Q3, assert_no_nan, categorical_hmm, expect_error, gaussian_hmm,
-                      hmm_data, lg_model, mjp, sv_model)
 
 finite = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
 
@@ -340,7 +351,7 @@ def test_fit_max_iter_zero_is_handled_alike_by_every_family():
         try:
             fit(max_iter=0)
             answers[family] = "accepted"
-        except Exception as exc:  # noqa: BLE001
+        except Exception:  # noqa: BLE001
             expect_error("max_iter", fit, max_iter=0)
             answers[family] = "error"
     assert len(set(answers.values())) == 1, answers

@@ -19,14 +19,23 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from robustness_support import (
+    FAST,
+    HEAVY,
+    assert_no_nan,
+    expect_error,
+    gaussian_hmm,
+    hmm_data,
+    left_to_right_hmm,
+    lg_model,
+    mjp,
+    sv_model,
+)
 from scipy.special import logsumexp
 from scipy.stats import norm
 
 import smc
 from statespace.errors import DegenerateWeightsError, ImpossibleDataError
-
-from robustness_support import (FAST, HEAVY, assert_no_nan, expect_error, gaussian_hmm, hmm_data,
-                                left_to_right_hmm, lg_model, mjp, sv_model)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "statespace"))
 from lgssm_dense import condition  # noqa: E402

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from _ppg_oracles import ScalarLG, kalman_rts
+
 from smc.csmc import particle_gibbs
 from statespace.errors import ShapeError, StateSpaceError
 

@@ -6,8 +6,8 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
-
 from _ppg_oracles import CROSS, ScalarLG
+
 from smc.csmc import particle_gibbs
 from smc.learning import particle_em
 from smc.ppg import ppg_smoother

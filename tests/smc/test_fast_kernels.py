@@ -2,13 +2,12 @@
 (against ``numpy.exp``, to one ulp) and branch-free systematic resampling (against the textbook
 merge loop, index for index)."""
 
+import numba as nb
 import numpy as np
 
+from smc.resampling import SYSTEMATIC, resample_into, systematic
 from statespace._numerics.exp import exp_nonpositive
 from statespace._numerics.weights import normalise
-from smc.resampling import SYSTEMATIC, resample_into, systematic
-
-import numba as nb
 
 
 @nb.njit

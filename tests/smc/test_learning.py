@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from _ppg_oracles import ScalarLG, kalman_rts
 from scipy.optimize import minimize
 
-from _ppg_oracles import ScalarLG, kalman_rts
 from smc.learning import Parametrization, estimate_score, particle_em, score_ascent, score_climbing
 from smc.learning.parametrization import enable_x64
 from statespace import LinearGaussianSSM, StochasticVolatility

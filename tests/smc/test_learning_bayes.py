@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from _ppg_oracles import ScalarLGParams, kalman_rts
 from scipy.stats import invwishart
 
-from _ppg_oracles import ScalarLGParams, kalman_rts
 from smc.learning import LGPrior, SVPrior, bayesian_particle_gibbs
 from statespace import LinearGaussianSSM, StochasticVolatility
 

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
 from _ppg_oracles import ScalarLG, ScalarLGParams, kalman_rts
+
 from smc.learning import bayesian_particle_gibbs, estimate_score, score_ascent, score_climbing
 from statespace.diagnostics import DataTreeGroups, to_datatree
 from statespace.errors import ParameterError

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-
 from _ppg_oracles import ScalarLG, kalman_rts
+
 from smc.learning import Parametrization, estimate_score, particle_em, score_ascent, score_climbing
 from statespace import LinearGaussianSSM, StochasticVolatility
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import smc
-from smc.paris import PaRIS, paris_smoother, smoothed_marginals_functional, split_marginals
+from smc.paris import PaRIS, paris_smoother
 from statespace import AdditiveFunctional, StochasticVolatility
 from statespace.errors import ParameterError
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from _ppg_oracles import CROSS, ScalarLG, kalman_rts
+
 from smc.ppg import ppg_smoother, ppg_step
 
 MODEL = ScalarLG(F=0.9, Q=0.5, R=1.0)

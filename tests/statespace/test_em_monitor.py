@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from lgssm_dense import random_params
+
 from statespace import LinearGaussianSSM
 from statespace.convergence import ROUNDOFF, ConvergenceMonitor, ObjectiveDecreaseWarning
 from statespace.errors import ParameterError

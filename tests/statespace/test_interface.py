@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from lgssm_dense import joint, random_params
 from scipy import stats
 
-from lgssm_dense import joint, random_params
 from statespace import (
     ExactInferenceUnavailable,
     LinearGaussianSSM,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from lgssm_dense import block, condition, random_params
+
 from statespace.linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
 
 RTOL = 1e-8
@@ -138,7 +138,7 @@ def test_forecast_equals_dense_prediction_of_appended_missing_rows():
     from lgssm_dense import joint
 
     mean, cov, _ = condition(params, y_ext, u_ext)
-    d, m, T = params.state_dim, params.obs_dim, len(y)
+    d, T = params.state_dim, len(y)
     _, _, _, cov_y, cov_xy = joint(params, T + k, u_ext)
     for h in range(k):
         t = T + h

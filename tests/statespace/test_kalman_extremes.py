@@ -18,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from lgssm_dense import random_params  # noqa: E402
+
 from statespace import LinearGaussianSSM  # noqa: E402
 from statespace.errors import DataError, ImpossibleDataError, ParameterError  # noqa: E402
 from statespace.linear_gaussian import (  # noqa: E402

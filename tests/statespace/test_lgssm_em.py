@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
 from lgssm_dense import random_params
+
 from statespace import LinearGaussianSSM
 from statespace.errors import ParameterError, ShapeError
 from statespace.linear_gaussian import LGSSMParams, e_step, fit_em, m_step, rts_smoother

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lgssm_dense import random_params
 
 import statespace
-from lgssm_dense import random_params
 from statespace import LinearGaussianSSM, StochasticVolatility, load_model, load_params, save_model, save_params
 from statespace.errors import DataError, ParameterError
 from statespace.persistence import FORMAT_VERSION, SavedModel, register_loadable

@@ -6,8 +6,8 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from lgssm_dense import random_params  # noqa: E402
+
 from statespace import LinearGaussianSSM  # noqa: E402
 from statespace.errors import ShapeError  # noqa: E402
 from statespace.plotting import plot_learning_curve, plot_states  # noqa: E402

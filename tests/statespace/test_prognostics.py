@@ -10,10 +10,10 @@ from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.prognostics import (
     HealthIndicator,
     cut_weights,
-    per_engine_means,
     exponential_smoothing,
     informative_columns,
     interval_coverage,
+    per_engine_means,
     phm08_score,
     phm08_scores,
     piecewise_linear_rul,

@@ -17,12 +17,12 @@ from pathlib import Path
 import numba
 import pytest
 
-from statespace.linear_gaussian import _fast, _particle_kernels
 from statespace._compile import (
     reached_files,
     specialised_copy,
     template_digest,
 )
+from statespace.linear_gaussian import _fast, _particle_kernels
 
 LIBRARY = Path(_fast.__file__).resolve().parents[2]
 TEMPLATES = {"kalman loops": _fast, "particle kernels": _particle_kernels}

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from lgssm_dense import random_params
+
 from statespace import LinearGaussianSSM
 from statespace.errors import DataError, ParameterError, ShapeError, StateSpaceError
 from statespace.linear_gaussian import LGSSMParams, kalman_filter, rts_smoother
