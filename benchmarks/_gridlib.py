@@ -40,8 +40,9 @@ def run_meta(bench: str, **extra) -> dict:
 
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
-                                  check=False).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+            ).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
@@ -70,12 +71,26 @@ def emit(line: dict) -> None:
 def done(bench: str) -> None:
     """The script's own wall and CPU time (all threads and children), for the grid's time budget."""
     t = os.times()
-    emit({"bench": f"{bench}_done", "wall_s": round(time.perf_counter() - _START, 1),
-          "cpu_s": round(t.user + t.system + t.children_user + t.children_system, 1)})
+    emit(
+        {
+            "bench": f"{bench}_done",
+            "wall_s": round(time.perf_counter() - _START, 1),
+            "cpu_s": round(t.user + t.system + t.children_user + t.children_system, 1),
+        }
+    )
 
 
-def interleaved(fns: dict, *, rounds: int = 5, block: int = 2, budget_s: float = 20.0, min_rounds: int = 2,
-                slow_s: float = 3.0, nocompile: tuple = (), counts: dict | None = None) -> dict:
+def interleaved(
+    fns: dict,
+    *,
+    rounds: int = 5,
+    block: int = 2,
+    budget_s: float = 20.0,
+    min_rounds: int = 2,
+    slow_s: float = 3.0,
+    nocompile: tuple = (),
+    counts: dict | None = None,
+) -> dict:
     """Best warm wall time of each callable in ``fns``, timed in alternating blocks.
 
     Each callable is called once untimed first (compilation, jit, caches), then
@@ -119,8 +134,14 @@ def sig(x: float, digits: int = 4) -> float:
 
 
 def ratio_line(bench: str, case: str, ours: float, peer: str, peer_s: float, target: float | None, **extra) -> dict:
-    line = {"bench": bench, "case": case, "ours_s": sig(ours), "peer": peer, "peer_s": sig(peer_s),
-            "speedup": sig(peer_s / ours, 3)}
+    line = {
+        "bench": bench,
+        "case": case,
+        "ours_s": sig(ours),
+        "peer": peer,
+        "peer_s": sig(peer_s),
+        "speedup": sig(peer_s / ours, 3),
+    }
     if target is not None:
         line.update(target=target, meets=bool(peer_s / ours >= target))
     line.update(extra)

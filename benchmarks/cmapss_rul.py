@@ -53,7 +53,10 @@ def main():
     t_feat = best_of(lambda: feats.fit_transform(tr.split(tr.sensors), tr.split(tr.settings)), 3)
     x = feats.transform(tr.split(tr.sensors), tr.split(tr.settings))
     xt = feats.transform(te.split(te.sensors), te.split(te.settings))
-    print(json.dumps({"bench": "cmapss_features", "case": "FD001_train_100_engines", "ours_s": round(t_feat, 4)}), flush=True)
+    print(
+        json.dumps({"bench": "cmapss_features", "case": "FD001_train_100_engines", "ours_s": round(t_feat, 4)}),
+        flush=True,
+    )
 
     K, iters = args.n_states, args.iters
     model = ARPHMMRUL(n_states=K, lags=0, cap=130.0, max_iter=iters, tol=0.0)
@@ -85,16 +88,26 @@ def main():
 
     model.predict(xt[:2])
     t_pred = best_of(lambda: model.predict(xt), 3)
-    print(json.dumps({"bench": "cmapss_predict", "case": f"FD001_test_100_engines_K{K}", "ours_s": round(t_pred, 4)}), flush=True)
+    print(
+        json.dumps({"bench": "cmapss_predict", "case": f"FD001_test_100_engines_K{K}", "ours_s": round(t_pred, 4)}),
+        flush=True,
+    )
 
     # the empirical readout: fitting it (filter every training engine, build the tables) and predicting with it
     emp = ARPHMMRUL(n_states=K, lags=0, cap=130.0, max_iter=1, readout="empirical", age_bandwidth=10.0, horizon=150)
     emp.fit(x, rng=0, progress=False, init=model.hmm.params)
     t_ro = best_of(lambda: emp.readout_model.fit(emp.filter(x)), 2)
-    print(json.dumps({"bench": "cmapss_readout_fit", "case": f"FD001_train_100_engines_K{K}", "ours_s": round(t_ro, 4)}), flush=True)
+    print(
+        json.dumps({"bench": "cmapss_readout_fit", "case": f"FD001_train_100_engines_K{K}", "ours_s": round(t_ro, 4)}),
+        flush=True,
+    )
     t_pred = best_of(lambda: emp.predict(xt), 3)
-    print(json.dumps({"bench": "cmapss_predict_empirical", "case": f"FD001_test_100_engines_K{K}", "ours_s": round(t_pred, 4)}),
-          flush=True)
+    print(
+        json.dumps(
+            {"bench": "cmapss_predict_empirical", "case": f"FD001_test_100_engines_K{K}", "ours_s": round(t_pred, 4)}
+        ),
+        flush=True,
+    )
 
     code = (
         "import time; t=time.perf_counter()\n"
@@ -106,7 +119,16 @@ def main():
         "print(time.perf_counter()-t)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    print(json.dumps({"bench": "cmapss_rul_cold", "case": "import_fit_predict_tiny", "ours_s": round(float(out.stdout.split()[-1]), 3)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "cmapss_rul_cold",
+                "case": "import_fit_predict_tiny",
+                "ours_s": round(float(out.stdout.split()[-1]), 3),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -67,8 +67,11 @@ CASES = {
     "hmm_smooth": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1, params=hmm_params).smooth(y)"),
     "bootstrap_filter": ("sv_T200_N500", _SV, "smc.bootstrap_filter(sv, y, n_particles=500, rng=1)"),
     "paris": ("sv_T200_N500", _SV, "smc.paris_smoother(sv, y, n_particles=500, rng=1)"),
-    "particle_gibbs": ("sv_T200_N64_iter20", _SV,
-                       "smc.particle_gibbs(sv, y, n_iter=20, n_particles=64, rng=1, progress=False)"),
+    "particle_gibbs": (
+        "sv_T200_N64_iter20",
+        _SV,
+        "smc.particle_gibbs(sv, y, n_iter=20, n_particles=64, rng=1, progress=False)",
+    ),
     "ppg": ("sv_T200_N32_iter5", _SV, "smc.ppg_smoother(sv, y, n_particles=32, n_iter=5, rng=1, progress=False)"),
 }
 
@@ -79,10 +82,15 @@ def script(entry: str) -> str:
 
 
 def run_once(entry: str, cache_dir: str) -> float:
-    env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(cache_dir, "numba"),
-               STATESPACE_CACHE_DIR=os.path.join(cache_dir, "statespace"),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", script(entry)], env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    env = dict(
+        os.environ,
+        NUMBA_CACHE_DIR=os.path.join(cache_dir, "numba"),
+        STATESPACE_CACHE_DIR=os.path.join(cache_dir, "statespace"),
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script(entry)], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{entry}: the subprocess failed:\n{out.stderr[-2000:]}")
     return float(out.stdout.strip().splitlines()[-1])
@@ -98,8 +106,18 @@ def main(argv=None):
             empty = run_once(entry, cache_dir)
             warm = min(run_once(entry, cache_dir) for _ in range(args.repeats))
         for state, seconds in (("empty", empty), ("warm", warm)):
-            print(json.dumps({"bench": f"{entry}_cold", "case": CASES[entry][0], "cache": state,
-                              "ours_s": round(seconds, 3), "peer": None}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "bench": f"{entry}_cold",
+                        "case": CASES[entry][0],
+                        "cache": state,
+                        "ours_s": round(seconds, 3),
+                        "peer": None,
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

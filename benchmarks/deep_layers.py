@@ -58,15 +58,28 @@ def main(argv=None):
         t0 = time.perf_counter()
         par(params, u).block_until_ready()
         cold = time.perf_counter() - t0
-        print(json.dumps({"bench": f"{name}_cold", "case": case, "ours_s": round(cold, 4), "device": device}), flush=True)
+        print(
+            json.dumps({"bench": f"{name}_cold", "case": case, "ours_s": round(cold, 4), "device": device}), flush=True
+        )
         rec(params, u).block_until_ready()
         t_par = _best(lambda: par(params, u).block_until_ready(), args.repeats)
         t_rec = _best(lambda: rec(params, u).block_until_ready(), args.repeats)
-        print(json.dumps({
-            "bench": f"{name}_parallel", "case": case, "ours_s": round(t_par, 5),
-            "peer": f"{name} recurrent", "peer_s": round(t_rec, 5), "speedup": round(t_rec / t_par, 2),
-            "throughput": round(B * L / t_par, 1), "peer_throughput": round(B * L / t_rec, 1), "device": device,
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": f"{name}_parallel",
+                    "case": case,
+                    "ours_s": round(t_par, 5),
+                    "peer": f"{name} recurrent",
+                    "peer_s": round(t_rec, 5),
+                    "speedup": round(t_rec / t_par, 2),
+                    "throughput": round(B * L / t_par, 1),
+                    "peer_throughput": round(B * L / t_rec, 1),
+                    "device": device,
+                }
+            ),
+            flush=True,
+        )
 
         opt = optax.adam(1e-3)
 
@@ -76,6 +89,7 @@ def main(argv=None):
                 loss, g = jax.value_and_grad(lambda q: jnp.mean(apply_fn(q, u) ** 2))(p)
                 upd, s = opt.update(g, s, p)
                 return optax.apply_updates(p, upd), s, loss
+
             return stepper
 
         times = {}
@@ -84,13 +98,22 @@ def main(argv=None):
             state = opt.init(params)
             jax.block_until_ready(stepper(params, state))
             times[mode] = _best(lambda: jax.block_until_ready(stepper(params, state)), args.repeats)
-        print(json.dumps({
-            "bench": f"{name}_parallel_train", "case": case, "ours_s": round(times["parallel"], 5),
-            "peer": f"{name} recurrent", "peer_s": round(times["recurrent"], 5),
-            "speedup": round(times["recurrent"] / times["parallel"], 2),
-            "throughput": round(B * L / times["parallel"], 1),
-            "peer_throughput": round(B * L / times["recurrent"], 1), "device": device,
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": f"{name}_parallel_train",
+                    "case": case,
+                    "ours_s": round(times["parallel"], 5),
+                    "peer": f"{name} recurrent",
+                    "peer_s": round(times["recurrent"], 5),
+                    "speedup": round(times["recurrent"] / times["parallel"], 2),
+                    "throughput": round(B * L / times["parallel"], 1),
+                    "peer_throughput": round(B * L / times["recurrent"], 1),
+                    "device": device,
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ def lgssm_problem(n, T, rng):
     from statespace.linear_gaussian.data import prepare
     from statespace.linear_gaussian.em import shard_e_step
 
-    truth = LinearGaussianSSM(F=[[0.9, 0.1], [-0.1, 0.9]], H=np.eye(2), Q=0.1 * np.eye(2), R=0.5 * np.eye(2),
-                              m0=np.zeros(2), P0=np.eye(2))
+    truth = LinearGaussianSSM(
+        F=[[0.9, 0.1], [-0.1, 0.9]], H=np.eye(2), Q=0.1 * np.eye(2), R=0.5 * np.eye(2), m0=np.zeros(2), P0=np.eye(2)
+    )
     ys = [truth.sample(T, rng=rng)[1] for _ in range(n)]
 
     start = LinearGaussianSSM(F=0.5 * np.eye(2), H=np.eye(2), Q=np.eye(2), R=np.eye(2), m0=np.zeros(2), P0=np.eye(2))
@@ -128,8 +129,12 @@ def main(argv=None):
         f"lgssm_d2_m2_S{int(5000 * scale)}_T200": lgssm_problem(int(5000 * scale), 200, rng),
     }
     timings = {case: {} for case in problems}
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as c1, Client(c1) as client1, \
-            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as c2, Client(c2) as client2:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as c1,
+        Client(c1) as client1,
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as c2,
+        Client(c2) as client2,
+    ):
         backends = {"inprocess": None, "w1": client1, "w2": client2}
 
         def on(name):
@@ -167,11 +172,18 @@ def main(argv=None):
         for k in ("w1", "w2"):
             np.testing.assert_allclose(t[k][2].log_likelihoods, ref, rtol=1e-9)
         per = {k: v[0] for k, v in t.items()}
-        emit(bench="distributed_em", case=case, inprocess_estep_s=round(per["inprocess"], 4),
-             workers1_estep_s=round(per["w1"], 4), workers2_estep_s=round(per["w2"], 4),
-             workers2_seq_per_s=round(len(ys) / per["w2"]), speedup_2v1=round(per["w1"] / per["w2"], 2),
-             slowdown_1w_vs_inprocess=round(per["w1"] / per["inprocess"] - 1.0, 3),
-             fit2_wall_s={k: round(v[1], 2) for k, v in t.items()}, same_loglik=True)
+        emit(
+            bench="distributed_em",
+            case=case,
+            inprocess_estep_s=round(per["inprocess"], 4),
+            workers1_estep_s=round(per["w1"], 4),
+            workers2_estep_s=round(per["w2"], 4),
+            workers2_seq_per_s=round(len(ys) / per["w2"]),
+            speedup_2v1=round(per["w1"] / per["w2"], 2),
+            slowdown_1w_vs_inprocess=round(per["w1"] / per["inprocess"] - 1.0, 3),
+            fit2_wall_s={k: round(v[1], 2) for k, v in t.items()},
+            same_loglik=True,
+        )
     if args.cmapss:
         cmapss(args.cmapss)
 
@@ -184,12 +196,30 @@ def cmapss(data_dir):
         for n in (1, 2):
             path = os.path.join(tmp, f"pred{n}.csv")
             t = time.perf_counter()
-            subprocess.run([sys.executable, os.path.join(ROOT, "examples", "cmapss_rul.py"), *common, "--out", path,
-                            "--workers", str(n)], check=True, cwd=ROOT, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    os.path.join(ROOT, "examples", "cmapss_rul.py"),
+                    *common,
+                    "--out",
+                    path,
+                    "--workers",
+                    str(n),
+                ],
+                check=True,
+                cwd=ROOT,
+                capture_output=True,
+            )
             wall[n] = time.perf_counter() - t
             out[n] = open(path, "rb").read()
-    emit(bench="distributed_cmapss", case="FD001_grid4_folds5_cuts3", workers1_s=round(wall[1], 1), workers2_s=round(wall[2], 1),
-         speedup_2v1=round(wall[1] / wall[2], 2), identical_predictions=out[1] == out[2])
+    emit(
+        bench="distributed_cmapss",
+        case="FD001_grid4_folds5_cuts3",
+        workers1_s=round(wall[1], 1),
+        workers2_s=round(wall[2], 1),
+        speedup_2v1=round(wall[1] / wall[2], 2),
+        identical_predictions=out[1] == out[2],
+    )
 
 
 if __name__ == "__main__":

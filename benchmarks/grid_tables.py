@@ -16,17 +16,29 @@ import sys
 
 GROUPS = [
     ("Kalman, one sequence (vs dynamax)", ("kalman_grid_filter", "kalman_grid_smoother", "kalman_grid_em")),
-    ("Kalman, batches (vs dynamax vmap)", ("kalman_grid_batch_filter", "kalman_grid_batch_smoother", "kalman_grid_batch_em")),
+    (
+        "Kalman, batches (vs dynamax vmap)",
+        ("kalman_grid_batch_filter", "kalman_grid_batch_smoother", "kalman_grid_batch_em"),
+    ),
     ("HMM, one sequence", ("hmm_grid_smooth", "hmm_grid_baum_welch")),
     ("HMM, ragged batches", ("hmm_grid_batch_smooth", "hmm_grid_batch_baum_welch")),
     ("Bootstrap filter (vs particles)", ("smc_grid_bootstrap",)),
     ("PaRIS (vs particles, per particle-step)", ("smc_grid_paris",)),
 ]
-SHORT = {"kalman_grid_filter": "filter", "kalman_grid_smoother": "smoother", "kalman_grid_em": "EM",
-         "kalman_grid_batch_filter": "filter", "kalman_grid_batch_smoother": "smoother", "kalman_grid_batch_em": "EM",
-         "hmm_grid_smooth": "smooth", "hmm_grid_baum_welch": "Baum-Welch (vs hmmlearn)",
-         "hmm_grid_batch_smooth": "smooth", "hmm_grid_batch_baum_welch": "Baum-Welch (vs hmmlearn)",
-         "smc_grid_bootstrap": "bootstrap", "smc_grid_paris": "PaRIS"}
+SHORT = {
+    "kalman_grid_filter": "filter",
+    "kalman_grid_smoother": "smoother",
+    "kalman_grid_em": "EM",
+    "kalman_grid_batch_filter": "filter",
+    "kalman_grid_batch_smoother": "smoother",
+    "kalman_grid_batch_em": "EM",
+    "hmm_grid_smooth": "smooth",
+    "hmm_grid_baum_welch": "Baum-Welch (vs hmmlearn)",
+    "hmm_grid_batch_smooth": "smooth",
+    "hmm_grid_batch_baum_welch": "Baum-Welch (vs hmmlearn)",
+    "smc_grid_bootstrap": "bootstrap",
+    "smc_grid_paris": "PaRIS",
+}
 
 
 def ms(v) -> str:
@@ -50,8 +62,13 @@ def cells(bench: str, r: dict | None) -> list[str]:
             return [""] * 5
         if "skipped" in r:
             return ["skipped", "", "", "", ""]
-        return [ms(r["ours_s"]), ms(r.get("dynamax_s")), ms(r.get("hmmlearn_s")),
-                "" if r.get("peer_s") is None else r["peer"].split()[0], speedup(r)]
+        return [
+            ms(r["ours_s"]),
+            ms(r.get("dynamax_s")),
+            ms(r.get("hmmlearn_s")),
+            "" if r.get("peer_s") is None else r["peer"].split()[0],
+            speedup(r),
+        ]
     if r is None:
         return ["", "", ""]
     if "skipped" in r:
@@ -75,9 +92,20 @@ def tables(lines: list[dict]) -> str:
         elif b.endswith("_done"):
             out.append(f"Script time: {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU.\n")
         elif b.endswith("_peak"):
-            out.append("Peak (numpy matmul): " + ", ".join(f"{k} {v if not isinstance(v, float) else round(v, 1)}"
-                                                          for k, v in rec.items() if k not in ("bench", "case")) + ".\n")
-    by = {(r["bench"], r["case"]): r for r in lines if "case" in r and not r["bench"].endswith(("_meta", "_peak", "_done"))}
+            out.append(
+                "Peak (numpy matmul): "
+                + ", ".join(
+                    f"{k} {v if not isinstance(v, float) else round(v, 1)}"
+                    for k, v in rec.items()
+                    if k not in ("bench", "case")
+                )
+                + ".\n"
+            )
+    by = {
+        (r["bench"], r["case"]): r
+        for r in lines
+        if "case" in r and not r["bench"].endswith(("_meta", "_peak", "_done"))
+    }
     notes = {}  # reason -> the cases it applies to
     for title, benches in GROUPS:
         cases = list(dict.fromkeys(c for (b, c) in by if b in benches))
@@ -99,6 +127,7 @@ def tables(lines: list[dict]) -> str:
         if "skipped_peer" in rec:
             notes.setdefault(rec["skipped_peer"], []).append(f"`{rec['bench']}`")
     if notes:
+
         def listed(where):
             where = list(dict.fromkeys(where))
             return ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")

@@ -80,7 +80,19 @@ def problem(K, seed=0):
 
 
 def emit(bench, case, ours, peer, peer_s):
-    print(json.dumps({"bench": bench, "case": case, "ours_s": round(ours, 5), "peer": peer, "peer_s": round(peer_s, 5), "speedup": round(peer_s / ours, 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": bench,
+                "case": case,
+                "ours_s": round(ours, 5),
+                "peer": peer,
+                "peer_s": round(peer_s, 5),
+                "speedup": round(peer_s / ours, 2),
+            }
+        ),
+        flush=True,
+    )
 
 
 def hmmlearn_model(K, pi0, A, means, covs, **kw):
@@ -132,7 +144,9 @@ def main():
         ours = best(lambda: model.smooth(y))
         try:
             ref = hmmlearn_model(K, pi0, A, means, covs, params="")
-            emit("forward_backward", case, ours, f"hmmlearn {version('hmmlearn')}", best(lambda: ref.predict_proba(y), 3))
+            emit(
+                "forward_backward", case, ours, f"hmmlearn {version('hmmlearn')}", best(lambda: ref.predict_proba(y), 3)
+            )
         except ImportError:
             print(json.dumps({"bench": "forward_backward", "case": case, "skipped": "hmmlearn not installed"}))
         try:
@@ -150,6 +164,7 @@ def main():
         fit_model = type(model)(K, 1)
         ours_bw = best(lambda: fit_model.fit(y, init=start, max_iter=10, tol=0.0, progress=False), 3)
         try:
+
             def ref_fit():
                 r = hmmlearn_model(K, pi0, A, means, covs, params="stmc", n_iter=10, tol=-np.inf)
                 r.fit(y)
@@ -157,7 +172,9 @@ def main():
             emit("baum_welch", case, ours_bw, f"hmmlearn {version('hmmlearn')}", best(ref_fit, 1))
         except ImportError:
             print(json.dumps({"bench": "baum_welch", "case": case, "skipped": "hmmlearn not installed"}))
-    print(json.dumps({"bench": "forward_backward_cold", "case": "K2_T50", "ours_s": round(cold_start(), 3)}), flush=True)
+    print(
+        json.dumps({"bench": "forward_backward_cold", "case": "K2_T50", "ours_s": round(cold_start(), 3)}), flush=True
+    )
 
 
 if __name__ == "__main__":

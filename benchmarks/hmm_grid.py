@@ -46,8 +46,8 @@ import numpy as np
 EM_ITERS = 5
 KINDS = ("full", "diag", "tied", "ar1", "categorical")
 N_SYMBOLS = 10
-HMMLEARN_CAP = 2_000_000   # B*T beyond which hmmlearn's smoothing/EM would dominate the grid's time budget
-DYNAMAX_CAP = 10_000_000   # padded B*T beyond which dynamax's arrays no longer fit the 24 GB machine beside ours
+HMMLEARN_CAP = 2_000_000  # B*T beyond which hmmlearn's smoothing/EM would dominate the grid's time budget
+DYNAMAX_CAP = 10_000_000  # padded B*T beyond which dynamax's arrays no longer fit the 24 GB machine beside ours
 OURS_CAP = 10_000_000
 
 
@@ -92,8 +92,9 @@ def our_params(p):
     if p["kind"] == "categorical":
         em = CategoricalEmissionParams(p["probs"])
     elif p["kind"] == "ar1":
-        em = GaussianEmissionParams.from_ar(p["means"], p["covs"], ar_coefs=p["ar"][:, None],
-                                            init_means=p["init_means"], init_covs=p["covs"])
+        em = GaussianEmissionParams.from_ar(
+            p["means"], p["covs"], ar_coefs=p["ar"][:, None], init_means=p["init_means"], init_covs=p["covs"]
+        )
     else:
         em = GaussianEmissionParams.from_ar(p["means"], p["covs"])
     return HMMParams(p["pi0"], p["A"], em)
@@ -181,6 +182,7 @@ def dynamax_smoother(jax, p):
                 first = gauss(y[:1, None, :] - m0[None], Linv, half_logdet)
                 return jnp.concatenate([first, rest])
         else:
+
             def loglik(y):
                 return gauss(y[:, None, :] - mu[None], Linv, half_logdet)
 
@@ -248,7 +250,11 @@ def smooth_cell(args, bench, case, model, p, ys, peers, caps_note):
 def baum_welch_cell(args, bench, case, model, p, ys, peers, caps_note):
     """``EM_ITERS`` Baum-Welch iterations from ``em_start``, ours against hmmlearn."""
     if "hmmlearn" not in peers or p["kind"] == "ar1":
-        why = "no hmmlearn model for AR emissions" if p["kind"] == "ar1" else caps_note.get("hmmlearn", "hmmlearn not available (not installed, or --no-peer)")
+        why = (
+            "no hmmlearn model for AR emissions"
+            if p["kind"] == "ar1"
+            else caps_note.get("hmmlearn", "hmmlearn not available (not installed, or --no-peer)")
+        )
         g.emit({"bench": bench, "case": case, "skipped": why})
         return
     q = em_start(p)
@@ -258,7 +264,9 @@ def baum_welch_cell(args, bench, case, model, p, ys, peers, caps_note):
 
     def ours():
         model.params = start
-        res["ours"] = model.fit(arg, max_iter=args.em_iters, tol=0.0, progress=False, **g.fit_start_kw(model.fit, start))
+        res["ours"] = model.fit(
+            arg, max_iter=args.em_iters, tol=0.0, progress=False, **g.fit_start_kw(model.fit, start)
+        )
 
     X, lengths = hmmlearn_data(p, ys)
     params = "ste" if p["kind"] == "categorical" else "stmc"
@@ -269,12 +277,24 @@ def baum_welch_cell(args, bench, case, model, p, ys, peers, caps_note):
         res["peer"] = ref
 
     counts = {}
-    t = g.interleaved({"ours": ours, "peer": theirs}, rounds=3, block=1, budget_s=args.budget, nocompile=("peer",),
-                      counts=counts)
+    t = g.interleaved(
+        {"ours": ours, "peer": theirs}, rounds=3, block=1, budget_s=args.budget, nocompile=("peer",), counts=counts
+    )
     model.params = our_params(p)
-    g.emit(g.ratio_line(bench, case, t["ours"], f"hmmlearn {g.version('hmmlearn')}", t["peer"], 10.0,
-                        iterations=args.em_iters, ours_iterations_run=int(res["ours"].n_iter),
-                        peer_iterations_run=int(res["peer"].monitor_.iter), timed_calls=counts))
+    g.emit(
+        g.ratio_line(
+            bench,
+            case,
+            t["ours"],
+            f"hmmlearn {g.version('hmmlearn')}",
+            t["peer"],
+            10.0,
+            iterations=args.em_iters,
+            ours_iterations_run=int(res["ours"].n_iter),
+            peer_iterations_run=int(res["peer"].monitor_.iter),
+            timed_calls=counts,
+        )
+    )
 
 
 # --------------------------------------------------------------------------- grids
@@ -296,7 +316,12 @@ def kinds_grid(args, peers):
         T = 300
     else:
         T = args.T
-        cells = [(K, kind, d) for K in (2, 5, 10, 30) for kind in KINDS for d in ((1,) if kind == "categorical" else (1, 3, 8))]
+        cells = [
+            (K, kind, d)
+            for K in (2, 5, 10, 30)
+            for kind in KINDS
+            for d in ((1,) if kind == "categorical" else (1, 3, 8))
+        ]
     for K, kind, d in cells:
         model, p = problem(K, kind, d)
         _, y = model.sample(T, rng=1)
@@ -314,16 +339,20 @@ def batch_grid(args, peers):
         case = f"K{K}_{kind}_d{d}_B{B}_T{T}"
         steps = B * T
         if steps > OURS_CAP:
-            why = (f"B*T = {steps:.0e} > {OURS_CAP:.0e}: the smoothed and filtered probabilities alone take "
-                   f"{2 * steps * K * 8 / 1e9:.0f} GB per side on the 24 GB machine")
+            why = (
+                f"B*T = {steps:.0e} > {OURS_CAP:.0e}: the smoothed and filtered probabilities alone take "
+                f"{2 * steps * K * 8 / 1e9:.0f} GB per side on the 24 GB machine"
+            )
             for bench in ("hmm_grid_batch_smooth", "hmm_grid_batch_baum_welch"):
                 g.emit({"bench": bench, "case": case, "skipped": why})
             continue
         cell_peers, note = dict(peers), {}
         if "hmmlearn" in cell_peers and steps > HMMLEARN_CAP:
             del cell_peers["hmmlearn"]
-            note["hmmlearn"] = (f"capped: B*T = {steps:.0e} > {HMMLEARN_CAP:.0e} (hmmlearn would take most of the "
-                                "grid's 25-minute budget); compared with dynamax only")
+            note["hmmlearn"] = (
+                f"capped: B*T = {steps:.0e} > {HMMLEARN_CAP:.0e} (hmmlearn would take most of the "
+                "grid's 25-minute budget); compared with dynamax only"
+            )
         if "dynamax" in cell_peers and steps > DYNAMAX_CAP:
             del cell_peers["dynamax"]
             note["dynamax"] = f"capped: padded B*T above {DYNAMAX_CAP:.0e}"

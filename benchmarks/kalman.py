@@ -86,7 +86,9 @@ def cold_start(tmpdir, y, params):
     save_params(ppath, params)
 
     def run(code):
-        out = subprocess.run([sys.executable, "-c", code.format(path=ypath, params=ppath)], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code.format(path=ypath, params=ppath)], capture_output=True, text=True
+        )
         if out.returncode != 0:
             raise RuntimeError(out.stderr)
         return float(out.stdout.strip().splitlines()[-1])
@@ -132,8 +134,12 @@ def main(argv=None):
 
         def dparams(p):
             return dmodel.initialize(
-                initial_mean=jnp.array(p.m0), initial_covariance=jnp.array(p.P0), dynamics_weights=jnp.array(p.F),
-                dynamics_covariance=jnp.array(p.Q), emission_weights=jnp.array(p.H), emission_covariance=jnp.array(p.R),
+                initial_mean=jnp.array(p.m0),
+                initial_covariance=jnp.array(p.P0),
+                dynamics_weights=jnp.array(p.F),
+                dynamics_covariance=jnp.array(p.Q),
+                emission_weights=jnp.array(p.H),
+                emission_covariance=jnp.array(p.R),
             )
 
         dp, props = dparams(params)
@@ -145,15 +151,22 @@ def main(argv=None):
         dstart, dprops = dparams(start)
         dmodel.fit_em(dstart, dprops, yj, num_iters=2, verbose=False)  # compile the jitted E/M steps
         peer_em = best_of(
-            lambda: jax.block_until_ready(dmodel.fit_em(dstart, dprops, yj, num_iters=args.em_iters, verbose=False)[1]), 2
+            lambda: jax.block_until_ready(dmodel.fit_em(dstart, dprops, yj, num_iters=args.em_iters, verbose=False)[1]),
+            2,
         )
     except ImportError:
         peer, peer_f, peer_s, peer_em = "dynamax (not installed)", None, None, None
 
     emit("kalman_filter", ours_f, peer, peer_f)
     emit("kalman_smoother", ours_s, peer, peer_s)
-    emit("kalman_em", ours_em, peer, peer_em, iterations=args.em_iters,
-         note="dynamax also learns dynamics/emission biases")
+    emit(
+        "kalman_em",
+        ours_em,
+        peer,
+        peer_em,
+        iterations=args.em_iters,
+        note="dynamax also learns dynamics/emission biases",
+    )
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -51,8 +51,14 @@ def problem(d: int, m: int, seed: int = 0):
 
     rng = np.random.default_rng(1000 * d + m + seed)
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    return LinearGaussianSSM(m0=np.zeros(d), P0=np.eye(d), F=0.95 * q, Q=0.1 * np.eye(d),
-                             H=rng.standard_normal((m, d)) / np.sqrt(d), R=0.5 * np.eye(m))
+    return LinearGaussianSSM(
+        m0=np.zeros(d),
+        P0=np.eye(d),
+        F=0.95 * q,
+        Q=0.1 * np.eye(d),
+        H=rng.standard_normal((m, d)) / np.sqrt(d),
+        R=0.5 * np.eye(m),
+    )
 
 
 def filter_flops(d: int, m: int) -> float:
@@ -78,10 +84,15 @@ for th in (1, 2):
     out[f"gflops_{{th}}"] = 2 * {n}**3 / best / 1e9
 print(json.dumps(out))
 """
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }
     try:
-        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
+        r = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True
+        )
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, OSError, ValueError) as exc:
         return {"error": str(exc)[:200]}
@@ -108,8 +119,13 @@ class Dynamax:
     def _params(self, p):
         jnp = self.jnp
         return self.dmodel.initialize(
-            initial_mean=jnp.array(p.m0), initial_covariance=jnp.array(p.P0), dynamics_weights=jnp.array(p.F),
-            dynamics_covariance=jnp.array(p.Q), emission_weights=jnp.array(p.H), emission_covariance=jnp.array(p.R))
+            initial_mean=jnp.array(p.m0),
+            initial_covariance=jnp.array(p.P0),
+            dynamics_weights=jnp.array(p.F),
+            dynamics_covariance=jnp.array(p.Q),
+            emission_weights=jnp.array(p.H),
+            emission_covariance=jnp.array(p.R),
+        )
 
     def run(self, fn, y):
         return lambda: self.jax.block_until_ready(fn(self.params, y))
@@ -152,8 +168,10 @@ def dims_grid(args, peer, emit):
         target = 10.0 if d <= 8 else 3.0
         dyn = Dynamax(model) if peer else None
         yj = None if dyn is None else dyn.jnp.asarray(y)
-        for bench, ours_fn, flops in (("kalman_grid_filter", model.filter, filter_flops(d, m)),
-                                      ("kalman_grid_smoother", model.smooth, smoother_flops(d, m))):
+        for bench, ours_fn, flops in (
+            ("kalman_grid_filter", model.filter, filter_flops(d, m)),
+            ("kalman_grid_smoother", model.smooth, smoother_flops(d, m)),
+        ):
             fns = {"ours": lambda f=ours_fn, y=y: f(y)}
             if dyn is not None:
                 fns["peer"] = dyn.run(dyn.filter if bench.endswith("filter") else dyn.smoother, yj)
@@ -164,7 +182,9 @@ def dims_grid(args, peer, emit):
             else:
                 field = "filtered_means" if bench.endswith("filter") else "smoothed_means"
                 theirs = (dyn.filter if bench.endswith("filter") else dyn.smoother)(dyn.params, yj)
-                extra["max_abs_diff_means"] = float(np.max(np.abs(getattr(ours_fn(y), field) - np.asarray(getattr(theirs, field)))))
+                extra["max_abs_diff_means"] = float(
+                    np.max(np.abs(getattr(ours_fn(y), field) - np.asarray(getattr(theirs, field))))
+                )
                 extra["peer_gflops"] = round(flops * T / t["peer"] / 1e9, 3)
                 emit(g.ratio_line(bench, case, t["ours"], peer_name, t["peer"], target, **extra))
         em_case(args, "kalman_grid_em", case, model, y, dyn, yj, peer_name, target, emit)
@@ -179,8 +199,9 @@ def em_case(args, bench, case, model, y, dyn, yj, peer_name, target, emit):
 
     def ours_em():
         fit_model.params = start
-        ours_res["r"] = fit_model.fit(y, max_iter=args.em_iters, tol=0.0, progress=False,
-                                      **g.fit_start_kw(fit_model.fit, start))
+        ours_res["r"] = fit_model.fit(
+            y, max_iter=args.em_iters, tol=0.0, progress=False, **g.fit_start_kw(fit_model.fit, start)
+        )
 
     fns = {"ours": ours_em}
     if dyn is not None:
@@ -190,8 +211,18 @@ def em_case(args, bench, case, model, y, dyn, yj, peer_name, target, emit):
     if dyn is None:
         emit({"bench": bench, "case": case, "ours_s": g.sig(t["ours"]), **extra})
     else:
-        emit(g.ratio_line(bench, case, t["ours"], peer_name, t["peer"], target, **extra,
-                          note="dynamax: its fit_em scan jitted once (fit_em itself re-jits per call); it also learns the biases"))
+        emit(
+            g.ratio_line(
+                bench,
+                case,
+                t["ours"],
+                peer_name,
+                t["peer"],
+                target,
+                **extra,
+                note="dynamax: its fit_em scan jitted once (fit_em itself re-jits per call); it also learns the biases",
+            )
+        )
 
 
 def batch_grid(args, peer, emit):
@@ -205,13 +236,22 @@ def batch_grid(args, peer, emit):
         case = f"d{d}_m{m}_B{B}_T{T}"
         if B * T > BATCH_CAP:
             for bench in ("kalman_grid_batch_filter", "kalman_grid_batch_smoother", "kalman_grid_batch_em"):
-                emit({"bench": bench, "case": case, "skipped": f"B*T = {B * T:.0e} > cap {BATCH_CAP:.0e}: the filtered and "
-                      f"smoothed covariances alone take {3 * B * T * d * d * 8 / 1e9:.1f} GB per side on a 24 GB machine "
-                      "shared by both sides, and the whole grid must fit in 25 minutes"})
+                emit(
+                    {
+                        "bench": bench,
+                        "case": case,
+                        "skipped": f"B*T = {B * T:.0e} > cap {BATCH_CAP:.0e}: the filtered and "
+                        f"smoothed covariances alone take {3 * B * T * d * d * 8 / 1e9:.1f} GB per side on a 24 GB machine "
+                        "shared by both sides, and the whole grid must fit in 25 minutes",
+                    }
+                )
             continue
         ys = [model.sample(T, rng=rng)[1] for _ in range(B)]
         Y = None if dyn is None else dyn.jnp.asarray(np.stack(ys))
-        for bench, ours_fn in (("kalman_grid_batch_filter", model.filter), ("kalman_grid_batch_smoother", model.smooth)):
+        for bench, ours_fn in (
+            ("kalman_grid_batch_filter", model.filter),
+            ("kalman_grid_batch_smoother", model.smooth),
+        ):
             ours_arg = ys if B > 1 else ys[0]
             fns = {"ours": lambda f=ours_fn, a=ours_arg: f(a)}
             if dyn is not None:
@@ -223,8 +263,17 @@ def batch_grid(args, peer, emit):
             if dyn is None:
                 emit({"bench": bench, "case": case, "ours_s": g.sig(t["ours"]), "peer": "skipped: --no-peer"})
             else:
-                emit(g.ratio_line(bench, case, t["ours"], peer_name, t["peer"], 10.0,
-                                  peer_layout="vmap over the stacked batch" if B > 1 else "one sequence"))
+                emit(
+                    g.ratio_line(
+                        bench,
+                        case,
+                        t["ours"],
+                        peer_name,
+                        t["peer"],
+                        10.0,
+                        peer_layout="vmap over the stacked batch" if B > 1 else "one sequence",
+                    )
+                )
         peer_y = None if dyn is None else (Y if B > 1 else Y[0])
         em_case(args, "kalman_grid_batch_em", case, model, ys if B > 1 else ys[0], dyn, peer_y, peer_name, 10.0, emit)
 

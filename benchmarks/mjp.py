@@ -125,7 +125,9 @@ def cold(what: str, irregular: bool) -> None:
 def cold_run(what: str, irregular: bool) -> float:
     out = subprocess.run(
         [sys.executable, str(_HERE / "mjp.py"), "--cold", what, "irregular" if irregular else "regular"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(out.stdout.split()[-1])
 
@@ -150,13 +152,27 @@ def main():
         ours = best_of(lambda: ours_em_iteration(model, ys, grids), 5)
         peer = best_of(lambda: scipy_em_iteration(Q, pi0, B, ys, grids), 1)
         rows = [
-            {"bench": "mjp_em_iteration", "case": case, "ours_s": ours, "peer": PEER, "peer_s": peer, "speedup": peer / ours},
+            {
+                "bench": "mjp_em_iteration",
+                "case": case,
+                "ours_s": ours,
+                "peer": PEER,
+                "peer_s": peer,
+                "speedup": peer / ours,
+            },
             {"bench": "mjp_em_iteration_cold", "case": case, "ours_s": cold_em},
         ]
         ours = best_of(lambda: model.log_likelihood(ys, times=grids), 5)
         peer = best_of(lambda: scipy_log_likelihood(Q, pi0, B, ys, grids), 2)
         rows += [
-            {"bench": "mjp_log_likelihood", "case": case, "ours_s": ours, "peer": PEER, "peer_s": peer, "speedup": peer / ours},
+            {
+                "bench": "mjp_log_likelihood",
+                "case": case,
+                "ours_s": ours,
+                "peer": PEER,
+                "peer_s": peer,
+                "speedup": peer / ours,
+            },
             {"bench": "mjp_log_likelihood_cold", "case": case, "ours_s": cold_ll},
         ]
         for r in rows:

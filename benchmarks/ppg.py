@@ -64,7 +64,7 @@ def bench_iteration(quick):
     fun = sv.sufficient_statistics()
     k, kp = sv.kernels(), sv.kernel_params()
     rng = np.random.default_rng(1)
-    for N in ([64, 256] if quick else [64, 256, 1024]):
+    for N in [64, 256] if quick else [64, 256, 1024]:
         ref = ppg_step(k, kp, y, None, fun, n_particles=N, rng=rng)[1]
         smc.paris_smoother(sv, y, fun, n_particles=N, n_backward=2, rng=rng)
         holder = {"ref": ref}
@@ -76,10 +76,16 @@ def bench_iteration(quick):
         t_ppg = best_of(ppg, reps)
         t_paris = best_of(lambda: smc.paris_smoother(sv, y, fun, n_particles=N, n_backward=2, rng=rng), reps)
         t_uncond = best_of(lambda: ppg_step(k, kp, y, None, fun, n_particles=N, rng=rng), reps)
-        emit(bench="ppg_iteration", case=f"sv_T{T}_N{N}_K2", ours_s=t_ppg, peer="PaRIS", peer_s=t_paris,
-             speedup=t_paris / t_ppg, ours_unconditional_pass_s=t_uncond)
-        emit(bench="ppg_particle_steps", case=f"sv_T{T}_N{N}_K2", ours_s=t_ppg,
-             particle_steps_per_s=N * T / t_ppg)
+        emit(
+            bench="ppg_iteration",
+            case=f"sv_T{T}_N{N}_K2",
+            ours_s=t_ppg,
+            peer="PaRIS",
+            peer_s=t_paris,
+            speedup=t_paris / t_ppg,
+            ours_unconditional_pass_s=t_uncond,
+        )
+        emit(bench="ppg_particle_steps", case=f"sv_T{T}_N{N}_K2", ours_s=t_ppg, particle_steps_per_s=N * T / t_ppg)
 
 
 def bench_chains(quick):
@@ -93,8 +99,15 @@ def bench_chains(quick):
     t1 = best_of(lambda: ppg_smoother(sv, y, n_particles=N, n_iter=iters, rng=0, progress=False), 2)
     for c in (1, 2, 4):
         tc = best_of(lambda: ppg_smoother(sv, y, n_particles=N, n_iter=iters, n_chains=c, rng=0, progress=False), 2)
-        emit(bench="ppg_chains", case=f"sv_T1000_N{N}_chains{c}", ours_s=tc, peer="1 chain", peer_s=t1,
-             speedup=c * t1 / tc, cores=os.cpu_count())
+        emit(
+            bench="ppg_chains",
+            case=f"sv_T1000_N{N}_chains{c}",
+            ours_s=tc,
+            peer="1 chain",
+            peer_s=t1,
+            speedup=c * t1 / tc,
+            cores=os.cpu_count(),
+        )
 
 
 def bench_accuracy(quick):
@@ -120,22 +133,31 @@ def bench_accuracy(quick):
 
     rng = np.random.default_rng(2)
     paris = {}
-    for N in ([32, 128, 512] if quick else [32, 64, 128, 256, 512, 1024]):
+    for N in [32, 128, 512] if quick else [32, 64, 128, 256, 512, 1024]:
         paris[N * T] = rel_rmse([ppg_step(k, kp, y, None, fun, n_particles=N, rng=rng)[0] for _ in range(reps)])
     ppg = {}
-    for N, it in ([(32, 4), (32, 16)] if quick else [(16, 4), (16, 8), (16, 16), (32, 4), (32, 8), (32, 16), (32, 32)]):
-        ests = [ppg_smoother(lg, y, fun, n_particles=N, n_iter=it, burn_in=it // 4, rng=1000 * it + r,
-                             progress=False).estimate for r in range(reps)]
+    for N, it in [(32, 4), (32, 16)] if quick else [(16, 4), (16, 8), (16, 16), (32, 4), (32, 8), (32, 16), (32, 32)]:
+        ests = [
+            ppg_smoother(
+                lg, y, fun, n_particles=N, n_iter=it, burn_in=it // 4, rng=1000 * it + r, progress=False
+            ).estimate
+            for r in range(reps)
+        ]
         ppg[N * T * (it + 1)] = min(rel_rmse(ests), ppg.get(N * T * (it + 1), np.inf))
 
     def needed(curve):
         ok = [s for s, err in sorted(curve.items()) if err <= target]
         return ok[0] if ok else None
 
-    emit(bench="ppg_vs_paris_accuracy", case=f"lg1d_T{T}_relrmse{target}", ours_particle_steps=needed(ppg),
-         peer="PaRIS", peer_particle_steps=needed(paris),
-         ppg_curve={str(k): round(v, 5) for k, v in ppg.items()},
-         paris_curve={str(k): round(v, 5) for k, v in paris.items()})
+    emit(
+        bench="ppg_vs_paris_accuracy",
+        case=f"lg1d_T{T}_relrmse{target}",
+        ours_particle_steps=needed(ppg),
+        peer="PaRIS",
+        peer_particle_steps=needed(paris),
+        ppg_curve={str(k): round(v, 5) for k, v in ppg.items()},
+        paris_curve={str(k): round(v, 5) for k, v in paris.items()},
+    )
 
 
 def bench_learning_accuracy(quick):
@@ -143,8 +165,9 @@ def bench_learning_accuracy(quick):
     from statespace import LinearGaussianSSM
 
     def lg(F, Q, R):
-        return LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=[[F]], Q=[[Q]], H=[[1.0]], R=[[R]],
-                                 frozen=("m0", "P0", "H"))
+        return LinearGaussianSSM(
+            m0=np.zeros(1), P0=np.eye(1), F=[[F]], Q=[[Q]], H=[[1.0]], R=[[R]], frozen=("m0", "P0", "H")
+        )
 
     T = 500
     _, y = lg(0.8, 0.5, 1.0).sample(T, rng=0)
@@ -155,13 +178,18 @@ def bench_learning_accuracy(quick):
     for smoother, N in (("ppg", 16), ("paris", 16), ("paris", 64)):
         errs, steps = [], 0
         for r in range(reps):
-            res = particle_em(lg(0.5, 1.0, 2.0), y, n_iter=n_iter, n_particles=N, smoother=smoother, rng=r,
-                              progress=False)
+            res = particle_em(
+                lg(0.5, 1.0, 2.0), y, n_iter=n_iter, n_particles=N, smoother=smoother, rng=r, progress=False
+            )
             p = res.params
             errs.append((np.array([p.F[0, 0], p.Q[0, 0], p.R[0, 0]]) - mle) / np.abs(mle))
             steps = int(res.particle_steps[-1])
-        emit(bench="ppg_vs_paris_learning", case=f"lg1d_T{T}_saem{n_iter}_{smoother}_N{N}",
-             particle_steps=steps, rel_rmse_to_mle=float(np.sqrt(np.mean(np.square(errs)))))
+        emit(
+            bench="ppg_vs_paris_learning",
+            case=f"lg1d_T{T}_saem{n_iter}_{smoother}_N{N}",
+            particle_steps=steps,
+            rel_rmse_to_mle=float(np.sqrt(np.mean(np.square(errs)))),
+        )
 
 
 def bench_learning(quick):
@@ -174,11 +202,13 @@ def bench_learning(quick):
     start = StochasticVolatility(-0.5, 0.8, 0.5)
     runs = {
         "particle_em_ppg": lambda yy, n: particle_em(start, yy, n_iter=n, n_particles=16, rng=2, progress=False),
-        "particle_em_paris": lambda yy, n: particle_em(start, yy, n_iter=n, n_particles=16, smoother="paris",
-                                                       rng=2, progress=False),
+        "particle_em_paris": lambda yy, n: particle_em(
+            start, yy, n_iter=n, n_particles=16, smoother="paris", rng=2, progress=False
+        ),
         "score_ascent_ppg": lambda yy, n: score_ascent(start, yy, n_iter=n, n_particles=16, rng=2, progress=False),
-        "score_climbing_csmc": lambda yy, n: score_climbing(start, yy, n_iter=2 * n, n_particles=16, rng=2,
-                                                           progress=False),
+        "score_climbing_csmc": lambda yy, n: score_climbing(
+            start, yy, n_iter=2 * n, n_particles=16, rng=2, progress=False
+        ),
     }
     n_iter = 100 if quick else 250
     for name, fn in runs.items():
@@ -187,15 +217,24 @@ def bench_learning(quick):
         res = fn(y, n_iter)
         dt = time.perf_counter() - t0
         p = res.params
-        emit(bench="sv_learning", case=f"{name}_T{T}_N16_iter{res.n_iter}", ours_s=dt,
-             particle_steps=int(res.particle_steps[-1]), particle_steps_per_s=float(res.particle_steps[-1] / dt),
-             mu=p.mu, phi=p.phi, sigma=p.sigma)
+        emit(
+            bench="sv_learning",
+            case=f"{name}_T{T}_N16_iter{res.n_iter}",
+            ours_s=dt,
+            particle_steps=int(res.particle_steps[-1]),
+            particle_steps_per_s=float(res.particle_steps[-1] / dt),
+            mu=p.mu,
+            phi=p.phi,
+            sigma=p.sigma,
+        )
 
 
 def bench_cold():
-    code = ("import time; t0=time.perf_counter(); import smc; from statespace import StochasticVolatility; "
-            "sv=StochasticVolatility(); x,y=sv.sample(100,rng=0); "
-            "smc.ppg_smoother(sv,y,n_particles=32,n_iter=1,rng=0,progress=False); print(time.perf_counter()-t0)")
+    code = (
+        "import time; t0=time.perf_counter(); import smc; from statespace import StochasticVolatility; "
+        "sv=StochasticVolatility(); x,y=sv.sample(100,rng=0); "
+        "smc.ppg_smoother(sv,y,n_particles=32,n_iter=1,rng=0,progress=False); print(time.perf_counter()-t0)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     emit(bench="ppg_cold", case="sv_T100_N32_first_iteration", ours_s=float(out.stdout.strip().splitlines()[-1]))
 
@@ -203,13 +242,18 @@ def bench_cold():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes")
-    ap.add_argument("--only", choices=["iteration", "chains", "accuracy", "learning_accuracy", "learning", "cold"],
-                    default=None)
+    ap.add_argument(
+        "--only", choices=["iteration", "chains", "accuracy", "learning_accuracy", "learning", "cold"], default=None
+    )
     args = ap.parse_args()
-    cases = {"cold": bench_cold, "iteration": lambda: bench_iteration(args.quick),
-             "chains": lambda: bench_chains(args.quick), "accuracy": lambda: bench_accuracy(args.quick),
-             "learning_accuracy": lambda: bench_learning_accuracy(args.quick),
-             "learning": lambda: bench_learning(args.quick)}
+    cases = {
+        "cold": bench_cold,
+        "iteration": lambda: bench_iteration(args.quick),
+        "chains": lambda: bench_chains(args.quick),
+        "accuracy": lambda: bench_accuracy(args.quick),
+        "learning_accuracy": lambda: bench_learning_accuracy(args.quick),
+        "learning": lambda: bench_learning(args.quick),
+    }
     for name, fn in cases.items():
         if args.only in (None, name):
             fn()

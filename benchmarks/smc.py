@@ -212,8 +212,11 @@ def _python_candidates():
 
 def _works(python: str) -> bool:
     try:
-        r = subprocess.run([python, "-c", "import sys; assert (3, 9) <= sys.version_info[:2] <= (3, 12)"],
-                           capture_output=True, timeout=60)
+        r = subprocess.run(
+            [python, "-c", "import sys; assert (3, 9) <= sys.version_info[:2] <= (3, 12)"],
+            capture_output=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0
@@ -229,8 +232,12 @@ def peer_python() -> str | None:
             continue
         try:
             subprocess.run([cand, "-m", "venv", "--clear", str(VENV)], check=True, capture_output=True)
-            subprocess.run([py, "-m", "pip", "install", "-q", "particles==0.4", "numpy<2"], check=True,
-                           capture_output=True, timeout=1800)
+            subprocess.run(
+                [py, "-m", "pip", "install", "-q", "particles==0.4", "numpy<2"],
+                check=True,
+                capture_output=True,
+                timeout=1800,
+            )
             return str(py)
         except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             print(f"# could not build the particles venv with {cand}: {exc}", file=sys.stderr)
@@ -273,8 +280,11 @@ def main() -> None:
         rec = {"bench": "bootstrap_filter", "case": f"N{N}_T{T}", "ours_s": round(ours[f"scalar_{key}"], 6)}
         if peer is not None:
             rec.update(peer=PEER, peer_s=round(peer[key], 6), speedup=round(peer[key] / ours[f"scalar_{key}"], 1))
-        rec.update(clock="cpu", ours_wall_s=round(ours[f"scalar_{key}_wall"], 6),
-                   ours_s_LinearGaussianSSM=round(ours[f"lgssm_{key}"], 6))
+        rec.update(
+            clock="cpu",
+            ours_wall_s=round(ours[f"scalar_{key}_wall"], 6),
+            ours_s_LinearGaussianSSM=round(ours[f"lgssm_{key}"], 6),
+        )
         if peer is not None:
             rec.update(peer_wall_s=round(peer[key + "_wall"], 6))
         print(json.dumps(rec))
@@ -290,14 +300,30 @@ def main() -> None:
     }
     if peer is not None:
         peer_rate = peer["paris_1000"] / (1000 * (PEER_PARIS_T - 1))
-        rec.update(peer=PEER, peer_T=PEER_PARIS_T, peer_s=round(peer["paris_1000"], 6),
-                   speedup=round(peer_rate / ours_rate, 1), speedup_basis="per particle-step")
+        rec.update(
+            peer=PEER,
+            peer_T=PEER_PARIS_T,
+            peer_s=round(peer["paris_1000"], 6),
+            speedup=round(peer_rate / ours_rate, 1),
+            speedup_basis="per particle-step",
+        )
     rec.update(clock="cpu", ours_wall_s=round(ours["scalar_paris_1000_wall"], 6))
     print(json.dumps(rec))
-    for bench, case, which in (("bootstrap_filter_cold", f"N1000_T{T}", "filter"),
-                               ("paris_cold", f"N1000_T{T}_K{K}", "paris")):
-        print(json.dumps({"bench": bench, "case": case, "ours_s": round(cold[which]["cold_s"], 3), "clock": "cpu",
-                          "ours_wall_s": round(cold[which]["cold_wall_s"], 3)}))
+    for bench, case, which in (
+        ("bootstrap_filter_cold", f"N1000_T{T}", "filter"),
+        ("paris_cold", f"N1000_T{T}_K{K}", "paris"),
+    ):
+        print(
+            json.dumps(
+                {
+                    "bench": bench,
+                    "case": case,
+                    "ours_s": round(cold[which]["cold_s"], 3),
+                    "clock": "cpu",
+                    "ours_wall_s": round(cold[which]["cold_wall_s"], 3),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -103,8 +103,12 @@ class Peer:
         script = tmp / "particles_worker.py"
         script.write_text(WORKER)
         self.proc = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        out = subprocess.run([python, "-c", "from importlib.metadata import version; print(version('particles'))"],
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [python, "-c", "from importlib.metadata import version; print(version('particles'))"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         self.name = f"particles {out.stdout.strip() or '0.4'}"
 
     def run(self, **req) -> dict:
@@ -127,7 +131,10 @@ def peer_python(build: bool) -> str | None:
     spec.loader.exec_module(mod)
     py = mod.VENV / "bin" / "python"
     if not build:
-        ok = py.exists() and subprocess.run([py, "-c", "import particles"], capture_output=True, check=False).returncode == 0
+        ok = (
+            py.exists()
+            and subprocess.run([py, "-c", "import particles"], capture_output=True, check=False).returncode == 0
+        )
         return str(py) if ok else None
     return mod.peer_python()
 
@@ -189,8 +196,13 @@ def main(argv=None):
         if not args.no_peer:
             py = peer_python(build=not args.no_venv_build)
             if py is None:
-                g.emit({"bench": "smc_grid", "skipped_peer": "particles 0.4 venv unavailable (no Python 3.9-3.12 to "
-                        "build its numpy<2 venv, or --no-venv-build and not built yet): ours only"})
+                g.emit(
+                    {
+                        "bench": "smc_grid",
+                        "skipped_peer": "particles 0.4 venv unavailable (no Python 3.9-3.12 to "
+                        "build its numpy<2 venv, or --no-venv-build and not built yet): ours only",
+                    }
+                )
             else:
                 peer = Peer(py, tmp)
         g.emit(g.run_meta("smc_grid", peer=None if peer is None else peer.name))
@@ -203,28 +215,55 @@ def main(argv=None):
                     rounds = 2 if args.quick else {1000: 5, 10_000: 3}.get(N, 2)
                     (ow, oc), pb = best_alternating(
                         lambda r=0, N=N, model=model, y=y: smc.bootstrap_filter(model, y, N, rng=r),
-                        {"model": name, "algo": "filter", "N": N, "T": steps, "seed": 0, "ypath": ypath}, peer, rounds)
+                        {"model": name, "algo": "filter", "N": N, "T": steps, "seed": 0, "ypath": ypath},
+                        peer,
+                        rounds,
+                    )
                     case = f"{name}_N{N}_T{steps}"
                     target = 10.0 if N <= 1000 else 3.0
                     line = {"bench": "smc_grid_bootstrap", "case": case, "ours_s": g.sig(ow)}
                     if pb is not None:
-                        line = g.ratio_line("smc_grid_bootstrap", case, ow, peer.name, pb[0], target,
-                                            clock="wall", ours_cpu_s=g.sig(oc), peer_cpu_s=g.sig(pb[1]))
+                        line = g.ratio_line(
+                            "smc_grid_bootstrap",
+                            case,
+                            ow,
+                            peer.name,
+                            pb[0],
+                            target,
+                            clock="wall",
+                            ours_cpu_s=g.sig(oc),
+                            peer_cpu_s=g.sig(pb[1]),
+                        )
                     g.emit(line)
                 # PaRIS: per particle-step; the pure-Python peer is timed once, on a few steps
                 peer_paris_T = 5 if args.quick else PEER_PARIS_T[name]
                 (ow, oc), pb = best_alternating(
-                    lambda r=0, model=model, y=y: smc.paris_smoother(model, y, fun, paris_N, n_backward=K_BACKWARD, rng=r),
+                    lambda r=0, model=model, y=y: smc.paris_smoother(
+                        model, y, fun, paris_N, n_backward=K_BACKWARD, rng=r
+                    ),
                     {"model": name, "algo": "paris", "N": paris_N, "T": peer_paris_T, "seed": 0, "ypath": ypath},
-                    peer, 2 if args.quick else 3, peer_rounds=1)
+                    peer,
+                    2 if args.quick else 3,
+                    peer_rounds=1,
+                )
                 ours_rate = ow / (paris_N * (steps - 1))
-                line = {"bench": "smc_grid_paris", "case": f"{name}_N{paris_N}_T{steps}_K{K_BACKWARD}",
-                        "ours_s": g.sig(ow), "ours_particle_steps_per_s": round(1 / ours_rate)}
+                line = {
+                    "bench": "smc_grid_paris",
+                    "case": f"{name}_N{paris_N}_T{steps}_K{K_BACKWARD}",
+                    "ours_s": g.sig(ow),
+                    "ours_particle_steps_per_s": round(1 / ours_rate),
+                }
                 if pb is not None:
                     peer_rate = pb[0] / (paris_N * (peer_paris_T - 1))
-                    line.update(peer=peer.name, peer_T=peer_paris_T, peer_s=g.sig(pb[0]),
-                                speedup=g.sig(peer_rate / ours_rate, 4), speedup_basis="per particle-step",
-                                target=1000.0, meets=bool(peer_rate / ours_rate >= 1000.0))
+                    line.update(
+                        peer=peer.name,
+                        peer_T=peer_paris_T,
+                        peer_s=g.sig(pb[0]),
+                        speedup=g.sig(peer_rate / ours_rate, 4),
+                        speedup_basis="per particle-step",
+                        target=1000.0,
+                        meets=bool(peer_rate / ours_rate >= 1000.0),
+                    )
                 line.update(clock="wall", ours_cpu_s=g.sig(oc))
                 g.emit(line)
         finally:

@@ -81,8 +81,19 @@ HORIZON = 150
 AGE_BANDWIDTH = 10.0
 
 
-def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout="phase_type", softness=0.5,
-                 deep_max_iter=8, health_channel=True, point_cap=None):
+def make_factory(
+    model,
+    n_states,
+    lags,
+    cap,
+    baseline_cycles,
+    max_iter,
+    readout="phase_type",
+    softness=0.5,
+    deep_max_iter=8,
+    health_channel=True,
+    point_cap=None,
+):
     """Pipelines of one configuration. ``max_iter`` is the classical EM's, ``deep_max_iter`` the deep
     model's generalised EM iterations (each trains the network: 8 cost as much as the classical fit).
     ``health_channel``: the features carry the health indicator of the sensor levels before baseline
@@ -94,13 +105,33 @@ def make_factory(model, n_states, lags, cap, baseline_cycles, max_iter, readout=
         from hmm.rul import DeepARPHMMRUL
 
         def rul_model():
-            return DeepARPHMMRUL(n_states=n_states, cap=cap, softness=softness, horizon=HORIZON, max_jump=2,
-                                 readout=readout, age_bandwidth=AGE_BANDWIDTH, max_iter=deep_max_iter, point_cap=point_cap)
+            return DeepARPHMMRUL(
+                n_states=n_states,
+                cap=cap,
+                softness=softness,
+                horizon=HORIZON,
+                max_jump=2,
+                readout=readout,
+                age_bandwidth=AGE_BANDWIDTH,
+                max_iter=deep_max_iter,
+                point_cap=point_cap,
+            )
     elif model == "arphmm":
+
         def rul_model():
-            return ARPHMMRUL(n_states=n_states, lags=lags, cap=cap, softness=softness, covariance_type="full",
-                             horizon=HORIZON, max_jump=2, max_iter=max_iter, readout=readout, age_bandwidth=AGE_BANDWIDTH,
-                             point_cap=point_cap)
+            return ARPHMMRUL(
+                n_states=n_states,
+                lags=lags,
+                cap=cap,
+                softness=softness,
+                covariance_type="full",
+                horizon=HORIZON,
+                max_jump=2,
+                max_iter=max_iter,
+                readout=readout,
+                age_bandwidth=AGE_BANDWIDTH,
+                point_cap=point_cap,
+            )
     else:
         raise ValueError(f"model: expected 'arphmm' or 'deep', got {model!r}")
 
@@ -139,46 +170,94 @@ def main(argv=None) -> dict:
     ap.add_argument("--subset", default="FD001")
     ap.add_argument("--out", default="predictions.csv")
     ap.add_argument("--truth", default=None, help="RUL_FD00x.txt with the true test RULs (optional)")
-    ap.add_argument("--plots", default=None, help="directory for the PNG plots (default: next to --out; 'none' to skip)")
-    ap.add_argument("--grid", default=None, help="candidate configs '[deep:]K,lags,cap[,readout[,softness]];...' with readout "
-                    f"phase_type or empirical (default: {DEFAULT_GRID} with --model arphmm, {DEEP_GRID} with --model deep)")
-    ap.add_argument("--model", choices=("arphmm", "deep"), default="deep",
-                    help="'deep' (default): the classical ARPHMM, the S5-emission ARPHMM with 30 and 40 states and "
-                    "their pool, compared on the same CV cuts (about 7.5 min on 2 idle cores: the network trains on "
-                    "every fold); 'arphmm': the classical candidates only (about 1 min)")
-    ap.add_argument("--select", choices=("best", "pool", "deep", "arphmm"), default=None,
-                    help="candidate to refit and predict with: the pool when there is one (default), the best CV "
-                    "score, or the best of one model kind. The pool is the default because its refit averages the "
-                    "networks' training luck: refitting one deep configuration from another random stream moved its "
-                    "CV RMSE by 0.6 cycles, more than the gaps between candidates, so a single fit's CV edge does "
-                    "not carry over to its refit")
+    ap.add_argument(
+        "--plots", default=None, help="directory for the PNG plots (default: next to --out; 'none' to skip)"
+    )
+    ap.add_argument(
+        "--grid",
+        default=None,
+        help="candidate configs '[deep:]K,lags,cap[,readout[,softness]];...' with readout "
+        f"phase_type or empirical (default: {DEFAULT_GRID} with --model arphmm, {DEEP_GRID} with --model deep)",
+    )
+    ap.add_argument(
+        "--model",
+        choices=("arphmm", "deep"),
+        default="deep",
+        help="'deep' (default): the classical ARPHMM, the S5-emission ARPHMM with 30 and 40 states and "
+        "their pool, compared on the same CV cuts (about 7.5 min on 2 idle cores: the network trains on "
+        "every fold); 'arphmm': the classical candidates only (about 1 min)",
+    )
+    ap.add_argument(
+        "--select",
+        choices=("best", "pool", "deep", "arphmm"),
+        default=None,
+        help="candidate to refit and predict with: the pool when there is one (default), the best CV "
+        "score, or the best of one model kind. The pool is the default because its refit averages the "
+        "networks' training luck: refitting one deep configuration from another random stream moved its "
+        "CV RMSE by 0.6 cycles, more than the gaps between candidates, so a single fit's CV edge does "
+        "not carry over to its refit",
+    )
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--cuts", type=cuts_arg, default="all", help="random cuts per held-out engine, or 'all' (default): "
-                    "every admissible cut, each engine weighing one, so the CV figures are expectations over the cut")
-    ap.add_argument("--baseline-cycles", type=int, default=None,
-                    help="cycles averaged for each engine's baseline (default: as many as the shortest test engine has, "
-                    "31 on FD001)")
-    ap.add_argument("--no-health-channel", action="store_true",
-                    help="features without the health indicator of the sensor levels before baseline removal")
+    ap.add_argument(
+        "--cuts",
+        type=cuts_arg,
+        default="all",
+        help="random cuts per held-out engine, or 'all' (default): "
+        "every admissible cut, each engine weighing one, so the CV figures are expectations over the cut",
+    )
+    ap.add_argument(
+        "--baseline-cycles",
+        type=int,
+        default=None,
+        help="cycles averaged for each engine's baseline (default: as many as the shortest test engine has, "
+        "31 on FD001)",
+    )
+    ap.add_argument(
+        "--no-health-channel",
+        action="store_true",
+        help="features without the health indicator of the sensor levels before baseline removal",
+    )
     ap.add_argument("--max-iter", type=int, default=15, help="EM iterations of the classical models")
     ap.add_argument("--deep-max-iter", type=int, default=8, help="generalised EM iterations of the deep model")
-    ap.add_argument("--max-engines", type=int, default=None, help="use only the first N training/test engines (quick runs)")
-    ap.add_argument("--point-cap", type=point_cap_arg, default="auto",
-                    help="cap c of the point forecast E[min(RUL, c)]: a number, or 'auto' (default): chosen by CV among "
-                    "the model's cap and up to 25 cycles above it, to maximise the probability that one test set meets "
-                    "--target-rmse and --target-score")
+    ap.add_argument(
+        "--max-engines", type=int, default=None, help="use only the first N training/test engines (quick runs)"
+    )
+    ap.add_argument(
+        "--point-cap",
+        type=point_cap_arg,
+        default="auto",
+        help="cap c of the point forecast E[min(RUL, c)]: a number, or 'auto' (default): chosen by CV among "
+        "the model's cap and up to 25 cycles above it, to maximise the probability that one test set meets "
+        "--target-rmse and --target-score",
+    )
     ap.add_argument("--target-rmse", type=float, default=13.0, help="RMSE target of one test set (default 13: FD001's)")
-    ap.add_argument("--target-score", type=float, default=300.0,
-                    help="PHM08 score target of one test set of as many engines as the training set (default 300: FD001's)")
+    ap.add_argument(
+        "--target-score",
+        type=float,
+        default=300.0,
+        help="PHM08 score target of one test set of as many engines as the training set (default 300: FD001's)",
+    )
     ap.add_argument("--no-calibration", action="store_true")
-    ap.add_argument("--save-model", default=None, metavar="PATH",
-                    help="write the fitted, recalibrated pipeline (or pool) to PATH (.npz; hmm.rul.load_rul reads it)")
+    ap.add_argument(
+        "--save-model",
+        default=None,
+        metavar="PATH",
+        help="write the fitted, recalibrated pipeline (or pool) to PATH (.npz; hmm.rul.load_rul reads it)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--workers", type=int, default=None,
-                    help="run the cross-validation folds on a local Dask cluster of N single-threaded worker processes")
-    ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                    help="run the cross-validation folds on the Dask cluster at ADDRESS (e.g. tcp://host:8786)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="run the cross-validation folds on a local Dask cluster of N single-threaded worker processes",
+    )
+    ap.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the cross-validation folds on the Dask cluster at ADDRESS (e.g. tcp://host:8786)",
+    )
     args = ap.parse_args(argv)
     if args.workers is not None or args.scheduler is not None:
         return run_on_cluster(args)
@@ -192,8 +271,11 @@ def run_on_cluster(args) -> dict:
     if args.scheduler is not None:
         with Client(args.scheduler) as client, ssd.use(client):
             return run(args)
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster, \
-            Client(cluster) as client, ssd.use(client):
+    with (
+        LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+        ssd.use(client),
+    ):
         return run(args)
 
 
@@ -217,19 +299,40 @@ def run(args) -> dict:
     min_cycles = min(min(len(s) for s in tsens), min(len(s) for s in sens) - 1)
     if args.baseline_cycles is None:
         args.baseline_cycles = min_cycles
-    print(f"CV cuts leave at least {min_cycles} cycles; baseline over each engine's first {args.baseline_cycles} cycles",
-          flush=True)
+    print(
+        f"CV cuts leave at least {min_cycles} cycles; baseline over each engine's first {args.baseline_cycles} cycles",
+        flush=True,
+    )
 
     # 1. model selection by truncation cross-validation
     results = []
 
     def run_cv(config):
         model, k, lags, cap, readout, softness = config
-        factory = make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
-                               args.deep_max_iter, not args.no_health_channel)
+        factory = make_factory(
+            model,
+            k,
+            lags,
+            cap,
+            args.baseline_cycles,
+            args.max_iter,
+            readout,
+            softness,
+            args.deep_max_iter,
+            not args.no_health_channel,
+        )
         # the same seed gives every configuration the same folds and cuts
-        return cross_validate(factory, sens, sets, n_folds=args.folds, n_cuts=args.cuts, min_cycles=min_cycles,
-                              max_rul=HORIZON, rng=args.seed, progress=progress)
+        return cross_validate(
+            factory,
+            sens,
+            sets,
+            n_folds=args.folds,
+            n_cuts=args.cuts,
+            min_cycles=min_cycles,
+            max_rul=HORIZON,
+            rng=args.seed,
+            progress=progress,
+        )
 
     configs = parse_grid(args.grid, args.model)
     if ssd.active() is None:
@@ -241,16 +344,21 @@ def run(args) -> dict:
     for config, cv in zip(configs, cvs):
         model, k, lags, cap, readout, softness = config
         results.append((config, cv))
-        print(f"CV  {model:6s} K={k:3d} lags={lags} cap={cap:5.0f} {readout:10s} softness={softness:4.2f}: "
-              f"{fmt(cv.report)}   [{time.time() - t0:.0f}s]", flush=True)
+        print(
+            f"CV  {model:6s} K={k:3d} lags={lags} cap={cap:5.0f} {readout:10s} softness={softness:4.2f}: "
+            f"{fmt(cv.report)}   [{time.time() - t0:.0f}s]",
+            flush=True,
+        )
     if len({r[0][0] for r in results}) > 1:
         report_paired_errors(results)
         best = best_by_model(results)
         members = [r for r in results if r[0][0] == "deep"] + [best["arphmm"]]
         pool = combine_cv([m[1] for m in members], point_cap=members[0][0][3])  # the members' cap
         results.append((("pool",) + tuple(m[0] for m in members), pool))
-        print(f"CV  pool of {len(members)} (every deep, the best classical), equal weights:   {fmt(pool.report)}",
-              flush=True)
+        print(
+            f"CV  pool of {len(members)} (every deep, the best classical), equal weights:   {fmt(pool.report)}",
+            flush=True,
+        )
     if args.select is None:
         args.select = "pool" if any(r[0][0] == "pool" for r in results) else "best"
     chosen = [r for r in results if args.select in ("best", r[0][0])]
@@ -265,8 +373,19 @@ def run(args) -> dict:
     # 2-3. final fit, calibration, prediction
     def make_pipeline(c):
         model, k, lags, cap, readout, softness = c
-        return make_factory(model, k, lags, cap, args.baseline_cycles, args.max_iter, readout, softness,
-                            args.deep_max_iter, not args.no_health_channel, point_cap)()
+        return make_factory(
+            model,
+            k,
+            lags,
+            cap,
+            args.baseline_cycles,
+            args.max_iter,
+            readout,
+            softness,
+            args.deep_max_iter,
+            not args.no_health_channel,
+            point_cap,
+        )()
 
     if config[0] == "pool":
         pipe = RULEnsemble([make_pipeline(c) for c in config[1:]], point_cap=point_cap)
@@ -277,7 +396,10 @@ def run(args) -> dict:
         calibrated, shown = pipe.model, pipe
         fits = [pipe.fit(sens, sets, rng=args.seed, progress=progress)]
     for fit in fits:
-        print(f"EM: {fit.n_iter} iterations, converged={fit.converged}, objective {fit.log_likelihoods[-1]:.1f}", flush=True)
+        print(
+            f"EM: {fit.n_iter} iterations, converged={fit.converged}, objective {fit.log_likelihoods[-1]:.1f}",
+            flush=True,
+        )
     if not args.no_calibration:
         calibrated.calibrate(cv.prediction.distributions, cv.true_rul, rng=args.seed, weights=cv.weights)
         # the CV figures after recalibration (levels learned on the same cuts: in-sample for the intervals)
@@ -307,8 +429,15 @@ def run(args) -> dict:
         save_plots(out_dir, shown, sens, sets, tsens, tsets, pred, truth if args.truth else None)
         print(f"plots in {out_dir}", flush=True)
     print(f"done in {time.time() - t0:.0f}s", flush=True)
-    return {"cv": cv.report, "selected": config, "test": test_report, "prediction": pred, "min_cycles": min_cycles,
-            "baseline_cycles": args.baseline_cycles, "point_cap": point_cap}
+    return {
+        "cv": cv.report,
+        "selected": config,
+        "test": test_report,
+        "prediction": pred,
+        "min_cycles": min_cycles,
+        "baseline_cycles": args.baseline_cycles,
+        "point_cap": point_cap,
+    }
 
 
 def point_cap_arg(text: str):
@@ -332,12 +461,18 @@ def choose_point_cap(cv, label_cap, args):
     dists = cv.prediction.distributions
     if args.point_cap == "auto":
         caps = [c for c in label_cap + 5.0 * np.arange(6) if c <= HORIZON] or [label_cap]
-        sel = select_point_cap(dists, cv.true_rul, cv.cuts, caps, max_rmse=args.target_rmse,
-                               max_score=args.target_score, rng=args.seed)
-        print(f"point forecast E[min(RUL, c)]; P(one test set meets RMSE <= {args.target_rmse:g} and score <= "
-              f"{args.target_score:g}) by c: " + ", ".join(f"{c:.0f}: {p:.2f} (RMSE {r:.2f}, score {s:.0f})"
-                                                       for c, p, r, s in zip(sel.caps, sel.p_targets, sel.rmse, sel.score)),
-              flush=True)
+        sel = select_point_cap(
+            dists, cv.true_rul, cv.cuts, caps, max_rmse=args.target_rmse, max_score=args.target_score, rng=args.seed
+        )
+        print(
+            f"point forecast E[min(RUL, c)]; P(one test set meets RMSE <= {args.target_rmse:g} and score <= "
+            f"{args.target_score:g}) by c: "
+            + ", ".join(
+                f"{c:.0f}: {p:.2f} (RMSE {r:.2f}, score {s:.0f})"
+                for c, p, r, s in zip(sel.caps, sel.p_targets, sel.rmse, sel.score)
+            ),
+            flush=True,
+        )
         cap = sel.cap
     else:
         cap = float(args.point_cap)
@@ -381,16 +516,22 @@ def report_paired_errors(results):
         raise RuntimeError("cross-validation gave the two models different cuts; the paired comparison needs the same")
     d = np.abs(deep.prediction.rul - deep.true_rul) - np.abs(classical.prediction.rul - classical.true_rul)
     per_engine = per_engine_means(d, deep.cuts)
-    print(f"paired |error| difference, deep - classical, over {per_engine.size} engines: {per_engine.mean():+.2f} +- "
-          f"{per_engine.std(ddof=1) / np.sqrt(per_engine.size):.2f} cycles", flush=True)
+    print(
+        f"paired |error| difference, deep - classical, over {per_engine.size} engines: {per_engine.mean():+.2f} +- "
+        f"{per_engine.std(ddof=1) / np.sqrt(per_engine.size):.2f} cycles",
+        flush=True,
+    )
 
 
 def report_test_set_spread(cv, seed):
     """What a test set of these engines, one cut each, may score: the 5-95% range over simulated draws."""
     sim = simulated_test_sets(cv.prediction.rul, cv.true_rul, cv.cuts, n_draws=4000, rng=seed)
     (r05, r50, r95), (s05, s50, s95) = (np.percentile(sim[k], [5, 50, 95]) for k in ("rmse", "score"))
-    print(f"a test set of one cut per engine would give RMSE {r50:.2f} [90%: {r05:.2f}-{r95:.2f}], "
-          f"score {s50:.0f} [90%: {s05:.0f}-{s95:.0f}]", flush=True)
+    print(
+        f"a test set of one cut per engine would give RMSE {r50:.2f} [90%: {r05:.2f}-{r95:.2f}], "
+        f"score {s50:.0f} [90%: {s05:.0f}-{s95:.0f}]",
+        flush=True,
+    )
 
 
 def save_plots(out_dir, pipe, sens, sets, tsens, tsets, pred, truth):

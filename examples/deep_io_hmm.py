@@ -80,9 +80,18 @@ def main(argv=None) -> dict:
     hmm = GaussianHMM(2, 1)
     hmm.fit([d[1] for d in train], n_restarts=3, rng=args.seed, progress=False)
     out["gaussian_hmm"] = hmm.log_likelihood([d[1] for d in test]) / n_test
-    io = IOHMM(2, 1, 1, layer=args.layer, hidden=4, state=4, init_options=(("r_min", 0.8),) if args.layer == "lru" else ())
-    res = io.fit([d[1] for d in train], inputs=[d[2] for d in train], max_iter=args.max_iter, m_steps=args.m_steps,
-                 weight_decay=args.weight_decay, rng=args.seed, progress=False)
+    io = IOHMM(
+        2, 1, 1, layer=args.layer, hidden=4, state=4, init_options=(("r_min", 0.8),) if args.layer == "lru" else ()
+    )
+    res = io.fit(
+        [d[1] for d in train],
+        inputs=[d[2] for d in train],
+        max_iter=args.max_iter,
+        m_steps=args.m_steps,
+        weight_decay=args.weight_decay,
+        rng=args.seed,
+        progress=False,
+    )
     out[f"io_hmm_{args.layer}"] = io.log_likelihood([d[1] for d in test], inputs=[d[2] for d in test]) / n_test
     out["io_hmm_train_loglik_history"] = [round(float(v), 3) for v in res.log_likelihoods]
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}))

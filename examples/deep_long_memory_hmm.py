@@ -83,10 +83,17 @@ def main(argv=None) -> dict:
         out[f"arhmm_lag{lags}"] = ar.log_likelihood(y_test) / n_test
     # slow, nearly real modes: the memory we want is a smooth 100-step average
     options = (("r_min", 0.9), ("max_phase", 0.3)) if args.layer == "lru" else ()
-    deep = LearnedEmissionHMM(2, 1, layer=args.layer, hidden=args.hidden, state=args.state, n_layers=args.n_layers,
-                              init_options=options)
-    res = deep.fit(y_train, max_iter=args.max_iter, m_steps=args.m_steps, weight_decay=args.weight_decay,
-                   rng=args.seed, progress=False)
+    deep = LearnedEmissionHMM(
+        2, 1, layer=args.layer, hidden=args.hidden, state=args.state, n_layers=args.n_layers, init_options=options
+    )
+    res = deep.fit(
+        y_train,
+        max_iter=args.max_iter,
+        m_steps=args.m_steps,
+        weight_decay=args.weight_decay,
+        rng=args.seed,
+        progress=False,
+    )
     out[f"deep_{args.layer}"] = deep.log_likelihood(y_test) / n_test
     out["deep_train_loglik_history"] = [round(float(v), 3) for v in res.log_likelihoods]
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}))

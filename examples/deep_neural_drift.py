@@ -53,10 +53,12 @@ def main(argv=None) -> dict:
         return float(np.sqrt(np.mean((f - true_drift(grid)) ** 2)))
 
     rmse_initial = rmse(fitted.drift(grid))
-    fitted.fit(y, max_iter=args.n_iter, n_particles=args.n_particles, learning_rate=0.02, rng=args.seed + 1,
-               progress=False)  # updates fitted.params
-    lg = LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=np.eye(1) * 0.9, Q=np.eye(1) * 0.1, H=np.eye(1),
-                           R=np.eye(1) * 0.1)
+    fitted.fit(
+        y, max_iter=args.n_iter, n_particles=args.n_particles, learning_rate=0.02, rng=args.seed + 1, progress=False
+    )  # updates fitted.params
+    lg = LinearGaussianSSM(
+        m0=np.zeros(1), P0=np.eye(1), F=np.eye(1) * 0.9, Q=np.eye(1) * 0.1, H=np.eye(1), R=np.eye(1) * 0.1
+    )
     lg.fit(y, max_iter=200, progress=False)
     ll = [smc.bootstrap_filter(fitted, y_test, n_particles=500, rng=r).log_likelihood for r in range(3)]
     out = {

@@ -94,7 +94,11 @@ def run(n_datasets: int, n_paths: int, n_times: int = 100, noise: float = 0.0, s
         if noise > 0:
             eps_est.append(obs.replacement_rate)
         res = fit_structured(
-            flashing_ratchet_rates, np.array([0.5, 0.5, 0.5]), y, grids, observation=obs,
+            flashing_ratchet_rates,
+            np.array([0.5, 0.5, 0.5]),
+            y,
+            grids,
+            observation=obs,
             bounds=[(-10.0, 10.0), (1e-6, None), (1e-6, None)],
         )
         mle_est.append(res.theta)
@@ -129,22 +133,28 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.small:
         args.datasets, args.paths = 3, 60
-    print(f"flashing ratchet: {args.datasets} data sets x {args.paths} paths x 100 times in [0, 1]; truth (V, r, b) = (1, 1, 1)")
+    print(
+        f"flashing ratchet: {args.datasets} data sets x {args.paths} paths x 100 times in [0, 1]; truth (V, r, b) = (1, 1, 1)"
+    )
     print(f"{'FIM-MJP (published)':<28s} " + "  ".join(f"{n}={v:.3f}" for n, v in zip(NAMES, FIM)))
     summary = {"datasets": args.datasets, "paths": args.paths}
     t0 = time.perf_counter()
     clean = run(args.datasets, args.paths, seed=args.seed)
     summary["clean_em"] = summarise("EM, free 18 rates", clean["em"])
     summary["clean_mle"] = summarise("MLE, structured (V, r, b)", clean["mle"])
-    print(f"{'':<28s} mean MLE standard error: {np.round(clean['mle_se'].mean(axis=0), 3).tolist()}; "
-          f"mean EM iterations {clean['em_iters'].mean():.0f}")
+    print(
+        f"{'':<28s} mean MLE standard error: {np.round(clean['mle_se'].mean(axis=0), 3).tolist()}; "
+        f"mean EM iterations {clean['em_iters'].mean():.0f}"
+    )
     noisy = run(args.datasets, args.paths, noise=0.05, seed=args.seed + 1)
     print("with 5% of labels replaced by uniformly random states:")
     summary["noisy_em"] = summarise("hidden-MJP EM, free rates", noisy["em"])
     summary["noisy_mle"] = summarise("MLE, structured, EM noise", noisy["mle"])
     ratio = np.array(summary["noisy_em"]["rmse"]) / np.array(summary["clean_em"]["rmse"])
-    print(f"{'':<28s} learned replacement rate {noisy['eps'].mean():.4f}+-{noisy['eps'].std():.4f} (true 0.05); "
-          f"noisy/clean EM rmse = {np.round(ratio, 2).tolist()} (target <= 2)")
+    print(
+        f"{'':<28s} learned replacement rate {noisy['eps'].mean():.4f}+-{noisy['eps'].std():.4f} (true 0.05); "
+        f"noisy/clean EM rmse = {np.round(ratio, 2).tolist()} (target <= 2)"
+    )
     summary["noisy_over_clean_rmse"] = ratio.tolist()
     summary["eps_mean"] = float(noisy["eps"].mean())
     summary["seconds"] = time.perf_counter() - t0

@@ -61,8 +61,10 @@ def main(argv=None) -> dict:
     # Learn the noise levels from a wrong guess, keeping the known physics fixed.
     model = LinearGaussianSSM(truth.params.replace(Q=np.eye(4), R=np.eye(2)), frozen=("F", "H"))
     fit = model.fit(y, max_iter=n_iter, tol=1e-9)
-    print(f"EM: {fit.n_iter} iterations, converged={fit.converged}, "
-          f"log-likelihood {fit.log_likelihoods[0]:.2f} -> {fit.log_likelihoods[-1]:.2f}")
+    print(
+        f"EM: {fit.n_iter} iterations, converged={fit.converged}, "
+        f"log-likelihood {fit.log_likelihoods[0]:.2f} -> {fit.log_likelihoods[-1]:.2f}"
+    )
     np.set_printoptions(precision=3, suppress=False)
     print("velocity noise variances: true", np.diag(truth.params.Q)[2:], "estimated", np.diag(model.params.Q)[2:])
     print("measurement noise R: true\n", truth.params.R, "\nestimated\n", model.params.R)

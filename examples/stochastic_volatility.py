@@ -71,11 +71,13 @@ def run(T: int, N: int, seed: int = 0, out: str | None = "sv_example.png", verbo
 
         fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
         vol = lambda v: np.exp(v / 2)  # noqa: E731 - monotone map from log-variance to volatility
-        plot_state_bands(filt.filtered_means[:, 0], filt_sd, ax=axes[0], label="filtered", color="C0",
-                         truth=x[:, 0], transform=vol)
+        plot_state_bands(
+            filt.filtered_means[:, 0], filt_sd, ax=axes[0], label="filtered", color="C0", truth=x[:, 0], transform=vol
+        )
         axes[0].set_ylabel("volatility exp(x/2)")
-        plot_state_bands(sm_mean[:, 0], sm_sd, ax=axes[1], label="smoothed (PaRIS)", color="C2",
-                         truth=x[:, 0], transform=vol)
+        plot_state_bands(
+            sm_mean[:, 0], sm_sd, ax=axes[1], label="smoothed (PaRIS)", color="C2", truth=x[:, 0], transform=vol
+        )
         axes[1].set_ylabel("volatility exp(x/2)")
         for ax in axes[:2]:
             ax.axvspan(gap.start, gap.stop - 1, color="grey", alpha=0.15)

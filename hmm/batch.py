@@ -167,7 +167,9 @@ def _chain(pi0, A, loglik, offsets):
     if A.ndim == 2:
         A = A[None]
     if pi0.shape != (K,) or A.shape != (1, K, K):
-        raise ShapeError(f"pi0, A: expected shapes ({K},) and ({K}, {K}) for loglik with {K} states, got {pi0.shape} and {A.shape[-2:]}")
+        raise ShapeError(
+            f"pi0, A: expected shapes ({K},) and ({K}, {K}) for loglik with {K} states, got {pi0.shape} and {A.shape[-2:]}"
+        )
     return pi0, A, loglik, check_offsets("offsets", offsets, loglik.shape[0])
 
 
@@ -215,8 +217,10 @@ def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> Batc
     N, K = loglik.shape
     lls = np.empty(offsets.shape[0] - 1)
     filtered = np.empty((N, K))
-    run_parts(lambda s0, s1: _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered),
-              row_split(offsets, n_threads_for(n_threads)))
+    run_parts(
+        lambda s0, s1: _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered),
+        row_split(offsets, n_threads_for(n_threads)),
+    )
     return BatchFilter(lls, filtered, offsets)
 
 
@@ -236,7 +240,26 @@ def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.
     Linv = np.ascontiguousarray(np.linalg.inv(chol))
     const = -0.5 * (e.obs_dim * _LOG_2PI + logdet)
     out = np.empty((y.shape[0], e.n_states))
-    run_parts(lambda s0, s1: _gaussian_kernel(y, u, offsets, s0, s1, e.lags, e.weights, Linv, const, e.covs, chol, logdet,
-                                              e.init_means, e.init_covs, chol0, logdet0, out),
-              row_split(offsets, n_threads_for(n_threads)))
+    run_parts(
+        lambda s0, s1: _gaussian_kernel(
+            y,
+            u,
+            offsets,
+            s0,
+            s1,
+            e.lags,
+            e.weights,
+            Linv,
+            const,
+            e.covs,
+            chol,
+            logdet,
+            e.init_means,
+            e.init_covs,
+            chol0,
+            logdet0,
+            out,
+        ),
+        row_split(offsets, n_threads_for(n_threads)),
+    )
     return out

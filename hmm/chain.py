@@ -129,8 +129,13 @@ class ChainData(NamedTuple):
 
     def one(self, i: int) -> ChainData:
         """Sequence ``i`` alone (still labelled as in the whole call)."""
-        return ChainData([self.seqs[i]], [self.inputs[i]], [self.log_pls[i]], self.single,
-                         None if self.dts is None else [self.dts[i]])
+        return ChainData(
+            [self.seqs[i]],
+            [self.inputs[i]],
+            [self.log_pls[i]],
+            self.single,
+            None if self.dts is None else [self.dts[i]],
+        )
 
 
 def sample_future_states(last_filtered, A_future, n_samples: int, rng) -> np.ndarray:
@@ -172,8 +177,9 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         """
         raise NotImplementedError
 
-    def _sample_future(self, params, data: ChainData, i: int, last_filtered, steps: int, future_inputs,
-                       n_samples: int, rng):
+    def _sample_future(
+        self, params, data: ChainData, i: int, last_filtered, steps: int, future_inputs, n_samples: int, rng
+    ):
         """``(A_future (steps, K, K), states (n_samples, steps), observations (n_samples, steps, d))``
         after the end of sequence ``i``, from ``p(z_{T-1} | y) = last_filtered``."""
         raise NotImplementedError
@@ -262,8 +268,10 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         if len(args) < 2:
             return None
         _, pi0, A, _ = args[0]
-        if A.shape[0] != 1 or any(a.shape[0] != 1 or not (p is pi0 or np.array_equal(p, pi0)) or not (a is A or np.array_equal(a, A))
-                                  for _, p, a, _ in args[1:]):
+        if A.shape[0] != 1 or any(
+            a.shape[0] != 1 or not (p is pi0 or np.array_equal(p, pi0)) or not (a is A or np.array_equal(a, A))
+            for _, p, a, _ in args[1:]
+        ):
             return None
         return pi0, A, [ll for _, _, _, ll in args]
 
@@ -276,7 +284,10 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         data = self._prepare(y, inputs, pl, **kw)
         shared = self._shared_chain(data)
         if shared is None:
-            out = [HMMFilterResult(float(lik), filt, predicted(pi0, A, filt)) for _, pi0, A, _, lik, filt in self._filtered(data)]
+            out = [
+                HMMFilterResult(float(lik), filt, predicted(pi0, A, filt))
+                for _, pi0, A, _, lik, filt in self._filtered(data)
+            ]
             return self._one_or_list(data, out)
         pi0, A, lls = shared
         res = batch_forward(pi0, A, np.concatenate(lls), _offsets(lls))

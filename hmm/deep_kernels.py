@@ -86,5 +86,15 @@ def chain_kernels(obs_dim: int, n_states: int):
     """The :class:`~statespace.interface.ModelKernels` of a learned HMM component."""
     from statespace.interface import ModelKernels
 
-    return ModelKernels(sample_initial, log_initial, sample_transition, log_transition, log_transition_bound,
-                        log_emission, sample_emission, state_dim=1, obs_dim=obs_dim, n_states=n_states)
+    return ModelKernels(
+        sample_initial,
+        log_initial,
+        sample_transition,
+        log_transition,
+        log_transition_bound,
+        log_emission,
+        sample_emission,
+        state_dim=1,
+        obs_dim=obs_dim,
+        n_states=n_states,
+    )

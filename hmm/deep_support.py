@@ -70,8 +70,13 @@ def check_gem_options(max_iter, tol, m_steps, learning_rate, weight_decay) -> tu
     from statespace.validation import check_fit_options, check_int, check_real
 
     max_iter, tol = check_fit_options(max_iter, tol)
-    return (max_iter, tol, check_int("m_steps", m_steps, minimum=0),
-            check_real("learning_rate", learning_rate, 0.0, strict=True), check_real("weight_decay", weight_decay, 0.0))
+    return (
+        max_iter,
+        tol,
+        check_int("m_steps", m_steps, minimum=0),
+        check_real("learning_rate", learning_rate, 0.0, strict=True),
+        check_real("weight_decay", weight_decay, 0.0),
+    )
 
 
 def l2_penalty(net):

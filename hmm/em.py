@@ -84,8 +84,11 @@ def chain_e_step(model_params, shard) -> ChainStats:
     for i, (y, u, lp) in enumerate(shard):
         if i in slot:
             j = slot[i]
-            ll, gamma, counts = (batch.log_likelihoods[j], batch.smoothed[offsets[j] : offsets[j + 1]],
-                                 batch.transition_counts[j])
+            ll, gamma, counts = (
+                batch.log_likelihoods[j],
+                batch.smoothed[offsets[j] : offsets[j + 1]],
+                batch.transition_counts[j],
+            )
         else:
             ll, _, gamma, counts = posteriors(params.pi0, A, mats[i], overwrite=True)
         if not ll > -np.inf:
@@ -98,8 +101,9 @@ def chain_e_step(model_params, shard) -> ChainStats:
     return ChainStats(float(total), pi_counts, trans, emission.flat_stats(stats))
 
 
-def expectation_maximisation(start, e_step, m_step, log_prior, max_iter: int, tol: float, name: str,
-                             bar=None) -> FitResult:
+def expectation_maximisation(
+    start, e_step, m_step, log_prior, max_iter: int, tol: float, name: str, bar=None
+) -> FitResult:
     """Run (generalised) EM from ``start``; ``history[i]`` is the objective at the parameters entering iteration ``i``.
 
     ``e_step(params)`` returns the summed statistics, the log-likelihood first;
@@ -122,8 +126,9 @@ def expectation_maximisation(start, e_step, m_step, log_prior, max_iter: int, to
     return monitor.result(it)
 
 
-def fit_em(starts, e_step, m_step, log_prior, max_iter: int, tol: float, name: str, label: str,
-           progress: bool) -> FitResult:
+def fit_em(
+    starts, e_step, m_step, log_prior, max_iter: int, tol: float, name: str, label: str, progress: bool
+) -> FitResult:
     """:func:`expectation_maximisation` from each starting point, under one progress bar (``label``);
     keeps the run with the best final objective."""
     best = None

@@ -106,8 +106,15 @@ class GaussianEmission(EmissionModel):
     #: The parameter fields EM can keep fixed (``fit(frozen=...)``).
     fields = ("weights", "covs", "init_means", "init_covs")
 
-    def __init__(self, n_states: int, obs_dim: int, lags: int = 0, input_dim: int = 0, covariance_type: str = "full",
-                 prior: em_.EmissionPrior | None = None):
+    def __init__(
+        self,
+        n_states: int,
+        obs_dim: int,
+        lags: int = 0,
+        input_dim: int = 0,
+        covariance_type: str = "full",
+        prior: em_.EmissionPrior | None = None,
+    ):
         self.n_states, self.obs_dim, self.lags, self.input_dim = n_states, obs_dim, lags, input_dim
         self.covariance_type = covariance_type
         self.prior = prior if prior is not None else em_.EmissionPrior()
@@ -121,7 +128,9 @@ class GaussianEmission(EmissionModel):
     def check_params(self, e) -> None:
         want = (self.n_states, self.n_regressors, self.obs_dim)
         if not isinstance(e, em_.GaussianEmissionParams) or e.weights.shape != want or e.lags != self.lags:
-            raise ParameterError(f"params.emission: expected GaussianEmissionParams with lags={self.lags} and weights {want}")
+            raise ParameterError(
+                f"params.emission: expected GaussianEmissionParams with lags={self.lags} and weights {want}"
+            )
 
     def check_data(self, name: str, y: np.ndarray) -> None:
         """Any real values (NaN missing) are in the support."""
@@ -190,7 +199,9 @@ class CategoricalEmission(EmissionModel):
 
     def check_params(self, e) -> None:
         if not isinstance(e, em_.CategoricalEmissionParams) or e.probs.shape != (self.n_states, self.n_symbols):
-            raise ParameterError(f"params.emission: expected CategoricalEmissionParams with probs ({self.n_states}, {self.n_symbols})")
+            raise ParameterError(
+                f"params.emission: expected CategoricalEmissionParams with probs ({self.n_states}, {self.n_symbols})"
+            )
 
     def check_data(self, name: str, y: np.ndarray) -> None:
         em_.check_categorical_data(name, y, self.n_symbols)

@@ -264,7 +264,15 @@ class GaussianStats(NamedTuple):
 
     @classmethod
     def zeros(cls, K: int, q: int, d: int) -> GaussianStats:
-        return cls(np.zeros(K), np.zeros((K, q, q)), np.zeros((K, q, d)), np.zeros((K, d, d)), np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d)))
+        return cls(
+            np.zeros(K),
+            np.zeros((K, q, q)),
+            np.zeros((K, q, d)),
+            np.zeros((K, d, d)),
+            np.zeros(K),
+            np.zeros((K, d)),
+            np.zeros((K, d, d)),
+        )
 
     def flat(self) -> np.ndarray:
         return np.concatenate([a.ravel() for a in self])
@@ -290,7 +298,9 @@ def _constrain(M: np.ndarray, covariance_type: str) -> np.ndarray:
     return np.diag(np.diag(M)) if covariance_type == "diag" else M
 
 
-def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covariance_type: str, prior: EmissionPrior, frozen=frozenset()) -> GaussianEmissionParams:
+def gaussian_m_step(
+    stats: GaussianStats, old: GaussianEmissionParams, covariance_type: str, prior: EmissionPrior, frozen=frozenset()
+) -> GaussianEmissionParams:
     """The closed-form MAP update (see the module docstring). States without weight keep ``old``.
 
     ``frozen`` names fields of ``old`` to keep (``"weights"``, ``"covs"``, ``"init_means"``,
@@ -341,7 +351,10 @@ def gaussian_m_step(stats: GaussianStats, old: GaussianEmissionParams, covarianc
             if "init_means" in frozen:  # scatter about the kept mean, not the weighted average
                 r = stats.s0[k] - stats.n0[k] * mu0[k]
                 M0 = M0 - np.outer(r, mu0[k]) - np.outer(mu0[k], r)
-            S0[k] = _constrain((0.5 * (M0 + M0.T) + Psi) / (stats.n0[k] + prior.cov_dof), "diag" if covariance_type == "diag" else "full")
+            S0[k] = _constrain(
+                (0.5 * (M0 + M0.T) + Psi) / (stats.n0[k] + prior.cov_dof),
+                "diag" if covariance_type == "diag" else "full",
+            )
     # a degenerate maximiser (e.g. one initial observation and no prior) is not a
     # usable covariance: keep the old one, which cannot lower the EM objective
     for new, prev in ((covs, old.covs), (S0, old.init_covs)):
@@ -392,7 +405,9 @@ def gaussian_log_prior(p: GaussianEmissionParams, covariance_type: str, prior: E
     return float(total)
 
 
-def categorical_m_step(counts: np.ndarray, old: CategoricalEmissionParams, prior: EmissionPrior) -> CategoricalEmissionParams:
+def categorical_m_step(
+    counts: np.ndarray, old: CategoricalEmissionParams, prior: EmissionPrior
+) -> CategoricalEmissionParams:
     num = counts + prior.pseudo_count
     tot = num.sum(axis=1, keepdims=True)
     B = np.where(tot > 0, num / np.where(tot > 0, tot, 1.0), old.probs)

@@ -125,13 +125,19 @@ class GaussianEmissionParams(_GaussianBase):
         weights = check_finite("weights", as_float_array("weights", weights, 3))
         K, q, d = weights.shape
         if q != 1 + lags * d + input_dim:
-            raise ShapeError(f"weights: expected (K, {1 + lags * d + input_dim}, d) for lags={lags}, input_dim={input_dim}, got {weights.shape}")
+            raise ShapeError(
+                f"weights: expected (K, {1 + lags * d + input_dim}, d) for lags={lags}, input_dim={input_dim}, got {weights.shape}"
+            )
         covs = as_float_array("covs", covs, 3)
         if covs.shape != (K, d, d):
             raise ShapeError(f"covs: expected shape ({K}, {d}, {d}), got {covs.shape}")
         for k in range(K):
             check_covariance(f"covs[{k}]", covs[k], d)
-        init_means = np.zeros((K, d)) if init_means is None else check_finite("init_means", as_float_array("init_means", init_means, 2))
+        init_means = (
+            np.zeros((K, d))
+            if init_means is None
+            else check_finite("init_means", as_float_array("init_means", init_means, 2))
+        )
         if init_means.shape != (K, d):
             raise ShapeError(f"init_means: expected shape ({K}, {d}), got {init_means.shape}")
         init_covs = covs.copy() if init_covs is None else as_float_array("init_covs", init_covs, 3)
@@ -366,13 +372,17 @@ def gaussian_loglik(e: GaussianEmissionParams, y: np.ndarray, u: np.ndarray) -> 
     if e.lags == 0 and e.input_dim == 0 and e.obs_dim == 1:
         var = e.covs[:, 0, 0]
         out = np.empty((y.shape[0], e.n_states))
-        return scalar_loglik(y, np.ascontiguousarray(e.weights[:, 0, 0]), 1.0 / np.sqrt(var), -0.5 * (_LOG_2PI + np.log(var)), out)
+        return scalar_loglik(
+            y, np.ascontiguousarray(e.weights[:, 0, 0]), 1.0 / np.sqrt(var), -0.5 * (_LOG_2PI + np.log(var)), out
+        )
     chol, logdet = cholesky_factors(e.covs)
     chol0, logdet0 = cholesky_factors(e.init_covs)
     d = e.obs_dim
     Linv = np.ascontiguousarray(np.linalg.inv(chol))
     const = -0.5 * (d * _LOG_2PI + logdet)
-    return ar_loglik(y, u, e.lags, e.weights, Linv, const, e.covs, chol, logdet, e.init_means, e.init_covs, chol0, logdet0)
+    return ar_loglik(
+        y, u, e.lags, e.weights, Linv, const, e.covs, chol, logdet, e.init_means, e.init_covs, chol0, logdet0
+    )
 
 
 @nb.njit(cache=True)
@@ -398,4 +408,6 @@ def check_categorical_data(name: str, y: np.ndarray, n_symbols: int) -> None:
     ok = np.isnan(v) | ((v >= 0) & (v < n_symbols) & (v == np.round(v)))
     if not ok.all():
         t = int(np.argmin(ok))
-        raise DataError(f"{name}: time step {t} holds {v[t]:g}; expected an integer symbol in 0..{n_symbols - 1} or NaN")
+        raise DataError(
+            f"{name}: time step {t} holds {v[t]:g}; expected an integer symbol in 0..{n_symbols - 1} or NaN"
+        )

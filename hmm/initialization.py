@@ -109,7 +109,9 @@ def initial_params(model, seqs, inputs, log_pls, rng: np.random.Generator, resta
     if emission.start_pseudo_count:
         stats = stats + emission.start_pseudo_count
     e = emission.m_step(stats, old_e)
-    return params_type(pi_counts / pi_counts.sum(), model.structure.m_step(trans, _uniform_rows(model.structure.mask)), e)
+    return params_type(
+        pi_counts / pi_counts.sum(), model.structure.m_step(trans, _uniform_rows(model.structure.mask)), e
+    )
 
 
 def _uniform_rows(mask: np.ndarray) -> np.ndarray:

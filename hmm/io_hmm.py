@@ -105,13 +105,20 @@ class IOHMMParams(_Base):
         means = np.atleast_2d(as_float_array("means", means))
         variances = np.atleast_2d(as_float_array("variances", variances))
         if means.shape[0] != len(pi0) or variances.shape != means.shape:
-            raise ShapeError(f"means/variances: expected shape ({len(pi0)}, d) each, got {means.shape} and {variances.shape}")
+            raise ShapeError(
+                f"means/variances: expected shape ({len(pi0)}, d) each, got {means.shape} and {variances.shape}"
+            )
         if not np.isfinite(means).all():
             raise ParameterError(f"means: non-finite value at index {tuple(np.argwhere(~np.isfinite(means))[0])}")
         if not (np.isfinite(variances) & (variances > 0)).all():
             k, j = np.argwhere(~(np.isfinite(variances) & (variances > 0)))[0]
-            raise ParameterError(f"variances: expected positive finite values, got {variances[k, j]} at state {k}, coordinate {j}")
-        u_loc, u_scale = np.atleast_1d(as_float_array("u_loc", u_loc)), np.atleast_1d(as_float_array("u_scale", u_scale))
+            raise ParameterError(
+                f"variances: expected positive finite values, got {variances[k, j]} at state {k}, coordinate {j}"
+            )
+        u_loc, u_scale = (
+            np.atleast_1d(as_float_array("u_loc", u_loc)),
+            np.atleast_1d(as_float_array("u_scale", u_scale)),
+        )
         if u_loc.shape != u_scale.shape or not (u_scale > 0).all():
             raise ParameterError("u_loc/u_scale: expected matching shapes and positive scales")
         return super().__new__(cls, pi0, to_numpy_tree(net), means, variances, u_loc, u_scale)
@@ -129,8 +136,20 @@ class IOHMM(DiscreteChainModel):
         params: an :class:`IOHMMParams` (else ``fit`` initialises).
     """
 
-    def __init__(self, n_states: int, obs_dim: int = 1, input_dim: int = 1, *, layer: str = "lru", hidden: int = 16,
-                 state: int = 16, n_layers: int = 1, init_options: tuple = (), min_variance: float = 1e-6, params=None):
+    def __init__(
+        self,
+        n_states: int,
+        obs_dim: int = 1,
+        input_dim: int = 1,
+        *,
+        layer: str = "lru",
+        hidden: int = 16,
+        state: int = 16,
+        n_layers: int = 1,
+        init_options: tuple = (),
+        min_variance: float = 1e-6,
+        params=None,
+    ):
         from statespace.deep.block import LAYERS
 
         self.n_states = check_int("n_states", n_states, minimum=1)
@@ -149,8 +168,15 @@ class IOHMM(DiscreteChainModel):
         """The :class:`~statespace.deep.SequenceModel` mapping ``u_{0:t}`` to ``K x K`` logits."""
         from statespace.deep import SequenceModel
 
-        return SequenceModel(self.layer, self.input_dim, self.n_states**2, self.hidden, self.state, self.n_layers,
-                             init_options=self.init_options)
+        return SequenceModel(
+            self.layer,
+            self.input_dim,
+            self.n_states**2,
+            self.hidden,
+            self.state,
+            self.n_layers,
+            init_options=self.init_options,
+        )
 
     def check_params(self, params: IOHMMParams) -> IOHMMParams:
         """Check that ``params`` fits this model's dimensions and return it unchanged.
@@ -242,9 +268,22 @@ class IOHMM(DiscreteChainModel):
         net["dec_b"] = np.log(np.maximum(base.params.A, 1e-6)).ravel()
         return IOHMMParams(base.params.pi0, net, e.bias.reshape(K, self._obs_dim), variances, uz.loc, uz.scale)
 
-    def fit(self, y, inputs=None, pl=None, *, init: IOHMMParams | None = None, frozen=None, max_iter: int = 50,
-            tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3, weight_decay: float = 0.0, rng=None,
-            progress: bool = True) -> FitResult:
+    def fit(
+        self,
+        y,
+        inputs=None,
+        pl=None,
+        *,
+        init: IOHMMParams | None = None,
+        frozen=None,
+        max_iter: int = 50,
+        tol: float = 1e-6,
+        m_steps: int = 100,
+        learning_rate: float = 3e-3,
+        weight_decay: float = 0.0,
+        rng=None,
+        progress: bool = True,
+    ) -> FitResult:
         """Generalised EM (see the module docstring); sets ``self.params``.
 
         Starts from ``init``, else the current ``params`` (warm start), else :meth:`~hmm.DiscreteChainModel.initialize`'s
@@ -261,8 +300,9 @@ class IOHMM(DiscreteChainModel):
         import jax
 
         frozen = self._frozen(frozen)
-        max_iter, tol, m_steps, learning_rate, weight_decay = check_gem_options(max_iter, tol, m_steps, learning_rate,
-                                                                                weight_decay)
+        max_iter, tol, m_steps, learning_rate, weight_decay = check_gem_options(
+            max_iter, tol, m_steps, learning_rate, weight_decay
+        )
         data = self._prepare(y, inputs, pl)
         rng = as_rng(rng)
         p = self._start(init)
@@ -284,8 +324,17 @@ class IOHMM(DiscreteChainModel):
                     p = p._replace(net=mstep.update(p.net, (u_batch, xi_batch, n_obs, wd), m_steps))
                 return self._closed_form(p, data.seqs, gammas, frozen)
 
-            res = fit_em([p], lambda q: e_step(q, estep), m_step, lambda q: -n_obs * wd * float(penalty(q.net)),
-                         int(max_iter), float(tol), "generalised EM (IOHMM)", "generalised EM", progress)
+            res = fit_em(
+                [p],
+                lambda q: e_step(q, estep),
+                m_step,
+                lambda q: -n_obs * wd * float(penalty(q.net)),
+                int(max_iter),
+                float(tol),
+                "generalised EM (IOHMM)",
+                "generalised EM",
+                progress,
+            )
         self.params = res.params
         return res
 
@@ -320,16 +369,27 @@ class IOHMM(DiscreteChainModel):
         """Kernel parameters for one input sequence (the transitions are computed from ``inputs``)."""
         p = self._require_params()
         if inputs is None:
-            raise ShapeError(f"inputs: the IO-HMM's transitions depend on {self.input_dim}-dimensional inputs; none were given")
+            raise ShapeError(
+                f"inputs: the IO-HMM's transitions depend on {self.input_dim}-dimensional inputs; none were given"
+            )
         u = as_inputs("inputs", inputs, [len(np.atleast_1d(inputs))], self.input_dim, True)[0]
         A = np.exp(self._log_transitions(p, [u])[0])
         return ChainKernelParams(p.pi0, np.ascontiguousarray(A), p.means[None].copy(), np.sqrt(p.variances)[None])
 
     def _persist_state(self) -> dict:
         """The architecture (constructor arguments) and the fitted parameters."""
-        return {"n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
-                "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
-                "init_options": self.init_options, "min_variance": self.min_variance, "params": self.params}
+        return {
+            "n_states": self.n_states,
+            "obs_dim": self._obs_dim,
+            "input_dim": self.input_dim,
+            "layer": self.layer,
+            "hidden": self.hidden,
+            "state": self.state,
+            "n_layers": self.n_layers,
+            "init_options": self.init_options,
+            "min_variance": self.min_variance,
+            "params": self.params,
+        }
 
     def __repr__(self) -> str:
         return f"IOHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, input_dim={self.input_dim}, layer={self.layer!r})"

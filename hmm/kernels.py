@@ -56,12 +56,29 @@ def build(p, kind: str, lags: int, inputs: np.ndarray, log_pl: np.ndarray) -> HM
         z3, z2, z1 = np.zeros((K, 1, 1)), np.zeros((K, 1)), np.zeros(K)
         with np.errstate(divide="ignore"):
             logB = np.log(e.probs)
-        return HMMKernelParams(p.pi0, p.A[None].copy(), logA, log_pl, CATEGORICAL, 0, z3, z3, z1, z3, z2, z3, z1, z3, inputs, e.probs, logB)
+        return HMMKernelParams(
+            p.pi0, p.A[None].copy(), logA, log_pl, CATEGORICAL, 0, z3, z3, z1, z3, z2, z3, z1, z3, inputs, e.probs, logB
+        )
     chol, logdet = em_.cholesky_factors(e.covs)
     chol0, logdet0 = em_.cholesky_factors(e.init_covs)
     return HMMKernelParams(
-        p.pi0, p.A[None].copy(), logA, log_pl, GAUSSIAN, int(lags), e.weights, chol, logdet, e.covs,
-        e.init_means, chol0, logdet0, e.init_covs, inputs, np.zeros((K, 1)), np.zeros((K, 1)),
+        p.pi0,
+        p.A[None].copy(),
+        logA,
+        log_pl,
+        GAUSSIAN,
+        int(lags),
+        e.weights,
+        chol,
+        logdet,
+        e.covs,
+        e.init_means,
+        chol0,
+        logdet0,
+        e.init_covs,
+        inputs,
+        np.zeros((K, 1)),
+        np.zeros((K, 1)),
     )
 
 

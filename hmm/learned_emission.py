@@ -138,7 +138,9 @@ class LearnedEmissionParams(_Base):
             arrs.append(a)
         for name, a in (("y_scale", arrs[1]), ("u_scale", arrs[3])):
             if (a <= 0).any():
-                raise ParameterError(f"{name}: expected positive scales, got {a[int(np.argmax(a <= 0))]} at index {int(np.argmax(a <= 0))}")
+                raise ParameterError(
+                    f"{name}: expected positive scales, got {a[int(np.argmax(a <= 0))]} at index {int(np.argmax(a <= 0))}"
+                )
         if arrs[0].shape != arrs[1].shape or arrs[2].shape != arrs[3].shape:
             raise ShapeError("y_loc/y_scale and u_loc/u_scale: expected matching shapes")
         return super().__new__(cls, pi0, A, to_numpy_tree(net), *arrs)
@@ -162,9 +164,23 @@ class LearnedEmissionHMM(DiscreteChainModel):
         params: a :class:`LearnedEmissionParams` (else ``fit`` initialises).
     """
 
-    def __init__(self, n_states: int, obs_dim: int = 1, input_dim: int = 0, *, layer: str = "lru", hidden: int = 32,
-                 state: int = 32, n_layers: int = 2, init_options: tuple = (), min_scale: float = 1e-3,
-                 emission: str = "per_state", transitions: str = "ergodic", max_jump: int = 1, params=None):
+    def __init__(
+        self,
+        n_states: int,
+        obs_dim: int = 1,
+        input_dim: int = 0,
+        *,
+        layer: str = "lru",
+        hidden: int = 32,
+        state: int = 32,
+        n_layers: int = 2,
+        init_options: tuple = (),
+        min_scale: float = 1e-3,
+        emission: str = "per_state",
+        transitions: str = "ergodic",
+        max_jump: int = 1,
+        params=None,
+    ):
         from statespace.deep.block import LAYERS
 
         self.n_states = check_int("n_states", n_states, minimum=1)
@@ -190,8 +206,15 @@ class LearnedEmissionHMM(DiscreteChainModel):
         from statespace.deep import SequenceModel
 
         d = self._obs_dim
-        return SequenceModel(self.layer, 2 * d + self.input_dim, self.emission_model.n_outputs(self.n_states, d),
-                             self.hidden, self.state, self.n_layers, init_options=self.init_options)
+        return SequenceModel(
+            self.layer,
+            2 * d + self.input_dim,
+            self.emission_model.n_outputs(self.n_states, d),
+            self.hidden,
+            self.state,
+            self.n_layers,
+            init_options=self.init_options,
+        )
 
     def _init_network(self, key) -> dict:
         """Fresh network parameters (with ``"shared_shift"``: the sequence model near a zero shift, unit scales)."""
@@ -239,9 +262,10 @@ class LearnedEmissionHMM(DiscreteChainModel):
     def _functions(self):
         """Jitted float64 functions of the network, shared by every model of the same architecture."""
         if self._fns is None:
-            self._fns = _network_functions(self.network, self.n_states, self._obs_dim, self.min_scale, self.emission_model)
+            self._fns = _network_functions(
+                self.network, self.n_states, self._obs_dim, self.min_scale, self.emission_model
+            )
         return self._fns
-
 
     # ------------------------------------------------------------------ data
     def _prepare(self, y, inputs=None, pl=None, dt=None) -> ChainData:
@@ -266,7 +290,9 @@ class LearnedEmissionHMM(DiscreteChainModel):
                 raise ShapeError(f"{label}: expected shape ({T},) (one increment per time step), got {a.shape}")
             bad = ~(np.isfinite(a) & (a > 0))
             if bad.any():
-                raise DataError(f"{label}: increment {a[np.argmax(bad)]} at time step {int(np.argmax(bad))}; expected positive finite")
+                raise DataError(
+                    f"{label}: increment {a[np.argmax(bad)]} at time step {int(np.argmax(bad))}; expected positive finite"
+                )
             out.append(a)
         return out
 
@@ -323,7 +349,9 @@ class LearnedEmissionHMM(DiscreteChainModel):
         with jax.enable_x64(True):
             v, dt_b, _, _ = self._batch(p, data.seqs, data.inputs, data.dts)
             mean, scale = (np.asarray(a) for a in self._functions()["emission"](p.net, v, dt_b))
-        out = [(p.y_loc + p.y_scale * mean[i, : len(s)], p.y_scale * scale[i, : len(s)]) for i, s in enumerate(data.seqs)]
+        out = [
+            (p.y_loc + p.y_scale * mean[i, : len(s)], p.y_scale * scale[i, : len(s)]) for i, s in enumerate(data.seqs)
+        ]
         return self._one_or_list(data, out)
 
     # ------------------------------------------------------------------ the chain
@@ -418,8 +446,15 @@ class LearnedEmissionHMM(DiscreteChainModel):
         if ar_init:
             from .model import ARHMM
 
-            ar = ARHMM(K, self._obs_dim, lags=1, input_dim=self.input_dim, covariance_type="diag",
-                       transitions=self.transitions, max_jump=self.max_jump)
+            ar = ARHMM(
+                K,
+                self._obs_dim,
+                lags=1,
+                input_dim=self.input_dim,
+                covariance_type="diag",
+                transitions=self.transitions,
+                max_jump=self.max_jump,
+            )
             lps = data.log_pls
             pls = None if all(lp is None for lp in lps) else [None if lp is None else np.exp(lp) for lp in lps]
             us = data.inputs if self.input_dim else None
@@ -437,10 +472,25 @@ class LearnedEmissionHMM(DiscreteChainModel):
         model.params = model._initial_params(model._prepare(y, inputs, pl, dt), as_rng(rng))[0]
         return model
 
-    def fit(self, y, inputs=None, pl=None, *, init: LearnedEmissionParams | None = None, frozen=None,
-            max_iter: int = 50, tol: float = 1e-6, m_steps: int = 100, learning_rate: float = 3e-3,
-            weight_decay: float = 0.0, ar_init: bool = True, rng=None, progress: bool = True, dt=None,
-            init_posteriors=None) -> FitResult:
+    def fit(
+        self,
+        y,
+        inputs=None,
+        pl=None,
+        *,
+        init: LearnedEmissionParams | None = None,
+        frozen=None,
+        max_iter: int = 50,
+        tol: float = 1e-6,
+        m_steps: int = 100,
+        learning_rate: float = 3e-3,
+        weight_decay: float = 0.0,
+        ar_init: bool = True,
+        rng=None,
+        progress: bool = True,
+        dt=None,
+        init_posteriors=None,
+    ) -> FitResult:
         """Generalised EM; sets ``self.params``.
 
         Starts from ``init``, else the current ``params`` (warm start), else a fresh
@@ -462,8 +512,9 @@ class LearnedEmissionHMM(DiscreteChainModel):
         import jax
 
         frozen = self._frozen(frozen)
-        max_iter, tol, m_steps, learning_rate, weight_decay = check_gem_options(max_iter, tol, m_steps, learning_rate,
-                                                                                weight_decay)
+        max_iter, tol, m_steps, learning_rate, weight_decay = check_gem_options(
+            max_iter, tol, m_steps, learning_rate, weight_decay
+        )
         data = self._prepare(y, inputs, pl, dt)
         rng = as_rng(rng)
         gammas = None if init_posteriors is None else self._check_posteriors(init_posteriors, data.seqs)
@@ -480,22 +531,38 @@ class LearnedEmissionHMM(DiscreteChainModel):
             wd = float(weight_decay)
             penalty = self._functions()["penalty"]
             if gammas is not None:
-                params = params._replace(net=self.emission_model.moment_start(params.net, pad(gammas, v.shape[1]), z, o,
-                                                                              self.min_scale))
+                params = params._replace(
+                    net=self.emission_model.moment_start(params.net, pad(gammas, v.shape[1]), z, o, self.min_scale)
+                )
             if gammas is not None:  # pre-train the emission network on given (or the ARHMM's) posteriors
-                params = params._replace(net=mstep.update(params.net, (v, dt_b, z, o, log_scale, pad(gammas, v.shape[1]),
-                                                                       n_obs, wd), 3 * m_steps))
+                params = params._replace(
+                    net=mstep.update(
+                        params.net, (v, dt_b, z, o, log_scale, pad(gammas, v.shape[1]), n_obs, wd), 3 * m_steps
+                    )
+                )
 
             def m_step(stats, p):
                 _, pi_counts, trans, gamma, _ = stats
                 new = {"pi0": pi_counts / pi_counts.sum(), "A": self.structure.m_step(trans, p.A)}
                 if "net" not in frozen:
-                    new["net"] = mstep.update(p.net, (v, dt_b, z, o, log_scale, pad(gamma, v.shape[1]), n_obs, wd), m_steps)
-                return LearnedEmissionParams(*(new[f] if f in new and f not in frozen else getattr(p, f)
-                                               for f in LearnedEmissionParams._fields))
+                    new["net"] = mstep.update(
+                        p.net, (v, dt_b, z, o, log_scale, pad(gamma, v.shape[1]), n_obs, wd), m_steps
+                    )
+                return LearnedEmissionParams(
+                    *(new[f] if f in new and f not in frozen else getattr(p, f) for f in LearnedEmissionParams._fields)
+                )
 
-            res = fit_em([params], lambda q: e_step(q, estep), m_step, lambda q: -n_obs * wd * float(penalty(q.net)),
-                         int(max_iter), float(tol), "generalised EM (LearnedEmissionHMM)", "generalised EM", progress)
+            res = fit_em(
+                [params],
+                lambda q: e_step(q, estep),
+                m_step,
+                lambda q: -n_obs * wd * float(penalty(q.net)),
+                int(max_iter),
+                float(tol),
+                "generalised EM (LearnedEmissionHMM)",
+                "generalised EM",
+                progress,
+            )
         self.params = res.params
         return res
 
@@ -531,10 +598,21 @@ class LearnedEmissionHMM(DiscreteChainModel):
 
     def _persist_state(self) -> dict:
         """The architecture (constructor arguments) and the fitted parameters."""
-        return {"n_states": self.n_states, "obs_dim": self._obs_dim, "input_dim": self.input_dim, "layer": self.layer,
-                "hidden": self.hidden, "state": self.state, "n_layers": self.n_layers,
-                "init_options": self.init_options, "min_scale": self.min_scale, "emission": self.emission,
-                "transitions": self.transitions, "max_jump": self.max_jump, "params": self.params}
+        return {
+            "n_states": self.n_states,
+            "obs_dim": self._obs_dim,
+            "input_dim": self.input_dim,
+            "layer": self.layer,
+            "hidden": self.hidden,
+            "state": self.state,
+            "n_layers": self.n_layers,
+            "init_options": self.init_options,
+            "min_scale": self.min_scale,
+            "emission": self.emission,
+            "transitions": self.transitions,
+            "max_jump": self.max_jump,
+            "params": self.params,
+        }
 
     def conditioned_on(self, y, inputs=None) -> ConditionedLearnedEmission:
         """This model with its emission parameters fixed to those computed from ``y``'s history.
@@ -546,8 +624,10 @@ class LearnedEmissionHMM(DiscreteChainModel):
         return ConditionedLearnedEmission(self, self.kernel_params(inputs=inputs, y=y))
 
     def __repr__(self) -> str:
-        return (f"LearnedEmissionHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, layer={self.layer!r}, "
-                f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers}, transitions={self.transitions!r})")
+        return (
+            f"LearnedEmissionHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, layer={self.layer!r}, "
+            f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers}, transitions={self.transitions!r})"
+        )
 
 
 class PerStateEmission:
@@ -676,8 +756,13 @@ def _network_functions(net, K: int, d: int, floor: float, emission) -> dict:
         ll = loglik(p, v, dt, z, observed, log_scale)
         return jnp.sum(gamma * ll) / n_obs - weight_decay * l2_penalty(penalised(p))
 
-    return {"emission": jax.jit(emission_fn), "loglik": jax.jit(loglik), "q": q, "step": jax.jit(step),
-            "penalty": jax.jit(lambda p: l2_penalty(penalised(p)))}
+    return {
+        "emission": jax.jit(emission_fn),
+        "loglik": jax.jit(loglik),
+        "q": q,
+        "step": jax.jit(step),
+        "penalty": jax.jit(lambda p: l2_penalty(penalised(p))),
+    }
 
 
 class ConditionedLearnedEmission(StateSpaceModel):

@@ -62,8 +62,16 @@ from .initialization import initial_params
 from .partial_knowledge import log_plausibilities
 from .transitions import TransitionStructure, make_structure
 
-__all__ = ["ARHMM", "CategoricalHMM", "GaussianHMM", "HMM", "HMMFilterResult", "HMMForecast", "HMMParams",
-           "HMMSmoothResult"]
+__all__ = [
+    "ARHMM",
+    "CategoricalHMM",
+    "GaussianHMM",
+    "HMM",
+    "HMMFilterResult",
+    "HMMForecast",
+    "HMMParams",
+    "HMMSmoothResult",
+]
 
 EMISSION_KINDS = ("gaussian", "ar", "categorical")
 COVARIANCE_TYPES = ("full", "diag", "tied")
@@ -149,7 +157,9 @@ class HMM(DiscreteChainModel):
         self._obs_dim = check_int("obs_dim", obs_dim, minimum=1)
         self.input_dim = check_int("input_dim", input_dim, minimum=0)
         self.covariance_type = covariance_type
-        self.structure = make_structure(transitions, self.n_states, absorbing, check_int("max_jump", max_jump, minimum=1))
+        self.structure = make_structure(
+            transitions, self.n_states, absorbing, check_int("max_jump", max_jump, minimum=1)
+        )
         if prior is not None and not isinstance(prior, em_.EmissionPrior):
             raise ParameterError(f"prior: expected an hmm.EmissionPrior, got {type(prior).__name__}")
         self.prior = prior if prior is not None else em_.EmissionPrior()
@@ -161,8 +171,9 @@ class HMM(DiscreteChainModel):
                 raise ParameterError("categorical emission: observations are one column of symbols and take no inputs")
             self.emission_model = CategoricalEmission(self.n_states, self.n_symbols, self.prior)
         else:
-            self.emission_model = GaussianEmission(self.n_states, self._obs_dim, self.lags, self.input_dim,
-                                                   covariance_type, self.prior)
+            self.emission_model = GaussianEmission(
+                self.n_states, self._obs_dim, self.lags, self.input_dim, covariance_type, self.prior
+            )
         self.params = None
         if params is not None:
             self.params = self.check_params(params)
@@ -282,8 +293,17 @@ class HMM(DiscreteChainModel):
         # looked up now, so that a test may replace the M-step on the instance
         e_step, m_step = self._e_step, self._m_step_params
         with EStep(chain_e_step, list(zip(data.seqs, data.inputs, data.log_pls))) as estep:
-            res = fit_em(starts, lambda p: e_step(p, estep), lambda s, p: m_step(s, p, frozen), self._log_prior,
-                         int(max_iter), float(tol), f"Baum-Welch ({type(self).__name__})", "Baum-Welch", progress)
+            res = fit_em(
+                starts,
+                lambda p: e_step(p, estep),
+                lambda s, p: m_step(s, p, frozen),
+                self._log_prior,
+                int(max_iter),
+                float(tol),
+                f"Baum-Welch ({type(self).__name__})",
+                "Baum-Welch",
+                progress,
+            )
         self.params = res.params
         return res
 
@@ -330,8 +350,9 @@ class HMM(DiscreteChainModel):
         K = self.n_states
         stats = np.asarray(stats, dtype=np.float64)
         new = self._copy()
-        new.params = self._m_step_params(ChainStats(0.0, stats[:K], stats[K : K + K * K].reshape(K, K), stats[K + K * K :]),
-                                         self._require_params())
+        new.params = self._m_step_params(
+            ChainStats(0.0, stats[:K], stats[K : K + K * K].reshape(K, K), stats[K + K * K :]), self._require_params()
+        )
         return new
 
     # ------------------------------------------------------------------ persistence
@@ -340,15 +361,26 @@ class HMM(DiscreteChainModel):
 
     def _persist_state(self) -> dict:
         """The constructor's arguments (transition structure and prior included) and the parameters."""
-        return {"n_states": self.n_states, "obs_dim": self._obs_dim, "emission": self.emission_kind,
-                "lags": self.lags, "input_dim": self.input_dim, "covariance_type": self.covariance_type,
-                "n_symbols": self.n_symbols, "transitions": self.structure, "prior": self.prior, "params": self.params}
+        return {
+            "n_states": self.n_states,
+            "obs_dim": self._obs_dim,
+            "emission": self.emission_kind,
+            "lags": self.lags,
+            "input_dim": self.input_dim,
+            "covariance_type": self.covariance_type,
+            "n_symbols": self.n_symbols,
+            "transitions": self.structure,
+            "prior": self.prior,
+            "params": self.params,
+        }
 
     @classmethod
     def _from_persisted(cls, state: dict) -> HMM:
         """Rebuild through :class:`HMM`'s validating constructor, as the exact saved class."""
         if cls._EMISSION is not None and state.get("emission") != cls._EMISSION:
-            raise ParameterError(f"emission: a {cls.__name__} has emission {cls._EMISSION!r}, got {state.get('emission')!r}")
+            raise ParameterError(
+                f"emission: a {cls.__name__} has emission {cls._EMISSION!r}, got {state.get('emission')!r}"
+            )
         model = cls.__new__(cls)
         HMM.__init__(model, **state)  # the subclasses' constructors only fix the emission kind
         _check_structure(model.structure, model.n_states)
@@ -390,14 +422,25 @@ def _check_structure(structure: TransitionStructure, K: int) -> None:
     """A loaded :class:`~hmm.transitions.TransitionStructure` (a plain container) checked as the builders make it."""
     mask, counts = np.asarray(structure.mask), np.asarray(structure.pseudo_counts)
     if mask.dtype != np.bool_ or mask.shape != (K, K) or not mask.any(axis=1).all():
-        raise ParameterError(f"transitions.mask: expected a ({K}, {K}) bool array allowing a move from every state, "
-                             f"got dtype {mask.dtype} and shape {mask.shape}")
+        raise ParameterError(
+            f"transitions.mask: expected a ({K}, {K}) bool array allowing a move from every state, "
+            f"got dtype {mask.dtype} and shape {mask.shape}"
+        )
     if counts.shape != (K, K) or not (np.isfinite(counts) & (counts >= 0)).all():
         raise ParameterError(f"transitions.pseudo_counts: expected ({K}, {K}) finite non-negative counts")
     if not isinstance(structure.absorbing, bool):
         raise ParameterError(f"transitions.absorbing: expected a bool, got {type(structure.absorbing).__name__}")
 
 
-for _loadable in (HMMParams, em_.GaussianEmissionParams, em_.CategoricalEmissionParams, em_.EmissionPrior,
-                  TransitionStructure, HMM, ARHMM, GaussianHMM, CategoricalHMM):
+for _loadable in (
+    HMMParams,
+    em_.GaussianEmissionParams,
+    em_.CategoricalEmissionParams,
+    em_.EmissionPrior,
+    TransitionStructure,
+    HMM,
+    ARHMM,
+    GaussianHMM,
+    CategoricalHMM,
+):
     register_loadable(_loadable)

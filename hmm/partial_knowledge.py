@@ -61,7 +61,9 @@ def log_plausibilities(pl, lengths: list[int], n_states: int, single: bool) -> l
         bad = ~np.isfinite(arr) | (arr < 0) | (arr > 1)
         if bad.any():
             t, k = np.argwhere(bad)[0]
-            raise DataError(f"{label}: value {arr[t, k]:g} at time step {t}, state {k}; plausibilities must lie in [0, 1]")
+            raise DataError(
+                f"{label}: value {arr[t, k]:g} at time step {t}, state {k}; plausibilities must lie in [0, 1]"
+            )
         zero = ~(arr > 0).any(axis=1)
         if zero.any():
             t = int(np.argmax(zero))

@@ -65,7 +65,9 @@ def _vector_ptr(builder, base, index, vec):
 
 def _row_maxima(builder, v, K):
     """Every lane gets the maximum of its row (``K`` consecutive lanes), by lane swaps at distance 1, 2, 4."""
-    maxnum = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v.type, [v.type, v.type]), "llvm.maxnum.v8f64")
+    maxnum = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(v.type, [v.type, v.type]), "llvm.maxnum.v8f64"
+    )
     step = 1
     while step < K:
         mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [lane ^ step for lane in range(LANES)])
@@ -198,6 +200,7 @@ def exponentiator(K: int):
     Numba caches them on disk.
     """
     if LANES % K == 0:
+
         @nb.njit(cache=True, nogil=True)
         def shift_exp(loglik, m, lo, hi):
             whole = lo + (hi - lo) // (LANES // K) * (LANES // K)  # rows in whole registers
@@ -207,6 +210,7 @@ def exponentiator(K: int):
         def exponentiate(loglik, m, lo, hi):
             return MIXED if shift_exp(loglik, m, lo, hi) else EXPONENTIATED
     else:
+
         @nb.njit(cache=True, nogil=True)
         def shift_rows(loglik, m, lo, hi):
             return _shift_rows(loglik, m, lo, hi, K)

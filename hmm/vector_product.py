@@ -44,8 +44,11 @@ def vecmat(typingctx, M, x, x_offset, x_stride, out, out_offset, n_rows, width, 
     and no row view (which costs reference counting in a loop) is needed.
     ``n_rows``, ``width`` (a multiple of 8) and ``accumulate`` are literals.
     """
-    if not (isinstance(n_rows, types.IntegerLiteral) and isinstance(width, types.IntegerLiteral)
-            and isinstance(accumulate, types.BooleanLiteral)):
+    if not (
+        isinstance(n_rows, types.IntegerLiteral)
+        and isinstance(width, types.IntegerLiteral)
+        and isinstance(accumulate, types.BooleanLiteral)
+    ):
         return None
     K, W, acc_in = n_rows.literal_value, width.literal_value, accumulate.literal_value
     if W % LANES or K < 1:
@@ -72,7 +75,9 @@ def vecmat(typingctx, M, x, x_offset, x_stride, out, out_offset, n_rows, width, 
 
         def add_row(row, parity):
             xi = builder.load(builder.gep(x_ptr, [builder.add(x_off, builder.mul(row, x_step))]))
-            xv = builder.shuffle_vector(builder.insert_element(undef, xi, ir.Constant(ir.IntType(32), 0)), undef, splat_mask)
+            xv = builder.shuffle_vector(
+                builder.insert_element(undef, xi, ir.Constant(ir.IntType(32), 0)), undef, splat_mask
+            )
             base = builder.mul(row, ir.Constant(intp, W))
             for r in range(n_reg):
                 p = builder.gep(m_ptr, [builder.add(base, ir.Constant(intp, r * LANES))])
@@ -99,7 +104,6 @@ def vecmat(typingctx, M, x, x_offset, x_stride, out, out_offset, n_rows, width, 
         return context.get_dummy_value()
 
     return sig, codegen
-
 
 
 #: Accumulator registers one row loop of :func:`outer_accumulate` keeps (of the 32 AVX-512 ones).
@@ -169,7 +173,9 @@ def outer_accumulate(typingctx, G, x, x_offset, M, m_offset, n_rows, n_cols, m_w
 
         if packed:
             per = LANES // K  # rows per register
-            masks = [ir.Constant(ir.VectorType(i32, LANES), [(lane // K) * K + i for lane in range(LANES)]) for i in range(K)]
+            masks = [
+                ir.Constant(ir.VectorType(i32, LANES), [(lane // K) * K + i for lane in range(LANES)]) for i in range(K)
+            ]
             sets = [[cgutils.alloca_once_value(builder, zero) for _ in range(K)] for _ in range(2)]
             with cgutils.for_range(builder, const(R * K // (2 * LANES))) as loop:
                 for s, accs in enumerate(sets):
@@ -192,7 +198,10 @@ def outer_accumulate(typingctx, G, x, x_offset, M, m_offset, n_rows, n_cols, m_w
         group = max(1, _ACCUMULATORS // n_reg)
 
         def add_row(index, rows, accs):
-            mv = [builder.load(vptr(m_ptr, builder.add(builder.mul(index, const(W)), const(r * LANES))), align=8) for r in range(n_reg)]
+            mv = [
+                builder.load(vptr(m_ptr, builder.add(builder.mul(index, const(W)), const(r * LANES))), align=8)
+                for r in range(n_reg)
+            ]
             x_base = builder.add(x_off, builder.mul(index, const(K)))
             for i in rows:
                 xi = builder.load(builder.gep(x_ptr, [builder.add(x_base, const(i))]))
@@ -203,7 +212,10 @@ def outer_accumulate(typingctx, G, x, x_offset, M, m_offset, n_rows, n_cols, m_w
         for i0 in range(0, K, group):
             rows = range(i0, min(K, i0 + group))
             n_sets = 2 if 2 * len(rows) * n_reg <= _ACCUMULATORS and R >= 2 else 1
-            sets = [{(i, r): cgutils.alloca_once_value(builder, zero) for i in rows for r in range(n_reg)} for _ in range(n_sets)]
+            sets = [
+                {(i, r): cgutils.alloca_once_value(builder, zero) for i in rows for r in range(n_reg)}
+                for _ in range(n_sets)
+            ]
             with cgutils.for_range(builder, const(R // n_sets)) as loop:
                 first = builder.mul(loop.index, const(n_sets))
                 for s, accs in enumerate(sets):

@@ -67,8 +67,23 @@ METHODS = ("backward", "ancestor")
 # compiled building blocks
 # --------------------------------------------------------------------------
 @nb.njit(nogil=True)
-def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref, has_ref, ancestor_sampling,
-                      n_particles, n_backward, hdim, max_tries, rng):
+def conditional_sweep(
+    kernels,
+    no_functional,
+    h_initial,
+    h_step,
+    kp,
+    hp,
+    y,
+    ref,
+    has_ref,
+    ancestor_sampling,
+    n_particles,
+    n_backward,
+    hdim,
+    max_tries,
+    rng,
+):
     """One (conditional) particle filter sweep, with PaRIS statistics when ``n_backward > 0``.
 
     Particle 0 is frozen to ``ref`` when ``has_ref``; its ancestor is redrawn when
@@ -141,8 +156,29 @@ def conditional_sweep(kernels, no_functional, h_initial, h_step, kp, hp, y, ref,
             build_alias(w, prob, alias)
             seed = rng.integers(0, 2**62)
             bound = kernels.log_transition_bound(kp, t)
-            backward_step(kernels, no_functional, kp, t, y, x[t - 1], w, empty_tau, x[t], prob, alias, K, bound,
-                          max_tries, False, seed, empty_tau, empty_h, bidx[t], fallbacks, violations)
+            backward_step(
+                kernels,
+                no_functional,
+                kp,
+                t,
+                y,
+                x[t - 1],
+                w,
+                empty_tau,
+                x[t],
+                prob,
+                alias,
+                K,
+                bound,
+                max_tries,
+                False,
+                seed,
+                empty_tau,
+                empty_h,
+                bidx[t],
+                fallbacks,
+                violations,
+            )
             if violations.sum() > 0:
                 return x, logw, anc, bidx, tau, loglik, -2 - t
             for i in range(N):
@@ -228,18 +264,43 @@ NO_FUNCTIONAL = AdditiveFunctional(_no_functional_initial, _no_functional_step, 
 # --------------------------------------------------------------------------
 # Python face
 # --------------------------------------------------------------------------
-def run_sweep(kernels, kp, y, ref, *, n_particles, functional=NO_FUNCTIONAL, hp=None, n_backward=0,
-              ancestor_sampling=False, rng=None, max_tries=None):
+def run_sweep(
+    kernels,
+    kp,
+    y,
+    ref,
+    *,
+    n_particles,
+    functional=NO_FUNCTIONAL,
+    hp=None,
+    n_backward=0,
+    ancestor_sampling=False,
+    rng=None,
+    max_tries=None,
+):
     """Run :func:`conditional_sweep` for one sequence; ``ref=None`` gives an unconditional sweep."""
     has_ref = ref is not None
     if ref is None:
         ref = np.zeros((y.shape[0], kernels.state_dim))
-    sweep = compiled(conditional_sweep, kernels=kernels, no_functional=NO_FUNCTIONAL, h_initial=functional.initial,
-                     h_step=functional.step)
+    sweep = compiled(
+        conditional_sweep,
+        kernels=kernels,
+        no_functional=NO_FUNCTIONAL,
+        h_initial=functional.initial,
+        h_step=functional.step,
+    )
     out = sweep(
-        kp, kp if hp is None else hp, y, ref, has_ref,
-        ancestor_sampling, int(n_particles), int(n_backward), int(functional.dim),
-        int(n_particles if max_tries is None else max_tries), rng,
+        kp,
+        kp if hp is None else hp,
+        y,
+        ref,
+        has_ref,
+        ancestor_sampling,
+        int(n_particles),
+        int(n_backward),
+        int(functional.dim),
+        int(n_particles if max_tries is None else max_tries),
+        rng,
     )
     status = int(out[-1])
     if status >= 0:
@@ -294,8 +355,12 @@ class ParticleGibbsResult(NamedTuple):
         T, d = self.trajectories.shape[2:]
         coords = {"time": np.arange(T), "state": list(state_names) if state_names else np.arange(d)}
         n_draws = self.trajectories.shape[1]
-        return DataTreeGroups({"x": self.trajectories}, {"log_likelihood_estimate": self.log_likelihoods[:, -n_draws:]},
-                              {"x": ["time", "state"]}, coords)
+        return DataTreeGroups(
+            {"x": self.trajectories},
+            {"log_likelihood_estimate": self.log_likelihoods[:, -n_draws:]},
+            {"x": ["time", "state"]},
+            coords,
+        )
 
 
 def check_sampler_args(n_iter, n_particles, n_chains, burn_in=0):
@@ -338,8 +403,22 @@ def run_chains(worker, n_chains, rng, n_threads=None):
         return list(pool.map(worker, range(n_chains), gens))
 
 
-def particle_gibbs(model, y, n_iter=1000, n_particles=64, *, method="backward", n_chains=1, burn_in=0,
-                   reference=None, inputs=None, store_paths=True, rng=None, progress=True, n_threads=None):
+def particle_gibbs(
+    model,
+    y,
+    n_iter=1000,
+    n_particles=64,
+    *,
+    method="backward",
+    n_chains=1,
+    burn_in=0,
+    reference=None,
+    inputs=None,
+    store_paths=True,
+    rng=None,
+    progress=True,
+    n_threads=None,
+):
     """Particle Gibbs for the trajectory of one sequence at fixed parameters.
 
     Args:
@@ -368,7 +447,11 @@ def particle_gibbs(model, y, n_iter=1000, n_particles=64, *, method="backward", 
     bar = progress_bar(n_iter * n_chains, f"particle Gibbs ({method})", progress)
 
     def worker(c, g):
-        ref = ref0 if ref0 is not None else csmc_step(k, kp, yy, None, n_particles=n_particles, method="backward", rng=g)[0]
+        ref = (
+            ref0
+            if ref0 is not None
+            else csmc_step(k, kp, yy, None, n_particles=n_particles, method="backward", rng=g)[0]
+        )
         paths = np.empty((n_keep, T, d)) if store_paths else None
         s1 = np.zeros((T, d))
         s2 = np.zeros((T, d))

@@ -72,8 +72,15 @@ class NeuralDriftParams(_Base):
         if Wh.ndim != 2 or Wh.shape[0] != H:
             raise ShapeError(f"Wh: expected shape ({H}, p), got {Wh.shape}")
         arrs = {"W1": W1, "Wh": Wh}
-        for name, v, shape in (("b1", b1, (H,)), ("W2", W2, (d, H)), ("b2", b2, (d,)), ("sigma_x", sigma_x, (d,)),
-                               ("sigma_y", sigma_y, (d,)), ("m0", m0, (d,)), ("s0", s0, (d,))):
+        for name, v, shape in (
+            ("b1", b1, (H,)),
+            ("W2", W2, (d, H)),
+            ("b2", b2, (d,)),
+            ("sigma_x", sigma_x, (d,)),
+            ("sigma_y", sigma_y, (d,)),
+            ("m0", m0, (d,)),
+            ("s0", s0, (d,)),
+        ):
             a = as_float_array(name, v)
             a = np.ascontiguousarray(np.full(shape, float(a)) if a.ndim == 0 else a)
             if a.shape != shape:
@@ -113,7 +120,9 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
         self.params = params
 
     @classmethod
-    def initialize(cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1, input_dim: int = 0) -> NeuralDriftSSM:
+    def initialize(
+        cls, y, n_hidden: int = 16, rng=None, weight_scale: float = 0.1, input_dim: int = 0
+    ) -> NeuralDriftSSM:
         """A starting model for data ``y``: small random drift, noise scales from the data's increments."""
         seqs, _ = as_sequences("y", y)
         H, p = check_int("n_hidden", n_hidden, minimum=1), check_int("input_dim", input_dim, minimum=0)
@@ -123,13 +132,19 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
         incr = np.concatenate([np.diff(s, axis=0) for s in seqs])
         sd = np.nan_to_num(np.nanstd(incr, axis=0), nan=1.0) + 1e-3
         first = np.array([s[0] for s in seqs])
-        return cls(NeuralDriftParams(
-            rng.standard_normal((H, d)) / math.sqrt(d), rng.standard_normal(H) * 0.5,
-            weight_scale * rng.standard_normal((d, H)) / math.sqrt(H), np.zeros(d),
-            sd / math.sqrt(2), sd / math.sqrt(2),
-            np.nan_to_num(np.nanmean(first, axis=0)), np.nan_to_num(np.nanstd(np.concatenate(seqs), axis=0), nan=1.0) + 1e-3,
-            rng.standard_normal((H, p)) / math.sqrt(max(p, 1)),
-        ))
+        return cls(
+            NeuralDriftParams(
+                rng.standard_normal((H, d)) / math.sqrt(d),
+                rng.standard_normal(H) * 0.5,
+                weight_scale * rng.standard_normal((d, H)) / math.sqrt(H),
+                np.zeros(d),
+                sd / math.sqrt(2),
+                sd / math.sqrt(2),
+                np.nan_to_num(np.nanmean(first, axis=0)),
+                np.nan_to_num(np.nanstd(np.concatenate(seqs), axis=0), nan=1.0) + 1e-3,
+                rng.standard_normal((H, p)) / math.sqrt(max(p, 1)),
+            )
+        )
 
     @property
     def n_hidden(self) -> int:
@@ -154,8 +169,17 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
 
     def kernels(self) -> ModelKernels:
         d = self.params.W1.shape[1]
-        return ModelKernels(_sample_initial, _log_initial, _sample_transition, _log_transition, _log_transition_bound,
-                            _log_emission, _sample_emission, state_dim=d, obs_dim=d)
+        return ModelKernels(
+            _sample_initial,
+            _log_initial,
+            _sample_transition,
+            _log_transition,
+            _log_transition_bound,
+            _log_emission,
+            _sample_emission,
+            state_dim=d,
+            obs_dim=d,
+        )
 
     def _features(self, inputs) -> np.ndarray:
         if not self.input_dim:
@@ -185,8 +209,15 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
         H, d = p.W1.shape
         q = self.input_dim
         h = self._features(inputs)
-        sizes = [("W1", H * d), ("Wh", H * q), ("b1", H), ("W2", d * H), ("b2", d), ("log_sigma_x", d),
-                 ("log_sigma_y", d)]
+        sizes = [
+            ("W1", H * d),
+            ("Wh", H * q),
+            ("b1", H),
+            ("W2", d * H),
+            ("b2", d),
+            ("log_sigma_x", d),
+            ("log_sigma_y", d),
+        ]
         names = tuple(f"{n}[{i}]" for n, k in sizes for i in range(k))
         cuts = np.cumsum([0] + [k for _, k in sizes])
 
@@ -196,8 +227,9 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
 
         def to_vector(m):
             r = m.params
-            return np.concatenate([r.W1.ravel(), r.Wh.ravel(), r.b1, r.W2.ravel(), r.b2, np.log(r.sigma_x),
-                                   np.log(r.sigma_y)])
+            return np.concatenate(
+                [r.W1.ravel(), r.Wh.ravel(), r.b1, r.W2.ravel(), r.b2, np.log(r.sigma_x), np.log(r.sigma_y)]
+            )
 
         def from_vector(th):
             W1, Wh, b1, W2, b2, sx, sy = split(np.asarray(th, float), np)
@@ -240,9 +272,21 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
 
         return Parametrization(tuple(n for n, f in zip(names, free) if f), to_free, from_free, log_joint_free, natural)
 
-    def fit(self, y, inputs=None, *, init: NeuralDriftParams | None = None, frozen=None, max_iter: int = 500,
-            n_particles: int = 32, kernel: str = "ppg", learning_rate=0.01, rng=None, progress: bool = True,
-            **kwargs):
+    def fit(
+        self,
+        y,
+        inputs=None,
+        *,
+        init: NeuralDriftParams | None = None,
+        frozen=None,
+        max_iter: int = 500,
+        n_particles: int = 32,
+        kernel: str = "ppg",
+        learning_rate=0.01,
+        rng=None,
+        progress: bool = True,
+        **kwargs,
+    ):
         """Markov score climbing (:func:`smc.learning.score_climbing`); updates ``self.params``.
 
         Stochastic approximation: ``max_iter`` Adam steps along the complete-data score of
@@ -271,9 +315,19 @@ class NeuralDriftSSM(StateSpaceModel, SavedModel):
         if self.input_dim and isinstance(y, (list, tuple)):
             raise ShapeError("y: training with features h_t takes one sequence (with its inputs), got a list")
         start = self if init is None else NeuralDriftSSM(init)
-        result = score_climbing(start, y, n_iter=max_iter, n_particles=n_particles, kernel=kernel,
-                                parametrization=start._parametrization(inputs, frozen),
-                                learning_rate=learning_rate, inputs=inputs, rng=rng, progress=progress, **kwargs)
+        result = score_climbing(
+            start,
+            y,
+            n_iter=max_iter,
+            n_particles=n_particles,
+            kernel=kernel,
+            parametrization=start._parametrization(inputs, frozen),
+            learning_rate=learning_rate,
+            inputs=inputs,
+            rng=rng,
+            progress=progress,
+            **kwargs,
+        )
         self.params = result.params
         return result
 

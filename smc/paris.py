@@ -210,8 +210,27 @@ def _exact_draws(kernels, kp, t, x_prev, W_prev, xi, n_draws, state, out, start,
 
 
 def _backward_step_py(
-    kernels, functional, kp, t, y, x_prev, W_prev, tau_prev, x_new, prob, alias,
-    n_backward, log_bound, max_trials, exact, seed, tau_new, hbuf, draws, fallbacks, violations,
+    kernels,
+    functional,
+    kp,
+    t,
+    y,
+    x_prev,
+    W_prev,
+    tau_prev,
+    x_new,
+    prob,
+    alias,
+    n_backward,
+    log_bound,
+    max_trials,
+    exact,
+    seed,
+    tau_new,
+    hbuf,
+    draws,
+    fallbacks,
+    violations,
 ):
     N_new = x_new.shape[0]
     N_prev = x_prev.shape[0]
@@ -295,8 +314,34 @@ def paris_initial(kernels, proposal, guided, functional, kp, y, rng, x, logw, W,
 
 @nb.njit
 def paris_advance(
-    kernels, proposal, guided, functional, backward, kp, t, y, rng, x, x_new, logw, W, tau, tau_new,
-    anc, prob, alias, hbuf, draws, fallbacks, violations, ess_prev, threshold, scheme, n_backward, max_trials, exact,
+    kernels,
+    proposal,
+    guided,
+    functional,
+    backward,
+    kp,
+    t,
+    y,
+    rng,
+    x,
+    x_new,
+    logw,
+    W,
+    tau,
+    tau_new,
+    anc,
+    prob,
+    alias,
+    hbuf,
+    draws,
+    fallbacks,
+    violations,
+    ess_prev,
+    threshold,
+    scheme,
+    n_backward,
+    max_trials,
+    exact,
 ):
     """One PaRIS step ``t-1 -> t`` (filter move, then backward step); returns ``(lse, ess, resampled, n_fb, n_viol)``.
 
@@ -313,8 +358,27 @@ def paris_advance(
     seed = np.int64(rng.random() * 9007199254740992.0)
     log_bound = kernels.log_transition_bound(kp, t)
     backward(
-        kernels, functional, kp, t, y, x, W, tau, x_new, prob, alias, n_backward, log_bound, max_trials,
-        exact, seed, tau_new, hbuf, draws, fallbacks, violations,
+        kernels,
+        functional,
+        kp,
+        t,
+        y,
+        x,
+        W,
+        tau,
+        x_new,
+        prob,
+        alias,
+        n_backward,
+        log_bound,
+        max_trials,
+        exact,
+        seed,
+        tau_new,
+        hbuf,
+        draws,
+        fallbacks,
+        violations,
     )
     lse, e = normalise(logw, W)
     n_fb = 0
@@ -326,8 +390,9 @@ def paris_advance(
 
 
 @nb.njit
-def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, p, n_backward, threshold, scheme, max_trials,
-                exact, rng):
+def _paris_loop(
+    kernels, proposal, guided, functional, backward, kp, y, N, p, n_backward, threshold, scheme, max_trials, exact, rng
+):
     # p = functional.dim, an argument: a functional's length varies with the data (smoothed marginals)
     # while its functions do not, and the loop is compiled for the functions only
     T = y.shape[0]
@@ -360,8 +425,34 @@ def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, p, n_
     _summaries(np.int64(0), x, W, tau, estimates, means)  # not a literal: one specialisation
     for t in range(1, T):
         lse, e, rs, fb, viol = paris_advance(
-            kernels, proposal, guided, functional, backward, kp, t, y, rng, x, x_new, logw, W, tau, tau_new,
-            anc, prob, alias, hbuf, draws, fallbacks, violations, e, threshold, scheme, n_backward, max_trials, exact,
+            kernels,
+            proposal,
+            guided,
+            functional,
+            backward,
+            kp,
+            t,
+            y,
+            rng,
+            x,
+            x_new,
+            logw,
+            W,
+            tau,
+            tau_new,
+            anc,
+            prob,
+            alias,
+            hbuf,
+            draws,
+            fallbacks,
+            violations,
+            e,
+            threshold,
+            scheme,
+            n_backward,
+            max_trials,
+            exact,
         )
         x, x_new = x_new, x
         tau, tau_new = tau_new, tau
@@ -404,7 +495,9 @@ def _summaries(t, x, W, tau, estimates, means):
 
 
 # --- the Python layer ----------------------------------------------------------------
-def _check_paris_args(model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal):
+def _check_paris_args(
+    model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
+):
     N, thr, code = check_filter_args(n_particles, ess_threshold, resampling)
     if functional is None:
         try:
@@ -421,7 +514,17 @@ def _check_paris_args(model, functional, n_particles, n_backward, backward, max_
     guided = proposal is not None
     if guided and not isinstance(proposal, Proposal):
         raise ParameterError("proposal: expected a smc.Proposal(sample_initial, log_initial, sample, log_density)")
-    return functional, N, K, BACKWARD_MODES[backward] == 1, trials, thr, code, (proposal if guided else BOOTSTRAP), guided
+    return (
+        functional,
+        N,
+        K,
+        BACKWARD_MODES[backward] == 1,
+        trials,
+        thr,
+        code,
+        (proposal if guided else BOOTSTRAP),
+        guided,
+    )
 
 
 def _raise_if_bad(status, n_viol, where=""):
@@ -521,8 +624,17 @@ class PaRIS:
         times=None,
         parallel: bool = False,
     ):
-        (self.functional, self.n_particles, self.n_backward, self._exact, self._trials, self._thr, self._code,
-         self._proposal, self._guided) = _check_paris_args(
+        (
+            self.functional,
+            self.n_particles,
+            self.n_backward,
+            self._exact,
+            self._trials,
+            self._thr,
+            self._code,
+            self._proposal,
+            self._guided,
+        ) = _check_paris_args(
             model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
         )
         self.model = model
@@ -587,9 +699,30 @@ class PaRIS:
             viol = 0
         else:
             lse, e, rs, fb, viol = self._advance(
-                self._guided, kp, t, y, self._rng, self._x, self._x_new,
-                self._logw, self.weights, self._tau, self._tau_new, self._anc, self._prob, self._alias, self._hbuf,
-                self._draws, self._fb, self._viol, self.ess, self._thr, self._code, self.n_backward, self._trials, self._exact,
+                self._guided,
+                kp,
+                t,
+                y,
+                self._rng,
+                self._x,
+                self._x_new,
+                self._logw,
+                self.weights,
+                self._tau,
+                self._tau_new,
+                self._anc,
+                self._prob,
+                self._alias,
+                self._hbuf,
+                self._draws,
+                self._fb,
+                self._viol,
+                self.ess,
+                self._thr,
+                self._code,
+                self.n_backward,
+                self._trials,
+                self._exact,
             )
             self._x, self._x_new = self._x_new, self._x
             self._tau, self._tau_new = self._tau_new, self._tau

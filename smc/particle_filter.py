@@ -163,7 +163,9 @@ def initial_step(kernels, proposal, guided, kp, y, rng, x, logw):
         if guided:
             proposal.sample_initial(kp, y, rng, x[n])
             logw[n] = (
-                kernels.log_initial(kp, x[n]) + kernels.log_emission(kp, t0, x[n], y) - proposal.log_initial(kp, y, x[n])
+                kernels.log_initial(kp, x[n])
+                + kernels.log_emission(kp, t0, x[n], y)
+                - proposal.log_initial(kp, y, x[n])
             )
         else:
             kernels.sample_initial(kp, rng, x[n])
@@ -171,7 +173,9 @@ def initial_step(kernels, proposal, guided, kp, y, rng, x, logw):
 
 
 @nb.njit
-def forward_step(kernels, proposal, guided, kp, t, y, x_prev, W_prev, resample, scheme, rng, x_new, logw_new, ancestors):
+def forward_step(
+    kernels, proposal, guided, kp, t, y, x_prev, W_prev, resample, scheme, rng, x_new, logw_new, ancestors
+):
     """One move-and-reweight step of the filter, from ``t-1`` to ``t``.
 
     Resamples the ancestors (written into ``ancestors``) when ``resample`` is true,
@@ -316,8 +320,10 @@ def prepare_sequences(model, y, inputs=None, times=None):
             return [None] * len(seqs)
         vals, v_single = split_batch(name, value)
         if v_single != single or len(vals) != len(seqs):
-            raise ShapeError(f"{name}: got {1 if v_single else len(vals)} sequence(s) for "
-                             f"{1 if single else len(seqs)} observation sequence(s); give them in the same form")
+            raise ShapeError(
+                f"{name}: got {1 if v_single else len(vals)} sequence(s) for "
+                f"{1 if single else len(seqs)} observation sequence(s); give them in the same form"
+            )
         out = []
         for i, (v, s) in enumerate(zip(vals, seqs)):
             label = name if single else f"{name}[{i}]"
@@ -341,7 +347,20 @@ def check_filter_args(n_particles, ess_threshold, resampling):
     return N, thr, scheme_code(resampling)
 
 
-def _run(model, y, proposal, guided, n_particles, rng, resampling, ess_threshold, state_function, inputs, times, return_history):
+def _run(
+    model,
+    y,
+    proposal,
+    guided,
+    n_particles,
+    rng,
+    resampling,
+    ess_threshold,
+    state_function,
+    inputs,
+    times,
+    return_history,
+):
     N, thr, code = check_filter_args(n_particles, ess_threshold, resampling)
     kernels, jobs, single = prepare_sequences(model, y, inputs, times)
     sf = NO_FUNCTION if state_function is None else state_function
@@ -407,7 +426,20 @@ def bootstrap_filter(
     Raises:
         DegenerateWeightsError: all weights vanished at some time step.
     """
-    return _run(model, y, BOOTSTRAP, False, n_particles, rng, resampling, ess_threshold, state_function, inputs, times, return_history)
+    return _run(
+        model,
+        y,
+        BOOTSTRAP,
+        False,
+        n_particles,
+        rng,
+        resampling,
+        ess_threshold,
+        state_function,
+        inputs,
+        times,
+        return_history,
+    )
 
 
 def guided_filter(
@@ -426,4 +458,17 @@ def guided_filter(
     """Guided particle filter with a user :class:`Proposal`; arguments as :func:`bootstrap_filter`."""
     if not isinstance(proposal, Proposal):
         raise ParameterError("proposal: expected a smc.Proposal(sample_initial, log_initial, sample, log_density)")
-    return _run(model, y, proposal, True, n_particles, rng, resampling, ess_threshold, state_function, inputs, times, return_history)
+    return _run(
+        model,
+        y,
+        proposal,
+        True,
+        n_particles,
+        rng,
+        resampling,
+        ess_threshold,
+        state_function,
+        inputs,
+        times,
+        return_history,
+    )

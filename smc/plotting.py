@@ -54,8 +54,9 @@ def plot_ess(result, n_particles: int | None = None, ax=None, times=None):
     return fig, ax
 
 
-def plot_state_bands(means, sds, ax=None, times=None, label: str = "estimate", color=None, z: float = 1.96,
-                     truth=None, transform=None):
+def plot_state_bands(
+    means, sds, ax=None, times=None, label: str = "estimate", color=None, z: float = 1.96, truth=None, transform=None
+):
     """A posterior mean with a ``mean +- z sd`` band, optionally over the true path.
 
     Args:

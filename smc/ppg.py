@@ -101,12 +101,31 @@ class PPGResult(NamedTuple):
     def datatree_groups(self, state_names=None) -> DataTreeGroups:
         """The per-iteration estimates as the ``posterior`` variable ``estimate`` (dim ``component``) and the
         forward passes' log-likelihood estimates as ``sample_stats``; ``state_names`` is unused."""
-        return DataTreeGroups({"estimate": self.estimates}, {"log_likelihood_estimate": self.log_likelihoods},
-                              {"estimate": ["component"]}, {"component": np.arange(self.estimates.shape[2])})
+        return DataTreeGroups(
+            {"estimate": self.estimates},
+            {"log_likelihood_estimate": self.log_likelihoods},
+            {"estimate": ["component"]},
+            {"component": np.arange(self.estimates.shape[2])},
+        )
 
 
-def ppg_smoother(model, y, functional=None, n_particles=32, n_backward=2, n_iter=20, burn_in=0, *, n_chains=1,
-                 reference=None, inputs=None, hp=None, rng=None, progress=True, n_threads=None):
+def ppg_smoother(
+    model,
+    y,
+    functional=None,
+    n_particles=32,
+    n_backward=2,
+    n_iter=20,
+    burn_in=0,
+    *,
+    n_chains=1,
+    reference=None,
+    inputs=None,
+    hp=None,
+    rng=None,
+    progress=True,
+    n_threads=None,
+):
     """Smoothed expectation of an additive functional by PPG, for one sequence.
 
     Args:
@@ -146,13 +165,17 @@ def ppg_smoother(model, y, functional=None, n_particles=32, n_backward=2, n_iter
     bar = progress_bar(n_iter * n_chains, "PPG", progress)
 
     def worker(c, g):
-        ref = refs[c] if refs is not None else ppg_step(k, kp, yy, None, functional, n_particles=n_particles,
-                                                        n_backward=n_backward, hp=hp, rng=g)[1]
+        ref = (
+            refs[c]
+            if refs is not None
+            else ppg_step(k, kp, yy, None, functional, n_particles=n_particles, n_backward=n_backward, hp=hp, rng=g)[1]
+        )
         est = np.empty((n_iter, functional.dim))
         lls = np.empty(n_iter)
         for it in range(n_iter):
-            est[it], ref, lls[it] = ppg_step(k, kp, yy, ref, functional, n_particles=n_particles,
-                                             n_backward=n_backward, hp=hp, rng=g)
+            est[it], ref, lls[it] = ppg_step(
+                k, kp, yy, ref, functional, n_particles=n_particles, n_backward=n_backward, hp=hp, rng=g
+            )
             bar.update(1)
         return est, ref, lls
 

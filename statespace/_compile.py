@@ -107,8 +107,9 @@ def reached_files(*seeds: Path) -> list[Path]:
             elif isinstance(node, ast.ImportFrom):
                 base = package[: len(package) - node.level + 1] if node.level else []
                 source = ".".join(base + ([node.module] if node.module else []))
-                names += [f"{source}.{a.name}" if _module_file(roots, f"{source}.{a.name}") else source
-                          for a in node.names]
+                names += [
+                    f"{source}.{a.name}" if _module_file(roots, f"{source}.{a.name}") else source for a in node.names
+                ]
         for name in names:
             found = _module_file(roots, name) if name.split(".")[0] in tops else None
             if found is not None and found.resolve() not in seen:
@@ -202,7 +203,7 @@ def _remove_stale(directory: Path, name: str) -> None:
     """Delete the older versions of ``name`` (same name up to the last ``_<digest>``) and Numba's cache of them."""
     prefix = name.rsplit("_", 1)[0] + "_"
     for old in list(directory.glob(prefix + "*.py")) + list((directory / "__pycache__").glob(prefix + "*")):
-        if not old.name.startswith(name) and old.name[len(prefix):].split(".")[0].isalnum():
+        if not old.name.startswith(name) and old.name[len(prefix) :].split(".")[0].isalnum():
             try:
                 old.unlink()
             except OSError:
@@ -286,8 +287,13 @@ class KernelBundle:
 
     def __init__(self, **members):
         for name, value in members.items():
-            if not (isinstance(value, (Dispatcher, KernelBundle)) or (isinstance(value, int) and not isinstance(value, bool))):
-                raise TypeError(f"KernelBundle member {name}: expected a Numba function, an int or a bundle, got {value!r}")
+            if not (
+                isinstance(value, (Dispatcher, KernelBundle))
+                or (isinstance(value, int) and not isinstance(value, bool))
+            ):
+                raise TypeError(
+                    f"KernelBundle member {name}: expected a Numba function, an int or a bundle, got {value!r}"
+                )
         self.members = dict(members)
         self.numba_type = KernelBundleType(tuple(self.members.items()))
 
@@ -502,7 +508,12 @@ def _importable_type(ty) -> bool:
         cls = ty.instance_class
         module = sys.modules.get(cls.__module__)
         path = getattr(module, "__file__", None)
-        if module is None or cls.__module__ == "__main__" or not path or getattr(module, cls.__qualname__, None) is not cls:
+        if (
+            module is None
+            or cls.__module__ == "__main__"
+            or not path
+            or getattr(module, cls.__qualname__, None) is not cls
+        ):
             return False
     if isinstance(ty, (types.BaseTuple,)):
         return all(_importable_type(t) for t in ty.types)

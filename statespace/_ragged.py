@@ -37,10 +37,14 @@ def check_offsets(name: str, offsets, n_rows: int) -> np.ndarray:
     """``offsets`` as a validated int64 array for ``n_rows`` concatenated rows (:class:`ShapeError` naming what is wrong)."""
     o = np.asarray(offsets)
     if o.ndim != 1 or o.shape[0] < 1 or not np.issubdtype(o.dtype, np.integer):
-        raise ShapeError(f"{name}: expected a 1-D integer array of S + 1 offsets, got {o.dtype} array of shape {o.shape}")
+        raise ShapeError(
+            f"{name}: expected a 1-D integer array of S + 1 offsets, got {o.dtype} array of shape {o.shape}"
+        )
     o = np.ascontiguousarray(o, dtype=np.int64)
     if o[0] != 0 or o[-1] != n_rows:
-        raise ShapeError(f"{name}: offsets must start at 0 and end at the number of rows ({n_rows}), got {o[0]} .. {o[-1]}")
+        raise ShapeError(
+            f"{name}: offsets must start at 0 and end at the number of rows ({n_rows}), got {o[0]} .. {o[-1]}"
+        )
     steps = np.diff(o)
     if (steps < 0).any():
         i = int(np.argmax(steps < 0))
@@ -127,7 +131,9 @@ def run_parts(fn, bounds: np.ndarray) -> None:
         import os
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1) or 1, thread_name_prefix="statespace-batch")
+        _POOL = ThreadPoolExecutor(
+            max_workers=max(1, (os.cpu_count() or 1) - 1) or 1, thread_name_prefix="statespace-batch"
+        )
     futures = [_POOL.submit(fn, int(bounds[i]), int(bounds[i + 1])) for i in range(1, n)]
     fn(int(bounds[0]), int(bounds[1]))
     for f in futures:

@@ -94,7 +94,9 @@ class ConvergenceMonitor:
         objective = float(objective)
         k = len(self.history)
         if math.isnan(objective) or objective == math.inf:
-            raise ParameterError(f"{self.label}: the objective is {objective} at iteration {k}; the parameters are numerically invalid")
+            raise ParameterError(
+                f"{self.label}: the objective is {objective} at iteration {k}; the parameters are numerically invalid"
+            )
         self.history.append(objective)
         self._params = params
         if k == 0:

@@ -97,8 +97,10 @@ def _stack_chains(parts: list) -> DataTreeGroups:
             arrs = [getattr(g, group)[name] for g in parts]
             shapes = {a.shape[1:] for a in arrs}
             if len(shapes) != 1:
-                raise ShapeError(f"obj: the results must have equal shapes to be chains; {name} has "
-                                 f"(draw, ...) shapes {sorted(shapes)}")
+                raise ShapeError(
+                    f"obj: the results must have equal shapes to be chains; {name} has "
+                    f"(draw, ...) shapes {sorted(shapes)}"
+                )
             out[name] = np.concatenate(arrs, axis=0)
         stacked.append(out)
     return DataTreeGroups(stacked[0], stacked[1], first.dims, first.coords)
@@ -129,8 +131,10 @@ def to_datatree(obj, *, state_names=None):
     elif isinstance(obj, (list, tuple)) and obj and all(hasattr(o, "datatree_groups") for o in obj):
         groups = _stack_chains([o.datatree_groups(state_names=state_names) for o in obj])
     else:
-        raise ShapeError(f"obj: cannot convert {type(obj).__name__} to a DataTree; expected a dict of "
-                         "(chain, draw, ...) arrays, a result with datatree_groups(), or a list of such results")
+        raise ShapeError(
+            f"obj: cannot convert {type(obj).__name__} to a DataTree; expected a dict of "
+            "(chain, draw, ...) arrays, a result with datatree_groups(), or a list of such results"
+        )
     out = {"posterior": groups.posterior}
     if groups.sample_stats is not None:
         out["sample_stats"] = groups.sample_stats

@@ -346,8 +346,9 @@ class StateSpaceModel(abc.ABC):
             "its last particles (result.particles, result.log_weights) with model.kernels()"
         )
 
-    def fit(self, y, inputs=None, *, init=None, frozen=None, max_iter: int = 100, tol: float = 1e-6,
-            progress=True) -> FitResult:
+    def fit(
+        self, y, inputs=None, *, init=None, frozen=None, max_iter: int = 100, tol: float = 1e-6, progress=True
+    ) -> FitResult:
         """Maximum-likelihood (or MAP) parameters from one sequence or a list of them (data as in :meth:`log_likelihood`).
 
         The exact families run EM: the E-step is their exact smoother, the M-step

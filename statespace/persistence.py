@@ -110,8 +110,9 @@ def register_loadable(cls=None, *, name: str | None = None):
             raise ParameterError(f"register_loadable: expected a class, got {type(c).__name__}")
         is_container = issubclass(c, tuple) and hasattr(c, "_fields")
         if not is_container and not (hasattr(c, "_persist_state") and hasattr(c, "_from_persisted")):
-            raise ParameterError(f"register_loadable: {c.__qualname__} is neither a NamedTuple nor has "
-                                 "_persist_state/_from_persisted")
+            raise ParameterError(
+                f"register_loadable: {c.__qualname__} is neither a NamedTuple nor has _persist_state/_from_persisted"
+            )
         key = name or f"{c.__module__.split('.')[0]}.{c.__qualname__}"
         old = _REGISTRY.get(key)
         if old is not None and (old.__module__, old.__qualname__) != (c.__module__, c.__qualname__):
@@ -133,7 +134,9 @@ def _lookup(name: str) -> type:
         for module in LIBRARY_MODULES:
             importlib.import_module(module)
     if name not in _REGISTRY:
-        raise _Corrupt(f"class {name!r} is not a loadable class of this library (loadable: {', '.join(sorted(_REGISTRY))})")
+        raise _Corrupt(
+            f"class {name!r} is not a loadable class of this library (loadable: {', '.join(sorted(_REGISTRY))})"
+        )
     return _REGISTRY[name]
 
 
@@ -205,8 +208,10 @@ class _Encoder:
                 raise TypeError(f"{type(obj).__name__}._persist_state returned a {type(state).__name__}, not a dict")
             return {"object": name, "state": self.fields(state, where)}
         if hasattr(obj, "_fields") or hasattr(obj, "_persist_state"):
-            raise TypeError(f"{where}: {type(obj).__qualname__} is not registered as loadable "
-                            "(statespace.persistence.register_loadable)")
+            raise TypeError(
+                f"{where}: {type(obj).__qualname__} is not registered as loadable "
+                "(statespace.persistence.register_loadable)"
+            )
         if isinstance(obj, dict):
             return {"dict": self.fields(obj, where)}
         if isinstance(obj, (list, tuple)):
@@ -239,8 +244,13 @@ def _write(path, obj) -> Path:
         root = enc.node(obj, "")
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"model: cannot save this {type(obj).__name__}: {exc}") from exc
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
-              "class": name, "state": root["state"]}
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "class": name,
+        "state": root["state"],
+    }
     path = _npz_path(path)
     np.savez(path, **{_HEADER: np.array(json.dumps(header, allow_nan=False))}, **enc.arrays)
     return path
@@ -284,7 +294,9 @@ def _read_archive(path) -> dict:
         raise _Corrupt("no such file") from exc
     except Exception as exc:  # noqa: BLE001 - parsing untrusted bytes: zipfile, zlib, numpy's header reader
         # (BadZipFile, EOFError, NotImplementedError, ValueError, OSError, ...), no library code runs here
-        raise _Corrupt(f"not a readable .npz archive (empty, truncated or corrupted): {type(exc).__name__}: {exc}") from exc
+        raise _Corrupt(
+            f"not a readable .npz archive (empty, truncated or corrupted): {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _json_header(arrays: dict, key: str) -> dict:
@@ -324,9 +336,11 @@ class _Decoder:
             raise _Corrupt(f"{where}: malformed node {str(node)[:80]!r}")
         if len(node) == 2 or "object" in node:
             if set(node) != {"object", "state"}:
-                raise _Corrupt(f"{where}: an object node has exactly the fields 'object' and 'state', got {sorted(node)}")
+                raise _Corrupt(
+                    f"{where}: an object node has exactly the fields 'object' and 'state', got {sorted(node)}"
+                )
             return self.object(node["object"], node["state"], where)
-        (tag, value), = node.items()
+        ((tag, value),) = node.items()
         if tag == "array":
             return self.array(value, where)
         if tag in ("list", "tuple"):
@@ -366,7 +380,9 @@ class _Decoder:
         try:
             if issubclass(cls, tuple):
                 if set(values) != set(cls._fields):
-                    raise _Corrupt(f"{where}: {name} has the fields {list(cls._fields)}, the file gives {sorted(values)}")
+                    raise _Corrupt(
+                        f"{where}: {name} has the fields {list(cls._fields)}, the file gives {sorted(values)}"
+                    )
                 return cls(**values)
             return cls._from_persisted(values)
         except _Corrupt:
@@ -408,8 +424,10 @@ def _current(arrays: dict):
         fmt = _field(header, "format", str)
         version = 0 if fmt == "statespace-deep-model" else _field(header, "format_version", int)
     if fmt == FORMAT and version > FORMAT_VERSION:
-        raise _Corrupt(f"format version {version} is newer than this library reads ({FORMAT_VERSION}); "
-                       f"it was written by statespace {header.get('library_version')!s}")
+        raise _Corrupt(
+            f"format version {version} is newer than this library reads ({FORMAT_VERSION}); "
+            f"it was written by statespace {header.get('library_version')!s}"
+        )
     if fmt == FORMAT and version == FORMAT_VERSION:
         return header, arrays
     migrate = _MIGRATIONS.get((fmt, version))
@@ -481,8 +499,16 @@ class _Tree:
         return {"object": name, "state": state}
 
     def header(self, name: str, state: dict, library_version) -> tuple[dict, dict]:
-        return ({"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": str(library_version),
-                 "class": name, "state": state}, self.arrays)
+        return (
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "library_version": str(library_version),
+                "class": name,
+                "state": state,
+            },
+            self.arrays,
+        )
 
 
 def _migrate_params_v1(header: dict, arrays: dict):
@@ -521,25 +547,54 @@ def _migrate_params_v1(header: dict, arrays: dict):
 
 def _hmm_v0_state(meta: dict, t: _Tree) -> tuple[str, dict]:
     """Registry name and state of a file of the former ``HMM.save`` (``meta`` header, fixed array names)."""
-    cls = {"HMM": "hmm.HMM", "ARHMM": "hmm.ARHMM", "GaussianHMM": "hmm.GaussianHMM",
-           "CategoricalHMM": "hmm.CategoricalHMM"}.get(meta.get("class"), "hmm.HMM")
-    m = {k: _field(meta, k, kind, "meta") for k, kind in (
-        ("n_states", int), ("obs_dim", int), ("emission", str), ("lags", int), ("input_dim", int),
-        ("covariance_type", str), ("absorbing", bool), ("prior", list))}
+    cls = {
+        "HMM": "hmm.HMM",
+        "ARHMM": "hmm.ARHMM",
+        "GaussianHMM": "hmm.GaussianHMM",
+        "CategoricalHMM": "hmm.CategoricalHMM",
+    }.get(meta.get("class"), "hmm.HMM")
+    m = {
+        k: _field(meta, k, kind, "meta")
+        for k, kind in (
+            ("n_states", int),
+            ("obs_dim", int),
+            ("emission", str),
+            ("lags", int),
+            ("input_dim", int),
+            ("covariance_type", str),
+            ("absorbing", bool),
+            ("prior", list),
+        )
+    }
     if m["emission"] == "categorical":
         emission = t.obj("hmm.CategoricalEmissionParams", {"probs": t.take("probs")})
     else:
-        emission = t.obj("hmm.GaussianEmissionParams", {
-            "weights": t.take("weights"), "covs": t.take("covs"), "init_means": t.take("init_means"),
-            "init_covs": t.take("init_covs"), "lags": m["lags"], "input_dim": m["input_dim"]})
+        emission = t.obj(
+            "hmm.GaussianEmissionParams",
+            {
+                "weights": t.take("weights"),
+                "covs": t.take("covs"),
+                "init_means": t.take("init_means"),
+                "init_covs": t.take("init_covs"),
+                "lags": m["lags"],
+                "input_dim": m["input_dim"],
+            },
+        )
     prior_fields = ("reg_covar", "cov_dof", "ridge", "pseudo_count")
     if len(m["prior"]) != len(prior_fields):
         raise _Corrupt(f"meta field 'prior' has {len(m['prior'])} values, expected {len(prior_fields)}")
     state = {
-        "n_states": m["n_states"], "obs_dim": m["obs_dim"], "emission": m["emission"], "lags": m["lags"],
-        "input_dim": m["input_dim"], "covariance_type": m["covariance_type"], "n_symbols": meta.get("n_symbols"),
-        "transitions": t.obj("hmm.TransitionStructure", {"mask": t.take("mask"), "pseudo_counts": t.take("pseudo_counts"),
-                                                         "absorbing": m["absorbing"]}),
+        "n_states": m["n_states"],
+        "obs_dim": m["obs_dim"],
+        "emission": m["emission"],
+        "lags": m["lags"],
+        "input_dim": m["input_dim"],
+        "covariance_type": m["covariance_type"],
+        "n_symbols": meta.get("n_symbols"),
+        "transitions": t.obj(
+            "hmm.TransitionStructure",
+            {"mask": t.take("mask"), "pseudo_counts": t.take("pseudo_counts"), "absorbing": m["absorbing"]},
+        ),
         "prior": t.obj("hmm.EmissionPrior", dict(zip(prior_fields, m["prior"]))),
         "params": t.obj("hmm.HMMParams", {"pi0": t.take("pi0"), "A": t.take("A"), "emission": emission}),
     }
@@ -555,7 +610,9 @@ def _migrate_hmm_v0(meta: dict, arrays: dict):
 def _deep_v0_state(header: dict, t: _Tree) -> tuple[str, dict]:
     """Registry name and state of a file of the former deep-model ``save`` (``field.key.index`` array names)."""
     model = {"IOHMM": "hmm.IOHMM", "LearnedEmissionHMM": "hmm.LearnedEmissionHMM"}.get(header.get("model"))
-    params = {"IOHMMParams": "hmm.IOHMMParams", "LearnedEmissionParams": "hmm.LearnedEmissionParams"}.get(header.get("params"))
+    params = {"IOHMMParams": "hmm.IOHMMParams", "LearnedEmissionParams": "hmm.LearnedEmissionParams"}.get(
+        header.get("params")
+    )
     if model is None or params is None:
         raise _Corrupt(f"unknown deep model {header.get('model')!r} with parameters {header.get('params')!r}")
     fields: dict = {}
@@ -614,15 +671,28 @@ def _migrate_rul_v1(header: dict, arrays: dict):
         prefix = f"m{i}."
         f = _field(spec, "features", dict, f"members[{i}]")
         n = _field(f, "normalizer", dict, f"members[{i}].features")
-        feats = {"config": {"dict": {k: f.get(k) for k in ("min_distinct", "n_conditions", "baseline_cycles", "alpha",
-                                                            "health_cap")}},
-                 "n_sensors": f.get("n_sensors"), "columns": t.take(prefix + "columns"),
-                 "normalizer": {"dict": {"config": {"dict": dict(n)}, **{
-                     name: t.take(f"{prefix}norm.{name}") for name in
-                     ("settings_mean_", "settings_scale_", "centers_", "means_", "scales_")}}}}
+        feats = {
+            "config": {
+                "dict": {
+                    k: f.get(k) for k in ("min_distinct", "n_conditions", "baseline_cycles", "alpha", "health_cap")
+                }
+            },
+            "n_sensors": f.get("n_sensors"),
+            "columns": t.take(prefix + "columns"),
+            "normalizer": {
+                "dict": {
+                    "config": {"dict": dict(n)},
+                    **{
+                        name: t.take(f"{prefix}norm.{name}")
+                        for name in ("settings_mean_", "settings_scale_", "centers_", "means_", "scales_")
+                    },
+                }
+            },
+        }
         if f.get("health_cap") is not None:
-            feats["health"] = {"dict": {"weights": t.take(prefix + "health.weights"),
-                                        "loc_scale": t.take(prefix + "health.loc_scale")}}
+            feats["health"] = {
+                "dict": {"weights": t.take(prefix + "health.weights"), "loc_scale": t.take(prefix + "health.loc_scale")}
+            }
         m = _field(spec, "model", dict, f"members[{i}]")
         cls = {"ARPHMMRUL": "hmm.ARPHMMRUL", "DeepARPHMMRUL": "hmm.DeepARPHMMRUL"}.get(m.get("class"))
         if cls is None:
@@ -635,10 +705,19 @@ def _migrate_rul_v1(header: dict, arrays: dict):
         hmm_name, hmm_state = state_of(inner_header, inner_tree)
         readout = None
         if prefix + "readout.probs" in arrays:
-            readout = {"dict": {"probs": t.take(prefix + "readout.probs"), "lengths": t.take(prefix + "readout.lengths")}}
+            readout = {
+                "dict": {"probs": t.take(prefix + "readout.probs"), "lengths": t.take(prefix + "readout.lengths")}
+            }
         pit = t.take(prefix + "pit") if prefix + "pit" in arrays else None
-        model = t.obj(cls, {"config": {"dict": {k: t.value(v) for k, v in _field(m, "config", dict).items()}},
-                            "hmm": t.obj(hmm_name, hmm_state), "readout": readout, "pit_levels": pit})
+        model = t.obj(
+            cls,
+            {
+                "config": {"dict": {k: t.value(v) for k, v in _field(m, "config", dict).items()}},
+                "hmm": t.obj(hmm_name, hmm_state),
+                "readout": readout,
+                "pit_levels": pit,
+            },
+        )
         return t.obj("hmm.RULPipeline", {"features": {"dict": feats}, "model": model})
 
     nodes = [member(spec, i) for i, spec in enumerate(members)]
@@ -647,9 +726,13 @@ def _migrate_rul_v1(header: dict, arrays: dict):
         return t.header("hmm.RULPipeline", nodes[0]["state"], header.get("library_version"))
     if kind != "ensemble" or not nodes:
         raise _Corrupt(f"expected a pipeline or an ensemble with members, got kind {kind!r}")
-    state = {"members": {"list": nodes}, "weights": t.array(np.asarray(_field(header, "weights", list), dtype=float)),
-             "point": header.get("point"), "point_cap": header.get("point_cap"),
-             "pit_levels": t.take("pit") if "pit" in arrays else None}
+    state = {
+        "members": {"list": nodes},
+        "weights": t.array(np.asarray(_field(header, "weights", list), dtype=float)),
+        "point": header.get("point"),
+        "point_cap": header.get("point_cap"),
+        "pit_levels": t.take("pit") if "pit" in arrays else None,
+    }
     return t.header("hmm.RULEnsemble", state, header.get("library_version"))
 
 

@@ -36,11 +36,14 @@ def _moments(result, which: str):
         var = getattr(result, f"{kind}_vars", None)
         if var is not None:
             return kind, np.asarray(mean), np.asarray(var)
-    raise ShapeError(f"result: expected fields {kinds[0]}_means and {kinds[0]}_covs (or _vars), got {type(result).__name__}")
+    raise ShapeError(
+        f"result: expected fields {kinds[0]}_means and {kinds[0]}_covs (or _vars), got {type(result).__name__}"
+    )
 
 
-def plot_states(result, truth=None, *, which: str = "auto", dims=None, level: float = 0.95, times=None,
-                labels=None, axes=None):
+def plot_states(
+    result, truth=None, *, which: str = "auto", dims=None, level: float = 0.95, times=None, labels=None, axes=None
+):
     """Posterior means of the latent states with central credible bands, one panel per dimension.
 
     Args:

@@ -168,7 +168,6 @@ class StochasticVolatility(StateSpaceModel, SavedModel):
         p = self.params
         return f"StochasticVolatility(mu={p.mu:.4g}, phi={p.phi:.4g}, sigma={p.sigma:.4g})"
 
-
     def sufficient_statistics(self) -> AdditiveFunctional:
         """The complete-data sufficient statistics (layout ``SV_STATS``), as a compiled functional."""
         return AdditiveFunctional(_stats_initial, _stats_step, len(SV_STATS))
@@ -192,8 +191,9 @@ class StochasticVolatility(StateSpaceModel, SavedModel):
         if not (s[0] > 0 and s[3] > 0):
             raise ParameterError("stats: need at least one initial state and one transition (counts n0, nt > 0)")
         lim = 1.0 - 1e-9
-        res = minimize_scalar(lambda f: -_sv_profile(f, s)[2], bounds=(-lim, lim), method="bounded",
-                              options={"xatol": 1e-10})
+        res = minimize_scalar(
+            lambda f: -_sv_profile(f, s)[2], bounds=(-lim, lim), method="bounded", options={"xatol": 1e-10}
+        )
         phi = float(res.x)
         mu, s2, _ = _sv_profile(phi, s)
         return StochasticVolatility(params=SVParams(mu, phi, math.sqrt(s2)))
@@ -211,8 +211,13 @@ class StochasticVolatility(StateSpaceModel, SavedModel):
             phi = max(min(phi, 1.0 - 1e-12), -1.0 + 1e-12)
             return StochasticVolatility(float(th[0]), phi, math.exp(float(th[2])))
 
-        return Parametrization(("mu", "atanh_phi", "log_sigma"), to_vector, from_vector, _sv_log_joint,
-                               lambda m: {"mu": m.params.mu, "phi": m.params.phi, "sigma": m.params.sigma})
+        return Parametrization(
+            ("mu", "atanh_phi", "log_sigma"),
+            to_vector,
+            from_vector,
+            _sv_log_joint,
+            lambda m: {"mu": m.params.mu, "phi": m.params.phi, "sigma": m.params.sigma},
+        )
 
     def gibbs_prior(self) -> SVPrior:
         """The default conjugate prior of Bayesian particle Gibbs: ``SVPrior()``."""
@@ -308,8 +313,10 @@ class SVPrior(NamedTuple):
         lin = (0.0 if math.isinf(self.phi_sd) else self.phi_mean / self.phi_sd**2) + np.sum(a * b) / s2
         prop = lin / prec + rng.standard_normal() / math.sqrt(prec)
         if abs(prop) < 1:
+
             def log_h(f):
                 return 0.5 * n0 * math.log(1 - f * f) - (1 - f * f) * np.sum((x0 - mu) ** 2) / (2 * s2)
+
             if math.log(rng.random()) < log_h(prop) - log_h(phi):
                 phi = prop
         return StochasticVolatility(mu, phi, math.sqrt(s2))

@@ -67,7 +67,9 @@ def _describe(value) -> str:
         return f"an array of dtype {value.dtype} and shape {value.shape}"
     if isinstance(value, str):
         return f"the string {value[:20]!r}"
-    return f"{type(value).__name__} {value!r}"[:80] if value is not None and np.ndim(value) == 0 else type(value).__name__
+    return (
+        f"{type(value).__name__} {value!r}"[:80] if value is not None and np.ndim(value) == 0 else type(value).__name__
+    )
 
 
 def _real_array(name: str, value, error) -> np.ndarray:
@@ -77,7 +79,9 @@ def _real_array(name: str, value, error) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as exc:  # ragged nested lists
-        raise ShapeError(f"{name}: expected a numeric array, got a ragged or non-numeric {type(value).__name__}") from exc
+        raise ShapeError(
+            f"{name}: expected a numeric array, got a ragged or non-numeric {type(value).__name__}"
+        ) from exc
     if arr.dtype.kind == "c":
         if np.any(arr.imag != 0):
             idx = tuple(int(i) for i in np.argwhere(arr.imag != 0)[0])
@@ -94,7 +98,9 @@ def as_float_array(name: str, value, ndim: int | tuple[int, ...] | None = None) 
     ``None``, strings and ragged lists are errors; complex values must have a
     zero imaginary part (never silently dropped).
     """
-    arr = _real_array(name, value, ShapeError if value is None or isinstance(value, (str, bytes, dict, set)) else ParameterError)
+    arr = _real_array(
+        name, value, ShapeError if value is None or isinstance(value, (str, bytes, dict, set)) else ParameterError
+    )
     try:
         arr = np.ascontiguousarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -229,6 +235,8 @@ def check_shape(name: str, arr: np.ndarray, shape: tuple) -> np.ndarray:
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
         raise ShapeError(f"{name}: expected shape {want}, got {arr.shape}")
     return arr
+
+
 def check_covariance(name: str, cov, dim: int | None = None, time_varying: bool = False) -> np.ndarray:
     """A symmetric positive-definite matrix (or a stack of them along axis 0 when ``time_varying``)."""
     cov = check_finite(name, as_float_array(name, cov, 3 if time_varying else 2))
@@ -241,7 +249,9 @@ def check_covariance(name: str, cov, dim: int | None = None, time_varying: bool 
         scale = max(1.0, float(np.max(np.abs(m))))
         if not np.allclose(m, m.T, rtol=RTOL, atol=RTOL * scale):
             i, j = np.unravel_index(np.argmax(np.abs(m - m.T)), m.shape)
-            raise ParameterError(f"{name}: not symmetric{where}: entry ({i}, {j}) = {m[i, j]} but ({j}, {i}) = {m[j, i]}")
+            raise ParameterError(
+                f"{name}: not symmetric{where}: entry ({i}, {j}) = {m[i, j]} but ({j}, {i}) = {m[j, i]}"
+            )
         try:
             np.linalg.cholesky(m)
         except np.linalg.LinAlgError:
@@ -313,12 +323,18 @@ def split_batch(name: str, y) -> tuple[list, bool]:
 
 def _sequence_array(label: str, s, obs_dim: int | None, allow_nan: bool) -> np.ndarray:
     """One sequence as a C-contiguous ``(T, d)`` float64 array (see the module docstring)."""
-    if s is None or isinstance(s, (str, bytes, dict, set)) or (not isinstance(s, (list, tuple)) and np.ndim(s) == 0 and not hasattr(s, "__len__")):
+    if (
+        s is None
+        or isinstance(s, (str, bytes, dict, set))
+        or (not isinstance(s, (list, tuple)) and np.ndim(s) == 0 and not hasattr(s, "__len__"))
+    ):
         raise ShapeError(f"{label}: got {_describe(s)}; {_SEQUENCE_RULE}")
     try:
         arr = np.asarray(s)
     except (TypeError, ValueError) as exc:
-        raise ShapeError(f"{label}: a ragged nested {type(s).__name__} is neither one sequence nor a list of arrays; {_SEQUENCE_RULE}") from exc
+        raise ShapeError(
+            f"{label}: a ragged nested {type(s).__name__} is neither one sequence nor a list of arrays; {_SEQUENCE_RULE}"
+        ) from exc
     if arr.dtype.kind == "c":
         bad = arr.imag != 0
         if bad.any():
@@ -326,7 +342,9 @@ def _sequence_array(label: str, s, obs_dim: int | None, allow_nan: bool) -> np.n
             raise DataError(f"{label}: complex value {arr[idx]} at index {idx}; observations must be real")
         arr = arr.real
     if arr.dtype.kind not in "iuf":
-        raise DataError(f"{label}: got {_describe(arr)}; expected real numbers (convert with np.asarray(..., dtype=float))")
+        raise DataError(
+            f"{label}: got {_describe(arr)}; expected real numbers (convert with np.asarray(..., dtype=float))"
+        )
     if arr.ndim not in (1, 2):
         raise ShapeError(f"{label}: got {_describe(arr)}; {_SEQUENCE_RULE}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
@@ -409,7 +427,9 @@ def as_rng(rng, name: str = "rng") -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (bool, np.bool_, str, bytes)):
-        raise ParameterError(f"{name}: expected a numpy.random.Generator, a non-negative integer seed or None, got {_describe(rng)}")
+        raise ParameterError(
+            f"{name}: expected a numpy.random.Generator, a non-negative integer seed or None, got {_describe(rng)}"
+        )
     if isinstance(rng, (float, np.floating)):
         rng = check_int(name, rng, minimum=0)
     try:

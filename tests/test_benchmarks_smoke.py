@@ -27,8 +27,14 @@ SCRIPTS = {
 
 
 def run_script(name: str, args: list[str]) -> list[dict]:
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600, check=False)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = [json.loads(s) for s in out.stdout.splitlines() if s.strip()]
     assert lines, "the script printed no JSON line"

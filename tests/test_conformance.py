@@ -79,12 +79,21 @@ def _lists(per_seq):
 def _lgssm():
     from statespace import LinearGaussianSSM
 
-    truth = LinearGaussianSSM(m0=np.zeros(2), P0=np.eye(2), F=[[0.9, 0.1], [0.0, 0.8]], Q=0.1 * np.eye(2),
-                              H=[[1.0, 0.5]], R=[[0.2]])
+    truth = LinearGaussianSSM(
+        m0=np.zeros(2), P0=np.eye(2), F=[[0.9, 0.1], [0.0, 0.8]], Q=0.1 * np.eye(2), H=[[1.0, 0.5]], R=[[0.2]]
+    )
     ys = [truth.sample(T, rng=s)[1] for s, T in ((1, 40), (2, 25))]
     start = LinearGaussianSSM.initialize(ys, state_dim=2, rng=0)
-    return Case(lambda: copy.deepcopy(start), ys, [{}, {}], ("filter", "smooth", "sample_posterior", "forecast"),
-                ("sample_posterior",), {"forecast": lambda i: {"steps": 3}}, ("F", "H"), {"max_iter": 5})
+    return Case(
+        lambda: copy.deepcopy(start),
+        ys,
+        [{}, {}],
+        ("filter", "smooth", "sample_posterior", "forecast"),
+        ("sample_posterior",),
+        {"forecast": lambda i: {"steps": 3}},
+        ("F", "H"),
+        {"max_iter": 5},
+    )
 
 
 def _regimes(rng, T, K=2):
@@ -103,12 +112,22 @@ def _hmm_case(make_truth, make_start, frozen, n_steps=(30, 18), inputs=None, ext
         ys.append(truth.sample(T, rng=10 + s, **kw)[1])
         per_seq.append(kw)
     start = make_start(ys, _lists(per_seq))
-    steps = lambda i: {"steps": 3, "n_samples": 5, "rng": 0,  # noqa: E731
-                       **({} if inputs is None else {"future_inputs": inputs(3, 99)})}
-    return Case(lambda: copy.deepcopy(start), ys, per_seq,
-                ("filter", "smooth", "most_likely_states", "sample_posterior", "forecast"),
-                ("sample_posterior", "forecast"), {"forecast": steps}, frozen,
-                {"max_iter": 4, **(extra_fit or {})})
+    steps = lambda i: {
+        "steps": 3,
+        "n_samples": 5,
+        "rng": 0,  # noqa: E731
+        **({} if inputs is None else {"future_inputs": inputs(3, 99)}),
+    }
+    return Case(
+        lambda: copy.deepcopy(start),
+        ys,
+        per_seq,
+        ("filter", "smooth", "most_likely_states", "sample_posterior", "forecast"),
+        ("sample_posterior", "forecast"),
+        {"forecast": steps},
+        frozen,
+        {"max_iter": 4, **(extra_fit or {})},
+    )
 
 
 def _gaussian_hmm():
@@ -117,8 +136,11 @@ def _gaussian_hmm():
     rng = np.random.default_rng(0)
     z = _regimes(rng, 200)
     raw = (np.where(z, 2.0, -1.0) + 0.7 * rng.standard_normal(200))[:, None]
-    return _hmm_case(lambda: GaussianHMM.initialize(raw, 2, 1, rng=0),
-                     lambda ys, kw: GaussianHMM.initialize(ys, 2, 1, rng=1), ("pi0", "covs"))
+    return _hmm_case(
+        lambda: GaussianHMM.initialize(raw, 2, 1, rng=0),
+        lambda ys, kw: GaussianHMM.initialize(ys, 2, 1, rng=1),
+        ("pi0", "covs"),
+    )
 
 
 def _arhmm():
@@ -129,8 +151,11 @@ def _arhmm():
     raw = np.zeros((200, 1))
     for t in range(1, 200):
         raw[t] = (0.8 if z[t] else -0.3) * raw[t - 1] + (0.5 if z[t] else 1.0) + 0.5 * rng.standard_normal()
-    return _hmm_case(lambda: ARHMM.initialize(raw, 2, 1, 1, rng=0),
-                     lambda ys, kw: ARHMM.initialize(ys, 2, 1, 1, rng=1), ("A", "weights"))
+    return _hmm_case(
+        lambda: ARHMM.initialize(raw, 2, 1, 1, rng=0),
+        lambda ys, kw: ARHMM.initialize(ys, 2, 1, 1, rng=1),
+        ("A", "weights"),
+    )
 
 
 def _categorical_hmm():
@@ -139,8 +164,11 @@ def _categorical_hmm():
     rng = np.random.default_rng(2)
     z = _regimes(rng, 200)
     raw = np.where(z, rng.choice(3, 200, p=[0.7, 0.2, 0.1]), rng.choice(3, 200, p=[0.1, 0.2, 0.7])).astype(float)
-    return _hmm_case(lambda: CategoricalHMM.initialize(raw, 2, 3, rng=0),
-                     lambda ys, kw: CategoricalHMM.initialize(ys, 2, 3, rng=1), ("probs",))
+    return _hmm_case(
+        lambda: CategoricalHMM.initialize(raw, 2, 3, rng=0),
+        lambda ys, kw: CategoricalHMM.initialize(ys, 2, 3, rng=1),
+        ("probs",),
+    )
 
 
 def _iohmm():
@@ -154,9 +182,13 @@ def _iohmm():
     u = inputs(200, 50)
     raw = (np.where(u[:, 0] > 0, 1.0, -1.0) + 0.8 * rng.standard_normal(200))[:, None]
     small = dict(hidden=4, state=4)
-    return _hmm_case(lambda: IOHMM.initialize(raw, 2, 1, 1, inputs=u, rng=0, **small),
-                     lambda ys, kw: IOHMM.initialize(ys, 2, 1, 1, inputs=kw["inputs"], rng=1, **small),
-                     ("means",), inputs=inputs, extra_fit={"max_iter": 2, "m_steps": 2})
+    return _hmm_case(
+        lambda: IOHMM.initialize(raw, 2, 1, 1, inputs=u, rng=0, **small),
+        lambda ys, kw: IOHMM.initialize(ys, 2, 1, 1, inputs=kw["inputs"], rng=1, **small),
+        ("means",),
+        inputs=inputs,
+        extra_fit={"max_iter": 2, "m_steps": 2},
+    )
 
 
 def _learned_emission_hmm():
@@ -167,9 +199,12 @@ def _learned_emission_hmm():
     z = _regimes(rng, 200)
     raw = (np.where(z, 1.5, -1.0) + 0.6 * rng.standard_normal(200))[:, None]
     small = dict(hidden=4, state=4, n_layers=1)
-    return _hmm_case(lambda: LearnedEmissionHMM.initialize(raw, 2, 1, rng=0, **small),
-                     lambda ys, kw: LearnedEmissionHMM.initialize(ys, 2, 1, rng=1, **small),
-                     ("A",), extra_fit={"max_iter": 2, "m_steps": 2})
+    return _hmm_case(
+        lambda: LearnedEmissionHMM.initialize(raw, 2, 1, rng=0, **small),
+        lambda ys, kw: LearnedEmissionHMM.initialize(ys, 2, 1, rng=1, **small),
+        ("A",),
+        extra_fit={"max_iter": 2, "m_steps": 2},
+    )
 
 
 def _mjp():
@@ -179,11 +214,20 @@ def _mjp():
     truth = MarkovJumpProcess(Q, observation=NoisyLabels.uniform_replacement(3, 0.1))
     grids = [np.cumsum(np.random.default_rng(20 + s).exponential(0.6, T)) for s, T in enumerate((40, 25))]
     _, ys = truth.sample(times=grids, rng=5)
-    start = MarkovJumpProcess(np.full((3, 3), 0.5) - 1.5 * np.eye(3), observation=NoisyLabels.uniform_replacement(3, 0.2))
+    start = MarkovJumpProcess(
+        np.full((3, 3), 0.5) - 1.5 * np.eye(3), observation=NoisyLabels.uniform_replacement(3, 0.2)
+    )
     horizon = lambda i: {"future_times": grids[i][-1] + np.array([0.0, 0.5, 2.0])}  # noqa: E731
-    return Case(lambda: copy.deepcopy(start), list(ys), [{"times": g} for g in grids],
-                ("filter", "smooth", "most_likely_states", "sample_posterior", "forecast"), ("sample_posterior",),
-                {"forecast": horizon}, ("initial", "emission"), {"max_iter": 5})
+    return Case(
+        lambda: copy.deepcopy(start),
+        list(ys),
+        [{"times": g} for g in grids],
+        ("filter", "smooth", "most_likely_states", "sample_posterior", "forecast"),
+        ("sample_posterior",),
+        {"forecast": horizon},
+        ("initial", "emission"),
+        {"max_iter": 5},
+    )
 
 
 def _stochastic_volatility():
@@ -191,8 +235,18 @@ def _stochastic_volatility():
 
     truth = StochasticVolatility(mu=-1.0, phi=0.9, sigma=0.4)
     ys = [truth.sample(T, rng=s)[1] for s, T in ((1, 40), (2, 25))]
-    return Case(lambda: StochasticVolatility(mu=-0.5, phi=0.8, sigma=0.5), ys, [{}, {}], (), (), {}, (), {},
-                em=False, unavailable=("log_likelihood", "filter", "smooth", "sample_posterior", "forecast", "fit"))
+    return Case(
+        lambda: StochasticVolatility(mu=-0.5, phi=0.8, sigma=0.5),
+        ys,
+        [{}, {}],
+        (),
+        (),
+        {},
+        (),
+        {},
+        em=False,
+        unavailable=("log_likelihood", "filter", "smooth", "sample_posterior", "forecast", "fit"),
+    )
 
 
 def _neural_drift():
@@ -204,9 +258,18 @@ def _neural_drift():
     truth = NeuralDriftSSM.initialize(raw, n_hidden=3, rng=0)
     ys = [truth.sample(T, rng=s)[1] for s, T in ((1, 40), (2, 25))]
     start = NeuralDriftSSM.initialize(ys, n_hidden=3, rng=1)
-    return Case(lambda: copy.deepcopy(start), ys, [{}, {}], (), (), {}, ("W1", "sigma_y"),
-                {"max_iter": 3, "n_particles": 8, "rng": 0}, em=False,
-                unavailable=("log_likelihood", "filter", "smooth", "sample_posterior", "forecast"))
+    return Case(
+        lambda: copy.deepcopy(start),
+        ys,
+        [{}, {}],
+        (),
+        (),
+        {},
+        ("W1", "sigma_y"),
+        {"max_iter": 3, "n_particles": 8, "rng": 0},
+        em=False,
+        unavailable=("log_likelihood", "filter", "smooth", "sample_posterior", "forecast"),
+    )
 
 
 def _engines(n=4, seed=7):
@@ -225,8 +288,9 @@ def _rul_case(make):
     start = make()
     start.fit(train, rng=0, progress=False)
     test = [e[: len(e) // 2] for e in _engines(2, seed=8)]
-    return Case(lambda: copy.deepcopy(start), test, [{}, {}], ("filter", "smooth", "predict"), (), {}, (),
-                {"rng": 0}, rul=True)
+    return Case(
+        lambda: copy.deepcopy(start), test, [{}, {}], ("filter", "smooth", "predict"), (), {}, (), {"rng": 0}, rul=True
+    )
 
 
 def _arphmm_rul():
@@ -239,8 +303,11 @@ def _deep_arphmm_rul():
     pytest.importorskip("jax")
     from hmm.rul import DeepARPHMMRUL
 
-    return _rul_case(lambda: DeepARPHMMRUL(n_states=4, cap=20.0, max_jump=1, hidden=4, state=2, n_layers=1,
-                                           max_iter=1, m_steps=2, init_iter=2))
+    return _rul_case(
+        lambda: DeepARPHMMRUL(
+            n_states=4, cap=20.0, max_jump=1, hidden=4, state=2, n_layers=1, max_iter=1, m_steps=2, init_iter=2
+        )
+    )
 
 
 BUILDERS = {
@@ -274,8 +341,10 @@ EXACT = {
     "MarkovJumpProcess": ("filter", "smooth", "most_likely_states", "sample_posterior", "forecast"),
     "ARPHMMRUL": ("filter", "smooth", "predict"),
     "DeepARPHMMRUL": ("filter", "smooth", "predict"),
-    **{m: ("filter", "smooth", "most_likely_states", "sample_posterior", "forecast")
-       for m in ("GaussianHMM", "ARHMM", "CategoricalHMM", "IOHMM", "LearnedEmissionHMM")},
+    **{
+        m: ("filter", "smooth", "most_likely_states", "sample_posterior", "forecast")
+        for m in ("GaussianHMM", "ARHMM", "CategoricalHMM", "IOHMM", "LearnedEmissionHMM")
+    },
 }
 UNAVAILABLE = {
     "StochasticVolatility": ("log_likelihood", "filter", "smooth", "sample_posterior", "forecast", "fit"),
@@ -300,8 +369,9 @@ def _same(a, b, where="result"):
     elif a is None or isinstance(a, (str, bool)):
         assert a == b, where
     elif isinstance(a, (int, float, np.ndarray, np.generic)):
-        np.testing.assert_allclose(np.asarray(b, dtype=float), np.asarray(a, dtype=float), rtol=1e-9, atol=1e-12,
-                                   err_msg=where)
+        np.testing.assert_allclose(
+            np.asarray(b, dtype=float), np.asarray(a, dtype=float), rtol=1e-9, atol=1e-12, err_msg=where
+        )
     else:  # e.g. a distribution object: compare its public array attributes
         _same(vars(a), vars(b), where) if hasattr(a, "__dict__") else None
 
@@ -352,8 +422,12 @@ def _call(model, verb, c: Case, i=None, **extra):
         ex = c.extra.get(verb)
         if ex is not None:
             parts = [ex(j) for j in range(len(c.ys))]
-            kw.update({k: ([p[k] for p in parts] if k in ("future_times", "future_inputs") else parts[0][k])
-                       for k in parts[0]})
+            kw.update(
+                {
+                    k: ([p[k] for p in parts] if k in ("future_times", "future_inputs") else parts[0][k])
+                    for k in parts[0]
+                }
+            )
     else:
         y, kw = c.ys[i], dict(c.per_seq[i])
         ex = c.extra.get(verb)
@@ -405,11 +479,14 @@ def test_list_rule(name, verb):
         # the fleet verb: one RULPrediction whose fields hold one row per engine, for one engine or many
         for one in singles:
             assert all(len(getattr(one, f)) == 1 for f in one._fields), f"{name}.predict(one engine): not one row"
-        joined = type(batch)(*(
-            [d for one in singles for d in getattr(one, f)] if isinstance(getattr(batch, f), list)
-            else np.concatenate([getattr(one, f) for one in singles])
-            for f in batch._fields
-        ))
+        joined = type(batch)(
+            *(
+                [d for one in singles for d in getattr(one, f)]
+                if isinstance(getattr(batch, f), list)
+                else np.concatenate([getattr(one, f) for one in singles])
+                for f in batch._fields
+            )
+        )
         _same(joined, batch, f"{name}.predict(list)")
         return
     assert isinstance(batch, list), f"{name}.{verb}(list) returned {type(batch).__name__}, expected a list"

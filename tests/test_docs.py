@@ -31,8 +31,10 @@ def _site() -> Path:
     if not (site / "index.html").is_file():
         if named:
             pytest.fail(f"STATESPACE_DOCS_BUILT={named}: no built site there (index.html missing)")
-        pytest.skip("no built documentation in docs/_build/html; build it with "
-                    "`bash scripts/venv.sh python -m sphinx -W -b html docs docs/_build/html`")
+        pytest.skip(
+            "no built documentation in docs/_build/html; build it with "
+            "`bash scripts/venv.sh python -m sphinx -W -b html docs docs/_build/html`"
+        )
     return site
 
 
@@ -42,8 +44,11 @@ def _public_namespaces() -> list[str]:
     for top in PACKAGES:
         pkg = importlib.import_module(top)
         out.append(top)
-        out += [m.name for m in pkgutil.walk_packages(pkg.__path__, top + ".")
-                if m.ispkg and not any(p.startswith("_") for p in m.name.split("."))]
+        out += [
+            m.name
+            for m in pkgutil.walk_packages(pkg.__path__, top + ".")
+            if m.ispkg and not any(p.startswith("_") for p in m.name.split("."))
+        ]
     return out
 
 

@@ -137,13 +137,16 @@ def _write_package(root: Path, files: dict[str, str]) -> None:
 
 def test_checker_finds_a_cycle_hidden_in_a_function(tmp_path):
     """A hand-made package whose only cycle goes through a function-level relative import."""
-    _write_package(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "from .b import g\n",
-        "pkg/b.py": "def g():\n    from . import a\n    return a\n",
-        "pkg/sub/__init__.py": "from .c import h\n",
-        "pkg/sub/c.py": "import pkg.a\n",
-    })
+    _write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from .b import g\n",
+            "pkg/b.py": "def g():\n    from . import a\n    return a\n",
+            "pkg/sub/__init__.py": "from .c import h\n",
+            "pkg/sub/c.py": "import pkg.a\n",
+        },
+    )
     edges = import_graph(tmp_path, ("pkg",))
     assert edges["pkg.b"] == {"pkg.a": 2}
     assert edges["pkg.sub.c"] == {"pkg.a": 1}  # pkg/__init__ is already running: no edge to it
@@ -152,12 +155,15 @@ def test_checker_finds_a_cycle_hidden_in_a_function(tmp_path):
 
 def test_checker_sees_the_package_init_an_import_runs(tmp_path):
     """``from pkg import x`` inside ``pkg.m`` runs ``pkg/__init__``, which imports ``pkg.m``: a cycle."""
-    _write_package(tmp_path, {
-        "pkg/__init__.py": "from .m import f\n__version__ = '1'\n",
-        "pkg/m.py": "def f():\n    from . import __version__\n    return __version__\n",
-        "pkg/low.py": "X = 1\n",
-        "pkg/high.py": "from .low import X\nfrom . import low\n",
-    })
+    _write_package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from .m import f\n__version__ = '1'\n",
+            "pkg/m.py": "def f():\n    from . import __version__\n    return __version__\n",
+            "pkg/low.py": "X = 1\n",
+            "pkg/high.py": "from .low import X\nfrom . import low\n",
+        },
+    )
     edges = import_graph(tmp_path, ("pkg",))
     assert cycles(edges) == [["pkg", "pkg.m"]]
     assert edges["pkg.high"] == {"pkg.low": 1}  # a sibling import does not re-enter pkg/__init__
@@ -177,20 +183,31 @@ ALLOWED = {"statespace": {"statespace"}, "hmm": {"hmm", "statespace"}, "smc": {"
 
 def against_the_one_way_rule(edges) -> list[str]:
     """The edges ``module:line -> module`` from a package to one :data:`ALLOWED` does not list."""
-    return [f"{v}:{line} -> {w}" for v, out in sorted(edges.items()) for w, line in sorted(out.items())
-            if w.split(".")[0] not in ALLOWED[v.split(".")[0]]]
+    return [
+        f"{v}:{line} -> {w}"
+        for v, out in sorted(edges.items())
+        for w, line in sorted(out.items())
+        if w.split(".")[0] not in ALLOWED[v.split(".")[0]]
+    ]
 
 
 def test_checker_finds_an_import_against_the_one_way_rule(tmp_path):
-    _write_package(tmp_path, {
-        "statespace/__init__.py": "",
-        "statespace/base.py": "def f():\n    import hmm.model\n",
-        "hmm/__init__.py": "from statespace import base\n",
-        "hmm/model.py": "",
-        "smc/__init__.py": "from hmm import model\n",
-    })
+    _write_package(
+        tmp_path,
+        {
+            "statespace/__init__.py": "",
+            "statespace/base.py": "def f():\n    import hmm.model\n",
+            "hmm/__init__.py": "from statespace import base\n",
+            "hmm/model.py": "",
+            "smc/__init__.py": "from hmm import model\n",
+        },
+    )
     assert against_the_one_way_rule(import_graph(tmp_path)) == [
-        "smc:1 -> hmm", "smc:1 -> hmm.model", "statespace.base:2 -> hmm", "statespace.base:2 -> hmm.model"]
+        "smc:1 -> hmm",
+        "smc:1 -> hmm.model",
+        "statespace.base:2 -> hmm",
+        "statespace.base:2 -> hmm.model",
+    ]
 
 
 def test_arrows_point_one_way_between_packages():
@@ -218,10 +235,15 @@ def _dynamic_imports(tree) -> list[tuple[str, str]]:
 
 def test_dynamic_imports_only_fill_the_registry():
     """``importlib.import_module``/``__import__`` escape the graph above: only the persistence registry uses them."""
-    calls = {(m, *call) for m, (f, _) in _modules(ROOT, PACKAGES).items()
-             for call in _dynamic_imports(ast.parse(f.read_text(), str(f)))}
-    assert sorted(calls) == [("statespace.persistence", "_lookup", "module"),
-                             ("statespace.persistence", "_lookup_legacy", "module")]
+    calls = {
+        (m, *call)
+        for m, (f, _) in _modules(ROOT, PACKAGES).items()
+        for call in _dynamic_imports(ast.parse(f.read_text(), str(f)))
+    }
+    assert sorted(calls) == [
+        ("statespace.persistence", "_lookup", "module"),
+        ("statespace.persistence", "_lookup_legacy", "module"),
+    ]
 
 
 if __name__ == "__main__":  # pragma: no cover

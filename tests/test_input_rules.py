@@ -39,8 +39,9 @@ FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChec
 # --------------------------------------------------------------------------- models
 def lg(m=1):
     H = np.eye(m, 2)
-    return LinearGaussianSSM(m0=np.zeros(2), P0=np.eye(2), F=[[1.0, 1.0], [0.0, 1.0]], Q=0.1 * np.eye(2), H=H,
-                             R=0.5 * np.eye(m))
+    return LinearGaussianSSM(
+        m0=np.zeros(2), P0=np.eye(2), F=[[1.0, 1.0], [0.0, 1.0]], Q=0.1 * np.eye(2), H=H, R=0.5 * np.eye(m)
+    )
 
 
 def sv():
@@ -53,8 +54,9 @@ def gaussian_hmm(pi0=PI):
 
 
 def ar_hmm():
-    e = GaussianEmissionParams.from_ar(bias=[[-1.0], [1.0]], covs=np.full((2, 1, 1), 0.5),
-                                       ar_coefs=np.full((2, 1, 1, 1), 0.5))
+    e = GaussianEmissionParams.from_ar(
+        bias=[[-1.0], [1.0]], covs=np.full((2, 1, 1), 0.5), ar_coefs=np.full((2, 1, 1, 1), 0.5)
+    )
     return ARHMM(2, 1, 1, params=HMMParams(PI, A, e))
 
 
@@ -73,7 +75,12 @@ FAMILIES = {
     "lg": (lg, ("log_likelihood", "filter", "smooth"), REAL, REAL[:3]),
     "gaussian_hmm": (gaussian_hmm, ("log_likelihood", "filter", "smooth", "most_likely_states"), REAL, REAL[:3]),
     "ar_hmm": (ar_hmm, ("log_likelihood", "filter", "smooth", "most_likely_states"), REAL, REAL[:3]),
-    "categorical_hmm": (categorical_hmm, ("log_likelihood", "filter", "smooth", "most_likely_states"), SYMBOLS, SYMBOLS[:2]),
+    "categorical_hmm": (
+        categorical_hmm,
+        ("log_likelihood", "filter", "smooth", "most_likely_states"),
+        SYMBOLS,
+        SYMBOLS[:2],
+    ),
 }
 
 
@@ -222,13 +229,24 @@ def test_inputs_follow_the_observations_form():
 
 # =========================================================================== complex numbers are never truncated
 COMPLEX = {
-    "LinearGaussianSSM(F)": (lambda z: LinearGaussianSSM(m0=[0.0], P0=[[1.0]], F=[[0.5 + z]], Q=[[1.0]], H=[[1.0]], R=[[1.0]]),
-                             "F", lambda m: m.params.F),
-    "StochasticVolatility(phi)": (lambda z: StochasticVolatility(mu=-1.0, phi=0.5 + z, sigma=0.3), "phi",
-                                  lambda m: m.params.phi),
+    "LinearGaussianSSM(F)": (
+        lambda z: LinearGaussianSSM(m0=[0.0], P0=[[1.0]], F=[[0.5 + z]], Q=[[1.0]], H=[[1.0]], R=[[1.0]]),
+        "F",
+        lambda m: m.params.F,
+    ),
+    "StochasticVolatility(phi)": (
+        lambda z: StochasticVolatility(mu=-1.0, phi=0.5 + z, sigma=0.3),
+        "phi",
+        lambda m: m.params.phi,
+    ),
     "HMMParams(pi0)": (lambda z: gaussian_hmm(pi0=np.array([0.6 + z, 0.4])), "pi0", lambda m: m.params.pi0),
-    "HMMParams(A)": (lambda z: GaussianHMM(2, 1, params=HMMParams(PI, A + np.array([[z, 0], [0, 0]]), gaussian_hmm().params.emission)),
-                     "A", lambda m: m.params.A),
+    "HMMParams(A)": (
+        lambda z: GaussianHMM(
+            2, 1, params=HMMParams(PI, A + np.array([[z, 0], [0, 0]]), gaussian_hmm().params.emission)
+        ),
+        "A",
+        lambda m: m.params.A,
+    ),
     "y": (lambda z: gaussian_hmm().log_likelihood(np.array(REAL) + z), "y", lambda r: r),
 }
 
@@ -259,37 +277,90 @@ COUNTS = {
     "ARHMM(lags)": (lambda v: ARHMM(2, 1, v).lags, "lags", 2),
     "left_to_right(max_jump)": (lambda v: hmm.left_to_right(4, v).mask, "max_jump", 2),
     "banded(upper)": (lambda v: hmm.banded(4, 0, v).mask, "upper", 2),
-    "GaussianEmissionParams(lags)": (lambda v: GaussianEmissionParams(np.zeros((2, 1 + 2, 1)), np.ones((2, 1, 1)), lags=v).lags,
-                                     "lags", 2),
+    "GaussianEmissionParams(lags)": (
+        lambda v: GaussianEmissionParams(np.zeros((2, 1 + 2, 1)), np.ones((2, 1, 1)), lags=v).lags,
+        "lags",
+        2,
+    ),
     "HMM(max_jump)": (lambda v: hmm.HMM(3, 1, transitions="left-to-right", max_jump=v).structure.mask, "max_jump", 2),
-    "hmm.sample_posterior(n_samples)": (lambda v: gaussian_hmm().sample_posterior(Y, n_samples=v, rng=0), "n_samples", 2),
+    "hmm.sample_posterior(n_samples)": (
+        lambda v: gaussian_hmm().sample_posterior(Y, n_samples=v, rng=0),
+        "n_samples",
+        2,
+    ),
     "hmm.forecast(steps)": (lambda v: gaussian_hmm().forecast(Y, steps=v, n_samples=4, rng=0), "steps", 2),
     "hmm.forecast(n_samples)": (lambda v: gaussian_hmm().forecast(Y, steps=2, n_samples=v, rng=0), "n_samples", 3),
-    "hmm.fit(n_restarts)": (lambda v: GaussianHMM(2, 1).fit(Y, n_restarts=v, max_iter=2, rng=0, progress=False).params,
-                            "n_restarts", 2),
+    "hmm.fit(n_restarts)": (
+        lambda v: GaussianHMM(2, 1).fit(Y, n_restarts=v, max_iter=2, rng=0, progress=False).params,
+        "n_restarts",
+        2,
+    ),
     "IOHMM(hidden)": (lambda v: hmm.IOHMM(2, hidden=v).hidden, "hidden", 8),
     "LearnedEmissionHMM(n_layers)": (lambda v: hmm.LearnedEmissionHMM(2, n_layers=v).n_layers, "n_layers", 1),
     "bootstrap_filter(n_particles)": (lambda v: smc.bootstrap_filter(sv(), Y, n_particles=v, rng=0), "n_particles", 8),
     "paris_smoother(n_particles)": (lambda v: smc.paris_smoother(sv(), Y, n_particles=v, rng=0), "n_particles", 8),
-    "paris_smoother(n_backward)": (lambda v: smc.paris_smoother(sv(), Y, n_particles=8, n_backward=v, rng=0), "n_backward", 2),
-    "paris_smoother(max_trials)": (lambda v: smc.paris_smoother(sv(), Y, n_particles=8, max_trials=v, rng=0), "max_trials", 4),
-    "particle_gibbs(n_iter)": (lambda v: smc.particle_gibbs(sv(), Y, n_iter=v, n_particles=8, rng=0, progress=False),
-                               "n_iter", 3),
-    "particle_gibbs(n_particles)": (lambda v: smc.particle_gibbs(sv(), Y, n_iter=3, n_particles=v, rng=0, progress=False),
-                                    "n_particles", 8),
-    "particle_gibbs(n_chains)": (lambda v: smc.particle_gibbs(sv(), Y, n_iter=3, n_particles=8, n_chains=v, rng=0,
-                                                              progress=False), "n_chains", 2),
-    "particle_gibbs(burn_in)": (lambda v: smc.particle_gibbs(sv(), Y, n_iter=3, n_particles=8, burn_in=v, rng=0,
-                                                             progress=False), "burn_in", 1),
-    "ppg_smoother(n_iter)": (lambda v: smc.ppg_smoother(sv(), Y, n_iter=v, n_particles=8, rng=0, progress=False), "n_iter", 3),
-    "ppg_smoother(n_backward)": (lambda v: smc.ppg_smoother(sv(), Y, n_iter=3, n_backward=v, n_particles=8, rng=0,
-                                                            progress=False), "n_backward", 2),
+    "paris_smoother(n_backward)": (
+        lambda v: smc.paris_smoother(sv(), Y, n_particles=8, n_backward=v, rng=0),
+        "n_backward",
+        2,
+    ),
+    "paris_smoother(max_trials)": (
+        lambda v: smc.paris_smoother(sv(), Y, n_particles=8, max_trials=v, rng=0),
+        "max_trials",
+        4,
+    ),
+    "particle_gibbs(n_iter)": (
+        lambda v: smc.particle_gibbs(sv(), Y, n_iter=v, n_particles=8, rng=0, progress=False),
+        "n_iter",
+        3,
+    ),
+    "particle_gibbs(n_particles)": (
+        lambda v: smc.particle_gibbs(sv(), Y, n_iter=3, n_particles=v, rng=0, progress=False),
+        "n_particles",
+        8,
+    ),
+    "particle_gibbs(n_chains)": (
+        lambda v: smc.particle_gibbs(sv(), Y, n_iter=3, n_particles=8, n_chains=v, rng=0, progress=False),
+        "n_chains",
+        2,
+    ),
+    "particle_gibbs(burn_in)": (
+        lambda v: smc.particle_gibbs(sv(), Y, n_iter=3, n_particles=8, burn_in=v, rng=0, progress=False),
+        "burn_in",
+        1,
+    ),
+    "ppg_smoother(n_iter)": (
+        lambda v: smc.ppg_smoother(sv(), Y, n_iter=v, n_particles=8, rng=0, progress=False),
+        "n_iter",
+        3,
+    ),
+    "ppg_smoother(n_backward)": (
+        lambda v: smc.ppg_smoother(sv(), Y, n_iter=3, n_backward=v, n_particles=8, rng=0, progress=False),
+        "n_backward",
+        2,
+    ),
     "resample(n)": (lambda v: smc.resample(np.full(4, 0.25), n=v, rng=0), "n", 6),
     "smoothed_marginals_functional(T)": (lambda v: smc.smoothed_marginals_functional(v).dim, "T", 5),
-    "time_to_absorption(offset)": (lambda v: __import__("statespace.prognostics").prognostics.time_to_absorption(
-        [1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], offset=v).mean, "offset", 1),
-    "truncation_splits(n_folds)": (lambda v: [c for f in __import__("statespace.prognostics").prognostics.truncation_splits(
-        [40, 50, 60, 70], n_folds=v, min_cycles=5, rng=0) for c in f], "n_folds", 2),
+    "time_to_absorption(offset)": (
+        lambda v: (
+            __import__("statespace.prognostics")
+            .prognostics.time_to_absorption([1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], offset=v)
+            .mean
+        ),
+        "offset",
+        1,
+    ),
+    "truncation_splits(n_folds)": (
+        lambda v: [
+            c
+            for f in __import__("statespace.prognostics").prognostics.truncation_splits(
+                [40, 50, 60, 70], n_folds=v, min_cycles=5, rng=0
+            )
+            for c in f
+        ],
+        "n_folds",
+        2,
+    ),
 }
 NONE_MEANS_DEFAULT = {"max_trials", "n"}  # documented: None picks the default
 BAD_COUNTS = {"fraction": 2.7, "string": "3", "bool": True, "nan": float("nan"), "inf": float("inf"), "none": None}
@@ -389,7 +460,15 @@ FITS = {
     "particle_em": (_particle_em, False),
     "score_ascent": (_score_ascent, False),
 }
-BAD_MAX_ITER = {"zero": 0, "negative": -2, "fraction": 2.5, "string": "3", "bool": True, "none": None, "inf": float("inf")}
+BAD_MAX_ITER = {
+    "zero": 0,
+    "negative": -2,
+    "fraction": 2.5,
+    "string": "3",
+    "bool": True,
+    "none": None,
+    "inf": float("inf"),
+}
 BAD_TOL = {"negative": -1e-3, "nan": float("nan"), "inf": float("inf"), "string": "0.1", "none": None, "complex": 1e-3j}
 
 
@@ -429,10 +508,16 @@ WRONG_KIND = {
     "HMM(prior)": (lambda v: GaussianHMM(2, prior=v), "prior"),
     "HMM(transitions)": (lambda v: GaussianHMM(2, transitions=v), "transitions"),
     "HMM(absorbing)": (lambda v: GaussianHMM(2, absorbing=v), "absorbing"),
-    "ppg_smoother(functional)": (lambda v: smc.ppg_smoother(sv(), Y, functional=v, n_iter=2, n_particles=8, rng=0,
-                                                            progress=False), "functional"),
-    "time_to_absorption(absorbing)": (lambda v: __import__("statespace.prognostics").prognostics.time_to_absorption(
-        [1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], absorbing=v), "absorbing"),
+    "ppg_smoother(functional)": (
+        lambda v: smc.ppg_smoother(sv(), Y, functional=v, n_iter=2, n_particles=8, rng=0, progress=False),
+        "functional",
+    ),
+    "time_to_absorption(absorbing)": (
+        lambda v: __import__("statespace.prognostics").prognostics.time_to_absorption(
+            [1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]], absorbing=v
+        ),
+        "absorbing",
+    ),
 }
 
 

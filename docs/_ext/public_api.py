@@ -148,7 +148,8 @@ def write_pages(outdir: Path) -> dict[str, list[str]]:
     index = _title("API reference") + (
         "\nEvery public name of :mod:`statespace`, :mod:`hmm` and :mod:`smc`, generated from the docstrings. "
         "An object exported by several namespaces is documented once, under the first of them; the others "
-        "link to it.\n\n.. toctree::\n   :maxdepth: 1\n\n" + "\n".join(f"   {ns}" for ns in spaces) + "\n")
+        "link to it.\n\n.. toctree::\n   :maxdepth: 1\n\n" + "\n".join(f"   {ns}" for ns in spaces) + "\n"
+    )
     if not (outdir / "index.rst").exists() or (outdir / "index.rst").read_text() != index:
         (outdir / "index.rst").write_text(index)
     return listing
@@ -166,7 +167,9 @@ def _own_doc(obj) -> str | None:
     return inspect.getdoc(obj)  # a method may inherit its base's documentation
 
 
-_SHARED_FIELD = re.compile(r"^(\s*):(ivar|param|parameter|arg|argument|keyword|kwarg|cvar|var) ([\w, ]+,[\w, ]*\w):(.*)$")
+_SHARED_FIELD = re.compile(
+    r"^(\s*):(ivar|param|parameter|arg|argument|keyword|kwarg|cvar|var) ([\w, ]+,[\w, ]*\w):(.*)$"
+)
 
 
 def split_shared_fields(app, what, name, obj, options, lines):
@@ -185,7 +188,11 @@ def split_shared_fields(app, what, name, obj, options, lines):
 
 
 def check_docstring(app, what, name, obj, options, lines):
-    if what in ("data", "attribute") and obj is not None and getattr(obj, "__doc__", None) == getattr(type(obj), "__doc__", 0):
+    if (
+        what in ("data", "attribute")
+        and obj is not None
+        and getattr(obj, "__doc__", None) == getattr(type(obj), "__doc__", 0)
+    ):
         lines[:] = []  # a constant's value is not its documentation (autodoc would show ``dict.__doc__``)
         return
     if what not in ("class", "exception", "function", "method", "property", "module"):

@@ -103,8 +103,9 @@ class MJPParams(_MJPParamsBase):
 
     __slots__ = ()
 
-    def __new__(cls, Q, initial=None, observation=None, observation_kind=None, emission=None, means=None,
-                stds=None, learn=None):
+    def __new__(
+        cls, Q, initial=None, observation=None, observation_kind=None, emission=None, means=None, stds=None, learn=None
+    ):
         Q = check_generator("Q", Q)
         K = Q.shape[0]
         if initial is None:
@@ -117,7 +118,10 @@ class MJPParams(_MJPParamsBase):
                 f"observation: expected ExactStates, NoisyLabels or GaussianLevels, got {type(observation).__name__}"
             )
         if isinstance(observation, NoisyLabels):
-            rows, fields = observation.emission.shape[0], ("labels", observation.emission, None, None, observation.learn)
+            rows, fields = (
+                observation.emission.shape[0],
+                ("labels", observation.emission, None, None, observation.learn),
+            )
         elif isinstance(observation, GaussianLevels):
             learn = "full" if observation.learn else "none"
             rows, fields = observation.means.shape[0], ("gaussian", None, observation.means, observation.stds, learn)
@@ -230,7 +234,9 @@ def mean_first_passage_times(Q) -> np.ndarray:
         for k in range(K):  # Warshall's transitive closure
             reach |= reach[:, k : k + 1] & reach[k : k + 1, :]
         hits = reach[:, j]
-        sure = np.array([i != j and hits[i] and all(hits[k] or k == j for k in np.flatnonzero(reach[i])) for i in range(K)])
+        sure = np.array(
+            [i != j and hits[i] and all(hits[k] or k == j for k in np.flatnonzero(reach[i])) for i in range(K)]
+        )
         m = np.full(K, np.inf)
         m[j] = 0.0
         if sure.any():

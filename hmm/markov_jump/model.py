@@ -166,9 +166,16 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
             log_bound = np.log(P.reshape(len(t), -1).max(axis=1))
         kind, logB, means, stds = self.params.observation.kernel_fields(K)
         return MJPKernelParams(
-            P, log_bound, np.asarray(self.params.initial, dtype=np.float64), int(kind),
-            np.ascontiguousarray(logB), np.ascontiguousarray(np.exp(logB)), means.astype(np.float64),
-            stds.astype(np.float64), stat_index, cond_stats,
+            P,
+            log_bound,
+            np.asarray(self.params.initial, dtype=np.float64),
+            int(kind),
+            np.ascontiguousarray(logB),
+            np.ascontiguousarray(np.exp(logB)),
+            means.astype(np.float64),
+            stds.astype(np.float64),
+            stat_index,
+            cond_stats,
         )
 
     # --- simulation ---------------------------------------------------------------
@@ -305,7 +312,9 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
             if (f < g[-1]).any():
                 i = int(np.argmax(f < g[-1]))
                 raise DataError(f"{name}: time {f[i]} at index {i} precedes the last observation time {g[-1]}")
-            probs = res.filtered_probs[-1] @ transition_matrices(Q, f - g[-1]) if len(f) else np.zeros((0, self.n_states))
+            probs = (
+                res.filtered_probs[-1] @ transition_matrices(Q, f - g[-1]) if len(f) else np.zeros((0, self.n_states))
+            )
             out.append(MJPForecast(f, probs / probs.sum(axis=-1, keepdims=True) if len(f) else probs))
         return out[0] if single else out
 
@@ -452,8 +461,18 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         return MarkovJumpProcess(params=MJPParams(Q, initial, obs))
 
     # --- learning ---------------------------------------------------------------------
-    def fit(self, y, inputs=None, times=None, *, init: MJPParams | None = None, frozen=None, max_iter: int = 500,
-            tol: float = 1e-9, progress: bool | None = True) -> FitResult:
+    def fit(
+        self,
+        y,
+        inputs=None,
+        times=None,
+        *,
+        init: MJPParams | None = None,
+        frozen=None,
+        max_iter: int = 500,
+        tol: float = 1e-9,
+        progress: bool | None = True,
+    ) -> FitResult:
         """EM for the generator, the initial distribution and the observation model; updates ``self.params``.
 
         Structural zeros of the starting ``Q`` stay zero.
@@ -497,12 +516,16 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
             kept = GaussianLevels(obs.means, obs.stds, False)
         if kept is not obs:
             start = MJPParams(start.Q, start.initial, kept)
-        res = fit_em(start, ys, grids, max_iter=max_iter, tol=tol, learn_initial="initial" not in frozen,
-                     progress=progress)
+        res = fit_em(
+            start, ys, grids, max_iter=max_iter, tol=tol, learn_initial="initial" not in frozen, progress=progress
+        )
         if kept is not obs:  # the observation model keeps its own learn setting
             fitted = res.params.observation
-            fitted = NoisyLabels(fitted.emission, obs.learn) if isinstance(obs, NoisyLabels) else \
-                GaussianLevels(fitted.means, fitted.stds, obs.learn)
+            fitted = (
+                NoisyLabels(fitted.emission, obs.learn)
+                if isinstance(obs, NoisyLabels)
+                else GaussianLevels(fitted.means, fitted.stds, obs.learn)
+            )
             res = res._replace(params=MJPParams(res.params.Q, res.params.initial, fitted))
         self.params = res.params
         return res

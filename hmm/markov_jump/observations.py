@@ -59,7 +59,9 @@ def check_times(name: str, times) -> np.ndarray:
         d = np.diff(t)
     if (d <= 0).any():
         i = int(np.argmax(d <= 0)) + 1
-        raise DataError(f"{name}: times must be strictly increasing, but times[{i}] = {t[i]} <= times[{i - 1}] = {t[i - 1]}")
+        raise DataError(
+            f"{name}: times must be strictly increasing, but times[{i}] = {t[i]} <= times[{i - 1}] = {t[i - 1]}"
+        )
     if not np.isfinite(d).all():
         i = int(np.argmax(~np.isfinite(d))) + 1
         raise DataError(f"{name}: the gap times[{i}] - times[{i - 1}] = {t[i]} - ({t[i - 1]}) overflows float64")
@@ -85,7 +87,9 @@ def time_grids(name: str, times, lengths) -> list[np.ndarray]:
         raise ShapeError(f"{name}: expected one time array per sequence ({len(lengths)}), got {len(grids)}")
     for i, (g, n) in enumerate(zip(grids, lengths)):
         if len(g) != n:
-            raise ShapeError(f"{name if one else f'{name}[{i}]'}: has {len(g)} entries but the sequence has {n} observations")
+            raise ShapeError(
+                f"{name if one else f'{name}[{i}]'}: has {len(g)} entries but the sequence has {n} observations"
+            )
     return grids
 
 
@@ -94,7 +98,9 @@ def _check_codes(name: str, y: np.ndarray, n_codes: int, what: str) -> None:
     ok = np.isnan(v) | ((v >= 0) & (v < n_codes) & (v == np.round(v)))
     if not ok.all():
         t = int(np.argmax(~ok))
-        raise DataError(f"{name}: unknown {what} {v[t]} at time step {t}; expected an integer code in 0..{n_codes - 1} or NaN")
+        raise DataError(
+            f"{name}: unknown {what} {v[t]} at time step {t}; expected an integer code in 0..{n_codes - 1} or NaN"
+        )
 
 
 def _categorical_loglik(logB: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -301,7 +301,9 @@ def observed_information(rate_fn, theta, y, times, observation=None, initial="st
         K, rate = _check_rates(rate_fn, theta)
         observation = ExactStates() if observation is None else observation
         ys, grids = _prepare(y, times, observation, K)
-        (_, value_and_grad), data = _build_objective(rate_fn, ys, grids, observation, _check_initial(initial, K), K, rate)
+        (_, value_and_grad), data = _build_objective(
+            rate_fn, ys, grids, observation, _check_initial(initial, K), K, rate
+        )
         return _information(value_and_grad, theta, data)
 
 
@@ -363,7 +365,11 @@ def fit_structured(
             Q0 = np.asarray(_generator(rate_fn, jax.numpy.asarray(theta0)))
             _raise_impossible(Q0, init, observation, ys, grids, single)
         res = scipy.optimize.minimize(
-            objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+            objective,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
             options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-8},
         )
         theta = np.asarray(res.x, dtype=np.float64)

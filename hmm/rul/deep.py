@@ -138,10 +138,18 @@ class DeepARPHMMRUL(ChainRULModel):
     _HMM = LearnedEmissionHMM
 
     def _new_hmm(self, obs_dim: int) -> LearnedEmissionHMM:
-        return LearnedEmissionHMM(self.n_states, obs_dim, layer="s5", hidden=self.hidden, state=self.state,
-                                  n_layers=self.n_layers, min_scale=self.min_scale, emission=self.emission,
-                                  transitions="left-to-right",
-                                  max_jump=self.max_jump)
+        return LearnedEmissionHMM(
+            self.n_states,
+            obs_dim,
+            layer="s5",
+            hidden=self.hidden,
+            state=self.state,
+            n_layers=self.n_layers,
+            min_scale=self.min_scale,
+            emission=self.emission,
+            transitions="left-to-right",
+            max_jump=self.max_jump,
+        )
 
     def training_data(self, seqs, dt=None):
         """Run-to-failure engines (a list) with the failure step appended: ``(padded, pl, dt)`` lists."""
@@ -155,8 +163,15 @@ class DeepARPHMMRUL(ChainRULModel):
         """``pi``, ``A`` and state posteriors of a classical diagonal Gaussian ARPHMM; a fresh network."""
         import jax
 
-        classical = ARPHMMRUL(n_states=self.n_states, lags=0, cap=self.cap, softness=self.softness,
-                              covariance_type="diag", max_jump=self.max_jump, max_iter=self.init_iter)
+        classical = ARPHMMRUL(
+            n_states=self.n_states,
+            lags=0,
+            cap=self.cap,
+            softness=self.softness,
+            covariance_type="diag",
+            max_jump=self.max_jump,
+            max_iter=self.init_iter,
+        )
         classical.fit(seqs, rng=rng, progress=False)
         gammas = [r.smoothed_probs for r in classical.hmm.smooth(padded, pl=pls)]
         ys = Standardiser.fit(padded, seqs[0].shape[1])
@@ -164,8 +179,9 @@ class DeepARPHMMRUL(ChainRULModel):
         p = classical.hmm.params
         return LearnedEmissionParams(p.pi0, p.A, net, ys.loc, ys.scale), gammas
 
-    def fit(self, y, rng=None, progress: bool = True, *, init: LearnedEmissionParams | None = None,
-            dt=None) -> FitResult:
+    def fit(
+        self, y, rng=None, progress: bool = True, *, init: LearnedEmissionParams | None = None, dt=None
+    ) -> FitResult:
         """Generalised EM on run-to-failure engines (each sequence ends at the engine's last cycle).
 
         ``dt``: per-engine cycle increments ``(T_i,)`` (default: consecutive cycles, all 1).
@@ -180,9 +196,21 @@ class DeepARPHMMRUL(ChainRULModel):
         gammas = None
         if init is None:
             init, gammas = self._initial_params(seqs, padded, pls, rng)
-        res = self.hmm.fit(padded, pl=pls, dt=dts, init=init, init_posteriors=gammas,
-                           max_iter=self.max_iter, tol=self.tol, m_steps=self.m_steps, learning_rate=self.learning_rate,
-                           weight_decay=self.weight_decay, ar_init=False, rng=rng, progress=progress)
+        res = self.hmm.fit(
+            padded,
+            pl=pls,
+            dt=dts,
+            init=init,
+            init_posteriors=gammas,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            m_steps=self.m_steps,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            ar_init=False,
+            rng=rng,
+            progress=progress,
+        )
         self.pit_levels = None
         if self.readout == "empirical":
             # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
@@ -190,8 +218,10 @@ class DeepARPHMMRUL(ChainRULModel):
         return res
 
     def __repr__(self) -> str:
-        return (f"DeepARPHMMRUL(n_states={self.n_states}, cap={self.cap:g}, max_jump={self.max_jump}, "
-                f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers})")
+        return (
+            f"DeepARPHMMRUL(n_states={self.n_states}, cap={self.cap:g}, max_jump={self.max_jump}, "
+            f"hidden={self.hidden}, state={self.state}, n_layers={self.n_layers})"
+        )
 
 
 def _per_sequence(name: str, values, seqs, single: bool = False) -> list:

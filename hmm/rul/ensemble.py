@@ -52,7 +52,9 @@ def _weights(weights, n: int) -> np.ndarray:
     return np.full(n, 1.0 / n) if weights is None else check_probability_vector("weights", weights, n)
 
 
-def pool_predictions(predictions, weights=None, *, point_cap: float, point="capped_mean", pit_levels=None) -> RULPrediction:
+def pool_predictions(
+    predictions, weights=None, *, point_cap: float, point="capped_mean", pit_levels=None
+) -> RULPrediction:
     """The linear pool of members' :class:`hmm.rul.RULPrediction` for the same engines, engine by engine.
 
     ``point`` and ``point_cap`` give the pool's point forecast (predictions do not
@@ -81,8 +83,10 @@ def combine_cv(results, weights=None, *, point_cap: float, point="capped_mean") 
     _weights(weights, len(results))
     for i, r in enumerate(results[1:], start=1):
         if r.cuts != results[0].cuts:
-            raise ParameterError(f"results[{i}]: cross-validated on other cuts than results[0]; "
-                                 "cross-validate every member with the same rng")
+            raise ParameterError(
+                f"results[{i}]: cross-validated on other cuts than results[0]; "
+                "cross-validate every member with the same rng"
+            )
     pred = pool_predictions([r.prediction for r in results], weights, point_cap=point_cap, point=point)
     first = results[0]
     report = rul_report(pred.rul, first.true_rul, pred.q05, pred.q95, first.weights)
@@ -117,7 +121,9 @@ class RULEnsemble(SavedRULModel):
     def predict(self, sensors, settings=None) -> RULPrediction:
         """Pooled predictive RUL of each engine (recalibrated when :meth:`calibrate` was called)."""
         preds = [m.predict(sensors, settings) for m in self.members]
-        return pool_predictions(preds, self.weights, point_cap=self.point_cap, point=self.point, pit_levels=self.pit_levels)
+        return pool_predictions(
+            preds, self.weights, point_cap=self.point_cap, point=self.point, pit_levels=self.pit_levels
+        )
 
     def calibrate(self, distributions, true_rul, rng=None, weights=None) -> RULEnsemble:
         """PIT recalibration of the quantile levels from the pool's cross-validated distributions
@@ -128,9 +134,16 @@ class RULEnsemble(SavedRULModel):
     def _persist_state(self) -> dict:
         for i, member in enumerate(self.members):
             if not isinstance(member, RULPipeline):
-                raise ParameterError(f"members[{i}]: only RULPipeline members can be saved, got {type(member).__name__}")
-        return {"members": self.members, "weights": self.weights, "point": self.point, "point_cap": self.point_cap,
-                "pit_levels": pit_array(self.pit_levels)}
+                raise ParameterError(
+                    f"members[{i}]: only RULPipeline members can be saved, got {type(member).__name__}"
+                )
+        return {
+            "members": self.members,
+            "weights": self.weights,
+            "point": self.point,
+            "point_cap": self.point_cap,
+            "pit_levels": pit_array(self.pit_levels),
+        }
 
     @classmethod
     def _from_persisted(cls, state: dict) -> RULEnsemble:

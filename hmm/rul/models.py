@@ -151,7 +151,9 @@ class ChainRULModel:
         self.cap = check_real("cap", cap, 0.0, strict=True)
         self.softness = check_real("softness", softness, 0.0)
         self.point_cap = self.cap if point_cap is None else check_real("point_cap", point_cap, 0.0, strict=True)
-        self.age_bandwidth = None if age_bandwidth is None else check_real("age_bandwidth", age_bandwidth, 0.0, strict=True)
+        self.age_bandwidth = (
+            None if age_bandwidth is None else check_real("age_bandwidth", age_bandwidth, 0.0, strict=True)
+        )
         self.readout_model = None
         if readout == "empirical":
             self.readout_model = StateRULReadout(age_bandwidth)  # validates age_bandwidth
@@ -266,7 +268,9 @@ class ChainRULModel:
         return restore_chain(cls, state, cls._HMM)
 
 
-def predict_from_distributions(dists, state_probs, point="capped_mean", point_cap=125.0, pit_levels=None) -> RULPrediction:
+def predict_from_distributions(
+    dists, state_probs, point="capped_mean", point_cap=125.0, pit_levels=None
+) -> RULPrediction:
     """:class:`RULPrediction` from each engine's predictive distribution.
 
     The point forecast is ``E[min(RUL, point_cap)]`` (``point="capped_mean"``) or
@@ -379,9 +383,7 @@ class ARPHMMRUL(ChainRULModel):
         padded = [np.vstack([s, np.full((1, d), np.nan)]) for s in seqs]
         self.hmm = self._new_hmm(d)
         rng = as_rng(rng)
-        res = self.hmm.fit(
-            padded, pl=pls, init=init, max_iter=self.max_iter, tol=self.tol, rng=rng, progress=progress
-        )
+        res = self.hmm.fit(padded, pl=pls, init=init, max_iter=self.max_iter, tol=self.tol, rng=rng, progress=progress)
         self.pit_levels = None
         if self.readout == "empirical":
             # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
@@ -432,7 +434,9 @@ class RULPipeline(SavedRULModel):
         if not isinstance(model, ChainRULModel):
             raise DataError(f"model: expected a chain RUL model, got a {type(model).__name__}")
         if model.hmm.obs_dim != feats.n_features:
-            raise DataError(f"model: the model reads {model.hmm.obs_dim} features, the transform gives {feats.n_features}")
+            raise DataError(
+                f"model: the model reads {model.hmm.obs_dim} features, the transform gives {feats.n_features}"
+            )
         return cls(feats, model)
 
 
@@ -451,8 +455,17 @@ class CVResult(NamedTuple):
     weights: np.ndarray
 
 
-def cross_validate(make_pipeline, sensors, settings=None, n_folds: int = 5, n_cuts: int | str = 3,
-                   min_cycles: int = 31, max_rul: int = 150, rng=None, progress: bool = True) -> CVResult:
+def cross_validate(
+    make_pipeline,
+    sensors,
+    settings=None,
+    n_folds: int = 5,
+    n_cuts: int | str = 3,
+    min_cycles: int = 31,
+    max_rul: int = 150,
+    rng=None,
+    progress: bool = True,
+) -> CVResult:
     """Fit ``make_pipeline()`` on the training folds, predict the truncated held-out engines.
 
     ``sensors`` (and ``settings``) are lists of per-engine run-to-failure arrays.
@@ -480,8 +493,10 @@ def cross_validate(make_pipeline, sensors, settings=None, n_folds: int = 5, n_cu
     with progress_bar(len(splits), "cross-validation", progress) as bar:
         parts = map_jobs(fold, list(zip(splits, rng.spawn(len(splits)))), on_done=lambda: bar.update(1))
     all_cuts = [c for _, cuts in splits for c in cuts]
-    pred = RULPrediction(*[np.concatenate([getattr(p, f) for p in parts]) for f in RULPrediction._fields[:6]],
-                         [d for p in parts for d in p.distributions])
+    pred = RULPrediction(
+        *[np.concatenate([getattr(p, f) for p in parts]) for f in RULPrediction._fields[:6]],
+        [d for p in parts for d in p.distributions],
+    )
     true = np.array([c.rul for c in all_cuts], dtype=np.float64)
     weights = cut_weights(all_cuts)
     return CVResult(all_cuts, pred, true, rul_report(pred.rul, true, pred.q05, pred.q95, weights), weights)

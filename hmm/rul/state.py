@@ -72,17 +72,29 @@ def features_state(feats) -> dict:
         raise ParameterError("pipeline: fit it before saving")
     norm = feats.normalizer_
     state = {
-        "config": {"min_distinct": feats.min_distinct, "n_conditions": feats.n_conditions,
-                   "baseline_cycles": feats.baseline_cycles, "alpha": feats.alpha, "health_cap": feats.health_cap},
+        "config": {
+            "min_distinct": feats.min_distinct,
+            "n_conditions": feats.n_conditions,
+            "baseline_cycles": feats.baseline_cycles,
+            "alpha": feats.alpha,
+            "health_cap": feats.health_cap,
+        },
         "n_sensors": int(feats.n_sensors_),
         "columns": np.asarray(feats.columns_, dtype=np.int64),
-        "normalizer": {"config": {"n_conditions": norm.n_conditions, "max_conditions": norm.max_conditions,
-                                  "separation": norm.separation},
-                       **{name: np.asarray(getattr(norm, name), dtype=np.float64) for name, _ in _NORMALIZER}},
+        "normalizer": {
+            "config": {
+                "n_conditions": norm.n_conditions,
+                "max_conditions": norm.max_conditions,
+                "separation": norm.separation,
+            },
+            **{name: np.asarray(getattr(norm, name), dtype=np.float64) for name, _ in _NORMALIZER},
+        },
     }
     if feats.health_cap is not None:
-        state["health"] = {"weights": np.asarray(feats.health_.weights_, dtype=np.float64),
-                           "loc_scale": np.array([feats.health_loc_, feats.health_scale_], dtype=np.float64)}
+        state["health"] = {
+            "weights": np.asarray(feats.health_.weights_, dtype=np.float64),
+            "loc_scale": np.array([feats.health_loc_, feats.health_scale_], dtype=np.float64),
+        }
     return state
 
 
@@ -91,9 +103,14 @@ _NORMALIZER = (("settings_mean_", 1), ("settings_scale_", 1), ("centers_", 2), (
 
 def _array(value, name: str, ndim: int, kind: str = "f") -> np.ndarray:
     a = np.asarray(value)
-    if not isinstance(value, np.ndarray) or a.ndim != ndim or a.dtype.kind not in (kind + "iu" if kind == "f" else kind):
-        raise DataError(f"{name}: expected a {ndim}-dimensional numeric array, got {type(value).__name__} "
-                        f"with {a.ndim} dimensions")
+    if (
+        not isinstance(value, np.ndarray)
+        or a.ndim != ndim
+        or a.dtype.kind not in (kind + "iu" if kind == "f" else kind)
+    ):
+        raise DataError(
+            f"{name}: expected a {ndim}-dimensional numeric array, got {type(value).__name__} with {a.ndim} dimensions"
+        )
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise DataError(f"{name}: non-finite values")
     return a
@@ -105,15 +122,19 @@ def restore_features(state: dict):
     feats.n_sensors_ = int(state["n_sensors"])
     feats.columns_ = _array(state["columns"], "features.columns", 1, "iu")
     if feats.columns_.size == 0 or feats.columns_.min() < 0 or feats.columns_.max() >= feats.n_sensors_:
-        raise DataError(f"features.columns: kept sensor columns {feats.columns_.tolist()} outside 0..{feats.n_sensors_ - 1}")
+        raise DataError(
+            f"features.columns: kept sensor columns {feats.columns_.tolist()} outside 0..{feats.n_sensors_ - 1}"
+        )
     n = state["normalizer"]
     norm = OperatingConditionNormalizer(**n["config"])
     for name, ndim in _NORMALIZER:
         setattr(norm, name, _array(n[name], f"features.normalizer.{name}", ndim).astype(np.float64))
     k, width = len(norm.centers_), len(feats.columns_)
     if norm.means_.shape != (k, width) or norm.scales_.shape != (k, width) or not (norm.scales_ > 0).all():
-        raise DataError(f"features.normalizer: {k} conditions x {width} sensors expected, got means "
-                        f"{norm.means_.shape} and scales {norm.scales_.shape} (all positive)")
+        raise DataError(
+            f"features.normalizer: {k} conditions x {width} sensors expected, got means "
+            f"{norm.means_.shape} and scales {norm.scales_.shape} (all positive)"
+        )
     feats.normalizer_ = norm
     if ("health" in state) != (feats.health_cap is not None):
         raise DataError("features.health: present exactly when health_cap is set")
@@ -122,8 +143,10 @@ def restore_features(state: dict):
         feats.health_.weights_ = _array(state["health"]["weights"], "features.health.weights", 1).astype(np.float64)
         loc_scale = _array(state["health"]["loc_scale"], "features.health.loc_scale", 1)
         if feats.health_.weights_.shape != (width + 1,) or loc_scale.shape != (2,) or not loc_scale[1] > 0:
-            raise DataError(f"features.health: health channel of {width} sensors expects {width + 1} weights and a "
-                            f"positive scale, got {feats.health_.weights_.shape[0]} weights and {loc_scale.tolist()}")
+            raise DataError(
+                f"features.health: health channel of {width} sensors expects {width + 1} weights and a "
+                f"positive scale, got {feats.health_.weights_.shape[0]} weights and {loc_scale.tolist()}"
+            )
         feats.health_loc_, feats.health_scale_ = float(loc_scale[0]), float(loc_scale[1])
     return feats
 
@@ -137,7 +160,12 @@ def chain_state(model) -> dict:
     if model.readout_model is not None:
         ro = model.readout_model
         readout = {"probs": ro.weights_, "lengths": np.diff(np.r_[np.flatnonzero(ro.ages_ == 0), len(ro.ages_)])}
-    return {"config": constructor_config(model), "hmm": hmm, "readout": readout, "pit_levels": pit_array(model.pit_levels)}
+    return {
+        "config": constructor_config(model),
+        "hmm": hmm,
+        "readout": readout,
+        "pit_levels": pit_array(model.pit_levels),
+    }
 
 
 def restore_chain(cls, state: dict, hmm_class):
@@ -150,7 +178,9 @@ def restore_chain(cls, state: dict, hmm_class):
         raise DataError("hmm: the model has no fitted parameters")
     readout = state["readout"]
     if (readout is None) != (model.readout_model is None):
-        raise DataError(f"readout: stored posteriors are present exactly when readout='empirical' (readout={model.readout!r})")
+        raise DataError(
+            f"readout: stored posteriors are present exactly when readout='empirical' (readout={model.readout!r})"
+        )
     if readout is not None:
         probs = _array(readout["probs"], "readout.probs", 2)
         lengths = _array(readout["lengths"], "readout.lengths", 1, "iu")

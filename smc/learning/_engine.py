@@ -56,8 +56,10 @@ class LearningResult(NamedTuple):
         particle-steps (0 at the start) as ``sample_stats``; ``state_names`` is unused."""
         return DataTreeGroups.from_samples(
             {n: self.trace[None, :, j] for j, n in enumerate(self.param_names)},
-            {"log_likelihood_estimate": np.concatenate([[np.nan], self.log_likelihoods])[None],
-             "particle_steps": np.concatenate([[0.0], self.particle_steps])[None]},
+            {
+                "log_likelihood_estimate": np.concatenate([[np.nan], self.log_likelihoods])[None],
+                "particle_steps": np.concatenate([[0.0], self.particle_steps])[None],
+            },
         )
 
 
@@ -71,8 +73,10 @@ def prepare(model, y, inputs):
         # inputs follow the observations' form (statespace.validation's sequence rule)
         items, u_single = split_batch("inputs", inputs)
         if u_single != single or len(items) != len(seqs):
-            raise ShapeError(f"inputs: got {1 if u_single else len(items)} input sequence(s) for "
-                             f"{1 if single else len(seqs)} observation sequence(s); give them in the same form")
+            raise ShapeError(
+                f"inputs: got {1 if u_single else len(items)} input sequence(s) for "
+                f"{1 if single else len(seqs)} observation sequence(s); give them in the same form"
+            )
         us = []
         for i, (u, s) in enumerate(zip(items, seqs)):
             label = "inputs" if single else f"inputs[{i}]"

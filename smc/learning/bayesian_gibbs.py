@@ -68,16 +68,30 @@ class PosteriorChains(NamedTuple):
         """The parameter draws as ``posterior`` variables (``"F[i,j]"`` stacked into ``F``) and the
         sweeps' log-likelihood estimates of the kept draws as ``sample_stats``; ``state_names`` is unused."""
         n_draws = next(iter(self.samples.values())).shape[1]
-        return DataTreeGroups.from_samples(self.samples,
-                                           {"log_likelihood_estimate": self.log_likelihoods[:, -n_draws:]})
+        return DataTreeGroups.from_samples(
+            self.samples, {"log_likelihood_estimate": self.log_likelihoods[:, -n_draws:]}
+        )
 
     def to_datatree(self):
         """The chains as an ArviZ ``DataTree`` (see :func:`statespace.diagnostics.to_datatree`)."""
         return to_datatree(self)
 
 
-def bayesian_particle_gibbs(model, y, prior=None, n_iter=2000, n_particles=32, *, method="backward", n_chains=1,
-                            burn_in=None, inputs=None, rng=None, progress=True, n_threads=None) -> PosteriorChains:
+def bayesian_particle_gibbs(
+    model,
+    y,
+    prior=None,
+    n_iter=2000,
+    n_particles=32,
+    *,
+    method="backward",
+    n_chains=1,
+    burn_in=None,
+    inputs=None,
+    rng=None,
+    progress=True,
+    n_threads=None,
+) -> PosteriorChains:
     """Sample :math:`p(\\theta, x \\mid y)` by particle Gibbs with conjugate parameter draws.
 
     Args:
@@ -110,8 +124,15 @@ def bayesian_particle_gibbs(model, y, prior=None, n_iter=2000, n_particles=32, *
             k = m.kernels()
             lls[it] = 0.0
             for i, (yy, u) in enumerate(data):
-                refs[i], lli = csmc_step(k, m.kernel_params(inputs=u), yy, refs[i], n_particles=n_particles,
-                                         method=method if refs[i] is not None else "backward", rng=g)
+                refs[i], lli = csmc_step(
+                    k,
+                    m.kernel_params(inputs=u),
+                    yy,
+                    refs[i],
+                    n_particles=n_particles,
+                    method=method if refs[i] is not None else "backward",
+                    rng=g,
+                )
                 lls[it] += lli
             m = prior.draw(m, refs, data, g)
             if it >= burn_in:

@@ -46,8 +46,21 @@ from statespace.validation import as_rng
 from ._engine import FunctionalEstimator, LearningResult, check_common, prepare, step_size_schedule, vector_of
 
 
-def particle_em(model, y, n_iter=100, n_particles=32, *, n_backward=2, smoother="ppg", n_sweeps=1, burn_in=0,
-                step_sizes=None, inputs=None, rng=None, progress=True) -> LearningResult:
+def particle_em(
+    model,
+    y,
+    n_iter=100,
+    n_particles=32,
+    *,
+    n_backward=2,
+    smoother="ppg",
+    n_sweeps=1,
+    burn_in=0,
+    step_sizes=None,
+    inputs=None,
+    rng=None,
+    progress=True,
+) -> LearningResult:
     """Fit ``model`` by particle EM / SAEM (see the module docstring).
 
     Args:
@@ -69,8 +82,9 @@ def particle_em(model, y, n_iter=100, n_particles=32, *, n_backward=2, smoother=
     rng = as_rng(rng)
     data = prepare(model, y, inputs)
     gammas = step_size_schedule(step_sizes, n_iter, n_iter // 2, 0.7)
-    est = FunctionalEstimator(data, smoother=smoother, n_particles=n_particles, n_backward=n_backward,
-                              n_sweeps=n_sweeps, burn_in=burn_in)
+    est = FunctionalEstimator(
+        data, smoother=smoother, n_particles=n_particles, n_backward=n_backward, n_sweeps=n_sweeps, burn_in=burn_in
+    )
     n_steps = sum(len(s) for s, _ in data)
     names, v0 = vector_of(model)
     trace = np.empty((n_iter + 1, len(v0)))

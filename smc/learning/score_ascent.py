@@ -89,21 +89,49 @@ def score_params(param: Parametrization, theta, inputs=None, h=FD_STEP):
     return tuple(plus), tuple(minus), np.full(len(theta), 2.0 * h)
 
 
-def estimate_score(model, y, parametrization=None, n_particles=100, n_backward=2, *, smoother="paris",
-                   n_sweeps=1, burn_in=0, inputs=None, rng=None):
+def estimate_score(
+    model,
+    y,
+    parametrization=None,
+    n_particles=100,
+    n_backward=2,
+    *,
+    smoother="paris",
+    n_sweeps=1,
+    burn_in=0,
+    inputs=None,
+    rng=None,
+):
     """Fisher-identity estimate of :math:`\\nabla_\\theta \\log p_\\theta(y)` in unconstrained coordinates."""
     param = parametrization or model.parametrization()
     data = prepare(model, y, inputs)
     theta = param.to_vector(model)
-    est = FunctionalEstimator(data, smoother=smoother, n_particles=n_particles, n_backward=n_backward,
-                              n_sweeps=n_sweeps, burn_in=burn_in)
+    est = FunctionalEstimator(
+        data, smoother=smoother, n_particles=n_particles, n_backward=n_backward, n_sweeps=n_sweeps, burn_in=burn_in
+    )
     func = score_functional(model.kernels(), len(theta))
     return est(model, func, as_rng(rng), hp_for=lambda u: score_params(param, theta, u))[0]
 
 
-def score_ascent(model, y, n_iter=300, n_particles=32, *, n_backward=2, smoother="ppg", n_sweeps=1, burn_in=0,
-                 parametrization=None, optimizer="adam", learning_rate=0.05, decay_iters=None, average_from=0.5,
-                 inputs=None, rng=None, progress=True) -> LearningResult:
+def score_ascent(
+    model,
+    y,
+    n_iter=300,
+    n_particles=32,
+    *,
+    n_backward=2,
+    smoother="ppg",
+    n_sweeps=1,
+    burn_in=0,
+    parametrization=None,
+    optimizer="adam",
+    learning_rate=0.05,
+    decay_iters=None,
+    average_from=0.5,
+    inputs=None,
+    rng=None,
+    progress=True,
+) -> LearningResult:
     """Maximum likelihood by stochastic score ascent (see the module docstring).
 
     Args:
@@ -118,13 +146,16 @@ def score_ascent(model, y, n_iter=300, n_particles=32, *, n_backward=2, smoother
         average_from: fraction of the run after which iterates are averaged (1 disables averaging).
     """
     n_iter, n_particles, n_backward = check_common(n_iter, n_particles, n_backward, smoother)
-    learning_rate, decay_iters, average_from = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
+    learning_rate, decay_iters, average_from = check_gradient_options(
+        optimizer, learning_rate, decay_iters, average_from
+    )
     param = parametrization or model.parametrization()
     rng = as_rng(rng)
     data = prepare(model, y, inputs)
     n_obs = sum(len(s) for s, _ in data)
-    est = FunctionalEstimator(data, smoother=smoother, n_particles=n_particles, n_backward=n_backward,
-                              n_sweeps=n_sweeps, burn_in=burn_in)
+    est = FunctionalEstimator(
+        data, smoother=smoother, n_particles=n_particles, n_backward=n_backward, n_sweeps=n_sweeps, burn_in=burn_in
+    )
     theta = np.asarray(param.to_vector(model), dtype=float)
     func = score_functional(model.kernels(), len(theta))
 
@@ -133,12 +164,24 @@ def score_ascent(model, y, n_iter=300, n_particles=32, *, n_backward=2, smoother
         score, ll = est(param.from_vector(theta), func, rng, hp_for=lambda u: score_params(param, th, u))
         return score, ll, est.particle_steps
 
-    return averaged_ascent(param, theta, gradient_step, n_iter, n_obs, optimizer, learning_rate, decay_iters,
-                           average_from, f"score ascent ({smoother})", progress)
+    return averaged_ascent(
+        param,
+        theta,
+        gradient_step,
+        n_iter,
+        n_obs,
+        optimizer,
+        learning_rate,
+        decay_iters,
+        average_from,
+        f"score ascent ({smoother})",
+        progress,
+    )
 
 
-def averaged_ascent(param, theta, gradient_step, n_iter, n_obs, optimizer, learning_rate, decay_iters, average_from,
-                    label, progress) -> LearningResult:
+def averaged_ascent(
+    param, theta, gradient_step, n_iter, n_obs, optimizer, learning_rate, decay_iters, average_from, label, progress
+) -> LearningResult:
     """Stochastic approximation with Polyak-Ruppert averaging, shared by score ascent and score climbing.
 
     Iterates :math:`\\theta_{k+1} = \\theta_k + \\gamma_k \\hat g_k / n` with

@@ -67,9 +67,24 @@ def _jax_gradient(log_joint):
     return gradient
 
 
-def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_backward=2, n_paths=1,
-                   parametrization=None, optimizer="adam", learning_rate=0.05, decay_iters=None, average_from=0.5,
-                   inputs=None, rng=None, progress=True) -> LearningResult:
+def score_climbing(
+    model,
+    y,
+    n_iter=500,
+    n_particles=32,
+    *,
+    kernel="csmc",
+    n_backward=2,
+    n_paths=1,
+    parametrization=None,
+    optimizer="adam",
+    learning_rate=0.05,
+    decay_iters=None,
+    average_from=0.5,
+    inputs=None,
+    rng=None,
+    progress=True,
+) -> LearningResult:
     """Maximum likelihood by Markov score climbing (see the module docstring).
 
     Args:
@@ -89,7 +104,9 @@ def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_bac
     n_paths = check_int("n_paths", n_paths, minimum=1)
     if n_paths > 1 and kernel != "ppg":
         raise ParameterError(f"n_paths: expected 1 (or more with kernel='ppg'), got {n_paths}")
-    learning_rate, decay_iters, average_from = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
+    learning_rate, decay_iters, average_from = check_gradient_options(
+        optimizer, learning_rate, decay_iters, average_from
+    )
     param = parametrization or model.parametrization()
     if param.log_joint is None:
         raise ParameterError(
@@ -113,8 +130,9 @@ def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_bac
         ll = 0.0
         for i, (yy, u) in enumerate(data):
             kp = current.kernel_params(inputs=u)
-            x, logw, _, bidx, _, lli, _ = run_sweep(kern, kp, yy, refs[i], n_particles=n_particles,
-                                                     functional=NO_FUNCTIONAL, n_backward=K, rng=rng)
+            x, logw, _, bidx, _, lli, _ = run_sweep(
+                kern, kp, yy, refs[i], n_particles=n_particles, functional=NO_FUNCTIONAL, n_backward=K, rng=rng
+            )
             if K:
                 paths = [index_tree_sample(x, logw, bidx, rng) for _ in range(n_paths)]
             else:
@@ -127,5 +145,16 @@ def score_climbing(model, y, n_iter=500, n_particles=32, *, kernel="csmc", n_bac
             raise ParameterError(f"log_joint: non-finite gradient at iteration {k} (theta = {theta})")
         return g, ll, n_steps_done
 
-    return averaged_ascent(param, theta, gradient_step, n_iter, n_obs, optimizer, learning_rate, decay_iters,
-                           average_from, f"Markov score climbing ({kernel})", progress)
+    return averaged_ascent(
+        param,
+        theta,
+        gradient_step,
+        n_iter,
+        n_obs,
+        optimizer,
+        learning_rate,
+        decay_iters,
+        average_from,
+        f"Markov score climbing ({kernel})",
+        progress,
+    )

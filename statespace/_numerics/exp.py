@@ -77,6 +77,7 @@ def emit_exp(builder, x):
     poly = _constant(ty, _TAYLOR[-1])
     for c in reversed(_TAYLOR[:-1]):
         poly = builder.call(fma, [poly, r, _constant(ty, c)])
+
     def integer(v):
         return ir.Constant(int_ty, [v] * ty.count) if vector else ir.Constant(int_ty, v)
 

@@ -13,8 +13,16 @@ import numpy as np
 from ..progress import progress_bar
 
 
-def fit_sequence_model(loss_fn, params, n_steps: int, optimizer=None, learning_rate: float = 1e-3,
-                       opt_state=None, tol: float = 0.0, progress: bool = True):
+def fit_sequence_model(
+    loss_fn,
+    params,
+    n_steps: int,
+    optimizer=None,
+    learning_rate: float = 1e-3,
+    opt_state=None,
+    tol: float = 0.0,
+    progress: bool = True,
+):
     """Run ``n_steps`` optimiser steps on ``loss_fn(params)`` (a jax-traceable scalar).
 
     Args:

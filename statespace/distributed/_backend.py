@@ -52,7 +52,9 @@ def use(client, n_shards: int | None = None):
             with ssd.use(client):
                 result = model.fit(sequences)  # E-steps run on the workers
     """
-    if n_shards is not None and (isinstance(n_shards, bool) or not isinstance(n_shards, (int, np.integer)) or n_shards < 1):
+    if n_shards is not None and (
+        isinstance(n_shards, bool) or not isinstance(n_shards, (int, np.integer)) or n_shards < 1
+    ):
         raise ParameterError(f"n_shards: expected a positive integer or None, got {n_shards!r}")
     own = None
     if isinstance(client, str):
@@ -60,7 +62,9 @@ def use(client, n_shards: int | None = None):
 
         client = own = Client(client)
     if not all(hasattr(client, a) for a in ("submit", "gather", "scatter", "nthreads")):
-        raise ParameterError(f"client: expected a dask.distributed.Client or a scheduler address, got {type(client).__name__}")
+        raise ParameterError(
+            f"client: expected a dask.distributed.Client or a scheduler address, got {type(client).__name__}"
+        )
     token = _ACTIVE.set(Backend(client, None if n_shards is None else int(n_shards)))
     try:
         yield client

@@ -43,7 +43,9 @@ def map_sequences(verb, y, **kwargs):
 
     v = broadcast(client, verb)
     futures = [
-        client.submit(_call, v, items[b[j]:b[j + 1]], {**shared, **{k: x[b[j]:b[j + 1]] for k, x in per.items()}}, pure=False)
+        client.submit(
+            _call, v, items[b[j] : b[j + 1]], {**shared, **{k: x[b[j] : b[j + 1]] for k, x in per.items()}}, pure=False
+        )
         for j in range(n)
     ]
     try:

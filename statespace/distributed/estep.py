@@ -47,7 +47,7 @@ class EStep:
             n = self._backend.shards_for(len(self.items))
             b = shard_bounds([item_size(it) for it in self.items], n)
             self._starts, self._lengths = b[:-1], np.diff(b)
-            self._shards = persist_shards(client, [self.items[b[j]:b[j + 1]] for j in range(n)], "estep")
+            self._shards = persist_shards(client, [self.items[b[j] : b[j + 1]] for j in range(n)], "estep")
         parts = map_shards(client, self.fn, params, self._shards, self._starts, self._lengths, len(self.items))
         return reduce_sum(parts)
 

@@ -424,7 +424,14 @@ def _stats(kp, y, sm, sP, cross, out, parts):
     o_x0, o_x0x0, o_nt, o_xpxp, o_xxp, o_xx = offs[1], offs[2], offs[3], offs[4], offs[5], offs[6]
     o_xpu, o_xu, o_uut, o_qres = offs[7], offs[8], offs[9], offs[10]
     o_ne, o_yx, o_yy, o_xexe, o_xeu, o_yu, o_uue, o_rres = (
-        offs[11], offs[12], offs[13], offs[14], offs[15], offs[16], offs[17], offs[18]
+        offs[11],
+        offs[12],
+        offs[13],
+        offs[14],
+        offs[15],
+        offs[16],
+        offs[17],
+        offs[18],
     )
     eps = np.empty(d)
     r = np.empty(m)
@@ -481,8 +488,13 @@ def _stats(kp, y, sm, sP, cross, out, parts):
                 eps[i] = s
             # the covariance part is a function of P_{t|T}, P_{t-1|T}, their cross-covariance and F:
             # at the smoother's fixed point it repeats the previous step's (see fixed_point)
-            if covs and not (nF == 1 and t >= 2 and fixed_point(sP[t], sP[t - 1], d)
-                             and fixed_point(sP[t - 1], sP[t - 2], d) and fixed_point(cross[t - 1], cross[t - 2], d)):
+            if covs and not (
+                nF == 1
+                and t >= 2
+                and fixed_point(sP[t], sP[t - 1], d)
+                and fixed_point(sP[t - 1], sP[t - 2], d)
+                and fixed_point(cross[t - 1], cross[t - 2], d)
+            ):
                 for i in range(d):
                     for j in range(d):
                         a = 0.0
@@ -562,9 +574,29 @@ def _sequence_params(kp, a, b):
     bu = kp.bu[a:b] if kp.bu.shape[0] > 1 else kp.bu[0:1]
     du = kp.du[a:b] if kp.du.shape[0] > 1 else kp.du[0:1]
     u = kp.u[a:b] if kp.u.shape[0] > 1 else kp.u[0:1]
-    return KernelParams(kp.m0, kp.P0, kp.chol_P0, kp.F, kp.Q, kp.chol_Q, kp.logdet_Q, kp.H, kp.R, kp.chol_R,
-                        kp.logdet_R, bu, du, u, kp.white_P0, kp.white_Q, kp.white_F, kp.white_bu, kp.white_R,
-                        kp.white_H, kp.white_du)
+    return KernelParams(
+        kp.m0,
+        kp.P0,
+        kp.chol_P0,
+        kp.F,
+        kp.Q,
+        kp.chol_Q,
+        kp.logdet_Q,
+        kp.H,
+        kp.R,
+        kp.chol_R,
+        kp.logdet_R,
+        bu,
+        du,
+        u,
+        kp.white_P0,
+        kp.white_Q,
+        kp.white_F,
+        kp.white_bu,
+        kp.white_R,
+        kp.white_H,
+        kp.white_du,
+    )
 
 
 @nb.njit(cache=True, nogil=True)
@@ -632,8 +664,9 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
                     continue
                 if not shared:
                     # the covariance half of the statistics, kept for the sequences that will share it
-                    cov_ok = (s + 1 < s1 and offsets[s + 2] - offsets[s + 1] == T and _complete(ys)
-                              and _same_mask(y, a, b, T))
+                    cov_ok = (
+                        s + 1 < s1 and offsets[s + 2] - offsets[s + 1] == T and _complete(ys) and _same_mask(y, a, b, T)
+                    )
                     if cov_ok:
                         cov_half[:] = 0.0
                         _stats(kps, ys, sm, sP, cross, cov_half, COVARIANCES)

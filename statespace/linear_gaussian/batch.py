@@ -74,7 +74,9 @@ def _prepare(params: LGSSMParams, y, offsets, inputs):
         kp = kernel_params(params, None)
     else:
         if inputs is None:
-            raise ShapeError(f"inputs: the model has {params.input_dim} inputs; pass the concatenated inputs (N, {params.input_dim})")
+            raise ShapeError(
+                f"inputs: the model has {params.input_dim} inputs; pass the concatenated inputs (N, {params.input_dim})"
+            )
         u = np.ascontiguousarray(inputs, dtype=np.float64)
         if u.shape != (y.shape[0], params.input_dim):
             raise ShapeError(f"inputs: expected shape ({y.shape[0]}, {params.input_dim}), got {u.shape}")
@@ -116,11 +118,15 @@ def batch_log_likelihood(params: LGSSMParams, y, offsets, inputs=None, n_threads
     for i in np.flatnonzero(bad >= 0):
         a, b = offsets[i], offsets[i + 1]
         # the per-sequence path decides (and words the error) exactly as for one sequence
-        lls[i] = filter_kernel_params(_sequence_kp(params, kp, a, b), y[a:b], moments=False, label=_label(i, S)).log_likelihood
+        lls[i] = filter_kernel_params(
+            _sequence_kp(params, kp, a, b), y[a:b], moments=False, label=_label(i, S)
+        ).log_likelihood
     return lls
 
 
-def batch_e_step(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None) -> tuple[np.ndarray, float]:
+def batch_e_step(
+    params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None
+) -> tuple[np.ndarray, float]:
     """Summed expected sufficient statistics (``stats_layout``) and total log-likelihood of a ragged batch.
 
     Args:

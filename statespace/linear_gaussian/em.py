@@ -77,7 +77,9 @@ def _regress(Syz, Szz, known, learn_mask, left_fixed):
     try:
         C[:, L] = np.linalg.solve(Szz[np.ix_(L, L)].T, rhs.T).T
     except np.linalg.LinAlgError:
-        raise ParameterError(f"{left_fixed}: the M-step normal equations are singular (degenerate states or inputs)") from None
+        raise ParameterError(
+            f"{left_fixed}: the M-step normal equations are singular (degenerate states or inputs)"
+        ) from None
     return C
 
 
@@ -170,7 +172,9 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
             if learn & {"F", "B"}:
                 new["Q"] = _covariance(_block(stats, lay.xx, d, d), Sxz, Szz, C, nt, "Q")
             else:
-                new["Q"] = _covariance(_block(stats, lay.qres, d, d), np.zeros((d, 1)), np.zeros((1, 1)), np.zeros((d, 1)), nt, "Q")
+                new["Q"] = _covariance(
+                    _block(stats, lay.qres, d, d), np.zeros((d, 1)), np.zeros((1, 1)), np.zeros((d, 1)), nt, "Q"
+                )
     # emission
     ne = stats[lay.ne]
     if ne > 0 and learn & {"H", "D", "R"}:
@@ -190,7 +194,9 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
             if learn & {"H", "D"}:
                 new["R"] = _covariance(_block(stats, lay.yy, m, m), Syz, Szz, C, ne, "R")
             else:
-                new["R"] = _covariance(_block(stats, lay.rres, m, m), np.zeros((m, 1)), np.zeros((1, 1)), np.zeros((m, 1)), ne, "R")
+                new["R"] = _covariance(
+                    _block(stats, lay.rres, m, m), np.zeros((m, 1)), np.zeros((1, 1)), np.zeros((m, 1)), ne, "R"
+                )
     return params.replace(**new) if new else params
 
 
@@ -225,7 +231,9 @@ def shard_e_step(params: LGSSMParams, shard) -> tuple[np.ndarray, float]:
     return e_step(params, [y for y, _ in shard], [u for _, u in shard])
 
 
-def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 100, tol: float = 1e-6, progress=True) -> FitResult:
+def fit_em(
+    params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 100, tol: float = 1e-6, progress=True
+) -> FitResult:
     """Fit by EM from the initial ``params`` (warm start) on one sequence or a list of them.
 
     Args:
@@ -250,7 +258,10 @@ def fit_em(params: LGSSMParams, y, inputs=None, *, frozen=(), max_iter: int = 10
     seqs, us, _ = prepare(params, y, inputs)
     monitor = ConvergenceMonitor(tol, "EM (linear-Gaussian)")
     n_iter = 0
-    with progress_bar(int(max_iter), "EM (linear-Gaussian)", progress) as bar, EStep(shard_e_step, list(zip(seqs, us))) as estep:
+    with (
+        progress_bar(int(max_iter), "EM (linear-Gaussian)", progress) as bar,
+        EStep(shard_e_step, list(zip(seqs, us))) as estep,
+    ):
         stats, ll = estep(params)
         monitor.record(ll, params)
         for n_iter in range(1, int(max_iter) + 1):  # noqa: B007 (the count is read after the loop)

@@ -43,7 +43,9 @@ class ForecastResult(NamedTuple):
     obs_covs: np.ndarray
 
 
-def forecast(params: LGSSMParams, y, steps: int, inputs=None, future_inputs=None) -> ForecastResult | list[ForecastResult]:
+def forecast(
+    params: LGSSMParams, y, steps: int, inputs=None, future_inputs=None
+) -> ForecastResult | list[ForecastResult]:
     """Forecast ``steps`` time steps past the end of each sequence.
 
     Args:
@@ -94,7 +96,9 @@ def forecast(params: LGSSMParams, y, steps: int, inputs=None, future_inputs=None
         finite = np.isfinite(obs_means).all(axis=1) & np.isfinite(obs_covs).all(axis=(1, 2))
         if not finite.all():
             h = int(np.argmin(finite))
-            raise DataError(f"steps: the observation forecast {h + 1} steps ahead exceeds the float64 range; "
-                            f"forecast at most {h} steps with this model")
+            raise DataError(
+                f"steps: the observation forecast {h + 1} steps ahead exceeds the float64 range; "
+                f"forecast at most {h} steps with this model"
+            )
         out.append(ForecastResult(means, covs, obs_means, 0.5 * (obs_covs + np.swapaxes(obs_covs, 1, 2))))
     return out[0] if single else out

@@ -92,8 +92,9 @@ class KalmanFilterResult(NamedTuple):
     predicted_covs: np.ndarray
 
 
-def filter_kernel_params(kp: KernelParams, y: np.ndarray, buf: np.ndarray | None = None, *,
-                         moments: bool = True, label: str = "y") -> KalmanFilterResult:
+def filter_kernel_params(
+    kp: KernelParams, y: np.ndarray, buf: np.ndarray | None = None, *, moments: bool = True, label: str = "y"
+) -> KalmanFilterResult:
     """Run the compiled filter on clean arrays (no validation; internal and for ``smc`` oracles).
 
     ``buf`` (length ``_fast.filter_size(T, d)``) receives the outputs, which are views of it;
@@ -119,8 +120,11 @@ def filter_kernel_params(kp: KernelParams, y: np.ndarray, buf: np.ndarray | None
         if len(observed) == 0 and not moments:
             return KalmanFilterResult(ll, fm, fP, pm, pP)
         last = int(np.flatnonzero(~np.isnan(y[:bad]).all(axis=1)).max(initial=-1))
-        where = (f"the observation at time step {bad + int(observed[0])} cannot be filtered" if len(observed)
-                 else f"the moments of time steps {bad}..{T - 1} are not representable")
+        where = (
+            f"the observation at time step {bad + int(observed[0])} cannot be filtered"
+            if len(observed)
+            else f"the moments of time steps {bad}..{T - 1} are not representable"
+        )
         raise DataError(
             f"{label}: the predicted state mean or covariance exceeds the float64 range at time step {bad}, "
             f"{bad - last - 1} steps after the last observation (time step {last}): F amplifies the uncertainty "
@@ -154,10 +158,14 @@ def kalman_log_likelihood(params: LGSSMParams, y, inputs=None) -> float:
     observations, which ``kalman_filter`` cannot return.
     """
     seqs, us, single = prepare(params, y, inputs)
-    return float(sum(
-        filter_kernel_params(kernel_params(params, u), s, moments=False, label="y" if single else f"y[{i}]").log_likelihood
-        for i, (s, u) in enumerate(zip(seqs, us))
-    ))
+    return float(
+        sum(
+            filter_kernel_params(
+                kernel_params(params, u), s, moments=False, label="y" if single else f"y[{i}]"
+            ).log_likelihood
+            for i, (s, u) in enumerate(zip(seqs, us))
+        )
+    )
 
 
 def kalman_filter(params: LGSSMParams, y, inputs=None) -> KalmanFilterResult | list[KalmanFilterResult]:
@@ -173,7 +181,8 @@ def kalman_filter(params: LGSSMParams, y, inputs=None) -> KalmanFilterResult | l
         A ``KalmanFilterResult`` (a list of them for a list of sequences).
     """
     seqs, us, single = prepare(params, y, inputs)
-    out = [filter_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")
-           for i, (s, u) in enumerate(zip(seqs, us))]
+    out = [
+        filter_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")
+        for i, (s, u) in enumerate(zip(seqs, us))
+    ]
     return out[0] if single else out
-

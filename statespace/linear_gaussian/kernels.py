@@ -139,13 +139,23 @@ def particle_kernels(d: int, m: int) -> tuple:
     """
     if d == 1 and m == 1:
         return (
-            sample_initial_scalar, log_initial_scalar, sample_transition_scalar, log_transition_scalar,
-            log_transition_bound, log_emission_scalar, sample_emission_scalar,
+            sample_initial_scalar,
+            log_initial_scalar,
+            sample_transition_scalar,
+            log_transition_scalar,
+            log_transition_bound,
+            log_emission_scalar,
+            sample_emission_scalar,
         )
     k = _fixed_size_module(int(d), int(m)) if max(d, m) <= MAX_FIXED_SIZE else _particle_kernels
     return (
-        k.sample_initial, k.log_initial, k.sample_transition, k.log_transition,
-        k.log_transition_bound, k.log_emission, k.sample_emission,
+        k.sample_initial,
+        k.log_initial,
+        k.sample_transition,
+        k.log_transition,
+        k.log_transition_bound,
+        k.log_emission,
+        k.sample_emission,
     )
 
 
@@ -177,7 +187,27 @@ class StatsLayout(NamedTuple):
 
 @nb.njit(cache=True)
 def _layout(d, m, p):
-    sizes = (1, d, d * d, 1, d * d, d * d, d * d, d * p, d * p, p * p, d * d, 1, m * d, m * m, d * d, d * p, m * p, p * p, m * m)
+    sizes = (
+        1,
+        d,
+        d * d,
+        1,
+        d * d,
+        d * d,
+        d * d,
+        d * p,
+        d * p,
+        p * p,
+        d * d,
+        1,
+        m * d,
+        m * m,
+        d * d,
+        d * p,
+        m * p,
+        p * p,
+        m * m,
+    )
     offs = np.empty(len(sizes) + 1, np.int64)
     o = 0
     for i in range(len(sizes)):
@@ -309,7 +339,20 @@ def add_transition_stats(kp, offs, t, mp, mc, Ppp, Pcc, Pcp, with_cov, out, ws):
 def add_emission_stats(kp, offs, t, mean, cov, with_cov, y, out, ws):
     """Accumulate the emission statistics of step ``t`` from moments of ``x_t`` (missing ``y`` imputed)."""
     obs, mis, A, c, Sig, G, Roo, L, g, yhat, Ar, rbar, AP, ArP = (
-        ws[0], ws[1], ws[5], ws[6], ws[7], ws[8], ws[9], ws[10], ws[11], ws[12], ws[13], ws[14], ws[15], ws[16]
+        ws[0],
+        ws[1],
+        ws[5],
+        ws[6],
+        ws[7],
+        ws[8],
+        ws[9],
+        ws[10],
+        ws[11],
+        ws[12],
+        ws[13],
+        ws[14],
+        ws[15],
+        ws[16],
     )
     d = mean.shape[0]
     p = kp.u.shape[1]

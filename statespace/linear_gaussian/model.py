@@ -180,10 +180,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         n_samples = check_int("n_samples", n_samples, minimum=1, error=ShapeError)
         rng = as_rng(rng)
         seqs, us, single = prepare(self.params, y, inputs)
-        out = [
-            _ffbs(smooth_kernel_params(kernel_params(self.params, u), s), n_samples, rng)
-            for s, u in zip(seqs, us)
-        ]
+        out = [_ffbs(smooth_kernel_params(kernel_params(self.params, u), s), n_samples, rng) for s, u in zip(seqs, us)]
         return out[0] if single else out
 
     def forecast(self, y, steps: int, inputs=None, future_inputs=None) -> ForecastResult | list[ForecastResult]:
@@ -215,8 +212,17 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         return forecast(self.params, y, steps, inputs, future_inputs)
 
     # --- learning --------------------------------------------------------------
-    def fit(self, y, inputs=None, *, init: LGSSMParams | None = None, frozen=None, max_iter: int = 100,
-            tol: float = 1e-6, progress=True) -> FitResult:
+    def fit(
+        self,
+        y,
+        inputs=None,
+        *,
+        init: LGSSMParams | None = None,
+        frozen=None,
+        max_iter: int = 100,
+        tol: float = 1e-6,
+        progress=True,
+    ) -> FitResult:
         """EM (Kalman smoother E-step, closed-form M-step) on one sequence or a list; updates ``self.params``.
 
         Args:
@@ -275,8 +281,14 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
             u0 = np.asarray(inputs[0] if isinstance(inputs, (list, tuple)) else inputs, dtype=float)
             p = 1 if u0.ndim == 1 else u0.shape[1]
         params = LGSSMParams(
-            m0=np.zeros(d), P0=np.eye(d), F=0.9 * np.eye(d), Q=0.19 * np.eye(d), H=H,
-            R=resid * np.eye(m), B=np.zeros((d, p)) if p else None, D=np.zeros((m, p)) if p else None,
+            m0=np.zeros(d),
+            P0=np.eye(d),
+            F=0.9 * np.eye(d),
+            Q=0.19 * np.eye(d),
+            H=H,
+            R=resid * np.eye(m),
+            B=np.zeros((d, p)) if p else None,
+            D=np.zeros((m, p)) if p else None,
         )
         return cls(params, frozen=frozen)
 

@@ -247,4 +247,3 @@ def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> Kern
         white_H=np.ascontiguousarray(white_R @ H),
         white_du=np.ascontiguousarray((white_R @ du[..., None])[..., 0]),
     )
-

@@ -89,7 +89,9 @@ def smooth_filtered(kp: KernelParams, f: KalmanFilterResult, buf: np.ndarray | N
     if buf is None:
         buf = np.empty(rts_size(T, d))
     rts_loop = loops_for(d, kp.H.shape[1], T).rts_loop
-    sm, sP, cross, gains, bad = rts_loop(kp, f.filtered_means, f.filtered_covs, f.predicted_means, f.predicted_covs, buf)
+    sm, sP, cross, gains, bad = rts_loop(
+        kp, f.filtered_means, f.filtered_covs, f.predicted_means, f.predicted_covs, buf
+    )
     if bad >= 0:
         raise DataError(f"y: predicted covariance not positive definite at time step {bad}")
     return SmootherResult(f.log_likelihood, sm, sP, cross, *f[1:], gains)
@@ -101,8 +103,10 @@ def rts_smoother(params: LGSSMParams, y, inputs=None) -> SmootherResult | list[S
     Arguments as in ``kalman_filter``.
     """
     seqs, us, single = prepare(params, y, inputs)
-    out = [smooth_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")
-           for i, (s, u) in enumerate(zip(seqs, us))]
+    out = [
+        smooth_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")
+        for i, (s, u) in enumerate(zip(seqs, us))
+    ]
     return out[0] if single else out
 
 
@@ -164,4 +168,11 @@ def _ffbs(fm, pm, gains, factors, n_samples, rng):
 def sample_posterior(smoothed: SmootherResult, n_samples: int, rng) -> np.ndarray:
     """``n_samples`` trajectories ``(n_samples, T, d)`` from :math:`p(x_{0:T-1} \\mid y)` by FFBS."""
     factors = _backward_factors(smoothed.filtered_covs, smoothed.predicted_covs, smoothed.smoother_gains)
-    return _ffbs(smoothed.filtered_means, smoothed.predicted_means, smoothed.smoother_gains, factors, check_int("n_samples", n_samples, minimum=1), as_rng(rng))
+    return _ffbs(
+        smoothed.filtered_means,
+        smoothed.predicted_means,
+        smoothed.smoother_gains,
+        factors,
+        check_int("n_samples", n_samples, minimum=1),
+        as_rng(rng),
+    )

@@ -46,8 +46,9 @@ class Cut(NamedTuple):
     rul: int
 
 
-def truncation_splits(lengths, n_folds: int = 5, n_cuts: int | str = 1, min_cycles: int = 31, max_rul: int = 150,
-                      rng=None):
+def truncation_splits(
+    lengths, n_folds: int = 5, n_cuts: int | str = 1, min_cycles: int = 31, max_rul: int = 150, rng=None
+):
     """Yield ``(train_indices, cuts)`` for each fold: engines to fit on, and held-out cuts.
 
     Args:

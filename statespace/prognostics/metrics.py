@@ -74,7 +74,9 @@ def interval_coverage(true, lower, upper, weights=None) -> float:
     lo = as_float_array("lower", lower, 1)
     hi = as_float_array("upper", upper, 1)
     if not (t.shape == lo.shape == hi.shape):
-        raise ShapeError(f"true, lower, upper: expected the same length, got {t.shape[0]}, {lo.shape[0]}, {hi.shape[0]}")
+        raise ShapeError(
+            f"true, lower, upper: expected the same length, got {t.shape[0]}, {lo.shape[0]}, {hi.shape[0]}"
+        )
     if (lo > hi).any():
         i = int(np.argmax(lo > hi))
         raise DataError(f"lower, upper: lower bound {lo[i]} above upper bound {hi[i]} at index {i}")

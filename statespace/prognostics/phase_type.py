@@ -153,8 +153,12 @@ def time_to_absorption(
     alpha = check_probability_vector("state_probs", state_probs, K)
     if absorbing is None:
         absorbing = np.flatnonzero(np.isclose(np.diag(A), 1.0))
-    absorbing = np.unique([check_int(f"absorbing[{i}]", a, minimum=0) for i, a in
-                           enumerate(np.atleast_1d(as_float_array("absorbing", absorbing, (0, 1))))]).astype(np.int64)
+    absorbing = np.unique(
+        [
+            check_int(f"absorbing[{i}]", a, minimum=0)
+            for i, a in enumerate(np.atleast_1d(as_float_array("absorbing", absorbing, (0, 1))))
+        ]
+    ).astype(np.int64)
     if absorbing.size == 0:
         raise ParameterError("absorbing: the chain has no absorbing state (no k with transition[k, k] == 1)")
     if absorbing.min() < 0 or absorbing.max() >= K:

@@ -71,11 +71,22 @@ class PointCapSelection(NamedTuple):
 def capped_means(distributions, caps) -> np.ndarray:
     """``E[min(R, c)]`` of each distribution (rows) for each cap ``c`` (columns)."""
     caps = _check_caps(caps)
-    return np.array([[d.truncated_mean(c) for c in caps] for d in distributions], dtype=np.float64).reshape(-1, caps.size)
+    return np.array([[d.truncated_mean(c) for c in caps] for d in distributions], dtype=np.float64).reshape(
+        -1, caps.size
+    )
 
 
-def select_point_cap(distributions, true_rul, cuts, caps, *, max_rmse: float | None = None,
-                     max_score: float | None = None, n_draws: int = 4000, rng=None) -> PointCapSelection:
+def select_point_cap(
+    distributions,
+    true_rul,
+    cuts,
+    caps,
+    *,
+    max_rmse: float | None = None,
+    max_score: float | None = None,
+    n_draws: int = 4000,
+    rng=None,
+) -> PointCapSelection:
     """Choose the cap of the capped-mean point forecast from cross-validated predictions (module docstring).
 
     Args:
@@ -90,7 +101,9 @@ def select_point_cap(distributions, true_rul, cuts, caps, *, max_rmse: float | N
     caps = _check_caps(caps)
     true_rul = as_float_array("true_rul", true_rul, 1)
     if true_rul.size != len(distributions):
-        raise ShapeError(f"true_rul: expected one true RUL per distribution ({len(distributions)}), got {true_rul.size}")
+        raise ShapeError(
+            f"true_rul: expected one true RUL per distribution ({len(distributions)}), got {true_rul.size}"
+        )
     if len(cuts) != true_rul.size:
         raise ShapeError(f"cuts: got {len(cuts)} cuts for {true_rul.size} predictions")
     for name, value in (("max_rmse", max_rmse), ("max_score", max_score)):

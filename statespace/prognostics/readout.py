@@ -62,7 +62,9 @@ class StateRULReadout:
     """
 
     def __init__(self, age_bandwidth: float | None = 20.0, prior_strength: float = 1.0, horizon: int | None = None):
-        self.age_bandwidth = None if age_bandwidth is None else check_real("age_bandwidth", age_bandwidth, 0.0, strict=True)
+        self.age_bandwidth = (
+            None if age_bandwidth is None else check_real("age_bandwidth", age_bandwidth, 0.0, strict=True)
+        )
         self.prior_strength = check_real("prior_strength", prior_strength, 0.0, strict=True)
         self.horizon = None if horizon is None else check_int("horizon", horizon, minimum=0)
 
@@ -131,8 +133,9 @@ class StateRULReadout:
         probs = as_float_array("state_probs", state_probs, 2)
         ages = as_float_array("ages", ages, 1)
         if probs.shape != (ages.shape[0], self.n_states_):
-            raise ShapeError(f"state_probs, ages: expected shapes (N, {self.n_states_}) and (N,), "
-                             f"got {probs.shape} and {ages.shape}")
+            raise ShapeError(
+                f"state_probs, ages: expected shapes (N, {self.n_states_}) and (N,), got {probs.shape} and {ages.shape}"
+            )
         for i, p in enumerate(probs):
             check_probability_vector(f"state_probs[{i}]", p, self.n_states_)
             self._check_age(f"ages[{i}]", ages[i])

@@ -28,11 +28,25 @@ def legacy_models():
     from hmm.markov_jump import MarkovJumpProcess, NoisyLabels
     from statespace import LinearGaussianSSM, StochasticVolatility
 
-    lg = LinearGaussianSSM(m0=[0.5, -1.0], P0=[[2.0, 0.3], [0.3, 1.0]], F=[[0.9, 0.1], [0.0, 0.8]],
-                           B=[[0.2], [0.0]], Q=[[0.1, 0.02], [0.02, 0.2]], H=[[1.0, 0.5]], D=[[0.3]], R=[[0.25]],
-                           frozen=("F", "H"))
-    ar = ARHMM(3, obs_dim=2, lags=1, transitions="left-to-right", covariance_type="diag",
-               prior=__import__("hmm").emissions.EmissionPrior(reg_covar=1e-4, cov_dof=1.0, ridge=0.5, pseudo_count=0.1))
+    lg = LinearGaussianSSM(
+        m0=[0.5, -1.0],
+        P0=[[2.0, 0.3], [0.3, 1.0]],
+        F=[[0.9, 0.1], [0.0, 0.8]],
+        B=[[0.2], [0.0]],
+        Q=[[0.1, 0.02], [0.02, 0.2]],
+        H=[[1.0, 0.5]],
+        D=[[0.3]],
+        R=[[0.25]],
+        frozen=("F", "H"),
+    )
+    ar = ARHMM(
+        3,
+        obs_dim=2,
+        lags=1,
+        transitions="left-to-right",
+        covariance_type="diag",
+        prior=__import__("hmm").emissions.EmissionPrior(reg_covar=1e-4, cov_dof=1.0, ridge=0.5, pseudo_count=0.1),
+    )
     from hmm.emissions import GaussianEmissionParams
     from hmm.model import HMMParams
 
@@ -43,10 +57,14 @@ def legacy_models():
     cat = CategoricalHMM(2, 3, transitions="ergodic", absorbing=False)
     from hmm.emissions import CategoricalEmissionParams
 
-    cat.params = cat.check_params(HMMParams([0.3, 0.7], [[0.9, 0.1], [0.2, 0.8]],
-                                            CategoricalEmissionParams([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])))
-    mjp = MarkovJumpProcess([[-1.0, 0.6, 0.4], [0.3, -0.5, 0.2], [0.5, 0.5, -1.0]], initial=[0.2, 0.3, 0.5],
-                            observation=NoisyLabels.uniform_replacement(3, 0.1))
+    cat.params = cat.check_params(
+        HMMParams([0.3, 0.7], [[0.9, 0.1], [0.2, 0.8]], CategoricalEmissionParams([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]))
+    )
+    mjp = MarkovJumpProcess(
+        [[-1.0, 0.6, 0.4], [0.3, -0.5, 0.2], [0.5, 0.5, -1.0]],
+        initial=[0.2, 0.3, 0.5],
+        observation=NoisyLabels.uniform_replacement(3, 0.1),
+    )
     sv = StochasticVolatility(mu=-0.7, phi=0.93, sigma=0.25)
     return {"lgssm": lg, "arhmm": ar, "categorical": cat, "mjp": mjp, "sv": sv}
 
@@ -77,16 +95,34 @@ def main():
     for name in ("arhmm", "categorical"):
         models[name].save(HERE / f"persistence_v1_{name}.npz")  # HMM.save: its own unversioned file
     sens, sets, tsens, tsets = rul_engines()
-    pipe = RULPipeline(SensorFeatures(baseline_cycles=5, health_cap=40.0),
-                       ARPHMMRUL(n_states=5, lags=0, cap=40.0, softness=0.3, covariance_type="diag", horizon=60,
-                                 max_iter=3, readout="empirical", age_bandwidth=8.0))
+    pipe = RULPipeline(
+        SensorFeatures(baseline_cycles=5, health_cap=40.0),
+        ARPHMMRUL(
+            n_states=5,
+            lags=0,
+            cap=40.0,
+            softness=0.3,
+            covariance_type="diag",
+            horizon=60,
+            max_iter=3,
+            readout="empirical",
+            age_bandwidth=8.0,
+        ),
+    )
     pipe.fit(sens, sets, rng=0, progress=False)
     pred = pipe.predict(tsens, tsets)
     pipe.model.calibrate(pred.distributions, np.array([10, 20]), rng=0)
     save_rul(HERE / "persistence_v1_rul.npz", pipe)
     pred = pipe.predict(tsens, tsets)
-    np.savez(HERE / "persistence_v1_rul_predictions.npz", rul=pred.rul, q05=pred.q05, q50=pred.q50, q95=pred.q95,
-             mean=pred.mean, state_probs=pred.state_probs)
+    np.savez(
+        HERE / "persistence_v1_rul_predictions.npz",
+        rul=pred.rul,
+        q05=pred.q05,
+        q50=pred.q50,
+        q95=pred.q95,
+        mean=pred.mean,
+        state_probs=pred.state_probs,
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,14 @@ def client():
 
 
 def _lgssm_data(n=40, T=60, seed=0):
-    truth = LinearGaussianSSM(F=[[0.9, 0.1], [0.0, 0.7]], H=[[1.0, 0.0], [0.5, 1.0]], Q=0.2 * np.eye(2), R=0.5 * np.eye(2),
-                              m0=np.zeros(2), P0=np.eye(2))
+    truth = LinearGaussianSSM(
+        F=[[0.9, 0.1], [0.0, 0.7]],
+        H=[[1.0, 0.0], [0.5, 1.0]],
+        Q=0.2 * np.eye(2),
+        R=0.5 * np.eye(2),
+        m0=np.zeros(2),
+        P0=np.eye(2),
+    )
     rng = np.random.default_rng(seed)
     return truth, [truth.sample(int(rng.integers(T // 2, T)), rng=rng)[1] for _ in range(n)]
 
@@ -78,7 +84,10 @@ def _hmm_data(n=30, seed=1):
     for _ in range(n):
         T = int(rng.integers(40, 80))
         x = (np.cumsum(rng.random(T) < 0.1) % 2).astype(int)
-        ys.append(np.column_stack([np.where(x == 0, -1.0, 1.5), np.where(x == 0, 0.5, -0.5)]) + 0.6 * rng.standard_normal((T, 2)))
+        ys.append(
+            np.column_stack([np.where(x == 0, -1.0, 1.5), np.where(x == 0, 0.5, -0.5)])
+            + 0.6 * rng.standard_normal((T, 2))
+        )
         pl = np.ones((T, 2))
         pl[: T // 4, 1 - x[0]] = 0.0  # the first quarter's state is known
         pls.append(pl)
@@ -106,8 +115,9 @@ def _mjp_data(n=40, seed=2):
 
 def test_mjp_em_on_shards_equals_in_process(client):
     ys, grids = _mjp_data()
-    start = MarkovJumpProcess(np.full((3, 3), 0.5) - 1.5 * np.eye(3), np.full(3, 1 / 3),
-                              NoisyLabels.uniform_replacement(3, 0.2, learn="full"))
+    start = MarkovJumpProcess(
+        np.full((3, 3), 0.5) - 1.5 * np.eye(3), np.full(3, 1 / 3), NoisyLabels.uniform_replacement(3, 0.2, learn="full")
+    )
     kw = dict(times=grids, max_iter=8, tol=0, progress=False)
     serial = MarkovJumpProcess(params=start.params).fit(ys, **kw)
     with ssd.use(client, n_shards=4):
@@ -207,11 +217,15 @@ def test_worker_killed_mid_fit_does_not_change_the_result(client):
 
 
 def test_dask_is_not_imported_without_use():
-    code = ("import sys, numpy as np; from statespace.linear_gaussian import LinearGaussianSSM;"
-            "m = LinearGaussianSSM(F=[[0.9]], H=[[1.0]], Q=[[1.0]], R=[[1.0]], m0=[0.0], P0=[[1.0]]);"
-            "m.fit([m.sample(20, rng=i)[1] for i in range(3)], max_iter=2, progress=False);"
-            "import hmm, smc; assert 'dask' not in sys.modules and 'distributed' not in sys.modules, 'dask imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    code = (
+        "import sys, numpy as np; from statespace.linear_gaussian import LinearGaussianSSM;"
+        "m = LinearGaussianSSM(F=[[0.9]], H=[[1.0]], Q=[[1.0]], R=[[1.0]], m0=[0.0], P0=[[1.0]]);"
+        "m.fit([m.sample(20, rng=i)[1] for i in range(3)], max_iter=2, progress=False);"
+        "import hmm, smc; assert 'dask' not in sys.modules and 'distributed' not in sys.modules, 'dask imported'"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    )
 
 
 @pytest.mark.slow  # each worker process compiles the conditional-SMC kernels (minutes on 2 loaded cores)
@@ -225,8 +239,13 @@ def test_mcmc_chains_as_tasks_equal_the_serial_run(client):
     runs = {
         "pg": lambda: particle_gibbs(model, y, n_iter=6, n_particles=8, n_chains=3, rng=7, progress=False).trajectories,
         "ppg": lambda: ppg_smoother(model, y, n_particles=8, n_iter=4, n_chains=3, rng=7, progress=False).estimates,
-        "bpg": lambda: np.stack(list(bayesian_particle_gibbs(model, y, None, n_iter=4, n_particles=8, n_chains=3, rng=7,
-                                                             progress=False).samples.values())),
+        "bpg": lambda: np.stack(
+            list(
+                bayesian_particle_gibbs(
+                    model, y, None, n_iter=4, n_particles=8, n_chains=3, rng=7, progress=False
+                ).samples.values()
+            )
+        ),
     }
     for name, run in runs.items():
         serial = run()
@@ -235,16 +254,36 @@ def test_mcmc_chains_as_tasks_equal_the_serial_run(client):
         np.testing.assert_array_equal(serial, dist, err_msg=name)
 
 
-CMAPSS = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
+CMAPSS = os.environ.get(
+    "CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss"))
+)
 
 
 @pytest.mark.slow  # two runs of the example, one of them starting its own LocalCluster
 @pytest.mark.skipif(not os.path.isfile(os.path.join(CMAPSS, "train_FD001.txt")), reason="CMAPSS FD001 not available")
 def test_cmapss_example_on_workers_writes_the_serial_predictions(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    common = [sys.executable, os.path.join(root, "examples", "cmapss_rul.py"), "--data", CMAPSS, "--max-engines", "12",
-              "--grid", "5,1,120,phase_type;5,0,120,empirical", "--folds", "3", "--cuts", "2", "--max-iter", "3",
-              "--no-progress", "--plots", "none"]
+    common = [
+        sys.executable,
+        os.path.join(root, "examples", "cmapss_rul.py"),
+        "--data",
+        CMAPSS,
+        "--max-engines",
+        "12",
+        "--grid",
+        "5,1,120,phase_type;5,0,120,empirical",
+        "--folds",
+        "3",
+        "--cuts",
+        "2",
+        "--max-iter",
+        "3",
+        "--no-progress",
+        "--plots",
+        "none",
+    ]
     subprocess.run(common + ["--out", str(tmp_path / "serial.csv")], check=True, cwd=root, capture_output=True)
-    subprocess.run(common + ["--out", str(tmp_path / "w2.csv"), "--workers", "2"], check=True, cwd=root, capture_output=True)
+    subprocess.run(
+        common + ["--out", str(tmp_path / "w2.csv"), "--workers", "2"], check=True, cwd=root, capture_output=True
+    )
     assert (tmp_path / "serial.csv").read_bytes() == (tmp_path / "w2.csv").read_bytes()

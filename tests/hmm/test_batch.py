@@ -108,7 +108,11 @@ def test_batch_gaussian_loglik_restarts_the_lag_window_per_sequence(lags):
 def test_offsets_are_validated():
     L = np.zeros((10, 2))
     pi0, A = np.array([0.5, 0.5]), np.full((2, 2), 0.5)
-    for bad, what in (([0, 5, 9], "end at the number of rows"), ([0, 6, 4, 10], "must not decrease"), ([[0, 10]], "1-D integer")):
+    for bad, what in (
+        ([0, 5, 9], "end at the number of rows"),
+        ([0, 6, 4, 10], "must not decrease"),
+        ([[0, 10]], "1-D integer"),
+    ):
         with pytest.raises(ShapeError, match=what):
             batch_posteriors(pi0, A, L, np.array(bad))
     with pytest.raises(ShapeError, match="pi0, A"):

@@ -59,11 +59,14 @@ def test_chain_e_step_is_additive_over_shards_and_matches_enumeration():
     ys = [model.sample(T, rng=s)[1] for s, T in ((3, 5), (4, 3), (5, 4))]
     items = [(y, np.zeros((len(y), 0)), None) for y in ys]
     whole = chain_e_step((model.emission_model, model.params), items)
-    parts = [chain_e_step((model.emission_model, model.params), items[:1]),
-             chain_e_step((model.emission_model, model.params), items[1:])]
+    parts = [
+        chain_e_step((model.emission_model, model.params), items[:1]),
+        chain_e_step((model.emission_model, model.params), items[1:]),
+    ]
     for field in range(4):
-        np.testing.assert_allclose(np.asarray(parts[0][field]) + np.asarray(parts[1][field]),
-                                   np.asarray(whole[field]), rtol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(parts[0][field]) + np.asarray(parts[1][field]), np.asarray(whole[field]), rtol=1e-12
+        )
     ll, first, counts = 0.0, np.zeros(3), np.zeros((3, 3))
     for y in ys:
         z, _, f, c = _enumerate(model.params.pi0, [model.params.A], _lik(model, y))
@@ -96,12 +99,17 @@ def test_initial_covariances_with_frozen_initial_means_are_the_scatter_about_the
         y = rng.normal(size=(8, d)) + 3.0 * s
         ys.append(y)
         pls.append(np.eye(K)[np.r_[s, rng.integers(0, K, 7)]])
-    e = GaussianEmissionParams.from_ar(np.zeros((K, d)), np.tile(np.eye(d), (K, 1, 1)), 0.1 * np.ones((K, 1, d, d)),
-                                       init_means=np.array([[0.5, -0.5], [2.0, 2.5]]))
+    e = GaussianEmissionParams.from_ar(
+        np.zeros((K, d)),
+        np.tile(np.eye(d), (K, 1, 1)),
+        0.1 * np.ones((K, 1, d, d)),
+        init_means=np.array([[0.5, -0.5], [2.0, 2.5]]),
+    )
     start = HMMParams(np.full(K, 0.5), np.full((K, K), 0.5), e)
     prior = EmissionPrior(reg_covar=0.0, cov_dof=0.0, ridge=0.0)
-    res = ARHMM(K, d, 1, prior=prior).fit(ys, pl=pls, init=start, frozen=("init_means",), max_iter=1, tol=0,
-                                          progress=False)
+    res = ARHMM(K, d, 1, prior=prior).fit(
+        ys, pl=pls, init=start, frozen=("init_means",), max_iter=1, tol=0, progress=False
+    )
     np.testing.assert_array_equal(res.params.emission.init_means, e.init_means)
     for k in range(K):
         r = np.array([y[0] for y, s in zip(ys, states) if s == k]) - e.init_means[k]

@@ -16,8 +16,12 @@ from hmm.rul import DeepARPHMMRUL, RULPipeline, cross_validate  # noqa: E402
 from statespace.datasets.cmapss import SensorFeatures  # noqa: E402
 from statespace.errors import DataError, ParameterError, ShapeError  # noqa: E402
 
-DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
-needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available")
+DATA = os.environ.get(
+    "CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss"))
+)
+needs_data = pytest.mark.skipif(
+    not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available"
+)
 
 K, D = 5, 2
 TINY = dict(n_states=K, cap=30.0, max_jump=1, hidden=4, state=2, n_layers=1, max_iter=4, m_steps=15, init_iter=5)
@@ -59,8 +63,12 @@ def _forward(pi0, A, logg):
 def _scipy_loglik(model, y):
     means, scales = model.hmm.emission_params(y)
     obs = ~np.isnan(y)
-    return np.array([[scipy.stats.norm.logpdf(y[t], means[t, k], scales[t, k])[obs[t]].sum() for k in range(K)]
-                     for t in range(len(y))])
+    return np.array(
+        [
+            [scipy.stats.norm.logpdf(y[t], means[t, k], scales[t, k])[obs[t]].sum() for k in range(K)]
+            for t in range(len(y))
+        ]
+    )
 
 
 def test_filter_matches_forward_recursion_on_network_emissions(fitted):
@@ -149,15 +157,28 @@ def test_shared_shift_log_likelihood_matches_scipy_with_dt():
     """The expanded-square log-density of the shared-shift emission against scipy, with S5 increments."""
     rng = np.random.default_rng(1)
     ys = [rng.standard_normal((12, D)) for _ in range(2)]
-    m = LearnedEmissionHMM(3, D, layer="s5", hidden=4, state=2, n_layers=1, emission="shared_shift",
-                           transitions="left-to-right", max_jump=1)
+    m = LearnedEmissionHMM(
+        3,
+        D,
+        layer="s5",
+        hidden=4,
+        state=2,
+        n_layers=1,
+        emission="shared_shift",
+        transitions="left-to-right",
+        max_jump=1,
+    )
     m.fit(ys, max_iter=1, m_steps=2, rng=0, progress=False, ar_init=False)
     y = ys[0].copy()
     y[3, 1] = np.nan
     dt = rng.uniform(0.5, 3.0, len(y))
     means, scales = m.emission_params(y, dt=dt)
-    logg = np.array([[scipy.stats.norm.logpdf(y[t], means[t, k], scales[t, k])[~np.isnan(y[t])].sum()
-                      for k in range(3)] for t in range(len(y))])
+    logg = np.array(
+        [
+            [scipy.stats.norm.logpdf(y[t], means[t, k], scales[t, k])[~np.isnan(y[t])].sum() for k in range(3)]
+            for t in range(len(y))
+        ]
+    )
     p = m.params
     _, ll = _forward(p.pi0, p.A, logg)
     assert m.log_likelihood(y, dt=dt) == pytest.approx(ll, rel=1e-10)
@@ -169,7 +190,9 @@ def test_shared_shift_log_likelihood_matches_scipy_with_dt():
     with pytest.raises(ShapeError, match="dt"):
         m.log_likelihood(y, dt=np.ones(3))
     with pytest.raises(ParameterError, match="dt"):
-        LearnedEmissionHMM(2, D, layer="lru", hidden=4, state=2, n_layers=1, params=None)._increments([np.ones(3)], [3], False)
+        LearnedEmissionHMM(2, D, layer="lru", hidden=4, state=2, n_layers=1, params=None)._increments(
+            [np.ones(3)], [3], False
+        )
 
 
 def test_save_load_keeps_structure_and_emission_kind(fitted, tmp_path):
@@ -200,9 +223,10 @@ def test_pipeline_and_cross_validation_on_a_few_engines():
 
     tr = load_cmapss(DATA, "FD001").train
     sens, sets = tr.split(tr.sensors)[:8], tr.split(tr.settings)[:8]
-    make = lambda: RULPipeline(SensorFeatures(baseline_cycles=10),  # noqa: E731
-                               DeepARPHMMRUL(n_states=6, cap=100.0, horizon=150, hidden=4, state=2, max_iter=2,
-                                             m_steps=3, init_iter=3))
+    make = lambda: RULPipeline(
+        SensorFeatures(baseline_cycles=10),  # noqa: E731
+        DeepARPHMMRUL(n_states=6, cap=100.0, horizon=150, hidden=4, state=2, max_iter=2, m_steps=3, init_iter=3),
+    )
     cv = cross_validate(make, sens, sets, n_folds=2, n_cuts=1, rng=0, progress=False)
     assert len(cv.true_rul) == 8
     for key in ("rmse", "score", "coverage"):
@@ -213,6 +237,13 @@ def test_pipeline_and_cross_validation_on_a_few_engines():
     # the same cuts as the classical model gets from the same seed
     from hmm.rul import ARPHMMRUL
 
-    classical = cross_validate(lambda: RULPipeline(SensorFeatures(baseline_cycles=10), ARPHMMRUL(n_states=6, lags=0, cap=100.0, max_iter=3)),
-                               sens, sets, n_folds=2, n_cuts=1, rng=0, progress=False)
+    classical = cross_validate(
+        lambda: RULPipeline(SensorFeatures(baseline_cycles=10), ARPHMMRUL(n_states=6, lags=0, cap=100.0, max_iter=3)),
+        sens,
+        sets,
+        n_folds=2,
+        n_cuts=1,
+        rng=0,
+        progress=False,
+    )
     assert classical.cuts == cv.cuts

@@ -24,8 +24,13 @@ from test_hmm_em import NO_PRIOR, _ar_truth, _sim  # noqa: E402
 
 def _data(seed=0, T=300):
     rng = np.random.default_rng(seed)
-    y = np.concatenate([rng.normal([0, 0], 1, (T // 3, 2)), rng.normal([3, -1], 0.5, (T // 3, 2)),
-                        rng.multivariate_normal([0, 2], [[1.0, 0.6], [0.6, 0.8]], T - 2 * (T // 3))])
+    y = np.concatenate(
+        [
+            rng.normal([0, 0], 1, (T // 3, 2)),
+            rng.normal([3, -1], 0.5, (T // 3, 2)),
+            rng.multivariate_normal([0, 2], [[1.0, 0.6], [0.6, 0.8]], T - 2 * (T // 3)),
+        ]
+    )
     y[rng.uniform(size=y.shape) < 0.1] = np.nan
     return y
 
@@ -47,24 +52,29 @@ def _scaled_prior(prior: EmissionPrior, c: float) -> EmissionPrior:
 def test_gaussian_hmm_em_is_scale_equivariant(c, prior, cov):
     y = _data()
     n_iter = 12
-    ref = GaussianHMM(3, 2, covariance_type=cov, prior=prior).fit(y, init=_start(), max_iter=n_iter, tol=0,
-                                                                    progress=False)
+    ref = GaussianHMM(3, 2, covariance_type=cov, prior=prior).fit(
+        y, init=_start(), max_iter=n_iter, tol=0, progress=False
+    )
     res = GaussianHMM(3, 2, covariance_type=cov, prior=_scaled_prior(prior, c)).fit(
-        c * y, init=_start(c), max_iter=n_iter, tol=0, progress=False)
+        c * y, init=_start(c), max_iter=n_iter, tol=0, progress=False
+    )
     # (the stopping rule reads |objective|, which the Jacobian shifts: a run at its fixed point
     # may stop a few iterations apart; the iterates themselves must agree)
     np.testing.assert_allclose(res.params.A, ref.params.A, rtol=1e-7, atol=1e-12)
     # round-off differs between the two runs and EM carries it on: agreement to 1e-7 of each array's scale
-    for got, want in ((res.params.emission.weights, c * ref.params.emission.weights),
-                      (res.params.emission.covs, c * c * ref.params.emission.covs)):
+    for got, want in (
+        (res.params.emission.weights, c * ref.params.emission.weights),
+        (res.params.emission.covs, c * c * ref.params.emission.covs),
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7 * np.abs(want).max())
     # objective = log-likelihood (+ log-prior, whose log|Sigma| term moves by nu0 * K * d * log|c|)
     n_obs = int((~np.isnan(y)).sum())
     n_cov = 1 if cov == "tied" else 3
     shift = -n_obs * np.log(c) - prior.cov_dof * n_cov * 2 * np.log(c)
     n = min(len(res.log_likelihoods), len(ref.log_likelihoods))
-    np.testing.assert_allclose(res.log_likelihoods[:n], ref.log_likelihoods[:n] + shift, rtol=1e-9,
-                               atol=1e-9 * abs(shift))
+    np.testing.assert_allclose(
+        res.log_likelihoods[:n], ref.log_likelihoods[:n] + shift, rtol=1e-9, atol=1e-9 * abs(shift)
+    )
 
 
 def test_baum_welch_stops_at_the_best_parameters_when_an_m_step_is_worse(monkeypatch):
@@ -177,15 +187,14 @@ def test_markov_jump_em_with_gaussian_levels_is_scale_equivariant(c):
     R0 = np.ones((3, 3))
 
     def start(scale):
-        return MJPParams(generator_from_rates(R0), None, GaussianLevels(np.array([-0.5, 0.8, 2.5]) * scale,
-                                                                          np.ones(3) * scale))
+        return MJPParams(
+            generator_from_rates(R0), None, GaussianLevels(np.array([-0.5, 0.8, 2.5]) * scale, np.ones(3) * scale)
+        )
 
     ref = MarkovJumpProcess(params=start(1.0)).fit(y, times=grids, max_iter=15, tol=0.0, progress=False)
-    res = MarkovJumpProcess(params=start(c)).fit([c * v for v in y], times=grids, max_iter=15, tol=0.0,
-                                                 progress=False)
+    res = MarkovJumpProcess(params=start(c)).fit([c * v for v in y], times=grids, max_iter=15, tol=0.0, progress=False)
     np.testing.assert_allclose(np.asarray(res.params.Q), np.asarray(ref.params.Q), rtol=1e-7)
-    np.testing.assert_allclose(res.params.observation.means, c * ref.params.observation.means, rtol=1e-7,
-                               atol=1e-7 * c)
+    np.testing.assert_allclose(res.params.observation.means, c * ref.params.observation.means, rtol=1e-7, atol=1e-7 * c)
     np.testing.assert_allclose(res.params.observation.stds, c * ref.params.observation.stds, rtol=1e-7)
     n = len(res.log_likelihoods)
     n_obs = sum(int((~np.isnan(v)).sum()) for v in y)
@@ -204,23 +213,33 @@ def test_arhmm_em_is_scale_equivariant(c):
     e = truth.params.emission
     K, q, d = e.weights.shape
     row_scale = np.ones(q)
-    row_scale[0] = row_scale[1 + d:] = c  # intercept and inputs; lags (rows 1..d) unchanged
+    row_scale[0] = row_scale[1 + d :] = c  # intercept and inputs; lags (rows 1..d) unchanged
 
     def start(s, rs):
-        return truth.params._replace(emission=e._replace(
-            weights=e.weights * 0.8 * rs[None, :, None], covs=e.covs * 1.5 * s * s,
-            init_means=e.init_means * s, init_covs=e.init_covs * s * s))
+        return truth.params._replace(
+            emission=e._replace(
+                weights=e.weights * 0.8 * rs[None, :, None],
+                covs=e.covs * 1.5 * s * s,
+                init_means=e.init_means * s,
+                init_covs=e.init_covs * s * s,
+            )
+        )
 
     def fit(data, p0):
-        return ARHMM(3, 2, 1, input_dim=1, prior=NO_PRIOR).fit(data, inputs=us, init=p0, max_iter=10, tol=0,
-                                                                progress=False)
+        return ARHMM(3, 2, 1, input_dim=1, prior=NO_PRIOR).fit(
+            data, inputs=us, init=p0, max_iter=10, tol=0, progress=False
+        )
 
     ref = fit(ys, start(1.0, np.ones(q)))
     res = fit([c * y for y in ys], start(c, row_scale))
     got, want = res.params.emission, ref.params.emission
     np.testing.assert_allclose(res.params.A, ref.params.A, rtol=1e-7, atol=1e-12)
-    for g, w in ((got.weights, want.weights * row_scale[None, :, None]), (got.covs, want.covs * c * c),
-                 (got.init_means, want.init_means * c), (got.init_covs, want.init_covs * c * c)):
+    for g, w in (
+        (got.weights, want.weights * row_scale[None, :, None]),
+        (got.covs, want.covs * c * c),
+        (got.init_means, want.init_means * c),
+        (got.init_covs, want.init_covs * c * c),
+    ):
         np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-7 * np.abs(w).max())
     n_obs = sum(int((~np.isnan(y)).sum()) for y in ys)
     n = min(len(res.log_likelihoods), len(ref.log_likelihoods))

@@ -212,8 +212,9 @@ def test_outlier_on_the_two_thread_path(K, T, outlier, sparse):
 def test_outlier_in_an_arhmm(outlier):
     """The outlier also enters the next step's regressor: two extreme steps."""
     K, T = 2, 300
-    e = GaussianEmissionParams.from_ar(np.array([[-1.0], [1.0]]), np.array([[[1.0]], [[0.5]]]),
-                                       ar_coefs=np.array([0.5, -0.3]).reshape(K, 1, 1, 1))
+    e = GaussianEmissionParams.from_ar(
+        np.array([[-1.0], [1.0]]), np.array([[[1.0]], [[0.5]]]), ar_coefs=np.array([0.5, -0.3]).reshape(K, 1, 1, 1)
+    )
     model = ARHMM(K, 1, 1, params=HMMParams(np.array([0.5, 0.5]), np.array([[0.95, 0.05], [0.1, 0.9]]), e))
     y = np.random.default_rng(6).normal(size=T)
     y[100] = outlier
@@ -263,7 +264,12 @@ def test_posterior_paths_through_a_state_one_observation_ruled_out():
     paths = np.array(list(itertools.product(range(3), repeat=2)))
     ll = _loglik(model, y)
     with np.errstate(divide="ignore"):
-        w = _log(model.params.pi0)[paths[:, 0]] + ll[0, paths[:, 0]] + _log(A)[paths[:, 0], paths[:, 1]] + ll[1, paths[:, 1]]
+        w = (
+            _log(model.params.pi0)[paths[:, 0]]
+            + ll[0, paths[:, 0]]
+            + _log(A)[paths[:, 0], paths[:, 1]]
+            + ll[1, paths[:, 1]]
+        )
     prob = np.exp(w - logsumexp(w))
     n = 2000
     draws = model.sample_posterior(y, n_samples=n, rng=3)
@@ -274,8 +280,15 @@ def test_posterior_paths_through_a_state_one_observation_ruled_out():
 
 
 @settings(max_examples=25, deadline=None)
-@given(K=st.integers(2, 3), T=st.integers(2, 6), seed=st.integers(0, 10_000), exponent=st.floats(2.0, 8.0),
-       sign=st.sampled_from([-1.0, 1.0]), sparse=st.booleans(), data=st.data())
+@given(
+    K=st.integers(2, 3),
+    T=st.integers(2, 6),
+    seed=st.integers(0, 10_000),
+    exponent=st.floats(2.0, 8.0),
+    sign=st.sampled_from([-1.0, 1.0]),
+    sparse=st.booleans(),
+    data=st.data(),
+)
 def test_random_hmms_with_outliers_match_enumeration(K, T, seed, exponent, sign, sparse, data):
     rng = np.random.default_rng(seed)
     A = rng.dirichlet(np.ones(K), size=K)
@@ -318,8 +331,12 @@ def _symbol_no_state_emits():
 def _state_out_of_reach():
     """Symbol 2 only from state 2, which a left-to-right chain starting in state 0 reaches at t = 2 at the earliest."""
     A = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
-    model = _categorical([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], A=A, pi0=np.array([1.0, 0.0, 0.0]),
-                         transitions="left-to-right")
+    model = _categorical(
+        [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]],
+        A=A,
+        pi0=np.array([1.0, 0.0, 0.0]),
+        transitions="left-to-right",
+    )
     return model, np.array([0.0, 2.0, 2.0, 2.0]), {}, 1
 
 
@@ -337,8 +354,9 @@ def _beyond_float64():
 
 
 def _beyond_float64_arhmm():
-    e = GaussianEmissionParams.from_ar(np.array([[-1.0], [1.0]]), np.ones((2, 1, 1)),
-                                       ar_coefs=np.array([0.5, -0.3]).reshape(2, 1, 1, 1))
+    e = GaussianEmissionParams.from_ar(
+        np.array([[-1.0], [1.0]]), np.ones((2, 1, 1)), ar_coefs=np.array([0.5, -0.3]).reshape(2, 1, 1, 1)
+    )
     model = ARHMM(2, 1, 1, params=HMMParams(np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]]), e))
     return model, np.array([0.3, 2e160, -0.5, 0.2]), {}, 1
 
@@ -358,7 +376,9 @@ def test_impossible_data_gives_minus_infinity_and_named_errors(case):
     assert model.log_likelihood(y, **kw) == -np.inf
     for name, verb in VERBS.items():
         label = "y[0]" if name == "fit" else "y"  # fit reads one sequence as a list of one
-        with pytest.raises(ImpossibleDataError, match=rf"^{re.escape(label)}: the observation at time step {t} ") as exc:
+        with pytest.raises(
+            ImpossibleDataError, match=rf"^{re.escape(label)}: the observation at time step {t} "
+        ) as exc:
             verb(model, y, **kw)
         assert "zero probability" in str(exc.value), name
     with pytest.raises(ImpossibleDataError, match=rf"^y: the observation at time step {t} "):
@@ -428,7 +448,8 @@ def test_iohmm_impossible_data():
     with jax.enable_x64(True):
         net = to_numpy_tree(model.network.init(jax.random.key(0)))
     model.params = model.check_params(
-        IOHMMParams(np.array([0.5, 0.5]), net, np.array([[-1.0], [1.0]]), np.ones((2, 1)), np.zeros(1), np.ones(1)))
+        IOHMMParams(np.array([0.5, 0.5]), net, np.array([[-1.0], [1.0]]), np.ones((2, 1)), np.zeros(1), np.ones(1))
+    )
     u = np.linspace(-1.0, 1.0, 5)[:, None]
     ok, bad = np.array([0.1, -0.3, 0.2, 0.0, 0.4])[:, None], np.array([0.1, -0.3, 1e200, 0.2, 0.0])[:, None]
     assert np.isfinite(model.log_likelihood(ok, inputs=u))
@@ -447,12 +468,17 @@ def test_learned_emission_hmm_impossible_data():
 
     model = LearnedEmissionHMM(3, 1, 0, hidden=4, transitions="left-to-right")
     A = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
-    model.params = model.check_params(LearnedEmissionParams(
-        np.array([1.0, 0.0, 0.0]), A, model._init_network(jax.random.key(0)), np.zeros(1), np.ones(1)))
+    model.params = model.check_params(
+        LearnedEmissionParams(
+            np.array([1.0, 0.0, 0.0]), A, model._init_network(jax.random.key(0)), np.zeros(1), np.ones(1)
+        )
+    )
     y = np.array([0.1, -0.3, 0.5, 0.2])
     pl = np.ones((4, 3))
     pl[1] = [0.0, 0.0, 1.0]
     assert np.isfinite(model.log_likelihood(y)) and model.log_likelihood(y, pl=pl) == -np.inf
     for verb in NET_VERBS + ("sample_posterior",):
-        with pytest.raises(ImpossibleDataError, match="^y: the observation at time step 1 .*every state the chain can occupy"):
+        with pytest.raises(
+            ImpossibleDataError, match="^y: the observation at time step 1 .*every state the chain can occupy"
+        ):
             getattr(model, verb)(y, pl=pl)

@@ -55,7 +55,9 @@ def test_one_hot_plausibilities_give_the_supervised_mle():
     np.testing.assert_allclose(p.A, counts / counts.sum(axis=1, keepdims=True), atol=1e-10)
     np.testing.assert_allclose(p.pi0, np.bincount([x[0] for x in xs], minlength=K) / len(xs), atol=1e-10)
     for k in range(K):
-        X = np.vstack([np.column_stack([np.ones(len(y) - L), y[:-1], u[1:]])[x[1:] == k] for y, x, u in zip(ys, xs, us)])
+        X = np.vstack(
+            [np.column_stack([np.ones(len(y) - L), y[:-1], u[1:]])[x[1:] == k] for y, x, u in zip(ys, xs, us)]
+        )
         Y = np.vstack([y[1:][x[1:] == k] for y, x in zip(ys, xs)])
         W, *_ = np.linalg.lstsq(X, Y, rcond=None)
         R = Y - X @ W
@@ -86,7 +88,9 @@ def _assert_monotone(history):
 @pytest.mark.parametrize("cov", ["full", "diag", "tied"])
 def test_em_is_monotone_gaussian(cov):
     rng = np.random.default_rng(1)
-    y = np.concatenate([rng.normal([0, 0], 1, (120, 2)), rng.normal([3, -1], 0.5, (120, 2)), rng.normal([0, 2], 1, (120, 2))])
+    y = np.concatenate(
+        [rng.normal([0, 0], 1, (120, 2)), rng.normal([3, -1], 0.5, (120, 2)), rng.normal([0, 2], 1, (120, 2))]
+    )
     y[rng.uniform(size=y.shape) < 0.1] = np.nan
     y[50] = np.nan
     model = GaussianHMM(3, 2, covariance_type=cov)
@@ -106,7 +110,9 @@ def test_em_is_monotone_ar_with_inputs_missing_data_pl_and_sticky_prior():
 
 def test_em_is_monotone_left_to_right_and_keeps_structural_zeros():
     rng = np.random.default_rng(3)
-    ys = [np.concatenate([rng.normal(m, 0.3, n) for m, n in zip([0, 1, 2.5], rng.integers(30, 60, 3))]) for _ in range(5)]
+    ys = [
+        np.concatenate([rng.normal(m, 0.3, n) for m, n in zip([0, 1, 2.5], rng.integers(30, 60, 3))]) for _ in range(5)
+    ]
     model = ARHMM(3, 1, 2, transitions=left_to_right(3))
     res = model.fit(ys, max_iter=25, tol=0, progress=False, rng=0, n_restarts=2)
     _assert_monotone(res.log_likelihoods)
@@ -116,7 +122,9 @@ def test_em_is_monotone_left_to_right_and_keeps_structural_zeros():
 
 def test_em_is_monotone_categorical():
     rng = np.random.default_rng(4)
-    y = np.concatenate([rng.choice(4, 100, p=[0.7, 0.1, 0.1, 0.1]), rng.choice(4, 100, p=[0.1, 0.1, 0.1, 0.7])]).astype(float)
+    y = np.concatenate([rng.choice(4, 100, p=[0.7, 0.1, 0.1, 0.1]), rng.choice(4, 100, p=[0.1, 0.1, 0.1, 0.7])]).astype(
+        float
+    )
     y[10:15] = np.nan
     model = CategoricalHMM(2, 4, prior=EmissionPrior(pseudo_count=0.5))
     _assert_monotone(model.fit(y, max_iter=30, tol=0, progress=False, rng=0).log_likelihoods)

@@ -67,12 +67,16 @@ def test_forecast_state_distribution_is_exact_and_rollout_mean_matches_one_step_
     _, y = model.sample(50, rng=2)
     fc = model.forecast(y, steps=3, n_samples=4000, rng=3)
     last = model.filter(y).filtered_probs[-1]
-    np.testing.assert_allclose(fc.state_probs, np.stack([last @ np.linalg.matrix_power(A, h) for h in (1, 2, 3)]), atol=1e-12)
+    np.testing.assert_allclose(
+        fc.state_probs, np.stack([last @ np.linalg.matrix_power(A, h) for h in (1, 2, 3)]), atol=1e-12
+    )
     exact = fc.state_probs[0] @ means
     se = fc.observations[:, 0].std(axis=0) / np.sqrt(4000)
     assert np.all(np.abs(fc.mean[0] - exact) < 4.5 * se)
     freq = np.bincount(fc.states[:, 2], minlength=3) / 4000
-    assert np.all(np.abs(freq - fc.state_probs[2]) < 4.5 * np.sqrt(fc.state_probs[2] * (1 - fc.state_probs[2]) / 4000) + 1e-9)
+    assert np.all(
+        np.abs(freq - fc.state_probs[2]) < 4.5 * np.sqrt(fc.state_probs[2] * (1 - fc.state_probs[2]) / 4000) + 1e-9
+    )
 
 
 def test_sample_through_kernels_has_the_model_transition_frequencies():

@@ -27,4 +27,6 @@ def test_kmeans_labels_match_plain_lloyd(K, seed):
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=4.0, size=(K, 5))
     X = centres[rng.integers(K, size=3000)] + rng.normal(size=(3000, 5))
-    np.testing.assert_array_equal(_kmeans(X, K, np.random.default_rng(seed)), _plain_kmeans(X, K, np.random.default_rng(seed)))
+    np.testing.assert_array_equal(
+        _kmeans(X, K, np.random.default_rng(seed)), _plain_kmeans(X, K, np.random.default_rng(seed))
+    )

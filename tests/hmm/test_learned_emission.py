@@ -40,8 +40,9 @@ def _brute_force(model, y):
     means, scales = model.emission_params(y)
     T = len(y)
     obs = ~np.isnan(y)
-    logg = np.array([[np.sum(scipy.stats.norm.logpdf(y[t], means[t, k], scales[t, k])[obs[t]]) for k in range(K)]
-                     for t in range(T)])
+    logg = np.array(
+        [[np.sum(scipy.stats.norm.logpdf(y[t], means[t, k], scales[t, k])[obs[t]]) for k in range(K)] for t in range(T)]
+    )
     total = []
     for path in itertools.product(range(K), repeat=T):
         lp = np.log(p.pi0[path[0]]) + logg[0, path[0]]
@@ -150,7 +151,12 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     model, y, _ = fitted
     path = model.save(tmp_path / "learned.npz")
     back = LearnedEmissionHMM.load(path)
-    assert (back.layer, back.hidden, back.state, back.n_layers) == (model.layer, model.hidden, model.state, model.n_layers)
+    assert (back.layer, back.hidden, back.state, back.n_layers) == (
+        model.layer,
+        model.hidden,
+        model.state,
+        model.n_layers,
+    )
     assert back.log_likelihood(y) == pytest.approx(model.log_likelihood(y), rel=1e-12)
     data = dict(np.load(path, allow_pickle=False))
     data["params.A"] = data["params.A"] * 3.0
@@ -192,7 +198,9 @@ def test_inputs_and_partial_knowledge():
             for t in range(6):
                 if t:
                     lp += np.log(p.A[path[t - 1], path[t]])
-                lp += np.log(pl6[t, path[t]]) + scipy.stats.norm.logpdf(y6[t, 0], means[t, path[t], 0], scales[t, path[t], 0])
+                lp += np.log(pl6[t, path[t]]) + scipy.stats.norm.logpdf(
+                    y6[t, 0], means[t, path[t], 0], scales[t, path[t], 0]
+                )
             total.append(lp)
     assert model.log_likelihood(y6, inputs=u6, pl=pl6) == pytest.approx(np.logaddexp.reduce(total), rel=1e-10)
 

@@ -23,7 +23,8 @@ def _load(name):
 @pytest.mark.slow
 def test_deep_emission_beats_arhmm_on_long_memory_data():
     out = _load("deep_long_memory_hmm").main(
-        ["--n-train", "6", "--n-test", "3", "--length", "800", "--max-iter", "6", "--m-steps", "50"])
+        ["--n-train", "6", "--n-test", "3", "--length", "800", "--max-iter", "6", "--m-steps", "50"]
+    )
     assert np.all(np.diff(out["deep_train_loglik_history"]) >= -1e-6)
     assert out["deep_lru"] > out["arhmm_lag5"] > out["arhmm_lag1"]
     assert out["deep_lru"] < out["true_model"] + 0.05  # held-out: cannot beat the truth by more than noise
@@ -32,6 +33,7 @@ def test_deep_emission_beats_arhmm_on_long_memory_data():
 @pytest.mark.slow
 def test_io_hmm_beats_homogeneous_hmm_on_covariate_driven_switching():
     out = _load("deep_io_hmm").main(
-        ["--n-train", "6", "--n-test", "3", "--length", "800", "--max-iter", "6", "--m-steps", "50"])
+        ["--n-train", "6", "--n-test", "3", "--length", "800", "--max-iter", "6", "--m-steps", "50"]
+    )
     assert np.all(np.diff(out["io_hmm_train_loglik_history"]) >= -1e-6)
     assert out["io_hmm_lru"] > out["gaussian_hmm"]

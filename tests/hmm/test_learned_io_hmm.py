@@ -50,8 +50,12 @@ def test_log_likelihood_matches_enumeration(fitted):
     assert A.shape == (6, K, K)
     np.testing.assert_allclose(A.sum(-1), 1.0, atol=1e-12)
     sd = np.sqrt(p.variances[:, 0])
-    logg = np.array([[0.0 if np.isnan(y[t, 0]) else scipy.stats.norm.logpdf(y[t, 0], p.means[k, 0], sd[k])
-                      for k in range(K)] for t in range(7)])
+    logg = np.array(
+        [
+            [0.0 if np.isnan(y[t, 0]) else scipy.stats.norm.logpdf(y[t, 0], p.means[k, 0], sd[k]) for k in range(K)]
+            for t in range(7)
+        ]
+    )
     paths = []
     for path in itertools.product(range(K), repeat=7):
         lp = np.log(p.pi0[path[0]]) + logg[0, path[0]]

@@ -37,7 +37,9 @@ def test_expm_matches_scipy():
         A = generator_from_rates(rng.uniform(0, 1, (5, 5))) * scale
         np.testing.assert_allclose(expm(A), scipy.linalg.expm(A), atol=1e-13, rtol=1e-10)
         B = rng.standard_normal((6, 6)) * scale / 10
-        np.testing.assert_allclose(expm(B), scipy.linalg.expm(B), rtol=1e-10, atol=1e-12 * np.abs(scipy.linalg.expm(B)).max())
+        np.testing.assert_allclose(
+            expm(B), scipy.linalg.expm(B), rtol=1e-10, atol=1e-12 * np.abs(scipy.linalg.expm(B)).max()
+        )
 
 
 def test_endpoint_expectations_match_monte_carlo_of_forward_simulated_paths():

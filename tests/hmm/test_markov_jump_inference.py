@@ -128,7 +128,9 @@ def test_kernels_match_expm_and_simulate_through_interface():
         for i in range(3):
             for j in range(3):
                 want = np.log(P[i, j]) if P[i, j] > 0 else -np.inf
-                assert k.log_transition(kp, t, np.array([i * 1.0]), np.array([j * 1.0])) == pytest.approx(want, rel=1e-10)
+                assert k.log_transition(kp, t, np.array([i * 1.0]), np.array([j * 1.0])) == pytest.approx(
+                    want, rel=1e-10
+                )
         assert k.log_transition_bound(kp, t) >= np.log(P.max()) - 1e-12
         assert k.log_transition_bound(kp, t) <= 0.0
     x, y = simulate(k, kp, 4, np.random.default_rng(0))

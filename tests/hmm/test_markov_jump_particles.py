@@ -77,7 +77,11 @@ def test_sufficient_statistics_tables_and_m_step_agree_with_exact_em(kind):
     rng = np.random.default_rng(2)
     R = rng.uniform(0.3, 1.5, (3, 3))
     R[1, 0] = 0.0
-    obs = NoisyLabels(rng.dirichlet(np.ones(4), size=3)) if kind == "labels" else GaussianLevels([0, 1, 2.0], [0.5, 0.6, 0.4])
+    obs = (
+        NoisyLabels(rng.dirichlet(np.ones(4), size=3))
+        if kind == "labels"
+        else GaussianLevels([0, 1, 2.0], [0.5, 0.6, 0.4])
+    )
     model = MarkovJumpProcess(generator_from_rates(R), None, obs)
     times = np.sort(rng.uniform(0, 5, 12))
     _, y = model.sample(times=times, rng=rng)
@@ -94,7 +98,9 @@ def test_sufficient_statistics_tables_and_m_step_agree_with_exact_em(kind):
     # m_step from the exact expected statistics is exactly the EM update
     new = model.m_step(want, n_sequences=1)
     K = 3
-    exact = MJPStats(0.0, want[K : 2 * K], want[2 * K : 2 * K + K * K].reshape(K, K), gamma[0], obs.statistics([gamma], [y]))
+    exact = MJPStats(
+        0.0, want[K : 2 * K], want[2 * K : 2 * K + K * K].reshape(K, K), gamma[0], obs.statistics([gamma], [y])
+    )
     ref = m_step(model.params, exact)
     np.testing.assert_allclose(new.params.Q, ref.Q, rtol=1e-12)
     np.testing.assert_allclose(new.params.initial, ref.initial, rtol=1e-12)
@@ -108,8 +114,9 @@ def test_paris_estimates_the_exact_sufficient_statistics():
     from smc import paris_smoother
 
     rng = np.random.default_rng(3)
-    model = MarkovJumpProcess(generator_from_rates(rng.uniform(0.3, 1.5, (3, 3))), None,
-                              NoisyLabels.uniform_replacement(3, 0.2))
+    model = MarkovJumpProcess(
+        generator_from_rates(rng.uniform(0.3, 1.5, (3, 3))), None, NoisyLabels.uniform_replacement(3, 0.2)
+    )
     times = np.sort(rng.uniform(0, 6, 15))
     _, y = model.sample(times=times, rng=rng)
     want, _ = _exact_functional(model, y, times)

@@ -104,13 +104,15 @@ def test_nearly_decoupled_chain_keeps_every_digit():
 
 def test_reducible_chain_converges_to_its_absorption_limit():
     # 0 absorbing, {3, 4} a closed class, 1 and 2 transient.
-    Q = np.array([
-        [0.0, 0.0, 0.0, 0.0, 0.0],
-        [1.0, -3.0, 1.5, 0.5, 0.0],
-        [0.2, 2.0, -4.0, 1.0, 0.8],
-        [0.0, 0.0, 0.0, -2.0, 2.0],
-        [0.0, 0.0, 0.0, 1.0, -1.0],
-    ])
+    Q = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+            [1.0, -3.0, 1.5, 0.5, 0.0],
+            [0.2, 2.0, -4.0, 1.0, 0.8],
+            [0.0, 0.0, 0.0, -2.0, 2.0],
+            [0.0, 0.0, 0.0, 1.0, -1.0],
+        ]
+    )
     transient, closed = [1, 2], [3, 4]
     # Absorption probabilities into {0} and into {3, 4}: h = (-Q_TT)^{-1} Q_T,class.
     into = np.stack([Q[transient][:, 0], Q[transient][:, closed].sum(axis=1)], axis=1)
@@ -232,7 +234,9 @@ def test_posterior_paths_over_long_intervals_have_the_right_number_of_jumps():
     rng = np.random.default_rng(5)
     counts = []
     for _ in range(20):
-        _, [(jt, js)] = model.sample_posterior(np.array([0.0, 2.0]), times=np.array([0.0, t]), rng=rng, return_paths=True)
+        _, [(jt, js)] = model.sample_posterior(
+            np.array([0.0, 2.0]), times=np.array([0.0, t]), rng=rng, return_paths=True
+        )
         assert js[0] == 0 and js[-1] == 2 and (np.diff(jt) > 0).all() and (js[1:] != js[:-1]).all()
         counts.append(len(jt))
     counts = np.asarray(counts, dtype=float)

@@ -64,8 +64,12 @@ def _scipy_oracle(pi0, A, ll):
         lb[t - 1] = logsumexp(lA + ll[t] + lb[t], axis=1)
     total = logsumexp(la[-1])
     xi = la[:-1, :, None] + lA[None] + (ll[1:] + lb[1:])[:, None, :] - total
-    return (total, np.exp(la - logsumexp(la, axis=1, keepdims=True)), np.exp(la + lb - total),
-            np.exp(logsumexp(xi, axis=0)))
+    return (
+        total,
+        np.exp(la - logsumexp(la, axis=1, keepdims=True)),
+        np.exp(la + lb - total),
+        np.exp(logsumexp(xi, axis=0)),
+    )
 
 
 @nb.njit
@@ -116,8 +120,12 @@ def test_outer_accumulate_matches_numpy(seed):
 
 @nb.njit
 def _shift_exp_cases(a1, m1, a2, m2, a4, m4, a8, m8):
-    return (shift_exp_rows(a1, m1, 0, a1.shape[0], 1), shift_exp_rows(a2, m2, 0, a2.shape[0], 2),
-            shift_exp_rows(a4, m4, 0, a4.shape[0], 4), shift_exp_rows(a8, m8, 0, a8.shape[0], 8))
+    return (
+        shift_exp_rows(a1, m1, 0, a1.shape[0], 1),
+        shift_exp_rows(a2, m2, 0, a2.shape[0], 2),
+        shift_exp_rows(a4, m4, 0, a4.shape[0], 4),
+        shift_exp_rows(a8, m8, 0, a8.shape[0], 8),
+    )
 
 
 def test_vector_exp_matches_numpy_and_restores():
@@ -208,7 +216,7 @@ def test_lost_precision_hands_over_and_stays_exact(where, spy):
     ll = np.zeros((T, K))
     ll[:, 1] = -50.0  # the chain should stay in state 0 ...
     t0 = int(where * T)
-    ll[t0:t0 + 20] = [-50.0, 0.0]  # ... but 20 steps make state 1 e^1000 likelier
+    ll[t0 : t0 + 20] = [-50.0, 0.0]  # ... but 20 steps make state 1 e^1000 likelier
     result = posteriors(pi0, A[None], ll.copy(), overwrite=True)
     _assert_matches(result, _log_space(pi0, A[None], ll))
     assert spy[0][0] is None and spy[0][1] is not None  # handed over to the scaled sequential path

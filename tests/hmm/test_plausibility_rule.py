@@ -17,14 +17,17 @@ def fitted():
     pl[:10, 1] = 0.0  # the first ten steps are known to be state 0
     return model, y, pl
 
+
 def test_nested_list_equals_the_array_for_one_sequence(fitted):
     model, y, pl = fitted
     assert model.log_likelihood(y, pl=pl.tolist()) == model.log_likelihood(y, pl=pl)
+
 
 def test_batch_takes_one_item_per_sequence_and_none_means_no_knowledge(fitted):
     model, y, pl = fitted
     both = model.log_likelihood([y, y[:40]], pl=[pl, None])
     assert both == pytest.approx(model.log_likelihood(y, pl=pl) + model.log_likelihood(y[:40]), rel=1e-12)
+
 
 @pytest.mark.parametrize(
     "bad",
@@ -37,6 +40,7 @@ def test_batch_plausibilities_must_be_a_list(fitted, bad):
     model, y, pl = fitted
     with pytest.raises(ShapeError, match="pl"):
         model.log_likelihood([y, y], pl=bad(pl))
+
 
 def test_single_sequence_refuses_a_wrapped_array(fitted):
     model, y, pl = fitted

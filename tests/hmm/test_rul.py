@@ -15,8 +15,12 @@ from statespace.datasets.cmapss import SensorFeatures
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.prognostics import time_to_absorption
 
-DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
-needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available")
+DATA = os.environ.get(
+    "CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss"))
+)
+needs_data = pytest.mark.skipif(
+    not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available"
+)
 
 
 def test_life_fraction_plausibilities():
@@ -114,8 +118,11 @@ def test_weighted_calibration_places_pit_values_at_their_cumulative_weight():
     np.testing.assert_allclose(equal[1], np.quantile(u, nominal), atol=1e-12)
     np.testing.assert_allclose(recalibrated_levels(dists, truth, rng=5)[1], equal[1], atol=1e-12)
     keep = rng.random(300) < 0.5  # zero weight drops a pair
-    np.testing.assert_allclose(recalibrated_levels(dists, truth, rng=5, weights=keep.astype(float))[1],
-                               np.quantile(u[keep], nominal), atol=1e-12)
+    np.testing.assert_allclose(
+        recalibrated_levels(dists, truth, rng=5, weights=keep.astype(float))[1],
+        np.quantile(u[keep], nominal),
+        atol=1e-12,
+    )
     # weights 2 and 1: each sorted value sits at its cumulative weight, linear in between
     w = np.where(np.arange(300) % 3 == 0, 2.0, 1.0)
     order = np.argsort(u)
@@ -142,8 +149,16 @@ def test_empirical_readout_mixes_state_rul_tables_at_the_cut_age():
 
     rng = np.random.default_rng(4)
     train = [np.cumsum(rng.normal(-0.05, 0.3, (T, 2)), axis=0) for T in rng.integers(60, 90, 8)]
-    model = ARPHMMRUL(n_states=6, lags=0, cap=40.0, covariance_type="diag", horizon=50, max_iter=4,
-                      readout="empirical", age_bandwidth=6.0)
+    model = ARPHMMRUL(
+        n_states=6,
+        lags=0,
+        cap=40.0,
+        covariance_type="diag",
+        horizon=50,
+        max_iter=4,
+        readout="empirical",
+        age_bandwidth=6.0,
+    )
     model.fit(train, rng=0, progress=False)
     ref = StateRULReadout(age_bandwidth=6.0).fit([model.hmm.filter(s).filtered_probs for s in train])
     test = [train[0][:35], train[3][:50]]
@@ -208,8 +223,27 @@ def test_example_script_runs(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "pred.csv"
-    res = mod.main(["--data", DATA, "--out", str(out), "--max-engines", "10", "--grid", "5,1,120,phase_type;5,0,120,empirical",
-                    "--folds", "2", "--cuts", "all", "--max-iter", "3", "--no-progress", "--save-model", str(tmp_path / "m")])
+    res = mod.main(
+        [
+            "--data",
+            DATA,
+            "--out",
+            str(out),
+            "--max-engines",
+            "10",
+            "--grid",
+            "5,1,120,phase_type;5,0,120,empirical",
+            "--folds",
+            "2",
+            "--cuts",
+            "all",
+            "--max-iter",
+            "3",
+            "--no-progress",
+            "--save-model",
+            str(tmp_path / "m"),
+        ]
+    )
     assert res["cv"]["total_weight"] == pytest.approx(10.0)  # every cut, each engine weighing one
     from statespace.datasets import load_cmapss
 
@@ -246,9 +280,13 @@ def test_example_grid_syntax():
     mod = _load_example()
     assert mod.parse_grid(None) == mod.DEFAULT_GRID
     assert mod.parse_grid(None, "deep") == mod.DEEP_GRID
-    assert mod.DEEP_GRID[0] == ("arphmm", 30, 0, 125.0, "empirical", 0.1) and {c[0] for c in mod.DEEP_GRID[1:]} == {"deep"}
+    assert mod.DEEP_GRID[0] == ("arphmm", 30, 0, 125.0, "empirical", 0.1) and {c[0] for c in mod.DEEP_GRID[1:]} == {
+        "deep"
+    }
     assert mod.parse_grid("5,1,120,phase_type;deep:6,0,100") == (
-        ("arphmm", 5, 1, 120.0, "phase_type", 0.5), ("deep", 6, 0, 100.0, "empirical", 0.1))
+        ("arphmm", 5, 1, 120.0, "phase_type", 0.5),
+        ("deep", 6, 0, 100.0, "empirical", 0.1),
+    )
     with pytest.raises(ValueError, match="lags 0"):
         mod.make_factory("deep", 5, 1, 120.0, 20, 3)
     with pytest.raises(ValueError, match="model"):
@@ -270,13 +308,37 @@ def test_example_script_compares_the_deep_model(tmp_path, capsys):
 
     mod = _load_example()
     out = tmp_path / "pred.csv"
-    res = mod.main(["--data", DATA, "--out", str(out), "--max-engines", "6", "--grid",
-                    "5,0,120,phase_type;deep:5,0,120,phase_type;deep:5,0,120,empirical",
-                    "--folds", "2", "--cuts", "1", "--max-iter", "3", "--deep-max-iter", "1", "--no-progress",
-                    "--select", "pool", "--save-model", str(tmp_path / "pool")])
+    res = mod.main(
+        [
+            "--data",
+            DATA,
+            "--out",
+            str(out),
+            "--max-engines",
+            "6",
+            "--grid",
+            "5,0,120,phase_type;deep:5,0,120,phase_type;deep:5,0,120,empirical",
+            "--folds",
+            "2",
+            "--cuts",
+            "1",
+            "--max-iter",
+            "3",
+            "--deep-max-iter",
+            "1",
+            "--no-progress",
+            "--select",
+            "pool",
+            "--save-model",
+            str(tmp_path / "pool"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "CV  deep" in printed and "CV  arphmm" in printed and "paired |error| difference" in printed
-    assert "CV  pool of 3 (every deep, the best classical)" in printed and "selected pool (equal weights) of deep" in printed
+    assert (
+        "CV  pool of 3 (every deep, the best classical)" in printed
+        and "selected pool (equal weights) of deep" in printed
+    )
     assert res["selected"][0] == "pool" and [c[0] for c in res["selected"][1:]] == ["deep", "deep", "arphmm"]
     assert printed.count("EM: ") == 3
     for name in ("cmapss_health_indicator.png", "cmapss_state_posterior.png", "cmapss_rul_predictions.png"):

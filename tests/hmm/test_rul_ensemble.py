@@ -20,8 +20,12 @@ from statespace.datasets.cmapss import SensorFeatures
 from statespace.errors import ParameterError, ShapeError
 from statespace.prognostics import mixture, rul_report
 
-DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")))
-needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available")
+DATA = os.environ.get(
+    "CMAPSS_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss"))
+)
+needs_data = pytest.mark.skipif(
+    not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available"
+)
 
 
 def _known_model(p_stay, K=6, cap=100.0):
@@ -89,9 +93,13 @@ def test_pooled_prediction_is_the_mixture_and_its_point_the_weighted_mean():
 
 
 def _pipelines():
-    return [RULPipeline(SensorFeatures(baseline_cycles=10), ARPHMMRUL(n_states=6, lags=0, cap=120.0, max_iter=4)),
-            RULPipeline(SensorFeatures(baseline_cycles=10),
-                        ARPHMMRUL(n_states=5, lags=0, cap=120.0, max_iter=4, readout="empirical", age_bandwidth=10.0))]
+    return [
+        RULPipeline(SensorFeatures(baseline_cycles=10), ARPHMMRUL(n_states=6, lags=0, cap=120.0, max_iter=4)),
+        RULPipeline(
+            SensorFeatures(baseline_cycles=10),
+            ARPHMMRUL(n_states=5, lags=0, cap=120.0, max_iter=4, readout="empirical", age_bandwidth=10.0),
+        ),
+    ]
 
 
 @needs_data
@@ -105,8 +113,9 @@ def test_combine_cv_and_the_fitted_ensemble_on_engines():
     pooled = combine_cv(cvs, point_cap=120.0)
     np.testing.assert_allclose(pooled.prediction.rul, 0.5 * (cvs[0].prediction.rul + cvs[1].prediction.rul), rtol=1e-12)
     assert np.array_equal(pooled.weights, np.full(20, 0.5))  # two cuts of each engine
-    assert pooled.report == rul_report(pooled.prediction.rul, cvs[0].true_rul, pooled.prediction.q05,
-                                       pooled.prediction.q95, pooled.weights)
+    assert pooled.report == rul_report(
+        pooled.prediction.rul, cvs[0].true_rul, pooled.prediction.q05, pooled.prediction.q95, pooled.weights
+    )
     other = cross_validate(factories[0], sens, sets, n_folds=2, n_cuts=2, rng=4, progress=False)
     with pytest.raises(ParameterError, match="cuts"):
         combine_cv([cvs[0], other], point_cap=120.0)

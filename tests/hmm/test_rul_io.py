@@ -26,9 +26,20 @@ def _engines(rng, n=6):
 
 
 def _classical(readout="empirical", health_cap=None):
-    return RULPipeline(SensorFeatures(baseline_cycles=5, health_cap=health_cap),
-                       ARPHMMRUL(n_states=5, lags=0, cap=40.0, softness=0.3, covariance_type="diag", horizon=60,
-                                 max_iter=4, readout=readout, age_bandwidth=8.0))
+    return RULPipeline(
+        SensorFeatures(baseline_cycles=5, health_cap=health_cap),
+        ARPHMMRUL(
+            n_states=5,
+            lags=0,
+            cap=40.0,
+            softness=0.3,
+            covariance_type="diag",
+            horizon=60,
+            max_iter=4,
+            readout=readout,
+            age_bandwidth=8.0,
+        ),
+    )
 
 
 def _assert_same_predictions(a, b):
@@ -71,9 +82,23 @@ def test_pool_with_a_deep_member_round_trip(data, tmp_path):
     from hmm.rul import DeepARPHMMRUL
 
     (sens, sets), test = data
-    deep = RULPipeline(SensorFeatures(baseline_cycles=5),
-                       DeepARPHMMRUL(n_states=5, cap=40.0, softness=0.3, horizon=60, max_jump=1, hidden=4, state=2,
-                                     max_iter=1, m_steps=2, init_iter=2, readout="empirical", age_bandwidth=8.0))
+    deep = RULPipeline(
+        SensorFeatures(baseline_cycles=5),
+        DeepARPHMMRUL(
+            n_states=5,
+            cap=40.0,
+            softness=0.3,
+            horizon=60,
+            max_jump=1,
+            hidden=4,
+            state=2,
+            max_iter=1,
+            m_steps=2,
+            init_iter=2,
+            readout="empirical",
+            age_bandwidth=8.0,
+        ),
+    )
     pool = RULEnsemble([deep, _classical()], weights=[0.6, 0.4])
     pool.fit(sens, sets, rng=1, progress=False)
     pred = pool.predict(*test)
@@ -131,7 +156,9 @@ def test_tampered_health_channel_is_refused(data, tmp_path):
     pipe = _classical(health_cap=40.0)
     pipe.fit(sens, sets, rng=0, progress=False)
     arrays = _entries(save_rul(tmp_path / "pipe.npz", pipe))
-    np.savez(tmp_path / "bad.npz", **dict(arrays, **{"features.health.weights": arrays["features.health.weights"][:-1]}))
+    np.savez(
+        tmp_path / "bad.npz", **dict(arrays, **{"features.health.weights": arrays["features.health.weights"][:-1]})
+    )
     with pytest.raises(DataError, match="health channel of 2 sensors expects 3 weights"):
         load_rul(tmp_path / "bad.npz")
 

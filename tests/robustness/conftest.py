@@ -24,7 +24,9 @@ _TABLE: dict = {}
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "issue18(cls, expect): failure class of issue 18 and the answer the contract demands")
+    config.addinivalue_line(
+        "markers", "issue18(cls, expect): failure class of issue 18 and the answer the contract demands"
+    )
 
 
 def pytest_runtest_makereport(item, call):

@@ -19,11 +19,21 @@ from statespace.errors import StateSpaceError
 
 # --------------------------------------------------------------------------- hypothesis
 #: cheap strategies (array conversions, validation): a few dozen examples
-FAST = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 #: strategies that run inference or EM: a handful of examples
-HEAVY = settings(max_examples=8, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+HEAVY = settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 # --------------------------------------------------------------------------- the contract
@@ -82,8 +92,9 @@ def lg_model(m=1):
     from statespace import LinearGaussianSSM
 
     H = [[1.0, 0.0]] if m == 1 else [[1.0, 0.0], [0.0, 1.0]]
-    return LinearGaussianSSM(m0=np.zeros(2), P0=np.eye(2), F=[[1.0, 1.0], [0.0, 1.0]],
-                             Q=0.1 * np.eye(2), H=H, R=0.5 * np.eye(m))
+    return LinearGaussianSSM(
+        m0=np.zeros(2), P0=np.eye(2), F=[[1.0, 1.0], [0.0, 1.0]], Q=0.1 * np.eye(2), H=H, R=0.5 * np.eye(m)
+    )
 
 
 def sv_model():
@@ -99,8 +110,9 @@ def gaussian_emission(means, sds, lags=0, ar=0.5):
     K = len(means)
     covs = (np.asarray(sds, dtype=float) ** 2)[:, None, None] * np.ones((K, 1, 1))
     ar_coefs = np.full((K, lags, 1, 1), ar) if lags else None
-    return GaussianEmissionParams.from_ar(bias=means[:, None], covs=covs, ar_coefs=ar_coefs,
-                                          init_means=means[:, None], init_covs=covs)
+    return GaussianEmissionParams.from_ar(
+        bias=means[:, None], covs=covs, ar_coefs=ar_coefs, init_means=means[:, None], init_covs=covs
+    )
 
 
 PI2 = np.array([0.6, 0.4])
@@ -141,8 +153,12 @@ def left_to_right_hmm():
     from hmm import HMM, HMMParams
 
     A = np.array([[0.8, 0.2, 0.0], [0.0, 0.7, 0.3], [0.0, 0.0, 1.0]])
-    return HMM(3, 1, transitions="left-to-right",
-               params=HMMParams(np.array([1.0, 0.0, 0.0]), A, gaussian_emission((-2.0, 0.0, 2.0), (1.0, 1.0, 1.0))))
+    return HMM(
+        3,
+        1,
+        transitions="left-to-right",
+        params=HMMParams(np.array([1.0, 0.0, 0.0]), A, gaussian_emission((-2.0, 0.0, 2.0), (1.0, 1.0, 1.0))),
+    )
 
 
 def banded_hmm():
@@ -151,8 +167,12 @@ def banded_hmm():
     from hmm.transitions import banded
 
     A = np.array([[0.7, 0.3, 0.0], [0.2, 0.5, 0.3], [0.0, 0.4, 0.6]])
-    return HMM(3, 1, transitions=banded(3, 1, 1),
-               params=HMMParams(np.array([0.2, 0.5, 0.3]), A, gaussian_emission((-2.0, 0.0, 2.0), (0.7, 1.0, 1.3))))
+    return HMM(
+        3,
+        1,
+        transitions=banded(3, 1, 1),
+        params=HMMParams(np.array([0.2, 0.5, 0.3]), A, gaussian_emission((-2.0, 0.0, 2.0), (0.7, 1.0, 1.3))),
+    )
 
 
 Q3 = np.array([[-1.0, 0.6, 0.4], [0.5, -0.8, 0.3], [0.2, 0.7, -0.9]])
@@ -162,9 +182,13 @@ def mjp(kind="exact", Q=Q3):
     """Three-state jump process with exact, noisy-label or Gaussian-level observations."""
     from hmm.markov_jump import GaussianLevels, MarkovJumpProcess, NoisyLabels
 
-    obs = {"exact": None,
-           "noisy": NoisyLabels.uniform_replacement(Q.shape[0], 0.1) if kind == "noisy" else None,
-           "gauss": GaussianLevels(np.arange(Q.shape[0], dtype=float), np.full(Q.shape[0], 0.5)) if kind == "gauss" else None}[kind]
+    obs = {
+        "exact": None,
+        "noisy": NoisyLabels.uniform_replacement(Q.shape[0], 0.1) if kind == "noisy" else None,
+        "gauss": GaussianLevels(np.arange(Q.shape[0], dtype=float), np.full(Q.shape[0], 0.5))
+        if kind == "gauss"
+        else None,
+    }[kind]
     return MarkovJumpProcess(Q, observation=obs)
 
 

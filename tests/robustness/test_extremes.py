@@ -77,13 +77,19 @@ PI3 = np.array([0.5, 0.3, 0.2])
 
 @pytest.mark.issue18(5, "result")
 @HEAVY
-@given(T=st.integers(2, 6), where=st.data(), exponent=st.integers(0, 12), sign=st.sampled_from([-1.0, 1.0]),
-       n_out=st.integers(1, 2), seed=st.integers(0, 1000))
+@given(
+    T=st.integers(2, 6),
+    where=st.data(),
+    exponent=st.integers(0, 12),
+    sign=st.sampled_from([-1.0, 1.0]),
+    n_out=st.integers(1, 2),
+    seed=st.integers(0, 1000),
+)
 def test_hmm_outlier_posteriors_equal_log_space_enumeration(T, where, exponent, sign, n_out, seed):
     model = gaussian_hmm(MEANS3, SDS3, A3, PI3)
     y = np.random.default_rng(seed).normal(size=T)
     for _ in range(n_out):
-        y[where.draw(st.integers(0, T - 1))] = sign * 10.0 ** exponent
+        y[where.draw(st.integers(0, T - 1))] = sign * 10.0**exponent
     loglik = norm.logpdf(y[:, None], np.array(MEANS3)[None], np.array(SDS3)[None])
     with np.errstate(divide="ignore"):
         logZ, marg, counts = _enumerate_log(np.log(PI3), np.log(A3), loglik)
@@ -92,11 +98,15 @@ def test_hmm_outlier_posteriors_equal_log_space_enumeration(T, where, exponent, 
     np.testing.assert_allclose(sm.smoothed_probs, marg, atol=1e-12)
     np.testing.assert_allclose(sm.transition_counts, counts, atol=1e-11)
     best = model.most_likely_states(y)
-    path_score = np.log(PI3[best[0]]) + loglik[0, best[0]] + sum(
-        np.log(A3[best[t - 1], best[t]]) + loglik[t, best[t]] for t in range(1, T))
+    path_score = (
+        np.log(PI3[best[0]])
+        + loglik[0, best[0]]
+        + sum(np.log(A3[best[t - 1], best[t]]) + loglik[t, best[t]] for t in range(1, T))
+    )
     assert path_score >= max(
         np.log(PI3[p[0]]) + loglik[0, p[0]] + sum(np.log(A3[p[t - 1], p[t]]) + loglik[t, p[t]] for t in range(1, T))
-        for p in itertools.product(range(3), repeat=T)) - 1e-9 * abs(path_score)
+        for p in itertools.product(range(3), repeat=T)
+    ) - 1e-9 * abs(path_score)
 
 
 @pytest.mark.issue18(5, "result")
@@ -233,7 +243,7 @@ def _consistent(model, y, verbs):
 @FAST
 @given(exponent=st.sampled_from([100, 150, 155, 160, 170, 200, 300]), T=st.integers(2, 6), seed=st.integers(0, 100))
 def test_hmm_extreme_magnitudes_are_consistent_across_verbs(exponent, T, seed):
-    y = np.random.default_rng(seed).normal(size=T) * 10.0 ** exponent
+    y = np.random.default_rng(seed).normal(size=T) * 10.0**exponent
     _consistent(gaussian_hmm(), y, POSTERIOR_VERBS)
 
 
@@ -249,7 +259,7 @@ LG_VERBS = {
 @FAST
 @given(exponent=st.sampled_from([100, 150, 155, 160, 170, 200, 300]), T=st.integers(2, 6), seed=st.integers(0, 100))
 def test_lg_extreme_magnitudes_are_consistent_across_verbs(exponent, T, seed):
-    y = np.random.default_rng(seed).normal(size=T) * 10.0 ** exponent
+    y = np.random.default_rng(seed).normal(size=T) * 10.0**exponent
     _consistent(lg_model(1), y, LG_VERBS)
 
 
@@ -373,18 +383,30 @@ def test_lg_em_is_scale_equivariant_and_monotone(c):
 
     truth = lg_model(1)
     _, y = truth.sample(60, rng=11)
-    init = LGSSMParams(m0=np.array([0.5, 0.0]), P0=2 * np.eye(2), F=[[1.0, 0.9], [0.0, 0.95]], Q=0.3 * np.eye(2),
-                       H=[[1.0, 0.0]], R=[[1.0]])
+    init = LGSSMParams(
+        m0=np.array([0.5, 0.0]),
+        P0=2 * np.eye(2),
+        F=[[1.0, 0.9], [0.0, 0.95]],
+        Q=0.3 * np.eye(2),
+        H=[[1.0, 0.0]],
+        R=[[1.0]],
+    )
     scaled = LGSSMParams(m0=c * init.m0, P0=c * c * init.P0, F=init.F, Q=c * c * init.Q, H=init.H, R=c * c * init.R)
     ref = truth.fit(y, init=init, max_iter=15, tol=0.0, progress=False)
     fit = truth.fit(c * y, init=scaled, max_iter=15, tol=0.0, progress=False)
     _monotone(fit.log_likelihoods, f"LG EM at scale {c}")
     n = np.count_nonzero(~np.isnan(y))
-    np.testing.assert_allclose(np.asarray(fit.log_likelihoods), np.asarray(ref.log_likelihoods) - n * np.log(c),
-                               rtol=1e-8, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(fit.log_likelihoods), np.asarray(ref.log_likelihoods) - n * np.log(c), rtol=1e-8, atol=1e-6
+    )
     for name, power in (("F", 0), ("H", 0), ("Q", 2), ("R", 2), ("m0", 1), ("P0", 2)):
-        np.testing.assert_allclose(getattr(fit.params, name), c ** power * getattr(ref.params, name), rtol=1e-6,
-                                   atol=1e-9 * c ** power, err_msg=name)
+        np.testing.assert_allclose(
+            getattr(fit.params, name),
+            c**power * getattr(ref.params, name),
+            rtol=1e-6,
+            atol=1e-9 * c**power,
+            err_msg=name,
+        )
 
 
 @pytest.mark.issue18(4, "result")
@@ -398,7 +420,9 @@ def test_lg_em_never_reports_convergence_after_a_drop(c):
     truth = lg_model(1)
     _, y = truth.sample(80, rng=5)
     p = truth.params  # start where the data came from, in the data's units: the floor must not push EM away
-    start = LinearGaussianSSM(params=LGSSMParams(m0=c * p.m0, P0=c * c * p.P0, F=p.F, Q=c * c * p.Q, H=p.H, R=c * c * p.R))
+    start = LinearGaussianSSM(
+        params=LGSSMParams(m0=c * p.m0, P0=c * c * p.P0, F=p.F, Q=c * c * p.Q, H=p.H, R=c * c * p.R)
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = start.fit(c * y, max_iter=60, tol=1e-6, progress=False)
@@ -407,7 +431,9 @@ def test_lg_em_never_reports_convergence_after_a_drop(c):
     final = LinearGaussianSSM(params=fit.params).log_likelihood(c * y)
     np.testing.assert_allclose(final, fit.log_likelihoods[-1], rtol=1e-9)
     initial = start.log_likelihood(c * y)
-    assert final >= initial - 1e-9 * abs(initial), f"EM returned worse parameters than it started from: {final} < {initial}"
+    assert final >= initial - 1e-9 * abs(initial), (
+        f"EM returned worse parameters than it started from: {final} < {initial}"
+    )
     dropped = [w for w in caught if "decrease" in str(w.message)]
     assert not (dropped and fit.converged), "converged=True reported after a drop of the objective"
 
@@ -437,8 +463,9 @@ def test_hmm_em_is_scale_equivariant_and_monotone(c, prior):
     ref = model(1.0).fit(y, init=init, max_iter=15, tol=0.0, progress=False)
     fit = model(c).fit(c * y, init=init_c, max_iter=15, tol=0.0, progress=False)
     _monotone(fit.log_likelihoods, f"HMM EM at scale {c}")
-    np.testing.assert_allclose(np.asarray(fit.log_likelihoods), np.asarray(ref.log_likelihoods) - len(y) * np.log(c),
-                               rtol=1e-8, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(fit.log_likelihoods), np.asarray(ref.log_likelihoods) - len(y) * np.log(c), rtol=1e-8, atol=1e-6
+    )
     np.testing.assert_allclose(fit.params.A, ref.params.A, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(fit.params.emission.covs, c * c * ref.params.emission.covs, rtol=1e-6)
     np.testing.assert_allclose(fit.params.emission.weights[:, 0], c * ref.params.emission.weights[:, 0], rtol=1e-6)
@@ -453,7 +480,11 @@ def test_mjp_em_is_time_scale_equivariant_and_monotone(c):
     times = np.cumsum(np.random.default_rng(2).exponential(0.7, 40))
     y = np.asarray(model.sample(times=times, rng=2)[1], dtype=float).ravel()
     init = mjp("noisy", Q=np.array([[-1.0, 0.5, 0.5], [0.5, -1.0, 0.5], [0.5, 0.5, -1.0]])).params
-    init_c = init._replace(Q=init.Q / c) if hasattr(init, "_replace") else MJPParams(init.Q / c, init.initial, init.observation)
+    init_c = (
+        init._replace(Q=init.Q / c)
+        if hasattr(init, "_replace")
+        else MJPParams(init.Q / c, init.initial, init.observation)
+    )
     ref = model.fit(y, times=times, init=init, max_iter=20, tol=0.0, progress=False)
     fit = model.fit(y, times=c * times, init=init_c, max_iter=20, tol=0.0, progress=False)
     _monotone(fit.log_likelihoods, f"MJP EM at time scale {c}")

@@ -189,8 +189,9 @@ def _expect_file_error(path, loader=load_model):
 
 
 @pytest.mark.issue18(2, "error")
-@pytest.mark.parametrize("content", [b"", b"not a zip file", b"PK\x03\x04" + b"\x00" * 40],
-                         ids=["empty", "text", "zip_magic_only"])
+@pytest.mark.parametrize(
+    "content", [b"", b"not a zip file", b"PK\x03\x04" + b"\x00" * 40], ids=["empty", "text", "zip_magic_only"]
+)
 def test_garbage_files(tmp_path, content):
     path = tmp_path / "model.npz"
     path.write_bytes(content)
@@ -396,15 +397,15 @@ def _probe(*args, **kwargs):
 
 
 PROBE_NAMES = [
-    "statespace.errors:_robustness_probe",     # module:attribute
-    "statespace.errors._robustness_probe",     # dotted
-    "statespace._robustness_probe",            # registry-style top-level name
-    "statespace.persistence:np.random.seed",   # a real function through the module's imports
+    "statespace.errors:_robustness_probe",  # module:attribute
+    "statespace.errors._robustness_probe",  # dotted
+    "statespace._robustness_probe",  # registry-style top-level name
+    "statespace.persistence:np.random.seed",  # a real function through the module's imports
     "statespace.persistence:importlib.import_module",
     "statespace.validation:np.errstate",
-    "statespace.errors:DataError",             # a library class that is not a loadable model
-    "statespace.LGSSMParams",                  # a loadable container named where a model is expected
-    "hmm.markov_jump.simulation:gillespie",    # a library function
+    "statespace.errors:DataError",  # a library class that is not a loadable model
+    "statespace.LGSSMParams",  # a loadable container named where a model is expected
+    "hmm.markov_jump.simulation:gillespie",  # a library function
 ]
 
 

@@ -82,8 +82,10 @@ def test_categorical_list_of_symbols_is_one_sequence(values):
 def test_mjp_list_of_states_and_times_is_one_sequence(values):
     model = mjp("exact")
     times = [0.5 * i + 0.1 * (i % 2) for i in range(len(values))]
-    _assert_same(model.log_likelihood(values, times=times),
-                 model.log_likelihood(np.array(values, dtype=float), times=np.array(times)))
+    _assert_same(
+        model.log_likelihood(values, times=times),
+        model.log_likelihood(np.array(values, dtype=float), times=np.array(times)),
+    )
     _assert_same(model.smooth(values, times=times), model.smooth(np.array(values, dtype=float), times=np.array(times)))
 
 
@@ -105,13 +107,23 @@ def test_guided_filter_needs_a_proposal(proposal):
 
 
 @pytest.mark.issue18(9, "error")
-@pytest.mark.parametrize("option", [{"smoother": "nonsense"}, {"n_backward": 0}, {"burn_in": -1}],
-                         ids=["smoother", "n_backward", "burn_in"])
+@pytest.mark.parametrize(
+    "option", [{"smoother": "nonsense"}, {"n_backward": 0}, {"burn_in": -1}], ids=["smoother", "n_backward", "burn_in"]
+)
 def test_particle_em_options(option):
     from smc.learning import particle_em
 
-    expect_error(next(iter(option)), particle_em, sv_model(), np.array([0.1, 0.2]), n_iter=2, n_particles=8, rng=0,
-                 progress=False, **option)
+    expect_error(
+        next(iter(option)),
+        particle_em,
+        sv_model(),
+        np.array([0.1, 0.2]),
+        n_iter=2,
+        n_particles=8,
+        rng=0,
+        progress=False,
+        **option,
+    )
 
 
 @pytest.mark.issue18(8, "result")
@@ -162,8 +174,11 @@ def test_mjp_list_of_sequences_is_sum(lengths, seed):
     rng = np.random.default_rng(seed)
     times = [np.cumsum(rng.exponential(1.0, T)) for T in lengths]
     ys = [np.asarray(model.sample(times=t, rng=seed + i)[1], dtype=float).ravel() for i, t in enumerate(times)]
-    np.testing.assert_allclose(model.log_likelihood(ys, times=times),
-                               sum(model.log_likelihood(y, times=t) for y, t in zip(ys, times)), rtol=1e-12)
+    np.testing.assert_allclose(
+        model.log_likelihood(ys, times=times),
+        sum(model.log_likelihood(y, times=t) for y, t in zip(ys, times)),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.issue18(8, "result")
@@ -191,8 +206,15 @@ def _all_models():
     }
 
 
-NOT_DATA = {"none": None, "scalar": 3.5, "string": "1 2 3", "dict": {"y": [1.0]}, "empty": [], "set": {1.0, 2.0},
-            "empty_array": np.zeros(0)}
+NOT_DATA = {
+    "none": None,
+    "scalar": 3.5,
+    "string": "1 2 3",
+    "dict": {"y": [1.0]},
+    "empty": [],
+    "set": {1.0, 2.0},
+    "empty_array": np.zeros(0),
+}
 
 
 @pytest.mark.issue18(8, "error")
@@ -232,23 +254,63 @@ COUNT_CALLS = {
     "GaussianHMM(n_states)": (lambda v: __import__("hmm").GaussianHMM(v, 1), "n_states"),
     "CategoricalHMM(n_symbols)": (lambda v: __import__("hmm").CategoricalHMM(2, v), "n_symbols"),
     "ARHMM(lags)": (lambda v: __import__("hmm").ARHMM(2, 1, v), "lags"),
-    "hmm.sample_posterior(n_samples)": (lambda v: gaussian_hmm().sample_posterior(np.array([0.0, 1.0]), n_samples=v, rng=0), "n_samples"),
-    "hmm.forecast(steps)": (lambda v: gaussian_hmm().forecast(np.array([0.0, 1.0]), steps=v, n_samples=4, rng=0), "steps"),
+    "hmm.sample_posterior(n_samples)": (
+        lambda v: gaussian_hmm().sample_posterior(np.array([0.0, 1.0]), n_samples=v, rng=0),
+        "n_samples",
+    ),
+    "hmm.forecast(steps)": (
+        lambda v: gaussian_hmm().forecast(np.array([0.0, 1.0]), steps=v, n_samples=4, rng=0),
+        "steps",
+    ),
     "lg.forecast(steps)": (lambda v: lg_model(1).forecast(np.array([0.0, 1.0]), steps=v), "steps"),
     "lg.fit(max_iter)": (lambda v: lg_model(1).fit(np.array([0.0, 1.0, 0.5]), max_iter=v, progress=False), "max_iter"),
-    "hmm.fit(max_iter)": (lambda v: gaussian_hmm().fit(np.array([0.0, 1.0, 0.5]), max_iter=v, progress=False), "max_iter"),
-    "mjp.fit(max_iter)": (lambda v: mjp("exact").fit(np.array([0.0, 1.0, 2.0]), times=np.array([0.0, 1.0, 2.0]), max_iter=v, progress=False), "max_iter"),
-    "bootstrap_filter(n_particles)": (lambda v: smc.bootstrap_filter(sv_model(), np.array([0.1, 0.2]), n_particles=v, rng=0), "n_particles"),
-    "paris_smoother(n_particles)": (lambda v: smc.paris_smoother(sv_model(), np.array([0.1, 0.2]), n_particles=v, rng=0), "n_particles"),
-    "paris_smoother(n_backward)": (lambda v: smc.paris_smoother(sv_model(), np.array([0.1, 0.2]), n_particles=8, n_backward=v, rng=0), "n_backward"),
-    "particle_gibbs(n_iter)": (lambda v: smc.particle_gibbs(sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
-    "particle_gibbs(n_particles)": (lambda v: smc.particle_gibbs(sv_model(), np.array([0.1, 0.2]), n_iter=4, n_particles=v, rng=0, progress=False), "n_particles"),
-    "ppg_smoother(n_iter)": (lambda v: smc.ppg_smoother(sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
+    "hmm.fit(max_iter)": (
+        lambda v: gaussian_hmm().fit(np.array([0.0, 1.0, 0.5]), max_iter=v, progress=False),
+        "max_iter",
+    ),
+    "mjp.fit(max_iter)": (
+        lambda v: mjp("exact").fit(
+            np.array([0.0, 1.0, 2.0]), times=np.array([0.0, 1.0, 2.0]), max_iter=v, progress=False
+        ),
+        "max_iter",
+    ),
+    "bootstrap_filter(n_particles)": (
+        lambda v: smc.bootstrap_filter(sv_model(), np.array([0.1, 0.2]), n_particles=v, rng=0),
+        "n_particles",
+    ),
+    "paris_smoother(n_particles)": (
+        lambda v: smc.paris_smoother(sv_model(), np.array([0.1, 0.2]), n_particles=v, rng=0),
+        "n_particles",
+    ),
+    "paris_smoother(n_backward)": (
+        lambda v: smc.paris_smoother(sv_model(), np.array([0.1, 0.2]), n_particles=8, n_backward=v, rng=0),
+        "n_backward",
+    ),
+    "particle_gibbs(n_iter)": (
+        lambda v: smc.particle_gibbs(sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False),
+        "n_iter",
+    ),
+    "particle_gibbs(n_particles)": (
+        lambda v: smc.particle_gibbs(sv_model(), np.array([0.1, 0.2]), n_iter=4, n_particles=v, rng=0, progress=False),
+        "n_particles",
+    ),
+    "ppg_smoother(n_iter)": (
+        lambda v: smc.ppg_smoother(sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False),
+        "n_iter",
+    ),
     "resample(n)": (lambda v: smc.resample(np.full(4, 0.25), n=v, rng=0), "n"),
-    "particle_em(n_iter)": (lambda v: __import__("smc.learning").learning.particle_em(
-        sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False), "n_iter"),
-    "score_ascent(n_particles)": (lambda v: __import__("smc.learning").learning.score_ascent(
-        sv_model(), np.array([0.1, 0.2]), n_iter=2, n_particles=v, rng=0, progress=False), "n_particles"),
+    "particle_em(n_iter)": (
+        lambda v: __import__("smc.learning").learning.particle_em(
+            sv_model(), np.array([0.1, 0.2]), n_iter=v, n_particles=8, rng=0, progress=False
+        ),
+        "n_iter",
+    ),
+    "score_ascent(n_particles)": (
+        lambda v: __import__("smc.learning").learning.score_ascent(
+            sv_model(), np.array([0.1, 0.2]), n_iter=2, n_particles=v, rng=0, progress=False
+        ),
+        "n_particles",
+    ),
 }
 
 
@@ -271,16 +333,26 @@ def test_non_positive_count_is_an_error(call, value):
 
 
 @pytest.mark.issue18(0, "result")
-@pytest.mark.parametrize("call", ["lg.sample(T)", "hmm.sample(T)", "bootstrap_filter(n_particles)", "resample(n)",
-                                  "hmm.sample_posterior(n_samples)", "lg.forecast(steps)"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "lg.sample(T)",
+        "hmm.sample(T)",
+        "bootstrap_filter(n_particles)",
+        "resample(n)",
+        "hmm.sample_posterior(n_samples)",
+        "lg.forecast(steps)",
+    ],
+)
 def test_numpy_integer_count_is_accepted(call):
     fn, _ = COUNT_CALLS[call]
     assert_no_nan(fn(np.int64(3)))
 
 
 @pytest.mark.issue18(8, "result")
-@pytest.mark.parametrize("call", ["lg.sample(T)", "hmm.sample(T)", "resample(n)", "hmm.forecast(steps)",
-                                  "lg.forecast(steps)"])
+@pytest.mark.parametrize(
+    "call", ["lg.sample(T)", "hmm.sample(T)", "resample(n)", "hmm.forecast(steps)", "lg.forecast(steps)"]
+)
 def test_integral_float_count_equals_the_integer(call):
     """``3.0`` is how people write three: the same result as ``3`` (never a truncation of ``2.7``)."""
     from robustness_support import _leaves
@@ -294,8 +366,12 @@ def test_integral_float_count_equals_the_integer(call):
 
 # complex values lose their imaginary part with a warning only
 COMPLEX_CALLS = {
-    "LinearGaussianSSM(F)": (lambda: LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=[[0.5 + 0.1j]], Q=np.eye(1),
-                                                       H=np.eye(1), R=np.eye(1)), "F"),
+    "LinearGaussianSSM(F)": (
+        lambda: LinearGaussianSSM(
+            m0=np.zeros(1), P0=np.eye(1), F=[[0.5 + 0.1j]], Q=np.eye(1), H=np.eye(1), R=np.eye(1)
+        ),
+        "F",
+    ),
     "StochasticVolatility(phi)": (lambda: StochasticVolatility(mu=-1.0, phi=0.5 + 0.2j, sigma=0.3), "phi"),
     "HMMParams(pi0)": (lambda: gaussian_hmm(pi0=np.array([0.6 + 0.1j, 0.4])), "pi0"),
     "MarkovJumpProcess(Q)": (lambda: mjp("exact", Q=Q3 + 0.1j), "Q"),
@@ -331,13 +407,18 @@ def test_emission_prior_rejects_invalid_values(field, value):
 FIT_CALLS = {
     "lg": lambda **kw: lg_model(1).fit(np.array([0.0, 1.0, 0.5, 0.7]), progress=False, **kw),
     "hmm": lambda **kw: gaussian_hmm().fit(np.array([0.0, 1.0, 0.5, 0.7]), progress=False, **kw),
-    "mjp": lambda **kw: mjp("noisy").fit(np.array([0.0, 1.0, 2.0, 1.0]), times=np.array([0.0, 1.0, 2.0, 3.0]), progress=False, **kw),
+    "mjp": lambda **kw: mjp("noisy").fit(
+        np.array([0.0, 1.0, 2.0, 1.0]), times=np.array([0.0, 1.0, 2.0, 3.0]), progress=False, **kw
+    ),
 }
 
 
 @pytest.mark.issue18(9, "error")
-@pytest.mark.parametrize("option", [{"tol": -1.0}, {"tol": np.nan}, {"max_iter": -1}, {"tol": "0.1"}],
-                         ids=["tol_negative", "tol_nan", "max_iter_negative", "tol_str"])
+@pytest.mark.parametrize(
+    "option",
+    [{"tol": -1.0}, {"tol": np.nan}, {"max_iter": -1}, {"tol": "0.1"}],
+    ids=["tol_negative", "tol_nan", "max_iter_negative", "tol_str"],
+)
 @pytest.mark.parametrize("family", sorted(FIT_CALLS))
 def test_fit_options_are_validated(family, option):
     expect_error(next(iter(option)), FIT_CALLS[family], **option)
@@ -375,8 +456,17 @@ def test_particle_gibbs_options_raise_library_errors(bad):
 
 @pytest.mark.issue18(9, "error")
 def test_particle_gibbs_burn_in_beyond_chain_is_a_library_error():
-    expect_error(("burn_in", "n_iter"), smc.particle_gibbs, sv_model(), np.array([0.1, -0.2]), n_iter=4, burn_in=10,
-                 n_particles=8, rng=0, progress=False)
+    expect_error(
+        ("burn_in", "n_iter"),
+        smc.particle_gibbs,
+        sv_model(),
+        np.array([0.1, -0.2]),
+        n_iter=4,
+        burn_in=10,
+        n_particles=8,
+        rng=0,
+        progress=False,
+    )
 
 
 FILTER_BAD = {
@@ -389,8 +479,15 @@ FILTER_BAD = {
 @pytest.mark.issue18(0, "error")
 @pytest.mark.parametrize("bad", sorted(FILTER_BAD))
 def test_particle_filter_options(bad):
-    expect_error(bad.replace("_nan", ""), smc.bootstrap_filter, sv_model(), np.array([0.1, 0.2]), n_particles=16, rng=0,
-                 **FILTER_BAD[bad])
+    expect_error(
+        bad.replace("_nan", ""),
+        smc.bootstrap_filter,
+        sv_model(),
+        np.array([0.1, 0.2]),
+        n_particles=16,
+        rng=0,
+        **FILTER_BAD[bad],
+    )
 
 
 @pytest.mark.issue18(0, "error")
@@ -443,10 +540,18 @@ def test_hmm_bad_observations(name, data):
 
 
 @pytest.mark.issue18(0, "error")
-@pytest.mark.parametrize("field,value", [
-    ("A", [[0.5, 0.6], [0.2, 0.8]]), ("A", [[np.nan, 1.0], [0.2, 0.8]]), ("A", [[1.2, -0.2], [0.2, 0.8]]),
-    ("pi0", [0.5, 0.6]), ("pi0", [1.0]), ("covs", np.full((2, 1, 1), -1.0)), ("covs", np.full((2, 1, 1), np.nan)),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("A", [[0.5, 0.6], [0.2, 0.8]]),
+        ("A", [[np.nan, 1.0], [0.2, 0.8]]),
+        ("A", [[1.2, -0.2], [0.2, 0.8]]),
+        ("pi0", [0.5, 0.6]),
+        ("pi0", [1.0]),
+        ("covs", np.full((2, 1, 1), -1.0)),
+        ("covs", np.full((2, 1, 1), np.nan)),
+    ],
+)
 def test_hmm_bad_parameters(field, value):
     from hmm import GaussianEmissionParams, GaussianHMM, HMMParams
 
@@ -455,16 +560,26 @@ def test_hmm_bad_parameters(field, value):
 
     def build():
         e = GaussianEmissionParams.from_ar(bias=[[0.0], [1.0]], covs=kw["covs"])
-        return GaussianHMM(2, 1, params=HMMParams(np.asarray(kw["pi0"], dtype=float), np.asarray(kw["A"], dtype=float), e))
+        return GaussianHMM(
+            2, 1, params=HMMParams(np.asarray(kw["pi0"], dtype=float), np.asarray(kw["A"], dtype=float), e)
+        )
 
     expect_error(field, build)
 
 
 @pytest.mark.issue18(0, "error")
-@pytest.mark.parametrize("field,value", [
-    ("Q", [[1.0, 0.0], [0.0, -1.0]]), ("Q", [[np.nan, 0], [0, 1]]), ("R", [[-1.0]]), ("F", np.eye(3)),
-    ("H", [[1.0, 0.0, 0.0]]), ("P0", [[1.0, 2.0], [2.0, 1.0]]), ("m0", [np.inf, 0.0]),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("Q", [[1.0, 0.0], [0.0, -1.0]]),
+        ("Q", [[np.nan, 0], [0, 1]]),
+        ("R", [[-1.0]]),
+        ("F", np.eye(3)),
+        ("H", [[1.0, 0.0, 0.0]]),
+        ("P0", [[1.0, 2.0], [2.0, 1.0]]),
+        ("m0", [np.inf, 0.0]),
+    ],
+)
 def test_lg_bad_parameters(field, value):
     kw = dict(m0=np.zeros(2), P0=np.eye(2), F=[[1.0, 1.0], [0.0, 1.0]], Q=0.1 * np.eye(2), H=[[1.0, 0.0]], R=[[0.5]])
     kw[field] = value
@@ -472,11 +587,15 @@ def test_lg_bad_parameters(field, value):
 
 
 @pytest.mark.issue18(0, "error")
-@pytest.mark.parametrize("Q", [
-    [[-1.0, 1.0], [1.0, -2.0]],    # row does not sum to zero
-    [[1.0, -1.0], [1.0, -1.0]],    # negative off-diagonal
-    [[-1.0, 1.0], [np.nan, 0.0]],
-], ids=["row_sum", "negative_rate", "nan"])
+@pytest.mark.parametrize(
+    "Q",
+    [
+        [[-1.0, 1.0], [1.0, -2.0]],  # row does not sum to zero
+        [[1.0, -1.0], [1.0, -1.0]],  # negative off-diagonal
+        [[-1.0, 1.0], [np.nan, 0.0]],
+    ],
+    ids=["row_sum", "negative_rate", "nan"],
+)
 def test_mjp_bad_generator(Q):
     from hmm.markov_jump import MarkovJumpProcess
 
@@ -484,8 +603,11 @@ def test_mjp_bad_generator(Q):
 
 
 @pytest.mark.issue18(0, "error")
-@pytest.mark.parametrize("times", [[0.0, 0.0, 1.0], [0.0, np.nan, 2.0], [0.0, 1.0], [2.0, 1.0, 0.0]],
-                         ids=["tie", "nan", "short", "decreasing"])
+@pytest.mark.parametrize(
+    "times",
+    [[0.0, 0.0, 1.0], [0.0, np.nan, 2.0], [0.0, 1.0], [2.0, 1.0, 0.0]],
+    ids=["tie", "nan", "short", "decreasing"],
+)
 def test_mjp_bad_times(times):
     expect_error("times", mjp("exact").log_likelihood, np.array([0.0, 1.0, 2.0]), times=np.array(times))
 
@@ -512,7 +634,9 @@ def test_inputs_are_validated(inputs):
     from hmm import GaussianEmissionParams, GaussianHMM, HMMParams
 
     e = GaussianEmissionParams.from_ar(bias=[[0.0], [1.0]], covs=np.ones((2, 1, 1)), input_coefs=np.ones((2, 1, 1)))
-    model = GaussianHMM(2, 1, input_dim=1, params=HMMParams(np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]]), e))
+    model = GaussianHMM(
+        2, 1, input_dim=1, params=HMMParams(np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]]), e)
+    )
     y = np.zeros(4)
     u = {"short": np.zeros((3, 1)), "inf": np.array([[0.0], [np.inf], [0.0], [0.0]]), "none_needed": None}[inputs]
     expect_error("inputs", model.log_likelihood, y, inputs=u)

@@ -62,7 +62,7 @@ def test_lg_missing_coordinates_match_dense_oracle(T, seed, p_missing):
     d = model.params.state_dim
     np.testing.assert_allclose(fc.means, ext_mean.reshape(T + h, d)[T:], rtol=1e-8, atol=1e-9)
     for k in range(h):
-        blk = ext_cov[(T + k) * d:(T + k + 1) * d, (T + k) * d:(T + k + 1) * d]
+        blk = ext_cov[(T + k) * d : (T + k + 1) * d, (T + k) * d : (T + k + 1) * d]
         np.testing.assert_allclose(fc.covs[k], blk, rtol=1e-8, atol=1e-9)
 
 
@@ -153,8 +153,9 @@ def test_mjp_missing_observations_and_query_times(kind):
     np.testing.assert_allclose(np.asarray(sm.query_probs).sum(axis=1), 1.0, atol=1e-12)
     # dropping the missing step gives the same likelihood
     keep = ~np.isnan(y)
-    np.testing.assert_allclose(model.log_likelihood(y, times=times), model.log_likelihood(y[keep], times=times[keep]),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        model.log_likelihood(y, times=times), model.log_likelihood(y[keep], times=times[keep]), rtol=1e-12
+    )
 
 
 @pytest.mark.issue18(0, "result")
@@ -234,8 +235,11 @@ DETERMINISTIC = {
     "hmm.sample": lambda s: gaussian_hmm().sample(5, rng=s),
     "hmm.sample_posterior": lambda s: gaussian_hmm().sample_posterior(Y3, n_samples=3, rng=s),
     "hmm.forecast": lambda s: gaussian_hmm().forecast(Y3, steps=2, n_samples=5, rng=s),
-    "hmm.fit": lambda s: gaussian_hmm().fit(np.array([0.1, 2.0, -1.0, 0.5, 0.3]), n_restarts=2, max_iter=3, rng=s,
-                                            progress=False).log_likelihoods,
+    "hmm.fit": lambda s: (
+        gaussian_hmm()
+        .fit(np.array([0.1, 2.0, -1.0, 0.5, 0.3]), n_restarts=2, max_iter=3, rng=s, progress=False)
+        .log_likelihoods
+    ),
     "mjp.sample": lambda s: mjp("noisy").sample(times=np.array([0.0, 1.0, 2.0]), rng=s),
     "resample": lambda s: smc.resample(np.array([0.1, 0.2, 0.7]), n=6, rng=s),
 }
@@ -256,8 +260,10 @@ def test_same_seed_same_result(call):
 @pytest.mark.issue18(0, "result")
 def test_particle_gibbs_same_seed_any_thread_count():
     y = np.array([0.3, -1.2, 0.8, 0.1])
-    runs = [smc.particle_gibbs(sv_model(), y, n_iter=5, n_particles=8, n_chains=2, rng=3, progress=False, n_threads=n)
-            for n in (1, 2)]
+    runs = [
+        smc.particle_gibbs(sv_model(), y, n_iter=5, n_particles=8, n_chains=2, rng=3, progress=False, n_threads=n)
+        for n in (1, 2)
+    ]
     np.testing.assert_array_equal(runs[0].trajectories, runs[1].trajectories)
     np.testing.assert_array_equal(runs[0].log_likelihoods, runs[1].log_likelihoods)
 
@@ -279,8 +285,12 @@ def test_cmapss_errors_name_the_file_line(tmp_path, bad):
     from statespace.datasets import load_cmapss
 
     lines = ["", "", _row(1, 1), _row(1, 2), "", _row(1, 3), _row(2, 1)]
-    bad_row = {"cycle": _row(2, 3), "fields": "2 2 0.5", "word": _row(2, 2).replace("0.5", "x", 1),
-               "inf": _row(2, 2).replace("0.5", "inf", 1)}[bad]
+    bad_row = {
+        "cycle": _row(2, 3),
+        "fields": "2 2 0.5",
+        "word": _row(2, 2).replace("0.5", "x", 1),
+        "inf": _row(2, 2).replace("0.5", "inf", 1),
+    }[bad]
     lines.append(bad_row)  # file line 8; data row 6
     exc = expect_error("train_FD001.txt", load_cmapss, _write_cmapss(tmp_path, lines))
     assert "line 8" in str(exc), str(exc)
@@ -327,7 +337,7 @@ def test_prognostics_metrics_lists_equal_arrays_and_closed_form(pairs):
 
     pred, true = [float(p) for p, _ in pairs], [float(t) for _, t in pairs]
     d = np.array(pred) - np.array(true)
-    np.testing.assert_allclose(P.rmse(pred, true), np.sqrt(np.mean(d ** 2)), rtol=1e-12)
+    np.testing.assert_allclose(P.rmse(pred, true), np.sqrt(np.mean(d**2)), rtol=1e-12)
     s = np.where(d < 0, np.exp(-d / 13) - 1, np.exp(d / 10) - 1)
     np.testing.assert_allclose(P.phm08_scores(pred, true), s, rtol=1e-12)
     assert P.rmse(pred, true) == P.rmse(np.array(pred), np.array(true))

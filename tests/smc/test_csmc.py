@@ -29,8 +29,18 @@ def _batch_z(draws, exact, n_batches=20):
 @pytest.mark.parametrize("method", ["backward", "ancestor"])
 def test_particle_gibbs_leaves_smoothing_invariant(data, method):
     exact = kalman_rts(MODEL.params, data)
-    res = particle_gibbs(MODEL, data, n_iter=2200, n_particles=8, method=method, n_chains=4, burn_in=200,
-                         reference=np.full((20, 1), 4.0), rng=11, progress=False)
+    res = particle_gibbs(
+        MODEL,
+        data,
+        n_iter=2200,
+        n_particles=8,
+        method=method,
+        n_chains=4,
+        burn_in=200,
+        reference=np.full((20, 1), 4.0),
+        rng=11,
+        progress=False,
+    )
     x = res.trajectories[..., 0]
     z_mean = _batch_z(x, exact.means)
     z_second = _batch_z(x * x, exact.vars + exact.means**2)

@@ -25,8 +25,11 @@ def y():
 
 def test_parameter_dict_groups_indexed_names_and_diagnostics_agree_with_numpy():
     g = np.random.default_rng(0)
-    samples = {"mu": g.standard_normal((4, 200)), "F[0,0]": g.standard_normal((4, 200)) + 3,
-               "F[0,1]": g.standard_normal((4, 200))}
+    samples = {
+        "mu": g.standard_normal((4, 200)),
+        "F[0,0]": g.standard_normal((4, 200)) + 3,
+        "F[0,1]": g.standard_normal((4, 200)),
+    }
     dt = to_datatree(samples)
     post = dt["posterior"]
     assert dict(post.sizes) == {"chain": 4, "draw": 200, "F_dim_0": 1, "F_dim_1": 2}

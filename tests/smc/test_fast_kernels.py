@@ -18,7 +18,9 @@ def _exp_all(x, out):
 
 def test_exp_within_one_ulp_and_underflow_to_zero():
     rng = np.random.default_rng(0)
-    x = np.concatenate([-rng.random(200_000) * 708, -rng.random(50_000), -rng.random(50_000) * 1e-8, [0.0, -0.0, -708.0]])
+    x = np.concatenate(
+        [-rng.random(200_000) * 708, -rng.random(50_000), -rng.random(50_000) * 1e-8, [0.0, -0.0, -708.0]]
+    )
     out = np.empty_like(x)
     _exp_all(x, out)
     ref = np.exp(x)

@@ -14,26 +14,43 @@ from smc.learning.parametrization import enable_x64
 from statespace import LinearGaussianSSM, StochasticVolatility
 from statespace.errors import ParameterError
 
-LG = LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=[[0.8]], Q=[[0.5]], H=[[1.0]], R=[[1.0]],
-                       frozen=("m0", "P0", "H"))
+LG = LinearGaussianSSM(
+    m0=np.zeros(1), P0=np.eye(1), F=[[0.8]], Q=[[0.5]], H=[[1.0]], R=[[1.0]], frozen=("m0", "P0", "H")
+)
 
 
 def _sv_complete_loglik(theta, x):
     mu, phi, s = theta
     v0 = s * s / (1 - phi * phi)
     r = x[1:] - mu - phi * (x[:-1] - mu)
-    return (-0.5 * (math.log(2 * math.pi * v0) + (x[0] - mu) ** 2 / v0)
-            - 0.5 * np.sum(np.log(2 * math.pi * s * s) + r * r / (s * s)))
+    return -0.5 * (math.log(2 * math.pi * v0) + (x[0] - mu) ** 2 / v0) - 0.5 * np.sum(
+        np.log(2 * math.pi * s * s) + r * r / (s * s)
+    )
 
 
 def test_sv_m_step_maximises_complete_data_likelihood():
     x, _ = StochasticVolatility(-1.0, 0.9, 0.4).sample(400, rng=0)
     x = x[:, 0]
-    stats = np.array([1, x[0], x[0] ** 2, len(x) - 1, x[:-1].sum(), x[1:].sum(), (x[:-1] ** 2).sum(),
-                      (x[:-1] * x[1:]).sum(), (x[1:] ** 2).sum()])
+    stats = np.array(
+        [
+            1,
+            x[0],
+            x[0] ** 2,
+            len(x) - 1,
+            x[:-1].sum(),
+            x[1:].sum(),
+            (x[:-1] ** 2).sum(),
+            (x[:-1] * x[1:]).sum(),
+            (x[1:] ** 2).sum(),
+        ]
+    )
     got = StochasticVolatility().m_step(stats).params
-    opt = minimize(lambda th: -_sv_complete_loglik(th, x), x0=[-0.5, 0.5, 1.0], method="Nelder-Mead",
-                   options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20000})
+    opt = minimize(
+        lambda th: -_sv_complete_loglik(th, x),
+        x0=[-0.5, 0.5, 1.0],
+        method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20000},
+    )
     np.testing.assert_allclose(got, opt.x, atol=1e-5)
     assert _sv_complete_loglik(got, x) >= -opt.fun - 1e-8
 
@@ -47,9 +64,11 @@ def test_sv_m_step_rejects_bad_statistics():
 
 def test_fisher_identity_score_matches_exact_kalman_gradient():
     # a user model with a user parametrization theta = (F, log Q, log R)
-    param = Parametrization(("F", "log_Q", "log_R"),
-                            lambda m: np.array([m.params.F, math.log(m.params.Q), math.log(m.params.R)]),
-                            lambda th: ScalarLG(th[0], math.exp(th[1]), math.exp(th[2])))
+    param = Parametrization(
+        ("F", "log_Q", "log_R"),
+        lambda m: np.array([m.params.F, math.log(m.params.Q), math.log(m.params.R)]),
+        lambda th: ScalarLG(th[0], math.exp(th[1]), math.exp(th[2])),
+    )
     model = ScalarLG(0.8, 0.5, 1.0)
     _, y = model.sample(60, rng=0)
     th = param.to_vector(model)
@@ -58,8 +77,12 @@ def test_fisher_identity_score_matches_exact_kalman_gradient():
         return kalman_rts(param.from_vector(t).params, y).log_likelihood
 
     exact = np.array([(loglik(th + e) - loglik(th - e)) / 2e-6 for e in 1e-6 * np.eye(3)])
-    est = np.array([estimate_score(model, y, param, n_particles=24, smoother="ppg", n_sweeps=12, burn_in=2, rng=i)
-                    for i in range(10)])
+    est = np.array(
+        [
+            estimate_score(model, y, param, n_particles=24, smoother="ppg", n_sweeps=12, burn_in=2, rng=i)
+            for i in range(10)
+        ]
+    )
     se = est.std(axis=0, ddof=1) / math.sqrt(len(est))
     assert (np.abs(est.mean(axis=0) - exact) < 4 * se).all(), (est.mean(axis=0), exact, se)
     assert (se < 0.2 * np.abs(exact) + 0.5).all()
@@ -78,8 +101,11 @@ def test_jax_log_joint_matches_compiled_kernels(model):
     got = float(param.log_joint(jnp.asarray(param.to_vector(model)), jnp.asarray(x), jnp.asarray(y)))
     assert got == pytest.approx(exact, rel=1e-10)
     back = param.from_vector(param.to_vector(model))
-    np.testing.assert_allclose(np.concatenate([np.ravel(a) for a in back.params]),
-                               np.concatenate([np.ravel(a) for a in model.params]), atol=1e-12)
+    np.testing.assert_allclose(
+        np.concatenate([np.ravel(a) for a in back.params]),
+        np.concatenate([np.ravel(a) for a in model.params]),
+        atol=1e-12,
+    )
 
 
 def test_learning_runs_reproducibly_on_several_sequences():

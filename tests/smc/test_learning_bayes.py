@@ -21,6 +21,7 @@ def _batch_se(chains, n_batches=10):
 
 def _kalman_mh(y, prior, n_iter, rng):
     """Random-walk Metropolis on (F, log Q, log R) with the exact Kalman likelihood."""
+
     def log_post(th):
         F, Q, R = th[0], math.exp(th[1]), math.exp(th[2])
         lp = -0.5 * ((F - prior.F_mean) / prior.F_sd) ** 2
@@ -43,12 +44,14 @@ def _kalman_mh(y, prior, n_iter, rng):
 
 @pytest.mark.slow
 def test_bayesian_particle_gibbs_matches_exact_marginal_mcmc():
-    truth = LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=[[0.8]], Q=[[0.5]], H=[[1.0]], R=[[1.0]],
-                              frozen=("m0", "P0", "H"))
+    truth = LinearGaussianSSM(
+        m0=np.zeros(1), P0=np.eye(1), F=[[0.8]], Q=[[0.5]], H=[[1.0]], R=[[1.0]], frozen=("m0", "P0", "H")
+    )
     _, y = truth.sample(50, rng=4)
     prior = LGPrior()
-    post = bayesian_particle_gibbs(truth, y, prior, n_iter=1300, n_particles=10, n_chains=4, burn_in=100,
-                                   rng=5, progress=False)
+    post = bayesian_particle_gibbs(
+        truth, y, prior, n_iter=1300, n_particles=10, n_chains=4, burn_in=100, rng=5, progress=False
+    )
     mh = _kalman_mh(y[:, 0], prior, 30000, np.random.default_rng(6))[3000:]
     mh_chains = mh.reshape(4, -1, 3)
     for j, name in enumerate(("F[0,0]", "Q[0,0]", "R[0,0]")):
@@ -61,10 +64,12 @@ def test_bayesian_particle_gibbs_matches_exact_marginal_mcmc():
 def test_sv_gibbs_chains_are_reproducible_and_cover_truth():
     truth = StochasticVolatility(-1.0, 0.9, 0.4)
     _, y = truth.sample(300, rng=0)
-    a = bayesian_particle_gibbs(StochasticVolatility(0.0, 0.5, 1.0), y, SVPrior(), n_iter=300, n_particles=12,
-                                n_chains=2, rng=1, progress=False)
-    b = bayesian_particle_gibbs(StochasticVolatility(0.0, 0.5, 1.0), y, SVPrior(), n_iter=300, n_particles=12,
-                                n_chains=2, rng=1, progress=False)
+    a = bayesian_particle_gibbs(
+        StochasticVolatility(0.0, 0.5, 1.0), y, SVPrior(), n_iter=300, n_particles=12, n_chains=2, rng=1, progress=False
+    )
+    b = bayesian_particle_gibbs(
+        StochasticVolatility(0.0, 0.5, 1.0), y, SVPrior(), n_iter=300, n_particles=12, n_chains=2, rng=1, progress=False
+    )
     np.testing.assert_array_equal(a.samples["phi"], b.samples["phi"])
     assert a.samples["mu"].shape == (2, 240)
     for name, value in zip(("mu", "phi", "sigma"), truth.params):

@@ -20,9 +20,11 @@ class ScoredLG(ScalarLG):
 
     def parametrization(self, inputs=None):
         p = self.params
-        return Parametrization(("F", "log_Q", "log_R"),
-                               lambda m: np.array([m.params.F, math.log(m.params.Q), math.log(m.params.R)]),
-                               lambda th: ScoredLG(th[0], math.exp(th[1]), math.exp(th[2]), p.m0, p.P0))
+        return Parametrization(
+            ("F", "log_Q", "log_R"),
+            lambda m: np.array([m.params.F, math.log(m.params.Q), math.log(m.params.R)]),
+            lambda th: ScoredLG(th[0], math.exp(th[1]), math.exp(th[2]), p.m0, p.P0),
+        )
 
 
 class FPrior:
@@ -67,8 +69,9 @@ def test_a_user_model_gets_score_learning_from_its_parametrization_hook():
     model = ScoredLG(0.8, 0.5, 1.0)
     _, y = model.sample(60, rng=0)
     exact = _kalman_score(model, y)
-    est = np.array([estimate_score(model, y, n_particles=24, smoother="ppg", n_sweeps=12, burn_in=2, rng=i)
-                    for i in range(8)])
+    est = np.array(
+        [estimate_score(model, y, n_particles=24, smoother="ppg", n_sweeps=12, burn_in=2, rng=i) for i in range(8)]
+    )
     se = est.std(axis=0, ddof=1) / math.sqrt(len(est))
     assert (np.abs(est.mean(axis=0) - exact) < 4 * se).all(), (est.mean(axis=0), exact, se)
     res = score_ascent(model, y, n_iter=3, n_particles=8, rng=1, progress=False)
@@ -78,8 +81,17 @@ def test_a_user_model_gets_score_learning_from_its_parametrization_hook():
 def test_a_user_model_gets_bayesian_particle_gibbs_from_its_prior_hook():
     truth = GibbsLG(0.7, 0.5, 0.5)
     _, y = truth.sample(40, rng=3)
-    post = bayesian_particle_gibbs(GibbsLG(0.0, 0.5, 0.5), y, n_iter=600, n_particles=12, n_chains=2, burn_in=100,
-                                   rng=4, progress=False, n_threads=1)
+    post = bayesian_particle_gibbs(
+        GibbsLG(0.0, 0.5, 0.5),
+        y,
+        n_iter=600,
+        n_particles=12,
+        n_chains=2,
+        burn_in=100,
+        rng=4,
+        progress=False,
+        n_threads=1,
+    )
     draws = post.samples["F"]
     # oracle: p(F | y) on a grid, N(0, 1) prior times the exact Kalman likelihood
     grid = np.linspace(-1.5, 1.5, 3001)
@@ -97,9 +109,11 @@ def test_a_user_model_gets_bayesian_particle_gibbs_from_its_prior_hook():
 def test_a_model_without_the_hooks_gets_the_library_error_naming_the_method():
     model = ScalarLG(0.8, 0.5, 1.0)
     _, y = model.sample(20, rng=0)
-    for run in (lambda: score_ascent(model, y, n_iter=2, progress=False),
-                lambda: score_climbing(model, y, n_iter=2, progress=False),
-                lambda: estimate_score(model, y)):
+    for run in (
+        lambda: score_ascent(model, y, n_iter=2, progress=False),
+        lambda: score_climbing(model, y, n_iter=2, progress=False),
+        lambda: estimate_score(model, y),
+    ):
         with pytest.raises(ParameterError, match=r"ScalarLG does not implement parametrization\(\)"):
             run()
     with pytest.raises(ParameterError, match=r"ScalarLG does not implement gibbs_prior\(\)"):
@@ -130,8 +144,7 @@ def test_score_climbing_refuses_a_linear_gaussian_model_with_inputs():
     routine says so (score ascent, which differences the compiled kernels, still applies)."""
     from statespace import LinearGaussianSSM
 
-    model = LinearGaussianSSM(m0=[0.0], P0=[[1.0]], F=[[0.9]], Q=[[0.1]], H=[[1.0]], R=[[0.5]],
-                              B=[[1.0]], D=[[0.0]])
+    model = LinearGaussianSSM(m0=[0.0], P0=[[1.0]], F=[[0.9]], Q=[[0.1]], H=[[1.0]], R=[[0.5]], B=[[1.0]], D=[[0.0]])
     u = np.ones((30, 1))
     _, y = model.sample(30, rng=0, inputs=u)
     assert model.parametrization().log_joint is None

@@ -21,8 +21,14 @@ def sv_problem():
     truth = StochasticVolatility(-1.0, 0.95, 0.3)
     _, y = truth.sample(T, rng=1)
     param = truth.parametrization()
-    scores = np.array([estimate_score(truth, truth.sample(T, rng=100 + i)[1], n_particles=32, smoother="ppg",
-                                      n_sweeps=3, burn_in=1, rng=i) for i in range(20)])
+    scores = np.array(
+        [
+            estimate_score(
+                truth, truth.sample(T, rng=100 + i)[1], n_particles=32, smoother="ppg", n_sweeps=3, burn_in=1, rng=i
+            )
+            for i in range(20)
+        ]
+    )
     info = np.cov(scores.T)
     se_u = np.sqrt(np.diag(np.linalg.inv(info)))  # unconstrained (mu, atanh phi, log sigma)
     p = truth.params
@@ -35,10 +41,12 @@ def sv_problem():
 def lg_problem():
     truth = ScalarLG(0.8, 0.5, 1.0)
     _, y = truth.sample(T, rng=1)
-    param = Parametrization(("F", "log_Q", "log_R"),
-                            lambda m: np.array([m.params.F, math.log(m.params.Q), math.log(m.params.R)]),
-                            lambda th: ScalarLG(th[0], math.exp(th[1]), math.exp(th[2])),
-                            _scalar_lg_log_joint)
+    param = Parametrization(
+        ("F", "log_Q", "log_R"),
+        lambda m: np.array([m.params.F, math.log(m.params.Q), math.log(m.params.R)]),
+        lambda th: ScalarLG(th[0], math.exp(th[1]), math.exp(th[2])),
+        _scalar_lg_log_joint,
+    )
 
     def nll(th):
         return -kalman_rts(ScalarLGParams(th[0], th[1], th[2]), y).log_likelihood
@@ -101,11 +109,13 @@ def test_scalar_lg_recovery(lg_problem, scheme):
 
 def test_linear_gaussian_ssm_particle_em_follows_exact_em():
     # integration with the library's LinearGaussianSSM (its sufficient statistics and M-step)
-    truth = LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=[[0.8]], Q=[[0.5]], H=[[1.0]], R=[[1.0]],
-                              frozen=("m0", "P0", "H"))
+    truth = LinearGaussianSSM(
+        m0=np.zeros(1), P0=np.eye(1), F=[[0.8]], Q=[[0.5]], H=[[1.0]], R=[[1.0]], frozen=("m0", "P0", "H")
+    )
     _, y = truth.sample(500, rng=1)
-    start = LinearGaussianSSM(m0=np.zeros(1), P0=np.eye(1), F=[[0.5]], Q=[[1.0]], H=[[1.0]], R=[[2.0]],
-                              frozen=("m0", "P0", "H"))
+    start = LinearGaussianSSM(
+        m0=np.zeros(1), P0=np.eye(1), F=[[0.5]], Q=[[1.0]], H=[[1.0]], R=[[2.0]], frozen=("m0", "P0", "H")
+    )
     # plain particle EM (gamma_k = 1) follows the exact EM path: compare both after 60 iterations
     exact = LinearGaussianSSM(start.params, frozen=start.frozen)
     exact.fit(y, max_iter=60, tol=0.0, progress=False)
@@ -121,7 +131,9 @@ def test_linear_gaussian_ssm_particle_em_follows_exact_em():
     for i in range(3):
         for j in range(3):
             ei, ej = h * np.eye(3)[i], h * np.eye(3)[j]
-            H[i, j] = (nll(em60 + ei + ej) - nll(em60 + ei - ej) - nll(em60 - ei + ej) + nll(em60 - ei - ej)) / (4 * h * h)
+            H[i, j] = (nll(em60 + ei + ej) - nll(em60 + ei - ej) - nll(em60 - ei + ej) + nll(em60 - ei - ej)) / (
+                4 * h * h
+            )
     se = np.sqrt(np.diag(np.linalg.inv(H)))
     est = np.array([float(getattr(got, f)[0, 0]) for f in ("F", "Q", "R")])
     assert np.all(np.abs(est - em60) < 0.5 * se), (est, em60, se)

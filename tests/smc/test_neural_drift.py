@@ -15,9 +15,18 @@ from statespace.errors import ParameterError, ShapeError
 
 def _model(d=2, H=5, seed=0):
     rng = np.random.default_rng(seed)
-    return NeuralDriftSSM(NeuralDriftParams(rng.standard_normal((H, d)), rng.standard_normal(H),
-                                            rng.standard_normal((d, H)) * 0.3, rng.standard_normal(d) * 0.1,
-                                            np.array([0.4, 0.7])[:d], np.array([0.3, 0.2])[:d], np.zeros(d), np.ones(d)))
+    return NeuralDriftSSM(
+        NeuralDriftParams(
+            rng.standard_normal((H, d)),
+            rng.standard_normal(H),
+            rng.standard_normal((d, H)) * 0.3,
+            rng.standard_normal(d) * 0.1,
+            np.array([0.4, 0.7])[:d],
+            np.array([0.3, 0.2])[:d],
+            np.zeros(d),
+            np.ones(d),
+        )
+    )
 
 
 def test_kernels_match_numpy_densities():
@@ -99,7 +108,8 @@ def test_features_enter_kernels_and_log_joint():
         mean = x[t - 1] + np.tanh(p.W1 @ x[t - 1] + p.Wh @ h[t] + p.b1) @ p.W2.T + p.b2
         np.testing.assert_allclose(m.drift(x[t - 1][None], h[t][None])[0], mean - x[t - 1], rtol=1e-12)
         assert k.log_transition(kp, t, x[t - 1], x[t]) == pytest.approx(
-            scipy.stats.norm.logpdf(x[t], mean, p.sigma_x).sum(), rel=1e-12)
+            scipy.stats.norm.logpdf(x[t], mean, p.sigma_x).sum(), rel=1e-12
+        )
     param = m.parametrization(h)
     theta = param.to_vector(m)
     np.testing.assert_allclose(param.from_vector(theta).params.Wh, p.Wh)

@@ -103,7 +103,11 @@ def test_bootstrap_likelihood_is_unbiased(resampling):
     _, y = model.sample(30, rng=11)
     exact = model.log_likelihood(y)
     _, se = _likelihood_ratio_check(
-        lambda r: bootstrap_filter(model, y, 64, rng=1000 + r, resampling=resampling, state_function=SQUARE).log_likelihood, exact, 300
+        lambda r: (
+            bootstrap_filter(model, y, 64, rng=1000 + r, resampling=resampling, state_function=SQUARE).log_likelihood
+        ),
+        exact,
+        300,
     )
     assert se < 0.05  # the check has power: the estimator is not wildly dispersed
 
@@ -155,8 +159,9 @@ def test_hmm_filtered_probabilities_match_forward_filter():
     sd = np.sqrt(p * (1 - p) / res.ess[:, None]) + 1e-3
     assert np.max(np.abs(res.filtered_probs - p) / sd) < 6.0
     np.testing.assert_allclose(res.filtered_probs.sum(axis=1), 1.0)
-    _likelihood_ratio_check(lambda r: bootstrap_filter(model, y[:20], 100, rng=r).log_likelihood,
-                            model.log_likelihood(y[:20]), 200)
+    _likelihood_ratio_check(
+        lambda r: bootstrap_filter(model, y[:20], 100, rng=r).log_likelihood, model.log_likelihood(y[:20]), 200
+    )
 
 
 def test_missing_observation_leaves_weights_unchanged():

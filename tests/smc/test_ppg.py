@@ -20,8 +20,9 @@ def test_ppg_has_smaller_bias_than_paris_at_fixed_n(problem):
     y, exact = problem
     N = 8
     g = np.random.default_rng(1)
-    paris = np.array([ppg_step(MODEL.kernels(), MODEL.params, y, None, CROSS, n_particles=N, rng=g)[0][0]
-                      for _ in range(300)])
+    paris = np.array(
+        [ppg_step(MODEL.kernels(), MODEL.params, y, None, CROSS, n_particles=N, rng=g)[0][0] for _ in range(300)]
+    )
     res = ppg_smoother(MODEL, y, CROSS, n_particles=N, n_iter=15, burn_in=5, n_chains=150, rng=2, progress=False)
     ppg = res.estimates[:, 5:, 0].mean(axis=1)  # one PPG estimator per independent chain
     b_paris, se_paris = paris.mean() - exact, paris.std(ddof=1) / np.sqrt(len(paris))
@@ -37,9 +38,11 @@ def test_ppg_converges_to_exact_value_as_iterations_grow(problem):
     res = ppg_smoother(MODEL, y, CROSS, n_particles=8, n_iter=400, burn_in=20, n_chains=4, rng=3, progress=False)
     est = res.estimates[:, :, 0]
     assert abs(res.estimate[0] - exact) < 4 * res.standard_error[0]
+
     # root-mean-square error of the running estimator over chains shrinks with the number of iterations
     def rmse(k):
         return np.sqrt(np.mean((est[:, 20:k].mean(axis=1) - exact) ** 2))
+
     assert rmse(400) < 0.5 * rmse(40)
 
 

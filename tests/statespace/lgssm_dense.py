@@ -21,22 +21,22 @@ def joint(params, T, inputs=None):
     noise = np.zeros((T * d, T * d))
     mu_x = np.zeros(T * d)
     for t in range(T):
-        noise[t * d:(t + 1) * d, t * d:(t + 1) * d] = params.P0 if t == 0 else _at(params.Q, t)
+        noise[t * d : (t + 1) * d, t * d : (t + 1) * d] = params.P0 if t == 0 else _at(params.Q, t)
         prod = np.eye(d)
         for s in range(t, -1, -1):
-            L[t * d:(t + 1) * d, s * d:(s + 1) * d] = prod
+            L[t * d : (t + 1) * d, s * d : (s + 1) * d] = prod
             if s > 0:
                 prod = prod @ _at(params.F, s)
     # x_0 ~ N(m0, P0) carries no B u_0 term
     mu_x[:d] = params.m0
     for t in range(1, T):
-        mu_x[t * d:(t + 1) * d] = _at(params.F, t) @ mu_x[(t - 1) * d:t * d] + params.B @ u[t]
+        mu_x[t * d : (t + 1) * d] = _at(params.F, t) @ mu_x[(t - 1) * d : t * d] + params.B @ u[t]
     cov_x = L @ noise @ L.T
     Hb = np.zeros((T * m, T * d))
     Rb = np.zeros((T * m, T * m))
     for t in range(T):
-        Hb[t * m:(t + 1) * m, t * d:(t + 1) * d] = _at(params.H, t)
-        Rb[t * m:(t + 1) * m, t * m:(t + 1) * m] = _at(params.R, t)
+        Hb[t * m : (t + 1) * m, t * d : (t + 1) * d] = _at(params.H, t)
+        Rb[t * m : (t + 1) * m, t * m : (t + 1) * m] = _at(params.R, t)
     mu_y = Hb @ mu_x + (u @ params.D.T).ravel()
     cov_y = Hb @ cov_x @ Hb.T + Rb
     cov_xy = cov_x @ Hb.T
@@ -65,7 +65,7 @@ def condition(params, y, inputs=None, upto=None):
 
 
 def block(cov, d, t, s):
-    return cov[t * d:(t + 1) * d, s * d:(s + 1) * d]
+    return cov[t * d : (t + 1) * d, s * d : (s + 1) * d]
 
 
 def random_spd(rng, n, scale=1.0):

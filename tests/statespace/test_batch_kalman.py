@@ -26,14 +26,24 @@ def _model(d, m, seed):
     F *= 0.9 / max(abs(np.linalg.eigvals(F)))
     Lq = rng.normal(size=(d, d)) * 0.3
     Lr = rng.normal(size=(m, m)) * 0.3
-    return LGSSMParams(m0=rng.normal(size=d), P0=np.eye(d), F=F, Q=Lq @ Lq.T + 0.1 * np.eye(d),
-                       H=rng.normal(size=(m, d)), R=Lr @ Lr.T + 0.2 * np.eye(m))
+    return LGSSMParams(
+        m0=rng.normal(size=d),
+        P0=np.eye(d),
+        F=F,
+        Q=Lq @ Lq.T + 0.1 * np.eye(d),
+        H=rng.normal(size=(m, d)),
+        R=Lr @ Lr.T + 0.2 * np.eye(m),
+    )
 
 
 def _stacked(p, T):
     """The same model with every matrix repeated along a time axis (never at a fixed point by construction)."""
-    return p.replace(F=np.repeat(p.F[None], T, 0), Q=np.repeat(p.Q[None], T, 0),
-                     H=np.repeat(p.H[None], T, 0), R=np.repeat(p.R[None], T, 0))
+    return p.replace(
+        F=np.repeat(p.F[None], T, 0),
+        Q=np.repeat(p.Q[None], T, 0),
+        H=np.repeat(p.H[None], T, 0),
+        R=np.repeat(p.R[None], T, 0),
+    )
 
 
 def _data(p, T, seed, missing):

@@ -10,7 +10,9 @@ from statespace.errors import DataError
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cmapss")
 DATA = os.environ.get("CMAPSS_DIR", os.path.abspath(DATA))
-needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available")
+needs_data = pytest.mark.skipif(
+    not os.path.isfile(os.path.join(DATA, "train_FD001.txt")), reason="CMAPSS FD001 not available"
+)
 
 
 def _row(unit, cycle, rng):
@@ -65,7 +67,10 @@ def test_missing_files_are_named(tmp_path):
     "mutate, message",
     [
         (lambda rows: rows[:2] + [rows[2].rsplit(" ", 1)[0]] + rows[3:], "line 3 has 25 fields"),
-        (lambda rows: rows[:1] + [rows[1].replace(rows[1].split()[5], "abc", 1)] + rows[2:], r"line 2, column 6 \(sensor_1\): 'abc' is not a number"),
+        (
+            lambda rows: rows[:1] + [rows[1].replace(rows[1].split()[5], "abc", 1)] + rows[2:],
+            r"line 2, column 6 \(sensor_1\): 'abc' is not a number",
+        ),
         (lambda rows: rows[:3] + ["1 9 " + rows[3].split(" ", 2)[2]] + rows[4:], "expected 4"),
         (lambda rows: [r.replace("1 ", "0 ", 1) if i == 0 else r for i, r in enumerate(rows)], "positive integer"),
         (lambda rows: rows[:5] + rows[:1] + rows[5:], "not contiguous|expected"),

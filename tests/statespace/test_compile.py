@@ -130,12 +130,18 @@ RUN_ALL = textwrap.dedent(
 
 
 def _run(code, cwd, cache_dir, library, extra_path=()):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir / "numba"), STATESPACE_CACHE_DIR=str(cache_dir / "statespace"),
-               PYTHONPATH=os.pathsep.join([str(library), *map(str, extra_path)]))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
+    env = dict(
+        os.environ,
+        NUMBA_CACHE_DIR=str(cache_dir / "numba"),
+        STATESPACE_CACHE_DIR=str(cache_dir / "statespace"),
+        PYTHONPATH=os.pathsep.join([str(library), *map(str, extra_path)]),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +229,14 @@ def test_kernels_compiled_without_the_private_refcount_option_agree():
     rng = np.random.default_rng(0)
     d, m = 3, 2
     A = rng.normal(size=(d, d))
-    model = LinearGaussianSSM(F=0.5 * np.eye(d), Q=A @ A.T / d + np.eye(d), H=rng.normal(size=(m, d)),
-                              R=np.eye(m), m0=np.zeros(d), P0=np.eye(d))
+    model = LinearGaussianSSM(
+        F=0.5 * np.eye(d),
+        Q=A @ A.T / d + np.eye(d),
+        H=rng.normal(size=(m, d)),
+        R=np.eye(m),
+        m0=np.zeros(d),
+        P0=np.eye(d),
+    )
     kp = model.kernel_params()
     x_prev, x, y = rng.normal(size=d), rng.normal(size=d), rng.normal(size=(4, m))
     for name in ("log_initial", "log_transition", "log_emission"):

@@ -133,8 +133,13 @@ def test_tiny_noise_em_never_reports_convergence_after_a_drop(scale):
     assert (np.diff(lls) >= -ROUNDOFF * np.abs(lls[:-1])).all()
     assert lls[-1] > lls[0]
     # the same fit in units where the noise is ~1: rescaled, the same estimates
-    ref = fit_em(_scalar_truth(1.0).replace(Q=[[2.0]], R=[[0.5]]), y / np.sqrt(scale), max_iter=len(lls) - 1,
-                 tol=0.0, progress=False)
+    ref = fit_em(
+        _scalar_truth(1.0).replace(Q=[[2.0]], R=[[0.5]]),
+        y / np.sqrt(scale),
+        max_iter=len(lls) - 1,
+        tol=0.0,
+        progress=False,
+    )
     np.testing.assert_allclose(res.params.R / scale, ref.params.R, rtol=1e-7)
     np.testing.assert_allclose(res.params.Q / scale, ref.params.Q, rtol=1e-7)
 
@@ -142,8 +147,9 @@ def test_tiny_noise_em_never_reports_convergence_after_a_drop(scale):
 # ---------------------------------------------------------------- scale equivariance
 def _transform(p: LGSSMParams, c: float, a: float) -> LGSSMParams:
     """The model in units ``y -> c y``, ``x -> a x`` (see statespace/linear_gaussian/em.py)."""
-    return LGSSMParams(m0=a * p.m0, P0=a * a * p.P0, F=p.F, B=a * p.B, Q=a * a * p.Q, H=(c / a) * p.H,
-                       D=c * p.D, R=c * c * p.R)
+    return LGSSMParams(
+        m0=a * p.m0, P0=a * a * p.P0, F=p.F, B=a * p.B, Q=a * a * p.Q, H=(c / a) * p.H, D=c * p.D, R=c * c * p.R
+    )
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -169,12 +175,14 @@ def test_em_is_scale_equivariant(c, state_follows, p, missing, seed):
     expected = _transform(ref.params, c, a)
     for name in ("m0", "P0", "F", "B", "Q", "H", "D", "R"):
         want = getattr(expected, name)
-        np.testing.assert_allclose(getattr(res.params, name), want, rtol=1e-6, atol=1e-6 * np.abs(want).max(initial=0.0),
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            getattr(res.params, name), want, rtol=1e-6, atol=1e-6 * np.abs(want).max(initial=0.0), err_msg=name
+        )
     # log-likelihoods differ by the Jacobian of the change of units of the observed values
     n_obs = int((~np.isnan(y)).sum())
-    np.testing.assert_allclose(res.log_likelihoods, ref.log_likelihoods - n_obs * np.log(c), rtol=1e-9,
-                               atol=1e-8 * n_obs * abs(np.log(c)))
+    np.testing.assert_allclose(
+        res.log_likelihoods, ref.log_likelihoods - n_obs * np.log(c), rtol=1e-9, atol=1e-8 * n_obs * abs(np.log(c))
+    )
 
 
 @pytest.mark.parametrize("c", [1e-8, 1e-4, 1e4, 1e8])
@@ -191,4 +199,6 @@ def test_initialize_then_fit_follows_the_data_units(c):
     res = LinearGaussianSSM(got).fit(c * y, max_iter=6, tol=0.0, progress=False)
     ref_fit = LinearGaussianSSM(ref).fit(y, max_iter=6, tol=0.0, progress=False)
     np.testing.assert_allclose(res.params.R, c * c * ref_fit.params.R, rtol=1e-6)
-    np.testing.assert_allclose(res.params.H, c * ref_fit.params.H, rtol=1e-6, atol=1e-6 * c * np.abs(ref_fit.params.H).max())
+    np.testing.assert_allclose(
+        res.params.H, c * ref_fit.params.H, rtol=1e-6, atol=1e-6 * c * np.abs(ref_fit.params.H).max()
+    )

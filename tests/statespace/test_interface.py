@@ -53,7 +53,9 @@ def test_lgssm_log_densities_match_scipy(lg):
     assert all(k.log_transition(kp, t, x0, rng.normal(size=3)) <= bound for _ in range(20))
     y = rng.normal(size=(5, 3))
     emean = p.H @ x1 + p.D @ u[t]
-    assert math.isclose(k.log_emission(kp, t, x1, y), stats.multivariate_normal(emean, p.R[t]).logpdf(y[t]), rel_tol=1e-12)
+    assert math.isclose(
+        k.log_emission(kp, t, x1, y), stats.multivariate_normal(emean, p.R[t]).logpdf(y[t]), rel_tol=1e-12
+    )
     y[t, 1] = np.nan
     keep = [0, 2]
     marg = stats.multivariate_normal(emean[keep], p.R[t][np.ix_(keep, keep)]).logpdf(y[t, keep])
@@ -66,7 +68,9 @@ def test_lgssm_sample_matches_dense_joint_moments(lg):
     model, _, u = lg
     n = 4000
     rng = np.random.default_rng(2)
-    draws = np.array([np.concatenate([a.ravel(), b.ravel()]) for a, b in (model.sample(5, rng=rng, inputs=u) for _ in range(n))])
+    draws = np.array(
+        [np.concatenate([a.ravel(), b.ravel()]) for a, b in (model.sample(5, rng=rng, inputs=u) for _ in range(n))]
+    )
     mu_x, cov_x, mu_y, cov_y, cov_xy = joint(model.params, 5, u)
     mu = np.concatenate([mu_x, mu_y])
     cov = np.block([[cov_x, cov_xy], [cov_xy.T, cov_y]])

@@ -49,10 +49,10 @@ def test_filter_matches_dense_gaussian(name, missing):
     _close(res.log_likelihood, ll)
     for t in range(T):
         mean, cov, _ = condition(params, y, u, upto=t + 1)
-        _close(res.filtered_means[t], mean[t * d:(t + 1) * d])
+        _close(res.filtered_means[t], mean[t * d : (t + 1) * d])
         _close(res.filtered_covs[t], block(cov, d, t, t))
         mean, cov, _ = condition(params, y, u, upto=t)
-        _close(res.predicted_means[t], mean[t * d:(t + 1) * d])
+        _close(res.predicted_means[t], mean[t * d : (t + 1) * d])
         _close(res.predicted_covs[t], block(cov, d, t, t))
 
 
@@ -142,10 +142,10 @@ def test_forecast_equals_dense_prediction_of_appended_missing_rows():
     _, _, _, cov_y, cov_xy = joint(params, T + k, u_ext)
     for h in range(k):
         t = T + h
-        _close(res.means[h], mean[t * d:(t + 1) * d])
+        _close(res.means[h], mean[t * d : (t + 1) * d])
         _close(res.covs[h], block(cov, d, t, t))
         # observation moments: y_t = H x_t + D u_t + v_t with v_t independent of the past
-        _close(res.obs_means[h], params.H @ mean[t * d:(t + 1) * d] + params.D @ fu[h])
+        _close(res.obs_means[h], params.H @ mean[t * d : (t + 1) * d] + params.D @ fu[h])
         _close(res.obs_covs[h], params.H @ block(cov, d, t, t) @ params.H.T + params.R)
 
 

@@ -63,7 +63,9 @@ def exact_kalman(params: LGSSMParams, y: np.ndarray, smooth: bool = False):
             HP = _mm(H, P)
             S = sum(HP[0][k] * H[0][k] for k in range(d)) + R[0][0]
             e = Fraction(float(y[t, 0])) - _mm(H, m)[0][0]
-            ll += -0.5 * (math.log(2 * math.pi) + math.log(S.numerator) - math.log(S.denominator)) - 0.5 * float(e * e / S)
+            ll += -0.5 * (math.log(2 * math.pi) + math.log(S.numerator) - math.log(S.denominator)) - 0.5 * float(
+                e * e / S
+            )
             m = [[m[i][0] + HP[0][i] / S * e] for i in range(d)]
             P = [[P[i][j] - HP[0][i] * HP[0][j] / S for j in range(d)] for i in range(d)]
         fm.append(m), fP.append(P)
@@ -96,7 +98,7 @@ def _gappy(n_obs, gap, tail=0, seed=0):
     rng = np.random.default_rng(seed)
     y = np.full((n_obs + gap + tail, 1), np.nan)
     y[:n_obs, 0] = rng.normal(size=n_obs)
-    y[n_obs + gap:, 0] = 1.0
+    y[n_obs + gap :, 0] = 1.0
     return y
 
 
@@ -105,10 +107,17 @@ def _gappy(n_obs, gap, tail=0, seed=0):
 def test_trailing_gap_beyond_float64_is_a_named_error_and_the_likelihood_stays_exact(d):
     params = _unstable(d)
     y = _gappy(50, 2000)
-    for verb in (lambda: kalman_filter(params, y), lambda: rts_smoother(params, y),
-                 lambda: LinearGaussianSSM(params).smooth(y), lambda: fit_em(params, y, max_iter=2, progress=False)):
-        with pytest.raises(DataError, match=r"exceeds the float64 range at time step \d+, \d+ steps after the last "
-                                            r"observation \(time step 49\)"):
+    for verb in (
+        lambda: kalman_filter(params, y),
+        lambda: rts_smoother(params, y),
+        lambda: LinearGaussianSSM(params).smooth(y),
+        lambda: fit_em(params, y, max_iter=2, progress=False),
+    ):
+        with pytest.raises(
+            DataError,
+            match=r"exceeds the float64 range at time step \d+, \d+ steps after the last "
+            r"observation \(time step 49\)",
+        ):
             verb()
     # the trailing missing steps do not enter the likelihood: that of the observed prefix
     ll = exact_log_likelihood(params, y[:50])
@@ -151,16 +160,20 @@ def test_gap_whose_prediction_float64_cannot_update_is_a_named_error(d):
     params = _unstable(d)
     y = _gappy(50, 100, tail=5)
     assert np.isfinite(exact_log_likelihood(params, y))
-    for verb in (lambda: kalman_log_likelihood(params, y), lambda: kalman_filter(params, y),
-                 lambda: rts_smoother(params, y)):
+    for verb in (
+        lambda: kalman_log_likelihood(params, y),
+        lambda: kalman_filter(params, y),
+        lambda: rts_smoother(params, y),
+    ):
         with pytest.raises(DataError, match="at time step 150 the filtered mean is lost to round-off"):
             verb()
 
 
 # ---------------------------------------------------------------- extreme scales
 def _transform(p, c, a):
-    return LGSSMParams(m0=a * p.m0, P0=a * a * p.P0, F=p.F, B=a * p.B, Q=a * a * p.Q, H=(c / a) * p.H,
-                       D=c * p.D, R=c * c * p.R)
+    return LGSSMParams(
+        m0=a * p.m0, P0=a * a * p.P0, F=p.F, B=a * p.B, Q=a * a * p.Q, H=(c / a) * p.H, D=c * p.D, R=c * c * p.R
+    )
 
 
 @pytest.mark.parametrize("c", [1e-150, 1e150])
@@ -191,9 +204,13 @@ def test_observation_beyond_float64_density_range_follows_the_impossible_data_po
     y = rng.normal(size=(20, 2)) * 1e150
     assert kalman_log_likelihood(tiny, y) == -np.inf
     assert LinearGaussianSSM(tiny).log_likelihood(y) == -np.inf
-    for verb in (lambda: kalman_filter(tiny, y), lambda: rts_smoother(tiny, y), lambda: forecast(tiny, y, 2),
-                 lambda: fit_em(tiny, y, max_iter=2, progress=False),
-                 lambda: LinearGaussianSSM(tiny).sample_posterior(y, 2, rng=0)):
+    for verb in (
+        lambda: kalman_filter(tiny, y),
+        lambda: rts_smoother(tiny, y),
+        lambda: forecast(tiny, y, 2),
+        lambda: fit_em(tiny, y, max_iter=2, progress=False),
+        lambda: LinearGaussianSSM(tiny).sample_posterior(y, 2, rng=0),
+    ):
         with pytest.raises(ImpossibleDataError, match="time step 0 has zero probability"):
             verb()
 

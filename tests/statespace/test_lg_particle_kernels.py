@@ -18,8 +18,10 @@ T = 6
 def _scalar_model(rng, time_varying, with_inputs):
     if time_varying:
         kw = dict(
-            F=rng.normal(size=(T, 1, 1)), Q=rng.uniform(0.1, 2.0, (T, 1, 1)),
-            H=rng.normal(size=(T, 1, 1)), R=rng.uniform(0.1, 2.0, (T, 1, 1)),
+            F=rng.normal(size=(T, 1, 1)),
+            Q=rng.uniform(0.1, 2.0, (T, 1, 1)),
+            H=rng.normal(size=(T, 1, 1)),
+            R=rng.uniform(0.1, 2.0, (T, 1, 1)),
         )
     else:
         kw = dict(F=np.array([[0.7]]), Q=np.array([[0.4]]), H=np.array([[1.3]]), R=np.array([[0.6]]))
@@ -91,7 +93,9 @@ def test_log_emission_marginalises_missing_coordinates_exactly(dims):
         H = rng.normal(size=(T, m, d))
         D = rng.normal(size=(m, 1))
         u = rng.normal(size=(T, 1))
-        mod = LinearGaussianSSM(m0=np.zeros(d), P0=np.eye(d), F=0.5 * np.eye(d), Q=np.eye(d), H=H, R=R, B=np.zeros((d, 1)), D=D)
+        mod = LinearGaussianSSM(
+            m0=np.zeros(d), P0=np.eye(d), F=0.5 * np.eye(d), Q=np.eye(d), H=H, R=R, B=np.zeros((d, 1)), D=D
+        )
         kp, ks = mod.kernel_params(u), mod.kernels()
         y = rng.normal(size=(T, m))
         y[rng.random((T, m)) < 0.4] = np.nan
@@ -129,11 +133,22 @@ def test_functional_step_on_observed_rows_is_the_complete_data_statistic(p):
         eps = x - F[t] @ xp - B @ u[t]
         r = y[t] - H @ x - D @ u[t]
         expect = {
-            "nt": [1.0], "xpxp": np.outer(xp, xp), "xxp": np.outer(x, xp), "xx": np.outer(x, x),
-            "xpu": np.outer(xp, u[t]), "xu": np.outer(x, u[t]), "uut": np.outer(u[t], u[t]),
-            "qres": np.outer(eps, eps), "ne": [1.0], "yx": np.outer(y[t], x), "yy": np.outer(y[t], y[t]),
-            "xexe": np.outer(x, x), "xeu": np.outer(x, u[t]), "yu": np.outer(y[t], u[t]),
-            "uue": np.outer(u[t], u[t]), "rres": np.outer(r, r),
+            "nt": [1.0],
+            "xpxp": np.outer(xp, xp),
+            "xxp": np.outer(x, xp),
+            "xx": np.outer(x, x),
+            "xpu": np.outer(xp, u[t]),
+            "xu": np.outer(x, u[t]),
+            "uut": np.outer(u[t], u[t]),
+            "qres": np.outer(eps, eps),
+            "ne": [1.0],
+            "yx": np.outer(y[t], x),
+            "yy": np.outer(y[t], y[t]),
+            "xexe": np.outer(x, x),
+            "xeu": np.outer(x, u[t]),
+            "yu": np.outer(y[t], u[t]),
+            "uue": np.outer(u[t], u[t]),
+            "rres": np.outer(r, r),
         }
         fields = list(lay._fields)
         for name in fields[:-1]:

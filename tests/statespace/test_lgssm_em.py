@@ -83,9 +83,12 @@ def test_m_step_equals_least_squares_on_dense_posterior_moments():
     mean, cov, _ = condition(params, y, u)
     d = 2
     Ex = mean.reshape(T, d)
-    Exx = [cov[t * d:(t + 1) * d, t * d:(t + 1) * d] + np.outer(Ex[t], Ex[t]) for t in range(T)]
-    Exxp = [cov[t * d:(t + 1) * d, (t - 1) * d:t * d] + np.outer(Ex[t], Ex[t - 1]) for t in range(1, T)]
-    Szz = sum(np.block([[Exx[t - 1], np.outer(Ex[t - 1], u[t])], [np.outer(u[t], Ex[t - 1]), np.outer(u[t], u[t])]]) for t in range(1, T))
+    Exx = [cov[t * d : (t + 1) * d, t * d : (t + 1) * d] + np.outer(Ex[t], Ex[t]) for t in range(T)]
+    Exxp = [cov[t * d : (t + 1) * d, (t - 1) * d : t * d] + np.outer(Ex[t], Ex[t - 1]) for t in range(1, T)]
+    Szz = sum(
+        np.block([[Exx[t - 1], np.outer(Ex[t - 1], u[t])], [np.outer(u[t], Ex[t - 1]), np.outer(u[t], u[t])]])
+        for t in range(1, T)
+    )
     Sxz = sum(np.hstack([Exxp[t - 1], np.outer(Ex[t], u[t])]) for t in range(1, T))
     C = np.linalg.solve(Szz, Sxz.T).T
     np.testing.assert_allclose(new.F, C[:, :d], rtol=1e-8)
@@ -119,7 +122,12 @@ def test_m_step_emission_block_imputes_missing_coordinates_exactly():
 
     xs = [np.arange(t * d, (t + 1) * d) for t in range(T)]
     ys = [Td + np.arange(t * m, (t + 1) * m) for t in range(T)]
-    Szz = sum(np.block([[second(xs[t], xs[t]), np.outer(mean[xs[t]], u[t])], [np.outer(u[t], mean[xs[t]]), np.outer(u[t], u[t])]]) for t in range(T))
+    Szz = sum(
+        np.block(
+            [[second(xs[t], xs[t]), np.outer(mean[xs[t]], u[t])], [np.outer(u[t], mean[xs[t]]), np.outer(u[t], u[t])]]
+        )
+        for t in range(T)
+    )
     Syz = sum(np.hstack([second(ys[t], xs[t]), np.outer(mean[ys[t]], u[t])]) for t in range(T))
     Syy = sum(second(ys[t], ys[t]) for t in range(T))
     C = np.linalg.solve(Szz, Syz.T).T
@@ -157,7 +165,9 @@ def test_Q_and_R_recovered_within_three_standard_errors():
     # over replicates must sit within 3 standard errors of the truth.
     F = np.array([[0.9, 0.2], [0.0, 0.7]])
     H = np.array([[1.0, 0.0], [0.5, 1.0]])
-    truth = LGSSMParams(m0=np.zeros(2), P0=np.eye(2), F=F, Q=[[0.5, 0.1], [0.1, 0.3]], H=H, R=[[0.4, -0.1], [-0.1, 0.6]])
+    truth = LGSSMParams(
+        m0=np.zeros(2), P0=np.eye(2), F=F, Q=[[0.5, 0.1], [0.1, 0.3]], H=H, R=[[0.4, -0.1], [-0.1, 0.6]]
+    )
     start = truth.replace(Q=np.eye(2), R=np.eye(2))
     estimates = []
     for rep in range(12):

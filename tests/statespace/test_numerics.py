@@ -65,8 +65,22 @@ def _exp_oracle(x):
 
 def _arguments():
     rng = np.random.default_rng(0)
-    edge = [0.0, -0.0, -1e-300, -0.5 * math.log(2), -math.log(2), UNDERFLOW, np.nextafter(UNDERFLOW, 0.0),
-            np.nextafter(UNDERFLOW, -np.inf), -708.5, -745.2, -800.0, -1e300, -np.inf, np.nan]
+    edge = [
+        0.0,
+        -0.0,
+        -1e-300,
+        -0.5 * math.log(2),
+        -math.log(2),
+        UNDERFLOW,
+        np.nextafter(UNDERFLOW, 0.0),
+        np.nextafter(UNDERFLOW, -np.inf),
+        -708.5,
+        -745.2,
+        -800.0,
+        -1e300,
+        -np.inf,
+        np.nan,
+    ]
     x = np.concatenate([-rng.random(100_000) * 710, -rng.random(20_000), -rng.random(20_000) * 1e-8, edge])
     return np.concatenate([x, np.zeros(-len(x) % 8)])
 
@@ -186,7 +200,12 @@ def test_cholesky_and_solves_against_scipy_on_the_leading_block():
 
 def test_cholesky_refuses_indefinite_nan_and_overflowing_matrices():
     L = np.zeros((2, 2))
-    for A in ([[1.0, 2.0], [2.0, 1.0]], [[np.nan, 0.0], [0.0, 1.0]], [[1e308, 0.0], [0.0, np.inf]], [[0.0, 0.0], [0.0, 1.0]]):
+    for A in (
+        [[1.0, 2.0], [2.0, 1.0]],
+        [[np.nan, 0.0], [0.0, 1.0]],
+        [[1e308, 0.0], [0.0, np.inf]],
+        [[0.0, 0.0], [0.0, 1.0]],
+    ):
         assert not cholesky(np.array(A), L, 2)
 
 

@@ -61,9 +61,12 @@ def _hmms():
     c.fit(rng.integers(0, 4, 80), max_iter=3, rng=0, progress=False)
     h = HMM(2, 1, "gaussian", transitions="ergodic", absorbing=True)
     h.fit(y[:, :1], max_iter=3, rng=0, progress=False)
-    return {"gaussian": (g, lambda m: m.log_likelihood(y, inputs=u)), "ar": (a, lambda m: m.log_likelihood(y)),
-            "categorical": (c, lambda m: m.log_likelihood(np.arange(30) % 4)),
-            "plain": (h, lambda m: m.log_likelihood(y[:, :1]))}
+    return {
+        "gaussian": (g, lambda m: m.log_likelihood(y, inputs=u)),
+        "ar": (a, lambda m: m.log_likelihood(y)),
+        "categorical": (c, lambda m: m.log_likelihood(np.arange(30) % 4)),
+        "plain": (h, lambda m: m.log_likelihood(y[:, :1])),
+    }
 
 
 def _same(a, b):
@@ -133,13 +136,18 @@ def test_a_subclass_load_refuses_a_file_of_a_sibling_class(tmp_path):
 def test_markov_jump_round_trip(tmp_path, observation):
     from hmm.markov_jump import ExactStates, GaussianLevels, MarkovJumpProcess, NoisyLabels
 
-    obs = {"exact": ExactStates(), "labels": NoisyLabels.uniform_replacement(3, 0.1),
-           "gaussian": GaussianLevels([0.0, 1.0, 3.0], [0.5, 0.4, 0.3])}[observation]
+    obs = {
+        "exact": ExactStates(),
+        "labels": NoisyLabels.uniform_replacement(3, 0.1),
+        "gaussian": GaussianLevels([0.0, 1.0, 3.0], [0.5, 0.4, 0.3]),
+    }[observation]
     model = MarkovJumpProcess([[-1.0, 0.6, 0.4], [0.3, -0.5, 0.2], [0.5, 0.5, -1.0]], [0.2, 0.3, 0.5], obs)
     back = MarkovJumpProcess.load(model.save(tmp_path / "mjp"))
     times = np.array([0.0, 0.3, 1.1, 4.0])
     _, y = model.sample(times=times, rng=0)
-    assert type(back) is MarkovJumpProcess and back.log_likelihood(y, times=times) == model.log_likelihood(y, times=times)
+    assert type(back) is MarkovJumpProcess and back.log_likelihood(y, times=times) == model.log_likelihood(
+        y, times=times
+    )
 
 
 def test_neural_drift_round_trip(tmp_path):
@@ -167,14 +175,17 @@ def test_deep_models_round_trip(tmp_path, which):
         model = IOHMM(2, 2, 1, hidden=4, state=2, init_options=(("r_min", 0.5),))
         with jax.enable_x64(True):
             net = to_numpy_tree(model.network.init(jax.random.key(0)))
-        model.params = model.check_params(IOHMMParams([0.4, 0.6], net, [[0.0, 1.0], [1.0, 0.0]], [[1.0, 2.0], [0.5, 1.0]],
-                                                      [0.1], [2.0]))
+        model.params = model.check_params(
+            IOHMMParams([0.4, 0.6], net, [[0.0, 1.0], [1.0, 0.0]], [[1.0, 2.0], [0.5, 1.0]], [0.1], [2.0])
+        )
     else:
-        model = LearnedEmissionHMM(2, 2, 1, hidden=4, state=2, n_layers=1, emission="shared_shift",
-                                   transitions="left-to-right")
+        model = LearnedEmissionHMM(
+            2, 2, 1, hidden=4, state=2, n_layers=1, emission="shared_shift", transitions="left-to-right"
+        )
         net = model._init_network(jax.random.key(0))
-        model.params = model.check_params(LearnedEmissionParams([1.0, 0.0], [[0.9, 0.1], [0.0, 1.0]], net, [0.1, 0.2],
-                                                                [1.5, 0.5], [0.0], [1.0]))
+        model.params = model.check_params(
+            LearnedEmissionParams([1.0, 0.0], [[0.9, 0.1], [0.0, 1.0]], net, [0.1, 0.2], [1.5, 0.5], [0.0], [1.0])
+        )
     back = type(model).load(model.save(tmp_path / which))
     assert type(back) is type(model) and back.init_options == model.init_options
     _same(back.params._asdict(), model.params._asdict())
@@ -218,8 +229,14 @@ def test_legacy_deep_model_file_loads(tmp_path):
     model = LearnedEmissionHMM(2, 1, hidden=3, state=2, n_layers=1, init_options=(("r_min", 0.4),))
     net = model._init_network(jax.random.key(1))
     model.params = model.check_params(LearnedEmissionParams([0.5, 0.5], [[0.8, 0.2], [0.3, 0.7]], net, [0.0], [1.0]))
-    arrays = {"pi0": model.params.pi0, "A": model.params.A, "y_loc": model.params.y_loc, "y_scale": model.params.y_scale,
-              "u_loc": model.params.u_loc, "u_scale": model.params.u_scale}
+    arrays = {
+        "pi0": model.params.pi0,
+        "A": model.params.A,
+        "y_loc": model.params.y_loc,
+        "y_scale": model.params.y_scale,
+        "u_loc": model.params.u_loc,
+        "u_scale": model.params.u_scale,
+    }
 
     def flat(tree, prefix):
         if isinstance(tree, dict):
@@ -232,11 +249,27 @@ def test_legacy_deep_model_file_loads(tmp_path):
             arrays[prefix] = np.asarray(tree, dtype=np.float64)
 
     flat(model.params.net, "net")
-    config = {"n_states": 2, "obs_dim": 1, "input_dim": 0, "layer": "lru", "hidden": 3, "state": 2, "n_layers": 1,
-              "init_options": [["r_min", 0.4]], "min_scale": model.min_scale, "emission": "per_state",
-              "transitions": "ergodic", "max_jump": 1}
-    header = {"format": "statespace-deep-model", "model": "LearnedEmissionHMM", "params": "LearnedEmissionParams",
-              "config": config, "library_version": "0.1.0"}
+    config = {
+        "n_states": 2,
+        "obs_dim": 1,
+        "input_dim": 0,
+        "layer": "lru",
+        "hidden": 3,
+        "state": 2,
+        "n_layers": 1,
+        "init_options": [["r_min", 0.4]],
+        "min_scale": model.min_scale,
+        "emission": "per_state",
+        "transitions": "ergodic",
+        "max_jump": 1,
+    }
+    header = {
+        "format": "statespace-deep-model",
+        "model": "LearnedEmissionHMM",
+        "params": "LearnedEmissionParams",
+        "config": config,
+        "library_version": "0.1.0",
+    }
     np.savez(tmp_path / "old.npz", __header__=np.array(json.dumps(header)), **arrays)
     back = LearnedEmissionHMM.load(tmp_path / "old.npz")
     assert back.init_options == model.init_options
@@ -303,11 +336,23 @@ def test_header_records_class_versions_and_no_pickle(tmp_path):
 
 
 # ----------------------------------------------------------------------------- nothing is ever called
-_TARGETS = ["os.abort", "os:abort", "sys.exit", "builtins.eval", "builtins:eval", "statespace.validation:as_rng",
-            "statespace.validation.as_rng", "hmm.model:np.random.default_rng",
-            "statespace.linear_gaussian._specialise:os.abort", "statespace.progress:sys.exit",
-            "statespace.persistence:importlib.import_module", "statespace.persistence.register_loadable",
-            "hmm.model.as_rng", "statespace.DataError", "__builtins__.eval"]
+_TARGETS = [
+    "os.abort",
+    "os:abort",
+    "sys.exit",
+    "builtins.eval",
+    "builtins:eval",
+    "statespace.validation:as_rng",
+    "statespace.validation.as_rng",
+    "hmm.model:np.random.default_rng",
+    "statespace.linear_gaussian._specialise:os.abort",
+    "statespace.progress:sys.exit",
+    "statespace.persistence:importlib.import_module",
+    "statespace.persistence.register_loadable",
+    "hmm.model.as_rng",
+    "statespace.DataError",
+    "__builtins__.eval",
+]
 
 
 @pytest.fixture
@@ -318,6 +363,7 @@ def recorders(monkeypatch):
     def recorder(name):
         def record(*args, **kwargs):
             calls.append(name)
+
         return record
 
     import statespace.validation
@@ -363,6 +409,7 @@ def _edit_header(fn):
         header = json.loads(str(entries[HEADER]))
         out = fn(header)
         entries[HEADER] = np.array(out if isinstance(out, str) else json.dumps(header))
+
     return mutate
 
 
@@ -391,8 +438,10 @@ _MALFORMED = {
     "model argument extra": (_edit_header(lambda h: h["state"].update(colour="red")), "colour"),
     "array missing": (lambda e: e.pop(_key(e)), "missing from the file"),
     "array extra": (lambda e: e.update(extra=np.zeros(2)), "not referenced"),
-    "array referenced twice": (_edit_header(lambda h: h["state"]["params"]["state"].update(
-        Q=h["state"]["params"]["state"]["P0"])), "referenced twice"),
+    "array referenced twice": (
+        _edit_header(lambda h: h["state"]["params"]["state"].update(Q=h["state"]["params"]["state"]["P0"])),
+        "referenced twice",
+    ),
     "array wrong shape": (lambda e: e.update({"params.Q": e["params.Q"][..., :-1]}), "Q: expected"),
     "array of strings": (lambda e: e.update({"params.Q": e["params.Q"].astype(str)}), "dtype <U"),
     "array complex": (lambda e: e.update({"params.Q": e["params.Q"] + 1j}), "dtype complex"),
@@ -412,7 +461,9 @@ def test_each_malformed_file_is_a_data_error_naming_the_file(tmp_path, case):
     assert "broken.npz" in str(info.value) and message in str(info.value), str(info.value)
 
 
-@pytest.mark.parametrize("content", [None, b"", b"hello", b"PK\x03\x04" + bytes(30)], ids=["missing", "empty", "text", "zip-magic"])
+@pytest.mark.parametrize(
+    "content", [None, b"", b"hello", b"PK\x03\x04" + bytes(30)], ids=["missing", "empty", "text", "zip-magic"]
+)
 def test_unreadable_files_are_data_errors_naming_the_file(tmp_path, content):
     path = tmp_path / "junk.npz"
     if content is not None:

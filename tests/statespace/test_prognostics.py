@@ -262,8 +262,10 @@ def test_simulated_test_sets_against_enumeration():
         assert abs(c / n - p) < 5 * math.sqrt(p * (1 - p) / n)
     # each draw's score is the sum of its two cuts' scores
     scores = phm08_scores(pred, true)
-    sums = {round(math.sqrt(((pred[i] - true[i]) ** 2 + (pred[j] - true[j]) ** 2) / 2), 9): scores[i] + scores[j]
-            for i, j in combos}
+    sums = {
+        round(math.sqrt(((pred[i] - true[i]) ** 2 + (pred[j] - true[j]) ** 2) / 2), 9): scores[i] + scores[j]
+        for i, j in combos
+    }
     np.testing.assert_allclose(sim["score"], [sums[v] for v in sim["rmse"].round(9)], rtol=1e-12)
     with pytest.raises(ShapeError, match="cuts: got 2 cuts for 5 predictions"):
         simulated_test_sets(pred, true, cuts[:2])

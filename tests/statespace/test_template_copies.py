@@ -67,8 +67,9 @@ def test_editing_any_reached_file_changes_the_digest(template, tmp_path):
     shutil.copytree(LIBRARY / "statespace", tmp_path / "statespace", ignore=shutil.ignore_patterns("__pycache__"))
     copy = tmp_path / Path(template.__file__).resolve().relative_to(LIBRARY)
     reached = reached_files(copy)
-    assert {p.relative_to(tmp_path) for p in reached} == {p.relative_to(LIBRARY) for p in reached_files(
-        Path(template.__file__))}
+    assert {p.relative_to(tmp_path) for p in reached} == {
+        p.relative_to(LIBRARY) for p in reached_files(Path(template.__file__))
+    }
     before = template_digest(copy)
     for path in reached:
         text = path.read_text()
@@ -90,8 +91,9 @@ def test_a_copy_is_renamed_when_a_helper_it_imports_changes(tmp_path, monkeypatc
     (pkg / "__init__.py").write_text("")
     (pkg / "helper.py").write_text("from tmplpkg.deep import SCALE\n")
     (pkg / "deep.py").write_text("SCALE = 2\n")
-    (pkg / "template.py").write_text("from tmplpkg.helper import SCALE\n\nD = 0\nM = 0\n\n\ndef size():\n"
-                                     "    return SCALE * D + M\n")
+    (pkg / "template.py").write_text(
+        "from tmplpkg.helper import SCALE\n\nD = 0\nM = 0\n\n\ndef size():\n    return SCALE * D + M\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
     monkeypatch.setenv("STATESPACE_CACHE_DIR", str(tmp_path / "cache"))
     first = specialised_copy(pkg / "template.py", "test", 3, 1)

@@ -83,7 +83,12 @@ def model():
     ],
 )
 def test_bad_data(model, y, inputs, error, name):
-    for call in (model.filter, model.smooth, model.log_likelihood, lambda a, b: model.fit(a, b, max_iter=1, progress=False)):
+    for call in (
+        model.filter,
+        model.smooth,
+        model.log_likelihood,
+        lambda a, b: model.fit(a, b, max_iter=1, progress=False),
+    ):
         with pytest.raises(error, match=name):
             call(y, inputs)
 

@@ -66,8 +66,14 @@ class SensorFeatures:
             then needs run-to-failure engines: the last cycle of each is its failure.
     """
 
-    def __init__(self, min_distinct: int = 3, n_conditions: int | None = None, baseline_cycles: int = 0, alpha: float = 1.0,
-                 health_cap: float | None = None):
+    def __init__(
+        self,
+        min_distinct: int = 3,
+        n_conditions: int | None = None,
+        baseline_cycles: int = 0,
+        alpha: float = 1.0,
+        health_cap: float | None = None,
+    ):
         self.baseline_cycles = check_int("baseline_cycles", baseline_cycles, minimum=0)
         self.alpha = check_real("alpha", alpha, 0.0, 1.0)
         if self.alpha == 0.0:
@@ -86,7 +92,9 @@ class SensorFeatures:
         self.columns_ = informative_columns(allx, self.min_distinct)
         if self.columns_.size == 0:
             raise DataError(f"sensors: no column has {self.min_distinct} distinct values; nothing to learn from")
-        self.normalizer_ = OperatingConditionNormalizer(self.n_conditions).fit(np.vstack(settings), allx[:, self.columns_])
+        self.normalizer_ = OperatingConditionNormalizer(self.n_conditions).fit(
+            np.vstack(settings), allx[:, self.columns_]
+        )
         if self.health_cap is not None:
             levels = [self.normalizer_.transform(s, x[:, self.columns_]) for x, s in zip(sensors, settings)]
             self.health_ = HealthIndicator(cap=self.health_cap).fit(levels)
@@ -197,7 +205,10 @@ class OperatingConditionNormalizer:
             k_best = 1
             for k in range(2, min(self.max_conditions, len(sub)) + 1):
                 c, lab = _kmeans(sub, k, rng)
-                radius = max(np.sqrt(np.mean(np.sum((sub[lab == j] - c[j]) ** 2, axis=1))) if np.any(lab == j) else 0.0 for j in range(k))
+                radius = max(
+                    np.sqrt(np.mean(np.sum((sub[lab == j] - c[j]) ** 2, axis=1))) if np.any(lab == j) else 0.0
+                    for j in range(k)
+                )
                 gap = min(np.linalg.norm(c[i] - c[j]) for i in range(k) for j in range(i + 1, k))
                 if gap > self.separation * radius:
                     k_best = k
