@@ -279,7 +279,7 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         """Filtered and one-step predicted state probabilities (:class:`HMMFilterResult`, a list for a list).
 
         A list of sequences sharing one time-invariant chain is filtered in one
-        compiled call over the ragged batch (:func:`hmm.batch.batch_forward`).
+        compiled call over the ragged batch (``hmm.batch.batch_forward``).
         """
         data = self._prepare(y, inputs, pl, **kw)
         shared = self._shared_chain(data)
@@ -303,7 +303,7 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         """Smoothed state probabilities and expected transition counts (:class:`HMMSmoothResult`).
 
         A list of sequences sharing one time-invariant chain is smoothed in one
-        compiled call over the ragged batch (:func:`hmm.batch.batch_posteriors`), with
+        compiled call over the ragged batch (``hmm.batch.batch_posteriors``), with
         the same numbers as one sequence at a time.
         """
         data = self._prepare(y, inputs, pl, **kw)
