@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import multivariate_normal, norm
 
 from statespace import LinearGaussianSSM
+from statespace.linear_gaussian import _particle_kernels as general
 from statespace.linear_gaussian import kernels as K
 
 T = 6
@@ -60,9 +61,9 @@ def test_scalar_kernels_match_scipy_and_general_kernels(time_varying, with_input
         assert ks.log_emission(kp, t, x, y) == pytest.approx(ref, abs=1e-12)
         # the draws use the same standard normal as the general kernels
         for f1, f2, args in [
-            (ks.sample_transition, K.sample_transition, (kp, t, xp)),
-            (ks.sample_emission, K.sample_emission, (kp, t, x, y)),
-            (ks.sample_initial, K.sample_initial, (kp,)),
+            (ks.sample_transition, general.sample_transition, (kp, t, xp)),
+            (ks.sample_emission, general.sample_emission, (kp, t, x, y)),
+            (ks.sample_initial, general.sample_initial, (kp,)),
         ]:
             a, b = np.zeros(1), np.zeros(1)
             f1(*args, np.random.default_rng(t), a)
