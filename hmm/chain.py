@@ -234,9 +234,10 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         for i, (pi0, A, ll) in enumerate(self._inference_args(p, data)):
             yield i, pi0, A, ll
 
-    def _filtered(self, data: ChainData, params=None):
-        """``(i, pi0, A, loglik, log_likelihood, filtered)`` for every sequence; impossible data raise."""
-        for i, pi0, A, ll in self._each(data, params):
+    def _filtered(self, data: ChainData, params=None, args=None):
+        """``(i, pi0, A, loglik, log_likelihood, filtered)`` for every sequence (of ``args`` when the
+        inference arguments are already at hand); impossible data raise."""
+        for i, pi0, A, ll in self._each(data, params) if args is None else args:
             lik, filt, _ = forward(pi0, A, ll)
             if not lik > -np.inf:
                 self._raise_impossible(data, i)
@@ -261,19 +262,17 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         data = self._prepare(y, inputs, pl, **kw)
         return float(sum(forward(pi0, A, ll)[0] for _, pi0, A, ll in self._each(data)))
 
-    def _shared_chain(self, data: ChainData):
-        """``(pi0, A, [loglik per sequence])`` when every sequence has the same time-invariant chain (one
-        compiled batch call serves them all), else ``None``."""
-        args = list(self._each(data))
+    @staticmethod
+    def _shared_chain(args) -> bool:
+        """Whether the sequences of ``args`` (``(i, pi0, A, loglik)`` each) are several and share one
+        time-invariant chain, so that one compiled batch call serves them all."""
         if len(args) < 2:
-            return None
+            return False
         _, pi0, A, _ = args[0]
-        if A.shape[0] != 1 or any(
-            a.shape[0] != 1 or not (p is pi0 or np.array_equal(p, pi0)) or not (a is A or np.array_equal(a, A))
+        return A.shape[0] == 1 and all(
+            a.shape[0] == 1 and (p is pi0 or np.array_equal(p, pi0)) and (a is A or np.array_equal(a, A))
             for _, p, a, _ in args[1:]
-        ):
-            return None
-        return pi0, A, [ll for _, _, _, ll in args]
+        )
 
     def filter(self, y, inputs=None, pl=None, **kw):
         """Filtered and one-step predicted state probabilities (:class:`HMMFilterResult`, a list for a list).
@@ -282,14 +281,15 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         compiled call over the ragged batch (``hmm.batch.batch_forward``).
         """
         data = self._prepare(y, inputs, pl, **kw)
-        shared = self._shared_chain(data)
-        if shared is None:
+        args = list(self._each(data))
+        if not self._shared_chain(args):
             out = [
                 HMMFilterResult(float(lik), filt, predicted(pi0, A, filt))
-                for _, pi0, A, _, lik, filt in self._filtered(data)
+                for _, pi0, A, _, lik, filt in self._filtered(data, args=args)
             ]
             return self._one_or_list(data, out)
-        pi0, A, lls = shared
+        _, pi0, A, _ = args[0]
+        lls = [ll for _, _, _, ll in args]
         res = batch_forward(pi0, A, np.concatenate(lls), _offsets(lls))
         filt = Ragged(res.filtered, res.offsets)
         out = []
@@ -307,9 +307,10 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         the same numbers as one sequence at a time.
         """
         data = self._prepare(y, inputs, pl, **kw)
-        shared = self._shared_chain(data)
-        if shared is not None:
-            pi0, A, lls = shared
+        args = list(self._each(data))
+        if self._shared_chain(args):
+            _, pi0, A, _ = args[0]
+            lls = [ll for _, _, _, ll in args]
             res = batch_posteriors(pi0, A, np.concatenate(lls), _offsets(lls))
             filt, smo = res.filtered_of(), res.smoothed_of()
             out = []
@@ -319,7 +320,7 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
                 out.append(HMMSmoothResult(float(lik), filt[i], smo[i], res.transition_counts[i]))
             return out
         out = []
-        for i, pi0, A, ll in self._each(data):
+        for i, pi0, A, ll in args:
             lik, filt, smo, counts = posteriors(pi0, A, ll, overwrite=True)
             if not lik > -np.inf:
                 self._raise_impossible(data, i)
