@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
 import uuid
 import warnings
+
+# Parameters whose pickle is at most this size travel inside each shard's task: the round
+# is then one message to the scheduler. Dask's client batches its messages to the
+# scheduler 10 ms apart, so a separate broadcast message would delay the round by up to
+# that much; larger parameters are still sent once per round and fetched by the workers.
+EMBED_BYTES = 256 * 1024
 
 
 def _hold(items):
@@ -13,6 +20,10 @@ def _hold(items):
 
 def _apply(fn, params, shard):
     return fn(params, shard)
+
+
+def _apply_pickled(fn, blob, shard):
+    return fn(pickle.loads(blob), shard)
 
 
 def persist_shards(client, chunks, label: str):
@@ -36,16 +47,19 @@ def persist_shards(client, chunks, label: str):
 
 def gather_in_order(client, futures, starts, lengths, total):
     """Results of ``futures`` in order; the first failed shard's library error re-raised with global indices."""
-    from dask.distributed import wait
-
     from ._backend import globalise
 
-    wait(futures)
-    for f, s, n in zip(futures, starts, lengths):
-        if f.status == "error":
-            exc = f.exception()
-            raise globalise(exc, int(s), int(n), total).with_traceback(f.traceback())
-    return client.gather(futures)
+    try:
+        return client.gather(futures)
+    except Exception:
+        from dask.distributed import wait
+
+        wait(futures)  # every shard settled, so the error reported is the first in order, whatever finished first
+        for f, s, n in zip(futures, starts, lengths):
+            if f.status == "error":
+                exc = f.exception()
+                raise globalise(exc, int(s), int(n), total).with_traceback(f.traceback()) from None
+        raise
 
 
 def broadcast(client, obj):
@@ -58,7 +72,20 @@ def broadcast(client, obj):
 
 
 def map_shards(client, fn, params, shards, starts, lengths, total):
-    """``[fn(params, shard) for shard in shards]`` on the workers, ``params`` broadcast once."""
-    p = broadcast(client, params)
-    futures = client.map(_apply, [fn] * len(shards), [p] * len(shards), shards, pure=False)  # one message
+    """``[fn(params, shard) for shard in shards]`` on the workers, one round.
+
+    Small ``params`` (pickled, at most :data:`EMBED_BYTES`) travel inside each task, so the
+    round costs one message to the scheduler; larger ones are broadcast once and fetched
+    by the workers that need them.
+    """
+    n = len(shards)
+    try:
+        blob = pickle.dumps(params, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - not picklable by pickle (a closure): Dask's cloudpickle sends it below
+        blob = None
+    if blob is not None and len(blob) <= EMBED_BYTES:
+        futures = client.map(_apply_pickled, [fn] * n, [blob] * n, shards, pure=False)
+    else:
+        p = broadcast(client, params)
+        futures = client.map(_apply, [fn] * n, [p] * n, shards, pure=False)
     return gather_in_order(client, futures, starts, lengths, total)  # the futures are released when dropped

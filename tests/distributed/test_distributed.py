@@ -163,6 +163,31 @@ def test_rul_predict_over_shards_in_input_order(client):
         np.testing.assert_array_equal(a.pmf, b.pmf)
 
 
+def _weighted_sums(params, shard):
+    """A toy additive E-step: ``(sum over the shard of w . y_i, number of items)``."""
+    w = params[0] if isinstance(params, tuple) else params.w
+    return (float(sum(w[: y.size] @ y.ravel() for (y,) in shard)), len(shard))
+
+
+class _Weights:
+    def __init__(self, w):
+        self.w = w
+        self.tag = lambda: None  # pickle refuses this object; Dask's cloudpickle does not
+
+
+@pytest.mark.parametrize("size", [4, 60_000])  # 32 bytes travel inside the tasks, 480 kB are broadcast once
+def test_estep_sends_small_and_large_parameters_alike(client, size):
+    rng = np.random.default_rng(5)
+    items = [(rng.standard_normal(int(rng.integers(1, 4))),) for _ in range(11)]
+    for params in ((rng.standard_normal(size),), _Weights(rng.standard_normal(size))):
+        serial = ssd.EStep(_weighted_sums, items)(params)
+        with ssd.use(client, n_shards=3):
+            est = ssd.EStep(_weighted_sums, items)
+        assert est(params) == (pytest.approx(serial[0], rel=1e-12), 11)
+        assert est.n_shards == 3
+        est.close()
+
+
 def _draw(job, seed):
     return job, np.random.default_rng(seed).standard_normal(3)
 
