@@ -9,6 +9,7 @@ sequence in one shard must raise the library error naming its index in the user'
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -123,6 +124,40 @@ def test_mjp_em_on_shards_equals_in_process(client):
     with ssd.use(client, n_shards=4):
         dist = MarkovJumpProcess(params=start.params).fit(ys, **kw)
     _assert_same_fit(serial, dist)
+
+
+def _chain_with_network(kind):
+    """A small IOHMM or LearnedEmissionHMM start and its data (several sequences, some with inputs)."""
+    pytest.importorskip("jax")
+    from hmm import IOHMM, LearnedEmissionHMM
+
+    rng = np.random.default_rng(6)
+    lengths = rng.integers(30, 60, 6)
+    small = dict(hidden=4, state=4, rng=0)
+    if kind == "IOHMM":
+        us = [0.3 * np.cumsum(rng.standard_normal(T))[:, None] for T in lengths]
+        ys = [(np.where(u[:, 0] > 0, 1.0, -1.0) + 0.8 * rng.standard_normal(len(u)))[:, None] for u in us]
+        return IOHMM.initialize(ys, 2, 1, 1, inputs=us, **small), ys, {"inputs": us}
+    ys = [
+        (np.where(np.cumsum(rng.random(T) < 0.1) % 2, 1.5, -1.0) + 0.6 * rng.standard_normal(T))[:, None]
+        for T in lengths
+    ]
+    return LearnedEmissionHMM.initialize(ys, 2, 1, n_layers=1, **small), ys, {}
+
+
+@pytest.mark.parametrize("kind", ["IOHMM", "LearnedEmissionHMM"])
+def test_generalised_em_with_networks_on_shards_equals_in_process(client, kind):
+    start, ys, kw = _chain_with_network(kind)
+    kw = dict(kw, max_iter=3, m_steps=2, tol=0, progress=False)
+    serial_model, dist_model = copy.deepcopy(start), copy.deepcopy(start)
+    serial = serial_model.fit(ys, **kw)
+    with ssd.use(client, n_shards=3), distributed.get_task_stream(client) as tasks:
+        dist = dist_model.fit(ys, **kw)
+    assert sum(t["key"].startswith("_apply") for t in tasks.data) >= 3 * 3  # shards x E-steps ran on the workers
+    _assert_same_fit(serial, dist)
+    # the networks' weights are not in _assert_same_fit's leaves: compare the fitted models on the data
+    llkw = {"inputs": kw["inputs"]} if "inputs" in kw else {}
+    assert dist_model.log_likelihood(ys, **llkw) == pytest.approx(serial_model.log_likelihood(ys, **llkw), rel=1e-9)
 
 
 def test_batch_inference_in_input_order(client):
