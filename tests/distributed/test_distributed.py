@@ -321,7 +321,16 @@ CMAPSS = os.environ.get(
 
 @pytest.mark.slow  # two runs of the example, one of them starting its own LocalCluster
 @pytest.mark.skipif(not os.path.isfile(os.path.join(CMAPSS, "train_FD001.txt")), reason="CMAPSS FD001 not available")
-def test_cmapss_example_on_workers_writes_the_serial_predictions(tmp_path):
+@pytest.mark.parametrize(
+    "model",
+    [
+        ["--model", "arphmm", "--grid", "5,1,120,phase_type;5,0,120,empirical"],
+        # the deep candidate's folds train S5 emission networks (JAX) on the workers
+        ["--model", "deep", "--grid", "5,0,120,empirical;deep:6,0,120,empirical,0.1", "--deep-max-iter", "1"],
+    ],
+    ids=["classical", "deep"],
+)
+def test_cmapss_example_on_workers_writes_the_serial_predictions(tmp_path, model):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     common = [
         sys.executable,
@@ -330,8 +339,7 @@ def test_cmapss_example_on_workers_writes_the_serial_predictions(tmp_path):
         CMAPSS,
         "--max-engines",
         "12",
-        "--grid",
-        "5,1,120,phase_type;5,0,120,empirical",
+        *model,
         "--folds",
         "3",
         "--cuts",
