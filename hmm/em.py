@@ -127,16 +127,42 @@ def expectation_maximisation(
 
 
 def fit_em(
-    starts, e_step, m_step, log_prior, max_iter: int, tol: float, name: str, label: str, progress: bool
+    starts,
+    e_step,
+    m_step,
+    log_prior,
+    max_iter: int,
+    tol: float,
+    name: str,
+    label: str,
+    progress: bool,
+    estep=None,
 ) -> FitResult:
     """:func:`expectation_maximisation` from each starting point, under one progress bar (``label``);
-    keeps the run with the best final objective."""
+    keeps the run with the best final objective (the first of equals).
+
+    ``estep`` is the fit's :class:`~statespace.distributed.EStep`: inside a
+    :func:`statespace.distributed.use` block, when it says so
+    (:meth:`~statespace.distributed.EStep.runs_as_tasks`: several starts, data small
+    enough to copy), the runs go side by side as Dask tasks, each computing its E-steps
+    in process on its worker; otherwise they run in turn, each E-step on the cluster.
+    The runs, and so the result, are the same either way.
+    """
+    if estep is not None and estep.runs_as_tasks(len(starts)):
+        from statespace.distributed import map_jobs
+
+        def run(p0):
+            return expectation_maximisation(p0, e_step, m_step, log_prior, max_iter, tol, name)
+
+        with progress_bar(max_iter * len(starts), label, progress) as bar:
+            runs = map_jobs(run, starts, on_done=lambda: bar.update(max_iter))
+    else:
+        with progress_bar(max_iter * len(starts), label, progress) as bar:
+            runs = [expectation_maximisation(p0, e_step, m_step, log_prior, max_iter, tol, name, bar) for p0 in starts]
     best = None
-    with progress_bar(max_iter * len(starts), label, progress) as bar:
-        for p0 in starts:
-            res = expectation_maximisation(p0, e_step, m_step, log_prior, max_iter, tol, name, bar)
-            if best is None or res.log_likelihoods[-1] > best.log_likelihoods[-1]:
-                best = res
+    for res in runs:
+        if best is None or res.log_likelihoods[-1] > best.log_likelihoods[-1]:
+            best = res
     return best
 
 

@@ -303,6 +303,7 @@ class HMM(DiscreteChainModel):
                 f"Baum-Welch ({type(self).__name__})",
                 "Baum-Welch",
                 progress,
+                estep,
             )
         self.params = res.params
         return res

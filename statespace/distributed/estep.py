@@ -6,6 +6,11 @@ import numpy as np
 
 from ._backend import active, item_size, reduce_sum, shard_bounds
 
+# Whole fits (restarts) run as one task each when their items total at most this many
+# bytes: each task then carries its own copy of the data. Beyond it, the fits run one
+# after another and each E-step is sharded, which sends the data to the cluster once.
+TASK_DATA_BYTES = 64 * 2**20
+
 
 class EStep:
     """Callable ``params -> statistics summed over all items``, the E-step of one fit.
@@ -53,6 +58,27 @@ class EStep:
         return reduce_sum(parts)
 
     @property
+    def nbytes(self) -> int:
+        """Total size of the items' NumPy arrays (what a task holding all of them carries)."""
+        return sum(_nbytes(it) for it in self.items)
+
+    def runs_as_tasks(self, n_fits: int) -> bool:
+        """Whether ``n_fits`` whole fits over these items (restarts) should each run as one Dask task.
+
+        True inside a :func:`~statespace.distributed.use` block (as read when the ``EStep``
+        was built) for more than one fit whose items total at most :data:`TASK_DATA_BYTES`:
+        the fits then run side by side, each on one worker with an in-process copy of this
+        E-step (see :meth:`__reduce__`). For larger data the fits run in turn and each
+        E-step is sharded over the whole cluster.
+        """
+        return self._backend is not None and n_fits > 1 and self.nbytes <= TASK_DATA_BYTES
+
+    def __reduce__(self):
+        """A pickled ``EStep`` is an in-process one over the same items: a task that runs a
+        whole fit on a worker computes its E-steps there, never on the cluster again."""
+        return (_in_process, (self.fn, self.items))
+
+    @property
     def n_shards(self) -> int:
         """Shards the items are split into (1 in process)."""
         return 1 if self._shards is None else len(self._shards)
@@ -75,3 +101,17 @@ class EStep:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown or a closed client: nothing left to release
             pass
+
+
+def _in_process(fn, items) -> EStep:
+    est = EStep.__new__(EStep)
+    est.fn, est.items, est._backend, est._shards = fn, items, None, None
+    return est
+
+
+def _nbytes(tree) -> int:
+    if isinstance(tree, np.ndarray):
+        return tree.nbytes
+    if isinstance(tree, (tuple, list)):
+        return sum(_nbytes(t) for t in tree)
+    return 0

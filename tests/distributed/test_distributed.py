@@ -105,6 +105,26 @@ def test_hmm_em_on_shards_equals_in_process(client, with_pl):
     _assert_same_fit(serial, dist)
 
 
+@pytest.mark.parametrize("data_limit", [None, 0])  # None: the default 64 MB; 0: every data set counts as large
+def test_hmm_restarts_equal_the_serial_fit(client, monkeypatch, data_limit):
+    from statespace.distributed import estep
+
+    if data_limit is not None:
+        monkeypatch.setattr(estep, "TASK_DATA_BYTES", data_limit)
+    ys, pls = _hmm_data()
+    kw = dict(pl=pls, n_restarts=3, max_iter=6, tol=0, progress=False, rng=4)
+    serial = GaussianHMM(2, 2).fit(ys, **kw)
+    with ssd.use(client), distributed.get_task_stream(client) as tasks:
+        dist = GaussianHMM(2, 2).fit(ys, **kw)
+    keys = [t["key"] for t in tasks.data]
+    whole_fits, shard_steps = sum(k.startswith("run-") for k in keys), sum(k.startswith("_apply") for k in keys)
+    if data_limit is None:  # small data: one task per restart, each fitting in process on its worker
+        assert (whole_fits, shard_steps) == (3, 0)
+    else:  # large data: the restarts in turn, every E-step sharded over the cluster (3 runs x 7 E-steps x 2 shards)
+        assert (whole_fits, shard_steps) == (0, 3 * 7 * 2)
+    _assert_same_fit(serial, dist)
+
+
 def _mjp_data(n=40, seed=2):
     rng = np.random.default_rng(seed)
     Q = np.array([[-1.0, 0.7, 0.3], [0.4, -0.9, 0.5], [0.2, 0.6, -0.8]])
