@@ -66,12 +66,40 @@ def use(client, n_shards: int | None = None):
             f"client: expected a dask.distributed.Client or a scheduler address, got {type(client).__name__}"
         )
     token = _ACTIVE.set(Backend(client, None if n_shards is None else int(n_shards)))
+    restore = _quicken_messages(client)
     try:
         yield client
     finally:
+        restore()
         _ACTIVE.reset(token)
         if own is not None:
             own.close()
+
+
+#: Seconds between the client's batched messages to the scheduler inside :func:`use`.
+MESSAGE_INTERVAL = 0.001
+
+
+def _quicken_messages(client):
+    """Send the client's messages to the scheduler at most :data:`MESSAGE_INTERVAL` apart; returns the undo.
+
+    ``dask.distributed.Client`` batches them 10 ms apart (a fixed value, not a config
+    key), so an EM round submitted just after the previous round's futures were
+    released waits up to 10 ms before it leaves; at 1 ms a round starts about 5 ms
+    sooner (measured on a 2-process LocalCluster), every iteration. This sets the private
+    ``Client.scheduler_comm.interval`` (``distributed.batched.BatchedSend``; the extra
+    bounds ``distributed`` to the versions checked); a client without it is left as it is.
+    """
+    comm = getattr(client, "scheduler_comm", None)
+    before = getattr(comm, "interval", None)
+    if isinstance(before, bool) or not isinstance(before, (int, float)):
+        return lambda: None
+    comm.interval = min(float(before), MESSAGE_INTERVAL)
+
+    def restore():
+        comm.interval = before
+
+    return restore
 
 
 def active():
