@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..validation import split_batch
 from ._backend import active, item_size, reduce_sum, shard_bounds
 
@@ -29,7 +30,18 @@ def map_sequences(verb, y, **kwargs):
 
     Without an active :func:`~statespace.distributed.use` block, or for one sequence,
     this is exactly ``verb(y, **kwargs)``.
+
+    **Data larger than memory.** ``y`` may be a ``dask.bag.Bag`` of sequences (read
+    lazily on the workers, e.g. ``dask.bag.from_delayed`` over files); per-sequence
+    keyword arguments are then Bags partitioned like ``y``. The result is a lazy Bag,
+    built whether or not a ``use`` block is active, that stays on the cluster until
+    computed: each partition's sequences go to ``verb`` as one list; a list result's
+    entries become the Bag's elements (one per sequence, in order), any other result
+    (``log_likelihood``'s total, a RUL model's fleet prediction) one element per
+    partition (``.sum()`` of the log-likelihoods is the whole data's).
     """
+    if _is_bag(y):
+        return _map_bag(verb, y, kwargs)
     backend = active()
     items, single = split_batch("y", y)
     if backend is None or single:
@@ -53,6 +65,35 @@ def map_sequences(verb, y, **kwargs):
     finally:
         client.cancel(futures + [v])
     return _join(parts, np.diff(b))
+
+
+def _is_bag(obj) -> bool:
+    # by module name, so that Dask is never imported to ask
+    return type(obj).__module__.startswith("dask.bag") and hasattr(obj, "map_partitions")
+
+
+def _map_bag(verb, bag, kwargs):
+    """:func:`map_sequences` over a ``dask.bag.Bag``: one lazy call of ``verb`` per partition."""
+    import dask.bag as db
+
+    per = {k: v for k, v in kwargs.items() if k in PER_SEQUENCE and v is not None}
+    for k, v in per.items():
+        if not _is_bag(v) or v.npartitions != bag.npartitions:
+            raise ShapeError(
+                f"{k}: with a dask Bag of sequences, per-sequence arguments must be Bags with the same "
+                f"{bag.npartitions} partitions as y, got {type(v).__name__}"
+                + (f" with {v.npartitions} partitions" if _is_bag(v) else "")
+            )
+    shared = {k: v for k, v in kwargs.items() if k not in per}
+    return db.map_partitions(_call_partition, bag, verb, shared, tuple(per), *per.values())
+
+
+def _call_partition(part, verb, shared, names, *per_parts):
+    ys = list(part)
+    if not ys:
+        return []
+    out = verb(ys, **shared, **{n: list(p) for n, p in zip(names, per_parts)})
+    return out if isinstance(out, list) else [out]
 
 
 def _join(parts, lengths):

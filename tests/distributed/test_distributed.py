@@ -25,7 +25,7 @@ distributed = pytest.importorskip("dask.distributed")
 import statespace.distributed as ssd  # noqa: E402
 from hmm import CategoricalHMM, GaussianHMM  # noqa: E402
 from hmm.markov_jump import MarkovJumpProcess, NoisyLabels  # noqa: E402
-from statespace.errors import ImpossibleDataError  # noqa: E402
+from statespace.errors import ImpossibleDataError, ShapeError  # noqa: E402
 from statespace.linear_gaussian import LinearGaussianSSM  # noqa: E402
 
 RTOL = 1e-9
@@ -198,6 +198,27 @@ def test_batch_inference_in_input_order(client):
         paths = ssd.map_sequences(model.most_likely_states, hmm_ys)
     for p, y in zip(paths, hmm_ys):
         np.testing.assert_array_equal(p, model.most_likely_states(y))
+
+
+def test_batch_inference_over_a_dask_bag_stays_lazy_and_keeps_the_order(client):
+    db = pytest.importorskip("dask.bag")
+    ys, pls = _hmm_data(n=11)
+    model = GaussianHMM(2, 2)
+    model.fit(ys, max_iter=3, progress=False, rng=0)
+    bag, pl_bag = db.from_sequence(ys, npartitions=4), db.from_sequence(pls, npartitions=4)
+    with ssd.use(client):
+        smooth = ssd.map_sequences(model.smooth, bag, pl=pl_bag)
+        ll = ssd.map_sequences(model.log_likelihood, bag, pl=pl_bag)
+    assert isinstance(smooth, db.Bag) and isinstance(ll, db.Bag)  # nothing computed yet
+    got = smooth.compute()
+    assert len(got) == len(ys)
+    for g, y, pl in zip(got, ys, pls):
+        np.testing.assert_array_equal(g.smoothed_probs, model.smooth(y, pl=pl).smoothed_probs)
+    assert ll.sum().compute() == pytest.approx(model.log_likelihood(ys, pl=pls), rel=1e-12)
+    with pytest.raises(ShapeError, match=r"pl: .*Bags with the same 4 partitions"):
+        ssd.map_sequences(model.smooth, bag, pl=pls)
+    with pytest.raises(ShapeError, match=r"pl: .*with 3 partitions"):
+        ssd.map_sequences(model.smooth, bag, pl=db.from_sequence(pls, npartitions=3))
 
 
 def test_rul_predict_over_shards_in_input_order(client):
