@@ -85,8 +85,8 @@ def _quicken_messages(client):
 
     ``dask.distributed.Client`` batches them 10 ms apart (a fixed value, not a config
     key), so an EM round submitted just after the previous round's futures were
-    released waits up to 10 ms before it leaves; at 1 ms a round starts about 5 ms
-    sooner (measured on a 2-process LocalCluster), every iteration. This sets the private
+    released waits up to 10 ms before it leaves, every iteration (docs/distributed.md has
+    the measured round times). This sets the private
     ``Client.scheduler_comm.interval`` (``distributed.batched.BatchedSend``; the extra
     bounds ``distributed`` to the versions checked); a client without it is left as it is.
     """
