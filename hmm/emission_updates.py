@@ -31,6 +31,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
+from statespace.validation import check_finite
 
 from .emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams, observed_split, regressor
 
@@ -361,7 +362,11 @@ def gaussian_m_step(
         for k in range(K):
             if not _is_pd(new[k]):
                 new[k] = prev[k]
-    return GaussianEmissionParams(W, covs, mu0, S0, old.lags, old.input_dim)
+    # the covariances are positive definite and the arrays shaped as ``old``'s: only
+    # the means can still fail (overflowing statistics), so they alone are checked
+    check_finite("weights", W)
+    check_finite("init_means", mu0)
+    return GaussianEmissionParams._trusted(W, covs, mu0, S0, old.lags, old.input_dim)
 
 
 #: Largest condition number an M-step covariance may have; beyond it the previous one is kept.
@@ -392,17 +397,24 @@ def gaussian_log_prior(p: GaussianEmissionParams, covariance_type: str, prior: E
     Psi = prior.reg_covar * np.eye(d)
     if prior.reg_covar == 0 and prior.cov_dof == 0 and prior.ridge == 0:
         return 0.0
-    total = 0.0
     covs = p.covs[:1] if covariance_type == "tied" else p.covs
-    for S in covs:
-        total -= 0.5 * prior.cov_dof * np.linalg.slogdet(S)[1] + 0.5 * np.trace(np.linalg.solve(S, Psi))
-    for k in range(K):
-        S = p.covs[k]
-        total -= 0.5 * np.trace(np.linalg.solve(S, p.weights[k].T @ Lam @ p.weights[k]))
+    WLW = np.swapaxes(p.weights, 1, 2) @ Lam @ p.weights  # (K, d, d): W_k^T Lambda W_k
+    total = _covariance_penalty(covs, Psi, prior.cov_dof) + 0.5 * _trace(np.linalg.solve(p.covs, WLW)).sum()
     if uses_init:
-        for S in p.init_covs:
-            total -= 0.5 * prior.cov_dof * np.linalg.slogdet(S)[1] + 0.5 * np.trace(np.linalg.solve(S, Psi))
-    return float(total)
+        total += _covariance_penalty(p.init_covs, Psi, prior.cov_dof)
+    return -float(total)
+
+
+def _trace(M: np.ndarray) -> np.ndarray:
+    return np.trace(M, axis1=1, axis2=2)
+
+
+def _covariance_penalty(S: np.ndarray, Psi: np.ndarray, dof: float) -> float:
+    """``sum_k dof/2 log|S_k| + tr(S_k^{-1} Psi)/2`` over a stack ``S (n, d, d)`` (the negated log-prior)."""
+    out = 0.5 * _trace(np.linalg.solve(S, Psi)).sum()
+    if dof:
+        out += 0.5 * dof * np.linalg.slogdet(S)[1].sum()
+    return out
 
 
 def categorical_m_step(
@@ -411,7 +423,7 @@ def categorical_m_step(
     num = counts + prior.pseudo_count
     tot = num.sum(axis=1, keepdims=True)
     B = np.where(tot > 0, num / np.where(tot > 0, tot, 1.0), old.probs)
-    return CategoricalEmissionParams(B)
+    return CategoricalEmissionParams._trusted(B)
 
 
 def categorical_log_prior(p: CategoricalEmissionParams, prior: EmissionPrior) -> float:

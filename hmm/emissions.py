@@ -148,6 +148,16 @@ class GaussianEmissionParams(_GaussianBase):
         return super().__new__(cls, weights, covs, init_means, init_covs, lags, input_dim)
 
     @classmethod
+    def _trusted(cls, weights, covs, init_means, init_covs, lags: int, input_dim: int) -> GaussianEmissionParams:
+        """The container without validation, for EM's M-step (:func:`hmm.emission_updates.gaussian_m_step`).
+
+        Its arrays are float64 and shaped as the previous parameters', its covariances
+        pass :func:`hmm.emission_updates.gaussian_m_step`'s own positive-definiteness
+        test, so validating them again each iteration would only cost time.
+        """
+        return _GaussianBase.__new__(cls, weights, covs, init_means, init_covs, lags, input_dim)
+
+    @classmethod
     def from_ar(cls, bias, covs, ar_coefs=None, input_coefs=None, init_means=None, init_covs=None):
         """Build from ``bias (K, d)``, ``ar_coefs (K, L, d, d)`` (``A_{k,l}``) and ``input_coefs (K, d, p)`` (``C_k``)."""
         bias = as_float_array("bias", bias, 2)
@@ -208,6 +218,11 @@ class CategoricalEmissionParams(_CategoricalBase):
 
     def __new__(cls, probs):
         return super().__new__(cls, check_stochastic_matrix("probs", probs))
+
+    @classmethod
+    def _trusted(cls, probs: np.ndarray) -> CategoricalEmissionParams:
+        """The container without validation, for EM's M-step (rows normalised there)."""
+        return _CategoricalBase.__new__(cls, probs)
 
     @property
     def n_states(self) -> int:

@@ -106,6 +106,11 @@ class HMMParams(_HMMParamsBase):
         A = check_stochastic_matrix("A", A, K)
         return super().__new__(cls, pi0, A, emission)
 
+    @classmethod
+    def _trusted(cls, pi0: np.ndarray, A: np.ndarray, emission) -> HMMParams:
+        """The container without validation, for EM's M-step (normalised counts, the structure's zeros kept)."""
+        return _HMMParamsBase.__new__(cls, pi0, A, emission)
+
 
 class HMM(DiscreteChainModel):
     """A hidden Markov model with Gaussian, autoregressive Gaussian or categorical emissions.
@@ -255,7 +260,7 @@ class HMM(DiscreteChainModel):
         pi0 = old.pi0 if "pi0" in frozen or pi_counts.sum() <= 0 else pi_counts / pi_counts.sum()
         A = old.A if "A" in frozen else self.structure.m_step(trans, old.A)
         e = self.emission_model.m_step(self.emission_model.stats_from_flat(flat), old.emission, frozen)
-        return HMMParams(pi0, A, e)
+        return HMMParams._trusted(pi0, A, e)
 
     def _log_prior(self, params: HMMParams) -> float:
         return self.structure.log_prior(params.A) + self.emission_model.log_prior(params.emission)
