@@ -173,7 +173,7 @@ def _chain(pi0, A, loglik, offsets):
     return pi0, A, loglik, check_offsets("offsets", offsets, loglik.shape[0])
 
 
-def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None) -> BatchPosteriors:
+def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None, overwrite: bool = False) -> BatchPosteriors:
     """Forward-backward of every sequence of a ragged batch (module docstring), parallel over sequences.
 
     Args:
@@ -183,6 +183,8 @@ def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None) -> B
             (log-plausibilities added, 0 for a missing step, ``-inf`` allowed).
         offsets: ``(S + 1,)`` sequence boundaries.
         n_threads: Numba threads for this call (``None``: the current setting).
+        overwrite: let one long sequence use ``loglik``'s memory for its work (the
+            array is then destroyed), as :func:`hmm.forward_backward.posteriors` does.
 
     A sequence of zero probability gets ``log_likelihoods[i] = -inf`` (its rows
     NaN from the first impossible step); callers raise
@@ -196,7 +198,7 @@ def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None) -> B
     smoothed = np.empty((N, K))
     counts = np.zeros((S, K, K))
     if S == 1 and _two_threads(A, loglik):  # one long sequence: parallel over time instead (same numbers)
-        ll, f, g, c = posteriors(pi0, A, loglik.copy(), overwrite=True)
+        ll, f, g, c = posteriors(pi0, A, loglik if overwrite else loglik.copy(), overwrite=True)
         lls[0], counts[0] = ll, c
         return BatchPosteriors(lls, f, g, counts, offsets)
     m = np.empty(N)

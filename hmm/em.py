@@ -36,7 +36,7 @@ from statespace.interface import FitResult
 from statespace.progress import progress_bar
 
 from .batch import batch_posteriors
-from .forward_backward import _two_threads, backward, forward, impossible_data_error, posteriors, two_slice_marginals
+from .forward_backward import backward, forward, impossible_data_error, posteriors, two_slice_marginals
 
 
 class ChainStats(NamedTuple):
@@ -56,49 +56,55 @@ class ChainStats(NamedTuple):
 
 
 def chain_e_step(model_params, shard) -> ChainStats:
-    """Forward-backward on each ``(y, u, log_pl)`` of ``shard`` under ``model_params = (emission, HMMParams)``.
+    """Forward-backward on the ``(y, u, log_pl)`` items of ``shard`` under ``model_params = (emission, HMMParams)``.
 
-    The short sequences go through :func:`hmm.batch.batch_posteriors` in one compiled call
-    (parallel over sequences); a sequence long enough for the two-thread pass of
-    :func:`hmm.forward_backward.posteriors` takes that instead. Either gives each
-    sequence's exact posteriors, which are summed in the order of the items.
+    The shard is one ragged batch (its sequences concatenated, plus offsets): the
+    emission log-likelihoods come from one call of the emission object, the posteriors
+    of every sequence from one compiled call of :func:`hmm.batch.batch_posteriors`
+    (parallel over sequences; one long sequence runs its forward and backward passes
+    at once), the emission statistics from one call of ``accumulate``. Each sequence's
+    posteriors are exactly those of :func:`hmm.forward_backward.posteriors`.
     Raises :class:`~statespace.errors.ImpossibleDataError` naming ``y[i]`` (``i`` within
-    the shard) when a sequence has zero probability.
+    the shard) for the first sequence of zero probability.
     """
     emission, params = model_params
     K = params.pi0.shape[0]
-    A = params.A[None]
-    mats = []
-    for y, u, lp in shard:
-        ll_mat = emission.log_likelihood(params.emission, y, u)
-        mats.append(ll_mat if lp is None else ll_mat + lp)
-    short = [i for i, m in enumerate(mats) if not _two_threads(A, m)]
-    slot = {i: j for j, i in enumerate(short)}
-    if short:
-        offsets = np.concatenate([[0], np.cumsum([len(mats[i]) for i in short])])
-        batch = batch_posteriors(params.pi0, A, np.concatenate([mats[i] for i in short]), offsets)
-    total = 0.0
     stats = emission.zero_stats()
-    pi_counts = np.zeros(K)
-    trans = np.zeros((K, K))
-    for i, (y, u, lp) in enumerate(shard):
-        if i in slot:
-            j = slot[i]
-            ll, gamma, counts = (
-                batch.log_likelihoods[j],
-                batch.smoothed[offsets[j] : offsets[j + 1]],
-                batch.transition_counts[j],
-            )
-        else:
-            ll, _, gamma, counts = posteriors(params.pi0, A, mats[i], overwrite=True)
-        if not ll > -np.inf:
-            ll_mat = emission.log_likelihood(params.emission, y, u)
-            raise impossible_data_error(f"y[{i}]", params.pi0, A, ll_mat if lp is None else ll_mat + lp)
-        total += ll
-        pi_counts += gamma[0]
-        trans += counts
-        emission.accumulate(params.emission, y, u, gamma, stats)
-    return ChainStats(float(total), pi_counts, trans, emission.flat_stats(stats))
+    if not shard:
+        return ChainStats(0.0, np.zeros(K), np.zeros((K, K)), emission.flat_stats(stats))
+    y, u, log_pl, offsets = _concatenated(shard, K)
+    loglik = emission.log_likelihood(params.emission, y, u, offsets)
+    if log_pl is not None:
+        loglik += log_pl
+    post = batch_posteriors(params.pi0, params.A, loglik, offsets, overwrite=True)
+    lls = post.log_likelihoods
+    impossible = np.flatnonzero(~(lls > -np.inf))
+    if impossible.size:
+        i = int(impossible[0])
+        y_i, u_i, lp_i = shard[i]
+        ll_i = emission.log_likelihood(params.emission, y_i, u_i)
+        raise impossible_data_error(f"y[{i}]", params.pi0, params.A[None], ll_i if lp_i is None else ll_i + lp_i)
+    emission.accumulate(params.emission, y, u, post.smoothed, stats, offsets)
+    return ChainStats(
+        float(lls.sum()), post.initial_counts(), post.transition_counts.sum(axis=0), emission.flat_stats(stats)
+    )
+
+
+def _concatenated(shard, K: int):
+    """``(y, u, log_pl, offsets)``: the items of ``shard`` as one ragged batch (``log_pl`` None when no
+    item has partial knowledge, 0 for the items without). One item is used as it is, without a copy."""
+    lengths = [len(y) for y, _, _ in shard]
+    offsets = np.zeros(len(shard) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if len(shard) == 1:
+        y, u, lp = shard[0]
+        return y, u, lp, offsets
+    y = np.concatenate([it[0] for it in shard])
+    u = np.concatenate([it[1] for it in shard])
+    if all(it[2] is None for it in shard):
+        return y, u, None, offsets
+    lp = np.concatenate([np.zeros((n, K)) if it[2] is None else it[2] for n, it in zip(lengths, shard)])
+    return y, u, lp, offsets
 
 
 def expectation_maximisation(

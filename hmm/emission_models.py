@@ -7,6 +7,10 @@ questions inference and EM ask of it:
 * ``log_likelihood(e, y, u)`` - the ``(T, K)`` matrix :math:`\log g_k(y_t)` (NaN: missing);
 * ``accumulate(e, y, u, gamma, stats)`` - adds one sequence's expected sufficient
   statistics, weighted by the smoothed marginals :math:`\gamma_t(k)`, to ``stats``;
+
+(both also take a whole ragged batch in one call: the concatenated sequences and
+``offsets``, as in :mod:`hmm.batch`, so that an E-step over thousands of sequences
+is a few compiled calls);
 * ``m_step(stats, old, frozen)`` - the closed-form MAP update (fields named in
   ``frozen`` keep their ``old`` value);
 * ``log_prior(e)`` - the log-prior the M-step maximises with the likelihood.
@@ -34,6 +38,7 @@ from statespace.errors import ParameterError
 
 from . import emission_updates as eu
 from . import emissions as em_
+from .batch import batch_gaussian_loglik
 
 
 class EmissionModel:
@@ -41,6 +46,8 @@ class EmissionModel:
 
     ``e`` is the family's parameter container, ``y`` one sequence ``(T, d)`` (NaN:
     missing), ``u`` its inputs ``(T, p)``, ``gamma`` its smoothed marginals ``(T, K)``.
+    With ``offsets (S + 1,)``, ``y``, ``u`` and ``gamma`` are a ragged batch of ``S``
+    sequences, concatenated (sequence ``i`` is rows ``offsets[i]:offsets[i + 1]``).
     """
 
     #: The parameter fields EM can keep fixed (``fit(frozen=...)``).
@@ -54,7 +61,7 @@ class EmissionModel:
         """Raise :class:`~statespace.errors.DataError` naming ``name`` for observations outside the support."""
         raise NotImplementedError
 
-    def log_likelihood(self, e, y, u) -> np.ndarray:
+    def log_likelihood(self, e, y, u, offsets=None) -> np.ndarray:
         """The ``(T, K)`` matrix :math:`\\log g_k(y_t)`; missing coordinates are marginalised (0 for an all-NaN row)."""
         raise NotImplementedError
 
@@ -62,8 +69,9 @@ class EmissionModel:
         """Empty expected sufficient statistics (what :meth:`accumulate` adds to)."""
         raise NotImplementedError
 
-    def accumulate(self, e, y, u, gamma, stats):
-        """Add one sequence's expected sufficient statistics, weighted by ``gamma``, to ``stats``; returns ``stats``."""
+    def accumulate(self, e, y, u, gamma, stats, offsets=None):
+        """Add the expected sufficient statistics of one sequence (or of a batch), weighted by ``gamma``,
+        to ``stats``; returns ``stats``."""
         raise NotImplementedError
 
     def flat_stats(self, stats) -> np.ndarray:
@@ -135,14 +143,16 @@ class GaussianEmission(EmissionModel):
     def check_data(self, name: str, y: np.ndarray) -> None:
         """Any real values (NaN missing) are in the support."""
 
-    def log_likelihood(self, e, y, u) -> np.ndarray:
-        return em_.gaussian_loglik(e, y, u)
+    def log_likelihood(self, e, y, u, offsets=None) -> np.ndarray:
+        if offsets is None or not self.lags:  # without lags the rows are independent: a batch is one long sequence
+            return em_.gaussian_loglik(e, y, u)
+        return batch_gaussian_loglik(e, y, u, offsets)
 
     def zero_stats(self):
         return eu.GaussianStats.zeros(self.n_states, self.n_regressors, self.obs_dim)
 
-    def accumulate(self, e, y, u, gamma, stats):
-        eu.gaussian_accumulate(e, y, u, gamma, stats)
+    def accumulate(self, e, y, u, gamma, stats, offsets=None):
+        eu.gaussian_accumulate(e, y, u, gamma, stats, offsets)
         return stats
 
     def flat_stats(self, stats) -> np.ndarray:
@@ -206,14 +216,14 @@ class CategoricalEmission(EmissionModel):
     def check_data(self, name: str, y: np.ndarray) -> None:
         em_.check_categorical_data(name, y, self.n_symbols)
 
-    def log_likelihood(self, e, y, u) -> np.ndarray:
+    def log_likelihood(self, e, y, u, offsets=None) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return em_.categorical_loglik(y, np.log(e.probs))
 
     def zero_stats(self) -> np.ndarray:
         return np.zeros((self.n_states, self.n_symbols))
 
-    def accumulate(self, e, y, u, gamma, stats):
+    def accumulate(self, e, y, u, gamma, stats, offsets=None):
         eu.categorical_accumulate(y, gamma, stats)
         return stats
 

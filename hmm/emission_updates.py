@@ -174,18 +174,32 @@ def ar_accumulate_step(y, u, t, L, k, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0,
     _add_stats(k, 1.0, x, has_reg, yhat, C, n_obs < d, n, Sxx, Sxy, Syy, n0, s0, S00)
 
 
-def design(y: np.ndarray, u: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
-    """Regressors ``X (T, q)`` and the mask of fast rows: full lag window and fully observed ``y_t``."""
-    T, d = y.shape
-    X = np.empty((T, 1 + L * d + u.shape[1]))
+def design(y: np.ndarray, u: np.ndarray, L: int, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Regressors ``X (N, q)`` of a ragged batch and the mask of fast rows: full lag window and fully observed ``y_t``.
+
+    The lag window restarts at each sequence's start (``offsets``): the first ``l + 1``
+    rows of a sequence have no ``l``-th lag.
+    """
+    N, d = y.shape
+    X = np.empty((N, 1 + L * d + u.shape[1]))
     X[:, 0] = 1.0
+    if L:
+        step = np.arange(N) - np.repeat(offsets[:-1], np.diff(offsets))  # time step within its sequence
     for l in range(L):
         cols = slice(1 + l * d, 1 + (l + 1) * d)
-        X[: l + 1, cols] = np.nan
-        X[l + 1 :, cols] = y[: T - l - 1]
+        X[l + 1 :, cols] = y[: N - l - 1]
+        X[step <= l, cols] = np.nan
     X[:, 1 + L * d :] = u
     fast = ~(np.isnan(X).any(axis=1) | np.isnan(y).any(axis=1))
     return X, fast
+
+
+@nb.njit(cache=True)
+def ar_accumulate_batch(y, u, offsets, L, gamma, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0, S00):
+    """:func:`ar_accumulate` over each sequence of a ragged batch (the lag window restarts at each start)."""
+    for s in range(offsets.shape[0] - 1):
+        a, b = offsets[s], offsets[s + 1]
+        ar_accumulate(y[a:b], u[a:b], L, gamma[a:b], W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0, S00)
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
@@ -205,14 +219,15 @@ def scalar_accumulate(y, gamma, n, sy, syy):
             syy[k] += w * yy
 
 
-def gaussian_accumulate(e: GaussianEmissionParams, y, u, gamma, stats: GaussianStats) -> None:
-    """Add one sequence's expected statistics to ``stats`` (in place).
+def gaussian_accumulate(e: GaussianEmissionParams, y, u, gamma, stats: GaussianStats, offsets=None) -> None:
+    """Add the expected statistics of one sequence, or of a ragged batch (``offsets``), to ``stats`` (in place).
 
     Fast rows are summed with three matrix products over time
     (``gamma^T [x x^T]``, ``gamma^T [x y^T]``, ``gamma^T [y y^T]``); the few
     others (missing coordinates, restarts) go through :func:`ar_accumulate`.
     The 1-D Gaussian without lags or inputs (``x_t = 1``) takes one compiled
-    pass over ``gamma`` instead (:func:`scalar_accumulate`).
+    pass over ``gamma`` instead (:func:`scalar_accumulate`). Without lags the rows
+    are independent given ``gamma``, so a batch is summed as one long sequence.
     """
     T, d = y.shape
     if e.lags == 0 and d == 1 and u.shape[1] == 0:
@@ -224,7 +239,8 @@ def gaussian_accumulate(e: GaussianEmissionParams, y, u, gamma, stats: GaussianS
         stats.Sxy[:, 0, 0] += sy
         stats.Syy[:, 0, 0] += syy
         return
-    X, fast = design(y, u, e.lags)
+    offsets = np.array([0, T], dtype=np.int64) if offsets is None or e.lags == 0 else offsets
+    X, fast = design(y, u, e.lags, offsets)
     q = X.shape[1]
     K = gamma.shape[1]
     all_fast = bool(fast.all())
@@ -236,7 +252,7 @@ def gaussian_accumulate(e: GaussianEmissionParams, y, u, gamma, stats: GaussianS
     stats.Syy[:] += (G.T @ (Yf[:, :, None] * Yf[:, None, :]).reshape(n_f, d * d)).reshape(K, d, d)
     if not all_fast:
         g_slow = np.where(fast[:, None], 0.0, gamma)
-        ar_accumulate(y, u, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
+        ar_accumulate_batch(y, u, offsets, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
 
 
 @nb.njit(cache=True)
