@@ -306,6 +306,33 @@ def filter_loop(kernels, proposal, guided, fn, fdim, kp, y, N, threshold, scheme
 
 
 # --- validation shared by the particle routines -----------------------------------
+def align_with_sequences(name, value, seqs, single):
+    """``value`` (``inputs`` or ``times``) as one finite array per observation sequence.
+
+    It follows the observations' form (one sequence, or a list of arrays as long as
+    ``seqs``) and each item has one row per time step; ``None`` gives ``[None, ...]``.
+    """
+    if value is None:
+        return [None] * len(seqs)
+    vals, v_single = split_batch(name, value)
+    if v_single != single or len(vals) != len(seqs):
+        raise ShapeError(
+            f"{name}: got {1 if v_single else len(vals)} sequence(s) for "
+            f"{1 if single else len(seqs)} observation sequence(s); give them in the same form"
+        )
+    out = []
+    for i, (v, s) in enumerate(zip(vals, seqs)):
+        label = name if single else f"{name}[{i}]"
+        v = as_float_array(label, v, (1, 2) if name == "inputs" else 1)
+        if len(v) != len(s):
+            raise ShapeError(f"{label}: expected {len(s)} rows to match the observations, got {len(v)}")
+        if not np.isfinite(v).all():
+            t = int(np.argwhere(~np.isfinite(v))[0][0])
+            raise DataError(f"{label}: non-finite value at time step {t}")
+        out.append(v)
+    return out
+
+
 def prepare_sequences(model, y, inputs=None, times=None):
     """Validate observations and build one kernel-parameter tuple per sequence.
 
@@ -313,30 +340,8 @@ def prepare_sequences(model, y, inputs=None, times=None):
     """
     kernels = model.kernels()
     seqs, single = as_sequences("y", y, kernels.obs_dim)
-
-    def per_sequence(name, value):
-        # inputs and times follow the observations' form (one sequence, or a list of arrays)
-        if value is None:
-            return [None] * len(seqs)
-        vals, v_single = split_batch(name, value)
-        if v_single != single or len(vals) != len(seqs):
-            raise ShapeError(
-                f"{name}: got {1 if v_single else len(vals)} sequence(s) for "
-                f"{1 if single else len(seqs)} observation sequence(s); give them in the same form"
-            )
-        out = []
-        for i, (v, s) in enumerate(zip(vals, seqs)):
-            label = name if single else f"{name}[{i}]"
-            v = as_float_array(label, v, (1, 2) if name == "inputs" else 1)
-            if len(v) != len(s):
-                raise ShapeError(f"{label}: expected {len(s)} rows to match the observations, got {len(v)}")
-            if not np.isfinite(v).all():
-                t = int(np.argwhere(~np.isfinite(v))[0][0])
-                raise DataError(f"{label}: non-finite value at time step {t}")
-            out.append(v)
-        return out
-
-    us, ts = per_sequence("inputs", inputs), per_sequence("times", times)
+    us = align_with_sequences("inputs", inputs, seqs, single)
+    ts = align_with_sequences("times", times, seqs, single)
     return kernels, [(model.kernel_params(inputs=u, times=tt), s) for u, s, tt in zip(us, seqs, ts)], single
 
 

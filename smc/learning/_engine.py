@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.diagnostics import DataTreeGroups
-from statespace.errors import ParameterError, ShapeError
+from statespace.errors import ParameterError
 from statespace.validation import (
     as_float_array,
     as_sequences,
@@ -17,9 +17,9 @@ from statespace.validation import (
     check_fit_options,
     check_int,
     check_real,
-    split_batch,
 )
 
+from ..particle_filter import align_with_sequences
 from ..ppg import ppg_step
 
 SMOOTHERS = ("ppg", "paris")
@@ -65,26 +65,8 @@ class LearningResult(NamedTuple):
 
 def prepare(model, y, inputs):
     """``[(y_i, u_i)]`` for every sequence (``u_i`` is ``None`` without inputs)."""
-    k = model.kernels()
-    seqs, single = as_sequences("y", y, k.obs_dim)
-    if inputs is None:
-        us = [None] * len(seqs)
-    else:
-        # inputs follow the observations' form (statespace.validation's sequence rule)
-        items, u_single = split_batch("inputs", inputs)
-        if u_single != single or len(items) != len(seqs):
-            raise ShapeError(
-                f"inputs: got {1 if u_single else len(items)} input sequence(s) for "
-                f"{1 if single else len(seqs)} observation sequence(s); give them in the same form"
-            )
-        us = []
-        for i, (u, s) in enumerate(zip(items, seqs)):
-            label = "inputs" if single else f"inputs[{i}]"
-            u = as_float_array(label, u, (1, 2))
-            if len(u) != len(s):
-                raise ShapeError(f"{label}: expected {len(s)} rows to match the observations, got {len(u)}")
-            us.append(u)
-    return list(zip(seqs, us))
+    seqs, single = as_sequences("y", y, model.kernels().obs_dim)
+    return list(zip(seqs, align_with_sequences("inputs", inputs, seqs, single)))
 
 
 def check_common(n_iter, n_particles, n_backward, smoother):
