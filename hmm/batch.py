@@ -42,7 +42,7 @@ from statespace._ragged import (
 )
 from statespace.errors import ShapeError
 
-from .emissions import _LOG_2PI, ar_loglik, cholesky_factors
+from .emissions import ar_loglik, gaussian_factors
 from .forward_backward import (
     _drop_negligible,
     _exp_shifted,
@@ -116,11 +116,13 @@ def _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered):
 
 
 @nb.njit(cache=True, nogil=True)
-def _gaussian_kernel(y, u, offsets, s0, s1, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0, out):
+def _gaussian_kernel(
+    y, u, offsets, s0, s1, L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out
+):
     for s in range(s0, s1):
         a, b = offsets[s], offsets[s + 1]
         if b > a:
-            out[a:b] = ar_loglik(y[a:b], u[a:b], L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0)
+            ar_loglik(y[a:b], u[a:b], L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out[a:b])
 
 
 class BatchPosteriors(NamedTuple):
@@ -237,31 +239,10 @@ def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.
     y = np.ascontiguousarray(y, dtype=np.float64)
     u = np.ascontiguousarray(u, dtype=np.float64).reshape(y.shape[0], -1)
     offsets = check_offsets("offsets", offsets, y.shape[0])
-    chol, logdet = cholesky_factors(e.covs)
-    chol0, logdet0 = cholesky_factors(e.init_covs)
-    Linv = np.ascontiguousarray(np.linalg.inv(chol))
-    const = -0.5 * (e.obs_dim * _LOG_2PI + logdet)
+    factors = gaussian_factors(e)
     out = np.empty((y.shape[0], e.n_states))
     run_parts(
-        lambda s0, s1: _gaussian_kernel(
-            y,
-            u,
-            offsets,
-            s0,
-            s1,
-            e.lags,
-            e.weights,
-            Linv,
-            const,
-            e.covs,
-            chol,
-            logdet,
-            e.init_means,
-            e.init_covs,
-            chol0,
-            logdet0,
-            out,
-        ),
+        lambda s0, s1: _gaussian_kernel(y, u, offsets, s0, s1, e.lags, e.weights, *factors, out),
         row_split(offsets, n_threads_for(n_threads)),
     )
     return out

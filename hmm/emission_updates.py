@@ -219,15 +219,20 @@ def scalar_accumulate(y, gamma, n, sy, syy):
             syy[k] += w * yy
 
 
-def gaussian_accumulate(e: GaussianEmissionParams, y, u, gamma, stats: GaussianStats, offsets=None) -> None:
+def gaussian_accumulate(
+    e: GaussianEmissionParams, y, u, gamma, stats: GaussianStats, offsets=None, diagonal: bool = False
+) -> None:
     """Add the expected statistics of one sequence, or of a ragged batch (``offsets``), to ``stats`` (in place).
 
-    Fast rows are summed with three matrix products over time
-    (``gamma^T [x x^T]``, ``gamma^T [x y^T]``, ``gamma^T [y y^T]``); the few
-    others (missing coordinates, restarts) go through :func:`ar_accumulate`.
-    The 1-D Gaussian without lags or inputs (``x_t = 1``) takes one compiled
-    pass over ``gamma`` instead (:func:`scalar_accumulate`). Without lags the rows
-    are independent given ``gamma``, so a batch is summed as one long sequence.
+    Fast rows are summed with matrix products over time (``gamma^T [x x^T]``,
+    ``gamma^T [x y^T]``, ``gamma^T [y y^T]``; with ``x_t = 1``, no lags nor inputs, the
+    first two are ``n`` and ``gamma^T y``); the few others (missing coordinates,
+    restarts) go through :func:`ar_accumulate`. The 1-D Gaussian without lags or
+    inputs takes one compiled pass over ``gamma`` instead (:func:`scalar_accumulate`).
+    Without lags the rows are independent given ``gamma``, so a batch is summed as one
+    long sequence. ``diagonal``: the fast rows add only the diagonal of ``S^yy``, all
+    that the M-step of diagonal covariances reads (it drops the off-diagonal entries of
+    every scatter matrix).
     """
     T, d = y.shape
     if e.lags == 0 and d == 1 and u.shape[1] == 0:
@@ -240,16 +245,29 @@ def gaussian_accumulate(e: GaussianEmissionParams, y, u, gamma, stats: GaussianS
         stats.Syy[:, 0, 0] += syy
         return
     offsets = np.array([0, T], dtype=np.int64) if offsets is None or e.lags == 0 else offsets
-    X, fast = design(y, u, e.lags, offsets)
-    q = X.shape[1]
+    q = e.weights.shape[1]
     K = gamma.shape[1]
+    if q == 1:  # x_t = 1: no design matrix, the fast rows are the fully observed ones
+        X, fast = None, ~np.isnan(y).any(axis=1)
+    else:
+        X, fast = design(y, u, e.lags, offsets)
     all_fast = bool(fast.all())
-    G, Xf, Yf = (gamma, X, y) if all_fast else (gamma[fast], X[fast], y[fast])
-    stats.n[:] += G.sum(axis=0)
-    n_f = len(Xf)
-    stats.Sxx[:] += (G.T @ (Xf[:, :, None] * Xf[:, None, :]).reshape(n_f, q * q)).reshape(K, q, q)
-    stats.Sxy[:] += (G.T @ (Xf[:, :, None] * Yf[:, None, :]).reshape(n_f, q * d)).reshape(K, q, d)
-    stats.Syy[:] += (G.T @ (Yf[:, :, None] * Yf[:, None, :]).reshape(n_f, d * d)).reshape(K, d, d)
+    G, Yf = (gamma, y) if all_fast else (gamma[fast], y[fast])
+    n = G.sum(axis=0)
+    stats.n[:] += n
+    if q == 1:
+        stats.Sxx[:, 0, 0] += n
+        stats.Sxy[:, 0, :] += G.T @ Yf
+    else:
+        Xf = X if all_fast else X[fast]
+        n_f = len(Xf)
+        stats.Sxx[:] += (G.T @ (Xf[:, :, None] * Xf[:, None, :]).reshape(n_f, q * q)).reshape(K, q, q)
+        stats.Sxy[:] += (G.T @ (Xf[:, :, None] * Yf[:, None, :]).reshape(n_f, q * d)).reshape(K, q, d)
+    if diagonal:
+        on_diagonal = np.arange(d)
+        stats.Syy[:, on_diagonal, on_diagonal] += G.T @ (Yf * Yf)
+    else:
+        stats.Syy[:] += (G.T @ (Yf[:, :, None] * Yf[:, None, :]).reshape(len(Yf), d * d)).reshape(K, d, d)
     if not all_fast:
         g_slow = np.where(fast[:, None], 0.0, gamma)
         ar_accumulate_batch(y, u, offsets, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)

@@ -304,27 +304,42 @@ def gaussian_logpdf(yrow, mean, cov, chol, logdet):
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
-def ar_loglik(y, u, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, logdet0):
-    """Emission log-likelihoods ``(T, K)`` of the autoregressive Gaussian.
+def ar_loglik(y, u, L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out):
+    """Fill ``out (T, K)`` with the emission log-likelihoods of the autoregressive Gaussian; returns ``out``.
 
     Fully observed steps with a full lag window take the fast path: the
     precomputed inverse Cholesky factors ``Linv`` and ``const = -(d log 2pi + log|S|)/2``
-    turn the density into multiplications only, with no allocation per step.
+    turn the density into multiplications only, with no allocation per step
+    (``diag``: every ``Linv[k]`` is diagonal, so the zeros below the diagonal,
+    which add exactly nothing, are skipped).
     Other steps (missing coordinates, restarts) go through :func:`gaussian_logpdf`.
     """
     T, d = y.shape
     K, q, _ = W.shape
-    out = np.empty((T, K))
     x = np.empty(q)
     mean = np.empty(d)
     r = np.empty(d)
+    # contiguous copies for the inner loops: the means (no lags, no inputs: x_t = 1,
+    # and y - W * 1 is y - mean exactly) and the diagonals of Linv
+    mu = np.ascontiguousarray(W[:, 0, :])
+    dinv = np.empty((K, d))
+    for k in range(K):
+        for j in range(d):
+            dinv[k, j] = Linv[k, j, j]
     for t in range(T):
         has_reg = regressor(y, u, t, L, x)
         full = True
         for j in range(d):
             if math.isnan(y[t, j]):
                 full = False
-        if has_reg and full and d == 1:
+        if has_reg and full and q == 1 and diag:
+            for k in range(K):
+                qf = 0.0
+                for j in range(d):
+                    z = dinv[k, j] * (y[t, j] - mu[k, j])
+                    qf += z * z
+                out[t, k] = const[k] - 0.5 * qf
+        elif has_reg and full and d == 1:
             for k in range(K):
                 s = y[t, 0]
                 for i in range(q):
@@ -333,17 +348,26 @@ def ar_loglik(y, u, L, W, Linv, const, covs, chol, logdet, mu0, covs0, chol0, lo
                 out[t, k] = const[k] - 0.5 * z * z
         elif has_reg and full:
             for k in range(K):
-                for j in range(d):
-                    s = y[t, j]
-                    for i in range(q):
-                        s -= W[k, i, j] * x[i]
-                    r[j] = s
+                if q == 1:
+                    for j in range(d):
+                        r[j] = y[t, j] - mu[k, j]
+                else:
+                    for j in range(d):
+                        s = y[t, j]
+                        for i in range(q):
+                            s -= W[k, i, j] * x[i]
+                        r[j] = s
                 qf = 0.0
-                for i in range(d):
-                    z = 0.0
-                    for j in range(i + 1):
-                        z += Linv[k, i, j] * r[j]
-                    qf += z * z
+                if diag:
+                    for i in range(d):
+                        z = dinv[k, i] * r[i]
+                        qf += z * z
+                else:
+                    for i in range(d):
+                        z = 0.0
+                        for j in range(i + 1):
+                            z += Linv[k, i, j] * r[j]
+                        qf += z * z
                 out[t, k] = const[k] - 0.5 * qf
         else:
             for k in range(K):
@@ -390,14 +414,19 @@ def gaussian_loglik(e: GaussianEmissionParams, y: np.ndarray, u: np.ndarray) -> 
         return scalar_loglik(
             y, np.ascontiguousarray(e.weights[:, 0, 0]), 1.0 / np.sqrt(var), -0.5 * (_LOG_2PI + np.log(var)), out
         )
+    out = np.empty((y.shape[0], e.n_states))
+    return ar_loglik(y, u, e.lags, e.weights, *gaussian_factors(e), out)
+
+
+def gaussian_factors(e: GaussianEmissionParams) -> tuple:
+    """What :func:`ar_loglik` reads between ``weights`` and ``out``, computed once per parameter value:
+    ``Linv, const, diag, covs, chol, logdet, init_means, init_covs, chol0, logdet0``."""
     chol, logdet = cholesky_factors(e.covs)
     chol0, logdet0 = cholesky_factors(e.init_covs)
-    d = e.obs_dim
     Linv = np.ascontiguousarray(np.linalg.inv(chol))
-    const = -0.5 * (d * _LOG_2PI + logdet)
-    return ar_loglik(
-        y, u, e.lags, e.weights, Linv, const, e.covs, chol, logdet, e.init_means, e.init_covs, chol0, logdet0
-    )
+    const = -0.5 * (e.obs_dim * _LOG_2PI + logdet)
+    diag = not np.tril(Linv, -1).any()
+    return Linv, const, diag, e.covs, chol, logdet, e.init_means, e.init_covs, chol0, logdet0
 
 
 @nb.njit(cache=True)
