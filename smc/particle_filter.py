@@ -352,30 +352,32 @@ def check_filter_args(n_particles, ess_threshold, resampling):
     return N, thr, scheme_code(resampling)
 
 
-def _run(
-    model,
-    y,
-    proposal,
-    guided,
-    n_particles,
-    rng,
-    resampling,
-    ess_threshold,
-    state_function,
-    inputs,
-    times,
-    return_history,
-):
+class _FilterOptions(NamedTuple):
+    """The validated options the two filters share (see :func:`bootstrap_filter`)."""
+
+    n_particles: int
+    threshold: float
+    scheme: int
+    state_function: StateFunction
+    return_history: bool
+
+
+def _filter_options(n_particles, ess_threshold, resampling, state_function, return_history) -> _FilterOptions:
     N, thr, code = check_filter_args(n_particles, ess_threshold, resampling)
-    kernels, jobs, single = prepare_sequences(model, y, inputs, times)
     sf = NO_FUNCTION if state_function is None else state_function
     if not isinstance(sf, StateFunction):
         raise ParameterError("state_function: expected a smc.StateFunction(fn, dim)")
+    return _FilterOptions(N, thr, code, sf, bool(return_history))
+
+
+def _run(model, y, proposal, guided, opts: _FilterOptions, rng, inputs, times):
+    N, thr, code, sf, history = opts
+    kernels, jobs, single = prepare_sequences(model, y, inputs, times)
     rng = as_rng(rng)
     results = []
     loop = compiled(filter_loop, kernels=kernels, proposal=proposal, fn=sf.fn)
     for i, (kp, ys) in enumerate(jobs):
-        out = loop(guided, int(sf.dim), kp, ys, N, thr, code, rng, bool(return_history))
+        out = loop(guided, int(sf.dim), kp, ys, N, thr, code, rng, history)
         status, incs, means, covs, probs, moments, ess, rs, x, logw, anc, xh, lwh = out
         if status >= 0:
             where = "" if single else f"sequence {i}"
@@ -392,9 +394,9 @@ def _run(
                 resampled=rs,
                 particles=x,
                 log_weights=logw,
-                ancestors=anc if return_history else None,
-                particle_history=xh if return_history else None,
-                log_weight_history=lwh if return_history else None,
+                ancestors=anc if history else None,
+                particle_history=xh if history else None,
+                log_weight_history=lwh if history else None,
             )
         )
     return results[0] if single else results
@@ -431,20 +433,8 @@ def bootstrap_filter(
     Raises:
         DegenerateWeightsError: all weights vanished at some time step.
     """
-    return _run(
-        model,
-        y,
-        BOOTSTRAP,
-        False,
-        n_particles,
-        rng,
-        resampling,
-        ess_threshold,
-        state_function,
-        inputs,
-        times,
-        return_history,
-    )
+    opts = _filter_options(n_particles, ess_threshold, resampling, state_function, return_history)
+    return _run(model, y, BOOTSTRAP, False, opts, rng, inputs, times)
 
 
 def guided_filter(
@@ -463,17 +453,5 @@ def guided_filter(
     """Guided particle filter with a user :class:`Proposal`; arguments as :func:`bootstrap_filter`."""
     if not isinstance(proposal, Proposal):
         raise ParameterError("proposal: expected a smc.Proposal(sample_initial, log_initial, sample, log_density)")
-    return _run(
-        model,
-        y,
-        proposal,
-        True,
-        n_particles,
-        rng,
-        resampling,
-        ess_threshold,
-        state_function,
-        inputs,
-        times,
-        return_history,
-    )
+    opts = _filter_options(n_particles, ess_threshold, resampling, state_function, return_history)
+    return _run(model, y, proposal, True, opts, rng, inputs, times)
