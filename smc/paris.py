@@ -312,6 +312,41 @@ def paris_initial(kernels, proposal, guided, functional, kp, y, rng, x, logw, W,
     return normalise(logw, W)
 
 
+class _ParisOptions(NamedTuple):
+    """The validated options of one PaRIS run (see :func:`paris_smoother`)."""
+
+    threshold: float  # resample when ESS < threshold * N
+    scheme: int  # resampling scheme code
+    n_backward: int  # K
+    max_trials: int  # accept-reject proposals before the exact fallback
+    exact: bool  # exact O(N) backward kernel
+
+
+class _ParisWork(NamedTuple):
+    """Scratch buffers of a PaRIS step for ``N`` particles, ``p`` statistics and ``K`` backward draws."""
+
+    anc: np.ndarray  # (N,) ancestor indices
+    prob: np.ndarray  # (N,) alias table: probabilities
+    alias: np.ndarray  # (N,) alias table: aliases
+    hbuf: np.ndarray  # (N, p) scratch of the functional
+    draws: np.ndarray  # (N, K) backward indices
+    fallbacks: np.ndarray  # (N,) draws that used the exact kernel
+    violations: np.ndarray  # (N,) proposals above the transition bound
+
+
+@nb.njit(cache=True)
+def _paris_work(N, p, K):
+    return _ParisWork(
+        np.arange(N),
+        np.empty(N),
+        np.empty(N, dtype=np.int64),
+        np.zeros((N, p)),
+        np.zeros((N, K), dtype=np.int64),
+        np.zeros(N, dtype=np.int64),
+        np.zeros(N, dtype=np.int64),
+    )
+
+
 @nb.njit
 def paris_advance(
     kernels,
@@ -329,19 +364,9 @@ def paris_advance(
     W,
     tau,
     tau_new,
-    anc,
-    prob,
-    alias,
-    hbuf,
-    draws,
-    fallbacks,
-    violations,
+    work,
     ess_prev,
-    threshold,
-    scheme,
-    n_backward,
-    max_trials,
-    exact,
+    opts,
 ):
     """One PaRIS step ``t-1 -> t`` (filter move, then backward step); returns ``(lse, ess, resampled, n_fb, n_viol)``.
 
@@ -349,11 +374,11 @@ def paris_advance(
     the caller swaps the buffers. ``W`` must hold the normalised weights of ``t-1`` on entry.
     """
     N = x.shape[0]
-    rs = threshold >= 1.0 or ess_prev < threshold * N
-    if not exact:
-        build_alias(W, prob, alias)
+    rs = opts.threshold >= 1.0 or ess_prev < opts.threshold * N
+    if not opts.exact:
+        build_alias(W, work.prob, work.alias)
     # the backward kernel needs W_{t-1}; forward_step only reads W, so keep it until the backward step
-    forward_step(kernels, proposal, guided, kp, t, y, x, W, rs, scheme, rng, x_new, logw, anc)
+    forward_step(kernels, proposal, guided, kp, t, y, x, W, rs, opts.scheme, rng, x_new, logw, work.anc)
     # a 53-bit seed from random(): Generator.integers costs seconds of compilation
     seed = np.int64(rng.random() * 9007199254740992.0)
     log_bound = kernels.log_transition_bound(kp, t)
@@ -367,32 +392,30 @@ def paris_advance(
         W,
         tau,
         x_new,
-        prob,
-        alias,
-        n_backward,
+        work.prob,
+        work.alias,
+        opts.n_backward,
         log_bound,
-        max_trials,
-        exact,
+        opts.max_trials,
+        opts.exact,
         seed,
         tau_new,
-        hbuf,
-        draws,
-        fallbacks,
-        violations,
+        work.hbuf,
+        work.draws,
+        work.fallbacks,
+        work.violations,
     )
     lse, e = normalise(logw, W)
     n_fb = 0
     n_viol = 0
     for i in range(N):
-        n_fb += fallbacks[i]
-        n_viol += violations[i]
+        n_fb += work.fallbacks[i]
+        n_viol += work.violations[i]
     return lse, e, rs, n_fb, n_viol
 
 
 @nb.njit
-def _paris_loop(
-    kernels, proposal, guided, functional, backward, kp, y, N, p, n_backward, threshold, scheme, max_trials, exact, rng
-):
+def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, p, opts, rng):
     # p = functional.dim, an argument: a functional's length varies with the data (smoothed marginals)
     # while its functions do not, and the loop is compiled for the functions only
     T = y.shape[0]
@@ -403,13 +426,7 @@ def _paris_loop(
     W = np.empty(N)
     tau = np.zeros((N, p))
     tau_new = np.zeros((N, p))
-    hbuf = np.zeros((N, p))
-    anc = np.arange(N)
-    prob = np.empty(N)
-    alias = np.empty(N, dtype=np.int64)
-    draws = np.zeros((N, n_backward), dtype=np.int64)
-    fallbacks = np.zeros(N, dtype=np.int64)
-    violations = np.zeros(N, dtype=np.int64)
+    work = _paris_work(N, p, opts.n_backward)
     estimates = np.zeros((T, p))
     means = np.zeros((T, d))
     ess = np.zeros(T)
@@ -440,19 +457,9 @@ def _paris_loop(
             W,
             tau,
             tau_new,
-            anc,
-            prob,
-            alias,
-            hbuf,
-            draws,
-            fallbacks,
-            violations,
+            work,
             e,
-            threshold,
-            scheme,
-            n_backward,
-            max_trials,
-            exact,
+            opts,
         )
         x, x_new = x_new, x
         tau, tau_new = tau_new, tau
@@ -514,17 +521,8 @@ def _check_paris_args(
     guided = proposal is not None
     if guided and not isinstance(proposal, Proposal):
         raise ParameterError("proposal: expected a smc.Proposal(sample_initial, log_initial, sample, log_density)")
-    return (
-        functional,
-        N,
-        K,
-        BACKWARD_MODES[backward] == 1,
-        trials,
-        thr,
-        code,
-        (proposal if guided else BOOTSTRAP),
-        guided,
-    )
+    opts = _ParisOptions(thr, code, K, trials, BACKWARD_MODES[backward] == 1)
+    return functional, N, opts, (proposal if guided else BOOTSTRAP), guided
 
 
 def _raise_if_bad(status, n_viol, where=""):
@@ -572,7 +570,7 @@ def paris_smoother(
     Returns:
         a :class:`PaRISResult`, or a list of them for a list of sequences.
     """
-    functional, N, K, exact, trials, thr, code, prop, guided = _check_paris_args(
+    functional, N, opts, prop, guided = _check_paris_args(
         model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
     )
     kernels, jobs, single = prepare_sequences(model, y, inputs, times)
@@ -581,10 +579,10 @@ def paris_smoother(
     results = []
     loop = compiled(_paris_loop, kernels=kernels, proposal=prop, functional=_steps(functional), backward=step)
     for s, (kp, ys) in enumerate(jobs):
-        out = loop(guided, kp, ys, N, int(functional.dim), K, thr, code, trials, exact, rng)
+        out = loop(guided, kp, ys, N, int(functional.dim), opts, rng)
         status, estimates, loglik, means, ess, rs, n_fb, n_viol = out
         _raise_if_bad(status, n_viol, "" if single else f" (sequence {s})")
-        n_draws = max(1, (len(ys) - 1) * N * K)
+        n_draws = max(1, (len(ys) - 1) * N * opts.n_backward)
         results.append(PaRISResult(estimates[-1].copy(), estimates, float(loglik), means, ess, rs, n_fb / n_draws))
     return results[0] if single else results
 
@@ -624,19 +622,10 @@ class PaRIS:
         times=None,
         parallel: bool = False,
     ):
-        (
-            self.functional,
-            self.n_particles,
-            self.n_backward,
-            self._exact,
-            self._trials,
-            self._thr,
-            self._code,
-            self._proposal,
-            self._guided,
-        ) = _check_paris_args(
+        self.functional, self.n_particles, self._opts, self._proposal, self._guided = _check_paris_args(
             model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
         )
+        self.n_backward = self._opts.n_backward
         self.model = model
         self._kernels = model.kernels()
         self._kp = model.kernel_params(inputs=inputs, times=times)
@@ -653,11 +642,8 @@ class PaRIS:
         self._n_fb = 0
         self._x, self._x_new = np.empty((N, d)), np.empty((N, d))
         self._logw, self.weights = np.empty(N), np.full(N, 1.0 / N)
-        self._tau, self._tau_new, self._hbuf = np.zeros((N, p)), np.zeros((N, p)), np.zeros((N, p))
-        self._anc = np.arange(N)
-        self._prob, self._alias = np.empty(N), np.empty(N, dtype=np.int64)
-        self._fb, self._viol = np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64)
-        self._draws = np.zeros((N, self.n_backward), dtype=np.int64)
+        self._tau, self._tau_new = np.zeros((N, p)), np.zeros((N, p))
+        self._work = _paris_work(N, p, self.n_backward)
 
     @property
     def particles(self) -> np.ndarray:
@@ -710,19 +696,9 @@ class PaRIS:
                 self.weights,
                 self._tau,
                 self._tau_new,
-                self._anc,
-                self._prob,
-                self._alias,
-                self._hbuf,
-                self._draws,
-                self._fb,
-                self._viol,
+                self._work,
                 self.ess,
-                self._thr,
-                self._code,
-                self.n_backward,
-                self._trials,
-                self._exact,
+                self._opts,
             )
             self._x, self._x_new = self._x_new, self._x
             self._tau, self._tau_new = self._tau_new, self._tau
