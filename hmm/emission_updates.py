@@ -329,8 +329,12 @@ def _ridge(q: int, lam: float) -> np.ndarray:
     return R
 
 
-def _constrain(M: np.ndarray, covariance_type: str) -> np.ndarray:
-    return np.diag(np.diag(M)) if covariance_type == "diag" else M
+def _diagonal_part(M: np.ndarray) -> np.ndarray:
+    """The diagonal matrices of the diagonals of a stack ``M (n, d, d)``."""
+    out = np.zeros_like(M)
+    i = np.arange(M.shape[1])
+    out[:, i, i] = M[:, i, i]
+    return out
 
 
 def gaussian_m_step(
@@ -351,30 +355,26 @@ def gaussian_m_step(
     # The prior (psi, Lambda) is a density in the data's units, chosen by the user:
     # the fit is scale-equivariant when it is rescaled with the data (psi -> c^2 psi).
     tiny = 1e-10
-    Ms = np.zeros((K, d, d))
-    for k in range(K):
-        if stats.n[k] <= tiny:
-            continue
-        if "weights" not in frozen:
-            A = stats.Sxx[k] + Lam
-            try:
-                W[k] = np.linalg.solve(A, stats.Sxy[k])
-            except np.linalg.LinAlgError:
-                W[k] = np.linalg.lstsq(A, stats.Sxy[k], rcond=None)[0]
-        Wk = W[k]
-        SyxW = stats.Sxy[k].T @ Wk
-        M = stats.Syy[k] - SyxW - SyxW.T + Wk.T @ (stats.Sxx[k] + Lam) @ Wk
-        Ms[k] = 0.5 * (M + M.T)
-    if "covs" not in frozen:
+    active = stats.n > tiny
+    Sxx = stats.Sxx + Lam
+    if "weights" not in frozen and active.any():
+        try:  # all states in one stacked solve; a singular system sends them one by one
+            W[active] = np.linalg.solve(Sxx[active], stats.Sxy[active])
+        except np.linalg.LinAlgError:
+            for k in np.flatnonzero(active):
+                try:
+                    W[k] = np.linalg.solve(Sxx[k], stats.Sxy[k])
+                except np.linalg.LinAlgError:
+                    W[k] = np.linalg.lstsq(Sxx[k], stats.Sxy[k], rcond=None)[0]
+    SyxW = np.swapaxes(stats.Sxy, 1, 2) @ W
+    M = stats.Syy - SyxW - np.swapaxes(SyxW, 1, 2) + np.swapaxes(W, 1, 2) @ Sxx @ W
+    Ms = np.where(active[:, None, None], 0.5 * (M + np.swapaxes(M, 1, 2)), 0.0)
+    if "covs" not in frozen and active.any():
         if covariance_type == "tied":
-            active = stats.n > tiny
-            if active.any():
-                shared = _constrain((Ms[active].sum(axis=0) + Psi) / (stats.n[active].sum() + prior.cov_dof), "full")
-                covs[:] = shared
+            covs[:] = (Ms[active].sum(axis=0) + Psi) / (stats.n[active].sum() + prior.cov_dof)
         else:
-            for k in range(K):
-                if stats.n[k] > tiny:
-                    covs[k] = _constrain((Ms[k] + Psi) / (stats.n[k] + prior.cov_dof), covariance_type)
+            new = (Ms[active] + Psi) / (stats.n[active] + prior.cov_dof)[:, None, None]
+            covs[active] = _diagonal_part(new) if covariance_type == "diag" else new
     mu0, S0 = old.init_means.copy(), old.init_covs.copy()
     for k in range(K):
         if stats.n0[k] <= tiny:
@@ -386,16 +386,14 @@ def gaussian_m_step(
             if "init_means" in frozen:  # scatter about the kept mean, not the weighted average
                 r = stats.s0[k] - stats.n0[k] * mu0[k]
                 M0 = M0 - np.outer(r, mu0[k]) - np.outer(mu0[k], r)
-            S0[k] = _constrain(
-                (0.5 * (M0 + M0.T) + Psi) / (stats.n0[k] + prior.cov_dof),
-                "diag" if covariance_type == "diag" else "full",
-            )
+            S0[k] = (0.5 * (M0 + M0.T) + Psi) / (stats.n0[k] + prior.cov_dof)
+            if covariance_type == "diag":
+                S0[k] = np.diag(np.diag(S0[k]))
     # a degenerate maximiser (e.g. one initial observation and no prior) is not a
     # usable covariance: keep the old one, which cannot lower the EM objective
     for new, prev in ((covs, old.covs), (S0, old.init_covs)):
-        for k in range(K):
-            if not _is_pd(new[k]):
-                new[k] = prev[k]
+        bad = ~_usable(new)
+        new[bad] = prev[bad]
     # the covariances are positive definite and the arrays shaped as ``old``'s: only
     # the means can still fail (overflowing statistics), so they alone are checked
     check_finite("weights", W)
@@ -405,6 +403,19 @@ def gaussian_m_step(
 
 #: Largest condition number an M-step covariance may have; beyond it the previous one is kept.
 _MAX_CONDITION = 1e12
+
+
+def _usable(S: np.ndarray) -> np.ndarray:
+    """``(n,)`` :func:`_is_pd` of each matrix of a stack ``S (n, d, d)``: one stacked Cholesky
+    when all factor, else one matrix at a time."""
+    try:
+        c = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        return np.array([_is_pd(m) for m in S], dtype=bool)
+    dg = np.diagonal(c, axis1=1, axis2=2)
+    lo, hi = dg.min(axis=1), dg.max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.isfinite(c).all(axis=(1, 2)) & (lo > 0.0) & ((hi / lo) ** 2 <= _MAX_CONDITION)
 
 
 def _is_pd(S: np.ndarray) -> bool:
