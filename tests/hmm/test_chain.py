@@ -177,3 +177,61 @@ def test_iohmm_gets_sample_posterior_and_forecast_from_the_chain():
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-12)
     np.testing.assert_allclose(whole.gammas[0][[0, -1]], [first, last], rtol=1e-8)  # enumeration
+
+
+def test_chain_e_step_of_a_ragged_batch_equals_the_sum_of_its_sequences():
+    """One shard of AR sequences (lag windows restarting at each start, sequences shorter than
+    the lags, missing rows and coordinates, inputs, partial knowledge on some) against each
+    sequence's smoother and statistics computed alone."""
+    K, d, L = 2, 2, 2
+    rng = np.random.default_rng(3)
+    e = GaussianEmissionParams.from_ar(
+        rng.normal(size=(K, d)),
+        np.stack([np.eye(d), [[1.0, 0.3], [0.3, 0.5]]]),
+        0.2 * rng.normal(size=(K, L, d, d)),
+        0.5 * rng.normal(size=(K, d, 1)),
+        init_means=rng.normal(size=(K, d)),
+    )
+    model = ARHMM(K, d, L, input_dim=1, params=HMMParams(np.array([0.3, 0.7]), [[0.9, 0.1], [0.2, 0.8]], e))
+    items = []
+    for i, T in enumerate((1, 2, 9, 30)):
+        u = rng.normal(size=(T, 1))
+        y = model.sample(T, rng=i, inputs=u)[1]
+        if T > 5:
+            y[3] = np.nan
+            y[5, 1] = np.nan
+        items.append((y, u, None if i % 2 else np.log(rng.uniform(0.2, 1.0, (T, K)))))
+    whole = chain_e_step((model.emission_model, model.params), items)
+    g = model.emission_model
+    stats, ll, first, counts = g.zero_stats(), 0.0, np.zeros(K), np.zeros((K, K))
+    for y, u, lp in items:
+        res = model.smooth(y, inputs=u, pl=None if lp is None else np.exp(lp))
+        g.accumulate(e, y, u, res.smoothed_probs, stats)
+        ll, first, counts = ll + res.log_likelihood, first + res.smoothed_probs[0], counts + res.transition_counts
+    assert whole.log_likelihood == pytest.approx(ll, rel=1e-12)
+    np.testing.assert_allclose(whole.initial, first, rtol=1e-10)
+    np.testing.assert_allclose(whole.transitions, counts, rtol=1e-10)
+    np.testing.assert_allclose(whole.emission, g.flat_stats(stats), rtol=1e-10, atol=1e-12)
+
+
+def test_diagonal_statistics_give_the_diagonal_m_step_of_the_full_ones():
+    """A diagonal-covariance HMM sums only the diagonal of S^yy: its M-step must equal the one
+    from the full statistics (whose off-diagonal entries that M-step drops)."""
+    from hmm import emission_updates as eu
+
+    model = GaussianHMM(3, 3, covariance_type="diag")
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(200, 3)) @ [[1.0, 0.5, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]]
+    y += 3.0 * rng.integers(0, 3, (200, 1))
+    y[7, 1] = np.nan
+    model.params = GaussianHMM.initialize(y, 3, 3, covariance_type="diag", rng=0).params
+    e, u = model.params.emission, np.zeros((len(y), 0))
+    gamma = model.smooth(y).smoothed_probs
+    diag = model.emission_model.accumulate(e, y, u, gamma, model.emission_model.zero_stats())
+    full = model.emission_model.zero_stats()
+    eu.gaussian_accumulate(e, y, u, gamma, full, diagonal=False)
+    assert np.all(np.abs(full.Syy[:, 0, 1] - diag.Syy[:, 0, 1]) > 1.0)  # the statistics really differ
+    a = model.emission_model.m_step(diag, e)
+    b = model.emission_model.m_step(full, e)
+    for name in ("weights", "covs", "init_means", "init_covs"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-15)
