@@ -320,6 +320,7 @@ class _ParisOptions(NamedTuple):
     n_backward: int  # K
     max_trials: int  # accept-reject proposals before the exact fallback
     exact: bool  # exact O(N) backward kernel
+    guided: bool  # a user proposal, not the transition
 
 
 class _ParisWork(NamedTuple):
@@ -349,24 +350,7 @@ def _paris_work(N, p, K):
 
 @nb.njit
 def paris_advance(
-    kernels,
-    proposal,
-    guided,
-    functional,
-    backward,
-    kp,
-    t,
-    y,
-    rng,
-    x,
-    x_new,
-    logw,
-    W,
-    tau,
-    tau_new,
-    work,
-    ess_prev,
-    opts,
+    kernels, proposal, functional, backward, kp, t, y, rng, x, x_new, logw, W, tau, tau_new, work, ess_prev, opts
 ):
     """One PaRIS step ``t-1 -> t`` (filter move, then backward step); returns ``(lse, ess, resampled, n_fb, n_viol)``.
 
@@ -378,7 +362,7 @@ def paris_advance(
     if not opts.exact:
         build_alias(W, work.prob, work.alias)
     # the backward kernel needs W_{t-1}; forward_step only reads W, so keep it until the backward step
-    forward_step(kernels, proposal, guided, kp, t, y, x, W, rs, opts.scheme, rng, x_new, logw, work.anc)
+    forward_step(kernels, proposal, opts.guided, kp, t, y, x, W, rs, opts.scheme, rng, x_new, logw, work.anc)
     # a 53-bit seed from random(): Generator.integers costs seconds of compilation
     seed = np.int64(rng.random() * 9007199254740992.0)
     log_bound = kernels.log_transition_bound(kp, t)
@@ -415,7 +399,7 @@ def paris_advance(
 
 
 @nb.njit
-def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, p, opts, rng):
+def _paris_loop(kernels, proposal, functional, backward, kp, y, N, p, opts, rng):
     # p = functional.dim, an argument: a functional's length varies with the data (smoothed marginals)
     # while its functions do not, and the loop is compiled for the functions only
     T = y.shape[0]
@@ -434,7 +418,7 @@ def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, p, op
     loglik = 0.0
     n_fb = 0
     n_viol = 0
-    lse, e = paris_initial(kernels, proposal, guided, functional, kp, y, rng, x, logw, W, tau)
+    lse, e = paris_initial(kernels, proposal, opts.guided, functional, kp, y, rng, x, logw, W, tau)
     if math.isnan(lse):
         return 0, estimates, loglik, means, ess, resampled, n_fb, n_viol
     loglik += lse - math.log(N)
@@ -442,24 +426,7 @@ def _paris_loop(kernels, proposal, guided, functional, backward, kp, y, N, p, op
     _summaries(np.int64(0), x, W, tau, estimates, means)  # not a literal: one specialisation
     for t in range(1, T):
         lse, e, rs, fb, viol = paris_advance(
-            kernels,
-            proposal,
-            guided,
-            functional,
-            backward,
-            kp,
-            t,
-            y,
-            rng,
-            x,
-            x_new,
-            logw,
-            W,
-            tau,
-            tau_new,
-            work,
-            e,
-            opts,
+            kernels, proposal, functional, backward, kp, t, y, rng, x, x_new, logw, W, tau, tau_new, work, e, opts
         )
         x, x_new = x_new, x
         tau, tau_new = tau_new, tau
@@ -521,8 +488,8 @@ def _check_paris_args(
     guided = proposal is not None
     if guided and not isinstance(proposal, Proposal):
         raise ParameterError("proposal: expected a smc.Proposal(sample_initial, log_initial, sample, log_density)")
-    opts = _ParisOptions(thr, code, K, trials, BACKWARD_MODES[backward] == 1)
-    return functional, N, opts, (proposal if guided else BOOTSTRAP), guided
+    opts = _ParisOptions(thr, code, K, trials, BACKWARD_MODES[backward] == 1, guided)
+    return functional, N, opts, (proposal if guided else BOOTSTRAP)
 
 
 def _raise_if_bad(status, n_viol, where=""):
@@ -570,7 +537,7 @@ def paris_smoother(
     Returns:
         a :class:`PaRISResult`, or a list of them for a list of sequences.
     """
-    functional, N, opts, prop, guided = _check_paris_args(
+    functional, N, opts, prop = _check_paris_args(
         model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
     )
     kernels, jobs, single = prepare_sequences(model, y, inputs, times)
@@ -579,7 +546,7 @@ def paris_smoother(
     results = []
     loop = compiled(_paris_loop, kernels=kernels, proposal=prop, functional=_steps(functional), backward=step)
     for s, (kp, ys) in enumerate(jobs):
-        out = loop(guided, kp, ys, N, int(functional.dim), opts, rng)
+        out = loop(kp, ys, N, int(functional.dim), opts, rng)
         status, estimates, loglik, means, ess, rs, n_fb, n_viol = out
         _raise_if_bad(status, n_viol, "" if single else f" (sequence {s})")
         n_draws = max(1, (len(ys) - 1) * N * opts.n_backward)
@@ -622,7 +589,7 @@ class PaRIS:
         times=None,
         parallel: bool = False,
     ):
-        self.functional, self.n_particles, self._opts, self._proposal, self._guided = _check_paris_args(
+        self.functional, self.n_particles, self._opts, self._proposal = _check_paris_args(
             model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
         )
         self.n_backward = self._opts.n_backward
@@ -680,12 +647,11 @@ class PaRIS:
         y = self._y[: t + 1]
         kp = self._kp
         if t == 0:
-            lse, e = self._initial(self._guided, kp, y, self._rng, self._x, self._logw, self.weights, self._tau)
+            lse, e = self._initial(self._opts.guided, kp, y, self._rng, self._x, self._logw, self.weights, self._tau)
             rs = True
             viol = 0
         else:
             lse, e, rs, fb, viol = self._advance(
-                self._guided,
                 kp,
                 t,
                 y,
