@@ -203,20 +203,41 @@ def ar_accumulate_batch(y, u, offsets, L, gamma, W, covs, mu0, covs0, n, Sxx, Sx
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
-def scalar_accumulate(y, gamma, n, sy, syy):
-    """Moments ``n_k, sum gamma y, sum gamma y^2`` of a 1-D Gaussian HMM (no lags, no inputs) in one pass; NaN steps carry no information."""
-    T, K = gamma.shape
+def moments_accumulate(y, gamma, diagonal, n, sy, syy):
+    """Add the weighted moments of the fully observed rows of ``y (T, d)`` in one pass:
+    ``n[k] += gamma_t(k)``, ``sy[:, k] += gamma_t(k) y_t``, ``syy[:, :, k] += gamma_t(k) y_t y_t^T``
+    (``diagonal``: its diagonal only). The state axis is last, so that the inner loops run
+    over contiguous memory. Rows entirely missing carry no information; returns the number
+    of partly observed rows, which the caller adds through :func:`ar_accumulate`.
+    """
+    T, d = y.shape
+    K = gamma.shape[1]
+    partial = 0
     for t in range(T):
-        yt = y[t, 0]
-        if math.isnan(yt):
+        n_obs = 0
+        for j in range(d):
+            if not math.isnan(y[t, j]):
+                n_obs += 1
+        if n_obs < d:
+            if n_obs > 0:
+                partial += 1
             continue
         g = gamma[t]
-        yy = yt * yt
         for k in range(K):
-            w = g[k]
-            n[k] += w
-            sy[k] += w * yt
-            syy[k] += w * yy
+            n[k] += g[k]
+        for i in range(d):
+            yi = y[t, i]
+            for k in range(K):
+                sy[i, k] += g[k] * yi
+            for j in range(i, i + 1 if diagonal else d):
+                yij = yi * y[t, j]
+                for k in range(K):
+                    syy[i, j, k] += g[k] * yij
+    for i in range(d):
+        for j in range(i):
+            for k in range(K):
+                syy[i, j, k] = syy[j, i, k]
+    return partial
 
 
 def gaussian_accumulate(
@@ -224,50 +245,44 @@ def gaussian_accumulate(
 ) -> None:
     """Add the expected statistics of one sequence, or of a ragged batch (``offsets``), to ``stats`` (in place).
 
-    Fast rows are summed with matrix products over time (``gamma^T [x x^T]``,
-    ``gamma^T [x y^T]``, ``gamma^T [y y^T]``; with ``x_t = 1``, no lags nor inputs, the
-    first two are ``n`` and ``gamma^T y``); the few others (missing coordinates,
-    restarts) go through :func:`ar_accumulate`. The 1-D Gaussian without lags or
-    inputs takes one compiled pass over ``gamma`` instead (:func:`scalar_accumulate`).
-    Without lags the rows are independent given ``gamma``, so a batch is summed as one
-    long sequence. ``diagonal``: the fast rows add only the diagonal of ``S^yy``, all
-    that the M-step of diagonal covariances reads (it drops the off-diagonal entries of
-    every scatter matrix).
+    Without lags nor inputs (``x_t = 1``) the fully observed rows are summed in one
+    compiled pass (:func:`moments_accumulate`); otherwise the fast rows (full lag
+    window, fully observed) are summed with matrix products over time
+    (``gamma^T [x x^T]``, ``gamma^T [x y^T]``, ``gamma^T [y y^T]``). The few others
+    (missing coordinates, restarts) go through :func:`ar_accumulate`. Without lags the
+    rows are independent given ``gamma``, so a batch is summed as one long sequence.
+    ``diagonal``: the fast rows add only the diagonal of ``S^yy``, all that the M-step
+    of diagonal covariances reads (it drops the off-diagonal entries of every scatter
+    matrix).
     """
     T, d = y.shape
-    if e.lags == 0 and d == 1 and u.shape[1] == 0:
-        K = gamma.shape[1]
-        n, sy, syy = np.zeros(K), np.zeros(K), np.zeros(K)
-        scalar_accumulate(y, gamma, n, sy, syy)
-        stats.n[:] += n
-        stats.Sxx[:, 0, 0] += n
-        stats.Sxy[:, 0, 0] += sy
-        stats.Syy[:, 0, 0] += syy
-        return
+    K = gamma.shape[1]
     offsets = np.array([0, T], dtype=np.int64) if offsets is None or e.lags == 0 else offsets
     q = e.weights.shape[1]
-    K = gamma.shape[1]
-    if q == 1:  # x_t = 1: no design matrix, the fast rows are the fully observed ones
-        X, fast = None, ~np.isnan(y).any(axis=1)
-    else:
-        X, fast = design(y, u, e.lags, offsets)
-    all_fast = bool(fast.all())
-    G, Yf = (gamma, y) if all_fast else (gamma[fast], y[fast])
-    n = G.sum(axis=0)
-    stats.n[:] += n
-    if q == 1:
+    if q == 1:  # x_t = 1 (no lags, no inputs): n_k, gamma^T y and gamma^T [y y^T] in one compiled pass
+        n, sy, syy = np.zeros(K), np.zeros((d, K)), np.zeros((d, d, K))
+        partial = moments_accumulate(y, gamma, diagonal, n, sy, syy)
+        stats.n[:] += n
         stats.Sxx[:, 0, 0] += n
-        stats.Sxy[:, 0, :] += G.T @ Yf
-    else:
-        Xf = X if all_fast else X[fast]
-        n_f = len(Xf)
-        stats.Sxx[:] += (G.T @ (Xf[:, :, None] * Xf[:, None, :]).reshape(n_f, q * q)).reshape(K, q, q)
-        stats.Sxy[:] += (G.T @ (Xf[:, :, None] * Yf[:, None, :]).reshape(n_f, q * d)).reshape(K, q, d)
+        stats.Sxy[:, 0, :] += sy.T
+        stats.Syy[:] += syy.transpose(2, 0, 1)
+        if partial:
+            fast = ~np.isnan(y).any(axis=1)
+            g_slow = np.where(fast[:, None], 0.0, gamma)
+            ar_accumulate_batch(y, u, offsets, 0, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
+        return
+    X, fast = design(y, u, e.lags, offsets)
+    all_fast = bool(fast.all())
+    G, Xf, Yf = (gamma, X, y) if all_fast else (gamma[fast], X[fast], y[fast])
+    stats.n[:] += G.sum(axis=0)
+    n_f = len(Xf)
+    stats.Sxx[:] += (G.T @ (Xf[:, :, None] * Xf[:, None, :]).reshape(n_f, q * q)).reshape(K, q, q)
+    stats.Sxy[:] += (G.T @ (Xf[:, :, None] * Yf[:, None, :]).reshape(n_f, q * d)).reshape(K, q, d)
     if diagonal:
         on_diagonal = np.arange(d)
         stats.Syy[:, on_diagonal, on_diagonal] += G.T @ (Yf * Yf)
     else:
-        stats.Syy[:] += (G.T @ (Yf[:, :, None] * Yf[:, None, :]).reshape(len(Yf), d * d)).reshape(K, d, d)
+        stats.Syy[:] += (G.T @ (Yf[:, :, None] * Yf[:, None, :]).reshape(n_f, d * d)).reshape(K, d, d)
     if not all_fast:
         g_slow = np.where(fast[:, None], 0.0, gamma)
         ar_accumulate_batch(y, u, offsets, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
