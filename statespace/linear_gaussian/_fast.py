@@ -81,14 +81,29 @@ def filter_loop(kp, y, buf):
       (``loglik`` is then ``-inf``, exactly as for every longer sequence).
     """
     none = np.empty((0, 0, 0))
-    return _filter(kp, y, buf, False, none, none, np.empty(0), np.empty((0, 0)))
+    return _filter(kp, y, buf, PLAIN, none, none, np.empty(0), np.empty((0, 0)))
+
+
+#: What :func:`_filter` does: the whole filter; the whole filter, recording the covariance side's
+#: per-step factors; the means only, replaying factors recorded for an earlier sequence.
+PLAIN, RECORD, REPLAY = 0, 1, 2
 
 
 @nb.njit(**_FLAGS)
-def _filter(kp, y, buf, record, gHP, gL, glog, gsd):
-    """:func:`filter_loop`; with ``record``, also the per-step quantities :func:`filter_replay` needs
-    (``gHP[t] = H_o P_{t|t-1}``, ``gL[t]`` the factor of ``S_t``, ``glog[t] = log|S_t| / 2``, ``gsd[t]``
-    the filtered standard deviations along the observed rows of ``H``)."""
+def _filter(kp, y, buf, mode, gHP, gL, glog, gsd):
+    """:func:`filter_loop`, or with ``mode`` one of its two halves for a batch of sequences.
+
+    Sequences of one length with the same missing coordinates share every covariance of the
+    filter (they depend on the pattern of observed coordinates only). The first runs with
+    ``RECORD``, which also stores the per-step factors of the update's covariance side
+    (``gHP[t] = H_o P_{t|t-1}``, ``gL[t]`` the factor of ``S_t``, ``glog[t] = log|S_t| / 2``,
+    ``gsd[t]`` the filtered standard deviations along the observed rows of ``H``); the others
+    run with ``REPLAY`` on the same ``buf``, whose covariances are then already in place: they
+    read those factors instead of computing them, at ``O(d^2 + d m + m^2)`` per step, and the
+    rest of the step is the very arithmetic of the whole filter (the same numbers to the bit).
+    """
+    record = mode == RECORD
+    replay = mode == REPLAY
     T = y.shape[0]
     d = D if D > 0 else kp.m0.shape[0]
     m = M if M > 0 else y.shape[1]
@@ -119,8 +134,9 @@ def _filter(kp, y, buf, record, gHP, gL, glog, gsd):
         if t == 0:
             for i in range(d):
                 pm[0, i] = kp.m0[i]
-                for j in range(d):
-                    pP[0, i, j] = kp.P0[i, j]
+                if not replay:
+                    for j in range(d):
+                        pP[0, i, j] = kp.P0[i, j]
         else:
             f = 0 if nF == 1 else t
             q = 0 if nQ == 1 else t
@@ -130,7 +146,9 @@ def _filter(kp, y, buf, record, gHP, gL, glog, gsd):
                 for k in range(d):
                     s += Fs[f, i, k] * fm[t - 1, k]
                 pm[t, i] = s
-            if fixed_fq and t >= 2 and fixed_point(fP[t - 1], fP[t - 2], d):
+            if replay:
+                pass
+            elif fixed_fq and t >= 2 and fixed_point(fP[t - 1], fP[t - 2], d):
                 # the Riccati recursion reached a fixed point: F P F^T + Q of the same P, bit for bit
                 for i in range(d):
                     for j in range(d):
@@ -167,12 +185,13 @@ def _filter(kp, y, buf, record, gHP, gL, glog, gsd):
             n_prev = 0
             for i in range(d):
                 fm[t, i] = pm[t, i]
-                for j in range(d):
-                    fP[t, i, j] = pP[t, i, j]
+                if not replay:
+                    for j in range(d):
+                        fP[t, i, j] = pP[t, i, j]
             continue
         # The update's covariance side (S, its factor, the gain, P_{t|t}) is a function of P_{t|t-1},
         # H, R and the observed coordinates alone: when they repeat the previous step's, so does it.
-        steady = fixed_hr and same_pattern and n == n_prev and fixed_point(pP[t], pP[t - 1], d)
+        steady = not replay and fixed_hr and same_pattern and n == n_prev and fixed_point(pP[t], pP[t - 1], d)
         n_prev = n
         for a in range(n):
             ra = obs[a]
@@ -180,7 +199,15 @@ def _filter(kp, y, buf, record, gHP, gL, glog, gsd):
             for k in range(d):
                 s -= Hs[h, ra, k] * pm[t, k]
             e[a] = s
-        if not steady:
+        if replay:
+            logdet = glog[t]
+            for a in range(n):
+                hsd[a] = gsd[t, a]
+                for j in range(d):
+                    HP[a, j] = gHP[t, a, j]
+                for b in range(a + 1):
+                    L[a, b] = gL[t, a, b]
+        elif not steady:
             for a in range(n):
                 ra = obs[a]
                 for j in range(d):
@@ -219,7 +246,9 @@ def _filter(kp, y, buf, record, gHP, gL, glog, gsd):
                 acc += abs(v)
             fm[t, i] = s
             mag[i] = acc  # the magnitudes the update summed: they bound its rounding error
-        if steady:
+        if replay:
+            pass
+        elif steady:
             for i in range(d):
                 for j in range(d):
                     fP[t, i, j] = fP[t - 1, i, j]
@@ -408,7 +437,7 @@ BOTH, MEANS, COVARIANCES = 0, 1, 2
 def _stats(kp, y, sm, sP, cross, out, parts):
     """:func:`stats_loop`, or with ``parts`` one of its two additive halves: every statistic is a sum of
     a term of the smoothed means (and data) and a term of the smoothed covariances. Sequences of
-    one length without missing values share the covariances (:func:`filter_replay`): the batch adds
+    one length without missing values share the covariances (:func:`_filter`'s ``REPLAY``): the batch adds
     the covariance half once per such sequence from the first one's sum. The halves are exact only
     for complete sequences (rows with missing coordinates impute from both at once)."""
     means = parts != COVARIANCES
@@ -645,9 +674,9 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
             shared = T == ref_T and _same_mask(y, ref_a, a, T)
             ref_T = -1
             if shared:
-                ll, fm, fP, pm, pP, bd, wy = filter_replay(kps, ys, fb, gHP, gL, glog, gsd)
+                ll, fm, fP, pm, pP, bd, wy = _filter(kps, ys, fb, REPLAY, gHP, gL, glog, gsd)
             else:
-                ll, fm, fP, pm, pP, bd, wy = _filter(kps, ys, fb, True, gHP, gL, glog, gsd)
+                ll, fm, fP, pm, pP, bd, wy = _filter(kps, ys, fb, RECORD, gHP, gL, glog, gsd)
             lls[s] = ll
             if bd >= 0:
                 bad[s] = bd
@@ -681,100 +710,9 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
 
 
 @nb.njit(**_FLAGS)
-def filter_replay(kp, y, buf, gHP, gL, glog, gsd):
-    """:func:`filter_loop`'s means and log-likelihood for a sequence whose covariances are already in ``buf``.
-
-    Sequences of one length with the same missing coordinates share every
-    covariance of the filter (they depend on the pattern of observed coordinates
-    only): the first runs :func:`_filter` with ``record``, the others replay its
-    per-step factors here, at ``O(d^2 + d m + m^2)`` per step, with the very
-    arithmetic of :func:`filter_loop` (the same numbers to the bit).
-    """
-    T = y.shape[0]
-    d = D if D > 0 else kp.m0.shape[0]
-    m = M if M > 0 else y.shape[1]
-    Fs, Hs, bus, dus = kp.F, kp.H, kp.bu, kp.du
-    nF, nH, nU = Fs.shape[0], Hs.shape[0], bus.shape[0]
-    fm = buf[: T * d].reshape((T, d))
-    pm = buf[T * d : 2 * T * d].reshape((T, d))
-    fP = buf[2 * T * d : 2 * T * d + T * d * d].reshape((T, d, d))
-    pP = buf[2 * T * d + T * d * d :].reshape((T, d, d))
-    obs = np.empty(m, np.int64)
-    e = np.empty(m)
-    mag = np.empty(d)
-    ll = 0.0
-    for t in range(T):
-        uu = 0 if nU == 1 else t
-        if t == 0:
-            for i in range(d):
-                pm[0, i] = kp.m0[i]
-        else:
-            f = 0 if nF == 1 else t
-            for i in range(d):
-                s = bus[uu, i]
-                for k in range(d):
-                    s += Fs[f, i, k] * fm[t - 1, k]
-                pm[t, i] = s
-            for i in range(d):
-                if not abs(pm[t, i]) <= 1.7e308:
-                    return ll, fm, fP, pm, pP, t, FAIL_OVERFLOW
-        h = 0 if nH == 1 else t
-        n = 0
-        for j in range(m):
-            if not math.isnan(y[t, j]):
-                obs[n] = j
-                n += 1
-        if n == 0:
-            for i in range(d):
-                fm[t, i] = pm[t, i]
-            continue
-        for a in range(n):
-            ra = obs[a]
-            s = y[t, ra] - dus[uu, ra]
-            for k in range(d):
-                s -= Hs[h, ra, k] * pm[t, k]
-            e[a] = s
-        L = gL[t]
-        quad = solve_lower(L, e, n)
-        ll += -0.5 * (n * _LOG_2PI + quad) - glog[t]
-        if ll == -math.inf:
-            return ll, fm, fP, pm, pP, t, FAIL_IMPOSSIBLE
-        for a in range(n - 1, -1, -1):
-            s = e[a]
-            for k in range(a + 1, n):
-                s -= L[k, a] * e[k]
-            e[a] = s / L[a, a]
-        HP = gHP[t]
-        for i in range(d):
-            s = pm[t, i]
-            acc = abs(s)
-            for a in range(n):
-                v = HP[a, i] * e[a]
-                s += v
-                acc += abs(v)
-            fm[t, i] = s
-            mag[i] = acc
-        for i in range(d):
-            err = 4.0 * _EPS * mag[i]
-            if err > math.sqrt(max(fP[t, i, i], 0.0)) and err > 4e3 * _EPS * abs(fm[t, i]):
-                return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
-        for a in range(n):
-            ra = obs[a]
-            err = 0.0
-            val = 0.0
-            for i in range(d):
-                err += abs(Hs[h, ra, i]) * mag[i]
-                val += Hs[h, ra, i] * fm[t, i]
-            err *= 4.0 * _EPS
-            if err > gsd[t, a] and err > 4e3 * _EPS * abs(val):
-                return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
-    return ll, fm, fP, pm, pP, -1, -1
-
-
-@nb.njit(**_FLAGS)
 def rts_replay(fm, pm, buf):
     """:func:`rts_loop`'s smoothed means for a sequence whose covariances and gains are already in ``buf``
-    (see :func:`filter_replay`); the same arithmetic as :func:`rts_loop`."""
+    (see :func:`_filter`'s ``REPLAY``); the same arithmetic as :func:`rts_loop`."""
     T = fm.shape[0]
     d = D if D > 0 else fm.shape[1]
     n1 = max(T - 1, 0)
