@@ -12,6 +12,12 @@ Rubin 1977), so the log-likelihood never decreases, whatever the optimiser does.
 *Padding.* Sequences of different lengths are padded at the end to a common
 length and run as one batch: the layers are causal, so padding never leaks into
 earlier steps, and padded steps get zero weight.
+
+*Network chains.* :class:`NetworkChain` is the base of the chains one part of
+which a :class:`~statespace.deep.SequenceModel` computes from the sequence (the
+transitions of :class:`hmm.io_hmm.IOHMM`, the emissions of
+:class:`hmm.learned_emission.LearnedEmissionHMM`): the architecture's arguments,
+the network, the compiled face, persistence and the generalised-EM loop.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.errors import ParameterError
+from statespace.interface import ModelKernels
+
+from .chain import DiscreteChainModel
 
 
 class Standardiser(NamedTuple):
@@ -63,20 +72,6 @@ def padded_length(lengths: list[int]) -> int:
     if T <= 1024:
         return max(64, -(-T // 64) * 64)
     return int(-(-T // 1024) * 1024)
-
-
-def check_gem_options(max_iter, tol, m_steps, learning_rate, weight_decay) -> tuple:
-    """The generalised-EM settings checked: ``(max_iter, tol, m_steps, learning_rate, weight_decay)``."""
-    from statespace.validation import check_fit_options, check_int, check_real
-
-    max_iter, tol = check_fit_options(max_iter, tol)
-    return (
-        max_iter,
-        tol,
-        check_int("m_steps", m_steps, minimum=0),
-        check_real("learning_rate", learning_rate, 0.0, strict=True),
-        check_real("weight_decay", weight_decay, 0.0),
-    )
 
 
 def l2_penalty(net):
@@ -180,3 +175,94 @@ def _compiled_m_step(q_fn):
         return optax.apply_updates(net, updates), opt_state, -neg_q
 
     return optimizer, jax.jit(q_fn), jax.jit(update)
+
+
+class NetworkChain(DiscreteChainModel):
+    """A discrete chain with a :class:`~statespace.deep.SequenceModel` inside (see the module docstring).
+
+    Subclasses call :meth:`_set_architecture` first in ``__init__``, build their
+    network with :meth:`_sequence_model`, start ``_persist_state`` with
+    :meth:`_architecture` and end ``fit`` with :meth:`_run_gem`.
+    """
+
+    def _set_architecture(
+        self, n_states, obs_dim, input_dim, min_input_dim: int, layer, hidden, state, n_layers, init_options
+    ) -> None:
+        """Check and set the sizes of the chain and the network's constructor arguments."""
+        from statespace.deep.block import LAYERS
+        from statespace.validation import check_choice, check_int
+
+        self.n_states = check_int("n_states", n_states, minimum=1)
+        self._obs_dim = check_int("obs_dim", obs_dim, minimum=1)
+        self.input_dim = check_int("input_dim", input_dim, minimum=min_input_dim)
+        self.layer = check_choice("layer", layer, tuple(LAYERS))
+        self.hidden, self.state = check_int("hidden", hidden, minimum=1), check_int("state", state, minimum=1)
+        self.n_layers = check_int("n_layers", n_layers, minimum=1)
+        self.init_options = tuple(init_options)
+        self._fns = None
+
+    def _gem_options(self, frozen, max_iter, tol, m_steps, learning_rate, weight_decay) -> tuple:
+        """The generalised-EM settings of ``fit`` checked: ``(frozen, max_iter, tol, m_steps, learning_rate, weight_decay)``."""
+        from statespace.validation import check_fit_options, check_int, check_real
+
+        frozen = self._frozen(frozen)
+        max_iter, tol = check_fit_options(max_iter, tol)
+        return (
+            frozen,
+            max_iter,
+            tol,
+            check_int("m_steps", m_steps, minimum=0),
+            check_real("learning_rate", learning_rate, 0.0, strict=True),
+            check_real("weight_decay", weight_decay, 0.0),
+        )
+
+    def _sequence_model(self, n_inputs: int, n_outputs: int):
+        """The :class:`~statespace.deep.SequenceModel` of this architecture from ``n_inputs`` to ``n_outputs`` per step."""
+        from statespace.deep import SequenceModel
+
+        return SequenceModel(
+            self.layer, n_inputs, n_outputs, self.hidden, self.state, self.n_layers, init_options=self.init_options
+        )
+
+    def _architecture(self) -> dict:
+        """The constructor arguments set by :meth:`_set_architecture` (the start of ``_persist_state``)."""
+        names = ("n_states", "obs_dim", "input_dim", "layer", "hidden", "state", "n_layers", "init_options")
+        return {name: getattr(self, name) for name in names}
+
+    def kernels(self) -> ModelKernels:
+        from .deep_kernels import chain_kernels
+
+        return chain_kernels(self._obs_dim, self.n_states)
+
+    def _e_step(self, params, estep):
+        """Log-likelihood, counts and each sequence's posteriors at ``params`` (:func:`hmm.em.chain_posteriors`)."""
+        return estep((self, params))
+
+    def _run_gem(self, params, estep, m_step, penalty, n_obs: float, weight_decay: float, max_iter, tol, progress):
+        """Generalised EM from ``params`` (:func:`hmm.em.fit_em`); sets and returns the fit.
+
+        The objective is the log-likelihood plus the network's log-prior
+        ``-n_obs * weight_decay * penalty(net)``.
+        """
+        from .em import fit_em
+
+        e_step = self._e_step
+        res = fit_em(
+            [params],
+            lambda q: e_step(q, estep),
+            m_step,
+            lambda q: -n_obs * weight_decay * float(penalty(q.net)),
+            int(max_iter),
+            float(tol),
+            f"generalised EM ({type(self).__name__})",
+            "generalised EM",
+            progress,
+        )
+        self.params = res.params
+        return res
+
+
+def plausibilities(log_pls: list) -> list | None:
+    """The partial-knowledge plausibilities ``pl`` given as ``log pl`` per sequence (``None`` when there are none),
+    for a classical chain fitted to start a network chain."""
+    return None if all(lp is None for lp in log_pls) else [None if lp is None else np.exp(lp) for lp in log_pls]

@@ -49,31 +49,30 @@ import numpy as np
 
 from statespace.distributed import EStep
 from statespace.errors import ParameterError, ShapeError
-from statespace.interface import FitResult, ModelKernels
+from statespace.interface import FitResult
 from statespace.persistence import register_loadable
 from statespace.validation import (
     as_float_array,
     as_inputs,
     as_rng,
-    check_choice,
-    check_int,
     check_probability_vector,
     check_real,
 )
 
-from .chain import ChainData, DiscreteChainModel, sample_future_states
-from .deep_kernels import ChainKernelParams, chain_kernels
+from .chain import ChainData, sample_future_states
+from .deep_kernels import ChainKernelParams
 from .deep_support import (
+    NetworkChain,
     NetworkMStep,
     Standardiser,
-    check_gem_options,
     check_tree_finite,
     l2_penalty,
     pad,
     padded_length,
+    plausibilities,
     to_numpy_tree,
 )
-from .em import PosteriorStats, chain_posteriors, fit_em
+from .em import chain_posteriors
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -124,7 +123,7 @@ class IOHMMParams(_Base):
         return super().__new__(cls, pi0, to_numpy_tree(net), means, variances, u_loc, u_scale)
 
 
-class IOHMM(DiscreteChainModel):
+class IOHMM(NetworkChain):
     """Input-output HMM with deep-SSM transition logits and diagonal Gaussian emissions.
 
     Args:
@@ -150,33 +149,14 @@ class IOHMM(DiscreteChainModel):
         min_variance: float = 1e-6,
         params=None,
     ):
-        from statespace.deep.block import LAYERS
-
-        self.n_states = check_int("n_states", n_states, minimum=1)
-        self._obs_dim = check_int("obs_dim", obs_dim, minimum=1)
-        self.input_dim = check_int("input_dim", input_dim, minimum=1)
-        self.layer = check_choice("layer", layer, tuple(LAYERS))
-        self.hidden, self.state = check_int("hidden", hidden, minimum=1), check_int("state", state, minimum=1)
-        self.n_layers = check_int("n_layers", n_layers, minimum=1)
-        self.init_options = tuple(init_options)
+        self._set_architecture(n_states, obs_dim, input_dim, 1, layer, hidden, state, n_layers, init_options)
         self.min_variance = check_real("min_variance", min_variance, 0.0, strict=True)
-        self._fns = None
         self.params = None if params is None else self.check_params(params)
 
     @property
     def network(self):
         """The :class:`~statespace.deep.SequenceModel` mapping ``u_{0:t}`` to ``K x K`` logits."""
-        from statespace.deep import SequenceModel
-
-        return SequenceModel(
-            self.layer,
-            self.input_dim,
-            self.n_states**2,
-            self.hidden,
-            self.state,
-            self.n_layers,
-            init_options=self.init_options,
-        )
+        return self._sequence_model(self.input_dim, self.n_states**2)
 
     def check_params(self, params: IOHMMParams) -> IOHMMParams:
         """Check that ``params`` fits this model's dimensions and return it unchanged.
@@ -256,9 +236,7 @@ class IOHMM(DiscreteChainModel):
         K = self.n_states
         uz = Standardiser.fit(data.inputs, self.input_dim)
         base = GaussianHMM(K, self._obs_dim, covariance_type="diag")
-        lps = data.log_pls
-        pls = None if all(lp is None for lp in lps) else [None if lp is None else np.exp(lp) for lp in lps]
-        base.fit(data.seqs, pl=pls, max_iter=50, rng=rng, progress=False)
+        base.fit(data.seqs, pl=plausibilities(data.log_pls), max_iter=50, rng=rng, progress=False)
         e = base.params.emission
         variances = np.maximum(np.array([np.diag(c) for c in e.covs]), self.min_variance)
         with jax.enable_x64(True):
@@ -299,9 +277,8 @@ class IOHMM(DiscreteChainModel):
         """
         import jax
 
-        frozen = self._frozen(frozen)
-        max_iter, tol, m_steps, learning_rate, weight_decay = check_gem_options(
-            max_iter, tol, m_steps, learning_rate, weight_decay
+        frozen, max_iter, tol, m_steps, learning_rate, weight_decay = self._gem_options(
+            frozen, max_iter, tol, m_steps, learning_rate, weight_decay
         )
         data = self._prepare(y, inputs, pl)
         rng = as_rng(rng)
@@ -311,7 +288,6 @@ class IOHMM(DiscreteChainModel):
         Tp = padded_length([len(s) for s in data.seqs])
         n_obs = float(sum(len(s) for s in data.seqs))
         wd = float(weight_decay)
-        e_step = self._e_step
         with jax.enable_x64(True), EStep(chain_posteriors, data.items()) as estep:
             u_batch = pad([(u - p.u_loc) / p.u_scale for u in data.inputs], Tp)
             mstep = NetworkMStep(self._functions()["q"], learning_rate)
@@ -324,23 +300,7 @@ class IOHMM(DiscreteChainModel):
                     p = p._replace(net=mstep.update(p.net, (u_batch, xi_batch, n_obs, wd), m_steps))
                 return self._closed_form(p, data.seqs, gammas, frozen)
 
-            res = fit_em(
-                [p],
-                lambda q: e_step(q, estep),
-                m_step,
-                lambda q: -n_obs * wd * float(penalty(q.net)),
-                int(max_iter),
-                float(tol),
-                "generalised EM (IOHMM)",
-                "generalised EM",
-                progress,
-            )
-        self.params = res.params
-        return res
-
-    def _e_step(self, p: IOHMMParams, estep: EStep) -> PosteriorStats:
-        """Log-likelihood, counts, and each sequence's posteriors at ``p`` (:func:`hmm.em.chain_posteriors`)."""
-        return estep((self, p))
+            return self._run_gem(p, estep, m_step, penalty, n_obs, wd, max_iter, tol, progress)
 
     def _closed_form(self, p: IOHMMParams, seqs, gammas, frozen=frozenset()) -> IOHMMParams:
         """``pi``, the means and the variances maximising the expected complete-data log-likelihood."""
@@ -362,9 +322,6 @@ class IOHMM(DiscreteChainModel):
         return p._replace(**{k: v for k, v in new.items() if k not in frozen})
 
     # ------------------------------------------------------------------ compiled face
-    def kernels(self) -> ModelKernels:
-        return chain_kernels(self._obs_dim, self.n_states)
-
     def kernel_params(self, inputs=None, times=None) -> ChainKernelParams:
         """Kernel parameters for one input sequence (the transitions are computed from ``inputs``)."""
         p = self._require_params()
@@ -378,18 +335,7 @@ class IOHMM(DiscreteChainModel):
 
     def _persist_state(self) -> dict:
         """The architecture (constructor arguments) and the fitted parameters."""
-        return {
-            "n_states": self.n_states,
-            "obs_dim": self._obs_dim,
-            "input_dim": self.input_dim,
-            "layer": self.layer,
-            "hidden": self.hidden,
-            "state": self.state,
-            "n_layers": self.n_layers,
-            "init_options": self.init_options,
-            "min_variance": self.min_variance,
-            "params": self.params,
-        }
+        return {**self._architecture(), "min_variance": self.min_variance, "params": self.params}
 
     def __repr__(self) -> str:
         return f"IOHMM(n_states={self.n_states}, obs_dim={self._obs_dim}, input_dim={self.input_dim}, layer={self.layer!r})"

@@ -83,19 +83,20 @@ from statespace.validation import (
     check_stochastic_matrix,
 )
 
-from .chain import ChainData, DiscreteChainModel, sample_future_states
-from .deep_kernels import ChainKernelParams, chain_kernels
+from .chain import ChainData, sample_future_states
+from .deep_kernels import ChainKernelParams
 from .deep_support import (
+    NetworkChain,
     NetworkMStep,
     Standardiser,
-    check_gem_options,
     check_tree_finite,
     l2_penalty,
     pad,
     padded_length,
+    plausibilities,
     to_numpy_tree,
 )
-from .em import PosteriorStats, chain_posteriors, fit_em
+from .em import chain_posteriors
 from .transitions import make_structure
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -146,7 +147,7 @@ class LearnedEmissionParams(_Base):
         return super().__new__(cls, pi0, A, to_numpy_tree(net), *arrs)
 
 
-class LearnedEmissionHMM(DiscreteChainModel):
+class LearnedEmissionHMM(NetworkChain):
     """An HMM with deep-SSM emissions (see the module docstring).
 
     Args:
@@ -181,40 +182,21 @@ class LearnedEmissionHMM(DiscreteChainModel):
         max_jump: int = 1,
         params=None,
     ):
-        from statespace.deep.block import LAYERS
-
-        self.n_states = check_int("n_states", n_states, minimum=1)
-        self._obs_dim = check_int("obs_dim", obs_dim, minimum=1)
-        self.input_dim = check_int("input_dim", input_dim, minimum=0)
-        self.layer = check_choice("layer", layer, tuple(LAYERS))
-        self.hidden, self.state = check_int("hidden", hidden, minimum=1), check_int("state", state, minimum=1)
-        self.n_layers = check_int("n_layers", n_layers, minimum=1)
-        self.init_options = tuple(init_options)
+        self._set_architecture(n_states, obs_dim, input_dim, 0, layer, hidden, state, n_layers, init_options)
         self.min_scale = check_real("min_scale", min_scale, 0.0, strict=True)
         self.emission = check_choice("emission", emission, tuple(NETWORK_EMISSIONS))
         self.emission_model = NETWORK_EMISSIONS[self.emission]
         self.transitions = check_choice("transitions", transitions, ("ergodic", "left-to-right"))
         self.max_jump = check_int("max_jump", max_jump, minimum=1)
         self.structure = make_structure(transitions, self.n_states, False, self.max_jump)
-        self._fns = None
         self.params = None if params is None else self.check_params(params)
 
     # ------------------------------------------------------------------ network
     @property
     def network(self):
         """The :class:`~statespace.deep.SequenceModel` mapping ``v_{0:t}`` to emission parameters."""
-        from statespace.deep import SequenceModel
-
         d = self._obs_dim
-        return SequenceModel(
-            self.layer,
-            2 * d + self.input_dim,
-            self.emission_model.n_outputs(self.n_states, d),
-            self.hidden,
-            self.state,
-            self.n_layers,
-            init_options=self.init_options,
-        )
+        return self._sequence_model(2 * d + self.input_dim, self.emission_model.n_outputs(self.n_states, d))
 
     def _init_network(self, key) -> dict:
         """Fresh network parameters (with ``"shared_shift"``: the sequence model near a zero shift, unit scales)."""
@@ -455,8 +437,7 @@ class LearnedEmissionHMM(DiscreteChainModel):
                 transitions=self.transitions,
                 max_jump=self.max_jump,
             )
-            lps = data.log_pls
-            pls = None if all(lp is None for lp in lps) else [None if lp is None else np.exp(lp) for lp in lps]
+            pls = plausibilities(data.log_pls)
             us = data.inputs if self.input_dim else None
             ar.fit(data.seqs, inputs=us, pl=pls, max_iter=30, rng=rng, progress=False)
             gammas = [r.smoothed_probs for r in ar.smooth(data.seqs, inputs=us, pl=pls)]
@@ -511,9 +492,8 @@ class LearnedEmissionHMM(DiscreteChainModel):
         """
         import jax
 
-        frozen = self._frozen(frozen)
-        max_iter, tol, m_steps, learning_rate, weight_decay = check_gem_options(
-            max_iter, tol, m_steps, learning_rate, weight_decay
+        frozen, max_iter, tol, m_steps, learning_rate, weight_decay = self._gem_options(
+            frozen, max_iter, tol, m_steps, learning_rate, weight_decay
         )
         data = self._prepare(y, inputs, pl, dt)
         rng = as_rng(rng)
@@ -522,7 +502,6 @@ class LearnedEmissionHMM(DiscreteChainModel):
         if params is None:
             params, ar_gammas = self._initial_params(data, rng, ar_init and gammas is None)
             gammas = ar_gammas if gammas is None else gammas
-        e_step = self._e_step
         with jax.enable_x64(True), EStep(chain_posteriors, data.items()) as estep:
             v, dt_b, z, o = self._batch(params, data.seqs, data.inputs, data.dts)
             n_obs = float(sum(len(s) for s in data.seqs))
@@ -552,19 +531,7 @@ class LearnedEmissionHMM(DiscreteChainModel):
                     *(new[f] if f in new and f not in frozen else getattr(p, f) for f in LearnedEmissionParams._fields)
                 )
 
-            res = fit_em(
-                [params],
-                lambda q: e_step(q, estep),
-                m_step,
-                lambda q: -n_obs * wd * float(penalty(q.net)),
-                int(max_iter),
-                float(tol),
-                "generalised EM (LearnedEmissionHMM)",
-                "generalised EM",
-                progress,
-            )
-        self.params = res.params
-        return res
+            return self._run_gem(params, estep, m_step, penalty, n_obs, wd, max_iter, tol, progress)
 
     def _check_posteriors(self, gammas, seqs) -> list[np.ndarray]:
         gammas = list(gammas) if isinstance(gammas, (list, tuple)) else [gammas]
@@ -580,14 +547,7 @@ class LearnedEmissionHMM(DiscreteChainModel):
             out.append(g)
         return out
 
-    def _e_step(self, params: LearnedEmissionParams, estep: EStep) -> PosteriorStats:
-        """Log-likelihood, counts and each sequence's smoothed marginals at ``params`` (:func:`hmm.em.chain_posteriors`)."""
-        return estep((self, params))
-
     # ------------------------------------------------------------------ compiled face
-    def kernels(self) -> ModelKernels:
-        return chain_kernels(self._obs_dim, self.n_states)
-
     def kernel_params(self, inputs=None, times=None, y=None, dt=None) -> ChainKernelParams:
         """Kernel parameters conditional on an observed sequence ``y`` (the network reads its history)."""
         p = self._require_params()
@@ -599,14 +559,7 @@ class LearnedEmissionHMM(DiscreteChainModel):
     def _persist_state(self) -> dict:
         """The architecture (constructor arguments) and the fitted parameters."""
         return {
-            "n_states": self.n_states,
-            "obs_dim": self._obs_dim,
-            "input_dim": self.input_dim,
-            "layer": self.layer,
-            "hidden": self.hidden,
-            "state": self.state,
-            "n_layers": self.n_layers,
-            "init_options": self.init_options,
+            **self._architecture(),
             "min_scale": self.min_scale,
             "emission": self.emission,
             "transitions": self.transitions,
