@@ -62,16 +62,14 @@ Example (drops into :class:`hmm.rul.RULPipeline` and :func:`hmm.rul.cross_valida
 
 from __future__ import annotations
 
-import numpy as np
-
 from statespace.errors import ShapeError
 from statespace.interface import FitResult
 from statespace.persistence import register_loadable
-from statespace.validation import as_rng, as_sequences, check_fit_options, check_int, check_real
+from statespace.validation import as_rng, check_fit_options, check_int, check_real
 
 from ..deep_support import Standardiser
 from ..learned_emission import LearnedEmissionHMM, LearnedEmissionParams
-from .models import ARPHMMRUL, ChainRULModel, life_fraction_plausibilities
+from .models import ARPHMMRUL, ChainRULModel
 
 
 class DeepARPHMMRUL(ChainRULModel):
@@ -151,14 +149,6 @@ class DeepARPHMMRUL(ChainRULModel):
             max_jump=self.max_jump,
         )
 
-    def training_data(self, seqs, dt=None):
-        """Run-to-failure engines (a list) with the failure step appended: ``(padded, pl, dt)`` lists."""
-        d = seqs[0].shape[1]
-        pls = [life_fraction_plausibilities(len(s), self.n_states, self.cap, self.softness) for s in seqs]
-        padded = [np.vstack([s, np.full((1, d), np.nan)]) for s in seqs]
-        dts = None if dt is None else [np.r_[np.asarray(a, dtype=np.float64), 1.0] for a in dt]
-        return padded, pls, dts
-
     def _initial_params(self, seqs, padded, pls, rng) -> tuple[LearnedEmissionParams, list]:
         """``pi``, ``A`` and state posteriors of a classical diagonal Gaussian ARPHMM; a fresh network."""
         import jax
@@ -187,8 +177,7 @@ class DeepARPHMMRUL(ChainRULModel):
         ``dt``: per-engine cycle increments ``(T_i,)`` (default: consecutive cycles, all 1).
         ``init`` warm-starts from a :class:`~hmm.learned_emission.LearnedEmissionParams`.
         """
-        seqs, single = as_sequences("y", y)
-        seqs, _ = as_sequences("y", seqs, seqs[0].shape[1])
+        seqs, single = self._engines(y)
         dt = None if dt is None else _per_sequence("dt", dt, seqs, single)
         rng = as_rng(rng)
         padded, pls, dts = self.training_data(seqs, dt)
@@ -211,10 +200,7 @@ class DeepARPHMMRUL(ChainRULModel):
             rng=rng,
             progress=progress,
         )
-        self.pit_levels = None
-        if self.readout == "empirical":
-            # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
-            self.readout_model.fit(self.filter(seqs, dt=dt))
+        self._fit_readout(seqs, dt=dt)
         return res
 
     def __repr__(self) -> str:

@@ -161,6 +161,28 @@ class ChainRULModel:
         self.pit_levels = None
         life_fraction_plausibilities(1, self.n_states, self.cap, self.softness)  # validates K, cap, softness
 
+    @staticmethod
+    def _engines(y) -> tuple[list, bool]:
+        """``(sequences, single)``: the run-to-failure engines ``y`` as ``(T_i, d)`` arrays of one width ``d``."""
+        seqs, single = as_sequences("y", y)
+        seqs, _ = as_sequences("y", seqs, seqs[0].shape[1])
+        return seqs, single
+
+    def training_data(self, seqs, dt=None):
+        """Run-to-failure engines (a list) with the failure step appended: ``(padded, pl, dt)`` lists."""
+        d = seqs[0].shape[1]
+        pls = [life_fraction_plausibilities(len(s), self.n_states, self.cap, self.softness) for s in seqs]
+        padded = [np.vstack([s, np.full((1, d), np.nan)]) for s in seqs]
+        dts = None if dt is None else [np.r_[np.asarray(a, dtype=np.float64), 1.0] for a in dt]
+        return padded, pls, dts
+
+    def _fit_readout(self, seqs, **kw) -> None:
+        """After fitting the chain: forget the recalibration and, for the empirical readout, fit it on
+        what the filter (given ``kw``) says on each training cycle, so that it also absorbs the filter's lag."""
+        self.pit_levels = None
+        if self.readout == "empirical":
+            self.readout_model.fit(self.filter(seqs, **kw))
+
     @property
     def transition_matrix(self) -> np.ndarray:
         """``(K, K)`` transition matrix of the fitted left-to-right chain.
@@ -376,18 +398,12 @@ class ARPHMMRUL(ChainRULModel):
     def fit(self, y, rng=None, progress: bool = True, *, init=None) -> FitResult:
         """EM on run-to-failure engines ``y`` (each sequence ends at the engine's last cycle); ``init``: starting
         :class:`~hmm.HMMParams` (default: the data-driven start of :meth:`hmm.HMM.fit`)."""
-        seqs, _ = as_sequences("y", y)
-        d = seqs[0].shape[1]
-        seqs, _ = as_sequences("y", seqs, d)
-        pls = [life_fraction_plausibilities(len(s), self.n_states, self.cap, self.softness) for s in seqs]
-        padded = [np.vstack([s, np.full((1, d), np.nan)]) for s in seqs]
-        self.hmm = self._new_hmm(d)
+        seqs, _ = self._engines(y)
+        padded, pls, _ = self.training_data(seqs)
+        self.hmm = self._new_hmm(seqs[0].shape[1])
         rng = as_rng(rng)
         res = self.hmm.fit(padded, pl=pls, init=init, max_iter=self.max_iter, tol=self.tol, rng=rng, progress=progress)
-        self.pit_levels = None
-        if self.readout == "empirical":
-            # what the filter says on each training cycle, so that the readout also absorbs the filter's lag
-            self.readout_model.fit(self.filter(seqs))
+        self._fit_readout(seqs)
         return res
 
 
