@@ -105,6 +105,18 @@ def _exp_shifted(loglik, m):
     return B
 
 
+@nb.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _scale_row(row, ct):
+    """Divide ``row`` by its sum ``ct`` in place; ``False`` (and ``row`` untouched) when ``ct`` is
+    not a positive finite number, i.e. the step's data are impossible or overflowed."""
+    if not (0.0 < ct < np.inf):
+        return False
+    inv = 1.0 / ct
+    for k in range(row.shape[0]):
+        row[k] *= inv
+    return True
+
+
 @nb.njit(cache=True, fastmath=FASTMATH)
 def _forward_fixed(pi0, A2, B, filtered, c):
     r"""Forward recursion for one time-invariant ``A2 (K, K)``.
@@ -186,11 +198,8 @@ def _forward_varying(pi0, A, B, filtered, c):
         ct = 0.0
         for k in range(K):
             ct += filtered[t, k]
-        if not (0.0 < ct < np.inf):
+        if not _scale_row(filtered[t], ct):
             return t
-        inv = 1.0 / ct
-        for k in range(K):
-            filtered[t, k] *= inv
         c[t] = ct
     return T
 
@@ -232,11 +241,8 @@ def _forward_robust(pi0, A, loglik, filtered, B, c, m):
             B[t, k] = math.exp(min(loglik[t, k] - mt, 0.0))
             filtered[t, k] = pred[k] * B[t, k]
             ct += filtered[t, k]
-        if not (0.0 < ct < np.inf):
+        if not _scale_row(filtered[t], ct):
             return t
-        inv = 1.0 / ct
-        for k in range(K):
-            filtered[t, k] *= inv
         c[t] = ct
         m[t] = mt
     return T
