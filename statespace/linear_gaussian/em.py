@@ -114,6 +114,43 @@ def _covariance(Syy, Syz, Szz, C, n, name):
     return cov
 
 
+def _regression_update(stats, learn, offsets, rows, d, p, A, B, names):
+    """The M-step of one regression block ``v_t = A x + B u_t + N(0, S)``: transition or emission.
+
+    ``offsets`` locate, in ``stats``, the count ``n``, ``<v v^T>``, the residual second moment under
+    the current parameters, ``<v x^T>``, ``<v u^T>``, ``<x x^T>``, ``<x u^T>`` and ``<u u^T>``;
+    ``names`` are the parameters ``(A, B, S)``. ``[A B]`` solves the normal equations of ``v`` on
+    ``z = (x, u)`` in its learned columns; ``S`` is the residual covariance around the new ``[A B]``,
+    or around the current (frozen) one from the residual moment. Returns the learned parameters.
+    """
+    o_n, o_vv, o_res, o_vx, o_vu, o_xx, o_xu, o_uu = offsets
+    a_name, b_name, s_name = names
+    n = stats[o_n]
+    new = {}
+    if not (n > 0 and learn & set(names)):
+        return new
+    Svz = np.hstack([_block(stats, o_vx, rows, d), _block(stats, o_vu, rows, p)])
+    Sxu = _block(stats, o_xu, d, p)
+    Szz = np.block([[_block(stats, o_xx, d, d), Sxu], [Sxu.T, _block(stats, o_uu, p, p)]])
+    mask = np.ones(d + p, dtype=bool)
+    mask[:d] = a_name in learn
+    mask[d:] = b_name in learn
+    if learn & {a_name, b_name}:
+        C = _regress(Svz, Szz, np.hstack([A, B]), mask, f"{a_name}/{b_name}")
+        if a_name in learn:
+            new[a_name] = C[:, :d]
+        if b_name in learn:
+            new[b_name] = C[:, d:]
+    if s_name in learn:
+        if learn & {a_name, b_name}:
+            new[s_name] = _covariance(_block(stats, o_vv, rows, rows), Svz, Szz, C, n, s_name)
+        else:
+            new[s_name] = _covariance(
+                _block(stats, o_res, rows, rows), np.zeros((rows, 1)), np.zeros((1, 1)), np.zeros((rows, 1)), n, s_name
+            )
+    return new
+
+
 def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
     """Parameters maximising the expected complete-data log-likelihood.
 
@@ -153,50 +190,11 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
             ref = new.get("m0", params.m0)
             Sxx = _block(stats, lay.x0x0, d, d) / n0
             new["P0"] = _covariance(Sxx, m0[:, None], np.ones((1, 1)), ref[:, None], 1.0, "P0")
-    # transition
-    nt = stats[lay.nt]
-    if nt > 0 and learn & {"F", "B", "Q"}:
-        Sxz = np.hstack([_block(stats, lay.xxp, d, d), _block(stats, lay.xu, d, p)])
-        Sxpu = _block(stats, lay.xpu, d, p)
-        Szz = np.block([[_block(stats, lay.xpxp, d, d), Sxpu], [Sxpu.T, _block(stats, lay.uut, p, p)]])
-        mask = np.ones(d + p, dtype=bool)
-        mask[:d] = "F" in learn
-        mask[d:] = "B" in learn
-        if learn & {"F", "B"}:
-            C = _regress(Sxz, Szz, np.hstack([params.F, params.B]), mask, "F/B")
-            if "F" in learn:
-                new["F"] = C[:, :d]
-            if "B" in learn:
-                new["B"] = C[:, d:]
-        if "Q" in learn:
-            if learn & {"F", "B"}:
-                new["Q"] = _covariance(_block(stats, lay.xx, d, d), Sxz, Szz, C, nt, "Q")
-            else:
-                new["Q"] = _covariance(
-                    _block(stats, lay.qres, d, d), np.zeros((d, 1)), np.zeros((1, 1)), np.zeros((d, 1)), nt, "Q"
-                )
-    # emission
-    ne = stats[lay.ne]
-    if ne > 0 and learn & {"H", "D", "R"}:
-        Syz = np.hstack([_block(stats, lay.yx, m, d), _block(stats, lay.yu, m, p)])
-        Sxu = _block(stats, lay.xeu, d, p)
-        Szz = np.block([[_block(stats, lay.xexe, d, d), Sxu], [Sxu.T, _block(stats, lay.uue, p, p)]])
-        mask = np.ones(d + p, dtype=bool)
-        mask[:d] = "H" in learn
-        mask[d:] = "D" in learn
-        if learn & {"H", "D"}:
-            C = _regress(Syz, Szz, np.hstack([params.H, params.D]), mask, "H/D")
-            if "H" in learn:
-                new["H"] = C[:, :d]
-            if "D" in learn:
-                new["D"] = C[:, d:]
-        if "R" in learn:
-            if learn & {"H", "D"}:
-                new["R"] = _covariance(_block(stats, lay.yy, m, m), Syz, Szz, C, ne, "R")
-            else:
-                new["R"] = _covariance(
-                    _block(stats, lay.rres, m, m), np.zeros((m, 1)), np.zeros((1, 1)), np.zeros((m, 1)), ne, "R"
-                )
+    # transition x_t ~ F x_{t-1} + B u_t + N(0, Q), emission y_t ~ H x_t + D u_t + N(0, R)
+    trans = (lay.nt, lay.xx, lay.qres, lay.xxp, lay.xu, lay.xpxp, lay.xpu, lay.uut)
+    emis = (lay.ne, lay.yy, lay.rres, lay.yx, lay.yu, lay.xexe, lay.xeu, lay.uue)
+    new.update(_regression_update(stats, learn, trans, d, d, p, params.F, params.B, ("F", "B", "Q")))
+    new.update(_regression_update(stats, learn, emis, m, d, p, params.H, params.D, ("H", "D", "R")))
     return params.replace(**new) if new else params
 
 
