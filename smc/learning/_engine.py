@@ -69,21 +69,32 @@ def prepare(model, y, inputs):
     return list(zip(seqs, align_with_sequences("inputs", inputs, seqs, single)))
 
 
-def check_common(n_iter, n_particles, n_backward, smoother):
+def check_common(n_iter, n_particles, n_backward, smoother=None):
     """The options every particle learning routine shares, as ``(n_iter, n_particles, n_backward)``.
 
     ``n_iter >= 1`` follows :func:`statespace.validation.check_fit_options`;
-    ``n_particles >= 2``, ``n_backward >= 1``; ``smoother`` one of :data:`SMOOTHERS`.
+    ``n_particles >= 2``, ``n_backward >= 1``; ``smoother`` one of :data:`SMOOTHERS`
+    (``None`` for the routines that take no smoother).
     """
     n_iter = check_fit_options(n_iter, max_iter_name="n_iter")[0]
     n_particles = check_int("n_particles", n_particles, minimum=2)
     n_backward = check_int("n_backward", n_backward, minimum=1)
-    check_choice("smoother", smoother, SMOOTHERS)
+    if smoother is not None:
+        check_choice("smoother", smoother, SMOOTHERS)
     return n_iter, n_particles, n_backward
 
 
-def check_gradient_options(optimizer, learning_rate, decay_iters, average_from):
-    """Options of the stochastic-gradient routines: ``(learning_rate, decay_iters, average_from)`` as floats.
+class GradientOptions(NamedTuple):
+    """The validated options of the stochastic-gradient routines (see :func:`check_gradient_options`)."""
+
+    optimizer: str
+    learning_rate: float
+    decay_iters: float | None
+    average_from: float
+
+
+def check_gradient_options(optimizer, learning_rate, decay_iters, average_from) -> GradientOptions:
+    """Options of the stochastic-gradient routines, validated.
 
     ``optimizer`` ``"adam"`` or ``"sgd"``; ``learning_rate > 0`` finite;
     ``decay_iters`` ``None`` or ``> 0``; ``average_from`` in ``[0, 1]``.
@@ -92,7 +103,7 @@ def check_gradient_options(optimizer, learning_rate, decay_iters, average_from):
     learning_rate = check_real("learning_rate", learning_rate, 0.0, strict=True)
     decay_iters = None if decay_iters is None else check_real("decay_iters", decay_iters, 0.0, strict=True)
     average_from = check_real("average_from", average_from, 0.0, 1.0)
-    return learning_rate, decay_iters, average_from
+    return GradientOptions(optimizer, learning_rate, decay_iters, average_from)
 
 
 class FunctionalEstimator:

@@ -146,55 +146,39 @@ def score_ascent(
         average_from: fraction of the run after which iterates are averaged (1 disables averaging).
     """
     n_iter, n_particles, n_backward = check_common(n_iter, n_particles, n_backward, smoother)
-    learning_rate, decay_iters, average_from = check_gradient_options(
-        optimizer, learning_rate, decay_iters, average_from
-    )
+    options = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
     param = parametrization or model.parametrization()
     rng = as_rng(rng)
     data = prepare(model, y, inputs)
-    n_obs = sum(len(s) for s, _ in data)
     est = FunctionalEstimator(
         data, smoother=smoother, n_particles=n_particles, n_backward=n_backward, n_sweeps=n_sweeps, burn_in=burn_in
     )
-    theta = np.asarray(param.to_vector(model), dtype=float)
-    func = score_functional(model.kernels(), len(theta))
+    func = score_functional(model.kernels(), len(param.to_vector(model)))
 
     def gradient_step(k, theta):
         th = theta.copy()
         score, ll = est(param.from_vector(theta), func, rng, hp_for=lambda u: score_params(param, th, u))
         return score, ll, est.particle_steps
 
-    return averaged_ascent(
-        param,
-        theta,
-        gradient_step,
-        n_iter,
-        n_obs,
-        optimizer,
-        learning_rate,
-        decay_iters,
-        average_from,
-        f"score ascent ({smoother})",
-        progress,
-    )
+    return averaged_ascent(param, model, data, gradient_step, n_iter, options, f"score ascent ({smoother})", progress)
 
 
-def averaged_ascent(
-    param, theta, gradient_step, n_iter, n_obs, optimizer, learning_rate, decay_iters, average_from, label, progress
-) -> LearningResult:
+def averaged_ascent(param, model, data, gradient_step, n_iter, options, label, progress) -> LearningResult:
     """Stochastic approximation with Polyak-Ruppert averaging, shared by score ascent and score climbing.
 
-    Iterates :math:`\\theta_{k+1} = \\theta_k + \\gamma_k \\hat g_k / n` with
-    :math:`\\gamma_k = \\gamma_0 (1 + k / k_d)^{-0.6}` (through ``optimizer``) and
-    returns the average of the iterates after ``average_from * n_iter``.
+    Starting from ``model``'s parameters, iterates :math:`\\theta_{k+1} = \\theta_k + \\gamma_k \\hat g_k / n`
+    with :math:`\\gamma_k = \\gamma_0 (1 + k / k_d)^{-0.6}` (through ``options.optimizer``) and
+    returns the average of the iterates after ``options.average_from * n_iter``.
     ``gradient_step(k, theta) -> (gradient estimate summed over the data,
     log-likelihood estimate, cumulative particle steps)``; ``n`` is the number of
-    observations.
+    observations in ``data``.
     """
-    kd = decay_iters or max(n_iter / 10.0, 1.0)
-    rates = learning_rate * (1.0 + np.arange(n_iter) / kd) ** -0.6
-    step = _optimizer(optimizer, theta, rates)
-    start_avg = min(int(average_from * n_iter), n_iter - 1)
+    theta = np.asarray(param.to_vector(model), dtype=float)
+    n_obs = sum(len(s) for s, _ in data)
+    kd = options.decay_iters or max(n_iter / 10.0, 1.0)
+    rates = options.learning_rate * (1.0 + np.arange(n_iter) / kd) ** -0.6
+    step = _optimizer(options.optimizer, theta, rates)
+    start_avg = min(int(options.average_from * n_iter), n_iter - 1)
     trace = np.empty((n_iter + 1, len(theta)))
     trace[0] = theta
     lls, steps = np.empty(n_iter), np.empty(n_iter)

@@ -41,10 +41,10 @@ from __future__ import annotations
 import numpy as np
 
 from statespace.errors import ParameterError
-from statespace.validation import as_rng, check_choice, check_fit_options, check_int
+from statespace.validation import as_rng, check_choice, check_int
 
 from ..csmc import NO_FUNCTIONAL, backward_sample, index_tree_sample, run_sweep
-from ._engine import LearningResult, check_gradient_options, prepare
+from ._engine import LearningResult, check_common, check_gradient_options, prepare
 from .parametrization import enable_x64
 from .score_ascent import averaged_ascent
 
@@ -98,15 +98,11 @@ def score_climbing(
         parametrization, optimizer, learning_rate, decay_iters, average_from: as in :func:`score_ascent`.
     """
     check_choice("kernel", kernel, KERNELS)
-    n_iter = check_fit_options(n_iter, max_iter_name="n_iter")[0]
-    n_particles = check_int("n_particles", n_particles, minimum=2)
-    n_backward = check_int("n_backward", n_backward, minimum=1)
+    n_iter, n_particles, n_backward = check_common(n_iter, n_particles, n_backward)
     n_paths = check_int("n_paths", n_paths, minimum=1)
     if n_paths > 1 and kernel != "ppg":
         raise ParameterError(f"n_paths: expected 1 (or more with kernel='ppg'), got {n_paths}")
-    learning_rate, decay_iters, average_from = check_gradient_options(
-        optimizer, learning_rate, decay_iters, average_from
-    )
+    options = check_gradient_options(optimizer, learning_rate, decay_iters, average_from)
     param = parametrization or model.parametrization()
     if param.log_joint is None:
         raise ParameterError(
@@ -115,9 +111,7 @@ def score_climbing(
         )
     rng = as_rng(rng)
     data = prepare(model, y, inputs)
-    n_obs = sum(len(s) for s, _ in data)
     gradient = _jax_gradient(param.log_joint)
-    theta = np.asarray(param.to_vector(model), dtype=float)
     refs = [None] * len(data)
     K = int(n_backward) if kernel == "ppg" else 0
     n_steps_done = 0
@@ -145,16 +139,5 @@ def score_climbing(
             raise ParameterError(f"log_joint: non-finite gradient at iteration {k} (theta = {theta})")
         return g, ll, n_steps_done
 
-    return averaged_ascent(
-        param,
-        theta,
-        gradient_step,
-        n_iter,
-        n_obs,
-        optimizer,
-        learning_rate,
-        decay_iters,
-        average_from,
-        f"Markov score climbing ({kernel})",
-        progress,
-    )
+    label = f"Markov score climbing ({kernel})"
+    return averaged_ascent(param, model, data, gradient_step, n_iter, options, label, progress)
