@@ -96,19 +96,13 @@ class NeuralDriftParams(_Base):
         return super().__new__(cls, *(arrs[f] for f in cls._fields))
 
 
-class NeuralDriftKernelParams(NamedTuple):
+# the model's fields, then the sequence's features: written once, from _Base
+NeuralDriftKernelParams = NamedTuple(
+    "NeuralDriftKernelParams", [(f, np.ndarray) for f in _Base._fields] + [("h", np.ndarray)]
+)
+NeuralDriftKernelParams.__doc__ = (
     """Kernel parameters of one sequence: the model's parameters and the features ``h (T, p)``."""
-
-    W1: np.ndarray
-    b1: np.ndarray
-    W2: np.ndarray
-    b2: np.ndarray
-    sigma_x: np.ndarray
-    sigma_y: np.ndarray
-    m0: np.ndarray
-    s0: np.ndarray
-    Wh: np.ndarray
-    h: np.ndarray
+)
 
 
 class NeuralDriftSSM(StateSpaceModel, SavedModel):
