@@ -390,6 +390,15 @@ def check_reference(ref, T, d, name="reference"):
     return np.ascontiguousarray(ref)
 
 
+def one_sequence(model, y, inputs, routine):
+    """``(kernels, y, kernel_params)`` for a routine that takes one observation sequence."""
+    k = model.kernels()
+    seqs, single = as_sequences("y", y, k.obs_dim)
+    if not single:
+        raise ShapeError(f"y: {routine} takes one sequence; run it per sequence")
+    return k, seqs[0], model.kernel_params(inputs=inputs)
+
+
 def run_chains(worker, n_chains, rng, n_threads=None):
     """Run ``worker(chain_index, generator)`` for each chain in threads, or as Dask tasks inside
     :func:`statespace.distributed.use`; returns the list of results (the same either way: each
@@ -435,13 +444,8 @@ def particle_gibbs(
     """
     n_iter, n_particles, n_chains, burn_in = check_sampler_args(n_iter, n_particles, n_chains, burn_in)
     check_choice("method", method, METHODS)
-    k = model.kernels()
-    seqs, single = as_sequences("y", y, k.obs_dim)
-    if not single:
-        raise ShapeError("y: particle_gibbs takes one sequence; run it per sequence")
-    yy = seqs[0]
+    k, yy, kp = one_sequence(model, y, inputs, "particle_gibbs")
     T, d = yy.shape[0], k.state_dim
-    kp = model.kernel_params(inputs=inputs)
     ref0 = None if reference is None else check_reference(reference, T, d)
     n_keep = n_iter - burn_in
     bar = progress_bar(n_iter * n_chains, f"particle Gibbs ({method})", progress)

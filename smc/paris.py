@@ -469,10 +469,8 @@ def _summaries(t, x, W, tau, estimates, means):
 
 
 # --- the Python layer ----------------------------------------------------------------
-def _check_paris_args(
-    model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
-):
-    N, thr, code = check_filter_args(n_particles, ess_threshold, resampling)
+def resolve_functional(model, functional) -> AdditiveFunctional:
+    """``functional``, or the model's ``sufficient_statistics()`` when it is ``None``, checked."""
     if functional is None:
         try:
             functional = model.sufficient_statistics()
@@ -482,6 +480,14 @@ def _check_paris_args(
             ) from None
     if not isinstance(functional, AdditiveFunctional):
         raise ParameterError("functional: expected a statespace.AdditiveFunctional(initial, step, dim)")
+    return functional
+
+
+def _check_paris_args(
+    model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
+):
+    N, thr, code = check_filter_args(n_particles, ess_threshold, resampling)
+    functional = resolve_functional(model, functional)
     K = check_int("n_backward", n_backward, minimum=1)
     check_choice("backward", backward, sorted(BACKWARD_MODES))
     trials = N if max_trials is None else check_int("max_trials", max_trials, minimum=1)

@@ -56,12 +56,12 @@ from typing import NamedTuple
 import numpy as np
 
 from statespace.diagnostics import DataTreeGroups
-from statespace.errors import ParameterError, ShapeError
-from statespace.interface import AdditiveFunctional
+from statespace.errors import ShapeError
 from statespace.progress import progress_bar
-from statespace.validation import as_float_array, as_rng, as_sequences, check_int
+from statespace.validation import as_float_array, as_rng, check_int
 
-from .csmc import check_reference, check_sampler_args, index_tree_sample, run_chains, run_sweep
+from .csmc import check_reference, check_sampler_args, index_tree_sample, one_sequence, run_chains, run_sweep
+from .paris import resolve_functional
 
 
 def ppg_step(kernels, kp, y, ref, functional, *, n_particles, n_backward=2, hp=None, rng=None):
@@ -145,17 +145,9 @@ def ppg_smoother(
     """
     n_iter, n_particles, n_chains, burn_in = check_sampler_args(n_iter, n_particles, n_chains, burn_in)
     n_backward = check_int("n_backward", n_backward, minimum=1)
-    k = model.kernels()
-    if functional is None:
-        functional = model.sufficient_statistics()
-    if not isinstance(functional, AdditiveFunctional):
-        raise ParameterError("functional: expected a statespace.AdditiveFunctional(initial, step, dim)")
-    seqs, single = as_sequences("y", y, k.obs_dim)
-    if not single:
-        raise ShapeError("y: ppg_smoother takes one sequence; run it per sequence")
-    yy = seqs[0]
+    functional = resolve_functional(model, functional)
+    k, yy, kp = one_sequence(model, y, inputs, "ppg_smoother")
     T, d = yy.shape[0], k.state_dim
-    kp = model.kernel_params(inputs=inputs)
     refs = None
     if reference is not None:
         r = as_float_array("reference", reference, (1, 2, 3))
