@@ -9,7 +9,7 @@ import pytest
 import smc
 from smc.particle_filter import Proposal, StateFunction, bootstrap_filter, guided_filter
 from statespace import StochasticVolatility
-from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError, StateSpaceError
+from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError, StateSpaceError
 
 # scalar linear-Gaussian model: x_t = F x_{t-1} + N(0, Q), y_t = H x_t + N(0, R)
 M0, P0, F, Q, H, R = 0.0, 1.0, 0.9, 0.5, 1.0, 1.0
@@ -235,3 +235,43 @@ def test_bad_input(kwargs, error, match):
 
 def test_exported_from_package():
     assert smc.bootstrap_filter is bootstrap_filter and smc.guided_filter is guided_filter
+
+
+def _lg_with_inputs():
+    from statespace.linear_gaussian import LinearGaussianSSM
+
+    return LinearGaussianSSM(m0=[0.0], P0=[[1.0]], F=[[0.8]], Q=[[0.3]], H=[[1.0]], R=[[0.5]], B=[[1.0]], D=[[0.5]])
+
+
+def test_inputs_follow_the_observations_sequence_by_sequence():
+    """One rule pairs inputs[i] with y[i] for every particle routine: a batch run equals the
+    sequences run one by one on the same generator (a mispairing or a shared input would differ),
+    and the filters and particle EM reject the same malformed inputs with the same message."""
+    from smc.learning import particle_em
+
+    model = _lg_with_inputs()
+    u1, u2 = np.linspace(-2.0, 2.0, 12)[:, None], np.full((8, 1), 3.0)
+    _, y1 = model.sample(12, rng=0, inputs=u1)
+    _, y2 = model.sample(8, rng=1, inputs=u2)
+    batch = bootstrap_filter(model, [y1, y2], 200, rng=np.random.default_rng(5), inputs=[u1, u2])
+    g = np.random.default_rng(5)
+    one_by_one = [
+        bootstrap_filter(model, y1, 200, rng=g, inputs=u1),
+        bootstrap_filter(model, y2, 200, rng=g, inputs=u2),
+    ]
+    for b, s in zip(batch, one_by_one):
+        assert np.array_equal(b.filtered_means, s.filtered_means) and b.log_likelihood == s.log_likelihood
+    bad = [
+        (u1, ShapeError, r"inputs: got 1 sequence\(s\) for 2 observation sequence\(s\)"),
+        ([u1, u2[:5]], ShapeError, r"inputs\[1\]: expected 8 rows to match the observations, got 5"),
+        (
+            [u1, np.where(np.arange(8)[:, None] == 6, np.nan, u2)],
+            DataError,
+            r"inputs\[1\]: non-finite value at time step 6",
+        ),
+    ]
+    for inputs, error, match in bad:
+        with pytest.raises(error, match=match):
+            bootstrap_filter(model, [y1, y2], 20, rng=0, inputs=inputs)
+        with pytest.raises(error, match=match):
+            particle_em(model, [y1, y2], n_iter=1, n_particles=4, inputs=inputs, rng=0, progress=False)
