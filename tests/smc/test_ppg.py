@@ -62,3 +62,17 @@ def test_bad_arguments(problem):
         ppg_smoother(MODEL, y, CROSS, n_backward=0, progress=False)
     with pytest.raises(ValueError, match="reference"):
         ppg_smoother(MODEL, y, CROSS, reference=np.zeros((3, 1)), progress=False)
+
+
+def test_a_model_without_statistics_needs_a_functional(problem):
+    """As for PaRIS: the default functional is the model's sufficient statistics, and a model that
+    has none is a ParameterError naming the argument, not a bare NotImplementedError."""
+    from statespace import StochasticVolatility
+    from statespace.errors import ParameterError
+
+    class NoStats(StochasticVolatility):
+        def sufficient_statistics(self):
+            raise NotImplementedError
+
+    with pytest.raises(ParameterError, match="functional: NoStats has no built-in sufficient statistics"):
+        ppg_smoother(NoStats(), problem[0], n_iter=2, progress=False)
