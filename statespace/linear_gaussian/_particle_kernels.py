@@ -44,6 +44,37 @@ M = 0
 _kernel = nb.njit(**refcount_free(cache=True))
 
 
+# The transition and the emission are one shape, ``v = b + A x + L z`` with ``z ~ N(0, I)``; their
+# draws and densities are written once here. Inlined into each kernel in Numba's IR (so the kernel
+# keeps its flags and its compile-time sizes, and the machine code is that of the loops written out).
+@nb.njit(inline="always")
+def _draw_affine(b, A, x, L, rng, v, n, d):
+    """Fill ``v`` (``n``) with a draw of ``b + A x + L z``: ``L`` lower-triangular, ``x`` of length ``d``."""
+    for i in range(n):
+        v[i] = rng.standard_normal()
+    for i in range(n - 1, -1, -1):
+        s = b[i]
+        for k in range(d):
+            s += A[i, k] * x[k]
+        for k in range(i + 1):
+            s += L[i, k] * v[k]
+        v[i] = s
+
+
+@nb.njit(inline="always")
+def _whitened_square(W, WA, Wb, v, x, n, d):
+    """``|L^{-1} (v - A x - b)|^2`` from the whitened ``W = L^{-1}``, ``WA = L^{-1} A``, ``Wb = L^{-1} b``."""
+    q = 0.0
+    for i in range(n):
+        z = -Wb[i]
+        for k in range(i + 1):
+            z += W[i, k] * v[k]
+        for k in range(d):
+            z -= WA[i, k] * x[k]
+        q += z * z
+    return q
+
+
 @_kernel
 def sample_initial(kp, rng, x_out):
     d = D if D else x_out.shape[0]
@@ -81,15 +112,7 @@ def sample_transition(kp, t, x_prev, rng, x_out):
     F = kp.F[ix(kp.F.shape[0], t)]
     bu = kp.bu[ix(kp.bu.shape[0], t)]
     L = kp.chol_Q[ix(kp.chol_Q.shape[0], t)]
-    for i in range(d):
-        x_out[i] = rng.standard_normal()
-    for i in range(d - 1, -1, -1):
-        s = bu[i]
-        for k in range(d):
-            s += F[i, k] * x_prev[k]
-        for k in range(i + 1):
-            s += L[i, k] * x_out[k]
-        x_out[i] = s
+    _draw_affine(bu, F, x_prev, L, rng, x_out, d, d)
 
 
 @_kernel
@@ -98,14 +121,7 @@ def log_transition(kp, t, x_prev, x):
     W = kp.white_Q[ix(kp.white_Q.shape[0], t)]
     WF = kp.white_F[ix(kp.white_F.shape[0], t)]
     Wb = kp.white_bu[ix(kp.white_bu.shape[0], t)]
-    q = 0.0
-    for i in range(d):
-        z = -Wb[i]
-        for k in range(i + 1):
-            z += W[i, k] * x[k]
-        for k in range(d):
-            z -= WF[i, k] * x_prev[k]
-        q += z * z
+    q = _whitened_square(W, WF, Wb, x, x_prev, d, d)
     return -0.5 * (d * _LOG_2PI + kp.logdet_Q[ix(kp.logdet_Q.shape[0], t)] + q)
 
 
@@ -144,14 +160,7 @@ def log_emission(kp, t, x, y):
     WH = kp.white_H[ix(kp.white_H.shape[0], t)]
     Wd = kp.white_du[ix(kp.white_du.shape[0], t)]
     d = D if D else x.shape[0]
-    q = 0.0
-    for i in range(m):
-        z = -Wd[i]
-        for k in range(i + 1):
-            z += W[i, k] * yt[k]
-        for k in range(d):
-            z -= WH[i, k] * x[k]
-        q += z * z
+    q = _whitened_square(W, WH, Wd, yt, x, m, d)
     # a missing coordinate makes q NaN (W has a nonzero diagonal), so fully
     # observed rows need no separate pass to look for gaps
     if math.isnan(q):
@@ -170,12 +179,4 @@ def sample_emission(kp, t, x, y, rng, y_out):
     L = kp.chol_R[ix(kp.chol_R.shape[0], t)]
     m = M if M else H.shape[0]
     d = D if D else H.shape[1]
-    for i in range(m):
-        y_out[i] = rng.standard_normal()
-    for i in range(m - 1, -1, -1):
-        s = du[i]
-        for k in range(d):
-            s += H[i, k] * x[k]
-        for k in range(i + 1):
-            s += L[i, k] * y_out[k]
-        y_out[i] = s
+    _draw_affine(du, H, x, L, rng, y_out, m, d)
