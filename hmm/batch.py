@@ -195,14 +195,16 @@ def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None, over
     pi0, A, loglik, offsets = _chain(pi0, A, loglik, offsets)
     N, K = loglik.shape
     S = offsets.shape[0] - 1
+    if S == 1 and _two_threads(A, loglik):  # one long sequence: parallel over time instead (same numbers)
+        ll, f, g, c = posteriors(pi0, A, loglik if overwrite else loglik.copy(), overwrite=True)
+        return BatchPosteriors(np.array([ll]), f, g, c[None], offsets)
+    # allocated only here: unused (N, K) blocks would make the allocator hand out
+    # fresh pages to the caller's next (N, K) array, whose first touch costs more
+    # than a forward pass at small K
     lls = np.empty(S)
     filtered = np.empty((N, K))
     smoothed = np.empty((N, K))
     counts = np.zeros((S, K, K))
-    if S == 1 and _two_threads(A, loglik):  # one long sequence: parallel over time instead (same numbers)
-        ll, f, g, c = posteriors(pi0, A, loglik if overwrite else loglik.copy(), overwrite=True)
-        lls[0], counts[0] = ll, c
-        return BatchPosteriors(lls, f, g, counts, offsets)
     m = np.empty(N)
 
     def part(s0, s1):
