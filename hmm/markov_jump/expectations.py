@@ -148,6 +148,15 @@ def _uniformisation_rate(Q):
     return mu
 
 
+@nb.njit(cache=True, inline="always")
+def _uniformised(Q, mu, h, X):
+    """``X = (Q + mu I) h``, entrywise non-negative for ``mu`` the :func:`_uniformisation_rate` (no cancellation)."""
+    n = Q.shape[0]
+    for i in range(n):
+        for j in range(n):
+            X[i, j] = Q[i, j] * h + (mu * h if i == j else 0.0)
+
+
 @nb.njit(cache=True)
 def _normalise_rows(E, F):
     """Divide each row of ``E`` (and of ``F``, by the same factor) by ``E``'s row sum."""
@@ -196,9 +205,7 @@ def generator_expm(Q, dt):
     mu = _uniformisation_rate(Q)
     s, h = _scaling(mu, dt)
     X = np.empty((n, n))
-    for i in range(n):
-        for j in range(n):
-            X[i, j] = Q[i, j] * h + (mu * h if i == j else 0.0)
+    _uniformised(Q, mu, h, X)
     E = np.eye(n)
     tmp = np.empty((n, n))
     for k in range(_taylor_degree(mu * h), 0, -1):
@@ -240,10 +247,10 @@ def _van_loan_block(Q, W, dt, E1, E2, t1, t2):
         w = max(w, r)
     s, h = _scaling(mu + w, dt)
     X = np.empty((n, n))
+    _uniformised(Q, mu, h, X)
     Wh = np.empty((n, n))
     for i in range(n):
         for j in range(n):
-            X[i, j] = Q[i, j] * h + (mu * h if i == j else 0.0)
             Wh[i, j] = W[i, j] * h
             E1[i, j] = 1.0 if i == j else 0.0
             E2[i, j] = 0.0
@@ -267,6 +274,12 @@ def _van_loan_block(Q, W, dt, E1, E2, t1, t2):
         _matmul(E1, E1, t1)
         _normalise_rows(t1, X)
         E1[:, :] = t1
+
+
+@nb.njit(cache=True, inline="always")
+def _van_loan_scratch(K):
+    """``(E1, E2, t1, t2)``: the outputs and scratch of :func:`_van_loan_block`, each ``(K, K)``."""
+    return np.empty((K, K)), np.empty((K, K)), np.empty((K, K)), np.empty((K, K))
 
 
 @nb.njit(cache=True)
@@ -305,10 +318,7 @@ def van_loan_integrals(Q, dts, W):
     K = Q.shape[0]
     M = np.zeros((K, K))
     Wt = np.empty((K, K))
-    E1 = np.empty((K, K))
-    E2 = np.empty((K, K))
-    t1 = np.empty((K, K))
-    t2 = np.empty((K, K))
+    E1, E2, t1, t2 = _van_loan_scratch(K)
     for u in range(dts.shape[0]):
         wn = _norm1(W[u])
         if wn == 0.0:
@@ -509,10 +519,7 @@ def conditional_statistics(Q, dts):
     K = Q.shape[0]
     out = np.zeros((dts.shape[0], K, K, K + K * K))
     W = np.zeros((K, K))
-    E1 = np.empty((K, K))
-    E2 = np.empty((K, K))
-    t1 = np.empty((K, K))
-    t2 = np.empty((K, K))
+    E1, E2, t1, t2 = _van_loan_scratch(K)
     for u in range(dts.shape[0]):
         d = dts[u]
         P = generator_expm(Q, d)
