@@ -77,14 +77,19 @@ def interval_table(times_list) -> IntervalTable:
 
 
 @nb.njit(cache=True)
-def _gather(P, index, start, n):
+def _sequence_chain(P, index, offsets, s):
+    """``(a, b, A)``: sequence ``s`` spans rows ``a:b`` of the concatenated data, and ``A``
+    ``(max(b - a - 1, 1), K, K)`` holds the transition matrices of its ``b - a - 1`` intervals
+    (the identity for a sequence of one observation)."""
+    a, b = offsets[s], offsets[s + 1]
+    start, n = a - s, b - a - 1
     K = P.shape[1]
     A = np.empty((max(n, 1), K, K))
     if n == 0:
         A[0] = np.eye(K)
     for t in range(n):
         A[t] = P[index[start + t]]
-    return A
+    return a, b, A
 
 
 @nb.njit(cache=True)
@@ -93,8 +98,7 @@ def sequence_log_likelihoods(pi0, P, index, offsets, loglik):
     n_seq = offsets.shape[0] - 1
     out = np.empty(n_seq)
     for s in range(n_seq):
-        a, b = offsets[s], offsets[s + 1]
-        A = _gather(P, index, a - s, b - a - 1)
+        a, b, A = _sequence_chain(P, index, offsets, s)
         ll, _, _ = forward(pi0, A, loglik[a:b])
         out[s] = ll
     return out
@@ -107,8 +111,7 @@ def filtered_marginals(pi0, P, index, offsets, loglik):
     lls = np.empty(n_seq)
     filt = np.empty(loglik.shape)
     for s in range(n_seq):
-        a, b = offsets[s], offsets[s + 1]
-        A = _gather(P, index, a - s, b - a - 1)
+        a, b, A = _sequence_chain(P, index, offsets, s)
         ll, f, _ = forward(pi0, A, loglik[a:b])
         lls[s] = ll
         filt[a:b] = f
@@ -226,8 +229,7 @@ def posterior_pass(pi0, P, index, offsets, loglik):
     gamma = np.empty(loglik.shape)
     W = np.zeros((U, K, K))
     for s in range(n_seq):
-        a, b = offsets[s], offsets[s + 1]
-        A = _gather(P, index, a - s, b - a - 1)
+        a, b, A = _sequence_chain(P, index, offsets, s)
         ll, g, R = sequence_posteriors(pi0, A, loglik[a:b])
         lls[s] = ll
         gamma[a:b] = g
@@ -247,11 +249,11 @@ def raise_if_impossible(lls, pi0, P, table: IntervalTable, loglik, grids=None, s
     if bad.size == 0:
         return
     s = int(bad[0])
-    a, b = table.offsets[s], table.offsets[s + 1]
+    a, b, A = _sequence_chain(P, table.index, table.offsets, s)
     raise impossible_data_error(
         name if single else f"{name}[{s}]",
         pi0,
-        _gather(P, table.index, a - s, b - a - 1),
+        A,
         loglik[a:b],
         times=None if grids is None else grids[s],
         check="the data, the zero rates of the generator and the observation model",
