@@ -68,13 +68,18 @@ MIN_WORK = 40_000
 _CHUNK = 64  # steps of recursion between two rounds of finishing in the second phase
 
 
-@nb.njit(cache=True, nogil=True)
-def _rescale_factor(s):
-    """What a row with sum ``s`` is multiplied by: 1 while ``s >= 1e-30``, else ``1 / s``;
-    0 when ``s`` is 0 or NaN (a row of -inf log-likelihoods: no state explains the step)."""
+@nb.njit(cache=True, fastmath=FASTMATH, nogil=True, inline="always")
+def _rescale(x, s, n):
+    """Keep ``x[:n]``, of sum ``s``, while ``s >= 1e-30``, else divide it by ``s``; ``False`` when
+    ``s`` is 0 or NaN (a row of -inf log-likelihoods: no state explains the step)."""
     if s >= _RESCALE:
-        return 1.0
-    return 1.0 / s if s > 0.0 else 0.0
+        return True
+    if not s > 0.0:
+        return False
+    f = 1.0 / s
+    for k in range(n):
+        x[k] *= f
+    return True
 
 
 @nb.njit(cache=True, fastmath=FASTMATH, nogil=True)
@@ -135,12 +140,8 @@ def _forward_rows(Ap, prev, cur, B, raw, sums, t0, t1, K, W):
         sums[t] = st
         if lost:
             return LOST
-        f = _rescale_factor(st)
-        if f != 1.0:
-            if not (f > 0.0):
-                return FAILED
-            for k in range(Kr):
-                prev[k] *= f
+        if not _rescale(prev, st, Kr):
+            return FAILED
     return OK
 
 
@@ -165,12 +166,8 @@ def _backward_rows(ATp, nxt, bb, B, out, hi, lo, offset, carry, K, W):
         s = 0.0
         for i in range(Kr):
             s += nxt[i]
-        f = _rescale_factor(s)
-        if f != 1.0:
-            if not (f > 0.0):
-                return FAILED
-            for i in range(Kr):
-                nxt[i] *= f
+        if not _rescale(nxt, s, Kr):
+            return FAILED
     return OK
 
 
