@@ -335,6 +335,13 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
 
     Returns ``(smoothed_means, smoothed_covs, cross_covs, gains, bad)``.
     """
+    return _rts(kp, fm, fP, pm, pP, buf, False)
+
+
+@nb.njit(**_FLAGS)
+def _rts(kp, fm, fP, pm, pP, buf, replay):
+    """:func:`rts_loop`; with ``replay``, the smoothed means only, for a sequence whose covariances
+    and gains are already in ``buf`` (see :func:`_filter`'s ``REPLAY``), by the same arithmetic."""
     T = fm.shape[0]
     d = D if D > 0 else fm.shape[1]
     Fs = kp.F
@@ -350,15 +357,24 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
     JD = np.empty((d, d))
     for i in range(d):
         sm[T - 1, i] = fm[T - 1, i]
-        for j in range(d):
-            sP[T - 1, i, j] = fP[T - 1, i, j]
+        if not replay:
+            for j in range(d):
+                sP[T - 1, i, j] = fP[T - 1, i, j]
     for t in range(T - 2, -1, -1):
         f = 0 if nF == 1 else t + 1
         # J_t is a function of P_{t|t}, P_{t+1|t} and F alone; P_{t|T} and the cross-covariance
         # add P_{t+1|T}: where the filter's and the smoother's covariances sit at their fixed
         # points, the previous step's matrices are copied (see fixed_point)
-        steady = nF == 1 and t + 2 < T and fixed_point(pP[t + 1], pP[t + 2], d) and fixed_point(fP[t], fP[t + 1], d)
-        if steady:
+        steady = (
+            not replay
+            and nF == 1
+            and t + 2 < T
+            and fixed_point(pP[t + 1], pP[t + 2], d)
+            and fixed_point(fP[t], fP[t + 1], d)
+        )
+        if replay:
+            pass
+        elif steady:
             for i in range(d):
                 for j in range(d):
                     gains[t, i, j] = gains[t + 1, i, j]
@@ -389,6 +405,8 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
             for k in range(d):
                 s += gains[t, i, k] * (sm[t + 1, k] - pm[t + 1, k])
             sm[t, i] = s
+        if replay:
+            continue
         if steady and fixed_point(sP[t + 1], sP[t + 2], d):
             for i in range(d):
                 for j in range(d):
@@ -684,7 +702,7 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
                 continue
             if want_stats:
                 if shared:
-                    sm, sP, cross, gains, bd = rts_replay(fm, pm, sb)
+                    sm, sP, cross, gains, bd = _rts(kps, fm, fP, pm, pP, sb, True)
                 else:
                     sm, sP, cross, gains, bd = rts_loop(kps, fm, fP, pm, pP, sb)
                 if bd >= 0:
@@ -707,29 +725,6 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
                     stats_loop(kps, ys, sm, sP, cross, stats[c])
             ref_T = T
             ref_a = a
-
-
-@nb.njit(**_FLAGS)
-def rts_replay(fm, pm, buf):
-    """:func:`rts_loop`'s smoothed means for a sequence whose covariances and gains are already in ``buf``
-    (see :func:`_filter`'s ``REPLAY``); the same arithmetic as :func:`rts_loop`."""
-    T = fm.shape[0]
-    d = D if D > 0 else fm.shape[1]
-    n1 = max(T - 1, 0)
-    sm = buf[: T * d].reshape((T, d))
-    sP = buf[T * d : T * d + T * d * d].reshape((T, d, d))
-    o = T * d + T * d * d
-    cross = buf[o : o + n1 * d * d].reshape((n1, d, d))
-    gains = buf[o + n1 * d * d :].reshape((n1, d, d))
-    for i in range(d):
-        sm[T - 1, i] = fm[T - 1, i]
-    for t in range(T - 2, -1, -1):
-        for i in range(d):
-            s = fm[t, i]
-            for k in range(d):
-                s += gains[t, i, k] * (sm[t + 1, k] - pm[t + 1, k])
-            sm[t, i] = s
-    return sm, sP, cross, gains, -1
 
 
 @nb.njit(cache=True)
