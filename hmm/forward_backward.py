@@ -35,8 +35,8 @@ the expected counts :math:`A \odot \sum_t \alpha_{t-1}\tilde\beta_t^\top`, keepi
 only two beta vectors and writing the marginals over ``B`` (fresh ``(T, K)``
 pages cost as much as the arithmetic at this size). From Python, a
 time-invariant chain with enough work runs the forward and backward passes at
-once on two threads (``hmm.parallel_forward_backward``, about 2x faster at
-``K = 4`` and 3x at ``K = 20`` for ``T = 10^5``).
+once on two threads (``hmm.parallel_forward_backward``; measured speeds are in
+docs/benchmarks.md).
 
 Data of zero probability (a symbol no state emits, a state the transition
 structure cannot reach, log-likelihoods beyond float64's range) give a
@@ -129,8 +129,7 @@ def _forward_fixed(pi0, A2, B, filtered, c):
     products over the contiguous rows of :math:`A^\top` into a register
     accumulator, reading the previous row from a local vector: accumulating
     into ``filtered[t]`` itself (which LLVM must assume aliases
-    ``filtered[t-1]``) made every step a chain of stores and reloads, 4x slower
-    at K = 4. Rows are normalised in a separate pass.
+    ``filtered[t-1]``) made every step a chain of stores and reloads. Rows are normalised in a separate pass.
     """
     T, K = B.shape
     AT = np.ascontiguousarray(A2.T)

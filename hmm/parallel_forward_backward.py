@@ -109,8 +109,8 @@ def _row_length(x, K):
 def _product(M, x, out, K, W):
     """``out[:W] = x[:K] @ M`` (``M`` padded to ``W`` columns)."""
     if K <= 4:
-        # a few scalars: LLVM keeps the step in registers (forward half-pass at K = 4: 0.40 vs
-        # 0.52 ms with the vector product; equal at K = 6, slower at K = 8)
+        # a few scalars: LLVM keeps the step in registers, which beats the vector product up to
+        # about K = 4 (measured; equal near K = 6, slower from K = 8)
         for j in range(K):
             acc = 0.0
             for i in range(K):
@@ -228,7 +228,7 @@ def _build(K: int):
     """The entry kernels for ``K`` states. They close over ``K`` and ``W`` only (plain integers,
     so Numba caches them on disk) and pass them on as literals: every helper is compiled with
     ``K`` a compile-time constant. (Closures over other closures' dispatchers missed the disk
-    cache in every process, 3.8 s of compilation for the first long sequence.)"""
+    cache in every process: seconds of compilation before the first long sequence.)"""
     W = padded_width(K)
     # count rows: packed when K divides a register's 8 lanes, else padded to W (outer_accumulate)
     WM = K if LANES % K == 0 else W
@@ -422,7 +422,7 @@ def posteriors_two_threads(pi0, A2, loglik):
 
     G = np.zeros((2, K, padded_width(K)))
     # One task for the worker, both phases: whichever thread ends phase 1 first waits for the
-    # other (one wake-up at the boundary, not a result and a second submission: 0.1 ms a call).
+    # other (one wake-up at the boundary, cheaper than returning a result and submitting again).
     worker_done, go_on = threading.Event(), threading.Event()
     shared = {}
 

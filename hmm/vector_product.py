@@ -13,8 +13,8 @@ multiply-add per row and register.
 
 Why not a plain loop: in the forward-backward recursions the product *is* the
 step, and whether LLVM keeps a Numba loop's accumulators in registers depends
-on unrolling heuristics that change with ``K`` (measured: a 20-state step took
-3 ms or 18 ms per 100,000 steps depending on the padding alone). Written out
+on unrolling heuristics that change with ``K`` (the same 20-state step ran several
+times slower or faster depending on the padding alone). Written out
 as vector operations, the code is the same for every ``K``.
 """
 
