@@ -62,6 +62,16 @@ def _draw_affine(b, A, x, L, rng, v, n, d):
 
 
 @nb.njit(inline="always")
+def residual(v, b, A, x, out, off, n, d):
+    """``out[off:off + n] = v - A x - b`` (``x`` of length ``d``): NaN in ``v`` stays NaN."""
+    for i in range(n):
+        s = v[i] - b[i]
+        for k in range(d):
+            s -= A[i, k] * x[k]
+        out[off + i] = s
+
+
+@nb.njit(inline="always")
 def _whitened_square(W, WA, Wb, v, x, n, d):
     """``|L^{-1} (v - A x - b)|^2`` from the whitened ``W = L^{-1}``, ``WA = L^{-1} A``, ``Wb = L^{-1} b``."""
     q = 0.0
@@ -142,11 +152,7 @@ def _log_emission_partial(Hs, dus, Rs, t, x, y):
     yt = y[t]
     m, d = H.shape
     r = np.empty(m)
-    for j in range(m):
-        s = yt[j] - du[j]
-        for k in range(d):
-            s -= H[j, k] * x[k]
-        r[j] = s
+    residual(yt, du, H, x, r, 0, m, d)
     return logpdf_observed(r, Rs[ix(Rs.shape[0], t)])
 
 

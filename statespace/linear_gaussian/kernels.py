@@ -58,6 +58,7 @@ from ._linalg import ix
 from ._particle_kernels import (
     _kernel,
     log_transition_bound,
+    residual,
 )
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -529,19 +530,11 @@ def functional_step(kp, t, x_prev, x, y, out):
         out[i] = 0.0
     F = kp.F[ix(kp.F.shape[0], t)]
     bu = kp.bu[ix(kp.bu.shape[0], t)]
-    for i in range(d):
-        v = x[i] - bu[i]
-        for k in range(d):
-            v -= F[i, k] * x_prev[k]
-        out[o_qres + i] = v
+    residual(x, bu, F, x_prev, out, o_qres, d, d)
     _self_outer_in_place(out, o_qres, d)
     H = kp.H[ix(kp.H.shape[0], t)]
     du = kp.du[ix(kp.du.shape[0], t)]
-    for i in range(m):
-        v = yt[i] - du[i]
-        for k in range(d):
-            v -= H[i, k] * x[k]
-        out[o_rres + i] = v
+    residual(yt, du, H, x, out, o_rres, m, d)
     _self_outer_in_place(out, o_rres, m)
     out[o_nt] = 1.0
     _outer_set(out, o_xpxp, x_prev, x_prev)
