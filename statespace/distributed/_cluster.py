@@ -71,8 +71,8 @@ def broadcast(client, obj):
     return client.submit(_hold, obj, pure=False)
 
 
-def map_shards(client, fn, params, shards, starts, lengths, total):
-    """``[fn(params, shard) for shard in shards]`` on the workers, one round.
+def map_shards(client, fn, params, shards):
+    """Futures of ``[fn(params, shard) for shard in shards]`` on the workers, one round.
 
     Small ``params`` (pickled, at most :data:`EMBED_BYTES`) travel inside each task, so the
     round costs one message to the scheduler; larger ones are broadcast once and fetched
@@ -84,8 +84,6 @@ def map_shards(client, fn, params, shards, starts, lengths, total):
     except Exception:  # noqa: BLE001 - not picklable by pickle (a closure): Dask's cloudpickle sends it below
         blob = None
     if blob is not None and len(blob) <= EMBED_BYTES:
-        futures = client.map(_apply_pickled, [fn] * n, [blob] * n, shards, pure=False)
-    else:
-        p = broadcast(client, params)
-        futures = client.map(_apply, [fn] * n, [p] * n, shards, pure=False)
-    return gather_in_order(client, futures, starts, lengths, total)  # the futures are released when dropped
+        return client.map(_apply_pickled, [fn] * n, [blob] * n, shards, pure=False)
+    p = broadcast(client, params)
+    return client.map(_apply, [fn] * n, [p] * n, shards, pure=False)

@@ -42,11 +42,12 @@ class EStep:
         self.items = list(items)
         self._backend = active()
         self._shards = None
+        self._previous = None
 
     def __call__(self, params):
         if self._backend is None:
             return self.fn(params, self.items)
-        from ._cluster import map_shards, persist_shards
+        from ._cluster import gather_in_order, map_shards, persist_shards
 
         client = self._backend.client
         if self._shards is None:
@@ -54,8 +55,12 @@ class EStep:
             b = shard_bounds([item_size(it) for it in self.items], n)
             self._starts, self._lengths = b[:-1], np.diff(b)
             self._shards = persist_shards(client, [self.items[b[j] : b[j + 1]] for j in range(n)], "estep")
-        parts = map_shards(client, self.fn, params, self._shards, self._starts, self._lengths, len(self.items))
-        return reduce_sum(parts)
+        futures = map_shards(client, self.fn, params, self._shards)
+        # The previous round's results are released only now, after this round's tasks have
+        # left: released at the end of that round, they sent each worker a message that this
+        # round's tasks then queued behind (Dask batches its messages a few ms apart).
+        self._previous = futures
+        return reduce_sum(gather_in_order(client, futures, self._starts, self._lengths, len(self.items)))
 
     @property
     def nbytes(self) -> int:
@@ -85,6 +90,7 @@ class EStep:
 
     def close(self) -> None:
         """Release the persisted shards (nothing to do in process)."""
+        self._previous = None
         if self._shards is not None:
             self._backend.client.cancel(self._shards)
             self._shards = None
@@ -105,7 +111,7 @@ class EStep:
 
 def _in_process(fn, items) -> EStep:
     est = EStep.__new__(EStep)
-    est.fn, est.items, est._backend, est._shards = fn, items, None, None
+    est.fn, est.items, est._backend, est._shards, est._previous = fn, items, None, None, None
     return est
 
 
