@@ -5,7 +5,7 @@ loops read the state and observation dimensions from the arrays (the generic
 kernels). :mod:`statespace.linear_gaussian._specialise` writes copies of this
 file with ``D`` and ``M`` set to literal values; Numba then treats them as
 compile-time constants, so the small fixed-size loops are unrolled and
-vectorised (about 3x faster for a 4-d state), and ``cache=True`` keeps the
+vectorised, and ``cache=True`` keeps the
 compiled code across processes.
 
 Everything happens in one function per pass, indexing the output arrays

@@ -29,10 +29,10 @@ M = 0
 # reference counts. Numba increfs every array of an argument tuple on entry and
 # decrefs it on exit (21 arrays in KernelParams, plus the views taken here); its
 # pruning pass drops those pairs in straight-line code but not around loops, so a
-# kernel with a loop over coordinates paid ~40 atomic operations per call: ~1 us
-# per particle-step whatever the dimension, 20x a scalar hand-written model.
+# kernel with a loop over coordinates paid tens of atomic operations per call, per
+# particle-step whatever the dimension: many times a scalar hand-written model.
 # ``_nrt=False`` compiles them without the reference counting (they own no memory:
-# they only read KernelParams and write caller-owned buffers): ~5x faster. The option is
+# they only read KernelParams and write caller-owned buffers), which removes that cost. The option is
 # private to Numba: :func:`statespace._compile.refcount_free` drops it where it is missing.
 # Allocation is not available there, so the rare rows with some coordinates
 # missing go to the ordinary function :func:`_log_emission_partial`.

@@ -2,7 +2,7 @@
 
 For the small dimensions of most state-space models, compiling the loops of the
 template :mod:`statespace.linear_gaussian._fast` with ``d`` and ``m`` as compile-time
-constants is worth a ~3x speed-up: :func:`loops` imports such a copy, written once
+constants unrolls and vectorises their small loops: :func:`loops` imports such a copy, written once
 and cached on disk by :func:`statespace._compile.specialised_copy`
 (named by a hash of every library file the template reaches). Large dimensions, where the
 generic loops are as fast, short sequences (where compiling a copy would cost more than it

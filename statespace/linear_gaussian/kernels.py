@@ -35,7 +35,7 @@ The routines here compute these statistics from Gaussian *moments* of
 :math:`(x_{t-1}, x_t)`: :func:`expected_statistics` passes smoothed means and
 covariances (the reference E-step), the additive functional (for PaRIS /
 particle EM) passes a particle (zero covariance). The E-step of EM runs the
-equivalent inline loop of ``_fast.stats_loop`` (40x faster; tested equal),
+equivalent inline loop of ``_fast.stats_loop`` (no calls per step; tested equal),
 which calls back here for rows with missing coordinates.
 """
 
@@ -67,7 +67,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # --- the same kernels for d = m = 1 ----------------------------------------------
 # Straight-line code is small enough for LLVM to inline into the particle loops,
 # which then neither pass the 21 arrays of KernelParams (~1.7 kB of arguments per
-# call) nor branch on loop bounds: a scalar model runs ~3x faster, at the cost of a
+# call) nor branch on loop bounds: a scalar model runs several times faster, at the cost of a
 # hand-written one. LinearGaussianSSM.kernels() picks them when d = m = 1.
 @_kernel
 def sample_initial_scalar(kp, rng, x_out):
@@ -500,7 +500,7 @@ def functional_step(kp, t, x_prev, x, y, out):
     # PaRIS calls this N x K times per step. A fully observed row (the usual case)
     # takes a direct path that allocates nothing (the residuals are built in their
     # own output blocks), hence compiles without reference counting like the
-    # kernels above: ~20x faster than the general path, whose workspace holds 17
+    # kernels above: far cheaper than the general path, whose workspace holds 17
     # arrays. Rows with gaps impute the missing coordinates as in the E-step.
     yt = y[t]
     m = yt.shape[0]
