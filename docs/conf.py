@@ -69,6 +69,8 @@ nitpick_ignore_regex = [
     ("py:class", r"hmm\.deep_kernels\.ChainKernelParams|hmm\.rul\.state\.SavedRULModel"),
     ("py:class", r"statespace\.linear_gaussian\.kernels\.StatsLayout|smc\.neural_drift\.NeuralDriftKernelParams"),
     ("py:class", r"hmm\.learned_emission\.ConditionedLearnedEmission|em_\.\w+"),
+    # the IOHMM's and LearnedEmissionHMM's internal base, named in their "Bases:" line
+    ("py:class", r"hmm\.deep_support\.NetworkChain"),
 ]
 
 html_theme = "furo"

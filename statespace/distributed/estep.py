@@ -71,10 +71,10 @@ class EStep:
         """Whether ``n_fits`` whole fits over these items (restarts) should each run as one Dask task.
 
         True inside a :func:`~statespace.distributed.use` block (as read when the ``EStep``
-        was built) for more than one fit whose items total at most :data:`TASK_DATA_BYTES`:
+        was built) for more than one fit whose items total at most ``TASK_DATA_BYTES``:
         the fits then run side by side, each on one worker with an in-process copy of this
-        E-step (see :meth:`__reduce__`). For larger data the fits run in turn and each
-        E-step is sharded over the whole cluster.
+        E-step (a pickled ``EStep`` is an in-process one). For larger data the fits run in
+        turn and each E-step is sharded over the whole cluster.
         """
         return self._backend is not None and n_fits > 1 and self.nbytes <= TASK_DATA_BYTES
 
