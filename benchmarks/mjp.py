@@ -96,10 +96,11 @@ def scipy_em_iteration(Q, pi0, B, ys, grids):
 
 
 def ours_em_iteration(model, ys, grids):
-    from hmm.markov_jump.em import expected_statistics, m_step
+    """One EM iteration as ``MarkovJumpProcess.fit`` runs it: the E-step's additive statistics, then the M-step."""
+    from hmm.markov_jump.em import m_step, shard_e_step
 
-    ll, dwell, jumps, gamma, offsets = expected_statistics(model.params, ys, grids)
-    return ll, m_step(model.params, dwell, jumps, gamma, offsets, np.concatenate(ys))
+    stats = shard_e_step(model.params, list(zip(ys, grids)))
+    return stats.log_likelihood, m_step(model.params, stats)
 
 
 def best_of(fn, repeats):
