@@ -60,3 +60,14 @@ def test_grid_script_quick(name):
     for rec in lines:
         if "skipped" in rec:
             assert rec["skipped"], rec  # a skipped case says why
+
+
+@pytest.mark.slow  # the whole script: about 10 s, four fresh processes
+def test_mjp_benchmark_runs_and_agrees_with_its_scipy_baseline():
+    # mjp.py is small enough to run whole; before timing it asserts that our EM iteration
+    # and log-likelihood equal the scipy baseline's (it had rotted once, on a changed M-step)
+    lines = run_script("mjp.py", [])
+    timed = [rec for rec in lines if "peer_s" in rec]
+    assert {rec["bench"] for rec in timed} == {"mjp_em_iteration", "mjp_log_likelihood"} and len(timed) == 4
+    for rec in timed:
+        assert rec["ours_s"] > 0 and rec["speedup"] == pytest.approx(rec["peer_s"] / rec["ours_s"], rel=1e-3)
