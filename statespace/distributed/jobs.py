@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ._backend import active
@@ -37,7 +39,12 @@ def map_jobs(fn, jobs, *, seed=None, seeded: bool = False, on_done=None) -> list
     from dask.distributed import as_completed
 
     client = backend.client
-    futures = [client.submit(fn, *a, pure=False) for a in args]
+    with warnings.catch_warnings():
+        # a job may carry its data (a restart of a fit holds its sequences, up to EStep's
+        # TASK_DATA_BYTES): sent inside the task on purpose, so Dask's size warning is noise
+        warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+        warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+        futures = [client.submit(fn, *a, pure=False) for a in args]
     try:
         for _ in as_completed(futures):
             done()
