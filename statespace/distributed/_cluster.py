@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import uuid
 import warnings
@@ -26,6 +27,15 @@ def _apply_pickled(fn, blob, shard):
     return fn(pickle.loads(blob), shard)
 
 
+@contextlib.contextmanager
+def data_in_graph():
+    """Silence Dask's large-graph warnings for tasks that carry their data on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+        warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+        yield
+
+
 def persist_shards(client, chunks, label: str):
     """Place each chunk of items on a worker (round robin) as the result of a task that returns it.
 
@@ -35,10 +45,7 @@ def persist_shards(client, chunks, label: str):
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"]) if hasattr(client, "scheduler_info") else []
     tag = uuid.uuid4().hex[:12]
     futures = []
-    with warnings.catch_warnings():
-        # the data are the graph here, on purpose (that is what makes the shards recomputable)
-        warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
-        warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+    with data_in_graph():  # the data are the graph here: that is what makes the shards recomputable
         for j, chunk in enumerate(chunks):
             where = {"workers": [workers[j % len(workers)]], "allow_other_workers": True} if workers else {}
             futures.append(client.submit(_hold, chunk, key=f"{label}-shard-{tag}-{j}", pure=False, **where))

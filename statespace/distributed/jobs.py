@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ._backend import active
@@ -38,12 +36,11 @@ def map_jobs(fn, jobs, *, seed=None, seeded: bool = False, on_done=None) -> list
         return out
     from dask.distributed import as_completed
 
+    from ._cluster import data_in_graph
+
     client = backend.client
-    with warnings.catch_warnings():
-        # a job may carry its data (a restart of a fit holds its sequences, up to EStep's
-        # TASK_DATA_BYTES): sent inside the task on purpose, so Dask's size warning is noise
-        warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
-        warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+    # a job may carry its data (a restart of a fit holds its sequences, up to EStep's TASK_DATA_BYTES)
+    with data_in_graph():
         futures = [client.submit(fn, *a, pure=False) for a in args]
     try:
         for _ in as_completed(futures):
