@@ -307,9 +307,10 @@ def run(args) -> dict:
     # 1. model selection by truncation cross-validation
     results = []
 
-    def run_cv(config):
+    def factory_for(config, point_cap=None):
+        """The pipeline factory of one ``(model, K, lags, cap, readout, softness)`` configuration."""
         model, k, lags, cap, readout, softness = config
-        factory = make_factory(
+        return make_factory(
             model,
             k,
             lags,
@@ -320,10 +321,13 @@ def run(args) -> dict:
             softness,
             args.deep_max_iter,
             not args.no_health_channel,
+            point_cap,
         )
+
+    def run_cv(config):
         # the same seed gives every configuration the same folds and cuts
         return cross_validate(
-            factory,
+            factory_for(config),
             sens,
             sets,
             n_folds=args.folds,
@@ -372,20 +376,7 @@ def run(args) -> dict:
 
     # 2-3. final fit, calibration, prediction
     def make_pipeline(c):
-        model, k, lags, cap, readout, softness = c
-        return make_factory(
-            model,
-            k,
-            lags,
-            cap,
-            args.baseline_cycles,
-            args.max_iter,
-            readout,
-            softness,
-            args.deep_max_iter,
-            not args.no_health_channel,
-            point_cap,
-        )()
+        return factory_for(c, point_cap)()
 
     if config[0] == "pool":
         pipe = RULEnsemble([make_pipeline(c) for c in config[1:]], point_cap=point_cap)
