@@ -117,6 +117,23 @@ def _scale_row(row, ct):
     return True
 
 
+@nb.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _dot(row, x, n):
+    """``sum_{i < n} row[i] x[i]``: one entry of a matrix-vector product, read along a contiguous row.
+
+    Both passes multiply by rows: the forward pass by those of :math:`A^\top` (its
+    :math:`A^\top \alpha`), the backward pass by those of :math:`A` (its :math:`A \tilde\beta`).
+    The sum runs into a register accumulator, which re-association lets LLVM vectorise.
+    The callers pass their own ``K`` as ``n``: with the same trip count as their
+    other loops, the inlined code compiles to exactly the instructions of the loop
+    written in place (a bound read from ``row.shape`` did not).
+    """
+    acc = 0.0
+    for i in range(n):
+        acc += row[i] * x[i]
+    return acc
+
+
 @nb.njit(cache=True, fastmath=FASTMATH)
 def _forward_fixed(pi0, A2, B, filtered, c):
     r"""Forward recursion for one time-invariant ``A2 (K, K)``.
@@ -149,10 +166,7 @@ def _forward_fixed(pi0, A2, B, filtered, c):
         Bt = B[t]
         ct = 0.0
         for k in range(K):
-            ATk = AT[k]
-            acc = 0.0
-            for i in range(K):
-                acc += ATk[i] * prev[i]
+            acc = _dot(AT[k], prev, K)
             v = acc * Bt[k] * prev_inv
             if v < _TINY and acc > 0.0 and Bt[k] > 0.0:
                 return PRECISION_LOST
@@ -273,11 +287,7 @@ def _backward_scaled(A, Bc, beta):
                 bt[j] = 0.0
         out = beta[t - 1]
         for i in range(K):
-            Ai = At[i]
-            acc = 0.0
-            for j in range(K):
-                acc += Ai[j] * bt[j]
-            out[i] = acc
+            out[i] = _dot(At[i], bt, K)
 
 
 _COUNT_BLOCK = 4  # time steps per sweep over the count matrix (the flush below is written out for 4)
@@ -326,11 +336,7 @@ def _backward_fused(A2, B, c, filtered, G):
                     Gi[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
             n_buf = 0
         for i in range(K):
-            Ai = A2[i]
-            acc = 0.0
-            for j in range(K):
-                acc += Ai[j] * bt[j]
-            beta[i] = acc
+            beta[i] = _dot(A2[i], bt, K)
     # leftover rows: buf[r] holds step n_buf - r, paired with filtered[n_buf - 1 - r]
     for r in range(n_buf):
         for i in range(K):
