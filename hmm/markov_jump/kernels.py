@@ -20,12 +20,15 @@ import numpy as np
 from statespace._numerics.categorical import draw
 from statespace.interface import ModelKernels
 
+from ..kernels import log_initial, sample_initial
 from .observations import EXACT, LABELS
 
 
 class MJPKernelParams(NamedTuple):
     """What the compiled kernels read for one sequence.
 
+    ``pi0`` is the initial distribution (the field name of every discrete chain's kernel
+    parameters, so the HMM family's ``sample_initial`` and ``log_initial`` serve here);
     ``P[t]`` moves the chain from observation ``t-1`` to ``t`` (``P[0]`` is the
     identity); ``log_bound[t] = log max_ij P[t][i, j]``;
     ``cond_stats[stat_index[t], a, b]`` holds the expected dwell times and jump
@@ -34,7 +37,7 @@ class MJPKernelParams(NamedTuple):
 
     P: np.ndarray
     log_bound: np.ndarray
-    initial: np.ndarray
+    pi0: np.ndarray
     kind: int
     log_emission: np.ndarray
     emission: np.ndarray
@@ -42,17 +45,6 @@ class MJPKernelParams(NamedTuple):
     stds: np.ndarray
     stat_index: np.ndarray
     cond_stats: np.ndarray
-
-
-@nb.njit(cache=True)
-def _sample_initial(kp, rng, x_out):
-    x_out[0] = draw(kp.initial, rng)
-
-
-@nb.njit(cache=True)
-def _log_initial(kp, x):
-    p = kp.initial[int(x[0])]
-    return math.log(p) if p > 0.0 else -np.inf
 
 
 @nb.njit(cache=True)
@@ -112,7 +104,7 @@ def _emission_stats(kp, t, x, y, out, offset):
 
 @nb.njit(cache=True)
 def _stats_initial(kp, x, y, out):
-    K = kp.initial.shape[0]
+    K = kp.pi0.shape[0]
     out[:] = 0.0
     out[int(x[0])] = 1.0
     _emission_stats(kp, 0, x, y, out, 2 * K + K * K)
@@ -120,7 +112,7 @@ def _stats_initial(kp, x, y, out):
 
 @nb.njit(cache=True)
 def _stats_step(kp, t, x_prev, x, y, out):
-    K = kp.initial.shape[0]
+    K = kp.pi0.shape[0]
     out[:] = 0.0
     row = kp.cond_stats[kp.stat_index[t], int(x_prev[0]), int(x[0])]
     for i in range(K + K * K):
@@ -129,8 +121,8 @@ def _stats_step(kp, t, x_prev, x, y, out):
 
 
 _KERNELS = ModelKernels(
-    sample_initial=_sample_initial,
-    log_initial=_log_initial,
+    sample_initial=sample_initial,
+    log_initial=log_initial,
     sample_transition=_sample_transition,
     log_transition=_log_transition,
     log_transition_bound=_log_transition_bound,
