@@ -80,8 +80,15 @@ def filter_loop(kp, y, buf):
     * ``FAIL_IMPOSSIBLE``: the observation's log-density is below float64's range
       (``loglik`` is then ``-inf``, exactly as for every longer sequence).
     """
+    T = y.shape[0]
+    d = D if D > 0 else kp.m0.shape[0]
+    fm = buf[: T * d].reshape((T, d))
+    pm = buf[T * d : 2 * T * d].reshape((T, d))
+    fP = buf[2 * T * d : 2 * T * d + T * d * d].reshape((T, d, d))
+    pP = buf[2 * T * d + T * d * d :].reshape((T, d, d))
     none = np.empty((0, 0, 0))
-    return _filter(kp, y, buf, PLAIN, none, none, np.empty(0), np.empty((0, 0)))
+    ll, bad, why = _filter(kp, y, fm, pm, fP, pP, PLAIN, none, none, np.empty(0), np.empty((0, 0)))
+    return ll, fm, fP, pm, pP, bad, why
 
 
 #: What :func:`_filter` does: the whole filter; the whole filter, recording the covariance side's
@@ -90,15 +97,16 @@ PLAIN, RECORD, REPLAY = 0, 1, 2
 
 
 @nb.njit(**_FLAGS)
-def _filter(kp, y, buf, mode, gHP, gL, glog, gsd):
-    """:func:`filter_loop`, or with ``mode`` one of its two halves for a batch of sequences.
+def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
+    """:func:`filter_loop` into the given ``(T, d)`` means and ``(T, d, d)`` covariances, or with
+    ``mode`` one of its two halves for a batch of sequences; returns ``(loglik, bad, why)``.
 
     Sequences of one length with the same missing coordinates share every covariance of the
     filter (they depend on the pattern of observed coordinates only). The first runs with
     ``RECORD``, which also stores the per-step factors of the update's covariance side
     (``gHP[t] = H_o P_{t|t-1}``, ``gL[t]`` the factor of ``S_t``, ``glog[t] = log|S_t| / 2``,
     ``gsd[t]`` the filtered standard deviations along the observed rows of ``H``); the others
-    run with ``REPLAY`` on the same ``buf``, whose covariances are then already in place: they
+    run with ``REPLAY`` on that sequence's covariances ``fP, pP`` (read, not written): they
     read those factors instead of computing them, at ``O(d^2 + d m + m^2)`` per step, and the
     rest of the step is the very arithmetic of the whole filter (the same numbers to the bit).
     """
@@ -109,10 +117,6 @@ def _filter(kp, y, buf, mode, gHP, gL, glog, gsd):
     m = M if M > 0 else y.shape[1]
     Fs, Qs, Hs, Rs, bus, dus = kp.F, kp.Q, kp.H, kp.R, kp.bu, kp.du
     nF, nQ, nH, nR, nU = Fs.shape[0], Qs.shape[0], Hs.shape[0], Rs.shape[0], bus.shape[0]
-    fm = buf[: T * d].reshape((T, d))
-    pm = buf[T * d : 2 * T * d].reshape((T, d))
-    fP = buf[2 * T * d : 2 * T * d + T * d * d].reshape((T, d, d))
-    pP = buf[2 * T * d + T * d * d :].reshape((T, d, d))
     obs = np.empty(m, np.int64)
     HP = np.empty((m, d))
     S = np.empty((m, m))
@@ -169,7 +173,7 @@ def _filter(kp, y, buf, mode, gHP, gL, glog, gsd):
                         pP[t, j, i] = s
             for i in range(d):
                 if not (abs(pm[t, i]) <= 1.7e308 and pP[t, i, i] <= 1.7e308):
-                    return ll, fm, fP, pm, pP, t, FAIL_OVERFLOW
+                    return ll, t, FAIL_OVERFLOW
         h = 0 if nH == 1 else t
         r = 0 if nR == 1 else t
         uu = 0 if nU == 1 else t
@@ -223,14 +227,14 @@ def _filter(kp, y, buf, mode, gHP, gL, glog, gsd):
                     S[a, b] = s
             # Cholesky factor of S (lower), then the log-density of the innovation
             if not cholesky(S, L, n):  # not positive definite, or beyond float64's range
-                return ll, fm, fP, pm, pP, t, FAIL_INNOVATION
+                return ll, t, FAIL_INNOVATION
             logdet = 0.0
             for a in range(n):
                 logdet += math.log(L[a, a])
         quad = solve_lower(L, e, n)
         ll += -0.5 * (n * _LOG_2PI + quad) - logdet
         if ll == -math.inf:
-            return ll, fm, fP, pm, pP, t, FAIL_IMPOSSIBLE
+            return ll, t, FAIL_IMPOSSIBLE
         for a in range(n - 1, -1, -1):
             s = e[a]
             for k in range(a + 1, n):
@@ -315,7 +319,7 @@ def _filter(kp, y, buf, mode, gHP, gL, glog, gsd):
         for i in range(d):
             err = 4.0 * _EPS * mag[i]
             if err > math.sqrt(max(fP[t, i, i], 0.0)) and err > 4e3 * _EPS * abs(fm[t, i]):
-                return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
+                return ll, t, FAIL_CANCELLATION
         for a in range(n):
             ra = obs[a]
             err = 0.0
@@ -325,8 +329,8 @@ def _filter(kp, y, buf, mode, gHP, gL, glog, gsd):
                 val += Hs[h, ra, i] * fm[t, i]
             err *= 4.0 * _EPS
             if err > hsd[a] and err > 4e3 * _EPS * abs(val):
-                return ll, fm, fP, pm, pP, t, FAIL_CANCELLATION
-    return ll, fm, fP, pm, pP, -1, -1
+                return ll, t, FAIL_CANCELLATION
+    return ll, -1, -1
 
 
 @nb.njit(**_FLAGS)
@@ -335,23 +339,27 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
 
     Returns ``(smoothed_means, smoothed_covs, cross_covs, gains, bad)``.
     """
-    return _rts(kp, fm, fP, pm, pP, buf, False)
-
-
-@nb.njit(**_FLAGS)
-def _rts(kp, fm, fP, pm, pP, buf, replay):
-    """:func:`rts_loop`; with ``replay``, the smoothed means only, for a sequence whose covariances
-    and gains are already in ``buf`` (see :func:`_filter`'s ``REPLAY``), by the same arithmetic."""
     T = fm.shape[0]
     d = D if D > 0 else fm.shape[1]
-    Fs = kp.F
-    nF = Fs.shape[0]
     n1 = max(T - 1, 0)
     sm = buf[: T * d].reshape((T, d))
     sP = buf[T * d : T * d + T * d * d].reshape((T, d, d))
     o = T * d + T * d * d
     cross = buf[o : o + n1 * d * d].reshape((n1, d, d))
     gains = buf[o + n1 * d * d :].reshape((n1, d, d))
+    bad = _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, False)
+    return sm, sP, cross, gains, bad
+
+
+@nb.njit(**_FLAGS)
+def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay):
+    """:func:`rts_loop` into the given outputs, returning ``bad``; with ``replay``, the smoothed
+    means only, for a sequence whose smoothed covariances, cross-covariances and gains are those
+    given (recorded for an earlier sequence, see :func:`_filter`'s ``REPLAY``), by the same arithmetic."""
+    T = fm.shape[0]
+    d = D if D > 0 else fm.shape[1]
+    Fs = kp.F
+    nF = Fs.shape[0]
     L = np.empty((d, d))
     C = np.empty((d, d))
     JD = np.empty((d, d))
@@ -381,7 +389,7 @@ def _rts(kp, fm, fP, pm, pP, buf, replay):
         else:
             # Cholesky factor of P_{t+1|t}
             if not cholesky(pP[t + 1], L, d):
-                return sm, sP, cross, gains, t + 1
+                return t + 1
             # C = F P_{t|t}; column j of J^T solves P_{t+1|t} J^T[:, j] = C[:, j]
             for i in range(d):
                 for j in range(d):
@@ -432,7 +440,7 @@ def _rts(kp, fm, fP, pm, pP, buf, replay):
                 for k in range(d):
                     s += sP[t + 1, i, k] * gains[t, j, k]
                 cross[t, i, j] = s
-    return sm, sP, cross, gains, -1
+    return -1
 
 
 @nb.njit(**_FLAGS)
@@ -666,8 +674,9 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
         for s in range(s0, s1):
             t_max = max(t_max, offsets[s + 1] - offsets[s])
         m = y.shape[1]
-        fbuf = np.empty(2 * t_max * d * (d + 1))
-        sbuf = np.empty(t_max * d + (t_max + 2 * max(t_max - 1, 0)) * d * d)
+        fm_, pm_, sm_ = np.empty((t_max, d)), np.empty((t_max, d)), np.empty((t_max, d))
+        fP_, pP_, sP_ = np.empty((t_max, d, d)), np.empty((t_max, d, d)), np.empty((t_max, d, d))
+        cross_, gains_ = np.empty((t_max, d, d)), np.empty((t_max, d, d))
         gHP = np.empty((t_max, m, d))
         gL = np.empty((t_max, m, m))
         glog = np.empty(t_max)
@@ -686,25 +695,22 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
                 continue
             kps = _sequence_params(kp, a, b)
             ys = y[a:b]
-            fb = fbuf[: 2 * T * d * (d + 1)]
-            sb = sbuf[: T * d + (T + 2 * (T - 1)) * d * d]
+            fm, pm, fP, pP = fm_[:T], pm_[:T], fP_[:T], pP_[:T]
+            sm, sP, cross, gains = sm_[:T], sP_[:T], cross_[: T - 1], gains_[: T - 1]
             # same length and missing pattern as the sequence before it: the same covariances
             shared = T == ref_T and _same_mask(y, ref_a, a, T)
             ref_T = -1
             if shared:
-                ll, fm, fP, pm, pP, bd, wy = _filter(kps, ys, fb, REPLAY, gHP, gL, glog, gsd)
+                ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, REPLAY, gHP, gL, glog, gsd)
             else:
-                ll, fm, fP, pm, pP, bd, wy = _filter(kps, ys, fb, RECORD, gHP, gL, glog, gsd)
+                ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, RECORD, gHP, gL, glog, gsd)
             lls[s] = ll
             if bd >= 0:
                 bad[s] = bd
                 why[s] = wy
                 continue
             if want_stats:
-                if shared:
-                    sm, sP, cross, gains, bd = _rts(kps, fm, fP, pm, pP, sb, True)
-                else:
-                    sm, sP, cross, gains, bd = rts_loop(kps, fm, fP, pm, pP, sb)
+                bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, shared)
                 if bd >= 0:
                     bad[s] = bd
                     why[s] = -2
@@ -745,3 +751,73 @@ def _complete(y):
             if math.isnan(y[t, j]):
                 return False
     return True
+
+
+@nb.njit(cache=True, nogil=True)
+def batch_moments(
+    kp, y, offsets, src, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
+):
+    """Filter (and, with ``smooth``, smooth) sequences ``seqs[lo:hi]`` of a ragged batch into batch-wide outputs.
+
+    Means are rows of ``fm, pm, sm`` (``(N, d)``, the rows of ``y``). Covariances are
+    stored once per *source* sequence: ``src[s]`` is the sequence whose covariances
+    sequence ``s`` shares (``src[s] == s`` for a source), and rows ``crow[s]:crow[s] + T``
+    of ``fP, pP, sP`` (and ``crow[s]:crow[s] + T - 1`` of ``cross, gains``) hold them,
+    with ``crow[s] == crow[src[s]]``. ``g = (gHP, gL, glog, gsd)`` holds, on the same
+    rows, the factors :func:`_filter` records. A source runs the whole recursion
+    (``RECORD``); a sharer, called after its source has finished, replays its source's
+    covariances and factors (``REPLAY``): the same numbers to the bit as the whole
+    recursion. ``lls, bad, why`` as in :func:`batch_loop`; a sharer whose source failed
+    is not run (``bad = -3``). The GIL is released: callers run disjoint ``lo:hi`` at once.
+    """
+    gHP, gL, glog, gsd = g
+    for k in range(lo, hi):
+        s = seqs[k]
+        a, b = offsets[s], offsets[s + 1]
+        T = b - a
+        bad[s] = -1
+        why[s] = -1
+        if T == 0:
+            lls[s] = 0.0
+            continue
+        source = src[s]
+        if source != s and bad[source] != -1:
+            bad[s] = -3
+            continue
+        c = crow[s]
+        kps = _sequence_params(kp, a, b)
+        mode = RECORD if source == s else REPLAY
+        ll, bd, wy = _filter(
+            kps,
+            y[a:b],
+            fm[a:b],
+            pm[a:b],
+            fP[c : c + T],
+            pP[c : c + T],
+            mode,
+            gHP[c : c + T],
+            gL[c : c + T],
+            glog[c : c + T],
+            gsd[c : c + T],
+        )
+        lls[s] = ll
+        if bd >= 0:
+            bad[s] = bd
+            why[s] = wy
+            continue
+        if smooth:
+            bd = _rts(
+                kps,
+                fm[a:b],
+                fP[c : c + T],
+                pm[a:b],
+                pP[c : c + T],
+                sm[a:b],
+                sP[c : c + T],
+                cross[c : c + T - 1],
+                gains[c : c + T - 1],
+                mode == REPLAY,
+            )
+            if bd >= 0:
+                bad[s] = bd
+                why[s] = -2

@@ -20,21 +20,41 @@ does not depend on the number of threads. ``n_threads`` sets Numba's thread coun
 for the call (``None``: the current ``numba.get_num_threads()``; 1 inside a Dask
 worker that already runs one task per core).
 
+* :func:`batch_filter` and :func:`batch_smoother` return the filtered (and
+  smoothed) moments of every sequence as one :class:`BatchMoments`: means as
+  ``(N, d)`` arrays in the rows of ``y``, and covariances stored once per group
+  of sequences that share them. The covariance side of the recursion (``P``,
+  ``S_t``, the gain, the RTS gain and smoothed covariances) depends on the
+  sequence's length and on which coordinates are missing, not on the observed
+  values or the inputs. So a fleet of complete sequences of one length runs the
+  ``O(d^3)`` covariance recursion once; every other sequence replays its
+  factors and pays ``O(d^2 + d m + m^2)`` per step for its means (the same
+  numbers to the bit as running it alone). Sequences with missing values share
+  with those of the same length and the same missing coordinates.
+
 A sequence the filter cannot carry raises the same error as the per-sequence
 functions, naming ``y[i]`` (``y`` when the batch has one sequence).
+
+:func:`batch_log_likelihood` and :func:`batch_e_step` keep constant memory per
+thread (they reduce as they go, sharing covariances between consecutive
+sequences of a chunk); :func:`batch_filter` and :func:`batch_smoother` keep every
+step's output, so they store each shared covariance sequence once instead.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .._ragged import check_offsets, n_threads_for, run_parts
+from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts
 from ..errors import DataError, ShapeError
 from . import _fast
 from ._specialise import MIN_SPECIALISED_T, loops
-from .kalman import filter_kernel_params
+from .kalman import KalmanFilterResult, filter_kernel_params
 from .kernels import stats_layout
 from .params import LGSSMParams, kernel_params
+from .smoother import SmootherResult, smooth_kernel_params
 
 #: Most chunks a batch is cut into (the unit of parallel work; fixed so sums do not depend on the threads).
 MAX_CHUNKS = 64
@@ -145,8 +165,166 @@ def batch_e_step(
     if len(failed):
         i = int(failed[0])
         a, b = offsets[i], offsets[i + 1]
-        from .smoother import smooth_kernel_params
-
         smooth_kernel_params(_sequence_kp(params, kp, a, b), y[a:b], label=_label(i, S))  # raises the named error
         raise DataError(f"{_label(i, S)}: the Kalman smoother could not carry this sequence (time step {int(bad[i])})")
     return stats.sum(axis=0), float(lls.sum())
+
+
+class BatchMoments(NamedTuple):
+    """Filtered (and smoothed) moments of a ragged batch of ``S`` sequences, ``N`` rows in all.
+
+    Sequence ``i`` covers rows ``offsets[i]:offsets[i + 1]`` of the ``(N, d)`` means, and
+    rows ``cov_rows[i]:cov_rows[i] + T_i`` of the ``(R, d, d)`` covariances (``T_i - 1``
+    rows of the cross-covariances and gains), which sequences sharing their covariances
+    share (module docstring). The covariance arrays are read-only for that reason.
+    :meth:`sequence` gives one sequence's :class:`KalmanFilterResult` (or
+    :class:`SmootherResult`) as views, :meth:`sequences` all of them.
+
+    Attributes:
+        offsets: ``(S + 1,)`` sequence boundaries.
+        log_likelihoods: ``(S,)`` :math:`\\log p(y^{(i)})`.
+        filtered_means, predicted_means: ``(N, d)``.
+        cov_rows: ``(S,)`` first covariance row of each sequence.
+        filtered_covs, predicted_covs: ``(R, d, d)``.
+        smoothed_means: ``(N, d)``, or ``None`` from :func:`batch_filter`.
+        smoothed_covs, smoothed_cross_covs, smoother_gains: ``(R, d, d)``, or ``None``.
+    """
+
+    offsets: np.ndarray
+    log_likelihoods: np.ndarray
+    filtered_means: np.ndarray
+    predicted_means: np.ndarray
+    cov_rows: np.ndarray
+    filtered_covs: np.ndarray
+    predicted_covs: np.ndarray
+    smoothed_means: np.ndarray | None = None
+    smoothed_covs: np.ndarray | None = None
+    smoothed_cross_covs: np.ndarray | None = None
+    smoother_gains: np.ndarray | None = None
+
+    def sequence(self, i: int) -> KalmanFilterResult | SmootherResult:
+        """Sequence ``i``'s result, its arrays views of the batch's."""
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        c = int(self.cov_rows[i])
+        e = c + b - a
+        f = KalmanFilterResult(
+            float(self.log_likelihoods[i]),
+            self.filtered_means[a:b],
+            self.filtered_covs[c:e],
+            self.predicted_means[a:b],
+            self.predicted_covs[c:e],
+        )
+        if self.smoothed_means is None:
+            return f
+        e1 = max(e - 1, c)
+        return SmootherResult(
+            f.log_likelihood,
+            self.smoothed_means[a:b],
+            self.smoothed_covs[c:e],
+            self.smoothed_cross_covs[c:e1],
+            *f[1:],
+            self.smoother_gains[c:e1],
+        )
+
+    def sequences(self) -> list:
+        """Every sequence's result, in order."""
+        return [self.sequence(i) for i in range(len(self.log_likelihoods))]
+
+
+def _sources(y: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(src, cov_rows, R)``: the sequence whose covariances each shares, their first rows, and the rows in all.
+
+    Complete sequences of one length share the first one's; a sequence with missing values
+    shares with the first of the same length and the same missing coordinates.
+    """
+    S = len(offsets) - 1
+    lengths = np.diff(offsets)
+    # a sequence's sum is NaN when it holds a NaN (inf is rejected before; a sum that overflows to
+    # inf - inf only sends a complete sequence down the per-pattern branch below, which shares less)
+    flat = y.reshape(-1)
+    starts = np.minimum(offsets[:-1] * y.shape[1], max(flat.size - 1, 0))
+    has_nan = (lengths > 0) & np.isnan(np.add.reduceat(flat, starts)) if flat.size else np.zeros(S, bool)
+    src = np.arange(S, dtype=np.int64)
+    complete = np.flatnonzero(~has_nan)
+    if len(complete):
+        _, first, inverse = np.unique(lengths[complete], return_index=True, return_inverse=True)
+        src[complete] = complete[first][inverse]
+    seen: dict = {}
+    for s in np.flatnonzero(has_nan):
+        key = (int(lengths[s]), np.isnan(y[offsets[s] : offsets[s + 1]]).tobytes())
+        src[s] = seen.setdefault(key, s)
+    own = np.where(src == np.arange(S), lengths, 0)
+    start = np.concatenate([[0], np.cumsum(own)[:-1]]).astype(np.int64)
+    return src, start[src], int(own.sum())
+
+
+def _moments(params, y, offsets, inputs, smooth, n_threads) -> BatchMoments:
+    y, offsets, kp, module = _prepare(params, y, offsets, inputs)
+    S, N = len(offsets) - 1, y.shape[0]
+    d, m = params.state_dim, params.obs_dim
+    src, crow, R = _sources(y, offsets)
+    fm, pm = np.empty((N, d)), np.empty((N, d))
+    fP, pP = np.empty((R, d, d)), np.empty((R, d, d))
+    g = (np.empty((R, m, d)), np.empty((R, m, m)), np.empty(R), np.empty((R, m)))
+    if smooth:
+        sm, sP, cross, gains = np.empty((N, d)), np.empty((R, d, d)), np.empty((R, d, d)), np.empty((R, d, d))
+    else:
+        sm, sP, cross, gains = np.empty((0, d)), np.empty((0, d, d)), np.empty((0, d, d)), np.empty((0, d, d))
+    lls, bad, why = np.empty(S), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64)
+    k = n_threads_for(n_threads)
+    lengths = np.diff(offsets)
+    is_source = src == np.arange(S)
+    # the sources first (they record what the others replay), then the others
+    for seqs in (np.flatnonzero(is_source), np.flatnonzero(~is_source)):
+        bounds = row_split(offsets_of(lengths[seqs]), k) if len(seqs) else np.zeros(1, dtype=np.int64)
+        run_parts(
+            lambda lo, hi, seqs=seqs: module.batch_moments(
+                kp, y, offsets, src, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
+            ),
+            bounds,
+        )
+    failed = np.flatnonzero(bad >= 0)
+    if len(failed):
+        i = int(failed[0])
+        a, b = offsets[i], offsets[i + 1]
+        label = _label(i, S)
+        kps = _sequence_kp(params, kp, a, b)
+        # the per-sequence path words the error exactly as for one sequence
+        if why[i] == -2:
+            smooth_kernel_params(kps, y[a:b], label=label)
+            raise DataError(f"{label}: predicted covariance not positive definite at time step {int(bad[i])}")
+        filter_kernel_params(kps, y[a:b], label=label)
+        raise DataError(f"{label}: the Kalman filter could not carry this sequence (time step {int(bad[i])})")
+    for arr in (fP, pP, sP, cross, gains):
+        arr.flags.writeable = False
+    if not smooth:
+        return BatchMoments(offsets, lls, fm, pm, crow, fP, pP)
+    return BatchMoments(offsets, lls, fm, pm, crow, fP, pP, sm, sP, cross, gains)
+
+
+def batch_filter(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None) -> BatchMoments:
+    """Kalman filter of every sequence of a ragged batch, in one compiled call per thread.
+
+    Args:
+        params: time-invariant model parameters.
+        y: ``(N, m)`` concatenated observations (NaN = missing).
+        offsets: ``(S + 1,)`` sequence boundaries.
+        inputs: ``(N, p)`` concatenated inputs when the model has inputs.
+        n_threads: threads for this call (``None``: Numba's current setting).
+
+    Returns:
+        A :class:`BatchMoments` without the smoothed fields; ``.sequence(i)`` equals
+        ``kalman_filter`` of sequence ``i`` alone.
+
+    Raises the per-sequence error, naming ``y[i]`` and the time step, for the first
+    sequence the filter cannot carry (an observation of zero probability included).
+    """
+    return _moments(params, y, offsets, inputs, False, n_threads)
+
+
+def batch_smoother(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None) -> BatchMoments:
+    """Kalman filter and RTS smoother of every sequence of a ragged batch (arguments as :func:`batch_filter`).
+
+    ``.sequence(i)`` of the result equals ``rts_smoother`` of sequence ``i`` alone.
+    """
+    return _moments(params, y, offsets, inputs, True, n_threads)

@@ -24,6 +24,7 @@ def prepare(params: LGSSMParams, y, inputs=None, name: str = "y") -> tuple[list[
         us = [None] * len(seqs)
     else:
         us = as_inputs("inputs", inputs, lengths, params.input_dim, single)
-    for i, T in enumerate(lengths):
-        check_sequence_length(params, T, name if single else f"{name}[{i}]")
+    if params.n_steps is not None:
+        for i, T in enumerate(lengths):
+            check_sequence_length(params, T, name if single else f"{name}[{i}]")
     return seqs, us, single

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._ragged import pack
 from ..errors import ParameterError, ShapeError
 from ..interface import AdditiveFunctional, FitResult, ModelKernels, Parametrization, StateSpaceModel
 from ..persistence import SavedModel, register_loadable
 from ..validation import as_float_array, as_rng, as_sequences, check_int
 from . import kernels as _k
 from . import learning as _learning
+from .batch import batch_filter, batch_log_likelihood, batch_smoother
 from .data import prepare
 from .em import fit_em, m_step
 from .forecast import ForecastResult, forecast
@@ -124,9 +126,26 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         return super().sample(T, rng=rng, inputs=inputs, times=times)
 
     # --- exact inference -------------------------------------------------------
+    def _batch(self, y, inputs):
+        """``(y, offsets, inputs)`` concatenated for a list of sequences of a time-invariant model; else ``None``.
+
+        Lists run as one ragged batch (:mod:`~statespace.linear_gaussian.batch`): one compiled call,
+        covariances shared between sequences of one length and missing pattern.
+        """
+        if self.params.time_varying or not isinstance(y, (list, tuple)):
+            return None
+        seqs, us, single = prepare(self.params, y, inputs)
+        if single:  # a flat list of numbers is one sequence
+            return None
+        Y, offsets = pack(seqs)
+        return Y, offsets, (np.concatenate(us) if self.params.input_dim else None)
+
     def log_likelihood(self, y, inputs=None) -> float:
         """:math:`\\log p(y)`; summed over sequences for a list."""
-        return kalman_log_likelihood(self.params, y, inputs)
+        batch = self._batch(y, inputs)
+        if batch is None:
+            return kalman_log_likelihood(self.params, y, inputs)
+        return float(batch_log_likelihood(self.params, *batch).sum())
 
     def filter(self, y, inputs=None) -> KalmanFilterResult | list[KalmanFilterResult]:
         """Kalman filter: the Gaussian :math:`p(x_t \\mid y_{0:t})` and :math:`p(x_t \\mid y_{0:t-1})` of every step.
@@ -142,7 +161,10 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
 
         Returns:
             A :class:`~statespace.linear_gaussian.kalman.KalmanFilterResult` (``(T, d)`` means,
-            ``(T, d, d)`` covariances, the log-likelihood); a list of them for a list.
+            ``(T, d, d)`` covariances, the log-likelihood); a list of them for a list. A list
+            runs as one batch (:func:`~statespace.linear_gaussian.batch.batch_filter`): its
+            results are views of the batch's arrays, and sequences of one length and one
+            missing pattern share one read-only array of covariances.
 
         Raises:
             ShapeError: ``y`` or ``inputs`` do not match the model's dimensions, or a
@@ -153,7 +175,10 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
                 in float64 (overflowing moments over a long gap, a lost update, a
                 non-positive-definite innovation covariance).
         """
-        return kalman_filter(self.params, y, inputs)
+        batch = self._batch(y, inputs)
+        if batch is None:
+            return kalman_filter(self.params, y, inputs)
+        return batch_filter(self.params, *batch).sequences()
 
     def smooth(self, y, inputs=None) -> SmootherResult | list[SmootherResult]:
         """Kalman filter then Rauch-Tung-Striebel smoother: the Gaussian :math:`p(x_t \\mid y_{0:T-1})`.
@@ -163,7 +188,10 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         means, ``(T, d, d)`` covariances, the ``(T-1, d, d)`` lag-one cross-covariances
         that EM needs, and the filter's outputs); a list of them for a list.
         """
-        return rts_smoother(self.params, y, inputs)
+        batch = self._batch(y, inputs)
+        if batch is None:
+            return rts_smoother(self.params, y, inputs)
+        return batch_smoother(self.params, *batch).sequences()
 
     def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None):
         """Trajectories drawn exactly from :math:`p(x_{0:T-1} \\mid y)` by forward filtering, backward sampling.

@@ -13,9 +13,15 @@ import pytest
 from lgssm_dense import block, condition
 
 from statespace._ragged import pack
-from statespace.errors import ImpossibleDataError, ShapeError
-from statespace.linear_gaussian import LGSSMParams, kalman_log_likelihood, rts_smoother
-from statespace.linear_gaussian.batch import batch_e_step, batch_log_likelihood
+from statespace.errors import DataError, ImpossibleDataError, ShapeError
+from statespace.linear_gaussian import (
+    LGSSMParams,
+    LinearGaussianSSM,
+    kalman_filter,
+    kalman_log_likelihood,
+    rts_smoother,
+)
+from statespace.linear_gaussian.batch import batch_e_step, batch_filter, batch_log_likelihood, batch_smoother
 from statespace.linear_gaussian.data import prepare
 from statespace.linear_gaussian.em import e_step
 
@@ -173,3 +179,105 @@ def test_sequences_of_one_length_and_mask_share_covariances(n_threads):
     lls = batch_log_likelihood(p, y, offsets, n_threads=n_threads)
     for i, s in enumerate(ys):
         assert lls[i] == pytest.approx(kalman_log_likelihood(p, s), rel=1e-12)
+
+
+def _fleet(p, rng, p_in=0):
+    """Sequences that exercise every sharing case: repeated lengths, one length with two missing
+    patterns (each shared), a fully missing step, a sequence of one step, an empty one."""
+    lengths = (40, 40, 25, 40, 25, 40, 1, 40, 0, 25, 40)
+    ys = [rng.normal(size=(T, p.obs_dim)) * 2.0 for T in lengths]
+    for i in (3, 5):
+        ys[i][10:13] = np.nan
+    ys[7][4, 0] = np.nan
+    ys[10][4, 0] = np.nan
+    us = [rng.normal(size=(T, p_in)) for T in lengths] if p_in else None
+    return ys, us
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("d,m,p_in", [(1, 1, 0), (3, 2, 0), (3, 2, 2), (5, 3, 0)])
+def test_batch_filter_and_smoother_equal_the_full_recursion_per_sequence(d, m, p_in, n_threads):
+    """Every sequence of a batch (sharing covariances or not) equals the filter and smoother of the
+    same model written with time-varying stacks, which runs the whole recursion at every step alone."""
+    p = _inputs_model(d, m, p_in, seed=d) if p_in else _model(d, m, seed=d)
+    ys, us = _fleet(p, np.random.default_rng(d + p_in), p_in)
+    y, offsets = pack(ys)
+    u = np.concatenate(us) if p_in else None
+    filt = batch_filter(p, y, offsets, u, n_threads=n_threads)
+    smo = batch_smoother(p, y, offsets, u, n_threads=n_threads)
+    assert filt.smoothed_means is None
+    for i, s in enumerate(ys):
+        ui = None if us is None else us[i]
+        if len(s) == 0:
+            assert filt.log_likelihoods[i] == 0.0 and smo.sequence(i).smoothed_means.shape == (0, d)
+            continue
+        ref = rts_smoother(_stacked(p, len(s)), s, ui)
+        got = smo.sequence(i)
+        for name in got._fields:
+            np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-9, atol=1e-12, err_msg=name)
+        f = filt.sequence(i)
+        assert type(f).__name__ == "KalmanFilterResult"
+        for name in f._fields:
+            np.testing.assert_allclose(getattr(f, name), getattr(ref, name), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_batch_covariances_are_stored_once_per_length_and_pattern():
+    """The fleet of `_fleet`: 11 sequences, 6 covariance groups (40, 25, 40 with a gap, 1, 0, 40 with a
+    missing coordinate); sharers get the very rows of their group, read-only, and the replay gives the
+    same numbers to the bit as the sequence filtered alone in a batch of one."""
+    p = _model(3, 2, seed=3)
+    ys, _ = _fleet(p, np.random.default_rng(0))
+    y, offsets = pack(ys)
+    res = batch_smoother(p, y, offsets)
+    assert res.filtered_covs.shape[0] == 40 + 25 + 40 + 1 + 0 + 40
+    assert len({int(c) for c, T in zip(res.cov_rows, map(len, ys)) if T}) == 5
+    assert not res.filtered_covs.flags.writeable and not res.smoothed_covs.flags.writeable
+    for i, s in enumerate(ys):
+        if len(s) == 0:
+            continue
+        one = batch_smoother(p, s, np.array([0, len(s)]), n_threads=1).sequence(0)
+        for name, a in zip(one._fields, res.sequence(i)):
+            np.testing.assert_array_equal(a, getattr(one, name), err_msg=f"{i} {name}")
+
+
+def test_model_verbs_run_a_list_as_one_batch():
+    """`LinearGaussianSSM.filter/smooth/log_likelihood` of a list equal the per-sequence functions;
+    time-varying models and single sequences keep the per-sequence path."""
+    p = _model(2, 2, seed=11)
+    model = LinearGaussianSSM(p)
+    ys, _ = _fleet(p, np.random.default_rng(1))
+    ys = [s for s in ys if len(s)]
+    filt, smo = model.filter(ys), model.smooth(ys)
+    assert isinstance(filt, list) and len(filt) == len(ys)
+    total = 0.0
+    for i, s in enumerate(ys):
+        ref = rts_smoother(p, s)
+        np.testing.assert_allclose(smo[i].smoothed_covs, ref.smoothed_covs, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(smo[i].smoothed_means, ref.smoothed_means, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(filt[i].filtered_means, kalman_filter(p, s).filtered_means, rtol=1e-10, atol=1e-13)
+        total += kalman_log_likelihood(p, s)
+    assert model.log_likelihood(ys) == pytest.approx(total, rel=1e-12)
+    tv = LinearGaussianSSM(_stacked(p, 40))
+    same = [s for s in ys if len(s) == 40]
+    for a, b in zip(tv.smooth(same), model.smooth(same)):
+        np.testing.assert_allclose(a.smoothed_means, b.smoothed_means, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(a.smoothed_covs, b.smoothed_covs, rtol=1e-9, atol=1e-12)
+
+
+def test_batch_filter_errors_name_the_sequence():
+    p = _model(2, 2, seed=0)
+    tiny = p.replace(P0=p.P0 * 1e-150, Q=p.Q * 1e-150, R=p.R * 1e-150)
+    ys = [np.zeros((5, 2)), np.zeros((5, 2)), np.full((5, 2), 1e150), np.zeros((5, 2))]
+    y, offsets = pack(ys)
+    # sequence 2 shares sequence 0's covariances and fails on its own data in the replay
+    with pytest.raises(ImpossibleDataError, match=r"y\[2\]: the observation at time step 0"):
+        batch_filter(tiny, y, offsets)
+    with pytest.raises(ImpossibleDataError, match=r"y\[2\]"):
+        LinearGaussianSSM(tiny).smooth(ys)
+    # a source that fails: its sharers are not run, and the error names the source
+    unstable = p.replace(F=np.eye(2) * 1e3)
+    gap = [np.vstack([np.full((120, 2), np.nan), np.ones((1, 2))]) for _ in range(3)]
+    with pytest.raises(DataError, match=r"y\[0\]"):
+        batch_filter(unstable, *pack(gap))
+    with pytest.raises(ShapeError, match="time-varying"):
+        batch_filter(_stacked(p, 5), y[:5], np.array([0, 5]))
