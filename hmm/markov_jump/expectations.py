@@ -118,28 +118,6 @@ def _taylor_degree(norm):
 
 
 @nb.njit(cache=True)
-def expm(A):
-    """``exp(A)`` for any small dense matrix (scaling to 1-norm 1/2 and squaring, adaptive-degree Taylor).
-
-    For a generator use :func:`generator_expm`, which stays stochastic over any interval.
-    """
-    n = A.shape[0]
-    s, c = _scaling(_norm1(A), 1.0)
-    X = A * c
-    E = np.eye(n)
-    tmp = np.empty((n, n))
-    for k in range(_taylor_degree(_norm1(X)), 0, -1):
-        _matmul(X, E, tmp)
-        for i in range(n):
-            for j in range(n):
-                E[i, j] = tmp[i, j] / k + (1.0 if i == j else 0.0)
-    for _ in range(s):
-        _matmul(E, E, tmp)
-        E[:, :] = tmp
-    return E
-
-
-@nb.njit(cache=True)
 def _uniformisation_rate(Q):
     """``mu = max_i (-q_ii)``: ``Q + mu I`` is entrywise non-negative with row sums ``mu``."""
     mu = 0.0
