@@ -72,7 +72,7 @@ def chain_e_step(model_params, shard) -> ChainStats:
     stats = emission.zero_stats()
     if not shard:
         return ChainStats(0.0, np.zeros(K), np.zeros((K, K)), emission.flat_stats(stats))
-    y, u, log_pl, offsets = _concatenated(shard, K)
+    y, u, log_pl, offsets = concatenated(shard, K)
     loglik = emission.log_likelihood(params.emission, y, u, offsets)
     if log_pl is not None:
         loglik += log_pl
@@ -90,7 +90,7 @@ def chain_e_step(model_params, shard) -> ChainStats:
     )
 
 
-def _concatenated(shard, K: int):
+def concatenated(shard, K: int):
     """``(y, u, log_pl, offsets)``: the items of ``shard`` as one ragged batch (``log_pl`` None when no
     item has partial knowledge, 0 for the items without). One item is used as it is, without a copy."""
     lengths = [len(y) for y, _, _ in shard]

@@ -56,7 +56,7 @@ from statespace.validation import (
 from . import emissions as em_
 from . import kernels as kern
 from .chain import ChainData, DiscreteChainModel, HMMFilterResult, HMMForecast, HMMSmoothResult
-from .em import ChainStats, chain_e_step, fit_em
+from .em import ChainStats, chain_e_step, concatenated, fit_em
 from .emission_models import CategoricalEmission, GaussianEmission
 from .initialization import initial_params
 from .partial_knowledge import log_plausibilities
@@ -211,8 +211,17 @@ class HMM(DiscreteChainModel):
 
     def _inference_args(self, params, data: ChainData):
         A = params.A[None]
-        for s, u, lp in zip(data.seqs, data.inputs, data.log_pls):
-            yield params.pi0, A, self._loglik_matrix(params, s, u, lp)
+        if len(data.seqs) == 1:
+            yield params.pi0, A, self._loglik_matrix(params, data.seqs[0], data.inputs[0], data.log_pls[0])
+            return
+        # a list: one emission call over the ragged batch (the emission's factors are computed once,
+        # not once per sequence), then a view per sequence
+        y, u, log_pl, offsets = concatenated(list(zip(data.seqs, data.inputs, data.log_pls)), self.n_states)
+        ll = self.emission_model.log_likelihood(params.emission, y, u, offsets)
+        if log_pl is not None:
+            ll += log_pl
+        for i in range(len(data.seqs)):
+            yield params.pi0, A, ll[offsets[i] : offsets[i + 1]]
 
     def _sample_future(self, params, data, i, last_filtered, steps, future_inputs, n_samples, rng):
         """Observation rollouts through the compiled kernels (an AR emission reads its own draws)."""

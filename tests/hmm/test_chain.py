@@ -235,3 +235,38 @@ def test_diagonal_statistics_give_the_diagonal_m_step_of_the_full_ones():
     b = model.emission_model.m_step(full, e)
     for name in ("weights", "covs", "init_means", "init_covs"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-15)
+
+
+def test_verbs_of_a_list_equal_each_sequence_alone():
+    """A list's emission log-likelihoods come from one call over the ragged batch (AR lag windows
+    restarting at each sequence, inputs, partial knowledge): every verb equals the sequence alone."""
+    K, d, L = 2, 2, 2
+    rng = np.random.default_rng(5)
+    e = GaussianEmissionParams.from_ar(
+        rng.normal(size=(K, d)),
+        np.stack([np.eye(d), [[1.0, 0.3], [0.3, 0.5]]]),
+        0.2 * rng.normal(size=(K, L, d, d)),
+        0.5 * rng.normal(size=(K, d, 1)),
+        init_means=rng.normal(size=(K, d)),
+    )
+    model = ARHMM(K, d, L, input_dim=1, params=HMMParams(np.array([0.3, 0.7]), [[0.9, 0.1], [0.2, 0.8]], e))
+    ys, us, pls = [], [], []
+    for i, T in enumerate((1, 2, 9, 30, 30)):
+        u = rng.normal(size=(T, 1))
+        y = model.sample(T, rng=i, inputs=u)[1]
+        if T > 5:
+            y[3] = np.nan
+            y[5, 1] = np.nan
+        ys.append(y)
+        us.append(u)
+        pls.append(rng.uniform(0.2, 1.0, (T, K)))
+    smooth, filt = model.smooth(ys, inputs=us, pl=pls), model.filter(ys, inputs=us, pl=pls)
+    paths = model.most_likely_states(ys, inputs=us, pl=pls)
+    total = 0.0
+    for i, (y, u, pl) in enumerate(zip(ys, us, pls)):
+        one = model.smooth(y, inputs=u, pl=pl)
+        np.testing.assert_allclose(smooth[i].smoothed_probs, one.smoothed_probs, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(filt[i].filtered_probs, one.filtered_probs, rtol=1e-10, atol=1e-14)
+        np.testing.assert_array_equal(paths[i], model.most_likely_states(y, inputs=u, pl=pl))
+        total += one.log_likelihood
+    assert model.log_likelihood(ys, inputs=us, pl=pls) == pytest.approx(total, rel=1e-12)
