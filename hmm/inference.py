@@ -18,7 +18,7 @@ import math
 import numba as nb
 import numpy as np
 
-from statespace._numerics.categorical import draw
+from statespace._numerics.categorical import draw, draw_from_logits
 
 from .log_space import log_of, log_space_filtered, row_max
 
@@ -126,28 +126,21 @@ def _sample_linear(A, filtered, rng, out):
 
 @nb.njit(cache=True)
 def _sample_log(logA, log_filtered, rng, out):
-    """Backward sampling on ``log alpha_t(i) + log A(i, j)``, each step shifted by its maximum."""
+    """Backward sampling on the logits ``log alpha_t(i) + log A(i, j)`` (:func:`draw_from_logits`: exact
+    for any range of logits)."""
     n_samples, T = out.shape
     K = log_filtered.shape[1]
     S = logA.shape[0]
-    p = np.empty(K)
-    last = np.exp(log_filtered[T - 1] - row_max(log_filtered[T - 1]))
-    last /= last.sum()
+    logits = np.empty(K)
+    w = np.empty(K)
     for n in range(n_samples):
-        out[n, T - 1] = draw(last, rng)
+        out[n, T - 1] = draw_from_logits(log_filtered[T - 1], w, rng)
         for t in range(T - 2, -1, -1):
             s = t if S > 1 else 0
             j = out[n, t + 1]
             for i in range(K):
-                p[i] = log_filtered[t, i] + logA[s, i, j]
-            mx = row_max(p)
-            tot = 0.0
-            for i in range(K):
-                p[i] = math.exp(p[i] - mx)
-                tot += p[i]
-            for i in range(K):
-                p[i] /= tot
-            out[n, t] = draw(p, rng)
+                logits[i] = log_filtered[t, i] + logA[s, i, j]
+            out[n, t] = draw_from_logits(logits, w, rng)
 
 
 @nb.njit(cache=True)
