@@ -86,6 +86,7 @@ from .particle_filter import (
     forward_step,
     initial_step,
     prepare_sequences,
+    weighted_means,
 )
 
 #: Backward sampling modes (the integer codes the compiled step takes).
@@ -454,18 +455,9 @@ def _steps(functional: AdditiveFunctional) -> _Steps:
 
 @nb.njit(cache=True)
 def _summaries(t, x, W, tau, estimates, means):
-    N, d = x.shape
-    p = tau.shape[1]
-    for c in range(p):
-        s = 0.0
-        for i in range(N):
-            s += W[i] * tau[i, c]
-        estimates[t, c] = s
-    for k in range(d):
-        s = 0.0
-        for i in range(N):
-            s += W[i] * x[i, k]
-        means[t, k] = s
+    """Step ``t``'s estimate of the functional and filtered mean: the weighted means of ``tau`` and ``x``."""
+    weighted_means(W, tau, estimates[t])
+    weighted_means(W, x, means[t])
 
 
 # --- the Python layer ----------------------------------------------------------------

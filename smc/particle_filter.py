@@ -210,15 +210,25 @@ def forward_step(
             logw_new[n] += math.log(W_prev[n])
 
 
-@nb.njit(fastmath={"reassoc", "contract"})
-def _record_moments(kernels, fn, kp, t, x, W, means, covs, probs, moments, fbuf):
+@nb.njit(cache=True, fastmath={"reassoc", "contract"})
+def weighted_means(W, x, out):
+    """``out[k] = sum_n W[n] x[n, k]``: the weighted mean of each column of ``x`` (``W`` normalised).
+
+    Each sum runs in a local rather than in ``out``, and is reassociated, so LLVM vectorises it.
+    """
     N, d = x.shape
-    # locals rather than array reads in the particle loops, and reassociation, so LLVM can vectorise the sums
     for k in range(d):
         s = 0.0
         for n in range(N):
             s += W[n] * x[n, k]
-        means[t, k] = s
+        out[k] = s
+
+
+@nb.njit(fastmath={"reassoc", "contract"})
+def _record_moments(kernels, fn, kp, t, x, W, means, covs, probs, moments, fbuf):
+    N, d = x.shape
+    weighted_means(W, x, means[t])
+    # locals rather than array reads in the particle loops, and reassociation, so LLVM can vectorise the sums
     for k in range(d):
         mk = means[t, k]
         for l in range(k + 1):
