@@ -91,7 +91,7 @@ def _prepare(params: LGSSMParams, y, offsets, inputs):
     if params.input_dim == 0:
         if inputs is not None:
             raise ShapeError("inputs: the model has no input matrices (B and D have 0 columns) but inputs were given")
-        kp = kernel_params(params, None)
+        kp = kernel_params(params, None, whitened=False)
     else:
         if inputs is None:
             raise ShapeError(
@@ -100,7 +100,7 @@ def _prepare(params: LGSSMParams, y, offsets, inputs):
         u = np.ascontiguousarray(inputs, dtype=np.float64)
         if u.shape != (y.shape[0], params.input_dim):
             raise ShapeError(f"inputs: expected shape ({y.shape[0]}, {params.input_dim}), got {u.shape}")
-        kp = kernel_params(params, u)
+        kp = kernel_params(params, u, whitened=False)
     module = loops(params.state_dim, params.obs_dim) if y.shape[0] >= MIN_SPECIALISED_T else _fast
     return y, offsets, kp, module
 
@@ -119,7 +119,7 @@ def _run(params, y, offsets, inputs, want_stats, n_threads):
 
 
 def _sequence_kp(params, kp, a, b):
-    return kp if params.input_dim == 0 else kernel_params(params, kp.u[a:b])
+    return kp if params.input_dim == 0 else kernel_params(params, kp.u[a:b], whitened=False)
 
 
 def _label(i, S):

@@ -195,7 +195,7 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
     emis = (lay.ne, lay.yy, lay.rres, lay.yx, lay.yu, lay.xexe, lay.xeu, lay.uue)
     new.update(_regression_update(stats, learn, trans, d, d, p, params.F, params.B, ("F", "B", "Q")))
     new.update(_regression_update(stats, learn, emis, m, d, p, params.H, params.D, ("H", "D", "R")))
-    return params.replace(**new) if new else params
+    return params.replace_built(**new) if new else params
 
 
 def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, float]:
@@ -216,7 +216,7 @@ def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, flo
     if buffers is None:
         buffers = [None] * len(seqs)
     for i, (y, u, buf) in enumerate(zip(seqs, us, buffers)):
-        kp = kernel_params(params, u)
+        kp = kernel_params(params, u, whitened=False)
         s = smooth_kernel_params(kp, y, buf, f"y[{i}]" if len(seqs) > 1 else "y")
         loops = loops_for(params.state_dim, params.obs_dim, len(y))
         loops.stats_loop(kp, y, s.smoothed_means, s.smoothed_covs, s.smoothed_cross_covs, stats)

@@ -76,7 +76,7 @@ def forecast(
     out = []
     F, Q, H, R, B, D = params.F, params.Q, params.H, params.R, params.B, params.D
     for s, u, fu in zip(seqs, us, futures):
-        f = filter_kernel_params(kernel_params(params, u), s)
+        f = filter_kernel_params(kernel_params(params, u, whitened=False), s)
         mean, cov = f.filtered_means[-1], f.filtered_covs[-1]
         means, covs = np.empty((k, params.state_dim)), np.empty((k, params.state_dim, params.state_dim))
         for h in range(k):

@@ -161,7 +161,7 @@ def kalman_log_likelihood(params: LGSSMParams, y, inputs=None) -> float:
     return float(
         sum(
             filter_kernel_params(
-                kernel_params(params, u), s, moments=False, label="y" if single else f"y[{i}]"
+                kernel_params(params, u, whitened=False), s, moments=False, label="y" if single else f"y[{i}]"
             ).log_likelihood
             for i, (s, u) in enumerate(zip(seqs, us))
         )
@@ -182,7 +182,7 @@ def kalman_filter(params: LGSSMParams, y, inputs=None) -> KalmanFilterResult | l
     """
     seqs, us, single = prepare(params, y, inputs)
     out = [
-        filter_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")
+        filter_kernel_params(kernel_params(params, u, whitened=False), s, label="y" if single else f"y[{i}]")
         for i, (s, u) in enumerate(zip(seqs, us))
     ]
     return out[0] if single else out

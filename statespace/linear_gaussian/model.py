@@ -208,7 +208,10 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         n_samples = check_int("n_samples", n_samples, minimum=1, error=ShapeError)
         rng = as_rng(rng)
         seqs, us, single = prepare(self.params, y, inputs)
-        out = [_ffbs(smooth_kernel_params(kernel_params(self.params, u), s), n_samples, rng) for s, u in zip(seqs, us)]
+        out = [
+            _ffbs(smooth_kernel_params(kernel_params(self.params, u, whitened=False), s), n_samples, rng)
+            for s, u in zip(seqs, us)
+        ]
         return out[0] if single else out
 
     def forecast(self, y, steps: int, inputs=None, future_inputs=None) -> ForecastResult | list[ForecastResult]:

@@ -129,6 +129,20 @@ class LGSSMParams(_LGSSMParamsBase):
             raise ShapeError(f"unknown parameter name(s) {sorted(unknown)}; expected some of {FIELDS}")
         return LGSSMParams(**{**self._asdict(), **changes})
 
+    def replace_built(self, **changes) -> LGSSMParams:
+        """:meth:`replace` for arrays the library built to pass its checks (the M-step's: matrices of the
+        fields' shapes, covariances symmetric with eigenvalues floored above 0): only finiteness is
+        checked, and anything else goes through :meth:`replace`'s validation, which words the error.
+        An EM iteration on a short sequence would otherwise spend much of its time re-validating."""
+        fields = self._asdict()
+        for name, v in changes.items():
+            a = np.array(v, dtype=np.float64, order="C")
+            if name not in fields or a.shape != fields[name].shape or not np.isfinite(a).all():
+                return self.replace(**changes)
+            a.setflags(write=False)
+            fields[name] = a
+        return _LGSSMParamsBase.__new__(LGSSMParams, *(fields[n] for n in FIELDS))
+
 
 def _input_dim(B, D) -> int:
     dims = {}
@@ -204,8 +218,13 @@ def _inverse_lower(L):
     return np.ascontiguousarray(np.tril(np.linalg.solve(L, eye)))
 
 
-def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> KernelParams:
-    """Stack the parameters and fold the inputs ``(T, p)`` in (see :class:`KernelParams`)."""
+def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None, *, whitened: bool = True) -> KernelParams:
+    """Stack the parameters and fold the inputs ``(T, p)`` in (see :class:`KernelParams`).
+
+    ``whitened=False`` leaves the ``white_*`` fields empty (arrays of the same types, so no
+    new compilation): the Kalman filter, smoother and E-step never read them, and an EM
+    iteration on a short sequence would otherwise spend much of its time forming them.
+    """
     d, m = params.state_dim, params.obs_dim
 
     # Copies: the containers hold read-only arrays, which Numba types (and compiles) separately.
@@ -222,9 +241,7 @@ def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> Kern
         bu = np.ascontiguousarray(u @ params.B.T)
         du = np.ascontiguousarray(u @ params.D.T)
     F, H = stack(params.F), stack(params.H)
-    white_Q, white_R = _inverse_lower(chol_Q), _inverse_lower(chol_R)
-    white_P0 = _inverse_lower(np.linalg.cholesky(params.P0))
-    return KernelParams(
+    core = dict(
         m0=np.array(params.m0, order="C"),
         P0=np.array(params.P0, order="C"),
         chol_P0=np.linalg.cholesky(params.P0),
@@ -239,6 +256,16 @@ def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None) -> Kern
         bu=bu,
         du=du,
         u=u,
+    )
+    if not whitened:
+        e2, e3 = np.empty((0, 0)), np.empty((0, 0, 0))
+        return KernelParams(
+            **core, white_P0=e2, white_Q=e3, white_F=e3, white_bu=e2, white_R=e3, white_H=e3, white_du=e2
+        )
+    white_Q, white_R = _inverse_lower(chol_Q), _inverse_lower(chol_R)
+    white_P0 = _inverse_lower(core["chol_P0"])
+    return KernelParams(
+        **core,
         white_P0=white_P0,
         white_Q=white_Q,
         white_F=np.ascontiguousarray(white_Q @ F),

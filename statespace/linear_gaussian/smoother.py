@@ -104,7 +104,7 @@ def rts_smoother(params: LGSSMParams, y, inputs=None) -> SmootherResult | list[S
     """
     seqs, us, single = prepare(params, y, inputs)
     out = [
-        smooth_kernel_params(kernel_params(params, u), s, label="y" if single else f"y[{i}]")
+        smooth_kernel_params(kernel_params(params, u, whitened=False), s, label="y" if single else f"y[{i}]")
         for i, (s, u) in enumerate(zip(seqs, us))
     ]
     return out[0] if single else out

@@ -266,3 +266,19 @@ def test_inline_e_step_loop_equals_reference_statistics():
         out = np.zeros_like(ref)
         loops.stats_loop(kp, y, *moments, out)
         np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+def test_replace_built_skips_only_checks_its_values_pass():
+    """The M-step's unvalidated ``replace_built`` equals the validated ``replace`` on what the M-step
+    builds, and falls back to ``replace`` (its error) for a non-finite value or a wrong shape."""
+    p = LGSSMParams(m0=np.zeros(2), P0=np.eye(2), F=0.5 * np.eye(2), Q=np.eye(2), H=np.ones((1, 2)), R=np.eye(1))
+    new = {"F": [[0.9, 0.1], [0.0, 0.8]], "Q": [[2.0, 0.5], [0.5, 1.0]]}
+    a, b = p.replace_built(**new), p.replace(**new)
+    assert type(a) is LGSSMParams
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+        assert not x.flags.writeable
+    with pytest.raises(ParameterError, match="Q"):
+        p.replace_built(Q=[[np.nan, 0.0], [0.0, 1.0]])
+    with pytest.raises(ShapeError, match="F"):
+        p.replace_built(F=np.eye(3))
