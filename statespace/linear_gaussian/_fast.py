@@ -654,6 +654,37 @@ def _sequence_params(kp, a, b):
     )
 
 
+@nb.njit(inline="always")
+def _run(kps, ys, fm, pm, fP, pP, mode, g, smooth, sm, sP, cross, gains, s, lls, bad, why):
+    """Filter sequence ``s`` of a batch in ``mode`` (and with ``smooth`` smooth it), recording its
+    log-likelihood and outcome in ``lls, bad, why``; whether it went through."""
+    gHP, gL, glog, gsd = g
+    ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd)
+    lls[s] = ll
+    if bd >= 0:
+        bad[s] = bd
+        why[s] = wy
+        return False
+    if smooth:
+        bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, mode == REPLAY)
+        if bd >= 0:
+            bad[s] = bd
+            why[s] = -2
+            return False
+    return True
+
+
+@nb.njit(inline="always")
+def _open(offsets, s, lls, bad, why):
+    """Rows ``a, b`` of sequence ``s`` of a batch, its outcome reset (an empty one's log-likelihood is 0)."""
+    a, b = offsets[s], offsets[s + 1]
+    bad[s] = -1
+    why[s] = -1
+    if a == b:
+        lls[s] = 0.0
+    return a, b
+
+
 @nb.njit(cache=True, nogil=True)
 def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, why):
     """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
@@ -686,12 +717,9 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
         cov_half = np.zeros(stats.shape[1])
         cov_ok = False  # cov_half holds the covariance half of the current run of shared sequences
         for s in range(s0, s1):
-            a, b = offsets[s], offsets[s + 1]
+            a, b = _open(offsets, s, lls, bad, why)
             T = b - a
-            bad[s] = -1
-            why[s] = -1
             if T == 0:
-                lls[s] = 0.0
                 continue
             kps = _sequence_params(kp, a, b)
             ys = y[a:b]
@@ -700,21 +728,11 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
             # same length and missing pattern as the sequence before it: the same covariances
             shared = T == ref_T and _same_mask(y, ref_a, a, T)
             ref_T = -1
-            if shared:
-                ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, REPLAY, gHP, gL, glog, gsd)
-            else:
-                ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, RECORD, gHP, gL, glog, gsd)
-            lls[s] = ll
-            if bd >= 0:
-                bad[s] = bd
-                why[s] = wy
+            mode = REPLAY if shared else RECORD
+            g = (gHP, gL, glog, gsd)
+            if not _run(kps, ys, fm, pm, fP, pP, mode, g, want_stats, sm, sP, cross, gains, s, lls, bad, why):
                 continue
             if want_stats:
-                bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, shared)
-                if bd >= 0:
-                    bad[s] = bd
-                    why[s] = -2
-                    continue
                 if not shared:
                     # the covariance half of the statistics, kept for the sequences that will share it
                     cov_ok = (
@@ -773,12 +791,9 @@ def batch_moments(
     gHP, gL, glog, gsd = g
     for k in range(lo, hi):
         s = seqs[k]
-        a, b = offsets[s], offsets[s + 1]
+        a, b = _open(offsets, s, lls, bad, why)
         T = b - a
-        bad[s] = -1
-        why[s] = -1
         if T == 0:
-            lls[s] = 0.0
             continue
         source = src[s]
         if source != s and bad[source] != -1:
@@ -787,37 +802,23 @@ def batch_moments(
         c = crow[s]
         kps = _sequence_params(kp, a, b)
         mode = RECORD if source == s else REPLAY
-        ll, bd, wy = _filter(
+        e = c + T
+        _run(
             kps,
             y[a:b],
             fm[a:b],
             pm[a:b],
-            fP[c : c + T],
-            pP[c : c + T],
+            fP[c:e],
+            pP[c:e],
             mode,
-            gHP[c : c + T],
-            gL[c : c + T],
-            glog[c : c + T],
-            gsd[c : c + T],
+            (gHP[c:e], gL[c:e], glog[c:e], gsd[c:e]),
+            smooth,
+            sm[a:b] if smooth else sm,
+            sP[c:e] if smooth else sP,
+            cross[c : e - 1] if smooth else cross,
+            gains[c : e - 1] if smooth else gains,
+            s,
+            lls,
+            bad,
+            why,
         )
-        lls[s] = ll
-        if bd >= 0:
-            bad[s] = bd
-            why[s] = wy
-            continue
-        if smooth:
-            bd = _rts(
-                kps,
-                fm[a:b],
-                fP[c : c + T],
-                pm[a:b],
-                pP[c : c + T],
-                sm[a:b],
-                sP[c : c + T],
-                cross[c : c + T - 1],
-                gains[c : c + T - 1],
-                mode == REPLAY,
-            )
-            if bd >= 0:
-                bad[s] = bd
-                why[s] = -2

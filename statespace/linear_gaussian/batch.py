@@ -58,12 +58,17 @@ from .smoother import SmootherResult, smooth_kernel_params
 
 #: Most chunks a batch is cut into (the unit of parallel work; fixed so sums do not depend on the threads).
 MAX_CHUNKS = 64
+#: Fewest rows per chunk: a chunk's first sequence runs the whole covariance recursion (the others of
+#: its length and missing pattern replay it), so many small chunks would repeat that work for little
+#: parallel gain.
+MIN_CHUNK_ROWS = 8192
 
 
 def _chunk_ends(offsets: np.ndarray) -> np.ndarray:
-    """Ends of up to :data:`MAX_CHUNKS` runs of consecutive sequences with about equal numbers of rows."""
+    """Ends of up to :data:`MAX_CHUNKS` runs of consecutive sequences with about equal numbers of rows
+    (at least :data:`MIN_CHUNK_ROWS` each, where there are that many)."""
     S = len(offsets) - 1
-    n = min(S, MAX_CHUNKS)
+    n = min(S, MAX_CHUNKS, max(1, int(offsets[-1]) // MIN_CHUNK_ROWS))
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     targets = offsets[-1] * np.arange(1, n + 1) / n
@@ -177,8 +182,8 @@ class BatchMoments(NamedTuple):
     rows ``cov_rows[i]:cov_rows[i] + T_i`` of the ``(R, d, d)`` covariances (``T_i - 1``
     rows of the cross-covariances and gains), which sequences sharing their covariances
     share (module docstring). The covariance arrays are read-only for that reason.
-    :meth:`sequence` gives one sequence's :class:`KalmanFilterResult` (or
-    :class:`SmootherResult`) as views, :meth:`sequences` all of them.
+    :meth:`sequence` gives one sequence's :class:`~statespace.linear_gaussian.KalmanFilterResult`
+    (or :class:`~statespace.linear_gaussian.SmootherResult`) as views, :meth:`sequences` all of them.
 
     Attributes:
         offsets: ``(S + 1,)`` sequence boundaries.

@@ -179,12 +179,8 @@ def test_iohmm_gets_sample_posterior_and_forecast_from_the_chain():
     np.testing.assert_allclose(whole.gammas[0][[0, -1]], [first, last], rtol=1e-8)  # enumeration
 
 
-def test_chain_e_step_of_a_ragged_batch_equals_the_sum_of_its_sequences():
-    """One shard of AR sequences (lag windows restarting at each start, sequences shorter than
-    the lags, missing rows and coordinates, inputs, partial knowledge on some) against each
-    sequence's smoother and statistics computed alone."""
-    K, d, L = 2, 2, 2
-    rng = np.random.default_rng(3)
+def _ar_model(rng, K=2, d=2, L=2):
+    """A two-state AR(2) HMM with one input, random coefficients."""
     e = GaussianEmissionParams.from_ar(
         rng.normal(size=(K, d)),
         np.stack([np.eye(d), [[1.0, 0.3], [0.3, 0.5]]]),
@@ -192,7 +188,17 @@ def test_chain_e_step_of_a_ragged_batch_equals_the_sum_of_its_sequences():
         0.5 * rng.normal(size=(K, d, 1)),
         init_means=rng.normal(size=(K, d)),
     )
-    model = ARHMM(K, d, L, input_dim=1, params=HMMParams(np.array([0.3, 0.7]), [[0.9, 0.1], [0.2, 0.8]], e))
+    return ARHMM(K, d, L, input_dim=1, params=HMMParams(np.array([0.3, 0.7]), [[0.9, 0.1], [0.2, 0.8]], e))
+
+
+def test_chain_e_step_of_a_ragged_batch_equals_the_sum_of_its_sequences():
+    """One shard of AR sequences (lag windows restarting at each start, sequences shorter than
+    the lags, missing rows and coordinates, inputs, partial knowledge on some) against each
+    sequence's smoother and statistics computed alone."""
+    K = 2
+    rng = np.random.default_rng(3)
+    model = _ar_model(rng)
+    e = model.params.emission
     items = []
     for i, T in enumerate((1, 2, 9, 30)):
         u = rng.normal(size=(T, 1))
@@ -240,16 +246,9 @@ def test_diagonal_statistics_give_the_diagonal_m_step_of_the_full_ones():
 def test_verbs_of_a_list_equal_each_sequence_alone():
     """A list's emission log-likelihoods come from one call over the ragged batch (AR lag windows
     restarting at each sequence, inputs, partial knowledge): every verb equals the sequence alone."""
-    K, d, L = 2, 2, 2
+    K = 2
     rng = np.random.default_rng(5)
-    e = GaussianEmissionParams.from_ar(
-        rng.normal(size=(K, d)),
-        np.stack([np.eye(d), [[1.0, 0.3], [0.3, 0.5]]]),
-        0.2 * rng.normal(size=(K, L, d, d)),
-        0.5 * rng.normal(size=(K, d, 1)),
-        init_means=rng.normal(size=(K, d)),
-    )
-    model = ARHMM(K, d, L, input_dim=1, params=HMMParams(np.array([0.3, 0.7]), [[0.9, 0.1], [0.2, 0.8]], e))
+    model = _ar_model(rng)
     ys, us, pls = [], [], []
     for i, T in enumerate((1, 2, 9, 30, 30)):
         u = rng.normal(size=(T, 1))

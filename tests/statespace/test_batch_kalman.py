@@ -21,6 +21,7 @@ from statespace.linear_gaussian import (
     kalman_log_likelihood,
     rts_smoother,
 )
+from statespace.linear_gaussian import batch as batch_module
 from statespace.linear_gaussian.batch import batch_e_step, batch_filter, batch_log_likelihood, batch_smoother
 from statespace.linear_gaussian.data import prepare
 from statespace.linear_gaussian.em import e_step
@@ -111,9 +112,17 @@ def _inputs_model(d, m, p_in, seed):
     return base.replace(B=rng.normal(size=(d, p_in)), D=rng.normal(size=(m, p_in)))
 
 
+@pytest.fixture(params=["one chunk per sequence", "default chunks"])
+def chunks(request, monkeypatch):
+    """Run a test with a chunk per sequence (every thread and chunk-sum path) and with the default cut."""
+    if request.param == "one chunk per sequence":
+        monkeypatch.setattr(batch_module, "MIN_CHUNK_ROWS", 1)
+    return request.param
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("d,m,p_in,lengths", [(2, 1, 0, (1, 7, 30, 2, 600)), (3, 2, 2, tuple(range(5, 80, 3)))])
-def test_batch_e_step_equals_the_per_sequence_e_step(d, m, p_in, lengths, n_threads):
+def test_batch_e_step_equals_the_per_sequence_e_step(d, m, p_in, lengths, n_threads, chunks):
     p = _inputs_model(d, m, p_in, seed=d) if p_in else _model(d, m, seed=d)
     rng = np.random.default_rng(len(lengths))
     ys = [_data(p, T, seed=i, missing=T > 20) for i, T in enumerate(lengths)]
@@ -130,10 +139,12 @@ def test_batch_e_step_equals_the_per_sequence_e_step(d, m, p_in, lengths, n_thre
         assert lls[i] == pytest.approx(kalman_log_likelihood(p, s, None if us is None else us[i]), rel=1e-12)
 
 
-def test_batch_sums_do_not_depend_on_the_threads():
+def test_batch_sums_do_not_depend_on_the_threads(monkeypatch):
+    monkeypatch.setattr(batch_module, "MIN_CHUNK_ROWS", 1)  # many chunks, spread over the threads
     p = _model(3, 2, seed=1)
     ys = [_data(p, T, seed=T, missing=False) for T in range(20, 300, 7)]
     y, offsets = pack(ys)
+    assert len(batch_module._chunk_ends(offsets)) > 2
     one, two = batch_e_step(p, y, offsets, n_threads=1), batch_e_step(p, y, offsets, n_threads=2)
     np.testing.assert_array_equal(one[0], two[0])
     assert one[1] == two[1]
@@ -155,7 +166,7 @@ def test_batch_errors_name_the_sequence():
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_sequences_of_one_length_and_mask_share_covariances(n_threads):
+def test_sequences_of_one_length_and_mask_share_covariances(n_threads, chunks):
     """A fleet of equal-length sequences: the batch replays the first one's covariances for the others
     (same length, same missing coordinates) and recomputes them where the pattern differs."""
     p = _model(3, 2, seed=7)
