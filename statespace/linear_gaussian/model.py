@@ -162,7 +162,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         Returns:
             A :class:`~statespace.linear_gaussian.kalman.KalmanFilterResult` (``(T, d)`` means,
             ``(T, d, d)`` covariances, the log-likelihood); a list of them for a list. A list
-            runs as one batch (:func:`~statespace.linear_gaussian.batch.batch_filter`): its
+            runs as one batch (:func:`~statespace.linear_gaussian.batch_filter`): its
             results are views of the batch's arrays, and sequences of one length and one
             missing pattern share one read-only array of covariances.
 
