@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from statespace._ragged import Ragged
+from statespace._ragged import Ragged, pack
 from statespace.errors import ParameterError, ShapeError
 from statespace.interface import StateSpaceModel
 from statespace.persistence import SavedModel
@@ -289,8 +289,7 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
             ]
             return self._one_or_list(data, out)
         _, pi0, A, _ = args[0]
-        lls = [ll for _, _, _, ll in args]
-        res = batch_forward(pi0, A, np.concatenate(lls), _offsets(lls))
+        res = batch_forward(pi0, A, *pack([ll for _, _, _, ll in args]))
         filt = Ragged(res.filtered, res.offsets)
         out = []
         for i, lik in enumerate(res.log_likelihoods):
@@ -310,8 +309,7 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         args = list(self._each(data))
         if self._shared_chain(args):
             _, pi0, A, _ = args[0]
-            lls = [ll for _, _, _, ll in args]
-            res = batch_posteriors(pi0, A, np.concatenate(lls), _offsets(lls))
+            res = batch_posteriors(pi0, A, *pack([ll for _, _, _, ll in args]))
             filt, smo = res.filtered_of(), res.smoothed_of()
             out = []
             for i, lik in enumerate(res.log_likelihoods):
@@ -385,8 +383,3 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         return new
-
-
-def _offsets(mats) -> np.ndarray:
-    """Boundaries of the concatenated per-sequence arrays ``mats``."""
-    return np.concatenate([[0], np.cumsum([len(m) for m in mats])]).astype(np.int64)

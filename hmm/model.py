@@ -75,6 +75,8 @@ __all__ = [
 
 EMISSION_KINDS = ("gaussian", "ar", "categorical")
 COVARIANCE_TYPES = ("full", "diag", "tied")
+#: Most rows of one emission call when a list of sequences is processed (see ``HMM._inference_args``).
+BATCH_ROWS = 1 << 18
 
 
 class _HMMParamsBase(NamedTuple):
@@ -214,14 +216,24 @@ class HMM(DiscreteChainModel):
         if len(data.seqs) == 1:
             yield params.pi0, A, self._loglik_matrix(params, data.seqs[0], data.inputs[0], data.log_pls[0])
             return
-        # a list: one emission call over the ragged batch (the emission's factors are computed once,
-        # not once per sequence), then a view per sequence
-        y, u, log_pl, offsets = concatenated(list(zip(data.seqs, data.inputs, data.log_pls)), self.n_states)
-        ll = self.emission_model.log_likelihood(params.emission, y, u, offsets)
-        if log_pl is not None:
-            ll += log_pl
-        for i in range(len(data.seqs)):
-            yield params.pi0, A, ll[offsets[i] : offsets[i + 1]]
+        # a list: one emission call per run of sequences (the emission's factors are computed once per
+        # run, not once per sequence), then a view per sequence. Runs of at most BATCH_ROWS rows keep each
+        # call's output small enough to come from the allocator's reused memory: one call over tens of
+        # millions of rows takes fresh pages from the system every time, which costs more than it saves.
+        items = list(zip(data.seqs, data.inputs, data.log_pls))
+        i = 0
+        while i < len(items):
+            j, rows = i, 0
+            while j < len(items) and (j == i or rows + len(items[j][0]) <= BATCH_ROWS):
+                rows += len(items[j][0])
+                j += 1
+            y, u, log_pl, offsets = concatenated(items[i:j], self.n_states)
+            ll = self.emission_model.log_likelihood(params.emission, y, u, offsets)
+            if log_pl is not None:
+                ll = ll + log_pl
+            for k in range(j - i):
+                yield params.pi0, A, ll[offsets[k] : offsets[k + 1]]
+            i = j
 
     def _sample_future(self, params, data, i, last_filtered, steps, future_inputs, n_samples, rng):
         """Observation rollouts through the compiled kernels (an AR emission reads its own draws)."""

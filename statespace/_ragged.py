@@ -25,12 +25,48 @@ def offsets_of(lengths) -> np.ndarray:
 
 
 def pack(seqs, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
-    """``(data, offsets)``: the sequences (arrays with one leading time axis) concatenated, and their offsets."""
+    """``(data, offsets)``: the sequences (arrays with one leading time axis) concatenated, and their offsets.
+
+    Sequences that already tile one block end to end (consecutive views of one C-contiguous
+    array, as a batch's per-sequence views are) give a view of that block: nothing is copied.
+    """
     seqs = list(seqs)
     offsets = offsets_of([len(s) for s in seqs])
     if not seqs:
         return np.empty((0,), dtype=dtype), offsets
+    span = _tiled_span(seqs, dtype)
+    if span is not None:
+        return span, offsets
     return np.ascontiguousarray(np.concatenate(seqs, axis=0), dtype=dtype), offsets
+
+
+def _tiled_span(seqs: list, dtype) -> np.ndarray | None:
+    """The view of the block that ``seqs`` tile end to end, or ``None`` when they do not.
+
+    Every sequence must be a C-contiguous view of the same base array with the same dtype and
+    row shape, each non-empty one starting where the previous one ends.
+    """
+    first = seqs[0]
+    base = getattr(first, "base", None)
+    if base is None or not isinstance(base, np.ndarray) or first.dtype != dtype:
+        return None
+    end = first.__array_interface__["data"][0]
+    for s in seqs:
+        if not (
+            isinstance(s, np.ndarray)
+            and s.base is base
+            and s.dtype == dtype
+            and s.shape[1:] == first.shape[1:]
+            and s.flags.c_contiguous
+            and (len(s) == 0 or s.__array_interface__["data"][0] == end)  # an empty view's address is arbitrary
+        ):
+            return None
+        end += s.nbytes
+    n = sum(len(s) for s in seqs)
+    # the tiles are contiguous within one allocation (the shared base), so the span is valid memory
+    return np.lib.stride_tricks.as_strided(
+        first, shape=(n, *first.shape[1:]), strides=first.strides, writeable=first.flags.writeable
+    )
 
 
 def check_offsets(name: str, offsets, n_rows: int) -> np.ndarray:

@@ -47,6 +47,7 @@ non-negative integer seed (or anything ``numpy.random.default_rng`` takes) or
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -404,8 +405,11 @@ def _clean_batch(items: list, obs_dim: int | None, allow_nan: bool) -> bool:
             and s.flags.c_contiguous
         ):
             return False
-    rows = np.concatenate(items)
-    return not (np.isinf(rows) if allow_nan else ~np.isfinite(rows)).any()
+    for s in items:
+        # a finite sum rules out inf (and NaN); otherwise look element by element
+        if not math.isfinite(float(s.sum())) and (np.isinf(s) if allow_nan else ~np.isfinite(s)).any():
+            return False
+    return True
 
 
 def as_inputs(name: str, u, lengths: list[int], input_dim: int, single: bool) -> list[np.ndarray]:

@@ -141,3 +141,21 @@ def test_one_long_sequence_takes_the_two_thread_pass_with_the_same_numbers():
     np.testing.assert_allclose(res.transition_counts[0], counts, rtol=1e-12)
     _, gamma, _ = _enumerate(pi0, A, L[:6])  # and the short case against enumeration once more
     np.testing.assert_allclose(batch_posteriors(pi0, A, L[:6], np.array([0, 6])).smoothed, gamma, atol=1e-12)
+
+
+def test_pack_takes_views_that_tile_one_block_without_a_copy():
+    """Consecutive views of one array (a batch's per-sequence results) pack into a view of it; anything
+    else (a gap, another order, separate arrays, another dtype) is concatenated. Both equal np.concatenate."""
+    block = np.arange(30.0).reshape(10, 3)
+    cases = {
+        "tiling": ([block[0:2], block[2:2], block[2:7], block[7:10]], True),
+        "gap": ([block[0:2], block[3:7]], False),
+        "order": ([block[2:7], block[0:2]], False),
+        "separate": ([block[0:2].copy(), block[2:4].copy()], False),
+        "int": ([np.arange(6).reshape(2, 3), np.arange(6, 9).reshape(1, 3)], False),
+    }
+    for name, (seqs, shared) in cases.items():
+        data, offsets = pack(seqs)
+        np.testing.assert_array_equal(data, np.concatenate(seqs).astype(np.float64), err_msg=name)
+        np.testing.assert_array_equal(offsets, np.cumsum([0] + [len(s) for s in seqs]), err_msg=name)
+        assert np.shares_memory(data, block) == shared, name

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+import hmm.model as hmm_model
 from hmm import ARHMM, CategoricalHMM, EmissionPrior, GaussianEmissionParams, GaussianHMM, HMMParams
 from hmm.em import chain_e_step
 from statespace.errors import ParameterError
@@ -243,9 +244,11 @@ def test_diagonal_statistics_give_the_diagonal_m_step_of_the_full_ones():
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-15)
 
 
-def test_verbs_of_a_list_equal_each_sequence_alone():
+@pytest.mark.parametrize("batch_rows", [1 << 18, 8])
+def test_verbs_of_a_list_equal_each_sequence_alone(batch_rows, monkeypatch):
     """A list's emission log-likelihoods come from one call over the ragged batch (AR lag windows
     restarting at each sequence, inputs, partial knowledge): every verb equals the sequence alone."""
+    monkeypatch.setattr(hmm_model, "BATCH_ROWS", batch_rows)  # 8: several emission calls, a run per sequence
     K = 2
     rng = np.random.default_rng(5)
     model = _ar_model(rng)
