@@ -161,6 +161,34 @@ def _idempotent(E, E2):
     return True
 
 
+@nb.njit(cache=True, inline="always")
+def _taylor(X, Wh, degree, E1, E2, t1, t2, integral):
+    """Horner's scheme for the degree-``degree`` Taylor polynomial of ``exp(X)`` into ``E1``; with
+    ``integral``, also the upper-right block of that of ``exp([[X, Wh], [0, X]])`` into ``E2``
+    (``t1, t2`` scratch; ``Wh``, ``E2`` and ``t2`` are not touched without ``integral``).
+
+    Written once for :func:`generator_expm` and :func:`_van_loan_block`, whose ``E1`` recursion
+    is the same: ``E1 <- X E1 / k + I`` and ``E2 <- (X E2 + Wh E1) / k``, from ``k = degree`` down.
+    """
+    n = X.shape[0]
+    for i in range(n):
+        for j in range(n):
+            E1[i, j] = 1.0 if i == j else 0.0
+            if integral:
+                E2[i, j] = 0.0
+    for k in range(degree, 0, -1):
+        if integral:
+            _matmul(X, E2, t1)
+            _matmul(Wh, E1, t2)
+            for i in range(n):
+                for j in range(n):
+                    E2[i, j] = (t1[i, j] + t2[i, j]) / k
+        _matmul(X, E1, t1)
+        for i in range(n):
+            for j in range(n):
+                E1[i, j] = t1[i, j] / k + (1.0 if i == j else 0.0)
+
+
 @nb.njit(cache=True)
 def generator_expm(Q, dt):
     """``P = exp(Q dt)`` for a generator ``Q``: row-stochastic for every ``dt >= 0``, however long.
@@ -184,13 +212,9 @@ def generator_expm(Q, dt):
     s, h = _scaling(mu, dt)
     X = np.empty((n, n))
     _uniformised(Q, mu, h, X)
-    E = np.eye(n)
+    E = np.empty((n, n))
     tmp = np.empty((n, n))
-    for k in range(_taylor_degree(mu * h), 0, -1):
-        _matmul(X, E, tmp)
-        for i in range(n):
-            for j in range(n):
-                E[i, j] = tmp[i, j] / k + (1.0 if i == j else 0.0)
+    _taylor(X, X, _taylor_degree(mu * h), E, E, tmp, tmp, False)
     _normalise_rows(E, tmp)
     for _ in range(s):
         _matmul(E, E, tmp)
@@ -230,18 +254,7 @@ def _van_loan_block(Q, W, dt, E1, E2, t1, t2):
     for i in range(n):
         for j in range(n):
             Wh[i, j] = W[i, j] * h
-            E1[i, j] = 1.0 if i == j else 0.0
-            E2[i, j] = 0.0
-    for k in range(_taylor_degree((mu + w) * h), 0, -1):
-        _matmul(X, E2, t1)
-        _matmul(Wh, E1, t2)
-        for i in range(n):
-            for j in range(n):
-                E2[i, j] = (t1[i, j] + t2[i, j]) / k
-        _matmul(X, E1, t1)
-        for i in range(n):
-            for j in range(n):
-                E1[i, j] = t1[i, j] / k + (1.0 if i == j else 0.0)
+    _taylor(X, Wh, _taylor_degree((mu + w) * h), E1, E2, t1, t2, True)
     _normalise_rows(E1, E2)
     for _ in range(s):
         _matmul(E1, E2, t1)
