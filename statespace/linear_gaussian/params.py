@@ -131,17 +131,29 @@ class LGSSMParams(_LGSSMParamsBase):
 
     def replace_built(self, **changes) -> LGSSMParams:
         """:meth:`replace` for arrays the library built to pass its checks (the M-step's: matrices of the
-        fields' shapes, covariances symmetric with eigenvalues floored above 0): only finiteness is
-        checked, and anything else goes through :meth:`replace`'s validation, which words the error.
+        fields' shapes, covariances symmetric with eigenvalues floored above 0): only finiteness, shapes and
+        the covariances' Cholesky factorisation are checked, and anything else goes through
+        :meth:`replace`'s validation, which words the error.
         An EM iteration on a short sequence would otherwise spend much of its time re-validating."""
         fields = self._asdict()
         for name, v in changes.items():
             a = np.array(v, dtype=np.float64, order="C")
             if name not in fields or a.shape != fields[name].shape or not np.isfinite(a).all():
                 return self.replace(**changes)
+            if name in ("P0", "Q", "R") and not _has_cholesky(a):
+                return self.replace(**changes)
             a.setflags(write=False)
             fields[name] = a
         return _LGSSMParamsBase.__new__(LGSSMParams, *(fields[n] for n in FIELDS))
+
+
+def _has_cholesky(a: np.ndarray) -> bool:
+    """Whether the kernels' Cholesky factorisation of the covariance ``a`` succeeds."""
+    try:
+        np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def _input_dim(B, D) -> int:

@@ -282,3 +282,5 @@ def test_replace_built_skips_only_checks_its_values_pass():
         p.replace_built(Q=[[np.nan, 0.0], [0.0, 1.0]])
     with pytest.raises(ShapeError, match="F"):
         p.replace_built(F=np.eye(3))
+    with pytest.raises(ParameterError, match="R: not positive definite"):
+        p.replace_built(R=[[-1.0]])
