@@ -207,19 +207,13 @@ class HMM(DiscreteChainModel):
     def _check_data(self, name: str, y: np.ndarray) -> None:
         self.emission_model.check_data(name, y)
 
-    def _loglik_matrix(self, params, y, u, lp):
-        ll = self.emission_model.log_likelihood(params.emission, y, u)
-        return ll if lp is None else ll + lp
-
     def _inference_args(self, params, data: ChainData):
+        """One emission call per run of sequences (the emission's factors are computed once per run,
+        not once per sequence), then a view per sequence. Runs of at most BATCH_ROWS rows (or one longer
+        sequence) keep each call's output small enough to come from the allocator's reused memory: one
+        call over tens of millions of rows takes fresh pages from the system every time, which costs
+        more than it saves."""
         A = params.A[None]
-        if len(data.seqs) == 1:
-            yield params.pi0, A, self._loglik_matrix(params, data.seqs[0], data.inputs[0], data.log_pls[0])
-            return
-        # a list: one emission call per run of sequences (the emission's factors are computed once per
-        # run, not once per sequence), then a view per sequence. Runs of at most BATCH_ROWS rows keep each
-        # call's output small enough to come from the allocator's reused memory: one call over tens of
-        # millions of rows takes fresh pages from the system every time, which costs more than it saves.
         items = list(zip(data.seqs, data.inputs, data.log_pls))
         i = 0
         while i < len(items):
