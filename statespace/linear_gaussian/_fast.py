@@ -655,7 +655,7 @@ def _sequence_params(kp, a, b):
 
 
 @nb.njit(inline="always")
-def _run(kps, ys, fm, pm, fP, pP, mode, g, smooth, sm, sP, cross, gains, s, lls, bad, why):
+def _filter_smooth(kps, ys, fm, pm, fP, pP, mode, g, smooth, sm, sP, cross, gains, s, lls, bad, why):
     """Filter sequence ``s`` of a batch in ``mode`` (and with ``smooth`` smooth it), recording its
     log-likelihood and outcome in ``lls, bad, why``; whether it went through."""
     gHP, gL, glog, gsd = g
@@ -712,6 +712,7 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
         gL = np.empty((t_max, m, m))
         glog = np.empty(t_max)
         gsd = np.empty((t_max, m))
+        g = (gHP, gL, glog, gsd)
         ref_T = -1  # the last sequence whose covariances the buffers hold (-1: none)
         ref_a = 0
         cov_half = np.zeros(stats.shape[1])
@@ -729,8 +730,7 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
             shared = T == ref_T and _same_mask(y, ref_a, a, T)
             ref_T = -1
             mode = REPLAY if shared else RECORD
-            g = (gHP, gL, glog, gsd)
-            if not _run(kps, ys, fm, pm, fP, pP, mode, g, want_stats, sm, sP, cross, gains, s, lls, bad, why):
+            if not _filter_smooth(kps, ys, fm, pm, fP, pP, mode, g, want_stats, sm, sP, cross, gains, s, lls, bad, why):
                 continue
             if want_stats:
                 if not shared:
@@ -803,7 +803,7 @@ def batch_moments(
         kps = _sequence_params(kp, a, b)
         mode = RECORD if source == s else REPLAY
         e = c + T
-        _run(
+        _filter_smooth(
             kps,
             y[a:b],
             fm[a:b],
