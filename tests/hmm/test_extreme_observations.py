@@ -125,7 +125,8 @@ def _sample(K, T, seed):
 def _loglik(model, y, pl=None):
     y = np.asarray(y, dtype=float).reshape(len(y), -1)
     lp = None if pl is None else _log(pl)
-    return model._loglik_matrix(model.params, y, np.zeros((len(y), model.input_dim)), lp)
+    ll = model.emission_model.log_likelihood(model.params.emission, y, np.zeros((len(y), model.input_dim)))
+    return ll if lp is None else ll + lp
 
 
 OUTLIERS = [1e3, 1e6, 1e8]
