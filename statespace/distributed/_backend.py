@@ -66,40 +66,26 @@ def use(client, n_shards: int | None = None):
             f"client: expected a dask.distributed.Client or a scheduler address, got {type(client).__name__}"
         )
     token = _ACTIVE.set(Backend(client, None if n_shards is None else int(n_shards)))
-    restore = _quicken_messages(client)
     try:
         yield client
     finally:
-        restore()
         _ACTIVE.reset(token)
         if own is not None:
             own.close()
 
 
-#: Seconds between the client's batched messages to the scheduler inside :func:`use`.
-MESSAGE_INTERVAL = 0.001
+def in_task(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` as a task on the cluster: its compiled loops on one thread.
 
-
-def _quicken_messages(client):
-    """Send the client's messages to the scheduler at most :data:`MESSAGE_INTERVAL` apart; returns the undo.
-
-    ``dask.distributed.Client`` batches them 10 ms apart (a fixed value, not a config
-    key), so an EM round submitted just after the previous round's futures were
-    released waits up to 10 ms before it leaves, every iteration (docs/distributed.md has
-    the measured round times). This sets the private
-    ``Client.scheduler_comm.interval`` (``distributed.batched.BatchedSend``; the extra
-    bounds ``distributed`` to the versions checked); a client without it is left as it is.
+    The cluster's worker threads are its parallelism, as Dask's workers start with
+    ``OMP_NUM_THREADS=1``; Numba's loops would otherwise each start as many threads as the
+    machine has cores, in every worker thread at once. Numba's thread count belongs to the
+    calling thread, so the setting holds for this task's thread only.
     """
-    comm = getattr(client, "scheduler_comm", None)
-    before = getattr(comm, "interval", None)
-    if isinstance(before, bool) or not isinstance(before, (int, float)):
-        return lambda: None
-    comm.interval = min(float(before), MESSAGE_INTERVAL)
+    import numba
 
-    def restore():
-        comm.interval = before
-
-    return restore
+    numba.set_num_threads(1)
+    return fn(*args, **kwargs)
 
 
 def active():

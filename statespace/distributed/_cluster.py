@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import pickle
 import uuid
 import warnings
-
-# Parameters whose pickle is at most this size travel inside each shard's task: the round
-# is then one message to the scheduler. Dask's client batches its messages to the
-# scheduler 10 ms apart, so a separate broadcast message would delay the round by up to
-# that much; larger parameters are still sent once per round and fetched by the workers.
-EMBED_BYTES = 256 * 1024
 
 
 def _hold(items):
     """A shard's items, as the result of a task: the scheduler keeps the task, so a lost shard is recomputed."""
     return items
-
-
-def _apply(fn, params, shard):
-    return fn(params, shard)
-
-
-def _apply_pickled(fn, blob, shard):
-    return fn(pickle.loads(blob), shard)
 
 
 @contextlib.contextmanager
@@ -78,19 +63,71 @@ def broadcast(client, obj):
     return client.submit(_hold, obj, pure=False)
 
 
-def map_shards(client, fn, params, shards):
-    """Futures of ``[fn(params, shard) for shard in shards]`` on the workers, one round.
+class ShardHost:
+    """The shards of one fit that live on one worker, held there as a Dask actor for the whole fit.
 
-    Small ``params`` (pickled, at most :data:`EMBED_BYTES`) travel inside each task, so the
-    round costs one message to the scheduler; larger ones are broadcast once and fetched
-    by the workers that need them.
+    A round of the E-step is then one direct call per worker (the client reaches the
+    actor through one remote procedure call, not through the scheduler's task
+    graph), and the shards' statistics come back in its reply.
+
+    Args:
+        fn: the E-step ``fn(params, shard) -> statistics``.
+        index: the shards' positions in the fit's shard list.
+        starts, lengths: each shard's first item in the user's data and its item count.
+        total: the number of items in the user's data.
+        *shards: the shards' items (the persisted shard futures, resolved on the worker).
     """
-    n = len(shards)
-    try:
-        blob = pickle.dumps(params, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - not picklable by pickle (a closure): Dask's cloudpickle sends it below
-        blob = None
-    if blob is not None and len(blob) <= EMBED_BYTES:
-        return client.map(_apply_pickled, [fn] * n, [blob] * n, shards, pure=False)
-    p = broadcast(client, params)
-    return client.map(_apply, [fn] * n, [p] * n, shards, pure=False)
+
+    def __init__(self, fn, index, starts, lengths, total, *shards):
+        self.fn, self.index, self.starts, self.lengths, self.total = fn, index, starts, lengths, total
+        self.shards = shards
+
+    def run(self, params):
+        """``(None, [fn(params, shard) ...])`` in shard order, or ``(j, error)`` for the first shard ``j`` that failed.
+
+        The error is returned rather than raised, so that the client tells an error of
+        ``fn`` (re-raised, with the sequence index of the user's data) from the loss
+        of the worker (the round is repeated).
+        """
+        from ._backend import globalise, in_task
+
+        out = []
+        for j, s, n, shard in zip(self.index, self.starts, self.lengths, self.shards):
+            try:
+                out.append(in_task(self.fn, params, shard))
+            except Exception as exc:  # noqa: BLE001 - handed to the client, which re-raises it
+                return j, globalise(exc, s, n, self.total)
+        return None, out
+
+
+def host_shards(client, fn, shards, starts, lengths, total):
+    """One :class:`ShardHost` actor per worker holding some of ``shards``, placed where its shards are.
+
+    Returns ``(futures, actors, index)``: the actor tasks' futures (held to keep the
+    actors alive), the actors, and each actor's shard positions.
+    """
+    from dask.distributed import wait
+
+    wait(shards)
+    who = client.who_has(shards)
+    groups: dict = {}
+    for j, f in enumerate(shards):
+        holders = sorted(who.get(f.key, ()))
+        groups.setdefault(holders[0] if holders else None, []).append(j)
+    futures, index = [], []
+    for worker, js in groups.items():
+        where = {"workers": [worker], "allow_other_workers": True} if worker is not None else {}
+        args = (fn, js, [int(starts[j]) for j in js], [int(lengths[j]) for j in js], total)
+        futures.append(
+            client.submit(
+                ShardHost,
+                *args,
+                *[shards[j] for j in js],
+                actor=True,
+                pure=False,
+                key=f"shard-host-{uuid.uuid4().hex[:12]}",
+                **where,
+            )
+        )
+        index.append(js)
+    return futures, [f.result() for f in futures], index

@@ -6,14 +6,14 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..validation import split_batch
-from ._backend import active, item_size, reduce_sum, shard_bounds
+from ._backend import active, in_task, item_size, reduce_sum, shard_bounds
 
 #: Keyword arguments that carry one entry per sequence (the data rule of the model contract).
 PER_SEQUENCE = ("inputs", "pl", "times", "dt", "future_inputs", "settings")
 
 
 def _call(verb, ys, kwargs):
-    return verb(ys, **kwargs)
+    return in_task(verb, ys, **kwargs)
 
 
 def map_sequences(verb, y, **kwargs):
@@ -92,7 +92,7 @@ def _call_partition(part, verb, shared, names, *per_parts):
     ys = list(part)
     if not ys:
         return []
-    out = verb(ys, **shared, **{n: list(p) for n, p in zip(names, per_parts)})
+    out = in_task(verb, ys, **shared, **{n: list(p) for n, p in zip(names, per_parts)})
     return out if isinstance(out, list) else [out]
 
 

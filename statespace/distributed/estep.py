@@ -11,6 +11,10 @@ from ._backend import active, item_size, reduce_sum, shard_bounds
 # after another and each E-step is sharded, which sends the data to the cluster once.
 TASK_DATA_BYTES = 64 * 2**20
 
+# Tries of one E-step round when a worker cannot be reached (its process lost): between
+# tries the shard hosts are rebuilt from the persisted shards.
+ROUND_ATTEMPTS = 4
+
 
 class EStep:
     """Callable ``params -> statistics summed over all items``, the E-step of one fit.
@@ -42,25 +46,47 @@ class EStep:
         self.items = list(items)
         self._backend = active()
         self._shards = None
-        self._previous = None
+        self._hosts = None
 
     def __call__(self, params):
         if self._backend is None:
             return self.fn(params, self.items)
-        from ._cluster import gather_in_order, map_shards, persist_shards
-
         client = self._backend.client
         if self._shards is None:
+            from ._cluster import persist_shards
+
             n = self._backend.shards_for(len(self.items))
             b = shard_bounds([item_size(it) for it in self.items], n)
             self._starts, self._lengths = b[:-1], np.diff(b)
             self._shards = persist_shards(client, [self.items[b[j] : b[j + 1]] for j in range(n)], "estep")
-        futures = map_shards(client, self.fn, params, self._shards)
-        # The previous round's results are released only now, after this round's tasks have
-        # left: released at the end of that round, they sent each worker a message that this
-        # round's tasks then queued behind (Dask batches its messages a few ms apart).
-        self._previous = futures
-        return reduce_sum(gather_in_order(client, futures, self._starts, self._lengths, len(self.items)))
+        for attempt in range(ROUND_ATTEMPTS):
+            if self._hosts is None:
+                from ._cluster import host_shards
+
+                self._hosts = host_shards(client, self.fn, self._shards, self._starts, self._lengths, len(self.items))
+            _, actors, index = self._hosts
+            calls = [a.run(params) for a in actors]  # every worker starts before the client waits on one
+            try:
+                replies = [c.result() for c in calls]
+            except Exception:  # the actors' calls only raise when a worker cannot be reached: fn's errors are replies
+                if attempt == ROUND_ATTEMPTS - 1:
+                    raise
+                self._release_hosts()  # rebuilt from the shards, which the scheduler recomputes where lost
+                continue
+            break
+        failed = [(j, exc) for j, exc in replies if j is not None]
+        if failed:
+            raise min(failed, key=lambda f: f[0])[1]
+        stats = [None] * len(self._shards)
+        for js, (_, out) in zip(index, replies):
+            for j, s in zip(js, out):
+                stats[j] = s
+        return reduce_sum(stats)
+
+    def _release_hosts(self):
+        if self._hosts is not None:
+            self._backend.client.cancel(self._hosts[0])
+            self._hosts = None
 
     @property
     def nbytes(self) -> int:
@@ -90,8 +116,8 @@ class EStep:
 
     def close(self) -> None:
         """Release the persisted shards (nothing to do in process)."""
-        self._previous = None
         if self._shards is not None:
+            self._release_hosts()
             self._backend.client.cancel(self._shards)
             self._shards = None
 
@@ -111,7 +137,7 @@ class EStep:
 
 def _in_process(fn, items) -> EStep:
     est = EStep.__new__(EStep)
-    est.fn, est.items, est._backend, est._shards, est._previous = fn, items, None, None, None
+    est.fn, est.items, est._backend, est._shards, est._hosts = fn, items, None, None, None
     return est
 
 

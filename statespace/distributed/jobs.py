@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 
-from ._backend import active
+from ._backend import active, in_task
 
 
 def spawn_seeds(seed, n: int) -> list[np.random.SeedSequence]:
@@ -35,13 +37,15 @@ def map_jobs(fn, jobs, *, seed=None, seeded: bool = False, on_done=None) -> list
             done()
         return out
     from dask.distributed import as_completed
+    from dask.utils import funcname
 
     from ._cluster import data_in_graph
 
     client = backend.client
     # a job may carry its data (a restart of a fit holds its sequences, up to EStep's TASK_DATA_BYTES)
     with data_in_graph():
-        futures = [client.submit(fn, *a, pure=False) for a in args]
+        name = funcname(fn)
+        futures = [client.submit(in_task, fn, *a, pure=False, key=f"{name}-{uuid.uuid4().hex}") for a in args]
     try:
         for _ in as_completed(futures):
             done()

@@ -117,11 +117,11 @@ def test_hmm_restarts_equal_the_serial_fit(client, monkeypatch, data_limit):
     with ssd.use(client), distributed.get_task_stream(client) as tasks:
         dist = GaussianHMM(2, 2).fit(ys, **kw)
     keys = [t["key"] for t in tasks.data]
-    whole_fits, shard_steps = sum(k.startswith("run-") for k in keys), sum(k.startswith("_apply") for k in keys)
+    whole_fits, hosts = sum(k.startswith("run-") for k in keys), sum(k.startswith("shard-host") for k in keys)
     if data_limit is None:  # small data: one task per restart, each fitting in process on its worker
-        assert (whole_fits, shard_steps) == (3, 0)
-    else:  # large data: the restarts in turn, every E-step sharded over the cluster (3 runs x 7 E-steps x 2 shards)
-        assert (whole_fits, shard_steps) == (0, 3 * 7 * 2)
+        assert (whole_fits, hosts) == (3, 0)
+    else:  # large data: the restarts in turn, every E-step on the shards' hosts (one per worker, for the whole fit)
+        assert (whole_fits, hosts) == (0, 2)
     _assert_same_fit(serial, dist)
 
 
@@ -173,7 +173,7 @@ def test_generalised_em_with_networks_on_shards_equals_in_process(client, kind):
     serial = serial_model.fit(ys, **kw)
     with ssd.use(client, n_shards=3), distributed.get_task_stream(client) as tasks:
         dist = dist_model.fit(ys, **kw)
-    assert sum(t["key"].startswith("_apply") for t in tasks.data) >= 3 * 3  # shards x E-steps ran on the workers
+    assert sum(t["key"].startswith("shard-host") for t in tasks.data) == 2  # 3 shards hosted on the 2 workers
     _assert_same_fit(serial, dist)
     # the networks' weights are not in _assert_same_fit's leaves: compare the fitted models on the data
     llkw = {"inputs": kw["inputs"]} if "inputs" in kw else {}
@@ -277,6 +277,35 @@ def test_seeded_jobs_equal_the_serial_run(client):
         np.testing.assert_array_equal(a, b)
 
 
+def _compiled_threads(*_):
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _threads_statistic(params, shard):
+    return (float(_compiled_threads()), len(shard))
+
+
+def test_work_on_the_cluster_runs_its_compiled_loops_on_one_thread(client):
+    # each worker process is started with Numba's default, one thread per core of the machine;
+    # the library's tasks use one, as Dask's workers start with OMP_NUM_THREADS=1
+    defaults = client.run(lambda: __import__("numba").config.NUMBA_NUM_THREADS)
+    if max(defaults.values()) == 1:
+        pytest.skip("one core: Numba's default is already one thread")
+    items = [(np.zeros(3),)] * 6
+    with ssd.use(client, n_shards=3):
+        assert ssd.map_jobs(_compiled_threads, range(4)) == [1] * 4
+        with ssd.EStep(_threads_statistic, items) as est:
+            assert est(None) == (3.0, 6)  # one thread in each of the 3 shards
+        ys = [np.zeros((4, 1))] * 5
+        assert ssd.map_sequences(_compiled_threads_of_list, ys) == [1] * 5
+
+
+def _compiled_threads_of_list(ys):
+    return [_compiled_threads()] * len(ys)
+
+
 def test_impossible_sequence_in_one_shard_names_its_global_index(client):
     rng = np.random.default_rng(3)
     ys = [rng.integers(0, 2, (20, 1)).astype(float) for _ in range(8)]
@@ -315,38 +344,6 @@ def test_worker_killed_mid_fit_does_not_change_the_result(client):
     client.wait_for_workers(2, timeout=60)
     assert set(client.run(os.getpid).values()) != set(before.values())  # the nanny restarted the killed worker
     _assert_same_fit(serial, out["res"])
-
-
-def test_use_sends_messages_sooner_and_restores_the_client(client):
-    from statespace.distributed._backend import MESSAGE_INTERVAL
-
-    before = client.scheduler_comm.interval
-    assert before > MESSAGE_INTERVAL  # Dask's own 10 ms batching
-    with ssd.use(client):
-        assert client.scheduler_comm.interval == MESSAGE_INTERVAL
-        with ssd.use(client, n_shards=2):
-            assert client.scheduler_comm.interval == MESSAGE_INTERVAL
-        assert client.scheduler_comm.interval == MESSAGE_INTERVAL
-    assert client.scheduler_comm.interval == before
-
-
-class _ClientWithoutBatching:
-    """A client-like object without ``scheduler_comm`` (another Dask version, a wrapper): left as it is."""
-
-    def submit(self, fn, *args, **kwargs):
-        raise AssertionError("not used")
-
-    gather = scatter = submit
-
-    def nthreads(self):
-        return {"w": 1}
-
-
-def test_use_accepts_a_client_without_the_private_batching_attribute():
-    c = _ClientWithoutBatching()
-    with ssd.use(c):
-        assert ssd.active().client is c
-    assert not hasattr(c, "scheduler_comm")
 
 
 def test_dask_is_not_imported_without_use():
