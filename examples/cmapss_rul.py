@@ -149,6 +149,14 @@ def fmt(rep: dict) -> str:
     return s
 
 
+def fold_cost(config) -> int:
+    """A relative cost of one cross-validation fold of ``config``: the forward-backward passes
+    cost K^2 per step and each lag adds an autoregressive term; a deep model's training
+    outweighs any classical fit."""
+    model, k, lags = config[:3]
+    return k * k * (1 + lags) * (1000 if model == "deep" else 1)
+
+
 def parse_grid(text: str | None, model: str = "arphmm"):
     """Configurations from ``[deep:]K,lags,cap[,readout[,softness]];...`` (default: :data:`DEFAULT_GRID`,
     or :data:`DEEP_GRID` for ``model="deep"``)."""
@@ -338,13 +346,20 @@ def run(args) -> dict:
             progress=progress,
         )
 
+    def run_cv_queued(config):
+        import dask
+
+        # the costliest folds first, so that the workers run out of work together
+        with dask.annotate(priority=fold_cost(config)):
+            return run_cv(config)
+
     configs = parse_grid(args.grid, args.model)
     if ssd.active() is None:
         cvs = map(run_cv, configs)
     else:  # every configuration's folds queued on the cluster at once (each fold is a task)
         pool = ThreadPoolExecutor(len(configs))
         ctx = contextvars.copy_context()  # the active cluster, for every worker thread
-        cvs = pool.map(lambda c: ctx.copy().run(run_cv, c), configs)
+        cvs = pool.map(lambda c: ctx.copy().run(run_cv_queued, c), configs)
     for config, cv in zip(configs, cvs):
         model, k, lags, cap, readout, softness = config
         results.append((config, cv))
