@@ -9,8 +9,9 @@ Each timed case prints one JSON line.
   linear-Gaussian SSM on ``5,000`` sequences of ``T = 200``: in process, on a
   1-worker and on a 2-worker ``LocalCluster`` (one thread per worker process).
   Timed: one E-step over all the sequences (``EStep`` in process; on a cluster the
-  shards are placed first, then each call broadcasts the parameters, runs the
-  shards where they live and sums their statistics on the client), best of
+  shards and their hosts are placed first, then each call sends the parameters to
+  every host, runs the shards where they live and sums their statistics on the
+  client), best of
   ``ROUNDS`` calls taken in turn on the three sides (both clusters up at once), so
   that every side sees the same load from other jobs on the machine; the M-step is the same small closed form on the client either way.
   Reported: seconds per E-step, sequences per second, the 2-vs-1-worker speed-up
@@ -19,9 +20,11 @@ Each timed case prints one JSON line.
   data to the workers included), whose log-likelihoods are checked equal to the
   in-process fit's to round-off.
 * ``distributed_overhead``: seconds per E-step call on the 2-worker cluster for an
-  E-step that does no work (``1, 2, 8, 64`` shards): scheduling, the parameters'
-  round trip and the client-side reduction, i.e. the per-iteration cost the engine
-  adds whatever the model.
+  E-step that does no work (``1, 2, 8, 64`` shards, held by one host per worker):
+  the calls to the hosts, the parameters' round trip and the client-side
+  reduction, i.e. the per-iteration cost the engine adds whatever the model; and
+  on an 8-worker cluster with ``1, 2, 4, 8`` shards (one host each), the cost
+  each further worker adds to a round.
 * ``distributed_cmapss`` (with ``--cmapss DIR``): wall time of
   ``examples/cmapss_rul.py --workers 1`` and ``--workers 2`` (4 classical candidates x 5
   folds, 3 cuts per held-out engine; each run starts its own cluster) and
@@ -167,6 +170,15 @@ def main(argv=None):
                 t, _ = best_time(lambda: [est(None) for _ in range(20)], repeats=3)
             est.close()
             emit(bench="distributed_overhead", case=f"shards{n_shards}_workers2", per_iteration_s=round(t / 20, 5))
+    # the per-worker cost of a round (one call per shard host), for docs/distributed.md's extrapolation
+    with LocalCluster(n_workers=8, threads_per_worker=1, dashboard_address=None) as c8, Client(c8) as client8:
+        for n_shards in (1, 2, 4, 8):
+            with ssd.use(client8, n_shards=n_shards):
+                est = ssd.EStep(_noop, [(np.zeros((200, 2)),)] * 64)
+                est(None)  # shards placed, one host per shard
+                t, _ = best_time(lambda: [est(None) for _ in range(20)], repeats=3)
+            est.close()
+            emit(bench="distributed_overhead", case=f"hosts{n_shards}_workers8", per_iteration_s=round(t / 20, 5))
     for case, (ys, _, _) in problems.items():
         t = timings[case]
         ref = t["inprocess"][2].log_likelihoods
