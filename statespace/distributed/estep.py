@@ -22,13 +22,15 @@ class EStep:
     Without an active :func:`~statespace.distributed.use` block it is exactly
     ``fn(params, items)``. Inside one (read when the ``EStep`` is built), the items are
     split into contiguous shards of nearly equal total length, each shard is persisted
-    on a worker once (the data stay there for the whole fit), and each call sends
-    ``params`` (inside the shards' tasks when small, else once to the cluster), runs
-    ``fn(params, shard)`` on every shard where it lives, and sums the shards'
-    statistics on the client in shard order. The sums over
-    sequences are regrouped, so the result equals the in-process one to round-off,
-    whatever the number of workers or shards. A worker lost during a call is absorbed by
-    Dask (the task is retried, the shard recomputed from the task that made it). A
+    on a worker once (the data stay there for the whole fit), and one shard host (a
+    Dask actor) per worker holds
+    that worker's shards. Each call sends ``params`` to every host in one direct call,
+    runs ``fn(params, shard)`` on every shard where it lives, and sums the shards'
+    statistics on the client in shard order. The sums over sequences are regrouped, so
+    the result equals the in-process one to round-off, whatever the number of workers
+    or shards. When a host cannot be reached (its worker process lost), the hosts are
+    rebuilt where the shards now are (the scheduler recomputes lost shards from the
+    tasks that made them) and the round is repeated, up to ``ROUND_ATTEMPTS`` times. A
     library error raised on a shard names the sequence by its index in ``items``.
 
     Args:
