@@ -79,8 +79,11 @@ class ShardHost:
     """
 
     def __init__(self, fn, index, starts, lengths, total, *shards):
+        from .._scratch import Workspace
+
         self.fn, self.index, self.starts, self.lengths, self.total = fn, index, starts, lengths, total
         self.shards = shards
+        self.workspace = Workspace()  # the kernels' scratch, kept across the fit's rounds
 
     def run(self, params):
         """``(None, [fn(params, shard) ...])`` in shard order, or ``(j, error)`` for the first shard ``j`` that failed.
@@ -89,14 +92,16 @@ class ShardHost:
         ``fn`` (re-raised, with the sequence index of the user's data) from the loss
         of the worker (the round is repeated).
         """
+        from .._scratch import kept
         from ._backend import globalise, in_task
 
         out = []
-        for j, s, n, shard in zip(self.index, self.starts, self.lengths, self.shards):
-            try:
-                out.append(in_task(self.fn, params, shard))
-            except Exception as exc:  # noqa: BLE001 - handed to the client, which re-raises it
-                return j, globalise(exc, s, n, self.total)
+        with kept(self.workspace):
+            for j, s, n, shard in zip(self.index, self.starts, self.lengths, self.shards):
+                try:
+                    out.append(in_task(self.fn, params, shard))
+                except Exception as exc:  # noqa: BLE001 - handed to the client, which re-raises it
+                    return j, globalise(exc, s, n, self.total)
         return None, out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._scratch import Workspace, kept
 from ._backend import active, item_size, reduce_sum, shard_bounds
 
 # Whole fits (restarts) run as one task each when their items total at most this many
@@ -49,10 +50,12 @@ class EStep:
         self._backend = active()
         self._shards = None
         self._hosts = None
+        self._workspace = Workspace()
 
     def __call__(self, params):
         if self._backend is None:
-            return self.fn(params, self.items)
+            with kept(self._workspace):  # the kernels' scratch, reused by the next iteration
+                return self.fn(params, self.items)
         client = self._backend.client
         if self._shards is None:
             from ._cluster import persist_shards
@@ -117,7 +120,8 @@ class EStep:
         return 1 if self._shards is None else len(self._shards)
 
     def close(self) -> None:
-        """Release the persisted shards (nothing to do in process)."""
+        """Release the persisted shards and the kernels' scratch."""
+        self._workspace.clear()
         if self._shards is not None:
             self._release_hosts()
             self._backend.client.cancel(self._shards)
@@ -140,6 +144,7 @@ class EStep:
 def _in_process(fn, items) -> EStep:
     est = EStep.__new__(EStep)
     est.fn, est.items, est._backend, est._shards, est._hosts = fn, items, None, None, None
+    est._workspace = Workspace()
     return est
 
 

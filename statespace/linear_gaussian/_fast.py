@@ -490,12 +490,18 @@ def _stats(kp, y, sm, sP, cross, out, parts):
     )
     eps = np.empty(d)
     r = np.empty(m)
-    FP = np.empty((d, d))
-    FX = np.empty((d, d))
-    HP = np.empty((m, d))
-    CQ = np.empty((d, d))  # Cov of the transition residual
-    CE = np.empty((m, m))  # H P_{t|T} H^T, computed at step t_ce
-    t_ce = -2
+    CQ = np.zeros((d, d))  # Cov of the transition residual at step t (time-varying F)
+    CE = np.zeros((m, m))  # H_t P_{t|T} H_t^T (time-varying H)
+    FP, FX, HP = np.empty((d, d)), np.empty((d, d)), np.empty((m, d))  # their scratch
+    # With one F (one H) the covariance terms are linear in P_{t|T}, P_{t-1|T} and their
+    # cross-covariance, so their sums over t come from the sums of those (O(d^2) per step)
+    # and one product at the end, instead of O(d^3) products at every step.
+    sum_x = np.zeros((d, d))  # sum over t >= 1 of P_{t|T}
+    sum_xp = np.zeros((d, d))  # of P_{t-1|T}
+    sum_cross = np.zeros((d, d))  # of Cov(x_t, x_{t-1} | y)
+    sum_e = np.zeros((d, d))  # of P_{t|T} over the complete rows
+    fixed_f = covs and nF == 1
+    fixed_h = covs and nH == 1
     if means:
         out[offs[0]] += 1.0
     for i in range(d):
@@ -541,33 +547,19 @@ def _stats(kp, y, sm, sP, cross, out, parts):
                 for k in range(d):
                     s -= Fs[f, i, k] * sm[t - 1, k]
                 eps[i] = s
-            # the covariance part is a function of P_{t|T}, P_{t-1|T}, their cross-covariance and F:
-            # at the smoother's fixed point it repeats the previous step's (see fixed_point)
-            if covs and not (
-                nF == 1
-                and t >= 2
-                and fixed_point(sP[t], sP[t - 1], d)
-                and fixed_point(sP[t - 1], sP[t - 2], d)
-                and fixed_point(cross[t - 1], cross[t - 2], d)
-            ):
+            if fixed_f:
                 for i in range(d):
                     for j in range(d):
-                        a = 0.0
-                        b = 0.0
-                        for k in range(d):
-                            a += Fs[f, i, k] * sP[t - 1, k, j]
-                            b += Fs[f, i, k] * cross[t - 1, j, k]
-                        FP[i, j] = a
-                        FX[i, j] = b
-                for i in range(d):
-                    for j in range(d):
-                        s = sP[t, i, j] - FX[i, j] - FX[j, i]
-                        for k in range(d):
-                            s += FP[i, k] * Fs[f, j, k]
-                        CQ[i, j] = s
+                        sum_x[i, j] += sP[t, i, j]
+                        sum_xp[i, j] += sP[t - 1, i, j]
+                        sum_cross[i, j] += cross[t - 1, i, j]
+            elif covs:
+                _residual_cov(Fs[f], sP[t], sP[t - 1], cross[t - 1], FP, FX, CQ)
             for i in range(d):
                 for j in range(d):
-                    out[o_qres + i * d + j] += (eps[i] * eps[j] if means else 0.0) + (CQ[i, j] if covs else 0.0)
+                    out[o_qres + i * d + j] += (eps[i] * eps[j] if means else 0.0) + (
+                        CQ[i, j] if covs and not fixed_f else 0.0
+                    )
         complete = True
         for j in range(m):
             if math.isnan(y[t, j]):
@@ -603,23 +595,66 @@ def _stats(kp, y, sm, sP, cross, out, parts):
             for k in range(d):
                 s -= Hs[h, i, k] * sm[t, k]
             r[i] = s
-        if covs and not (nH == 1 and t_ce == t - 1 and fixed_point(sP[t], sP[t - 1], d)):
-            for i in range(m):
+        if fixed_h:
+            for i in range(d):
                 for j in range(d):
-                    s = 0.0
-                    for k in range(d):
-                        s += Hs[h, i, k] * sP[t, k, j]
-                    HP[i, j] = s
-            for i in range(m):
-                for j in range(m):
-                    s = 0.0
-                    for k in range(d):
-                        s += HP[i, k] * Hs[h, j, k]
-                    CE[i, j] = s
-        t_ce = t
+                    sum_e[i, j] += sP[t, i, j]
+        elif covs:
+            _sandwich(Hs[h], sP[t], HP, CE)
         for i in range(m):
             for j in range(m):
-                out[o_rres + i * m + j] += (r[i] * r[j] if means else 0.0) + (CE[i, j] if covs else 0.0)
+                out[o_rres + i * m + j] += (r[i] * r[j] if means else 0.0) + (CE[i, j] if covs and not fixed_h else 0.0)
+    if fixed_f and T > 1:
+        _residual_cov(Fs[0], sum_x, sum_xp, sum_cross, FP, FX, CQ)
+        for i in range(d):
+            for j in range(d):
+                out[o_qres + i * d + j] += CQ[i, j]
+    if fixed_h:
+        _sandwich(Hs[0], sum_e, HP, CE)
+        for i in range(m):
+            for j in range(m):
+                out[o_rres + i * m + j] += CE[i, j]
+
+
+@nb.njit(**_FLAGS)
+def _residual_cov(F, P, Pp, X, FP, FX, out):
+    """``out = P - F X^T - X F^T + F Pp F^T``: the covariance of ``x_t - F x_{t-1}`` given
+    ``Cov(x_t) = P``, ``Cov(x_{t-1}) = Pp`` and ``Cov(x_t, x_{t-1}) = X`` (or the sums of these
+    over steps); ``FP``, ``FX`` are ``(d, d)`` scratch."""
+    d = P.shape[0]
+    for i in range(d):
+        for j in range(d):
+            a = 0.0
+            b = 0.0
+            for k in range(d):
+                a += F[i, k] * Pp[k, j]
+                b += F[i, k] * X[j, k]
+            FP[i, j] = a
+            FX[i, j] = b
+    for i in range(d):
+        for j in range(d):
+            v = P[i, j] - FX[i, j] - FX[j, i]
+            for k in range(d):
+                v += FP[i, k] * F[j, k]
+            out[i, j] = v
+
+
+@nb.njit(**_FLAGS)
+def _sandwich(H, P, HP, out):
+    """``out = H P H^T`` (``HP``: ``(m, d)`` scratch)."""
+    m, d = H.shape
+    for i in range(m):
+        for j in range(d):
+            v = 0.0
+            for k in range(d):
+                v += H[i, k] * P[k, j]
+            HP[i, j] = v
+    for i in range(m):
+        for j in range(m):
+            v = 0.0
+            for k in range(d):
+                v += HP[i, k] * H[j, k]
+            out[i, j] = v
 
 
 @nb.njit(cache=True)
@@ -685,37 +720,60 @@ def _open(offsets, s, lls, bad, why):
     return a, b
 
 
+def loop_work_size(t_max: int, d: int, m: int) -> int:
+    """Length of the ``work`` block :func:`batch_loop` needs for sequences of at most ``t_max`` steps."""
+    return t_max * (3 * d + 5 * d * d + m * d + m * m + m + 1)
+
+
 @nb.njit(cache=True, nogil=True)
-def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, why):
+def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work):
     """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
 
     Sequence ``s`` is ``y[offsets[s]:offsets[s + 1]]``; chunk ``c`` holds sequences
     ``chunk_ends[c - 1]:chunk_ends[c]`` and adds their statistics, in order, to
     ``stats[c]``, so that the sums do not depend on how chunks are spread over
-    threads (the GIL is released: callers run disjoint chunk ranges at once).
-    ``lls[s]`` is the log-likelihood of sequence ``s``; ``bad[s] >= 0`` marks where
-    its filter (``why[s]``: a ``FAIL_*`` code) or its smoother (``why[s] = -2``)
-    stopped, and the statistics then omit it.
+    threads (the GIL is released: callers run disjoint chunk ranges at once, each
+    with its own ``work``). ``lls[s]`` is the log-likelihood of sequence ``s``;
+    ``bad[s] >= 0`` marks where its filter (``why[s]``: a ``FAIL_*`` code) or its
+    smoother (``why[s] = -2``) stopped, and the statistics then omit it. ``work`` is
+    scratch of :func:`loop_work_size` for the longest sequence of the chunks (the
+    caller keeps it across EM iterations: ``statespace._scratch``).
     """
     d = D if D > 0 else kp.m0.shape[0]
+    m = y.shape[1]
+    s_lo = 0 if c0 == 0 else chunk_ends[c0 - 1]
+    t_max = 0
+    for s in range(s_lo, chunk_ends[c1 - 1] if c1 > c0 else s_lo):
+        t_max = max(t_max, offsets[s + 1] - offsets[s])
+    fm_, pm_, sm_ = (
+        _carve2(work, 0, t_max, d),
+        _carve2(work, t_max * d, t_max, d),
+        _carve2(work, 2 * t_max * d, t_max, d),
+    )
+    at = 3 * t_max * d
+    fP_, pP_, sP_ = (
+        _carve3(work, at, t_max, d, d),
+        _carve3(work, at + t_max * d * d, t_max, d, d),
+        _carve3(work, at + 2 * t_max * d * d, t_max, d, d),
+    )
+    cross_, gains_ = (
+        _carve3(work, at + 3 * t_max * d * d, t_max, d, d),
+        _carve3(work, at + 4 * t_max * d * d, t_max, d, d),
+    )
+    at += 5 * t_max * d * d
+    gHP = _carve3(work, at, t_max, m, d)
+    at += t_max * m * d
+    gL = _carve3(work, at, t_max, m, m)
+    at += t_max * m * m
+    gsd = _carve2(work, at, t_max, m)
+    glog = work[at + t_max * m : at + t_max * m + t_max]
+    g = (gHP, gL, glog, gsd)
+    cov_half = np.zeros(stats.shape[1])
     for c in range(c0, c1):
         s0 = 0 if c == 0 else chunk_ends[c - 1]
         s1 = chunk_ends[c]
-        t_max = 0
-        for s in range(s0, s1):
-            t_max = max(t_max, offsets[s + 1] - offsets[s])
-        m = y.shape[1]
-        fm_, pm_, sm_ = np.empty((t_max, d)), np.empty((t_max, d)), np.empty((t_max, d))
-        fP_, pP_, sP_ = np.empty((t_max, d, d)), np.empty((t_max, d, d)), np.empty((t_max, d, d))
-        cross_, gains_ = np.empty((t_max, d, d)), np.empty((t_max, d, d))
-        gHP = np.empty((t_max, m, d))
-        gL = np.empty((t_max, m, m))
-        glog = np.empty(t_max)
-        gsd = np.empty((t_max, m))
-        g = (gHP, gL, glog, gsd)
         ref_T = -1  # the last sequence whose covariances the buffers hold (-1: none)
         ref_a = 0
-        cov_half = np.zeros(stats.shape[1])
         cov_ok = False  # cov_half holds the covariance half of the current run of shared sequences
         for s in range(s0, s1):
             a, b = _open(offsets, s, lls, bad, why)
@@ -749,6 +807,16 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
                     stats_loop(kps, ys, sm, sP, cross, stats[c])
             ref_T = T
             ref_a = a
+
+
+@nb.njit(inline="always")
+def _carve2(work, at, n, k):
+    return work[at : at + n * k].reshape((n, k))
+
+
+@nb.njit(inline="always")
+def _carve3(work, at, n, k, l):
+    return work[at : at + n * k * l].reshape((n, k, l))
 
 
 @nb.njit(cache=True)

@@ -48,6 +48,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts
+from .._scratch import scratch
 from ..errors import DataError, ShapeError
 from . import _fast
 from ._specialise import MIN_SPECIALISED_T, loops
@@ -119,7 +120,18 @@ def _run(params, y, offsets, inputs, want_stats, n_threads):
     lls, bad, why = np.empty(S), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64)
     k = min(n_threads_for(n_threads), len(ends))
     bounds = np.unique(len(ends) * np.arange(k + 1) // max(k, 1))
-    run_parts(lambda c0, c1: module.batch_loop(kp, y, offsets, ends, c0, c1, want_stats, stats, lls, bad, why), bounds)
+    lengths = np.diff(offsets)
+    work = {}  # one scratch block per part (each part runs on its own thread)
+    for j in range(len(bounds) - 1):
+        c0, c1 = int(bounds[j]), int(bounds[j + 1])
+        s0, s1 = (0 if c0 == 0 else int(ends[c0 - 1])), int(ends[c1 - 1])
+        t_max = int(lengths[s0:s1].max()) if s1 > s0 else 0
+        size = _fast.loop_work_size(t_max, params.state_dim, params.obs_dim)
+        work[c0] = scratch(("linear_gaussian.batch_loop", j), size)
+    run_parts(
+        lambda c0, c1: module.batch_loop(kp, y, offsets, ends, c0, c1, want_stats, stats, lls, bad, why, work[c0]),
+        bounds,
+    )
     return y, offsets, kp, stats, lls, bad, why
 
 

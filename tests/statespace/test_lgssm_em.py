@@ -245,14 +245,15 @@ def test_too_few_transitions_for_the_input_coefficients_is_a_clear_error():
         fit_em(params, ys, us, max_iter=4, tol=0.0, progress=False)
 
 
-def test_inline_e_step_loop_equals_reference_statistics():
+@pytest.mark.parametrize("time_varying", [("F", "H"), ()])  # (): the summed covariance terms
+def test_inline_e_step_loop_equals_reference_statistics(time_varying):
     from statespace.linear_gaussian import _fast, _specialise
     from statespace.linear_gaussian.kernels import expected_statistics, stats_layout
     from statespace.linear_gaussian.params import kernel_params
 
     rng = np.random.default_rng(8)
     T = 30
-    params = random_params(rng, d=3, m=2, p=2, T=T, time_varying=("F", "H"))
+    params = random_params(rng, d=3, m=2, p=2, T=T, time_varying=time_varying)
     u = rng.normal(size=(T, 2))
     _, y = LinearGaussianSSM(params).sample(T, rng=rng, inputs=u)
     y[rng.random(y.shape) < 0.3] = np.nan
