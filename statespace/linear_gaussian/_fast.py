@@ -490,20 +490,26 @@ def _stats(kp, y, sm, sP, cross, out, parts):
     )
     eps = np.empty(d)
     r = np.empty(m)
-    CQ = np.zeros((d, d))  # Cov of the transition residual at step t (time-varying F)
-    CE = np.zeros((m, m))  # H_t P_{t|T} H_t^T (time-varying H)
+    # Sums kept in local (d, d) blocks and added to ``out`` once at the end: the inner loops then
+    # run over contiguous rows of arrays nothing else points into, which the compiler vectorises.
+    # Means' outer products (t >= 1 for the transition, complete rows for the emission):
+    m_xpxp, m_xxp, m_xx, m_xexe = np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d))
+    m_q, m_r, m_yx, m_yy = np.zeros((d, d)), np.zeros((m, m)), np.zeros((m, d)), np.zeros((m, m))
+    # Covariances: sums of P_{t-1|T}, P_{t|T}, Cov(x_t, x_{t-1} | y) over t >= 1, of P_{t|T} over the
+    # complete rows. With one F (one H) the residuals' covariance terms are linear in these, so
+    # their sums come from them and one product at the end, instead of O(d^3) products at every
+    # step; a time-varying F_t (H_t) adds its products step by step into c_q (c_r).
+    c_xp, c_x, c_cross, c_e = np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d))
+    c_q, c_r = np.zeros((d, d)), np.zeros((m, m))
+    CQ, CE = np.empty((d, d)), np.empty((m, m))
     FP, FX, HP = np.empty((d, d)), np.empty((d, d)), np.empty((m, d))  # their scratch
-    # With one F (one H) the covariance terms are linear in P_{t|T}, P_{t-1|T} and their
-    # cross-covariance, so their sums over t come from the sums of those (O(d^2) per step)
-    # and one product at the end, instead of O(d^3) products at every step.
-    sum_x = np.zeros((d, d))  # sum over t >= 1 of P_{t|T}
-    sum_xp = np.zeros((d, d))  # of P_{t-1|T}
-    sum_cross = np.zeros((d, d))  # of Cov(x_t, x_{t-1} | y)
-    sum_e = np.zeros((d, d))  # of P_{t|T} over the complete rows
-    fixed_f = covs and nF == 1
-    fixed_h = covs and nH == 1
+    fixed_f = nF == 1
+    fixed_h = nH == 1
+    n_e = 0.0
     if means:
         out[offs[0]] += 1.0
+        if T > 1:
+            out[o_nt] += T - 1.0
     for i in range(d):
         if means:
             out[o_x0 + i] += sm[0, i]
@@ -513,26 +519,31 @@ def _stats(kp, y, sm, sP, cross, out, parts):
         if t > 0:
             f = 0 if nF == 1 else t
             u_ = 0 if nU == 1 else t
-            if parts == BOTH:
+            if covs:
                 for i in range(d):
                     for j in range(d):
-                        out[o_xpxp + i * d + j] += sP[t - 1, i, j] + sm[t - 1, i] * sm[t - 1, j]
-                        out[o_xxp + i * d + j] += cross[t - 1, i, j] + sm[t, i] * sm[t - 1, j]
-                        out[o_xx + i * d + j] += sP[t, i, j] + sm[t, i] * sm[t, j]
-            elif covs:
-                for i in range(d):
-                    for j in range(d):
-                        out[o_xpxp + i * d + j] += sP[t - 1, i, j]
-                        out[o_xxp + i * d + j] += cross[t - 1, i, j]
-                        out[o_xx + i * d + j] += sP[t, i, j]
-            else:
-                for i in range(d):
-                    for j in range(d):
-                        out[o_xpxp + i * d + j] += sm[t - 1, i] * sm[t - 1, j]
-                        out[o_xxp + i * d + j] += sm[t, i] * sm[t - 1, j]
-                        out[o_xx + i * d + j] += sm[t, i] * sm[t, j]
+                        c_xp[i, j] += sP[t - 1, i, j]
+                        c_x[i, j] += sP[t, i, j]
+                        c_cross[i, j] += cross[t - 1, i, j]
+                if not fixed_f:
+                    _residual_cov(Fs[f], sP[t], sP[t - 1], cross[t - 1], FP, FX, CQ)
+                    for i in range(d):
+                        for j in range(d):
+                            c_q[i, j] += CQ[i, j]
             if means:
-                out[o_nt] += 1.0
+                # residual eps = x_t - F x_{t-1} - B u_t (its covariance term: see c_q)
+                for i in range(d):
+                    v = sm[t, i] - bus[u_, i]
+                    for k in range(d):
+                        v -= Fs[f, i, k] * sm[t - 1, k]
+                    eps[i] = v
+                for i in range(d):
+                    a_p, a_x, e_i = sm[t - 1, i], sm[t, i], eps[i]
+                    for j in range(d):
+                        m_xpxp[i, j] += a_p * sm[t - 1, j]
+                        m_xxp[i, j] += a_x * sm[t - 1, j]
+                        m_xx[i, j] += a_x * sm[t, j]
+                        m_q[i, j] += e_i * eps[j]
                 for i in range(d):
                     for k in range(p):
                         out[o_xpu + i * p + k] += sm[t - 1, i] * us[t, k]
@@ -540,26 +551,6 @@ def _stats(kp, y, sm, sP, cross, out, parts):
                 for i in range(p):
                     for k in range(p):
                         out[o_uut + i * p + k] += us[t, i] * us[t, k]
-            # residual eps = x_t - F x_{t-1} - B u_t: mean outer product plus
-            # Cov = P_t - F X^T - X F^T + F P_{t-1} F^T with X = Cov(x_t, x_{t-1})
-            for i in range(d):
-                s = sm[t, i] - bus[u_, i]
-                for k in range(d):
-                    s -= Fs[f, i, k] * sm[t - 1, k]
-                eps[i] = s
-            if fixed_f:
-                for i in range(d):
-                    for j in range(d):
-                        sum_x[i, j] += sP[t, i, j]
-                        sum_xp[i, j] += sP[t - 1, i, j]
-                        sum_cross[i, j] += cross[t - 1, i, j]
-            elif covs:
-                _residual_cov(Fs[f], sP[t], sP[t - 1], cross[t - 1], FP, FX, CQ)
-            for i in range(d):
-                for j in range(d):
-                    out[o_qres + i * d + j] += (eps[i] * eps[j] if means else 0.0) + (
-                        CQ[i, j] if covs and not fixed_f else 0.0
-                    )
         complete = True
         for j in range(m):
             if math.isnan(y[t, j]):
@@ -569,13 +560,34 @@ def _stats(kp, y, sm, sP, cross, out, parts):
             continue
         h = 0 if nH == 1 else t
         u_ = 0 if nU == 1 else t
-        if means:
-            out[o_ne] += 1.0
-            for i in range(m):
+        if covs:
+            for i in range(d):
                 for j in range(d):
-                    out[o_yx + i * d + j] += y[t, i] * sm[t, j]
+                    c_e[i, j] += sP[t, i, j]
+            if not fixed_h:
+                _sandwich(Hs[h], sP[t], HP, CE)
+                for i in range(m):
+                    for j in range(m):
+                        c_r[i, j] += CE[i, j]
+        if means:
+            n_e += 1.0
+            # residual r = y_t - H x_t - D u_t (its covariance term H P_{t|T} H^T: see c_r)
+            for i in range(m):
+                v = y[t, i] - dus[u_, i]
+                for k in range(d):
+                    v -= Hs[h, i, k] * sm[t, k]
+                r[i] = v
+            for i in range(d):
+                a_x = sm[t, i]
+                for j in range(d):
+                    m_xexe[i, j] += a_x * sm[t, j]
+            for i in range(m):
+                a_y, r_i = y[t, i], r[i]
+                for j in range(d):
+                    m_yx[i, j] += a_y * sm[t, j]
                 for j in range(m):
-                    out[o_yy + i * m + j] += y[t, i] * y[t, j]
+                    m_yy[i, j] += a_y * y[t, j]
+                    m_r[i, j] += r_i * r[j]
             for i in range(d):
                 for k in range(p):
                     out[o_xeu + i * p + k] += sm[t, i] * us[t, k]
@@ -585,35 +597,37 @@ def _stats(kp, y, sm, sP, cross, out, parts):
             for i in range(p):
                 for k in range(p):
                     out[o_uue + i * p + k] += us[t, i] * us[t, k]
-        for i in range(d):
-            for j in range(d):
-                out[o_xexe + i * d + j] += (sP[t, i, j] if covs else 0.0) + (sm[t, i] * sm[t, j] if means else 0.0)
-        # residual r = y_t - H x_t - D u_t: r_mean r_mean^T + H P H^T (H P H^T as the previous
-        # step's when P_{t|T} sits at its fixed point)
-        for i in range(m):
-            s = y[t, i] - dus[u_, i]
-            for k in range(d):
-                s -= Hs[h, i, k] * sm[t, k]
-            r[i] = s
+    if covs:
+        if fixed_f and T > 1:
+            _residual_cov(Fs[0], c_x, c_xp, c_cross, FP, FX, c_q)
         if fixed_h:
-            for i in range(d):
-                for j in range(d):
-                    sum_e[i, j] += sP[t, i, j]
-        elif covs:
-            _sandwich(Hs[h], sP[t], HP, CE)
-        for i in range(m):
-            for j in range(m):
-                out[o_rres + i * m + j] += (r[i] * r[j] if means else 0.0) + (CE[i, j] if covs and not fixed_h else 0.0)
-    if fixed_f and T > 1:
-        _residual_cov(Fs[0], sum_x, sum_xp, sum_cross, FP, FX, CQ)
-        for i in range(d):
-            for j in range(d):
-                out[o_qres + i * d + j] += CQ[i, j]
-    if fixed_h:
-        _sandwich(Hs[0], sum_e, HP, CE)
-        for i in range(m):
-            for j in range(m):
-                out[o_rres + i * m + j] += CE[i, j]
+            _sandwich(Hs[0], c_e, HP, c_r)
+        _add_block(out, o_xpxp, c_xp)
+        _add_block(out, o_xxp, c_cross)
+        _add_block(out, o_xx, c_x)
+        _add_block(out, o_qres, c_q)
+        _add_block(out, o_xexe, c_e)
+        _add_block(out, o_rres, c_r)
+    if means:
+        out[o_ne] += n_e
+        _add_block(out, o_xpxp, m_xpxp)
+        _add_block(out, o_xxp, m_xxp)
+        _add_block(out, o_xx, m_xx)
+        _add_block(out, o_qres, m_q)
+        _add_block(out, o_xexe, m_xexe)
+        _add_block(out, o_rres, m_r)
+        _add_block(out, o_yx, m_yx)
+        _add_block(out, o_yy, m_yy)
+
+
+@nb.njit(**_FLAGS)
+def _add_block(out, at, block):
+    """``out[at:at + block.size] += block`` (row-major)."""
+    k = 0
+    for i in range(block.shape[0]):
+        for j in range(block.shape[1]):
+            out[at + k] += block[i, j]
+            k += 1
 
 
 @nb.njit(**_FLAGS)
