@@ -602,22 +602,19 @@ def _stats(kp, y, sm, sP, cross, out, parts):
             _residual_cov(Fs[0], c_x, c_xp, c_cross, FP, FX, c_q)
         if fixed_h:
             _sandwich(Hs[0], c_e, HP, c_r)
-        _add_block(out, o_xpxp, c_xp)
-        _add_block(out, o_xxp, c_cross)
-        _add_block(out, o_xx, c_x)
-        _add_block(out, o_qres, c_q)
-        _add_block(out, o_xexe, c_e)
-        _add_block(out, o_rres, c_r)
+    # each statistic is its means' term plus its covariances' (each zero when not asked for)
+    m_xpxp += c_xp
+    m_xxp += c_cross
+    m_xx += c_x
+    m_q += c_q
+    m_xexe += c_e
+    m_r += c_r
     if means:
         out[o_ne] += n_e
-        _add_block(out, o_xpxp, m_xpxp)
-        _add_block(out, o_xxp, m_xxp)
-        _add_block(out, o_xx, m_xx)
-        _add_block(out, o_qres, m_q)
-        _add_block(out, o_xexe, m_xexe)
-        _add_block(out, o_rres, m_r)
-        _add_block(out, o_yx, m_yx)
-        _add_block(out, o_yy, m_yy)
+    for at, block in ((o_xpxp, m_xpxp), (o_xxp, m_xxp), (o_xx, m_xx), (o_qres, m_q), (o_xexe, m_xexe)):
+        _add_block(out, at, block)
+    for at, block in ((o_rres, m_r), (o_yx, m_yx), (o_yy, m_yy)):
+        _add_block(out, at, block)
 
 
 @nb.njit(**_FLAGS)
