@@ -64,21 +64,24 @@ class EStep:
             b = shard_bounds([item_size(it) for it in self.items], n)
             self._starts, self._lengths = b[:-1], np.diff(b)
             self._shards = persist_shards(client, [self.items[b[j] : b[j + 1]] for j in range(n)], "estep")
-        for attempt in range(ROUND_ATTEMPTS):
-            if self._hosts is None:
-                from ._cluster import host_shards
+        from ._cluster import host_shards
 
-                self._hosts = host_shards(client, self.fn, self._shards, self._starts, self._lengths, len(self.items))
-            _, actors, index = self._hosts
-            calls = [a.run(params) for a in actors]  # every worker starts before the client waits on one
+        for attempt in range(ROUND_ATTEMPTS):
+            # fn's errors come back as replies: what raises here is the cluster (a worker lost
+            # while the hosts were placed, before or during the calls)
             try:
+                if self._hosts is None:
+                    self._hosts = host_shards(
+                        client, self.fn, self._shards, self._starts, self._lengths, len(self.items)
+                    )
+                _, actors, index = self._hosts
+                calls = [a.run(params) for a in actors]  # every worker starts before the client waits on one
                 replies = [c.result() for c in calls]
-            except Exception:  # the actors' calls only raise when a worker cannot be reached: fn's errors are replies
+                break
+            except Exception:
                 if attempt == ROUND_ATTEMPTS - 1:
                     raise
                 self._release_hosts()  # rebuilt from the shards, which the scheduler recomputes where lost
-                continue
-            break
         failed = [(j, exc) for j, exc in replies if j is not None]
         if failed:
             raise min(failed, key=lambda f: f[0])[1]
