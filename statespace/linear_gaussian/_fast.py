@@ -29,7 +29,9 @@ from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.linalg import cholesky, fixed_point, solve_lower
 from statespace.linear_gaussian.kernels import (
     _layout,
+    _mat_add,
     add_emission_stats,
+    residual_cov,
     stats_workspace,
 )
 from statespace.linear_gaussian.params import KernelParams
@@ -501,8 +503,8 @@ def _stats(kp, y, sm, sP, cross, out, parts):
     # step; a time-varying F_t (H_t) adds its products step by step into c_q (c_r).
     c_xp, c_x, c_cross, c_e = np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d)), np.zeros((d, d))
     c_q, c_r = np.zeros((d, d)), np.zeros((m, m))
-    CQ, CE = np.empty((d, d)), np.empty((m, m))
-    FP, FX, HP = np.empty((d, d)), np.empty((d, d)), np.empty((m, d))  # their scratch
+    CQ, FP, FX = ws[17], ws[3], ws[4]  # a step's Cov(eps) and its scratch (time-varying F)
+    CE, HP = np.empty((m, m)), np.empty((m, d))  # a step's H P H^T and its scratch (time-varying H)
     fixed_f = nF == 1
     fixed_h = nH == 1
     n_e = 0.0
@@ -526,7 +528,7 @@ def _stats(kp, y, sm, sP, cross, out, parts):
                         c_x[i, j] += sP[t, i, j]
                         c_cross[i, j] += cross[t - 1, i, j]
                 if not fixed_f:
-                    _residual_cov(Fs[f], sP[t], sP[t - 1], cross[t - 1], FP, FX, CQ)
+                    residual_cov(Fs[f], sP[t], sP[t - 1], cross[t - 1], FP, FX, CQ)
                     for i in range(d):
                         for j in range(d):
                             c_q[i, j] += CQ[i, j]
@@ -599,7 +601,7 @@ def _stats(kp, y, sm, sP, cross, out, parts):
                     out[o_uue + i * p + k] += us[t, i] * us[t, k]
     if covs:
         if fixed_f and T > 1:
-            _residual_cov(Fs[0], c_x, c_xp, c_cross, FP, FX, c_q)
+            residual_cov(Fs[0], c_x, c_xp, c_cross, FP, FX, c_q)
         if fixed_h:
             _sandwich(Hs[0], c_e, HP, c_r)
     # each statistic is its means' term plus its covariances' (each zero when not asked for)
@@ -612,42 +614,9 @@ def _stats(kp, y, sm, sP, cross, out, parts):
     if means:
         out[o_ne] += n_e
     for at, block in ((o_xpxp, m_xpxp), (o_xxp, m_xxp), (o_xx, m_xx), (o_qres, m_q), (o_xexe, m_xexe)):
-        _add_block(out, at, block)
+        _mat_add(out, at, block)
     for at, block in ((o_rres, m_r), (o_yx, m_yx), (o_yy, m_yy)):
-        _add_block(out, at, block)
-
-
-@nb.njit(**_FLAGS)
-def _add_block(out, at, block):
-    """``out[at:at + block.size] += block`` (row-major)."""
-    k = 0
-    for i in range(block.shape[0]):
-        for j in range(block.shape[1]):
-            out[at + k] += block[i, j]
-            k += 1
-
-
-@nb.njit(**_FLAGS)
-def _residual_cov(F, P, Pp, X, FP, FX, out):
-    """``out = P - F X^T - X F^T + F Pp F^T``: the covariance of ``x_t - F x_{t-1}`` given
-    ``Cov(x_t) = P``, ``Cov(x_{t-1}) = Pp`` and ``Cov(x_t, x_{t-1}) = X`` (or the sums of these
-    over steps); ``FP``, ``FX`` are ``(d, d)`` scratch."""
-    d = P.shape[0]
-    for i in range(d):
-        for j in range(d):
-            a = 0.0
-            b = 0.0
-            for k in range(d):
-                a += F[i, k] * Pp[k, j]
-                b += F[i, k] * X[j, k]
-            FP[i, j] = a
-            FX[i, j] = b
-    for i in range(d):
-        for j in range(d):
-            v = P[i, j] - FX[i, j] - FX[j, i]
-            for k in range(d):
-                v += FP[i, k] * F[j, k]
-            out[i, j] = v
+        _mat_add(out, at, block)
 
 
 @nb.njit(**_FLAGS)

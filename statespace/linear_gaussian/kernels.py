@@ -260,6 +260,7 @@ def stats_workspace(d, m):
         np.empty(m),  # rbar
         np.empty((m, d)),  # A P
         np.empty((m, d)),  # Ar P
+        np.empty((d, d)),  # Cov(eps)
     )
 
 
@@ -317,23 +318,31 @@ def add_transition_stats(kp, offs, t, mp, mc, Ppp, Pcc, Pcp, with_cov, out, ws):
         eps[i] = mc[i] - eps[i]
     _outer_add(out, offs[10], eps, eps, 1.0)
     if with_cov:
-        # Cov(eps) = Pcc - F Pcp^T - Pcp F^T + F Ppp F^T
-        for i in range(d):
-            for j in range(d):
-                s = 0.0
-                c = 0.0
-                for k in range(d):
-                    s += F[i, k] * Ppp[k, j]
-                    c += F[i, k] * Pcp[j, k]
-                FP[i, j] = s
-                FPc[i, j] = c
-        o = offs[10]
-        for i in range(d):
-            for j in range(d):
-                s = Pcc[i, j] - FPc[i, j] - FPc[j, i]
-                for k in range(d):
-                    s += FP[i, k] * F[j, k]
-                out[o + i * d + j] += s
+        residual_cov(F, Pcc, Ppp, Pcp, FP, FPc, ws[17])
+        _mat_add(out, offs[10], ws[17])
+
+
+@nb.njit(cache=True)
+def residual_cov(F, P, Pp, X, FP, FX, out):
+    """``out = P - F X^T - X F^T + F Pp F^T``: the covariance of ``x_t - F x_{t-1}`` given
+    ``Cov(x_t) = P``, ``Cov(x_{t-1}) = Pp`` and ``Cov(x_t, x_{t-1}) = X`` (or the sums of these
+    over steps: the expression is linear in them); ``FP``, ``FX`` are ``(d, d)`` scratch."""
+    d = P.shape[0]
+    for i in range(d):
+        for j in range(d):
+            a = 0.0
+            b = 0.0
+            for k in range(d):
+                a += F[i, k] * Pp[k, j]
+                b += F[i, k] * X[j, k]
+            FP[i, j] = a
+            FX[i, j] = b
+    for i in range(d):
+        for j in range(d):
+            v = P[i, j] - FX[i, j] - FX[j, i]
+            for k in range(d):
+                v += FP[i, k] * F[j, k]
+            out[i, j] = v
 
 
 @nb.njit(cache=True)
