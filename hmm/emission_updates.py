@@ -33,7 +33,15 @@ import numpy as np
 from statespace._numerics.fastmath import FASTMATH
 from statespace.validation import check_finite
 
-from .emissions import CategoricalEmissionParams, EmissionPrior, GaussianEmissionParams, observed_split, regressor
+from .emissions import (
+    TIME_BLOCK,
+    CategoricalEmissionParams,
+    EmissionPrior,
+    GaussianEmissionParams,
+    clean_rows,
+    observed_split,
+    regressor,
+)
 
 
 @nb.njit(cache=True)
@@ -174,26 +182,6 @@ def ar_accumulate_step(y, u, t, L, k, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0,
     _add_stats(k, 1.0, x, has_reg, yhat, C, n_obs < d, n, Sxx, Sxy, Syy, n0, s0, S00)
 
 
-def design(y: np.ndarray, u: np.ndarray, L: int, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Regressors ``X (N, q)`` of a ragged batch and the mask of fast rows: full lag window and fully observed ``y_t``.
-
-    The lag window restarts at each sequence's start (``offsets``): the first ``l + 1``
-    rows of a sequence have no ``l``-th lag.
-    """
-    N, d = y.shape
-    X = np.empty((N, 1 + L * d + u.shape[1]))
-    X[:, 0] = 1.0
-    if L:
-        step = np.arange(N) - np.repeat(offsets[:-1], np.diff(offsets))  # time step within its sequence
-    for l in range(L):
-        cols = slice(1 + l * d, 1 + (l + 1) * d)
-        X[l + 1 :, cols] = y[: N - l - 1]
-        X[step <= l, cols] = np.nan
-    X[:, 1 + L * d :] = u
-    fast = ~(np.isnan(X).any(axis=1) | np.isnan(y).any(axis=1))
-    return X, fast
-
-
 @nb.njit(cache=True)
 def ar_accumulate_batch(y, u, offsets, L, gamma, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0, S00):
     """:func:`ar_accumulate` over each sequence of a ragged batch (the lag window restarts at each start)."""
@@ -203,41 +191,66 @@ def ar_accumulate_batch(y, u, offsets, L, gamma, W, covs, mu0, covs0, n, Sxx, Sx
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
-def moments_accumulate(y, gamma, diagonal, n, sy, syy):
-    """Add the weighted moments of the fully observed rows of ``y (T, d)`` in one pass:
-    ``n[k] += gamma_t(k)``, ``sy[:, k] += gamma_t(k) y_t``, ``syy[:, :, k] += gamma_t(k) y_t y_t^T``
-    (``diagonal``: its diagonal only). The state axis is last, so that the inner loops run
-    over contiguous memory. Rows entirely missing carry no information; returns the number
-    of partly observed rows, which the caller adds through :func:`ar_accumulate`.
+def weighted_scatter(y, u, L, offsets, gamma, diagonal, S):
+    r"""Add :math:`\sum_t \gamma_t(k)\, z_t z_t^\top` over the fast rows ``t`` to ``S[k]``; returns the fast-row mask.
+
+    :math:`z_t = (x_t, y_t)` stacks the regressors :math:`x_t = (1, y_{t-1}, \dots,
+    y_{t-L}, u_t)` of :mod:`hmm.emissions` and the observations; a row is fast when it
+    is fully observed and has a full lag window inside its sequence (``offsets``:
+    the window restarts at each start). The blocks of ``S (K, q + d, q + d)`` are
+    then :math:`S^{xx}_k`, :math:`S^{xy}_k` and :math:`S^{yy}_k`, and ``S[k, 0, 0]``
+    is :math:`n_k`. ``diagonal``: the ``yy`` block gets its diagonal only (all the
+    M-step of diagonal covariances reads). Only the upper triangle is summed, then
+    mirrored.
+
+    Blocks of :data:`hmm.emissions.TIME_BLOCK` steps are copied with time innermost
+    (rows not fast weighted 0, the last block padded with zeros), so that every
+    entry is a vectorised dot product over time of a constant length: 4x faster
+    than adding one step's outer product at a time at ``d = 8``, and without the
+    ``(T, q^2)`` outer-product arrays of a matrix-product formulation (3x faster
+    with ``L = 1``).
     """
     T, d = y.shape
-    K = gamma.shape[1]
-    partial = 0
-    for t in range(T):
-        n_obs = 0
-        for j in range(d):
-            if not math.isnan(y[t, j]):
-                n_obs += 1
-        if n_obs < d:
-            if n_obs > 0:
-                partial += 1
-            continue
-        g = gamma[t]
+    K, p, _ = S.shape
+    q = p - d
+    n_in = u.shape[1]
+    fast = np.empty(T, np.bool_)
+    for i in range(offsets.shape[0] - 1):
+        fast[offsets[i] : offsets[i + 1]] = clean_rows(y[offsets[i] : offsets[i + 1]], L)
+    Zb = np.empty((p, TIME_BLOCK))
+    Gb = np.empty((K, TIME_BLOCK))
+    Wb = np.empty(TIME_BLOCK)
+    for t0 in range(0, T, TIME_BLOCK):
+        for s in range(TIME_BLOCK):
+            t = t0 + s
+            use = t < T and fast[t]
+            Zb[0, s] = 1.0 if use else 0.0
+            for l in range(L):
+                for j in range(d):
+                    Zb[1 + l * d + j, s] = y[t - 1 - l, j] if use else 0.0
+            for j in range(n_in):
+                Zb[1 + L * d + j, s] = u[t, j] if use else 0.0
+            for j in range(d):
+                Zb[q + j, s] = y[t, j] if use else 0.0
+            for k in range(K):
+                Gb[k, s] = gamma[t, k] if use else 0.0
         for k in range(K):
-            n[k] += g[k]
-        for i in range(d):
-            yi = y[t, i]
-            for k in range(K):
-                sy[i, k] += g[k] * yi
-            for j in range(i, i + 1 if diagonal else d):
-                yij = yi * y[t, j]
-                for k in range(K):
-                    syy[i, j, k] += g[k] * yij
-    for i in range(d):
-        for j in range(i):
-            for k in range(K):
-                syy[i, j, k] = syy[j, i, k]
-    return partial
+            Gk = Gb[k]
+            for i in range(p):
+                Zi = Zb[i]
+                for s in range(TIME_BLOCK):
+                    Wb[s] = Gk[s] * Zi[s]
+                for j in range(i, i + 1 if diagonal and i >= q else p):
+                    Zj = Zb[j]
+                    acc = 0.0
+                    for s in range(TIME_BLOCK):
+                        acc += Wb[s] * Zj[s]
+                    S[k, i, j] += acc
+    for k in range(K):
+        for i in range(p):
+            for j in range(i):
+                S[k, i, j] = S[k, j, i]
+    return fast
 
 
 def gaussian_accumulate(
@@ -245,45 +258,24 @@ def gaussian_accumulate(
 ) -> None:
     """Add the expected statistics of one sequence, or of a ragged batch (``offsets``), to ``stats`` (in place).
 
-    Without lags nor inputs (``x_t = 1``) the fully observed rows are summed in one
-    compiled pass (:func:`moments_accumulate`); otherwise the fast rows (full lag
-    window, fully observed) are summed with matrix products over time
-    (``gamma^T [x x^T]``, ``gamma^T [x y^T]``, ``gamma^T [y y^T]``). The few others
-    (missing coordinates, restarts) go through :func:`ar_accumulate`. Without lags the
-    rows are independent given ``gamma``, so a batch is summed as one long sequence.
-    ``diagonal``: the fast rows add only the diagonal of ``S^yy``, all that the M-step
-    of diagonal covariances reads (it drops the off-diagonal entries of every scatter
-    matrix).
+    The fast rows (full lag window, fully observed) are summed in one compiled pass
+    (:func:`weighted_scatter`); the few others (missing coordinates, restarts) go
+    through :func:`ar_accumulate`. Without lags the rows are independent given
+    ``gamma``, so a batch is summed as one long sequence. ``diagonal``: the fast rows
+    add only the diagonal of ``S^yy``, all that the M-step of diagonal covariances
+    reads (it drops the off-diagonal entries of every scatter matrix).
     """
     T, d = y.shape
     K = gamma.shape[1]
     offsets = np.array([0, T], dtype=np.int64) if offsets is None or e.lags == 0 else offsets
     q = e.weights.shape[1]
-    if q == 1:  # x_t = 1 (no lags, no inputs): n_k, gamma^T y and gamma^T [y y^T] in one compiled pass
-        n, sy, syy = np.zeros(K), np.zeros((d, K)), np.zeros((d, d, K))
-        partial = moments_accumulate(y, gamma, diagonal, n, sy, syy)
-        stats.n[:] += n
-        stats.Sxx[:, 0, 0] += n
-        stats.Sxy[:, 0, :] += sy.T
-        stats.Syy[:] += syy.transpose(2, 0, 1)
-        if partial:
-            fast = ~np.isnan(y).any(axis=1)
-            g_slow = np.where(fast[:, None], 0.0, gamma)
-            ar_accumulate_batch(y, u, offsets, 0, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
-        return
-    X, fast = design(y, u, e.lags, offsets)
-    all_fast = bool(fast.all())
-    G, Xf, Yf = (gamma, X, y) if all_fast else (gamma[fast], X[fast], y[fast])
-    stats.n[:] += G.sum(axis=0)
-    n_f = len(Xf)
-    stats.Sxx[:] += (G.T @ (Xf[:, :, None] * Xf[:, None, :]).reshape(n_f, q * q)).reshape(K, q, q)
-    stats.Sxy[:] += (G.T @ (Xf[:, :, None] * Yf[:, None, :]).reshape(n_f, q * d)).reshape(K, q, d)
-    if diagonal:
-        on_diagonal = np.arange(d)
-        stats.Syy[:, on_diagonal, on_diagonal] += G.T @ (Yf * Yf)
-    else:
-        stats.Syy[:] += (G.T @ (Yf[:, :, None] * Yf[:, None, :]).reshape(n_f, d * d)).reshape(K, d, d)
-    if not all_fast:
+    S = np.zeros((K, q + d, q + d))
+    fast = weighted_scatter(y, u, e.lags, offsets, gamma, diagonal, S)
+    stats.n[:] += S[:, 0, 0]
+    stats.Sxx[:] += S[:, :q, :q]
+    stats.Sxy[:] += S[:, :q, q:]
+    stats.Syy[:] += S[:, q:, q:]
+    if not fast.all():
         g_slow = np.where(fast[:, None], 0.0, gamma)
         ar_accumulate_batch(y, u, offsets, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
 
