@@ -177,6 +177,22 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         """
         raise NotImplementedError
 
+    def _batch_runs(self, params, data: ChainData):
+        """``(pi0, A (1, K, K), loglik (N, K), offsets)`` for runs of consecutive sequences of ``data``, in
+        order, when every sequence shares one time-invariant chain (the ragged-batch layout of
+        :mod:`hmm.batch`); ``None`` when the chain varies by sequence or step.
+
+        This default packs :meth:`_inference_args`'s arrays into one run; a family that computes
+        its log-likelihoods batch by batch yields its runs directly (``hmm.model.HMM``).
+        """
+        args = list(self._inference_args(params, data))
+        pi0, A, _ = args[0]
+        shared = A.shape[0] == 1 and all(
+            a.shape[0] == 1 and (p is pi0 or np.array_equal(p, pi0)) and (a is A or np.array_equal(a, A))
+            for p, a, _ in args[1:]
+        )
+        return [(pi0, A, *pack([ll for _, _, ll in args]))] if shared else None
+
     def _sample_future(
         self, params, data: ChainData, i: int, last_filtered, steps: int, future_inputs, n_samples: int, rng
     ):
@@ -262,68 +278,68 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         data = self._prepare(y, inputs, pl, **kw)
         return float(sum(forward(pi0, A, ll)[0] for _, pi0, A, ll in self._each(data)))
 
-    @staticmethod
-    def _shared_chain(args) -> bool:
-        """Whether the sequences of ``args`` (``(i, pi0, A, loglik)`` each) are several and share one
-        time-invariant chain, so that one compiled batch call serves them all."""
-        if len(args) < 2:
-            return False
-        _, pi0, A, _ = args[0]
-        return A.shape[0] == 1 and all(
-            a.shape[0] == 1 and (p is pi0 or np.array_equal(p, pi0)) and (a is A or np.array_equal(a, A))
-            for _, p, a, _ in args[1:]
-        )
+    def _runs(self, data: ChainData):
+        """:meth:`_batch_runs` for a list of several sequences under the current parameters, else ``None``
+        (one sequence, or a family whose chain is not shared): the verbs then go sequence by sequence."""
+        if data.single or len(data.seqs) < 2:
+            return None
+        return self._batch_runs(self._require_params(), data)
+
+    def _check_batch(self, data: ChainData, lls, first: int) -> None:
+        """Raise for the first sequence of a run (starting at ``first``) with zero probability."""
+        for i, lik in enumerate(lls):
+            if not lik > -np.inf:
+                self._raise_impossible(data, first + i)
 
     def filter(self, y, inputs=None, pl=None, **kw):
         """Filtered and one-step predicted state probabilities (:class:`HMMFilterResult`, a list for a list).
 
         A list of sequences sharing one time-invariant chain is filtered in one
-        compiled call over the ragged batch (``hmm.batch.batch_forward``).
+        compiled call per run of sequences (``hmm.batch.batch_forward``).
         """
         data = self._prepare(y, inputs, pl, **kw)
-        args = list(self._each(data))
-        if not self._shared_chain(args):
+        runs = self._runs(data)
+        if runs is None:
             out = [
                 HMMFilterResult(float(lik), filt, predicted(pi0, A, filt))
-                for _, pi0, A, _, lik, filt in self._filtered(data, args=args)
+                for _, pi0, A, _, lik, filt in self._filtered(data)
             ]
             return self._one_or_list(data, out)
-        _, pi0, A, _ = args[0]
-        res = batch_forward(pi0, A, *pack([ll for _, _, _, ll in args]))
-        filt = Ragged(res.filtered, res.offsets)
         out = []
-        for i, lik in enumerate(res.log_likelihoods):
-            if not lik > -np.inf:
-                self._raise_impossible(data, i)
-            out.append(HMMFilterResult(float(lik), filt[i], predicted(pi0, A, filt[i])))
+        for pi0, A, ll, offsets in runs:
+            res = batch_forward(pi0, A, ll, offsets)
+            self._check_batch(data, res.log_likelihoods, len(out))
+            filt = Ragged(res.filtered, res.offsets)
+            for i, lik in enumerate(res.log_likelihoods):
+                out.append(HMMFilterResult(float(lik), filt[i], predicted(pi0, A, filt[i])))
         return out
 
     def smooth(self, y, inputs=None, pl=None, **kw):
         """Smoothed state probabilities and expected transition counts (:class:`HMMSmoothResult`).
 
         A list of sequences sharing one time-invariant chain is smoothed in one
-        compiled call over the ragged batch (``hmm.batch.batch_posteriors``), with
+        compiled call per run of sequences (``hmm.batch.batch_posteriors``), with
         the same numbers as one sequence at a time.
         """
         data = self._prepare(y, inputs, pl, **kw)
-        args = list(self._each(data))
-        if self._shared_chain(args):
-            _, pi0, A, _ = args[0]
-            res = batch_posteriors(pi0, A, *pack([ll for _, _, _, ll in args]))
-            filt, smo = res.filtered_of(), res.smoothed_of()
+        runs = self._runs(data)
+        if runs is None:
             out = []
-            for i, lik in enumerate(res.log_likelihoods):
+            for i, pi0, A, ll in self._each(data):
+                lik, filt, smo, counts = posteriors(pi0, A, ll, overwrite=True)
                 if not lik > -np.inf:
                     self._raise_impossible(data, i)
-                out.append(HMMSmoothResult(float(lik), filt[i], smo[i], res.transition_counts[i]))
-            return out
+                out.append(HMMSmoothResult(float(lik), filt, smo, counts))
+            return self._one_or_list(data, out)
         out = []
-        for i, pi0, A, ll in args:
-            lik, filt, smo, counts = posteriors(pi0, A, ll, overwrite=True)
-            if not lik > -np.inf:
-                self._raise_impossible(data, i)
-            out.append(HMMSmoothResult(float(lik), filt, smo, counts))
-        return self._one_or_list(data, out)
+        for pi0, A, ll, offsets in runs:
+            res = batch_posteriors(pi0, A, ll, offsets, overwrite=True)
+            self._check_batch(data, res.log_likelihoods, len(out))
+            filt, smo, counts = res.filtered_of(), res.smoothed_of(), res.transition_counts
+            out.extend(
+                HMMSmoothResult(float(lik), filt[i], smo[i], counts[i]) for i, lik in enumerate(res.log_likelihoods)
+            )
+        return out
 
     def most_likely_states(self, y, inputs=None, pl=None, **kw):
         """Viterbi path(s): ``(T,)`` int arrays."""

@@ -207,9 +207,9 @@ class HMM(DiscreteChainModel):
     def _check_data(self, name: str, y: np.ndarray) -> None:
         self.emission_model.check_data(name, y)
 
-    def _inference_args(self, params, data: ChainData):
-        """One emission call per run of sequences (the emission's factors are computed once per run,
-        not once per sequence), then a view per sequence. Runs of at most BATCH_ROWS rows (or one longer
+    def _batch_runs(self, params, data: ChainData):
+        """``(pi0, A, loglik, offsets)`` for each run of consecutive sequences: one emission call per run
+        (its factors computed once, not once per sequence). Runs of at most BATCH_ROWS rows (or one longer
         sequence) keep each call's output small enough to come from the allocator's reused memory: one
         call over tens of millions of rows takes fresh pages from the system every time, which costs
         more than it saves."""
@@ -225,9 +225,14 @@ class HMM(DiscreteChainModel):
             ll = self.emission_model.log_likelihood(params.emission, y, u, offsets)
             if log_pl is not None:
                 ll = ll + log_pl
-            for k in range(j - i):
-                yield params.pi0, A, ll[offsets[k] : offsets[k + 1]]
+            yield params.pi0, A, ll, offsets
             i = j
+
+    def _inference_args(self, params, data: ChainData):
+        """A view per sequence of :meth:`_batch_runs`'s log-likelihoods."""
+        for pi0, A, ll, offsets in self._batch_runs(params, data):
+            for k in range(len(offsets) - 1):
+                yield pi0, A, ll[offsets[k] : offsets[k + 1]]
 
     def _sample_future(self, params, data, i, last_filtered, steps, future_inputs, n_samples, rng):
         """Observation rollouts through the compiled kernels (an AR emission reads its own draws)."""

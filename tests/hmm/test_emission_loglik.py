@@ -6,6 +6,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from hmm import GaussianEmissionParams
+from hmm.batch import batch_gaussian_loglik
 from hmm.emissions import TIME_BLOCK, gaussian_loglik
 
 
@@ -59,3 +60,25 @@ def test_blocked_emission_loglik_matches_scipy_row_by_row(d, lags, input_dim, di
     got = gaussian_loglik(e, y, u)
     want = np.array([[_oracle(e, y, u, t, k) for k in range(K)] for t in range(T)])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_one_long_sequence_cut_across_threads_equals_the_whole(n_threads):
+    """The row ranges of one sequence read their lag window's history: the same numbers as one call,
+    including restarts (NaN) right at and just after the cuts."""
+    rng = np.random.default_rng(7)
+    K, d, L, T = 3, 2, 2, 15_000
+    e = GaussianEmissionParams.from_ar(
+        rng.normal(size=(K, d)),
+        np.array([np.eye(d) * (0.5 + k) for k in range(K)]),
+        ar_coefs=0.2 * rng.normal(size=(K, L, d, d)),
+    )
+    y = rng.normal(size=(T, d))
+    cuts = np.linspace(0, T, n_threads + 1).astype(int)[1:-1]
+    y[cuts[-1] + 3] = np.nan  # a restart just after the last cut, whose own window crosses it cleanly
+    if len(cuts) > 1:
+        y[cuts[0] - 1, 0] = np.nan  # a window with a NaN across the first cut
+    u = np.zeros((T, 0))
+    np.testing.assert_array_equal(
+        batch_gaussian_loglik(e, y, u, np.array([0, T]), n_threads=n_threads), gaussian_loglik(e, y, u)
+    )
