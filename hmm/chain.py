@@ -179,19 +179,10 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
 
     def _batch_runs(self, params, data: ChainData):
         """``(pi0, A (1, K, K), loglik (N, K), offsets)`` for runs of consecutive sequences of ``data``, in
-        order, when every sequence shares one time-invariant chain (the ragged-batch layout of
-        :mod:`hmm.batch`); ``None`` when the chain varies by sequence or step.
-
-        This default packs :meth:`_inference_args`'s arrays into one run; a family that computes
-        its log-likelihoods batch by batch yields its runs directly (``hmm.model.HMM``).
-        """
-        args = list(self._inference_args(params, data))
-        pi0, A, _ = args[0]
-        shared = A.shape[0] == 1 and all(
-            a.shape[0] == 1 and (p is pi0 or np.array_equal(p, pi0)) and (a is A or np.array_equal(a, A))
-            for p, a, _ in args[1:]
-        )
-        return [(pi0, A, *pack([ll for _, _, ll in args]))] if shared else None
+        order (the ragged-batch layout of :mod:`hmm.batch`), for a family whose sequences all share one
+        time-invariant chain and that computes its log-likelihoods batch by batch (``hmm.model.HMM``);
+        ``None`` (this default) otherwise."""
+        return None
 
     def _sample_future(
         self, params, data: ChainData, i: int, last_filtered, steps: int, future_inputs, n_samples: int, rng
@@ -279,11 +270,23 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         return float(sum(forward(pi0, A, ll)[0] for _, pi0, A, ll in self._each(data)))
 
     def _runs(self, data: ChainData):
-        """:meth:`_batch_runs` for a list of several sequences under the current parameters, else ``None``
-        (one sequence, or a family whose chain is not shared): the verbs then go sequence by sequence."""
-        if data.single or len(data.seqs) < 2:
-            return None
-        return self._batch_runs(self._require_params(), data)
+        """``(runs, None)`` when ``data`` is a list of several sequences sharing one time-invariant chain:
+        ``runs`` as :meth:`_batch_runs` gives them (or, for a family without it, every sequence's
+        log-likelihoods packed into one run); else ``(None, args)``, ``args`` the per-sequence
+        ``(i, pi0, A, loglik)`` of :meth:`_each`, computed once."""
+        if not data.single and len(data.seqs) > 1:
+            runs = self._batch_runs(self._require_params(), data)
+            if runs is not None:
+                return runs, None
+        args = list(self._each(data))
+        if len(args) < 2:
+            return None, args
+        _, pi0, A, _ = args[0]
+        shared = A.shape[0] == 1 and all(
+            a.shape[0] == 1 and (p is pi0 or np.array_equal(p, pi0)) and (a is A or np.array_equal(a, A))
+            for _, p, a, _ in args[1:]
+        )
+        return ([(pi0, A, *pack([ll for _, _, _, ll in args]))], None) if shared else (None, args)
 
     def _check_batch(self, data: ChainData, lls, first: int) -> None:
         """Raise for the first sequence of a run (starting at ``first``) with zero probability."""
@@ -298,11 +301,11 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         compiled call per run of sequences (``hmm.batch.batch_forward``).
         """
         data = self._prepare(y, inputs, pl, **kw)
-        runs = self._runs(data)
+        runs, args = self._runs(data)
         if runs is None:
             out = [
                 HMMFilterResult(float(lik), filt, predicted(pi0, A, filt))
-                for _, pi0, A, _, lik, filt in self._filtered(data)
+                for _, pi0, A, _, lik, filt in self._filtered(data, args=args)
             ]
             return self._one_or_list(data, out)
         out = []
@@ -322,10 +325,10 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         the same numbers as one sequence at a time.
         """
         data = self._prepare(y, inputs, pl, **kw)
-        runs = self._runs(data)
+        runs, args = self._runs(data)
         if runs is None:
             out = []
-            for i, pi0, A, ll in self._each(data):
+            for i, pi0, A, ll in args:
                 lik, filt, smo, counts = posteriors(pi0, A, ll, overwrite=True)
                 if not lik > -np.inf:
                     self._raise_impossible(data, i)

@@ -75,6 +75,17 @@ def test_transitions_are_causal_in_the_inputs(fitted):
     assert np.abs(A[29:] - B[29:]).max() > 1e-6
 
 
+def test_verbs_of_a_list_equal_each_sequence_alone(fitted):
+    """Each sequence has its own transition matrices: a list goes sequence by sequence, computed once."""
+    model, ys, us, _ = fitted
+    smo, filt = model.smooth(ys, inputs=us), model.filter(ys, inputs=us)
+    for i, (y, u) in enumerate(zip(ys, us)):
+        one = model.smooth(y, inputs=u)
+        np.testing.assert_array_equal(smo[i].smoothed_probs, one.smoothed_probs)
+        np.testing.assert_array_equal(filt[i].filtered_probs, model.filter(y, inputs=u).filtered_probs)
+        assert smo[i].log_likelihood == one.log_likelihood
+
+
 def test_smoother_and_particle_filter(fitted):
     model, ys, us, _ = fitted
     smo = model.smooth(ys[1], inputs=us[1])
