@@ -17,8 +17,8 @@ sequence runs forward and backward passes at once instead, as ``posteriors`` doe
 :func:`batch_forward` is the forward pass only (log-likelihoods and filtered
 probabilities). :func:`batch_gaussian_loglik` computes the (autoregressive)
 Gaussian emission log-likelihoods of a whole batch, restarting the lag window at
-each sequence's start, in parallel over sequences (one long sequence: over row ranges,
-each reading its lag window's history). Each sequence's numbers are
+each sequence's start, in parallel over equal row ranges (a range that cuts a
+sequence reads the rows of its lag window's history before it). Each sequence's numbers are
 exactly those of the per-sequence functions (the same code runs on each).
 
 Threads: each call cuts the batch into as many runs of consecutive sequences
@@ -118,26 +118,30 @@ def _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered):
 
 @nb.njit(cache=True, nogil=True)
 def _gaussian_kernel(
-    y, u, offsets, s0, s1, L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out
+    y, u, offsets, lo, hi, L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out
 ):
-    for s in range(s0, s1):
+    """Rows ``lo:hi`` of a ragged batch's emission log-likelihoods, sequence by sequence; a sequence
+    cut at ``lo`` is read from up to ``L`` rows before it (its lag window's history)."""
+    K = out.shape[1]
+    s = np.searchsorted(offsets, lo, side="right") - 1
+    while s < offsets.shape[0] - 1 and offsets[s] < hi:
         a, b = offsets[s], offsets[s + 1]
-        if b > a:
-            ar_loglik(y[a:b], u[a:b], L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out[a:b])
+        r0, r1 = max(a, lo), min(b, hi)
+        h = max(r0 - L, a)
+        if r1 > r0 and h == r0:
+            ar_loglik(
+                y[r0:r1], u[r0:r1], L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out[r0:r1]
+            )
+        elif r1 > r0:
+            part = np.empty((r1 - h, K))
+            ar_loglik(y[h:r1], u[h:r1], L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, part)
+            out[r0:r1] = part[r0 - h :]
+        s += 1
 
 
-@nb.njit(cache=True, nogil=True)
-def _gaussian_rows(y, u, lo, hi, L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out):
-    """Rows ``lo:hi`` of one sequence's emission log-likelihoods, read with their ``L`` rows of history."""
-    a = max(lo - L, 0)
-    part = np.empty((hi - a, out.shape[1]))
-    ar_loglik(y[a:hi], u[a:hi], L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, part)
-    out[lo:hi] = part[lo - a :]
-
-
-#: ``T * K`` above which one sequence's emission log-likelihoods are cut across threads (a thread's
-#: hand-off costs tens of microseconds, about 10,000 state-steps of the cheapest emissions).
-_SPLIT_WORK = 40_000
+#: Work (rows x states x d^2) from which a batch's emission log-likelihoods are cut into one row range
+#: per thread (a thread's hand-off costs tens of microseconds).
+_THREAD_WORK = 200_000
 
 
 class BatchPosteriors(NamedTuple):
@@ -257,19 +261,13 @@ def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.
     u = np.ascontiguousarray(u, dtype=np.float64).reshape(y.shape[0], -1)
     offsets = check_offsets("offsets", offsets, y.shape[0])
     factors = gaussian_factors(e)
-    N, K = y.shape[0], e.n_states
-    out = np.empty((N, K))
-    threads = n_threads_for(n_threads)
-    if len(offsets) == 2 and threads > 1 and N * K >= _SPLIT_WORK:
-        # one long sequence: cut its rows instead (each part reads its L rows of history)
-        cuts = np.linspace(0, N, threads + 1).astype(np.int64)
-        run_parts(
-            lambda i, j: _gaussian_rows(y, u, cuts[i], cuts[j], e.lags, e.weights, *factors, out),
-            np.arange(threads + 1),
-        )
-        return out
+    N, d = y.shape
+    out = np.empty((N, e.n_states))
+    # equal row ranges, whatever the sequences: a range that cuts a sequence reads its lag history
+    parts = n_threads_for(n_threads) if N * e.n_states * d * d >= _THREAD_WORK else 1
+    cuts = np.linspace(0, N, parts + 1).astype(np.int64)
     run_parts(
-        lambda s0, s1: _gaussian_kernel(y, u, offsets, s0, s1, e.lags, e.weights, *factors, out),
-        row_split(offsets, threads),
+        lambda i, j: _gaussian_kernel(y, u, offsets, cuts[i], cuts[j], e.lags, e.weights, *factors, out),
+        np.arange(parts + 1),
     )
     return out

@@ -34,15 +34,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from statespace._ragged import n_threads_for
 from statespace.errors import ParameterError
 
 from . import emission_updates as eu
 from . import emissions as em_
 from .batch import batch_gaussian_loglik
-
-#: Work (rows x states x d^2) from which the Gaussian log-likelihoods of lag-free emissions are cut into one run per thread.
-_THREAD_WORK = 200_000
 
 
 class EmissionModel:
@@ -148,20 +144,11 @@ class GaussianEmission(EmissionModel):
         """Any real values (NaN missing) are in the support."""
 
     def log_likelihood(self, e, y, u, offsets=None) -> np.ndarray:
-        """One compiled pass (on several threads when the work pays for them).
-
-        Without lags the rows are independent, so any cut of them into runs is a valid
-        batch: the rows are cut into equal runs, one per thread, whatever the sequences.
-        """
+        """One compiled pass, on several threads when the work pays for them (``hmm.batch.batch_gaussian_loglik``)."""
         N, d = y.shape
         if not self.lags and d == 1 and not self.input_dim:
             return em_.gaussian_loglik(e, y, u)  # the 1-D kernel: cheaper than a thread's start
-        if offsets is None:
-            offsets = np.array([0, N])
-        if not self.lags:
-            parts = n_threads_for(None) if N * self.n_states * d * d >= _THREAD_WORK else 1
-            offsets = np.linspace(0, N, parts + 1).astype(np.int64)
-        return batch_gaussian_loglik(e, y, u, offsets)
+        return batch_gaussian_loglik(e, y, u, np.array([0, N]) if offsets is None else offsets)
 
     def zero_stats(self):
         return eu.GaussianStats.zeros(self.n_states, self.n_regressors, self.obs_dim)

@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from hmm import GaussianEmissionParams
-from hmm.batch import batch_gaussian_loglik
+from hmm.batch import _THREAD_WORK, batch_gaussian_loglik
 from hmm.emissions import TIME_BLOCK, gaussian_loglik
 
 
@@ -62,23 +62,30 @@ def test_blocked_emission_loglik_matches_scipy_row_by_row(d, lags, input_dim, di
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
 
 
-@pytest.mark.parametrize("n_threads", [2, 3])
-def test_one_long_sequence_cut_across_threads_equals_the_whole(n_threads):
-    """The row ranges of one sequence read their lag window's history: the same numbers as one call,
-    including restarts (NaN) right at and just after the cuts."""
+@pytest.mark.parametrize(
+    ("n_threads", "lengths"),
+    [(2, [9_000, 1, 6_999, 3, 9_000]), (3, [9_000, 1, 6_999, 3, 9_000]), (2, [12_499, 12_502])],
+)
+def test_row_ranges_across_threads_equal_each_sequence_alone(n_threads, lengths):
+    """A batch is cut into equal row ranges, whatever its sequences: a range that cuts a sequence
+    reads its lag window's history, one that starts within a sequence's first L rows restarts with
+    it (the last case cuts one row after a sequence's start). Each sequence's numbers equal its own, including restarts (NaN) at and after the cuts."""
     rng = np.random.default_rng(7)
-    K, d, L, T = 3, 2, 2, 15_000
+    K, d, L = 3, 2, 2
     e = GaussianEmissionParams.from_ar(
         rng.normal(size=(K, d)),
         np.array([np.eye(d) * (0.5 + k) for k in range(K)]),
         ar_coefs=0.2 * rng.normal(size=(K, L, d, d)),
     )
-    y = rng.normal(size=(T, d))
-    cuts = np.linspace(0, T, n_threads + 1).astype(int)[1:-1]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    N = int(offsets[-1])
+    cuts = np.linspace(0, N, n_threads + 1).astype(int)[1:-1]
+    assert N * K * d * d >= _THREAD_WORK  # large enough to be cut
+    y = rng.normal(size=(N, d))
     y[cuts[-1] + 3] = np.nan  # a restart just after the last cut, whose own window crosses it cleanly
     if len(cuts) > 1:
         y[cuts[0] - 1, 0] = np.nan  # a window with a NaN across the first cut
-    u = np.zeros((T, 0))
-    np.testing.assert_array_equal(
-        batch_gaussian_loglik(e, y, u, np.array([0, T]), n_threads=n_threads), gaussian_loglik(e, y, u)
-    )
+    u = np.zeros((N, 0))
+    got = batch_gaussian_loglik(e, y, u, offsets, n_threads=n_threads)
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        np.testing.assert_array_equal(got[a:b], gaussian_loglik(e, y[a:b], u[a:b]))
