@@ -820,21 +820,17 @@ def _complete(y):
 
 
 @nb.njit(cache=True, nogil=True)
-def batch_moments(
-    kp, y, offsets, src, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
-):
-    """Filter (and, with ``smooth``, smooth) sequences ``seqs[lo:hi]`` of a ragged batch into batch-wide outputs.
+def batch_moments(kp, y, offsets, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why):
+    """Filter (and, with ``smooth``, smooth) the *source* sequences ``seqs[lo:hi]`` of a ragged batch
+    into batch-wide outputs.
 
     Means are rows of ``fm, pm, sm`` (``(N, d)``, the rows of ``y``). Covariances are
-    stored once per *source* sequence: ``src[s]`` is the sequence whose covariances
-    sequence ``s`` shares (``src[s] == s`` for a source), and rows ``crow[s]:crow[s] + T``
-    of ``fP, pP, sP`` (and ``crow[s]:crow[s] + T - 1`` of ``cross, gains``) hold them,
-    with ``crow[s] == crow[src[s]]``. ``g = (gHP, gL, glog, gsd)`` holds, on the same
-    rows, the factors :func:`_filter` records. A source runs the whole recursion
-    (``RECORD``); a sharer, called after its source has finished, replays its source's
-    covariances and factors (``REPLAY``): the same numbers to the bit as the whole
-    recursion. ``lls, bad, why`` as in :func:`batch_loop`; a sharer whose source failed
-    is not run (``bad = -3``). The GIL is released: callers run disjoint ``lo:hi`` at once.
+    stored once per source: rows ``crow[s]:crow[s] + T`` of ``fP, pP, sP`` (and
+    ``crow[s]:crow[s] + T - 1`` of ``cross, gains``) hold them, and ``g = (gHP, gL,
+    glog, gsd)`` holds, on the same rows, the factors :func:`_filter` records
+    (``RECORD``) for the sequences that share them, replayed afterwards by
+    :func:`replay_groups`. ``lls, bad, why`` as in :func:`batch_loop`. The GIL is
+    released: callers run disjoint ``lo:hi`` at once.
     """
     gHP, gL, glog, gsd = g
     for k in range(lo, hi):
@@ -843,13 +839,8 @@ def batch_moments(
         T = b - a
         if T == 0:
             continue
-        source = src[s]
-        if source != s and bad[source] != -1:
-            bad[s] = -3
-            continue
         c = crow[s]
         kps = _sequence_params(kp, a, b)
-        mode = RECORD if source == s else REPLAY
         e = c + T
         _filter_smooth(
             kps,
@@ -858,7 +849,7 @@ def batch_moments(
             pm[a:b],
             fP[c:e],
             pP[c:e],
-            mode,
+            RECORD,
             (gHP[c:e], gL[c:e], glog[c:e], gsd[c:e]),
             smooth,
             sm[a:b] if smooth else sm,
@@ -870,3 +861,204 @@ def batch_moments(
             bad,
             why,
         )
+
+
+_NO_FAIL = 3
+_FAIL_OF_STAGE = (FAIL_OVERFLOW, FAIL_IMPOSSIBLE, FAIL_CANCELLATION)
+
+
+@nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
+def replay_groups(
+    kp, y, offsets, src, members, group_ends, g0, g1, crow, smooth, fm, pm, fP, pP, g, sm, gains, lls, bad, why
+):
+    """:func:`_filter`'s ``REPLAY`` (and :func:`_rts`'s) for groups ``g0:g1`` of sharers, in lock-step.
+
+    Group ``j`` is ``members[group_ends[j - 1]:group_ends[j]]``, longest first: sequences that replay
+    the covariance factors on rows ``crow[member]`` of one source, the same for the whole group
+    (one missing pattern; one length when ``smooth``; the filter's factors of a step do not depend
+    on what comes after it, so without ``smooth`` complete sequences of every length share the
+    longest one's, each reading its first rows; a member stops at its own length). Replayed one sequence at a time, each step waits on the
+    previous one (a chain of dependent products and divisions); here step ``t`` is taken for
+    every member of the group before step ``t + 1``, with the members innermost and their means
+    in ``(d, G)`` arrays, so the independent chains run side by side in vector registers. Each
+    member's arithmetic is that of the per-sequence replay (the same error checks, the same
+    ``lls, bad, why``); sums may be associated differently, so results agree to round-off.
+    """
+    gHP, gL, glog, gsd = g
+    d = D if D > 0 else kp.m0.shape[0]
+    m = M if M > 0 else y.shape[1]
+    F, H, bus, dus = kp.F[0], kp.H[0], kp.bu, kp.du
+    varying_b = bus.shape[0] > 1
+    varying_d = dus.shape[0] > 1
+    obs = np.empty(m, np.int64)
+    for j in range(g0, g1):
+        lo = 0 if j == 0 else group_ends[j - 1]
+        hi = group_ends[j]
+        G = hi - lo
+        rows = np.empty(G, np.int64)
+        for k in range(G):
+            s = members[lo + k]
+            rows[k] = offsets[s]
+            bad[s] = -1
+            why[s] = -1
+        first = members[lo]  # the longest: a filter-only group may hold several lengths
+        T = offsets[first + 1] - offsets[first]
+        if bad[src[first]] != -1:
+            for k in range(G):
+                bad[members[lo + k]] = -3
+            continue
+        c = crow[first]
+        PM = np.empty((d, G))
+        FM = np.empty((d, G))
+        E = np.empty((m, G))
+        MAG = np.empty((d, G))
+        LL = np.zeros(G)
+        alive = np.ones(G, np.bool_)
+        # the earliest check each member failed at this step (0 overflow, 1 impossible data,
+        # 2 cancellation), kept branch-free in the vector loops and read only when some did
+        STAGE = np.full(G, _NO_FAIL, np.int64)
+        hits = 0
+        Gt = G  # members still running at step t (sorted by length, longest first)
+        for t in range(T):
+            while offsets[members[lo + Gt - 1] + 1] - offsets[members[lo + Gt - 1]] <= t:
+                Gt -= 1
+            ct = c + t
+            # prediction
+            if t == 0:
+                for i in range(d):
+                    for k in range(Gt):
+                        PM[i, k] = kp.m0[i]
+            else:
+                for i in range(d):
+                    for k in range(Gt):
+                        PM[i, k] = bus[rows[k] + t, i] if varying_b else bus[0, i]
+                    for l in range(d):
+                        f = F[i, l]
+                        for k in range(Gt):
+                            PM[i, k] += f * FM[l, k]
+                for i in range(d):
+                    # a shared covariance that overflowed stops every member here (the source did too)
+                    cov_over = not pP[ct, i, i] <= 1.7e308
+                    for k in range(Gt):
+                        hit = cov_over or not abs(PM[i, k]) <= 1.7e308
+                        STAGE[k] = min(STAGE[k], 0 if hit else _NO_FAIL)
+                        hits += hit
+            for k in range(Gt):
+                for i in range(d):
+                    pm[rows[k] + t, i] = PM[i, k]
+            # the observed coordinates (the group's common pattern)
+            n = 0
+            r0 = rows[0] + t
+            for a in range(m):
+                if not math.isnan(y[r0, a]):
+                    obs[n] = a
+                    n += 1
+            if n == 0:
+                for i in range(d):
+                    for k in range(Gt):
+                        FM[i, k] = PM[i, k]
+            else:
+                for a in range(n):
+                    ra = obs[a]
+                    for k in range(Gt):
+                        E[a, k] = y[rows[k] + t, ra] - (dus[rows[k] + t, ra] if varying_d else dus[0, ra])
+                    for l in range(d):
+                        h = H[ra, l]
+                        for k in range(Gt):
+                            E[a, k] -= h * PM[l, k]
+                # forward substitution: E = L^{-1} E, its squared norm into the log-likelihood
+                for k in range(Gt):
+                    MAG[0, k] = 0.0  # the quadratic form, accumulated here before MAG is used
+                for a in range(n):
+                    for b in range(a):
+                        lab = gL[ct, a, b]
+                        for k in range(Gt):
+                            E[a, k] -= lab * E[b, k]
+                    inv = gL[ct, a, a]
+                    for k in range(Gt):
+                        E[a, k] = E[a, k] / inv
+                        MAG[0, k] += E[a, k] * E[a, k]
+                logdet = glog[ct]
+                for k in range(Gt):
+                    LL[k] += -0.5 * (n * _LOG_2PI + MAG[0, k]) - logdet
+                    hit = LL[k] == -math.inf
+                    STAGE[k] = min(STAGE[k], 1 if hit else _NO_FAIL)
+                    hits += hit
+                # back substitution: E = L^{-T} E
+                for a in range(n - 1, -1, -1):
+                    for b in range(a + 1, n):
+                        lba = gL[ct, b, a]
+                        for k in range(Gt):
+                            E[a, k] -= lba * E[b, k]
+                    inv = gL[ct, a, a]
+                    for k in range(Gt):
+                        E[a, k] = E[a, k] / inv
+                # mean update m + (H_o P)^T S^{-1} e, with the magnitudes it summed
+                for i in range(d):
+                    for k in range(Gt):
+                        FM[i, k] = PM[i, k]
+                        MAG[i, k] = abs(PM[i, k])
+                    for a in range(n):
+                        hp = gHP[ct, a, i]
+                        for k in range(Gt):
+                            v = hp * E[a, k]
+                            FM[i, k] += v
+                            MAG[i, k] += abs(v)
+                # the rounding checks of the whole filter (see _filter)
+                for i in range(d):
+                    sd = math.sqrt(max(fP[ct, i, i], 0.0))
+                    for k in range(Gt):
+                        err = 4.0 * _EPS * MAG[i, k]
+                        hit = err > sd and err > 4e3 * _EPS * abs(FM[i, k])
+                        STAGE[k] = min(STAGE[k], 2 if hit else _NO_FAIL)
+                        hits += hit
+                for a in range(n):
+                    ra = obs[a]
+                    hsd = gsd[ct, a]
+                    for k in range(Gt):
+                        err = 0.0
+                        val = 0.0
+                        for i in range(d):
+                            err += abs(H[ra, i]) * MAG[i, k]
+                            val += H[ra, i] * FM[i, k]
+                        err *= 4.0 * _EPS
+                        hit = err > hsd and err > 4e3 * _EPS * abs(val)
+                        STAGE[k] = min(STAGE[k], 2 if hit else _NO_FAIL)
+                        hits += hit
+            for k in range(Gt):
+                for i in range(d):
+                    fm[rows[k] + t, i] = FM[i, k]
+            if hits:  # rare: record the first failure of each member, by the order of the checks
+                for k in range(Gt):
+                    if STAGE[k] != _NO_FAIL and alive[k]:
+                        alive[k] = False
+                        bad[members[lo + k]] = t
+                        why[members[lo + k]] = _FAIL_OF_STAGE[STAGE[k]]
+                    STAGE[k] = _NO_FAIL
+                hits = 0
+        for k in range(G):
+            lls[members[lo + k]] = LL[k]
+        if not smooth:
+            continue
+        # RTS means, backwards: sm[t] = fm[t] + J_t (sm[t+1] - pm[t+1])
+        SM = FM  # holds the last step's filtered means: sm[T-1] = fm[T-1]
+        D1 = PM
+        for k in range(G):
+            for i in range(d):
+                sm[rows[k] + T - 1, i] = SM[i, k]
+        for t in range(T - 2, -1, -1):
+            for i in range(d):
+                for k in range(G):
+                    D1[i, k] = SM[i, k] - pm[rows[k] + t + 1, i]
+            for i in range(d):
+                for k in range(G):
+                    E[0, k] = fm[rows[k] + t, i]  # scratch row for the new mean's coordinate i
+                for l in range(d):
+                    jl = gains[c + t, i, l]
+                    for k in range(G):
+                        E[0, k] += jl * D1[l, k]
+                for k in range(G):
+                    sm[rows[k] + t, i] = E[0, k]
+            for i in range(d):
+                for k in range(G):
+                    SM[i, k] = sm[rows[k] + t, i]

@@ -26,11 +26,14 @@ worker that already runs one task per core).
   of sequences that share them. The covariance side of the recursion (``P``,
   ``S_t``, the gain, the RTS gain and smoothed covariances) depends on the
   sequence's length and on which coordinates are missing, not on the observed
-  values or the inputs. So a fleet of complete sequences of one length runs the
-  ``O(d^3)`` covariance recursion once; every other sequence replays its
-  factors and pays ``O(d^2 + d m + m^2)`` per step for its means (the same
-  numbers to the bit as running it alone). Sequences with missing values share
-  with those of the same length and the same missing coordinates.
+  values or the inputs (the filter's, up to a step, not even on the length). So a
+  fleet of complete sequences runs the ``O(d^3)`` covariance recursion once (the
+  filter: once for the longest; the smoother: once per length); every other
+  sequence replays its factors and pays ``O(d^2 + d m + m^2)`` per step for its
+  means, in lock-step with the others of its group (their independent chains
+  side by side in vector registers; the same numbers as running it alone, to
+  round-off). Sequences with missing values share with those of the same length
+  and the same missing coordinates.
 
 A sequence the filter cannot carry raises the same error as the per-sequence
 functions, naming ``y[i]`` (``y`` when the batch has one sequence).
@@ -63,6 +66,11 @@ MAX_CHUNKS = 64
 #: its length and missing pattern replay it), so many small chunks would repeat that work for little
 #: parallel gain.
 MIN_CHUNK_ROWS = 8192
+
+
+#: Most sequences replayed in lock-step by one call (``_fast.replay_groups``): ``(d, LOCKSTEP)`` means
+#: stay in the first-level cache.
+LOCKSTEP = 256
 
 
 def _chunk_ends(offsets: np.ndarray) -> np.ndarray:
@@ -248,11 +256,13 @@ class BatchMoments(NamedTuple):
         return [self.sequence(i) for i in range(len(self.log_likelihoods))]
 
 
-def _sources(y: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool) -> tuple[np.ndarray, np.ndarray, int]:
     """``(src, cov_rows, R)``: the sequence whose covariances each shares, their first rows, and the rows in all.
 
-    Complete sequences of one length share the first one's; a sequence with missing values
-    shares with the first of the same length and the same missing coordinates.
+    Complete sequences of one length share the first one's; with ``prefix`` (the filter alone,
+    whose covariances at a step do not depend on the steps after it) complete sequences of every
+    length share the first longest one's first rows. A sequence with missing values shares with
+    the first of the same length and the same missing coordinates.
     """
     S = len(offsets) - 1
     lengths = np.diff(offsets)
@@ -263,7 +273,9 @@ def _sources(y: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray
     has_nan = (lengths > 0) & np.isnan(np.add.reduceat(flat, starts)) if flat.size else np.zeros(S, bool)
     src = np.arange(S, dtype=np.int64)
     complete = np.flatnonzero(~has_nan)
-    if len(complete):
+    if len(complete) and prefix:
+        src[complete] = complete[np.argmax(lengths[complete])]
+    elif len(complete):
         _, first, inverse = np.unique(lengths[complete], return_index=True, return_inverse=True)
         src[complete] = complete[first][inverse]
     seen: dict = {}
@@ -279,7 +291,7 @@ def _moments(params, y, offsets, inputs, smooth, n_threads) -> BatchMoments:
     y, offsets, kp, module = _prepare(params, y, offsets, inputs)
     S, N = len(offsets) - 1, y.shape[0]
     d, m = params.state_dim, params.obs_dim
-    src, crow, R = _sources(y, offsets)
+    src, crow, R = _sources(y, offsets, prefix=not smooth)
     fm, pm = np.empty((N, d)), np.empty((N, d))
     fP, pP = np.empty((R, d, d)), np.empty((R, d, d))
     g = (np.empty((R, m, d)), np.empty((R, m, m)), np.empty(R), np.empty((R, m)))
@@ -291,14 +303,50 @@ def _moments(params, y, offsets, inputs, smooth, n_threads) -> BatchMoments:
     k = n_threads_for(n_threads)
     lengths = np.diff(offsets)
     is_source = src == np.arange(S)
-    # the sources first (they record what the others replay), then the others
-    for seqs in (np.flatnonzero(is_source), np.flatnonzero(~is_source)):
-        bounds = row_split(offsets_of(lengths[seqs]), k) if len(seqs) else np.zeros(1, dtype=np.int64)
+    # the sources first (they record what the others replay)
+    seqs = np.flatnonzero(is_source)
+    run_parts(
+        lambda lo, hi: module.batch_moments(
+            kp, y, offsets, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
+        ),
+        row_split(offsets_of(lengths[seqs]), k) if len(seqs) else np.zeros(1, dtype=np.int64),
+    )
+    # then the others, each group of sharers of one source in lock-step
+    sharers = np.flatnonzero(~is_source)
+    if len(sharers):
+        members = sharers[np.lexsort((-lengths[sharers], src[sharers]))]  # by source, longest first
+        # groups of one source, cut into runs of at most LOCKSTEP members (their means stay in cache,
+        # and threads share out the work of one large group)
+        starts = np.flatnonzero(np.diff(src[members], prepend=-1))
+        sizes = np.diff(np.append(starts, len(members)))
+        group_ends = np.concatenate(
+            [np.append(np.arange(a + LOCKSTEP, a + n, LOCKSTEP), a + n) for a, n in zip(starts, sizes)]
+        ).astype(np.int64)
+        group_rows = np.add.reduceat(lengths[members], np.concatenate([[0], group_ends[:-1]]))
         run_parts(
-            lambda lo, hi, seqs=seqs: module.batch_moments(
-                kp, y, offsets, src, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
+            lambda g0, g1: module.replay_groups(
+                kp,
+                y,
+                offsets,
+                src,
+                members,
+                group_ends,
+                g0,
+                g1,
+                crow,
+                smooth,
+                fm,
+                pm,
+                fP,
+                pP,
+                g,
+                sm,
+                gains,
+                lls,
+                bad,
+                why,
             ),
-            bounds,
+            row_split(offsets_of(group_rows), k),
         )
     failed = np.flatnonzero(bad >= 0)
     if len(failed):

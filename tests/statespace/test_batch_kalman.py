@@ -234,8 +234,9 @@ def test_batch_filter_and_smoother_equal_the_full_recursion_per_sequence(d, m, p
 
 def test_batch_covariances_are_stored_once_per_length_and_pattern():
     """The fleet of `_fleet`: 11 sequences, 6 covariance groups (40, 25, 40 with a gap, 1, 0, 40 with a
-    missing coordinate); sharers get the very rows of their group, read-only, and the replay gives the
-    same numbers to the bit as the sequence filtered alone in a batch of one."""
+    missing coordinate); sharers get the very rows of their group, read-only (covariances equal to the
+    bit), and the replay, run in lock-step by the group's members, gives the same means to round-off
+    as the sequence filtered alone in a batch of one."""
     p = _model(3, 2, seed=3)
     ys, _ = _fleet(p, np.random.default_rng(0))
     y, offsets = pack(ys)
@@ -248,7 +249,10 @@ def test_batch_covariances_are_stored_once_per_length_and_pattern():
             continue
         one = batch_smoother(p, s, np.array([0, len(s)]), n_threads=1).sequence(0)
         for name, a in zip(one._fields, res.sequence(i)):
-            np.testing.assert_array_equal(a, getattr(one, name), err_msg=f"{i} {name}")
+            if name.endswith("means") or name == "log_likelihood":
+                np.testing.assert_allclose(a, getattr(one, name), rtol=1e-12, atol=1e-13, err_msg=f"{i} {name}")
+            else:
+                np.testing.assert_array_equal(a, getattr(one, name), err_msg=f"{i} {name}")
 
 
 def test_model_verbs_run_a_list_as_one_batch():
@@ -292,3 +296,27 @@ def test_batch_filter_errors_name_the_sequence():
         batch_filter(unstable, *pack(gap))
     with pytest.raises(ShapeError, match="time-varying"):
         batch_filter(_stacked(p, 5), y[:5], np.array([0, 5]))
+
+
+def test_filter_groups_of_every_length_replay_in_lock_step():
+    """Without smoothing, complete sequences of every length share the longest one's covariances (the
+    filter's at step t do not depend on later steps): one stored copy, several lock-step runs of
+    members of decreasing lengths, each equal to its own filter; a member whose data are impossible
+    mid-run is named, and the others of its run are not disturbed."""
+    p = _model(2, 2, seed=4)
+    rng = np.random.default_rng(4)
+    n = 2 * batch_module.LOCKSTEP + 77
+    ys = [rng.normal(size=(int(T), 2)) for T in rng.integers(1, 60, size=n)]
+    y, offsets = pack(ys)
+    res = batch_filter(p, y, offsets)
+    assert res.filtered_covs.shape[0] == max(map(len, ys))
+    for i, s in enumerate(ys):
+        ref = kalman_filter(p, s)
+        got = res.sequence(i)
+        for name in got._fields:
+            np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-13, err_msg=name)
+    bad = next(i for i in range(300, n) if len(ys[i]) > 8)
+    ys[bad] = ys[bad].copy()
+    ys[bad][7] = 1e200  # an observation of zero probability in float64
+    with pytest.raises(ImpossibleDataError, match=rf"y\[{bad}\]: the observation at time step 7"):
+        batch_filter(p, *pack(ys))
