@@ -229,31 +229,41 @@ class BatchMoments(NamedTuple):
 
     def sequence(self, i: int) -> KalmanFilterResult | SmootherResult:
         """Sequence ``i``'s result, its arrays views of the batch's."""
-        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        c = int(self.cov_rows[i])
+        return self._result(
+            float(self.log_likelihoods[i]), int(self.offsets[i]), int(self.offsets[i + 1]), int(self.cov_rows[i])
+        )
+
+    def sequences(self) -> list:
+        """Every sequence's result, in order (the bounds read once as Python numbers: converting them
+        sequence by sequence cost more than the views)."""
+        offs, rows = self.offsets.tolist(), self.cov_rows.tolist()
+        return [
+            self._result(ll, a, b, c) for ll, a, b, c in zip(self.log_likelihoods.tolist(), offs[:-1], offs[1:], rows)
+        ]
+
+    def _result(self, ll: float, a: int, b: int, c: int) -> KalmanFilterResult | SmootherResult:
+        """The result of the sequence on rows ``a:b`` whose covariances start at row ``c``."""
         e = c + b - a
-        f = KalmanFilterResult(
-            float(self.log_likelihoods[i]),
+        fm, fP, pm, pP = (
             self.filtered_means[a:b],
             self.filtered_covs[c:e],
             self.predicted_means[a:b],
             self.predicted_covs[c:e],
         )
         if self.smoothed_means is None:
-            return f
+            return KalmanFilterResult(ll, fm, fP, pm, pP)
         e1 = max(e - 1, c)
         return SmootherResult(
-            f.log_likelihood,
+            ll,
             self.smoothed_means[a:b],
             self.smoothed_covs[c:e],
             self.smoothed_cross_covs[c:e1],
-            *f[1:],
+            fm,
+            fP,
+            pm,
+            pP,
             self.smoother_gains[c:e1],
         )
-
-    def sequences(self) -> list:
-        """Every sequence's result, in order."""
-        return [self.sequence(i) for i in range(len(self.log_likelihoods))]
 
 
 def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool) -> tuple[np.ndarray, np.ndarray, int]:
