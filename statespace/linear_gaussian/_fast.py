@@ -820,17 +820,22 @@ def _complete(y):
 
 
 @nb.njit(cache=True, nogil=True)
-def batch_moments(kp, y, offsets, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why):
-    """Filter (and, with ``smooth``, smooth) the *source* sequences ``seqs[lo:hi]`` of a ragged batch
-    into batch-wide outputs.
+def batch_moments(
+    kp, y, offsets, src, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
+):
+    """Filter (and, with ``smooth``, smooth) sequences ``seqs[lo:hi]`` of a ragged batch into batch-wide outputs.
 
     Means are rows of ``fm, pm, sm`` (``(N, d)``, the rows of ``y``). Covariances are
-    stored once per source: rows ``crow[s]:crow[s] + T`` of ``fP, pP, sP`` (and
-    ``crow[s]:crow[s] + T - 1`` of ``cross, gains``) hold them, and ``g = (gHP, gL,
-    glog, gsd)`` holds, on the same rows, the factors :func:`_filter` records
-    (``RECORD``) for the sequences that share them, replayed afterwards by
-    :func:`replay_groups`. ``lls, bad, why`` as in :func:`batch_loop`. The GIL is
-    released: callers run disjoint ``lo:hi`` at once.
+    stored once per *source* sequence: ``src[s]`` is the sequence whose covariances
+    sequence ``s`` shares (``src[s] == s`` for a source), and rows ``crow[s]:crow[s] + T``
+    of ``fP, pP, sP`` (and ``crow[s]:crow[s] + T - 1`` of ``cross, gains``) hold them,
+    with ``crow[s] == crow[src[s]]``. ``g = (gHP, gL, glog, gsd)`` holds, on the same
+    rows, the factors :func:`_filter` records. A source runs the whole recursion
+    (``RECORD``); a sharer, called after its source has finished, replays its source's
+    covariances and factors (``REPLAY``), one sequence at a time: the same numbers to the
+    bit as the whole recursion (large groups of sharers go to :func:`replay_groups`
+    instead). ``lls, bad, why`` as in :func:`batch_loop`; a sharer whose source failed is
+    not run (``bad = -3``). The GIL is released: callers run disjoint ``lo:hi`` at once.
     """
     gHP, gL, glog, gsd = g
     for k in range(lo, hi):
@@ -839,8 +844,13 @@ def batch_moments(kp, y, offsets, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g,
         T = b - a
         if T == 0:
             continue
+        source = src[s]
+        if source != s and bad[source] != -1:
+            bad[s] = -3
+            continue
         c = crow[s]
         kps = _sequence_params(kp, a, b)
+        mode = RECORD if source == s else REPLAY
         e = c + T
         _filter_smooth(
             kps,
@@ -849,7 +859,7 @@ def batch_moments(kp, y, offsets, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g,
             pm[a:b],
             fP[c:e],
             pP[c:e],
-            RECORD,
+            mode,
             (gHP[c:e], gL[c:e], glog[c:e], gsd[c:e]),
             smooth,
             sm[a:b] if smooth else sm,

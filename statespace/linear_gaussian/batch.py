@@ -30,9 +30,10 @@ worker that already runs one task per core).
   fleet of complete sequences runs the ``O(d^3)`` covariance recursion once (the
   filter: once for the longest; the smoother: once per length); every other
   sequence replays its factors and pays ``O(d^2 + d m + m^2)`` per step for its
-  means, in lock-step with the others of its group (their independent chains
-  side by side in vector registers; the same numbers as running it alone, to
-  round-off). Sequences with missing values share with those of the same length
+  means, in lock-step with the others of its group when it has at least
+  ``MIN_LOCKSTEP`` members (their independent chains side by side in vector
+  registers; the same numbers as running it alone, to round-off; alone, to the
+  bit). Sequences with missing values share with those of the same length
   and the same missing coordinates.
 
 A sequence the filter cannot carry raises the same error as the per-sequence
@@ -71,6 +72,10 @@ MIN_CHUNK_ROWS = 8192
 #: Most sequences replayed in lock-step by one call (``_fast.replay_groups``): ``(d, LOCKSTEP)`` means
 #: stay in the first-level cache.
 LOCKSTEP = 256
+#: Fewest sharers of one source replayed in lock-step: below it the loops over the members are too
+#: short to pay for themselves and each sequence replays alone (groups of 1-5 members were up to
+#: 1.6x slower in lock-step).
+MIN_LOCKSTEP = 8
 
 
 def _chunk_ends(offsets: np.ndarray) -> np.ndarray:
@@ -313,22 +318,26 @@ def _moments(params, y, offsets, inputs, smooth, n_threads) -> BatchMoments:
     k = n_threads_for(n_threads)
     lengths = np.diff(offsets)
     is_source = src == np.arange(S)
-    # the sources first (they record what the others replay)
-    seqs = np.flatnonzero(is_source)
-    run_parts(
-        lambda lo, hi: module.batch_moments(
-            kp, y, offsets, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
-        ),
-        row_split(offsets_of(lengths[seqs]), k) if len(seqs) else np.zeros(1, dtype=np.int64),
-    )
-    # then the others, each group of sharers of one source in lock-step
     sharers = np.flatnonzero(~is_source)
-    if len(sharers):
-        members = sharers[np.lexsort((-lengths[sharers], src[sharers]))]  # by source, longest first
-        # groups of one source, cut into runs of at most LOCKSTEP members (their means stay in cache,
-        # and threads share out the work of one large group)
-        starts = np.flatnonzero(np.diff(src[members], prepend=-1))
-        sizes = np.diff(np.append(starts, len(members)))
+    members = sharers[np.lexsort((-lengths[sharers], src[sharers]))]  # by source, longest first
+    starts = np.flatnonzero(np.diff(src[members], prepend=-1))
+    sizes = np.diff(np.append(starts, len(members)))
+    big = sizes >= MIN_LOCKSTEP
+    lockstep = np.repeat(big, sizes)
+    # the sources first (they record what the others replay), then the sharers of small groups
+    # one by one, then the large groups in lock-step
+    for seqs in (np.flatnonzero(is_source), members[~lockstep]):
+        run_parts(
+            lambda lo, hi, seqs=seqs: module.batch_moments(
+                kp, y, offsets, src, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
+            ),
+            row_split(offsets_of(lengths[seqs]), k) if len(seqs) else np.zeros(1, dtype=np.int64),
+        )
+    if big.any():
+        # runs of at most LOCKSTEP members of one source: their means stay in cache, and threads
+        # share out the work of one large group
+        members, sizes = members[lockstep], sizes[big]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         group_ends = np.concatenate(
             [np.append(np.arange(a + LOCKSTEP, a + n, LOCKSTEP), a + n) for a, n in zip(starts, sizes)]
         ).astype(np.int64)
