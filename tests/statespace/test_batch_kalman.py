@@ -205,9 +205,18 @@ def _fleet(p, rng, p_in=0):
     return ys, us
 
 
+@pytest.fixture(params=["small groups one by one", "every group in lock-step"])
+def lockstep(request, monkeypatch):
+    """Run a test with the default lock-step threshold and with every group of sharers in lock-step
+    (inputs, missing patterns, smoothing and groups of one through ``replay_groups``)."""
+    if request.param == "every group in lock-step":
+        monkeypatch.setattr(batch_module, "MIN_LOCKSTEP", 1)
+    return request.param
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("d,m,p_in", [(1, 1, 0), (3, 2, 0), (3, 2, 2), (5, 3, 0)])
-def test_batch_filter_and_smoother_equal_the_full_recursion_per_sequence(d, m, p_in, n_threads):
+def test_batch_filter_and_smoother_equal_the_full_recursion_per_sequence(d, m, p_in, n_threads, lockstep):
     """Every sequence of a batch (sharing covariances or not) equals the filter and smoother of the
     same model written with time-varying stacks, which runs the whole recursion at every step alone."""
     p = _inputs_model(d, m, p_in, seed=d) if p_in else _model(d, m, seed=d)
@@ -279,7 +288,7 @@ def test_model_verbs_run_a_list_as_one_batch():
         np.testing.assert_allclose(a.smoothed_covs, b.smoothed_covs, rtol=1e-9, atol=1e-12)
 
 
-def test_batch_filter_errors_name_the_sequence():
+def test_batch_filter_errors_name_the_sequence(lockstep):
     p = _model(2, 2, seed=0)
     tiny = p.replace(P0=p.P0 * 1e-150, Q=p.Q * 1e-150, R=p.R * 1e-150)
     ys = [np.zeros((5, 2)), np.zeros((5, 2)), np.full((5, 2), 1e150), np.zeros((5, 2))]
