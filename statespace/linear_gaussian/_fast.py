@@ -706,14 +706,15 @@ def loop_work_size(t_max: int, d: int, m: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
-def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work):
+def batch_loop(kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work):
     """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
 
     Sequence ``s`` is ``y[offsets[s]:offsets[s + 1]]``; chunk ``c`` holds sequences
-    ``chunk_ends[c - 1]:chunk_ends[c]`` and adds their statistics, in order, to
-    ``stats[c]``, so that the sums do not depend on how chunks are spread over
-    threads (the GIL is released: callers run disjoint chunk ranges at once, each
-    with its own ``work``). ``lls[s]`` is the log-likelihood of sequence ``s``;
+    ``order[chunk_ends[c - 1]:chunk_ends[c]]`` (a permutation of the same index range that
+    puts sequences of one length next to each other, so that they share covariances) and
+    adds their statistics, in that order, to ``stats[c]``, so that the sums do not depend
+    on how chunks are spread over threads (the GIL is released: callers run disjoint
+    chunk ranges at once, each with its own ``work``). ``lls[s]`` is the log-likelihood of sequence ``s``;
     ``bad[s] >= 0`` marks where its filter (``why[s]``: a ``FAIL_*`` code) or its
     smoother (``why[s] = -2``) stopped, and the statistics then omit it. ``work`` is
     scratch of :func:`loop_work_size` for the longest sequence of the chunks (the
@@ -755,7 +756,8 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
         ref_T = -1  # the last sequence whose covariances the buffers hold (-1: none)
         ref_a = 0
         cov_ok = False  # cov_half holds the covariance half of the current run of shared sequences
-        for s in range(s0, s1):
+        for k in range(s0, s1):
+            s = order[k]
             a, b = _open(offsets, s, lls, bad, why)
             T = b - a
             if T == 0:
@@ -773,8 +775,12 @@ def batch_loop(kp, y, offsets, chunk_ends, c0, c1, want_stats, stats, lls, bad, 
             if want_stats:
                 if not shared:
                     # the covariance half of the statistics, kept for the sequences that will share it
+                    nx = order[k + 1] if k + 1 < s1 else -1
                     cov_ok = (
-                        s + 1 < s1 and offsets[s + 2] - offsets[s + 1] == T and _complete(ys) and _same_mask(y, a, b, T)
+                        nx >= 0
+                        and offsets[nx + 1] - offsets[nx] == T
+                        and _complete(ys)
+                        and _same_mask(y, a, offsets[nx], T)
                     )
                     if cov_ok:
                         cov_half[:] = 0.0

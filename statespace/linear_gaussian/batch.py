@@ -141,8 +141,16 @@ def _run(params, y, offsets, inputs, want_stats, n_threads):
         t_max = int(lengths[s0:s1].max()) if s1 > s0 else 0
         size = _fast.loop_work_size(t_max, params.state_dim, params.obs_dim)
         work[c0] = scratch(("linear_gaussian.batch_loop", j), size)
+    # within each chunk, sequences of one length next to each other (a stable sort): consecutive
+    # sequences of one length and missing pattern share their covariances
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    order = np.concatenate(
+        [a + np.argsort(lengths[a:b], kind="stable") for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)]
+    ).astype(np.int64)
     run_parts(
-        lambda c0, c1: module.batch_loop(kp, y, offsets, ends, c0, c1, want_stats, stats, lls, bad, why, work[c0]),
+        lambda c0, c1: module.batch_loop(
+            kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, work[c0]
+        ),
         bounds,
     )
     return y, offsets, kp, stats, lls, bad, why

@@ -192,6 +192,23 @@ def test_sequences_of_one_length_and_mask_share_covariances(n_threads, chunks):
         assert lls[i] == pytest.approx(kalman_log_likelihood(p, s), rel=1e-12)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_interleaved_lengths_are_grouped_to_share_covariances(n_threads, chunks):
+    """Lengths alternating within a chunk: the batch visits each chunk's sequences by length, so the
+    equal-length ones share covariances and the covariance half of their statistics; the sums still
+    equal the per-sequence E-step's (and one chunk per sequence changes nothing)."""
+    p = _model(3, 2, seed=8)
+    rng = np.random.default_rng(8)
+    ys = [rng.normal(size=(30 + i % 3, 2)) * 2.0 for i in range(15)]
+    ys[7][5, 0] = np.nan  # one with its own missing pattern in the middle of a run
+    y, offsets = pack(ys)
+    stats, ll = batch_e_step(p, y, offsets, n_threads=n_threads)
+    seqs, us, _ = prepare(p, ys, None)
+    ref_stats, ref_ll = e_step(p, seqs, us)
+    assert ll == pytest.approx(ref_ll, rel=1e-12)
+    np.testing.assert_allclose(stats, ref_stats, rtol=1e-10, atol=1e-10 * np.abs(ref_stats).max())
+
+
 def _fleet(p, rng, p_in=0):
     """Sequences that exercise every sharing case: repeated lengths, one length with two missing
     patterns (each shared), a fully missing step, a sequence of one step, an empty one."""
