@@ -41,6 +41,7 @@ from .emissions import (
     clean_rows,
     observed_split,
     regressor,
+    stacked_block,
 )
 
 
@@ -213,7 +214,6 @@ def weighted_scatter(y, u, L, offsets, gamma, diagonal, S):
     T, d = y.shape
     K, p, _ = S.shape
     q = p - d
-    n_in = u.shape[1]
     fast = np.empty(T, np.bool_)
     for i in range(offsets.shape[0] - 1):
         fast[offsets[i] : offsets[i + 1]] = clean_rows(y[offsets[i] : offsets[i + 1]], L)
@@ -221,17 +221,10 @@ def weighted_scatter(y, u, L, offsets, gamma, diagonal, S):
     Gb = np.empty((K, TIME_BLOCK))
     Wb = np.empty(TIME_BLOCK)
     for t0 in range(0, T, TIME_BLOCK):
+        stacked_block(y, u, L, fast, t0, Zb)
         for s in range(TIME_BLOCK):
             t = t0 + s
             use = t < T and fast[t]
-            Zb[0, s] = 1.0 if use else 0.0
-            for l in range(L):
-                for j in range(d):
-                    Zb[1 + l * d + j, s] = y[t - 1 - l, j] if use else 0.0
-            for j in range(n_in):
-                Zb[1 + L * d + j, s] = u[t, j] if use else 0.0
-            for j in range(d):
-                Zb[q + j, s] = y[t, j] if use else 0.0
             for k in range(K):
                 Gb[k, s] = gamma[t, k] if use else 0.0
         for k in range(K):

@@ -327,9 +327,32 @@ def clean_rows(y, L):
     return ok
 
 
+@nb.njit(cache=True, inline="always")
+def stacked_block(y, u, L, fast, t0, Zb):
+    """Column ``s`` of ``Zb (q + d, TIME_BLOCK)`` is :math:`z_t = (x_t, y_t)` for step ``t = t0 + s``:
+    the regressor :math:`x_t = (1, y_{t-1}, \\dots, y_{t-L}, u_t)` stacked on the observation, where
+    ``fast[t]`` (fully observed, full lag window: :func:`clean_rows`), and zeros for the other steps
+    and past the end, which the blocked loops then carry without a branch."""
+    T, d = y.shape
+    p = u.shape[1]
+    q = 1 + L * d + p
+    for s in range(TIME_BLOCK):
+        t = t0 + s
+        use = t < T and fast[t]
+        Zb[0, s] = 1.0 if use else 0.0
+        for l in range(L):
+            for j in range(d):
+                Zb[1 + l * d + j, s] = y[t - 1 - l, j] if use else 0.0
+        for j in range(p):
+            Zb[1 + L * d + j, s] = u[t, j] if use else 0.0
+        for j in range(d):
+            Zb[q + j, s] = y[t, j] if use else 0.0
+
+
 @nb.njit(cache=True, fastmath=FASTMATH, inline="always")
-def _whiten_block(X, Yb, R, Z, QF, W, Linv, const, diag, out, t0, n):
-    """Rows ``t0:t0+n`` of ``out`` from the block's regressors ``X (q, n)`` and observations ``Yb (d, n)``.
+def _whiten_block(Zb, R, Z, QF, W, Linv, const, diag, out, t0, n):
+    """Rows ``t0:t0+n`` of ``out`` from the block's stacked regressors and observations ``Zb``
+    (:func:`stacked_block`: rows ``0:q`` are ``x_t``, rows ``q:q+d`` are ``y_t``).
 
     Inlined, so that the call with ``n = TIME_BLOCK`` compiles to loops of a constant
     trip count (unrolled and vectorised without remainder code: twice as fast).
@@ -338,11 +361,11 @@ def _whiten_block(X, Yb, R, Z, QF, W, Linv, const, diag, out, t0, n):
     for k in range(K):
         for j in range(d):
             for s in range(n):
-                R[j, s] = Yb[j, s]
+                R[j, s] = Zb[q + j, s]
             for i in range(q):
                 w = W[k, i, j]
                 for s in range(n):
-                    R[j, s] -= w * X[i, s]
+                    R[j, s] -= w * Zb[i, s]
         for s in range(n):
             QF[s] = 0.0
         for i in range(d):
@@ -384,30 +407,18 @@ def ar_loglik(y, u, L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, cho
     """
     T, d = y.shape
     K, q, _ = W.shape
-    p = u.shape[1]
-    X = np.empty((q, TIME_BLOCK))
-    Yb = np.empty((d, TIME_BLOCK))
+    ok = clean_rows(y, L)
+    Zb = np.empty((q + d, TIME_BLOCK))
     R = np.empty((d, TIME_BLOCK))
     Z = np.empty(TIME_BLOCK)
     QF = np.empty(TIME_BLOCK)
     for t0 in range(0, T, TIME_BLOCK):
         n = min(TIME_BLOCK, T - t0)
-        for s in range(n):
-            t = t0 + s
-            X[0, s] = 1.0
-            for j in range(d):
-                Yb[j, s] = y[t, j]
-            for l in range(L):
-                tl = max(t - 1 - l, 0)  # steps before L get garbage here and are redone below
-                for j in range(d):
-                    X[1 + l * d + j, s] = y[tl, j]
-            for j in range(p):
-                X[1 + L * d + j, s] = u[t, j]
+        stacked_block(y, u, L, ok, t0, Zb)  # the other steps get zeros here and are redone below
         if n == TIME_BLOCK:
-            _whiten_block(X, Yb, R, Z, QF, W, Linv, const, diag, out, t0, TIME_BLOCK)
+            _whiten_block(Zb, R, Z, QF, W, Linv, const, diag, out, t0, TIME_BLOCK)
         else:
-            _whiten_block(X, Yb, R, Z, QF, W, Linv, const, diag, out, t0, n)
-    ok = clean_rows(y, L)
+            _whiten_block(Zb, R, Z, QF, W, Linv, const, diag, out, t0, n)
     x = np.empty(q)
     mean = np.empty(d)
     for t in range(T):
