@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace._ragged import packed
 from statespace.convergence import ConvergenceMonitor
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
@@ -93,17 +94,14 @@ def chain_e_step(model_params, shard) -> ChainStats:
 def concatenated(shard, K: int):
     """``(y, u, log_pl, offsets)``: the items of ``shard`` as one ragged batch (``log_pl`` None when no
     item has partial knowledge, 0 for the items without). One item is used as it is, without a copy."""
-    lengths = [len(y) for y, _, _ in shard]
-    offsets = np.zeros(len(shard) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
     if len(shard) == 1:
         y, u, lp = shard[0]
-        return y, u, lp, offsets
-    y = np.concatenate([it[0] for it in shard])
-    u = np.concatenate([it[1] for it in shard])
+        return y, u, lp, np.array([0, len(y)], dtype=np.int64)
+    y, offsets = packed(shard, 0)
+    u, _ = packed(shard, 1)
     if all(it[2] is None for it in shard):
         return y, u, None, offsets
-    lp = np.concatenate([np.zeros((n, K)) if it[2] is None else it[2] for n, it in zip(lengths, shard)])
+    lp = np.concatenate([np.zeros((len(it[0]), K)) if it[2] is None else it[2] for it in shard])
     return y, u, lp, offsets
 
 

@@ -69,6 +69,85 @@ def _tiled_span(seqs: list, dtype) -> np.ndarray | None:
     )
 
 
+def tile(items) -> list:
+    """``items`` (tuples, one per sequence) with every array field stored once, as consecutive views of one block.
+
+    At each position of the tuples where every item holds an array (one dtype, one
+    row shape), the arrays are copied once into one block and replaced by their
+    views, so that :func:`packed` gives that field of any contiguous run of the items
+    (a shard) without a copy. Returns a :class:`TiledItems`; items that are not
+    tuples of one length come back as a plain list, unchanged.
+    """
+    items = list(items)
+    if not items or any(type(it) is not tuple or len(it) != len(items[0]) for it in items):
+        return items
+    columns, blocks = [], []
+    for p in range(len(items[0])):
+        col = [it[p] for it in items]
+        first = col[0]
+        if (
+            isinstance(first, np.ndarray)
+            and first.ndim >= 1
+            and all(
+                isinstance(a, np.ndarray) and a.dtype == first.dtype and a.shape[1:] == first.shape[1:] for a in col
+            )
+        ):
+            block, offsets = pack(col, dtype=first.dtype)
+            bounds = offsets.tolist()
+            columns.append([block[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+            blocks.append((block, offsets))
+        else:
+            columns.append(col)
+            blocks.append(None)
+    return TiledItems(zip(*columns), blocks)
+
+
+class TiledItems(list):
+    """A list of item tuples made by :func:`tile`: ``blocks[p]`` is ``(data, offsets)`` of field ``p``
+    (``None`` where the field is not tiled). A contiguous slice is again a ``TiledItems`` over the same
+    blocks; pickled, it carries each block once (not one array per item)."""
+
+    __slots__ = ("blocks",)
+
+    def __init__(self, items, blocks):
+        super().__init__(items)
+        self.blocks = blocks
+
+    def __getitem__(self, i):
+        if not isinstance(i, slice) or i.step not in (None, 1):
+            return super().__getitem__(i)
+        a, b, _ = i.indices(len(self))
+        b = max(a, b)
+        blocks = [
+            None if blk is None else (blk[0][blk[1][a] : blk[1][b]], blk[1][a : b + 1] - blk[1][a])
+            for blk in self.blocks
+        ]
+        return TiledItems(super().__getitem__(i), blocks)
+
+    def __reduce__(self):
+        fields = [blk if blk is not None else [it[p] for it in self] for p, blk in enumerate(self.blocks)]
+        return (_untile, (fields, [blk is not None for blk in self.blocks], len(self)))
+
+
+def _untile(fields, tiled, n) -> TiledItems:
+    columns = []
+    for f, t in zip(fields, tiled):
+        if t:
+            bounds = f[1].tolist()
+            columns.append([f[0][a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+        else:
+            columns.append(f)
+    return TiledItems(zip(*columns) if columns else [()] * n, [f if t else None for f, t in zip(fields, tiled)])
+
+
+def packed(items, p: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, offsets)`` of field ``p`` of ``items``: without a copy from a :class:`TiledItems`, else :func:`pack`."""
+    blk = items.blocks[p] if isinstance(items, TiledItems) else None
+    if blk is not None and blk[0].dtype == dtype:
+        return blk
+    return pack([it[p] for it in items], dtype)
+
+
 def check_offsets(name: str, offsets, n_rows: int) -> np.ndarray:
     """``offsets`` as a validated int64 array for ``n_rows`` concatenated rows (:class:`ShapeError` naming what is wrong)."""
     o = np.asarray(offsets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._ragged import tile
 from .._scratch import Workspace, kept
 from ._backend import active, item_size, reduce_sum, shard_bounds
 
@@ -46,7 +47,8 @@ class EStep:
 
     def __init__(self, fn, items):
         self.fn = fn
-        self.items = list(items)
+        # each field stored once as one block: every E-step (and shard) then reads its batch without a copy
+        self.items = tile(items)
         self._backend = active()
         self._shards = None
         self._hosts = None

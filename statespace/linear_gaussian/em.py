@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._ragged import pack
+from .._ragged import packed
 from ..convergence import ConvergenceMonitor
 from ..distributed import EStep
 from ..errors import ParameterError, ShapeError
@@ -198,35 +198,33 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
     return params.replace_built(**new) if new else params
 
 
-def e_step(params: LGSSMParams, seqs, us, buffers=None) -> tuple[np.ndarray, float]:
-    """Summed expected sufficient statistics and total log-likelihood over clean sequences.
+def e_step(params: LGSSMParams, seqs, us) -> tuple[np.ndarray, float]:
+    """Summed expected sufficient statistics and total log-likelihood over clean sequences ``seqs``
+    (inputs ``us``, one per sequence): :func:`shard_e_step` of their ``(y, u)`` items."""
+    return shard_e_step(params, list(zip(seqs, us)))
 
-    A time-invariant model runs the whole list in one compiled call, parallel over
-    sequences (``statespace.linear_gaussian.batch.batch_e_step``); time-varying
-    parameters go sequence by sequence, where ``buffers`` (one ``(filter, smoother)``
-    pair of output blocks per sequence) lets repeated E-steps reuse their memory.
+
+def shard_e_step(params: LGSSMParams, shard) -> tuple[np.ndarray, float]:
+    """Summed expected sufficient statistics and total log-likelihood over the ``(y, u)`` items of ``shard``,
+    the E-step ``fn`` of :class:`~statespace.distributed.EStep`.
+
+    A time-invariant model runs the whole shard as one ragged batch in one compiled
+    call, parallel over sequences (``statespace.linear_gaussian.batch.batch_e_step``;
+    a tiled shard gives its batch without a copy); time-varying parameters go
+    sequence by sequence.
     """
     if not params.time_varying:
-        y, offsets = pack(seqs)
-        u = np.concatenate(us) if params.input_dim else None
-        return batch_e_step(params, y, offsets, u)
-    lay = stats_layout(params.state_dim, params.obs_dim, params.input_dim)
-    stats = np.zeros(lay.size)
+        y, offsets = packed(shard, 0)
+        return batch_e_step(params, y, offsets, packed(shard, 1)[0] if params.input_dim else None)
+    stats = np.zeros(stats_layout(params.state_dim, params.obs_dim, params.input_dim).size)
     ll = 0.0
-    if buffers is None:
-        buffers = [None] * len(seqs)
-    for i, (y, u, buf) in enumerate(zip(seqs, us, buffers)):
+    for i, (y, u) in enumerate(shard):
         kp = kernel_params(params, u, whitened=False)
-        s = smooth_kernel_params(kp, y, buf, f"y[{i}]" if len(seqs) > 1 else "y")
+        s = smooth_kernel_params(kp, y, label=f"y[{i}]" if len(shard) > 1 else "y")
         loops = loops_for(params.state_dim, params.obs_dim, len(y))
         loops.stats_loop(kp, y, s.smoothed_means, s.smoothed_covs, s.smoothed_cross_covs, stats)
         ll += s.log_likelihood
     return stats, ll
-
-
-def shard_e_step(params: LGSSMParams, shard) -> tuple[np.ndarray, float]:
-    """:func:`e_step` over the ``(y, u)`` items of ``shard``: the E-step ``fn`` of :class:`~statespace.distributed.EStep`."""
-    return e_step(params, [y for y, _ in shard], [u for _, u in shard])
 
 
 def fit_em(

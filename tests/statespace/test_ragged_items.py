@@ -1,0 +1,63 @@
+"""The tiled item lists of ``statespace._ragged`` (one block per field, shards read without a copy),
+against the per-item arrays they were built from."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from statespace._ragged import TiledItems, pack, packed, tile
+
+
+def _items(rng, n=7):
+    lengths = rng.integers(1, 9, size=n)
+    return [
+        (rng.normal(size=(T, 3)), rng.integers(0, 5, size=(T, 0)), None if i % 2 else rng.normal(size=(T, 2)))
+        for i, T in enumerate(lengths)
+    ]
+
+
+@pytest.mark.parametrize("cut", [(0, 7), (2, 5), (3, 3), (6, 7)])
+def test_a_tiled_slice_packs_without_a_copy_to_what_pack_gives(cut):
+    items = _items(np.random.default_rng(0))
+    tiled = tile(items)
+    assert isinstance(tiled, TiledItems) and len(tiled) == len(items)
+    a, b = cut
+    part = tiled[a:b]
+    assert isinstance(part, TiledItems) and len(part) == b - a
+    y, offsets = packed(part, 0)
+    y_ref, off_ref = pack([it[0] for it in items[a:b]])
+    np.testing.assert_array_equal(y, y_ref.reshape(-1, 3))  # an empty pack has no row shape
+    np.testing.assert_array_equal(offsets, off_ref)
+    assert y.size == 0 or np.shares_memory(y, tiled.blocks[0][0])  # a view of the one block
+    for got, it in zip(part, items[a:b]):  # every item unchanged, its arrays views of the blocks
+        np.testing.assert_array_equal(got[0], it[0])
+        assert got[1].shape == it[1].shape and got[1].dtype == it[1].dtype
+        assert (got[2] is None) == (it[2] is None)
+    # the field holding None for some items is not tiled: packed falls back to pack
+    assert tiled.blocks[2] is None
+
+
+def test_a_pickled_tiled_shard_carries_each_block_once_and_stays_tiled():
+    rng = np.random.default_rng(1)
+    items = [(rng.normal(size=(50, 4)), np.zeros((50, 0))) for _ in range(200)]
+    shard = tile(items)[40:160]
+    blob = pickle.dumps(shard, protocol=5)
+    per_item = pickle.dumps([it for it in items[40:160]], protocol=5)
+    assert len(blob) < len(per_item)  # one array header per field, not one per item
+    back = pickle.loads(blob)
+    assert isinstance(back, TiledItems)
+    y, offsets = packed(back, 0)
+    np.testing.assert_array_equal(y, np.concatenate([it[0] for it in items[40:160]]))
+    np.testing.assert_array_equal(offsets, np.arange(121) * 50)
+    assert np.shares_memory(back[5][0], y)
+
+
+def test_items_that_are_not_tuples_of_one_length_come_back_unchanged():
+    arrays = [np.ones((3, 2)), np.ones((4, 2))]
+    assert tile(arrays) == arrays and not isinstance(tile(arrays), TiledItems)
+    mixed = [(np.ones((3, 2)),), (np.ones((3, 2)), 1)]
+    assert not isinstance(tile(mixed), TiledItems)
+    # a field of two dtypes is left as it is
+    t = tile([(np.ones((3, 2)),), (np.ones((3, 2), dtype=np.float32),)])
+    assert t.blocks == [None]
