@@ -31,6 +31,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
+from statespace._ragged import n_threads_for, run_parts
 from statespace.validation import check_finite
 
 from .emissions import (
@@ -191,7 +192,10 @@ def ar_accumulate_batch(y, u, offsets, L, gamma, W, covs, mu0, covs0, n, Sxx, Sx
         ar_accumulate(y[a:b], u[a:b], L, gamma[a:b], W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0, S00)
 
 
-@nb.njit(cache=True, fastmath=FASTMATH)
+#: Rows per chunk of :func:`weighted_scatter` (a multiple of ``TIME_BLOCK``): the unit of its parallel work.
+SCATTER_CHUNK_ROWS = 64 * TIME_BLOCK
+
+
 def weighted_scatter(y, u, L, offsets, gamma, diagonal, S):
     r"""Add :math:`\sum_t \gamma_t(k)\, z_t z_t^\top` over the fast rows ``t`` to ``S[k]``; returns the fast-row mask.
 
@@ -202,7 +206,8 @@ def weighted_scatter(y, u, L, offsets, gamma, diagonal, S):
     then :math:`S^{xx}_k`, :math:`S^{xy}_k` and :math:`S^{yy}_k`, and ``S[k, 0, 0]``
     is :math:`n_k`. ``diagonal``: the ``yy`` block gets its diagonal only (all the
     M-step of diagonal covariances reads). Only the upper triangle is summed, then
-    mirrored.
+    mirrored. The rows are cut into chunks of :data:`SCATTER_CHUNK_ROWS` (fixed,
+    so that the sums do not depend on the threads), summed on threads and added in chunk order.
 
     Blocks of :data:`hmm.emissions.TIME_BLOCK` steps are copied with time innermost
     (rows not fast weighted 0, the last block padded with zeros), so that every
@@ -211,39 +216,61 @@ def weighted_scatter(y, u, L, offsets, gamma, diagonal, S):
     ``(T, q^2)`` outer-product arrays of a matrix-product formulation (3x faster
     with ``L = 1``).
     """
-    T, d = y.shape
-    K, p, _ = S.shape
-    q = p - d
-    fast = np.empty(T, np.bool_)
+    fast = clean_batch_rows(y, L, offsets)
+    N = y.shape[0]
+    cuts = np.append(np.arange(0, N, SCATTER_CHUNK_ROWS), N).astype(np.int64)
+    parts = np.zeros((len(cuts) - 1, *S.shape))
+    threads = min(n_threads_for(None), len(parts))
+    run_parts(
+        lambda c0, c1: _scatter_chunks(y, u, L, fast, gamma, diagonal, cuts, c0, c1, parts),
+        np.unique(np.linspace(0, len(parts), threads + 1).astype(np.int64)),
+    )
+    for part in parts:  # in chunk order
+        S += part
+    lower = np.tril(np.ones(S.shape[1:], dtype=bool), -1)
+    S[:, lower] = S.transpose(0, 2, 1)[:, lower]
+    return fast
+
+
+@nb.njit(cache=True)
+def clean_batch_rows(y, L, offsets):
+    """:func:`~hmm.emissions.clean_rows` of every sequence of a ragged batch (the lag window restarts at each start)."""
+    fast = np.empty(y.shape[0], np.bool_)
     for i in range(offsets.shape[0] - 1):
         fast[offsets[i] : offsets[i + 1]] = clean_rows(y[offsets[i] : offsets[i + 1]], L)
+    return fast
+
+
+@nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _scatter_chunks(y, u, L, fast, gamma, diagonal, cuts, c0, c1, parts):
+    """The upper triangles of :func:`weighted_scatter`'s sums over chunks ``c0:c1`` of rows, chunk ``c`` into ``parts[c]``."""
+    K, p = parts.shape[1], parts.shape[2]
+    q = p - y.shape[1]
+    T = y.shape[0]
     Zb = np.empty((p, TIME_BLOCK))
     Gb = np.empty((K, TIME_BLOCK))
     Wb = np.empty(TIME_BLOCK)
-    for t0 in range(0, T, TIME_BLOCK):
-        stacked_block(y, u, L, fast, t0, Zb)
-        for s in range(TIME_BLOCK):
-            t = t0 + s
-            use = t < T and fast[t]
+    for c in range(c0, c1):
+        S = parts[c]
+        for t0 in range(cuts[c], cuts[c + 1], TIME_BLOCK):
+            stacked_block(y, u, L, fast, t0, Zb)
+            for s in range(TIME_BLOCK):
+                t = t0 + s
+                use = t < T and fast[t]
+                for k in range(K):
+                    Gb[k, s] = gamma[t, k] if use else 0.0
             for k in range(K):
-                Gb[k, s] = gamma[t, k] if use else 0.0
-        for k in range(K):
-            Gk = Gb[k]
-            for i in range(p):
-                Zi = Zb[i]
-                for s in range(TIME_BLOCK):
-                    Wb[s] = Gk[s] * Zi[s]
-                for j in range(i, i + 1 if diagonal and i >= q else p):
-                    Zj = Zb[j]
-                    acc = 0.0
+                Gk = Gb[k]
+                for i in range(p):
+                    Zi = Zb[i]
                     for s in range(TIME_BLOCK):
-                        acc += Wb[s] * Zj[s]
-                    S[k, i, j] += acc
-    for k in range(K):
-        for i in range(p):
-            for j in range(i):
-                S[k, i, j] = S[k, j, i]
-    return fast
+                        Wb[s] = Gk[s] * Zi[s]
+                    for j in range(i, i + 1 if diagonal and i >= q else p):
+                        Zj = Zb[j]
+                        acc = 0.0
+                        for s in range(TIME_BLOCK):
+                            acc += Wb[s] * Zj[s]
+                        S[k, i, j] += acc
 
 
 def gaussian_accumulate(

@@ -89,3 +89,45 @@ def test_row_ranges_across_threads_equal_each_sequence_alone(n_threads, lengths)
     got = batch_gaussian_loglik(e, y, u, offsets, n_threads=n_threads)
     for a, b in zip(offsets[:-1], offsets[1:]):
         np.testing.assert_array_equal(got[a:b], gaussian_loglik(e, y[a:b], u[a:b]))
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_weighted_scatter_over_thread_chunks_equals_numpy_and_does_not_depend_on_threads(diagonal):
+    """The E-step's scatter sums ``sum_t gamma_t(k) z_t z_t^T`` over the fast rows, cut into fixed chunks of
+    rows summed on threads, against a direct numpy sum; sequences and lag windows straddle the chunk cuts,
+    and one thread or two give the same bits."""
+    import numba
+
+    from hmm.emission_updates import SCATTER_CHUNK_ROWS, weighted_scatter
+    from hmm.emissions import clean_rows
+
+    rng = np.random.default_rng(5)
+    d, L, p_in, K = 2, 2, 1, 3
+    N = 2 * SCATTER_CHUNK_ROWS + 999
+    y = rng.normal(size=(N, d))
+    y[rng.random(N) < 0.01, 1] = np.nan
+    u = rng.normal(size=(N, p_in))
+    cuts = np.sort(rng.choice(np.arange(1, N), size=40, replace=False))
+    cuts = np.unique(np.concatenate([cuts, [SCATTER_CHUNK_ROWS - 1, SCATTER_CHUNK_ROWS + 1]]))
+    offsets = np.concatenate([[0], cuts, [N]]).astype(np.int64)
+    gamma = rng.dirichlet(np.ones(K), size=N)
+    q = 1 + L * d + p_in
+    fast = np.concatenate([clean_rows(y[a:b], L) for a, b in zip(offsets[:-1], offsets[1:])])
+    rows = np.flatnonzero(fast)
+    Z = np.column_stack([np.ones(len(rows))] + [y[rows - 1 - l] for l in range(L)] + [u[rows], y[rows]])
+    want = np.einsum("tk,ti,tj->kij", gamma[rows], Z, Z)
+    if diagonal:  # the yy block's diagonal only
+        yy = want[:, q:, q:]
+        want[:, q:, q:] = yy * np.eye(d)
+    threads = numba.get_num_threads()
+    got = []
+    try:
+        for n in (1, 2):
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+            S = np.zeros((K, q + d, q + d))
+            np.testing.assert_array_equal(weighted_scatter(y, u, L, offsets, gamma, diagonal, S), fast)
+            got.append(S)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_allclose(got[0], want, rtol=1e-10, atol=1e-9)
+    np.testing.assert_array_equal(got[0], got[1])
