@@ -700,13 +700,170 @@ def _open(offsets, s, lls, bad, why):
     return a, b
 
 
-def loop_work_size(t_max: int, d: int, m: int) -> int:
-    """Length of the ``work`` block :func:`batch_loop` needs for sequences of at most ``t_max`` steps."""
-    return t_max * (3 * d + 5 * d * d + m * d + m * m + m + 1)
+@nb.njit(**_FLAGS)
+def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats, out, PMb, FMb, lls, bad, why):
+    """:func:`batch_loop`'s replay of the ``G`` sequences ``order[k0:k0 + G]`` in lock-step: complete, of one
+    length ``T >= 2``, sharing the covariances, factors and RTS gains on the first rows of ``fP, pP, g,
+    gains`` (their source's, just recorded); a model without inputs. Their filter runs as in
+    :func:`replay_groups` (means into ``PMb, FMb``, ``(T, d, G)``), then with ``want_stats`` their RTS
+    means and the means' half of the E-step statistics (:func:`_stats` with ``MEANS``), summed over the
+    members and added to ``out``. Returns whether every member went through (``lls, bad, why`` as in
+    :func:`batch_loop`; nothing is added otherwise).
+
+    Every statistic is a sum over steps of products of the smoothed means: each member keeps its own
+    ``(d, d)`` sums, side by side in ``(d, d, G)`` arrays (no reduction across members inside the
+    time loop), reduced once at the end. The outer products ``x_t x_t^T`` are summed once over the
+    interior steps ``1..T-2``; the transition's ``sum_{t>=1}`` and ``sum_{t<=T-2}`` and the emission's
+    ``sum_t`` add the end steps to it.
+    """
+    d = D if D > 0 else kp.m0.shape[0]
+    m = M if M > 0 else y.shape[1]
+    F, H = kp.F[0], kp.H[0]
+    bu, du = kp.bu[0], kp.du[0]
+    PM = np.empty((d, G))
+    FM = np.empty((d, G))
+    no_rows = np.empty((0, d))
+    _lockstep_filter(
+        kp, F, H, y, offsets, order, k0, G, 0, fP, pP, g, no_rows, no_rows, PMb, FMb, PM, FM, lls, bad, why
+    )
+    for k in range(G):
+        if bad[order[k0 + k]] >= 0:
+            return False
+    if not want_stats:
+        return True
+    T = offsets[order[k0] + 1] - offsets[order[k0]]
+    rows = np.empty(G, np.int64)
+    for k in range(G):
+        rows[k] = offsets[order[k0 + k]]
+    SM = FM  # x_{t+1|T}, starting at t + 1 = T - 1 where it is the filtered mean
+    SN = PM  # x_{t|T}
+    LAST = SM.copy()
+    D1 = np.empty((d, G))
+    EPS = np.empty((d, G))
+    R = np.empty((m, G))
+    Yt = np.empty((m, G))
+    AI = np.zeros((d, d, G))  # sum of x_t x_t^T over t = 1 .. T-2
+    XXP = np.zeros((d, d, G))  # sum of x_t x_{t-1}^T over t >= 1
+    QQ = np.zeros((d, d, G))  # sum of eps_t eps_t^T, eps_t = x_t - F x_{t-1} - b
+    YX = np.zeros((m, d, G))
+    YY = np.zeros((m, m, G))
+    RR = np.zeros((m, m, G))  # sum of r_t r_t^T, r_t = y_t - H x_t - d
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            # RTS: x_{t|T} = x_{t|t} + J_t (x_{t+1|T} - x_{t+1|t})
+            for i in range(d):
+                for k in range(G):
+                    D1[i, k] = SM[i, k] - PMb[t + 1, i, k]
+            for i in range(d):
+                for k in range(G):
+                    SN[i, k] = FMb[t, i, k]
+                for l in range(d):
+                    jl = gains[t, i, l]
+                    for k in range(G):
+                        SN[i, k] += jl * D1[l, k]
+            # the transition t -> t + 1
+            for i in range(d):
+                for k in range(G):
+                    EPS[i, k] = SM[i, k] - bu[i]
+                for l in range(d):
+                    f = F[i, l]
+                    for k in range(G):
+                        EPS[i, k] -= f * SN[l, k]
+            for i in range(d):
+                for j in range(d):
+                    for k in range(G):
+                        XXP[i, j, k] += SM[i, k] * SN[j, k]
+                        QQ[i, j, k] += EPS[i, k] * EPS[j, k]
+            if t >= 1:
+                for i in range(d):
+                    for j in range(i + 1):
+                        for k in range(G):
+                            AI[i, j, k] += SN[i, k] * SN[j, k]
+            SM, SN = SN, SM
+        # the emission at t (x_{t|T} is now SM)
+        for a in range(m):
+            for k in range(G):
+                Yt[a, k] = y[rows[k] + t, a]
+                R[a, k] = Yt[a, k] - du[a]
+            for l in range(d):
+                h = H[a, l]
+                for k in range(G):
+                    R[a, k] -= h * SM[l, k]
+        for a in range(m):
+            for j in range(d):
+                for k in range(G):
+                    YX[a, j, k] += Yt[a, k] * SM[j, k]
+            for b in range(a + 1):
+                for k in range(G):
+                    YY[a, b, k] += Yt[a, k] * Yt[b, k]
+                    RR[a, b, k] += R[a, k] * R[b, k]
+    # SM holds x_{0|T}, LAST x_{T-1|T}: the sums over the members, then into out (_stats' layout)
+    offs = _layout(d, m, 0)
+    o_x0, o_x0x0, o_nt, o_xpxp, o_xxp, o_xx, o_qres = offs[1], offs[2], offs[3], offs[4], offs[5], offs[6], offs[10]
+    o_ne, o_yx, o_yy, o_xexe, o_rres = offs[11], offs[12], offs[13], offs[14], offs[18]
+    out[offs[0]] += G
+    out[o_nt] += G * (T - 1.0)
+    out[o_ne] += G * float(T)
+    A0, AL, Ai = np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
+    for i in range(d):
+        s = 0.0
+        for k in range(G):
+            s += SM[i, k]
+        out[o_x0 + i] += s
+        for j in range(d):
+            s0 = 0.0
+            sl = 0.0
+            si = 0.0
+            for k in range(G):
+                s0 += SM[i, k] * SM[j, k]
+                sl += LAST[i, k] * LAST[j, k]
+                si += AI[max(i, j), min(i, j), k]
+            A0[i, j], AL[i, j], Ai[i, j] = s0, sl, si
+    for i in range(d):
+        for j in range(d):
+            out[o_x0x0 + i * d + j] += A0[i, j]
+            out[o_xpxp + i * d + j] += A0[i, j] + Ai[i, j]
+            out[o_xx + i * d + j] += Ai[i, j] + AL[i, j]
+            out[o_xexe + i * d + j] += A0[i, j] + Ai[i, j] + AL[i, j]
+            s1 = 0.0
+            s2 = 0.0
+            for k in range(G):
+                s1 += XXP[i, j, k]
+                s2 += QQ[i, j, k]
+            out[o_xxp + i * d + j] += s1
+            out[o_qres + i * d + j] += s2
+    for a in range(m):
+        for j in range(d):
+            s = 0.0
+            for k in range(G):
+                s += YX[a, j, k]
+            out[o_yx + a * d + j] += s
+        for b in range(m):
+            s1 = 0.0
+            s2 = 0.0
+            for k in range(G):
+                s1 += YY[max(a, b), min(a, b), k]
+                s2 += RR[max(a, b), min(a, b), k]
+            out[o_yy + a * m + b] += s1
+            out[o_rres + a * m + b] += s2
+    return True
+
+
+#: Most rows (steps x members) of one lock-step group of :func:`batch_loop`: its filtered and predicted
+#: means, ``(T, d, G)`` each, stay within a few MB of scratch (longer sequences form smaller groups).
+ESTEP_BLOCK_ROWS = 32_768
+
+
+def loop_work_size(t_max: int, d: int, m: int, lockstep: int) -> int:
+    """Length of the ``work`` block :func:`batch_loop` needs for sequences of at most ``t_max`` steps
+    (lock-step groups of at most ``lockstep`` members)."""
+    return t_max * (3 * d + 5 * d * d + m * d + m * m + m + 1) + 2 * d * min(ESTEP_BLOCK_ROWS, t_max * lockstep)
 
 
 @nb.njit(cache=True, nogil=True)
-def batch_loop(kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work):
+def batch_loop(
+    kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work, lockstep, min_lockstep
+):
     """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
 
     Sequence ``s`` is ``y[offsets[s]:offsets[s + 1]]``; chunk ``c`` holds sequences
@@ -719,6 +876,11 @@ def batch_loop(kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls
     smoother (``why[s] = -2``) stopped, and the statistics then omit it. ``work`` is
     scratch of :func:`loop_work_size` for the longest sequence of the chunks (the
     caller keeps it across EM iterations: ``statespace._scratch``).
+
+    A run of at least ``min_lockstep`` complete sequences sharing the covariances of the one
+    before them (a model without inputs) replays them in lock-step groups of at most
+    ``lockstep`` members (:func:`_lockstep_e_step`; ``ESTEP_BLOCK_ROWS`` steps in all), the
+    others one at a time.
     """
     d = D if D > 0 else kp.m0.shape[0]
     m = y.shape[1]
@@ -749,6 +911,10 @@ def batch_loop(kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls
     gsd = _carve2(work, at, t_max, m)
     glog = work[at + t_max * m : at + t_max * m + t_max]
     g = (gHP, gL, glog, gsd)
+    at += t_max * m + t_max
+    n_block = min(ESTEP_BLOCK_ROWS, t_max * lockstep) * d
+    means_block = work[at : at + 2 * n_block]
+    inputs = kp.u.shape[1] > 0
     cov_half = np.zeros(stats.shape[1])
     for c in range(c0, c1):
         s0 = 0 if c == 0 else chunk_ends[c - 1]
@@ -756,7 +922,9 @@ def batch_loop(kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls
         ref_T = -1  # the last sequence whose covariances the buffers hold (-1: none)
         ref_a = 0
         cov_ok = False  # cov_half holds the covariance half of the current run of shared sequences
-        for k in range(s0, s1):
+        k = s0 - 1
+        while k + 1 < s1:
+            k += 1
             s = order[k]
             a, b = _open(offsets, s, lls, bad, why)
             T = b - a
@@ -793,6 +961,33 @@ def batch_loop(kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls
                     stats_loop(kps, ys, sm, sP, cross, stats[c])
             ref_T = T
             ref_a = a
+            if shared or inputs or T < 2 or not _complete(ys):
+                continue
+            # the run of sequences after this source that share its covariances, in lock-step groups
+            n_run = 0
+            while k + 1 + n_run < s1:
+                nx = order[k + 1 + n_run]
+                if offsets[nx + 1] - offsets[nx] != T or not _same_mask(y, a, offsets[nx], T):
+                    break
+                n_run += 1
+            G_max = min(lockstep, n_block // (T * d))
+            if n_run < min_lockstep or G_max < min_lockstep:
+                continue
+            while n_run > 0:
+                G = min(G_max, n_run)
+                for j in range(k + 1, k + 1 + G):
+                    _open(offsets, order[j], lls, bad, why)
+                PMb = means_block[: T * d * G].reshape((T, d, G))
+                FMb = means_block[n_block : n_block + T * d * G].reshape((T, d, G))
+                if _lockstep_e_step(
+                    kp, y, offsets, order, k + 1, G, fP, pP, g, gains, want_stats, stats[c], PMb, FMb, lls, bad, why
+                ):
+                    if want_stats:
+                        for _ in range(G):
+                            for i in range(cov_half.shape[0]):
+                                stats[c, i] += cov_half[i]
+                k += G
+                n_run -= G
 
 
 @nb.njit(inline="always")
@@ -885,6 +1080,181 @@ STAGE_STEPS = 128
 _FAIL_OF_STAGE = (FAIL_OVERFLOW, FAIL_IMPOSSIBLE, FAIL_CANCELLATION)
 
 
+@nb.njit(**_FLAGS)
+def _lockstep_filter(kp, F, H, y, offsets, members, lo, G, c, fP, pP, g, pm, fm, PMb, FMb, PM, FM, lls, bad, why):
+    """The forward pass of :func:`_filter`'s ``REPLAY`` for the ``G`` sequences ``members[lo:lo + G]`` (longest
+    first), in lock-step (:func:`replay_groups`), on the shared covariances and factors from row ``c``
+    (``fP, pP``, ``g = (gHP, gL, glog, gsd)``; ``F, H`` are ``kp.F[0], kp.H[0]``).
+
+    The means go to each member's rows of ``pm`` and ``fm`` (staged, see below) when ``PMb`` has no
+    rows, else to ``PMb[t], FMb[t]``, ``(T, d, G)`` (the E-step's layout: one group's steps side by
+    side, where its RTS pass reads them back). ``PM, FM`` are ``(d, G)`` scratch; ``FM`` holds the
+    last step's filtered means on return. ``lls, bad, why`` as in :func:`batch_loop`.
+    """
+    gHP, gL, glog, gsd = g
+    d = D if D > 0 else kp.m0.shape[0]
+    m = M if M > 0 else y.shape[1]
+    bus, dus = kp.bu, kp.du
+    varying_b = bus.shape[0] > 1
+    varying_d = dus.shape[0] > 1
+    obs = np.empty(m, np.int64)
+    rows = np.empty(G, np.int64)
+    for k in range(G):
+        rows[k] = offsets[members[lo + k]]
+    T = offsets[members[lo] + 1] - rows[0]
+    # each member's means of the last STAGE_STEPS steps, flushed to its own rows as one
+    # contiguous block: written step by step, the members' rows (a page or more apart) cost
+    # more than the arithmetic (2,000 x 1,000 steps, one thread: 154 -> 105 ms)
+    staged = PMb.shape[0] == 0
+    S = STAGE_STEPS if staged else 0
+    SPM = np.empty((G, S, d))
+    SFM = np.empty((G, S, d))
+    E = np.empty((m, G))
+    MAG = np.empty((d, G))
+    LL = np.zeros(G)
+    alive = np.ones(G, np.bool_)
+    # the earliest check each member failed at this step (0 overflow, 1 impossible data,
+    # 2 cancellation), kept branch-free in the vector loops and read only when some did
+    STAGE = np.full(G, _NO_FAIL, np.int64)
+    hits = 0
+    Gt = G  # members still running at step t (sorted by length, longest first)
+    Gb = G
+    for t in range(T):
+        while offsets[members[lo + Gt - 1] + 1] - offsets[members[lo + Gt - 1]] <= t:
+            Gt -= 1
+        ct = c + t
+        tt = t % STAGE_STEPS if staged else 0
+        if tt == 0:
+            Gb = Gt  # the members the block's flush writes (some may stop within it)
+        # prediction
+        if t == 0:
+            for i in range(d):
+                for k in range(Gt):
+                    PM[i, k] = kp.m0[i]
+        else:
+            for i in range(d):
+                for k in range(Gt):
+                    PM[i, k] = bus[rows[k] + t, i] if varying_b else bus[0, i]
+                for l in range(d):
+                    f = F[i, l]
+                    for k in range(Gt):
+                        PM[i, k] += f * FM[l, k]
+            for i in range(d):
+                # a shared covariance that overflowed stops every member here (the source did too)
+                cov_over = not pP[ct, i, i] <= 1.7e308
+                for k in range(Gt):
+                    hit = cov_over or not abs(PM[i, k]) <= 1.7e308
+                    STAGE[k] = min(STAGE[k], 0 if hit else _NO_FAIL)
+                    hits += hit
+        if staged:
+            for k in range(Gt):
+                for i in range(d):
+                    SPM[k, tt, i] = PM[i, k]
+        else:
+            for i in range(d):
+                for k in range(Gt):
+                    PMb[t, i, k] = PM[i, k]
+        # the observed coordinates (the group's common pattern)
+        n = 0
+        r0 = rows[0] + t
+        for a in range(m):
+            if not math.isnan(y[r0, a]):
+                obs[n] = a
+                n += 1
+        if n == 0:
+            for i in range(d):
+                for k in range(Gt):
+                    FM[i, k] = PM[i, k]
+        else:
+            for a in range(n):
+                ra = obs[a]
+                for k in range(Gt):
+                    E[a, k] = y[rows[k] + t, ra] - (dus[rows[k] + t, ra] if varying_d else dus[0, ra])
+                for l in range(d):
+                    h = H[ra, l]
+                    for k in range(Gt):
+                        E[a, k] -= h * PM[l, k]
+            # forward substitution: E = L^{-1} E, its squared norm into the log-likelihood
+            for k in range(Gt):
+                MAG[0, k] = 0.0  # the quadratic form, accumulated here before MAG is used
+            for a in range(n):
+                for b in range(a):
+                    lab = gL[ct, a, b]
+                    for k in range(Gt):
+                        E[a, k] -= lab * E[b, k]
+                inv = gL[ct, a, a]
+                for k in range(Gt):
+                    E[a, k] = E[a, k] / inv
+                    MAG[0, k] += E[a, k] * E[a, k]
+            logdet = glog[ct]
+            for k in range(Gt):
+                LL[k] += -0.5 * (n * _LOG_2PI + MAG[0, k]) - logdet
+                hit = LL[k] == -math.inf
+                STAGE[k] = min(STAGE[k], 1 if hit else _NO_FAIL)
+                hits += hit
+            # back substitution: E = L^{-T} E
+            for a in range(n - 1, -1, -1):
+                for b in range(a + 1, n):
+                    lba = gL[ct, b, a]
+                    for k in range(Gt):
+                        E[a, k] -= lba * E[b, k]
+                inv = gL[ct, a, a]
+                for k in range(Gt):
+                    E[a, k] = E[a, k] / inv
+            # mean update m + (H_o P)^T S^{-1} e, with the magnitudes it summed
+            for i in range(d):
+                for k in range(Gt):
+                    FM[i, k] = PM[i, k]
+                    MAG[i, k] = abs(PM[i, k])
+                for a in range(n):
+                    hp = gHP[ct, a, i]
+                    for k in range(Gt):
+                        v = hp * E[a, k]
+                        FM[i, k] += v
+                        MAG[i, k] += abs(v)
+            # the rounding checks of the whole filter (see _filter)
+            for i in range(d):
+                sd = math.sqrt(max(fP[ct, i, i], 0.0))
+                for k in range(Gt):
+                    err = 4.0 * _EPS * MAG[i, k]
+                    hit = err > sd and err > 4e3 * _EPS * abs(FM[i, k])
+                    STAGE[k] = min(STAGE[k], 2 if hit else _NO_FAIL)
+                    hits += hit
+            for a in range(n):
+                ra = obs[a]
+                hsd = gsd[ct, a]
+                for k in range(Gt):
+                    err = 0.0
+                    val = 0.0
+                    for i in range(d):
+                        err += abs(H[ra, i]) * MAG[i, k]
+                        val += H[ra, i] * FM[i, k]
+                    err *= 4.0 * _EPS
+                    hit = err > hsd and err > 4e3 * _EPS * abs(val)
+                    STAGE[k] = min(STAGE[k], 2 if hit else _NO_FAIL)
+                    hits += hit
+        if staged:
+            for k in range(Gt):
+                for i in range(d):
+                    SFM[k, tt, i] = FM[i, k]
+            if tt == STAGE_STEPS - 1 or t == T - 1:
+                _unstage(SPM, pm, SFM, fm, rows, offsets, members, lo, Gb, t - tt, tt + 1)
+        else:
+            for i in range(d):
+                for k in range(Gt):
+                    FMb[t, i, k] = FM[i, k]
+        if hits:  # rare: record the first failure of each member, by the order of the checks
+            for k in range(Gt):
+                if STAGE[k] != _NO_FAIL and alive[k]:
+                    alive[k] = False
+                    bad[members[lo + k]] = t
+                    why[members[lo + k]] = _FAIL_OF_STAGE[STAGE[k]]
+                STAGE[k] = _NO_FAIL
+            hits = 0
+    for k in range(G):
+        lls[members[lo + k]] = LL[k]
+
+
 @nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
 def replay_groups(
     kp, y, offsets, src, members, group_ends, g0, g1, crow, smooth, fm, pm, fP, pP, g, sm, gains, lls, bad, why
@@ -902,13 +1272,9 @@ def replay_groups(
     member's arithmetic is that of the per-sequence replay (the same error checks, the same
     ``lls, bad, why``); sums may be associated differently, so results agree to round-off.
     """
-    gHP, gL, glog, gsd = g
     d = D if D > 0 else kp.m0.shape[0]
-    m = M if M > 0 else y.shape[1]
-    F, H, bus, dus = kp.F[0], kp.H[0], kp.bu, kp.du
-    varying_b = bus.shape[0] > 1
-    varying_d = dus.shape[0] > 1
-    obs = np.empty(m, np.int64)
+    F, H = kp.F[0], kp.H[0]
+    no_block = np.empty((0, d, 0))  # the means go to the sequences' rows, not to a (T, d, G) block
     for j in range(g0, g1):
         lo = 0 if j == 0 else group_ends[j - 1]
         hi = group_ends[j]
@@ -926,154 +1292,21 @@ def replay_groups(
                 bad[members[lo + k]] = -3
             continue
         c = crow[first]
-        # each member's means of the last STAGE_STEPS steps, flushed to its own rows as one
-        # contiguous block: written step by step, the members' rows (a page or more apart) cost
-        # more than the arithmetic (2,000 x 1,000 steps, one thread: 154 -> 105 ms)
-        SPM = np.empty((G, STAGE_STEPS, d))
-        SFM = np.empty((G, STAGE_STEPS, d))
         PM = np.empty((d, G))
         FM = np.empty((d, G))
-        E = np.empty((m, G))
-        MAG = np.empty((d, G))
-        LL = np.zeros(G)
-        alive = np.ones(G, np.bool_)
-        # the earliest check each member failed at this step (0 overflow, 1 impossible data,
-        # 2 cancellation), kept branch-free in the vector loops and read only when some did
-        STAGE = np.full(G, _NO_FAIL, np.int64)
-        hits = 0
-        Gt = G  # members still running at step t (sorted by length, longest first)
-        Gb = G
-        for t in range(T):
-            while offsets[members[lo + Gt - 1] + 1] - offsets[members[lo + Gt - 1]] <= t:
-                Gt -= 1
-            ct = c + t
-            tt = t % STAGE_STEPS
-            if tt == 0:
-                Gb = Gt  # the members the block's flush writes (some may stop within it)
-            # prediction
-            if t == 0:
-                for i in range(d):
-                    for k in range(Gt):
-                        PM[i, k] = kp.m0[i]
-            else:
-                for i in range(d):
-                    for k in range(Gt):
-                        PM[i, k] = bus[rows[k] + t, i] if varying_b else bus[0, i]
-                    for l in range(d):
-                        f = F[i, l]
-                        for k in range(Gt):
-                            PM[i, k] += f * FM[l, k]
-                for i in range(d):
-                    # a shared covariance that overflowed stops every member here (the source did too)
-                    cov_over = not pP[ct, i, i] <= 1.7e308
-                    for k in range(Gt):
-                        hit = cov_over or not abs(PM[i, k]) <= 1.7e308
-                        STAGE[k] = min(STAGE[k], 0 if hit else _NO_FAIL)
-                        hits += hit
-            for k in range(Gt):
-                for i in range(d):
-                    SPM[k, tt, i] = PM[i, k]
-            # the observed coordinates (the group's common pattern)
-            n = 0
-            r0 = rows[0] + t
-            for a in range(m):
-                if not math.isnan(y[r0, a]):
-                    obs[n] = a
-                    n += 1
-            if n == 0:
-                for i in range(d):
-                    for k in range(Gt):
-                        FM[i, k] = PM[i, k]
-            else:
-                for a in range(n):
-                    ra = obs[a]
-                    for k in range(Gt):
-                        E[a, k] = y[rows[k] + t, ra] - (dus[rows[k] + t, ra] if varying_d else dus[0, ra])
-                    for l in range(d):
-                        h = H[ra, l]
-                        for k in range(Gt):
-                            E[a, k] -= h * PM[l, k]
-                # forward substitution: E = L^{-1} E, its squared norm into the log-likelihood
-                for k in range(Gt):
-                    MAG[0, k] = 0.0  # the quadratic form, accumulated here before MAG is used
-                for a in range(n):
-                    for b in range(a):
-                        lab = gL[ct, a, b]
-                        for k in range(Gt):
-                            E[a, k] -= lab * E[b, k]
-                    inv = gL[ct, a, a]
-                    for k in range(Gt):
-                        E[a, k] = E[a, k] / inv
-                        MAG[0, k] += E[a, k] * E[a, k]
-                logdet = glog[ct]
-                for k in range(Gt):
-                    LL[k] += -0.5 * (n * _LOG_2PI + MAG[0, k]) - logdet
-                    hit = LL[k] == -math.inf
-                    STAGE[k] = min(STAGE[k], 1 if hit else _NO_FAIL)
-                    hits += hit
-                # back substitution: E = L^{-T} E
-                for a in range(n - 1, -1, -1):
-                    for b in range(a + 1, n):
-                        lba = gL[ct, b, a]
-                        for k in range(Gt):
-                            E[a, k] -= lba * E[b, k]
-                    inv = gL[ct, a, a]
-                    for k in range(Gt):
-                        E[a, k] = E[a, k] / inv
-                # mean update m + (H_o P)^T S^{-1} e, with the magnitudes it summed
-                for i in range(d):
-                    for k in range(Gt):
-                        FM[i, k] = PM[i, k]
-                        MAG[i, k] = abs(PM[i, k])
-                    for a in range(n):
-                        hp = gHP[ct, a, i]
-                        for k in range(Gt):
-                            v = hp * E[a, k]
-                            FM[i, k] += v
-                            MAG[i, k] += abs(v)
-                # the rounding checks of the whole filter (see _filter)
-                for i in range(d):
-                    sd = math.sqrt(max(fP[ct, i, i], 0.0))
-                    for k in range(Gt):
-                        err = 4.0 * _EPS * MAG[i, k]
-                        hit = err > sd and err > 4e3 * _EPS * abs(FM[i, k])
-                        STAGE[k] = min(STAGE[k], 2 if hit else _NO_FAIL)
-                        hits += hit
-                for a in range(n):
-                    ra = obs[a]
-                    hsd = gsd[ct, a]
-                    for k in range(Gt):
-                        err = 0.0
-                        val = 0.0
-                        for i in range(d):
-                            err += abs(H[ra, i]) * MAG[i, k]
-                            val += H[ra, i] * FM[i, k]
-                        err *= 4.0 * _EPS
-                        hit = err > hsd and err > 4e3 * _EPS * abs(val)
-                        STAGE[k] = min(STAGE[k], 2 if hit else _NO_FAIL)
-                        hits += hit
-            for k in range(Gt):
-                for i in range(d):
-                    SFM[k, tt, i] = FM[i, k]
-            if tt == STAGE_STEPS - 1 or t == T - 1:
-                _unstage(SPM, pm, SFM, fm, rows, offsets, members, lo, Gb, t - tt, tt + 1)
-            if hits:  # rare: record the first failure of each member, by the order of the checks
-                for k in range(Gt):
-                    if STAGE[k] != _NO_FAIL and alive[k]:
-                        alive[k] = False
-                        bad[members[lo + k]] = t
-                        why[members[lo + k]] = _FAIL_OF_STAGE[STAGE[k]]
-                    STAGE[k] = _NO_FAIL
-                hits = 0
-        for k in range(G):
-            lls[members[lo + k]] = LL[k]
+        _lockstep_filter(
+            kp, F, H, y, offsets, members, lo, G, c, fP, pP, g, pm, fm, no_block, no_block, PM, FM, lls, bad, why
+        )
         if not smooth:
             continue
         # RTS means, backwards: sm[t] = fm[t] + J_t (sm[t+1] - pm[t+1]), over blocks of steps whose
         # filtered and predicted means are staged per member first (as in the forward pass)
         SM = FM  # holds the last step's filtered means: sm[T-1] = fm[T-1]
         D1 = PM
+        SFM = np.empty((G, STAGE_STEPS, d))
+        SPM = np.empty((G, STAGE_STEPS, d))
         SSM = SPM  # the block's smoothed means, flushed like the filter's
+        E = np.empty((1, G))
         for k in range(G):
             for i in range(d):
                 sm[rows[k] + T - 1, i] = SM[i, k]

@@ -41,8 +41,12 @@ functions, naming ``y[i]`` (``y`` when the batch has one sequence).
 
 :func:`batch_log_likelihood` and :func:`batch_e_step` keep constant memory per
 thread (they reduce as they go, sharing covariances between consecutive
-sequences of a chunk); :func:`batch_filter` and :func:`batch_smoother` keep every
-step's output, so they store each shared covariance sequence once instead.
+sequences of a chunk, and replay a run of at least ``MIN_LOCKSTEP`` complete
+sharers, without inputs, in lock-step groups whose means stay in a block of
+``_fast.ESTEP_BLOCK_ROWS`` steps; the E-step's statistics of the means are summed
+there, member by member side by side); :func:`batch_filter` and
+:func:`batch_smoother` keep every step's output, so they store each shared
+covariance sequence once instead.
 """
 
 from __future__ import annotations
@@ -145,7 +149,7 @@ def _run(params, y, offsets, inputs, want_stats, n_threads):
         c0, c1 = int(bounds[j]), int(bounds[j + 1])
         s0, s1 = (0 if c0 == 0 else int(ends[c0 - 1])), int(ends[c1 - 1])
         t_max = int(lengths[s0:s1].max()) if s1 > s0 else 0
-        size = _fast.loop_work_size(t_max, params.state_dim, params.obs_dim)
+        size = _fast.loop_work_size(t_max, params.state_dim, params.obs_dim, LOCKSTEP)
         work[c0] = scratch(("linear_gaussian.batch_loop", j), size)
     # within each chunk, sequences of one length next to each other (a stable sort): consecutive
     # sequences of one length and missing pattern share their covariances
@@ -155,7 +159,7 @@ def _run(params, y, offsets, inputs, want_stats, n_threads):
     ).astype(np.int64)
     run_parts(
         lambda c0, c1: module.batch_loop(
-            kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, work[c0]
+            kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, work[c0], LOCKSTEP, MIN_LOCKSTEP
         ),
         bounds,
     )

@@ -166,7 +166,7 @@ def test_batch_errors_name_the_sequence():
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_sequences_of_one_length_and_mask_share_covariances(n_threads, chunks):
+def test_sequences_of_one_length_and_mask_share_covariances(n_threads, chunks, lockstep):
     """A fleet of equal-length sequences: the batch replays the first one's covariances for the others
     (same length, same missing coordinates) and recomputes them where the pattern differs."""
     p = _model(3, 2, seed=7)
@@ -193,7 +193,7 @@ def test_sequences_of_one_length_and_mask_share_covariances(n_threads, chunks):
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_interleaved_lengths_are_grouped_to_share_covariances(n_threads, chunks):
+def test_interleaved_lengths_are_grouped_to_share_covariances(n_threads, chunks, lockstep):
     """Lengths alternating within a chunk: the batch visits each chunk's sequences by length, so the
     equal-length ones share covariances and the covariance half of their statistics; the sums still
     equal the per-sequence E-step's (and one chunk per sequence changes nothing)."""
@@ -368,3 +368,34 @@ def test_lock_step_groups_longer_than_their_staging_blocks(smooth):
         ref, got = oracle(p, s), res.sequence(i)
         for name in got._fields:
             np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-13, err_msg=name)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_e_step_of_a_fleet_in_lock_step_groups_equals_the_full_recursion(n_threads):
+    """Runs of sharers longer than a lock-step group (several full groups and a partial one), of two
+    lengths (2 steps: no interior step), a run cut by a sequence with its own missing pattern, and
+    lengths too long for a group of ``MIN_LOCKSTEP``: the summed statistics and log-likelihoods equal
+    the full per-sequence recursion's."""
+    from statespace.linear_gaussian import _fast
+
+    p = _model(3, 2, seed=21)
+    rng = np.random.default_rng(21)
+    n = 2 * batch_module.LOCKSTEP + 5
+    long_T = _fast.ESTEP_BLOCK_ROWS // batch_module.MIN_LOCKSTEP + 1  # groups of fewer than MIN_LOCKSTEP
+    lengths = [37] * n + [2] * (batch_module.MIN_LOCKSTEP + 3) + [long_T] * batch_module.MIN_LOCKSTEP
+    ys = [rng.normal(size=(T, 2)) * 2.0 for T in lengths]
+    ys[n // 2][5, 1] = np.nan
+    y, offsets = pack(ys)
+    stats, ll = batch_e_step(p, y, offsets, n_threads=n_threads)
+    seqs, us, _ = prepare(p, ys, None)
+    ref = np.zeros_like(stats)
+    ref_ll = 0.0
+    for s, u in zip(seqs, us):
+        st, l = e_step(_stacked(p, len(s)), [s], [u])  # the full per-sequence recursion
+        ref += st
+        ref_ll += l
+    assert ll == pytest.approx(ref_ll, rel=1e-12)
+    np.testing.assert_allclose(stats, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    lls = batch_log_likelihood(p, y, offsets, n_threads=n_threads)
+    for i in range(0, len(ys), 7):
+        assert lls[i] == pytest.approx(kalman_log_likelihood(p, ys[i]), rel=1e-12)
