@@ -700,6 +700,19 @@ def _open(offsets, s, lls, bad, why):
     return a, b
 
 
+@nb.njit(inline="always")
+def _lockstep_residual(X, c, A, Z, out):
+    """``out = X - c - A Z`` for lock-step members side by side (columns of ``X, Z, out``): the regression
+    residuals of :func:`_lockstep_e_step`."""
+    for i in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            out[i, k] = X[i, k] - c[i]
+        for l in range(Z.shape[0]):
+            a = A[i, l]
+            for k in range(out.shape[1]):
+                out[i, k] -= a * Z[l, k]
+
+
 @nb.njit(**_FLAGS)
 def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats, out, PMb, FMb, lls, bad, why):
     """:func:`batch_loop`'s replay of the ``G`` sequences ``order[k0:k0 + G]`` in lock-step: complete, of one
@@ -761,14 +774,7 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
                     jl = gains[t, i, l]
                     for k in range(G):
                         SN[i, k] += jl * D1[l, k]
-            # the transition t -> t + 1
-            for i in range(d):
-                for k in range(G):
-                    EPS[i, k] = SM[i, k] - bu[i]
-                for l in range(d):
-                    f = F[i, l]
-                    for k in range(G):
-                        EPS[i, k] -= f * SN[l, k]
+            _lockstep_residual(SM, bu, F, SN, EPS)  # the transition t -> t + 1
             for i in range(d):
                 for j in range(d):
                     for k in range(G):
@@ -784,11 +790,7 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
         for a in range(m):
             for k in range(G):
                 Yt[a, k] = y[rows[k] + t, a]
-                R[a, k] = Yt[a, k] - du[a]
-            for l in range(d):
-                h = H[a, l]
-                for k in range(G):
-                    R[a, k] -= h * SM[l, k]
+        _lockstep_residual(Yt, du, H, SM, R)
         for a in range(m):
             for j in range(d):
                 for k in range(G):
@@ -1146,14 +1148,7 @@ def _lockstep_filter(kp, F, H, y, offsets, members, lo, G, c, fP, pP, g, pm, fm,
                     hit = cov_over or not abs(PM[i, k]) <= 1.7e308
                     STAGE[k] = min(STAGE[k], 0 if hit else _NO_FAIL)
                     hits += hit
-        if staged:
-            for k in range(Gt):
-                for i in range(d):
-                    SPM[k, tt, i] = PM[i, k]
-        else:
-            for i in range(d):
-                for k in range(Gt):
-                    PMb[t, i, k] = PM[i, k]
+        _keep_means(PM, staged, SPM, PMb, t, tt, Gt)
         # the observed coordinates (the group's common pattern)
         n = 0
         r0 = rows[0] + t
@@ -1233,16 +1228,9 @@ def _lockstep_filter(kp, F, H, y, offsets, members, lo, G, c, fP, pP, g, pm, fm,
                     hit = err > hsd and err > 4e3 * _EPS * abs(val)
                     STAGE[k] = min(STAGE[k], 2 if hit else _NO_FAIL)
                     hits += hit
-        if staged:
-            for k in range(Gt):
-                for i in range(d):
-                    SFM[k, tt, i] = FM[i, k]
-            if tt == STAGE_STEPS - 1 or t == T - 1:
-                _unstage(SPM, pm, SFM, fm, rows, offsets, members, lo, Gb, t - tt, tt + 1)
-        else:
-            for i in range(d):
-                for k in range(Gt):
-                    FMb[t, i, k] = FM[i, k]
+        _keep_means(FM, staged, SFM, FMb, t, tt, Gt)
+        if staged and (tt == STAGE_STEPS - 1 or t == T - 1):
+            _unstage(SPM, pm, SFM, fm, rows, offsets, members, lo, Gb, t - tt, tt + 1)
         if hits:  # rare: record the first failure of each member, by the order of the checks
             for k in range(Gt):
                 if STAGE[k] != _NO_FAIL and alive[k]:
@@ -1339,6 +1327,20 @@ def replay_groups(
                 r = rows[k]
                 sm[r + lo_ : r + hi] = SSM[k, :nb]
             hi = lo_
+
+
+@nb.njit(inline="always")
+def _keep_means(X, staged, S, B, t, tt, Gt):
+    """Step ``t``'s means ``X`` (``(d, G)``) of the first ``Gt`` members of a lock-step group: into their
+    staging blocks ``S[k, tt]`` when ``staged``, else into the group's ``(T, d, G)`` block ``B[t]``."""
+    if staged:
+        for k in range(Gt):
+            for i in range(X.shape[0]):
+                S[k, tt, i] = X[i, k]
+    else:
+        for i in range(X.shape[0]):
+            for k in range(Gt):
+                B[t, i, k] = X[i, k]
 
 
 @nb.njit(inline="always")

@@ -165,6 +165,23 @@ def test_batch_errors_name_the_sequence():
         batch_e_step(_stacked(p, 5), y[:5], np.array([0, 5]))
 
 
+def _assert_e_step_is_the_full_recursion(p, ys, n_threads):
+    """The batch E-step of ``ys`` against the sum of every sequence's full recursion (time-varying
+    parameters: nothing shared, nothing in lock-step); returns the packed batch."""
+    y, offsets = pack(ys)
+    stats, ll = batch_e_step(p, y, offsets, n_threads=n_threads)
+    seqs, us, _ = prepare(p, ys, None)
+    ref = np.zeros_like(stats)
+    ref_ll = 0.0
+    for s, u in zip(seqs, us):
+        st, l = e_step(_stacked(p, len(s)), [s], [u])
+        ref += st
+        ref_ll += l
+    assert ll == pytest.approx(ref_ll, rel=1e-12)
+    np.testing.assert_allclose(stats, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    return y, offsets
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_sequences_of_one_length_and_mask_share_covariances(n_threads, chunks, lockstep):
     """A fleet of equal-length sequences: the batch replays the first one's covariances for the others
@@ -176,17 +193,7 @@ def test_sequences_of_one_length_and_mask_share_covariances(n_threads, chunks, l
     ys[5][10:13] = np.nan  # ... shared by the next sequence
     ys[8][3, 1] = np.nan
     ys[9] = ys[9][:35]  # another length
-    y, offsets = pack(ys)
-    stats, ll = batch_e_step(p, y, offsets, n_threads=n_threads)
-    seqs, us, _ = prepare(p, ys, None)
-    ref = np.zeros_like(stats)
-    ref_ll = 0.0
-    for s, u in zip(seqs, us):
-        st, l = e_step(_stacked(p, len(s)), [s], [u])  # the full per-sequence recursion
-        ref += st
-        ref_ll += l
-    assert ll == pytest.approx(ref_ll, rel=1e-12)
-    np.testing.assert_allclose(stats, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    y, offsets = _assert_e_step_is_the_full_recursion(p, ys, n_threads)
     lls = batch_log_likelihood(p, y, offsets, n_threads=n_threads)
     for i, s in enumerate(ys):
         assert lls[i] == pytest.approx(kalman_log_likelihood(p, s), rel=1e-12)
@@ -385,17 +392,7 @@ def test_e_step_of_a_fleet_in_lock_step_groups_equals_the_full_recursion(n_threa
     lengths = [37] * n + [2] * (batch_module.MIN_LOCKSTEP + 3) + [long_T] * batch_module.MIN_LOCKSTEP
     ys = [rng.normal(size=(T, 2)) * 2.0 for T in lengths]
     ys[n // 2][5, 1] = np.nan
-    y, offsets = pack(ys)
-    stats, ll = batch_e_step(p, y, offsets, n_threads=n_threads)
-    seqs, us, _ = prepare(p, ys, None)
-    ref = np.zeros_like(stats)
-    ref_ll = 0.0
-    for s, u in zip(seqs, us):
-        st, l = e_step(_stacked(p, len(s)), [s], [u])  # the full per-sequence recursion
-        ref += st
-        ref_ll += l
-    assert ll == pytest.approx(ref_ll, rel=1e-12)
-    np.testing.assert_allclose(stats, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    y, offsets = _assert_e_step_is_the_full_recursion(p, ys, n_threads)
     lls = batch_log_likelihood(p, y, offsets, n_threads=n_threads)
     for i in range(0, len(ys), 7):
         assert lls[i] == pytest.approx(kalman_log_likelihood(p, ys[i]), rel=1e-12)
