@@ -200,7 +200,7 @@ def m_step(params: LGSSMParams, stats: np.ndarray, frozen=()) -> LGSSMParams:
 
 def e_step(params: LGSSMParams, seqs, us) -> tuple[np.ndarray, float]:
     """Summed expected sufficient statistics and total log-likelihood over clean sequences ``seqs``
-    (inputs ``us``, one per sequence): :func:`shard_e_step` of their ``(y, u)`` items."""
+    (inputs ``us``, one per sequence): ``shard_e_step`` of their ``(y, u)`` items."""
     return shard_e_step(params, list(zip(seqs, us)))
 
 
