@@ -93,8 +93,7 @@ def tile(items) -> list:
             )
         ):
             block, offsets = pack(col, dtype=first.dtype)
-            bounds = offsets.tolist()
-            columns.append([block[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+            columns.append(list(Ragged(block, offsets)))
             blocks.append((block, offsets))
         else:
             columns.append(col)
@@ -133,8 +132,7 @@ def _untile(fields, tiled, n) -> TiledItems:
     columns = []
     for f, t in zip(fields, tiled):
         if t:
-            bounds = f[1].tolist()
-            columns.append([f[0][a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+            columns.append(list(Ragged(*f)))
         else:
             columns.append(f)
     return TiledItems(zip(*columns) if columns else [()] * n, [f if t else None for f, t in zip(fields, tiled)])
