@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 import numba as nb
 import numpy as np
 
-from statespace._compile import compiled
+from statespace._compile import compiled, refcount_free
 from statespace._numerics.weights import normalise
 from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
 from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real, split_batch
@@ -172,6 +172,24 @@ def initial_step(kernels, proposal, guided, kp, y, rng, x, logw):
             logw[n] = kernels.log_emission(kp, t0, x[n], y)
 
 
+def _reweight(kernels, kp, t, x, y, logw):
+    """``logw[n] = log g_t(y_t | x^n)`` for every particle: the bootstrap weights before the carried ones."""
+    for n in range(x.shape[0]):
+        logw[n] = kernels.log_emission(kp, t, x[n], y)
+
+
+#: The bootstrap reweighting loop, compiled without reference counting. Each ``x[n]`` passed to the
+#: emission density is a view, whose reference count costs two atomic operations per particle, and
+#: those also keep LLVM from vectorising the loop; without them a branch-free density (stochastic
+#: volatility's, the linear-Gaussian one) runs several particles per instruction.
+#:
+#: A density compiled *from* this loop would inherit the option and could not allocate. It never is:
+#: :func:`forward_step` calls the density itself (its guided branch) before this loop, so Numba has
+#: compiled it with reference counting by the time this loop is typed, and this loop calls that
+#: version (an allocating density is tested through the filter and PaRIS).
+_reweight_free = nb.njit(**refcount_free())(_reweight)
+
+
 @nb.njit
 def forward_step(
     kernels, proposal, guided, kp, t, y, x_prev, W_prev, resample, scheme, rng, x_new, logw_new, ancestors
@@ -203,8 +221,7 @@ def forward_step(
     else:
         for n in range(N):
             kernels.sample_transition(kp, t, x_prev[ancestors[n]], rng, x_new[n])
-        for n in range(N):
-            logw_new[n] = kernels.log_emission(kp, t, x_new[n], y)
+        _reweight_free(kernels, kp, t, x_new, y, logw_new)
     if not resample:
         for n in range(N):
             logw_new[n] += math.log(W_prev[n])

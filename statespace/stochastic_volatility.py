@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from ._numerics.exp import exp
 from .errors import ParameterError
 from .interface import AdditiveFunctional, ModelKernels, Parametrization, StateSpaceModel
 from .persistence import SavedModel, register_loadable
@@ -88,10 +89,11 @@ def _log_transition_bound(kp, t):
 
 @nb.njit(cache=True)
 def _log_emission(kp, t, x, y):
+    # branch-free, with the library's exponential rather than libm's: the particle filters'
+    # loop over particles then vectorises (a missing y is a select, not a branch)
     v = y[t, 0]
-    if math.isnan(v):
-        return 0.0
-    return -0.5 * (_LOG_2PI + x[0] + v * v * math.exp(-x[0]))
+    ll = -0.5 * (_LOG_2PI + x[0] + v * v * exp(-x[0]))
+    return 0.0 if math.isnan(v) else ll
 
 
 @nb.njit(cache=True)

@@ -1,13 +1,14 @@
 """Particle filters against exact oracles: Kalman (linear-Gaussian) and forward filtering (HMM)."""
 
 import math
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
 import pytest
 
 import smc
-from smc.particle_filter import Proposal, StateFunction, bootstrap_filter, guided_filter
+from smc.particle_filter import Proposal, StateFunction, bootstrap_filter, forward_step, guided_filter
 from statespace import StochasticVolatility
 from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError, StateSpaceError
 
@@ -275,3 +276,137 @@ def test_inputs_follow_the_observations_sequence_by_sequence():
             bootstrap_filter(model, [y1, y2], 20, rng=0, inputs=inputs)
         with pytest.raises(error, match=match):
             particle_em(model, [y1, y2], n_iter=1, n_particles=4, inputs=inputs, rng=0, progress=False)
+
+
+# --- the reweighting loop: without reference counting, and with it for densities that allocate ---
+class _ScalarLGParams(NamedTuple):
+    F: float
+    Q: float
+    R: float
+
+
+@nb.njit
+def _u_sample_initial(kp, rng, x):
+    x[0] = M0 + math.sqrt(P0) * rng.standard_normal()
+
+
+@nb.njit
+def _u_log_initial(kp, x):
+    return -0.5 * (math.log(2 * math.pi * P0) + (x[0] - M0) ** 2 / P0)
+
+
+@nb.njit
+def _u_sample_transition(kp, t, xp, rng, x):
+    x[0] = kp.F * xp[0] + math.sqrt(kp.Q) * rng.standard_normal()
+
+
+@nb.njit
+def _u_log_transition(kp, t, xp, x):
+    return -0.5 * (math.log(2 * math.pi * kp.Q) + (x[0] - kp.F * xp[0]) ** 2 / kp.Q)
+
+
+@nb.njit
+def _u_log_transition_bound(kp, t):
+    return -0.5 * math.log(2 * math.pi * kp.Q)
+
+
+@nb.njit
+def _u_log_emission(kp, t, x, y):
+    v = y[t, 0]
+    if math.isnan(v):
+        return 0.0
+    return -0.5 * (math.log(2 * math.pi * kp.R) + (v - H * x[0]) ** 2 / kp.R)
+
+
+@nb.njit
+def _u_log_emission_allocating(kp, t, x, y):
+    # the same density through a temporary array: it cannot compile without reference counting
+    r = np.empty(1)
+    r[0] = y[t, 0] - H * x[0]
+    if math.isnan(r[0]):
+        return 0.0
+    return -0.5 * (math.log(2 * math.pi * kp.R) + r[0] ** 2 / kp.R)
+
+
+@nb.njit
+def _u_sample_emission(kp, t, x, y, rng, y_out):
+    y_out[0] = H * x[0] + math.sqrt(kp.R) * rng.standard_normal()
+
+
+def _user_lg(log_emission):
+    from statespace import ModelKernels, StateSpaceModel
+
+    class UserLG(StateSpaceModel):
+        def kernels(self):
+            return ModelKernels(
+                _u_sample_initial,
+                _u_log_initial,
+                _u_sample_transition,
+                _u_log_transition,
+                _u_log_transition_bound,
+                log_emission,
+                _u_sample_emission,
+                state_dim=1,
+                obs_dim=1,
+            )
+
+        def kernel_params(self, inputs=None, times=None):
+            return _ScalarLGParams(F, Q, R)
+
+    return UserLG()
+
+
+def test_emission_density_that_allocates_gives_the_same_filter_and_paris():
+    """A user's emission density that allocates (a temporary array) runs in the filter and PaRIS, whose
+    reweighting loop is compiled without reference counting (a density compiled from there could not
+    allocate), with the same draws and weights as its non-allocating twin (same seed), whose
+    likelihood estimate agrees with Kalman's. Each run gets a fresh dispatcher, so that the density
+    is compiled for the first time inside that entry point's loop."""
+
+    def fresh():
+        return _user_lg(nb.njit(_u_log_emission_allocating.py_func))
+
+    _, y = lg_model().sample(60, rng=5)
+    y[[7, 30]] = np.nan
+    plain = _user_lg(_u_log_emission)
+    a = bootstrap_filter(plain, y, 500, rng=11)
+    b = bootstrap_filter(fresh(), y, 500, rng=11)
+    np.testing.assert_allclose(b.log_likelihood_increments, a.log_likelihood_increments, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.particles, a.particles, rtol=1e-12)
+    fun = smc.smoothed_marginals_functional(len(y))
+    pa = smc.paris_smoother(plain, y, fun, n_particles=200, rng=3)
+    pb = smc.paris_smoother(fresh(), y, fun, n_particles=200, rng=3)
+    np.testing.assert_allclose(pb.estimates, pa.estimates, rtol=1e-10, atol=1e-12)
+    online = smc.PaRIS(fresh(), fun, n_particles=200, rng=3)
+    for row in y:
+        online.update(row)
+    np.testing.assert_allclose(online.estimate, pb.estimate, rtol=1e-10, atol=1e-12)
+    exact = lg_model().log_likelihood(y)
+    _likelihood_ratio_check(lambda r: bootstrap_filter(plain, y, 500, rng=100 + r).log_likelihood, exact, 40)
+
+
+@nb.njit
+def _bootstrap_move(kernels, proposal, kp, t, y, x_prev, W, rng, x_new, logw, anc):
+    forward_step(kernels, proposal, False, kp, t, y, x_prev, W, False, 0, rng, x_new, logw, anc)
+
+
+def test_forward_step_alone_compiles_an_allocating_density_with_reference_counting():
+    """``forward_step`` compiled on its own (as in online PaRIS's step when its cache entry is rebuilt)
+    with a density never compiled before: the density allocates, so it must be compiled with
+    reference counting although the reweighting loop runs without; the weights are the density's
+    own values (its Python function, particle by particle) plus the carried log-weights."""
+    from smc.particle_filter import BOOTSTRAP
+
+    fresh = nb.njit(_u_log_emission_allocating.py_func)
+    kernels, kp = _user_lg(fresh).kernels(), _ScalarLGParams(F, Q, R)
+    rng = np.random.default_rng(0)
+    x_prev, y = rng.standard_normal((50, 1)), rng.standard_normal((5, 1))
+    y[3] = np.nan
+    W = rng.random(50)
+    W /= W.sum()
+    for t in (1, 3):
+        x_new, logw, anc = np.empty((50, 1)), np.full(50, np.nan), np.zeros(50, dtype=np.int64)
+        _bootstrap_move(kernels, BOOTSTRAP, kp, t, y, x_prev, W, rng, x_new, logw, anc)
+        want = [_u_log_emission_allocating.py_func(kp, t, x_new[n], y) + math.log(W[n]) for n in range(50)]
+        np.testing.assert_allclose(logw, want, rtol=1e-13)
+        np.testing.assert_array_equal(anc, np.arange(50))

@@ -19,7 +19,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from statespace._numerics.categorical import draw, draw_from_logits
-from statespace._numerics.exp import UNDERFLOW, emit_exp, exp_nonpositive
+from statespace._numerics.exp import OVERFLOW, UNDERFLOW, emit_exp, exp, exp_nonpositive
 from statespace._numerics.gaussian import logpdf_observed
 from statespace._numerics.linalg import cholesky, cholesky_psd, solve_lower, solve_upper_t
 from statespace._numerics.weights import normalise
@@ -31,26 +31,33 @@ def _scalar_exp(x, out):
         out[i] = exp_nonpositive(x[i])
 
 
-@intrinsic
-def _exp_eight(typingctx, x, out):
-    """``out[i:i+8] = exp(x[i:i+8])`` for every block of eight, through the vector form of the emitter."""
-    sig = types.void(x, out)
+def _exp_eight_intrinsic(positive):
+    @intrinsic
+    def _exp_eight(typingctx, x, out):
+        """``out[i:i+8] = exp(x[i:i+8])`` for every block of eight, through the vector form of the emitter."""
+        sig = types.void(x, out)
 
-    def codegen(context, builder, signature, args):
-        from numba.core import cgutils
+        def codegen(context, builder, signature, args):
+            from numba.core import cgutils
 
-        vec = ir.VectorType(ir.DoubleType(), 8)
-        xa = context.make_array(signature.args[0])(context, builder, args[0])
-        oa = context.make_array(signature.args[1])(context, builder, args[1])
-        n = builder.udiv(builder.extract_value(xa.shape, 0), ir.Constant(xa.shape.type.element, 8))
-        with cgutils.for_range(builder, n) as loop:
-            at = builder.mul(loop.index, ir.Constant(loop.index.type, 8))
-            src = builder.bitcast(builder.gep(xa.data, [at]), vec.as_pointer())
-            dst = builder.bitcast(builder.gep(oa.data, [at]), vec.as_pointer())
-            builder.store(emit_exp(builder, builder.load(src, align=8)), dst, align=8)
-        return context.get_dummy_value()
+            vec = ir.VectorType(ir.DoubleType(), 8)
+            xa = context.make_array(signature.args[0])(context, builder, args[0])
+            oa = context.make_array(signature.args[1])(context, builder, args[1])
+            n = builder.udiv(builder.extract_value(xa.shape, 0), ir.Constant(xa.shape.type.element, 8))
+            with cgutils.for_range(builder, n) as loop:
+                at = builder.mul(loop.index, ir.Constant(loop.index.type, 8))
+                src = builder.bitcast(builder.gep(xa.data, [at]), vec.as_pointer())
+                dst = builder.bitcast(builder.gep(oa.data, [at]), vec.as_pointer())
+                builder.store(emit_exp(builder, builder.load(src, align=8), positive=positive), dst, align=8)
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+
+    return _exp_eight
+
+
+_exp_eight = _exp_eight_intrinsic(False)
+_exp_eight_positive = _exp_eight_intrinsic(True)
 
 
 @nb.njit
@@ -94,6 +101,44 @@ def test_exp_scalar_and_vector_within_one_ulp_of_math_exp_and_zero_below_cutoff(
         assert np.all(np.abs(got - want) <= np.spacing(want))
         assert np.all(got[~(x >= UNDERFLOW)] == 0.0)  # below the cut-off, -inf and NaN
         assert got[x == UNDERFLOW][0] > 0.0  # the cut-off itself is inside the range
+
+
+@nb.njit
+def _full_exp(x, out):
+    for i in range(x.shape[0]):
+        out[i] = exp(x[i])
+
+
+@nb.njit
+def _full_vector_exp(x, out):
+    _exp_eight_positive(x, out)
+
+
+def test_full_range_exp_within_one_ulp_of_math_exp_inf_beyond_and_nan_kept():
+    rng = np.random.default_rng(1)
+    log_max = math.log(np.finfo(np.float64).max)  # 709.78...
+    edge = [log_max, np.nextafter(log_max, 0.0), np.nextafter(log_max, np.inf), 709.0, 709.5, OVERFLOW, 710.0]
+    edge += [1e300, np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-300, math.log(2), UNDERFLOW, -800.0]
+    x = np.concatenate([(rng.random(100_000) - 0.5) * 1418, rng.standard_normal(20_000), edge])
+    x = np.concatenate([x, np.zeros(-len(x) % 8)])
+    got = np.empty_like(x)
+    _full_exp(x, got)
+    vector = np.empty_like(x)
+    _full_vector_exp(x, vector)
+    np.testing.assert_array_equal(vector, got)
+    with np.errstate(over="ignore"):
+        want = np.array([math.exp(v) if v >= UNDERFLOW and v <= log_max else np.exp(v) for v in x])
+    want[~(x >= UNDERFLOW) & ~np.isnan(x)] = 0.0  # the kernel's cut-off, as exp_nonpositive's
+    finite = np.isfinite(want)
+    assert np.all(np.abs(got[finite] - want[finite]) <= np.spacing(want[finite]))
+    assert np.all(got[np.isposinf(want)] == np.inf) and np.isposinf(want).sum() >= 5
+    assert np.isnan(got[np.isnan(x)]).all() and not np.isnan(got[~np.isnan(x)]).any()
+    # on non-positive arguments the two kernels are one computation
+    neg = x[x <= 0.0]
+    a, b = np.empty_like(neg), np.empty_like(neg)
+    _full_exp(neg, a)
+    _scalar_exp(neg, b)
+    np.testing.assert_array_equal(a, b)
 
 
 def test_exp_integer_argument():
