@@ -22,7 +22,7 @@ from statespace._numerics.categorical import draw, draw_from_logits
 from statespace._numerics.exp import OVERFLOW, UNDERFLOW, emit_exp, exp, exp_nonpositive
 from statespace._numerics.gaussian import logpdf_observed
 from statespace._numerics.linalg import cholesky, cholesky_psd, solve_lower, solve_upper_t
-from statespace._numerics.weights import normalise
+from statespace._numerics.weights import max_and_nan, normalise
 
 
 @nb.njit
@@ -150,6 +150,29 @@ def test_exp_integer_argument():
 
 
 # --- normalising log-weights --------------------------------------------------------------
+def test_max_and_nan_against_numpy_for_every_length_and_placement():
+    """Eight interleaved running maxima plus a tail: every length 0-40 (every tail size), the
+    maximum and a NaN at every position, infinities, against ``np.nanmax`` / ``np.isnan``."""
+    rng = np.random.default_rng(5)
+    for N in list(range(41)) + [1000, 1003]:
+        x = rng.standard_normal(N) * 100
+        cases = [x]
+        for i in range(N) if N <= 40 else (0, 7, 8, N - 1):
+            big = x.copy()
+            big[i] = 1e300
+            nan = x.copy()
+            nan[i] = np.nan
+            inf = x.copy()
+            inf[i] = np.inf if i % 2 else -np.inf
+            cases += [big, nan, inf]
+        cases.append(np.full(N, -np.inf))
+        for c in cases:
+            m, has_nan = max_and_nan(c)
+            finite = c[~np.isnan(c)]
+            assert m == (finite.max() if finite.size else -np.inf)
+            assert has_nan == bool(np.isnan(c).any())
+
+
 def test_normalise_against_scipy_logsumexp():
     from scipy.special import logsumexp
 
