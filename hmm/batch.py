@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.copy import copy_into
 from statespace._ragged import (
     Ragged,
     check_offsets,
@@ -98,10 +99,10 @@ def _posteriors_kernel(pi0, A, loglik, offsets, s0, s1, m, lls, filtered, smooth
         ll, f, g, c = _one_sequence(pi0, A, loglik[a:b], smoothed[a:b], m[a:b], filtered[a:b])
         lls[s] = ll
         if f.ctypes.data != filtered[a:b].ctypes.data:
-            filtered[a:b] = f
+            copy_into(f, filtered[a:b])
         if g.ctypes.data != smoothed[a:b].ctypes.data:
-            smoothed[a:b] = g
-        counts[s] = c
+            copy_into(g, smoothed[a:b])
+        copy_into(c, counts[s])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -113,7 +114,7 @@ def _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered):
             continue
         ll, f, _ = forward(pi0, A, loglik[a:b])
         lls[s] = ll
-        filtered[a:b] = f
+        copy_into(f, filtered[a:b])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -135,7 +136,7 @@ def _gaussian_kernel(
         elif r1 > r0:
             part = np.empty((r1 - h, K))
             ar_loglik(y[h:r1], u[h:r1], L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, part)
-            out[r0:r1] = part[r0 - h :]
+            copy_into(part[r0 - h :], out[r0:r1])
         s += 1
 
 

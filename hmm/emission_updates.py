@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from statespace._numerics.copy import copy_into
 from statespace._numerics.fastmath import FASTMATH
 from statespace._ragged import n_threads_for, run_parts
 from statespace.validation import check_finite
@@ -54,8 +55,8 @@ def _conditional_fill(yrow, mean, cov, yhat, C):
     n_obs = obs.shape[0]
     C[:] = 0.0
     if n_obs == 0:
-        yhat[:] = mean
-        C[:] = cov
+        copy_into(mean, yhat)
+        copy_into(cov, C)
         return
     Soo = np.empty((n_obs, n_obs))
     Smo = np.empty((d - n_obs, n_obs))
@@ -237,7 +238,8 @@ def clean_batch_rows(y, L, offsets):
     """:func:`~hmm.emissions.clean_rows` of every sequence of a ragged batch (the lag window restarts at each start)."""
     fast = np.empty(y.shape[0], np.bool_)
     for i in range(offsets.shape[0] - 1):
-        fast[offsets[i] : offsets[i + 1]] = clean_rows(y[offsets[i] : offsets[i + 1]], L)
+        a, b = offsets[i], offsets[i + 1]
+        copy_into(clean_rows(y[a:b], L), fast[a:b])
     return fast
 
 

@@ -50,6 +50,7 @@ import numpy as np
 from statespace import distributed
 from statespace._compile import compiled
 from statespace._numerics.categorical import draw_from_logits
+from statespace._numerics.copy import copy_into
 from statespace._numerics.weights import normalise
 from statespace.diagnostics import DataTreeGroups
 from statespace.errors import DegenerateWeightsError, ParameterError, ShapeError
@@ -123,13 +124,13 @@ def conditional_sweep(
 
     for i in range(N):
         if i < start:
-            x[0, i, :] = ref[0]
+            copy_into(ref[0], x[0, i])
         else:
             kernels.sample_initial(kp, rng, x[0, i])
         logw[0, i] = kernels.log_emission(kp, 0, x[0, i], y)
         if K > 0:
             h_initial(hp, x[0, i], y, hbuf)
-            tau[i, :] = hbuf
+            copy_into(hbuf, tau[i])
     loglik = 0.0
     lse, _ = normalise(logw[0], w)
     if not lse > -np.inf:
@@ -137,11 +138,11 @@ def conditional_sweep(
     loglik += lse - math.log(N)
 
     for t in range(1, T):
-        anc[t, start:] = multinomial(w, N - start, rng)
+        copy_into(multinomial(w, N - start, rng), anc[t, start:])
         for i in range(start, N):
             kernels.sample_transition(kp, t, x[t - 1, anc[t, i]], rng, x[t, i])
         if has_ref:
-            x[t, 0, :] = ref[t]
+            copy_into(ref[t], x[t, 0])
             if ancestor_sampling:
                 for l in range(N):
                     if w[l] > 0:
@@ -208,7 +209,7 @@ def trace_ancestry(x, logw, anc, rng):
     b = draw_from_logits(logw[T - 1].copy(), w, rng)
     path = np.empty((T, d))
     for t in range(T - 1, -1, -1):
-        path[t] = x[t, b]
+        copy_into(x[t, b], path[t])
         b = anc[t, b]
     return path
 
@@ -221,14 +222,14 @@ def backward_sample(log_transition, kp, x, logw, rng):
     logits = np.empty(N)
     b = draw_from_logits(logw[T - 1].copy(), w, rng)
     path = np.empty((T, d))
-    path[T - 1] = x[T - 1, b]
+    copy_into(x[T - 1, b], path[T - 1])
     for t in range(T - 2, -1, -1):
         for l in range(N):
             logits[l] = logw[t, l] + log_transition(kp, t + 1, x[t, l], path[t + 1])
         b = draw_from_logits(logits, w, rng)
         if b < 0:
             b = 0  # unreachable for a model whose reference path has positive density
-        path[t] = x[t, b]
+        copy_into(x[t, b], path[t])
     return path
 
 
@@ -241,7 +242,7 @@ def index_tree_sample(x, logw, bidx, rng):
     b = draw_from_logits(logw[T - 1].copy(), w, rng)
     path = np.empty((T, d))
     for t in range(T - 1, -1, -1):
-        path[t] = x[t, b]
+        copy_into(x[t, b], path[t])
         if t > 0:
             b = bidx[t, b, int(rng.random() * K)]
     return path

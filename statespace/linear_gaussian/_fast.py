@@ -25,6 +25,7 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._numerics.copy import copy_into
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.linalg import cholesky, fixed_point, solve_lower
 from statespace.linear_gaussian.kernels import (
@@ -1352,5 +1353,5 @@ def _unstage(SPM, pm, SFM, fm, rows, offsets, members, lo, G, t0, nb):
         n = min(nb, offsets[s + 1] - offsets[s] - t0)
         if n > 0:
             r = rows[k] + t0
-            pm[r : r + n] = SPM[k, :n]
-            fm[r : r + n] = SFM[k, :n]
+            copy_into(SPM[k, :n], pm[r : r + n])
+            copy_into(SFM[k, :n], fm[r : r + n])

@@ -15,10 +15,12 @@ import math
 import llvmlite.ir as ir
 import numba as nb
 import numpy as np
+import pytest
 from numba import types
 from numba.extending import intrinsic
 
 from statespace._numerics.categorical import draw, draw_from_logits
+from statespace._numerics.copy import copy_into
 from statespace._numerics.exp import OVERFLOW, UNDERFLOW, emit_exp, exp, exp_nonpositive
 from statespace._numerics.gaussian import logpdf_observed
 from statespace._numerics.linalg import cholesky, cholesky_psd, solve_lower, solve_upper_t
@@ -301,3 +303,24 @@ def test_logpdf_observed_against_scipy_on_the_observed_subvector():
             o = ~np.isnan(r)
             want = multivariate_normal(np.zeros(o.sum()), S[np.ix_(o, o)]).logpdf(r[o]) if o.any() else 0.0
             np.testing.assert_allclose(logpdf_observed(r, S), want, rtol=1e-12, atol=1e-12)
+
+
+# --- copying arrays in compiled code ----------------------------------------------------
+def test_copy_into_equals_numpy_assignment_for_shapes_and_layouts():
+    rng = np.random.default_rng(3)
+    block = rng.standard_normal((6, 5, 4))
+    cases = [
+        (block[2, 1], np.zeros(4)),  # a row
+        (block[1:4, 2], np.zeros((3, 4))),  # rows, C-contiguous source
+        (block[:, 1:3, 0], np.zeros((6, 2))),  # a strided source
+        (block[0], np.zeros((4, 5)).T),  # a transposed (F-ordered) destination
+        (np.arange(5, dtype=np.int64), np.zeros(5, dtype=np.int64)),
+        (np.array([True, False, True]), np.zeros(3, dtype=np.bool_)),
+    ]
+    for src, dst in cases:
+        want = dst.copy()
+        want[...] = src
+        copy_into(src, dst)
+        np.testing.assert_array_equal(dst, want)
+    with pytest.raises(ValueError, match="differ in size"):
+        copy_into(np.zeros(3), np.zeros(4))
