@@ -351,7 +351,24 @@ def _paris_work(N, p, K):
 
 @nb.njit
 def paris_advance(
-    kernels, proposal, functional, backward, kp, t, y, rng, x, x_new, logw, W, tau, tau_new, work, ess_prev, opts
+    kernels,
+    proposal,
+    functional,
+    backward,
+    kp,
+    t,
+    y,
+    rng,
+    x,
+    x_new,
+    logw,
+    W,
+    tau,
+    tau_new,
+    work,
+    ess_prev,
+    lse_prev,
+    opts,
 ):
     """One PaRIS step ``t-1 -> t`` (filter move, then backward step); returns ``(lse, ess, resampled, n_fb, n_viol)``.
 
@@ -363,7 +380,7 @@ def paris_advance(
     if not opts.exact:
         build_alias(W, work.prob, work.alias)
     # the backward kernel needs W_{t-1}; forward_step only reads W, so keep it until the backward step
-    forward_step(kernels, proposal, opts.guided, kp, t, y, x, W, rs, opts.scheme, rng, x_new, logw, work.anc)
+    forward_step(kernels, proposal, opts.guided, kp, t, y, x, W, lse_prev, rs, opts.scheme, rng, x_new, logw, work.anc)
     # a 53-bit seed from random(): Generator.integers costs seconds of compilation
     seed = np.int64(rng.random() * 9007199254740992.0)
     log_bound = kernels.log_transition_bound(kp, t)
@@ -427,7 +444,7 @@ def _paris_loop(kernels, proposal, functional, backward, kp, y, N, p, opts, rng)
     _summaries(np.int64(0), x, W, tau, estimates, means)  # not a literal: one specialisation
     for t in range(1, T):
         lse, e, rs, fb, viol = paris_advance(
-            kernels, proposal, functional, backward, kp, t, y, rng, x, x_new, logw, W, tau, tau_new, work, e, opts
+            kernels, proposal, functional, backward, kp, t, y, rng, x, x_new, logw, W, tau, tau_new, work, e, lse, opts
         )
         x, x_new = x_new, x
         tau, tau_new = tau_new, tau
@@ -604,6 +621,7 @@ class PaRIS:
         self.t = -1
         self.log_likelihood = 0.0
         self.ess = float(N)
+        self._lse = 0.0
         self._n_fb = 0
         self._x, self._x_new = np.empty((N, d)), np.empty((N, d))
         self._logw, self.weights = np.empty(N), np.full(N, 1.0 / N)
@@ -662,12 +680,14 @@ class PaRIS:
                 self._tau_new,
                 self._work,
                 self.ess,
+                self._lse,
                 self._opts,
             )
             self._x, self._x_new = self._x_new, self._x
             self._tau, self._tau_new = self._tau_new, self._tau
             self._n_fb += fb
         _raise_if_bad(t if math.isnan(lse) else -1, viol)
+        self._lse = lse  # the log-weights' normaliser, which the next move subtracts
         self.t = t
         self.ess = e
         self.log_likelihood += lse - (math.log(self.n_particles) if rs else 0.0)

@@ -173,9 +173,9 @@ def initial_step(kernels, proposal, guided, kp, y, rng, x, logw):
 
 
 def _reweight(kernels, kp, t, x, y, logw):
-    """``logw[n] = log g_t(y_t | x^n)`` for every particle: the bootstrap weights before the carried ones."""
+    """``logw[n] += log g_t(y_t | x^n)`` for every particle: the bootstrap weights onto the carried ones."""
     for n in range(x.shape[0]):
-        logw[n] = kernels.log_emission(kp, t, x[n], y)
+        logw[n] += kernels.log_emission(kp, t, x[n], y)
 
 
 #: The bootstrap reweighting loop, compiled without reference counting. Each ``x[n]`` passed to the
@@ -192,7 +192,7 @@ _reweight_free = nb.njit(**refcount_free())(_reweight)
 
 @nb.njit
 def forward_step(
-    kernels, proposal, guided, kp, t, y, x_prev, W_prev, resample, scheme, rng, x_new, logw_new, ancestors
+    kernels, proposal, guided, kp, t, y, x_prev, W_prev, lse_prev, resample, scheme, rng, x_new, logw_new, ancestors
 ):
     """One move-and-reweight step of the filter, from ``t-1`` to ``t``.
 
@@ -201,19 +201,28 @@ def forward_step(
     weights. Writes the new particles into ``x_new`` and unnormalised
     log-weights into ``logw_new``, scaled so that ``logsumexp(logw_new)`` minus
     ``log N`` (after resampling) or minus 0 (without) is the log-likelihood increment.
+
+    On entry ``logw_new`` holds the previous step's unnormalised log-weights, whose
+    ``logsumexp`` is ``lse_prev`` (``W_prev`` normalises them). The carried normalised
+    log-weight is then ``logw_new[n] - lse_prev``, a subtraction that vectorises, where
+    ``log(W_prev[n])`` is a libm call per particle (about 3.5 us per step of 1,000
+    particles, on the majority of steps that do not resample).
     """
     N = x_new.shape[0]
     if resample:
         resample_into(scheme, W_prev, rng, ancestors)
+        for n in range(N):
+            logw_new[n] = 0.0
     else:
         for n in range(N):
             ancestors[n] = n
+            logw_new[n] -= lse_prev
     # branches hoisted out of the particle loops, so that each loop body is branch-free and vectorises
     if guided:
         for n in range(N):
             a = ancestors[n]
             proposal.sample(kp, t, x_prev[a], y, rng, x_new[n])
-            logw_new[n] = (
+            logw_new[n] += (
                 kernels.log_transition(kp, t, x_prev[a], x_new[n])
                 - proposal.log_density(kp, t, x_prev[a], x_new[n], y)
                 + kernels.log_emission(kp, t, x_new[n], y)
@@ -222,9 +231,6 @@ def forward_step(
         for n in range(N):
             kernels.sample_transition(kp, t, x_prev[ancestors[n]], rng, x_new[n])
         _reweight_free(kernels, kp, t, x_new, y, logw_new)
-    if not resample:
-        for n in range(N):
-            logw_new[n] += math.log(W_prev[n])
 
 
 @nb.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -316,7 +322,7 @@ def filter_loop(kernels, proposal, guided, fn, fdim, kp, y, N, threshold, scheme
         _store(t0, anc, x, logw, lse, anc_hist, x_hist, lw_hist)
     for t in range(1, T):
         rs = threshold >= 1.0 or e < threshold * N
-        forward_step(kernels, proposal, guided, kp, t, y, x, W, rs, scheme, rng, x_new, logw, anc)
+        forward_step(kernels, proposal, guided, kp, t, y, x, W, lse, rs, scheme, rng, x_new, logw, anc)
         x, x_new = x_new, x
         lse, e = normalise(logw, W)
         if math.isnan(lse):

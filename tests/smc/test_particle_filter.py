@@ -386,15 +386,18 @@ def test_emission_density_that_allocates_gives_the_same_filter_and_paris():
 
 
 @nb.njit
-def _bootstrap_move(kernels, proposal, kp, t, y, x_prev, W, rng, x_new, logw, anc):
-    forward_step(kernels, proposal, False, kp, t, y, x_prev, W, False, 0, rng, x_new, logw, anc)
+def _bootstrap_move(kernels, proposal, kp, t, y, x_prev, W, lse, rng, x_new, logw, anc):
+    forward_step(kernels, proposal, False, kp, t, y, x_prev, W, lse, False, 0, rng, x_new, logw, anc)
 
 
 def test_forward_step_alone_compiles_an_allocating_density_with_reference_counting():
     """``forward_step`` compiled on its own (as in online PaRIS's step when its cache entry is rebuilt)
     with a density never compiled before: the density allocates, so it must be compiled with
     reference counting although the reweighting loop runs without; the weights are the density's
-    own values (its Python function, particle by particle) plus the carried log-weights."""
+    own values (its Python function, particle by particle) plus the carried normalised log-weights
+    (``log W``, from NumPy)."""
+    from scipy.special import logsumexp
+
     from smc.particle_filter import BOOTSTRAP
 
     fresh = nb.njit(_u_log_emission_allocating.py_func)
@@ -402,11 +405,12 @@ def test_forward_step_alone_compiles_an_allocating_density_with_reference_counti
     rng = np.random.default_rng(0)
     x_prev, y = rng.standard_normal((50, 1)), rng.standard_normal((5, 1))
     y[3] = np.nan
-    W = rng.random(50)
-    W /= W.sum()
+    prev = rng.standard_normal(50) * 3.0 - 40.0  # the previous step's unnormalised log-weights
+    lse = logsumexp(prev)
+    W = np.exp(prev - lse)
     for t in (1, 3):
-        x_new, logw, anc = np.empty((50, 1)), np.full(50, np.nan), np.zeros(50, dtype=np.int64)
-        _bootstrap_move(kernels, BOOTSTRAP, kp, t, y, x_prev, W, rng, x_new, logw, anc)
-        want = [_u_log_emission_allocating.py_func(kp, t, x_new[n], y) + math.log(W[n]) for n in range(50)]
-        np.testing.assert_allclose(logw, want, rtol=1e-13)
+        x_new, logw, anc = np.empty((50, 1)), prev.copy(), np.zeros(50, dtype=np.int64)
+        _bootstrap_move(kernels, BOOTSTRAP, kp, t, y, x_prev, W, lse, rng, x_new, logw, anc)
+        want = [_u_log_emission_allocating.py_func(kp, t, x_new[n], y) + np.log(W[n]) for n in range(50)]
+        np.testing.assert_allclose(logw, want, rtol=1e-12)
         np.testing.assert_array_equal(anc, np.arange(50))
