@@ -373,7 +373,8 @@ def paris_advance(
     """One PaRIS step ``t-1 -> t`` (filter move, then backward step); returns ``(lse, ess, resampled, n_fb, n_viol)``.
 
     On return ``x_new``, ``W`` (normalised in place) and ``tau_new`` hold generation ``t``;
-    the caller swaps the buffers. ``W`` must hold the normalised weights of ``t-1`` on entry.
+    the caller swaps the buffers. On entry ``W`` must hold the normalised weights of ``t-1``, ``logw``
+    their unnormalised logarithms and ``lse_prev`` the latter's ``logsumexp`` (see ``smc.particle_filter.forward_step``).
     """
     N = x.shape[0]
     rs = opts.threshold >= 1.0 or ess_prev < opts.threshold * N
