@@ -49,6 +49,7 @@ import numba as nb
 import numpy as np
 
 from statespace._compile import compiled, refcount_free
+from statespace._numerics.copy import copy_into
 from statespace._numerics.weights import normalise
 from statespace.errors import DataError, DegenerateWeightsError, ParameterError, ShapeError
 from statespace.validation import as_float_array, as_rng, as_sequences, check_int, check_real, split_batch
@@ -278,13 +279,10 @@ def _record_moments(kernels, fn, kp, t, x, W, means, covs, probs, moments, fbuf)
 
 @nb.njit(cache=True)
 def _store(t, anc, x, logw, lse, anc_hist, x_hist, lw_hist):
-    # explicit loops: slice assignment makes Numba compile a slow shape-mismatch error path
-    N, d = x.shape
-    for n in range(N):
-        anc_hist[t, n] = anc[n]
+    copy_into(anc, anc_hist[t])
+    copy_into(x, x_hist[t])
+    for n in range(x.shape[0]):
         lw_hist[t, n] = logw[n] - lse
-        for k in range(d):
-            x_hist[t, n, k] = x[n, k]
 
 
 @nb.njit
