@@ -150,6 +150,37 @@ def test_batch_sums_do_not_depend_on_the_threads(monkeypatch):
     assert one[1] == two[1]
 
 
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        [100] * 2000,
+        [1000] * 100,
+        [200] * 5000,
+        list(range(1, 3000)),
+        [70_000],
+        [5] * 3,
+        [1_000_000, 3, 3],
+        [1_000_000] + [3] * 20,
+    ],
+)
+def test_chunks_are_a_power_of_two_of_whole_runs(lengths):
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ends = batch_module._chunk_ends(offsets)
+    n, S, N = len(ends), len(lengths), int(offsets[-1])
+    # every sequence in exactly one chunk, in order
+    assert ends[-1] == S and (np.diff(np.concatenate([[0], ends])) > 0).all()
+    # the largest power of two within the floors; fewer only where one sequence outweighs a chunk's share
+    cap = min(S, batch_module.MAX_CHUNKS, max(batch_module.MIN_CHUNKS, N // batch_module.MIN_CHUNK_ROWS))
+    planned = 1 << (cap.bit_length() - 1)
+    if max(lengths) <= N / planned:
+        assert n == planned
+    else:
+        assert n <= planned
+    if n > 1 and min(lengths) == max(lengths):
+        rows = np.diff(np.concatenate([[0], offsets[ends]]))
+        assert rows.max() - rows.min() <= lengths[0]  # about equal rows
+
+
 def test_batch_errors_name_the_sequence():
     p = _model(2, 2, seed=0)
     tiny = p.replace(P0=p.P0 * 1e-150, Q=p.Q * 1e-150, R=p.R * 1e-150)
