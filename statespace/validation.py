@@ -405,11 +405,23 @@ def _clean_batch(items: list, obs_dim: int | None, allow_nan: bool) -> bool:
             and s.flags.c_contiguous
         ):
             return False
-    for s in items:
-        # a finite sum rules out inf (and NaN); otherwise look element by element
-        if not math.isfinite(float(s.sum())) and (np.isinf(s) if allow_nan else ~np.isfinite(s)).any():
-            return False
-    return True
+    with np.errstate(over="ignore", invalid="ignore"):  # once for the batch: a sum may overflow
+        return not any(_has_non_finite(s, allow_nan) for s in items)
+
+
+def has_non_finite(a: np.ndarray, allow_nan: bool = True) -> bool:
+    """Whether float array ``a`` holds inf (or, unless ``allow_nan``, NaN): one pass, no temporary.
+
+    A finite sum rules both out without the ``a.shape`` boolean temporary of ``np.isinf(a).any()``
+    (a fresh mapping per call in a Dask worker, whose nanny turns off the allocator's reuse of large
+    blocks); a sum that is not finite (NaN present, or an overflow) is checked element by element.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _has_non_finite(a, allow_nan)
+
+
+def _has_non_finite(a: np.ndarray, allow_nan: bool) -> bool:
+    return not math.isfinite(float(a.sum())) and bool((np.isinf(a) if allow_nan else ~np.isfinite(a)).any())
 
 
 def as_inputs(name: str, u, lengths: list[int], input_dim: int, single: bool) -> list[np.ndarray]:

@@ -58,6 +58,7 @@ import numpy as np
 from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts
 from .._scratch import scratch
 from ..errors import DataError, ShapeError
+from ..validation import has_non_finite
 from . import _fast
 from ._specialise import MIN_SPECIALISED_T, loops
 from .kalman import KalmanFilterResult, filter_kernel_params
@@ -123,7 +124,7 @@ def _prepare(params: LGSSMParams, y, offsets, inputs):
         y = y[:, None]
     if y.ndim != 2 or y.shape[1] != params.obs_dim:
         raise ShapeError(f"y: expected concatenated observations (N, {params.obs_dim}), got shape {y.shape}")
-    if np.isinf(y).any():
+    if has_non_finite(y):
         r = int(np.argmax(np.isinf(y).any(axis=1)))
         raise DataError(f"y: row {r} holds an infinite value; observations must be finite or NaN (missing)")
     offsets = check_offsets("offsets", offsets, y.shape[0])

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lgssm_dense import random_params
 
 from statespace import LinearGaussianSSM
@@ -124,3 +126,24 @@ def test_other_arguments(model):
         LinearGaussianSSM(model.params, F=np.eye(2))
     with pytest.raises(ShapeError, match="state_dim"):
         LinearGaussianSSM.initialize(y, state_dim=0)
+
+
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False, width=64),
+            st.sampled_from([np.inf, -np.inf, np.nan, 1.7e308, -1.7e308]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    allow_nan=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_has_non_finite_agrees_with_elementwise_checks(values, allow_nan):
+    from statespace.validation import has_non_finite
+
+    a = np.array(values).reshape(-1, 1)
+    # the element-by-element oracle; sums that overflow (1.7e308 + 1.7e308) hold no inf themselves
+    expected = bool(np.isinf(a).any() if allow_nan else (~np.isfinite(a)).any())
+    assert has_non_finite(a, allow_nan) is expected
