@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {
     "kalman_grid.py": ["--quick"],
+    "kalman_fleets.py": ["--quick"],
     "hmm_grid.py": ["--quick"],
     "smc_grid.py": ["--quick", "--no-venv-build"],
 }
