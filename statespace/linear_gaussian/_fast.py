@@ -870,7 +870,7 @@ def batch_loop(
     """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
 
     Sequence ``s`` is ``y[offsets[s]:offsets[s + 1]]``; chunk ``c`` holds sequences
-    ``order[chunk_ends[c - 1]:chunk_ends[c]]`` (a permutation of the same index range that
+    ``order[chunk_ends[c - 1]:chunk_ends[c]]`` (``order`` a permutation of the batch that
     puts sequences of one length next to each other, so that they share covariances) and
     adds their statistics, in that order, to ``stats[c]``, so that the sums do not depend
     on how chunks are spread over threads (the GIL is released: callers run disjoint
@@ -889,7 +889,8 @@ def batch_loop(
     m = y.shape[1]
     s_lo = 0 if c0 == 0 else chunk_ends[c0 - 1]
     t_max = 0
-    for s in range(s_lo, chunk_ends[c1 - 1] if c1 > c0 else s_lo):
+    for k in range(s_lo, chunk_ends[c1 - 1] if c1 > c0 else s_lo):
+        s = order[k]
         t_max = max(t_max, offsets[s + 1] - offsets[s])
     fm_, pm_, sm_ = (
         _carve2(work, 0, t_max, d),

@@ -69,12 +69,17 @@ from .smoother import SmootherResult, smooth_kernel_params
 #: Most chunks a batch is cut into (the unit of parallel work; fixed so sums do not depend on the threads).
 MAX_CHUNKS = 64
 #: Fewest rows per chunk. Sequences share covariances, and replay in lock-step, only within a chunk:
-#: each chunk runs the whole covariance recursion once per length and missing pattern it holds, and a
+#: each chunk runs the whole covariance recursion once per length and missing pattern it holds (the
+#: batch is sorted by length before it is cut, so a chunk holds long runs of one length), and a
 #: length needs ``MIN_LOCKSTEP + 1`` sequences in one chunk to replay in lock-step. Small chunks
-#: repeat that work and break up the lock-step runs (one E-step on 2 threads,
-#: d = 4, m = 3: 2,000 sequences of 80-120 steps 31.4 ms with chunks of 8,192 rows, 10.6 ms with
-#: 65,536; 100 of 1,000 steps 6.9 -> 5.3 ms; 2,000 of 1,000 steps 80 -> 60 ms).
-MIN_CHUNK_ROWS = 65_536
+#: repeat that work; few chunks leave threads idle on a machine with many cores. One E-step,
+#: d = 2, m = 2, 5,000 sequences of 200 steps, one thread: 33.2 ms in chunks of 8,192 rows (64
+#: chunks), 28.7 ms in 32,768 (16), 26.1 ms in 65,536 (8).
+MIN_CHUNK_ROWS = 32_768
+#: Fewest sequences of the batch's mean length per chunk: one covariance recursion of length ``T``
+#: costs about ten replays of it, so a chunk of long sequences needs more rows to amortise it
+#: (2,000 x 1,000 steps, d = 4, one thread: 157 ms in chunks of 8,192 rows, 107 ms in 64,000).
+SHARERS_PER_CHUNK = 64
 #: Fewest chunks of a batch of several sequences, so that a small fleet still runs on two threads
 #: (fixed, not the thread count: the sums must not depend on the threads). 100 sequences of about
 #: 100 steps, 5 EM iterations: 16.5 ms in one chunk, 11.4 ms in two.
@@ -93,16 +98,19 @@ MIN_LOCKSTEP = 8
 
 def _chunk_ends(offsets: np.ndarray) -> np.ndarray:
     """Ends of runs of consecutive sequences with about equal numbers of rows: a power of two of them,
-    at most :data:`MAX_CHUNKS`, each of at least :data:`MIN_CHUNK_ROWS` rows where there are that many,
-    and at least :data:`MIN_CHUNKS` where there are that many sequences (fewer where one sequence holds
-    more rows than a chunk's share).
+    at most :data:`MAX_CHUNKS`, each of at least :data:`MIN_CHUNK_ROWS` rows and of
+    :data:`SHARERS_PER_CHUNK` times the mean length where there are that many, and at least
+    :data:`MIN_CHUNKS` where there are that many sequences (fewer where one sequence holds more rows
+    than a chunk's share).
 
     A power of two splits evenly over 2, 4, 8, ... threads (3 chunks on 2 threads leave one
     thread a third idle), and over the shards of a distributed E-step: half the batch is cut
     into half the chunks, so each shard repeats no per-chunk work the whole batch would not.
     """
     S = len(offsets) - 1
-    n = min(S, MAX_CHUNKS, max(MIN_CHUNKS, int(offsets[-1]) // MIN_CHUNK_ROWS))
+    N = int(offsets[-1])
+    rows = max(MIN_CHUNK_ROWS, SHARERS_PER_CHUNK * N // max(S, 1))
+    n = min(S, MAX_CHUNKS, max(MIN_CHUNKS, N // rows))
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     n = 1 << (n.bit_length() - 1)
@@ -147,27 +155,25 @@ def _prepare(params: LGSSMParams, y, offsets, inputs):
 
 def _run(params, y, offsets, inputs, want_stats, n_threads):
     y, offsets, kp, module = _prepare(params, y, offsets, inputs)
-    ends = _chunk_ends(offsets)
+    lengths = np.diff(offsets)
+    # the whole batch in order of length (a stable sort), then cut into chunks: consecutive sequences
+    # of one length and missing pattern share their covariances, and each chunk holds long runs of
+    # them however the lengths are spread over the batch
+    order = np.argsort(lengths, kind="stable").astype(np.int64)
+    ends = _chunk_ends(offsets_of(lengths[order]))
     S = len(offsets) - 1
     size = stats_layout(params.state_dim, params.obs_dim, params.input_dim).size
     stats = np.zeros((len(ends), size if want_stats else 0))
     lls, bad, why = np.empty(S), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64)
     k = min(n_threads_for(n_threads), len(ends))
     bounds = np.unique(len(ends) * np.arange(k + 1) // max(k, 1))
-    lengths = np.diff(offsets)
     work = {}  # one scratch block per part (each part runs on its own thread)
     for j in range(len(bounds) - 1):
         c0, c1 = int(bounds[j]), int(bounds[j + 1])
         s0, s1 = (0 if c0 == 0 else int(ends[c0 - 1])), int(ends[c1 - 1])
-        t_max = int(lengths[s0:s1].max()) if s1 > s0 else 0
+        t_max = int(lengths[order[s0:s1]].max()) if s1 > s0 else 0
         size = _fast.loop_work_size(t_max, params.state_dim, params.obs_dim, LOCKSTEP)
         work[c0] = scratch(("linear_gaussian.batch_loop", j), size)
-    # within each chunk, sequences of one length next to each other (a stable sort): consecutive
-    # sequences of one length and missing pattern share their covariances
-    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-    order = np.concatenate(
-        [a + np.argsort(lengths[a:b], kind="stable") for a, b in zip(starts, ends)] or [np.zeros(0, np.int64)]
-    ).astype(np.int64)
     run_parts(
         lambda c0, c1: module.batch_loop(
             kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, work[c0], LOCKSTEP, MIN_LOCKSTEP

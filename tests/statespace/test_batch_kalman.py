@@ -117,6 +117,7 @@ def chunks(request, monkeypatch):
     """Run a test with a chunk per sequence (every thread and chunk-sum path) and with the default cut."""
     if request.param == "one chunk per sequence":
         monkeypatch.setattr(batch_module, "MIN_CHUNK_ROWS", 1)
+        monkeypatch.setattr(batch_module, "SHARERS_PER_CHUNK", 0)
     return request.param
 
 
@@ -141,6 +142,7 @@ def test_batch_e_step_equals_the_per_sequence_e_step(d, m, p_in, lengths, n_thre
 
 def test_batch_sums_do_not_depend_on_the_threads(monkeypatch):
     monkeypatch.setattr(batch_module, "MIN_CHUNK_ROWS", 1)  # many chunks, spread over the threads
+    monkeypatch.setattr(batch_module, "SHARERS_PER_CHUNK", 0)
     p = _model(3, 2, seed=1)
     ys = [_data(p, T, seed=T, missing=False) for T in range(20, 300, 7)]
     y, offsets = pack(ys)
@@ -170,7 +172,8 @@ def test_chunks_are_a_power_of_two_of_whole_runs(lengths):
     # every sequence in exactly one chunk, in order
     assert ends[-1] == S and (np.diff(np.concatenate([[0], ends])) > 0).all()
     # the largest power of two within the floors; fewer only where one sequence outweighs a chunk's share
-    cap = min(S, batch_module.MAX_CHUNKS, max(batch_module.MIN_CHUNKS, N // batch_module.MIN_CHUNK_ROWS))
+    rows = max(batch_module.MIN_CHUNK_ROWS, batch_module.SHARERS_PER_CHUNK * N // S)
+    cap = min(S, batch_module.MAX_CHUNKS, max(batch_module.MIN_CHUNKS, N // rows))
     planned = 1 << (cap.bit_length() - 1)
     if max(lengths) <= N / planned:
         assert n == planned
@@ -245,6 +248,26 @@ def test_interleaved_lengths_are_grouped_to_share_covariances(n_threads, chunks,
     ref_stats, ref_ll = e_step(p, seqs, us)
     assert ll == pytest.approx(ref_ll, rel=1e-12)
     np.testing.assert_allclose(stats, ref_stats, rtol=1e-10, atol=1e-10 * np.abs(ref_stats).max())
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_shuffled_ragged_fleet_equals_its_sequences_one_by_one(n_threads, chunks, lockstep):
+    """Twelve sequences of each of five lengths, shuffled over the batch: the batch is sorted by length
+    before it is cut, so sequences far apart share covariances and replay in lock-step; the summed
+    statistics equal the per-sequence E-step's and each log-likelihood lands at its own index."""
+    p = _model(2, 2, seed=3)
+    rng = np.random.default_rng(3)
+    lengths = rng.permutation(np.repeat([17, 23, 24, 40, 61], 12))
+    ys = [rng.normal(size=(T, 2)) * 1.5 for T in lengths]
+    ys[5][3, 1] = np.nan  # one sequence with its own missing pattern among its length's run
+    y, offsets = pack(ys)
+    stats, ll = batch_e_step(p, y, offsets, n_threads=n_threads)
+    seqs, us, _ = prepare(p, ys, None)
+    ref_stats, ref_ll = e_step(p, seqs, us)
+    assert ll == pytest.approx(ref_ll, rel=1e-12)
+    np.testing.assert_allclose(stats, ref_stats, rtol=1e-10, atol=1e-10 * np.abs(ref_stats).max())
+    lls = batch_log_likelihood(p, y, offsets, n_threads=n_threads)
+    np.testing.assert_allclose(lls, [kalman_log_likelihood(p, s) for s in ys], rtol=1e-12)
 
 
 def _fleet(p, rng, p_in=0):
