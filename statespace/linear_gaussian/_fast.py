@@ -90,17 +90,26 @@ def filter_loop(kp, y, buf):
     fP = buf[2 * T * d : 2 * T * d + T * d * d].reshape((T, d, d))
     pP = buf[2 * T * d + T * d * d :].reshape((T, d, d))
     none = np.empty((0, 0, 0))
-    ll, bad, why = _filter(kp, y, fm, pm, fP, pP, PLAIN, none, none, np.empty(0), np.empty((0, 0)))
+    nix = np.empty(0, np.int64)
+    ll, bad, why = _filter(kp, y, fm, pm, fP, pP, PLAIN, none, none, np.empty(0), np.empty((0, 0)), nix, nix)
     return ll, fm, fP, pm, pP, bad, why
 
 
 #: What :func:`_filter` does: the whole filter; the whole filter, recording the covariance side's
-#: per-step factors; the means only, replaying factors recorded for an earlier sequence.
-PLAIN, RECORD, REPLAY = 0, 1, 2
+#: per-step factors; the means only, replaying factors recorded for an earlier sequence; the whole
+#: filter with every covariance at its fixed point left in the row where it was reached (``COMPACT``).
+PLAIN, RECORD, REPLAY, COMPACT = 0, 1, 2, 3
+
+
+@nb.njit(inline="always")
+def _same(a, ra, rb, d):
+    """Whether rows ``ra`` and ``rb`` of the covariances ``a`` agree to round-off (:func:`fixed_point`);
+    a row aliased to itself (``COMPACT``) agrees without a look."""
+    return ra == rb or fixed_point(a[ra], a[rb], d)
 
 
 @nb.njit(**_FLAGS)
-def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
+def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
     """:func:`filter_loop` into the given ``(T, d)`` means and ``(T, d, d)`` covariances, or with
     ``mode`` one of its two halves for a batch of sequences; returns ``(loglik, bad, why)``.
 
@@ -112,9 +121,16 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
     run with ``REPLAY`` on that sequence's covariances ``fP, pP`` (read, not written): they
     read those factors instead of computing them, at ``O(d^2 + d m + m^2)`` per step, and the
     rest of the step is the very arithmetic of the whole filter (the same numbers to the bit).
+
+    With ``COMPACT`` a covariance at its fixed point is not copied to the next step's row:
+    ``ixf[t]`` (``ixp[t]``) is the row of ``fP`` (``pP``) that holds step ``t``'s, ``t`` itself or
+    the previous step's row. A long sequence then reads and writes ``O(d^2)`` numbers per step
+    once the Riccati recursion has converged, instead of copying two ``d x d`` matrices, which
+    at ``d = 16`` moved 40 MB per 10,000 steps. The numbers are those of ``PLAIN``, to the bit.
     """
     record = mode == RECORD
     replay = mode == REPLAY
+    compact = mode == COMPACT
     T = y.shape[0]
     d = D if D > 0 else kp.m0.shape[0]
     m = M if M > 0 else y.shape[1]
@@ -137,7 +153,9 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
     n_prev = -1  # observed coordinates at the previous step (-1: none yet)
     logdet = 0.0
     ll = 0.0
+    rf1 = rf2 = rp1 = 0  # the rows of fP at t - 1 and t - 2, of pP at t - 1
     for t in range(T):
+        rp = rf = t  # the rows of pP and fP that hold this step's covariances
         if t == 0:
             for i in range(d):
                 pm[0, i] = kp.m0[i]
@@ -155,17 +173,20 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
                 pm[t, i] = s
             if replay:
                 pass
-            elif fixed_fq and t >= 2 and fixed_point(fP[t - 1], fP[t - 2], d):
+            elif fixed_fq and t >= 2 and _same(fP, rf1, rf2, d):
                 # the Riccati recursion reached a fixed point: F P F^T + Q of the same P, bit for bit
-                for i in range(d):
-                    for j in range(d):
-                        pP[t, i, j] = pP[t - 1, i, j]
+                if compact:
+                    rp = rp1
+                else:
+                    for i in range(d):
+                        for j in range(d):
+                            pP[t, i, j] = pP[t - 1, i, j]
             else:
                 for i in range(d):
                     for j in range(d):
                         s = 0.0
                         for k in range(d):
-                            s += Fs[f, i, k] * fP[t - 1, k, j]
+                            s += Fs[f, i, k] * fP[rf1, k, j]
                         tmp[i, j] = s
                 for i in range(d):
                     for j in range(i + 1):
@@ -175,7 +196,7 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
                         pP[t, i, j] = s
                         pP[t, j, i] = s
             for i in range(d):
-                if not (abs(pm[t, i]) <= 1.7e308 and pP[t, i, i] <= 1.7e308):
+                if not (abs(pm[t, i]) <= 1.7e308 and pP[rp, i, i] <= 1.7e308):
                     return ll, t, FAIL_OVERFLOW
         h = 0 if nH == 1 else t
         r = 0 if nR == 1 else t
@@ -194,11 +215,15 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
                 fm[t, i] = pm[t, i]
                 if not replay:
                     for j in range(d):
-                        fP[t, i, j] = pP[t, i, j]
+                        fP[t, i, j] = pP[rp, i, j]
+            rf2, rf1, rp1 = rf1, rf, rp
+            if compact:
+                ixf[t] = rf
+                ixp[t] = rp
             continue
         # The update's covariance side (S, its factor, the gain, P_{t|t}) is a function of P_{t|t-1},
         # H, R and the observed coordinates alone: when they repeat the previous step's, so does it.
-        steady = not replay and fixed_hr and same_pattern and n == n_prev and fixed_point(pP[t], pP[t - 1], d)
+        steady = not replay and fixed_hr and same_pattern and n == n_prev and _same(pP, rp, rp1, d)
         n_prev = n
         for a in range(n):
             ra = obs[a]
@@ -220,7 +245,7 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
                 for j in range(d):
                     s = 0.0
                     for k in range(d):
-                        s += Hs[h, ra, k] * pP[t, k, j]
+                        s += Hs[h, ra, k] * pP[rp, k, j]
                     HP[a, j] = s
             for a in range(n):
                 for b in range(a + 1):
@@ -255,6 +280,8 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
             mag[i] = acc  # the magnitudes the update summed: they bound its rounding error
         if replay:
             pass
+        elif steady and compact:
+            rf = rf1
         elif steady:
             for i in range(d):
                 for j in range(d):
@@ -282,7 +309,7 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
                 for j in range(d):
                     s = 0.0
                     for k in range(d):
-                        s += A[i, k] * pP[t, k, j]
+                        s += A[i, k] * pP[rp, k, j]
                     AP[i, j] = s
             for i in range(d):
                 for a in range(n):
@@ -321,7 +348,7 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
         # an unobserved direction of huge variance hides it from the coordinates).
         for i in range(d):
             err = 4.0 * _EPS * mag[i]
-            if err > math.sqrt(max(fP[t, i, i], 0.0)) and err > 4e3 * _EPS * abs(fm[t, i]):
+            if err > math.sqrt(max(fP[rf, i, i], 0.0)) and err > 4e3 * _EPS * abs(fm[t, i]):
                 return ll, t, FAIL_CANCELLATION
         for a in range(n):
             ra = obs[a]
@@ -333,6 +360,10 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd):
             err *= 4.0 * _EPS
             if err > hsd[a] and err > 4e3 * _EPS * abs(val):
                 return ll, t, FAIL_CANCELLATION
+        rf2, rf1, rp1 = rf1, rf, rp
+        if compact:
+            ixf[t] = rf
+            ixp[t] = rp
     return ll, -1, -1
 
 
@@ -350,17 +381,24 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
     o = T * d + T * d * d
     cross = buf[o : o + n1 * d * d].reshape((n1, d, d))
     gains = buf[o + n1 * d * d :].reshape((n1, d, d))
-    bad = _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, False)
+    nix = np.empty(0, np.int64)
+    bad = _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, False, nix, nix, nix, nix)
     return sm, sP, cross, gains, bad
 
 
 @nb.njit(**_FLAGS)
-def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay):
+def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
     """:func:`rts_loop` into the given outputs, returning ``bad``; with ``replay``, the smoothed
     means only, for a sequence whose smoothed covariances, cross-covariances and gains are those
-    given (recorded for an earlier sequence, see :func:`_filter`'s ``REPLAY``), by the same arithmetic."""
+    given (recorded for an earlier sequence, see :func:`_filter`'s ``REPLAY``), by the same arithmetic.
+
+    With non-empty ``ixs`` (after :func:`_filter`'s ``COMPACT``, whose rows ``ixf, ixp`` it reads),
+    matrices at their fixed point are not copied either: ``ixg[t]`` is the row of ``gains`` that
+    holds step ``t``'s gain, ``ixs[t]`` the row of ``sP`` and ``cross`` that holds its smoothed
+    covariance and cross-covariance (one index: the two are copied together)."""
     T = fm.shape[0]
     d = D if D > 0 else fm.shape[1]
+    compact = ixs.shape[0] > 0
     Fs = kp.F
     nF = Fs.shape[0]
     L = np.empty((d, d))
@@ -370,35 +408,43 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay):
         sm[T - 1, i] = fm[T - 1, i]
         if not replay:
             for j in range(d):
-                sP[T - 1, i, j] = fP[T - 1, i, j]
+                sP[T - 1, i, j] = fP[ixf[T - 1] if compact else T - 1, i, j]
+    if compact:
+        ixs[T - 1] = T - 1
+    rg1 = rs1 = rs2 = T - 1  # the rows of gains at t + 1, of sP at t + 1 and t + 2
     for t in range(T - 2, -1, -1):
         f = 0 if nF == 1 else t + 1
+        rf, rp1 = (ixf[t], ixp[t + 1]) if compact else (t, t + 1)  # rows of P_{t|t}, P_{t+1|t}
         # J_t is a function of P_{t|t}, P_{t+1|t} and F alone; P_{t|T} and the cross-covariance
         # add P_{t+1|T}: where the filter's and the smoother's covariances sit at their fixed
-        # points, the previous step's matrices are copied (see fixed_point)
+        # points, the previous step's matrices are copied (see fixed_point), or with ``compact``
+        # their rows reused
         steady = (
             not replay
             and nF == 1
             and t + 2 < T
-            and fixed_point(pP[t + 1], pP[t + 2], d)
-            and fixed_point(fP[t], fP[t + 1], d)
+            and _same(pP, rp1, ixp[t + 2] if compact else t + 2, d)
+            and _same(fP, rf, ixf[t + 1] if compact else t + 1, d)
         )
+        rg = t
         if replay:
             pass
+        elif steady and compact:
+            rg = rg1
         elif steady:
             for i in range(d):
                 for j in range(d):
                     gains[t, i, j] = gains[t + 1, i, j]
         else:
             # Cholesky factor of P_{t+1|t}
-            if not cholesky(pP[t + 1], L, d):
+            if not cholesky(pP[rp1], L, d):
                 return t + 1
             # C = F P_{t|t}; column j of J^T solves P_{t+1|t} J^T[:, j] = C[:, j]
             for i in range(d):
                 for j in range(d):
                     s = 0.0
                     for k in range(d):
-                        s += Fs[f, i, k] * fP[t, k, j]
+                        s += Fs[f, i, k] * fP[rf, k, j]
                     C[i, j] = s
             for j in range(d):
                 for i in range(d):
@@ -411,38 +457,48 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay):
                     for k in range(i + 1, d):
                         s -= L[k, i] * gains[t, j, k]
                     gains[t, j, i] = s / L[i, i]
+        rg1 = rg
+        if compact:
+            ixg[t] = rg
         for i in range(d):
             s = fm[t, i]
             for k in range(d):
-                s += gains[t, i, k] * (sm[t + 1, k] - pm[t + 1, k])
+                s += gains[rg, i, k] * (sm[t + 1, k] - pm[t + 1, k])
             sm[t, i] = s
         if replay:
             continue
-        if steady and fixed_point(sP[t + 1], sP[t + 2], d):
+        rs = t
+        if steady and _same(sP, rs1, rs2, d):
+            if compact:
+                rs = rs1
+            else:
+                for i in range(d):
+                    for j in range(d):
+                        sP[t, i, j] = sP[t + 1, i, j]
+                        cross[t, i, j] = cross[t + 1, i, j]
+        else:
             for i in range(d):
                 for j in range(d):
-                    sP[t, i, j] = sP[t + 1, i, j]
-                    cross[t, i, j] = cross[t + 1, i, j]
-            continue
-        for i in range(d):
-            for j in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += gains[t, i, k] * (sP[t + 1, k, j] - pP[t + 1, k, j])
-                JD[i, j] = s
-        for i in range(d):
-            for j in range(i + 1):
-                s = fP[t, i, j]
-                for k in range(d):
-                    s += JD[i, k] * gains[t, j, k]
-                sP[t, i, j] = s
-                sP[t, j, i] = s
-        for i in range(d):
-            for j in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += sP[t + 1, i, k] * gains[t, j, k]
-                cross[t, i, j] = s
+                    s = 0.0
+                    for k in range(d):
+                        s += gains[rg, i, k] * (sP[rs1, k, j] - pP[rp1, k, j])
+                    JD[i, j] = s
+            for i in range(d):
+                for j in range(i + 1):
+                    s = fP[rf, i, j]
+                    for k in range(d):
+                        s += JD[i, k] * gains[rg, j, k]
+                    sP[t, i, j] = s
+                    sP[t, j, i] = s
+            for i in range(d):
+                for j in range(d):
+                    s = 0.0
+                    for k in range(d):
+                        s += sP[rs1, i, k] * gains[rg, j, k]
+                    cross[t, i, j] = s
+        rs2, rs1 = rs1, rs
+        if compact:
+            ixs[t] = rs
     return -1
 
 
@@ -455,22 +511,37 @@ def stats_loop(kp, y, sm, sP, cross, out):
     inline; rows with missing coordinates go through the general routine, which
     imputes them.
     """
-    _stats(kp, y, sm, sP, cross, out, BOTH)
+    _stats(kp, y, sm, sP, cross, out, BOTH, np.empty(0, np.int64))
 
 
 #: What :func:`_stats` adds: every term, the terms of the means (and the counts) only, the covariances' only.
 BOTH, MEANS, COVARIANCES = 0, 1, 2
 
 
+@nb.njit(inline="always")
+def _add_run(acc, A, row, n):
+    """``acc += n A[row]``: a covariance summed over the ``n`` steps that share its row (``COMPACT``)."""
+    if n > 0:
+        for i in range(acc.shape[0]):
+            for j in range(acc.shape[1]):
+                acc[i, j] += n * A[row, i, j]
+
+
 @nb.njit(**_FLAGS)
-def _stats(kp, y, sm, sP, cross, out, parts):
+def _stats(kp, y, sm, sP, cross, out, parts, ixs):
     """:func:`stats_loop`, or with ``parts`` one of its two additive halves: every statistic is a sum of
     a term of the smoothed means (and data) and a term of the smoothed covariances. Sequences of
     one length without missing values share the covariances (:func:`_filter`'s ``REPLAY``): the batch adds
     the covariance half once per such sequence from the first one's sum. The halves are exact only
-    for complete sequences (rows with missing coordinates impute from both at once)."""
+    for complete sequences (rows with missing coordinates impute from both at once).
+
+    A non-empty ``ixs`` gives the rows of ``sP`` and ``cross`` that hold each step's (:func:`_rts`'s
+    ``compact``): a run of steps sharing a row adds it once, times their number."""
     means = parts != COVARIANCES
     covs = parts != MEANS
+    compact = ixs.shape[0] > 0
+    run_p = run_x = run_e = 0  # rows of the runs being summed into c_xp and c_cross, c_x, c_e ...
+    n_p = n_x = n_e_run = 0  # ... and their lengths so far
     T = y.shape[0]
     d = D if D > 0 else sm.shape[1]
     m = M if M > 0 else y.shape[1]
@@ -513,26 +584,39 @@ def _stats(kp, y, sm, sP, cross, out, parts):
         out[offs[0]] += 1.0
         if T > 1:
             out[o_nt] += T - 1.0
+    r0 = ixs[0] if compact else 0
     for i in range(d):
         if means:
             out[o_x0 + i] += sm[0, i]
         for j in range(d):
-            out[o_x0x0 + i * d + j] += (sP[0, i, j] if covs else 0.0) + (sm[0, i] * sm[0, j] if means else 0.0)
+            out[o_x0x0 + i * d + j] += (sP[r0, i, j] if covs else 0.0) + (sm[0, i] * sm[0, j] if means else 0.0)
     for t in range(T):
+        rt = ixs[t] if compact else t  # the row of sP (and cross) holding step t's
         if t > 0:
             f = 0 if nF == 1 else t
             u_ = 0 if nU == 1 else t
-            if covs:
+            rt1 = ixs[t - 1] if compact else t - 1
+            if covs and compact:
+                if rt1 != run_p:
+                    _add_run(c_xp, sP, run_p, n_p)
+                    _add_run(c_cross, cross, run_p, n_p)
+                    run_p, n_p = rt1, 0
+                n_p += 1
+                if rt != run_x:
+                    _add_run(c_x, sP, run_x, n_x)
+                    run_x, n_x = rt, 0
+                n_x += 1
+            elif covs:
                 for i in range(d):
                     for j in range(d):
                         c_xp[i, j] += sP[t - 1, i, j]
                         c_x[i, j] += sP[t, i, j]
                         c_cross[i, j] += cross[t - 1, i, j]
-                if not fixed_f:
-                    residual_cov(Fs[f], sP[t], sP[t - 1], cross[t - 1], FP, FX, CQ)
-                    for i in range(d):
-                        for j in range(d):
-                            c_q[i, j] += CQ[i, j]
+            if covs and not fixed_f:
+                residual_cov(Fs[f], sP[rt], sP[rt1], cross[rt1], FP, FX, CQ)
+                for i in range(d):
+                    for j in range(d):
+                        c_q[i, j] += CQ[i, j]
             if means:
                 # residual eps = x_t - F x_{t-1} - B u_t (its covariance term: see c_q)
                 for i in range(d):
@@ -559,19 +643,24 @@ def _stats(kp, y, sm, sP, cross, out, parts):
             if math.isnan(y[t, j]):
                 complete = False
         if not complete:
-            add_emission_stats(kp, offs, t, sm[t], sP[t], True, y, out, ws)
+            add_emission_stats(kp, offs, t, sm[t], sP[rt], True, y, out, ws)
             continue
         h = 0 if nH == 1 else t
         u_ = 0 if nU == 1 else t
-        if covs:
+        if covs and compact:
+            if rt != run_e:
+                _add_run(c_e, sP, run_e, n_e_run)
+                run_e, n_e_run = rt, 0
+            n_e_run += 1
+        elif covs:
             for i in range(d):
                 for j in range(d):
                     c_e[i, j] += sP[t, i, j]
-            if not fixed_h:
-                _sandwich(Hs[h], sP[t], HP, CE)
-                for i in range(m):
-                    for j in range(m):
-                        c_r[i, j] += CE[i, j]
+        if covs and not fixed_h:
+            _sandwich(Hs[h], sP[rt], HP, CE)
+            for i in range(m):
+                for j in range(m):
+                    c_r[i, j] += CE[i, j]
         if means:
             n_e += 1.0
             # residual r = y_t - H x_t - D u_t (its covariance term H P_{t|T} H^T: see c_r)
@@ -600,6 +689,11 @@ def _stats(kp, y, sm, sP, cross, out, parts):
             for i in range(p):
                 for k in range(p):
                     out[o_uue + i * p + k] += us[t, i] * us[t, k]
+    if covs and compact:
+        _add_run(c_xp, sP, run_p, n_p)
+        _add_run(c_cross, cross, run_p, n_p)
+        _add_run(c_x, sP, run_x, n_x)
+        _add_run(c_e, sP, run_e, n_e_run)
     if covs:
         if fixed_f and T > 1:
             residual_cov(Fs[0], c_x, c_xp, c_cross, FP, FX, c_q)
@@ -671,18 +765,20 @@ def _sequence_params(kp, a, b):
 
 
 @nb.njit(inline="always")
-def _filter_smooth(kps, ys, fm, pm, fP, pP, mode, g, smooth, sm, sP, cross, gains, s, lls, bad, why):
+def _filter_smooth(kps, ys, fm, pm, fP, pP, mode, g, smooth, sm, sP, cross, gains, s, lls, bad, why, ix):
     """Filter sequence ``s`` of a batch in ``mode`` (and with ``smooth`` smooth it), recording its
-    log-likelihood and outcome in ``lls, bad, why``; whether it went through."""
+    log-likelihood and outcome in ``lls, bad, why``; whether it went through. ``ix = (ixf, ixp, ixg,
+    ixs)``: the rows of the covariances of a ``COMPACT`` sequence (of its length), else empty."""
     gHP, gL, glog, gsd = g
-    ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd)
+    ixf, ixp, ixg, ixs = ix
+    ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp)
     lls[s] = ll
     if bd >= 0:
         bad[s] = bd
         why[s] = wy
         return False
     if smooth:
-        bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, mode == REPLAY)
+        bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, mode == REPLAY, ixf, ixp, ixg, ixs)
         if bd >= 0:
             bad[s] = bd
             why[s] = -2
@@ -920,6 +1016,8 @@ def batch_loop(
     means_block = work[at : at + 2 * n_block]
     inputs = kp.u.shape[1] > 0
     cov_half = np.zeros(stats.shape[1])
+    ix_ = np.empty((4, t_max), np.int64)  # the rows of a COMPACT sequence's covariances (see _filter)
+    nix = ix_[0, :0]
     for c in range(c0, c1):
         s0 = 0 if c == 0 else chunk_ends[c - 1]
         s1 = chunk_ends[c]
@@ -941,8 +1039,15 @@ def batch_loop(
             # same length and missing pattern as the sequence before it: the same covariances
             shared = T == ref_T and _same_mask(y, ref_a, a, T)
             ref_T = -1
-            mode = REPLAY if shared else RECORD
-            if not _filter_smooth(kps, ys, fm, pm, fP, pP, mode, g, want_stats, sm, sP, cross, gains, s, lls, bad, why):
+            # the first of sequences that share covariances records their factors; one the next does not
+            # share with leaves its covariances at their fixed points in place (COMPACT)
+            nx = order[k + 1] if k + 1 < s1 else -1
+            shares_next = nx >= 0 and offsets[nx + 1] - offsets[nx] == T and _same_mask(y, a, offsets[nx], T)
+            mode = REPLAY if shared else (RECORD if shares_next else COMPACT)
+            ix = (ix_[0, :T], ix_[1, :T], ix_[2, :T], ix_[3, :T]) if mode == COMPACT else (nix, nix, nix, nix)
+            if not _filter_smooth(
+                kps, ys, fm, pm, fP, pP, mode, g, want_stats, sm, sP, cross, gains, s, lls, bad, why, ix
+            ):
                 continue
             if want_stats:
                 if not shared:
@@ -956,13 +1061,13 @@ def batch_loop(
                     )
                     if cov_ok:
                         cov_half[:] = 0.0
-                        _stats(kps, ys, sm, sP, cross, cov_half, COVARIANCES)
+                        _stats(kps, ys, sm, sP, cross, cov_half, COVARIANCES, nix)
                 if cov_ok:
-                    _stats(kps, ys, sm, sP, cross, stats[c], MEANS)
+                    _stats(kps, ys, sm, sP, cross, stats[c], MEANS, nix)
                     for i in range(cov_half.shape[0]):
                         stats[c, i] += cov_half[i]
                 else:
-                    stats_loop(kps, ys, sm, sP, cross, stats[c])
+                    _stats(kps, ys, sm, sP, cross, stats[c], BOTH, ix[3])
             ref_T = T
             ref_a = a
             if shared or inputs or T < 2 or not _complete(ys):
@@ -1043,6 +1148,7 @@ def batch_moments(
     not run (``bad = -3``). The GIL is released: callers run disjoint ``lo:hi`` at once.
     """
     gHP, gL, glog, gsd = g
+    nix = np.empty(0, np.int64)
     for k in range(lo, hi):
         s = seqs[k]
         a, b = _open(offsets, s, lls, bad, why)
@@ -1075,6 +1181,7 @@ def batch_moments(
             lls,
             bad,
             why,
+            (nix, nix, nix, nix),
         )
 
 

@@ -217,6 +217,22 @@ def _assert_e_step_is_the_full_recursion(p, ys, n_threads):
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("d,m", [(1, 1), (4, 2), (9, 3)])
+def test_long_sequences_nobody_shares_with_leave_fixed_points_in_place(d, m, n_threads):
+    """A sequence whose covariances no other shares runs ``COMPACT``: a covariance at its fixed point
+    stays in the row where it was reached (the E-step sums a run of such steps as one row times their
+    number). Long sequences of distinct lengths, some with gaps that leave the fixed point and return
+    to it, against each one's full recursion; d = 9 takes the generic loops, the others their
+    dimensions' compiled copies."""
+    p = _model(d, m, seed=20 + d)
+    ys = [_data(p, T, seed=i, missing=i % 2 == 1) for i, T in enumerate((1500, 1501, 2003, 640, 2))]
+    y, offsets = _assert_e_step_is_the_full_recursion(p, ys, n_threads)
+    lls = batch_log_likelihood(p, y, offsets, n_threads=n_threads)
+    for i, s in enumerate(ys):
+        assert lls[i] == pytest.approx(kalman_log_likelihood(_stacked(p, len(s)), s), rel=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
 def test_sequences_of_one_length_and_mask_share_covariances(n_threads, chunks, lockstep):
     """A fleet of equal-length sequences: the batch replays the first one's covariances for the others
     (same length, same missing coordinates) and recomputes them where the pattern differs."""
