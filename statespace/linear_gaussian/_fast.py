@@ -90,21 +90,19 @@ def filter_loop(kp, y, buf):
     fP = buf[2 * T * d : 2 * T * d + T * d * d].reshape((T, d, d))
     pP = buf[2 * T * d + T * d * d :].reshape((T, d, d))
     none = np.empty((0, 0, 0))
-    nix = np.empty(0, np.int64)
-    ll, bad, why = _filter(kp, y, fm, pm, fP, pP, PLAIN, none, none, np.empty(0), np.empty((0, 0)), nix, nix)
+    ll, bad, why = _filter(kp, y, fm, pm, fP, pP, PLAIN, none, none, np.empty(0), np.empty((0, 0)), None, None)
     return ll, fm, fP, pm, pP, bad, why
 
 
 #: What :func:`_filter` does: the whole filter; the whole filter, recording the covariance side's
-#: per-step factors; the means only, replaying factors recorded for an earlier sequence; the whole
-#: filter with every covariance at its fixed point left in the row where it was reached (``COMPACT``).
-PLAIN, RECORD, REPLAY, COMPACT = 0, 1, 2, 3
+#: per-step factors; the means only, replaying factors recorded for an earlier sequence.
+PLAIN, RECORD, REPLAY = 0, 1, 2
 
 
 @nb.njit(inline="always")
 def _same(a, ra, rb, d):
     """Whether rows ``ra`` and ``rb`` of the covariances ``a`` agree to round-off (:func:`fixed_point`);
-    a row aliased to itself (``COMPACT``) agrees without a look."""
+    a row aliased to itself (see :func:`_filter`'s ``ixf``) agrees without a look."""
     return ra == rb or fixed_point(a[ra], a[rb], d)
 
 
@@ -122,15 +120,17 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
     read those factors instead of computing them, at ``O(d^2 + d m + m^2)`` per step, and the
     rest of the step is the very arithmetic of the whole filter (the same numbers to the bit).
 
-    With ``COMPACT`` a covariance at its fixed point is not copied to the next step's row:
-    ``ixf[t]`` (``ixp[t]``) is the row of ``fP`` (``pP``) that holds step ``t``'s, ``t`` itself or
-    the previous step's row. A long sequence then reads and writes ``O(d^2)`` numbers per step
-    once the Riccati recursion has converged, instead of copying two ``d x d`` matrices, which
-    at ``d = 16`` moved 40 MB per 10,000 steps. The numbers are those of ``PLAIN``, to the bit.
+    Given arrays ``ixf, ixp`` (``PLAIN`` only; ``None`` copies), a covariance at its fixed point is
+    not copied to the next step's row: ``ixf[t]`` (``ixp[t]``) is the row of ``fP`` (``pP``) that
+    holds step ``t``'s, ``t`` itself or the previous step's row. A long sequence then reads and
+    writes ``O(d^2)`` numbers per step once the Riccati recursion has converged, instead of
+    copying two ``d x d`` matrices, which at ``d = 16`` moved 40 MB per 10,000 steps. The numbers
+    are those of the copying filter, to the bit. (``None`` is a type of its own: Numba compiles the
+    copying loops without the row bookkeeping.)
     """
     record = mode == RECORD
     replay = mode == REPLAY
-    compact = mode == COMPACT
+    compact = ixf is not None
     T = y.shape[0]
     d = D if D > 0 else kp.m0.shape[0]
     m = M if M > 0 else y.shape[1]
@@ -153,10 +153,12 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
     n_prev = -1  # observed coordinates at the previous step (-1: none yet)
     logdet = 0.0
     ll = 0.0
-    rf1 = rf2 = rp1 = 0  # the rows of fP at t - 1 and t - 2, of pP at t - 1
+    # With ``compact`` the rows are written out at each use ("ixf[t - 1] if compact else t - 1"): held in
+    # variables carried from step to step, they slowed the copying loops down (20% at d = 2).
     for t in range(T):
-        rp = rf = t  # the rows of pP and fP that hold this step's covariances
         if t == 0:
+            if compact:
+                ixp[0] = 0
             for i in range(d):
                 pm[0, i] = kp.m0[i]
                 if not replay:
@@ -173,10 +175,12 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
                 pm[t, i] = s
             if replay:
                 pass
-            elif fixed_fq and t >= 2 and _same(fP, rf1, rf2, d):
+            elif (
+                fixed_fq and t >= 2 and _same(fP, ixf[t - 1] if compact else t - 1, ixf[t - 2] if compact else t - 2, d)
+            ):
                 # the Riccati recursion reached a fixed point: F P F^T + Q of the same P, bit for bit
                 if compact:
-                    rp = rp1
+                    ixp[t] = ixp[t - 1]
                 else:
                     for i in range(d):
                         for j in range(d):
@@ -186,7 +190,7 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
                     for j in range(d):
                         s = 0.0
                         for k in range(d):
-                            s += Fs[f, i, k] * fP[rf1, k, j]
+                            s += Fs[f, i, k] * fP[ixf[t - 1] if compact else t - 1, k, j]
                         tmp[i, j] = s
                 for i in range(d):
                     for j in range(i + 1):
@@ -195,8 +199,10 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
                             s += tmp[i, k] * Fs[f, j, k]
                         pP[t, i, j] = s
                         pP[t, j, i] = s
+                if compact:
+                    ixp[t] = t
             for i in range(d):
-                if not (abs(pm[t, i]) <= 1.7e308 and pP[rp, i, i] <= 1.7e308):
+                if not (abs(pm[t, i]) <= 1.7e308 and pP[ixp[t] if compact else t, i, i] <= 1.7e308):
                     return ll, t, FAIL_OVERFLOW
         h = 0 if nH == 1 else t
         r = 0 if nR == 1 else t
@@ -215,15 +221,19 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
                 fm[t, i] = pm[t, i]
                 if not replay:
                     for j in range(d):
-                        fP[t, i, j] = pP[rp, i, j]
-            rf2, rf1, rp1 = rf1, rf, rp
+                        fP[t, i, j] = pP[ixp[t] if compact else t, i, j]
             if compact:
-                ixf[t] = rf
-                ixp[t] = rp
+                ixf[t] = t
             continue
         # The update's covariance side (S, its factor, the gain, P_{t|t}) is a function of P_{t|t-1},
         # H, R and the observed coordinates alone: when they repeat the previous step's, so does it.
-        steady = not replay and fixed_hr and same_pattern and n == n_prev and _same(pP, rp, rp1, d)
+        steady = (
+            not replay
+            and fixed_hr
+            and same_pattern
+            and n == n_prev
+            and _same(pP, ixp[t] if compact else t, ixp[t - 1] if compact else t - 1, d)
+        )
         n_prev = n
         for a in range(n):
             ra = obs[a]
@@ -245,7 +255,7 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
                 for j in range(d):
                     s = 0.0
                     for k in range(d):
-                        s += Hs[h, ra, k] * pP[rp, k, j]
+                        s += Hs[h, ra, k] * pP[ixp[t] if compact else t, k, j]
                     HP[a, j] = s
             for a in range(n):
                 for b in range(a + 1):
@@ -281,12 +291,14 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
         if replay:
             pass
         elif steady and compact:
-            rf = rf1
+            ixf[t] = ixf[t - 1]
         elif steady:
             for i in range(d):
                 for j in range(d):
                     fP[t, i, j] = fP[t - 1, i, j]
         else:
+            if compact:
+                ixf[t] = t
             # gain K = (H_o P)^T S^{-1}, then Joseph form (I - K H_o) P (I - K H_o)^T + K R_oo K^T
             for j in range(d):
                 for a in range(n):
@@ -309,7 +321,7 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
                 for j in range(d):
                     s = 0.0
                     for k in range(d):
-                        s += A[i, k] * pP[rp, k, j]
+                        s += A[i, k] * pP[ixp[t] if compact else t, k, j]
                     AP[i, j] = s
             for i in range(d):
                 for a in range(n):
@@ -348,7 +360,7 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
         # an unobserved direction of huge variance hides it from the coordinates).
         for i in range(d):
             err = 4.0 * _EPS * mag[i]
-            if err > math.sqrt(max(fP[rf, i, i], 0.0)) and err > 4e3 * _EPS * abs(fm[t, i]):
+            if err > math.sqrt(max(fP[ixf[t] if compact else t, i, i], 0.0)) and err > 4e3 * _EPS * abs(fm[t, i]):
                 return ll, t, FAIL_CANCELLATION
         for a in range(n):
             ra = obs[a]
@@ -360,10 +372,6 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
             err *= 4.0 * _EPS
             if err > hsd[a] and err > 4e3 * _EPS * abs(val):
                 return ll, t, FAIL_CANCELLATION
-        rf2, rf1, rp1 = rf1, rf, rp
-        if compact:
-            ixf[t] = rf
-            ixp[t] = rp
     return ll, -1, -1
 
 
@@ -381,8 +389,7 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
     o = T * d + T * d * d
     cross = buf[o : o + n1 * d * d].reshape((n1, d, d))
     gains = buf[o + n1 * d * d :].reshape((n1, d, d))
-    nix = np.empty(0, np.int64)
-    bad = _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, False, nix, nix, nix, nix)
+    bad = _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, False, None, None, None, None)
     return sm, sP, cross, gains, bad
 
 
@@ -392,13 +399,13 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
     means only, for a sequence whose smoothed covariances, cross-covariances and gains are those
     given (recorded for an earlier sequence, see :func:`_filter`'s ``REPLAY``), by the same arithmetic.
 
-    With non-empty ``ixs`` (after :func:`_filter`'s ``COMPACT``, whose rows ``ixf, ixp`` it reads),
-    matrices at their fixed point are not copied either: ``ixg[t]`` is the row of ``gains`` that
-    holds step ``t``'s gain, ``ixs[t]`` the row of ``sP`` and ``cross`` that holds its smoothed
-    covariance and cross-covariance (one index: the two are copied together)."""
+    Given arrays ``ixf, ixp, ixg, ixs`` (``None``: copy), after :func:`_filter` with the rows
+    ``ixf, ixp``, matrices at their fixed point are not copied either: ``ixg[t]`` is the row of
+    ``gains`` that holds step ``t``'s gain, ``ixs[t]`` the row of ``sP`` and ``cross`` that holds its
+    smoothed covariance and cross-covariance (one index: the two are copied together)."""
     T = fm.shape[0]
     d = D if D > 0 else fm.shape[1]
-    compact = ixs.shape[0] > 0
+    compact = ixs is not None
     Fs = kp.F
     nF = Fs.shape[0]
     L = np.empty((d, d))
@@ -411,40 +418,39 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
                 sP[T - 1, i, j] = fP[ixf[T - 1] if compact else T - 1, i, j]
     if compact:
         ixs[T - 1] = T - 1
-    rg1 = rs1 = rs2 = T - 1  # the rows of gains at t + 1, of sP at t + 1 and t + 2
     for t in range(T - 2, -1, -1):
         f = 0 if nF == 1 else t + 1
-        rf, rp1 = (ixf[t], ixp[t + 1]) if compact else (t, t + 1)  # rows of P_{t|t}, P_{t+1|t}
         # J_t is a function of P_{t|t}, P_{t+1|t} and F alone; P_{t|T} and the cross-covariance
         # add P_{t+1|T}: where the filter's and the smoother's covariances sit at their fixed
-        # points, the previous step's matrices are copied (see fixed_point), or with ``compact``
-        # their rows reused
+        # points, the previous step's matrices are copied (see fixed_point), or with ``compact`` their
+        # rows reused. (Rows are written out at each use, "ixp[t + 1] if compact else t + 1": held in
+        # variables across the steady branches, they made the copying loops 5x slower at d = 2.)
         steady = (
             not replay
             and nF == 1
             and t + 2 < T
-            and _same(pP, rp1, ixp[t + 2] if compact else t + 2, d)
-            and _same(fP, rf, ixf[t + 1] if compact else t + 1, d)
+            and _same(pP, ixp[t + 1] if compact else t + 1, ixp[t + 2] if compact else t + 2, d)
+            and _same(fP, ixf[t] if compact else t, ixf[t + 1] if compact else t + 1, d)
         )
         rg = t
         if replay:
             pass
         elif steady and compact:
-            rg = rg1
+            rg = ixg[t + 1]
         elif steady:
             for i in range(d):
                 for j in range(d):
                     gains[t, i, j] = gains[t + 1, i, j]
         else:
             # Cholesky factor of P_{t+1|t}
-            if not cholesky(pP[rp1], L, d):
+            if not cholesky(pP[ixp[t + 1] if compact else t + 1], L, d):
                 return t + 1
             # C = F P_{t|t}; column j of J^T solves P_{t+1|t} J^T[:, j] = C[:, j]
             for i in range(d):
                 for j in range(d):
                     s = 0.0
                     for k in range(d):
-                        s += Fs[f, i, k] * fP[rf, k, j]
+                        s += Fs[f, i, k] * fP[ixf[t] if compact else t, k, j]
                     C[i, j] = s
             for j in range(d):
                 for i in range(d):
@@ -457,7 +463,6 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
                     for k in range(i + 1, d):
                         s -= L[k, i] * gains[t, j, k]
                     gains[t, j, i] = s / L[i, i]
-        rg1 = rg
         if compact:
             ixg[t] = rg
         for i in range(d):
@@ -467,38 +472,38 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
             sm[t, i] = s
         if replay:
             continue
-        rs = t
-        if steady and _same(sP, rs1, rs2, d):
+        if steady and _same(sP, ixs[t + 1] if compact else t + 1, ixs[t + 2] if compact else t + 2, d):
             if compact:
-                rs = rs1
+                ixs[t] = ixs[t + 1]
             else:
                 for i in range(d):
                     for j in range(d):
                         sP[t, i, j] = sP[t + 1, i, j]
                         cross[t, i, j] = cross[t + 1, i, j]
-        else:
-            for i in range(d):
-                for j in range(d):
-                    s = 0.0
-                    for k in range(d):
-                        s += gains[rg, i, k] * (sP[rs1, k, j] - pP[rp1, k, j])
-                    JD[i, j] = s
-            for i in range(d):
-                for j in range(i + 1):
-                    s = fP[rf, i, j]
-                    for k in range(d):
-                        s += JD[i, k] * gains[rg, j, k]
-                    sP[t, i, j] = s
-                    sP[t, j, i] = s
-            for i in range(d):
-                for j in range(d):
-                    s = 0.0
-                    for k in range(d):
-                        s += sP[rs1, i, k] * gains[rg, j, k]
-                    cross[t, i, j] = s
-        rs2, rs1 = rs1, rs
+            continue
+        # the rows of P_{t|t}, P_{t+1|t}, P_{t+1|T} (and of J_t: rg)
+        rf, rp1, rs1 = (ixf[t], ixp[t + 1], ixs[t + 1]) if compact else (t, t + 1, t + 1)
+        for i in range(d):
+            for j in range(d):
+                s = 0.0
+                for k in range(d):
+                    s += gains[rg, i, k] * (sP[rs1, k, j] - pP[rp1, k, j])
+                JD[i, j] = s
+        for i in range(d):
+            for j in range(i + 1):
+                s = fP[rf, i, j]
+                for k in range(d):
+                    s += JD[i, k] * gains[rg, j, k]
+                sP[t, i, j] = s
+                sP[t, j, i] = s
+        for i in range(d):
+            for j in range(d):
+                s = 0.0
+                for k in range(d):
+                    s += sP[rs1, i, k] * gains[rg, j, k]
+                cross[t, i, j] = s
         if compact:
-            ixs[t] = rs
+            ixs[t] = t
     return -1
 
 
@@ -511,7 +516,7 @@ def stats_loop(kp, y, sm, sP, cross, out):
     inline; rows with missing coordinates go through the general routine, which
     imputes them.
     """
-    _stats(kp, y, sm, sP, cross, out, BOTH, np.empty(0, np.int64))
+    _stats(kp, y, sm, sP, cross, out, BOTH, None)
 
 
 #: What :func:`_stats` adds: every term, the terms of the means (and the counts) only, the covariances' only.
@@ -520,7 +525,7 @@ BOTH, MEANS, COVARIANCES = 0, 1, 2
 
 @nb.njit(inline="always")
 def _add_run(acc, A, row, n):
-    """``acc += n A[row]``: a covariance summed over the ``n`` steps that share its row (``COMPACT``)."""
+    """``acc += n A[row]``: a covariance summed over the ``n`` steps that share its row (:func:`_rts`'s ``ixs``)."""
     if n > 0:
         for i in range(acc.shape[0]):
             for j in range(acc.shape[1]):
@@ -535,11 +540,11 @@ def _stats(kp, y, sm, sP, cross, out, parts, ixs):
     the covariance half once per such sequence from the first one's sum. The halves are exact only
     for complete sequences (rows with missing coordinates impute from both at once).
 
-    A non-empty ``ixs`` gives the rows of ``sP`` and ``cross`` that hold each step's (:func:`_rts`'s
+    An array ``ixs`` (``None``: every step has its own row) gives the rows of ``sP`` and ``cross`` that hold each step's (:func:`_rts`'s
     ``compact``): a run of steps sharing a row adds it once, times their number."""
     means = parts != COVARIANCES
     covs = parts != MEANS
-    compact = ixs.shape[0] > 0
+    compact = ixs is not None
     run_p = run_x = run_e = 0  # rows of the runs being summed into c_xp and c_cross, c_x, c_e ...
     n_p = n_x = n_e_run = 0  # ... and their lengths so far
     T = y.shape[0]
@@ -767,18 +772,24 @@ def _sequence_params(kp, a, b):
 @nb.njit(inline="always")
 def _filter_smooth(kps, ys, fm, pm, fP, pP, mode, g, smooth, sm, sP, cross, gains, s, lls, bad, why, ix):
     """Filter sequence ``s`` of a batch in ``mode`` (and with ``smooth`` smooth it), recording its
-    log-likelihood and outcome in ``lls, bad, why``; whether it went through. ``ix = (ixf, ixp, ixg,
-    ixs)``: the rows of the covariances of a ``COMPACT`` sequence (of its length), else empty."""
+    log-likelihood and outcome in ``lls, bad, why``; whether it went through. ``ix``: ``None``, or
+    for a ``PLAIN`` sequence a ``(4, T)`` array whose rows receive :func:`_filter`'s ``ixf, ixp``
+    and :func:`_rts`'s ``ixg, ixs`` (covariances at their fixed point left in place)."""
     gHP, gL, glog, gsd = g
-    ixf, ixp, ixg, ixs = ix
-    ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp)
+    if ix is None:
+        ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, None, None)
+    else:
+        ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ix[0], ix[1])
     lls[s] = ll
     if bd >= 0:
         bad[s] = bd
         why[s] = wy
         return False
     if smooth:
-        bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, mode == REPLAY, ixf, ixp, ixg, ixs)
+        if ix is None:
+            bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, mode == REPLAY, None, None, None, None)
+        else:
+            bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, False, ix[0], ix[1], ix[2], ix[3])
         if bd >= 0:
             bad[s] = bd
             why[s] = -2
@@ -1016,8 +1027,7 @@ def batch_loop(
     means_block = work[at : at + 2 * n_block]
     inputs = kp.u.shape[1] > 0
     cov_half = np.zeros(stats.shape[1])
-    ix_ = np.empty((4, t_max), np.int64)  # the rows of a COMPACT sequence's covariances (see _filter)
-    nix = ix_[0, :0]
+    ix_ = np.empty((4, t_max), np.int64)  # rows of the covariances of a sequence nobody shares with
     for c in range(c0, c1):
         s0 = 0 if c == 0 else chunk_ends[c - 1]
         s1 = chunk_ends[c]
@@ -1039,14 +1049,21 @@ def batch_loop(
             # same length and missing pattern as the sequence before it: the same covariances
             shared = T == ref_T and _same_mask(y, ref_a, a, T)
             ref_T = -1
-            # the first of sequences that share covariances records their factors; one the next does not
-            # share with leaves its covariances at their fixed points in place (COMPACT)
+            # the first of sequences that share covariances records their factors for the others; one
+            # that shares with neither neighbour leaves its covariances at their fixed points in place
             nx = order[k + 1] if k + 1 < s1 else -1
-            shares_next = nx >= 0 and offsets[nx + 1] - offsets[nx] == T and _same_mask(y, a, offsets[nx], T)
-            mode = REPLAY if shared else (RECORD if shares_next else COMPACT)
-            ix = (ix_[0, :T], ix_[1, :T], ix_[2, :T], ix_[3, :T]) if mode == COMPACT else (nix, nix, nix, nix)
+            if not shared and not (nx >= 0 and offsets[nx + 1] - offsets[nx] == T and _same_mask(y, a, offsets[nx], T)):
+                ix = ix_[:, :T]
+                if not _filter_smooth(
+                    kps, ys, fm, pm, fP, pP, PLAIN, g, want_stats, sm, sP, cross, gains, s, lls, bad, why, ix
+                ):
+                    continue
+                if want_stats:
+                    _stats(kps, ys, sm, sP, cross, stats[c], BOTH, ix[3])
+                continue  # no sharer follows it (and ref_T stays -1: its rows are not a sharer's)
+            mode = REPLAY if shared else RECORD
             if not _filter_smooth(
-                kps, ys, fm, pm, fP, pP, mode, g, want_stats, sm, sP, cross, gains, s, lls, bad, why, ix
+                kps, ys, fm, pm, fP, pP, mode, g, want_stats, sm, sP, cross, gains, s, lls, bad, why, None
             ):
                 continue
             if want_stats:
@@ -1061,13 +1078,13 @@ def batch_loop(
                     )
                     if cov_ok:
                         cov_half[:] = 0.0
-                        _stats(kps, ys, sm, sP, cross, cov_half, COVARIANCES, nix)
+                        _stats(kps, ys, sm, sP, cross, cov_half, COVARIANCES, None)
                 if cov_ok:
-                    _stats(kps, ys, sm, sP, cross, stats[c], MEANS, nix)
+                    _stats(kps, ys, sm, sP, cross, stats[c], MEANS, None)
                     for i in range(cov_half.shape[0]):
                         stats[c, i] += cov_half[i]
                 else:
-                    _stats(kps, ys, sm, sP, cross, stats[c], BOTH, ix[3])
+                    stats_loop(kps, ys, sm, sP, cross, stats[c])
             ref_T = T
             ref_a = a
             if shared or inputs or T < 2 or not _complete(ys):
@@ -1148,7 +1165,6 @@ def batch_moments(
     not run (``bad = -3``). The GIL is released: callers run disjoint ``lo:hi`` at once.
     """
     gHP, gL, glog, gsd = g
-    nix = np.empty(0, np.int64)
     for k in range(lo, hi):
         s = seqs[k]
         a, b = _open(offsets, s, lls, bad, why)
@@ -1181,7 +1197,7 @@ def batch_moments(
             lls,
             bad,
             why,
-            (nix, nix, nix, nix),
+            None,
         )
 
 

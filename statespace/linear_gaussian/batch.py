@@ -39,7 +39,7 @@ worker that already runs one task per core).
 A sequence that shares its covariances with no other (one long sequence, or a length of its own
 in a ragged fleet) needs them only inside the E-step and the log-likelihood: there, once a
 covariance of the filter or the smoother reaches its fixed point, the loops leave it in the row
-where it was reached instead of copying it to every later step (``_fast``'s ``COMPACT``), and
+where it was reached instead of copying it to every later step (``_fast._filter``'s ``ixf``), and
 the statistics add a run of steps that share a row as that row times their number. Past the
 first steps each step then costs ``O(d^2 + d m + m^2)`` arithmetic and memory traffic, not the
 copies of five ``d x d`` matrices (at d = 16, 100 MB per 10,000 steps).
