@@ -1052,7 +1052,8 @@ def batch_loop(
             # the first of sequences that share covariances records their factors for the others; one
             # that shares with neither neighbour leaves its covariances at their fixed points in place
             nx = order[k + 1] if k + 1 < s1 else -1
-            if not shared and not (nx >= 0 and offsets[nx + 1] - offsets[nx] == T and _same_mask(y, a, offsets[nx], T)):
+            shares_next = nx >= 0 and offsets[nx + 1] - offsets[nx] == T and _same_mask(y, a, offsets[nx], T)
+            if not shared and not shares_next:
                 ix = ix_[:, :T]
                 if not _filter_smooth(
                     kps, ys, fm, pm, fP, pP, PLAIN, g, want_stats, sm, sP, cross, gains, s, lls, bad, why, ix
@@ -1069,13 +1070,7 @@ def batch_loop(
             if want_stats:
                 if not shared:
                     # the covariance half of the statistics, kept for the sequences that will share it
-                    nx = order[k + 1] if k + 1 < s1 else -1
-                    cov_ok = (
-                        nx >= 0
-                        and offsets[nx + 1] - offsets[nx] == T
-                        and _complete(ys)
-                        and _same_mask(y, a, offsets[nx], T)
-                    )
+                    cov_ok = shares_next and _complete(ys)
                     if cov_ok:
                         cov_half[:] = 0.0
                         _stats(kps, ys, sm, sP, cross, cov_half, COVARIANCES, None)
