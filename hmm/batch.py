@@ -8,7 +8,9 @@ that layout, one initial distribution :math:`\pi` and one transition matrix
 scaled forward-backward recursion of :mod:`hmm.forward_backward` (the function
 ``smoother``, with its log-space fallbacks) on every sequence, in parallel over
 sequences (threads running a compiled loop that releases the GIL; one long
-sequence runs forward and backward passes at once instead, as ``posteriors`` does), and returns
+sequence runs forward and backward passes at once instead, as ``posteriors`` does;
+up to 16 states, sequences of up to 65,536 numbers run eight at a time in vector
+lanes, :mod:`hmm.lane_forward_backward`), and returns
 
 * ``log_likelihoods (S,)``: :math:`\log p(y^{(i)})`, ``-inf`` for a sequence of zero probability;
 * ``filtered (N, K)``, ``smoothed (N, K)``: :math:`p(z_t \mid y_{0:t})`, :math:`p(z_t \mid y)`, same layout;
@@ -18,8 +20,10 @@ sequence runs forward and backward passes at once instead, as ``posteriors`` doe
 probabilities). :func:`batch_gaussian_loglik` computes the (autoregressive)
 Gaussian emission log-likelihoods of a whole batch, restarting the lag window at
 each sequence's start, in parallel over equal row ranges (a range that cuts a
-sequence reads the rows of its lag window's history before it). Each sequence's numbers are
-exactly those of the per-sequence functions (the same code runs on each).
+sequence reads the rows of its lag window's history before it). Each sequence's emission
+log-likelihoods are exactly those of the per-sequence functions (the same code runs on each); its
+posteriors agree with them to rounding (lanes sum a step's products in another order) and do not
+depend on the other sequences of the batch or on the threads.
 
 Threads: each call cuts the batch into as many runs of consecutive sequences
 (about equal rows) as it has threads, ``n_threads`` or, when ``None``, Numba's
@@ -55,6 +59,7 @@ from .forward_backward import (
     forward,
     posteriors,
 )
+from .lane_forward_backward import MAX_CELLS, MAX_STATES, group_posteriors
 
 
 @nb.njit(cache=True)
@@ -89,9 +94,9 @@ def _shift_rows(loglik, a, b, m, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def _posteriors_kernel(pi0, A, loglik, offsets, s0, s1, m, lls, filtered, smoothed, counts):
-    """Sequences ``s0:s1``; ``smoothed`` holds ``exp(loglik - m[:, None])`` on entry."""
-    for s in range(s0, s1):
+def _posteriors_kernel(pi0, A, loglik, offsets, seqs, m, lls, filtered, smoothed, counts):
+    """Sequences ``seqs`` one at a time (:func:`_one_sequence`); ``smoothed`` holds ``exp(loglik - m[:, None])`` on entry."""
+    for s in seqs:
         a, b = offsets[s], offsets[s + 1]
         if b == a:
             lls[s] = 0.0
@@ -103,6 +108,26 @@ def _posteriors_kernel(pi0, A, loglik, offsets, s0, s1, m, lls, filtered, smooth
         if g.ctypes.data != smoothed[a:b].ctypes.data:
             copy_into(g, smoothed[a:b])
         copy_into(c, counts[s])
+
+
+@nb.njit(cache=True, nogil=True)
+def _lane_split(loglik, offsets, s0, s1, m):
+    """Sequences ``s0:s1`` as ``(alone, in_lanes)``: those the lanes take (non-empty, at most
+    ``MAX_CELLS`` numbers, no weight that underflows), sorted by length, and the others."""
+    K = loglik.shape[1]
+    alone = np.empty(s1 - s0, np.int64)
+    lanes = np.empty(s1 - s0, np.int64)
+    n_alone = n_lanes = 0
+    for s in range(s0, s1):
+        a, b = offsets[s], offsets[s + 1]
+        if b > a and (b - a) * K <= MAX_CELLS and not _underflows(loglik[a:b], m[a:b]):
+            lanes[n_lanes] = s
+            n_lanes += 1
+        else:
+            alone[n_alone] = s
+            n_alone += 1
+    lanes = lanes[:n_lanes]
+    return alone[:n_alone], lanes[np.argsort(offsets[lanes + 1] - offsets[lanes], kind="mergesort")]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -227,11 +252,21 @@ def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None, over
     counts = np.zeros((S, K, K))
     m = np.empty(N)
 
+    lanes = K <= MAX_STATES
+    A2 = np.ascontiguousarray(A[0])
+
     def part(s0, s1):
         a, b = offsets[s0], offsets[s1]
         _shift_rows(loglik, a, b, m, smoothed)
         np.exp(smoothed[a:b], out=smoothed[a:b])  # NumPy's SIMD exp (releases the GIL like the kernels)
-        _posteriors_kernel(pi0, A, loglik, offsets, s0, s1, m, lls, filtered, smoothed, counts)
+        if not lanes:
+            _posteriors_kernel(pi0, A, loglik, offsets, np.arange(s0, s1), m, lls, filtered, smoothed, counts)
+            return
+        alone, grouped = _lane_split(loglik, offsets, s0, s1, m)
+        _posteriors_kernel(pi0, A, loglik, offsets, alone, m, lls, filtered, smoothed, counts)
+        if grouped.size:
+            left = group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts)
+            _posteriors_kernel(pi0, A, loglik, offsets, left, m, lls, filtered, smoothed, counts)
 
     run_parts(part, row_split(offsets, n_threads_for(n_threads)))
     return BatchPosteriors(lls, filtered, smoothed, counts, offsets)

@@ -232,3 +232,162 @@ def outer_accumulate(typingctx, G, x, x_offset, M, m_offset, n_rows, n_cols, m_w
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+# --------------------------------------------------------------------------- lanes: one sequence per lane
+# The kernels of :mod:`hmm.lane_forward_backward` hold ``(n, 8)`` blocks, row ``i`` of a block being
+# state ``i`` of eight sequences side by side. Written out as vector operations (as above), a step
+# is a few dozen instructions for all eight; as Numba loops it stayed scalar (the small scratch
+# arrays may alias the large ones, so neither of LLVM's vectorisers would reorder the lane loops).
+
+
+def _lane_setup(context, builder):
+    f64 = ir.DoubleType()
+    vec = ir.VectorType(f64, LANES)
+    intp = context.get_value_type(types.intp)
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v8f64")
+
+    def at(base, index):
+        return builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
+
+    def const(v):
+        return ir.Constant(intp, v)
+
+    return vec, intp, fma, at, const
+
+
+def _flat(context, builder, signature, args, i):
+    return context.make_array(signature.args[i])(context, builder, args[i]).data
+
+
+def _index(context, builder, signature, args, i):
+    return context.cast(builder, args[i], signature.args[i], types.intp)
+
+
+@intrinsic
+def lanes_forward_step(typingctx, F, prev_offset, cur_offset, Bl, b_offset, A, c, c_offset, bad, live, tiny, n):
+    r"""One forward step of eight sequences: rows ``F.flat[cur + 8k : +8]`` of the normalised filter from those at ``prev``.
+
+    With :math:`a = A^\top \alpha_{t-1}` (``A (n, n)`` C-contiguous) and the step's weights
+    ``Bl.flat[b + 8k : +8]``: :math:`v = a \odot B_t`, :math:`c_t = \sum_k v_k` (into
+    ``c.flat[c_offset : +8]``) and :math:`\alpha_t = v / c_t`. ``bad`` (eight lanes) is raised to
+    ``live`` where a weight from non-zero factors falls below ``tiny`` (lost to underflow) or
+    :math:`c_t` is not positive and finite; such a lane divides by 1 instead (its results are
+    discarded by the caller). ``n`` is a literal.
+    """
+    if not isinstance(n, types.IntegerLiteral):
+        return None
+    K = n.literal_value
+    sig = types.void(F, prev_offset, cur_offset, Bl, b_offset, A, c, c_offset, bad, live, tiny, n)
+
+    def codegen(context, builder, signature, args):
+        vec, intp, fma, at, const = _lane_setup(context, builder)
+        f_ptr = _flat(context, builder, signature, args, 0)
+        prev = builder.gep(f_ptr, [_index(context, builder, signature, args, 1)])
+        cur = builder.gep(f_ptr, [_index(context, builder, signature, args, 2)])
+        b_ptr = builder.gep(_flat(context, builder, signature, args, 3), [_index(context, builder, signature, args, 4)])
+        a_ptr = _flat(context, builder, signature, args, 5)
+        c_ptr = builder.gep(_flat(context, builder, signature, args, 6), [_index(context, builder, signature, args, 7)])
+        bad_p = at(_flat(context, builder, signature, args, 8), const(0))
+        live = builder.load(at(_flat(context, builder, signature, args, 9), const(0)), align=8)
+        undef = ir.Constant(vec, ir.Undefined)
+        i32 = ir.IntType(32)
+        splat = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+        tiny_v = builder.shuffle_vector(builder.insert_element(undef, args[10], ir.Constant(i32, 0)), undef, splat)
+        zero = ir.Constant(vec, [0.0] * LANES)
+        one = ir.Constant(vec, [1.0] * LANES)
+        inf = ir.Constant(vec, [float("inf")] * LANES)
+        rows = [builder.load(at(prev, const(LANES * i)), align=8) for i in range(K)]
+        lost = zero
+        total = zero
+        vs = []
+        for k in range(K):
+            acc = [None, None]
+            for i in range(K):
+                ai = builder.load(builder.gep(a_ptr, [const(i * K + k)]))
+                av = builder.shuffle_vector(builder.insert_element(undef, ai, ir.Constant(i32, 0)), undef, splat)
+                p = i % 2
+                acc[p] = builder.fmul(av, rows[i]) if acc[p] is None else builder.call(fma, [av, rows[i], acc[p]])
+            a = acc[0] if acc[1] is None else builder.fadd(acc[0], acc[1])
+            b = builder.load(at(b_ptr, const(LANES * k)), align=8)
+            v = builder.fmul(a, b)
+            small = builder.and_(
+                builder.fcmp_ordered("<", v, tiny_v),
+                builder.and_(builder.fcmp_ordered(">", a, zero), builder.fcmp_ordered(">", b, zero)),
+            )
+            lost = builder.select(small, live, lost)
+            total = builder.fadd(total, v)
+            vs.append(v)
+        builder.store(total, at(c_ptr, const(0)), align=8)
+        fine = builder.and_(builder.fcmp_ordered(">", total, zero), builder.fcmp_ordered("<", total, inf))
+        lost = builder.select(fine, lost, live)
+        old = builder.load(bad_p, align=8)
+        builder.store(builder.select(builder.fcmp_ordered(">", lost, old), lost, old), bad_p, align=8)
+        inv = builder.fdiv(one, builder.select(fine, total, one))
+        for k in range(K):
+            builder.store(builder.fmul(vs[k], inv), at(cur, const(LANES * k)), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def lanes_backward_step(typingctx, Bl, b_offset, F, f_offset, fp_offset, c, c_offset, beta, G, A, live, n):
+    r"""One backward step of eight sequences, fused with the smoothed marginals and the counts.
+
+    With the normalised filter rows at ``F.flat[f + 8k]`` (step ``t``) and ``fp`` (step ``t-1``), the
+    weights ``Bl.flat[b + 8k]``, :math:`c_t` at ``c.flat[c_offset]`` and the message ``beta (n, 8)``:
+    :math:`b = B_t \odot \beta_t / c_t` (0 where it overflows: only where :math:`A_{ij} = 0`), the
+    marginals :math:`\alpha_t \odot \beta_t` (0 where :math:`\alpha_t = 0`) written over the weights,
+    ``G (n, n, 8) += (alpha_{t-1} live) b^T`` lane by lane, and ``beta`` replaced by :math:`A b`
+    where ``live`` and by 1 elsewhere (a lane before its last step). ``n`` is a literal.
+    """
+    if not isinstance(n, types.IntegerLiteral):
+        return None
+    K = n.literal_value
+    sig = types.void(Bl, b_offset, F, f_offset, fp_offset, c, c_offset, beta, G, A, live, n)
+
+    def codegen(context, builder, signature, args):
+        vec, intp, fma, at, const = _lane_setup(context, builder)
+        b_ptr = builder.gep(_flat(context, builder, signature, args, 0), [_index(context, builder, signature, args, 1)])
+        f_ptr = _flat(context, builder, signature, args, 2)
+        ft = builder.gep(f_ptr, [_index(context, builder, signature, args, 3)])
+        fp = builder.gep(f_ptr, [_index(context, builder, signature, args, 4)])
+        c_ptr = builder.gep(_flat(context, builder, signature, args, 5), [_index(context, builder, signature, args, 6)])
+        beta_ptr = _flat(context, builder, signature, args, 7)
+        g_ptr = _flat(context, builder, signature, args, 8)
+        a_ptr = _flat(context, builder, signature, args, 9)
+        live = builder.load(at(_flat(context, builder, signature, args, 10), const(0)), align=8)
+        undef = ir.Constant(vec, ir.Undefined)
+        i32 = ir.IntType(32)
+        splat = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+        zero = ir.Constant(vec, [0.0] * LANES)
+        one = ir.Constant(vec, [1.0] * LANES)
+        inf = ir.Constant(vec, [float("inf")] * LANES)
+        inv = builder.fdiv(one, builder.load(at(c_ptr, const(0)), align=8))
+        betas = [builder.load(at(beta_ptr, const(LANES * j)), align=8) for j in range(K)]
+        bt = []
+        for j in range(K):
+            v = builder.fmul(builder.fmul(builder.load(at(b_ptr, const(LANES * j)), align=8), inv), betas[j])
+            bt.append(builder.select(builder.fcmp_ordered("<", v, inf), v, zero))
+            f = builder.load(at(ft, const(LANES * j)), align=8)
+            mark = builder.select(builder.fcmp_ordered(">", f, zero), builder.fmul(f, betas[j]), zero)
+            builder.store(mark, at(b_ptr, const(LANES * j)), align=8)
+        for i in range(K):
+            p = builder.fmul(builder.load(at(fp, const(LANES * i)), align=8), live)
+            for j in range(K):
+                slot = at(g_ptr, const(LANES * (i * K + j)))
+                builder.store(builder.call(fma, [p, bt[j], builder.load(slot, align=8)]), slot, align=8)
+        on = builder.fcmp_ordered(">", live, zero)
+        for i in range(K):
+            acc = [None, None]
+            for j in range(K):
+                aij = builder.load(builder.gep(a_ptr, [const(i * K + j)]))
+                av = builder.shuffle_vector(builder.insert_element(undef, aij, ir.Constant(i32, 0)), undef, splat)
+                q = j % 2
+                acc[q] = builder.fmul(av, bt[j]) if acc[q] is None else builder.call(fma, [av, bt[j], acc[q]])
+            nb_i = acc[0] if acc[1] is None else builder.fadd(acc[0], acc[1])
+            builder.store(builder.select(on, nb_i, one), at(beta_ptr, const(LANES * i)), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from hmm import GaussianEmissionParams
-from hmm.batch import batch_forward, batch_gaussian_loglik, batch_posteriors
+from hmm.batch import _shift_rows, batch_forward, batch_gaussian_loglik, batch_posteriors
 from hmm.emissions import gaussian_loglik
 from hmm.forward_backward import forward, posteriors
+from hmm.lane_forward_backward import group_posteriors
 from statespace._ragged import Ragged, pack
 from statespace.errors import ShapeError
 
@@ -159,3 +160,80 @@ def test_pack_takes_views_that_tile_one_block_without_a_copy():
         np.testing.assert_array_equal(data, np.concatenate(seqs).astype(np.float64), err_msg=name)
         np.testing.assert_array_equal(offsets, np.cumsum([0] + [len(s) for s in seqs]), err_msg=name)
         assert np.shares_memory(data, block) == shared, name
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 8, 16, 17])
+def test_sequences_in_vector_lanes_match_the_one_sequence_path(K):
+    """hmm.lane_forward_backward runs up to 16 states eight sequences at a time (ragged lengths, a partial
+    last group); 17 states run one sequence at a time. Either way each sequence equals posteriors()."""
+    rng = np.random.default_rng(10 + K)
+    pi0, A = _chain(K, rng)
+    lengths = [1, 2, 37, 5, 120, 1, 64, 3, 99, 8, 17, 250, 2, 41, 7, 300, 11, 1, 90]
+    seqs = [rng.normal(size=(T, K)) * 3 for T in lengths]
+    L, offsets = pack(seqs)
+    res = batch_posteriors(pi0, A, L, offsets, n_threads=1)
+    for i, s in enumerate(seqs):
+        ll, filt, smo, counts = posteriors(pi0, A[None], s.copy())
+        assert res.log_likelihoods[i] == pytest.approx(ll, rel=1e-13, abs=1e-10)
+        np.testing.assert_allclose(res.filtered_of()[i], filt, atol=1e-13)
+        np.testing.assert_allclose(res.smoothed_of()[i], smo, atol=1e-13)
+        np.testing.assert_allclose(res.transition_counts[i], counts, atol=1e-11)
+
+
+def test_a_sequence_in_lanes_does_not_depend_on_its_group():
+    """Each lane does its own sequence's arithmetic: the same sequence, batched with other sequences in
+    another order (other group mates, another lane, another padding), gives the same bits."""
+    rng = np.random.default_rng(11)
+    pi0, A = _chain(4, rng)
+    seqs = [rng.normal(size=(int(T), 4)) * 2 for T in rng.integers(20, 200, size=23)]
+    one = batch_posteriors(pi0, A, *pack(seqs), n_threads=1)
+    order = rng.permutation(len(seqs))
+    two = batch_posteriors(pi0, A, *pack([seqs[j] for j in order]), n_threads=1)
+    for pos, j in enumerate(order):
+        assert two.log_likelihoods[pos] == one.log_likelihoods[j]
+        np.testing.assert_array_equal(two.smoothed_of()[pos], one.smoothed_of()[j])
+        np.testing.assert_array_equal(two.filtered_of()[pos], one.filtered_of()[j])
+        np.testing.assert_array_equal(two.transition_counts[pos], one.transition_counts[j])
+
+
+def test_a_lane_that_loses_a_weight_to_underflow_is_redone_alone():
+    """At step 10 state 0's weight e^-680 falls below what the scaled recursion keeps, while state 1,
+    which explains the step, is all but unreachable (moves of probability 1e-10); no log-likelihood
+    sits far enough below its row's best for the up-front check. The lane reports it and the sequence
+    runs on the one-sequence path, which answers exactly."""
+    rng = np.random.default_rng(12)
+    A = np.array([[1.0 - 1e-10, 1e-10], [1e-10, 1.0 - 1e-10]])
+    pi0 = np.array([1.0, 0.0])
+    seqs = [rng.normal(size=(30, 2)) for _ in range(9)]
+    seqs[4][10] = [-680.0, 0.0]  # state 1 explains step 10 alone, and it is almost unreachable
+    L, offsets = pack(seqs)
+    m, B = np.empty(len(L)), np.empty_like(L)
+    _shift_rows(L, 0, len(L), m, B)
+    np.exp(B, out=B)
+    S = len(seqs)
+    left = group_posteriors(pi0, A, offsets, np.arange(S), m, np.empty(S), np.empty_like(L), B, np.zeros((S, 2, 2)))
+    assert list(left) == [4]  # the lanes hand that sequence back, and only that one
+    res = batch_posteriors(pi0, A, L, offsets, n_threads=1)
+    for i, s in enumerate(seqs):
+        ll, filt, smo, counts = posteriors(pi0, A[None], s.copy())
+        assert res.log_likelihoods[i] == pytest.approx(ll, rel=1e-12)
+        np.testing.assert_allclose(res.smoothed_of()[i], smo, atol=1e-12)
+        np.testing.assert_allclose(res.transition_counts[i], counts, atol=1e-10)
+    assert res.smoothed_of()[4][10, 1] == pytest.approx(1.0)
+
+
+def test_padding_after_a_short_sequence_leaves_its_numbers_alone():
+    """A short sequence grouped with a long one waits through hundreds of padding steps before its own
+    backward recursion starts. Rows of A whose floating-point sums are not exactly 1 would make a
+    message carried through that padding drift: the lanes must start it at exactly 1."""
+    A = np.array([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]])
+    A[0] /= A[0].sum() * (1 + 3e-16)  # float sums a few ulps off 1
+    pi0 = np.array([0.2, 0.3, 0.5])
+    rng = np.random.default_rng(13)
+    short = rng.normal(size=(5, 3))
+    peers = [rng.normal(size=(5, 3)) for _ in range(3)]
+    alone = batch_posteriors(pi0, A, *pack([short, *peers]), n_threads=1)
+    with_long = batch_posteriors(pi0, A, *pack([short, rng.normal(size=(400, 3)) * 2]), n_threads=1)
+    assert with_long.log_likelihoods[0] == alone.log_likelihoods[0]
+    np.testing.assert_array_equal(with_long.smoothed_of()[0], alone.smoothed_of()[0])
+    np.testing.assert_array_equal(with_long.transition_counts[0], alone.transition_counts[0])
