@@ -46,10 +46,12 @@ from statespace._ragged import (
     row_split,
     run_parts,
 )
+from statespace._scratch import scratch
 from statespace.errors import ShapeError
 
 from .emissions import ar_loglik, gaussian_factors
 from .forward_backward import (
+    _UNDERFLOW,
     _drop_negligible,
     _exp_shifted,
     _log_space,
@@ -80,8 +82,10 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
 
 
 @nb.njit(cache=True, nogil=True)
-def _shift_rows(loglik, a, b, m, out):
-    """``m[t] = max_k loglik[t, k]`` and ``out[t] = loglik[t] - m[t]`` for rows ``a:b`` (NaN for a row of ``-inf``)."""
+def _shift_rows(loglik, a, b, m, out, low):
+    """``m[t] = max_k loglik[t, k]`` and ``out[t] = loglik[t] - m[t]`` for rows ``a:b`` (NaN for a row of ``-inf``);
+    ``low[t]``: a finite entry of row ``t`` sits so far below the maximum that its weight underflows
+    (what :func:`hmm.forward_backward._underflows` looks for, found in the same pass)."""
     K = loglik.shape[1]
     for t in range(a, b):
         mt = -np.inf
@@ -89,8 +93,12 @@ def _shift_rows(loglik, a, b, m, out):
             if loglik[t, k] > mt:
                 mt = loglik[t, k]
         m[t] = mt
+        under = False
         for k in range(K):
-            out[t, k] = loglik[t, k] - mt
+            v = loglik[t, k] - mt
+            under |= (v < _UNDERFLOW) & (loglik[t, k] > -np.inf)
+            out[t, k] = v
+        low[t] = under
 
 
 @nb.njit(cache=True, nogil=True)
@@ -111,16 +119,18 @@ def _posteriors_kernel(pi0, A, loglik, offsets, seqs, m, lls, filtered, smoothed
 
 
 @nb.njit(cache=True, nogil=True)
-def _lane_split(loglik, offsets, s0, s1, m):
+def _lane_split(offsets, s0, s1, low, K):
     """Sequences ``s0:s1`` as ``(alone, in_lanes)``: those the lanes take (non-empty, at most
-    ``MAX_CELLS`` numbers, no weight that underflows), sorted by length, and the others."""
-    K = loglik.shape[1]
+    ``MAX_CELLS`` numbers, no row of ``low``: no weight that underflows), sorted by length, and the others."""
     alone = np.empty(s1 - s0, np.int64)
     lanes = np.empty(s1 - s0, np.int64)
     n_alone = n_lanes = 0
     for s in range(s0, s1):
         a, b = offsets[s], offsets[s + 1]
-        if b > a and (b - a) * K <= MAX_CELLS and not _underflows(loglik[a:b], m[a:b]):
+        clean = True
+        for t in range(a, b):
+            clean &= not low[t]
+        if b > a and (b - a) * K <= MAX_CELLS and clean:
             lanes[n_lanes] = s
             n_lanes += 1
         else:
@@ -220,7 +230,9 @@ def _chain(pi0, A, loglik, offsets):
     return pi0, A, loglik, check_offsets("offsets", offsets, loglik.shape[0])
 
 
-def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None, overwrite: bool = False) -> BatchPosteriors:
+def batch_posteriors(
+    pi0, A, loglik, offsets, n_threads: int | None = None, overwrite: bool = False, reuse: bool = False
+) -> BatchPosteriors:
     """Forward-backward of every sequence of a ragged batch (module docstring), parallel over sequences.
 
     Args:
@@ -232,6 +244,10 @@ def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None, over
         n_threads: Numba threads for this call (``None``: the current setting).
         overwrite: let one long sequence use ``loglik``'s memory for its work (the
             array is then destroyed), as :func:`hmm.forward_backward.posteriors` does.
+        reuse: take ``filtered`` and ``smoothed`` from the active
+            :func:`statespace._scratch.kept` workspace (an E-step that reads them before
+            its next call): the same memory every iteration, instead of fresh pages whose
+            first touch costs about as much as the lanes' whole pass at small ``K``.
 
     A sequence of zero probability gets ``log_likelihoods[i] = -inf`` (its rows
     NaN from the first impossible step); callers raise
@@ -246,23 +262,27 @@ def batch_posteriors(pi0, A, loglik, offsets, n_threads: int | None = None, over
     # allocated only here: unused (N, K) blocks would make the allocator hand out
     # fresh pages to the caller's next (N, K) array, whose first touch costs more
     # than a forward pass at small K
+    if reuse:
+        filtered = scratch("hmm.batch.filtered", N * K).reshape(N, K)
+        smoothed = scratch("hmm.batch.smoothed", N * K).reshape(N, K)
+        m = scratch("hmm.batch.m", N)
+    else:
+        filtered, smoothed, m = np.empty((N, K)), np.empty((N, K)), np.empty(N)
     lls = np.empty(S)
-    filtered = np.empty((N, K))
-    smoothed = np.empty((N, K))
     counts = np.zeros((S, K, K))
-    m = np.empty(N)
+    low = np.empty(N, np.bool_)
 
     lanes = K <= MAX_STATES
     A2 = np.ascontiguousarray(A[0])
 
     def part(s0, s1):
         a, b = offsets[s0], offsets[s1]
-        _shift_rows(loglik, a, b, m, smoothed)
+        _shift_rows(loglik, a, b, m, smoothed, low)
         np.exp(smoothed[a:b], out=smoothed[a:b])  # NumPy's SIMD exp (releases the GIL like the kernels)
         if not lanes:
             _posteriors_kernel(pi0, A, loglik, offsets, np.arange(s0, s1), m, lls, filtered, smoothed, counts)
             return
-        alone, grouped = _lane_split(loglik, offsets, s0, s1, m)
+        alone, grouped = _lane_split(offsets, s0, s1, low, K)
         _posteriors_kernel(pi0, A, loglik, offsets, alone, m, lls, filtered, smoothed, counts)
         if grouped.size:
             left = group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts)

@@ -77,7 +77,8 @@ def chain_e_step(model_params, shard) -> ChainStats:
     loglik = emission.log_likelihood(params.emission, y, u, offsets)
     if log_pl is not None:
         loglik += log_pl
-    post = batch_posteriors(params.pi0, params.A, loglik, offsets, overwrite=True)
+    # its posteriors are read before the next E-step: the same memory every iteration (reuse)
+    post = batch_posteriors(params.pi0, params.A, loglik, offsets, overwrite=True, reuse=True)
     lls = post.log_likelihoods
     impossible = np.flatnonzero(~(lls > -np.inf))
     if impossible.size:

@@ -208,7 +208,7 @@ def test_a_lane_that_loses_a_weight_to_underflow_is_redone_alone():
     seqs[4][10] = [-680.0, 0.0]  # state 1 explains step 10 alone, and it is almost unreachable
     L, offsets = pack(seqs)
     m, B = np.empty(len(L)), np.empty_like(L)
-    _shift_rows(L, 0, len(L), m, B)
+    _shift_rows(L, 0, len(L), m, B, np.empty(len(L), bool))
     np.exp(B, out=B)
     S = len(seqs)
     left = group_posteriors(pi0, A, offsets, np.arange(S), m, np.empty(S), np.empty_like(L), B, np.zeros((S, 2, 2)))
