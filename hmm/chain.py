@@ -338,9 +338,12 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         for pi0, A, ll, offsets in runs:
             res = batch_posteriors(pi0, A, ll, offsets, overwrite=True)
             self._check_batch(data, res.log_likelihoods, len(out))
-            filt, smo, counts = res.filtered_of(), res.smoothed_of(), res.transition_counts
+            # bounds read once as Python numbers: converting them sequence by sequence cost more than the views
+            bounds = res.offsets.tolist()
+            filt, smo, counts = res.filtered, res.smoothed, res.transition_counts
             out.extend(
-                HMMSmoothResult(float(lik), filt[i], smo[i], counts[i]) for i, lik in enumerate(res.log_likelihoods)
+                HMMSmoothResult(lik, filt[a:b], smo[a:b], counts[i])
+                for i, (lik, a, b) in enumerate(zip(res.log_likelihoods.tolist(), bounds[:-1], bounds[1:]))
             )
         return out
 
