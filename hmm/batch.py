@@ -9,8 +9,8 @@ scaled forward-backward recursion of :mod:`hmm.forward_backward` (the function
 ``smoother``, with its log-space fallbacks) on every sequence, in parallel over
 sequences (threads running a compiled loop that releases the GIL; one long
 sequence runs forward and backward passes at once instead, as ``posteriors`` does;
-up to 16 states, sequences of up to 65,536 numbers run eight at a time in vector
-lanes, :mod:`hmm.lane_forward_backward`), and returns
+in a call of at least three sequences of up to 16 states, those of up to 65,536
+numbers run eight at a time in vector lanes, :mod:`hmm.lane_forward_backward`), and returns
 
 * ``log_likelihoods (S,)``: :math:`\log p(y^{(i)})`, ``-inf`` for a sequence of zero probability;
 * ``filtered (N, K)``, ``smoothed (N, K)``: :math:`p(z_t \mid y_{0:t})`, :math:`p(z_t \mid y)`, same layout;
@@ -61,7 +61,7 @@ from .forward_backward import (
     forward,
     posteriors,
 )
-from .lane_forward_backward import MAX_CELLS, MAX_STATES, group_posteriors
+from .lane_forward_backward import MAX_CELLS, MAX_STATES, MIN_SEQUENCES, group_posteriors
 
 
 @nb.njit(cache=True)
@@ -272,7 +272,7 @@ def batch_posteriors(
     counts = np.zeros((S, K, K))
     low = np.empty(N, np.bool_)
 
-    lanes = K <= MAX_STATES
+    lanes = K <= MAX_STATES and S >= MIN_SEQUENCES
     A2 = np.ascontiguousarray(A[0])
 
     def part(s0, s1):

@@ -36,6 +36,8 @@ alone (``hmm.batch``), which handles it exactly.
 
 from __future__ import annotations
 
+import threading
+
 import numba as nb
 import numpy as np
 
@@ -48,6 +50,12 @@ from .vector_product import LANES, lanes_backward_step, lanes_forward_step
 MAX_STATES = 16
 #: Longest sequence run in lanes, in ``T * K`` numbers: a group's scratch is ``2 * LANES`` times that.
 MAX_CELLS = 1 << 16
+#: Fewest sequences in a call for which the lanes are used. A group's step costs about what two
+#: sequences alone cost, and a call about 10 µs more: one or two sequences run faster alone (K = 5,
+#: T = 1,000: 145 vs 88 µs for one), three about break even at T = 100 and gain at T = 1,000 (188 vs
+#: 214 µs), eight gain 1.6-1.9x. Decided per call, not per group, so that the numbers do not depend
+#: on the threads a call is split over.
+MIN_SEQUENCES = 3
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -125,18 +133,12 @@ def _group(pi0, A2, B, starts, lengths, Bl, F, c, filtered, smoothed, counts_out
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _groups(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, K):
+def _groups(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, Bl, F, c, K):
     """Sequences ``seqs`` (sorted by length) in groups of ``LANES``; ``smoothed`` holds the batch's
-    ``exp(loglik - m[:, None])`` on entry. The sequences a lane could not finish go to ``failed``;
-    returns their number."""
+    ``exp(loglik - m[:, None])`` on entry; ``Bl``, ``F (longest, K, LANES)`` and ``c (longest, LANES)``
+    are scratch. The sequences a lane could not finish go to ``failed``; returns their number."""
     nb.literally(K)
     n_seqs = seqs.shape[0]
-    longest = 0
-    for s in seqs:
-        longest = max(longest, offsets[s + 1] - offsets[s])
-    Bl = np.empty((longest, K, LANES))
-    F = np.empty((longest, K, LANES))
-    c = np.empty((longest, LANES))
     starts = np.zeros(LANES, np.int64)
     lengths = np.zeros(LANES, np.int64)
     group_counts = np.empty((LANES, K, K))
@@ -172,13 +174,29 @@ def _build(K: int):
     one process (``NRT_adapt_ndarray_to_python``: ``descr`` is NULL), K = 10 loaded from the cache."""
 
     @nb.njit(cache=True, nogil=True)
-    def run(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed):
-        return _groups(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, K)
+    def run(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, Bl, F, c):
+        return _groups(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, Bl, F, c, K)
 
     return run
 
 
 _KERNELS: dict = {}
+_WORKSPACE = threading.local()
+
+
+def _scratch(longest: int, K: int):
+    """``Bl``, ``F (longest, K, LANES)`` and ``c (longest, LANES)``, reused between calls of one thread:
+    fresh pages cost a fault each on first touch, as much as the lanes' pass for a few sequences."""
+    n = longest * K * LANES
+    need = 2 * n + longest * LANES
+    buf = getattr(_WORKSPACE, "buffer", None)
+    if buf is None or buf.shape[0] < need:
+        buf = _WORKSPACE.buffer = np.empty(need)
+    return (
+        buf[:n].reshape(longest, K, LANES),
+        buf[n : 2 * n].reshape(longest, K, LANES),
+        buf[2 * n : need].reshape(longest, LANES),
+    )
 
 
 def group_posteriors(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts) -> np.ndarray:
@@ -187,5 +205,7 @@ def group_posteriors(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts)
     K = A2.shape[0]
     if K not in _KERNELS:
         _KERNELS[K] = _build(K)
+    longest = int((offsets[seqs + 1] - offsets[seqs]).max()) if seqs.size else 0
     failed = np.empty(seqs.shape[0], np.int64)  # an integer count comes back, not an array: see _build
-    return failed[: _KERNELS[K](pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed)]
+    n_failed = _KERNELS[K](pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, *_scratch(longest, K))
+    return failed[:n_failed]

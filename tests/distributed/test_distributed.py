@@ -212,10 +212,10 @@ def test_batch_inference_over_a_dask_bag_stays_lazy_and_keeps_the_order(client):
     assert isinstance(smooth, db.Bag) and isinstance(ll, db.Bag)  # nothing computed yet
     got = smooth.compute()
     assert len(got) == len(ys)
-    # the serial call on the whole list: its sequences run in other groups of lanes than the bag's
-    # partitions, and each sequence's numbers do not depend on its group
-    for g, ref in zip(got, model.smooth(ys, pl=pls)):
-        np.testing.assert_array_equal(g.smoothed_probs, ref.smoothed_probs)
+    # to rounding: a partition of fewer than three sequences runs them one at a time, a longer list in
+    # vector lanes (hmm.lane_forward_backward), whose sums inside a step go in another order
+    for g, y, pl in zip(got, ys, pls):
+        np.testing.assert_allclose(g.smoothed_probs, model.smooth(y, pl=pl).smoothed_probs, rtol=0, atol=1e-13)
     assert ll.sum().compute() == pytest.approx(model.log_likelihood(ys, pl=pls), rel=1e-12)
     with pytest.raises(ShapeError, match=r"pl: .*Bags with the same 4 partitions"):
         ssd.map_sequences(model.smooth, bag, pl=pls)
