@@ -121,7 +121,7 @@ def _posteriors_kernel(pi0, A, loglik, offsets, seqs, m, lls, filtered, smoothed
 @nb.njit(cache=True, nogil=True)
 def _lane_split(offsets, s0, s1, low, K):
     """Sequences ``s0:s1`` as ``(alone, in_lanes)``: those the lanes take (non-empty, at most
-    ``MAX_CELLS`` numbers, no row of ``low``: no weight that underflows), sorted by length, and the others."""
+    ``MAX_CELLS`` numbers, no row of ``low``: no weight that underflows), and the others."""
     alone = np.empty(s1 - s0, np.int64)
     lanes = np.empty(s1 - s0, np.int64)
     n_alone = n_lanes = 0
@@ -136,8 +136,7 @@ def _lane_split(offsets, s0, s1, low, K):
         else:
             alone[n_alone] = s
             n_alone += 1
-    lanes = lanes[:n_lanes]
-    return alone[:n_alone], lanes[np.argsort(offsets[lanes + 1] - offsets[lanes], kind="mergesort")]
+    return alone[:n_alone], lanes[:n_lanes]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -283,6 +282,8 @@ def batch_posteriors(
             _posteriors_kernel(pi0, A, loglik, offsets, np.arange(s0, s1), m, lls, filtered, smoothed, counts)
             return
         alone, grouped = _lane_split(offsets, s0, s1, low, K)
+        # by length, so that a group's padding is small (NumPy's sort: Numba's would add seconds of compilation)
+        grouped = grouped[np.argsort(offsets[grouped + 1] - offsets[grouped], kind="stable")]
         _posteriors_kernel(pi0, A, loglik, offsets, alone, m, lls, filtered, smoothed, counts)
         if grouped.size:
             left = group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts)

@@ -115,6 +115,7 @@ def _group(pi0, A2, B, starts, lengths, Bl, F, c, filtered, smoothed, counts_out
             f = F[0, j, g]
             Bl[0, j, g] = f * beta[j, g] if f > 0.0 else 0.0
     ok = np.empty(LANES, np.bool_)
+    column = np.empty(Tmax)
     for g in range(LANES):
         n = lengths[g]
         ok[g] = n > 0 and bad[g] == 0.0
@@ -122,60 +123,55 @@ def _group(pi0, A2, B, starts, lengths, Bl, F, c, filtered, smoothed, counts_out
             continue
         row0 = starts[g]
         for t in range(n):
+            column[t] = c[t, g]
             for k in range(K):
                 filtered[row0 + t, k] = F[t, k, g]
                 smoothed[row0 + t, k] = Bl[t, k, g]
         for i in range(K):
             for j in range(K):
                 counts_out[g, i, j] = A2[i, j] * G[i, j, g]
-        log_c[g] = _sum_log(np.ascontiguousarray(c[:n, g]))
+        log_c[g] = _sum_log(column[:n])
     return ok
 
 
-@nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _groups(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, Bl, F, c, K):
-    """Sequences ``seqs`` (sorted by length) in groups of ``LANES``; ``smoothed`` holds the batch's
-    ``exp(loglik - m[:, None])`` on entry; ``Bl``, ``F (longest, K, LANES)`` and ``c (longest, LANES)``
-    are scratch. The sequences a lane could not finish go to ``failed``; returns their number."""
-    nb.literally(K)
-    n_seqs = seqs.shape[0]
-    starts = np.zeros(LANES, np.int64)
-    lengths = np.zeros(LANES, np.int64)
-    group_counts = np.empty((LANES, K, K))
-    log_c = np.empty(LANES)
-    n_failed = 0
-    for g0 in range(0, n_seqs, LANES):
-        n_g = min(LANES, n_seqs - g0)
-        for g in range(LANES):
-            s = seqs[g0 + min(g, n_g - 1)]
-            starts[g] = offsets[s]
-            lengths[g] = offsets[s + 1] - offsets[s] if g < n_g else 0
-        ok = _group(pi0, A2, smoothed, starts, lengths, Bl, F, c, filtered, smoothed, group_counts, log_c, K)
-        for g in range(n_g):
-            s = seqs[g0 + g]
-            if ok[g]:
-                total = 0.0
-                for t in range(offsets[s], offsets[s + 1]):
-                    total += m[t]
-                lls[s] = log_c[g] + total
-                for i in range(K):
-                    for j in range(K):
-                        counts[s, i, j] = group_counts[g, i, j]
-            else:
-                failed[n_failed] = s
-                n_failed += 1
-    return n_failed
-
-
 def _build(K: int):
-    """The entry for ``K`` states: it closes over ``K`` only (a plain integer, so Numba caches it on
+    """The kernel for ``K`` states: it closes over ``K`` only (a plain integer, so Numba caches it on
     disk, as :func:`hmm.parallel_forward_backward.kernels_for` does) and passes it on as a literal.
     It returns a count rather than an array: an array returned by such a closure failed to box in
     one process (``NRT_adapt_ndarray_to_python``: ``descr`` is NULL), K = 10 loaded from the cache."""
 
-    @nb.njit(cache=True, nogil=True)
+    @nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
     def run(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, Bl, F, c):
-        return _groups(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, Bl, F, c, K)
+        """Sequences ``seqs`` (sorted by length) in groups of ``LANES``; ``smoothed`` holds the batch's
+        ``exp(loglik - m[:, None])`` on entry; ``Bl``, ``F (longest, K, LANES)`` and ``c (longest, LANES)``
+        are scratch. The sequences a lane could not finish go to ``failed``; returns their number."""
+        n_seqs = seqs.shape[0]
+        starts = np.zeros(LANES, np.int64)
+        lengths = np.zeros(LANES, np.int64)
+        group_counts = np.empty((LANES, K, K))
+        log_c = np.empty(LANES)
+        n_failed = 0
+        for g0 in range(0, n_seqs, LANES):
+            n_g = min(LANES, n_seqs - g0)
+            for g in range(LANES):
+                s = seqs[g0 + min(g, n_g - 1)]
+                starts[g] = offsets[s]
+                lengths[g] = offsets[s + 1] - offsets[s] if g < n_g else 0
+            ok = _group(pi0, A2, smoothed, starts, lengths, Bl, F, c, filtered, smoothed, group_counts, log_c, K)
+            for g in range(n_g):
+                s = seqs[g0 + g]
+                if ok[g]:
+                    total = 0.0
+                    for t in range(offsets[s], offsets[s + 1]):
+                        total += m[t]
+                    lls[s] = log_c[g] + total
+                    for i in range(K):
+                        for j in range(K):
+                            counts[s, i, j] = group_counts[g, i, j]
+                else:
+                    failed[n_failed] = s
+                    n_failed += 1
+        return n_failed
 
     return run
 
