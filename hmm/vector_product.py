@@ -241,19 +241,48 @@ def outer_accumulate(typingctx, G, x, x_offset, M, m_offset, n_rows, n_cols, m_w
 # arrays may alias the large ones, so neither of LLVM's vectorisers would reorder the lane loops).
 
 
-def _lane_setup(context, builder):
-    f64 = ir.DoubleType()
-    vec = ir.VectorType(f64, LANES)
-    intp = context.get_value_type(types.intp)
-    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v8f64")
+class _Lanes:
+    """What both lane kernels emit with: vector constants, addressing and the matrix product."""
 
-    def at(base, index):
-        return builder.bitcast(builder.gep(base, [index]), vec.as_pointer())
+    def __init__(self, context, builder):
+        self.builder = builder
+        self.vec = ir.VectorType(ir.DoubleType(), LANES)
+        self.intp = context.get_value_type(types.intp)
+        self.fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.vec, [self.vec] * 3), "llvm.fma.v8f64"
+        )
+        self.zero = ir.Constant(self.vec, [0.0] * LANES)
+        self.one = ir.Constant(self.vec, [1.0] * LANES)
+        self.inf = ir.Constant(self.vec, [float("inf")] * LANES)
 
-    def const(v):
-        return ir.Constant(intp, v)
+    def const(self, v):
+        return ir.Constant(self.intp, v)
 
-    return vec, intp, fma, at, const
+    def at(self, base, index):
+        """The eight doubles at ``base[index]`` as one vector pointer (``index`` an LLVM integer)."""
+        return self.builder.bitcast(self.builder.gep(base, [index]), self.vec.as_pointer())
+
+    def row(self, base, i):
+        """Row ``i`` (eight lanes) of the block at ``base``."""
+        return self.builder.load(self.at(base, self.const(LANES * i)), align=8)
+
+    def splat(self, x):
+        """The scalar ``x`` in every lane."""
+        b, undef = self.builder, ir.Constant(self.vec, ir.Undefined)
+        i32 = ir.IntType(32)
+        mask = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+        return b.shuffle_vector(b.insert_element(undef, x, ir.Constant(i32, 0)), undef, mask)
+
+    def combination(self, a_ptr, indices, rows):
+        """``sum_i a_ptr[indices[i]] * rows[i]``, lane by lane, on two chains of FMAs (even and odd
+        terms: half the latency of one chain)."""
+        b = self.builder
+        acc = [None, None]
+        for i, (index, r) in enumerate(zip(indices, rows)):
+            xv = self.splat(b.load(b.gep(a_ptr, [self.const(index)])))
+            p = i % 2
+            acc[p] = b.fmul(xv, r) if acc[p] is None else b.call(self.fma, [xv, r, acc[p]])
+        return acc[0] if acc[1] is None else b.fadd(acc[0], acc[1])
 
 
 def _flat(context, builder, signature, args, i):
@@ -281,51 +310,39 @@ def lanes_forward_step(typingctx, F, prev_offset, cur_offset, Bl, b_offset, A, c
     sig = types.void(F, prev_offset, cur_offset, Bl, b_offset, A, c, c_offset, bad, live, tiny, n)
 
     def codegen(context, builder, signature, args):
-        vec, intp, fma, at, const = _lane_setup(context, builder)
+        L = _Lanes(context, builder)
         f_ptr = _flat(context, builder, signature, args, 0)
         prev = builder.gep(f_ptr, [_index(context, builder, signature, args, 1)])
         cur = builder.gep(f_ptr, [_index(context, builder, signature, args, 2)])
         b_ptr = builder.gep(_flat(context, builder, signature, args, 3), [_index(context, builder, signature, args, 4)])
         a_ptr = _flat(context, builder, signature, args, 5)
         c_ptr = builder.gep(_flat(context, builder, signature, args, 6), [_index(context, builder, signature, args, 7)])
-        bad_p = at(_flat(context, builder, signature, args, 8), const(0))
-        live = builder.load(at(_flat(context, builder, signature, args, 9), const(0)), align=8)
-        undef = ir.Constant(vec, ir.Undefined)
-        i32 = ir.IntType(32)
-        splat = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
-        tiny_v = builder.shuffle_vector(builder.insert_element(undef, args[10], ir.Constant(i32, 0)), undef, splat)
-        zero = ir.Constant(vec, [0.0] * LANES)
-        one = ir.Constant(vec, [1.0] * LANES)
-        inf = ir.Constant(vec, [float("inf")] * LANES)
-        rows = [builder.load(at(prev, const(LANES * i)), align=8) for i in range(K)]
-        lost = zero
-        total = zero
+        bad_p = L.at(_flat(context, builder, signature, args, 8), L.const(0))
+        live = L.row(_flat(context, builder, signature, args, 9), 0)
+        tiny_v = L.splat(args[10])
+        rows = [L.row(prev, i) for i in range(K)]
+        lost = L.zero
+        total = L.zero
         vs = []
         for k in range(K):
-            acc = [None, None]
-            for i in range(K):
-                ai = builder.load(builder.gep(a_ptr, [const(i * K + k)]))
-                av = builder.shuffle_vector(builder.insert_element(undef, ai, ir.Constant(i32, 0)), undef, splat)
-                p = i % 2
-                acc[p] = builder.fmul(av, rows[i]) if acc[p] is None else builder.call(fma, [av, rows[i], acc[p]])
-            a = acc[0] if acc[1] is None else builder.fadd(acc[0], acc[1])
-            b = builder.load(at(b_ptr, const(LANES * k)), align=8)
+            a = L.combination(a_ptr, [i * K + k for i in range(K)], rows)  # (A^T alpha)_k
+            b = L.row(b_ptr, k)
             v = builder.fmul(a, b)
             small = builder.and_(
                 builder.fcmp_ordered("<", v, tiny_v),
-                builder.and_(builder.fcmp_ordered(">", a, zero), builder.fcmp_ordered(">", b, zero)),
+                builder.and_(builder.fcmp_ordered(">", a, L.zero), builder.fcmp_ordered(">", b, L.zero)),
             )
             lost = builder.select(small, live, lost)
             total = builder.fadd(total, v)
             vs.append(v)
-        builder.store(total, at(c_ptr, const(0)), align=8)
-        fine = builder.and_(builder.fcmp_ordered(">", total, zero), builder.fcmp_ordered("<", total, inf))
+        builder.store(total, L.at(c_ptr, L.const(0)), align=8)
+        fine = builder.and_(builder.fcmp_ordered(">", total, L.zero), builder.fcmp_ordered("<", total, L.inf))
         lost = builder.select(fine, lost, live)
         old = builder.load(bad_p, align=8)
         builder.store(builder.select(builder.fcmp_ordered(">", lost, old), lost, old), bad_p, align=8)
-        inv = builder.fdiv(one, builder.select(fine, total, one))
+        inv = builder.fdiv(L.one, builder.select(fine, total, L.one))
         for k in range(K):
-            builder.store(builder.fmul(vs[k], inv), at(cur, const(LANES * k)), align=8)
+            builder.store(builder.fmul(vs[k], inv), L.at(cur, L.const(LANES * k)), align=8)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -348,7 +365,7 @@ def lanes_backward_step(typingctx, Bl, b_offset, F, f_offset, fp_offset, c, c_of
     sig = types.void(Bl, b_offset, F, f_offset, fp_offset, c, c_offset, beta, G, A, live, n)
 
     def codegen(context, builder, signature, args):
-        vec, intp, fma, at, const = _lane_setup(context, builder)
+        L = _Lanes(context, builder)
         b_ptr = builder.gep(_flat(context, builder, signature, args, 0), [_index(context, builder, signature, args, 1)])
         f_ptr = _flat(context, builder, signature, args, 2)
         ft = builder.gep(f_ptr, [_index(context, builder, signature, args, 3)])
@@ -357,37 +374,25 @@ def lanes_backward_step(typingctx, Bl, b_offset, F, f_offset, fp_offset, c, c_of
         beta_ptr = _flat(context, builder, signature, args, 7)
         g_ptr = _flat(context, builder, signature, args, 8)
         a_ptr = _flat(context, builder, signature, args, 9)
-        live = builder.load(at(_flat(context, builder, signature, args, 10), const(0)), align=8)
-        undef = ir.Constant(vec, ir.Undefined)
-        i32 = ir.IntType(32)
-        splat = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
-        zero = ir.Constant(vec, [0.0] * LANES)
-        one = ir.Constant(vec, [1.0] * LANES)
-        inf = ir.Constant(vec, [float("inf")] * LANES)
-        inv = builder.fdiv(one, builder.load(at(c_ptr, const(0)), align=8))
-        betas = [builder.load(at(beta_ptr, const(LANES * j)), align=8) for j in range(K)]
+        live = L.row(_flat(context, builder, signature, args, 10), 0)
+        inv = builder.fdiv(L.one, L.row(c_ptr, 0))
+        betas = [L.row(beta_ptr, j) for j in range(K)]
         bt = []
         for j in range(K):
-            v = builder.fmul(builder.fmul(builder.load(at(b_ptr, const(LANES * j)), align=8), inv), betas[j])
-            bt.append(builder.select(builder.fcmp_ordered("<", v, inf), v, zero))
-            f = builder.load(at(ft, const(LANES * j)), align=8)
-            mark = builder.select(builder.fcmp_ordered(">", f, zero), builder.fmul(f, betas[j]), zero)
-            builder.store(mark, at(b_ptr, const(LANES * j)), align=8)
+            v = builder.fmul(builder.fmul(L.row(b_ptr, j), inv), betas[j])
+            bt.append(builder.select(builder.fcmp_ordered("<", v, L.inf), v, L.zero))
+            f = L.row(ft, j)
+            mark = builder.select(builder.fcmp_ordered(">", f, L.zero), builder.fmul(f, betas[j]), L.zero)
+            builder.store(mark, L.at(b_ptr, L.const(LANES * j)), align=8)
         for i in range(K):
-            p = builder.fmul(builder.load(at(fp, const(LANES * i)), align=8), live)
+            p = builder.fmul(L.row(fp, i), live)
             for j in range(K):
-                slot = at(g_ptr, const(LANES * (i * K + j)))
-                builder.store(builder.call(fma, [p, bt[j], builder.load(slot, align=8)]), slot, align=8)
-        on = builder.fcmp_ordered(">", live, zero)
+                slot = L.at(g_ptr, L.const(LANES * (i * K + j)))
+                builder.store(builder.call(L.fma, [p, bt[j], builder.load(slot, align=8)]), slot, align=8)
+        on = builder.fcmp_ordered(">", live, L.zero)
         for i in range(K):
-            acc = [None, None]
-            for j in range(K):
-                aij = builder.load(builder.gep(a_ptr, [const(i * K + j)]))
-                av = builder.shuffle_vector(builder.insert_element(undef, aij, ir.Constant(i32, 0)), undef, splat)
-                q = j % 2
-                acc[q] = builder.fmul(av, bt[j]) if acc[q] is None else builder.call(fma, [av, bt[j], acc[q]])
-            nb_i = acc[0] if acc[1] is None else builder.fadd(acc[0], acc[1])
-            builder.store(builder.select(on, nb_i, one), at(beta_ptr, const(LANES * i)), align=8)
+            nb_i = L.combination(a_ptr, [i * K + j for j in range(K)], bt)  # (A b)_i
+            builder.store(builder.select(on, nb_i, L.one), L.at(beta_ptr, L.const(LANES * i)), align=8)
         return context.get_dummy_value()
 
     return sig, codegen
