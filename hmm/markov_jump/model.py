@@ -229,7 +229,7 @@ class MarkovJumpProcess(StateSpaceModel, SavedModel):
         lls = inference.sequence_log_likelihoods(
             np.asarray(self.params.initial), P, table.index, table.offsets, self._loglik(ys)
         )
-        return float(lls.sum())
+        return float(sum(lls.tolist()))  # in the sequences' order, as a sum over per-sequence calls is
 
     def filter(self, y, inputs=None, times=None) -> MJPFilterResult | list[MJPFilterResult]:
         """Filtered marginals at the observation times: one :class:`~hmm.markov_jump.MJPFilterResult`, a list for a list.

@@ -145,7 +145,8 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         batch = self._batch(y, inputs)
         if batch is None:
             return kalman_log_likelihood(self.params, y, inputs)
-        return float(batch_log_likelihood(self.params, *batch).sum())
+        # summed in the sequences' order, as a sum over per-sequence calls is (NumPy's sum regroups the terms)
+        return float(sum(batch_log_likelihood(self.params, *batch).tolist()))
 
     def filter(self, y, inputs=None) -> KalmanFilterResult | list[KalmanFilterResult]:
         """Kalman filter: the Gaussian :math:`p(x_t \\mid y_{0:t})` and :math:`p(x_t \\mid y_{0:t-1})` of every step.
