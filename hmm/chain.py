@@ -45,8 +45,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from statespace._ragged import Ragged, pack
-from statespace.errors import ParameterError, ShapeError
+from statespace._ragged import Ragged, Tiled, pack
+from statespace.errors import ParameterError, ShapeError, StateSpaceError
 from statespace.interface import StateSpaceModel
 from statespace.persistence import SavedModel
 from statespace.validation import as_inputs, as_rng, as_sequences, check_int, check_names
@@ -167,6 +167,9 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
     params = None
     #: Whether the M-step reads each sequence's per-step two-slice marginals (:func:`hmm.em.chain_posteriors`).
     _two_slice = False
+    #: Most rows in all of a list of sequences that validation returns as one block (a Tiled list, which
+    #: ``_batch_runs`` slices without copies); 0: the family keeps the user's arrays (it does not pack them).
+    _PACKED_ROWS = 0
 
     # ------------------------------------------------------------------ hooks
     def _inference_args(self, params, data: ChainData):
@@ -194,10 +197,20 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
     def _check_data(self, name: str, y: np.ndarray) -> None:
         """Family-specific checks of one sequence (e.g. categorical symbols)."""
 
+    def _passes_check(self, block: np.ndarray) -> bool:
+        """Whether the concatenated sequences pass :meth:`_check_data` (one call for a whole batch)."""
+        try:
+            self._check_data("y", block)
+        except StateSpaceError:
+            return False
+        return True
+
     def _prepare(self, y, inputs=None, pl=None) -> ChainData:
-        seqs, single = as_sequences("y", y, self._obs_dim)
-        for i, s in enumerate(seqs):
-            self._check_data("y" if single else f"y[{i}]", s)
+        # a list: one block, checked once, when the family runs it in batches of that size
+        seqs, single = as_sequences("y", y, self._obs_dim, packed=self._PACKED_ROWS > 0, packed_rows=self._PACKED_ROWS)
+        if not (type(seqs) is Tiled and self._passes_check(seqs.block)):
+            for i, s in enumerate(seqs):  # names the sequence that fails
+                self._check_data("y" if single else f"y[{i}]", s)
         lengths = [len(s) for s in seqs]
         us = as_inputs("inputs", inputs, lengths, self.input_dim, single)
         return ChainData(seqs, us, log_plausibilities(pl, lengths, self.n_states, single), single)

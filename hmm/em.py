@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from statespace._ragged import packed
+from statespace._ragged import pack, packed
 from statespace.convergence import ConvergenceMonitor
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
@@ -93,17 +93,35 @@ def chain_e_step(model_params, shard) -> ChainStats:
 
 
 def concatenated(shard, K: int):
-    """``(y, u, log_pl, offsets)``: the items of ``shard`` as one ragged batch (``log_pl`` None when no
-    item has partial knowledge, 0 for the items without). One item is used as it is, without a copy."""
+    """``(y, u, log_pl, offsets)``: the ``(y, u, log_pl)`` items of ``shard`` as one ragged batch
+    (``log_pl`` None when no item has partial knowledge, 0 for the items without). One item is used
+    as it is, without a copy."""
     if len(shard) == 1:
         y, u, lp = shard[0]
         return y, u, lp, np.array([0, len(y)], dtype=np.int64)
     y, offsets = packed(shard, 0)
     u, _ = packed(shard, 1)
-    if all(it[2] is None for it in shard):
-        return y, u, None, offsets
-    lp = np.concatenate([np.zeros((len(it[0]), K)) if it[2] is None else it[2] for it in shard])
-    return y, u, lp, offsets
+    return y, u, log_pl_block([it[2] for it in shard], offsets, K), offsets
+
+
+def batched(seqs, inputs, log_pls, K: int):
+    """:func:`concatenated` of the sequences, inputs and log-plausibilities given as three lists
+    (:class:`~statespace._ragged.Tiled` lists, as the validation makes them, give their blocks
+    without a copy)."""
+    if len(seqs) == 1:
+        return seqs[0], inputs[0], log_pls[0], np.array([0, len(seqs[0])], dtype=np.int64)
+    y, offsets = pack(seqs)
+    u, _ = pack(inputs)
+    return y, u, log_pl_block(log_pls, offsets, K), offsets
+
+
+def log_pl_block(log_pls: list, offsets: np.ndarray, K: int):
+    """The sequences' ``(T_i, K)`` log-plausibilities concatenated (0 for a ``None`` entry), or ``None``
+    when every entry is ``None``."""
+    if all(lp is None for lp in log_pls):
+        return None
+    lengths = np.diff(offsets).tolist()
+    return np.concatenate([np.zeros((T, K)) if lp is None else lp for lp, T in zip(log_pls, lengths)])
 
 
 def expectation_maximisation(

@@ -56,7 +56,7 @@ from statespace.validation import (
 from . import emissions as em_
 from . import kernels as kern
 from .chain import ChainData, DiscreteChainModel, HMMFilterResult, HMMForecast, HMMSmoothResult
-from .em import ChainStats, chain_e_step, concatenated, fit_em
+from .em import ChainStats, batched, chain_e_step, fit_em
 from .emission_models import CategoricalEmission, GaussianEmission
 from .initialization import initial_params
 from .partial_knowledge import log_plausibilities
@@ -134,6 +134,9 @@ class HMM(DiscreteChainModel):
     The emission density is an object of ``hmm.emission_models`` (:class:`~hmm.GaussianEmission`, :class:`~hmm.CategoricalEmission`)
     (``self.emission_model``); every verb and EM go through it.
     """
+
+    # a list of up to one emission call's rows arrives as one validated block (``_batch_runs`` slices it)
+    _PACKED_ROWS = BATCH_ROWS
 
     def __init__(
         self,
@@ -214,14 +217,16 @@ class HMM(DiscreteChainModel):
         call over tens of millions of rows takes fresh pages from the system every time, which costs
         more than it saves."""
         A = params.A[None]
-        items = list(zip(data.seqs, data.inputs, data.log_pls))
+        seqs, inputs, log_pls = data.seqs, data.inputs, data.log_pls
+        lengths = [len(s) for s in seqs]
         i = 0
-        while i < len(items):
+        while i < len(seqs):
             j, rows = i, 0
-            while j < len(items) and (j == i or rows + len(items[j][0]) <= BATCH_ROWS):
-                rows += len(items[j][0])
+            while j < len(seqs) and (j == i or rows + lengths[j] <= BATCH_ROWS):
+                rows += lengths[j]
                 j += 1
-            y, u, log_pl, offsets = concatenated(items[i:j], self.n_states)
+            # slices of the validation's Tiled lists: their blocks, without a copy
+            y, u, log_pl, offsets = batched(seqs[i:j], inputs[i:j], log_pls[i:j], self.n_states)
             ll = self.emission_model.log_likelihood(params.emission, y, u, offsets)
             if log_pl is not None:
                 ll = ll + log_pl

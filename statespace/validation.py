@@ -52,7 +52,10 @@ import numbers
 
 import numpy as np
 
+from ._ragged import Tiled, offsets_of, pack
 from .errors import DataError, ParameterError, ShapeError
+
+_F64 = np.dtype(np.float64)
 
 #: Relative tolerance used when checking symmetry and stochasticity.
 RTOL = 1e-8
@@ -371,7 +374,9 @@ def _sequence_array(label: str, s, obs_dim: int | None, allow_nan: bool) -> np.n
     return arr
 
 
-def as_sequences(name: str, y, obs_dim: int | None = None, *, allow_nan: bool = True) -> tuple[list[np.ndarray], bool]:
+def as_sequences(
+    name: str, y, obs_dim: int | None = None, *, allow_nan: bool = True, packed: bool = False, packed_rows=None
+) -> tuple[list[np.ndarray], bool]:
     """Observations as a list of ``(T_i, obs_dim)`` float64 arrays, by the sequence rule of this module.
 
     One sequence (an array; a flat list of numbers; a rectangular list of rows)
@@ -381,18 +386,40 @@ def as_sequences(name: str, y, obs_dim: int | None = None, *, allow_nan: bool = 
     (an error when ``allow_nan=False``, e.g. for observation times); inf is an
     error. Returns the list and whether a single sequence was given (so
     results can be unwrapped).
+
+    With ``packed``, a batch comes back as a :class:`~statespace._ragged.Tiled` list: views
+    of one concatenated block, which :func:`~statespace._ragged.pack` then returns without a
+    copy, checked for inf in one pass over the block (a fleet of thousands of short
+    sequences then costs one check, not one per sequence). For the callers that pack the
+    batch anyway (the exact-inference families); the others keep the user's arrays.
+    ``packed_rows``: pack only batches of at most that many rows in all (a caller that runs a
+    large batch in parts of reused memory keeps the user's arrays beyond it: one large block
+    is fresh memory, every page of which the system must map at the first write).
     """
     items, single = split_batch(name, y)
-    if not single and _clean_batch(items, obs_dim, allow_nan):
-        return items, single
+    if not single:
+        if packed:
+            tiled = _packed_batch(items, obs_dim, allow_nan, packed_rows)
+            if tiled is not None:
+                return tiled, single
+        if _plain_items(items, obs_dim):
+            with np.errstate(over="ignore", invalid="ignore"):  # once for the batch: a sum may overflow
+                if not any(_has_non_finite(s, allow_nan) for s in items):
+                    return items, single
     out = [_sequence_array(name if single else f"{name}[{i}]", s, obs_dim, allow_nan) for i, s in enumerate(items)]
+    if (
+        packed
+        and not single
+        and len({s.shape[1] for s in out}) == 1  # one block needs one width (given when obs_dim is)
+        and (packed_rows is None or sum(map(len, out)) <= packed_rows)
+    ):
+        return _tiled(*pack(out), allow_nan), single
     return out, single
 
 
-def _clean_batch(items: list, obs_dim: int | None, allow_nan: bool) -> bool:
-    """Whether every item already is what :func:`_sequence_array` returns unchanged (a non-empty C-contiguous
-    ``(T, obs_dim)`` float64 array with no inf), checked in bulk: a fleet of thousands of short sequences
-    then costs no Python call per sequence. ``False`` sends the items through the per-item checks, which
+def _plain_items(items: list, obs_dim: int | None) -> bool:
+    """Whether every item already has the form :func:`_sequence_array` returns (a non-empty C-contiguous
+    ``(T, obs_dim)`` float64 array). ``False`` sends the items through the per-item checks, which
     convert them or word the error."""
     width = obs_dim if obs_dim is not None else getattr(items[0], "shape", (0, 0))[-1]
     for s in items:
@@ -405,8 +432,37 @@ def _clean_batch(items: list, obs_dim: int | None, allow_nan: bool) -> bool:
             and s.flags.c_contiguous
         ):
             return False
-    with np.errstate(over="ignore", invalid="ignore"):  # once for the batch: a sum may overflow
-        return not any(_has_non_finite(s, allow_nan) for s in items)
+    return True
+
+
+def _packed_batch(items: list, obs_dim: int | None, allow_nan: bool, packed_rows):
+    """A batch of 2-D float64 arrays as a :class:`~statespace._ragged.Tiled` list over one block, checked
+    in bulk: one set of (type, dtype, ndim) for the items, the concatenation for their widths, one pass
+    over the block for inf. ``None`` when anything is off (the other checks then convert the items or
+    name the sequence and the step), or when the items hold more than ``packed_rows`` rows in all."""
+    if {(type(s), s.dtype, s.ndim) for s in items} != {(np.ndarray, _F64, 2)}:
+        return None
+    if packed_rows is not None and sum(map(len, items)) > packed_rows:
+        return None
+    try:
+        block, offsets = pack(items)
+    except ValueError:  # different widths
+        return None
+    width = block.shape[1] if obs_dim is None else obs_dim
+    if block.shape[1] != width or not (offsets[1:] > offsets[:-1]).all():  # an empty sequence
+        return None
+    return _tiled(block, offsets, allow_nan)
+
+
+def _tiled(block: np.ndarray, offsets: np.ndarray, allow_nan: bool):
+    """``Tiled(block, offsets)``, or ``None`` when the block holds inf (or NaN, unless ``allow_nan``).
+    A finite sum rules out both at once and marks the batch complete."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(float(block.sum())):
+            return Tiled(block, offsets, complete=True)
+        if (np.isinf(block) if allow_nan else ~np.isfinite(block)).any():
+            return None
+    return Tiled(block, offsets, complete=False)
 
 
 def has_non_finite(a: np.ndarray, allow_nan: bool = True) -> bool:
@@ -433,7 +489,8 @@ def as_inputs(name: str, u, lengths: list[int], input_dim: int, single: bool) ->
     if u is None:
         if input_dim > 0:
             raise ShapeError(f"{name}: the model takes {input_dim}-dimensional inputs but none were given")
-        return [np.zeros((T, 0)) for T in lengths]
+        # views of one empty block: packing them for a batch call is then free
+        return Tiled(np.zeros((sum(lengths), 0)), offsets_of(lengths))
     items, u_single = split_batch(name, u)
     if u_single != single:
         raise ShapeError(

@@ -59,6 +59,7 @@ covariance sequence once instead.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -66,7 +67,6 @@ import numpy as np
 from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts
 from .._scratch import scratch
 from ..errors import DataError, ShapeError
-from ..validation import has_non_finite
 from . import _fast
 from ._specialise import MIN_SPECIALISED_T, loops
 from .kalman import KalmanFilterResult, filter_kernel_params
@@ -129,7 +129,11 @@ def _chunk_ends(offsets: np.ndarray) -> np.ndarray:
     return ends.astype(np.int64)
 
 
-def _prepare(params: LGSSMParams, y, offsets, inputs):
+def _prepare(params: LGSSMParams, y, offsets, inputs, complete=False):
+    """``(y, offsets, kp, module, complete)``: the batch's arrays, compiled loops, and whether ``y`` holds
+    only finite numbers. One pass over ``y`` finds that out (a finite sum: no inf, nothing missing) and
+    rejects inf; ``complete=True`` from the caller (a :class:`~statespace._ragged.Tiled` list the
+    validation found complete) skips it."""
     if params.time_varying:
         raise ShapeError(
             f"params: time-varying {params.time_varying} cannot be shared by a batch of sequences; "
@@ -140,9 +144,12 @@ def _prepare(params: LGSSMParams, y, offsets, inputs):
         y = y[:, None]
     if y.ndim != 2 or y.shape[1] != params.obs_dim:
         raise ShapeError(f"y: expected concatenated observations (N, {params.obs_dim}), got shape {y.shape}")
-    if has_non_finite(y):
-        r = int(np.argmax(np.isinf(y).any(axis=1)))
-        raise DataError(f"y: row {r} holds an infinite value; observations must be finite or NaN (missing)")
+    if complete is not True:
+        with np.errstate(over="ignore", invalid="ignore"):
+            complete = math.isfinite(float(y.sum()))
+        if not complete and np.isinf(y).any():
+            r = int(np.argmax(np.isinf(y).any(axis=1)))
+            raise DataError(f"y: row {r} holds an infinite value; observations must be finite or NaN (missing)")
     offsets = check_offsets("offsets", offsets, y.shape[0])
     if params.input_dim == 0:
         if inputs is not None:
@@ -158,11 +165,11 @@ def _prepare(params: LGSSMParams, y, offsets, inputs):
             raise ShapeError(f"inputs: expected shape ({y.shape[0]}, {params.input_dim}), got {u.shape}")
         kp = kernel_params(params, u, whitened=False)
     module = loops(params.state_dim, params.obs_dim) if y.shape[0] >= MIN_SPECIALISED_T else _fast
-    return y, offsets, kp, module
+    return y, offsets, kp, module, complete
 
 
-def _run(params, y, offsets, inputs, want_stats, n_threads):
-    y, offsets, kp, module = _prepare(params, y, offsets, inputs)
+def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
+    y, offsets, kp, module, _ = _prepare(params, y, offsets, inputs, complete)
     lengths = np.diff(offsets)
     # the whole batch in order of length (a stable sort), then cut into chunks: consecutive sequences
     # of one length and missing pattern share their covariances, and each chunk holds long runs of
@@ -199,14 +206,16 @@ def _label(i, S):
     return "y" if S == 1 else f"y[{i}]"
 
 
-def batch_log_likelihood(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None) -> np.ndarray:
+def batch_log_likelihood(
+    params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None, *, complete: bool = False
+) -> np.ndarray:
     """``(S,)`` log-likelihoods of the sequences of a ragged batch (module docstring).
 
     ``-inf`` for a sequence with an observation whose density is below float64's
     range; exact when the predicted moments overflow only in a trailing run of
-    missing observations (as ``kalman_log_likelihood``).
+    missing observations (as ``kalman_log_likelihood``). ``complete`` as in :func:`batch_e_step`.
     """
-    y, offsets, kp, _, lls, bad, _ = _run(params, y, offsets, inputs, False, n_threads)
+    y, offsets, kp, _, lls, bad, _ = _run(params, y, offsets, inputs, False, n_threads, complete)
     S = len(lls)
     for i in np.flatnonzero(bad >= 0):
         a, b = offsets[i], offsets[i + 1]
@@ -218,7 +227,7 @@ def batch_log_likelihood(params: LGSSMParams, y, offsets, inputs=None, n_threads
 
 
 def batch_e_step(
-    params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None
+    params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None, *, complete: bool = False
 ) -> tuple[np.ndarray, float]:
     """Summed expected sufficient statistics (``stats_layout``) and total log-likelihood of a ragged batch.
 
@@ -228,11 +237,14 @@ def batch_e_step(
         offsets: ``(S + 1,)`` sequence boundaries.
         inputs: ``(N, p)`` concatenated inputs when the model has inputs.
         n_threads: Numba threads for this call.
+        complete: the caller guarantees that ``y`` holds only finite numbers (nothing missing), as a
+            :class:`~statespace._ragged.Tiled` list checked by the validation does; the passes over
+            ``y`` that look for inf and NaN are skipped (EM checks its data once, not at every E-step).
 
     Raises the per-sequence error (naming ``y[i]`` and the time step) for the first
     sequence the filter or smoother cannot carry.
     """
-    y, offsets, kp, stats, lls, bad, _ = _run(params, y, offsets, inputs, True, n_threads)
+    y, offsets, kp, stats, lls, bad, _ = _run(params, y, offsets, inputs, True, n_threads, complete)
     S = len(lls)
     failed = np.flatnonzero(bad >= 0)
     if len(failed):
@@ -314,13 +326,14 @@ class BatchMoments(NamedTuple):
         )
 
 
-def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool) -> tuple[np.ndarray, np.ndarray, int]:
+def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool, complete: bool) -> tuple[np.ndarray, np.ndarray, int]:
     """``(src, cov_rows, R)``: the sequence whose covariances each shares, their first rows, and the rows in all.
 
     Complete sequences of one length share the first one's; with ``prefix`` (the filter alone,
     whose covariances at a step do not depend on the steps after it) complete sequences of every
     length share the first longest one's first rows. A sequence with missing values shares with
-    the first of the same length and the same missing coordinates.
+    the first of the same length and the same missing coordinates. ``complete``: ``y`` is known
+    to hold no NaN, and is not scanned for them.
     """
     S = len(offsets) - 1
     lengths = np.diff(offsets)
@@ -328,7 +341,10 @@ def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool) -> tuple[np.ndarr
     # inf - inf only sends a complete sequence down the per-pattern branch below, which shares less)
     flat = y.reshape(-1)
     starts = np.minimum(offsets[:-1] * y.shape[1], max(flat.size - 1, 0))
-    has_nan = (lengths > 0) & np.isnan(np.add.reduceat(flat, starts)) if flat.size else np.zeros(S, bool)
+    if complete or not flat.size:
+        has_nan = np.zeros(S, bool)
+    else:
+        has_nan = (lengths > 0) & np.isnan(np.add.reduceat(flat, starts))
     src = np.arange(S, dtype=np.int64)
     complete = np.flatnonzero(~has_nan)
     if len(complete) and prefix:
@@ -345,11 +361,11 @@ def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool) -> tuple[np.ndarr
     return src, start[src], int(own.sum())
 
 
-def _moments(params, y, offsets, inputs, smooth, n_threads) -> BatchMoments:
-    y, offsets, kp, module = _prepare(params, y, offsets, inputs)
+def _moments(params, y, offsets, inputs, smooth, n_threads, complete=False) -> BatchMoments:
+    y, offsets, kp, module, complete = _prepare(params, y, offsets, inputs, complete)
     S, N = len(offsets) - 1, y.shape[0]
     d, m = params.state_dim, params.obs_dim
-    src, crow, R = _sources(y, offsets, prefix=not smooth)
+    src, crow, R = _sources(y, offsets, not smooth, complete)
     fm, pm = np.empty((N, d)), np.empty((N, d))
     fP, pP = np.empty((R, d, d)), np.empty((R, d, d))
     g = (np.empty((R, m, d)), np.empty((R, m, m)), np.empty(R), np.empty((R, m)))
@@ -429,7 +445,9 @@ def _moments(params, y, offsets, inputs, smooth, n_threads) -> BatchMoments:
     return BatchMoments(offsets, lls, fm, pm, crow, fP, pP, sm, sP, cross, gains)
 
 
-def batch_filter(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None) -> BatchMoments:
+def batch_filter(
+    params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None, *, complete: bool = False
+) -> BatchMoments:
     """Kalman filter of every sequence of a ragged batch, in one compiled call per thread.
 
     Args:
@@ -438,6 +456,7 @@ def batch_filter(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | 
         offsets: ``(S + 1,)`` sequence boundaries.
         inputs: ``(N, p)`` concatenated inputs when the model has inputs.
         n_threads: threads for this call (``None``: Numba's current setting).
+        complete: the caller guarantees that ``y`` holds only finite numbers (as :func:`batch_e_step`).
 
     Returns:
         A :class:`BatchMoments` without the smoothed fields; ``.sequence(i)`` equals
@@ -446,12 +465,14 @@ def batch_filter(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | 
     Raises the per-sequence error, naming ``y[i]`` and the time step, for the first
     sequence the filter cannot carry (an observation of zero probability included).
     """
-    return _moments(params, y, offsets, inputs, False, n_threads)
+    return _moments(params, y, offsets, inputs, False, n_threads, complete)
 
 
-def batch_smoother(params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None) -> BatchMoments:
+def batch_smoother(
+    params: LGSSMParams, y, offsets, inputs=None, n_threads: int | None = None, *, complete: bool = False
+) -> BatchMoments:
     """Kalman filter and RTS smoother of every sequence of a ragged batch (arguments as :func:`batch_filter`).
 
     ``.sequence(i)`` of the result equals ``rts_smoother`` of sequence ``i`` alone.
     """
-    return _moments(params, y, offsets, inputs, True, n_threads)
+    return _moments(params, y, offsets, inputs, True, n_threads, complete)

@@ -12,11 +12,14 @@ from .params import LGSSMParams, check_sequence_length
 def prepare(params: LGSSMParams, y, inputs=None, name: str = "y") -> tuple[list[np.ndarray], list, bool]:
     """Observations as a list of ``(T_i, m)`` arrays and matching inputs (``None`` entries without inputs).
 
+    A list of sequences comes back as a :class:`~statespace._ragged.Tiled` list (one block, checked
+    once), which the batch functions take without a copy.
+
     Raises a :class:`~statespace.errors.StateSpaceError` naming the argument for wrong
     shapes, inf in the data, inputs of the wrong length, or time-varying parameters
     whose length differs from a sequence's.
     """
-    seqs, single = as_sequences(name, y, params.obs_dim)
+    seqs, single = as_sequences(name, y, params.obs_dim, packed=True)
     lengths = [len(s) for s in seqs]
     if params.input_dim == 0:
         if inputs is not None:

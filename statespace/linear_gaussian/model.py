@@ -127,7 +127,8 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
 
     # --- exact inference -------------------------------------------------------
     def _batch(self, y, inputs):
-        """``(y, offsets, inputs)`` concatenated for a list of sequences of a time-invariant model; else ``None``.
+        """``((y, offsets, inputs), complete)`` concatenated for a list of sequences of a time-invariant
+        model (``complete``: the validation found no NaN); else ``None``.
 
         Lists run as one ragged batch (:mod:`~statespace.linear_gaussian.batch`): one compiled call,
         covariances shared between sequences of one length and missing pattern.
@@ -137,8 +138,8 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         seqs, us, single = prepare(self.params, y, inputs)
         if single:  # a flat list of numbers is one sequence
             return None
-        Y, offsets = pack(seqs)
-        return Y, offsets, (np.concatenate(us) if self.params.input_dim else None)
+        Y, offsets = pack(seqs)  # the validation's block: no copy
+        return (Y, offsets, (np.concatenate(us) if self.params.input_dim else None)), seqs.complete is True
 
     def log_likelihood(self, y, inputs=None) -> float:
         """:math:`\\log p(y)`; summed over sequences for a list."""
@@ -146,7 +147,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         if batch is None:
             return kalman_log_likelihood(self.params, y, inputs)
         # summed in the sequences' order, as a sum over per-sequence calls is (NumPy's sum regroups the terms)
-        return float(sum(batch_log_likelihood(self.params, *batch).tolist()))
+        return float(sum(batch_log_likelihood(self.params, *batch[0], complete=batch[1]).tolist()))
 
     def filter(self, y, inputs=None) -> KalmanFilterResult | list[KalmanFilterResult]:
         """Kalman filter: the Gaussian :math:`p(x_t \\mid y_{0:t})` and :math:`p(x_t \\mid y_{0:t-1})` of every step.
@@ -179,7 +180,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         batch = self._batch(y, inputs)
         if batch is None:
             return kalman_filter(self.params, y, inputs)
-        return batch_filter(self.params, *batch).sequences()
+        return batch_filter(self.params, *batch[0], complete=batch[1]).sequences()
 
     def smooth(self, y, inputs=None) -> SmootherResult | list[SmootherResult]:
         """Kalman filter then Rauch-Tung-Striebel smoother: the Gaussian :math:`p(x_t \\mid y_{0:T-1})`.
@@ -192,7 +193,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         batch = self._batch(y, inputs)
         if batch is None:
             return rts_smoother(self.params, y, inputs)
-        return batch_smoother(self.params, *batch).sequences()
+        return batch_smoother(self.params, *batch[0], complete=batch[1]).sequences()
 
     def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None):
         """Trajectories drawn exactly from :math:`p(x_{0:T-1} \\mid y)` by forward filtering, backward sampling.

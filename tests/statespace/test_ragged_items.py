@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from statespace._ragged import TiledItems, pack, packed, tile
+from statespace._ragged import Tiled, TiledItems, pack, packed, tile
 
 
 def _items(rng, n=7):
@@ -61,3 +61,60 @@ def test_items_that_are_not_tuples_of_one_length_come_back_unchanged():
     # a field of two dtypes is left as it is
     t = tile([(np.ones((3, 2)),), (np.ones((3, 2), dtype=np.float32),)])
     assert t.blocks == [None]
+
+
+# --- Tiled: the validation's one block per batch of sequences ---------------------------------
+
+
+def _fleet(rng, n=9, width=3):
+    return [rng.normal(size=(int(T), width)) for T in rng.integers(1, 12, size=n)]
+
+
+def test_tiled_views_equal_the_sequences_and_pack_returns_the_block_itself():
+    seqs = _fleet(np.random.default_rng(2))
+    block, offsets = pack(seqs)
+    tiled = Tiled(block, offsets, complete=True)
+    assert len(tiled) == len(seqs)
+    for got, ref in zip(tiled, seqs):
+        np.testing.assert_array_equal(got, ref)
+        assert np.shares_memory(got, block)
+    y, off = pack(tiled)
+    assert y is block and off is offsets  # no copy, no per-sequence work
+
+
+@pytest.mark.parametrize("cut", [(0, 9), (2, 6), (4, 4), (8, 9)])
+def test_a_tiled_slice_is_tiled_over_its_part_of_the_block(cut):
+    seqs = _fleet(np.random.default_rng(3))
+    tiled = Tiled(*pack(seqs), complete=False)
+    a, b = cut
+    part = tiled[a:b]
+    assert type(part) is Tiled and part.complete is False and len(part) == b - a
+    y, off = pack(part)
+    y_ref, off_ref = pack(seqs[a:b]) if b > a else (np.empty((0, 3)), np.zeros(1, dtype=np.int64))
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(off, off_ref)
+    assert y.size == 0 or np.shares_memory(y, tiled.block)
+    # a strided slice or an index is a plain list entry, as for a list
+    assert type(tiled[::2]) is list and len(tiled[::2]) == 5
+    np.testing.assert_array_equal(tiled[-1], seqs[-1])
+
+
+def test_a_tiled_list_cannot_be_changed_in_place_and_survives_pickling():
+    seqs = _fleet(np.random.default_rng(4))
+    tiled = Tiled(*pack(seqs))
+    for change in (
+        lambda t: t.append(seqs[0]),
+        lambda t: t.__setitem__(0, seqs[1]),
+        lambda t: t.pop(),
+        lambda t: t.sort(key=len),
+        lambda t: t.__delitem__(0),
+    ):
+        with pytest.raises(TypeError, match="cannot be changed in place"):
+            change(tiled)
+    copy = list(tiled)
+    copy.append(seqs[0])  # a plain copy can
+    back = pickle.loads(pickle.dumps(tiled))
+    assert type(back) is Tiled and back.complete is None
+    for got, ref in zip(back, seqs):
+        np.testing.assert_array_equal(got, ref)
+        assert np.shares_memory(got, back.block)

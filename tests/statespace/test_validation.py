@@ -147,3 +147,77 @@ def test_has_non_finite_agrees_with_elementwise_checks(values, allow_nan):
     # the element-by-element oracle; sums that overflow (1.7e308 + 1.7e308) hold no inf themselves
     expected = bool(np.isinf(a).any() if allow_nan else (~np.isfinite(a)).any())
     assert has_non_finite(a, allow_nan) is expected
+
+
+_ENTRIES = st.one_of(
+    st.floats(min_value=-1e3, max_value=1e3),
+    st.sampled_from([np.inf, -np.inf, np.nan, 1.7e308, -1.7e308]),
+)
+
+
+@st.composite
+def _batches(draw):
+    """Lists of sequences of every form the sequence rule meets: 2-D float64 (the fast path), 1-D,
+    float32, integer and boolean arrays, other widths, empty sequences; values with NaN, inf and sums
+    that overflow."""
+    n = draw(st.integers(1, 6))
+    out = []
+    for _ in range(n):
+        T = draw(st.integers(0, 5))
+        kind = draw(st.sampled_from(["f64", "f64", "f64", "1d", "f32", "int", "bool", "wide"]))
+        vals = np.array(draw(st.lists(_ENTRIES, min_size=2 * T, max_size=2 * T)), dtype=np.float64)
+        if kind == "1d":
+            out.append(vals[:T])
+        elif kind == "f32":
+            with np.errstate(over="ignore"):  # 1.7e308 becomes inf, which the rule must then reject
+                out.append(vals.reshape(T, 2).astype(np.float32))
+        elif kind == "int":
+            out.append(np.nan_to_num(np.clip(vals, -1e3, 1e3)).astype(np.int64).reshape(T, 2) % 7)
+        elif kind == "bool":
+            out.append(np.zeros((T, 2), dtype=bool))
+        elif kind == "wide":
+            out.append(np.zeros((T, 3)))
+        else:
+            out.append(vals.reshape(T, 2))
+    return out
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - the error itself is what is compared
+        return type(exc), str(exc)
+
+
+@given(
+    batch=_batches(), obs_dim=st.sampled_from([None, 2]), allow_nan=st.booleans(), rows=st.sampled_from([None, 4, 100])
+)
+@settings(max_examples=400, deadline=None)
+def test_a_packed_batch_holds_what_the_per_item_rule_gives_or_raises_its_error(batch, obs_dim, allow_nan, rows):
+    from statespace._ragged import Tiled, pack
+    from statespace.validation import as_sequences
+
+    # the oracle: the rule applied item by item (no block)
+    ref = _outcome(lambda: as_sequences("y", batch, obs_dim, allow_nan=allow_nan))
+    got = _outcome(lambda: as_sequences("y", batch, obs_dim, allow_nan=allow_nan, packed=True, packed_rows=rows))
+    if isinstance(ref, tuple) and isinstance(ref[0], type):  # an error: the same one, naming the same item
+        assert got == ref
+        return
+    (ref_seqs, ref_single), (seqs, single) = ref, got
+    assert single == ref_single
+    assert len(seqs) == len(ref_seqs)
+    for a, b in zip(seqs, ref_seqs):
+        assert a.dtype == np.float64 and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    n_rows = sum(len(s) for s in ref_seqs)
+    if single or (rows is not None and n_rows > rows):
+        assert type(seqs) is not Tiled
+        return
+    assert type(seqs) is Tiled
+    block, _ = pack(seqs)
+    assert block is seqs.block and all(np.shares_memory(s, block) for s in seqs if s.size)
+    if seqs.complete:  # complete: nothing missing, nothing infinite, element by element
+        assert np.isfinite(block).all()
+    elif np.isfinite(block).all():  # only a sum that overflows leaves a finite batch unmarked
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert not np.isfinite(block.sum())
