@@ -96,7 +96,10 @@ class Tiled(list):
         a, b, _ = i.indices(len(self))
         b = max(a, b)
         o = self.offsets
-        return Tiled(self.block[o[a] : o[b]], o[a : b + 1] - o[a], self.complete)
+        part = Tiled.__new__(Tiled)
+        list.extend(part, super().__getitem__(slice(a, b)))  # the same views: a slice makes none afresh
+        part.block, part.offsets, part.complete = self.block[o[a] : o[b]], o[a : b + 1] - o[a], self.complete
+        return part
 
     def _read_only(self, *args, **kwargs):
         raise TypeError("a Tiled list of sequences cannot be changed in place; copy it with list(...)")

@@ -289,41 +289,39 @@ class BatchMoments(NamedTuple):
 
     def sequence(self, i: int) -> KalmanFilterResult | SmootherResult:
         """Sequence ``i``'s result, its arrays views of the batch's."""
-        return self._result(
-            float(self.log_likelihoods[i]), int(self.offsets[i]), int(self.offsets[i + 1]), int(self.cov_rows[i])
-        )
+        o = self.offsets
+        return self._results([float(self.log_likelihoods[i])], [int(o[i])], [int(o[i + 1])], [int(self.cov_rows[i])])[0]
 
     def sequences(self) -> list:
         """Every sequence's result, in order (the bounds read once as Python numbers: converting them
         sequence by sequence cost more than the views)."""
-        offs, rows = self.offsets.tolist(), self.cov_rows.tolist()
-        return [
-            self._result(ll, a, b, c) for ll, a, b, c in zip(self.log_likelihoods.tolist(), offs[:-1], offs[1:], rows)
-        ]
+        offs = self.offsets.tolist()
+        return self._results(self.log_likelihoods.tolist(), offs[:-1], offs[1:], self.cov_rows.tolist())
 
-    def _result(self, ll: float, a: int, b: int, c: int) -> KalmanFilterResult | SmootherResult:
-        """The result of the sequence on rows ``a:b`` whose covariances start at row ``c``."""
-        e = c + b - a
-        fm, fP, pm, pP = (
-            self.filtered_means[a:b],
-            self.filtered_covs[c:e],
-            self.predicted_means[a:b],
-            self.predicted_covs[c:e],
-        )
+    def _results(self, lls, starts, ends, rows) -> list:
+        """The results of the sequences on rows ``starts[k]:ends[k]`` whose covariances start at row
+        ``rows[k]``, built in one comprehension (a method call per sequence cost more than its views)."""
+        fm, fP, pm, pP = self.filtered_means, self.filtered_covs, self.predicted_means, self.predicted_covs
         if self.smoothed_means is None:
-            return KalmanFilterResult(ll, fm, fP, pm, pP)
-        e1 = max(e - 1, c)
-        return SmootherResult(
-            ll,
-            self.smoothed_means[a:b],
-            self.smoothed_covs[c:e],
-            self.smoothed_cross_covs[c:e1],
-            fm,
-            fP,
-            pm,
-            pP,
-            self.smoother_gains[c:e1],
-        )
+            return [
+                KalmanFilterResult(ll, fm[a:b], fP[c : c + b - a], pm[a:b], pP[c : c + b - a])
+                for ll, a, b, c in zip(lls, starts, ends, rows)
+            ]
+        sm, sP, cross, gains = self.smoothed_means, self.smoothed_covs, self.smoothed_cross_covs, self.smoother_gains
+        return [
+            SmootherResult(
+                ll,
+                sm[a:b],
+                sP[c : c + b - a],
+                cross[c : max(c + b - a - 1, c)],
+                fm[a:b],
+                fP[c : c + b - a],
+                pm[a:b],
+                pP[c : c + b - a],
+                gains[c : max(c + b - a - 1, c)],
+            )
+            for ll, a, b, c in zip(lls, starts, ends, rows)
+        ]
 
 
 def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool, complete: bool) -> tuple[np.ndarray, np.ndarray, int]:
