@@ -56,6 +56,7 @@ from .forward_backward import (
     _exp_shifted,
     _log_space,
     _posteriors_into,
+    _row_max,
     _two_threads,
     _underflows,
     forward,
@@ -69,16 +70,28 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
     """Forward-backward of one sequence from ``B = exp(loglik - m[:, None])``, as ``posteriors`` does it.
 
     ``filtered`` receives the filtered probabilities and ``B`` the smoothed ones
-    on the scaled path; the fallbacks (negligible terms dropped, exact log
-    space, robust forward) return fresh arrays, which the caller copies.
+    on the scaled path; the fallbacks (negligible terms dropped, robust forward)
+    return fresh arrays, which the caller copies. A log-likelihood of NaN leaves
+    the sequence to the exact log-space pass, which :func:`_log_space_sequence`
+    runs from Python (it is compiled only when some data first need it).
     """
     if _underflows(loglik, m):
         kept = loglik.copy()
         if not _drop_negligible(A, kept):
-            return _log_space(pi0, A, loglik)[:4]
+            return np.nan, filtered, B, np.zeros((B.shape[1], B.shape[1]))
         B = _exp_shifted(kept, m)
         return _posteriors_into(pi0, A, kept, B, m, filtered)
     return _posteriors_into(pi0, A, loglik, B, m, filtered)
+
+
+def _log_space_sequence(pi0, A, loglik):
+    """What :func:`_one_sequence` leaves with a NaN log-likelihood: the exact log-space pass, on the
+    log-likelihoods with their negligible terms dropped where it dropped them."""
+    if _underflows(loglik, _row_max(loglik)):
+        kept = loglik.copy()
+        if _drop_negligible(A, kept):
+            return _log_space(pi0, A, kept)[:4]
+    return _log_space(pi0, A, loglik)[:4]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -290,6 +303,9 @@ def batch_posteriors(
             _posteriors_kernel(pi0, A, loglik, offsets, left, m, lls, filtered, smoothed, counts)
 
     run_parts(part, row_split(offsets, n_threads_for(n_threads)))
+    for s in np.flatnonzero(np.isnan(lls)):  # rare: sequences only the exact log-space pass carries
+        a, b = offsets[s], offsets[s + 1]
+        lls[s], filtered[a:b], smoothed[a:b], counts[s] = _log_space_sequence(pi0, A, loglik[a:b])
     return BatchPosteriors(lls, filtered, smoothed, counts, offsets)
 
 

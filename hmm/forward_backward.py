@@ -484,6 +484,9 @@ def _posteriors_from_B(pi0, A, loglik, B, m):
 def _posteriors_into(pi0, A, loglik, B, m, filtered):
     """:func:`_posteriors_from_B` writing the filtered probabilities into ``filtered (T, K)``.
 
+    A log-likelihood of NaN asks the caller for the exact log-space pass (``_log_space``): the
+    scaled forward pass lost precision, or (``loglik`` given empty) it could not carry the data.
+
     Python callers allocate ``filtered`` with NumPy, which asks the kernel for
     huge pages on large arrays: first touch of a fresh 16 MB array then costs
     about a quarter of what it costs from Numba's allocator (K = 20, T = 1e5).
@@ -493,9 +496,9 @@ def _posteriors_into(pi0, A, loglik, B, m, filtered):
     counts = np.zeros((K, K))
     t_ok = _forward_scaled(pi0, A, B, filtered, c)
     if t_ok == PRECISION_LOST:
-        if loglik.shape[0] != T:
-            return np.nan, filtered, B, counts  # the caller rebuilds loglik from B and retries
-        return _log_space(pi0, A, loglik)[:4]
+        # the caller runs the exact log-space pass on loglik (rebuilt from B when it gave none): a
+        # rare path, compiled (seconds) only when some data first need it, not with every kernel here
+        return np.nan, filtered, B, counts
     if t_ok < T:
         if loglik.shape[0] != T:
             # caller overwrote loglik with B (B is still intact): it retries the slow way
@@ -540,12 +543,15 @@ def smoother(pi0, A, loglik):
     code; from Python, :func:`posteriors` returns the same, faster.
     """
     m = _row_max(loglik)
+    work = loglik
     if _underflows(loglik, m):
-        kept = loglik.copy()
-        if not _drop_negligible(A, kept):
+        work = loglik.copy()
+        if not _drop_negligible(A, work):
             return _log_space(pi0, A, loglik)[:4]
-        return _posteriors_from_B(pi0, A, kept, _exp_shifted(kept, m), m)
-    return _posteriors_from_B(pi0, A, loglik, _exp_shifted(loglik, m), m)
+    out = _posteriors_from_B(pi0, A, work, _exp_shifted(work, m), m)
+    if math.isnan(out[0]):
+        return _log_space(pi0, A, work)[:4]
+    return out
 
 
 @nb.njit(cache=True)
@@ -618,7 +624,10 @@ def _posteriors_sequential(pi0, A, loglik):
     if _underflows(loglik, m) and not _drop_negligible(A, B):
         return _log_space(pi0, A, loglik)[:4]
     np.exp(B, out=B)
-    return _posteriors_into(pi0, A, loglik, B, m, np.empty(B.shape))
+    out = _posteriors_into(pi0, A, loglik, B, m, np.empty(B.shape))
+    if np.isnan(out[0]):  # the scaled pass lost precision
+        return _log_space(pi0, A, loglik)[:4]
+    return out
 
 
 def _posteriors_scaled(pi0, A, B, m):

@@ -92,3 +92,31 @@ def test_log_space_kernel_with_moves_that_change_over_time():
     np.testing.assert_allclose(counts, want_counts, atol=1e-10)
     f_total, f_filt, _ = log_space_forward(pi0, As, ll)
     assert f_total == got_total and np.array_equal(f_filt, filt)
+
+
+def test_a_fleet_hands_what_only_log_space_carries_to_the_exact_pass(monkeypatch):
+    """Sequences of a batch whose scaled pass cannot carry them (weights that underflow beyond
+    dropping, or precision lost) come back from the exact log-space pass, which the compiled batch
+    kernel leaves to Python; the others stay on the scaled path. Every one against the oracle."""
+    import hmm.batch as hb
+    from statespace._ragged import pack
+
+    calls = []
+    slow = hb._log_space_sequence
+    monkeypatch.setattr(hb, "_log_space_sequence", lambda *a: calls.append(1) or slow(*a))
+    rng = np.random.default_rng(5)
+    K = 6
+    A = _left_to_right(K)
+    pi0 = np.eye(K)[0]
+    lls = []
+    for i in range(9):  # swings of hundreds of nats in every third sequence, mild ones elsewhere
+        lls.append(rng.normal(scale=100.0 if i % 3 == 0 else 1.0, size=(int(rng.integers(20, 60)), K)))
+    loglik, offsets = pack(lls)
+    res = hb.batch_posteriors(pi0, A[None], loglik.copy(), offsets, n_threads=2)
+    assert calls  # the path under test ran
+    for i, ll in enumerate(lls):
+        total, filtered, smoothed = _log_space_oracle(pi0, A, ll)
+        a, b = offsets[i], offsets[i + 1]
+        assert res.log_likelihoods[i] == pytest.approx(total, rel=1e-10)
+        np.testing.assert_allclose(res.filtered[a:b], filtered, atol=1e-9)
+        np.testing.assert_allclose(res.smoothed[a:b], smoothed, atol=1e-9)
