@@ -7,6 +7,9 @@ result, on a small problem (so that the time is the start-up, not the work):
 
 * ``kalman_filter``, ``kalman_smoother``: linear-Gaussian model, d = 4, m = 2, T = 200;
 * ``hmm_fit`` (5 EM iterations), ``hmm_smooth``: Gaussian HMM, K = 3, 1-d, T = 300;
+* ``hmm_fit_fleet``, ``kalman_filter_fleet``: the same verbs on a list of sequences (20 of
+  T = 100, 2-d, for the HMM; 50 of T = 100 for the Kalman filter), which reach the batch
+  kernels (and the HMM's vector lanes) instead of the one-sequence ones;
 * ``bootstrap_filter``, ``paris``, ``particle_gibbs``, ``ppg``: stochastic volatility
   (a model written like a user's), T = 200.
 
@@ -59,12 +62,28 @@ A = np.full((3, 3), 0.05) + 0.85 * np.eye(3)
 hmm_params = HMMParams(np.full(3, 1 / 3), A, GaussianEmissionParams.from_ar(np.array([[-3.0], [0.0], [3.0]]), np.ones((3, 1, 1))))
 """
 
+_HMM_FLEET = """
+from hmm import GaussianHMM
+rng = np.random.default_rng(0)
+ys = [rng.standard_normal((100, 2)) + (i % 3) for i in range(20)]
+"""
+
+_LG_FLEET = """
+from statespace.linear_gaussian import LGSSMParams, LinearGaussianSSM
+F = np.eye(4); F[0, 2] = F[1, 3] = 0.1
+params = LGSSMParams(m0=np.zeros(4), P0=np.eye(4), F=F, Q=0.05 * np.eye(4), H=np.eye(2, 4), R=0.5 * np.eye(2))
+rng = np.random.default_rng(0)
+ys = [rng.standard_normal((100, 2)) for _ in range(50)]
+"""
+
 #: entry point -> (case name, setup code, the first call)
 CASES = {
     "kalman_filter": ("d4_m2_T200", _LG, "kalman_filter(params, y)"),
+    "kalman_filter_fleet": ("d4_m2_B50_T100", _LG_FLEET, "LinearGaussianSSM(params).filter(ys)"),
     "kalman_smoother": ("d4_m2_T200", _LG, "rts_smoother(params, y)"),
     "hmm_fit": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1).fit(y, max_iter=5, progress=False)"),
     "hmm_smooth": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1, params=hmm_params).smooth(y)"),
+    "hmm_fit_fleet": ("K3_2d_B20_T100", _HMM_FLEET, "GaussianHMM(3, 2).fit(ys, max_iter=5, progress=False, rng=0)"),
     "bootstrap_filter": ("sv_T200_N500", _SV, "smc.bootstrap_filter(sv, y, n_particles=500, rng=1)"),
     "paris": ("sv_T200_N500", _SV, "smc.paris_smoother(sv, y, n_particles=500, rng=1)"),
     "particle_gibbs": (
