@@ -43,6 +43,7 @@ from statespace._ragged import (
     Ragged,
     check_offsets,
     n_threads_for,
+    offsets_of,
     row_split,
     run_parts,
 )
@@ -72,8 +73,8 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
     ``filtered`` receives the filtered probabilities and ``B`` the smoothed ones
     on the scaled path; the fallbacks (negligible terms dropped, robust forward)
     return fresh arrays, which the caller copies. A log-likelihood of NaN leaves
-    the sequence to the exact log-space pass, which :func:`_log_space_sequence`
-    runs from Python (it is compiled only when some data first need it).
+    the sequence to the exact log-space pass, which :func:`_log_space_kernel`
+    runs (compiled only when some data first need it).
     """
     if _underflows(loglik, m):
         kept = loglik.copy()
@@ -84,14 +85,23 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
     return _posteriors_into(pi0, A, loglik, B, m, filtered)
 
 
-def _log_space_sequence(pi0, A, loglik):
-    """What :func:`_one_sequence` leaves with a NaN log-likelihood: the exact log-space pass, on the
-    log-likelihoods with their negligible terms dropped where it dropped them."""
-    if _underflows(loglik, _row_max(loglik)):
-        kept = loglik.copy()
-        if _drop_negligible(A, kept):
-            return _log_space(pi0, A, kept)[:4]
-    return _log_space(pi0, A, loglik)[:4]
+@nb.njit(cache=True, nogil=True)
+def _log_space_kernel(pi0, A, loglik, offsets, seqs, lls, filtered, smoothed, counts):
+    """What :func:`_one_sequence` leaves with a NaN log-likelihood, for sequences ``seqs``: the exact
+    log-space pass, on the log-likelihoods with their negligible terms dropped where it dropped them.
+    A kernel of its own, so that it compiles when some data first need it, not with every batch."""
+    for s in seqs:
+        a, b = offsets[s], offsets[s + 1]
+        ll = loglik[a:b]
+        if _underflows(ll, _row_max(ll)):
+            kept = ll.copy()
+            if _drop_negligible(A, kept):
+                ll = kept
+        lik, f, g, c = _log_space(pi0, A, ll)[:4]
+        lls[s] = lik
+        copy_into(f, filtered[a:b])
+        copy_into(g, smoothed[a:b])
+        copy_into(c, counts[s])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -303,9 +313,12 @@ def batch_posteriors(
             _posteriors_kernel(pi0, A, loglik, offsets, left, m, lls, filtered, smoothed, counts)
 
     run_parts(part, row_split(offsets, n_threads_for(n_threads)))
-    for s in np.flatnonzero(np.isnan(lls)):  # rare: sequences only the exact log-space pass carries
-        a, b = offsets[s], offsets[s + 1]
-        lls[s], filtered[a:b], smoothed[a:b], counts[s] = _log_space_sequence(pi0, A, loglik[a:b])
+    exact = np.flatnonzero(np.isnan(lls))  # sequences only the exact log-space pass carries
+    if exact.size:
+        run_parts(
+            lambda i, j: _log_space_kernel(pi0, A, loglik, offsets, exact[i:j], lls, filtered, smoothed, counts),
+            row_split(offsets_of(np.diff(offsets)[exact]), n_threads_for(n_threads)),
+        )
     return BatchPosteriors(lls, filtered, smoothed, counts, offsets)
 
 

@@ -4,8 +4,8 @@ An array assignment ``dst[a:b] = src`` in a compiled kernel makes Numba compile 
 shape-mismatch error path, which formats both shapes into a message: about 1.5 s per
 array type of every first call on an empty cache. The kernels copy with
 ``statespace._numerics.copy.copy_into`` instead. A fresh process with empty caches runs
-the HMM fit and the particle Gibbs sampler (the entry points that had such assignments)
-and lists, through Numba's compile events, every function that compiled that path.
+the HMM fit, the particle Gibbs sampler and the Kalman smoother of a fleet (its lock-step
+replay of shared covariances) -- the entry points that had such assignments -- and lists, through Numba's compile events, every function that compiled that path.
 """
 
 import os
@@ -36,18 +36,21 @@ CODE = textwrap.dedent(
     import smc
     from hmm import GaussianHMM
     from statespace import StochasticVolatility
+    from statespace.linear_gaussian import LGSSMParams, LinearGaussianSSM
 
     rng = np.random.default_rng(0)
     y = np.concatenate([rng.normal(m, 1.0, 60) for m in (-3.0, 0.0, 3.0)])
     GaussianHMM(3, 1).fit([y, y[:90]], max_iter=3, progress=False)
     sv = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
     smc.particle_gibbs(sv, rng.standard_normal((30, 1)), n_iter=2, n_particles=16, rng=1, progress=False)
+    lg = LGSSMParams(m0=np.zeros(2), P0=np.eye(2), F=0.9 * np.eye(2), Q=0.1 * np.eye(2), H=np.eye(1, 2), R=np.eye(1))
+    LinearGaussianSSM(lg).smooth([rng.standard_normal((40, 1)) for _ in range(12)])  # lock-step groups
     print("compiled the error path:", sorted(set(culprits)))
     """
 )
 
 
-def test_first_hmm_fit_and_particle_gibbs_compile_no_shape_mismatch_message(tmp_path):
+def test_first_fits_and_fleet_smoothing_compile_no_shape_mismatch_message(tmp_path):
     env = dict(
         os.environ,
         NUMBA_CACHE_DIR=str(tmp_path / "numba"),

@@ -1364,15 +1364,14 @@ def _lockstep_filter(kp, F, H, y, offsets, members, lo, G, c, fP, pP, g, pm, fm,
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
-def replay_groups(
-    kp, y, offsets, src, members, group_ends, g0, g1, crow, smooth, fm, pm, fP, pP, g, sm, gains, lls, bad, why
-):
-    """:func:`_filter`'s ``REPLAY`` (and :func:`_rts`'s) for groups ``g0:g1`` of sharers, in lock-step.
+def replay_groups(kp, y, offsets, src, members, group_ends, g0, g1, crow, fm, pm, fP, pP, g, lls, bad, why):
+    """:func:`_filter`'s ``REPLAY`` for groups ``g0:g1`` of sharers, in lock-step (:func:`replay_rts_groups`
+    then takes their RTS means).
 
     Group ``j`` is ``members[group_ends[j - 1]:group_ends[j]]``, longest first: sequences that replay
     the covariance factors on rows ``crow[member]`` of one source, the same for the whole group
-    (one missing pattern; one length when ``smooth``; the filter's factors of a step do not depend
-    on what comes after it, so without ``smooth`` complete sequences of every length share the
+    (one missing pattern; one length when smoothing; the filter's factors of a step do not depend
+    on what comes after it, so for the filter alone complete sequences of every length share the
     longest one's, each reading its first rows; a member stops at its own length). Replayed one sequence at a time, each step waits on the
     previous one (a chain of dependent products and divisions); here step ``t`` is taken for
     every member of the group before step ``t + 1``, with the members innermost and their means
@@ -1387,45 +1386,79 @@ def replay_groups(
         lo = 0 if j == 0 else group_ends[j - 1]
         hi = group_ends[j]
         G = hi - lo
-        rows = np.empty(G, np.int64)
         for k in range(G):
             s = members[lo + k]
-            rows[k] = offsets[s]
             bad[s] = -1
             why[s] = -1
         first = members[lo]  # the longest: a filter-only group may hold several lengths
-        T = offsets[first + 1] - offsets[first]
         if bad[src[first]] != -1:
             for k in range(G):
                 bad[members[lo + k]] = -3
             continue
-        c = crow[first]
         PM = np.empty((d, G))
         FM = np.empty((d, G))
         _lockstep_filter(
-            kp, F, H, y, offsets, members, lo, G, c, fP, pP, g, pm, fm, no_block, no_block, PM, FM, lls, bad, why
+            kp,
+            F,
+            H,
+            y,
+            offsets,
+            members,
+            lo,
+            G,
+            crow[first],
+            fP,
+            pP,
+            g,
+            pm,
+            fm,
+            no_block,
+            no_block,
+            PM,
+            FM,
+            lls,
+            bad,
+            why,
         )
-        if not smooth:
+
+
+@nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
+def replay_rts_groups(kp, offsets, members, group_ends, g0, g1, crow, fm, pm, sm, gains, bad):
+    """:func:`_rts`'s ``REPLAY`` of the means for the groups ``g0:g1`` of :func:`replay_groups` (one length
+    each), in lock-step, after their filter: ``sm[t] = fm[t] + J_t (sm[t+1] - pm[t+1])`` backwards from
+    ``sm[T-1] = fm[T-1]``, over blocks of steps whose filtered and predicted means are staged per member
+    first (as in the forward pass). A group whose source failed is left (the caller raises). Its own
+    kernel, so that a filter alone does not compile it.
+    """
+    d = D if D > 0 else kp.m0.shape[0]
+    for j in range(g0, g1):
+        lo = 0 if j == 0 else group_ends[j - 1]
+        G = group_ends[j] - lo
+        first = members[lo]
+        if bad[first] == -3:
             continue
-        # RTS means, backwards: sm[t] = fm[t] + J_t (sm[t+1] - pm[t+1]), over blocks of steps whose
-        # filtered and predicted means are staged per member first (as in the forward pass)
-        SM = FM  # holds the last step's filtered means: sm[T-1] = fm[T-1]
-        D1 = PM
+        T = offsets[first + 1] - offsets[first]
+        c = crow[first]
+        rows = np.empty(G, np.int64)
+        SM = np.empty((d, G))
+        for k in range(G):
+            rows[k] = offsets[members[lo + k]]
+            for i in range(d):
+                SM[i, k] = fm[rows[k] + T - 1, i]
+                sm[rows[k] + T - 1, i] = SM[i, k]
+        D1 = np.empty((d, G))
         SFM = np.empty((G, STAGE_STEPS, d))
         SPM = np.empty((G, STAGE_STEPS, d))
         SSM = SPM  # the block's smoothed means, flushed like the filter's
         E = np.empty((1, G))
-        for k in range(G):
-            for i in range(d):
-                sm[rows[k] + T - 1, i] = SM[i, k]
         hi = T - 1  # steps lo_:hi of the block (sm[hi] known)
         while hi > 0:
             lo_ = max(hi - STAGE_STEPS, 0)
             nb = hi - lo_
             for k in range(G):
                 r = rows[k]
-                SFM[k, :nb] = fm[r + lo_ : r + hi]
-                SPM[k, :nb] = pm[r + lo_ + 1 : r + hi + 1]
+                copy_into(fm[r + lo_ : r + hi], SFM[k, :nb])
+                copy_into(pm[r + lo_ + 1 : r + hi + 1], SPM[k, :nb])
             for tt in range(nb - 1, -1, -1):
                 t = lo_ + tt
                 for i in range(d):
@@ -1445,7 +1478,7 @@ def replay_groups(
                         SM[i, k] = SSM[k, tt, i]
             for k in range(G):
                 r = rows[k]
-                sm[r + lo_ : r + hi] = SSM[k, :nb]
+                copy_into(SSM[k, :nb], sm[r + lo_ : r + hi])
             hi = lo_
 
 

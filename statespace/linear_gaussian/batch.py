@@ -399,31 +399,20 @@ def _moments(params, y, offsets, inputs, smooth, n_threads, complete=False) -> B
             [np.append(np.arange(a + LOCKSTEP, a + n, LOCKSTEP), a + n) for a, n in zip(starts, sizes)]
         ).astype(np.int64)
         group_rows = np.add.reduceat(lengths[members], np.concatenate([[0], group_ends[:-1]]))
+        parts = row_split(offsets_of(group_rows), k)
         run_parts(
             lambda g0, g1: module.replay_groups(
-                kp,
-                y,
-                offsets,
-                src,
-                members,
-                group_ends,
-                g0,
-                g1,
-                crow,
-                smooth,
-                fm,
-                pm,
-                fP,
-                pP,
-                g,
-                sm,
-                gains,
-                lls,
-                bad,
-                why,
+                kp, y, offsets, src, members, group_ends, g0, g1, crow, fm, pm, fP, pP, g, lls, bad, why
             ),
-            row_split(offsets_of(group_rows), k),
+            parts,
         )
+        if smooth:  # the RTS means, from the filtered ones (a kernel of its own: a filter does not compile it)
+            run_parts(
+                lambda g0, g1: module.replay_rts_groups(
+                    kp, offsets, members, group_ends, g0, g1, crow, fm, pm, sm, gains, bad
+                ),
+                parts,
+            )
     failed = np.flatnonzero(bad >= 0)
     if len(failed):
         i = int(failed[0])
