@@ -1142,20 +1142,17 @@ def _complete(y):
 
 
 @nb.njit(cache=True, nogil=True)
-def batch_moments(
-    kp, y, offsets, src, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
-):
-    """Filter (and, with ``smooth``, smooth) sequences ``seqs[lo:hi]`` of a ragged batch into batch-wide outputs.
+def batch_moments(kp, y, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, g, lls, bad, why):
+    """Filter sequences ``seqs[lo:hi]`` of a ragged batch into batch-wide outputs (:func:`batch_rts` smooths them).
 
-    Means are rows of ``fm, pm, sm`` (``(N, d)``, the rows of ``y``). Covariances are
+    Means are rows of ``fm, pm`` (``(N, d)``, the rows of ``y``). Covariances are
     stored once per *source* sequence: ``src[s]`` is the sequence whose covariances
     sequence ``s`` shares (``src[s] == s`` for a source), and rows ``crow[s]:crow[s] + T``
-    of ``fP, pP, sP`` (and ``crow[s]:crow[s] + T - 1`` of ``cross, gains``) hold them,
-    with ``crow[s] == crow[src[s]]``. ``g = (gHP, gL, glog, gsd)`` holds, on the same
-    rows, the factors :func:`_filter` records. A source runs the whole recursion
-    (``RECORD``); a sharer, called after its source has finished, replays its source's
-    covariances and factors (``REPLAY``), one sequence at a time: the same numbers to the
-    bit as the whole recursion (large groups of sharers go to :func:`replay_groups`
+    of ``fP, pP`` hold them, with ``crow[s] == crow[src[s]]``. ``g = (gHP, gL, glog, gsd)``
+    holds, on the same rows, the factors :func:`_filter` records. A source runs the whole
+    recursion (``RECORD``); a sharer, called after its source has finished, replays its
+    source's covariances and factors (``REPLAY``), one sequence at a time: the same numbers
+    to the bit as the whole recursion (large groups of sharers go to :func:`replay_groups`
     instead). ``lls, bad, why`` as in :func:`batch_loop`; a sharer whose source failed is
     not run (``bad = -3``). The GIL is released: callers run disjoint ``lo:hi`` at once.
     """
@@ -1171,29 +1168,68 @@ def batch_moments(
             bad[s] = -3
             continue
         c = crow[s]
-        kps = _sequence_params(kp, a, b)
-        mode = RECORD if source == s else REPLAY
         e = c + T
-        _filter_smooth(
-            kps,
+        mode = RECORD if source == s else REPLAY
+        ll, bd, wy = _filter(
+            _sequence_params(kp, a, b),
             y[a:b],
             fm[a:b],
             pm[a:b],
             fP[c:e],
             pP[c:e],
             mode,
-            (gHP[c:e], gL[c:e], glog[c:e], gsd[c:e]),
-            smooth,
-            sm[a:b] if smooth else sm,
-            sP[c:e] if smooth else sP,
-            cross[c : e - 1] if smooth else cross,
-            gains[c : e - 1] if smooth else gains,
-            s,
-            lls,
-            bad,
-            why,
+            gHP[c:e],
+            gL[c:e],
+            glog[c:e],
+            gsd[c:e],
+            None,
             None,
         )
+        lls[s] = ll
+        if bd >= 0:
+            bad[s] = bd
+            why[s] = wy
+
+
+@nb.njit(cache=True, nogil=True)
+def batch_rts(kp, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, sm, sP, cross, gains, bad, why):
+    """RTS smoother of sequences ``seqs[lo:hi]`` after :func:`batch_moments` filtered them (a kernel of
+    its own, so that a filter does not compile it): smoothed means in the rows of ``sm``, covariances,
+    cross-covariances and gains on the source's rows (``crow[s]:crow[s] + T``, ``T - 1`` for the last
+    two), which a sharer replays (sources first, as for the filter). A sequence whose filter failed is
+    skipped; a sharer whose source failed here is not run (``bad = -3``); a failure here sets
+    ``bad`` and ``why = -2``."""
+    for k in range(lo, hi):
+        s = seqs[k]
+        a, b = offsets[s], offsets[s + 1]
+        T = b - a
+        if T == 0 or bad[s] != -1:
+            continue
+        source = src[s]
+        if source != s and bad[source] != -1:
+            bad[s] = -3
+            continue
+        c = crow[s]
+        e = c + T
+        bd = _rts(
+            _sequence_params(kp, a, b),
+            fm[a:b],
+            fP[c:e],
+            pm[a:b],
+            pP[c:e],
+            sm[a:b],
+            sP[c:e],
+            cross[c : e - 1],
+            gains[c : e - 1],
+            source != s,
+            None,
+            None,
+            None,
+            None,
+        )
+        if bd >= 0:
+            bad[s] = bd
+            why[s] = -2
 
 
 _NO_FAIL = 3

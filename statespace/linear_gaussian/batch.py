@@ -382,14 +382,23 @@ def _moments(params, y, offsets, inputs, smooth, n_threads, complete=False) -> B
     big = sizes >= MIN_LOCKSTEP
     lockstep = np.repeat(big, sizes)
     # the sources first (they record what the others replay), then the sharers of small groups
-    # one by one, then the large groups in lock-step
+    # one by one, then the large groups in lock-step; when smoothing, the RTS pass of each set
+    # follows its filter (kernels of their own, so that a filter does not compile them)
     for seqs in (np.flatnonzero(is_source), members[~lockstep]):
+        parts = row_split(offsets_of(lengths[seqs]), k) if len(seqs) else np.zeros(1, dtype=np.int64)
         run_parts(
             lambda lo, hi, seqs=seqs: module.batch_moments(
-                kp, y, offsets, src, crow, seqs, lo, hi, smooth, fm, pm, fP, pP, g, sm, sP, cross, gains, lls, bad, why
+                kp, y, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, g, lls, bad, why
             ),
-            row_split(offsets_of(lengths[seqs]), k) if len(seqs) else np.zeros(1, dtype=np.int64),
+            parts,
         )
+        if smooth:
+            run_parts(
+                lambda lo, hi, seqs=seqs: module.batch_rts(
+                    kp, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, sm, sP, cross, gains, bad, why
+                ),
+                parts,
+            )
     if big.any():
         # runs of at most LOCKSTEP members of one source: their means stay in cache, and threads
         # share out the work of one large group
