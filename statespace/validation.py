@@ -375,7 +375,13 @@ def _sequence_array(label: str, s, obs_dim: int | None, allow_nan: bool) -> np.n
 
 
 def as_sequences(
-    name: str, y, obs_dim: int | None = None, *, allow_nan: bool = True, packed: bool = False, packed_rows=None
+    name: str,
+    y,
+    obs_dim: int | None = None,
+    *,
+    allow_nan: bool = True,
+    packed: bool = False,
+    packed_rows: int | None = None,
 ) -> tuple[list[np.ndarray], bool]:
     """Observations as a list of ``(T_i, obs_dim)`` float64 arrays, by the sequence rule of this module.
 

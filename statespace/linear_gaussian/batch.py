@@ -238,8 +238,8 @@ def batch_e_step(
         inputs: ``(N, p)`` concatenated inputs when the model has inputs.
         n_threads: Numba threads for this call.
         complete: the caller guarantees that ``y`` holds only finite numbers (nothing missing), as a
-            :class:`~statespace._ragged.Tiled` list checked by the validation does; the passes over
-            ``y`` that look for inf and NaN are skipped (EM checks its data once, not at every E-step).
+            :class:`~statespace._ragged.Tiled` list checked by the validation does; the pass over
+            ``y`` that looks for inf and NaN is skipped. ``False``: that pass runs.
 
     Raises the per-sequence error (naming ``y[i]`` and the time step) for the first
     sequence the filter or smoother cannot carry.
@@ -324,13 +324,13 @@ class BatchMoments(NamedTuple):
         ]
 
 
-def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool, complete: bool) -> tuple[np.ndarray, np.ndarray, int]:
+def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool, finite: bool) -> tuple[np.ndarray, np.ndarray, int]:
     """``(src, cov_rows, R)``: the sequence whose covariances each shares, their first rows, and the rows in all.
 
     Complete sequences of one length share the first one's; with ``prefix`` (the filter alone,
     whose covariances at a step do not depend on the steps after it) complete sequences of every
     length share the first longest one's first rows. A sequence with missing values shares with
-    the first of the same length and the same missing coordinates. ``complete``: ``y`` is known
+    the first of the same length and the same missing coordinates. ``finite``: ``y`` is known
     to hold no NaN, and is not scanned for them.
     """
     S = len(offsets) - 1
@@ -339,7 +339,7 @@ def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool, complete: bool) -
     # inf - inf only sends a complete sequence down the per-pattern branch below, which shares less)
     flat = y.reshape(-1)
     starts = np.minimum(offsets[:-1] * y.shape[1], max(flat.size - 1, 0))
-    if complete or not flat.size:
+    if finite or not flat.size:
         has_nan = np.zeros(S, bool)
     else:
         has_nan = (lengths > 0) & np.isnan(np.add.reduceat(flat, starts))
