@@ -56,7 +56,7 @@ from .forward_backward import (
     _drop_negligible,
     _exp_shifted,
     _log_space,
-    _posteriors_into,
+    _posteriors_fixed,
     _row_max,
     _two_threads,
     _underflows,
@@ -81,8 +81,8 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
         if not _drop_negligible(A, kept):
             return np.nan, filtered, B, np.zeros((B.shape[1], B.shape[1]))
         B = _exp_shifted(kept, m)
-        return _posteriors_into(pi0, A, kept, B, m, filtered)
-    return _posteriors_into(pi0, A, loglik, B, m, filtered)
+        return _posteriors_fixed(pi0, A, kept, B, m, filtered)
+    return _posteriors_fixed(pi0, A, loglik, B, m, filtered)
 
 
 @nb.njit(cache=True, nogil=True)

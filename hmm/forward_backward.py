@@ -481,40 +481,61 @@ def _posteriors_from_B(pi0, A, loglik, B, m):
 
 
 @nb.njit(cache=True)
+def _forward_outcome(pi0, A, loglik, B, m, filtered, c, t_ok):
+    """What the scaled forward pass that stopped at step ``t_ok`` (``T``: it went through) leads to: the
+    log-likelihood; NaN, which asks the caller for the exact log-space pass (``_log_space``: the pass
+    lost precision, or ``loglik`` came empty and it could not carry the data); or ``-inf`` for data of
+    zero probability (``filtered`` NaN from the failing step on). The exact pass is the caller's: a
+    rare path, compiled (seconds) only when some data first need it, not with every kernel here."""
+    T = B.shape[0]
+    if t_ok == PRECISION_LOST:
+        return np.nan
+    if t_ok < T:
+        if loglik.shape[0] != T:
+            return np.nan  # the caller overwrote loglik with B (B is still intact): it retries the slow way
+        t_ok = _forward_robust(pi0, A, loglik, filtered, B, c, m)
+    if t_ok < T:
+        filtered[t_ok:] = np.nan
+        return -np.inf
+    return _sum_log(c) + m.sum()
+
+
+@nb.njit(cache=True)
+def _posteriors_fixed(pi0, A, loglik, B, m, filtered):
+    """:func:`_posteriors_into` for a time-invariant chain (``A`` of shape ``(1, K, K)``): what a batch
+    of sequences needs, without the time-varying branch, which a batch then does not compile."""
+    T, K = B.shape
+    c = np.empty(T)
+    counts = np.zeros((K, K))
+    ll = _forward_outcome(pi0, A, loglik, B, m, filtered, c, _forward_fixed(pi0, A[0], B, filtered, c))
+    if not ll > -np.inf:
+        return ll, filtered, B if math.isnan(ll) else np.full((T, K), np.nan), counts
+    G = np.zeros((K, K))
+    _backward_fused(A[0], B, c, filtered, G)
+    for i in range(K):
+        for j in range(K):
+            counts[i, j] = A[0, i, j] * G[i, j]
+    return ll, filtered, B, counts
+
+
+@nb.njit(cache=True)
 def _posteriors_into(pi0, A, loglik, B, m, filtered):
     """:func:`_posteriors_from_B` writing the filtered probabilities into ``filtered (T, K)``.
 
-    A log-likelihood of NaN asks the caller for the exact log-space pass (``_log_space``): the
-    scaled forward pass lost precision, or (``loglik`` given empty) it could not carry the data.
+    A log-likelihood of NaN asks the caller for the exact log-space pass (:func:`_forward_outcome`).
 
     Python callers allocate ``filtered`` with NumPy, which asks the kernel for
     huge pages on large arrays: first touch of a fresh 16 MB array then costs
     about a quarter of what it costs from Numba's allocator (K = 20, T = 1e5).
     """
+    if A.shape[0] == 1:
+        return _posteriors_fixed(pi0, A, loglik, B, m, filtered)
     T, K = B.shape
     c = np.empty(T)
     counts = np.zeros((K, K))
-    t_ok = _forward_scaled(pi0, A, B, filtered, c)
-    if t_ok == PRECISION_LOST:
-        # the caller runs the exact log-space pass on loglik (rebuilt from B when it gave none): a
-        # rare path, compiled (seconds) only when some data first need it, not with every kernel here
-        return np.nan, filtered, B, counts
-    if t_ok < T:
-        if loglik.shape[0] != T:
-            # caller overwrote loglik with B (B is still intact): it retries the slow way
-            return np.nan, filtered, B, counts
-        t_ok = _forward_robust(pi0, A, loglik, filtered, B, c, m)
-    if t_ok < T:
-        filtered[t_ok:] = np.nan
-        return -np.inf, filtered, np.full((T, K), np.nan), counts
-    ll = _sum_log(c) + m.sum()
-    if A.shape[0] == 1:
-        G = np.zeros((K, K))
-        _backward_fused(A[0], B, c, filtered, G)
-        for i in range(K):
-            for j in range(K):
-                counts[i, j] = A[0, i, j] * G[i, j]
-        return ll, filtered, B, counts
+    ll = _forward_outcome(pi0, A, loglik, B, m, filtered, c, _forward_varying(pi0, A, B, filtered, c))
+    if not ll > -np.inf:
+        return ll, filtered, B if math.isnan(ll) else np.full((T, K), np.nan), counts
     smoothed = np.empty((T, K))
     for t in range(T):
         inv = 1.0 / c[t]

@@ -213,7 +213,7 @@ def batch_log_likelihood(
 
     ``-inf`` for a sequence with an observation whose density is below float64's
     range; exact when the predicted moments overflow only in a trailing run of
-    missing observations (as ``kalman_log_likelihood``). ``complete`` as in :func:`batch_e_step`.
+    missing observations (as ``kalman_log_likelihood``). ``complete`` as in ``batch_e_step``.
     """
     y, offsets, kp, _, lls, bad, _ = _run(params, y, offsets, inputs, False, n_threads, complete)
     S = len(lls)
@@ -452,7 +452,7 @@ def batch_filter(
         offsets: ``(S + 1,)`` sequence boundaries.
         inputs: ``(N, p)`` concatenated inputs when the model has inputs.
         n_threads: threads for this call (``None``: Numba's current setting).
-        complete: the caller guarantees that ``y`` holds only finite numbers (as :func:`batch_e_step`).
+        complete: the caller guarantees that ``y`` holds only finite numbers (as ``batch_e_step``).
 
     Returns:
         A :class:`BatchMoments` without the smoothed fields; ``.sequence(i)`` equals
