@@ -1141,6 +1141,16 @@ def _complete(y):
     return True
 
 
+@nb.njit(inline="always")
+def _source_failed(src, s, bad):
+    """Whether sequence ``s`` shares the covariances of a source that failed: such a sharer is not run,
+    and is marked ``bad = -3`` (the caller raises for the source)."""
+    if src[s] != s and bad[src[s]] != -1:
+        bad[s] = -3
+        return True
+    return False
+
+
 @nb.njit(cache=True, nogil=True)
 def batch_moments(kp, y, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, g, lls, bad, why):
     """Filter sequences ``seqs[lo:hi]`` of a ragged batch into batch-wide outputs (:func:`batch_rts` smooths them).
@@ -1161,15 +1171,11 @@ def batch_moments(kp, y, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, g, ll
         s = seqs[k]
         a, b = _open(offsets, s, lls, bad, why)
         T = b - a
-        if T == 0:
-            continue
-        source = src[s]
-        if source != s and bad[source] != -1:
-            bad[s] = -3
+        if T == 0 or _source_failed(src, s, bad):
             continue
         c = crow[s]
         e = c + T
-        mode = RECORD if source == s else REPLAY
+        mode = RECORD if src[s] == s else REPLAY
         ll, bd, wy = _filter(
             _sequence_params(kp, a, b),
             y[a:b],
@@ -1203,11 +1209,7 @@ def batch_rts(kp, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, sm, sP, cros
         s = seqs[k]
         a, b = offsets[s], offsets[s + 1]
         T = b - a
-        if T == 0 or bad[s] != -1:
-            continue
-        source = src[s]
-        if source != s and bad[source] != -1:
-            bad[s] = -3
+        if T == 0 or bad[s] != -1 or _source_failed(src, s, bad):
             continue
         c = crow[s]
         e = c + T
@@ -1221,7 +1223,7 @@ def batch_rts(kp, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, sm, sP, cros
             sP[c:e],
             cross[c : e - 1],
             gains[c : e - 1],
-            source != s,
+            src[s] != s,
             None,
             None,
             None,
