@@ -42,6 +42,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
+from statespace._scratch import Workspace
 
 from .forward_backward import _TINY, _sum_log
 from .vector_product import LANES, lanes_backward_step, lanes_forward_step
@@ -181,13 +182,15 @@ _WORKSPACE = threading.local()
 
 
 def _scratch(longest: int, K: int):
-    """``Bl``, ``F (longest, K, LANES)`` and ``c (longest, LANES)``, reused between calls of one thread:
+    """``Bl``, ``F (longest, K, LANES)`` and ``c (longest, LANES)``, reused between calls of one thread
+    (a per-thread :class:`~statespace._scratch.Workspace`, kept for every call, not only inside a fit):
     fresh pages cost a fault each on first touch, as much as the lanes' pass for a few sequences."""
     n = longest * K * LANES
     need = 2 * n + longest * LANES
-    buf = getattr(_WORKSPACE, "buffer", None)
-    if buf is None or buf.shape[0] < need:
-        buf = _WORKSPACE.buffer = np.empty(need)
+    ws = getattr(_WORKSPACE, "workspace", None)
+    if ws is None:
+        ws = _WORKSPACE.workspace = Workspace()
+    buf = ws.array("lanes", need)
     return (
         buf[:n].reshape(longest, K, LANES),
         buf[n : 2 * n].reshape(longest, K, LANES),
