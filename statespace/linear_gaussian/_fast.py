@@ -90,7 +90,9 @@ def filter_loop(kp, y, buf):
     fP = buf[2 * T * d : 2 * T * d + T * d * d].reshape((T, d, d))
     pP = buf[2 * T * d + T * d * d :].reshape((T, d, d))
     none = np.empty((0, 0, 0))
-    ll, bad, why = _filter(kp, y, fm, pm, fP, pP, PLAIN, none, none, np.empty(0), np.empty((0, 0)), None, None)
+    # np.int64: a run-time mode, so that this filter and the batch's share one compiled _filter
+    mode = np.int64(PLAIN)
+    ll, bad, why = _filter(kp, y, fm, pm, fP, pP, mode, none, none, np.empty(0), np.empty((0, 0)), None, None)
     return ll, fm, fP, pm, pP, bad, why
 
 
@@ -516,7 +518,7 @@ def stats_loop(kp, y, sm, sP, cross, out):
     inline; rows with missing coordinates go through the general routine, which
     imputes them.
     """
-    _stats(kp, y, sm, sP, cross, out, BOTH, None)
+    _stats(kp, y, sm, sP, cross, out, np.int64(BOTH), None)  # run-time parts: one compiled _stats for all
 
 
 #: What :func:`_stats` adds: every term, the terms of the means (and the counts) only, the covariances' only.
@@ -769,27 +771,28 @@ def _sequence_params(kp, a, b):
     )
 
 
-@nb.njit(inline="always")
-def _filter_smooth(kps, ys, fm, pm, fP, pP, mode, g, smooth, sm, sP, cross, gains, s, lls, bad, why, ix):
+@nb.njit(**_FLAGS)
+def _filter_smooth(
+    kps, ys, fm, pm, fP, pP, mode, replay, g, smooth, sm, sP, cross, gains, s, lls, bad, why, ixf, ixp, ixg, ixs
+):
     """Filter sequence ``s`` of a batch in ``mode`` (and with ``smooth`` smooth it), recording its
-    log-likelihood and outcome in ``lls, bad, why``; whether it went through. ``ix``: ``None``, or
-    for a ``PLAIN`` sequence a ``(4, T)`` array whose rows receive :func:`_filter`'s ``ixf, ixp``
-    and :func:`_rts`'s ``ixg, ixs`` (covariances at their fixed point left in place)."""
+    log-likelihood and outcome in ``lls, bad, why``; whether it went through. ``replay``: ``mode == REPLAY``
+    (given, so that a literal ``PLAIN`` also gives :func:`_rts` a literal ``False``). ``ixf, ixp, ixg, ixs``:
+    ``None``, or for a ``PLAIN`` sequence arrays that receive :func:`_filter`'s ``ixf, ixp`` and
+    :func:`_rts`'s ``ixg, ixs`` (covariances at their fixed point left in place).
+
+    A function of its own, not inlined: inlined, an ``is None`` test on ``ixf`` is no longer a test on
+    an argument, which Numba prunes by type, and the branch not taken compiled a third copy of
+    :func:`_filter` (3.5 s of a first fit with an empty cache)."""
     gHP, gL, glog, gsd = g
-    if ix is None:
-        ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, None, None)
-    else:
-        ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ix[0], ix[1])
+    ll, bd, wy = _filter(kps, ys, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp)
     lls[s] = ll
     if bd >= 0:
         bad[s] = bd
         why[s] = wy
         return False
     if smooth:
-        if ix is None:
-            bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, mode == REPLAY, None, None, None, None)
-        else:
-            bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, False, ix[0], ix[1], ix[2], ix[3])
+        bd = _rts(kps, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs)
         if bd >= 0:
             bad[s] = bd
             why[s] = -2
@@ -964,16 +967,26 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
 ESTEP_BLOCK_ROWS = 32_768
 
 
-def loop_work_size(t_max: int, d: int, m: int, lockstep: int) -> int:
-    """Length of the ``work`` block :func:`batch_loop` needs for sequences of at most ``t_max`` steps
-    (lock-step groups of at most ``lockstep`` members)."""
-    return t_max * (3 * d + 5 * d * d + m * d + m * m + m + 1) + 2 * d * min(ESTEP_BLOCK_ROWS, t_max * lockstep)
+def loop_work_size(t_max: int, d: int) -> int:
+    """Length of the ``work`` block of :func:`batch_loop`: the moments of one sequence of at most ``t_max`` steps."""
+    return t_max * (3 * d + 5 * d * d)
+
+
+def factors_size(t_max: int, d: int, m: int) -> int:
+    """Length of :func:`batch_loop`'s ``factors``: the covariance side's per-step factors a source records."""
+    return t_max * (m * d + m * m + m + 1)
+
+
+def means_block_size(t_max: int, d: int, lockstep: int) -> int:
+    """Length of :func:`batch_loop`'s ``means_block`` (lock-step groups of at most ``lockstep`` members)."""
+    return 2 * d * min(ESTEP_BLOCK_ROWS, t_max * lockstep)
 
 
 @nb.njit(cache=True, nogil=True)
 def batch_loop(
-    kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work, lockstep, min_lockstep
-):
+    kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work, lone_rows, factors,
+    means_block, lockstep, min_lockstep,
+):  # fmt: skip
     """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
 
     Sequence ``s`` is ``y[offsets[s]:offsets[s + 1]]``; chunk ``c`` holds sequences
@@ -981,16 +994,26 @@ def batch_loop(
     puts sequences of one length next to each other, so that they share covariances) and
     adds their statistics, in that order, to ``stats[c]``, so that the sums do not depend
     on how chunks are spread over threads (the GIL is released: callers run disjoint
-    chunk ranges at once, each with its own ``work``). ``lls[s]`` is the log-likelihood of sequence ``s``;
+    chunk ranges at once, each with its own scratch). ``lls[s]`` is the log-likelihood of sequence ``s``;
     ``bad[s] >= 0`` marks where its filter (``why[s]``: a ``FAIL_*`` code) or its
-    smoother (``why[s] = -2``) stopped, and the statistics then omit it. ``work`` is
-    scratch of :func:`loop_work_size` for the longest sequence of the chunks (the
-    caller keeps it across EM iterations: ``statespace._scratch``).
+    smoother (``why[s] = -2``) stopped, and the statistics then omit it. The scratch, for the
+    longest sequence of the chunks, is kept by the caller across EM iterations (``statespace._scratch``):
+    ``work`` (:func:`loop_work_size`) holds one sequence's moments.
 
-    A run of at least ``min_lockstep`` complete sequences sharing the covariances of the one
-    before them (a model without inputs) replays them in lock-step groups of at most
-    ``lockstep`` members (:func:`_lockstep_e_step`; ``ESTEP_BLOCK_ROWS`` steps in all), the
-    others one at a time.
+    The three other blocks select the paths, and ``None`` leaves a path out of the compiled code (Numba
+    compiles whatever a kernel can reach, and each path costs seconds before a first result with an
+    empty cache):
+
+    * ``lone_rows`` (``(4, t_max)`` integers): a sequence that shares its covariances with neither
+      neighbour leaves them at their fixed points in place (``_filter``'s ``ixf``). ``None``: it
+      records, as a source does (the same moments; the statistics' sums regrouped).
+    * ``factors`` (:func:`factors_size`): sequences of one length and missing pattern share their
+      covariances, the first recording its factors there and the others replaying them. ``None``:
+      every sequence runs alone (``lone_rows`` must then be given).
+    * ``means_block`` (:func:`means_block_size`, with ``factors``): a run of at least
+      ``min_lockstep`` complete sequences sharing the covariances of the one before them (a model
+      without inputs) replays them in lock-step groups of at most ``lockstep`` members
+      (:func:`_lockstep_e_step`), the others one at a time. ``None``: one at a time.
     """
     d = D if D > 0 else kp.m0.shape[0]
     m = y.shape[1]
@@ -1014,25 +1037,29 @@ def batch_loop(
         _carve3(work, at + 3 * t_max * d * d, t_max, d, d),
         _carve3(work, at + 4 * t_max * d * d, t_max, d, d),
     )
-    at += 5 * t_max * d * d
-    gHP = _carve3(work, at, t_max, m, d)
-    at += t_max * m * d
-    gL = _carve3(work, at, t_max, m, m)
-    at += t_max * m * m
-    gsd = _carve2(work, at, t_max, m)
-    glog = work[at + t_max * m : at + t_max * m + t_max]
-    g = (gHP, gL, glog, gsd)
-    at += t_max * m + t_max
-    n_block = min(ESTEP_BLOCK_ROWS, t_max * lockstep) * d
-    means_block = work[at : at + 2 * n_block]
+    # a lone sequence's filter computes its factors without keeping them
+    no_factors = (np.empty((0, 0, 0)), np.empty((0, 0, 0)), np.empty(0), np.empty((0, 0)))
+    g = no_factors
+    if factors is not None:
+        at = t_max * m * d
+        g = (
+            _carve3(factors, 0, t_max, m, d),
+            _carve3(factors, at, t_max, m, m),
+            factors[at + t_max * m * m + t_max * m : at + t_max * m * m + t_max * m + t_max],
+            _carve2(factors, at + t_max * m * m, t_max, m),
+        )
     inputs = kp.u.shape[1] > 0
     cov_half = np.zeros(stats.shape[1])
-    ix_ = np.empty((4, t_max), np.int64)  # rows of the covariances of a sequence nobody shares with
+    # A lone sequence (compact rows) runs the loops with literal modes, compiled for it alone (a
+    # run-time mode slowed the E-step of one sequence, d = 2, by 45 %); the sharers' calls, whose
+    # modes vary, take run-time integers: literal ones compiled a copy of the callee per value.
+    record, replay = np.int64(RECORD), np.int64(REPLAY)
+    means, covariances, both = np.int64(MEANS), np.int64(COVARIANCES), np.int64(BOTH)
     for c in range(c0, c1):
         s0 = 0 if c == 0 else chunk_ends[c - 1]
         s1 = chunk_ends[c]
         ref_T = -1  # the last sequence whose covariances the buffers hold (-1: none)
-        ref_a = 0
+        ref_a = np.int64(0)  # not a literal 0: _same_mask would compile for that type too
         cov_ok = False  # cov_half holds the covariance half of the current run of shared sequences
         k = s0 - 1
         while k + 1 < s1:
@@ -1053,19 +1080,27 @@ def batch_loop(
             # that shares with neither neighbour leaves its covariances at their fixed points in place
             nx = order[k + 1] if k + 1 < s1 else -1
             shares_next = nx >= 0 and offsets[nx + 1] - offsets[nx] == T and _same_mask(y, a, offsets[nx], T)
-            if not shared and not shares_next:
-                ix = ix_[:, :T]
-                if not _filter_smooth(
-                    kps, ys, fm, pm, fP, pP, PLAIN, g, want_stats, sm, sP, cross, gains, s, lls, bad, why, ix
-                ):
-                    continue
-                if want_stats:
-                    _stats(kps, ys, sm, sP, cross, stats[c], BOTH, ix[3])
-                continue  # no sharer follows it (and ref_T stays -1: its rows are not a sharer's)
-            mode = REPLAY if shared else RECORD
+            if lone_rows is not None:
+                lone = not shared and not shares_next
+                if factors is None:
+                    lone = True
+                if lone:
+                    ixf, ixp, ixg, ixs = lone_rows[0, :T], lone_rows[1, :T], lone_rows[2, :T], lone_rows[3, :T]
+                    if not _filter_smooth(
+                        kps, ys, fm, pm, fP, pP, PLAIN, False, no_factors, want_stats, sm, sP, cross, gains, s, lls,
+                        bad, why, ixf, ixp, ixg, ixs,
+                    ):  # fmt: skip
+                        continue
+                    if want_stats:
+                        _stats(kps, ys, sm, sP, cross, stats[c], BOTH, ixs)
+                    continue  # no sharer follows it (and ref_T stays -1: its rows are not a sharer's)
+            if factors is None:
+                continue  # not reached: every sequence ran alone above
+            mode = replay if shared else record
             if not _filter_smooth(
-                kps, ys, fm, pm, fP, pP, mode, g, want_stats, sm, sP, cross, gains, s, lls, bad, why, None
-            ):
+                kps, ys, fm, pm, fP, pP, mode, shared, g, want_stats, sm, sP, cross, gains, s, lls, bad, why,
+                None, None, None, None,
+            ):  # fmt: skip
                 continue
             if want_stats:
                 if not shared:
@@ -1073,16 +1108,16 @@ def batch_loop(
                     cov_ok = shares_next and _complete(ys)
                     if cov_ok:
                         cov_half[:] = 0.0
-                        _stats(kps, ys, sm, sP, cross, cov_half, COVARIANCES, None)
+                        _stats(kps, ys, sm, sP, cross, cov_half, covariances, None)
                 if cov_ok:
-                    _stats(kps, ys, sm, sP, cross, stats[c], MEANS, None)
+                    _stats(kps, ys, sm, sP, cross, stats[c], means, None)
                     for i in range(cov_half.shape[0]):
                         stats[c, i] += cov_half[i]
                 else:
-                    stats_loop(kps, ys, sm, sP, cross, stats[c])
+                    _stats(kps, ys, sm, sP, cross, stats[c], both, None)
             ref_T = T
             ref_a = a
-            if shared or inputs or T < 2 or not _complete(ys):
+            if means_block is None or shared or inputs or T < 2 or not _complete(ys):
                 continue
             # the run of sequences after this source that share its covariances, in lock-step groups
             n_run = 0
@@ -1091,6 +1126,7 @@ def batch_loop(
                 if offsets[nx + 1] - offsets[nx] != T or not _same_mask(y, a, offsets[nx], T):
                     break
                 n_run += 1
+            n_block = means_block.shape[0] // 2
             G_max = min(lockstep, n_block // (T * d))
             if n_run < min_lockstep or G_max < min_lockstep:
                 continue

@@ -168,8 +168,25 @@ def _prepare(params: LGSSMParams, y, offsets, inputs, complete=False):
     return y, offsets, kp, module, complete
 
 
+def _paths(lengths: np.ndarray, complete: bool, inputs: bool) -> tuple[bool, bool, bool]:
+    """Which of :func:`_fast.batch_loop`'s paths a batch may take: ``(lone, shared, lockstep)``.
+
+    Sequences share covariances with a neighbour of the same length (and missing pattern),
+    run alone otherwise, and a run of more than ``MIN_LOCKSTEP`` complete sharers replays
+    in lock-step. A path the batch cannot take is left out of the compiled kernel, which
+    is compiled for what the data need (a fleet of equal lengths never compiles the lone
+    path, one sequence never the sharing ones). Missing values may split any run, so a
+    batch with some keeps the lone path.
+    """
+    counts = np.unique(lengths[lengths > 0], return_counts=True)[1]
+    shared = bool((counts >= 2).any())
+    lone = not complete or not shared or bool((counts == 1).any())
+    lockstep = shared and not inputs and bool((counts > MIN_LOCKSTEP).any())
+    return lone, shared, lockstep
+
+
 def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
-    y, offsets, kp, module, _ = _prepare(params, y, offsets, inputs, complete)
+    y, offsets, kp, module, complete = _prepare(params, y, offsets, inputs, complete)
     lengths = np.diff(offsets)
     # the whole batch in order of length (a stable sort), then cut into chunks: consecutive sequences
     # of one length and missing pattern share their covariances, and each chunk holds long runs of
@@ -177,21 +194,28 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
     order = np.argsort(lengths, kind="stable").astype(np.int64)
     ends = _chunk_ends(offsets_of(lengths[order]))
     S = len(offsets) - 1
-    size = stats_layout(params.state_dim, params.obs_dim, params.input_dim).size
+    d, m = params.state_dim, params.obs_dim
+    size = stats_layout(d, m, params.input_dim).size
     stats = np.zeros((len(ends), size if want_stats else 0))
     lls, bad, why = np.empty(S), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64)
+    lone, shared, lockstep = _paths(lengths, complete, params.input_dim > 0)
     k = min(n_threads_for(n_threads), len(ends))
     bounds = np.unique(len(ends) * np.arange(k + 1) // max(k, 1))
-    work = {}  # one scratch block per part (each part runs on its own thread)
+    work = {}  # one set of scratch blocks per part (each part runs on its own thread)
     for j in range(len(bounds) - 1):
         c0, c1 = int(bounds[j]), int(bounds[j + 1])
         s0, s1 = (0 if c0 == 0 else int(ends[c0 - 1])), int(ends[c1 - 1])
         t_max = int(lengths[order[s0:s1]].max()) if s1 > s0 else 0
-        size = _fast.loop_work_size(t_max, params.state_dim, params.obs_dim, LOCKSTEP)
-        work[c0] = scratch(("linear_gaussian.batch_loop", j), size)
+        key = ("linear_gaussian.batch_loop", j)
+        work[c0] = (
+            scratch(key + ("moments",), _fast.loop_work_size(t_max, d)),
+            scratch(key + ("lone",), 4 * t_max).view(np.int64).reshape(4, t_max) if lone else None,
+            scratch(key + ("factors",), _fast.factors_size(t_max, d, m)) if shared else None,
+            scratch(key + ("lockstep",), _fast.means_block_size(t_max, d, LOCKSTEP)) if lockstep else None,
+        )
     run_parts(
         lambda c0, c1: module.batch_loop(
-            kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, work[c0], LOCKSTEP, MIN_LOCKSTEP
+            kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, *work[c0], LOCKSTEP, MIN_LOCKSTEP
         ),
         bounds,
     )
