@@ -78,7 +78,7 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
     """
     if _underflows(loglik, m):
         kept = loglik.copy()
-        if not _drop_negligible(A, kept):
+        if not _drop_negligible(pi0, A, kept):
             return np.nan, filtered, B, np.zeros((B.shape[1], B.shape[1]))
         B = _exp_shifted(kept, m)
         return _posteriors_fixed(pi0, A, kept, B, m, filtered)
@@ -95,7 +95,7 @@ def _log_space_kernel(pi0, A, loglik, offsets, seqs, lls, filtered, smoothed, co
         ll = loglik[a:b]
         if _underflows(ll, _row_max(ll)):
             kept = ll.copy()
-            if _drop_negligible(A, kept):
+            if _drop_negligible(pi0, A, kept):
                 ll = kept
         lik, f, g, c = _log_space(pi0, A, ll)[:4]
         lls[s] = lik

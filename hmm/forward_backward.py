@@ -371,16 +371,20 @@ def _underflows(loglik, m):
 
 
 @nb.njit(cache=True)
-def _drop_negligible(A, loglik):
+def _drop_negligible(pi0, A, loglik):
     """Whether the scaled passes may run on ``loglik`` after dropping its negligible terms (in place).
 
     Only for a chain that mixes (every entry of every ``A_t`` at least
     :data:`_MIXING`): in rows ``t >= 1``, entries more than :data:`_NEGLIGIBLE`
-    nats below the row's best become ``-inf`` (see the bound above). Row 0
-    is left alone (its weights are ``pi0 * B_0``, with no such bound), so the
-    answer is False if row 0 still underflows, or if the chain does not mix:
-    the caller then needs the exact log-space recursion (rows ``t >= 1`` may
-    have been thinned already, which changes nothing there either).
+    nats below the row's best become ``-inf`` (see the bound above). Row 0's weights are
+    ``pi0 * B_0``, with no lower bound on the prior, so there the comparison is of
+    ``log pi0_k + loglik[0, k]`` (a term that far below the best moves a posterior by less
+    than ``e^_NEGLIGIBLE / _MIXING``: the backward messages' spread), and a state ``pi0``
+    rules out gets ``-inf`` (its weight is zero either way). The answer is False if row 0
+    still underflows, or if the chain does not mix: the caller then needs the exact
+    log-space recursion (rows may have been thinned already, which changes nothing there
+    either). Row 0 underflowed for AR models whose first step is far from the initial
+    distribution's mean, which sent every such sequence to the log-space pass.
     """
     for v in A.ravel():
         if not v >= _MIXING:
@@ -393,6 +397,14 @@ def _drop_negligible(A, loglik):
         for k in range(K):
             if loglik[t, k] - mt < _NEGLIGIBLE:
                 loglik[t, k] = -np.inf
+    j0 = -np.inf  # the best joint weight of row 0, log pi0_k + loglik[0, k]
+    for k in range(K):
+        if pi0[k] > 0.0:
+            j0 = max(j0, math.log(pi0[k]) + loglik[0, k])
+    if j0 > -np.inf:
+        for k in range(K):
+            if not (pi0[k] > 0.0 and math.log(pi0[k]) + loglik[0, k] - j0 >= _NEGLIGIBLE):
+                loglik[0, k] = -np.inf
     m0 = -np.inf
     for k in range(K):
         m0 = max(m0, loglik[0, k])
@@ -420,7 +432,7 @@ def forward(pi0, A, loglik):
     m = _row_max(loglik)
     if _underflows(loglik, m):
         kept = loglik.copy()
-        if not _drop_negligible(A, kept):
+        if not _drop_negligible(pi0, A, kept):
             return _log_space_forward(pi0, A, loglik)
         loglik = kept
     B = _exp_shifted(loglik, m)
@@ -567,7 +579,7 @@ def smoother(pi0, A, loglik):
     work = loglik
     if _underflows(loglik, m):
         work = loglik.copy()
-        if not _drop_negligible(A, work):
+        if not _drop_negligible(pi0, A, work):
             return _log_space(pi0, A, loglik)[:4]
     out = _posteriors_from_B(pi0, A, work, _exp_shifted(work, m), m)
     if math.isnan(out[0]):
@@ -620,7 +632,7 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
         usable = overwrite and loglik.flags.c_contiguous and loglik.dtype == np.float64 and loglik.flags.writeable
         work = loglik if usable else np.array(loglik, dtype=np.float64, order="C")
         fast, m = posteriors_two_threads(pi0, A[0], work)
-        if fast is None and m is None and _drop_negligible(A, work):  # work holds the log-likelihoods again
+        if fast is None and m is None and _drop_negligible(pi0, A, work):  # work holds the log-likelihoods again
             fast, m = posteriors_two_threads(pi0, A[0], work)
         if fast is not None:
             return fast
@@ -632,7 +644,7 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
     if not (loglik.flags.c_contiguous and loglik.dtype == np.float64 and loglik.flags.writeable):
         return _posteriors_sequential(pi0, A, loglik)
     m = _shift_in_place(loglik)
-    if _underflows(loglik, np.zeros_like(m)) and not _drop_negligible(A, loglik):
+    if _underflows(loglik, np.zeros_like(m)) and not _drop_negligible(pi0, A, loglik):
         loglik += m[:, None]
         return _log_space(pi0, A, loglik)[:4]
     np.exp(loglik, out=loglik)
@@ -642,7 +654,7 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
 def _posteriors_sequential(pi0, A, loglik):
     """One-thread :func:`posteriors` that keeps ``loglik`` (it can take the robust path)."""
     B, m = _shifted(loglik)
-    if _underflows(loglik, m) and not _drop_negligible(A, B):
+    if _underflows(loglik, m) and not _drop_negligible(pi0, A, B):
         return _log_space(pi0, A, loglik)[:4]
     np.exp(B, out=B)
     out = _posteriors_into(pi0, A, loglik, B, m, np.empty(B.shape))
