@@ -7,9 +7,10 @@ result, on a small problem (so that the time is the start-up, not the work):
 
 * ``kalman_filter``, ``kalman_smoother``: linear-Gaussian model, d = 4, m = 2, T = 200;
 * ``hmm_fit`` (5 EM iterations), ``hmm_smooth``: Gaussian HMM, K = 3, 1-d, T = 300;
-* ``hmm_fit_fleet``, ``kalman_filter_fleet``: the same verbs on a list of sequences (20 of
-  T = 100, 2-d, for the HMM; 50 of T = 100 for the Kalman filter), which reach the batch
-  kernels (and the HMM's vector lanes) instead of the one-sequence ones;
+* ``hmm_fit_fleet``, ``arhmm_fit_fleet``, ``kalman_filter_fleet``, ``kalman_smoother_fleet``,
+  ``kalman_fit_fleet`` (5 EM iterations): the same verbs on a list of sequences (20 of
+  T = 100, 2-d, for the HMMs; 50 of T = 100 for the linear-Gaussian model), which reach the
+  batch kernels (and the HMM's vector lanes) instead of the one-sequence ones;
 * ``bootstrap_filter``, ``paris``, ``particle_gibbs``, ``ppg``: stochastic volatility
   (a model written like a user's), T = 200.
 
@@ -63,7 +64,7 @@ hmm_params = HMMParams(np.full(3, 1 / 3), A, GaussianEmissionParams.from_ar(np.a
 """
 
 _HMM_FLEET = """
-from hmm import GaussianHMM
+from hmm import ARHMM, GaussianHMM
 rng = np.random.default_rng(0)
 ys = [rng.standard_normal((100, 2)) + (i % 3) for i in range(20)]
 """
@@ -81,9 +82,16 @@ CASES = {
     "kalman_filter": ("d4_m2_T200", _LG, "kalman_filter(params, y)"),
     "kalman_filter_fleet": ("d4_m2_B50_T100", _LG_FLEET, "LinearGaussianSSM(params).filter(ys)"),
     "kalman_smoother": ("d4_m2_T200", _LG, "rts_smoother(params, y)"),
+    "kalman_smoother_fleet": ("d4_m2_B50_T100", _LG_FLEET, "LinearGaussianSSM(params).smooth(ys)"),
+    "kalman_fit_fleet": (
+        "d4_m2_B50_T100_iter5",
+        _LG_FLEET,
+        "LinearGaussianSSM(params).fit(ys, max_iter=5, progress=False)",
+    ),
     "hmm_fit": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1).fit(y, max_iter=5, progress=False)"),
     "hmm_smooth": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1, params=hmm_params).smooth(y)"),
     "hmm_fit_fleet": ("K3_2d_B20_T100", _HMM_FLEET, "GaussianHMM(3, 2).fit(ys, max_iter=5, progress=False, rng=0)"),
+    "arhmm_fit_fleet": ("K3_2d_B20_T100", _HMM_FLEET, "ARHMM(3, 2).fit(ys, max_iter=5, progress=False, rng=0)"),
     "bootstrap_filter": ("sv_T200_N500", _SV, "smc.bootstrap_filter(sv, y, n_particles=500, rng=1)"),
     "paris": ("sv_T200_N500", _SV, "smc.paris_smoother(sv, y, n_particles=500, rng=1)"),
     "particle_gibbs": (
