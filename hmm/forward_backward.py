@@ -380,7 +380,8 @@ def _drop_negligible(pi0, A, loglik):
     ``pi0 * B_0``, with no lower bound on the prior, so there the comparison is of
     ``log pi0_k + loglik[0, k]`` (a term that far below the best moves a posterior by less
     than ``e^_NEGLIGIBLE / _MIXING``: the backward messages' spread), and a state ``pi0``
-    rules out gets ``-inf`` (its weight is zero either way). The answer is False if row 0
+    rules out gets ``-inf`` (its weight is zero either way), except the row's largest entry,
+    by which the callers scale the row (as no row's largest entry is dropped). The answer is False if row 0
     still underflows, or if the chain does not mix: the caller then needs the exact
     log-space recursion (rows may have been thinned already, which changes nothing there
     either). Row 0 underflowed for AR models whose first step is far from the initial
@@ -397,17 +398,18 @@ def _drop_negligible(pi0, A, loglik):
         for k in range(K):
             if loglik[t, k] - mt < _NEGLIGIBLE:
                 loglik[t, k] = -np.inf
+    m0 = -np.inf
+    top = 0  # row 0's largest entry stays: the callers scale row 0 by it
     j0 = -np.inf  # the best joint weight of row 0, log pi0_k + loglik[0, k]
     for k in range(K):
+        if loglik[0, k] > m0:
+            m0, top = loglik[0, k], k
         if pi0[k] > 0.0:
             j0 = max(j0, math.log(pi0[k]) + loglik[0, k])
     if j0 > -np.inf:
         for k in range(K):
-            if not (pi0[k] > 0.0 and math.log(pi0[k]) + loglik[0, k] - j0 >= _NEGLIGIBLE):
+            if k != top and not (pi0[k] > 0.0 and math.log(pi0[k]) + loglik[0, k] - j0 >= _NEGLIGIBLE):
                 loglik[0, k] = -np.inf
-    m0 = -np.inf
-    for k in range(K):
-        m0 = max(m0, loglik[0, k])
     for k in range(K):
         if loglik[0, k] > -np.inf and loglik[0, k] - m0 < _UNDERFLOW:
             return False

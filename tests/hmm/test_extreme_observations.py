@@ -185,6 +185,28 @@ def test_outlier_with_time_varying_transitions(outlier):
     np.testing.assert_allclose(gamma / gamma.sum(axis=1, keepdims=True), oracle[2], rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize(
+    "pi0",
+    [[1e-320, 1.0 - 2e-10, 2e-10], [0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]],
+    ids=["prior-reverses-the-emission", "prior-excludes", "uniform"],
+)
+def test_first_step_drops_negligible_terms_by_their_joint_weight(pi0):
+    """Row 0's weights are pi0 * B_0: a mixing chain drops a term there only when the prior and the
+    emission together put it e^-500 below the best. First case: state 1's emission is 750 nats
+    below state 0's, but state 0's prior is 1e-320, so state 1 is the likelier start (dropping it
+    by its emission alone would leave the posteriors wrong); state 2 sits thousands of nats down.
+    Every posterior equals the log-space oracle."""
+    K, T = 3, 40
+    model = _gaussian(K, sd=np.sqrt(1 / 1500))  # y = 0: state 1's log-density 750 below state 0's
+    model = GaussianHMM(K, params=model.params._replace(pi0=np.array(pi0)))
+    y = np.arange(T) % K + 0.01 * np.random.default_rng(3).normal(size=T)
+    y[0] = 0.0
+    oracle = _log_space(model.params.pi0, model.params.A, _loglik(model, y))
+    _assert_exact(model.smooth(y), oracle, T)
+    assert model.log_likelihood(y) == pytest.approx(oracle[0], rel=1e-12)
+    _assert_exact(model.smooth([y, y[::-1].copy(), y])[0], oracle, T)  # the batch kernel
+
+
 @pytest.mark.parametrize("K,T", [(4, 10_001), (6, 10_000)])
 @pytest.mark.parametrize("outlier", [1e6, 1e8])
 @pytest.mark.parametrize("sparse", [False, True], ids=["mixing", "sparse"])
