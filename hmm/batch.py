@@ -33,6 +33,7 @@ worker that already runs one task per core.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numba as nb
@@ -142,23 +143,41 @@ def _posteriors_kernel(pi0, A, loglik, offsets, seqs, m, lls, filtered, smoothed
 
 
 @nb.njit(cache=True, nogil=True)
-def _lane_split(offsets, s0, s1, low, K):
+def _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, B, lls):
     """Sequences ``s0:s1`` as ``(alone, in_lanes)``: those the lanes take (non-empty, at most
-    ``MAX_CELLS`` numbers, no row of ``low``: no weight that underflows), and the others."""
+    ``MAX_CELLS`` numbers), and the others.
+
+    A sequence with a ``low`` row (a weight that would underflow) has its negligible terms dropped
+    first, as :func:`_one_sequence` does, and its rows of ``B = exp(loglik - m)`` rewritten from the
+    thinned log-likelihoods (``m`` is unchanged: a row's largest entry is never dropped); where the
+    drop cannot make it safe, ``lls[s] = NaN`` leaves it to the exact log-space pass. Such rows are
+    common, not rare: an AR model's first step, far from a state's initial mean, lies thousands of
+    nats below the best state, which sent a third of a small ARHMM fleet down the one-sequence path
+    (and compiled it, 5 s before the first result with an empty cache).
+    """
+    K = loglik.shape[1]
     alone = np.empty(s1 - s0, np.int64)
     lanes = np.empty(s1 - s0, np.int64)
     n_alone = n_lanes = 0
     for s in range(s0, s1):
         a, b = offsets[s], offsets[s + 1]
+        if not (b > a and (b - a) * K <= MAX_CELLS):
+            alone[n_alone] = s
+            n_alone += 1
+            continue
         clean = True
         for t in range(a, b):
             clean &= not low[t]
-        if b > a and (b - a) * K <= MAX_CELLS and clean:
-            lanes[n_lanes] = s
-            n_lanes += 1
-        else:
-            alone[n_alone] = s
-            n_alone += 1
+        if not clean:
+            kept = loglik[a:b].copy()
+            if not _drop_negligible(pi0, A, kept):
+                lls[s] = np.nan
+                continue
+            for t in range(b - a):
+                for k in range(K):
+                    B[a + t, k] = math.exp(kept[t, k] - m[a + t])
+        lanes[n_lanes] = s
+        n_lanes += 1
     return alone[:n_alone], lanes[:n_lanes]
 
 
@@ -304,13 +323,15 @@ def batch_posteriors(
         if not lanes:
             _posteriors_kernel(pi0, A, loglik, offsets, np.arange(s0, s1), m, lls, filtered, smoothed, counts)
             return
-        alone, grouped = _lane_split(offsets, s0, s1, low, K)
+        alone, grouped = _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, smoothed, lls)
         # by length, so that a group's padding is small (NumPy's sort: Numba's would add seconds of compilation)
         grouped = grouped[np.argsort(offsets[grouped + 1] - offsets[grouped], kind="stable")]
-        _posteriors_kernel(pi0, A, loglik, offsets, alone, m, lls, filtered, smoothed, counts)
-        if grouped.size:
-            left = group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts)
-            _posteriors_kernel(pi0, A, loglik, offsets, left, m, lls, filtered, smoothed, counts)
+        # the one-sequence kernel is called only for sequences that need it: a fleet the lanes carry
+        # whole never compiles it (5 s before a fleet's first result with an empty cache)
+        left = group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts) if grouped.size else grouped
+        for seqs in (alone, left):
+            if seqs.size:
+                _posteriors_kernel(pi0, A, loglik, offsets, seqs, m, lls, filtered, smoothed, counts)
 
     run_parts(part, row_split(offsets, n_threads_for(n_threads)))
     exact = np.flatnonzero(np.isnan(lls))  # sequences only the exact log-space pass carries

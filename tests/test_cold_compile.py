@@ -8,6 +8,10 @@ array type of every first call on an empty cache. The kernels copy with
 the HMM fit, the particle Gibbs sampler and the Kalman smoother of a fleet (its lock-step
 replay of shared covariances) -- the entry points that had such assignments -- and lists, through Numba's compile events, every function that compiled that path.
 
+A fleet of short HMM sequences runs in vector lanes, which drop a step's negligible terms
+themselves (an AR model's first step, far below the best state's): its first fit does not compile
+the one-sequence forward-backward (5 s).
+
 A literal argument (a mode constant, ``True``) gives Numba a signature per value, and an
 ``is None`` test inside an inlined function is not pruned: a first LGSSM fleet fit compiled four
 copies of ``_stats`` and three of ``_filter``. The same process then fits the smoother's fleet
@@ -25,6 +29,8 @@ import pytest
 
 CODE = textwrap.dedent(
     """
+    import json
+
     import numpy as np
     from numba.core import event
 
@@ -49,7 +55,11 @@ CODE = textwrap.dedent(
     from statespace import StochasticVolatility
     from statespace.linear_gaussian import LGSSMParams, LinearGaussianSSM
 
+    from hmm import ARHMM
+
     rng = np.random.default_rng(0)
+    ARHMM(3, 2).fit([rng.standard_normal((100, 2)) + (i % 3) for i in range(20)], max_iter=3, progress=False, rng=0)
+    print("ARHMM fleet:", json.dumps({f: counts.get("hmm.batch." + f, 0) for f in ("_lane_split", "_posteriors_kernel")}))
     y = np.concatenate([rng.normal(m, 1.0, 60) for m in (-3.0, 0.0, 3.0)])
     GaussianHMM(3, 1).fit([y, y[:90]], max_iter=3, progress=False)
     sv = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
@@ -58,7 +68,6 @@ CODE = textwrap.dedent(
     fleet = [rng.standard_normal((40, 1)) for _ in range(12)]  # 480 rows: the generic loops of _fast
     LinearGaussianSSM(lg).smooth(fleet)  # lock-step groups
     print("compiled the error path:", sorted(set(culprits)))
-    import json
 
     loops = ("_filter", "_rts", "_stats", "_filter_smooth", "_lockstep_e_step")
     def kalman():
@@ -92,6 +101,12 @@ def test_first_fits_and_fleet_smoothing_compile_no_shape_mismatch_message(cold_r
 def _counts(stdout: str, label: str) -> dict:
     line = next(x for x in stdout.splitlines() if x.startswith(label))
     return json.loads(line[len(label) :])
+
+
+def test_a_fleet_the_lanes_carry_never_compiles_the_one_sequence_kernel(cold_run):
+    # the fleet's first steps lie thousands of nats below the best state's under the fitted initial
+    # emissions: the lanes drop those terms themselves instead of sending the sequences alone
+    assert _counts(cold_run, "ARHMM fleet:") == {"_lane_split": 1, "_posteriors_kernel": 0}
 
 
 def test_kalman_e_step_compiles_each_loop_once_per_path_the_data_take(cold_run):

@@ -237,3 +237,36 @@ def test_padding_after_a_short_sequence_leaves_its_numbers_alone():
     assert with_long.log_likelihoods[0] == alone.log_likelihoods[0]
     np.testing.assert_array_equal(with_long.smoothed_of()[0], alone.smoothed_of()[0])
     np.testing.assert_array_equal(with_long.transition_counts[0], alone.transition_counts[0])
+
+
+@pytest.mark.parametrize("mixing", [True, False])
+def test_weights_that_underflow_stay_in_the_lanes_or_go_to_the_exact_pass(monkeypatch, mixing):
+    """An AR model's first step can sit thousands of nats below the best state's (its initial mean is
+    far away), and later steps hundreds. For a chain that mixes the lanes drop those negligible terms,
+    as the one-sequence path does, and carry the sequences themselves; for one that does not (a move of
+    probability 0) the terms cannot be dropped and the exact log-space pass takes them. Neither runs the
+    one-sequence kernel. Every sequence against brute-force enumeration in log space."""
+    import hmm.batch as hb
+
+    calls = {"alone": 0, "exact": 0}
+    alone, exact = hb._posteriors_kernel, hb._log_space_kernel
+    monkeypatch.setattr(hb, "_posteriors_kernel", lambda *a: calls.__setitem__("alone", calls["alone"] + 1) or alone(*a))
+    monkeypatch.setattr(hb, "_log_space_kernel", lambda *a: calls.__setitem__("exact", calls["exact"] + len(a[4])) or exact(*a))
+    rng = np.random.default_rng(14)
+    K = 3
+    pi0, A = _chain(K, rng)
+    if not mixing:
+        A[2, 0] = 0.0
+        A[2] /= A[2].sum()
+    seqs = [rng.normal(size=(6, K)) for _ in range(8)]
+    for s in seqs[::2]:
+        s[0, 1:] -= 3000.0  # the first step far below the best state
+        s[3, 2] = s[3, 0] - 800.0  # and a later one
+    with np.errstate(divide="ignore"):
+        res = batch_posteriors(pi0, A, *pack(seqs), n_threads=1)
+        for i, s in enumerate(seqs):
+            ll, gamma, counts = _enumerate(pi0, A, s)
+            assert res.log_likelihoods[i] == pytest.approx(ll, rel=1e-12)
+            np.testing.assert_allclose(res.smoothed_of()[i], gamma, atol=1e-12)
+            np.testing.assert_allclose(res.transition_counts[i], counts, atol=1e-12)
+    assert calls == {"alone": 0, "exact": 0 if mixing else 4}
