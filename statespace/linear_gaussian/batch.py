@@ -116,6 +116,8 @@ def _chunk_ends(offsets: np.ndarray) -> np.ndarray:
     into half the chunks, so each shard repeats no per-chunk work the whole batch would not.
     """
     S = len(offsets) - 1
+    if S == 1:  # one sequence: one chunk (what the arithmetic below gives, without its 10 us)
+        return np.ones(1, dtype=np.int64)
     N = int(offsets[-1])
     rows = max(MIN_CHUNK_ROWS, SHARERS_PER_CHUNK * N // max(S, 1))
     n = min(S, MAX_CHUNKS, max(MIN_CHUNKS, N // rows))
@@ -178,6 +180,8 @@ def _paths(lengths: np.ndarray, complete: bool, inputs: bool) -> tuple[bool, boo
     path, one sequence never the sharing ones). Missing values may split any run, so a
     batch with some keeps the lone path.
     """
+    if len(lengths) == 1:  # one sequence, the common case: without np.unique's 10 us per E-step
+        return True, False, False
     counts = np.unique(lengths[lengths > 0], return_counts=True)[1]
     shared = bool((counts >= 2).any())
     lone = not complete or not shared or bool((counts == 1).any())
