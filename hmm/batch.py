@@ -328,7 +328,9 @@ def batch_posteriors(
         grouped = grouped[np.argsort(offsets[grouped + 1] - offsets[grouped], kind="stable")]
         # the one-sequence kernel is called only for sequences that need it: a fleet the lanes carry
         # whole never compiles it (5 s before a fleet's first result with an empty cache)
-        left = group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts) if grouped.size else grouped
+        left = (
+            group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts) if grouped.size else grouped
+        )
         for seqs in (alone, left):
             if seqs.size:
                 _posteriors_kernel(pi0, A, loglik, offsets, seqs, m, lls, filtered, smoothed, counts)
