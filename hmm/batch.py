@@ -33,7 +33,6 @@ worker that already runs one task per core.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numba as nb
@@ -173,9 +172,7 @@ def _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, B, lls):
             if not _drop_negligible(pi0, A, kept):
                 lls[s] = np.nan
                 continue
-            for t in range(b - a):
-                for k in range(K):
-                    B[a + t, k] = math.exp(kept[t, k] - m[a + t])
+            copy_into(_exp_shifted(kept, m[a:b]), B[a:b])
         lanes[n_lanes] = s
         n_lanes += 1
     return alone[:n_alone], lanes[:n_lanes]
