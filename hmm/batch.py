@@ -42,6 +42,7 @@ from statespace._numerics.copy import copy_into
 from statespace._ragged import (
     Ragged,
     check_offsets,
+    even_cuts,
     n_threads_for,
     offsets_of,
     row_split,
@@ -371,7 +372,7 @@ def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.
     out = np.empty((N, e.n_states))
     # equal row ranges, whatever the sequences: a range that cuts a sequence reads its lag history
     parts = n_threads_for(n_threads) if N * e.n_states * d * d >= _THREAD_WORK else 1
-    cuts = np.linspace(0, N, parts + 1).astype(np.int64)
+    cuts = even_cuts(N, parts)
     run_parts(
         lambda i, j: _gaussian_kernel(y, u, offsets, cuts[i], cuts[j], e.lags, e.weights, *factors, out),
         np.arange(parts + 1),
