@@ -71,6 +71,13 @@ def _regress(Syz, Szz, known, learn_mask, left_fixed):
     """
     if not learn_mask.any():
         return known
+    if learn_mask.all():  # every column learned (the usual case): one solve, without the masks' indexing
+        try:
+            return np.linalg.solve(Szz.T, Syz.T).T
+        except np.linalg.LinAlgError:
+            raise ParameterError(
+                f"{left_fixed}: the M-step normal equations are singular (degenerate states or inputs)"
+            ) from None
     C = known.copy()
     L, K = learn_mask, ~learn_mask
     rhs = Syz[:, L] - (C[:, K] @ Szz[K][:, L] if K.any() else 0.0)
@@ -99,6 +106,16 @@ def _covariance(Syy, Syz, Szz, C, n, name):
     second moment it was computed from.
     """
     cov = _sym(Syy - C @ Syz.T - Syz @ C.T + C @ Szz @ C.T) / n
+    # No eigenvalue below the floor when cov - (floor bound) I has a Cholesky factor: the trace bounds
+    # the largest eigenvalue, so the bound is at least the floor. A Cholesky factor costs a third of the
+    # eigendecomposition, which then runs only for the nearly singular estimates it may change.
+    bound = _EIG_FLOOR * float(np.trace(cov))
+    if bound > 0.0:
+        try:
+            np.linalg.cholesky(cov - bound * np.eye(cov.shape[0]))
+            return cov
+        except np.linalg.LinAlgError:
+            pass
     w, V = np.linalg.eigh(cov)
     top = float(w.max())
     if not top > 0.0:
@@ -129,9 +146,12 @@ def _regression_update(stats, learn, offsets, rows, d, p, A, B, names):
     new = {}
     if not (n > 0 and learn & set(names)):
         return new
-    Svz = np.hstack([_block(stats, o_vx, rows, d), _block(stats, o_vu, rows, p)])
+    Svz = np.empty((rows, d + p))
+    Svz[:, :d], Svz[:, d:] = _block(stats, o_vx, rows, d), _block(stats, o_vu, rows, p)
     Sxu = _block(stats, o_xu, d, p)
-    Szz = np.block([[_block(stats, o_xx, d, d), Sxu], [Sxu.T, _block(stats, o_uu, p, p)]])
+    Szz = np.empty((d + p, d + p))  # [[<x x^T>, <x u^T>], [<u x^T>, <u u^T>]]
+    Szz[:d, :d], Szz[:d, d:] = _block(stats, o_xx, d, d), Sxu
+    Szz[d:, :d], Szz[d:, d:] = Sxu.T, _block(stats, o_uu, p, p)
     mask = np.ones(d + p, dtype=bool)
     mask[:d] = a_name in learn
     mask[d:] = b_name in learn

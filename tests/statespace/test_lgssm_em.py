@@ -285,3 +285,32 @@ def test_replace_built_skips_only_checks_its_values_pass():
         p.replace_built(F=np.eye(3))
     with pytest.raises(ParameterError, match="R: not positive definite"):
         p.replace_built(R=[[-1.0]])
+
+
+def _floored_oracle(cov):
+    """The M-step covariance rule of ``_covariance``'s docstring, by eigendecomposition alone."""
+    w, V = np.linalg.eigh(cov)
+    floor = 1e-12 * w.max()
+    return 0.5 * ((V * np.maximum(w, floor)) @ V.T + ((V * np.maximum(w, floor)) @ V.T).T) if (w < floor).any() else cov
+
+
+@pytest.mark.parametrize("case", ["well_conditioned", "rank_one", "eigenvalue_below_floor", "eigenvalue_above_floor"])
+@pytest.mark.parametrize("scale", [1e-200, 1.0, 1e200])
+def test_m_step_covariance_is_the_eigenvalue_floored_estimate(case, scale):
+    from statespace.linear_gaussian.em import _covariance
+
+    rng = np.random.default_rng(4)
+    Q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    eig = {
+        "well_conditioned": [0.5, 1.0, 2.0, 3.0],
+        "rank_one": [0.0, 0.0, 0.0, 2.0],
+        "eigenvalue_below_floor": [1e-14, 1.0, 2.0, 3.0],
+        "eigenvalue_above_floor": [1e-10, 1.0, 2.0, 3.0],
+    }[case]
+    S = scale * (Q * np.array(eig)) @ Q.T
+    S = 0.5 * (S + S.T)
+    got = _covariance(S * 7.0, np.zeros((4, 1)), np.zeros((1, 1)), np.zeros((4, 1)), 7.0, "Q")
+    want = _floored_oracle(S)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-13 * np.abs(want).max())
+    w = np.linalg.eigvalsh(got)
+    assert w.min() >= 0.99e-12 * w.max() and np.linalg.cholesky(got).shape == (4, 4)
