@@ -21,8 +21,8 @@ Each timed case prints one JSON line.
   in-process fit's to round-off.
 * ``distributed_overhead``: seconds per E-step call on the 2-worker cluster for an
   E-step that does no work (``1, 2, 8, 64`` shards, held by one host per worker):
-  the calls to the hosts, the parameters' round trip and the client-side
-  reduction, i.e. the per-iteration cost the engine adds whatever the model; and
+  the calls to the hosts, the round trip of the LGSSM problem's parameters and the
+  client-side reduction, i.e. the per-iteration cost the engine adds whatever the model; and
   on an 8-worker cluster with ``1, 2, 4, 8`` shards (one host each), the cost
   each further worker adds to a round.
 * ``distributed_cmapss`` (with ``--cmapss DIR``): wall time of
@@ -162,12 +162,13 @@ def main(argv=None):
                     t = time.perf_counter()
                     res = fit(2)
                     timings[case][name] = (best[name], time.perf_counter() - t, res)
+        noop_params = problems[f"lgssm_d2_m2_S{int(5000 * scale)}_T200"][2][2]  # a real model's parameters travel
         for n_shards in (1, 2, 8, 64):
             items = [(np.zeros((200, 2)),)] * 64
             with ssd.use(client2, n_shards=n_shards):
                 est = ssd.EStep(_noop, items)
-                est(None)  # shards placed
-                t, _ = best_time(lambda: [est(None) for _ in range(20)], repeats=3)
+                est(noop_params)  # shards placed
+                t, _ = best_time(lambda: [est(noop_params) for _ in range(20)], repeats=3)
             est.close()
             emit(bench="distributed_overhead", case=f"shards{n_shards}_workers2", per_iteration_s=round(t / 20, 5))
     # the per-worker cost of a round (one call per shard host), for docs/distributed.md's extrapolation
@@ -175,8 +176,8 @@ def main(argv=None):
         for n_shards in (1, 2, 4, 8):
             with ssd.use(client8, n_shards=n_shards):
                 est = ssd.EStep(_noop, [(np.zeros((200, 2)),)] * 64)
-                est(None)  # shards placed, one host per shard
-                t, _ = best_time(lambda: [est(None) for _ in range(20)], repeats=3)
+                est(noop_params)  # shards placed, one host per shard
+                t, _ = best_time(lambda: [est(noop_params) for _ in range(20)], repeats=3)
             est.close()
             emit(bench="distributed_overhead", case=f"hosts{n_shards}_workers8", per_iteration_s=round(t / 20, 5))
     for case, (ys, _, _) in problems.items():

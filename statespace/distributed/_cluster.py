@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import pickle
 import uuid
 import warnings
+
+
+def dumps(obj) -> bytes:
+    """``obj`` as one pickled message: the standard library's pickle, or cloudpickle (Dask's own fallback,
+    installed with it) for what pickle refuses, such as a lambda held by a parameter object."""
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        import cloudpickle
+
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _hold(items):
@@ -85,8 +97,9 @@ class ShardHost:
         self.shards = shards
         self.workspace = Workspace()  # the kernels' scratch, kept across the fit's rounds
 
-    def run(self, params):
-        """``(None, [fn(params, shard) ...])`` in shard order, or ``(j, error)`` for the first shard ``j`` that failed.
+    def run(self, message: bytes) -> bytes:
+        """``(None, [fn(params, shard) ...])`` in shard order, or ``(j, error)`` for the first shard ``j`` that
+        failed, pickled; ``message`` is the pickled ``params`` (one message each way: see ``EStep``).
 
         The error is returned rather than raised, so that the client tells an error of
         ``fn`` (re-raised, with the sequence index of the user's data) from the loss
@@ -95,14 +108,15 @@ class ShardHost:
         from .._scratch import kept
         from ._backend import globalise, in_task
 
+        params = pickle.loads(message)
         out = []
         with kept(self.workspace):
             for j, s, n, shard in zip(self.index, self.starts, self.lengths, self.shards):
                 try:
                     out.append(in_task(self.fn, params, shard))
                 except Exception as exc:  # noqa: BLE001 - handed to the client, which re-raises it
-                    return j, globalise(exc, s, n, self.total)
-        return None, out
+                    return dumps((j, globalise(exc, s, n, self.total)))
+        return dumps((None, out))
 
 
 def host_shards(client, fn, shards, starts, lengths, total):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from .._ragged import tile
@@ -26,7 +28,8 @@ class EStep:
     split into contiguous shards of nearly equal total length, each shard is persisted
     on a worker once (the data stay there for the whole fit), and one shard host (a
     Dask actor) per worker holds
-    that worker's shards. Each call sends ``params`` to every host in one direct call,
+    that worker's shards. Each call sends ``params`` to every host in one direct call (one
+    pickled message; cloudpickle where pickle refuses),
     runs ``fn(params, shard)`` on every shard where it lives, and sums the shards'
     statistics on the client in shard order. The sums over sequences are regrouped, so
     the result equals the in-process one to round-off, whatever the number of workers
@@ -66,8 +69,12 @@ class EStep:
             b = shard_bounds([item_size(it) for it in self.items], n)
             self._starts, self._lengths = b[:-1], np.diff(b)
             self._shards = persist_shards(client, [self.items[b[j] : b[j + 1]] for j in range(n)], "estep")
-        from ._cluster import host_shards
+        from ._cluster import dumps, host_shards
 
+        # the parameters travel as one pickled message, and the statistics come back as one: Dask's own
+        # serialisation walks a tuple of arrays element by element, a fifth of a no-op round's cost
+        # (docs/distributed.md)
+        message = dumps(params)
         for attempt in range(ROUND_ATTEMPTS):
             # fn's errors come back as replies: what raises here is the cluster (a worker lost
             # while the hosts were placed, before or during the calls)
@@ -77,8 +84,8 @@ class EStep:
                         client, self.fn, self._shards, self._starts, self._lengths, len(self.items)
                     )
                 _, actors, index = self._hosts
-                calls = [a.run(params) for a in actors]  # every worker starts before the client waits on one
-                replies = [c.result() for c in calls]
+                calls = [a.run(message) for a in actors]  # every worker starts before the client waits on one
+                replies = [pickle.loads(c.result()) for c in calls]
                 break
             except Exception:
                 if attempt == ROUND_ATTEMPTS - 1:
