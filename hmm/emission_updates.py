@@ -42,6 +42,7 @@ from .emissions import (
     EmissionPrior,
     GaussianEmissionParams,
     clean_rows,
+    factor_stack,
     inverse_factors,
     observed_split,
     regressor,
@@ -466,35 +467,19 @@ _MAX_CONDITION = 1e12
 
 def _usable(S: np.ndarray) -> np.ndarray:
     """``(n,)``: whether each matrix of a stack ``S (n, d, d)`` is positive definite with condition
-    number at most :data:`_MAX_CONDITION`, judged by its Cholesky factor's diagonal.
+    number at most :data:`_MAX_CONDITION`, judged by its Cholesky factor's diagonal (the squared ratio
+    of its largest to smallest entry).
 
     Relative to the matrix itself, so rescaling the data never changes which
     covariances are accepted. A covariance estimated from fewer points than
     dimensions is singular in exact arithmetic and, after round-off, has an
     eigenvalue ~1e-16 times the others: accepting it would make the likelihood
-    a function of round-off (and EM non-monotone). One compiled call for the stack
-    (NumPy's stacked Cholesky and its checks cost 14 us, a tenth of a short sequence's M-step).
+    a function of round-off (and EM non-monotone). The factors come from one compiled
+    call over the stack (:func:`~hmm.emissions.factor_stack`), which refuses a matrix
+    that is not positive definite, holds a NaN or has a pivot beyond float64's range.
     """
-    S = np.ascontiguousarray(S, dtype=np.float64)
-    out = np.empty(S.shape[0], dtype=np.bool_)
-    _usable_kernel(S, np.empty(S.shape[1:]), _MAX_CONDITION, out)
-    return out
-
-
-@nb.njit(cache=True)
-def _usable_kernel(S, L, max_condition, out):
-    """:func:`_usable` into ``out``; ``L`` a ``(d, d)`` scratch. The factor is refused (not positive
-    definite, NaN, or a pivot beyond float64's range, :func:`statespace._numerics.linalg.cholesky`),
-    or its diagonal's squared ratio bounds the condition number."""
-    d = S.shape[1]
-    for k in range(S.shape[0]):
-        ok = cholesky(S[k], L, d)
-        if ok and d > 0:
-            lo, hi = L[0, 0], L[0, 0]
-            for i in range(1, d):
-                lo, hi = min(lo, L[i, i]), max(hi, L[i, i])
-            ok = (hi / lo) ** 2 <= max_condition
-        out[k] = ok
+    _, _, _, ok, spread, _ = factor_stack(S)
+    return ok & (spread <= _MAX_CONDITION)
 
 
 def gaussian_log_prior(p: GaussianEmissionParams, covariance_type: str, prior: EmissionPrior, uses_init: bool) -> float:

@@ -237,60 +237,66 @@ class CategoricalEmissionParams(_CategoricalBase):
 
 # --------------------------------------------------------------------------- compiled kernels
 def cholesky_factors(covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower Cholesky factors ``(K, d, d)`` and log-determinants ``(K,)``.
-
-    One compiled call (:func:`_factor_stack`); a stack it refuses (not positive definite, or a
-    pivot beyond float64's range) goes to LAPACK, which raises ``LinAlgError`` or returns what it
-    returned before (the compiled call costs a microsecond, NumPy's stacked call about ten)."""
-    covs = np.ascontiguousarray(covs, dtype=np.float64)
-    chol, logdet = np.zeros_like(covs), np.empty(covs.shape[0])
-    if not _factor_stack(covs, chol, logdet):
-        chol = np.ascontiguousarray(np.linalg.cholesky(covs))
-        logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-    return chol, logdet
-
-
-@nb.njit(cache=True)
-def _factor_stack(covs, chol, logdet):
-    """Lower Cholesky factors (into ``chol``, zero above the diagonal) and log-determinants of a stack
-    ``covs (K, d, d)``; ``False`` where one is refused (:func:`statespace._numerics.linalg.cholesky`)."""
-    d = covs.shape[1]
-    for k in range(covs.shape[0]):
-        if not cholesky(covs[k], chol[k], d):
-            return False
-        s = 0.0
-        for i in range(d):
-            s += math.log(chol[k, i, i])
-        logdet[k] = 2.0 * s
-    return True
+    """Lower Cholesky factors ``(K, d, d)`` and log-determinants ``(K,)`` (:func:`inverse_factors`)."""
+    return inverse_factors(covs)[:2]
 
 
 def inverse_factors(covs: np.ndarray) -> tuple:
-    """``(chol, logdet, Linv, diag)`` of a stack ``covs (K, d, d)``: :func:`cholesky_factors`, the
-    factors' inverses ``Linv[k] = chol[k]^{-1}`` (so ``covs[k]^{-1} = Linv[k]^T Linv[k]``), and
-    whether every inverse is diagonal."""
-    chol, logdet = cholesky_factors(covs)
-    Linv = np.zeros_like(chol)
-    return chol, logdet, Linv, _lower_inverse(chol, Linv)
+    """``(chol, logdet, Linv, diag)`` of a stack ``covs (K, d, d)``: lower Cholesky factors,
+    log-determinants, the factors' inverses ``Linv[k] = chol[k]^{-1}`` (so ``covs[k]^{-1} =
+    Linv[k]^T Linv[k]``), and whether every inverse is diagonal.
+
+    One compiled call (:func:`factor_stack`); a stack it refuses (not positive definite, or a
+    pivot beyond float64's range) goes to LAPACK, which raises ``LinAlgError`` or returns the
+    factors it did before (the compiled call costs a microsecond, NumPy's stacked calls tens)."""
+    chol, logdet, Linv, ok, _, diag = factor_stack(covs)
+    if not ok.all():
+        chol = np.ascontiguousarray(np.linalg.cholesky(covs))
+        logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        Linv = np.ascontiguousarray(np.linalg.inv(chol))
+        diag = not np.tril(Linv, -1).any()
+    return chol, logdet, Linv, diag
+
+
+def factor_stack(covs: np.ndarray) -> tuple:
+    """``(chol, logdet, Linv, ok, spread, diag)`` by the library's Cholesky loop alone: :func:`inverse_factors`'
+    arrays, ``ok[k]`` whether matrix ``k`` has a factor (:func:`statespace._numerics.linalg.cholesky`:
+    positive definite, pivots within float64's range), and ``spread[k]`` the squared ratio of its factor's
+    largest to smallest diagonal entry (a lower bound on its condition number). The other entries of a
+    refused matrix are meaningless."""
+    covs = np.ascontiguousarray(covs, dtype=np.float64)
+    chol, Linv = np.zeros_like(covs), np.zeros_like(covs)
+    logdet, spread, ok = np.empty(covs.shape[0]), np.empty(covs.shape[0]), np.empty(covs.shape[0], dtype=np.bool_)
+    diag = _factor_stack(covs, chol, logdet, Linv, ok, spread)
+    return chol, logdet, Linv, ok, spread, diag
 
 
 @nb.njit(cache=True)
-def _lower_inverse(chol, Linv):
-    """``Linv[k] = chol[k]^{-1}`` for a stack of lower-triangular factors, by forward substitution
-    (``Linv`` zero above the diagonal on entry); whether every inverse is diagonal."""
-    K, d = chol.shape[0], chol.shape[1]
+def _factor_stack(covs, chol, logdet, Linv, ok, spread):
+    """:func:`factor_stack` into zeroed ``chol, Linv``; returns whether every inverse is diagonal. The
+    inverse by forward substitution, column ``j`` of ``L^{-1}`` solving ``L x = e_j`` (``x_i = 0``, ``i < j``)."""
+    K, d = covs.shape[0], covs.shape[1]
     diag = True
     for k in range(K):
         L, X = chol[k], Linv[k]
-        for j in range(d):  # column j of L^{-1}: L x = e_j, x_i = 0 for i < j
+        ok[k] = cholesky(covs[k], L, d)
+        if not ok[k]:
+            continue
+        s = 0.0
+        lo, hi = math.inf, 0.0
+        for j in range(d):
+            s += math.log(L[j, j])
+            lo, hi = min(lo, L[j, j]), max(hi, L[j, j])
             X[j, j] = 1.0 / L[j, j]
             for i in range(j + 1, d):
-                s = 0.0
+                t = 0.0
                 for l in range(j, i):
-                    s -= L[i, l] * X[l, j]
-                X[i, j] = s / L[i, i]
+                    t -= L[i, l] * X[l, j]
+                X[i, j] = t / L[i, i]
                 if X[i, j] != 0.0:
                     diag = False
+        logdet[k] = 2.0 * s
+        spread[k] = (hi / lo) ** 2
     return diag
 
 
