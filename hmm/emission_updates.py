@@ -238,7 +238,7 @@ def weighted_scatter(y, u, L, offsets, gamma, diagonal, S):
     N = y.shape[0]
     cuts = np.append(np.arange(0, N, SCATTER_CHUNK_ROWS), N).astype(np.int64)
     parts = np.zeros((len(cuts) - 1, *S.shape))
-    threads = min(n_threads_for(None), len(parts))
+    threads = max(1, min(n_threads_for(None), len(parts)))  # no rows: one empty part
     run_parts(
         lambda c0, c1: _scatter_chunks(y, u, L, fast, gamma, diagonal, cuts, c0, c1, parts),
         even_cuts(len(parts), threads),

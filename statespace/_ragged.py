@@ -212,8 +212,8 @@ def check_offsets(name: str, offsets, n_rows: int) -> np.ndarray:
 
 
 def even_cuts(n: int, parts: int) -> np.ndarray:
-    """Boundaries ``(parts + 1,)`` of ``parts`` contiguous ranges of ``0..n`` whose sizes differ by at most
-    one (strictly increasing when ``parts <= n``): the unit of work of a call split over threads."""
+    """Boundaries ``(parts + 1,)`` of ``parts >= 1`` contiguous ranges of ``0..n`` whose sizes differ by at
+    most one (strictly increasing when ``parts <= n``): the unit of work of a call split over threads."""
     return np.arange(parts + 1, dtype=np.int64) * n // parts
 
 

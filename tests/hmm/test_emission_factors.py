@@ -1,6 +1,8 @@
 """The Gaussian emission's covariance factors, the M-step's usability test and the log-prior, each
 computed in one compiled call, against LAPACK and the documented formulas written out with NumPy."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -117,3 +119,13 @@ def test_log_prior_is_the_documented_sum(covariance_type, lags, prior):
     got = gaussian_log_prior(e, covariance_type, prior, lags > 0)
     want = _log_prior_oracle(e, covariance_type, prior, lags > 0)
     assert got == pytest.approx(want, rel=1e-12, abs=1e-300)
+
+
+def test_statistics_of_no_rows_are_zero_and_warn_nothing():
+    from hmm.emission_updates import weighted_scatter
+
+    S = np.zeros((2, 3, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a division by a zero thread count warned here once
+        fast = weighted_scatter(np.empty((0, 2)), np.empty((0, 0)), 0, np.array([0, 0]), np.empty((0, 2)), False, S)
+    assert fast.shape == (0,) and (S == 0).all()
