@@ -505,6 +505,12 @@ def as_inputs(name: str, u, lengths: list[int], input_dim: int, single: bool) ->
         )
     if len(items) != len(lengths):
         raise ShapeError(f"{name}: got {len(items)} input sequences for {len(lengths)} observation sequences")
+    if not single and lengths:
+        # a fleet's inputs checked in bulk, as the observations are: one block, one pass for non-finite
+        # numbers (anything off goes through the per-item checks below, which word the error)
+        tiled = _packed_batch(items, input_dim, False, None)
+        if tiled is not None and np.array_equal(np.diff(tiled.offsets), lengths):
+            return tiled
     out = []
     for i, (s, T) in enumerate(zip(items, lengths)):
         label = name if single else f"{name}[{i}]"

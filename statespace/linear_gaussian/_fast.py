@@ -812,12 +812,12 @@ def _open(offsets, s, lls, bad, why):
 
 
 @nb.njit(inline="always")
-def _lockstep_residual(X, c, A, Z, out):
-    """``out = X - c - A Z`` for lock-step members side by side (columns of ``X, Z, out``): the regression
-    residuals of :func:`_lockstep_e_step`."""
+def _lockstep_residual(X, C, A, Z, out):
+    """``out = X - C - A Z`` for lock-step members side by side (columns of ``X, C, Z, out``): the regression
+    residuals of :func:`_lockstep_e_step` (``C``: each member's input term ``B u`` or ``D u``)."""
     for i in range(out.shape[0]):
         for k in range(out.shape[1]):
-            out[i, k] = X[i, k] - c[i]
+            out[i, k] = X[i, k] - C[i, k]
         for l in range(Z.shape[0]):
             a = A[i, l]
             for k in range(out.shape[1]):
@@ -828,7 +828,7 @@ def _lockstep_residual(X, c, A, Z, out):
 def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats, out, PMb, FMb, lls, bad, why):
     """:func:`batch_loop`'s replay of the ``G`` sequences ``order[k0:k0 + G]`` in lock-step: complete, of one
     length ``T >= 2``, sharing the covariances, factors and RTS gains on the first rows of ``fP, pP, g,
-    gains`` (their source's, just recorded); a model without inputs. Their filter runs as in
+    gains`` (their source's, just recorded; inputs move the means only). Their filter runs as in
     :func:`replay_groups` (means into ``PMb, FMb``, ``(T, d, G)``), then with ``want_stats`` their RTS
     means and the means' half of the E-step statistics (:func:`_stats` with ``MEANS``), summed over the
     members and added to ``out``. Returns whether every member went through (``lls, bad, why`` as in
@@ -838,12 +838,15 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
     ``(d, d)`` sums, side by side in ``(d, d, G)`` arrays (no reduction across members inside the
     time loop), reduced once at the end. The outer products ``x_t x_t^T`` are summed once over the
     interior steps ``1..T-2``; the transition's ``sum_{t>=1}`` and ``sum_{t<=T-2}`` and the emission's
-    ``sum_t`` add the end steps to it.
+    ``sum_t`` add the end steps to it. With inputs, ``kp.bu, kp.du, kp.u`` hold a row per row of ``y``:
+    each member reads its own in the residuals and the products with ``u_t``; the sums of the inputs
+    alone (``u_t u_t^T``, ``y_t u_t^T``) are taken member by member over its rows.
     """
     d = D if D > 0 else kp.m0.shape[0]
     m = M if M > 0 else y.shape[1]
+    p = kp.u.shape[1]
     F, H = kp.F[0], kp.H[0]
-    bu, du = kp.bu[0], kp.du[0]
+    bus, dus, us = kp.bu, kp.du, kp.u
     PM = np.empty((d, G))
     FM = np.empty((d, G))
     no_rows = np.empty((0, d))
@@ -866,6 +869,18 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
     EPS = np.empty((d, G))
     R = np.empty((m, G))
     Yt = np.empty((m, G))
+    CB = np.empty((d, G))  # each member's B u_{t+1} (without inputs: the zero kp.bu[0], set once)
+    CD = np.empty((m, G))  # and D u_t
+    if p == 0:
+        for k in range(G):
+            for i in range(d):
+                CB[i, k] = bus[0, i]
+            for a in range(m):
+                CD[a, k] = dus[0, a]
+    Ut = np.empty((p, G))  # each member's u_{t+1} (the transition), then u_t (the emission)
+    XPU = np.zeros((d, p, G))  # sum of x_{t-1} u_t^T over t >= 1
+    XU = np.zeros((d, p, G))  # sum of x_t u_t^T over t >= 1
+    XEU = np.zeros((d, p, G))  # sum of x_t u_t^T over every t
     AI = np.zeros((d, d, G))  # sum of x_t x_t^T over t = 1 .. T-2
     XXP = np.zeros((d, d, G))  # sum of x_t x_{t-1}^T over t >= 1
     QQ = np.zeros((d, d, G))  # sum of eps_t eps_t^T, eps_t = x_t - F x_{t-1} - b
@@ -885,7 +900,19 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
                     jl = gains[t, i, l]
                     for k in range(G):
                         SN[i, k] += jl * D1[l, k]
-            _lockstep_residual(SM, bu, F, SN, EPS)  # the transition t -> t + 1
+            if p > 0:
+                for k in range(G):
+                    r = rows[k] + t + 1
+                    for i in range(d):
+                        CB[i, k] = bus[r, i]
+                    for j in range(p):
+                        Ut[j, k] = us[r, j]
+                for i in range(d):
+                    for j in range(p):
+                        for k in range(G):
+                            XPU[i, j, k] += SN[i, k] * Ut[j, k]
+                            XU[i, j, k] += SM[i, k] * Ut[j, k]
+            _lockstep_residual(SM, CB, F, SN, EPS)  # the transition t -> t + 1
             for i in range(d):
                 for j in range(d):
                     for k in range(G):
@@ -901,7 +928,18 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
         for a in range(m):
             for k in range(G):
                 Yt[a, k] = y[rows[k] + t, a]
-        _lockstep_residual(Yt, du, H, SM, R)
+        if p > 0:
+            for k in range(G):
+                r = rows[k] + t
+                for a in range(m):
+                    CD[a, k] = dus[r, a]
+                for j in range(p):
+                    Ut[j, k] = us[r, j]
+            for i in range(d):
+                for j in range(p):
+                    for k in range(G):
+                        XEU[i, j, k] += SM[i, k] * Ut[j, k]
+        _lockstep_residual(Yt, CD, H, SM, R)
         for a in range(m):
             for j in range(d):
                 for k in range(G):
@@ -911,9 +949,45 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
                     YY[a, b, k] += Yt[a, k] * Yt[b, k]
                     RR[a, b, k] += R[a, k] * R[b, k]
     # SM holds x_{0|T}, LAST x_{T-1|T}: the sums over the members, then into out (_stats' layout)
-    offs = _layout(d, m, 0)
+    offs = _layout(d, m, p)
     o_x0, o_x0x0, o_nt, o_xpxp, o_xxp, o_xx, o_qres = offs[1], offs[2], offs[3], offs[4], offs[5], offs[6], offs[10]
     o_ne, o_yx, o_yy, o_xexe, o_rres = offs[11], offs[12], offs[13], offs[14], offs[18]
+    if p > 0:
+        o_xpu, o_xu, o_uut, o_xeu, o_yu, o_uue = offs[7], offs[8], offs[9], offs[15], offs[16], offs[17]
+        for i in range(d):
+            for j in range(p):
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
+                for k in range(G):
+                    s1 += XPU[i, j, k]
+                    s2 += XU[i, j, k]
+                    s3 += XEU[i, j, k]
+                out[o_xpu + i * p + j] += s1
+                out[o_xu + i * p + j] += s2
+                out[o_xeu + i * p + j] += s3
+        UU0 = np.zeros((p, p))  # u_0 u_0^T: in the emission's sum, not the transition's
+        UU = np.zeros((p, p))  # over t >= 1
+        YU = np.zeros((m, p))
+        for k in range(G):
+            r0 = rows[k]
+            for t in range(T):
+                for i in range(p):
+                    ui = us[r0 + t, i]
+                    for a in range(m):
+                        YU[a, i] += y[r0 + t, a] * ui
+                    for j in range(p):
+                        if t == 0:
+                            UU0[i, j] += ui * us[r0, j]
+                        else:
+                            UU[i, j] += ui * us[r0 + t, j]
+        for i in range(p):
+            for j in range(p):
+                out[o_uut + i * p + j] += UU[i, j]
+                out[o_uue + i * p + j] += UU[i, j] + UU0[i, j]
+        for a in range(m):
+            for i in range(p):
+                out[o_yu + a * p + i] += YU[a, i]
     out[offs[0]] += G
     out[o_nt] += G * (T - 1.0)
     out[o_ne] += G * float(T)
@@ -1011,8 +1085,8 @@ def batch_loop(
       covariances, the first recording its factors there and the others replaying them. ``None``:
       every sequence runs alone (``lone_rows`` must then be given).
     * ``means_block`` (:func:`means_block_size`, with ``factors``): a run of at least
-      ``min_lockstep`` complete sequences sharing the covariances of the one before them (a model
-      without inputs) replays them in lock-step groups of at most ``lockstep`` members
+      ``min_lockstep`` complete sequences sharing the covariances of the one before them replays
+      them in lock-step groups of at most ``lockstep`` members
       (:func:`_lockstep_e_step`), the others one at a time. ``None``: one at a time.
     """
     d = D if D > 0 else kp.m0.shape[0]
@@ -1048,7 +1122,6 @@ def batch_loop(
             factors[at + t_max * m * m + t_max * m : at + t_max * m * m + t_max * m + t_max],
             _carve2(factors, at + t_max * m * m, t_max, m),
         )
-    inputs = kp.u.shape[1] > 0
     cov_half = np.zeros(stats.shape[1])
     # A lone sequence (compact rows) runs the loops with literal modes, compiled for it alone (a
     # run-time mode slowed the E-step of one sequence, d = 2, by 45 %); the sharers' calls, whose
@@ -1117,7 +1190,7 @@ def batch_loop(
                     _stats(kps, ys, sm, sP, cross, stats[c], both, None)
             ref_T = T
             ref_a = a
-            if means_block is None or shared or inputs or T < 2 or not _complete(ys):
+            if means_block is None or shared or T < 2 or not _complete(ys):
                 continue
             # the run of sequences after this source that share its covariances, in lock-step groups
             n_run = 0

@@ -50,9 +50,9 @@ functions, naming ``y[i]`` (``y`` when the batch has one sequence).
 :func:`batch_log_likelihood` and :func:`batch_e_step` keep constant memory per
 thread (they reduce as they go, sharing covariances between consecutive
 sequences of a chunk, and replay a run of at least ``MIN_LOCKSTEP`` complete
-sharers, without inputs, in lock-step groups whose means stay in a block of
-``_fast.ESTEP_BLOCK_ROWS`` steps; the E-step's statistics of the means are summed
-there, member by member side by side); :func:`batch_filter` and
+sharers (with or without inputs, which move only the means) in lock-step groups
+whose means stay in a block of ``_fast.ESTEP_BLOCK_ROWS`` steps; the E-step's
+statistics of the means are summed there, member by member side by side); :func:`batch_filter` and
 :func:`batch_smoother` keep every step's output, so they store each shared
 covariance sequence once instead.
 """
@@ -165,12 +165,12 @@ def _prepare(params: LGSSMParams, y, offsets, inputs, complete=False):
         u = np.ascontiguousarray(inputs, dtype=np.float64)
         if u.shape != (y.shape[0], params.input_dim):
             raise ShapeError(f"inputs: expected shape ({y.shape[0]}, {params.input_dim}), got {u.shape}")
-        kp = kernel_params(params, u, whitened=False)
+        kp = kernel_params(params, u, whitened=False, scratch_key="linear_gaussian.batch_inputs")
     module = loops(params.state_dim, params.obs_dim) if y.shape[0] >= MIN_SPECIALISED_T else _fast
     return y, offsets, kp, module, complete
 
 
-def _paths(lengths: np.ndarray, complete: bool, inputs: bool) -> tuple[bool, bool, bool]:
+def _paths(lengths: np.ndarray, complete: bool) -> tuple[bool, bool, bool]:
     """Which of :func:`_fast.batch_loop`'s paths a batch may take: ``(lone, shared, lockstep)``.
 
     Sequences share covariances with a neighbour of the same length (and missing pattern),
@@ -185,7 +185,7 @@ def _paths(lengths: np.ndarray, complete: bool, inputs: bool) -> tuple[bool, boo
     counts = np.unique(lengths[lengths > 0], return_counts=True)[1]
     shared = bool((counts >= 2).any())
     lone = not complete or not shared or bool((counts == 1).any())
-    lockstep = shared and not inputs and bool((counts > MIN_LOCKSTEP).any())
+    lockstep = shared and bool((counts > MIN_LOCKSTEP).any())
     return lone, shared, lockstep
 
 
@@ -202,7 +202,7 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
     size = stats_layout(d, m, params.input_dim).size
     stats = np.zeros((len(ends), size if want_stats else 0))
     lls, bad, why = np.empty(S), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64)
-    lone, shared, lockstep = _paths(lengths, complete, params.input_dim > 0)
+    lone, shared, lockstep = _paths(lengths, complete)
     k = min(n_threads_for(n_threads), len(ends))
     bounds = np.unique(len(ends) * np.arange(k + 1) // max(k, 1))
     work = {}  # one set of scratch blocks per part (each part runs on its own thread)

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._scratch import scratch
 from ..errors import ParameterError, ShapeError
 from ..validation import as_float_array, check_covariance, check_finite, check_names, check_shape
 
@@ -230,12 +231,26 @@ def _inverse_lower(L):
     return np.ascontiguousarray(np.tril(np.linalg.solve(L, eye)))
 
 
-def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None, *, whitened: bool = True) -> KernelParams:
+def _fold(u, W, name, key):
+    """``u W^T`` as a C-contiguous ``(T, rows of W)`` array (see :func:`kernel_params`'s ``scratch_key``)."""
+    shape = (u.shape[0], W.shape[0])
+    out = np.empty(shape) if key is None else scratch((key, name), shape[0] * shape[1]).reshape(shape)
+    return np.matmul(u, W.T, out=out)
+
+
+def kernel_params(
+    params: LGSSMParams, inputs: np.ndarray | None = None, *, whitened: bool = True, scratch_key=None
+) -> KernelParams:
     """Stack the parameters and fold the inputs ``(T, p)`` in (see :class:`KernelParams`).
 
     ``whitened=False`` leaves the ``white_*`` fields empty (arrays of the same types, so no
     new compilation): the Kalman filter, smoother and E-step never read them, and an EM
     iteration on a short sequence would otherwise spend much of its time forming them.
+
+    ``scratch_key``: ``bu`` and ``du`` are written into :func:`statespace._scratch.scratch` arrays
+    under that key, which a fit keeps across its E-steps (a batch's folded inputs are ``O(N d)``
+    numbers, and fresh memory for them cost more page faults than the products); the result is then
+    valid until the next call with the same key. ``None``: fresh arrays.
     """
     d, m = params.state_dim, params.obs_dim
 
@@ -249,9 +264,10 @@ def kernel_params(params: LGSSMParams, inputs: np.ndarray | None = None, *, whit
     if inputs is None or params.input_dim == 0:
         u, bu, du = np.zeros((1, 0)), np.zeros((1, d)), np.zeros((1, m))
     else:
-        u = np.array(inputs, dtype=np.float64, order="C")
-        bu = np.ascontiguousarray(u @ params.B.T)
-        du = np.ascontiguousarray(u @ params.D.T)
+        u = np.asarray(inputs, dtype=np.float64, order="C")
+        if not u.flags.writeable:  # Numba compiles separately for read-only arrays
+            u = u.copy()
+        bu, du = _fold(u, params.B, "bu", scratch_key), _fold(u, params.D, "du", scratch_key)
     F, H = stack(params.F), stack(params.H)
     core = dict(
         m0=np.array(params.m0, order="C"),

@@ -199,12 +199,13 @@ def test_batch_errors_name_the_sequence():
         batch_e_step(_stacked(p, 5), y[:5], np.array([0, 5]))
 
 
-def _assert_e_step_is_the_full_recursion(p, ys, n_threads):
-    """The batch E-step of ``ys`` against the sum of every sequence's full recursion (time-varying
-    parameters: nothing shared, nothing in lock-step); returns the packed batch."""
+def _assert_e_step_is_the_full_recursion(p, ys, n_threads, inputs=None):
+    """The batch E-step of ``ys`` (and ``inputs``, a list like ``ys``) against the sum of every sequence's
+    full recursion (time-varying parameters: nothing shared, nothing in lock-step); returns the packed batch."""
     y, offsets = pack(ys)
-    stats, ll = batch_e_step(p, y, offsets, n_threads=n_threads)
-    seqs, us, _ = prepare(p, ys, None)
+    u = None if inputs is None else np.concatenate(inputs)
+    stats, ll = batch_e_step(p, y, offsets, u, n_threads=n_threads)
+    seqs, us, _ = prepare(p, ys, inputs)
     ref = np.zeros_like(stats)
     ref_ll = 0.0
     for s, u in zip(seqs, us):
@@ -466,3 +467,43 @@ def test_e_step_of_a_fleet_in_lock_step_groups_equals_the_full_recursion(n_threa
     lls = batch_log_likelihood(p, y, offsets, n_threads=n_threads)
     for i in range(0, len(ys), 7):
         assert lls[i] == pytest.approx(kalman_log_likelihood(p, ys[i]), rel=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_e_step_of_a_fleet_with_inputs_in_lock_step_groups_equals_the_full_recursion(n_threads):
+    """Inputs move the means, not the covariances: a fleet with inputs replays in lock-step too, each
+    member reading its own ``B u_t``, ``D u_t`` and ``u_t`` (every statistic of the inputs included:
+    ``x_{t-1} u_t^T``, ``x_t u_t^T``, ``u_t u_t^T`` of the transition and of the emission, ``y_t u_t^T``)
+    against each sequence's full recursion; a run cut by a sequence with a missing value."""
+    p = _inputs_model(3, 2, 2, seed=22)
+    rng = np.random.default_rng(22)
+    lengths = [41] * (batch_module.LOCKSTEP + batch_module.MIN_LOCKSTEP + 3) + [2] * (batch_module.MIN_LOCKSTEP + 2)
+    ys = [rng.normal(size=(T, 2)) * 2.0 for T in lengths]
+    us = [rng.normal(size=(T, 2)) + 3.0 for T in lengths]  # not centred: the input sums are far from zero
+    ys[5][7, 0] = np.nan
+    assert batch_module._paths(np.array(lengths), False)[2]  # the lock-step path is taken
+    y, offsets = _assert_e_step_is_the_full_recursion(p, ys, n_threads, inputs=us)
+    lls = batch_log_likelihood(p, y, offsets, np.concatenate(us), n_threads=n_threads)
+    for i in range(0, len(ys), 5):
+        assert lls[i] == pytest.approx(kalman_log_likelihood(p, ys[i], us[i]), rel=1e-12)
+
+
+def test_a_fleet_with_inputs_through_the_model_equals_each_sequence_alone():
+    """The list rule with inputs: the fleet's inputs, validated as one block, fold into the batch's
+    means (lock-step groups and a ragged tail); every entry equals the verb on that sequence alone."""
+    model = LinearGaussianSSM(_inputs_model(3, 2, 2, seed=23))
+    rng = np.random.default_rng(23)
+    lengths = [30] * (batch_module.MIN_LOCKSTEP + 4) + [17, 9, 9]
+    ys = [rng.normal(size=(T, 2)) for T in lengths]
+    us = [rng.normal(size=(T, 2)) + 1.0 for T in lengths]
+    ys[-1][3] = np.nan
+    for verb in (model.filter, model.smooth):
+        fleet = verb(ys, us)
+        for i in (0, 7, len(ys) - 3, len(ys) - 1):
+            alone = verb(ys[i], us[i])
+            for name in alone._fields:
+                np.testing.assert_allclose(
+                    getattr(fleet[i], name), getattr(alone, name), rtol=1e-12, atol=1e-13, err_msg=name
+                )
+    total = sum(model.log_likelihood(y, u) for y, u in zip(ys, us))
+    assert model.log_likelihood(ys, us) == pytest.approx(total, rel=1e-12)

@@ -81,6 +81,21 @@ def model():
         ([np.zeros((3, 2)), np.zeros((2, 2))], [np.zeros((3, 1))], ShapeError, "inputs"),
         ([np.zeros((3, 2)), np.zeros((2, 3))], [np.zeros((3, 1)), np.zeros((2, 1))], ShapeError, r"y\[1\]"),
         ([np.zeros((3, 2)), np.zeros((2, 2))], [np.zeros((3, 1)), np.zeros((3, 1))], ShapeError, r"inputs\[1\]"),
+        # a fleet's inputs are checked in one block; what it finds off is named per sequence
+        ([np.zeros((3, 2)), np.zeros((2, 2))], [np.zeros((2, 1)), np.zeros((3, 1))], ShapeError, r"inputs\[0\]"),
+        ([np.zeros((3, 2)), np.zeros((2, 2))], [np.zeros((3, 2)), np.zeros((2, 2))], ShapeError, r"inputs\[0\]"),
+        (
+            [np.zeros((3, 2)), np.zeros((2, 2))],
+            [np.zeros((3, 1)), np.array([[0.0], [np.nan]])],
+            DataError,
+            r"inputs\[1\]: non-finite input at time step 1, coordinate 0",
+        ),
+        (
+            [np.zeros((3, 2)), np.zeros((2, 2))],
+            [np.zeros((3, 1)), np.array([[np.inf], [0.0]])],
+            DataError,
+            r"inputs\[1\]: non-finite input at time step 0",
+        ),
         ([], None, ShapeError, "y"),
     ],
 )
