@@ -825,7 +825,7 @@ def _lockstep_residual(X, C, A, Z, out):
 
 
 @nb.njit(**_FLAGS)
-def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats, out, PMb, FMb, lls, bad, why):
+def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats, out, PMb, FMb, lls, bad, why, us):
     """:func:`batch_loop`'s replay of the ``G`` sequences ``order[k0:k0 + G]`` in lock-step: complete, of one
     length ``T >= 2``, sharing the covariances, factors and RTS gains on the first rows of ``fP, pP, g,
     gains`` (their source's, just recorded; inputs move the means only). Their filter runs as in
@@ -838,15 +838,18 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
     ``(d, d)`` sums, side by side in ``(d, d, G)`` arrays (no reduction across members inside the
     time loop), reduced once at the end. The outer products ``x_t x_t^T`` are summed once over the
     interior steps ``1..T-2``; the transition's ``sum_{t>=1}`` and ``sum_{t<=T-2}`` and the emission's
-    ``sum_t`` add the end steps to it. With inputs, ``kp.bu, kp.du, kp.u`` hold a row per row of ``y``:
-    each member reads its own in the residuals and the products with ``u_t``; the sums of the inputs
-    alone (``u_t u_t^T``, ``y_t u_t^T``) are taken member by member over its rows.
+    ``sum_t`` add the end steps to it. With inputs, ``us`` is ``kp.u``, and ``kp.bu, kp.du, kp.u`` hold
+    a row per row of ``y``: each member reads its own in the residuals and the products with ``u_t``;
+    the sums of the inputs alone (``u_t u_t^T``, ``y_t u_t^T``) are taken member by member over its
+    rows. ``us`` is ``None`` for a model without inputs, which leaves those loops out of its compiled code.
     """
     d = D if D > 0 else kp.m0.shape[0]
     m = M if M > 0 else y.shape[1]
-    p = kp.u.shape[1]
+    p = 0
+    if us is not None:
+        p = us.shape[1]
     F, H = kp.F[0], kp.H[0]
-    bus, dus, us = kp.bu, kp.du, kp.u
+    bus, dus = kp.bu, kp.du
     PM = np.empty((d, G))
     FM = np.empty((d, G))
     no_rows = np.empty((0, d))
@@ -871,7 +874,7 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
     Yt = np.empty((m, G))
     CB = np.empty((d, G))  # each member's B u_{t+1} (without inputs: the zero kp.bu[0], set once)
     CD = np.empty((m, G))  # and D u_t
-    if p == 0:
+    if us is None:
         for k in range(G):
             for i in range(d):
                 CB[i, k] = bus[0, i]
@@ -900,7 +903,7 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
                     jl = gains[t, i, l]
                     for k in range(G):
                         SN[i, k] += jl * D1[l, k]
-            if p > 0:
+            if us is not None:
                 for k in range(G):
                     r = rows[k] + t + 1
                     for i in range(d):
@@ -928,7 +931,7 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
         for a in range(m):
             for k in range(G):
                 Yt[a, k] = y[rows[k] + t, a]
-        if p > 0:
+        if us is not None:
             for k in range(G):
                 r = rows[k] + t
                 for a in range(m):
@@ -952,7 +955,7 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
     offs = _layout(d, m, p)
     o_x0, o_x0x0, o_nt, o_xpxp, o_xxp, o_xx, o_qres = offs[1], offs[2], offs[3], offs[4], offs[5], offs[6], offs[10]
     o_ne, o_yx, o_yy, o_xexe, o_rres = offs[11], offs[12], offs[13], offs[14], offs[18]
-    if p > 0:
+    if us is not None:
         o_xpu, o_xu, o_uut, o_xeu, o_yu, o_uue = offs[7], offs[8], offs[9], offs[15], offs[16], offs[17]
         for i in range(d):
             for j in range(p):
@@ -1059,7 +1062,7 @@ def means_block_size(t_max: int, d: int, lockstep: int) -> int:
 @nb.njit(cache=True, nogil=True)
 def batch_loop(
     kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work, lone_rows, factors,
-    means_block, lockstep, min_lockstep,
+    means_block, lockstep, min_lockstep, inputs,
 ):  # fmt: skip
     """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
 
@@ -1088,6 +1091,9 @@ def batch_loop(
       ``min_lockstep`` complete sequences sharing the covariances of the one before them replays
       them in lock-step groups of at most ``lockstep`` members
       (:func:`_lockstep_e_step`), the others one at a time. ``None``: one at a time.
+
+    ``inputs`` is ``kp.u`` for a model with inputs, ``None`` otherwise (the lock-step statistics
+    of the inputs are then left out of the compiled code).
     """
     d = D if D > 0 else kp.m0.shape[0]
     m = y.shape[1]
@@ -1210,8 +1216,9 @@ def batch_loop(
                 PMb = means_block[: T * d * G].reshape((T, d, G))
                 FMb = means_block[n_block : n_block + T * d * G].reshape((T, d, G))
                 if _lockstep_e_step(
-                    kp, y, offsets, order, k + 1, G, fP, pP, g, gains, want_stats, stats[c], PMb, FMb, lls, bad, why
-                ):
+                    kp, y, offsets, order, k + 1, G, fP, pP, g, gains, want_stats, stats[c], PMb, FMb, lls, bad, why,
+                    inputs,
+                ):  # fmt: skip
                     if want_stats:
                         for _ in range(G):
                             for i in range(cov_half.shape[0]):

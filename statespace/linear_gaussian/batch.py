@@ -203,6 +203,8 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
     stats = np.zeros((len(ends), size if want_stats else 0))
     lls, bad, why = np.empty(S), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64)
     lone, shared, lockstep = _paths(lengths, complete)
+    # the inputs as an argument of their own, None without: Numba then compiles no input terms for such a model
+    inputs = kp.u if params.input_dim > 0 else None
     k = min(n_threads_for(n_threads), len(ends))
     bounds = np.unique(len(ends) * np.arange(k + 1) // max(k, 1))
     work = {}  # one set of scratch blocks per part (each part runs on its own thread)
@@ -219,7 +221,22 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
         )
     run_parts(
         lambda c0, c1: module.batch_loop(
-            kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, *work[c0], LOCKSTEP, MIN_LOCKSTEP
+            kp,
+            y,
+            offsets,
+            order,
+            ends,
+            c0,
+            c1,
+            want_stats,
+            stats,
+            lls,
+            bad,
+            why,
+            *work[c0],
+            LOCKSTEP,
+            MIN_LOCKSTEP,
+            inputs,
         ),
         bounds,
     )
