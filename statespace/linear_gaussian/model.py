@@ -139,7 +139,7 @@ class LinearGaussianSSM(StateSpaceModel, SavedModel):
         if single:  # a flat list of numbers is one sequence
             return None
         Y, offsets = pack(seqs)  # the validation's block: no copy
-        return (Y, offsets, (np.concatenate(us) if self.params.input_dim else None)), seqs.complete is True
+        return (Y, offsets, (pack(us)[0] if self.params.input_dim else None)), seqs.complete is True
 
     def log_likelihood(self, y, inputs=None) -> float:
         """:math:`\\log p(y)`; summed over sequences for a list."""
