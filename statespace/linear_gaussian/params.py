@@ -247,7 +247,7 @@ def kernel_params(
     new compilation): the Kalman filter, smoother and E-step never read them, and an EM
     iteration on a short sequence would otherwise spend much of its time forming them.
 
-    ``scratch_key``: ``bu`` and ``du`` are written into :func:`statespace._scratch.scratch` arrays
+    ``scratch_key``: ``bu`` and ``du`` are written into ``statespace._scratch.scratch`` arrays
     under that key, which a fit keeps across its E-steps (a batch's folded inputs are ``O(N d)``
     numbers, and fresh memory for them cost more page faults than the products); the result is then
     valid until the next call with the same key. ``None``: fresh arrays.
