@@ -428,7 +428,6 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
     nF = Fs.shape[0]
     L = np.empty((d, d))
     C = np.empty((d, d))
-    JT = np.empty((d, d))  # the gain, transposed
     JD = np.empty((d, d))
     for i in range(d):
         sm[T - 1, i] = fm[T - 1, i]
@@ -464,34 +463,24 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
             # Cholesky factor of P_{t+1|t}
             if not cholesky(pP[ixp[t + 1] if compact else t + 1], L, d):
                 return t + 1
-            # C = F P_{t|t}; J^T solves P_{t+1|t} J^T = C, by substitutions on whole rows (rows
-            # innermost, each entry summed in the order of the dot-product form: see _filter)
+            # C = F P_{t|t}; column j of J^T solves P_{t+1|t} J^T[:, j] = C[:, j]
             for i in range(d):
                 for j in range(d):
-                    C[i, j] = 0.0
-                for k in range(d):
-                    fik = Fs[f, i, k]
-                    for j in range(d):
-                        C[i, j] += fik * fP[ixf[t] if compact else t, k, j]
-            for i in range(d):
-                for j in range(d):
-                    JT[i, j] = C[i, j]
-                for k in range(i):
-                    lik = L[i, k]
-                    for j in range(d):
-                        JT[i, j] -= lik * JT[k, j]
-                for j in range(d):
-                    JT[i, j] = JT[i, j] / L[i, i]
-            for i in range(d - 1, -1, -1):
-                for k in range(i + 1, d):
-                    lki = L[k, i]
-                    for j in range(d):
-                        JT[i, j] -= lki * JT[k, j]
-                for j in range(d):
-                    JT[i, j] = JT[i, j] / L[i, i]
+                    s = 0.0
+                    for k in range(d):
+                        s += Fs[f, i, k] * fP[ixf[t] if compact else t, k, j]
+                    C[i, j] = s
             for j in range(d):
                 for i in range(d):
-                    gains[t, j, i] = JT[i, j]
+                    s = C[i, j]
+                    for k in range(i):
+                        s -= L[i, k] * gains[t, j, k]
+                    gains[t, j, i] = s / L[i, i]
+                for i in range(d - 1, -1, -1):
+                    s = gains[t, j, i]
+                    for k in range(i + 1, d):
+                        s -= L[k, i] * gains[t, j, k]
+                    gains[t, j, i] = s / L[i, i]
         if compact:
             ixg[t] = rg
         for i in range(d):
@@ -514,11 +503,10 @@ def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
         rf, rp1, rs1 = (ixf[t], ixp[t + 1], ixs[t + 1]) if compact else (t, t + 1, t + 1)
         for i in range(d):
             for j in range(d):
-                JD[i, j] = 0.0
-            for k in range(d):
-                gik = gains[rg, i, k]
-                for j in range(d):
-                    JD[i, j] += gik * (sP[rs1, k, j] - pP[rp1, k, j])
+                s = 0.0
+                for k in range(d):
+                    s += gains[rg, i, k] * (sP[rs1, k, j] - pP[rp1, k, j])
+                JD[i, j] = s
         for i in range(d):
             for j in range(i + 1):
                 s = fP[rf, i, j]
