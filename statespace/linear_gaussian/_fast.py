@@ -143,12 +143,11 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
     S = np.empty((m, m))
     L = np.empty((m, m))
     e = np.empty(m)
-    Ho = np.empty((m, d))  # the observed rows of H
-    KT = np.empty((m, d))  # the gain, transposed
+    K = np.empty((d, m))
     A = np.empty((d, d))
     AP = np.empty((d, d))
     tmp = np.empty((d, d))
-    KRT = np.empty((m, d))  # (K R_oo)^T
+    KR = np.empty((d, m))
     mag = np.empty(d)
     hsd = np.empty(m)  # filtered standard deviation along each observed row of H
     fixed_fq = nF == 1 and nQ == 1
@@ -189,16 +188,12 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
                         for j in range(d):
                             pP[t, i, j] = pP[t - 1, i, j]
             else:
-                # The products below run with a row of d numbers innermost (read and written
-                # contiguously, which the compiler vectorises) and each entry summed in the order of
-                # the textbook dot product: the same numbers as that form, at half its time or less.
                 for i in range(d):
                     for j in range(d):
-                        tmp[i, j] = 0.0
-                    for k in range(d):
-                        fik = Fs[f, i, k]
-                        for j in range(d):
-                            tmp[i, j] += fik * fP[ixf[t - 1] if compact else t - 1, k, j]
+                        s = 0.0
+                        for k in range(d):
+                            s += Fs[f, i, k] * fP[ixf[t - 1] if compact else t - 1, k, j]
+                        tmp[i, j] = s
                 for i in range(d):
                     for j in range(i + 1):
                         s = Qs[q, i, j]
@@ -260,17 +255,15 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
             for a in range(n):
                 ra = obs[a]
                 for j in range(d):
-                    Ho[a, j] = Hs[h, ra, j]
-                    HP[a, j] = 0.0
-                for k in range(d):
-                    hk = Ho[a, k]
-                    for j in range(d):
-                        HP[a, j] += hk * pP[ixp[t] if compact else t, k, j]
+                    s = 0.0
+                    for k in range(d):
+                        s += Hs[h, ra, k] * pP[ixp[t] if compact else t, k, j]
+                    HP[a, j] = s
             for a in range(n):
                 for b in range(a + 1):
                     s = Rs[r, obs[a], obs[b]]
                     for k in range(d):
-                        s += HP[a, k] * Ho[b, k]
+                        s += HP[a, k] * Hs[h, obs[b], k]
                     S[a, b] = s
             # Cholesky factor of S (lower), then the log-density of the innovation
             if not cholesky(S, L, n):  # not positive definite, or beyond float64's range
@@ -308,52 +301,43 @@ def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
         else:
             if compact:
                 ixf[t] = t
-            # gain K = (H_o P)^T S^{-1}, then Joseph form (I - K H_o) P (I - K H_o)^T + K R_oo K^T;
-            # K^T = L^{-T} L^{-1} H_o P by substitutions on whole rows (rows innermost, as above)
-            for a in range(n):
-                for j in range(d):
-                    KT[a, j] = HP[a, j]
-                for k in range(a):
-                    lak = L[a, k]
-                    for j in range(d):
-                        KT[a, j] -= lak * KT[k, j]
-                for j in range(d):
-                    KT[a, j] = KT[a, j] / L[a, a]
-            for a in range(n - 1, -1, -1):
-                for k in range(a + 1, n):
-                    lka = L[k, a]
-                    for j in range(d):
-                        KT[a, j] -= lka * KT[k, j]
-                for j in range(d):
-                    KT[a, j] = KT[a, j] / L[a, a]
-            for i in range(d):
-                for j in range(d):
-                    A[i, j] = 1.0 if i == j else 0.0
+            # gain K = (H_o P)^T S^{-1}, then Joseph form (I - K H_o) P (I - K H_o)^T + K R_oo K^T
+            for j in range(d):
                 for a in range(n):
-                    kia = KT[a, i]
-                    for j in range(d):
-                        A[i, j] -= kia * Ho[a, j]
+                    s = HP[a, j]
+                    for k in range(a):
+                        s -= L[a, k] * K[j, k]
+                    K[j, a] = s / L[a, a]
+                for a in range(n - 1, -1, -1):
+                    s = K[j, a]
+                    for k in range(a + 1, n):
+                        s -= L[k, a] * K[j, k]
+                    K[j, a] = s / L[a, a]
             for i in range(d):
                 for j in range(d):
-                    AP[i, j] = 0.0
-                for k in range(d):
-                    aik = A[i, k]
-                    for j in range(d):
-                        AP[i, j] += aik * pP[ixp[t] if compact else t, k, j]
-            for a in range(n):
-                for i in range(d):
-                    KRT[a, i] = 0.0
-                for b in range(n):
-                    rba = Rs[r, obs[b], obs[a]]
-                    for i in range(d):
-                        KRT[a, i] += KT[b, i] * rba
+                    s = 1.0 if i == j else 0.0
+                    for a in range(n):
+                        s -= K[i, a] * Hs[h, obs[a], j]
+                    A[i, j] = s
+            for i in range(d):
+                for j in range(d):
+                    s = 0.0
+                    for k in range(d):
+                        s += A[i, k] * pP[ixp[t] if compact else t, k, j]
+                    AP[i, j] = s
+            for i in range(d):
+                for a in range(n):
+                    s = 0.0
+                    for b in range(n):
+                        s += K[i, b] * Rs[r, obs[b], obs[a]]
+                    KR[i, a] = s
             for i in range(d):
                 for j in range(i + 1):
                     s = 0.0
                     for k in range(d):
                         s += AP[i, k] * A[j, k]
                     for a in range(n):
-                        s += KRT[a, i] * KT[a, j]
+                        s += KR[i, a] * K[j, a]
                     fP[t, i, j] = s
                     fP[t, j, i] = s
             for a in range(n):
