@@ -41,11 +41,12 @@ Example::
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from statespace._ragged import Ragged, Tiled, pack
+from statespace._ragged import Tiled, pack, views
 from statespace.errors import ParameterError, ShapeError, StateSpaceError
 from statespace.interface import StateSpaceModel
 from statespace.persistence import SavedModel
@@ -325,9 +326,8 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         for pi0, A, ll, offsets in runs:
             res = batch_forward(pi0, A, ll, offsets)
             self._check_batch(data, res.log_likelihoods, len(out))
-            filt = Ragged(res.filtered, res.offsets)
-            for i, lik in enumerate(res.log_likelihoods):
-                out.append(HMMFilterResult(float(lik), filt[i], predicted(pi0, A, filt[i])))
+            for lik, filt in zip(res.log_likelihoods.tolist(), views(res.filtered, res.offsets)):
+                out.append(HMMFilterResult(lik, filt, predicted(pi0, A, filt)))
         return out
 
     def smooth(self, y, inputs=None, pl=None, **kw):
@@ -351,13 +351,14 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         for pi0, A, ll, offsets in runs:
             res = batch_posteriors(pi0, A, ll, offsets, overwrite=True)
             self._check_batch(data, res.log_likelihoods, len(out))
-            # bounds read once as Python numbers: converting them sequence by sequence cost more than the views
-            bounds = res.offsets.tolist()
-            filt, smo, counts = res.filtered, res.smoothed, res.transition_counts
-            out.extend(
-                HMMSmoothResult(lik, filt[a:b], smo[a:b], counts[i])
-                for i, (lik, a, b) in enumerate(zip(res.log_likelihoods.tolist(), bounds[:-1], bounds[1:]))
+            # the results in bulk: a fleet's thousands of them cost more than its smoothing
+            columns = (
+                res.log_likelihoods.tolist(),
+                views(res.filtered, res.offsets),
+                views(res.smoothed, res.offsets),
+                res.transition_counts,
             )
+            out.extend(map(partial(tuple.__new__, HMMSmoothResult), zip(*columns)))
         return out
 
     def most_likely_states(self, y, inputs=None, pl=None, **kw):

@@ -24,6 +24,24 @@ def offsets_of(lengths) -> np.ndarray:
     return out
 
 
+def views(data: np.ndarray, offsets) -> list:
+    """``[data[offsets[i]:offsets[i + 1]] for each i]``: every sequence's view of a ragged array, in order.
+
+    Sequences of one length (a fleet's usual case) are cut by one reshape and NumPy's own
+    iteration over its first axis, at a fraction of a Python slice's cost per sequence; the views
+    are the same (C-contiguous, of the same memory, writeable as ``data`` is).
+    """
+    offsets = np.asarray(offsets)
+    S = len(offsets) - 1
+    if S > 0:
+        a = int(offsets[0])
+        T = int(offsets[1]) - a
+        if T > 0 and int(offsets[-1]) - a == S * T and bool((np.diff(offsets) == T).all()):
+            return list(data[a : a + S * T].reshape(S, T, *data.shape[1:]))
+    bounds = offsets.tolist()
+    return [data[x:y] for x, y in zip(bounds[:-1], bounds[1:])]
+
+
 def pack(seqs, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     """``(data, offsets)``: the sequences (arrays with one leading time axis) concatenated, and their offsets.
 
@@ -86,8 +104,7 @@ class Tiled(list):
     __slots__ = ("block", "offsets", "complete")
 
     def __init__(self, block: np.ndarray, offsets: np.ndarray, complete: bool | None = None):
-        bounds = offsets.tolist()
-        super().__init__(block[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+        super().__init__(views(block, offsets))
         self.block, self.offsets, self.complete = block, offsets, complete
 
     def __getitem__(self, i):
@@ -135,7 +152,7 @@ def tile(items) -> list:
             )
         ):
             block, offsets = pack(col, dtype=first.dtype)
-            columns.append(list(Ragged(block, offsets)))
+            columns.append(views(block, offsets))
             blocks.append((block, offsets))
         else:
             columns.append(col)
@@ -174,7 +191,7 @@ def _untile(fields, tiled, n) -> TiledItems:
     columns = []
     for f, t in zip(fields, tiled):
         if t:
-            columns.append(list(Ragged(*f)))
+            columns.append(views(*f))
         else:
             columns.append(f)
     return TiledItems(zip(*columns) if columns else [()] * n, [f if t else None for f, t in zip(fields, tiled)])
@@ -243,8 +260,7 @@ class Ragged:
         return self.data[self.offsets[j] : self.offsets[j + 1]]
 
     def __iter__(self):
-        for j in range(len(self)):
-            yield self.data[self.offsets[j] : self.offsets[j + 1]]
+        return iter(views(self.data, self.offsets))
 
     @property
     def lengths(self) -> np.ndarray:

@@ -60,11 +60,12 @@ covariance sequence once instead.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts
+from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts, views
 from .._scratch import scratch
 from ..errors import DataError, ShapeError
 from . import _fast
@@ -335,38 +336,44 @@ class BatchMoments(NamedTuple):
     def sequence(self, i: int) -> KalmanFilterResult | SmootherResult:
         """Sequence ``i``'s result, its arrays views of the batch's."""
         o = self.offsets
-        return self._results([float(self.log_likelihoods[i])], [int(o[i])], [int(o[i + 1])], [int(self.cov_rows[i])])[0]
+        return self._results(self.log_likelihoods[i : i + 1], o[i : i + 2], self.cov_rows[i : i + 1])[0]
 
     def sequences(self) -> list:
-        """Every sequence's result, in order (the bounds read once as Python numbers: converting them
-        sequence by sequence cost more than the views)."""
-        offs = self.offsets.tolist()
-        return self._results(self.log_likelihoods.tolist(), offs[:-1], offs[1:], self.cov_rows.tolist())
+        """Every sequence's result, in order."""
+        return self._results(self.log_likelihoods, self.offsets, self.cov_rows)
 
-    def _results(self, lls, starts, ends, rows) -> list:
-        """The results of the sequences on rows ``starts[k]:ends[k]`` whose covariances start at row
-        ``rows[k]``, built in one comprehension (a method call per sequence cost more than its views)."""
-        fm, fP, pm, pP = self.filtered_means, self.filtered_covs, self.predicted_means, self.predicted_covs
+    def _results(self, lls, offsets, rows) -> list:
+        """The results of the sequences on rows ``offsets[k]:offsets[k + 1]`` of the means whose
+        covariances start at row ``rows[k]``. Built in bulk (a fleet's thousands of results are most
+        of the cost of a short fleet's filter): the means' views by :func:`~statespace._ragged.views`,
+        one view per distinct block of covariances (sharers share it, as they share the memory), and
+        the results by ``tuple.__new__`` over the columns, without a Python call per sequence."""
+        lengths = np.diff(offsets).tolist()
+        rows = rows.tolist()
+        cache: dict = {}
+
+        def shared(arr, shorter):
+            key = id(arr)
+            out = []
+            for c, T in zip(rows, lengths):
+                v = cache.get((key, c, T))
+                if v is None:
+                    v = cache[(key, c, T)] = arr[c : c + max(T - shorter, 0)]
+                out.append(v)
+            return out
+
+        lls = lls.tolist()
+        fm, pm = views(self.filtered_means, offsets), views(self.predicted_means, offsets)
+        fP, pP = shared(self.filtered_covs, 0), shared(self.predicted_covs, 0)
         if self.smoothed_means is None:
-            return [
-                KalmanFilterResult(ll, fm[a:b], fP[c : c + b - a], pm[a:b], pP[c : c + b - a])
-                for ll, a, b, c in zip(lls, starts, ends, rows)
-            ]
-        sm, sP, cross, gains = self.smoothed_means, self.smoothed_covs, self.smoothed_cross_covs, self.smoother_gains
-        return [
-            SmootherResult(
-                ll,
-                sm[a:b],
-                sP[c : c + b - a],
-                cross[c : max(c + b - a - 1, c)],
-                fm[a:b],
-                fP[c : c + b - a],
-                pm[a:b],
-                pP[c : c + b - a],
-                gains[c : max(c + b - a - 1, c)],
-            )
-            for ll, a, b, c in zip(lls, starts, ends, rows)
-        ]
+            return list(map(partial(tuple.__new__, KalmanFilterResult), zip(lls, fm, fP, pm, pP)))
+        sm = views(self.smoothed_means, offsets)
+        sP, cross, gains = (
+            shared(self.smoothed_covs, 0),
+            shared(self.smoothed_cross_covs, 1),
+            shared(self.smoother_gains, 1),
+        )
+        return list(map(partial(tuple.__new__, SmootherResult), zip(lls, sm, sP, cross, fm, fP, pm, pP, gains)))
 
 
 def _sources(y: np.ndarray, offsets: np.ndarray, prefix: bool, finite: bool) -> tuple[np.ndarray, np.ndarray, int]:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statespace._ragged import check_offsets, even_cuts
+from statespace._ragged import Ragged, Tiled, check_offsets, even_cuts, offsets_of, views
 from statespace.errors import ShapeError
 
 
@@ -46,3 +46,36 @@ def test_even_cuts_split_the_rows_into_parts_one_row_apart(n, parts):
     assert sorted(sizes.tolist()) == sorted([n // parts] * (parts - n % parts) + [n // parts + 1] * (n % parts))
     if parts <= n:
         assert (sizes > 0).all()
+
+
+@given(
+    lengths=st.one_of(
+        st.lists(st.integers(0, 6), max_size=12),  # ragged, empty sequences included
+        st.tuples(st.integers(1, 6), st.integers(1, 12)).map(lambda tn: [tn[0]] * tn[1]),  # one length
+    ),
+    row_shape=st.sampled_from([(), (3,), (2, 2)]),
+    start=st.integers(0, 3),
+)
+def test_views_are_the_slices(lengths, row_shape, start):
+    """``views`` (one reshape for sequences of one length, slices otherwise) against the slices
+    themselves: the same numbers, the same memory, writeable as the data are; also through
+    ``Tiled`` and ``Ragged``, which build their views with it. Offsets may start past row 0 (a part
+    of a batch)."""
+    offsets = offsets_of(lengths) + start
+    data = np.arange((start + sum(lengths)) * int(np.prod(row_shape, dtype=int))).reshape(-1, *row_shape) * 1.5
+    for writeable in (True, False):
+        data.flags.writeable = writeable
+        got = views(data, offsets)
+        assert len(got) == len(lengths)
+        for i, v in enumerate(got):
+            ref = data[offsets[i] : offsets[i + 1]]
+            assert v.shape == ref.shape and v.flags.c_contiguous and v.flags.writeable == writeable
+            np.testing.assert_array_equal(v, ref)
+            assert np.shares_memory(v, data) or v.size == 0
+            if v.size:
+                assert v.__array_interface__["data"][0] == ref.__array_interface__["data"][0]
+    block = data[start:]
+    for listed in (Tiled(block, offsets - start), list(Ragged(block, offsets - start))):
+        assert [v.tolist() for v in listed] == [
+            block[a:b].tolist() for a, b in zip(offsets[:-1] - start, offsets[1:] - start)
+        ]
