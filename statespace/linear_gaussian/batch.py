@@ -334,7 +334,8 @@ class BatchMoments(NamedTuple):
     smoother_gains: np.ndarray | None = None
 
     def sequence(self, i: int) -> KalmanFilterResult | SmootherResult:
-        """Sequence ``i``'s result, its arrays views of the batch's."""
+        """Sequence ``i``'s result (negative ``i`` counts from the end), its arrays views of the batch's."""
+        i = range(len(self.log_likelihoods))[i]  # an IndexError naming the range when out of it
         o = self.offsets
         return self._results(self.log_likelihoods[i : i + 1], o[i : i + 2], self.cov_rows[i : i + 1])[0]
 

@@ -414,11 +414,17 @@ def test_filter_groups_of_every_length_replay_in_lock_step():
     y, offsets = pack(ys)
     res = batch_filter(p, y, offsets)
     assert res.filtered_covs.shape[0] == max(map(len, ys))
+    every = res.sequences()
     for i, s in enumerate(ys):
         ref = kalman_filter(p, s)
         got = res.sequence(i)
         for name in got._fields:
             np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-13, err_msg=name)
+            np.testing.assert_array_equal(getattr(every[i], name), getattr(got, name))  # built in bulk: the same
+    for name in every[0]._fields:  # negative indices count from the end
+        np.testing.assert_array_equal(getattr(res.sequence(-1), name), getattr(every[-1], name))
+    with pytest.raises(IndexError):
+        res.sequence(n)
     bad = next(i for i in range(n // 2, n) if len(ys[i]) > 8)
     ys[bad] = ys[bad].copy()
     ys[bad][7] = 1e200  # an observation of zero probability in float64
