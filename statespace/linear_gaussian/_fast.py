@@ -812,6 +812,16 @@ def _open(offsets, s, lls, bad, why):
 
 
 @nb.njit(inline="always")
+def _gather_rows(A, rows, s, out):
+    """``out[:, k] = A[rows[k] + s]``: step ``s`` of each lock-step member (columns of ``out``), from a
+    batch array in the rows of ``y``."""
+    for k in range(out.shape[1]):
+        r = rows[k] + s
+        for i in range(out.shape[0]):
+            out[i, k] = A[r, i]
+
+
+@nb.njit(inline="always")
 def _lockstep_residual(X, C, A, Z, out):
     """``out = X - C - A Z`` for lock-step members side by side (columns of ``X, C, Z, out``): the regression
     residuals of :func:`_lockstep_e_step` (``C``: each member's input term ``B u`` or ``D u``)."""
@@ -904,12 +914,8 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
                     for k in range(G):
                         SN[i, k] += jl * D1[l, k]
             if us is not None:
-                for k in range(G):
-                    r = rows[k] + t + 1
-                    for i in range(d):
-                        CB[i, k] = bus[r, i]
-                    for j in range(p):
-                        Ut[j, k] = us[r, j]
+                _gather_rows(bus, rows, t + 1, CB)
+                _gather_rows(us, rows, t + 1, Ut)
                 for i in range(d):
                     for j in range(p):
                         for k in range(G):
@@ -928,16 +934,10 @@ def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats,
                             AI[i, j, k] += SN[i, k] * SN[j, k]
             SM, SN = SN, SM
         # the emission at t (x_{t|T} is now SM)
-        for a in range(m):
-            for k in range(G):
-                Yt[a, k] = y[rows[k] + t, a]
+        _gather_rows(y, rows, t, Yt)
         if us is not None:
-            for k in range(G):
-                r = rows[k] + t
-                for a in range(m):
-                    CD[a, k] = dus[r, a]
-                for j in range(p):
-                    Ut[j, k] = us[r, j]
+            _gather_rows(dus, rows, t, CD)
+            _gather_rows(us, rows, t, Ut)
             for i in range(d):
                 for j in range(p):
                     for k in range(G):

@@ -351,15 +351,14 @@ class BatchMoments(NamedTuple):
         the results by ``tuple.__new__`` over the columns, without a Python call per sequence."""
         lengths = np.diff(offsets).tolist()
         rows = rows.tolist()
-        cache: dict = {}
 
         def shared(arr, shorter):
-            key = id(arr)
+            cut: dict = {}  # (first row, length) -> the view
             out = []
             for c, T in zip(rows, lengths):
-                v = cache.get((key, c, T))
+                v = cut.get((c, T))
                 if v is None:
-                    v = cache[(key, c, T)] = arr[c : c + max(T - shorter, 0)]
+                    v = cut[(c, T)] = arr[c : c + max(T - shorter, 0)]
                 out.append(v)
             return out
 
