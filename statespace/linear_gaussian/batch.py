@@ -66,7 +66,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts, views
-from .._scratch import scratch
+from .._scratch import one_block, scratch
 from ..errors import DataError, ShapeError
 from . import _fast
 from ._specialise import MIN_SPECIALISED_T, loops
@@ -416,13 +416,11 @@ def _moments(params, y, offsets, inputs, smooth, n_threads, complete=False) -> B
     S, N = len(offsets) - 1, y.shape[0]
     d, m = params.state_dim, params.obs_dim
     src, crow, R = _sources(y, offsets, not smooth, complete)
-    fm, pm = np.empty((N, d)), np.empty((N, d))
-    fP, pP = np.empty((R, d, d)), np.empty((R, d, d))
+    n, r = (N, R) if smooth else (0, 0)
+    fm, pm, fP, pP, sm, sP, cross, gains = one_block(
+        (N, d), (N, d), (R, d, d), (R, d, d), (n, d), (r, d, d), (r, d, d), (r, d, d)
+    )
     g = (np.empty((R, m, d)), np.empty((R, m, m)), np.empty(R), np.empty((R, m)))
-    if smooth:
-        sm, sP, cross, gains = np.empty((N, d)), np.empty((R, d, d)), np.empty((R, d, d)), np.empty((R, d, d))
-    else:
-        sm, sP, cross, gains = np.empty((0, d)), np.empty((0, d, d)), np.empty((0, d, d)), np.empty((0, d, d))
     lls, bad, why = np.empty(S), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64)
     k = n_threads_for(n_threads)
     lengths = np.diff(offsets)
