@@ -48,7 +48,7 @@ from statespace._ragged import (
     row_split,
     run_parts,
 )
-from statespace._scratch import scratch
+from statespace._scratch import one_block, scratch
 from statespace.errors import ShapeError
 
 from .emissions import ar_loglik, gaussian_factors
@@ -180,8 +180,9 @@ def _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, B, lls):
 
 
 @nb.njit(cache=True, nogil=True)
-def _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered):
-    for s in range(s0, s1):
+def _forward_kernel(pi0, A, loglik, offsets, seqs, lls, filtered):
+    """The forward pass of sequences ``seqs``, one at a time (``forward``, with its log-space fallbacks)."""
+    for s in seqs:
         a, b = offsets[s], offsets[s + 1]
         if b == a:
             lls[s] = 0.0
@@ -306,7 +307,8 @@ def batch_posteriors(
         smoothed = scratch("hmm.batch.smoothed", N * K).reshape(N, K)
         m = scratch("hmm.batch.m", N)
     else:
-        filtered, smoothed, m = np.empty((N, K)), np.empty((N, K)), np.empty(N)
+        filtered, smoothed = one_block((N, K), (N, K))
+        m = np.empty(N)
     lls = np.empty(S)
     counts = np.zeros((S, K, K))
     low = np.empty(N, np.bool_)
@@ -344,15 +346,46 @@ def batch_posteriors(
 
 
 def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> BatchFilter:
-    """Forward pass of every sequence of a ragged batch (arguments as :func:`batch_posteriors`)."""
+    """Forward pass of every sequence of a ragged batch (arguments as :func:`batch_posteriors`).
+
+    In the vector lanes wherever :func:`batch_posteriors` uses them, the forward half of their pass
+    (a fleet's filter or log-likelihoods cost less than its smoothing, not more); ``filtered`` holds
+    the lanes' weights until each group writes its rows over them.
+    """
     pi0, A, loglik, offsets = _chain(pi0, A, loglik, offsets)
     N, K = loglik.shape
-    lls = np.empty(offsets.shape[0] - 1)
+    S = offsets.shape[0] - 1
+    lls = np.zeros(S)  # NaN only where _lane_split leaves a sequence to the exact pass
     filtered = np.empty((N, K))
-    run_parts(
-        lambda s0, s1: _forward_kernel(pi0, A, loglik, offsets, s0, s1, lls, filtered),
-        row_split(offsets, n_threads_for(n_threads)),
-    )
+    if not (K <= MAX_STATES and S >= MIN_SEQUENCES):
+        run_parts(
+            lambda s0, s1: _forward_kernel(pi0, A, loglik, offsets, np.arange(s0, s1), lls, filtered),
+            row_split(offsets, n_threads_for(n_threads)),
+        )
+        return BatchFilter(lls, filtered, offsets)
+    m = np.empty(N)
+    low = np.empty(N, np.bool_)
+    A2 = np.ascontiguousarray(A[0])
+    no_counts = np.empty((0, K, K))
+
+    def part(s0, s1):
+        a, b = offsets[s0], offsets[s1]
+        _shift_rows(loglik, a, b, m, filtered, low)
+        np.exp(filtered[a:b], out=filtered[a:b])
+        alone, grouped = _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, filtered, lls)
+        grouped = grouped[np.argsort(offsets[grouped + 1] - offsets[grouped], kind="stable")]
+        left = (
+            group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, filtered, no_counts, smooth=False)
+            if grouped.size
+            else grouped
+        )
+        # the rest, and those _lane_split left to the exact log-space pass (NaN), one at a time
+        exact = np.arange(s0, s1)[np.isnan(lls[s0:s1])]
+        rest = np.concatenate((alone, left, exact))
+        if rest.size:
+            _forward_kernel(pi0, A, loglik, offsets, rest, lls, filtered)
+
+    run_parts(part, row_split(offsets, n_threads_for(n_threads)))
     return BatchFilter(lls, filtered, offsets)
 
 

@@ -54,7 +54,7 @@ from statespace.validation import as_inputs, as_rng, as_sequences, check_int, ch
 
 from .batch import batch_forward, batch_posteriors
 from .forward_backward import forward, impossible_data_error, posteriors
-from .inference import predicted, sample_paths, viterbi
+from .inference import predicted, predicted_batch, sample_paths, viterbi
 from .partial_knowledge import log_plausibilities
 
 
@@ -281,7 +281,11 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         :class:`~statespace.errors.ImpossibleDataError` there instead.
         """
         data = self._prepare(y, inputs, pl, **kw)
-        return float(sum(forward(pi0, A, ll)[0] for _, pi0, A, ll in self._each(data)))
+        runs, args = self._runs(data)
+        if runs is None:
+            return float(sum(forward(pi0, A, ll)[0] for _, pi0, A, ll in args))
+        # a fleet's forward passes in one compiled call per run (in lanes), summed in sequence order
+        return float(sum(sum(batch_forward(*run).log_likelihoods.tolist()) for run in runs))
 
     def _runs(self, data: ChainData):
         """``(runs, None)`` when ``data`` is a list of several sequences sharing one time-invariant chain:
@@ -326,8 +330,12 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
         for pi0, A, ll, offsets in runs:
             res = batch_forward(pi0, A, ll, offsets)
             self._check_batch(data, res.log_likelihoods, len(out))
-            for lik, filt in zip(res.log_likelihoods.tolist(), views(res.filtered, res.offsets)):
-                out.append(HMMFilterResult(lik, filt, predicted(pi0, A, filt)))
+            columns = (
+                res.log_likelihoods.tolist(),
+                views(res.filtered, offsets),
+                views(predicted_batch(pi0, A, res.filtered, offsets), offsets),
+            )
+            out.extend(map(partial(tuple.__new__, HMMFilterResult), zip(*columns)))
         return out
 
     def smooth(self, y, inputs=None, pl=None, **kw):

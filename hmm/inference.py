@@ -144,16 +144,33 @@ def _sample_log(logA, log_filtered, rng, out):
 
 
 @nb.njit(cache=True)
+def _predict_rows(pi0, A, filtered, a, b, out):
+    """Rows ``a:b`` (one sequence) of ``out`` (zeros there): ``out[a] = pi0``, ``out[t] = A_{t-a}^T filtered[t-1]``."""
+    K = filtered.shape[1]
+    S = A.shape[0]
+    if b > a:
+        out[a] = pi0
+    for t in range(a + 1, b):
+        At = A[t - a - 1] if S > 1 else A[0]
+        for i in range(K):
+            v = filtered[t - 1, i]
+            for j in range(K):
+                out[t, j] += v * At[i, j]
+
+
+@nb.njit(cache=True)
 def predicted(pi0, A, filtered):
     """``(T, K)``: ``pred[0] = pi0``, ``pred[t] = A_t^T filtered[t-1]``."""
-    T, K = filtered.shape
-    S = A.shape[0]
-    out = np.zeros((T, K))
-    out[0] = pi0
-    for t in range(1, T):
-        At = A[t - 1] if S > 1 else A[0]
-        for i in range(K):
-            a = filtered[t - 1, i]
-            for j in range(K):
-                out[t, j] += a * At[i, j]
+    out = np.zeros(filtered.shape)
+    _predict_rows(pi0, A, filtered, 0, filtered.shape[0], out)
+    return out
+
+
+@nb.njit(cache=True)
+def predicted_batch(pi0, A, filtered, offsets):
+    """:func:`predicted` of every sequence of a ragged batch sharing one chain (``filtered (N, K)`` with
+    ``offsets``): the same numbers, in one call instead of one per sequence."""
+    out = np.zeros(filtered.shape)
+    for s in range(offsets.shape[0] - 1):
+        _predict_rows(pi0, A, filtered, offsets[s], offsets[s + 1], out)
     return out

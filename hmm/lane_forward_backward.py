@@ -60,16 +60,17 @@ MIN_SEQUENCES = 3
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _group(pi0, A2, B, starts, lengths, Bl, F, c, filtered, smoothed, counts_out, log_c, K):
+def _group(pi0, A2, B, starts, lengths, Bl, F, c, filtered, smoothed, counts_out, log_c, smooth, K):
     r"""Posteriors of up to ``LANES`` sequences in lock-step; returns ``ok (LANES,)``.
 
     ``B (N, K)`` holds :math:`e^{\ell_t - m_t}` of the batch; lane ``g`` is the
     sequence of rows ``starts[g] : starts[g] + lengths[g]`` (``lengths[g] = 0``:
     an unused lane). ``Bl``, ``F (Tmax, K, LANES)`` and ``c (Tmax, LANES)`` are
     scratch. For each lane with ``ok[g]``: its filtered and smoothed rows are
-    written into ``filtered`` and ``smoothed`` (which may be ``B``), its
+    written into ``filtered`` and ``smoothed`` (either may be ``B``), its
     transition counts into ``counts_out[g]`` and :math:`\sum_t \log c_t` into
-    ``log_c[g]``. A lane without ``ok`` has written nothing.
+    ``log_c[g]``. A lane without ``ok`` has written nothing. With ``smooth``
+    false, the forward pass alone: ``filtered`` and ``log_c`` only.
     """
     nb.literally(K)
     Tmax = 0
@@ -105,16 +106,17 @@ def _group(pi0, A2, B, starts, lengths, Bl, F, c, filtered, smoothed, counts_out
             live[g] = 1.0 if t < lengths[g] else 0.0
         lanes_forward_step(F, (t - 1) * step, t * step, Bl, t * step, A2, c, t * LANES, bad, live, _TINY, K)
     # backward, fused with the marginals (into Bl) and the counts, as hmm.forward_backward._backward_fused
-    beta = np.ones((K, LANES))
     G = np.zeros((K, K, LANES))
-    for t in range(Tmax - 1, 0, -1):
-        for g in range(LANES):
-            live[g] = 1.0 if t < lengths[g] else 0.0
-        lanes_backward_step(Bl, t * step, F, t * step, (t - 1) * step, c, t * LANES, beta, G, A2, live, K)
-    for j in range(K):
-        for g in range(LANES):
-            f = F[0, j, g]
-            Bl[0, j, g] = f * beta[j, g] if f > 0.0 else 0.0
+    if smooth:
+        beta = np.ones((K, LANES))
+        for t in range(Tmax - 1, 0, -1):
+            for g in range(LANES):
+                live[g] = 1.0 if t < lengths[g] else 0.0
+            lanes_backward_step(Bl, t * step, F, t * step, (t - 1) * step, c, t * LANES, beta, G, A2, live, K)
+        for j in range(K):
+            for g in range(LANES):
+                f = F[0, j, g]
+                Bl[0, j, g] = f * beta[j, g] if f > 0.0 else 0.0
     ok = np.empty(LANES, np.bool_)
     column = np.empty(Tmax)
     for g in range(LANES):
@@ -127,10 +129,13 @@ def _group(pi0, A2, B, starts, lengths, Bl, F, c, filtered, smoothed, counts_out
             column[t] = c[t, g]
             for k in range(K):
                 filtered[row0 + t, k] = F[t, k, g]
-                smoothed[row0 + t, k] = Bl[t, k, g]
-        for i in range(K):
-            for j in range(K):
-                counts_out[g, i, j] = A2[i, j] * G[i, j, g]
+        if smooth:
+            for t in range(n):
+                for k in range(K):
+                    smoothed[row0 + t, k] = Bl[t, k, g]
+            for i in range(K):
+                for j in range(K):
+                    counts_out[g, i, j] = A2[i, j] * G[i, j, g]
         log_c[g] = _sum_log(column[:n])
     return ok
 
@@ -142,10 +147,11 @@ def _build(K: int):
     one process (``NRT_adapt_ndarray_to_python``: ``descr`` is NULL), K = 10 loaded from the cache."""
 
     @nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
-    def run(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, Bl, F, c):
+    def run(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, Bl, F, c, smooth):
         """Sequences ``seqs`` (sorted by length) in groups of ``LANES``; ``smoothed`` holds the batch's
         ``exp(loglik - m[:, None])`` on entry; ``Bl``, ``F (longest, K, LANES)`` and ``c (longest, LANES)``
-        are scratch. The sequences a lane could not finish go to ``failed``; returns their number."""
+        are scratch. The sequences a lane could not finish go to ``failed``; returns their number.
+        Without ``smooth``: the forward pass only (``lls`` and ``filtered``; ``counts`` is not written)."""
         n_seqs = seqs.shape[0]
         starts = np.zeros(LANES, np.int64)
         lengths = np.zeros(LANES, np.int64)
@@ -158,7 +164,9 @@ def _build(K: int):
                 s = seqs[g0 + min(g, n_g - 1)]
                 starts[g] = offsets[s]
                 lengths[g] = offsets[s + 1] - offsets[s] if g < n_g else 0
-            ok = _group(pi0, A2, smoothed, starts, lengths, Bl, F, c, filtered, smoothed, group_counts, log_c, K)
+            ok = _group(
+                pi0, A2, smoothed, starts, lengths, Bl, F, c, filtered, smoothed, group_counts, log_c, smooth, K
+            )
             for g in range(n_g):
                 s = seqs[g0 + g]
                 if ok[g]:
@@ -166,9 +174,10 @@ def _build(K: int):
                     for t in range(offsets[s], offsets[s + 1]):
                         total += m[t]
                     lls[s] = log_c[g] + total
-                    for i in range(K):
-                        for j in range(K):
-                            counts[s, i, j] = group_counts[g, i, j]
+                    if smooth:
+                        for i in range(K):
+                            for j in range(K):
+                                counts[s, i, j] = group_counts[g, i, j]
                 else:
                     failed[n_failed] = s
                     n_failed += 1
@@ -198,13 +207,17 @@ def _scratch(longest: int, K: int):
     )
 
 
-def group_posteriors(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts) -> np.ndarray:
+def group_posteriors(pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, smooth=True) -> np.ndarray:
     """Forward-backward of sequences ``seqs`` of a batch in lanes (arguments as ``hmm.batch``'s kernel,
-    ``A2 (K, K)`` C-contiguous); returns the sequences left to the one-sequence path."""
+    ``A2 (K, K)`` C-contiguous); returns the sequences left to the one-sequence path. ``smooth=False``:
+    the forward pass only, into ``lls`` and ``filtered`` (``smoothed`` holds the weights on entry and
+    may be ``filtered`` itself: a group reads its rows before it writes them)."""
     K = A2.shape[0]
     if K not in _KERNELS:
         _KERNELS[K] = _build(K)
     longest = int((offsets[seqs + 1] - offsets[seqs]).max()) if seqs.size else 0
     failed = np.empty(seqs.shape[0], np.int64)  # an integer count comes back, not an array: see _build
-    n_failed = _KERNELS[K](pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, *_scratch(longest, K))
+    n_failed = _KERNELS[K](
+        pi0, A2, offsets, seqs, m, lls, filtered, smoothed, counts, failed, *_scratch(longest, K), smooth
+    )
     return failed[:n_failed]

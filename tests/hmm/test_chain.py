@@ -10,7 +10,7 @@ import pytest
 import hmm.model as hmm_model
 from hmm import ARHMM, CategoricalHMM, EmissionPrior, GaussianEmissionParams, GaussianHMM, HMMParams
 from hmm.em import chain_e_step
-from statespace.errors import ParameterError
+from statespace.errors import ImpossibleDataError, ParameterError
 
 
 def _enumerate(pi0, As, lik):
@@ -269,6 +269,28 @@ def test_verbs_of_a_list_equal_each_sequence_alone(batch_rows, monkeypatch):
         one = model.smooth(y, inputs=u, pl=pl)
         np.testing.assert_allclose(smooth[i].smoothed_probs, one.smoothed_probs, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(filt[i].filtered_probs, one.filtered_probs, rtol=1e-10, atol=1e-14)
+        # predicted_probs[t] = A^T filtered_probs[t - 1], from pi0: NumPy's product as the oracle
+        pred = np.vstack([model.params.pi0, filt[i].filtered_probs[:-1] @ model.params.A])[: len(y)]
+        np.testing.assert_allclose(filt[i].predicted_probs, pred, rtol=1e-12, atol=1e-15)
+        assert filt[i].log_likelihood == pytest.approx(one.log_likelihood, rel=1e-12)
         np.testing.assert_array_equal(paths[i], model.most_likely_states(y, inputs=u, pl=pl))
         total += one.log_likelihood
     assert model.log_likelihood(ys, inputs=us, pl=pls) == pytest.approx(total, rel=1e-12)
+
+
+def test_a_fleet_log_likelihood_in_lanes_is_the_sum_of_its_sequences():
+    """``log_likelihood`` of a list runs its forward passes in vector lanes (``hmm.batch.batch_forward``):
+    it equals the sum of each sequence's own; a sequence of zero probability makes it ``-inf`` (no
+    error), where ``filter`` raises naming that sequence."""
+    model = _gaussian_hmm(3)
+    rng = np.random.default_rng(11)
+    ys = [model.sample(int(T), rng=i)[1] for i, T in enumerate(rng.integers(1, 70, size=21))]
+    total = sum(model.log_likelihood(y) for y in ys)
+    assert model.log_likelihood(ys) == pytest.approx(total, rel=1e-12)
+    for got, y in zip(model.filter(ys), ys):
+        np.testing.assert_allclose(got.filtered_probs, model.filter(y).filtered_probs, rtol=1e-10, atol=1e-14)
+    ys[6] = ys[6].copy()
+    ys[6][-1] = 1e200  # zero density under every state in float64
+    assert model.log_likelihood(ys) == -np.inf
+    with pytest.raises(ImpossibleDataError, match=r"y\[6\]"):
+        model.filter(ys)
