@@ -64,6 +64,7 @@ from .forward_backward import (
     forward,
     posteriors,
 )
+from .inference import viterbi
 from .lane_forward_backward import MAX_CELLS, MAX_STATES, MIN_SEQUENCES, group_posteriors
 
 
@@ -244,6 +245,41 @@ class BatchPosteriors(NamedTuple):
         """``(K,)``: :math:`\\sum_i p(z_0 = k \\mid y^{(i)})`, over the non-empty sequences."""
         starts = self.offsets[:-1][np.diff(self.offsets) > 0]
         return self.smoothed[starts].sum(axis=0)
+
+
+@nb.njit(cache=True, nogil=True)
+def _viterbi_kernel(pi0, A, loglik, offsets, s0, s1, paths, best):
+    """:func:`hmm.inference.viterbi` of sequences ``s0:s1``, their paths into their rows of ``paths``."""
+    for s in range(s0, s1):
+        a, b = offsets[s], offsets[s + 1]
+        if b == a:
+            best[s] = 0.0
+            continue
+        path, v = viterbi(pi0, A, loglik[a:b])
+        paths[a:b] = path
+        best[s] = v
+
+
+class BatchViterbi(NamedTuple):
+    """Most probable paths of a ragged batch: ``paths (N,)`` int64 in the batch's rows, their joint
+    log-probabilities ``best (S,)`` (``-inf``: the sequence has zero probability), ``offsets``."""
+
+    paths: np.ndarray
+    best: np.ndarray
+    offsets: np.ndarray
+
+
+def batch_viterbi(pi0, A, loglik, offsets, n_threads: int | None = None) -> BatchViterbi:
+    """Viterbi path of every sequence of a ragged batch (arguments as :func:`batch_posteriors`), in one
+    compiled call per thread: the numbers of :func:`hmm.inference.viterbi` on each sequence alone."""
+    pi0, A, loglik, offsets = _chain(pi0, A, loglik, offsets)
+    paths = np.empty(loglik.shape[0], np.int64)
+    best = np.empty(offsets.shape[0] - 1)
+    run_parts(
+        lambda s0, s1: _viterbi_kernel(pi0, A, loglik, offsets, s0, s1, paths, best),
+        row_split(offsets, n_threads_for(n_threads)),
+    )
+    return BatchViterbi(paths, best, offsets)
 
 
 class BatchFilter(NamedTuple):

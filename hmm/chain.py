@@ -52,7 +52,7 @@ from statespace.interface import StateSpaceModel
 from statespace.persistence import SavedModel
 from statespace.validation import as_inputs, as_rng, as_sequences, check_int, check_names
 
-from .batch import batch_forward, batch_posteriors
+from .batch import batch_forward, batch_posteriors, batch_viterbi
 from .forward_backward import forward, impossible_data_error, posteriors
 from .inference import predicted, predicted_batch, sample_paths, viterbi
 from .partial_knowledge import log_plausibilities
@@ -372,13 +372,20 @@ class DiscreteChainModel(StateSpaceModel, SavedModel):
     def most_likely_states(self, y, inputs=None, pl=None, **kw):
         """Viterbi path(s): ``(T,)`` int arrays."""
         data = self._prepare(y, inputs, pl, **kw)
+        runs, args = self._runs(data)
         out = []
-        for i, pi0, A, ll in self._each(data):
-            path, best = viterbi(pi0, A, ll)
-            if not best > -np.inf:
-                self._raise_impossible(data, i)
-            out.append(path)
-        return self._one_or_list(data, out)
+        if runs is None:
+            for i, pi0, A, ll in args:
+                path, best = viterbi(pi0, A, ll)
+                if not best > -np.inf:
+                    self._raise_impossible(data, i)
+                out.append(path)
+            return self._one_or_list(data, out)
+        for pi0, A, ll, offsets in runs:  # a fleet: one compiled call per run, paths as views of one array
+            res = batch_viterbi(pi0, A, ll, offsets)
+            self._check_batch(data, res.best, len(out))
+            out.extend(views(res.paths, offsets))
+        return out
 
     def sample_posterior(self, y, n_samples: int = 1, rng=None, inputs=None, pl=None, **kw):
         """Paths ``(n_samples, T)`` drawn from ``p(z | y, pl)`` (forward filtering, backward sampling)."""

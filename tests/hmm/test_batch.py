@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hmm import GaussianEmissionParams
-from hmm.batch import _shift_rows, batch_forward, batch_gaussian_loglik, batch_posteriors
+from hmm.batch import _shift_rows, batch_forward, batch_gaussian_loglik, batch_posteriors, batch_viterbi
 from hmm.emissions import gaussian_loglik
 from hmm.forward_backward import forward, posteriors
 from hmm.lane_forward_backward import group_posteriors
@@ -53,6 +53,35 @@ def test_batch_posteriors_match_brute_force_enumeration():
         np.testing.assert_allclose(res.smoothed_of()[i], gamma, atol=1e-12)
         np.testing.assert_allclose(res.transition_counts[i], counts, atol=1e-12)
     np.testing.assert_allclose(res.initial_counts(), sum(_enumerate(pi0, A, s)[1][0] for s in seqs), atol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_batch_viterbi_matches_brute_force_enumeration(n_threads):
+    """Every sequence's path is the best of all K^T paths (scored here in log space); an empty sequence
+    gets an empty path, and one with an impossible step a best of -inf."""
+    rng = np.random.default_rng(3)
+    K = 3
+    pi0, A = _chain(K, rng)
+    seqs = [rng.normal(size=(T, K)) * 3 for T in (1, 5, 0, 2, 6, 3, 4)]
+    seqs[5][1] = -np.inf  # no state explains this step
+    seqs[4][2, 0] = -np.inf  # a state ruled out at one step
+    L, offsets = pack(seqs)
+    res = batch_viterbi(pi0, A, L, offsets, n_threads=n_threads)
+    assert res.paths.dtype == np.int64 and res.paths.shape == (len(L),)
+    for i, s in enumerate(seqs):
+        path, best = res.paths[offsets[i] : offsets[i + 1]], res.best[i]
+        if len(s) == 0:
+            assert path.size == 0
+            continue
+        if i == 5:
+            assert best == -np.inf
+            continue
+        paths = np.array(list(itertools.product(range(K), repeat=len(s))))
+        logw = np.log(pi0[paths[:, 0]]) + s[0, paths[:, 0]]
+        for t in range(1, len(s)):
+            logw += np.log(A[paths[:, t - 1], paths[:, t]]) + s[t, paths[:, t]]
+        np.testing.assert_array_equal(path, paths[np.argmax(logw)])
+        assert best == pytest.approx(logw.max(), rel=1e-12)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
