@@ -349,18 +349,17 @@ class BatchMoments(NamedTuple):
         of the cost of a short fleet's filter): the means' views by :func:`~statespace._ragged.views`,
         one view per distinct block of covariances (sharers share it, as they share the memory), and
         the results by ``tuple.__new__`` over the columns, without a Python call per sequence."""
-        lengths = np.diff(offsets).tolist()
-        rows = rows.tolist()
+        lengths = np.diff(offsets)
+        # the distinct blocks of covariances, (first row, length), and which one each sequence reads
+        keys, first, which = np.unique(
+            rows.astype(np.int64) * (int(lengths.max(initial=0)) + 1) + lengths, return_index=True, return_inverse=True
+        )
+        blocks = list(zip(rows[first].tolist(), lengths[first].tolist()))
+        which = which.tolist()
 
         def shared(arr, shorter):
-            cut: dict = {}  # (first row, length) -> the view
-            out = []
-            for c, T in zip(rows, lengths):
-                v = cut.get((c, T))
-                if v is None:
-                    v = cut[(c, T)] = arr[c : c + max(T - shorter, 0)]
-                out.append(v)
-            return out
+            cut = [arr[c : c + max(T - shorter, 0)] for c, T in blocks]
+            return list(map(cut.__getitem__, which))
 
         lls = lls.tolist()
         fm, pm = views(self.filtered_means, offsets), views(self.predicted_means, offsets)
