@@ -17,7 +17,8 @@ numbers run eight at a time in vector lanes, :mod:`hmm.lane_forward_backward`), 
 * ``transition_counts (S, K, K)``: :math:`\sum_t \xi_t(i, j)` per sequence.
 
 :func:`batch_forward` is the forward pass only (log-likelihoods and filtered
-probabilities). :func:`batch_gaussian_loglik` computes the (autoregressive)
+probabilities; in the same lanes, their forward half). :func:`batch_viterbi` gives every
+sequence's most probable path (``hmm.inference.viterbi`` on each, in one compiled call per thread). :func:`batch_gaussian_loglik` computes the (autoregressive)
 Gaussian emission log-likelihoods of a whole batch, restarting the lag window at
 each sequence's start, in parallel over equal row ranges (a range that cuts a
 sequence reads the rows of its lag window's history before it). Each sequence's emission

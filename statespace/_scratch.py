@@ -1,4 +1,5 @@
-"""Scratch memory kept across the E-steps of one fit.
+"""Memory for the compiled kernels without fresh pages: scratch kept across the E-steps of one fit
+(:func:`scratch`), and a call's several outputs as one allocation (:func:`one_block`).
 
 An EM fit calls its E-step once per iteration on the same data, so the compiled
 kernels ask for the same scratch arrays every time (a long sequence's filtered and

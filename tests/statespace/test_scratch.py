@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from statespace._scratch import Workspace, kept, scratch
+from statespace._scratch import Workspace, kept, one_block, scratch
 from statespace.distributed import EStep
 from statespace.linear_gaussian import LinearGaussianSSM
 from statespace.linear_gaussian.batch import batch_e_step
@@ -27,6 +27,22 @@ def test_scratch_is_kept_per_key_inside_a_workspace_and_fresh_outside():
     ws.clear()
     with kept(ws):
         assert not np.shares_memory(scratch("k", 100), b)
+
+
+def test_one_block_gives_disjoint_contiguous_views_of_one_allocation():
+    """Every requested shape, C-contiguous and writeable, in one allocation; writing each array
+    with its own value leaves every other intact (no two overlap), empty shapes included."""
+    shapes = [(7, 3), (0, 3), (2, 3, 3), (5,), (0, 3, 3), (4, 3, 3)]
+    arrays = one_block(*shapes)
+    assert [a.shape for a in arrays] == shapes
+    base = arrays[0].base
+    for i, a in enumerate(arrays):
+        assert a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable
+        assert a.base is base
+        a[...] = i
+    for i, a in enumerate(arrays):
+        assert (a == i).all()
+    assert base.size == sum(int(np.prod(s)) for s in shapes)
 
 
 def _problem(rng, S, T, d=3, m=2):
