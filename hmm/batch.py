@@ -18,10 +18,11 @@ numbers run eight at a time in vector lanes, :mod:`hmm.lane_forward_backward`), 
 
 :func:`batch_forward` is the forward pass only (log-likelihoods and filtered
 probabilities; in the same lanes, their forward half). :func:`batch_viterbi` gives every
-sequence's most probable path (``hmm.inference.viterbi`` on each, in one compiled call per thread). :func:`batch_gaussian_loglik` computes the (autoregressive)
-Gaussian emission log-likelihoods of a whole batch, restarting the lag window at
-each sequence's start, in parallel over equal row ranges (a range that cuts a
-sequence reads the rows of its lag window's history before it). Each sequence's emission
+sequence's most probable path (``hmm.inference.viterbi`` on each, in one compiled call per
+thread). :func:`batch_gaussian_loglik` computes the (autoregressive) Gaussian emission
+log-likelihoods of a whole batch, restarting the lag window at each sequence's start, in
+parallel over equal row ranges (a range that cuts a sequence reads the rows of its lag window's
+history before it). Each sequence's emission
 log-likelihoods are exactly those of the per-sequence functions (the same code runs on each); its
 posteriors agree with them to rounding (lanes sum a step's products in another order) and do not
 depend on the other sequences of the batch or on the threads.
