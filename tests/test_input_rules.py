@@ -215,7 +215,9 @@ def test_any_python_value_is_a_library_error_or_the_array_result(family, data):
         arr = np.asarray(value, dtype=float)
         assert arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1), arr.shape  # one univariate sequence
         want = model.log_likelihood(arr)
-    assert got == want
+    # to rounding: an HMM list of three or more sequences runs its forward passes in vector lanes
+    # (hmm.lane_forward_backward), which sum a step in another order than one sequence alone
+    assert got == pytest.approx(want, rel=1e-13, abs=1e-13)
 
 
 def test_inputs_follow_the_observations_form():
