@@ -351,7 +351,7 @@ class BatchMoments(NamedTuple):
         the results by ``tuple.__new__`` over the columns, without a Python call per sequence."""
         lengths = np.diff(offsets)
         # the distinct blocks of covariances, (first row, length), and which one each sequence reads
-        keys, first, which = np.unique(
+        _, first, which = np.unique(
             rows.astype(np.int64) * (int(lengths.max(initial=0)) + 1) + lengths, return_index=True, return_inverse=True
         )
         blocks = list(zip(rows[first].tolist(), lengths[first].tolist()))
