@@ -308,6 +308,28 @@ def _chain(pi0, A, loglik, offsets):
     return pi0, A, loglik, check_offsets("offsets", offsets, loglik.shape[0])
 
 
+def _weights(loglik, offsets, s0, s1, m, B, low):
+    """Sequences ``s0:s1``'s row maxima ``m``, underflow marks ``low`` and weights ``B = exp(loglik - m)``."""
+    a, b = offsets[s0], offsets[s1]
+    _shift_rows(loglik, a, b, m, B, low)
+    np.exp(B[a:b], out=B[a:b])  # NumPy's SIMD exp (releases the GIL like the kernels)
+
+
+def _in_lanes(pi0, A, A2, loglik, offsets, s0, s1, m, low, lls, filtered, smoothed, counts, smooth):
+    """Sequences ``s0:s1`` in the vector lanes (:func:`hmm.lane_forward_backward.group_posteriors`, the
+    forward pass alone without ``smooth``), from their weights built in ``smoothed``; returns the
+    sequences left to the one-sequence kernels (too long for the lanes, or handed back by a lane).
+    Those :func:`_lane_split` leaves to the exact log-space pass get ``lls = NaN``."""
+    _weights(loglik, offsets, s0, s1, m, smoothed, low)
+    alone, grouped = _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, smoothed, lls)
+    # by length, so that a group's padding is small (NumPy's sort: Numba's would add seconds of compilation)
+    grouped = grouped[np.argsort(offsets[grouped + 1] - offsets[grouped], kind="stable")]
+    if not grouped.size:
+        return alone
+    left = group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts, smooth=smooth)
+    return np.concatenate((alone, left))
+
+
 def batch_posteriors(
     pi0, A, loglik, offsets, n_threads: int | None = None, overwrite: bool = False, reuse: bool = False
 ) -> BatchPosteriors:
@@ -355,23 +377,15 @@ def batch_posteriors(
     A2 = np.ascontiguousarray(A[0])
 
     def part(s0, s1):
-        a, b = offsets[s0], offsets[s1]
-        _shift_rows(loglik, a, b, m, smoothed, low)
-        np.exp(smoothed[a:b], out=smoothed[a:b])  # NumPy's SIMD exp (releases the GIL like the kernels)
         if not lanes:
+            _weights(loglik, offsets, s0, s1, m, smoothed, low)
             _posteriors_kernel(pi0, A, loglik, offsets, np.arange(s0, s1), m, lls, filtered, smoothed, counts)
             return
-        alone, grouped = _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, smoothed, lls)
-        # by length, so that a group's padding is small (NumPy's sort: Numba's would add seconds of compilation)
-        grouped = grouped[np.argsort(offsets[grouped + 1] - offsets[grouped], kind="stable")]
+        rest = _in_lanes(pi0, A, A2, loglik, offsets, s0, s1, m, low, lls, filtered, smoothed, counts, True)
         # the one-sequence kernel is called only for sequences that need it: a fleet the lanes carry
         # whole never compiles it (5 s before a fleet's first result with an empty cache)
-        left = (
-            group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, smoothed, counts) if grouped.size else grouped
-        )
-        for seqs in (alone, left):
-            if seqs.size:
-                _posteriors_kernel(pi0, A, loglik, offsets, seqs, m, lls, filtered, smoothed, counts)
+        if rest.size:
+            _posteriors_kernel(pi0, A, loglik, offsets, rest, m, lls, filtered, smoothed, counts)
 
     run_parts(part, row_split(offsets, n_threads_for(n_threads)))
     exact = np.flatnonzero(np.isnan(lls))  # sequences only the exact log-space pass carries
@@ -407,19 +421,9 @@ def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> Batc
     no_counts = np.empty((0, K, K))
 
     def part(s0, s1):
-        a, b = offsets[s0], offsets[s1]
-        _shift_rows(loglik, a, b, m, filtered, low)
-        np.exp(filtered[a:b], out=filtered[a:b])
-        alone, grouped = _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, filtered, lls)
-        grouped = grouped[np.argsort(offsets[grouped + 1] - offsets[grouped], kind="stable")]
-        left = (
-            group_posteriors(pi0, A2, offsets, grouped, m, lls, filtered, filtered, no_counts, smooth=False)
-            if grouped.size
-            else grouped
-        )
+        rest = _in_lanes(pi0, A, A2, loglik, offsets, s0, s1, m, low, lls, filtered, filtered, no_counts, False)
         # the rest, and those _lane_split left to the exact log-space pass (NaN), one at a time
-        exact = np.arange(s0, s1)[np.isnan(lls[s0:s1])]
-        rest = np.concatenate((alone, left, exact))
+        rest = np.concatenate((rest, np.arange(s0, s1)[np.isnan(lls[s0:s1])]))
         if rest.size:
             _forward_kernel(pi0, A, loglik, offsets, rest, lls, filtered)
 
