@@ -66,6 +66,8 @@ MARKER = "\nD = 0\nM = 0\n"
 #: The library's own top-level packages: imports into them are followed by :func:`reached_files`.
 LIBRARY_PACKAGES = ("statespace", "hmm", "smc")
 LIBRARY_ROOT = Path(__file__).resolve().parents[1]
+#: How the name of every generated module begins.
+GENERATED_PREFIX = "statespace_"
 
 
 # --- what a generated file depends on ----------------------------------------------
@@ -241,7 +243,7 @@ def specialised_copy(template: Path, kind: str, d: int, m: int):
     source = Path(template).read_text()
     if MARKER not in source:
         return None
-    name = f"statespace_{kind}_d{d}_m{m}_{template_digest(template)}"
+    name = f"{GENERATED_PREFIX}{kind}_d{d}_m{m}_{template_digest(template)}"
     return _import_generated(name, source.replace(MARKER, f"\nD = {d}\nM = {m}\n", 1))
 
 
@@ -555,7 +557,7 @@ def _generate(template, fixed, params):
     )
     files = {Path(sys.modules[m].__file__) for m, _ in list(imports) + [template_name]}
     identity = hashlib.sha256(source.encode()).hexdigest()[:10]
-    name = f"statespace_{template_name[1].lstrip('_')}_{identity}_{_digest(sorted(files), source)}"
+    name = f"{GENERATED_PREFIX}{template_name[1].lstrip('_')}_{identity}_{_digest(sorted(files), source)}"
     return _import_generated(name, source)
 
 

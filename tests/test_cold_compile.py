@@ -88,6 +88,9 @@ def cold_run(tmp_path_factory):
         os.environ,
         NUMBA_CACHE_DIR=str(tmp_path / "numba"),
         STATESPACE_CACHE_DIR=str(tmp_path / "statespace"),
+        # every compilation in this one process, where the compile events count them
+        # (tests/statespace/test_parallel_compile.py covers the helpers)
+        STATESPACE_PARALLEL_COMPILE="0",
     )
     out = subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]

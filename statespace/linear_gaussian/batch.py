@@ -65,6 +65,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._parallel_compile import compile_together
 from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts, views
 from .._scratch import one_block, scratch
 from ..errors import DataError, ShapeError
@@ -430,47 +431,51 @@ def _moments(params, y, offsets, inputs, smooth, n_threads, complete=False) -> B
     sizes = np.diff(np.append(starts, len(members)))
     big = sizes >= MIN_LOCKSTEP
     lockstep = np.repeat(big, sizes)
+    if big.any():
+        # runs of at most LOCKSTEP members of one source: their means stay in cache, and threads
+        # share out the work of one large group
+        grouped, sizes = members[lockstep], sizes[big]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        group_ends = np.concatenate(
+            [np.append(np.arange(a + LOCKSTEP, a + n, LOCKSTEP), a + n) for a, n in zip(starts, sizes)]
+        ).astype(np.int64)
+        group_rows = np.add.reduceat(lengths[grouped], np.concatenate([[0], group_ends[:-1]]))
+
+    def moments(seqs, lo, hi):
+        return kp, y, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, g, lls, bad, why
+
+    def rts(seqs, lo, hi):
+        return kp, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, sm, sP, cross, gains, bad, why
+
+    def replay(g0, g1):
+        return kp, y, offsets, src, grouped, group_ends, g0, g1, crow, fm, pm, fP, pP, g, lls, bad, why
+
+    def replay_rts(g0, g1):
+        return kp, offsets, grouped, group_ends, g0, g1, crow, fm, pm, sm, gains, bad
+
+    # on an empty cache, the kernels below compile side by side (here the largest, the lock-step replay)
+    no_seqs = np.empty(0, dtype=np.int64)
+    kernels = [(module.batch_moments, moments(no_seqs, 0, 0))]
+    if smooth:
+        kernels.append((module.batch_rts, rts(no_seqs, 0, 0)))
+    if big.any():
+        kernels.insert(0, (module.replay_groups, replay(0, 0)))
+        if smooth:
+            kernels.append((module.replay_rts_groups, replay_rts(0, 0)))
+    compile_together(kernels, k)
     # the sources first (they record what the others replay), then the sharers of small groups
     # one by one, then the large groups in lock-step; when smoothing, the RTS pass of each set
     # follows its filter (kernels of their own, so that a filter does not compile them)
     for seqs in (np.flatnonzero(is_source), members[~lockstep]):
         parts = row_split(offsets_of(lengths[seqs]), k) if len(seqs) else np.zeros(1, dtype=np.int64)
-        run_parts(
-            lambda lo, hi, seqs=seqs: module.batch_moments(
-                kp, y, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, g, lls, bad, why
-            ),
-            parts,
-        )
+        run_parts(lambda lo, hi, seqs=seqs: module.batch_moments(*moments(seqs, lo, hi)), parts)
         if smooth:
-            run_parts(
-                lambda lo, hi, seqs=seqs: module.batch_rts(
-                    kp, offsets, src, crow, seqs, lo, hi, fm, pm, fP, pP, sm, sP, cross, gains, bad, why
-                ),
-                parts,
-            )
+            run_parts(lambda lo, hi, seqs=seqs: module.batch_rts(*rts(seqs, lo, hi)), parts)
     if big.any():
-        # runs of at most LOCKSTEP members of one source: their means stay in cache, and threads
-        # share out the work of one large group
-        members, sizes = members[lockstep], sizes[big]
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        group_ends = np.concatenate(
-            [np.append(np.arange(a + LOCKSTEP, a + n, LOCKSTEP), a + n) for a, n in zip(starts, sizes)]
-        ).astype(np.int64)
-        group_rows = np.add.reduceat(lengths[members], np.concatenate([[0], group_ends[:-1]]))
         parts = row_split(offsets_of(group_rows), k)
-        run_parts(
-            lambda g0, g1: module.replay_groups(
-                kp, y, offsets, src, members, group_ends, g0, g1, crow, fm, pm, fP, pP, g, lls, bad, why
-            ),
-            parts,
-        )
+        run_parts(lambda g0, g1: module.replay_groups(*replay(g0, g1)), parts)
         if smooth:  # the RTS means, from the filtered ones (a kernel of its own: a filter does not compile it)
-            run_parts(
-                lambda g0, g1: module.replay_rts_groups(
-                    kp, offsets, members, group_ends, g0, g1, crow, fm, pm, sm, gains, bad
-                ),
-                parts,
-            )
+            run_parts(lambda g0, g1: module.replay_rts_groups(*replay_rts(g0, g1)), parts)
     failed = np.flatnonzero(bad >= 0)
     if len(failed):
         i = int(failed[0])

@@ -1,0 +1,194 @@
+"""Compile the kernels of one call side by side, in helper processes, when the disk cache lacks them.
+
+A call that runs several compiled kernels in turn (a fleet's Kalman smoother runs four) pays,
+on an empty cache, each kernel's compilation one after the other: Numba compiles under one
+process-wide lock, so threads cannot share the work. Kernels compiled with ``cache=True``
+leave their machine code on disk, where any process loads it in milliseconds. So
+:func:`compile_together`, given the kernels a call is about to run and their arguments:
+
+1. loads each kernel whose machine code for these argument types is on disk (what its first
+   call would have done) and drops it, with any already compiled in this process;
+2. if two or more are left and the call may use more than one thread, starts up to
+   ``threads - 1`` helper processes (``python -m statespace._parallel_compile``), each given
+   the module, name and Numba signature of some of the kernels, which it imports and compiles
+   into the disk cache;
+3. compiles the first kernel itself meanwhile, waits for the helpers, and loads theirs from
+   the disk (or compiles one itself if its helper failed: a helper can only save time).
+
+What is computed does not change: the helpers compile the same source for the same
+signatures, and the call runs the machine code Numba would have compiled itself. Set
+``STATESPACE_PARALLEL_COMPILE=0`` to compile everything in the calling process.
+
+Numba offers no public way to load a signature from its cache without compiling on a miss,
+so step 1 uses the dispatcher's cache object as :meth:`numba.core.dispatcher.Dispatcher.compile`
+does (Numba's version is bounded in ``pyproject.toml``); if that interface is missing,
+:func:`compile_together` does nothing and each kernel compiles at its call, as before.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pickle
+import subprocess
+import sys
+
+from numba.core.dispatcher import Dispatcher
+
+from statespace._compile import GENERATED_PREFIX, LIBRARY_PACKAGES
+
+#: Environment switch: ``0`` keeps every compilation in the calling process.
+ENV = "STATESPACE_PARALLEL_COMPILE"
+#: Longest wait for a helper (seconds); past it the helper is stopped and this process compiles.
+HELPER_TIMEOUT_S = 600.0
+
+
+def _signature(dispatcher: Dispatcher, args) -> tuple:
+    """The argument types a call with ``args`` compiles for (Numba's own ``typeof`` of each)."""
+    return tuple(dispatcher.typeof_pyval(a) for a in args)
+
+
+def _load_from_disk(dispatcher: Dispatcher, sig: tuple) -> bool:
+    """Load ``sig`` of ``dispatcher`` from its disk cache as ``Dispatcher.compile`` does; ``False`` on a miss."""
+    cache = getattr(dispatcher, "_cache", None)
+    if cache is None or not hasattr(cache, "load_overload"):
+        return False
+    cres = cache.load_overload(sig, dispatcher.targetctx)
+    if cres is None:
+        return False
+    if not cres.objectmode:
+        dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+    dispatcher.add_overload(cres)
+    return True
+
+
+def _where(dispatcher: Dispatcher) -> tuple[str, str, str] | None:
+    """Module name, module file and qualified name by which a helper finds ``dispatcher``: only the
+    library's own modules and the ones it generates (a helper never imports a user's module, whose
+    import could run a script)."""
+    fn = dispatcher.py_func
+    name = fn.__module__
+    file = getattr(sys.modules.get(name), "__file__", None)
+    if file is None or not (name.split(".")[0] in LIBRARY_PACKAGES or name.startswith(GENERATED_PREFIX)):
+        return None
+    return name, file, fn.__qualname__
+
+
+def _pending(calls) -> list[tuple[Dispatcher, tuple]] | None:
+    """The ``(dispatcher, signature)`` of the calls neither compiled here nor on disk; ``None`` if unsupported."""
+    pending, seen = [], set()
+    for dispatcher, args in calls:
+        if not isinstance(dispatcher, Dispatcher) or not dispatcher._can_compile:
+            continue
+        if not getattr(dispatcher, "_cache", None) or type(dispatcher._cache).__name__ == "NullCache":
+            continue  # not cached on disk: a helper's work would be lost
+        if _where(dispatcher) is None:
+            continue
+        sig = _signature(dispatcher, args)
+        if (id(dispatcher), sig) in seen or sig in dispatcher.overloads:
+            continue
+        seen.add((id(dispatcher), sig))
+        if not _load_from_disk(dispatcher, sig):
+            pending.append((dispatcher, sig))
+    return pending
+
+
+def _shares(pending, helpers: int) -> list[list]:
+    """Cut ``pending[1:]`` into ``helpers`` shares, every signature of one kernel in one share
+    (two processes saving the same kernel's cache index would race)."""
+    by_kernel: dict[int, list] = {}
+    first = id(pending[0][0])
+    for dispatcher, sig in pending[1:]:
+        if id(dispatcher) != first:
+            by_kernel.setdefault(id(dispatcher), []).append((dispatcher, sig))
+    shares = [[] for _ in range(helpers)]
+    for i, group in enumerate(by_kernel.values()):
+        shares[i % helpers].extend(group)
+    return [s for s in shares if s]
+
+
+#: A helper's first statements: this process's import path (read before anything it imports),
+#: then :func:`_helper` on the rest of the pipe.
+_BOOT = (
+    "import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
+    "from statespace._parallel_compile import _helper; _helper(sys.stdin.buffer)"
+)
+
+
+def _start(share) -> subprocess.Popen | None:
+    try:
+        payload = pickle.dumps(list(sys.path)) + pickle.dumps([(*_where(d), sig) for d, sig in share])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, **{ENV: "0"}),
+        )
+    except Exception:  # nothing lost: this process compiles the share itself
+        return None
+    try:
+        proc.stdin.write(payload)
+        proc.stdin.close()
+    except OSError:
+        proc.kill()
+        proc.wait()
+        return None
+    return proc
+
+
+def compile_together(calls, threads: int) -> int:
+    """Make sure each ``(dispatcher, args)`` of ``calls`` is compiled for its arguments' types,
+    compiling those the disk cache lacks in up to ``threads - 1`` helper processes beside this one.
+
+    Returns the number of helpers started (0 when everything was compiled or cached, one kernel
+    was missing, ``threads`` is 1, or :data:`ENV` is ``0``). The kernels themselves are not run.
+    """
+    if os.environ.get(ENV, "1") == "0" or threads < 2 or getattr(sys, "frozen", False):
+        return 0
+    try:
+        pending = _pending(calls)
+    except Exception:  # Numba's cache interface changed: compile at each call, as without this module
+        return 0
+    if not pending or len(pending) < 2:
+        return 0
+    shares = _shares(pending, min(threads - 1, len(pending) - 1))
+    procs = [p for p in map(_start, shares) if p is not None]
+    try:
+        dispatcher, sig = pending[0]
+        dispatcher.compile(sig)
+    finally:
+        for proc in procs:
+            try:
+                proc.wait(timeout=HELPER_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    for dispatcher, sig in pending[1:]:
+        dispatcher.compile(sig)  # from the disk, where a helper put it
+    return len(procs)
+
+
+def _import(name: str, file: str | None):
+    try:
+        module = importlib.import_module(name)
+        if file is None or os.path.samefile(module.__file__, file):
+            return module
+    except (ImportError, OSError, TypeError):
+        pass
+    spec = importlib.util.spec_from_file_location(name, file)  # a generated module (statespace._compile)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _helper(stream) -> None:
+    """A helper's work: compile each kernel listed on ``stream`` into the disk cache."""
+    kernels = pickle.load(stream)  # written by the parent process through a pipe, never read from a file
+    for name, file, qualname, sig in kernels:
+        target = _import(name, file)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+        target.compile(sig)

@@ -1,0 +1,137 @@
+"""Kernels compiled side by side in helper processes (``statespace._parallel_compile``).
+
+A fleet's Kalman smoother runs four kernels (the sources' filter and RTS, the lock-step replay of
+the filter and of the RTS means). Fresh processes with empty caches smooth one fleet; Numba's
+compile events list what the calling process compiled itself:
+
+* with a helper: the calling process compiles one kernel and loads the other three from the disk,
+  where the helper put them, and the smoothed moments equal, bit for bit, those of a process that
+  compiled all four itself (the helper compiled the same source for the same signatures);
+* with a helper that fails at once: the calling process compiles all four, and nothing is lost;
+* with the cache then warm: no helper starts and nothing compiles.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from statespace import _parallel_compile as pc
+
+KERNELS = ("batch_moments", "batch_rts", "replay_groups", "replay_rts_groups")
+
+CODE = textwrap.dedent(
+    """
+    import json, sys
+
+    import numpy as np
+    from numba.core import event
+
+    import statespace.linear_gaussian.batch as batch
+    from statespace import _parallel_compile as pc
+    from statespace.linear_gaussian import LGSSMParams, batch_smoother
+
+    compiled = []
+
+    class Watch(event.Listener):
+        def on_start(self, ev):
+            compiled.append(ev.data["dispatcher"].py_func.__qualname__)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", Watch())
+    helpers = []
+
+    def spy(calls, threads):
+        helpers.append(pc.compile_together(calls, threads))
+        return helpers[-1]
+
+    batch.compile_together = spy
+    if sys.argv[1] == "failing":
+        pc._BOOT = "raise SystemExit(3)"
+    rng = np.random.default_rng(0)
+    lg = LGSSMParams(
+        m0=np.zeros(2), P0=np.eye(2), F=np.array([[0.9, 0.2], [0.0, 0.8]]), Q=0.1 * np.eye(2),
+        H=np.array([[1.0, 0.5]]), R=np.eye(1),
+    )
+    y = rng.standard_normal((12 * 40, 1))  # 12 sequences of 40 steps: one group replayed in lock-step
+    out = batch_smoother(lg, y, np.arange(0, 481, 40), n_threads=2)
+    res = out.sequences()  # each sequence's moments (the batch's arrays have unused rows)
+    np.savez(sys.argv[2], **{f: np.concatenate([np.ravel(getattr(r, f)) for r in res]) for f in res[0]._fields})
+    print(json.dumps({"helpers": helpers, "compiled": [k for k in compiled if k in sys.argv[3].split(",")]}))
+    """
+)
+
+
+def _run(mode: str, cache, out) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache / "numba"), STATESPACE_CACHE_DIR=str(cache / "statespace"))
+    env.pop(pc.ENV, None)
+    args = [sys.executable, "-c", CODE, mode, str(out), ",".join(KERNELS)]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("parallel_compile")
+    shared = tmp / "shared_cache"
+    return {
+        "failing": (_run("failing", tmp / "own_cache", tmp / "failing.npz"), np.load(tmp / "failing.npz")),
+        "cold": (_run("helper", shared, tmp / "cold.npz"), np.load(tmp / "cold.npz")),
+        "warm": (_run("helper", shared, tmp / "warm.npz"), np.load(tmp / "warm.npz")),
+    }
+
+
+def _same(a, b):
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_a_helper_compiles_all_but_one_kernel_and_the_results_are_the_same_bits(runs):
+    report, arrays = runs["cold"]
+    assert report["helpers"] == [1]
+    assert report["compiled"] == ["replay_groups"]  # the largest, kept by the calling process
+    _same(arrays, runs["failing"][1])
+
+
+def test_a_failing_helper_leaves_every_kernel_to_the_calling_process(runs):
+    report, _ = runs["failing"]
+    assert report["helpers"] == [1]
+    assert sorted(report["compiled"]) == sorted(KERNELS)
+
+
+def test_a_warm_cache_starts_no_helper_and_compiles_nothing(runs):
+    report, arrays = runs["warm"]
+    assert report == {"helpers": [0], "compiled": []}
+    _same(arrays, runs["failing"][1])
+
+
+class _Kernel:
+    def __init__(self, name):
+        self.name = name
+
+
+def test_shares_keep_each_kernel_whole_and_leave_the_first_to_the_caller():
+    a, b, c, d = map(_Kernel, "abcd")
+    pending = [(a, 1), (b, 1), (a, 2), (c, 1), (b, 2), (d, 1)]
+    shares = pc._shares(pending, 2)
+    assert [[(k.name, s) for k, s in share] for share in shares] == [[("b", 1), ("b", 2), ("d", 1)], [("c", 1)]]
+    # a signature of the caller's kernel stays with the caller (compiled after its first)
+    assert all(k is not a for share in shares for k, _ in share)
+
+
+def test_one_thread_or_the_switch_off_compiles_nothing_ahead(monkeypatch):
+    def untouchable():
+        raise AssertionError("looked at the kernels")
+
+    calls = iter([untouchable])  # any look at the calls fails the test
+    assert pc.compile_together(calls, 1) == 0
+    monkeypatch.setenv(pc.ENV, "0")
+    assert pc.compile_together(calls, 4) == 0
