@@ -15,6 +15,11 @@ leave their machine code on disk, where any process loads it in milliseconds. So
 3. compiles the first kernel itself meanwhile, waits for the helpers, and loads theirs from
    the disk (or compiles one itself if its helper failed: a helper can only save time).
 
+A helper's kernel may also be a callee of the first: Numba compiles a kernel's callees while it
+types the kernel, and loads from the disk any that a helper has finished by then (the Kalman
+E-step's ``batch_loop`` and its lock-step ``_lockstep_e_step``, a third of the whole). The caller
+then builds the argument types the kernel passes to that callee.
+
 What is computed does not change: the helpers compile the same source for the same
 signatures, and the call runs the machine code Numba would have compiled itself. Set
 ``STATESPACE_PARALLEL_COMPILE=0`` to compile everything in the calling process.
@@ -136,6 +141,16 @@ def _start(share) -> subprocess.Popen | None:
         proc.wait()
         return None
     return proc
+
+
+def first_use(*dispatchers) -> bool:
+    """Whether one of ``dispatchers`` has compiled nothing yet in this process.
+
+    A caller asks this (a dictionary's length per kernel) before building arguments for
+    :func:`compile_together`, which serves a process's first calls: a later call with new argument
+    types compiles them at the call, as it would without this module.
+    """
+    return any(not getattr(d, "overloads", True) for d in dispatchers)
 
 
 def compile_together(calls, threads: int) -> int:

@@ -65,7 +65,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._parallel_compile import compile_together
+from .._parallel_compile import compile_together, first_use
 from .._ragged import check_offsets, n_threads_for, offsets_of, row_split, run_parts, views
 from .._scratch import one_block, scratch
 from ..errors import DataError, ShapeError
@@ -221,27 +221,19 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
             scratch(key + ("factors",), _fast.factors_size(t_max, d, m)) if shared else None,
             scratch(key + ("lockstep",), _fast.means_block_size(t_max, d, LOCKSTEP)) if lockstep else None,
         )
-    run_parts(
-        lambda c0, c1: module.batch_loop(
-            kp,
-            y,
-            offsets,
-            order,
-            ends,
-            c0,
-            c1,
-            want_stats,
-            stats,
-            lls,
-            bad,
-            why,
-            *work[c0],
-            LOCKSTEP,
-            MIN_LOCKSTEP,
-            inputs,
-        ),
-        bounds,
-    )
+
+    def args(c0, c1):
+        return (kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, *work[c0], LOCKSTEP, MIN_LOCKSTEP, inputs)  # fmt: skip
+
+    if first_use(module.batch_loop, *[module._lockstep_e_step] * lockstep):
+        # on an empty cache a helper compiles the lock-step E-step (a third of batch_loop's compilation),
+        # which batch_loop's own compilation then loads from the disk: the types batch_loop passes it
+        f3 = np.empty((0, 0, 0))
+        g = (f3, f3, np.empty(0), np.empty((0, 0)))
+        lockstep_args = (kp, y, offsets, order, 0, 0, f3, f3, g, f3, want_stats, np.empty(0), f3, f3, lls, bad, why, inputs)  # fmt: skip
+        kernels = [(module.batch_loop, args(0, int(bounds[1]))), (module._lockstep_e_step, lockstep_args)]
+        compile_together(kernels[: 1 + lockstep], n_threads_for(n_threads))
+    run_parts(lambda c0, c1: module.batch_loop(*args(c0, c1)), bounds)
     return y, offsets, kp, stats, lls, bad, why
 
 
@@ -462,7 +454,8 @@ def _moments(params, y, offsets, inputs, smooth, n_threads, complete=False) -> B
         kernels.insert(0, (module.replay_groups, replay(0, 0)))
         if smooth:
             kernels.append((module.replay_rts_groups, replay_rts(0, 0)))
-    compile_together(kernels, k)
+    if first_use(*(f for f, _ in kernels)):
+        compile_together(kernels, k)
     # the sources first (they record what the others replay), then the sharers of small groups
     # one by one, then the large groups in lock-step; when smoothing, the RTS pass of each set
     # follows its filter (kernels of their own, so that a filter does not compile them)
