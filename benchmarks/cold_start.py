@@ -14,6 +14,10 @@ result, on a small problem (so that the time is the start-up, not the work):
 * ``bootstrap_filter``, ``paris``, ``particle_gibbs``, ``ppg``: stochastic volatility
   (a model written like a user's), T = 200.
 
+The time is the calling process's wall time. With an empty cache the Kalman fleet cases
+start a helper process that compiles some of their kernels beside it
+(``statespace._parallel_compile``): its CPU time is not counted, its wait is.
+
 Two cache states, both in temporary directories (``NUMBA_CACHE_DIR`` and
 ``STATESPACE_CACHE_DIR``) so that the user's own caches are neither used nor touched:
 ``cache: "empty"`` (everything compiles) and ``cache: "warm"`` (a previous process ran
