@@ -56,15 +56,20 @@ def _signature(dispatcher: Dispatcher, args) -> tuple:
 
 def _load_from_disk(dispatcher: Dispatcher, sig: tuple) -> bool:
     """Load ``sig`` of ``dispatcher`` from its disk cache as ``Dispatcher.compile`` does; ``False`` on a miss."""
+    from numba.core.compiler_lock import global_compiler_lock
+
     cache = getattr(dispatcher, "_cache", None)
     if cache is None or not hasattr(cache, "load_overload"):
         return False
-    cres = cache.load_overload(sig, dispatcher.targetctx)
-    if cres is None:
-        return False
-    if not cres.objectmode:
-        dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
-    dispatcher.add_overload(cres)
+    with global_compiler_lock:  # as Dispatcher.compile: another thread may be compiling this kernel
+        if sig in dispatcher.overloads:
+            return True
+        cres = cache.load_overload(sig, dispatcher.targetctx)
+        if cres is None:
+            return False
+        if not cres.objectmode:
+            dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        dispatcher.add_overload(cres)
     return True
 
 
@@ -78,6 +83,12 @@ def _where(dispatcher: Dispatcher) -> tuple[str, str, str] | None:
     if file is None or not (name.split(".")[0] in LIBRARY_PACKAGES or name.startswith(GENERATED_PREFIX)):
         return None
     return name, file, fn.__qualname__
+
+
+def _runs_python() -> bool:
+    """Whether ``sys.executable`` starts a Python interpreter (not a frozen application or an
+    embedding server, which a helper's ``-c`` would not reach)."""
+    return not getattr(sys, "frozen", False) and "python" in os.path.basename(sys.executable or "").lower()
 
 
 def _pending(calls) -> list[tuple[Dispatcher, tuple]] | None:
@@ -160,7 +171,7 @@ def compile_together(calls, threads: int) -> int:
     Returns the number of helpers started (0 when everything was compiled or cached, one kernel
     was missing, ``threads`` is 1, or :data:`ENV` is ``0``). The kernels themselves are not run.
     """
-    if os.environ.get(ENV, "1") == "0" or threads < 2 or getattr(sys, "frozen", False):
+    if os.environ.get(ENV, "1") == "0" or threads < 2 or not _runs_python():
         return 0
     try:
         pending = _pending(calls)
