@@ -9,9 +9,9 @@ leave their machine code on disk, where any process loads it in milliseconds. So
 1. loads each kernel whose machine code for these argument types is on disk (what its first
    call would have done) and drops it, with any already compiled in this process;
 2. if two or more are left and the call may use more than one thread, starts up to
-   ``threads - 1`` helper processes (``python -m statespace._parallel_compile``), each given
-   the module, name and Numba signature of some of the kernels, which it imports and compiles
-   into the disk cache;
+   ``threads - 1`` helper processes (``sys.executable -c``, this process's import path, then
+   :func:`_helper`), each given through a pipe the module, name and Numba signature of some of
+   the kernels, which it imports and compiles into the disk cache;
 3. compiles the first kernel itself meanwhile, waits for the helpers, and loads theirs from
    the disk (or compiles one itself if its helper failed: a helper can only save time).
 
@@ -91,8 +91,8 @@ def _runs_python() -> bool:
     return not getattr(sys, "frozen", False) and "python" in os.path.basename(sys.executable or "").lower()
 
 
-def _pending(calls) -> list[tuple[Dispatcher, tuple]] | None:
-    """The ``(dispatcher, signature)`` of the calls neither compiled here nor on disk; ``None`` if unsupported."""
+def _pending(calls) -> list[tuple[Dispatcher, tuple]]:
+    """The ``(dispatcher, signature)`` of the calls neither compiled here nor on disk (loading those that are)."""
     pending, seen = [], set()
     for dispatcher, args in calls:
         if not isinstance(dispatcher, Dispatcher) or not dispatcher._can_compile:
@@ -197,6 +197,7 @@ def compile_together(calls, threads: int) -> int:
 
 
 def _import(name: str, file: str | None):
+    """The module ``name`` at ``file``: imported by name, or, for a generated module, from its file."""
     try:
         module = importlib.import_module(name)
         if file is None or os.path.samefile(module.__file__, file):
