@@ -258,7 +258,7 @@ def _viterbi_kernel(pi0, A, loglik, offsets, s0, s1, paths, best):
             best[s] = 0.0
             continue
         path, v = viterbi(pi0, A, loglik[a:b])
-        paths[a:b] = path
+        copy_into(path, paths[a:b])  # not a slice assignment: that compiles Numba's shape-mismatch message
         best[s] = v
 
 
