@@ -102,7 +102,7 @@ def _pending(calls) -> list[tuple[Dispatcher, tuple]]:
         if _where(dispatcher) is None:
             continue
         sig = _signature(dispatcher, args)
-        if (id(dispatcher), sig) in seen or sig in dispatcher.overloads:
+        if (id(dispatcher), sig) in seen:
             continue
         seen.add((id(dispatcher), sig))
         if not _load_from_disk(dispatcher, sig):

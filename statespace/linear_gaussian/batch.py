@@ -228,11 +228,13 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
     if first_use(module.batch_loop, *[module._lockstep_e_step] * lockstep):
         # on an empty cache a helper compiles the lock-step E-step (a third of batch_loop's compilation),
         # which batch_loop's own compilation then loads from the disk: the types batch_loop passes it
-        f3 = np.empty((0, 0, 0))
-        g = (f3, f3, np.empty(0), np.empty((0, 0)))
-        lockstep_args = (kp, y, offsets, order, 0, 0, f3, f3, g, f3, want_stats, np.empty(0), f3, f3, lls, bad, why, inputs)  # fmt: skip
-        kernels = [(module.batch_loop, args(0, int(bounds[1]))), (module._lockstep_e_step, lockstep_args)]
-        compile_together(kernels[: 1 + lockstep], n_threads_for(n_threads))
+        kernels = [(module.batch_loop, args(0, int(bounds[1])))]
+        if lockstep:
+            f3 = np.empty((0, 0, 0))
+            g = (f3, f3, np.empty(0), np.empty((0, 0)))
+            lockstep_args = (kp, y, offsets, order, 0, 0, f3, f3, g, f3, want_stats, np.empty(0), f3, f3, lls, bad, why, inputs)  # fmt: skip
+            kernels.append((module._lockstep_e_step, lockstep_args))
+        compile_together(kernels, n_threads_for(n_threads))
     run_parts(lambda c0, c1: module.batch_loop(*args(c0, c1)), bounds)
     return y, offsets, kp, stats, lls, bad, why
 
