@@ -397,6 +397,28 @@ def batch_posteriors(
     return BatchPosteriors(lls, filtered, smoothed, counts, offsets)
 
 
+def posteriors_kernels(pi0, A, offsets) -> list:
+    """The compiled kernels :func:`batch_posteriors` runs on a batch with these ``offsets``, each with
+    arguments of the types it passes them (empty arrays; no ``loglik`` needed), for
+    :func:`statespace._parallel_compile.compile_together`. Empty for one long sequence: its two-thread
+    kernels are built per ``K`` (:mod:`hmm.parallel_forward_backward`) and compile at their call."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    K = np.shape(pi0)[0]
+    pi0, A, loglik, offsets = _chain(pi0, A, np.empty((int(offsets[-1]), K)), offsets)
+    S = offsets.shape[0] - 1
+    if S == 1 and _two_threads(A, loglik):
+        return []
+    m, lls, low = np.empty(0), np.empty(0), np.empty(0, np.bool_)
+    filtered = smoothed = np.empty((0, K))
+    calls = [(_shift_rows, (loglik, 0, 0, m, smoothed, low))]
+    if K <= MAX_STATES and S >= MIN_SEQUENCES:
+        return calls + [(_lane_split, (pi0, A, loglik, offsets, 0, 0, low, m, smoothed, lls))]
+    no_seqs = np.arange(0)
+    return [
+        (_posteriors_kernel, (pi0, A, loglik, offsets, no_seqs, m, lls, filtered, smoothed, np.empty((0, K, K))))
+    ] + calls
+
+
 def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> BatchFilter:
     """Forward pass of every sequence of a ragged batch (arguments as :func:`batch_posteriors`).
 
@@ -439,9 +461,7 @@ def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.
     NaN) use the initial Gaussian, exactly as :func:`hmm.emissions.gaussian_loglik`
     does for one sequence; NaN coordinates are marginalised.
     """
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    u = np.ascontiguousarray(u, dtype=np.float64).reshape(y.shape[0], -1)
-    offsets = check_offsets("offsets", offsets, y.shape[0])
+    y, u, offsets = _gaussian_inputs(y, u, offsets)
     factors = gaussian_factors(e)
     N, d = y.shape
     out = np.empty((N, e.n_states))
@@ -453,3 +473,17 @@ def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.
         np.arange(parts + 1),
     )
     return out
+
+
+def _gaussian_inputs(y, u, offsets):
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    u = np.ascontiguousarray(u, dtype=np.float64).reshape(y.shape[0], -1)
+    return y, u, check_offsets("offsets", offsets, y.shape[0])
+
+
+def gaussian_loglik_kernels(e, y, u, offsets) -> list:
+    """The compiled kernel of :func:`batch_gaussian_loglik` with arguments of the types it passes
+    (see :func:`posteriors_kernels`); computing them compiles the small kernel that factors the covariances."""
+    y, u, offsets = _gaussian_inputs(y, u, offsets)
+    out = np.empty((0, e.n_states))
+    return [(_gaussian_kernel, (y, u, offsets, 0, 0, e.lags, e.weights, *gaussian_factors(e), out))]

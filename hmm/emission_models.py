@@ -38,7 +38,7 @@ from statespace.errors import ParameterError
 
 from . import emission_updates as eu
 from . import emissions as em_
-from .batch import batch_gaussian_loglik
+from .batch import batch_gaussian_loglik, gaussian_loglik_kernels
 
 
 class EmissionModel:
@@ -97,6 +97,12 @@ class EmissionModel:
     def n_free_parameters(self) -> int:
         """The number of free emission parameters (for AIC/BIC)."""
         raise NotImplementedError
+
+    def kernels(self, y, u, offsets) -> list:
+        """The compiled kernels :meth:`log_likelihood` and :meth:`accumulate` run on this batch, largest
+        first, each as ``(kernel, arguments of the types it is passed)``: what a first fit compiles side by
+        side (:func:`hmm.em.compile_e_step`). None by default: a family's kernels then compile at their calls."""
+        return []
 
 
 class GaussianEmission(EmissionModel):
@@ -195,6 +201,18 @@ class GaussianEmission(EmissionModel):
         if self.lags:
             n += K * d + (K * d if self.covariance_type == "diag" else K * d * (d + 1) // 2)
         return n
+
+    def kernels(self, y, u, offsets) -> list:
+        """The emission log-likelihoods' kernel, then the statistics' (the autoregressive rows' sums first),
+        with parameters of this model's sizes (their values do not matter)."""
+        K, d, q = self.n_states, self.obs_dim, self.n_regressors
+        cov = np.broadcast_to(np.eye(d), (K, d, d))
+        e = em_.GaussianEmissionParams(np.zeros((K, q, d)), cov, np.zeros((K, d)), cov, self.lags, self.input_dim)
+        stats = eu.gaussian_accumulate_kernels(e, y, u, offsets, diagonal=self.covariance_type == "diag")
+        if not self.lags and d == 1 and not self.input_dim:
+            return stats  # the 1-D kernel of log_likelihood is small
+        loglik = gaussian_loglik_kernels(e, y, u, offsets)
+        return stats[:1] + loglik + stats[1:] if self.lags else loglik + stats
 
 
 class CategoricalEmission(EmissionModel):

@@ -333,6 +333,32 @@ def gaussian_accumulate(
         ar_accumulate_batch(y, u, offsets, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
 
 
+def gaussian_accumulate_kernels(e: GaussianEmissionParams, y, u, offsets=None, diagonal: bool = False) -> list:
+    """The compiled kernels of :func:`gaussian_accumulate` with arguments of the types it passes them
+    (empty arrays, no ``gamma`` needed), for :func:`statespace._parallel_compile.compile_together`.
+
+    The statistics of the rows that are not fast (:func:`ar_accumulate_batch`) are summed on every
+    call of an autoregressive model (a sequence's first ``L`` rows), and otherwise only for data with
+    missing values."""
+    T, d = y.shape
+    K, q = e.n_states, e.weights.shape[1]
+    offsets = np.array([0, T], dtype=np.int64) if offsets is None or e.lags == 0 else offsets
+    gamma, fast = np.empty((0, K)), np.empty(0, np.bool_)
+    cuts, parts = np.zeros(1, np.int64), np.empty((0, K, q + d, q + d))
+    calls = [
+        (clean_batch_rows, (y, e.lags, offsets)),
+        (_scatter_chunks, (y, u, e.lags, fast, gamma, diagonal, cuts, 0, 0, parts)),
+        (_add_mirrored, (parts, np.empty((K, q + d, q + d)))),
+    ]
+    if e.lags or np.isnan(y).any():
+        stats = GaussianStats.zeros(K, q, d)
+        calls.insert(
+            0,
+            (ar_accumulate_batch, (y, u, offsets, e.lags, gamma, e.weights, e.covs, e.init_means, e.init_covs, *stats)),
+        )
+    return calls
+
+
 @nb.njit(cache=True)
 def categorical_accumulate(y, gamma, counts):
     T = y.shape[0]

@@ -56,7 +56,7 @@ from statespace.validation import (
 from . import emissions as em_
 from . import kernels as kern
 from .chain import ChainData, DiscreteChainModel, HMMFilterResult, HMMForecast, HMMSmoothResult
-from .em import ChainStats, batched, chain_e_step, fit_em
+from .em import ChainStats, batched, chain_e_step, compile_e_step, fit_em
 from .emission_models import CategoricalEmission, GaussianEmission
 from .initialization import initial_params
 from .partial_knowledge import log_plausibilities
@@ -319,10 +319,13 @@ class HMM(DiscreteChainModel):
         data = self._prepare(y, inputs, pl)
         rng = as_rng(rng)
         start = self._start(init)
-        starts = [start] if start is not None else [self._initial_params(data, rng, r) for r in range(int(n_restarts))]
         # looked up now, so that a test may replace the M-step on the instance
         e_step, m_step = self._e_step, self._m_step_params
         with EStep(chain_e_step, list(zip(data.seqs, data.inputs, data.log_pls))) as estep:
+            if estep.in_process:  # an empty cache: the kernels of the start and of the E-step side by side
+                K = self.n_states
+                compile_e_step(self.emission_model, np.full(K, 1.0 / K), np.full((K, K), 1.0 / K), estep.items)
+            starts = [start] if start is not None else [self._initial_params(data, rng, r) for r in range(n_restarts)]
             res = fit_em(
                 starts,
                 lambda p: e_step(p, estep),

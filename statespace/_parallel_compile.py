@@ -12,7 +12,8 @@ leave their machine code on disk, where any process loads it in milliseconds. So
    ``threads - 1`` helper processes (``sys.executable -c``, this process's import path, then
    :func:`_helper`), each given through a pipe the module, name and Numba signature of some of
    the kernels, which it imports and compiles into the disk cache;
-3. compiles the first kernel itself meanwhile, waits for the helpers, and loads theirs from
+3. compiles its own share meanwhile (the first kernel missing, or those of the first calls the
+   caller names), waits for the helpers, and loads theirs from
    the disk (or compiles one itself if its helper failed: a helper can only save time).
 
 A helper's kernel may also be a callee of the first: Numba compiles a kernel's callees while it
@@ -110,13 +111,14 @@ def _pending(calls) -> list[tuple[Dispatcher, tuple]]:
     return pending
 
 
-def _shares(pending, helpers: int) -> list[list]:
-    """Cut ``pending[1:]`` into ``helpers`` shares, every signature of one kernel in one share
-    (two processes saving the same kernel's cache index would race)."""
+def _shares(local, remote, helpers: int) -> list[list]:
+    """Cut ``remote`` into ``helpers`` shares, every signature of one kernel in one share (two
+    processes saving the same kernel's cache index would race), leaving out the kernels of ``local``
+    (this process compiles every signature of those)."""
+    here = {id(d) for d, _ in local}
     by_kernel: dict[int, list] = {}
-    first = id(pending[0][0])
-    for dispatcher, sig in pending[1:]:
-        if id(dispatcher) != first:
+    for dispatcher, sig in remote:
+        if id(dispatcher) not in here:
             by_kernel.setdefault(id(dispatcher), []).append((dispatcher, sig))
     shares = [[] for _ in range(helpers)]
     for i, group in enumerate(by_kernel.values()):
@@ -164,26 +166,32 @@ def first_use(*dispatchers) -> bool:
     return any(not getattr(d, "overloads", True) for d in dispatchers)
 
 
-def compile_together(calls, threads: int) -> int:
+def compile_together(calls, threads: int, here: int = 1) -> int:
     """Make sure each ``(dispatcher, args)`` of ``calls`` is compiled for its arguments' types,
     compiling those the disk cache lacks in up to ``threads - 1`` helper processes beside this one.
 
-    Returns the number of helpers started (0 when everything was compiled or cached, one kernel
-    was missing, ``threads`` is 1, or :data:`ENV` is ``0``). The kernels themselves are not run.
+    This process compiles the missing kernels among the first ``here`` calls (at least one kernel),
+    the helpers the others: a caller that knows its kernels' costs orders and cuts them so that both
+    sides take about as long. Returns the number of helpers started (0 when everything was compiled
+    or cached, one kernel was missing, ``threads`` is 1, or :data:`ENV` is ``0``). The kernels
+    themselves are not run.
     """
     if os.environ.get(ENV, "1") == "0" or threads < 2 or not _runs_python():
         return 0
     try:
-        pending = _pending(calls)
+        calls = list(calls)
+        local, remote = _pending(calls[:here]), _pending(calls[here:])
     except Exception:  # Numba's cache interface changed: compile at each call, as without this module
         return 0
-    if not pending or len(pending) < 2:
+    if not local and remote:
+        local.append(remote.pop(0))
+    if not remote:
         return 0
-    shares = _shares(pending, min(threads - 1, len(pending) - 1))
+    shares = _shares(local, remote, min(threads - 1, len(remote)))
     procs = [p for p in map(_start, shares) if p is not None]
     try:
-        dispatcher, sig = pending[0]
-        dispatcher.compile(sig)
+        for dispatcher, sig in local:
+            dispatcher.compile(sig)
     finally:
         for proc in procs:
             try:
@@ -191,7 +199,7 @@ def compile_together(calls, threads: int) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    for dispatcher, sig in pending[1:]:
+    for dispatcher, sig in remote:
         dispatcher.compile(sig)  # from the disk, where a helper put it
     return len(procs)
 

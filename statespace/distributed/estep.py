@@ -127,6 +127,11 @@ class EStep:
         return (_in_process, (self.fn, self.items))
 
     @property
+    def in_process(self) -> bool:
+        """Whether the E-steps run in this process (no :func:`~statespace.distributed.use` block was active)."""
+        return self._backend is None
+
+    @property
     def n_shards(self) -> int:
         """Shards the items are split into (1 in process)."""
         return 1 if self._shards is None else len(self._shards)

@@ -131,13 +131,16 @@ class _Kernel:
         self.name = name
 
 
-def test_shares_keep_each_kernel_whole_and_leave_the_first_to_the_caller():
+def test_shares_keep_each_kernel_whole_and_leave_the_callers_kernels_to_it():
     a, b, c, d = map(_Kernel, "abcd")
-    pending = [(a, 1), (b, 1), (a, 2), (c, 1), (b, 2), (d, 1)]
-    shares = pc._shares(pending, 2)
+    remote = [(b, 1), (a, 2), (c, 1), (b, 2), (d, 1)]
+    shares = pc._shares([(a, 1)], remote, 2)
     assert [[(k.name, s) for k, s in share] for share in shares] == [[("b", 1), ("b", 2), ("d", 1)], [("c", 1)]]
     # a signature of the caller's kernel stays with the caller (compiled after its first)
     assert all(k is not a for share in shares for k, _ in share)
+    # the caller's share may hold several kernels: none of them goes to a helper
+    shares = pc._shares([(a, 1), (c, 1)], remote, 1)
+    assert [[(k.name, s) for k, s in share] for share in shares] == [[("b", 1), ("b", 2), ("d", 1)]]
 
 
 def test_one_thread_the_switch_off_or_no_python_to_start_compiles_nothing_ahead(monkeypatch):

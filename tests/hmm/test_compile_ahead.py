@@ -1,0 +1,143 @@
+"""A first fit's kernels compiled side by side (``hmm.em.compile_e_step``).
+
+Before an HMM's first fit in a process, ``compile_e_step`` lists the kernels its initialisation and
+E-step will run, with arguments of the types they will be passed, and hands them to
+``statespace._parallel_compile.compile_together``. What is checked:
+
+* the argument types listed are those the real calls pass: after a fit of the same data, every
+  signature listed is one its kernel compiled for (over emission kinds, lags, inputs, missing
+  values, one sequence and fleets), so a helper never compiles a signature nobody runs;
+* in a fresh process with an empty cache, an autoregressive HMM's first fit compiles the
+  emission's two large kernels in a helper (the calling process loads them from the disk) and
+  gives, bit for bit, the fit of a process whose helper fails at once (and which compiles
+  everything itself).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from hmm import ARHMM, HMM, GaussianHMM
+from hmm.batch import posteriors_kernels
+from hmm.em import concatenated
+from statespace import _parallel_compile as pc
+from statespace.distributed import EStep
+
+
+def _data(d, n, T, missing, seed=0):
+    rng = np.random.default_rng(seed)
+    ys = [rng.standard_normal((T, d)) + (i % 3) for i in range(n)]
+    if missing:
+        ys[0][3, 0] = np.nan
+    return ys[0] if n == 1 else ys
+
+
+CASES = {
+    "ar1_one_sequence": (lambda: ARHMM(3, 2), 2, 1, 300, False, None),
+    "ar2_fleet_missing": (lambda: ARHMM(3, 2, lags=2), 2, 20, 80, True, None),
+    "full_one_sequence_missing": (lambda: GaussianHMM(3, 2), 2, 1, 300, True, None),
+    "diag_fleet": (lambda: GaussianHMM(4, 3, covariance_type="diag"), 3, 25, 60, False, None),
+    "tied_inputs": (lambda: GaussianHMM(2, 2, covariance_type="tied", input_dim=1), 2, 3, 90, False, 1),
+    "one_dimensional": (lambda: GaussianHMM(3, 1), 1, 1, 200, False, None),
+    "categorical": (lambda: HMM(3, 1, "categorical", n_symbols=4), 1, 4, 50, False, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_listed_signatures_are_those_a_fit_compiles(case, monkeypatch):
+    monkeypatch.setenv(pc.ENV, "0")  # nothing compiled ahead: the kernels' signatures are those the calls compiled
+    make, d, n, T, missing, p = CASES[case]
+    model = make()
+    ys = _data(d, n, T, missing)
+    if case == "categorical":
+        ys = [np.floor(np.abs(y[:, :1])) % 4 for y in ys]
+    inputs = None if p is None else [np.random.default_rng(1).standard_normal((T, p)) for _ in range(n)]
+    model.fit(ys, inputs=inputs, max_iter=2, progress=False, rng=0)
+    data = model._prepare(ys, inputs, None)
+    with EStep(lambda *a: None, list(zip(data.seqs, data.inputs, data.log_pls))) as estep:
+        y, u, _, offsets = concatenated(estep.items, model.n_states)
+    K = model.n_states
+    calls = posteriors_kernels(np.full(K, 1.0 / K), np.full((K, K), 1.0 / K), offsets) + model.emission_model.kernels(
+        y, u, offsets
+    )
+    names = [f.py_func.__name__ for f, _ in calls]
+    assert names, "every fit runs a compiled forward-backward"
+    for kernel, args in calls:
+        sig = pc._signature(kernel, args)
+        assert sig in kernel.overloads, (kernel.py_func.__name__, sig, list(kernel.overloads))
+    if isinstance(model, ARHMM) or missing:
+        assert "ar_accumulate_batch" in names
+    if case not in ("one_dimensional", "categorical"):
+        assert "_gaussian_kernel" in names
+
+
+CODE = textwrap.dedent(
+    """
+    import json, sys
+
+    import numpy as np
+    from numba.core import event
+
+    import hmm.em as em
+    from hmm import ARHMM
+    from statespace import _parallel_compile as pc
+
+    compiled = []
+
+    class Watch(event.Listener):
+        def on_start(self, ev):
+            compiled.append(ev.data["dispatcher"].py_func.__qualname__)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", Watch())
+    helpers = []
+
+    def spy(calls, threads, here=1):
+        helpers.append(pc.compile_together(calls, threads, here))
+        return helpers[-1]
+
+    em.compile_together = spy
+    if sys.argv[1] == "failing":
+        pc._BOOT = "raise SystemExit(3)"
+    y = np.random.default_rng(0).standard_normal((300, 2))
+    res = ARHMM(3, 2).fit(y, max_iter=3, progress=False, rng=0, )
+    p = res.params
+    np.savez(sys.argv[2], lls=res.log_likelihoods, A=p.A, pi0=p.pi0, W=p.emission.weights, covs=p.emission.covs)
+    print(json.dumps({"helpers": helpers, "compiled": compiled}))
+    """
+)
+
+
+def _run(mode, cache, out):
+    env = dict(
+        os.environ,
+        NUMBA_CACHE_DIR=str(cache / "numba"),
+        STATESPACE_CACHE_DIR=str(cache / "statespace"),
+        NUMBA_NUM_THREADS="2",
+    )
+    env.pop(pc.ENV, None)
+    proc = subprocess.run(
+        [sys.executable, "-c", CODE, mode, str(out)], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(out)
+
+
+def test_a_first_fit_compiles_the_emission_kernels_in_a_helper_with_the_same_result(tmp_path):
+    report, arrays = _run("helper", tmp_path / "cold", tmp_path / "cold.npz")
+    failing, alone = _run("failing", tmp_path / "own", tmp_path / "failing.npz")
+    assert report["helpers"] == [1] and failing["helpers"] == [1]
+    big = {"ar_accumulate_batch", "_gaussian_kernel"}
+    assert big <= set(failing["compiled"])  # the process whose helper failed compiled them itself
+    assert not big & set(report["compiled"])  # loaded from the disk, where the helper put them
+    assert "_posteriors_kernel" in report["compiled"]  # the calling process's own share
+    assert sorted(arrays.files) == sorted(alone.files)
+    for key in arrays.files:
+        np.testing.assert_array_equal(arrays[key], alone[key])
