@@ -7,6 +7,8 @@ result, on a small problem (so that the time is the start-up, not the work):
 
 * ``kalman_filter``, ``kalman_smoother``: linear-Gaussian model, d = 4, m = 2, T = 200;
 * ``hmm_fit`` (5 EM iterations), ``hmm_smooth``: Gaussian HMM, K = 3, 1-d, T = 300;
+* ``arhmm_fit`` (5 EM iterations): first-order autoregressive HMM, K = 3, 2-d, T = 300;
+* ``kalman_fit`` (5 EM iterations): the linear-Gaussian model above, one sequence;
 * ``hmm_fit_fleet``, ``arhmm_fit_fleet``, ``kalman_filter_fleet``, ``kalman_smoother_fleet``,
   ``kalman_fit_fleet`` (5 EM iterations): the same verbs on a list of sequences (20 of
   T = 100, 2-d, for the HMMs; 50 of T = 100 for the linear-Gaussian model), which reach the
@@ -53,7 +55,7 @@ y = np.random.default_rng(0).standard_normal((200, 1))
 """
 
 _LG = """
-from statespace.linear_gaussian import LGSSMParams, kalman_filter, rts_smoother
+from statespace.linear_gaussian import LGSSMParams, LinearGaussianSSM, kalman_filter, rts_smoother
 F = np.eye(4); F[0, 2] = F[1, 3] = 0.1
 params = LGSSMParams(m0=np.zeros(4), P0=np.eye(4), F=F, Q=0.05 * np.eye(4), H=np.eye(2, 4), R=0.5 * np.eye(2))
 y = np.random.default_rng(0).standard_normal((200, 2))
@@ -71,6 +73,11 @@ _HMM_FLEET = """
 from hmm import ARHMM, GaussianHMM
 rng = np.random.default_rng(0)
 ys = [rng.standard_normal((100, 2)) + (i % 3) for i in range(20)]
+"""
+
+_AR = """
+from hmm import ARHMM
+y = np.random.default_rng(0).standard_normal((300, 2))
 """
 
 _LG_FLEET = """
@@ -92,7 +99,9 @@ CASES = {
         _LG_FLEET,
         "LinearGaussianSSM(params).fit(ys, max_iter=5, progress=False)",
     ),
+    "kalman_fit": ("d4_m2_T200_iter5", _LG, "LinearGaussianSSM(params).fit(y, max_iter=5, progress=False)"),
     "hmm_fit": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1).fit(y, max_iter=5, progress=False)"),
+    "arhmm_fit": ("K3_2d_T300", _AR, "ARHMM(3, 2).fit(y, max_iter=5, progress=False, rng=0)"),
     "hmm_smooth": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1, params=hmm_params).smooth(y)"),
     "hmm_fit_fleet": ("K3_2d_B20_T100", _HMM_FLEET, "GaussianHMM(3, 2).fit(ys, max_iter=5, progress=False, rng=0)"),
     "arhmm_fit_fleet": ("K3_2d_B20_T100", _HMM_FLEET, "ARHMM(3, 2).fit(ys, max_iter=5, progress=False, rng=0)"),

@@ -40,6 +40,7 @@ import pickle
 import subprocess
 import sys
 
+from numba.core import types
 from numba.core.dispatcher import Dispatcher
 
 from statespace._compile import GENERATED_PREFIX, LIBRARY_PACKAGES
@@ -51,8 +52,10 @@ HELPER_TIMEOUT_S = 600.0
 
 
 def _signature(dispatcher: Dispatcher, args) -> tuple:
-    """The argument types a call with ``args`` compiles for (Numba's own ``typeof`` of each)."""
-    return tuple(dispatcher.typeof_pyval(a) for a in args)
+    """The argument types a call with ``args`` compiles for (Numba's own ``typeof`` of each); an argument
+    given as a Numba type is that type (a literal, which a kernel's caller passes and no value's
+    ``typeof`` gives)."""
+    return tuple(a if isinstance(a, types.Type) else dispatcher.typeof_pyval(a) for a in args)
 
 
 def _load_from_disk(dispatcher: Dispatcher, sig: tuple) -> bool:

@@ -63,6 +63,7 @@ import math
 from functools import partial
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from .._parallel_compile import compile_together, first_use
@@ -225,18 +226,47 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
     def args(c0, c1):
         return (kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, *work[c0], LOCKSTEP, MIN_LOCKSTEP, inputs)  # fmt: skip
 
-    if first_use(module.batch_loop, *[module._lockstep_e_step] * lockstep):
-        # on an empty cache a helper compiles the lock-step E-step (a third of batch_loop's compilation),
-        # which batch_loop's own compilation then loads from the disk: the types batch_loop passes it
-        kernels = [(module.batch_loop, args(0, int(bounds[1])))]
-        if lockstep:
-            f3 = np.empty((0, 0, 0))
-            g = (f3, f3, np.empty(0), np.empty((0, 0)))
-            lockstep_args = (kp, y, offsets, order, 0, 0, f3, f3, g, f3, want_stats, np.empty(0), f3, f3, lls, bad, why, inputs)  # fmt: skip
-            kernels.append((module._lockstep_e_step, lockstep_args))
-        compile_together(kernels, n_threads_for(n_threads))
+    path = (module.__name__, lone, shared, lockstep, inputs is None)  # what batch_loop's signature depends on
+    if path not in _PATHS_SEEN:  # a process's first E-step on this path: its kernels side by side
+        _PATHS_SEEN.add(path)
+        kernels, here = _loop_callees(module, kp, y, offsets, order, lls, bad, why, inputs, want_stats, lone, shared, lockstep, args(0, int(bounds[1])))  # fmt: skip
+        compile_together(kernels, n_threads_for(n_threads), here)
     run_parts(lambda c0, c1: module.batch_loop(*args(c0, c1)), bounds)
     return y, offsets, kp, stats, lls, bad, why
+
+
+#: The ``batch_loop`` paths (``_run``'s key) whose kernels this process has compiled or loaded: a set
+#: lookup per E-step, where typing the arguments again would cost a short sequence's EM iteration a tenth.
+_PATHS_SEEN: set = set()
+
+
+def _loop_callees(module, kp, y, offsets, order, lls, bad, why, inputs, want_stats, lone, shared, lockstep, loop_args):
+    """``(kernels, here)``: what a first E-step compiles side by side (``compile_together``), with the types
+    ``batch_loop`` passes, and how many of them this process takes.
+
+    Sequences that all run alone (one sequence: a fit's common case): this process compiles the
+    statistics' kernel ``_stats`` (and the small ``_sequence_params``), a helper the filter and
+    smoother ``_filter_smooth`` (a third of ``batch_loop``'s compilation each), with the literal modes
+    of the lone path; ``batch_loop``'s own compilation, at its call, then finds both. Otherwise this process compiles ``batch_loop`` and a
+    helper its lock-step callee ``_lockstep_e_step`` (a third of the whole), which ``batch_loop``'s
+    compilation reaches late enough to load it from the disk.
+    """
+    i1, f1, f2, f3 = np.empty(0, np.int64), np.empty(0), np.empty((0, 0)), np.empty((0, 0, 0))
+    g = (f3, f3, f1, f2)
+    if lone and not shared:
+        plain, no_replay, both = numba.types.literal(module.PLAIN), numba.types.literal(False), numba.types.literal(module.BOTH)  # fmt: skip
+        filter_smooth = (kp, y, f2, f2, f3, f3, plain, no_replay, g, want_stats, f2, f3, f3, f3, 0, lls, bad, why, i1, i1, i1, i1)  # fmt: skip
+        stats = (kp, y, f2, f3, f3, f1, both, i1)
+        return [
+            (module._stats, stats),
+            (module._sequence_params, (kp, 0, 0)),
+            (module._filter_smooth, filter_smooth),
+        ], 2
+    kernels = [(module.batch_loop, loop_args)]
+    if lockstep:
+        lockstep_args = (kp, y, offsets, order, 0, 0, f3, f3, g, f3, want_stats, f1, f3, f3, lls, bad, why, inputs)  # fmt: skip
+        kernels.append((module._lockstep_e_step, lockstep_args))
+    return kernels, 1
 
 
 def _sequence_kp(params, kp, a, b):

@@ -1,17 +1,19 @@
 """Kernels compiled side by side in helper processes (``statespace._parallel_compile``).
 
 A fleet's Kalman smoother runs four kernels (the sources' filter and RTS, the lock-step replay of
-the filter and of the RTS means); a fit's E-step runs one, ``batch_loop``, whose lock-step callee
-``_lockstep_e_step`` a helper compiles while the calling process compiles the rest. Fresh
-processes with empty caches smooth one fleet and take one E-step; Numba's compile events list what
+the filter and of the RTS means); a fit's E-step runs one, ``batch_loop``: for a fleet a helper
+compiles its lock-step callee ``_lockstep_e_step`` while the calling process compiles the rest, for
+one sequence the calling process compiles its statistics' callee ``_stats`` and a helper its filter
+and smoother ``_filter_smooth``, before ``batch_loop``. Fresh processes with empty caches smooth
+one fleet and take an E-step of the fleet, then of one sequence; Numba's compile events list what
 the calling process compiled itself:
 
 * with a helper: the calling process compiles one of the smoother's kernels and loads the other
   three from the disk, where the helper put them, and likewise loads the lock-step callee while it
-  compiles ``batch_loop``; the moments and the E-step's statistics equal, bit for bit, those of a
-  process that compiled everything itself (the helper compiled the same source for the same
-  signatures);
-* with a helper that fails at once: the calling process compiles all four, and nothing is lost;
+  compiles ``batch_loop``, and the one sequence's filter and smoother; the moments and the E-steps'
+  statistics equal, bit for bit, those of a process that compiled everything itself (the helper
+  compiled the same source for the same signatures);
+* with a helper that fails at once: the calling process compiles them all, and nothing is lost;
 * with the cache then warm: no helper starts and nothing compiles.
 """
 
@@ -26,8 +28,18 @@ import pytest
 
 from statespace import _parallel_compile as pc
 
-#: the smoother's four kernels, and the E-step's kernel and the lock-step callee a helper compiles for it
-KERNELS = ("batch_moments", "batch_rts", "replay_groups", "replay_rts_groups", "batch_loop", "_lockstep_e_step")
+#: the smoother's four kernels, the E-step's kernel, the lock-step callee a helper compiles for a fleet's
+#: E-step, and the two callees compiled side by side for one sequence's E-step
+KERNELS = (
+    "batch_moments",
+    "batch_rts",
+    "replay_groups",
+    "replay_rts_groups",
+    "batch_loop",
+    "_lockstep_e_step",
+    "_filter_smooth",
+    "_stats",
+)
 
 CODE = textwrap.dedent(
     """
@@ -53,8 +65,8 @@ CODE = textwrap.dedent(
     event.register("numba:compile", Watch())
     helpers = []
 
-    def spy(calls, threads):
-        helpers.append(pc.compile_together(calls, threads))
+    def spy(calls, threads, here=1):
+        helpers.append(pc.compile_together(calls, threads, here))
         return helpers[-1]
 
     batch.compile_together = spy
@@ -69,8 +81,11 @@ CODE = textwrap.dedent(
     out = batch_smoother(lg, y, np.arange(0, 481, 40), n_threads=2)
     res = out.sequences()  # each sequence's moments (the batch's arrays have unused rows)
     arrays = {f: np.concatenate([np.ravel(getattr(r, f)) for r in res]) for f in res[0]._fields}
-    stats = batch_e_step(lg, y, np.arange(0, 481, 40), n_threads=2)  # a fit's E-step (one kernel)
+    # a fit's E-step (one kernel), of the fleet (in lock-step), then of one sequence (which runs alone)
+    stats = batch_e_step(lg, y, np.arange(0, 481, 40), n_threads=2)
     arrays.update({f"e_step_{i}": np.asarray(v, dtype=float).ravel() for i, v in enumerate(stats)})
+    one = batch_e_step(lg, y[:40], np.array([0, 40]), n_threads=2)
+    arrays.update({f"one_e_step_{i}": np.asarray(v, dtype=float).ravel() for i, v in enumerate(one)})
     np.savez(sys.argv[2], **arrays)
     print(json.dumps({"helpers": helpers, "compiled": [k for k in compiled if k in sys.argv[3].split(",")]}))
     """
@@ -105,22 +120,29 @@ def _same(a, b, rtol=0.0):
 
 def test_a_helper_compiles_all_but_one_kernel_and_the_results_are_the_same_bits(runs):
     report, arrays = runs["cold"]
-    assert report["helpers"] == [1, 1]
-    # the smoother's largest kernel, then the E-step's kernel, whose compilation loads its lock-step
-    # callee from the disk, where the helper put it
-    assert report["compiled"] == ["replay_groups", "batch_loop"]
+    assert report["helpers"] == [1, 1, 1]
+    assert report["compiled"] == [
+        "replay_groups",  # the smoother's largest kernel (a helper compiled the other three)
+        "batch_loop",  # the fleet's E-step: its lock-step callee loaded from the disk, where a helper put it,
+        "_filter_smooth",  # and the shared path's callees (run-time modes) compiled here
+        "_stats",
+        "_stats",  # one sequence's E-step: its statistics' callee here, its filter and smoother in a helper,
+        "batch_loop",  # then the kernel, which loads the filter and smoother from the disk
+    ]
     _same(arrays, runs["failing"][1])
 
 
 def test_a_failing_helper_leaves_every_kernel_to_the_calling_process(runs):
     report, _ = runs["failing"]
-    assert report["helpers"] == [1, 1]
-    assert sorted(report["compiled"]) == sorted(KERNELS)
+    assert report["helpers"] == [1, 1, 1]
+    # the E-step's kernel, filter-and-smoother and statistics twice: the lone path's, the fleet's
+    twice = ["batch_loop", "_filter_smooth", "_stats"]
+    assert sorted(report["compiled"]) == sorted(KERNELS + tuple(twice))
 
 
 def test_a_warm_cache_starts_no_helper_and_compiles_nothing(runs):
     report, arrays = runs["warm"]
-    assert report == {"helpers": [0, 0], "compiled": []}
+    assert report == {"helpers": [0, 0, 0], "compiled": []}
     # to rounding: batch_loop's machine code loaded from the disk sums an E-step statistic in another
     # order than the same code compiled in the process (one ulp; so without helpers too)
     _same(arrays, runs["cold"][1], rtol=1e-13)
