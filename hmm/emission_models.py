@@ -101,7 +101,7 @@ class EmissionModel:
     def kernels(self, y, u, offsets) -> list:
         """The compiled kernels :meth:`log_likelihood` and :meth:`accumulate` run on this batch, largest
         first, each as ``(kernel, arguments of the types it is passed)``: what a first fit compiles side by
-        side (:func:`hmm.em.compile_e_step`). None by default: a family's kernels then compile at their calls."""
+        side (``hmm.em.compile_e_step``). None by default: a family's kernels then compile at their calls."""
         return []
 
 
