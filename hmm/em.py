@@ -94,10 +94,10 @@ def chain_e_step(model_params, shard) -> ChainStats:
 
 
 def compile_e_step(emission, pi0, A, shard) -> int:
-    """On a process's first fit with an empty cache, compile the kernels that :func:`chain_e_step` runs
-    on ``shard`` (those of the initialisation's M-step among them) side by side, in helper processes
-    (:func:`statespace._parallel_compile.compile_together`), before any of them runs. ``pi0, A``: any
-    chain of the model's size. Returns the helpers started.
+    """Before a process's first forward-backward (its first fit), with an empty cache, compile the
+    kernels that :func:`chain_e_step` runs on ``shard`` (those of the initialisation's M-step among
+    them) side by side, in helper processes (:func:`statespace._parallel_compile.compile_together`),
+    before any of them runs. ``pi0, A``: any chain of the model's size. Returns the helpers started.
 
     Compiled one after the other, an autoregressive HMM's first fit of one sequence took 18 s: the
     emission statistics' kernel for the autoregressive rows and the emission log-likelihoods' kernel

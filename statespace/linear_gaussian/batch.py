@@ -247,9 +247,9 @@ def _loop_callees(module, kp, y, offsets, order, lls, bad, why, inputs, want_sta
     Sequences that all run alone (one sequence: a fit's common case): this process compiles the
     statistics' kernel ``_stats`` (and the small ``_sequence_params``), a helper the filter and
     smoother ``_filter_smooth`` (a third of ``batch_loop``'s compilation each), with the literal modes
-    of the lone path; ``batch_loop``'s own compilation, at its call, then finds both. Otherwise this process compiles ``batch_loop`` and a
-    helper its lock-step callee ``_lockstep_e_step`` (a third of the whole), which ``batch_loop``'s
-    compilation reaches late enough to load it from the disk.
+    of the lone path; ``batch_loop``'s own compilation, at its call, then finds both. Otherwise this
+    process compiles ``batch_loop`` and a helper its lock-step callee ``_lockstep_e_step`` (a third
+    of the whole), which ``batch_loop``'s compilation reaches late enough to load it from the disk.
     """
     i1, f1, f2, f3 = np.empty(0, np.int64), np.empty(0), np.empty((0, 0)), np.empty((0, 0, 0))
     g = (f3, f3, f1, f2)
