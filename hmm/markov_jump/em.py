@@ -33,6 +33,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from statespace._parallel_compile import compile_together, first_use
+from statespace._ragged import n_threads_for
 from statespace.convergence import ConvergenceMonitor
 from statespace.distributed import EStep
 from statespace.interface import FitResult
@@ -67,8 +69,10 @@ def _e_step(params, y, table):
     Q = np.asarray(params.Q)
     K = Q.shape[0]
     loglik = params.observation.log_likelihoods(y, K)
-    P = transition_matrices(Q, table.lengths)
     pi0 = np.asarray(params.initial)
+    if first_use(posterior_pass):  # a process's first E-step, on an empty cache: its kernels side by side
+        compile_together(e_step_kernels(Q, pi0, table, loglik), n_threads_for(None))
+    P = transition_matrices(Q, table.lengths)
     lls, gamma, W = posterior_pass(pi0, P, table.index, table.offsets, loglik)
     raise_if_impossible(lls, pi0, P, table, loglik)
     M = van_loan_integrals(Q, table.lengths, W)
@@ -76,6 +80,19 @@ def _e_step(params, y, table):
     off = Q - np.diag(np.diag(Q))
     jumps = np.clip(off * M, 0.0, None)
     return float(lls.sum()), dwell, jumps, gamma, table.offsets
+
+
+def e_step_kernels(Q, pi0, table, loglik) -> list:
+    """The compiled kernels of an E-step, each with arguments of the types it is passed, the largest
+    first: the forward-backward over the intervals (12 s to compile on the 2-core machine), which the
+    calling process compiles while a helper compiles the transition matrices and the Van Loan
+    integrals (3 s) (``statespace._parallel_compile.compile_together``)."""
+    P = np.empty((0, *Q.shape))  # the transition matrices' and the weights' type
+    return [
+        (posterior_pass, (pi0, P, table.index, table.offsets, loglik)),
+        (transition_matrices, (Q, table.lengths)),
+        (van_loan_integrals, (Q, table.lengths, P)),
+    ]
 
 
 def update_rates(Q, dwell, jumps) -> np.ndarray:

@@ -51,6 +51,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.categorical import draw
+from statespace._numerics.copy import copy_into
 from statespace.errors import DataError, ParameterError
 from statespace.validation import as_rng, check_int, check_real
 
@@ -220,9 +221,9 @@ def generator_expm(Q, dt):
         _matmul(E, E, tmp)
         _normalise_rows(tmp, X)
         if _idempotent(E, tmp):
-            E[:, :] = tmp
+            copy_into(tmp, E)
             break
-        E[:, :] = tmp
+        copy_into(tmp, E)
     return E
 
 
@@ -264,7 +265,7 @@ def _van_loan_block(Q, W, dt, E1, E2, t1, t2):
                 E2[i, j] = t1[i, j] + t2[i, j]
         _matmul(E1, E1, t1)
         _normalise_rows(t1, X)
-        E1[:, :] = t1
+        copy_into(t1, E1)
 
 
 @nb.njit(cache=True, inline="always")
@@ -279,7 +280,9 @@ def transition_matrices(Q, dts):
     K = Q.shape[0]
     P = np.empty((dts.shape[0], K, K))
     for u in range(dts.shape[0]):
-        P[u] = generator_expm(Q, dts[u])
+        copy_into(
+            generator_expm(Q, dts[u]), P[u]
+        )  # copies, not slice assignments: those compile Numba's shape-mismatch message
     return P
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from hmm.forward_backward import _EXP_CLIP, _MIXING, _TINY, backward, forward, impossible_data_error
 from hmm.log_space import log_space_posteriors_by_slot
+from statespace._numerics.copy import copy_into
 
 #: Interval lengths closer than this (relative) share one transition matrix.
 LENGTH_RTOL = 1e-10
@@ -84,11 +85,12 @@ def _sequence_chain(P, index, offsets, s):
     a, b = offsets[s], offsets[s + 1]
     start, n = a - s, b - a - 1
     K = P.shape[1]
-    A = np.empty((max(n, 1), K, K))
+    A = np.zeros((max(n, 1), K, K))
     if n == 0:
-        A[0] = np.eye(K)
+        for k in range(K):
+            A[0, k, k] = 1.0
     for t in range(n):
-        A[t] = P[index[start + t]]
+        copy_into(P[index[start + t]], A[t])  # not a slice assignment: that compiles Numba's shape-mismatch message
     return a, b, A
 
 
@@ -232,9 +234,12 @@ def posterior_pass(pi0, P, index, offsets, loglik):
         a, b, A = _sequence_chain(P, index, offsets, s)
         ll, g, R = sequence_posteriors(pi0, A, loglik[a:b])
         lls[s] = ll
-        gamma[a:b] = g
+        copy_into(g, gamma[a:b])
         for t in range(b - a - 1):
-            W[index[a - s + t]] += R[t]
+            Wu, Rt = W[index[a - s + t]], R[t]
+            for i in range(K):
+                for j in range(K):
+                    Wu[i, j] += Rt[i, j]
     return lls, gamma, W
 
 

@@ -6,7 +6,8 @@ E-step will run, with arguments of the types they will be passed, and hands them
 
 * the argument types listed are those the real calls pass: after a fit of the same data, every
   signature listed is one its kernel compiled for (over emission kinds, lags, inputs, missing
-  values, one sequence and fleets), so a helper never compiles a signature nobody runs;
+  values, one sequence and fleets, and a Markov jump process's E-step), so a helper never
+  compiles a signature nobody runs;
 * in a fresh process with an empty cache, an autoregressive HMM's first fit compiles the
   emission's two large kernels in a helper (the calling process loads them from the disk) and
   gives, bit for bit, the fit of a process whose helper fails at once (and which compiles
@@ -74,6 +75,28 @@ def test_the_listed_signatures_are_those_a_fit_compiles(case, monkeypatch):
         assert "ar_accumulate_batch" in names
     if case not in ("one_dimensional", "categorical"):
         assert "_gaussian_kernel" in names
+
+
+def test_the_markov_jump_e_step_lists_the_signatures_it_compiles(monkeypatch):
+    from hmm.markov_jump import MarkovJumpProcess
+    from hmm.markov_jump.em import e_step_kernels
+    from hmm.markov_jump.inference import interval_table
+
+    monkeypatch.setenv(pc.ENV, "0")
+    rng = np.random.default_rng(2)
+    grids = [np.sort(rng.uniform(0, 30, 25)) for _ in range(3)]
+    truth = MarkovJumpProcess(np.array([[-1.0, 0.6, 0.4], [0.3, -0.5, 0.2], [0.5, 0.5, -1.0]]))
+    _, ys = truth.sample(rng=1, times=grids)
+    model = MarkovJumpProcess(np.array([[-1.0, 0.5, 0.5], [0.5, -1.0, 0.5], [0.5, 0.5, -1.0]]))
+    model.fit(ys, times=grids, max_iter=2, progress=False)
+    p = model.params
+    Q = np.asarray(p.Q)
+    calls = e_step_kernels(
+        Q, np.asarray(p.initial), interval_table(grids), p.observation.log_likelihoods(np.concatenate(ys), 3)
+    )
+    assert [f.py_func.__name__ for f, _ in calls] == ["posterior_pass", "transition_matrices", "van_loan_integrals"]
+    for kernel, args in calls:
+        assert pc._signature(kernel, args) in kernel.overloads, kernel.py_func.__name__
 
 
 CODE = textwrap.dedent(
