@@ -19,6 +19,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.categorical import draw, draw_from_logits
+from statespace._numerics.copy import copy_into
 
 from .log_space import log_of, log_space_filtered, row_max
 
@@ -149,7 +150,7 @@ def _predict_rows(pi0, A, filtered, a, b, out):
     K = filtered.shape[1]
     S = A.shape[0]
     if b > a:
-        out[a] = pi0
+        copy_into(pi0, out[a])  # not a slice assignment: that compiles Numba's shape-mismatch message (2 s)
     for t in range(a + 1, b):
         At = A[t - a - 1] if S > 1 else A[0]
         for i in range(K):

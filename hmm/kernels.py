@@ -18,6 +18,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.categorical import draw
+from statespace._numerics.copy import copy_into
 
 from . import emission_updates as eu
 from . import emissions as em_
@@ -176,7 +177,7 @@ def rollouts(kp, y_ext, T, last_filtered, n_samples, rng):
             x[0] = draw(kp.A[0, int(x[0])], rng)
             sample_emission(kp, t, x, ys, rng, ys[t])
             states[n, h] = int(x[0])
-            obs[n, h] = ys[t]
+            copy_into(ys[t], obs[n, h])  # not a slice assignment: that compiles Numba's shape-mismatch message
     return states, obs
 
 

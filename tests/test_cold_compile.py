@@ -5,9 +5,9 @@ An array assignment ``dst[a:b] = src`` in a compiled kernel makes Numba compile 
 shape-mismatch error path, which formats both shapes into a message: about 1.5 s per
 array type of every first call on an empty cache. The kernels copy with
 ``statespace._numerics.copy.copy_into`` instead. A fresh process with empty caches runs
-the HMM fit, a fleet's Viterbi paths, the particle Gibbs sampler and the Kalman smoother of a
-fleet (its lock-step replay of shared covariances) -- the entry points that had such
-assignments -- and lists, through Numba's compile events, every function that compiled that path.
+the HMM fit, a fleet's Viterbi paths, filter and forecast, a Markov jump process's fit and
+filter, the particle Gibbs sampler and the Kalman smoother of a fleet (its lock-step replay of
+shared covariances) -- the entry points that had such assignments -- and lists, through Numba's compile events, every function that compiled that path.
 
 A fleet of short HMM sequences runs in vector lanes, which drop a step's negligible terms
 themselves (an AR model's first step, far below the best state's): its first fit does not compile
@@ -65,6 +65,15 @@ CODE = textwrap.dedent(
     fleet_hmm = GaussianHMM(3, 1)
     fleet_hmm.fit([y, y[:90]], max_iter=3, progress=False)
     fleet_hmm.most_likely_states([y, y[:90]])  # a fleet's Viterbi paths, one compiled call
+    fleet_hmm.filter([y, y[:90]])  # a fleet's predicted probabilities, one compiled call
+    fleet_hmm.forecast(y, 5, n_samples=3, rng=0)  # sampled rollouts
+    from hmm.markov_jump import MarkovJumpProcess
+
+    grids = [np.sort(rng.uniform(0.0, 30.0, 20)) for _ in range(2)]
+    jump = MarkovJumpProcess(np.array([[-1.0, 1.0], [0.5, -0.5]]))
+    _, observed = jump.sample(rng=1, times=grids)
+    jump.fit(observed, times=grids, max_iter=2, progress=False)  # transition matrices, intervals' posteriors
+    jump.filter(observed, times=grids)
     sv = StochasticVolatility(mu=-1.0, phi=0.95, sigma=0.3)
     smc.particle_gibbs(sv, rng.standard_normal((30, 1)), n_iter=2, n_particles=16, rng=1, progress=False)
     lg = LGSSMParams(m0=np.zeros(2), P0=np.eye(2), F=0.9 * np.eye(2), Q=0.1 * np.eye(2), H=np.eye(1, 2), R=np.eye(1))

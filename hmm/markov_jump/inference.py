@@ -116,7 +116,7 @@ def filtered_marginals(pi0, P, index, offsets, loglik):
         a, b, A = _sequence_chain(P, index, offsets, s)
         ll, f, _ = forward(pi0, A, loglik[a:b])
         lls[s] = ll
-        filt[a:b] = f
+        copy_into(f, filt[a:b])
     return lls, filt
 
 
