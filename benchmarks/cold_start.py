@@ -9,6 +9,7 @@ result, on a small problem (so that the time is the start-up, not the work):
 * ``hmm_fit`` (5 EM iterations), ``hmm_smooth``: Gaussian HMM, K = 3, 1-d, T = 300;
 * ``arhmm_fit`` (5 EM iterations): first-order autoregressive HMM, K = 3, 2-d, T = 300;
 * ``kalman_fit`` (5 EM iterations): the linear-Gaussian model above, one sequence;
+* ``mjp_fit`` (5 EM iterations): a 3-state Markov jump process observed on 5 irregular grids of 40 times;
 * ``hmm_fit_fleet``, ``arhmm_fit_fleet``, ``kalman_filter_fleet``, ``kalman_smoother_fleet``,
   ``kalman_fit_fleet`` (5 EM iterations): the same verbs on a list of sequences (20 of
   T = 100, 2-d, for the HMMs; 50 of T = 100 for the linear-Gaussian model), which reach the
@@ -80,6 +81,14 @@ from hmm import ARHMM
 y = np.random.default_rng(0).standard_normal((300, 2))
 """
 
+_MJP = """
+from hmm.markov_jump import MarkovJumpProcess
+rng = np.random.default_rng(0)
+grids = [np.sort(rng.uniform(0.0, 50.0, 40)) for _ in range(5)]
+_, ys = MarkovJumpProcess(np.array([[-1.0, 0.6, 0.4], [0.3, -0.5, 0.2], [0.5, 0.5, -1.0]])).sample(rng=1, times=grids)
+start = np.array([[-1.0, 0.5, 0.5], [0.5, -1.0, 0.5], [0.5, 0.5, -1.0]])
+"""
+
 _LG_FLEET = """
 from statespace.linear_gaussian import LGSSMParams, LinearGaussianSSM
 F = np.eye(4); F[0, 2] = F[1, 3] = 0.1
@@ -105,6 +114,7 @@ CASES = {
     "hmm_smooth": ("K3_1d_T300", _HMM, "GaussianHMM(3, 1, params=hmm_params).smooth(y)"),
     "hmm_fit_fleet": ("K3_2d_B20_T100", _HMM_FLEET, "GaussianHMM(3, 2).fit(ys, max_iter=5, progress=False, rng=0)"),
     "arhmm_fit_fleet": ("K3_2d_B20_T100", _HMM_FLEET, "ARHMM(3, 2).fit(ys, max_iter=5, progress=False, rng=0)"),
+    "mjp_fit": ("K3_S5_T40_iter5", _MJP, "MarkovJumpProcess(start).fit(ys, times=grids, max_iter=5, progress=False)"),
     "bootstrap_filter": ("sv_T200_N500", _SV, "smc.bootstrap_filter(sv, y, n_particles=500, rng=1)"),
     "paris": ("sv_T200_N500", _SV, "smc.paris_smoother(sv, y, n_particles=500, rng=1)"),
     "particle_gibbs": (
