@@ -14,14 +14,9 @@ E-step will run, with arguments of the types they will be passed, and hands them
   everything itself).
 """
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
+from fresh_process import run
 
 from hmm import ARHMM, HMM, GaussianHMM
 from hmm.batch import posteriors_kernels
@@ -99,58 +94,21 @@ def test_the_markov_jump_e_step_lists_the_signatures_it_compiles(monkeypatch):
         assert pc._signature(kernel, args) in kernel.overloads, kernel.py_func.__name__
 
 
-CODE = textwrap.dedent(
-    """
-    import json, sys
+CODE = """
+import hmm.em as em
+from hmm import ARHMM
 
-    import numpy as np
-    from numba.core import event
-
-    import hmm.em as em
-    from hmm import ARHMM
-    from statespace import _parallel_compile as pc
-
-    compiled = []
-
-    class Watch(event.Listener):
-        def on_start(self, ev):
-            compiled.append(ev.data["dispatcher"].py_func.__qualname__)
-
-        def on_end(self, ev):
-            pass
-
-    event.register("numba:compile", Watch())
-    helpers = []
-
-    def spy(calls, threads, here=1):
-        helpers.append(pc.compile_together(calls, threads, here))
-        return helpers[-1]
-
-    em.compile_together = spy
-    if sys.argv[1] == "failing":
-        pc._BOOT = "raise SystemExit(3)"
-    y = np.random.default_rng(0).standard_normal((300, 2))
-    res = ARHMM(3, 2).fit(y, max_iter=3, progress=False, rng=0, )
-    p = res.params
-    np.savez(sys.argv[2], lls=res.log_likelihoods, A=p.A, pi0=p.pi0, W=p.emission.weights, covs=p.emission.covs)
-    print(json.dumps({"helpers": helpers, "compiled": compiled}))
-    """
-)
+em.compile_together = spy
+y = np.random.default_rng(0).standard_normal((300, 2))
+res = ARHMM(3, 2).fit(y, max_iter=3, progress=False, rng=0)
+p = res.params
+np.savez(sys.argv[2], lls=res.log_likelihoods, A=p.A, pi0=p.pi0, W=p.emission.weights, covs=p.emission.covs)
+print(json.dumps({"helpers": helpers, "compiled": compiled}))
+"""
 
 
 def _run(mode, cache, out):
-    env = dict(
-        os.environ,
-        NUMBA_CACHE_DIR=str(cache / "numba"),
-        STATESPACE_CACHE_DIR=str(cache / "statespace"),
-        NUMBA_NUM_THREADS="2",
-    )
-    env.pop(pc.ENV, None)
-    proc = subprocess.run(
-        [sys.executable, "-c", CODE, mode, str(out)], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(out)
+    return run(CODE, mode, cache, out), np.load(out)
 
 
 def test_a_first_fit_compiles_the_emission_kernels_in_a_helper_with_the_same_result(tmp_path):

@@ -17,14 +17,11 @@ the calling process compiled itself:
 * with the cache then warm: no helper starts and nothing compiles.
 """
 
-import json
-import os
-import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
+from fresh_process import run
 
 from statespace import _parallel_compile as pc
 
@@ -41,64 +38,33 @@ KERNELS = (
     "_stats",
 )
 
-CODE = textwrap.dedent(
-    """
-    import json, sys
+CODE = """
+import statespace.linear_gaussian.batch as batch
+from statespace.linear_gaussian import LGSSMParams, batch_smoother
+from statespace.linear_gaussian.batch import batch_e_step
 
-    import numpy as np
-    from numba.core import event
-
-    import statespace.linear_gaussian.batch as batch
-    from statespace import _parallel_compile as pc
-    from statespace.linear_gaussian import LGSSMParams, batch_smoother
-    from statespace.linear_gaussian.batch import batch_e_step
-
-    compiled = []
-
-    class Watch(event.Listener):
-        def on_start(self, ev):
-            compiled.append(ev.data["dispatcher"].py_func.__qualname__)
-
-        def on_end(self, ev):
-            pass
-
-    event.register("numba:compile", Watch())
-    helpers = []
-
-    def spy(calls, threads, here=1):
-        helpers.append(pc.compile_together(calls, threads, here))
-        return helpers[-1]
-
-    batch.compile_together = spy
-    if sys.argv[1] == "failing":
-        pc._BOOT = "raise SystemExit(3)"
-    rng = np.random.default_rng(0)
-    lg = LGSSMParams(
-        m0=np.zeros(2), P0=np.eye(2), F=np.array([[0.9, 0.2], [0.0, 0.8]]), Q=0.1 * np.eye(2),
-        H=np.array([[1.0, 0.5]]), R=np.eye(1),
-    )
-    y = rng.standard_normal((12 * 40, 1))  # 12 sequences of 40 steps: one group replayed in lock-step
-    out = batch_smoother(lg, y, np.arange(0, 481, 40), n_threads=2)
-    res = out.sequences()  # each sequence's moments (the batch's arrays have unused rows)
-    arrays = {f: np.concatenate([np.ravel(getattr(r, f)) for r in res]) for f in res[0]._fields}
-    # a fit's E-step (one kernel), of the fleet (in lock-step), then of one sequence (which runs alone)
-    stats = batch_e_step(lg, y, np.arange(0, 481, 40), n_threads=2)
-    arrays.update({f"e_step_{i}": np.asarray(v, dtype=float).ravel() for i, v in enumerate(stats)})
-    one = batch_e_step(lg, y[:40], np.array([0, 40]), n_threads=2)
-    arrays.update({f"one_e_step_{i}": np.asarray(v, dtype=float).ravel() for i, v in enumerate(one)})
-    np.savez(sys.argv[2], **arrays)
-    print(json.dumps({"helpers": helpers, "compiled": [k for k in compiled if k in sys.argv[3].split(",")]}))
-    """
+batch.compile_together = spy
+rng = np.random.default_rng(0)
+lg = LGSSMParams(
+    m0=np.zeros(2), P0=np.eye(2), F=np.array([[0.9, 0.2], [0.0, 0.8]]), Q=0.1 * np.eye(2),
+    H=np.array([[1.0, 0.5]]), R=np.eye(1),
 )
+y = rng.standard_normal((12 * 40, 1))  # 12 sequences of 40 steps: one group replayed in lock-step
+out = batch_smoother(lg, y, np.arange(0, 481, 40), n_threads=2)
+res = out.sequences()  # each sequence's moments (the batch's arrays have unused rows)
+arrays = {f: np.concatenate([np.ravel(getattr(r, f)) for r in res]) for f in res[0]._fields}
+# a fit's E-step (one kernel), of the fleet (in lock-step), then of one sequence (which runs alone)
+stats = batch_e_step(lg, y, np.arange(0, 481, 40), n_threads=2)
+arrays.update({f"e_step_{i}": np.asarray(v, dtype=float).ravel() for i, v in enumerate(stats)})
+one = batch_e_step(lg, y[:40], np.array([0, 40]), n_threads=2)
+arrays.update({f"one_e_step_{i}": np.asarray(v, dtype=float).ravel() for i, v in enumerate(one)})
+np.savez(sys.argv[2], **arrays)
+print(json.dumps({"helpers": helpers, "compiled": [k for k in compiled if k in sys.argv[3].split(",")]}))
+"""
 
 
 def _run(mode: str, cache, out) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache / "numba"), STATESPACE_CACHE_DIR=str(cache / "statespace"))
-    env.pop(pc.ENV, None)
-    args = [sys.executable, "-c", CODE, mode, str(out), ",".join(KERNELS)]
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run(CODE, mode, cache, out, ",".join(KERNELS))
 
 
 @pytest.fixture(scope="module")
