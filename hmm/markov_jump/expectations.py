@@ -280,9 +280,8 @@ def transition_matrices(Q, dts):
     K = Q.shape[0]
     P = np.empty((dts.shape[0], K, K))
     for u in range(dts.shape[0]):
-        copy_into(
-            generator_expm(Q, dts[u]), P[u]
-        )  # copies, not slice assignments: those compile Numba's shape-mismatch message
+        # a copy, not a slice assignment: that compiles Numba's shape-mismatch message
+        copy_into(generator_expm(Q, dts[u]), P[u])
     return P
 
 
