@@ -308,6 +308,12 @@ def _chain(pi0, A, loglik, offsets):
     return pi0, A, loglik, check_offsets("offsets", offsets, loglik.shape[0])
 
 
+def _lanes_carry(K: int, S: int) -> bool:
+    """Whether a batch of ``S`` sequences of a ``K``-state chain goes to the vector lanes
+    (:mod:`hmm.lane_forward_backward`), as :func:`batch_posteriors` and :func:`batch_forward` decide."""
+    return K <= MAX_STATES and S >= MIN_SEQUENCES
+
+
 def _weights(loglik, offsets, s0, s1, m, B, low):
     """Sequences ``s0:s1``'s row maxima ``m``, underflow marks ``low`` and weights ``B = exp(loglik - m)``."""
     a, b = offsets[s0], offsets[s1]
@@ -373,7 +379,7 @@ def batch_posteriors(
     counts = np.zeros((S, K, K))
     low = np.empty(N, np.bool_)
 
-    lanes = K <= MAX_STATES and S >= MIN_SEQUENCES
+    lanes = _lanes_carry(K, S)
     A2 = np.ascontiguousarray(A[0])
 
     def part(s0, s1):
@@ -411,7 +417,7 @@ def posteriors_kernels(pi0, A, offsets) -> list:
     m, lls, low = np.empty(0), np.empty(0), np.empty(0, np.bool_)
     filtered = smoothed = np.empty((0, K))
     calls = [(_shift_rows, (loglik, 0, 0, m, smoothed, low))]
-    if K <= MAX_STATES and S >= MIN_SEQUENCES:
+    if _lanes_carry(K, S):
         return calls + [(_lane_split, (pi0, A, loglik, offsets, 0, 0, low, m, smoothed, lls))]
     no_seqs = np.arange(0)
     return [
@@ -431,7 +437,7 @@ def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> Batc
     S = offsets.shape[0] - 1
     lls = np.zeros(S)  # NaN only where _lane_split leaves a sequence to the exact pass
     filtered = np.empty((N, K))
-    if not (K <= MAX_STATES and S >= MIN_SEQUENCES):
+    if not _lanes_carry(K, S):
         run_parts(
             lambda s0, s1: _forward_kernel(pi0, A, loglik, offsets, np.arange(s0, s1), lls, filtered),
             row_split(offsets, n_threads_for(n_threads)),

@@ -93,11 +93,11 @@ def chain_e_step(model_params, shard) -> ChainStats:
     )
 
 
-def compile_e_step(emission, pi0, A, shard) -> int:
+def compile_e_step(emission, K: int, shard) -> int:
     """Before a process's first forward-backward (its first fit), with an empty cache, compile the
     kernels that :func:`chain_e_step` runs on ``shard`` (those of the initialisation's M-step among
     them) side by side, in helper processes (:func:`statespace._parallel_compile.compile_together`),
-    before any of them runs. ``pi0, A``: any chain of the model's size. Returns the helpers started.
+    before any of them runs, for a ``K``-state chain. Returns the helpers started.
 
     Compiled one after the other, an autoregressive HMM's first fit of one sequence took 18 s: the
     emission statistics' kernel for the autoregressive rows and the emission log-likelihoods' kernel
@@ -108,8 +108,8 @@ def compile_e_step(emission, pi0, A, shard) -> int:
     """
     if not first_use(_shift_rows):  # both posterior paths run it: not the process's first fit
         return 0
-    y, u, _, offsets = concatenated(shard, pi0.shape[0])
-    post = posteriors_kernels(pi0, A, offsets)
+    y, u, _, offsets = concatenated(shard, K)
+    post = posteriors_kernels(np.full(K, 1.0 / K), np.full((K, K), 1.0 / K), offsets)  # any chain of K states
     emis = emission.kernels(y, u, offsets)
     away = 2 if post and post[0][0] is _posteriors_kernel else 1
     calls = post + emis[away:] + emis[:away]

@@ -151,10 +151,15 @@ class GaussianEmission(EmissionModel):
 
     def log_likelihood(self, e, y, u, offsets=None) -> np.ndarray:
         """One compiled pass, on several threads when the work pays for them (``hmm.batch.batch_gaussian_loglik``)."""
-        N, d = y.shape
-        if not self.lags and d == 1 and not self.input_dim:
+        N = y.shape[0]
+        if self._scalar:
             return em_.gaussian_loglik(e, y, u)  # the 1-D kernel: cheaper than a thread's start
         return batch_gaussian_loglik(e, y, u, np.array([0, N]) if offsets is None else offsets)
+
+    @property
+    def _scalar(self) -> bool:
+        """1-D observations, no lags, no inputs: :meth:`log_likelihood` takes the small 1-D kernel."""
+        return not self.lags and self.obs_dim == 1 and not self.input_dim
 
     def zero_stats(self):
         return eu.GaussianStats.zeros(self.n_states, self.n_regressors, self.obs_dim)
@@ -209,7 +214,7 @@ class GaussianEmission(EmissionModel):
         cov = np.broadcast_to(np.eye(d), (K, d, d))
         e = em_.GaussianEmissionParams(np.zeros((K, q, d)), cov, np.zeros((K, d)), cov, self.lags, self.input_dim)
         stats = eu.gaussian_accumulate_kernels(e, y, u, offsets, diagonal=self.covariance_type == "diag")
-        if not self.lags and d == 1 and not self.input_dim:
+        if self._scalar:
             return stats  # the 1-D kernel of log_likelihood is small
         loglik = gaussian_loglik_kernels(e, y, u, offsets)
         return stats[:1] + loglik + stats[1:] if self.lags else loglik + stats

@@ -320,7 +320,7 @@ def gaussian_accumulate(
     """
     T, d = y.shape
     K = gamma.shape[1]
-    offsets = np.array([0, T], dtype=np.int64) if offsets is None or e.lags == 0 else offsets
+    offsets = _accumulate_offsets(e, T, offsets)
     q = e.weights.shape[1]
     S = np.zeros((K, q + d, q + d))
     fast = weighted_scatter(y, u, e.lags, offsets, gamma, diagonal, S)
@@ -333,6 +333,12 @@ def gaussian_accumulate(
         ar_accumulate_batch(y, u, offsets, e.lags, g_slow, e.weights, e.covs, e.init_means, e.init_covs, *stats)
 
 
+def _accumulate_offsets(e: GaussianEmissionParams, T: int, offsets) -> np.ndarray:
+    """The sequence boundaries :func:`gaussian_accumulate` sums over: without lags the rows are independent
+    given ``gamma``, so a batch is one long sequence."""
+    return np.array([0, T], dtype=np.int64) if offsets is None or e.lags == 0 else offsets
+
+
 def gaussian_accumulate_kernels(e: GaussianEmissionParams, y, u, offsets=None, diagonal: bool = False) -> list:
     """The compiled kernels of :func:`gaussian_accumulate` with arguments of the types it passes them
     (empty arrays, no ``gamma`` needed), for :func:`statespace._parallel_compile.compile_together`.
@@ -342,7 +348,7 @@ def gaussian_accumulate_kernels(e: GaussianEmissionParams, y, u, offsets=None, d
     missing values."""
     T, d = y.shape
     K, q = e.n_states, e.weights.shape[1]
-    offsets = np.array([0, T], dtype=np.int64) if offsets is None or e.lags == 0 else offsets
+    offsets = _accumulate_offsets(e, T, offsets)
     gamma, fast = np.empty((0, K)), np.empty(0, np.bool_)
     cuts, parts = np.zeros(1, np.int64), np.empty((0, K, q + d, q + d))
     calls = [

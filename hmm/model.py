@@ -323,8 +323,7 @@ class HMM(DiscreteChainModel):
         e_step, m_step = self._e_step, self._m_step_params
         with EStep(chain_e_step, list(zip(data.seqs, data.inputs, data.log_pls))) as estep:
             if estep.in_process:  # an empty cache: the kernels of the start and of the E-step side by side
-                K = self.n_states
-                compile_e_step(self.emission_model, np.full(K, 1.0 / K), np.full((K, K), 1.0 / K), estep.items)
+                compile_e_step(self.emission_model, self.n_states, estep.items)
             starts = [start] if start is not None else [self._initial_params(data, rng, r) for r in range(n_restarts)]
             res = fit_em(
                 starts,
