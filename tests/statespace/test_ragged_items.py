@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from statespace._ragged import Tiled, TiledItems, pack, packed, tile
+from statespace._ragged import SPAN_MIN_BYTES, Tiled, TiledItems, pack, packed, tile
 
 
 def _items(rng, n=7):
@@ -80,6 +80,19 @@ def test_tiled_views_equal_the_sequences_and_pack_returns_the_block_itself():
         assert np.shares_memory(got, block)
     y, off = pack(tiled)
     assert y is block and off is offsets  # no copy, no per-sequence work
+
+
+@pytest.mark.parametrize("T", [5, SPAN_MIN_BYTES // 24, SPAN_MIN_BYTES // 24 + 200])
+def test_pack_of_a_3d_arrays_rows_equals_their_concatenation_and_long_rows_are_not_copied(T):
+    Y = np.random.default_rng(7).normal(size=(6, T, 3))
+    for seqs in (list(Y), [Y[i] for i in (0, 2, 1, 3, 4, 5)], list(Y[:, ::2])):  # in order, permuted, strided
+        block, offsets = pack(seqs)
+        np.testing.assert_array_equal(block, np.concatenate(seqs))
+        np.testing.assert_array_equal(offsets, np.arange(7) * len(seqs[0]))
+    block, _ = pack(list(Y))
+    # a view of Y where each sequence holds SPAN_MIN_BYTES or more: looking for it costs less than a copy
+    assert np.shares_memory(block, Y) == (T * 3 * 8 >= SPAN_MIN_BYTES)
+    assert not np.shares_memory(pack([Y[i] for i in (0, 2, 1, 3, 4, 5)])[0], Y)
 
 
 @pytest.mark.parametrize("cut", [(0, 9), (2, 6), (4, 4), (8, 9)])
