@@ -175,13 +175,15 @@ def test_one_long_sequence_takes_the_two_thread_pass_with_the_same_numbers():
 
 def test_pack_takes_views_that_tile_one_block_without_a_copy():
     """Consecutive views of one array (a batch's per-sequence results) pack into a view of it; anything
-    else (a gap, another order, separate arrays, another dtype) is concatenated. Both equal np.concatenate."""
-    block = np.arange(30.0).reshape(10, 3)
+    else (a gap, another order, separate arrays, another dtype) is concatenated. Both equal np.concatenate.
+    (Sequences of 300 rows and more: shorter ones are copied without looking, test_ragged_items.)"""
+    R = 300
+    block = np.arange(30.0 * R).reshape(10 * R, 3)
     cases = {
-        "tiling": ([block[0:2], block[2:2], block[2:7], block[7:10]], True),
-        "gap": ([block[0:2], block[3:7]], False),
-        "order": ([block[2:7], block[0:2]], False),
-        "separate": ([block[0:2].copy(), block[2:4].copy()], False),
+        "tiling": ([block[0 : 2 * R], block[2 * R : 2 * R], block[2 * R : 7 * R], block[7 * R : 10 * R]], True),
+        "gap": ([block[0 : 2 * R], block[3 * R : 7 * R]], False),
+        "order": ([block[2 * R : 7 * R], block[0 : 2 * R]], False),
+        "separate": ([block[0 : 2 * R].copy(), block[2 * R : 4 * R].copy()], False),
         "int": ([np.arange(6).reshape(2, 3), np.arange(6, 9).reshape(1, 3)], False),
     }
     for name, (seqs, shared) in cases.items():
