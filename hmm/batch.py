@@ -41,6 +41,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.copy import copy_into
+from statespace._parallel_compile import wait_for_helper
 from statespace._ragged import (
     Ragged,
     check_offsets,
@@ -391,11 +392,13 @@ def batch_posteriors(
         # the one-sequence kernel is called only for sequences that need it: a fleet the lanes carry
         # whole never compiles it (5 s before a fleet's first result with an empty cache)
         if rest.size:
+            wait_for_helper(_posteriors_kernel)  # a first fit's helper may be compiling it (exact_kernels)
             _posteriors_kernel(pi0, A, loglik, offsets, rest, m, lls, filtered, smoothed, counts)
 
     run_parts(part, row_split(offsets, n_threads_for(n_threads)))
     exact = np.flatnonzero(np.isnan(lls))  # sequences only the exact log-space pass carries
     if exact.size:
+        wait_for_helper(_log_space_kernel)
         run_parts(
             lambda i, j: _log_space_kernel(pi0, A, loglik, offsets, exact[i:j], lls, filtered, smoothed, counts),
             row_split(offsets_of(np.diff(offsets)[exact]), n_threads_for(n_threads)),
@@ -423,6 +426,25 @@ def posteriors_kernels(pi0, A, offsets) -> list:
     return [
         (_posteriors_kernel, (pi0, A, loglik, offsets, no_seqs, m, lls, filtered, smoothed, np.empty((0, K, K))))
     ] + calls
+
+
+def exact_kernels(pi0, A, offsets) -> list:
+    """The kernels :func:`batch_posteriors` runs only for the sequences its main path cannot carry, which
+    the data decide (a fleet's sequences too long for the vector lanes, or whose weights underflow where
+    the chain forbids dropping terms): the one-sequence forward-backward behind the lanes and the exact
+    log-space pass, with arguments as :func:`posteriors_kernels` gives them. For
+    ``compile_together(..., later=...)``: a helper compiles them without the caller waiting."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    K = np.shape(pi0)[0]
+    pi0, A, loglik, offsets = _chain(pi0, A, np.empty((int(offsets[-1]), K)), offsets)
+    S = offsets.shape[0] - 1
+    if S == 1 and _two_threads(A, loglik):
+        return []
+    seqs, lls, counts, rows = np.arange(0), np.empty(0), np.empty((0, K, K)), np.empty((0, K))
+    exact = [(_log_space_kernel, (pi0, A, loglik, offsets, seqs, lls, rows, rows, counts))]
+    if not _lanes_carry(K, S):  # then the one-sequence kernel is the main path (posteriors_kernels)
+        return exact
+    return [(_posteriors_kernel, (pi0, A, loglik, offsets, seqs, np.empty(0), lls, rows, rows, counts))] + exact
 
 
 def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> BatchFilter:

@@ -16,6 +16,13 @@ leave their machine code on disk, where any process loads it in milliseconds. So
    caller names), waits for the helpers, and loads theirs from
    the disk (or compiles one itself if its helper failed: a helper can only save time).
 
+Kernels a call may need *later*, depending on its data (a fleet's one-sequence forward-backward,
+which only sequences the vector lanes cannot carry run), are given as ``later``: a helper compiles
+them after its share, at the lowest priority, and the caller does not wait for them. A kernel's
+call site asks :func:`wait_for_helper` first: if a helper is still compiling that kernel, the call
+waits for it and then loads it from the disk, rather than compiling it a second time beside it. A
+helper still at work when the process exits is stopped (its finished kernels stay on the disk).
+
 A helper's kernel may also be a callee of the first: Numba compiles a kernel's callees while it
 types the kernel, and loads from the disk any that a helper has finished by then (the Kalman
 E-step's ``batch_loop`` and its lock-step ``_lockstep_e_step``, a third of the whole). The caller
@@ -33,12 +40,14 @@ does (Numba's version is bounded in ``pyproject.toml``); if that interface is mi
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import os
 import pickle
 import subprocess
 import sys
+import threading
 
 from numba.core import types
 from numba.core.dispatcher import Dispatcher
@@ -137,13 +146,51 @@ _BOOT = (
 )
 
 
-def _start(share) -> subprocess.Popen | None:
+class _Helper:
+    """A helper process and how many of its kernels it has finished: it writes one byte to its
+    standard output after each (a thread here counts them, so that a caller can wait for the first
+    ``n`` with a timeout)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.finished, self.exited = proc, 0, False
+        self._cond = threading.Condition()
+        threading.Thread(target=self._count, daemon=True).start()
+
+    def _count(self) -> None:
+        try:
+            while self.proc.stdout.read(1):
+                with self._cond:
+                    self.finished += 1
+                    self._cond.notify_all()
+            self.proc.wait()  # reaped here: no caller waits for a helper's exit
+        finally:
+            with self._cond:
+                self.exited = True
+                self._cond.notify_all()
+
+    def wait(self, n: int, timeout: float = HELPER_TIMEOUT_S) -> None:
+        """Wait until the helper has finished its first ``n`` kernels (or exited); stop it past ``timeout``."""
+        with self._cond:
+            if self._cond.wait_for(lambda: self.finished >= n or self.exited, timeout):
+                return
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _start(share, now: int | None = None) -> _Helper | None:
+    """A helper compiling ``share``, the first ``now`` kernels (all when ``None``) at normal priority,
+    the rest at the lowest."""
+    now = len(share) if now is None else now
     try:
-        payload = pickle.dumps(list(sys.path)) + pickle.dumps([(*_where(d), sig) for d, sig in share])
+        payload = pickle.dumps(list(sys.path)) + pickle.dumps(([(*_where(d), sig) for d, sig in share], now))
         proc = subprocess.Popen(
             [sys.executable, "-c", _BOOT],
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=dict(os.environ, **{ENV: "0"}),
         )
@@ -156,7 +203,35 @@ def _start(share) -> subprocess.Popen | None:
         proc.kill()
         proc.wait()
         return None
-    return proc
+    return _Helper(proc)
+
+
+#: ``id(dispatcher) -> (helper, n)``: kernels a helper compiles for later, finished once the helper has
+#: finished ``n`` kernels (:func:`wait_for_helper`).
+_LATER: dict[int, tuple[_Helper, int]] = {}
+_LATER_LOCK = threading.Lock()
+
+
+def wait_for_helper(*dispatchers) -> None:
+    """Before a call of one of ``dispatchers`` that a helper is compiling for later
+    (``compile_together(..., later=...)``), wait for the helper to finish it, so that the call loads it
+    from the disk instead of compiling it a second time. Does nothing otherwise (one dictionary test)."""
+    if not _LATER:
+        return
+    with _LATER_LOCK:
+        waits = [_LATER.pop(id(d)) for d in dispatchers if id(d) in _LATER]
+    for helper, n in waits:
+        helper.wait(n)
+
+
+@atexit.register
+def _stop_helpers() -> None:
+    """Stop the helpers still compiling for later when the process ends (their work was a guess)."""
+    with _LATER_LOCK:
+        helpers = {id(h): h for h, _ in _LATER.values()}.values()
+        _LATER.clear()
+    for helper in helpers:
+        helper.stop()
 
 
 def first_use(*dispatchers) -> bool:
@@ -169,21 +244,25 @@ def first_use(*dispatchers) -> bool:
     return any(not getattr(d, "overloads", True) for d in dispatchers)
 
 
-def compile_together(calls, threads: int, here: int = 1) -> int:
+def compile_together(calls, threads: int, here: int = 1, later=()) -> int:
     """Make sure each ``(dispatcher, args)`` of ``calls`` is compiled for its arguments' types,
     compiling those the disk cache lacks in up to ``threads - 1`` helper processes beside this one.
 
     This process compiles the missing kernels among the first ``here`` calls (at least one kernel),
     the helpers the others: a caller that knows its kernels' costs orders and cuts them so that both
-    sides take about as long. Returns the number of helpers started (0 when everything was compiled
-    or cached, one kernel was missing, ``threads`` is 1, or :data:`ENV` is ``0``). The kernels
-    themselves are not run.
+    sides take about as long. ``later``: calls the caller may run afterwards, depending on its data;
+    a helper compiles those the disk cache lacks after its share, without this call waiting for them
+    (their call sites ask :func:`wait_for_helper`), when it starts one for ``calls``. Returns the
+    number of helpers started (0 when everything was compiled or cached, one kernel was missing,
+    ``threads`` is 1, or :data:`ENV` is ``0``). The kernels themselves are not run.
     """
     if os.environ.get(ENV, "1") == "0" or threads < 2 or not _runs_python():
         return 0
     try:
         calls = list(calls)
         local, remote = _pending(calls[:here]), _pending(calls[here:])
+        now = {id(d) for d, _ in local + remote}
+        after = [(d, sig) for d, sig in _pending(later) if id(d) not in now and id(d) not in _LATER]
     except Exception:  # Numba's cache interface changed: compile at each call, as without this module
         return 0
     if not local and remote:
@@ -191,20 +270,24 @@ def compile_together(calls, threads: int, here: int = 1) -> int:
     if not remote:
         return 0
     shares = _shares(local, remote, min(threads - 1, len(remote)))
-    procs = [p for p in map(_start, shares) if p is not None]
+    # the kernels for later go last, to the first helper: one process saves every signature of a kernel.
+    # Only with a helper started anyway (an empty cache): a process that finds the call's own kernels on
+    # the disk starts none for a guess.
+    helpers = [_start(share + (after if i == 0 else []), len(share)) for i, share in enumerate(shares)]
+    if helpers and helpers[0] is not None:
+        with _LATER_LOCK:
+            for n, (dispatcher, _) in enumerate(after, start=len(shares[0]) + 1):
+                _LATER[id(dispatcher)] = (helpers[0], n)  # its last signature: the helper's n-th kernel
     try:
         for dispatcher, sig in local:
             dispatcher.compile(sig)
     finally:
-        for proc in procs:
-            try:
-                proc.wait(timeout=HELPER_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for helper, share in zip(helpers, shares):
+            if helper is not None:
+                helper.wait(len(share))
     for dispatcher, sig in remote:
         dispatcher.compile(sig)  # from the disk, where a helper put it
-    return len(procs)
+    return sum(h is not None for h in helpers)
 
 
 def _import(name: str, file: str | None):
@@ -223,10 +306,18 @@ def _import(name: str, file: str | None):
 
 
 def _helper(stream) -> None:
-    """A helper's work: compile each kernel listed on ``stream`` into the disk cache."""
-    kernels = pickle.load(stream)  # written by the parent process through a pipe, never read from a file
-    for name, file, qualname, sig in kernels:
+    """A helper's work: compile each kernel listed on ``stream`` into the disk cache, the first ``now`` at
+    normal priority and the rest (wanted later, perhaps) at the lowest; one byte out after each."""
+    kernels, now = pickle.load(stream)  # written by the parent process through a pipe, never read from a file
+    for i, (name, file, qualname, sig) in enumerate(kernels):
+        if i == now and hasattr(os, "nice"):
+            os.nice(19)  # the caller no longer waits: its own threads come first
         target = _import(name, file)
         for part in qualname.split("."):
             target = getattr(target, part)
         target.compile(sig)
+        try:
+            sys.stdout.buffer.write(b"+")
+            sys.stdout.buffer.flush()
+        except OSError:  # the caller has gone: the kernels still go to the disk
+            pass

@@ -35,8 +35,8 @@ PRELUDE = textwrap.dedent(
     event.register("numba:compile", Watch())
     helpers = []
 
-    def spy(calls, threads, here=1):
-        helpers.append(pc.compile_together(calls, threads, here))
+    def spy(calls, threads, here=1, later=()):
+        helpers.append(pc.compile_together(calls, threads, here, later))
         return helpers[-1]
 
     if sys.argv[1] == "failing":

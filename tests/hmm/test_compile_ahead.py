@@ -19,9 +19,10 @@ import pytest
 from fresh_process import run
 
 from hmm import ARHMM, HMM, GaussianHMM
-from hmm.batch import posteriors_kernels
+from hmm.batch import batch_posteriors, exact_kernels, posteriors_kernels
 from hmm.em import concatenated
 from statespace import _parallel_compile as pc
+from statespace._ragged import pack
 from statespace.distributed import EStep
 
 
@@ -70,6 +71,29 @@ def test_the_listed_signatures_are_those_a_fit_compiles(case, monkeypatch):
         assert "ar_accumulate_batch" in names
     if case not in ("one_dimensional", "categorical"):
         assert "_gaussian_kernel" in names
+
+
+@pytest.mark.parametrize("S", [1, 12])
+def test_the_kernels_for_later_are_those_the_paths_the_data_decide_compile(S, monkeypatch):
+    """``exact_kernels``: the one-sequence kernel behind a fleet's lanes (a sequence too long for them)
+    and the exact log-space pass (weights that underflow where the chain forbids dropping terms)."""
+    monkeypatch.setenv(pc.ENV, "0")
+    rng = np.random.default_rng(5)
+    K = 3
+    pi0, A = np.full(K, 1.0 / K), np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.0, 0.5, 0.5]])
+    seqs = [rng.normal(size=(30, K)) for _ in range(S)]
+    for s in seqs[::2]:
+        s[0, 1:] -= 3000.0  # a first step the lanes cannot carry with this chain: the exact pass
+    if S > 1:
+        seqs.append(rng.normal(size=(70_000 // K, K)))  # too long for the lanes: the one-sequence kernel
+    y, offsets = pack(seqs)
+    with np.errstate(divide="ignore"):
+        batch_posteriors(pi0, A, y, offsets, n_threads=1)
+    calls = exact_kernels(pi0, A, offsets)
+    names = [f.py_func.__name__ for f, _ in calls]
+    assert names == (["_posteriors_kernel", "_log_space_kernel"] if S > 1 else ["_log_space_kernel"])
+    for kernel, args in calls:
+        assert pc._signature(kernel, args) in kernel.overloads, (kernel.py_func.__name__, list(kernel.overloads))
 
 
 def test_the_markov_jump_e_step_lists_the_signatures_it_compiles(monkeypatch):
@@ -122,3 +146,60 @@ def test_a_first_fit_compiles_the_emission_kernels_in_a_helper_with_the_same_res
     assert sorted(arrays.files) == sorted(alone.files)
     for key in arrays.files:
         np.testing.assert_array_equal(arrays[key], alone[key])
+
+
+FLEET = """
+import hmm.em as em
+from hmm import GaussianHMM
+
+em.compile_together = spy
+rng = np.random.default_rng(1)
+ys = [rng.standard_normal((60, 2)) + (i % 3) for i in range(16)]
+ys.append(rng.standard_normal((25_000, 2)))  # too long for the vector lanes: the one-sequence kernel
+res = GaussianHMM(3, 2).fit(ys, max_iter=2, progress=False, rng=0)
+p = res.params
+np.savez(sys.argv[2], lls=res.log_likelihoods, A=p.A, pi0=p.pi0, W=p.emission.weights, covs=p.emission.covs)
+print(json.dumps({"helpers": helpers, "compiled": compiled}))
+"""
+
+
+def test_a_fleets_one_sequence_kernel_comes_from_the_helper_that_compiled_it_for_later(tmp_path):
+    """A fleet whose long sequence the lanes cannot carry: the first fit's helper compiles the
+    one-sequence kernel after its share (the fit does not wait for it at the start), and the fit's
+    first call of it waits for the helper and loads it from the disk; the results equal, bit for
+    bit, those of a process that compiled everything itself."""
+    report = run(FLEET, "helper", tmp_path / "cold", tmp_path / "cold.npz")
+    failing = run(FLEET, "failing", tmp_path / "own", tmp_path / "failing.npz")
+    assert report["helpers"] == [1] and failing["helpers"] == [1]
+    assert "_posteriors_kernel" in failing["compiled"]
+    assert "_posteriors_kernel" not in report["compiled"]
+    arrays, alone = np.load(tmp_path / "cold.npz"), np.load(tmp_path / "failing.npz")
+    for key in arrays.files:
+        np.testing.assert_array_equal(arrays[key], alone[key])
+
+
+EXIT = """
+from hmm.batch import exact_kernels, posteriors_kernels
+
+offsets = np.arange(0, 16 * 60 + 1, 60)
+pi0, A = np.full(3, 1 / 3), np.full((3, 3), 1 / 3)
+n = pc.compile_together(posteriors_kernels(pi0, A, offsets), 2, later=exact_kernels(pi0, A, offsets))
+(helper, _), = {id(h): (h, 0) for h, _ in pc._LATER.values()}.values()
+print(json.dumps({"helpers": n, "pid": helper.proc.pid, "running": helper.proc.poll() is None}))
+"""
+
+
+def test_a_helper_still_compiling_for_later_stops_with_the_process(tmp_path):
+    import os
+    import time
+
+    report = run(EXIT, "helper", tmp_path / "cache")
+    assert report["helpers"] == 1 and report["running"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(report["pid"], 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the helper outlived its process")

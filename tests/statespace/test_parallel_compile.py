@@ -185,3 +185,23 @@ def test_without_numbas_cache_interface_nothing_is_compiled_ahead(monkeypatch):
     before = dict(copy_into.overloads)
     assert pc.compile_together([(copy_into, (a, a)), (copy_into, (b, b))], 4) == 0
     assert started == [] and dict(copy_into.overloads) == before
+
+
+def test_a_caller_waits_for_the_kernels_a_helper_reports_and_stops_one_past_the_timeout(monkeypatch):
+    """``_Helper`` counts the bytes a helper writes (one per kernel finished); ``wait_for_helper`` waits
+    for the count at which a kernel compiled for later is on the disk, once."""
+    import subprocess
+    import time
+
+    script = "import sys, time\nfor _ in range(3):\n    time.sleep(0.3); sys.stdout.write('+'); sys.stdout.flush()\ntime.sleep(60)"  # fmt: skip
+    helper = pc._Helper(subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE))
+    kernel = _Kernel("k")
+    monkeypatch.setitem(pc._LATER, id(kernel), (helper, 2))
+    start = time.monotonic()
+    pc.wait_for_helper(_Kernel("other"))  # not compiled for later: no wait
+    assert helper.finished == 0 and id(kernel) in pc._LATER
+    pc.wait_for_helper(kernel)
+    assert helper.finished >= 2 and time.monotonic() - start >= 0.6 and id(kernel) not in pc._LATER
+    assert helper.proc.poll() is None  # the helper goes on with the rest
+    helper.wait(4, timeout=1.0)  # it never finishes a fourth: stopped
+    assert helper.proc.poll() is not None and helper.finished == 3
