@@ -442,16 +442,30 @@ def _plain_items(items: list, obs_dim: int | None) -> bool:
 
 
 def _packed_batch(items: list, obs_dim: int | None, allow_nan: bool, packed_rows):
-    """A batch of 2-D float64 arrays as a :class:`~statespace._ragged.Tiled` list over one block, checked
-    in bulk: one set of (type, dtype, ndim) for the items, the concatenation for their widths, one pass
-    over the block for inf. ``None`` when anything is off (the other checks then convert the items or
-    name the sequence and the step), or when the items hold more than ``packed_rows`` rows in all."""
-    if {(type(s), s.dtype, s.ndim) for s in items} != {(np.ndarray, _F64, 2)}:
-        return None
+    """A batch of real arrays as a :class:`~statespace._ragged.Tiled` list over one float64 block, checked
+    in bulk: one set of (type, dtype, ndim) for the items, the concatenation for their widths (and
+    the conversion of integers or other floats), one pass over the block for inf. All 2-D, or all
+    1-D where one column is expected (a scalar series each, the usual form of ``m = 1`` data: the
+    block's rows). ``None`` when anything is off (the other checks then convert the items or name
+    the sequence and the step), or when the items hold more than ``packed_rows`` rows in all."""
+    kinds = {(type(s), s.dtype, s.ndim) for s in items}
+    if kinds != {(np.ndarray, _F64, 2)}:
+        ndims = {n for _, _, n in kinds}
+        if (
+            {t for t, _, _ in kinds} != {np.ndarray}
+            or any(dt.kind not in "iuf" for _, dt, _ in kinds)
+            or not (ndims == {2} or (ndims == {1} and obs_dim in (None, 1)))
+        ):
+            return None
     if packed_rows is not None and sum(map(len, items)) > packed_rows:
         return None
     try:
-        block, offsets = pack(items)
+        if len(kinds) == 1 and next(iter(kinds))[1:] == (_F64, 2):
+            block, offsets = pack(items)
+        else:  # converted in the concatenation: one pass, not one array per sequence
+            block = np.concatenate(items, axis=0, dtype=np.float64)
+            block = block[:, None] if block.ndim == 1 else block
+            offsets = offsets_of([len(s) for s in items])
     except ValueError:  # different widths
         return None
     width = block.shape[1] if obs_dim is None else obs_dim
