@@ -152,7 +152,7 @@ class _Helper:
     ``n`` with a timeout)."""
 
     def __init__(self, proc: subprocess.Popen):
-        self.proc, self.finished, self.exited = proc, 0, False
+        self.proc, self.finished, self.exited, self.owner = proc, 0, False, os.getpid()
         self._cond = threading.Condition()
         threading.Thread(target=self._count, daemon=True).start()
 
@@ -219,9 +219,12 @@ def wait_for_helper(*dispatchers) -> None:
     if not _LATER:
         return
     with _LATER_LOCK:
-        waits = [_LATER.pop(id(d)) for d in dispatchers if id(d) in _LATER]
-    for helper, n in waits:
+        waits = [_LATER[id(d)] for d in dispatchers if id(d) in _LATER]
+    for helper, n in waits:  # every thread that reaches the kernel meanwhile waits too
         helper.wait(n)
+    with _LATER_LOCK:
+        for d in dispatchers:
+            _LATER.pop(id(d), None)
 
 
 @atexit.register
@@ -231,7 +234,8 @@ def _stop_helpers() -> None:
         helpers = {id(h): h for h, _ in _LATER.values()}.values()
         _LATER.clear()
     for helper in helpers:
-        helper.stop()
+        if helper.owner == os.getpid():  # not a forked child's copy of its parent's helpers
+            helper.stop()
 
 
 def first_use(*dispatchers) -> bool:
@@ -309,6 +313,8 @@ def _helper(stream) -> None:
     """A helper's work: compile each kernel listed on ``stream`` into the disk cache, the first ``now`` at
     normal priority and the rest (wanted later, perhaps) at the lowest; one byte out after each."""
     kernels, now = pickle.load(stream)  # written by the parent process through a pipe, never read from a file
+    progress = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # anything else printed goes where errors go, not into the count
     for i, (name, file, qualname, sig) in enumerate(kernels):
         if i == now and hasattr(os, "nice"):
             os.nice(19)  # the caller no longer waits: its own threads come first
@@ -317,7 +323,6 @@ def _helper(stream) -> None:
             target = getattr(target, part)
         target.compile(sig)
         try:
-            sys.stdout.buffer.write(b"+")
-            sys.stdout.buffer.flush()
+            progress.write(b"+")
         except OSError:  # the caller has gone: the kernels still go to the disk
             pass
