@@ -118,21 +118,24 @@ def test_threads_do_not_change_the_numbers():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("lags", [0, 2])
-def test_batch_gaussian_loglik_restarts_the_lag_window_per_sequence(lags):
+@pytest.mark.parametrize(("lags", "p"), [(0, 0), (0, 2), (2, 0), (2, 2)])
+def test_batch_gaussian_loglik_restarts_the_lag_window_per_sequence(lags, p):
+    """Each sequence's rows equal its own call, bit for bit (without lags the batch's rows run as one
+    range, in blocks that straddle the sequences)."""
     rng = np.random.default_rng(3)
     K, d = 3, 2
     bias = rng.normal(size=(K, d))
     covs = np.array([np.eye(d) * (0.5 + k) for k in range(K)])
     ar = rng.normal(size=(K, lags, d, d)) * 0.2 if lags else None
-    e = GaussianEmissionParams.from_ar(bias, covs, ar_coefs=ar)
-    seqs = [rng.normal(size=(T, d)) for T in (5, 1, 30, 8)]
+    e = GaussianEmissionParams.from_ar(bias, covs, ar_coefs=ar, input_coefs=rng.normal(size=(K, d, p)))
+    seqs = [rng.normal(size=(T, d)) for T in (5, 1, 300, 8, 130)]
+    us = [rng.normal(size=(len(s), p)) for s in seqs]
     seqs[2][4, 1] = np.nan
     seqs[2][9] = np.nan
     y, offsets = pack(seqs)
-    out = batch_gaussian_loglik(e, y, np.zeros((len(y), 0)), offsets)
-    for i, s in enumerate(seqs):
-        np.testing.assert_array_equal(Ragged(out, offsets)[i], gaussian_loglik(e, s, np.zeros((len(s), 0))))
+    out = batch_gaussian_loglik(e, y, pack(us)[0], offsets)
+    for i, (s, u) in enumerate(zip(seqs, us)):
+        np.testing.assert_array_equal(Ragged(out, offsets)[i], gaussian_loglik(e, s, u))
 
 
 def test_offsets_are_validated():
