@@ -414,17 +414,26 @@ def batch_posteriors(
     return BatchPosteriors(lls, filtered, smoothed, counts, offsets)
 
 
+def _listed_chain(pi0, A, offsets):
+    """``(pi0, A, loglik, offsets, K, S)`` as :func:`batch_posteriors` passes them to its kernels, with an
+    empty ``loglik`` of the batch's rows; ``None`` for one long sequence (two-thread kernels, built per
+    ``K``, which compile at their call)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    K = np.shape(pi0)[0]
+    pi0, A, loglik, offsets = _chain(pi0, A, np.empty((int(offsets[-1]), K)), offsets)
+    S = offsets.shape[0] - 1
+    return None if S == 1 and _two_threads(A, loglik) else (pi0, A, loglik, offsets, K, S)
+
+
 def posteriors_kernels(pi0, A, offsets) -> list:
     """The compiled kernels :func:`batch_posteriors` runs on a batch with these ``offsets``, each with
     arguments of the types it passes them (empty arrays; no ``loglik`` needed), for
     :func:`statespace._parallel_compile.compile_together`. Empty for one long sequence: its two-thread
     kernels are built per ``K`` (:mod:`hmm.parallel_forward_backward`) and compile at their call."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    K = np.shape(pi0)[0]
-    pi0, A, loglik, offsets = _chain(pi0, A, np.empty((int(offsets[-1]), K)), offsets)
-    S = offsets.shape[0] - 1
-    if S == 1 and _two_threads(A, loglik):
+    chain = _listed_chain(pi0, A, offsets)
+    if chain is None:
         return []
+    pi0, A, loglik, offsets, K, S = chain
     m, lls, low = np.empty(0), np.empty(0), np.empty(0, np.bool_)
     filtered = smoothed = np.empty((0, K))
     calls = [(_shift_rows, (loglik, 0, 0, m, smoothed, low))]
@@ -442,12 +451,10 @@ def exact_kernels(pi0, A, offsets) -> list:
     the chain forbids dropping terms): the one-sequence forward-backward behind the lanes and the exact
     log-space pass, with arguments as :func:`posteriors_kernels` gives them. For
     ``compile_together(..., later=...)``: a helper compiles them without the caller waiting."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    K = np.shape(pi0)[0]
-    pi0, A, loglik, offsets = _chain(pi0, A, np.empty((int(offsets[-1]), K)), offsets)
-    S = offsets.shape[0] - 1
-    if S == 1 and _two_threads(A, loglik):
+    chain = _listed_chain(pi0, A, offsets)
+    if chain is None:
         return []
+    pi0, A, loglik, offsets, K, S = chain
     seqs, lls, counts, rows = np.arange(0), np.empty(0), np.empty((0, K, K)), np.empty((0, K))
     exact = [(_log_space_kernel, (pi0, A, loglik, offsets, seqs, lls, rows, rows, counts))]
     if not _lanes_carry(K, S):  # then the one-sequence kernel is the main path (posteriors_kernels)
