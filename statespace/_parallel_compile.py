@@ -265,13 +265,14 @@ def compile_together(calls, threads: int, here: int = 1, later=()) -> int:
     try:
         calls = list(calls)
         local, remote = _pending(calls[:here]), _pending(calls[here:])
+        if not local and remote:
+            local.append(remote.pop(0))
+        if not remote:
+            return 0
+        # looked up only when a helper starts: a warm process loads none of them before it needs them
         now = {id(d) for d, _ in local + remote}
         after = [(d, sig) for d, sig in _pending(later) if id(d) not in now and id(d) not in _LATER]
     except Exception:  # Numba's cache interface changed: compile at each call, as without this module
-        return 0
-    if not local and remote:
-        local.append(remote.pop(0))
-    if not remote:
         return 0
     shares = _shares(local, remote, min(threads - 1, len(remote)))
     # the kernels for later go last, to the first helper: one process saves every signature of a kernel.
