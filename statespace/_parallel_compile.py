@@ -181,10 +181,8 @@ class _Helper:
         self.proc.wait()
 
 
-def _start(share, now: int | None = None) -> _Helper | None:
-    """A helper compiling ``share``, the first ``now`` kernels (all when ``None``) at normal priority,
-    the rest at the lowest."""
-    now = len(share) if now is None else now
+def _start(share, now: int) -> _Helper | None:
+    """A helper compiling ``share``, the first ``now`` kernels at normal priority, the rest at the lowest."""
     try:
         payload = pickle.dumps(list(sys.path)) + pickle.dumps(([(*_where(d), sig) for d, sig in share], now))
         proc = subprocess.Popen(

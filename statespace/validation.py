@@ -449,7 +449,8 @@ def _packed_batch(items: list, obs_dim: int | None, allow_nan: bool, packed_rows
     block's rows). ``None`` when anything is off (the other checks then convert the items or name
     the sequence and the step), or when the items hold more than ``packed_rows`` rows in all."""
     kinds = {(type(s), s.dtype, s.ndim) for s in items}
-    if kinds != {(np.ndarray, _F64, 2)}:
+    plain = kinds == {(np.ndarray, _F64, 2)}
+    if not plain:
         ndims = {n for _, _, n in kinds}
         if (
             {t for t, _, _ in kinds} != {np.ndarray}
@@ -460,7 +461,7 @@ def _packed_batch(items: list, obs_dim: int | None, allow_nan: bool, packed_rows
     if packed_rows is not None and sum(map(len, items)) > packed_rows:
         return None
     try:
-        if len(kinds) == 1 and next(iter(kinds))[1:] == (_F64, 2):
+        if plain:
             block, offsets = pack(items)
         else:  # converted in the concatenation: one pass, not one array per sequence
             block = np.concatenate(items, axis=0, dtype=np.float64)
