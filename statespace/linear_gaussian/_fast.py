@@ -28,6 +28,7 @@ import numpy as np
 from statespace._numerics.copy import copy_into
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.linalg import cholesky, fixed_point, solve_lower
+from statespace._standalone import standalone
 from statespace.linear_gaussian.kernels import (
     _layout,
     _mat_add,
@@ -108,6 +109,7 @@ def _same(a, ra, rb, d):
     return ra == rb or fixed_point(a[ra], a[rb], d)
 
 
+@standalone
 @nb.njit(**_FLAGS)
 def _filter(kp, y, fm, pm, fP, pP, mode, gHP, gL, glog, gsd, ixf, ixp):
     """:func:`filter_loop` into the given ``(T, d)`` means and ``(T, d, d)`` covariances, or with
@@ -395,6 +397,7 @@ def rts_loop(kp, fm, fP, pm, pP, buf):
     return sm, sP, cross, gains, bad
 
 
+@standalone
 @nb.njit(**_FLAGS)
 def _rts(kp, fm, fP, pm, pP, sm, sP, cross, gains, replay, ixf, ixp, ixg, ixs):
     """:func:`rts_loop` into the given outputs, returning ``bad``; with ``replay``, the smoothed
@@ -534,6 +537,7 @@ def _add_run(acc, A, row, n):
                 acc[i, j] += n * A[row, i, j]
 
 
+@standalone
 @nb.njit(**_FLAGS)
 def _stats(kp, y, sm, sP, cross, out, parts, ixs):
     """:func:`stats_loop`, or with ``parts`` one of its two additive halves: every statistic is a sum of
@@ -771,6 +775,7 @@ def _sequence_params(kp, a, b):
     )
 
 
+@standalone
 @nb.njit(**_FLAGS)
 def _filter_smooth(
     kps, ys, fm, pm, fP, pP, mode, replay, g, smooth, sm, sP, cross, gains, s, lls, bad, why, ixf, ixp, ixg, ixs
@@ -834,6 +839,7 @@ def _lockstep_residual(X, C, A, Z, out):
                 out[i, k] -= a * Z[l, k]
 
 
+@standalone
 @nb.njit(**_FLAGS)
 def _lockstep_e_step(kp, y, offsets, order, k0, G, fP, pP, g, gains, want_stats, out, PMb, FMb, lls, bad, why, us):
     """:func:`batch_loop`'s replay of the ``G`` sequences ``order[k0:k0 + G]`` in lock-step: complete, of one
@@ -1361,6 +1367,7 @@ _STAGE_PAD = 1
 _FAIL_OF_STAGE = (FAIL_OVERFLOW, FAIL_IMPOSSIBLE, FAIL_CANCELLATION)
 
 
+@standalone
 @nb.njit(**_FLAGS)
 def _lockstep_filter(kp, F, H, y, offsets, members, lo, G, c, fP, pP, g, pm, fm, PMb, FMb, PM, FM, lls, bad, why):
     """The forward pass of :func:`_filter`'s ``REPLAY`` for the ``G`` sequences ``members[lo:lo + G]`` (longest
