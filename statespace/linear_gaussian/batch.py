@@ -244,29 +244,38 @@ def _loop_callees(module, kp, y, offsets, order, lls, bad, why, inputs, want_sta
     """``(kernels, here)``: what a first E-step compiles side by side (``compile_together``), with the types
     ``batch_loop`` passes, and how many of them this process takes.
 
-    Sequences that all run alone (one sequence: a fit's common case): this process compiles the
-    statistics' kernel ``_stats`` (and the small ``_sequence_params``), a helper the filter and
-    smoother ``_filter_smooth`` (a third of ``batch_loop``'s compilation each), with the literal modes
-    of the lone path; ``batch_loop``'s own compilation, at its call, then finds both. Otherwise this
-    process compiles ``batch_loop`` and a helper its lock-step callee ``_lockstep_e_step`` (a third
-    of the whole), which ``batch_loop``'s compilation reaches late enough to load it from the disk.
+    The large callees are standalone (``statespace._standalone``): ``batch_loop``'s compilation loads
+    each from the disk, where a helper put it, instead of compiling a copy of it. Sequences that all
+    run alone (one sequence: a fit's common case): this process compiles the statistics' kernel
+    ``_stats`` (and the small ``_sequence_params``), a helper the filter and smoother
+    ``_filter_smooth``, with the literal modes of the lone path; ``batch_loop`` follows at its call.
+    A fleet: this process compiles ``_stats``, the lock-step replay ``_lockstep_e_step`` and then
+    ``batch_loop``, a helper first the replay's filter ``_lockstep_filter`` (which the replay's
+    compilation then loads) and then ``_filter_smooth``, about half of the whole on each side.
     """
     i1, f1, f2, f3 = np.empty(0, np.int64), np.empty(0), np.empty((0, 0)), np.empty((0, 0, 0))
     g = (f3, f3, f1, f2)
+    both = numba.types.literal(module.BOTH)
+    lone_filter_smooth = (kp, y, f2, f2, f3, f3, numba.types.literal(module.PLAIN), numba.types.literal(False), g, want_stats, f2, f3, f3, f3, 0, lls, bad, why, i1, i1, i1, i1)  # fmt: skip
+    lone_stats = (kp, y, f2, f3, f3, f1, both, i1)
     if lone and not shared:
-        plain, no_replay, both = numba.types.literal(module.PLAIN), numba.types.literal(False), numba.types.literal(module.BOTH)  # fmt: skip
-        filter_smooth = (kp, y, f2, f2, f3, f3, plain, no_replay, g, want_stats, f2, f3, f3, f3, 0, lls, bad, why, i1, i1, i1, i1)  # fmt: skip
-        stats = (kp, y, f2, f3, f3, f1, both, i1)
         return [
-            (module._stats, stats),
+            (module._stats, lone_stats),
             (module._sequence_params, (kp, 0, 0)),
-            (module._filter_smooth, filter_smooth),
+            (module._filter_smooth, lone_filter_smooth),
         ], 2
-    kernels = [(module.batch_loop, loop_args)]
-    if lockstep:
-        lockstep_args = (kp, y, offsets, order, 0, 0, f3, f3, g, f3, want_stats, f1, f3, f3, lls, bad, why, inputs)  # fmt: skip
-        kernels.append((module._lockstep_e_step, lockstep_args))
-    return kernels, 1
+    # batch_loop's run-time flag want_stats keeps the statistics in its code, called by every path
+    here = [(module._sequence_params, (kp, 0, 0)), (module._stats, (kp, y, f2, f3, f3, f1, 0, None))]
+    helper = [(module._filter_smooth, (kp, y, f2, f2, f3, f3, 0, False, g, want_stats, f2, f3, f3, f3, 0, lls, bad, why, None, None, None, None))]  # fmt: skip
+    if lone:  # the lone path's literal modes
+        here.append((module._stats, lone_stats))
+        helper.append((module._filter_smooth, lone_filter_smooth))
+    if lockstep:  # the replay's filter first, which the replay's compilation here loads
+        row0 = numba.types.literal(0)
+        helper.insert(0, (module._lockstep_filter, (kp, f2, f2, y, offsets, order, 0, 0, row0, f3, f3, g, f2, f2, f3, f3, f2, f2, lls, bad, why)))  # fmt: skip
+        here.append((module._lockstep_e_step, (kp, y, offsets, order, 0, 0, f3, f3, g, f3, want_stats, f1, f3, f3, lls, bad, why, inputs)))  # fmt: skip
+    here.append((module.batch_loop, loop_args))
+    return here + helper, len(here)
 
 
 def _sequence_kp(params, kp, a, b):

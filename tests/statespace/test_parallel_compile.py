@@ -1,16 +1,17 @@
 """Kernels compiled side by side in helper processes (``statespace._parallel_compile``).
 
 A fleet's Kalman smoother runs four kernels (the sources' filter and RTS, the lock-step replay of
-the filter and of the RTS means); a fit's E-step runs one, ``batch_loop``: for a fleet a helper
-compiles its lock-step callee ``_lockstep_e_step`` while the calling process compiles the rest, for
-one sequence the calling process compiles its statistics' callee ``_stats`` and a helper its filter
-and smoother ``_filter_smooth``, before ``batch_loop``. Fresh processes with empty caches smooth
+the filter and of the RTS means); a fit's E-step runs one, ``batch_loop``, whose large callees are
+standalone (``statespace._standalone``): for a fleet a helper compiles the lock-step filter
+``_lockstep_filter`` and the filter and smoother ``_filter_smooth`` while the calling process compiles
+the statistics ``_stats``, the lock-step replay ``_lockstep_e_step`` and ``batch_loop``; for one
+sequence the calling process compiles ``_stats`` and a helper ``_filter_smooth``, before ``batch_loop``. Fresh processes with empty caches smooth
 one fleet and take an E-step of the fleet, then of one sequence; Numba's compile events list what
 the calling process compiled itself:
 
 * with a helper: the calling process compiles one of the smoother's kernels and loads the other
-  three from the disk, where the helper put them, and likewise loads the lock-step callee while it
-  compiles ``batch_loop``, and the one sequence's filter and smoother; the moments and the E-steps'
+  three from the disk, where the helper put them, and likewise loads the helper's callees while it
+  compiles the fleet's and the one sequence's E-step kernels; the moments and the E-steps'
   statistics equal, bit for bit, those of a process that compiled everything itself (the helper
   compiled the same source for the same signatures);
 * with a helper that fails at once: the calling process compiles them all, and nothing is lost;
@@ -89,9 +90,9 @@ def test_a_helper_compiles_all_but_one_kernel_and_the_results_are_the_same_bits(
     assert report["helpers"] == [1, 1, 1]
     assert report["compiled"] == [
         "replay_groups",  # the smoother's largest kernel (a helper compiled the other three)
-        "batch_loop",  # the fleet's E-step: its lock-step callee loaded from the disk, where a helper put it,
-        "_filter_smooth",  # and the shared path's callees (run-time modes) compiled here
-        "_stats",
+        "_stats",  # the fleet's E-step: the statistics, the lock-step replay (its filter loaded from the
+        "_lockstep_e_step",  # disk, where a helper put it) and the kernel, which loads the filter and
+        "batch_loop",  # smoother the helper compiled next
         "_stats",  # one sequence's E-step: its statistics' callee here, its filter and smoother in a helper,
         "batch_loop",  # then the kernel, which loads the filter and smoother from the disk
     ]
