@@ -52,6 +52,7 @@ from statespace._ragged import (
     run_parts,
 )
 from statespace._scratch import one_block, scratch
+from statespace._standalone import standalone
 from statespace.errors import ShapeError
 
 from .emissions import ar_loglik, gaussian_factors
@@ -71,6 +72,7 @@ from .inference import viterbi
 from .lane_forward_backward import MAX_CELLS, MAX_STATES, MIN_SEQUENCES, group_posteriors
 
 
+@standalone
 @nb.njit(cache=True)
 def _one_sequence(pi0, A, loglik, B, m, filtered):
     """Forward-backward of one sequence from ``B = exp(loglik - m[:, None])``, as ``posteriors`` does it.

@@ -34,6 +34,7 @@ from statespace._numerics.copy import copy_into
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.linalg import cholesky, solve_lower
 from statespace._ragged import even_cuts, n_threads_for, run_parts
+from statespace._standalone import standalone
 from statespace.validation import check_finite
 
 from .emissions import (
@@ -100,6 +101,7 @@ def _conditional_fill(yrow, mean, cov, yhat, C):
             C[mis[i], mis[i2]] = c
 
 
+@standalone
 @nb.njit(cache=True)
 def ar_accumulate(y, u, L, gamma, W, covs, mu0, covs0, n, Sxx, Sxy, Syy, n0, s0, S00):
     """Add the expected sufficient statistics of one sequence, weighted by ``gamma (T, K)``.

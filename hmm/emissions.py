@@ -56,6 +56,7 @@ import numpy as np
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.gaussian import count_observed, logpdf_observed
 from statespace._numerics.linalg import cholesky, solve_lower
+from statespace._standalone import standalone
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.validation import as_float_array, check_covariance, check_finite, check_int, check_stochastic_matrix
 
@@ -445,6 +446,7 @@ def _whiten_block(Zb, R, Z, QF, W, Linv, const, diag, out, t0, n):
             out[t0 + s, k] = ck - 0.5 * QF[s]
 
 
+@standalone
 @nb.njit(cache=True, fastmath=FASTMATH)
 def ar_loglik(y, u, L, W, Linv, const, diag, covs, chol, logdet, mu0, covs0, chol0, logdet0, out):
     r"""Fill ``out (T, K)`` with the emission log-likelihoods of the autoregressive Gaussian; returns ``out``.

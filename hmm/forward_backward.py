@@ -68,6 +68,7 @@ import numba as nb
 import numpy as np
 
 from statespace._numerics.fastmath import FASTMATH
+from statespace._standalone import standalone
 from statespace.errors import ImpossibleDataError
 
 from .log_space import log_space_forward as _log_space_forward
@@ -416,6 +417,7 @@ def _drop_negligible(pi0, A, loglik):
     return True
 
 
+@standalone
 @nb.njit(cache=True)
 def forward(pi0, A, loglik):
     """Scaled forward pass.
@@ -514,6 +516,7 @@ def _forward_outcome(pi0, A, loglik, B, m, filtered, c, t_ok):
     return _sum_log(c) + m.sum()
 
 
+@standalone
 @nb.njit(cache=True)
 def _posteriors_fixed(pi0, A, loglik, B, m, filtered):
     """:func:`_posteriors_into` for a time-invariant chain (``A`` of shape ``(1, K, K)``): what a batch

@@ -31,6 +31,8 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._standalone import standalone
+
 
 @nb.njit(cache=True)
 def log_of(A):
@@ -101,6 +103,7 @@ def _support(logA):
     return ptr_in, into, ptr_out, out
 
 
+@standalone
 @nb.njit(cache=True)
 def log_space_forward(pi0, A, loglik):
     """Exact forward pass in log space: ``(log_likelihood, filtered, scale)`` as the scaled

@@ -37,6 +37,7 @@ import numpy as np
 from hmm.forward_backward import _EXP_CLIP, _MIXING, _TINY, backward, forward, impossible_data_error
 from hmm.log_space import log_space_posteriors_by_slot
 from statespace._numerics.copy import copy_into
+from statespace._standalone import standalone
 
 #: Interval lengths closer than this (relative) share one transition matrix.
 LENGTH_RTOL = 1e-10
@@ -154,6 +155,7 @@ def _needs_log_space(pi0, A, loglik, filt):
     return False
 
 
+@standalone
 @nb.njit(cache=True)
 def sequence_posteriors(pi0, A, loglik):
     r"""One sequence's ``(log-likelihood, smoothed (T, K), R (T-1, K, K))``, ``A[t-1] = P(t_t - t_{t-1})``.
