@@ -1,7 +1,7 @@
 """A fresh Python process with empty caches, for the tests of what a first call compiles.
 
 :func:`run` executes :data:`PRELUDE` and then a test's own code in a new interpreter whose Numba
-and library caches are the given folder. The prelude keeps, in ``compiled``, the qualified name
+and library caches are the given folder. The prelude (:data:`WATCH`) keeps, in ``compiled``, the qualified name
 of every kernel the process compiles itself (Numba's compile events), and gives ``spy``, a
 ``compile_together`` that records in ``helpers`` how many helper processes each call started
 (the test's code installs it where the library looks it up). With ``mode == "failing"`` every
@@ -14,14 +14,10 @@ import subprocess
 import sys
 import textwrap
 
-PRELUDE = textwrap.dedent(
+#: Keeps, in ``compiled``, the qualified name of every kernel the process compiles itself.
+WATCH = textwrap.dedent(
     """
-    import json, sys
-
-    import numpy as np
     from numba.core import event
-
-    from statespace import _parallel_compile as pc
 
     compiled = []
 
@@ -33,6 +29,17 @@ PRELUDE = textwrap.dedent(
             pass
 
     event.register("numba:compile", Watch())
+    """
+)
+
+PRELUDE = WATCH + textwrap.dedent(
+    """
+    import json, sys
+
+    import numpy as np
+
+    from statespace import _parallel_compile as pc
+
     helpers = []
 
     def spy(calls, threads, here=1, later=()):

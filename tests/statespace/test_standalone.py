@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 import pytest
-from fresh_process import run
+from fresh_process import WATCH, run
 
 from statespace import _standalone
 
@@ -53,25 +53,16 @@ def caller(x):
     return big(x) + big(x[1:])
 """
 
-SCRIPT = """
+SCRIPT = (
+    WATCH
+    + """
 import json, sys
 import numpy as np
 from llvmlite import binding
-from numba.core import event
 
 aliases = []
 _add = binding.add_symbol
 binding.add_symbol = lambda name, address: (aliases.append(name), _add(name, address))[1]
-compiled = []
-
-class Watch(event.Listener):
-    def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__qualname__)
-
-    def on_end(self, ev):
-        pass
-
-event.register("numba:compile", Watch())
 if sys.argv[1] == "shift":  # other kernels first: the callee's symbol gets another per-process number
     import numba as nb
     for k in range(5):
@@ -87,6 +78,7 @@ out["declares_callee"] = any(line.startswith("declare") and "3big" in line for l
 out["defines_callee"] = any(line.startswith("define") and "3big" in line for line in ir.splitlines())
 print(json.dumps(out))
 """
+)
 
 
 def _write(folder, power="2"):
