@@ -36,6 +36,10 @@ class DegenerateWeightsError(StateSpaceError):
         super().__init__(msg)
 
 
+class StaleCacheError(RuntimeError):
+    """Compiled code on disk calls a kernel whose current source no longer matches it (delete the cache)."""
+
+
 class ExactInferenceUnavailable(NotImplementedError):
     """The model has no exact filter/smoother; use the particle methods of ``smc``."""
 

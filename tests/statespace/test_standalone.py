@@ -150,7 +150,7 @@ def test_a_callee_changed_under_a_cached_caller_raises_the_librarys_error(tmp_pa
         (tmp_path / "callee.py").write_text(source + "\n\ndef big(x):\n    return 0.0\n")
     proc = _process(tmp_path, "plain")
     assert proc.returncode != 0
-    assert "StaleCalleeError" in proc.stderr and "delete Numba's cache directory" in proc.stderr
+    assert "StaleCacheError" in proc.stderr and "delete Numba's cache directory" in proc.stderr
     assert "LLVM ERROR" not in proc.stderr
 
 
