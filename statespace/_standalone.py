@@ -80,7 +80,10 @@ class _LoadCallee(NamedTuple):
                 "directory (or the library's __pycache__ folders) and run again"
             )
         if self.symbol != cres.fndesc.mangled_name and not _engine(dispatcher).is_symbol_defined(self.symbol):
-            llvm.add_symbol(self.symbol, cres.library.get_pointer_to_function(cres.fndesc.mangled_name))
+            address = cres.library.get_pointer_to_function(cres.fndesc.mangled_name)
+            if not address:  # never alias a null address: the caller would jump to it
+                raise StaleCacheError(f"{self.module}.{self.qualname}{self.argtypes} has no machine code to call")
+            llvm.add_symbol(self.symbol, address)
 
 
 def _find(module: str, qualname: str):
