@@ -26,7 +26,9 @@ helper still at work when the process exits is stopped (its finished kernels sta
 A helper's kernel may also be a callee of the first: Numba compiles a kernel's callees while it
 types the kernel, and loads from the disk any that a helper has finished by then (the Kalman
 E-step's ``batch_loop`` and its lock-step ``_lockstep_e_step``, a third of the whole). The caller
-then builds the argument types the kernel passes to that callee.
+then builds the argument types the kernel passes to that callee, and names it among the kernel's
+``needs``: this process waits for the helper to finish it before compiling the kernel, rather than
+compiling a second copy when it gets there first.
 
 What is computed does not change: the helpers compile the same source for the same
 signatures, and the call runs the machine code Numba would have compiled itself. Set
@@ -246,7 +248,7 @@ def first_use(*dispatchers) -> bool:
     return any(not getattr(d, "overloads", True) for d in dispatchers)
 
 
-def compile_together(calls, threads: int, here: int = 1, later=()) -> int:
+def compile_together(calls, threads: int, here: int = 1, later=(), needs=None) -> int:
     """Make sure each ``(dispatcher, args)`` of ``calls`` is compiled for its arguments' types,
     compiling those the disk cache lacks in up to ``threads - 1`` helper processes beside this one.
 
@@ -257,6 +259,12 @@ def compile_together(calls, threads: int, here: int = 1, later=()) -> int:
     (their call sites ask :func:`wait_for_helper`), when it starts one for ``calls``. Returns the
     number of helpers started (0 when everything was compiled or cached, one kernel was missing,
     ``threads`` is 1, or :data:`ENV` is ``0``). The kernels themselves are not run.
+
+    ``needs`` maps a kernel of this process's share to the callees it types (and so compiles) that are
+    in a helper's: this process waits for the helper to finish those before it compiles the caller,
+    which then loads them from the disk. Without the wait, a caller reached before its helper is done
+    would compile a second copy of the callee beside the helper's (seconds lost, on a slower machine
+    or a larger model, where a share's cost was estimated on another).
     """
     if os.environ.get(ENV, "1") == "0" or threads < 2 or not _runs_python():
         return 0
@@ -281,8 +289,17 @@ def compile_together(calls, threads: int, here: int = 1, later=()) -> int:
         with _LATER_LOCK:
             for n, (dispatcher, _) in enumerate(after, start=len(shares[0]) + 1):
                 _LATER[id(dispatcher)] = (helpers[0], n)  # its last signature: the helper's n-th kernel
+    finishes = {}  # id(kernel) -> (its helper, how many of the helper's kernels end with its last signature)
+    for helper, share in zip(helpers, shares):
+        for n, (dispatcher, _) in enumerate(share, start=1):
+            if helper is not None:
+                finishes[id(dispatcher)] = (helper, n)
     try:
         for dispatcher, sig in local:
+            for callee in (needs or {}).get(dispatcher, ()):
+                if id(callee) in finishes:
+                    helper, n = finishes[id(callee)]
+                    helper.wait(n)
             dispatcher.compile(sig)
     finally:
         for helper, share in zip(helpers, shares):

@@ -42,8 +42,8 @@ PRELUDE = WATCH + textwrap.dedent(
 
     helpers = []
 
-    def spy(calls, threads, here=1, later=()):
-        helpers.append(pc.compile_together(calls, threads, here, later))
+    def spy(calls, threads, here=1, later=(), needs=None):
+        helpers.append(pc.compile_together(calls, threads, here, later, needs))
         return helpers[-1]
 
     if sys.argv[1] == "failing":
