@@ -29,6 +29,7 @@ from statespace._numerics.copy import copy_into
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.linalg import cholesky, fixed_point, solve_lower
 from statespace._standalone import standalone
+from statespace.errors import DataError
 from statespace.linear_gaussian.kernels import (
     _layout,
     _mat_add,
@@ -521,7 +522,7 @@ def stats_loop(kp, y, sm, sP, cross, out):
     inline; rows with missing coordinates go through the general routine, which
     imputes them.
     """
-    _stats(kp, y, sm, sP, cross, out, np.int64(BOTH), None)  # run-time parts: one compiled _stats for all
+    _stats(kp, y, sm, sP, cross, out, np.int64(BOTH), None, True)  # run-time parts: one compiled _stats for all
 
 
 #: What :func:`_stats` adds: every term, the terms of the means (and the counts) only, the covariances' only.
@@ -539,7 +540,7 @@ def _add_run(acc, A, row, n):
 
 @standalone
 @nb.njit(**_FLAGS)
-def _stats(kp, y, sm, sP, cross, out, parts, ixs):
+def _stats(kp, y, sm, sP, cross, out, parts, ixs, missing):
     """:func:`stats_loop`, or with ``parts`` one of its two additive halves: every statistic is a sum of
     a term of the smoothed means (and data) and a term of the smoothed covariances. Sequences of
     one length without missing values share the covariances (:func:`_filter`'s ``REPLAY``): the batch adds
@@ -547,7 +548,12 @@ def _stats(kp, y, sm, sP, cross, out, parts, ixs):
     for complete sequences (rows with missing coordinates impute from both at once).
 
     An array ``ixs`` (``None``: every step has its own row) gives the rows of ``sP`` and ``cross`` that hold each step's (:func:`_rts`'s
-    ``compact``): a run of steps sharing a row adds it once, times their number."""
+    ``compact``): a run of steps sharing a row adds it once, times their number.
+
+    ``missing``: ``True`` when rows of ``y`` may have missing coordinates, which the general routine
+    imputes; ``None`` when the caller has checked that none has, and that routine is then left out of
+    the compiled code (a third of this kernel's compilation, which a complete fleet's first E-step
+    waits for with an empty cache)."""
     means = parts != COVARIANCES
     covs = parts != MEANS
     compact = ixs is not None
@@ -654,7 +660,10 @@ def _stats(kp, y, sm, sP, cross, out, parts, ixs):
             if math.isnan(y[t, j]):
                 complete = False
         if not complete:
-            add_emission_stats(kp, offs, t, sm[t], sP[rt], True, y, out, ws)
+            if missing is not None:  # pruned by type for None: see the docstring
+                add_emission_stats(kp, offs, t, sm[t], sP[rt], True, y, out, ws)
+            else:
+                raise DataError("y: a row with a missing value where the caller declared every row complete")
             continue
         h = 0 if nH == 1 else t
         u_ = 0 if nU == 1 else t
@@ -1068,7 +1077,7 @@ def means_block_size(t_max: int, d: int, lockstep: int) -> int:
 @nb.njit(cache=True, nogil=True)
 def batch_loop(
     kp, y, offsets, order, chunk_ends, c0, c1, want_stats, stats, lls, bad, why, work, lone_rows, factors,
-    means_block, lockstep, min_lockstep, inputs,
+    means_block, lockstep, min_lockstep, inputs, missing,
 ):  # fmt: skip
     """Filter (and, with ``want_stats``, smooth and add the E-step statistics of) the sequences of chunks ``c0:c1``.
 
@@ -1099,7 +1108,8 @@ def batch_loop(
       (:func:`_lockstep_e_step`), the others one at a time. ``None``: one at a time.
 
     ``inputs`` is ``kp.u`` for a model with inputs, ``None`` otherwise (the lock-step statistics
-    of the inputs are then left out of the compiled code).
+    of the inputs are then left out of the compiled code). ``missing`` is ``None`` when the caller has
+    checked that no row of ``y`` has a missing value, ``True`` otherwise (:func:`_stats`).
     """
     d = D if D > 0 else kp.m0.shape[0]
     m = y.shape[1]
@@ -1177,7 +1187,7 @@ def batch_loop(
                     ):  # fmt: skip
                         continue
                     if want_stats:
-                        _stats(kps, ys, sm, sP, cross, stats[c], BOTH, ixs)
+                        _stats(kps, ys, sm, sP, cross, stats[c], BOTH, ixs, missing)
                     continue  # no sharer follows it (and ref_T stays -1: its rows are not a sharer's)
             if factors is None:
                 continue  # not reached: every sequence ran alone above
@@ -1193,13 +1203,13 @@ def batch_loop(
                     cov_ok = shares_next and _complete(ys)
                     if cov_ok:
                         cov_half[:] = 0.0
-                        _stats(kps, ys, sm, sP, cross, cov_half, covariances, None)
+                        _stats(kps, ys, sm, sP, cross, cov_half, covariances, None, missing)
                 if cov_ok:
-                    _stats(kps, ys, sm, sP, cross, stats[c], means, None)
+                    _stats(kps, ys, sm, sP, cross, stats[c], means, None, missing)
                     for i in range(cov_half.shape[0]):
                         stats[c, i] += cov_half[i]
                 else:
-                    _stats(kps, ys, sm, sP, cross, stats[c], both, None)
+                    _stats(kps, ys, sm, sP, cross, stats[c], both, None, missing)
             ref_T = T
             ref_a = a
             if means_block is None or shared or T < 2 or not _complete(ys):

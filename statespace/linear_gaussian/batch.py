@@ -223,14 +223,17 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
             scratch(key + ("lockstep",), _fast.means_block_size(t_max, d, LOCKSTEP)) if lockstep else None,
         )
 
-    def args(c0, c1):
-        return (kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, *work[c0], LOCKSTEP, MIN_LOCKSTEP, inputs)  # fmt: skip
+    # None: every row checked complete, and the statistics' imputation of missing rows is not compiled in
+    missing = None if complete else True
 
-    path = (module.__name__, lone, shared, lockstep, inputs is None)  # what batch_loop's signature depends on
+    def args(c0, c1):
+        return (kp, y, offsets, order, ends, c0, c1, want_stats, stats, lls, bad, why, *work[c0], LOCKSTEP, MIN_LOCKSTEP, inputs, missing)  # fmt: skip
+
+    path = (module.__name__, lone, shared, lockstep, inputs is None, complete)  # what batch_loop's signature depends on
     if path not in _PATHS_SEEN:  # a process's first E-step on this path: its kernels side by side
         _PATHS_SEEN.add(path)
-        kernels, here = _loop_callees(module, kp, y, offsets, order, lls, bad, why, inputs, want_stats, lone, shared, lockstep, args(0, int(bounds[1])))  # fmt: skip
-        compile_together(kernels, n_threads_for(n_threads), here)
+        kernels, here, needs = _loop_callees(module, lone, shared, lockstep, args(0, int(bounds[1])))
+        compile_together(kernels, n_threads_for(n_threads), here, needs=needs)
     run_parts(lambda c0, c1: module.batch_loop(*args(c0, c1)), bounds)
     return y, offsets, kp, stats, lls, bad, why
 
@@ -240,32 +243,45 @@ def _run(params, y, offsets, inputs, want_stats, n_threads, complete=False):
 _PATHS_SEEN: set = set()
 
 
-def _loop_callees(module, kp, y, offsets, order, lls, bad, why, inputs, want_stats, lone, shared, lockstep, loop_args):
-    """``(kernels, here)``: what a first E-step compiles side by side (``compile_together``), with the types
-    ``batch_loop`` passes, and how many of them this process takes.
+def _loop_callees(module, lone, shared, lockstep, loop_args):
+    """``(kernels, here, needs)``: what a first E-step compiles side by side (``compile_together``), with the
+    types ``batch_loop`` passes (its arguments ``loop_args`` on the paths ``lone, shared, lockstep``), how
+    many of them this process takes, and which of its kernels call the helper's (and wait for them).
 
     The large callees are standalone (``statespace._standalone``): ``batch_loop``'s compilation loads
     each from the disk, where a helper put it, instead of compiling a copy of it. Sequences that all
-    run alone (one sequence: a fit's common case): this process compiles the statistics' kernel
-    ``_stats`` (and the small ``_sequence_params``), a helper the filter and smoother
-    ``_filter_smooth``, with the literal modes of the lone path; ``batch_loop`` follows at its call.
+    run alone (one sequence: a fit's common case): this process compiles the smoother's pass ``_rts`` and
+    the statistics' kernel ``_stats`` (and the small ``_sequence_params``), a helper the filter and smoother
+    ``_filter_smooth`` (its filter ``_filter``, then ``_rts`` loaded from the disk), with the literal modes of
+    the lone path; ``batch_loop`` follows at its call.
     A fleet: this process compiles ``_stats``, the lock-step replay ``_lockstep_e_step`` and then
     ``batch_loop``, a helper first the replay's filter ``_lockstep_filter`` (which the replay's
-    compilation then loads) and then ``_filter_smooth``, about half of the whole on each side.
+    compilation, waiting for it, then loads) and then ``_filter_smooth`` (which ``batch_loop`` waits for),
+    about half of the whole on each side. Complete data (``missing`` None) compile ``_stats`` without
+    the imputation of missing rows.
     """
+    kp, y, offsets, order, _, _, _, want_stats, _, lls, bad, why, *_, inputs, missing = loop_args
     i1, f1, f2, f3 = np.empty(0, np.int64), np.empty(0), np.empty((0, 0)), np.empty((0, 0, 0))
     g = (f3, f3, f1, f2)
     both = numba.types.literal(module.BOTH)
     lone_filter_smooth = (kp, y, f2, f2, f3, f3, numba.types.literal(module.PLAIN), numba.types.literal(False), g, want_stats, f2, f3, f3, f3, 0, lls, bad, why, i1, i1, i1, i1)  # fmt: skip
-    lone_stats = (kp, y, f2, f3, f3, f1, both, i1)
+    lone_stats = (kp, y, f2, f3, f3, f1, both, i1, missing)
     if lone and not shared:
-        return [
-            (module._stats, lone_stats),
-            (module._sequence_params, (kp, 0, 0)),
-            (module._filter_smooth, lone_filter_smooth),
-        ], 2
+        # the smoother's pass _rts here, first: the helper's _filter_smooth, which calls it, then finds it on
+        # the disk (it compiles the filter _filter first, which takes twice as long)
+        lone_rts = (kp, f2, f3, f2, f3, f2, f3, f3, f3, numba.types.literal(False), i1, i1, i1, i1)
+        return (
+            [
+                (module._rts, lone_rts),
+                (module._stats, lone_stats),
+                (module._sequence_params, (kp, 0, 0)),
+                (module._filter_smooth, lone_filter_smooth),
+            ],
+            3,
+            None,
+        )
     # batch_loop's run-time flag want_stats keeps the statistics in its code, called by every path
-    here = [(module._sequence_params, (kp, 0, 0)), (module._stats, (kp, y, f2, f3, f3, f1, 0, None))]
+    here = [(module._sequence_params, (kp, 0, 0)), (module._stats, (kp, y, f2, f3, f3, f1, 0, None, missing))]
     helper = [(module._filter_smooth, (kp, y, f2, f2, f3, f3, 0, False, g, want_stats, f2, f3, f3, f3, 0, lls, bad, why, None, None, None, None))]  # fmt: skip
     if lone:  # the lone path's literal modes
         here.append((module._stats, lone_stats))
@@ -275,7 +291,8 @@ def _loop_callees(module, kp, y, offsets, order, lls, bad, why, inputs, want_sta
         helper.insert(0, (module._lockstep_filter, (kp, f2, f2, y, offsets, order, 0, 0, row0, f3, f3, g, f2, f2, f3, f3, f2, f2, lls, bad, why)))  # fmt: skip
         here.append((module._lockstep_e_step, (kp, y, offsets, order, 0, 0, f3, f3, g, f3, want_stats, f1, f3, f3, lls, bad, why, inputs)))  # fmt: skip
     here.append((module.batch_loop, loop_args))
-    return here + helper, len(here)
+    needs = {module._lockstep_e_step: (module._lockstep_filter,), module.batch_loop: (module._filter_smooth,)}
+    return here + helper, len(here), needs
 
 
 def _sequence_kp(params, kp, a, b):

@@ -140,6 +140,23 @@ def test_batch_e_step_equals_the_per_sequence_e_step(d, m, p_in, lengths, n_thre
         assert lls[i] == pytest.approx(kalman_log_likelihood(p, s, None if us is None else us[i]), rel=1e-12)
 
 
+@pytest.mark.parametrize("lengths", [(40,), (40, 40, 40, 40, 40, 40), (30, 40, 50)])
+def test_a_batch_declared_complete_refuses_a_missing_value_rather_than_drop_it(lengths):
+    # complete=True compiles the statistics without the imputation of missing rows; a caller whose
+    # promise is wrong gets the library's error, not statistics that leave those rows out
+    p = _model(2, 2, seed=3)
+    ys = [_data(p, T, seed=i, missing=False) for i, T in enumerate(lengths)]
+    ys[-1][7, 1] = np.nan
+    y, offsets = pack(ys)
+    with pytest.raises(DataError, match="declared every row complete"):
+        batch_e_step(p, y, offsets, complete=True)
+    stats, ll = batch_e_step(p, y, offsets)  # checked: imputed, as the per-sequence E-step does
+    seqs, useqs, _ = prepare(p, ys, None)
+    ref_stats, ref_ll = e_step(p, seqs, useqs)
+    assert ll == pytest.approx(ref_ll, rel=1e-12)
+    np.testing.assert_allclose(stats, ref_stats, rtol=1e-10, atol=1e-10 * np.abs(ref_stats).max())
+
+
 def test_batch_sums_do_not_depend_on_the_threads(monkeypatch):
     monkeypatch.setattr(batch_module, "MIN_CHUNK_ROWS", 1)  # many chunks, spread over the threads
     monkeypatch.setattr(batch_module, "SHARERS_PER_CHUNK", 0)

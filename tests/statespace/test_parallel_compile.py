@@ -5,7 +5,7 @@ the filter and of the RTS means); a fit's E-step runs one, ``batch_loop``, whose
 standalone (``statespace._standalone``): for a fleet a helper compiles the lock-step filter
 ``_lockstep_filter`` and the filter and smoother ``_filter_smooth`` while the calling process compiles
 the statistics ``_stats``, the lock-step replay ``_lockstep_e_step`` and ``batch_loop``; for one
-sequence the calling process compiles ``_stats`` and a helper ``_filter_smooth``, before ``batch_loop``. Fresh processes with empty caches smooth
+sequence the calling process compiles ``_rts`` and ``_stats`` and a helper ``_filter_smooth``, before ``batch_loop``. Fresh processes with empty caches smooth
 one fleet and take an E-step of the fleet, then of one sequence; Numba's compile events list what
 the calling process compiled itself:
 
@@ -26,8 +26,8 @@ from fresh_process import run
 
 from statespace import _parallel_compile as pc
 
-#: the smoother's four kernels, the E-step's kernel, the lock-step callee a helper compiles for a fleet's
-#: E-step, and the two callees compiled side by side for one sequence's E-step
+#: the smoother's four kernels, the E-step's kernel, the lock-step replay and its filter (which a helper
+#: compiles for a fleet's E-step), and the two callees compiled side by side for one sequence's E-step
 KERNELS = (
     "batch_moments",
     "batch_rts",
@@ -35,9 +35,14 @@ KERNELS = (
     "replay_rts_groups",
     "batch_loop",
     "_lockstep_e_step",
+    "_lockstep_filter",
     "_filter_smooth",
+    "_rts",
     "_stats",
 )
+
+#: the statistics' imputation of rows with missing values, which complete data never compile
+IMPUTATION = "add_emission_stats"
 
 CODE = """
 import statespace.linear_gaussian.batch as batch
@@ -65,7 +70,7 @@ print(json.dumps({"helpers": helpers, "compiled": [k for k in compiled if k in s
 
 
 def _run(mode: str, cache, out) -> dict:
-    return run(CODE, mode, cache, out, ",".join(KERNELS))
+    return run(CODE, mode, cache, out, ",".join(KERNELS + (IMPUTATION,)))
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +94,13 @@ def test_a_helper_compiles_all_but_one_kernel_and_the_results_are_the_same_bits(
     report, arrays = runs["cold"]
     assert report["helpers"] == [1, 1, 1]
     assert report["compiled"] == [
-        "replay_groups",  # the smoother's largest kernel (a helper compiled the other three)
+        "replay_groups",  # the smoother's largest kernel (a helper compiled the other three) and
+        "_lockstep_filter",  # its callee, the lock-step filter (the smoother's signature)
         "_stats",  # the fleet's E-step: the statistics, the lock-step replay (its filter loaded from the
         "_lockstep_e_step",  # disk, where a helper put it) and the kernel, which loads the filter and
         "batch_loop",  # smoother the helper compiled next
-        "_stats",  # one sequence's E-step: its statistics' callee here, its filter and smoother in a helper,
+        "_rts",  # one sequence's E-step: the smoother's pass and the statistics here, the filter and
+        "_stats",  # smoother in a helper (which loads that pass from the disk),
         "batch_loop",  # then the kernel, which loads the filter and smoother from the disk
     ]
     _same(arrays, runs["failing"][1])
@@ -102,8 +109,11 @@ def test_a_helper_compiles_all_but_one_kernel_and_the_results_are_the_same_bits(
 def test_a_failing_helper_leaves_every_kernel_to_the_calling_process(runs):
     report, _ = runs["failing"]
     assert report["helpers"] == [1, 1, 1]
-    # the E-step's kernel, filter-and-smoother and statistics twice: the lone path's, the fleet's
-    twice = ["batch_loop", "_filter_smooth", "_stats"]
+    # the E-step's kernel, filter-and-smoother and statistics twice: the lone path's, the fleet's; the
+    # lock-step filter twice: the smoother's replay's, the E-step's; the smoother's pass twice: the
+    # fleet smoother's (which the fleet's E-step shares), the lone path's
+    twice = ["batch_loop", "_filter_smooth", "_stats", "_lockstep_filter", "_rts"]
+    # and never the imputation: the data are complete, and _stats is compiled without it
     assert sorted(report["compiled"]) == sorted(KERNELS + tuple(twice))
 
 
@@ -207,3 +217,37 @@ def test_a_caller_waits_for_the_kernels_a_helper_reports_and_stops_one_past_the_
     assert helper.proc.poll() is None  # the helper goes on with the rest
     helper.wait(4, timeout=1.0)  # it never finishes a fourth: stopped
     assert helper.proc.poll() is not None and helper.finished == 3
+
+
+def test_a_callers_kernel_waits_for_the_callees_a_helper_compiles_and_no_longer(monkeypatch):
+    """``needs``: before compiling a kernel of its own share whose callee is in a helper's, the process waits
+    until the helper has finished that callee (the count at its last signature), so that typing the
+    caller loads the callee from the disk instead of compiling a second copy; other kernels wait for nothing."""
+    events = []
+
+    class Kernel(_Kernel):
+        def compile(self, sig):
+            events.append(("compile", self.name, sig))
+
+    class Helper:
+        def wait(self, n, timeout=None):
+            events.append(("wait", n))
+
+    a, b, c, d, e = map(Kernel, "abcde")
+    monkeypatch.setattr(pc, "_pending", lambda calls: list(calls))
+    monkeypatch.setattr(pc, "_start", lambda share, now: Helper())
+    monkeypatch.setattr(pc, "_runs_python", lambda: True)
+    calls = [(a, 1), (b, 1), (c, 1), (d, 1), (d, 2), (e, 1)]
+    assert pc.compile_together(calls, 2, here=2, needs={b: (d, a), a: ()}) == 1
+    # the helper's share is c, d (two signatures), e: b waits until the helper has finished three (d's
+    # last signature), not e; a callee in this process's own share (a) is no wait
+    assert events == [
+        ("compile", "a", 1),
+        ("wait", 3),
+        ("compile", "b", 1),
+        ("wait", 4),  # the whole share, then its kernels loaded from the disk
+        ("compile", "c", 1),
+        ("compile", "d", 1),
+        ("compile", "d", 2),
+        ("compile", "e", 1),
+    ]
