@@ -291,8 +291,8 @@ def compile_together(calls, threads: int, here: int = 1, later=(), needs=None) -
                 _LATER[id(dispatcher)] = (helpers[0], n)  # its last signature: the helper's n-th kernel
     finishes = {}  # id(kernel) -> (its helper, how many of the helper's kernels end with its last signature)
     for helper, share in zip(helpers, shares):
-        for n, (dispatcher, _) in enumerate(share, start=1):
-            if helper is not None:
+        if helper is not None:  # a helper that failed to start: this process compiles its share after its own
+            for n, (dispatcher, _) in enumerate(share, start=1):
                 finishes[id(dispatcher)] = (helper, n)
     try:
         for dispatcher, sig in local:
