@@ -53,6 +53,8 @@ from statespace.errors import StaleCacheError
 #: Environment switch: ``0`` links every kernel into its callers, as Numba does by default.
 ENV = "STATESPACE_STANDALONE"
 _ANCHORS = itertools.count()
+#: What every stale-cache error tells the user to do.
+_REMEDY = "delete Numba's cache directory (or the library's __pycache__ folders) and run again"
 
 
 class _LoadCallee(NamedTuple):
@@ -68,21 +70,21 @@ class _LoadCallee(NamedTuple):
         dispatcher = _find(self.module, self.qualname)
         if dispatcher is None:
             raise StaleCacheError(
-                f"a cached kernel calls {self.module}.{self.qualname}, which no longer exists; "
-                "delete Numba's cache directory (or the library's __pycache__ folders) and run again"
+                f"a cached kernel calls {self.module}.{self.qualname}, which no longer exists; {_REMEDY}"
             )
         dispatcher.compile(self.argtypes)
         cres = dispatcher.overloads[self.argtypes]
         if cres.signature.return_type != self.restype:
             raise StaleCacheError(
                 f"a cached kernel calls {self.module}.{self.qualname}{self.argtypes} for a result of type "
-                f"{self.restype}, and it now returns {cres.signature.return_type}; delete Numba's cache "
-                "directory (or the library's __pycache__ folders) and run again"
+                f"{self.restype}, and it now returns {cres.signature.return_type}; {_REMEDY}"
             )
         if self.symbol != cres.fndesc.mangled_name and not _engine(dispatcher).is_symbol_defined(self.symbol):
             address = cres.library.get_pointer_to_function(cres.fndesc.mangled_name)
             if not address:  # never alias a null address: the caller would jump to it
-                raise StaleCacheError(f"{self.module}.{self.qualname}{self.argtypes} has no machine code to call")
+                raise StaleCacheError(
+                    f"{self.module}.{self.qualname}{self.argtypes} has no machine code to call; {_REMEDY}"
+                )
             llvm.add_symbol(self.symbol, address)
 
 
