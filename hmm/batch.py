@@ -361,10 +361,12 @@ def batch_posteriors(
         n_threads: Numba threads for this call (``None``: the current setting).
         overwrite: let one long sequence use ``loglik``'s memory for its work (the
             array is then destroyed), as :func:`hmm.forward_backward.posteriors` does.
-        reuse: take ``filtered`` and ``smoothed`` from the active
-            :func:`statespace._scratch.kept` workspace (an E-step that reads them before
+        reuse: take every array of the result (and the pass's own per-row scratch) from the
+            active :func:`statespace._scratch.kept` workspace (an E-step that reads them before
             its next call): the same memory every iteration, instead of fresh pages whose
-            first touch costs about as much as the lanes' whole pass at small ``K``.
+            first touch costs about as much as the lanes' whole pass at small ``K`` (on a Dask
+            worker, whose allocator maps every block above 128 kB afresh, even the
+            ``(S, K, K)`` counts and the ``(N,)`` flags).
 
     A sequence of zero probability gets ``log_likelihoods[i] = -inf`` (its rows
     NaN from the first impossible step); callers raise
@@ -383,12 +385,16 @@ def batch_posteriors(
         filtered = scratch("hmm.batch.filtered", N * K).reshape(N, K)
         smoothed = scratch("hmm.batch.smoothed", N * K).reshape(N, K)
         m = scratch("hmm.batch.m", N)
+        lls = scratch("hmm.batch.lls", S)
+        counts = scratch("hmm.batch.counts", S * K * K).reshape(S, K, K)
+        counts.fill(0.0)
+        low = scratch("hmm.batch.low", -(-N // 8)).view(np.bool_)[:N]
     else:
         filtered, smoothed = one_block((N, K), (N, K))
         m = np.empty(N)
-    lls = np.empty(S)
-    counts = np.zeros((S, K, K))
-    low = np.empty(N, np.bool_)
+        lls = np.empty(S)
+        counts = np.zeros((S, K, K))
+        low = np.empty(N, np.bool_)
 
     lanes = _lanes_carry(K, S)
     A2 = np.ascontiguousarray(A[0])
@@ -498,18 +504,20 @@ def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> Batc
     return BatchFilter(lls, filtered, offsets)
 
 
-def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None) -> np.ndarray:
+def batch_gaussian_loglik(e, y, u, offsets, n_threads: int | None = None, out=None) -> np.ndarray:
     """``(N, K)`` emission log-likelihoods of a ragged batch under ``GaussianEmissionParams`` ``e``.
 
     ``y (N, d)`` and ``u (N, p)`` are the concatenated observations and inputs;
     each sequence's first ``e.lags`` steps (and steps whose lag window holds a
     NaN) use the initial Gaussian, exactly as :func:`hmm.emissions.gaussian_loglik`
-    does for one sequence; NaN coordinates are marginalised.
+    does for one sequence; NaN coordinates are marginalised. Written into ``out`` (a
+    C-contiguous ``(N, K)`` float64 array) when given.
     """
     y, u, offsets = _gaussian_inputs(y, u, offsets)
     factors = gaussian_factors(e)
     N, d = y.shape
-    out = np.empty((N, e.n_states))
+    if out is None:
+        out = np.empty((N, e.n_states))
     # equal row ranges, whatever the sequences: a range that cuts a sequence reads its lag history
     parts = n_threads_for(n_threads) if N * e.n_states * d * d >= _THREAD_WORK else 1
     cuts = even_cuts(N, parts)

@@ -33,6 +33,7 @@ import numpy as np
 
 from statespace._parallel_compile import compile_together, first_use
 from statespace._ragged import n_threads_for, pack, packed
+from statespace._scratch import scratch
 from statespace.convergence import ConvergenceMonitor
 from statespace.interface import FitResult
 from statespace.progress import progress_bar
@@ -75,7 +76,10 @@ def chain_e_step(model_params, shard) -> ChainStats:
     if not shard:
         return ChainStats(0.0, np.zeros(K), np.zeros((K, K)), emission.flat_stats(stats))
     y, u, log_pl, offsets = concatenated(shard, K)
-    loglik = emission.log_likelihood(params.emission, y, u, offsets)
+    # into kept scratch, as the posteriors below: an (N, K) block of fresh pages each iteration cost about
+    # 4% of a fleet's E-step in process (20,000 x 200 steps, 5 states: 160 MB), more on a Dask worker
+    N = y.shape[0]
+    loglik = emission.log_likelihood(params.emission, y, u, offsets, out=scratch("hmm.em.loglik", N * K).reshape(N, K))
     if log_pl is not None:
         loglik += log_pl
     # its posteriors are read before the next E-step: the same memory every iteration (reuse)

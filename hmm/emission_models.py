@@ -61,8 +61,9 @@ class EmissionModel:
         """Raise :class:`~statespace.errors.DataError` naming ``name`` for observations outside the support."""
         raise NotImplementedError
 
-    def log_likelihood(self, e, y, u, offsets=None) -> np.ndarray:
-        """The ``(T, K)`` matrix :math:`\\log g_k(y_t)`; missing coordinates are marginalised (0 for an all-NaN row)."""
+    def log_likelihood(self, e, y, u, offsets=None, out=None) -> np.ndarray:
+        """The ``(T, K)`` matrix :math:`\\log g_k(y_t)`; missing coordinates are marginalised (0 for an all-NaN row).
+        Written into ``out`` (a C-contiguous ``(T, K)`` float64 array: an E-step's kept scratch) when given."""
         raise NotImplementedError
 
     def zero_stats(self):
@@ -149,12 +150,12 @@ class GaussianEmission(EmissionModel):
     def check_data(self, name: str, y: np.ndarray) -> None:
         """Any real values (NaN missing) are in the support."""
 
-    def log_likelihood(self, e, y, u, offsets=None) -> np.ndarray:
+    def log_likelihood(self, e, y, u, offsets=None, out=None) -> np.ndarray:
         """One compiled pass, on several threads when the work pays for them (``hmm.batch.batch_gaussian_loglik``)."""
         N = y.shape[0]
         if self._scalar:
-            return em_.gaussian_loglik(e, y, u)  # the 1-D kernel: cheaper than a thread's start
-        return batch_gaussian_loglik(e, y, u, np.array([0, N]) if offsets is None else offsets)
+            return em_.gaussian_loglik(e, y, u, out)  # the 1-D kernel: cheaper than a thread's start
+        return batch_gaussian_loglik(e, y, u, np.array([0, N]) if offsets is None else offsets, out=out)
 
     @property
     def _scalar(self) -> bool:
@@ -242,9 +243,10 @@ class CategoricalEmission(EmissionModel):
     def check_data(self, name: str, y: np.ndarray) -> None:
         em_.check_categorical_data(name, y, self.n_symbols)
 
-    def log_likelihood(self, e, y, u, offsets=None) -> np.ndarray:
+    def log_likelihood(self, e, y, u, offsets=None, out=None) -> np.ndarray:
         with np.errstate(divide="ignore"):
-            return em_.categorical_loglik(y, np.log(e.probs))
+            logB = np.log(e.probs)
+        return em_.categorical_loglik(y, logB, np.empty((y.shape[0], self.n_states)) if out is None else out)
 
     def zero_stats(self) -> np.ndarray:
         return np.zeros((self.n_states, self.n_symbols))

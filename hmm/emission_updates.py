@@ -34,6 +34,7 @@ from statespace._numerics.copy import copy_into
 from statespace._numerics.fastmath import FASTMATH
 from statespace._numerics.linalg import cholesky, solve_lower
 from statespace._ragged import even_cuts, n_threads_for, run_parts
+from statespace._scratch import scratch
 from statespace._standalone import standalone
 from statespace.validation import check_finite
 
@@ -42,7 +43,7 @@ from .emissions import (
     CategoricalEmissionParams,
     EmissionPrior,
     GaussianEmissionParams,
-    clean_rows,
+    clean_rows_into,
     factor_stack,
     inverse_factors,
     observed_split,
@@ -236,8 +237,9 @@ def weighted_scatter(y, u, L, offsets, gamma, diagonal, S):
     ``(T, q^2)`` outer-product arrays of a matrix-product formulation (3x faster
     with ``L = 1``).
     """
-    fast = clean_batch_rows(y, L, offsets)
     N = y.shape[0]
+    # kept scratch (an E-step's): a fresh (N,) block is fresh pages on a Dask worker at every iteration
+    fast = clean_batch_rows(y, L, offsets, scratch("hmm.scatter.fast", -(-N // 8)).view(np.bool_)[:N])
     cuts = np.append(np.arange(0, N, SCATTER_CHUNK_ROWS), N).astype(np.int64)
     parts = np.zeros((len(cuts) - 1, *S.shape))
     threads = max(1, min(n_threads_for(None), len(parts)))  # no rows: one empty part
@@ -267,12 +269,11 @@ def _add_mirrored(parts, S):
 
 
 @nb.njit(cache=True)
-def clean_batch_rows(y, L, offsets):
-    """:func:`~hmm.emissions.clean_rows` of every sequence of a ragged batch (the lag window restarts at each start)."""
-    fast = np.empty(y.shape[0], np.bool_)
+def clean_batch_rows(y, L, offsets, fast):
+    """:func:`~hmm.emissions.clean_rows` of every sequence of a ragged batch (the lag window restarts at each
+    start) into the ``(N,)`` flags ``fast``; returns them."""
     for i in range(offsets.shape[0] - 1):
-        a, b = offsets[i], offsets[i + 1]
-        copy_into(clean_rows(y[a:b], L), fast[a:b])
+        clean_rows_into(y, L, offsets[i], offsets[i + 1], fast)
     return fast
 
 
@@ -354,7 +355,7 @@ def gaussian_accumulate_kernels(e: GaussianEmissionParams, y, u, offsets=None, d
     gamma, fast = np.empty((0, K)), np.empty(0, np.bool_)
     cuts, parts = np.zeros(1, np.int64), np.empty((0, K, q + d, q + d))
     calls = [
-        (clean_batch_rows, (y, e.lags, offsets)),
+        (clean_batch_rows, (y, e.lags, offsets, fast)),
         (_scatter_chunks, (y, u, e.lags, fast, gamma, diagonal, cuts, 0, 0, parts)),
         (_add_mirrored, (parts, np.empty((K, q + d, q + d)))),
     ]

@@ -367,22 +367,30 @@ TIME_BLOCK = 256  # time steps whitened together (measured best of 32-256 at d =
 @nb.njit(cache=True)
 def clean_rows(y, L):
     """``ok[t]``: step ``t`` has a full lag window and no missing coordinate (the blocked fast path applies)."""
-    T, d = y.shape
-    row_ok = np.empty(T, np.bool_)
-    for t in range(T):
+    ok = np.empty(y.shape[0], np.bool_)
+    clean_rows_into(y, L, 0, y.shape[0], ok)
+    return ok
+
+
+@nb.njit(cache=True, inline="always")
+def clean_rows_into(y, L, a, b, ok):
+    """:func:`clean_rows` of the sequence in rows ``a:b`` of ``y`` into ``ok[a:b]``, without a temporary: first
+    whether each row is fully observed, then, from the last row back, whether its lag window is too (a row's
+    window lies below it, where the flags are still those of the first pass)."""
+    d = y.shape[1]
+    for t in range(a, b):
         full = True
         for j in range(d):
             if math.isnan(y[t, j]):
                 full = False
-        row_ok[t] = full
-    ok = np.empty(T, np.bool_)
-    for t in range(T):
-        good = t >= L and row_ok[t]
-        for l in range(1, L + 1):
-            if good and not row_ok[t - l]:
-                good = False
-        ok[t] = good
-    return ok
+        ok[t] = full
+    if L > 0:
+        for t in range(b - 1, a - 1, -1):
+            good = t - a >= L and ok[t]
+            for l in range(1, L + 1):
+                if good and not ok[t - l]:
+                    good = False
+            ok[t] = good
 
 
 @nb.njit(cache=True, inline="always")
@@ -520,15 +528,16 @@ def scalar_loglik(y, mean, inv_sd, const, out):
     return out
 
 
-def gaussian_loglik(e: GaussianEmissionParams, y: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """``(T, K)`` emission log-likelihoods of one sequence (NaN handled as documented)."""
+def gaussian_loglik(e: GaussianEmissionParams, y: np.ndarray, u: np.ndarray, out=None) -> np.ndarray:
+    """``(T, K)`` emission log-likelihoods of one sequence (NaN handled as documented), written into
+    ``out`` (a C-contiguous ``(T, K)`` float64 array) when given."""
+    if out is None:
+        out = np.empty((y.shape[0], e.n_states))
     if e.lags == 0 and e.input_dim == 0 and e.obs_dim == 1:
         var = e.covs[:, 0, 0]
-        out = np.empty((y.shape[0], e.n_states))
         return scalar_loglik(
             y, np.ascontiguousarray(e.weights[:, 0, 0]), 1.0 / np.sqrt(var), -0.5 * (_LOG_2PI + np.log(var)), out
         )
-    out = np.empty((y.shape[0], e.n_states))
     return ar_loglik(y, u, e.lags, e.weights, *gaussian_factors(e), out)
 
 
@@ -542,13 +551,15 @@ def gaussian_factors(e: GaussianEmissionParams) -> tuple:
 
 
 @nb.njit(cache=True)
-def categorical_loglik(y, logB):
+def categorical_loglik(y, logB, out):
+    """``out[t, k] = log B[k, y_t]`` (0 where ``y_t`` is missing) into the ``(T, K)`` array ``out``; returns it."""
     T = y.shape[0]
     K = logB.shape[0]
-    out = np.zeros((T, K))
     for t in range(T):
         v = y[t, 0]
         if math.isnan(v):
+            for k in range(K):
+                out[t, k] = 0.0
             continue
         m = int(v)
         for k in range(K):

@@ -92,6 +92,31 @@ def test_row_ranges_across_threads_equal_each_sequence_alone(n_threads, lengths,
         np.testing.assert_array_equal(got[a:b], gaussian_loglik(e, y[a:b], u[a:b]))
 
 
+@pytest.mark.parametrize("L", [0, 1, 3])
+def test_clean_rows_of_a_batch_equal_their_definition_row_by_row(L):
+    """A row takes the blocked fast path when it and the ``L`` rows before it in its own sequence are fully
+    observed: the in-place flags (written over a dirty buffer, one sequence after another, and for one
+    sequence alone) against that definition evaluated row by row."""
+    from hmm.emission_updates import clean_batch_rows
+    from hmm.emissions import clean_rows
+
+    rng = np.random.default_rng(11 + L)
+    N, d = 700, 3
+    y = rng.normal(size=(N, d))
+    y[rng.random((N, d)) < 0.03] = np.nan
+    offsets = np.unique(np.concatenate([[0, N], rng.choice(np.arange(1, N), size=25, replace=False), [5, 6]]))
+    offsets = offsets.astype(np.int64)
+    full = ~np.isnan(y).any(axis=1)
+    want = np.zeros(N, bool)
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        for t in range(a, b):
+            want[t] = t - a >= L and full[t - L : t + 1].all()
+    dirty = rng.random(N) < 0.5
+    np.testing.assert_array_equal(clean_batch_rows(y, L, offsets, dirty), want)
+    a, b = offsets[3], offsets[4]
+    np.testing.assert_array_equal(clean_rows(y[a:b], L), want[a:b])
+
+
 @pytest.mark.parametrize("diagonal", [False, True])
 def test_weighted_scatter_over_thread_chunks_equals_numpy_and_does_not_depend_on_threads(diagonal):
     """The E-step's scatter sums ``sum_t gamma_t(k) z_t z_t^T`` over the fast rows, cut into fixed chunks of
