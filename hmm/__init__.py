@@ -1,5 +1,7 @@
 """hmm: discrete latent states (HMM, autoregressive HMM with partial knowledge) and Markov jump processes."""
 
+import statespace  # noqa: F401  (first: it keys the library's cached kernels, statespace._compile)
+
 from . import forward_backward, markov_jump
 from .chain import DiscreteChainModel
 from .emission_models import CategoricalEmission, EmissionModel, GaussianEmission

@@ -1,5 +1,7 @@
 """smc: particle filters, PaRIS online smoothing, particle Gibbs and particle learning for any model of the shared interface."""
 
+import statespace  # noqa: F401  (first: it keys the library's cached kernels, statespace._compile)
+
 # --- particle filters and PaRIS (issue 4) ---
 # --- particle Gibbs, PPG and particle learning (issue 6) ---
 from .csmc import ParticleGibbsResult, csmc_step, particle_gibbs

@@ -9,7 +9,11 @@ metrics, phase-type RUL, point forecasts, CV protocol) and
 :mod:`statespace.datasets` (the CMAPSS loader and features).
 """
 
-from . import errors
+# first: the library's cached kernels are keyed by every file of the library (statespace._compile)
+from . import (
+    _compile,  # noqa: F401
+    errors,
+)
 from ._version import __version__
 from .convergence import ObjectiveDecreaseWarning
 from .errors import (

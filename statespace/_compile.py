@@ -45,6 +45,7 @@ This module imports nothing from the library, so any module may use it.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -175,6 +176,85 @@ def _write_record(key: str, record: dict) -> None:
 def template_digest(template: Path) -> str:
     """Hash of the contents of :func:`reached_files` of ``template`` and of the versions."""
     return _digest([template])
+
+
+# --- the library's own cached kernels ------------------------------------------------
+# Numba keys a cached function by a hash of its own file alone, yet a kernel's machine code holds
+# every function it inlines or links from other files (``inline="always"`` helpers, shared small
+# kernels such as the Cholesky loop): an edit of one of those, or an upgrade that changes their
+# file and not the kernel's, would leave the kernel's cached copy running the old code. Every
+# cached function of the library is therefore keyed by its file *and* a hash of every source file
+# of the library's packages (:func:`library_stamp`): any change recompiles them all, as an upgrade
+# that changes most files does anyway. Numba's locator classes are extended (its private
+# ``CacheImpl._locator_classes``; Numba's version is bounded in ``pyproject.toml``); where they are
+# missing the functions keep Numba's own key. Functions outside the library (a user's, the
+# generated modules above, which hash what they reach themselves) keep Numba's.
+
+
+@functools.cache
+def _library_package(py_file: str) -> Path | None:
+    """The top-level package folder of ``py_file`` when it is one of :data:`LIBRARY_PACKAGES`, else None."""
+    try:
+        path = Path(py_file).resolve()
+        root = _root_of(path)
+        top = path.relative_to(root).parts[0]
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return root / top if top in LIBRARY_PACKAGES and (root / top / "__init__.py").is_file() else None
+
+
+@functools.cache
+def _packages_digest(folders: tuple[Path, ...]) -> str:
+    h = hashlib.sha256(f"numba {numba.__version__} python {sys.version_info[:2]}".encode())
+    for folder in folders:
+        for path in sorted(folder.rglob("*.py")):
+            h.update(str(path.relative_to(folder.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def library_stamp(py_file) -> str | None:
+    """The part of a cached kernel's key beyond Numba's (the hash of its own file): a hash of every
+    ``.py`` file of the library's packages (those beside ``py_file``'s package, and its own),
+    read once per process (1.2 MB, about 5 ms). None for a file outside them."""
+    package = _library_package(str(py_file))
+    if package is None:
+        return None
+    library = [LIBRARY_ROOT / name for name in LIBRARY_PACKAGES if (LIBRARY_ROOT / name / "__init__.py").is_file()]
+    return _packages_digest(tuple(sorted({package, *library})))  # one order: one key for every file of the library
+
+
+class _LibraryStamp:
+    """Mixin for Numba's cache locators: a library file's functions keyed by :func:`library_stamp` too."""
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if _library_package(str(py_file)) is None:
+            return None
+        return super().from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return (super().get_source_stamp(), library_stamp(self._py_file))
+
+
+def install_library_stamps() -> bool:
+    """Key the library's cached functions by :func:`library_stamp` from now on (idempotent); returns
+    whether Numba's locator classes were found. Run when this module is imported, which
+    ``statespace/__init__.py`` does before anything that defines a kernel."""
+    try:
+        from numba.core import caching
+
+        impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+        bases = [getattr(caching, n, None) or getattr(caching, "_" + n) for n in ("UserProvidedCacheLocator", "InTreeCacheLocator")]  # fmt: skip
+        classes = impl._locator_classes
+    except (ImportError, AttributeError):
+        return False
+    if not any(getattr(c, "_library_stamp", False) for c in classes):
+        ours = [type(f"Library{b.__name__.lstrip('_')}", (_LibraryStamp, b), {"_library_stamp": True}) for b in bases]
+        classes[:0] = ours  # in place: Numba's cache implementations share the list
+    return True
+
+
+install_library_stamps()  # on import: ``statespace/__init__.py`` imports this module before any kernel
 
 
 # --- the cache directory -------------------------------------------------------------
