@@ -93,3 +93,12 @@ def test_only_the_library_s_files_get_the_library_key():
     impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
     assert sum(issubclass(c, _compile._LibraryStamp) for c in impl._locator_classes) == 2
     assert numba.__version__  # the locators exist in the bounded Numba versions
+
+
+def test_without_numba_s_locator_classes_the_kernels_keep_numba_s_key(monkeypatch):
+    """The fallback for a Numba without the private classes used: nothing is installed, nothing raises."""
+    from numba.core import caching
+
+    for name in ("CacheImpl", "_CacheImpl"):
+        monkeypatch.delattr(caching, name, raising=False)
+    assert _compile.install_library_stamps() is False
