@@ -109,6 +109,34 @@ def test_batch_posteriors_equal_the_per_sequence_path(n_threads):
         np.testing.assert_allclose(Ragged(fwd.filtered, fwd.offsets)[i], f_filt, atol=1e-13)
 
 
+@pytest.mark.parametrize("K", [2, 5, 20])
+def test_an_e_step_s_kept_scratch_left_dirty_gives_the_numbers_of_fresh_arrays(K):
+    """``reuse=True`` takes every array of the result from the E-step's workspace, as the previous
+    iteration left it: poisoned with NaN (the flags' bytes then read True), the call gives the same
+    bits as one with fresh arrays, lanes, one-sequence and exact paths alike (an impossible step, a
+    step whose weights underflow)."""
+    from statespace._scratch import Workspace, kept
+
+    rng = np.random.default_rng(3)
+    pi0, A = _chain(K, rng)
+    seqs = [rng.normal(size=(int(T), K)) * 3 for T in rng.integers(1, 80, size=300)]
+    seqs[7][4] = -np.inf
+    seqs[9][2] = -2000.0
+    seqs[9][2, 0] = 0.0
+    L, offsets = pack(seqs)
+    fresh = batch_posteriors(pi0, A, L.copy(), offsets)
+    ws = Workspace()
+    with kept(ws):
+        batch_posteriors(pi0, A, L.copy(), offsets, reuse=True)  # the workspace's arrays, sized
+        for key in list(ws._arrays):
+            ws._arrays[key][:] = np.nan
+        kept_result = batch_posteriors(pi0, A, L.copy(), offsets, reuse=True)
+    for field, key in (("filtered", "filtered"), ("log_likelihoods", "lls"), ("transition_counts", "counts")):
+        assert np.shares_memory(getattr(kept_result, field), ws.array(f"hmm.batch.{key}", 1))  # the poisoned memory
+    for field in ("log_likelihoods", "filtered", "smoothed", "transition_counts"):
+        np.testing.assert_array_equal(getattr(kept_result, field), getattr(fresh, field), err_msg=field)
+
+
 def test_threads_do_not_change_the_numbers():
     rng = np.random.default_rng(2)
     pi0, A = _chain(4, rng)
