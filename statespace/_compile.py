@@ -244,7 +244,7 @@ def install_library_stamps() -> bool:
         from numba.core import caching
 
         impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
-        bases = [getattr(caching, n, None) or getattr(caching, "_" + n) for n in ("UserProvidedCacheLocator", "InTreeCacheLocator")]  # fmt: skip
+        bases = [getattr(caching, n, None) or getattr(caching, "_" + n) for n in ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")]  # fmt: skip
         classes = impl._locator_classes
     except (ImportError, AttributeError):
         return False

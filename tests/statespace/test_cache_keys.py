@@ -91,7 +91,7 @@ def test_only_the_library_s_files_get_the_library_key():
     from numba.core import caching
 
     impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
-    assert sum(issubclass(c, _compile._LibraryStamp) for c in impl._locator_classes) == 2
+    assert sum(issubclass(c, _compile._LibraryStamp) for c in impl._locator_classes) == 3
     assert numba.__version__  # the locators exist in the bounded Numba versions
 
 
