@@ -217,8 +217,13 @@ def library_stamp(py_file) -> str | None:
     ``.py`` file of the library's packages (those beside ``py_file``'s package, and its own),
     read once per process (1.2 MB, about 5 ms). None for a file outside them."""
     package = _library_package(str(py_file))
-    if package is None:
-        return None
+    return None if package is None else _package_stamp(package)
+
+
+@functools.cache
+def _package_stamp(package: Path) -> str:
+    """:func:`library_stamp` of the files of ``package``: looked up once per package and process (Numba asks
+    at every load and save of a cached function)."""
     library = [LIBRARY_ROOT / name for name in LIBRARY_PACKAGES if (LIBRARY_ROOT / name / "__init__.py").is_file()]
     return _packages_digest(tuple(sorted({package, *library})))  # one order: one key for every file of the library
 
