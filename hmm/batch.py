@@ -6,7 +6,7 @@ A batch of ``S`` sequences is one concatenated array plus ``offsets (S + 1,)``
 that layout, one initial distribution :math:`\pi` and one transition matrix
 :math:`A` (the HMM family's time-invariant chain), :func:`batch_posteriors` runs the
 scaled forward-backward recursion of :mod:`hmm.forward_backward` (the function
-``smoother``, with its log-space fallbacks) on every sequence, in parallel over
+``smoother``, with its exact fallbacks) on every sequence, in parallel over
 sequences (threads running a compiled loop that releases the GIL; one long
 sequence runs forward and backward passes at once instead, as ``posteriors`` does;
 in a call of at least three sequences of up to 16 states, those of up to 65,536
@@ -55,12 +55,12 @@ from statespace._scratch import one_block, scratch
 from statespace._standalone import standalone
 from statespace.errors import ShapeError
 
+from .certified_scaling import exact_posteriors
 from .emissions import ar_loglik, gaussian_factors
 from .forward_backward import (
     _UNDERFLOW,
     _drop_negligible,
     _exp_shifted,
-    _log_space,
     _posteriors_fixed,
     _row_max,
     _two_threads,
@@ -80,7 +80,7 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
     ``filtered`` receives the filtered probabilities and ``B`` the smoothed ones
     on the scaled path; the fallbacks (negligible terms dropped, robust forward)
     return fresh arrays, which the caller copies. A log-likelihood of NaN leaves
-    the sequence to the exact log-space pass, which :func:`_log_space_kernel`
+    the sequence to the exact pass, which :func:`_exact_kernel`
     runs (compiled only when some data first need it).
     """
     if _underflows(loglik, m):
@@ -93,10 +93,11 @@ def _one_sequence(pi0, A, loglik, B, m, filtered):
 
 
 @nb.njit(cache=True, nogil=True)
-def _log_space_kernel(pi0, A, loglik, offsets, seqs, lls, filtered, smoothed, counts):
+def _exact_kernel(pi0, A, loglik, offsets, seqs, lls, filtered, smoothed, counts):
     """What :func:`_one_sequence` leaves with a NaN log-likelihood, for sequences ``seqs``: the exact
-    log-space pass, on the log-likelihoods with their negligible terms dropped where it dropped them.
-    A kernel of its own, so that it compiles when some data first need it, not with every batch."""
+    pass (:func:`hmm.certified_scaling.exact_posteriors`: the scaled pass where its certificate holds,
+    log space otherwise), on the log-likelihoods with their negligible terms dropped where it dropped
+    them. A kernel of its own, so that it compiles when some data first need it, not with every batch."""
     for s in seqs:
         a, b = offsets[s], offsets[s + 1]
         ll = loglik[a:b]
@@ -104,7 +105,7 @@ def _log_space_kernel(pi0, A, loglik, offsets, seqs, lls, filtered, smoothed, co
             kept = ll.copy()
             if _drop_negligible(pi0, A, kept):
                 ll = kept
-        lik, f, g, c = _log_space(pi0, A, ll)[:4]
+        lik, f, g, c = exact_posteriors(pi0, A, ll)
         lls[s] = lik
         copy_into(f, filtered[a:b])
         copy_into(g, smoothed[a:b])
@@ -156,7 +157,7 @@ def _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, B, lls):
     A sequence with a ``low`` row (a weight that would underflow) has its negligible terms dropped
     first, as :func:`_one_sequence` does, and its rows of ``B = exp(loglik - m)`` rewritten from the
     thinned log-likelihoods (``m`` is unchanged: a row's largest entry is never dropped); where the
-    drop cannot make it safe, ``lls[s] = NaN`` leaves it to the exact log-space pass. Such rows are
+    drop cannot make it safe, ``lls[s] = NaN`` leaves it to the exact pass (:func:`_exact_kernel`). Such rows are
     common, not rare: an AR model's first step, far from a state's initial mean, lies thousands of
     nats below the best state, which sent a third of a small ARHMM fleet down the one-sequence path
     (and compiled it, 5 s before the first result with an empty cache).
@@ -336,7 +337,7 @@ def _in_lanes(pi0, A, A2, loglik, offsets, s0, s1, m, low, lls, filtered, smooth
     """Sequences ``s0:s1`` in the vector lanes (:func:`hmm.lane_forward_backward.group_posteriors`, the
     forward pass alone without ``smooth``), from their weights built in ``smoothed``; returns the
     sequences left to the one-sequence kernels (too long for the lanes, or handed back by a lane).
-    Those :func:`_lane_split` leaves to the exact log-space pass get ``lls = NaN``."""
+    Those :func:`_lane_split` leaves to the exact pass get ``lls = NaN``."""
     _weights(loglik, offsets, s0, s1, m, smoothed, low)
     alone, grouped = _lane_split(pi0, A, loglik, offsets, s0, s1, low, m, smoothed, lls)
     # by length, so that a group's padding is small (NumPy's sort: Numba's would add seconds of compilation)
@@ -412,11 +413,11 @@ def batch_posteriors(
             _posteriors_kernel(pi0, A, loglik, offsets, rest, m, lls, filtered, smoothed, counts)
 
     run_parts(part, row_split(offsets, n_threads_for(n_threads)))
-    exact = np.flatnonzero(np.isnan(lls))  # sequences only the exact log-space pass carries
+    exact = np.flatnonzero(np.isnan(lls))  # sequences only the exact pass carries
     if exact.size:
-        wait_for_helper(_log_space_kernel)
+        wait_for_helper(_exact_kernel)
         run_parts(
-            lambda i, j: _log_space_kernel(pi0, A, loglik, offsets, exact[i:j], lls, filtered, smoothed, counts),
+            lambda i, j: _exact_kernel(pi0, A, loglik, offsets, exact[i:j], lls, filtered, smoothed, counts),
             row_split(offsets_of(np.diff(offsets)[exact]), n_threads_for(n_threads)),
         )
     return BatchPosteriors(lls, filtered, smoothed, counts, offsets)
@@ -457,14 +458,14 @@ def exact_kernels(pi0, A, offsets) -> list:
     """The kernels :func:`batch_posteriors` runs only for the sequences its main path cannot carry, which
     the data decide (a fleet's sequences too long for the vector lanes, or whose weights underflow where
     the chain forbids dropping terms): the one-sequence forward-backward behind the lanes and the exact
-    log-space pass, with arguments as :func:`posteriors_kernels` gives them. For
+    pass (certified scaling, log space), with arguments as :func:`posteriors_kernels` gives them. For
     ``compile_together(..., later=...)``: a helper compiles them without the caller waiting."""
     chain = _listed_chain(pi0, A, offsets)
     if chain is None:
         return []
     pi0, A, loglik, offsets, K, S = chain
     seqs, lls, counts, rows = np.arange(0), np.empty(0), np.empty((0, K, K)), np.empty((0, K))
-    exact = [(_log_space_kernel, (pi0, A, loglik, offsets, seqs, lls, rows, rows, counts))]
+    exact = [(_exact_kernel, (pi0, A, loglik, offsets, seqs, lls, rows, rows, counts))]
     if not _lanes_carry(K, S):  # then the one-sequence kernel is the main path (posteriors_kernels)
         return exact
     return [(_posteriors_kernel, (pi0, A, loglik, offsets, seqs, np.empty(0), lls, rows, rows, counts))] + exact
@@ -495,7 +496,7 @@ def batch_forward(pi0, A, loglik, offsets, n_threads: int | None = None) -> Batc
 
     def part(s0, s1):
         rest = _in_lanes(pi0, A, A2, loglik, offsets, s0, s1, m, low, lls, filtered, filtered, no_counts, False)
-        # the rest, and those _lane_split left to the exact log-space pass (NaN), one at a time
+        # the rest, and those _lane_split left to the exact pass (NaN), one at a time
         rest = np.concatenate((rest, np.arange(s0, s1)[np.isnan(lls[s0:s1])]))
         if rest.size:
             _forward_kernel(pi0, A, loglik, offsets, rest, lls, filtered)

@@ -52,12 +52,16 @@ impossible (log-likelihood ``-inf``). Scaling cannot represent a path whose weig
 falls below ``1e-308`` of the best one at some step, yet such a path can dominate
 later (ruled out by one observation, restored by the next under a sparse
 transition matrix); when a finite log-likelihood lies more than 700 nats below
-its step's maximum, :func:`forward`, :func:`smoother` and :func:`posteriors` use
-the exact log-space recursion of ``hmm.log_space`` instead (slower, and found by
-the property-based tests). Not when the chain mixes (every move at least
-``1e-30`` likely, ``_drop_negligible``): there a term that far down can
-never come to matter, so it is dropped and one extreme observation stays on
-the scaled path.
+its step's maximum, or a weight falls below ``1e-290``, the fast passes stop. Not when
+the chain mixes (every move at least ``1e-30`` likely, ``_drop_negligible``): there
+a term that far down can never come to matter, so it is dropped and one extreme
+observation stays on the scaled path. Otherwise :func:`smoother` and :func:`posteriors`
+hand the sequence to ``hmm.certified_scaling.exact_posteriors``: a plain scaled pass
+whose backward messages bound, after the fact, what underflow lost (most such losses are
+of weights that never return: a left-to-right chain's far states), and the exact
+log-space recursion of ``hmm.log_space`` when that bound does not prove the loss
+negligible (slower; such data were found by the property-based tests). :func:`forward`,
+which has no backward messages, goes to log space directly.
 """
 
 from __future__ import annotations
@@ -71,8 +75,8 @@ from statespace._numerics.fastmath import FASTMATH
 from statespace._standalone import standalone
 from statespace.errors import ImpossibleDataError
 
+from .certified_scaling import exact_posteriors
 from .log_space import log_space_forward as _log_space_forward
-from .log_space import log_space_posteriors as _log_space
 
 _EXP_CLIP = 700.0  # exp(700) is finite; only unreachable states ever get near it
 # A state's scaled weight below this, computed from non-zero factors, is about to be lost to
@@ -499,7 +503,7 @@ def _posteriors_from_B(pi0, A, loglik, B, m):
 @nb.njit(cache=True)
 def _forward_outcome(pi0, A, loglik, B, m, filtered, c, t_ok):
     """What the scaled forward pass that stopped at step ``t_ok`` (``T``: it went through) leads to: the
-    log-likelihood; NaN, which asks the caller for the exact log-space pass (``_log_space``: the pass
+    log-likelihood; NaN, which asks the caller for the exact pass (:func:`exact_posteriors`: the pass
     lost precision, or ``loglik`` came empty and it could not carry the data); or ``-inf`` for data of
     zero probability (``filtered`` NaN from the failing step on). The exact pass is the caller's: a
     rare path, compiled (seconds) only when some data first need it, not with every kernel here."""
@@ -585,10 +589,10 @@ def smoother(pi0, A, loglik):
     if _underflows(loglik, m):
         work = loglik.copy()
         if not _drop_negligible(pi0, A, work):
-            return _log_space(pi0, A, loglik)[:4]
+            return exact_posteriors(pi0, A, loglik)
     out = _posteriors_from_B(pi0, A, work, _exp_shifted(work, m), m)
     if math.isnan(out[0]):
-        return _log_space(pi0, A, work)[:4]
+        return exact_posteriors(pi0, A, work)
     return out
 
 
@@ -642,7 +646,7 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
         if fast is not None:
             return fast
         if m is None:  # a weight would underflow
-            return _log_space(pi0, A, work)[:4]
+            return exact_posteriors(pi0, A, work)
         return _posteriors_scaled(pi0, A, work, m)
     if not overwrite:
         return _posteriors_sequential(pi0, A, loglik)
@@ -651,7 +655,7 @@ def posteriors(pi0, A, loglik, overwrite: bool = False):
     m = _shift_in_place(loglik)
     if _underflows(loglik, np.zeros_like(m)) and not _drop_negligible(pi0, A, loglik):
         loglik += m[:, None]
-        return _log_space(pi0, A, loglik)[:4]
+        return exact_posteriors(pi0, A, loglik)
     np.exp(loglik, out=loglik)
     return _posteriors_scaled(pi0, A, loglik, m)
 
@@ -660,11 +664,11 @@ def _posteriors_sequential(pi0, A, loglik):
     """One-thread :func:`posteriors` that keeps ``loglik`` (it can take the robust path)."""
     B, m = _shifted(loglik)
     if _underflows(loglik, m) and not _drop_negligible(pi0, A, B):
-        return _log_space(pi0, A, loglik)[:4]
+        return exact_posteriors(pi0, A, loglik)
     np.exp(B, out=B)
     out = _posteriors_into(pi0, A, loglik, B, m, np.empty(B.shape))
     if np.isnan(out[0]):  # the scaled pass lost precision
-        return _log_space(pi0, A, loglik)[:4]
+        return exact_posteriors(pi0, A, loglik)
     return out
 
 

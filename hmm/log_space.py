@@ -67,20 +67,20 @@ def _lse_row(v):
 
 
 @nb.njit(cache=True)
-def _support(logA):
-    """The moves some ``A_s`` allows, as index lists: ``into[ptr_in[k]:ptr_in[k+1]]`` are the
+def _support(A):
+    """The moves some ``A_s`` allows (``A_s[i, j] > 0``), as index lists: ``into[ptr_in[k]:ptr_in[k+1]]`` are the
     ``i`` with ``i -> k`` allowed, ``out[ptr_out[i]:ptr_out[i+1]]`` the ``j`` with ``i -> j``.
 
     The log-sum-exps run over these lists only; a skipped move has weight exactly 0,
     and the allowed ones are summed in the same (ascending) order as over all states,
     so the results are bit-identical to the dense loops.
     """
-    S, K, _ = logA.shape
+    S, K, _ = A.shape
     allowed = np.zeros((K, K), dtype=np.bool_)
     for s in range(S):
         for i in range(K):
             for j in range(K):
-                if logA[s, i, j] > -np.inf:
+                if A[s, i, j] > 0.0:
                     allowed[i, j] = True
     ptr_in, ptr_out = np.zeros(K + 1, dtype=np.int64), np.zeros(K + 1, dtype=np.int64)
     for i in range(K):
@@ -109,7 +109,7 @@ def log_space_forward(pi0, A, loglik):
     """Exact forward pass in log space: ``(log_likelihood, filtered, scale)`` as the scaled
     :func:`hmm.forward_backward.forward` returns them."""
     logA = log_of(A)
-    ptr_in, into, _, _ = _support(logA)
+    ptr_in, into, _, _ = _support(A)
     total, filtered, scale, _, _ = _forward(pi0, logA, loglik, ptr_in, into)
     return total, filtered, scale
 
@@ -118,7 +118,7 @@ def log_space_forward(pi0, A, loglik):
 def log_space_filtered(pi0, A, loglik):
     """``(T, K)`` exact normalised ``log alpha_t`` (``-inf`` rows from the first impossible step on)."""
     logA = log_of(A)
-    ptr_in, into, _, _ = _support(logA)
+    ptr_in, into, _, _ = _support(A)
     return _forward(pi0, logA, loglik, ptr_in, into)[3]
 
 
@@ -220,7 +220,7 @@ def log_space_posteriors_by_slot(pi0, A, loglik, slot, n_slots):
     T, K = loglik.shape
     S = A.shape[0]
     logA = log_of(A)
-    ptr_in, into, ptr_out, out = _support(logA)
+    ptr_in, into, ptr_out, out = _support(A)
     total, filtered, scale, la, lc = _forward(pi0, logA, loglik, ptr_in, into)
     counts = np.zeros((n_slots, K, K))
     if total == -np.inf:

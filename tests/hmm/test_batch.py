@@ -311,12 +311,12 @@ def test_weights_that_underflow_stay_in_the_lanes_or_go_to_the_exact_pass(monkey
     import hmm.batch as hb
 
     calls = {"alone": 0, "exact": 0}
-    alone, exact = hb._posteriors_kernel, hb._log_space_kernel
+    alone, exact = hb._posteriors_kernel, hb._exact_kernel
     monkeypatch.setattr(
         hb, "_posteriors_kernel", lambda *a: calls.__setitem__("alone", calls["alone"] + 1) or alone(*a)
     )
     monkeypatch.setattr(
-        hb, "_log_space_kernel", lambda *a: calls.__setitem__("exact", calls["exact"] + len(a[4])) or exact(*a)
+        hb, "_exact_kernel", lambda *a: calls.__setitem__("exact", calls["exact"] + len(a[4])) or exact(*a)
     )
     rng = np.random.default_rng(14)
     K = 3

@@ -91,7 +91,7 @@ def test_the_kernels_for_later_are_those_the_paths_the_data_decide_compile(S, mo
         batch_posteriors(pi0, A, y, offsets, n_threads=1)
     calls = exact_kernels(pi0, A, offsets)
     names = [f.py_func.__name__ for f, _ in calls]
-    assert names == (["_posteriors_kernel", "_log_space_kernel"] if S > 1 else ["_log_space_kernel"])
+    assert names == (["_posteriors_kernel", "_exact_kernel"] if S > 1 else ["_exact_kernel"])
     for kernel, args in calls:
         assert pc._signature(kernel, args) in kernel.overloads, (kernel.py_func.__name__, list(kernel.overloads))
 

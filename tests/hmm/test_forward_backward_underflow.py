@@ -102,8 +102,8 @@ def test_a_fleet_hands_what_only_log_space_carries_to_the_exact_pass(monkeypatch
     from statespace._ragged import pack
 
     calls = []
-    slow = hb._log_space_kernel
-    monkeypatch.setattr(hb, "_log_space_kernel", lambda *a: calls.append(len(a[4])) or slow(*a))
+    slow = hb._exact_kernel
+    monkeypatch.setattr(hb, "_exact_kernel", lambda *a: calls.append(len(a[4])) or slow(*a))
     rng = np.random.default_rng(5)
     K = 6
     A = _left_to_right(K)
@@ -120,3 +120,77 @@ def test_a_fleet_hands_what_only_log_space_carries_to_the_exact_pass(monkeypatch
         assert res.log_likelihoods[i] == pytest.approx(total, rel=1e-10)
         np.testing.assert_allclose(res.filtered[a:b], filtered, atol=1e-9)
         np.testing.assert_allclose(res.smoothed[a:b], smoothed, atol=1e-9)
+
+
+def _revival(n_revive):
+    """Two states that never move. Step 0 puts state 1 at e^-800 of state 0 (its scaled weight
+    underflows to zero); each of the next ``n_revive`` steps favours it by e^100."""
+    pi0 = np.array([0.5, 0.5])
+    A = np.eye(2)
+    ll = np.zeros((1 + n_revive, 2))
+    ll[0, 1] = -800.0
+    ll[1:, 0] = -100.0
+    return pi0, A, ll
+
+
+@pytest.mark.parametrize("n_revive", [7, 8, 9])
+def test_the_certificate_accepts_a_lost_weight_only_when_it_cannot_matter(n_revive):
+    """After 7 revivals state 1 is still e^-100 behind: losing it costs nothing and the certified
+    scaled pass answers. After 8 the two paths tie (posterior 1/2 each), after 9 state 1 wins: the
+    scaled pass, which lost it, would say state 0 with certainty; its backward messages grow by
+    e^100 per step, the certificate fails and the log-space pass answers. Both against the oracle."""
+    from hmm.certified_scaling import certified_posteriors, exact_posteriors
+
+    pi0, A, ll = _revival(n_revive)
+    total, filtered, smoothed = _log_space_oracle(pi0, A, ll)
+    certified = certified_posteriors(pi0, A[None], ll)
+    assert np.isnan(certified[0]) == (n_revive >= 8)
+    for got in (exact_posteriors(pi0, A[None], ll), smoother(pi0, A[None], ll)):
+        assert got[0] == pytest.approx(total, rel=1e-12)
+        np.testing.assert_allclose(got[1], filtered, atol=1e-12)
+        np.testing.assert_allclose(got[2], smoothed, atol=1e-12)
+    if n_revive == 8:
+        np.testing.assert_allclose(smoothed[-1], [0.5, 0.5])
+
+
+def _left_to_right_fit(seed, K=8, T=120, sd=0.05):
+    """A degradation chain as a fitted ARPHMM has them: states in order, each observed level
+    far from the others (0.05 apart in units of 1: hundreds of nats), the far states thousands
+    of nats below the best at every step. Nothing lost to underflow ever returns."""
+    rng = np.random.default_rng(seed)
+    A = _left_to_right(K)
+    A[:-2, :] *= 0.95
+    for i in range(K - 2):
+        A[i, i + 2] = 0.05  # a skip, as fitted chains have
+    pi0 = np.eye(K)[0]
+    z = np.minimum(np.cumsum(rng.random(T) < 0.08), K - 1)
+    y = z + rng.normal(scale=sd, size=T)
+    ll = -0.5 * ((y[:, None] - np.arange(K)) / sd) ** 2
+    return pi0, A, ll
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_left_to_right_chain_far_below_its_best_states_is_certified_not_sent_to_log_space(seed):
+    """The fast pass's pre-checks reject these data (a finite log-likelihood 700 nats below its step's
+    best, a chain that does not mix); the certificate accepts them and the answers are the oracle's,
+    expected move counts included (summed two-slice marginals, written out with scipy)."""
+    from hmm.certified_scaling import certified_posteriors
+    from hmm.forward_backward import _drop_negligible, _row_max, _underflows
+
+    pi0, A, ll = _left_to_right_fit(seed)
+    assert _underflows(ll, _row_max(ll)) and not _drop_negligible(pi0, A[None], ll.copy())
+    total, filtered, smoothed = _log_space_oracle(pi0, A, ll)
+    got_total, got_filtered, got_smoothed, counts = certified_posteriors(pi0, A[None], ll)
+    assert got_total == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(got_filtered, filtered, atol=1e-12)
+    np.testing.assert_allclose(got_smoothed, smoothed, atol=1e-12)
+    T = len(ll)
+    with np.errstate(divide="ignore"):
+        lA = np.log(A)
+    la = np.log(filtered + 1e-300 * (filtered == 0))  # the oracle's filtered weights, in logs
+    lb = np.log(smoothed + 1e-300 * (smoothed == 0)) - la  # its scaled backward messages
+    want = np.zeros_like(A)
+    for t in range(1, T):
+        xi = np.exp(la[t - 1][:, None] + lA + ll[t] + lb[t])
+        want += xi / xi.sum()
+    np.testing.assert_allclose(counts, want, atol=1e-9)
