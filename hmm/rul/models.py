@@ -73,7 +73,7 @@ from statespace.interface import FitResult
 from statespace.persistence import register_loadable
 from statespace.prognostics import StateRULReadout, cut_weights, rul_report, truncation_splits
 from statespace.prognostics.metrics import check_weights
-from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption
+from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption, times_to_absorption
 from statespace.progress import progress_bar
 from statespace.validation import as_rng, as_sequences, check_choice, check_fit_options, check_int, check_real
 
@@ -209,8 +209,14 @@ class ChainRULModel:
                 raise ParameterError("age: the empirical readout needs the current cycle index")
             dist = self.readout_model.distribution(state_probs, age)
         else:
-            dist = time_to_absorption(state_probs, A, absorbing=[self.n_states - 1], offset=1, tol=1e-8)
+            dist = time_to_absorption(state_probs, A, **self._absorption)
         return dist if self.horizon is None else dist.conditioned_below(self.horizon)
+
+    @property
+    def _absorption(self) -> dict:
+        """The phase-type readout's settings: failure is the last state, entered one cycle after the last
+        operating one (offset 1), the grid cut where ``P(RUL > n) < 1e-8``."""
+        return {"absorbing": [self.n_states - 1], "offset": 1, "tol": 1e-8}
 
     def _prediction(self, filtered, seqs) -> RULPrediction:
         """Predictions from each engine's filtered state probabilities (its age is its length - 1)."""
@@ -218,10 +224,10 @@ class ChainRULModel:
         ages = np.array([len(s) - 1 for s in seqs])
         if self.readout == "empirical":  # one readout table per distinct age
             dists = self.readout_model.distributions(probs, ages)
-            if self.horizon is not None:
-                dists = [d.conditioned_below(self.horizon) for d in dists]
-        else:
-            dists = [self.rul_distribution(p, a) for p, a in zip(probs, ages)]
+        else:  # every engine's survival curve in one compiled loop
+            dists = times_to_absorption(probs, self.transition_matrix, **self._absorption)
+        if self.horizon is not None:
+            dists = [d.conditioned_below(self.horizon) for d in dists]
         return predict_from_distributions(dists, probs, self.point, self.point_cap, self.pit_levels)
 
     def calibrate(self, distributions, true_rul, rng=None, weights=None):

@@ -29,10 +29,18 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba as nb
 import numpy as np
 
 from ..errors import ParameterError, ShapeError
-from ..validation import as_float_array, check_int, check_probability_vector, check_real, check_stochastic_matrix
+from ..validation import (
+    as_float_array,
+    check_int,
+    check_probability_vector,
+    check_real,
+    check_shape,
+    check_stochastic_matrix,
+)
 
 
 class PhaseTypeDistribution(NamedTuple):
@@ -146,11 +154,98 @@ def time_to_absorption(
         tol: the grid stops when ``P(tau > n) < tol``.
         max_steps: hard limit on the grid (raises if the tail is still above ``tol``).
     """
+    A = _square_chain(transition)
+    alpha = check_probability_vector("state_probs", state_probs, A.shape[0])
+    return _distributions(alpha[None], A, absorbing, offset, tol, max_steps, ("state_probs",))[0]
+
+
+def times_to_absorption(
+    state_probs,
+    transition,
+    absorbing=None,
+    offset: int = 0,
+    tol: float = 1e-10,
+    max_steps: int = 100_000,
+) -> list[PhaseTypeDistribution]:
+    """:func:`time_to_absorption` for every row of ``state_probs (n, K)`` under one chain.
+
+    The same distributions as ``n`` calls (the same arithmetic, in the same order), with the
+    chain checked and its fundamental matrix solved once and the survival curves of all rows
+    advanced together in one compiled loop: what a fleet's remaining-useful-life forecasts need
+    (one filtered state distribution per engine, one fitted chain).
+    """
+    A = _square_chain(transition)
+    P = check_stochastic_matrix("state_probs", as_float_array("state_probs", state_probs, 2))
+    check_shape("state_probs", P, (P.shape[0], A.shape[0]))
+    return _distributions(P, A, absorbing, offset, tol, max_steps, [f"state_probs[{i}]" for i in range(len(P))])
+
+
+def _square_chain(transition) -> np.ndarray:
     A = check_stochastic_matrix("transition", transition)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ShapeError(f"transition: expected a square matrix, got shape {A.shape}")
+    return A
+
+
+@nb.njit(cache=True)
+def _survival_curves(a, S, tol, max_steps):
+    r"""``P(tau > n) = a_r S^n 1`` for every row ``a_r`` of ``a``, from ``n = 0`` until it is at most ``tol``.
+
+    Returns ``(curves, lengths)``: row ``r``'s curve is ``curves[r, :lengths[r]]``;
+    ``lengths[r] = -1`` when ``P(tau > max_steps)`` is still above ``tol`` (the curve then
+    holds ``max_steps + 1`` values). Each step is :math:`v \leftarrow v S` summed over ``i``
+    in order, then :math:`\sum_j v_j` in order: the same arithmetic for a row whatever the others.
+    """
+    R, m = a.shape
+    cap = 256
+    curves = np.empty((R, cap))
+    lengths = np.zeros(R, dtype=np.int64)
+    v = a.copy()
+    nxt = np.empty(m)
+    for r in range(R):
+        total = 0.0
+        for j in range(m):
+            total += v[r, j]
+        curves[r, 0] = total
+        lengths[r] = 1 if total <= tol else 0
+    n = 0
+    active = 0
+    for r in range(R):
+        active += lengths[r] == 0
+    while active > 0:
+        n += 1
+        if n > max_steps:
+            for r in range(R):
+                if lengths[r] == 0:
+                    lengths[r] = -1
+            break
+        if n >= cap:
+            grown = np.empty((R, 2 * cap))
+            grown[:, :cap] = curves
+            curves, cap = grown, 2 * cap
+        for r in range(R):
+            if lengths[r] != 0:
+                continue
+            nxt[:] = 0.0
+            for i in range(m):
+                vi = v[r, i]
+                if vi != 0.0:
+                    for j in range(m):
+                        nxt[j] += vi * S[i, j]
+            total = 0.0
+            for j in range(m):
+                v[r, j] = nxt[j]
+                total += nxt[j]
+            curves[r, n] = total
+            if total <= tol:
+                lengths[r] = n + 1
+                active -= 1
+    return curves, lengths
+
+
+def _distributions(P, A, absorbing, offset, tol, max_steps, names) -> list[PhaseTypeDistribution]:
+    """The time to absorption from each row of ``P (n, K)`` (checked) under ``A`` (checked)."""
     K = A.shape[0]
-    alpha = check_probability_vector("state_probs", state_probs, K)
     if absorbing is None:
         absorbing = np.flatnonzero(np.isclose(np.diag(A), 1.0))
     absorbing = np.unique(
@@ -164,9 +259,8 @@ def time_to_absorption(
     if absorbing.min() < 0 or absorbing.max() >= K:
         raise ParameterError(f"absorbing: indices must lie in 0..{K - 1}, got {absorbing.tolist()}")
     transient = np.setdiff1d(np.arange(K), absorbing)
-    S = A[np.ix_(transient, transient)]
-    a = alpha[transient]
-    absorbed0 = float(max(0.0, 1.0 - a.sum()))
+    S = np.ascontiguousarray(A[np.ix_(transient, transient)])
+    a = np.ascontiguousarray(P[:, transient])
     offset = check_int("offset", offset, minimum=0)
     tol = check_real("tol", tol, 0.0, strict=True)
     max_steps = check_int("max_steps", max_steps, minimum=1)
@@ -181,33 +275,32 @@ def time_to_absorption(
         if not np.all(np.isfinite(N1)) or np.any(N1 < 0):
             raise ParameterError("transition: some transient state never reaches an absorbing state")
         N2 = np.linalg.solve(np.eye(m) - S, N1)
-        e1 = float(a @ N1)  # E[tau]
-        e2 = float(a @ (2.0 * N2 - N1))  # E[tau^2]
+        e1s, e2s = a @ N1, a @ (2.0 * N2 - N1)  # E[tau], E[tau^2]
     else:
-        e1 = e2 = 0.0
+        e1s = e2s = np.zeros(len(a))
 
-    surv = [a.sum()]  # P(tau > n) for n = 0, 1, ...
-    v = a.copy()
-    n = 0
-    while surv[-1] > tol:
-        n += 1
-        if n > max_steps:
-            raise ParameterError(f"max_steps: P(tau > {max_steps}) = {surv[-1]:.3g} is still above tol={tol}")
-        v = v @ S
-        surv.append(v.sum())
-    surv = np.asarray(surv)
-    # P(tau = n) = P(tau > n-1) - P(tau > n) for n >= 1; P(tau = 0) = absorbed0
-    pmf_tau = np.r_[absorbed0, surv[:-1] - surv[1:]]
-    pmf_tau = np.maximum(pmf_tau, 0.0)
-    tail = float(surv[-1])
-    if offset:
-        pmf = np.r_[pmf_tau[: offset + 1].sum(), pmf_tau[offset + 1 :]]
-    else:
-        pmf = pmf_tau
-    # X = max(tau - offset, 0): the exact moments of tau - offset, corrected on the
-    # few grid points below the offset where the max clips.
-    low = np.arange(min(offset, len(pmf_tau)))
-    below = pmf_tau[: len(low)]
-    mean = (e1 - offset) + float(np.sum((offset - low) * below))
-    var = (e2 - 2 * offset * e1 + offset**2) - float(np.sum((low - offset) ** 2 * below)) - mean * mean
-    return PhaseTypeDistribution(np.arange(len(pmf)), pmf, tail, float(mean), float(max(var, 0.0)))
+    curves, lengths = _survival_curves(a, S, tol, max_steps)
+    failed = np.flatnonzero(lengths < 0)
+    if len(failed):
+        r = int(failed[0])
+        where = f" ({names[r]})" if len(names) > 1 else ""
+        raise ParameterError(
+            f"max_steps: P(tau > {max_steps}) = {curves[r, max_steps]:.3g} is still above tol={tol}{where}"
+        )
+    out = []
+    for r in range(len(a)):
+        surv = curves[r, : lengths[r]]  # P(tau > n) for n = 0, 1, ...
+        absorbed0 = float(max(0.0, 1.0 - surv[0]))
+        # P(tau = n) = P(tau > n-1) - P(tau > n) for n >= 1; P(tau = 0) = absorbed0
+        pmf_tau = np.maximum(np.r_[absorbed0, surv[:-1] - surv[1:]], 0.0)
+        tail = float(surv[-1])
+        pmf = np.r_[pmf_tau[: offset + 1].sum(), pmf_tau[offset + 1 :]] if offset else pmf_tau
+        # X = max(tau - offset, 0): the exact moments of tau - offset, corrected on the
+        # few grid points below the offset where the max clips.
+        e1, e2 = float(e1s[r]), float(e2s[r])
+        low = np.arange(min(offset, len(pmf_tau)))
+        below = pmf_tau[: len(low)]
+        mean = (e1 - offset) + float(np.sum((offset - low) * below))
+        var = (e2 - 2 * offset * e1 + offset**2) - float(np.sum((low - offset) ** 2 * below)) - mean * mean
+        out.append(PhaseTypeDistribution(np.arange(len(pmf)), pmf, tail, float(mean), float(max(var, 0.0))))
+    return out

@@ -21,6 +21,7 @@ from statespace.prognostics import (
     rul_report,
     simulated_test_sets,
     time_to_absorption,
+    times_to_absorption,
     truncation_splits,
 )
 
@@ -113,6 +114,36 @@ def test_hypoexponential_closed_form_with_offset_and_mixture():
     assert dm.mean == pytest.approx(float(np.arange(len(dm.pmf)) @ dm.pmf), rel=1e-8)
     second = float((np.arange(len(dm.pmf)) ** 2) @ dm.pmf)
     assert dm.var == pytest.approx(second - dm.mean**2, rel=1e-7)
+
+
+def test_rows_of_a_fleet_against_their_closed_forms():
+    """Every row's distribution against the two-stage closed form (a mixture of the hypoexponential
+    from stage 1, the geometric from stage 2 and mass already absorbed), rows whose grids end at
+    different lengths; each equals its single-row call to the last bit (the same arithmetic)."""
+    p1, p2 = 0.8, 0.9
+    A = _two_stage(p1, p2)
+    n = np.arange(0, 600)
+    hypo = np.where(n >= 2, (1 - p1) * (1 - p2) * (p1 ** (n - 1.0) - p2 ** (n - 1.0)) / (p1 - p2), 0.0)
+    geo = np.where(n >= 1, (1 - p2) * p2 ** (n - 1.0), 0.0)
+    rows = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.3, 0.5, 0.2], [0.0, 0.0, 1.0], [0.05, 0.0, 0.95]])
+    dists = times_to_absorption(rows, A, offset=1)
+    assert len({len(d.pmf) for d in dists}) >= 3
+    for w, d in zip(rows, dists):
+        tau = w[0] * hypo + w[1] * geo
+        tau[0] += w[2]
+        want = np.r_[tau[0] + tau[1], tau[2:]]
+        np.testing.assert_allclose(d.pmf, want[: len(d.pmf)], atol=1e-14)
+        assert d.tail < 1e-10
+        m_tau = w[0] * (1 / (1 - p1) + 1 / (1 - p2)) + w[1] / (1 - p2)
+        assert d.mean == pytest.approx(m_tau - 1 + w[2], abs=1e-12)  # the mass at tau = 0 is clipped
+        one = time_to_absorption(w, A, offset=1)
+        assert np.array_equal(one.pmf, d.pmf) and (one.mean, one.var, one.tail) == (d.mean, d.var, d.tail)
+    with pytest.raises(ParameterError, match=r"state_probs\[1\]"):
+        times_to_absorption(rows[[3, 0]], A, max_steps=50)  # row 0 is absorbed already
+    with pytest.raises(ParameterError, match=r"state_probs: row \(1,\)"):
+        times_to_absorption([[1.0, 0.0, 0.0], [0.7, 0.7, 0.0]], A)
+    with pytest.raises(ShapeError, match="state_probs"):
+        times_to_absorption([[1.0, 0.0]], A)
 
 
 def test_conditioning_and_capped_mean():
