@@ -29,13 +29,26 @@ ratio of :math:`e^{900}`) is exactly a state whose :math:`\hat\beta_t(k)` is ast
 large, so :math:`\varepsilon` exposes it; a weight that underflowed and never comes back
 costs nothing, however far below the best it fell.
 
+A filter has no backward messages. It carries the bound forward instead: the perturbation of
+:math:`\alpha_t` obeys :math:`d_t = (A_t^\top d_{t-1} \odot B_t + e_t) / c_t` (the same linear map),
+so :math:`|d_t| \le \delta V_t` entry by entry with
+
+.. math::
+
+    V_0 = \mathbf 1 / c_0, \qquad V_t = \big((A_t^\top V_{t-1}) \odot B_t + \mathbf 1\big) / c_t,
+
+and the filtered distribution at ``t`` is off by at most :math:`2 \delta \sum_k V_t(k)` in total
+variation, its log-likelihood by :math:`\delta \sum_k V_t(k)` (:math:`\sum_k V_t(k)` is the
+sum above written for the horizon ``t``; one more product with :math:`A_t^\top` per step).
+
 :func:`certified_posteriors` runs the scaled passes without the fast path's pre-checks
 (a finite log-likelihood more than 700 nats below its step's best, a weight below
 ``1e-290``: conservative tests that cannot tell a harmless loss from a harmful one) and
 accepts their result when :math:`\varepsilon \le 2^{-52}`, what one rounding costs, i.e.
 when :math:`\sum_t c_t^{-1} \sum_k \hat\beta_t(k) \le 2^{1022} / (K + 2)`. Otherwise it
 answers NaN, and :func:`exact_posteriors` runs the log-space recursion of
-:mod:`hmm.log_space`. On the left-to-right ARPHMM of the CMAPSS example (30 states), every
+:mod:`hmm.log_space`; :func:`certified_forward` and :func:`exact_forward` do the same for a
+filter, with :math:`\max_t \sum_k V_t(k)` in place of the sum. On the left-to-right ARPHMM of the CMAPSS example (30 states), every
 sequence failed the pre-checks and took the log-space pass; the certificate accepts them
 with :math:`\varepsilon` near ``1e-300`` (docs/benchmarks.md, "Session 30").
 
@@ -51,7 +64,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .log_space import _support, log_space_posteriors, row_max
+from .log_space import _support, log_space_forward, log_space_posteriors, row_max
 
 #: Accept when sum_t (1 / c_t) sum_k beta_t(k) <= _CERTIFIED / (K + 2): the underflow's share of
 #: every result is then below 2^-52 (the bound in the module docstring, with delta = (K + 2) 2^-1074).
@@ -147,4 +160,71 @@ def exact_posteriors(pi0, A, loglik):
     out = certified_posteriors(pi0, A, loglik)
     if math.isnan(out[0]):
         return log_space_posteriors(pi0, A, loglik)[:4]
+    return out
+
+
+@nb.njit(cache=True)
+def certified_forward(pi0, A, loglik):
+    """The scaled forward pass and its certificate (module docstring).
+
+    Returns:
+        ``(log_likelihood, filtered, scale)`` as :func:`hmm.forward_backward.forward` returns them
+        (``scale[t] = log c_t + m_t``); a log-likelihood of NaN when the certificate fails or a step's
+        weights all vanish.
+    """
+    T, K = loglik.shape
+    S = A.shape[0]
+    ptr_in, into, _, _ = _support(A)
+    filtered = np.empty((T, K))
+    scale = np.empty(T)
+    bound = np.empty(K)  # V_t
+    prev = np.empty(K)
+    row = np.empty(K)  # B_t
+    limit = _CERTIFIED / (K + 2)
+    total = 0.0
+    for t in range(T):
+        mt = row_max(loglik[t])
+        if mt == -np.inf:
+            return np.nan, filtered, scale
+        for k in range(K):
+            row[k] = math.exp(loglik[t, k] - mt)
+        s = t - 1 if S > 1 else 0
+        ct = 0.0
+        for k in range(K):
+            if t == 0:
+                pred = pi0[k]
+                grown = 0.0
+            else:
+                pred = 0.0
+                grown = 0.0
+                for p in range(ptr_in[k], ptr_in[k + 1]):
+                    i = into[p]
+                    pred += filtered[t - 1, i] * A[s, i, k]
+                    grown += prev[i] * A[s, i, k]
+            v = pred * row[k]
+            filtered[t, k] = v
+            bound[k] = grown * row[k] + 1.0
+            ct += v
+        if not (0.0 < ct < np.inf):
+            return np.nan, filtered, scale
+        inv = 1.0 / ct
+        size = 0.0
+        for k in range(K):
+            filtered[t, k] *= inv
+            prev[k] = bound[k] * inv
+            size += prev[k]
+        if not size <= limit:  # NaN and inf included
+            return np.nan, filtered, scale
+        scale[t] = math.log(ct) + mt
+        total += scale[t]
+    return total, filtered, scale
+
+
+@nb.njit(cache=True)
+def exact_forward(pi0, A, loglik):
+    """``(log_likelihood, filtered, scale)`` exact to rounding whatever underflows: the certified
+    scaled forward pass when its certificate holds, the log-space pass otherwise."""
+    out = certified_forward(pi0, A, loglik)
+    if math.isnan(out[0]):
+        return log_space_forward(pi0, A, loglik)
     return out

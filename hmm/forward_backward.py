@@ -60,8 +60,8 @@ hand the sequence to ``hmm.certified_scaling.exact_posteriors``: a plain scaled 
 whose backward messages bound, after the fact, what underflow lost (most such losses are
 of weights that never return: a left-to-right chain's far states), and the exact
 log-space recursion of ``hmm.log_space`` when that bound does not prove the loss
-negligible (slower; such data were found by the property-based tests). :func:`forward`,
-which has no backward messages, goes to log space directly.
+negligible (slower; such data were found by the property-based tests). :func:`forward`
+does the same with a bound it carries forward (``exact_forward``).
 """
 
 from __future__ import annotations
@@ -75,8 +75,7 @@ from statespace._numerics.fastmath import FASTMATH
 from statespace._standalone import standalone
 from statespace.errors import ImpossibleDataError
 
-from .certified_scaling import exact_posteriors
-from .log_space import log_space_forward as _log_space_forward
+from .certified_scaling import exact_forward, exact_posteriors
 
 _EXP_CLIP = 700.0  # exp(700) is finite; only unreachable states ever get near it
 # A state's scaled weight below this, computed from non-zero factors, is about to be lost to
@@ -434,21 +433,21 @@ def forward(pi0, A, loglik):
     Returns:
         ``(log_likelihood, filtered (T, K), scale (T,))`` where ``scale[t] = log c_t + m_t``.
         ``log_likelihood`` is ``-inf`` when the data are impossible under the model.
-        Falls back to exact log space when a weight would be lost to underflow.
+        When a weight would be lost to underflow: the certified scaled pass or exact log space (``exact_forward``).
     """
     T, K = loglik.shape
     m = _row_max(loglik)
     if _underflows(loglik, m):
         kept = loglik.copy()
         if not _drop_negligible(pi0, A, kept):
-            return _log_space_forward(pi0, A, loglik)
+            return exact_forward(pi0, A, loglik)
         loglik = kept
     B = _exp_shifted(loglik, m)
     filtered = np.empty((T, K))
     c = np.empty(T)
     t_ok = _forward_scaled(pi0, A, B, filtered, c)
     if t_ok == PRECISION_LOST:
-        return _log_space_forward(pi0, A, loglik)
+        return exact_forward(pi0, A, loglik)
     if t_ok < T:
         t_ok = _forward_robust(pi0, A, loglik, filtered, B, c, m)
     scale = np.empty(T)

@@ -67,17 +67,26 @@ def test_kernels_match_log_space_and_are_normalised(chain):
 @settings(max_examples=80, deadline=None)
 @given(chains())
 def test_a_certified_scaled_pass_is_exact(chain):
-    """Whatever the chain and however far its weights underflow, the scaled pass either fails its
-    certificate (NaN: the log-space pass takes over) or gives the oracle's likelihood and marginals."""
-    from hmm.certified_scaling import certified_posteriors
+    """Whatever the chain and however far its weights underflow, the scaled passes (the filter, the
+    smoother) either fail their certificates (NaN: the log-space pass takes over) or give the oracle's
+    likelihood and marginals."""
+    from hmm.certified_scaling import certified_forward, certified_posteriors
 
     pi0, A, ll = chain
     ref, log_alpha = _log_space(pi0, A, ll)
+    if ref == -np.inf:  # impossible data: a certified pass never answers (the log-space pass says -inf)
+        assert np.isnan(certified_forward(pi0, A, ll)[0]) and np.isnan(certified_posteriors(pi0, A, ll)[0])
+        return
+    want_filtered = np.exp(log_alpha - logsumexp(log_alpha, axis=1, keepdims=True))
+    f_lik, f_filt, f_scale = certified_forward(pi0, A, ll)
+    if not np.isnan(f_lik):
+        assert f_lik == pytest.approx(ref, rel=1e-9, abs=1e-9)
+        np.testing.assert_allclose(f_filt, want_filtered, atol=1e-9)
     lik, filt, smo, counts = certified_posteriors(pi0, A, ll)
     if np.isnan(lik):
         return
     assert lik == pytest.approx(ref, rel=1e-9, abs=1e-9)
-    np.testing.assert_allclose(filt, np.exp(log_alpha - logsumexp(log_alpha, axis=1, keepdims=True)), atol=1e-9)
+    np.testing.assert_allclose(filt, want_filtered, atol=1e-9)
     with np.errstate(divide="ignore"):
         lA = np.log(A)
     log_beta = np.zeros_like(ll)

@@ -139,12 +139,17 @@ def test_the_certificate_accepts_a_lost_weight_only_when_it_cannot_matter(n_revi
     scaled pass answers. After 8 the two paths tie (posterior 1/2 each), after 9 state 1 wins: the
     scaled pass, which lost it, would say state 0 with certainty; its backward messages grow by
     e^100 per step, the certificate fails and the log-space pass answers. Both against the oracle."""
-    from hmm.certified_scaling import certified_posteriors, exact_posteriors
+    from hmm.certified_scaling import certified_forward, certified_posteriors, exact_posteriors
 
     pi0, A, ll = _revival(n_revive)
     total, filtered, smoothed = _log_space_oracle(pi0, A, ll)
     certified = certified_posteriors(pi0, A[None], ll)
     assert np.isnan(certified[0]) == (n_revive >= 8)
+    # the filter's own certificate (its bound carried forward) decides the same at the last step
+    assert np.isnan(certified_forward(pi0, A[None], ll)[0]) == (n_revive >= 8)
+    got_total, got_filtered, _ = forward(pi0, A[None], ll)
+    assert got_total == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(got_filtered, filtered, atol=1e-12)
     for got in (exact_posteriors(pi0, A[None], ll), smoother(pi0, A[None], ll)):
         assert got[0] == pytest.approx(total, rel=1e-12)
         np.testing.assert_allclose(got[1], filtered, atol=1e-12)
@@ -171,15 +176,18 @@ def _left_to_right_fit(seed, K=8, T=120, sd=0.05):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_left_to_right_chain_far_below_its_best_states_is_certified_not_sent_to_log_space(seed):
-    """The fast pass's pre-checks reject these data (a finite log-likelihood 700 nats below its step's
+    """The fast passes' pre-checks reject these data (a finite log-likelihood 700 nats below its step's
     best, a chain that does not mix); the certificate accepts them and the answers are the oracle's,
     expected move counts included (summed two-slice marginals, written out with scipy)."""
-    from hmm.certified_scaling import certified_posteriors
+    from hmm.certified_scaling import certified_forward, certified_posteriors
     from hmm.forward_backward import _drop_negligible, _row_max, _underflows
 
     pi0, A, ll = _left_to_right_fit(seed)
     assert _underflows(ll, _row_max(ll)) and not _drop_negligible(pi0, A[None], ll.copy())
     total, filtered, smoothed = _log_space_oracle(pi0, A, ll)
+    f_total, f_filtered, f_scale = certified_forward(pi0, A[None], ll)
+    assert f_total == pytest.approx(total, rel=1e-12) and f_scale.sum() == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(f_filtered, filtered, atol=1e-12)
     got_total, got_filtered, got_smoothed, counts = certified_posteriors(pi0, A[None], ll)
     assert got_total == pytest.approx(total, rel=1e-12)
     np.testing.assert_allclose(got_filtered, filtered, atol=1e-12)
