@@ -64,6 +64,8 @@ import math
 import numba as nb
 import numpy as np
 
+from statespace._standalone import standalone
+
 from .log_space import _support, log_space_forward, log_space_posteriors, row_max
 
 #: Accept when sum_t (1 / c_t) sum_k beta_t(k) <= _CERTIFIED / (K + 2): the underflow's share of
@@ -153,6 +155,7 @@ def certified_posteriors(pi0, A, loglik):
     return total, filtered, smoothed, counts
 
 
+@standalone
 @nb.njit(cache=True)
 def exact_posteriors(pi0, A, loglik):
     """``(log_likelihood, filtered, smoothed, counts)`` exact to rounding whatever underflows: the
@@ -220,6 +223,7 @@ def certified_forward(pi0, A, loglik):
     return total, filtered, scale
 
 
+@standalone
 @nb.njit(cache=True)
 def exact_forward(pi0, A, loglik):
     """``(log_likelihood, filtered, scale)`` exact to rounding whatever underflows: the certified
