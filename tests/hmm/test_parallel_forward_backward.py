@@ -14,7 +14,8 @@ import pytest
 from scipy.special import logsumexp
 
 import hmm.parallel_forward_backward as pfb
-from hmm.forward_backward import _log_space, posteriors
+from hmm.forward_backward import posteriors
+from hmm.log_space import log_space_posteriors as _log_space
 from hmm.row_exponentials import restore_log_rows, shift_exp_rows
 from hmm.vector_product import outer_accumulate, padded_width, vecmat
 
