@@ -47,6 +47,7 @@ Example::
 from __future__ import annotations
 
 import numpy as np
+from scipy.cluster.vq import vq
 
 from ...errors import DataError, ParameterError, ShapeError
 from ...prognostics.features import HealthIndicator, _as_engines, exponential_smoothing, informative_columns
@@ -276,7 +277,13 @@ def _kmeans(z: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 4):
 
 
 def _lloyd(z: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 50):
-    """Lloyd's k-means with k-means++ seeding (a few thousand rows, a few dimensions)."""
+    """Lloyd's k-means with k-means++ seeding (a few thousand rows, a few dimensions).
+
+    Each iteration assigns the rows to their nearest centre with scipy's ``vq`` (a compiled loop;
+    the first nearest on a tie, as ``argmin``) and moves every centre to the mean of its rows by
+    weighted counts. On settings without distinct conditions (FD001's are noise) the iterations
+    do not settle for 10 to 50 rounds at each of the 36 trial runs of a fit, where broadcasting
+    an ``(n, k, s)`` array and one masked mean per centre cost 0.47 s per fit."""
     n = len(z)
     if k > n:
         raise DataError(f"n_conditions: {k} clusters requested for {n} rows")
@@ -288,11 +295,12 @@ def _lloyd(z: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 50):
     centers = np.asarray(centers)
     labels = np.zeros(n, dtype=np.int64)
     for it in range(n_iter):
-        new = np.argmin(((z[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
+        new = vq(z, centers, check_finite=False)[0].astype(np.int64)
         if it > 0 and np.array_equal(new, labels):
             break
         labels = new
-        for j in range(k):
-            if np.any(labels == j):
-                centers[j] = z[labels == j].mean(0)
+        counts = np.bincount(labels, minlength=k)
+        filled = counts > 0
+        for j in range(z.shape[1]):
+            centers[filled, j] = np.bincount(labels, weights=z[:, j], minlength=k)[filled] / counts[filled]
     return centers, labels
