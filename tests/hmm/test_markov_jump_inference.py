@@ -264,3 +264,25 @@ def test_forecast_is_the_last_filtered_row_moved_by_expm():
     assert fit.params.observation.learn == "symmetric"
     with pytest.raises(ParameterError, match="frozen"):
         model.fit(y, times=grids, frozen=("transitions",), progress=False)
+
+
+def test_noisy_label_statistics_are_the_weighted_symbol_counts():
+    """N_km = sum over sequences and observed steps of gamma_t(k) 1[y_t = m], written as a loop;
+    missing labels count nothing, a symbol nobody shows gets 0."""
+    rng = np.random.default_rng(4)
+    K, M = 3, 4
+    obs = NoisyLabels(rng.dirichlet(np.ones(M), size=K))
+    gammas, ys = [], []
+    for T in (7, 1, 12):
+        gammas.append(rng.dirichlet(np.ones(K), size=T))
+        y = rng.integers(0, M - 1, size=(T, 1)).astype(float)  # symbol M - 1 never shows
+        y[rng.random(T) < 0.3] = np.nan
+        ys.append(y)
+    want = np.zeros((K, M))
+    for g, y in zip(gammas, ys):
+        for t in range(len(y)):
+            if not np.isnan(y[t, 0]):
+                want[:, int(y[t, 0])] += g[t]
+    got = obs.statistics(gammas, ys).reshape(K, M)
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
+    assert (got[:, M - 1] == 0).all()
