@@ -44,8 +44,8 @@ def _kmeans(X: np.ndarray, K: int, rng: np.random.Generator, n_iter: int = 25) -
     for _ in range(n_iter):
         lab = _nearest(X, C)
         counts = np.bincount(lab, minlength=K)
-        sums = np.zeros_like(C)
-        np.add.at(sums, lab, X)
+        # the rows of each cluster summed in order, column by column (np.add.at's sums, several times faster)
+        sums = np.stack([np.bincount(lab, weights=X[:, j], minlength=K) for j in range(X.shape[1])], axis=1)
         seen = counts > 0
         C[seen] = sums[seen] / counts[seen, None]
     return _nearest(X, C)
