@@ -9,10 +9,12 @@ The scaled recursion of :mod:`hmm.forward_backward` computes, with
     \qquad \alpha_t = \tilde\alpha_t / c_t,
     \qquad \hat\beta_{t-1} = A_t (B_t \odot \hat\beta_t) / c_t, \quad \hat\beta_{T-1} = 1,
 
-so that :math:`\sum_k \alpha_t(k) \hat\beta_t(k) = 1` for every ``t``. Rounding to subnormal
-numbers and exponentials that underflow (:math:`\ell_t(k) - m_t < -745`) perturb each entry of
-:math:`\tilde\alpha_t` by an absolute :math:`|e_t(k)| \le \delta = (K + 2)\, 2^{-1074}` (``K``
-products summed, the exponential, the product with it). The recursion is linear, so these
+so that :math:`\sum_k \alpha_t(k) \hat\beta_t(k) = 1` for every ``t``. Results below the smallest
+normal number, :math:`2^{-1022}`, lose at most that much each (rounded to a subnormal, or flushed
+to zero where a library in the process has switched flush-to-zero on), and exponentials underflow
+(:math:`\ell_t(k) - m_t < -708`) the same way, so each entry of :math:`\tilde\alpha_t` is perturbed
+by an absolute :math:`|e_t(k)| \le \delta = (K + 2)\, 2^{-1022}` (``K`` products summed, the
+exponential, the product with it). The recursion is linear, so these
 perturbations reach the likelihood through the exact backward messages: with :math:`p` the true
 likelihood and :math:`\hat p = \prod_t c_t\, e^{m_t}` the computed one,
 
@@ -45,7 +47,7 @@ sum above written for the horizon ``t``; one more product with :math:`A_t^\top` 
 (a finite log-likelihood more than 700 nats below its step's best, a weight below
 ``1e-290``: conservative tests that cannot tell a harmless loss from a harmful one) and
 accepts their result when :math:`\varepsilon \le 2^{-52}`, what one rounding costs, i.e.
-when :math:`\sum_t c_t^{-1} \sum_k \hat\beta_t(k) \le 2^{1022} / (K + 2)`. Otherwise it
+when :math:`\sum_t c_t^{-1} \sum_k \hat\beta_t(k) \le 2^{970} / (K + 2)`. Otherwise it
 answers NaN, and :func:`exact_posteriors` runs the log-space recursion of
 :mod:`hmm.log_space`; :func:`certified_forward` and :func:`exact_forward` do the same for a
 filter, with :math:`\max_t \sum_k V_t(k)` in place of the sum. On the left-to-right ARPHMM of the CMAPSS example (30 states), every
@@ -69,8 +71,8 @@ from statespace._standalone import standalone
 from .log_space import _support, log_space_forward, log_space_posteriors, row_max
 
 #: Accept when sum_t (1 / c_t) sum_k beta_t(k) <= _CERTIFIED / (K + 2): the underflow's share of
-#: every result is then below 2^-52 (the bound in the module docstring, with delta = (K + 2) 2^-1074).
-_CERTIFIED = 2.0**1022
+#: every result is then below 2^-52 (the bound in the module docstring, with delta = (K + 2) 2^-1022).
+_CERTIFIED = 2.0**970
 
 
 @nb.njit(cache=True)
