@@ -50,9 +50,10 @@ accepts their result when :math:`\varepsilon \le 2^{-52}`, what one rounding cos
 when :math:`\sum_t c_t^{-1} \sum_k \hat\beta_t(k) \le 2^{970} / (K + 2)`. Otherwise it
 answers NaN, and :func:`exact_posteriors` runs the log-space recursion of
 :mod:`hmm.log_space`; :func:`certified_forward` and :func:`exact_forward` do the same for a
-filter, with :math:`\max_t \sum_k V_t(k)` in place of the sum. On the left-to-right ARPHMM of the CMAPSS example (30 states), every
-sequence failed the pre-checks and took the log-space pass; the certificate accepts them
-with :math:`\varepsilon` near ``1e-300`` (docs/benchmarks.md, "Session 30").
+filter, with :math:`\max_t \sum_k V_t(k)` in place of the sum. On the left-to-right ARPHMM
+of the CMAPSS example (30 states), every sequence failed the pre-checks and took the
+log-space pass; the certificate accepts them with :math:`\varepsilon` between ``5e-304``
+and ``3e-303`` (docs/benchmarks.md, "Session 30").
 
 The sums run over the moves the chain allows only (the index lists of
 :func:`hmm.log_space._support`), as the log-space pass does: a banded chain costs ``K (J + 1)``
