@@ -281,9 +281,9 @@ def _lloyd(z: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 50):
 
     Each iteration assigns the rows to their nearest centre with scipy's ``vq`` (a compiled loop;
     the first nearest on a tie, as ``argmin``) and moves every centre to the mean of its rows by
-    weighted counts. On settings without distinct conditions (FD001's are noise) the iterations
-    do not settle for 10 to 50 rounds at each of the 36 trial runs of a fit, where broadcasting
-    an ``(n, k, s)`` array and one masked mean per centre cost 0.47 s per fit."""
+    weighted counts: no ``(n, k, s)`` temporary, no masked mean per centre. On settings without
+    distinct conditions (FD001's are noise) the iterations take 10 to 50 rounds at each of the 36
+    trial runs of a fit, so the rounds must be cheap."""
     n = len(z)
     if k > n:
         raise DataError(f"n_conditions: {k} clusters requested for {n} rows")
