@@ -77,6 +77,54 @@ _CERTIFIED = 2.0**970
 
 
 @nb.njit(cache=True)
+def _scaled_forward(pi0, A, loglik, ptr_in, into, m, B, filtered, c, bound):
+    """The plain scaled forward pass over the allowed moves: fills ``m``, ``B = exp(loglik - m)``,
+    ``filtered`` (normalised) and ``c``. With ``bound`` (a ``K``-vector; ``None`` prunes the branch) it
+    also carries the filter's bound ``V_t`` there and stops once ``sum_k V_t(k)`` passes the limit.
+    Returns whether it went through (False as well when a step's weights all vanish)."""
+    T, K = loglik.shape
+    S = A.shape[0]
+    grown = np.zeros(K)
+    limit = _CERTIFIED / (K + 2)
+    for t in range(T):
+        m[t] = row_max(loglik[t])
+        if m[t] == -np.inf:
+            return False
+        for k in range(K):
+            B[t, k] = math.exp(loglik[t, k] - m[t])
+        s = t - 1 if S > 1 else 0
+        ct = 0.0
+        for k in range(K):
+            if t == 0:
+                pred = pi0[k]
+            else:
+                pred = 0.0
+                for p in range(ptr_in[k], ptr_in[k + 1]):
+                    i = into[p]
+                    pred += filtered[t - 1, i] * A[s, i, k]
+                    if bound is not None:
+                        grown[k] += bound[i] * A[s, i, k]
+            v = pred * B[t, k]
+            filtered[t, k] = v
+            ct += v
+        if not (0.0 < ct < np.inf):
+            return False
+        c[t] = ct
+        inv = 1.0 / ct
+        for k in range(K):
+            filtered[t, k] *= inv
+        if bound is not None:
+            size = 0.0
+            for k in range(K):
+                bound[k] = (grown[k] * B[t, k] + 1.0) * inv
+                grown[k] = 0.0
+                size += bound[k]
+            if not size <= limit:  # NaN and inf included
+                return False
+    return True
+
+
+@nb.njit(cache=True)
 def certified_posteriors(pi0, A, loglik):
     """The scaled forward-backward and its certificate (module docstring).
 
@@ -94,36 +142,10 @@ def certified_posteriors(pi0, A, loglik):
     T, K = loglik.shape
     S = A.shape[0]
     ptr_in, into, ptr_out, out = _support(A)
-    m = np.empty(T)
-    B = np.empty((T, K))
-    for t in range(T):
-        m[t] = row_max(loglik[t])
-        if m[t] == -np.inf:
-            return np.nan, B, B, np.zeros((K, K))
-        for k in range(K):
-            B[t, k] = math.exp(loglik[t, k] - m[t])
-    filtered = np.empty((T, K))
-    c = np.empty(T)
-    for t in range(T):
-        s = t - 1 if S > 1 else 0
-        ct = 0.0
-        for k in range(K):
-            if t == 0:
-                pred = pi0[k]
-            else:
-                pred = 0.0
-                for p in range(ptr_in[k], ptr_in[k + 1]):
-                    i = into[p]
-                    pred += filtered[t - 1, i] * A[s, i, k]
-            v = pred * B[t, k]
-            filtered[t, k] = v
-            ct += v
-        if not (0.0 < ct < np.inf):
-            return np.nan, B, B, np.zeros((K, K))
-        c[t] = ct
-        inv = 1.0 / ct
-        for k in range(K):
-            filtered[t, k] *= inv
+    m, c = np.empty(T), np.empty(T)
+    B, filtered = np.empty((T, K)), np.empty((T, K))
+    if not _scaled_forward(pi0, A, loglik, ptr_in, into, m, B, filtered, c, None):
+        return np.nan, B, B, np.zeros((K, K))
     smoothed = np.empty((T, K))
     counts = np.zeros((K, K))
     beta = np.ones(K)
@@ -179,49 +201,15 @@ def certified_forward(pi0, A, loglik):
         weights all vanish.
     """
     T, K = loglik.shape
-    S = A.shape[0]
     ptr_in, into, _, _ = _support(A)
-    filtered = np.empty((T, K))
+    m, c = np.empty(T), np.empty(T)
+    B, filtered = np.empty((T, K)), np.empty((T, K))
+    if not _scaled_forward(pi0, A, loglik, ptr_in, into, m, B, filtered, c, np.empty(K)):
+        return np.nan, filtered, c
     scale = np.empty(T)
-    bound = np.empty(K)  # V_t
-    prev = np.empty(K)
-    row = np.empty(K)  # B_t
-    limit = _CERTIFIED / (K + 2)
     total = 0.0
     for t in range(T):
-        mt = row_max(loglik[t])
-        if mt == -np.inf:
-            return np.nan, filtered, scale
-        for k in range(K):
-            row[k] = math.exp(loglik[t, k] - mt)
-        s = t - 1 if S > 1 else 0
-        ct = 0.0
-        for k in range(K):
-            if t == 0:
-                pred = pi0[k]
-                grown = 0.0
-            else:
-                pred = 0.0
-                grown = 0.0
-                for p in range(ptr_in[k], ptr_in[k + 1]):
-                    i = into[p]
-                    pred += filtered[t - 1, i] * A[s, i, k]
-                    grown += prev[i] * A[s, i, k]
-            v = pred * row[k]
-            filtered[t, k] = v
-            bound[k] = grown * row[k] + 1.0
-            ct += v
-        if not (0.0 < ct < np.inf):
-            return np.nan, filtered, scale
-        inv = 1.0 / ct
-        size = 0.0
-        for k in range(K):
-            filtered[t, k] *= inv
-            prev[k] = bound[k] * inv
-            size += prev[k]
-        if not size <= limit:  # NaN and inf included
-            return np.nan, filtered, scale
-        scale[t] = math.log(ct) + mt
+        scale[t] = math.log(c[t]) + m[t]
         total += scale[t]
     return total, filtered, scale
 
