@@ -62,6 +62,7 @@ from statespace.prognostics import (
     HealthIndicator,
     capped_means,
     per_engine_means,
+    quantiles,
     rul_report,
     select_point_cap,
     simulated_test_sets,
@@ -410,8 +411,7 @@ def run(args) -> dict:
         calibrated.calibrate(cv.prediction.distributions, cv.true_rul, rng=args.seed, weights=cv.weights)
         # the CV figures after recalibration (levels learned on the same cuts: in-sample for the intervals)
         lv = np.interp([0.05, 0.95], *calibrated.pit_levels)
-        lo = np.array([d.quantile(lv[0]) for d in cv.prediction.distributions])
-        hi = np.array([d.quantile(lv[1]) for d in cv.prediction.distributions])
+        lo, hi = quantiles(cv.prediction.distributions, lv).T
         rep = rul_report(cv.prediction.rul, cv.true_rul, lo, hi, cv.weights)
         print(f"CV after interval recalibration (levels {lv[0]:.3f}, {lv[1]:.3f}): {fmt(rep)}", flush=True)
     if args.save_model:

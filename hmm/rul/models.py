@@ -71,11 +71,28 @@ from statespace.distributed import map_jobs
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.interface import FitResult
 from statespace.persistence import register_loadable
-from statespace.prognostics import StateRULReadout, cut_weights, rul_report, truncation_splits
+from statespace.prognostics import (
+    StateRULReadout,
+    capped_means,
+    cdfs,
+    cut_weights,
+    quantiles,
+    rul_report,
+    truncation_splits,
+)
 from statespace.prognostics.metrics import check_weights
 from statespace.prognostics.phase_type import PhaseTypeDistribution, time_to_absorption, times_to_absorption
 from statespace.progress import progress_bar
-from statespace.validation import as_rng, as_sequences, check_choice, check_fit_options, check_int, check_real
+from statespace.validation import (
+    as_float_array,
+    as_rng,
+    as_sequences,
+    check_choice,
+    check_finite,
+    check_fit_options,
+    check_int,
+    check_real,
+)
 
 from ..emissions import EmissionPrior
 from ..model import HMM
@@ -308,9 +325,9 @@ def predict_from_distributions(
     levels = np.array([0.05, 0.5, 0.95])
     if pit_levels is not None:
         levels = np.interp(levels, pit_levels[0], pit_levels[1])
-    q = np.array([dist.quantile(levels) for dist in dists], dtype=np.float64).reshape(len(dists), 3)
+    q = quantiles(dists, levels).astype(np.float64)
     if point == "capped_mean":
-        rul = np.array([dist.truncated_mean(point_cap) for dist in dists], dtype=np.float64)
+        rul = capped_means(dists, [point_cap])[:, 0]
     else:
         rul = np.minimum(q[:, 1], point_cap)
     mean = np.array([dist.mean for dist in dists], dtype=np.float64)
@@ -327,12 +344,13 @@ def recalibrated_levels(distributions, true_rul, rng=None, weights=None):
     weigh the pairs: the sorted ``u`` are placed at their cumulative weight, which
     for equal weights is NumPy's linear ``quantile``.
     """
-    true_rul = np.asarray(true_rul, dtype=np.float64)
+    true_rul = check_finite("true_rul", as_float_array("true_rul", true_rul, 1))
     if len(true_rul) != len(distributions):
         raise ShapeError(f"true_rul: got {len(true_rul)} values for {len(distributions)} distributions")
     w = check_weights(weights, len(true_rul))
     rng = as_rng(rng)
-    u = np.array([d.cdf(r - 1) + rng.random() * (d.cdf(r) - d.cdf(r - 1)) for d, r in zip(distributions, true_rul)])
+    F = cdfs(distributions, np.c_[true_rul - 1, true_rul])  # F_i(r_i - 1), F_i(r_i)
+    u = F[:, 0] + rng.random(len(F)) * (F[:, 1] - F[:, 0])
     order = np.argsort(u[w > 0], kind="stable")
     u, w = u[w > 0][order], w[w > 0][order]
     nominal = np.linspace(0.0, 1.0, 201)

@@ -11,7 +11,7 @@ lazily (:mod:`statespace.prognostics.plots`).
 from .cross_validation import Cut, cut_weights, per_engine_means, simulated_test_sets, truncation_splits
 from .features import HealthIndicator, exponential_smoothing, informative_columns, piecewise_linear_rul
 from .metrics import interval_coverage, mae, phm08_score, phm08_scores, rmse, rul_report
-from .phase_type import PhaseTypeDistribution, mixture, time_to_absorption, times_to_absorption
+from .phase_type import PhaseTypeDistribution, cdfs, mixture, quantiles, time_to_absorption, times_to_absorption
 from .point_forecast import PointCapSelection, capped_means, select_point_cap
 from .readout import StateRULReadout
 
@@ -22,6 +22,7 @@ __all__ = [
     "PointCapSelection",
     "StateRULReadout",
     "capped_means",
+    "cdfs",
     "cut_weights",
     "exponential_smoothing",
     "informative_columns",
@@ -32,6 +33,7 @@ __all__ = [
     "phm08_score",
     "phm08_scores",
     "piecewise_linear_rul",
+    "quantiles",
     "rmse",
     "rul_report",
     "select_point_cap",

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from ..errors import ParameterError, ShapeError
+from ..errors import DataError, ParameterError, ShapeError
 from ..validation import (
     as_float_array,
     check_int,
@@ -61,20 +61,14 @@ class PhaseTypeDistribution(NamedTuple):
     var: float
 
     def cdf(self, x) -> np.ndarray:
-        """``P(X <= x)`` on the grid (1 - tail beyond it)."""
-        c = np.cumsum(self.pmf)
-        idx = np.clip(np.floor(np.asarray(x, dtype=np.float64)).astype(np.int64), -1, len(c) - 1)
-        return np.where(idx < 0, 0.0, c[np.maximum(idx, 0)])
+        """``P(X <= x)`` on the grid (``1 - tail`` beyond it, 0 below it), element-wise (:func:`cdfs`)."""
+        x = np.asarray(x, dtype=np.float64)
+        return cdfs([self], x.ravel())[0].reshape(x.shape)
 
     def quantile(self, q) -> np.ndarray:
-        """Smallest integer ``x`` with ``P(X <= x) >= q`` (element-wise for an array ``q``)."""
+        """Smallest integer ``x`` with ``P(X <= x) >= q`` (element-wise for an array ``q``; :func:`quantiles`)."""
         q = np.asarray(q, dtype=np.float64)
-        if np.any((q < 0) | (q > 1)):
-            raise ParameterError(f"q: expected probabilities in [0, 1], got {q}")
-        c = np.cumsum(self.pmf)
-        # a tiny slack so that exact closed-form quantiles are not pushed up by rounding
-        idx = np.searchsorted(c, q - 1e-12, side="left")
-        return self.support[np.minimum(idx, len(c) - 1)]
+        return quantiles([self], q.ravel())[0].reshape(q.shape)[()]
 
     def conditioned_below(self, upper: int) -> PhaseTypeDistribution:
         """The distribution of ``X`` given ``X <= upper`` (moments from the grid).
@@ -95,8 +89,120 @@ class PhaseTypeDistribution(NamedTuple):
         return PhaseTypeDistribution(x, pmf, 0.0, mean, float(((x - mean) ** 2) @ pmf))
 
     def truncated_mean(self, cap: float) -> float:
-        """``E[min(X, cap)]`` (the point forecast under a capped-RUL convention)."""
-        return float(np.sum(np.minimum(self.support, cap) * self.pmf) + cap * self.tail)
+        """``E[min(X, cap)]`` (the point forecast under a capped-RUL convention; a fleet's:
+        :func:`statespace.prognostics.capped_means`)."""
+        return float(_capped_means([self], np.array([float(cap)]))[0, 0])
+
+
+# ----------------------------------------------------------------------------- a fleet's readouts
+# A fleet's forecasts (one distribution per engine, thousands per cross-validation) are read in
+# one compiled pass over their pmfs laid end to end, not one NumPy call per distribution; the
+# single distribution's methods are the one-row case, so both give the same bits.
+
+
+def _packed(distributions):
+    """``(pmf, starts, support, tail)``: the pmfs and supports end to end, row ``i`` in ``starts[i]:starts[i+1]``."""
+    dists = distributions if isinstance(distributions, (list, tuple)) else list(distributions)
+    for i, d in enumerate(dists):
+        if not isinstance(d, PhaseTypeDistribution):
+            raise ParameterError(f"distributions[{i}]: expected a PhaseTypeDistribution, got {type(d).__name__}")
+        if len(d.pmf) == 0:
+            raise ShapeError(f"distributions[{i}]: expected a non-empty grid, got an empty pmf")
+    if not dists:
+        return np.empty(0), np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
+    if len(dists) == 1:  # a single distribution's method: no copies
+        d = dists[0]
+        pmf, support = np.asarray(d.pmf, dtype=np.float64), np.asarray(d.support)
+        return pmf, np.array([0, len(pmf)]), support, np.array([float(d.tail)])
+    starts = np.zeros(len(dists) + 1, dtype=np.int64)
+    np.cumsum([len(d.pmf) for d in dists], out=starts[1:])
+    pmf = np.concatenate([d.pmf for d in dists]).astype(np.float64, copy=False)
+    support = np.concatenate([d.support for d in dists])
+    return pmf, starts, support, np.array([d.tail for d in dists], dtype=np.float64)
+
+
+def _per_row(name, values, n_rows, valid, expected, error) -> np.ndarray:
+    """``values`` as ``(n_rows, L)`` float64 (shared ``(L,)`` or one row per distribution), each ``valid``."""
+    v = np.asarray(values, dtype=np.float64)
+    shared = v.ndim <= 1
+    if v.ndim > 2 or (not shared and v.shape[0] != n_rows):
+        raise ShapeError(f"{name}: expected shape (L,) or one row per distribution ({n_rows}, L), got {v.shape}")
+    bad = np.flatnonzero(~valid(v))
+    if bad.size:
+        at = np.unravel_index(bad[0], v.shape)
+        raise error(f"{name}[{', '.join(map(str, at))}]: expected {expected}, got {v[at]}")
+    return np.ascontiguousarray(np.broadcast_to(v.reshape(1, -1), (n_rows, v.size)) if shared else v)
+
+
+def quantiles(distributions, q) -> np.ndarray:
+    """``(n, L)``: for each distribution the smallest grid value ``x`` with ``P(X <= x) >= q``.
+
+    ``q``: levels in ``[0, 1]``, shared by every distribution (``(L,)``) or one row per
+    distribution (``(n, L)``). The rule of :meth:`PhaseTypeDistribution.quantile`, computed for
+    the whole fleet in one compiled pass (the same cumulative sums, to the bit).
+    """
+    pmf, starts, support, _ = _packed(distributions)
+    levels = _per_row(
+        "q", q, len(starts) - 1, lambda v: (v >= 0.0) & (v <= 1.0), "a probability in [0, 1]", ParameterError
+    )
+    out = np.empty(levels.shape, dtype=support.dtype)
+    _quantiles(pmf, starts, support, levels, out)
+    return out
+
+
+def cdfs(distributions, x) -> np.ndarray:
+    """``(n, L)``: ``P(X_i <= x_ij)`` for each distribution ``i`` (``x`` shared ``(L,)`` or per row ``(n, L)``).
+
+    Below the grid 0, beyond it ``1 - tail`` (the grid's total); ``x`` may be infinite, not NaN.
+    """
+    pmf, starts, _, _ = _packed(distributions)
+    at = _per_row("x", x, len(starts) - 1, lambda v: ~np.isnan(v), "a number", DataError)
+    out = np.empty(at.shape)
+    _cdfs(pmf, starts, at, out)
+    return out
+
+
+def _capped_means(distributions, caps) -> np.ndarray:
+    """``(n, len(caps))``: ``E[min(X_i, c)] = sum_x min(x, c) p_i(x) + c * tail_i`` (caps checked by
+    the caller, :func:`statespace.prognostics.capped_means`)."""
+    pmf, starts, support, tail = _packed(distributions)
+    out = np.empty((len(starts) - 1, len(caps)))
+    _truncated_means(pmf, starts, support.astype(np.float64, copy=False), tail, np.asarray(caps, np.float64), out)
+    return out
+
+
+@nb.njit(cache=True)
+def _quantiles(pmf, starts, support, q, out):
+    # a tiny slack so that exact closed-form quantiles are not pushed up by rounding
+    for i in range(len(starts) - 1):
+        c = np.cumsum(pmf[starts[i] : starts[i + 1]])
+        last = len(c) - 1
+        for j in range(q.shape[1]):
+            out[i, j] = support[starts[i] + min(np.searchsorted(c, q[i, j] - 1e-12), last)]
+
+
+@nb.njit(cache=True)
+def _cdfs(pmf, starts, x, out):
+    for i in range(len(starts) - 1):
+        c = np.cumsum(pmf[starts[i] : starts[i + 1]])
+        last = len(c) - 1
+        for j in range(x.shape[1]):
+            if x[i, j] < 0.0:
+                out[i, j] = 0.0
+            elif x[i, j] >= last:
+                out[i, j] = c[last]
+            else:
+                out[i, j] = c[int(np.floor(x[i, j]))]
+
+
+@nb.njit(cache=True)
+def _truncated_means(pmf, starts, support, tail, caps, out):
+    for i in range(len(starts) - 1):
+        for j in range(len(caps)):
+            total = 0.0
+            for k in range(starts[i], starts[i + 1]):
+                total += min(support[k], caps[j]) * pmf[k]
+            out[i, j] = total + caps[j] * tail[i]
 
 
 def mixture(distributions, weights=None) -> PhaseTypeDistribution:
@@ -195,51 +301,81 @@ def _survival_curves(a, S, tol, max_steps):
     ``lengths[r] = -1`` when ``P(tau > max_steps)`` is still above ``tol`` (the curve then
     holds ``max_steps + 1`` values). Each step is :math:`v \leftarrow v S` summed over ``i``
     in order, then :math:`\sum_j v_j` in order: the same arithmetic for a row whatever the others.
+
+    The rows still running are advanced together, the innermost loop running over them (vector
+    lanes), and the rows of ``S`` are visited only from their first to their last non-zero column
+    (a left-to-right degradation chain's rows are narrow bands; the terms skipped are exact zeros,
+    so every curve is that of the dense product to the bit). A row whose curve ends is swapped
+    out of the running block.
     """
     R, m = a.shape
+    first = np.zeros(m, dtype=np.int64)
+    stop = np.zeros(m, dtype=np.int64)
+    for i in range(m):
+        for j in range(m):
+            if S[i, j] != 0.0:
+                if stop[i] == 0:
+                    first[i] = j
+                stop[i] = j + 1
     cap = 256
     curves = np.empty((R, cap))
     lengths = np.zeros(R, dtype=np.int64)
-    v = a.copy()
-    nxt = np.empty(m)
+    # the running rows in columns 0..active-1 of v (state-major), ids[c] the row in column c
+    v = np.empty((m, R))
+    ids = np.empty(R, dtype=np.int64)
+    active = 0
     for r in range(R):
         total = 0.0
         for j in range(m):
-            total += v[r, j]
+            total += a[r, j]
         curves[r, 0] = total
-        lengths[r] = 1 if total <= tol else 0
+        if total <= tol:
+            lengths[r] = 1
+        else:
+            for j in range(m):
+                v[j, active] = a[r, j]
+            ids[active] = r
+            active += 1
+    nxt = np.empty((m, R))
+    total = np.empty(R)
     n = 0
-    active = 0
-    for r in range(R):
-        active += lengths[r] == 0
     while active > 0:
         n += 1
         if n > max_steps:
-            for r in range(R):
-                if lengths[r] == 0:
-                    lengths[r] = -1
+            for c in range(active):
+                lengths[ids[c]] = -1
             break
         if n >= cap:
             grown = np.empty((R, 2 * cap))
             grown[:, :cap] = curves
             curves, cap = grown, 2 * cap
-        for r in range(R):
-            if lengths[r] != 0:
-                continue
-            nxt[:] = 0.0
-            for i in range(m):
-                vi = v[r, i]
-                if vi != 0.0:
-                    for j in range(m):
-                        nxt[j] += vi * S[i, j]
-            total = 0.0
-            for j in range(m):
-                v[r, j] = nxt[j]
-                total += nxt[j]
-            curves[r, n] = total
-            if total <= tol:
+        for j in range(m):
+            for c in range(active):
+                nxt[j, c] = 0.0
+        for i in range(m):
+            for j in range(first[i], stop[i]):
+                sij = S[i, j]
+                for c in range(active):
+                    nxt[j, c] += v[i, c] * sij
+        for c in range(active):
+            total[c] = 0.0
+        for j in range(m):
+            for c in range(active):
+                v[j, c] = nxt[j, c]
+                total[c] += nxt[j, c]
+        c = 0
+        while c < active:
+            r = ids[c]
+            curves[r, n] = total[c]
+            if total[c] <= tol:
                 lengths[r] = n + 1
-                active -= 1
+                active -= 1  # the last running row takes this column
+                ids[c] = ids[active]
+                total[c] = total[active]
+                for j in range(m):
+                    v[j, c] = v[j, active]
+            else:
+                c += 1
     return curves, lengths
 
 

@@ -50,6 +50,7 @@ from ..errors import ParameterError, ShapeError
 from ..validation import as_float_array, as_rng
 from .cross_validation import cut_weights, simulated_test_sets
 from .metrics import rul_report
+from .phase_type import _capped_means
 
 
 class PointCapSelection(NamedTuple):
@@ -70,10 +71,7 @@ class PointCapSelection(NamedTuple):
 
 def capped_means(distributions, caps) -> np.ndarray:
     """``E[min(R, c)]`` of each distribution (rows) for each cap ``c`` (columns)."""
-    caps = _check_caps(caps)
-    return np.array([[d.truncated_mean(c) for c in caps] for d in distributions], dtype=np.float64).reshape(
-        -1, caps.size
-    )
+    return _capped_means(distributions, _check_caps(caps))
 
 
 def select_point_cap(

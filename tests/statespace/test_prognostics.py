@@ -9,6 +9,9 @@ from statespace.datasets.cmapss import SensorFeatures
 from statespace.errors import DataError, ParameterError, ShapeError
 from statespace.prognostics import (
     HealthIndicator,
+    PhaseTypeDistribution,
+    capped_means,
+    cdfs,
     cut_weights,
     exponential_smoothing,
     informative_columns,
@@ -17,6 +20,7 @@ from statespace.prognostics import (
     phm08_score,
     phm08_scores,
     piecewise_linear_rul,
+    quantiles,
     rmse,
     rul_report,
     simulated_test_sets,
@@ -144,6 +148,76 @@ def test_rows_of_a_fleet_against_their_closed_forms():
         times_to_absorption([[1.0, 0.0, 0.0], [0.7, 0.7, 0.0]], A)
     with pytest.raises(ShapeError, match="state_probs"):
         times_to_absorption([[1.0, 0.0]], A)
+
+
+def test_banded_chain_survival_against_dense_products():
+    """A left-to-right chain whose rows are narrow bands (the degradation chains of prognostics):
+    the survival curves, visited band by band with the running rows in vector lanes, against
+    ``P(tau > n) = a S^n 1`` by dense NumPy products, for rows that end at many different steps."""
+    rng = np.random.default_rng(7)
+    K = 12
+    A = np.zeros((K, K))
+    for i in range(K - 1):
+        w = rng.random(min(K, i + 4) - i)
+        w[0] += 8.0
+        A[i, i : i + len(w)] = w / w.sum()
+    A[-1, -1] = 1.0
+    rows = rng.dirichlet(np.full(K, 0.3), size=40)
+    dists = times_to_absorption(rows, A, tol=1e-9)
+    assert len({len(d.pmf) for d in dists}) >= 10
+    S = A[:-1, :-1]
+    for a, d in zip(rows, dists):
+        v, surv = a[:-1].copy(), [a[:-1].sum()]
+        for _ in range(len(d.pmf) - 1):
+            v = v @ S
+            surv.append(v.sum())
+        surv = np.array(surv)
+        want = np.r_[1.0 - surv[0], surv[:-1] - surv[1:]]
+        np.testing.assert_allclose(d.pmf, want, rtol=1e-12, atol=1e-15)
+        assert d.tail == pytest.approx(surv[-1], rel=1e-12)
+
+
+def test_a_fleets_readouts_against_each_grid_by_hand():
+    """Quantiles, CDFs and capped means of distributions on grids of different lengths (one with a
+    tail, one a point mass, one with a shifted support) against each grid read by hand: the first
+    grid point whose cumulative sum reaches the level, the cumulative sum at floor(x), and
+    sum_x min(x, c) p(x) + c * tail."""
+    rng = np.random.default_rng(3)
+    dists = []
+    for n, tail, shift in [(1, 0.0, 0), (7, 0.0, 0), (40, 0.02, 0), (15, 0.0, 5), (120, 1e-9, 0)]:
+        pmf = rng.random(n) * (rng.random(n) < 0.7)
+        pmf[0] += 1e-3
+        pmf *= (1.0 - tail) / pmf.sum()
+        dists.append(PhaseTypeDistribution(np.arange(n) + shift, pmf, tail, 0.0, 0.0))
+    levels = np.array([0.0, 0.05, 0.5, 0.95, 1.0])
+    per_row = rng.random((len(dists), 2))
+    xs = np.array([-np.inf, -0.5, -0.0, 0.0, 2.7, 6.0, 39.2, 500.0, np.inf])
+    got_q, got_row, got_F = quantiles(dists, levels), quantiles(dists, per_row), cdfs(dists, xs)
+    got_m = capped_means(dists, [3.5, 125.0])
+    for i, d in enumerate(dists):
+        c = [sum(d.pmf[: k + 1]) for k in range(len(d.pmf))]
+        first = [next((k for k in range(len(c)) if c[k] >= q - 1e-12), len(c) - 1) for q in levels]
+        np.testing.assert_array_equal(got_q[i], d.support[first])
+        first = [next((k for k in range(len(c)) if c[k] >= q - 1e-12), len(c) - 1) for q in per_row[i]]
+        np.testing.assert_array_equal(got_row[i], d.support[first])
+        want = [0.0 if x < 0 else c[-1] if x >= len(c) - 1 else c[math.floor(x)] for x in xs]
+        np.testing.assert_allclose(got_F[i], want, rtol=1e-14, atol=0)
+        for j, cap in enumerate([3.5, 125.0]):
+            want = sum(min(x, cap) * p for x, p in zip(d.support, d.pmf)) + cap * d.tail
+            assert got_m[i, j] == pytest.approx(want, rel=1e-13)
+            assert d.truncated_mean(cap) == got_m[i, j]  # one row of the same pass
+        assert np.array_equal(d.quantile(levels), got_q[i]) and np.array_equal(d.cdf(xs), got_F[i])
+    assert quantiles([], levels).shape == (0, 5)
+    with pytest.raises(ParameterError, match=r"q\[1\]: expected a probability"):
+        quantiles(dists, [0.5, 1.5])
+    with pytest.raises(ParameterError, match=r"q\[2, 0\]: expected a probability"):
+        quantiles(dists, np.where(np.arange(5)[:, None] == 2, np.nan, per_row))
+    with pytest.raises(DataError, match=r"x\[0\]: expected a number, got nan"):
+        cdfs(dists, [np.nan])
+    with pytest.raises(ShapeError, match=r"x: expected shape"):
+        cdfs(dists, np.zeros((2, 1)))
+    with pytest.raises(ParameterError, match=r"distributions\[1\]: expected a PhaseTypeDistribution"):
+        quantiles([dists[0], 0.5], levels)
 
 
 def test_conditioning_and_capped_mean():
