@@ -42,7 +42,14 @@ from statespace.persistence import register_loadable
 from statespace.prognostics import mixture, rul_report
 from statespace.validation import as_rng, check_probability_vector
 
-from .models import CVResult, RULPipeline, RULPrediction, predict_from_distributions, recalibrated_levels
+from .models import (
+    CVResult,
+    RULPipeline,
+    RULPrediction,
+    predict_cuts,
+    predict_from_distributions,
+    recalibrated_levels,
+)
 from .state import SavedRULModel, levels_from_array, pit_array
 
 
@@ -120,7 +127,13 @@ class RULEnsemble(SavedRULModel):
 
     def predict(self, sensors, settings=None) -> RULPrediction:
         """Pooled predictive RUL of each engine (recalibrated when :meth:`calibrate` was called)."""
-        preds = [m.predict(sensors, settings) for m in self.members]
+        return self._pool([m.predict(sensors, settings) for m in self.members])
+
+    def predict_cuts(self, sensors, settings, cuts) -> RULPrediction:
+        """Pooled predictive RUL of each cut (:func:`hmm.rul.models.predict_cuts` of every member)."""
+        return self._pool([predict_cuts(m, sensors, settings, cuts) for m in self.members])
+
+    def _pool(self, preds) -> RULPrediction:
         return pool_predictions(
             preds, self.weights, point_cap=self.point_cap, point=self.point, pit_levels=self.pit_levels
         )

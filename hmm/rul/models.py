@@ -75,6 +75,7 @@ from statespace.prognostics import (
     StateRULReadout,
     capped_means,
     cdfs,
+    cut_positions,
     cut_weights,
     quantiles,
     rul_report,
@@ -235,10 +236,8 @@ class ChainRULModel:
         operating one (offset 1), the grid cut where ``P(RUL > n) < 1e-8``."""
         return {"absorbing": [self.n_states - 1], "offset": 1, "tol": 1e-8}
 
-    def _prediction(self, filtered, seqs) -> RULPrediction:
-        """Predictions from each engine's filtered state probabilities (its age is its length - 1)."""
-        probs = np.array([f[-1] for f in filtered])
-        ages = np.array([len(s) - 1 for s in seqs])
+    def _prediction(self, probs, ages) -> RULPrediction:
+        """Predictions from filtered state distributions ``probs (n, K)`` at the engines' ages (0-based cycles)."""
         if self.readout == "empirical":  # one readout table per distinct age
             dists = self.readout_model.distributions(probs, ages)
         else:  # every engine's survival curve in one compiled loop
@@ -280,7 +279,29 @@ class ChainRULModel:
         """
         seqs, single = as_sequences("y", y, self._require().obs_dim)
         filtered = self.filter(y, **kw)
-        return self._prediction([filtered] if single else filtered, seqs)
+        filtered = [filtered] if single else filtered
+        return self._prediction(np.array([f[-1] for f in filtered]), np.array([len(s) - 1 for s in seqs]))
+
+    def predict_cuts(self, y, cuts) -> RULPrediction:
+        """Predictive RUL of each cut: engine ``y[c.engine]`` after its first ``c.n_observed`` cycles.
+
+        The filter is causal, so this is ``predict([y[c.engine][:c.n_observed] for c in cuts])``
+        to round-off, from one filtering pass per engine (up to its longest cut) where that
+        takes one pass per cut: cross-validation at every admissible cut
+        (:func:`statespace.prognostics.truncation_splits`) cuts each engine a hundred times.
+        """
+        seqs, _ = as_sequences("y", y, self._require().obs_dim)
+        engines, n_observed = cut_positions(cuts, [len(s) for s in seqs])
+        used, rows = np.unique(engines, return_inverse=True)
+        longest = np.zeros(len(used), dtype=np.int64)
+        np.maximum.at(longest, rows, n_observed)
+        return self._prefix_predictions([seqs[e][:n] for e, n in zip(used, longest)], rows, n_observed)
+
+    def _prefix_predictions(self, seqs, rows, n_observed) -> RULPrediction:
+        """Predictions after the first ``n_observed[j]`` cycles of ``seqs[rows[j]]``: one filter pass per sequence."""
+        filtered = self.filter(list(seqs))
+        probs = np.array([filtered[r][n - 1] for r, n in zip(rows, n_observed)])
+        return self._prediction(probs, n_observed - 1)
 
     def sample(self, T: int, rng=None, inputs=None, times=None):
         """``(states (T, 1), features (T, d))`` simulated from the fitted chain."""
@@ -465,6 +486,30 @@ class RULPipeline(SavedRULModel):
         """RUL distributions, point forecasts and intervals at the last cycle of each engine given."""
         return self.model.predict(self.transform(sensors, settings))
 
+    def predict_cuts(self, sensors, settings, cuts) -> RULPrediction:
+        """:meth:`predict` for each cut ``c``: engine ``sensors[c.engine]`` after its first ``c.n_observed`` cycles.
+
+        Equal to ``predict`` of the truncated engines to round-off, from one feature transform and
+        one filtering pass per engine: the features of an engine's first ``n`` cycles are the
+        first ``n`` rows of its features once ``n`` reaches ``features.baseline_cycles`` (the
+        operating-condition normalisation and the health indicator act row by row, the baseline
+        is the mean of those first cycles, the smoothing is causal). Shorter cuts are
+        transformed on their own.
+        """
+        engines, n_observed = cut_positions(cuts, [len(s) for s in sensors])
+        whole = n_observed >= self.features.baseline_cycles
+        used, rows = np.unique(engines[whole], return_inverse=True)
+        longest = np.zeros(len(used), dtype=np.int64)
+        np.maximum.at(longest, rows, n_observed[whole])
+        parts = list(zip(used, longest)) + list(zip(engines[~whole], n_observed[~whole]))
+        seq_of_cut = np.empty(len(engines), dtype=np.int64)
+        seq_of_cut[whole] = rows
+        seq_of_cut[~whole] = len(used) + np.arange(int((~whole).sum()))
+        feats = self.transform(
+            [sensors[e][:n] for e, n in parts], None if settings is None else [settings[e][:n] for e, n in parts]
+        )
+        return self.model._prefix_predictions(feats, seq_of_cut, n_observed)
+
     def _persist_state(self) -> dict:
         return {"features": features_state(self.features), "model": self.model}
 
@@ -493,6 +538,18 @@ class CVResult(NamedTuple):
     true_rul: np.ndarray
     report: dict
     weights: np.ndarray
+
+
+def predict_cuts(pipe, sensors, settings, cuts) -> RULPrediction:
+    """``pipe``'s predictions of the truncated engines ``sensors[c.engine][:c.n_observed]``: its own
+    ``predict_cuts`` (one pass per engine) where it has one, else ``predict`` of the truncations."""
+    if hasattr(pipe, "predict_cuts"):
+        return pipe.predict_cuts(sensors, settings, cuts)
+    engines, n_observed = cut_positions(cuts, [len(s) for s in sensors])
+    return pipe.predict(
+        [sensors[e][:n] for e, n in zip(engines, n_observed)],
+        None if settings is None else [settings[e][:n] for e, n in zip(engines, n_observed)],
+    )
 
 
 def cross_validate(
@@ -527,8 +584,7 @@ def cross_validate(
         pipe = make_pipeline()
         set_tr = None if settings[0] is None else [settings[i] for i in train]
         pipe.fit([sensors[i] for i in train], set_tr, rng=fold_rng, progress=False)
-        set_te = None if settings[0] is None else [settings[c.engine][: c.n_observed] for c in cuts]
-        return pipe.predict([sensors[c.engine][: c.n_observed] for c in cuts], set_te)
+        return predict_cuts(pipe, sensors, None if settings[0] is None else settings, cuts)
 
     with progress_bar(len(splits), "cross-validation", progress) as bar:
         parts = map_jobs(fold, list(zip(splits, rng.spawn(len(splits)))), on_done=lambda: bar.update(1))

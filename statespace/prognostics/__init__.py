@@ -8,7 +8,7 @@ statespace``: ``import statespace.prognostics``. Plots import matplotlib
 lazily (:mod:`statespace.prognostics.plots`).
 """
 
-from .cross_validation import Cut, cut_weights, per_engine_means, simulated_test_sets, truncation_splits
+from .cross_validation import Cut, cut_positions, cut_weights, per_engine_means, simulated_test_sets, truncation_splits
 from .features import HealthIndicator, exponential_smoothing, informative_columns, piecewise_linear_rul
 from .metrics import interval_coverage, mae, phm08_score, phm08_scores, rmse, rul_report
 from .phase_type import PhaseTypeDistribution, cdfs, mixture, quantiles, time_to_absorption, times_to_absorption
@@ -23,6 +23,7 @@ __all__ = [
     "StateRULReadout",
     "capped_means",
     "cdfs",
+    "cut_positions",
     "cut_weights",
     "exponential_smoothing",
     "informative_columns",

@@ -90,6 +90,29 @@ def truncation_splits(
         yield train, cuts
 
 
+def cut_positions(cuts, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """``(engines, n_observed)`` of each cut, checked against the engines' ``lengths``.
+
+    What a model needs to predict every cut from one pass over each engine: cut ``j`` is
+    engine ``engines[j]`` observed for its first ``n_observed[j]`` cycles (at least one, at
+    most all of them).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    engines = np.empty(len(cuts), dtype=np.int64)
+    n_observed = np.empty(len(cuts), dtype=np.int64)
+    for j, c in enumerate(cuts):
+        if not isinstance(c, Cut):
+            raise ParameterError(f"cuts[{j}]: expected a Cut (engine, n_observed, rul), got {type(c).__name__}")
+        e = check_int(f"cuts[{j}].engine", c.engine, minimum=0)
+        if e >= len(lengths):
+            raise ParameterError(f"cuts[{j}].engine: expected an engine index below {len(lengths)}, got {e}")
+        n = check_int(f"cuts[{j}].n_observed", c.n_observed, minimum=1)
+        if n > lengths[e]:
+            raise ParameterError(f"cuts[{j}].n_observed: engine {e} has {lengths[e]} cycles, got {n}")
+        engines[j], n_observed[j] = e, n
+    return engines, n_observed
+
+
 def _engine_groups(cuts):
     """``(inverse, counts)``: each cut's position among the distinct engines (sorted), and their cut counts."""
     engines = np.array([c.engine for c in cuts], dtype=np.int64)

@@ -99,6 +99,18 @@ def test_encoder_and_filter_are_causal(fitted):
         model.predict([one, one], dt=[np.ones(25)])
 
 
+def test_predict_cuts_equals_predict_of_the_truncated_engines(fitted):
+    """The network is causal, so every cut can be read from one pass over its engine."""
+    from statespace.prognostics import Cut
+
+    model, x, _ = fitted
+    cuts = [Cut(3, 30, 0), Cut(1, 12, 0), Cut(3, 44, 0), Cut(1, len(x[1]), 0)]
+    got, want = model.predict_cuts(x, cuts), model.predict([x[c.engine][: c.n_observed] for c in cuts])
+    np.testing.assert_allclose(got.state_probs, want.state_probs, atol=1e-10)
+    np.testing.assert_allclose(got.rul, want.rul, rtol=1e-8)
+    np.testing.assert_array_equal(got.q95, want.q95)
+
+
 def test_left_to_right_structure_survives_generalised_em(fitted):
     model, _, res = fitted
     A = model.transition_matrix

@@ -174,6 +174,72 @@ def test_empirical_readout_mixes_state_rul_tables_at_the_cut_age():
         ARPHMMRUL(readout="kaplan-meier")
 
 
+def _same_predictions(got, want, rtol=1e-10):
+    for f in ("rul", "mean", "state_probs"):
+        np.testing.assert_allclose(getattr(got, f), getattr(want, f), rtol=rtol, atol=1e-12, err_msg=f)
+    for f in ("q05", "q50", "q95"):
+        np.testing.assert_array_equal(getattr(got, f), getattr(want, f), err_msg=f)
+    for a, b in zip(got.distributions, want.distributions, strict=True):
+        np.testing.assert_allclose(a.pmf, b.pmf, rtol=rtol, atol=1e-14)
+
+
+@pytest.mark.parametrize("readout", ["phase_type", "empirical"])
+def test_predict_cuts_equals_predict_of_the_truncated_engines(readout):
+    """Every cut predicted from one filtering pass per engine against predict() of each truncation
+    (cuts of several engines, out of order, one engine cut at its last cycle)."""
+    from statespace.prognostics import Cut
+
+    rng = np.random.default_rng(5)
+    engines = [np.cumsum(rng.normal(-0.05, 0.3, (T, 2)), axis=0) for T in rng.integers(60, 90, 9)]
+    model = ARPHMMRUL(n_states=6, lags=0, cap=40.0, covariance_type="diag", horizon=50, max_iter=3, readout=readout)
+    model.fit(engines[:6], rng=0, progress=False)
+    cuts = [Cut(7, 40, 0), Cut(6, 12, 0), Cut(7, 21, 0), Cut(8, len(engines[8]), 0), Cut(6, 55, 0), Cut(7, 1, 0)]
+    want = model.predict([engines[c.engine][: c.n_observed] for c in cuts])
+    _same_predictions(model.predict_cuts(engines, cuts), want)
+    with pytest.raises(ParameterError, match=r"cuts\[1\].n_observed: engine 6 has"):
+        model.predict_cuts(engines, [cuts[0], Cut(6, len(engines[6]) + 1, 0)])
+    with pytest.raises(ParameterError, match=r"cuts\[0\].engine: expected an engine index below 9"):
+        model.predict_cuts(engines, [Cut(9, 5, 0)])
+    with pytest.raises(ParameterError, match=r"cuts\[0\]: expected a Cut"):
+        model.predict_cuts(engines, [(1, 5, 0)])
+
+
+@needs_data
+def test_pipeline_and_pool_predict_cuts_equal_predict_of_the_truncated_engines():
+    """RULPipeline.predict_cuts (one feature transform and one filter pass per engine; cuts shorter
+    than the features' baseline transformed on their own) and the pool's, against predict() of the
+    truncated sensor and setting arrays; a pipeline without predict_cuts goes through predict."""
+    from hmm.rul import RULEnsemble
+    from hmm.rul.models import predict_cuts
+    from statespace.datasets import load_cmapss
+    from statespace.prognostics import Cut
+
+    data = load_cmapss(DATA)
+    sens = data.train.split(data.train.sensors)[:12]
+    sets = data.train.split(data.train.settings)[:12]
+    members = [
+        RULPipeline(
+            SensorFeatures(baseline_cycles=20, health_cap=125.0),
+            ARPHMMRUL(n_states=6, lags=lags, cap=120.0, max_iter=4, readout=readout, horizon=150),
+        )
+        for lags, readout in ((1, "phase_type"), (0, "empirical"))
+    ]
+    for m in members:
+        m.fit(sens[:9], sets[:9], rng=0, progress=False)
+    cuts = [Cut(10, 150, 0), Cut(9, 31, 0), Cut(10, 12, 0), Cut(11, 100, 0), Cut(10, 20, 0), Cut(9, 120, 0)]
+    truncated = [sens[c.engine][: c.n_observed] for c in cuts], [sets[c.engine][: c.n_observed] for c in cuts]
+    for m in members:
+        _same_predictions(m.predict_cuts(sens, sets, cuts), m.predict(*truncated), rtol=1e-9)
+    pool = RULEnsemble(members)
+    _same_predictions(pool.predict_cuts(sens, sets, cuts), pool.predict(*truncated), rtol=1e-9)
+
+    class PredictOnly:  # a user's pipeline: fit and predict only
+        def predict(self, sensors, settings=None):
+            return members[0].predict(sensors, settings)
+
+    _same_predictions(predict_cuts(PredictOnly(), sens, sets, cuts), members[0].predict(*truncated), rtol=0)
+
+
 @needs_data
 def test_pipeline_on_a_few_engines():
     from statespace.datasets import load_cmapss
