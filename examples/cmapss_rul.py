@@ -46,6 +46,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import contextvars
 import csv
 import os
@@ -268,27 +269,54 @@ def main(argv=None) -> dict:
         help="run the cross-validation folds on the Dask cluster at ADDRESS (e.g. tcp://host:8786)",
     )
     args = ap.parse_args(argv)
-    if args.workers is not None or args.scheduler is not None:
-        return run_on_cluster(args)
-    return run(args)
+    cluster = start_cluster(args)
+    try:
+        return run(args, cluster)
+    finally:  # closed already unless run failed (closing twice is harmless)
+        if cluster is not None:
+            close_cluster(cluster).result()
 
 
-def run_on_cluster(args) -> dict:
-    """:func:`run` inside :func:`statespace.distributed.use`: the CV folds (x candidates) become Dask tasks."""
-    from dask.distributed import Client, LocalCluster
+def start_cluster(args):
+    """The Dask client the CV folds run on, as a future (``None`` without ``--workers`` or ``--scheduler``).
 
-    if args.scheduler is not None:
-        with Client(args.scheduler) as client, ssd.use(client):
-            return run(args)
-    with (
-        LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-        ssd.use(client),
-    ):
-        return run(args)
+    A ``LocalCluster`` of ``--workers`` single-threaded processes starts in a background thread
+    while the data are read and prepared. Its workers keep freed memory for reuse
+    (``MALLOC_TRIM_THRESHOLD_`` unset; the nanny sets it to give memory back to the system at
+    once, which makes every large temporary of the folds' fits a fresh mapping of faulted-in
+    pages: docs/distributed.md).
+    """
+    if args.workers is None and args.scheduler is None:
+        return None
+
+    def connect():
+        import dask
+        from dask.distributed import Client, LocalCluster
+
+        if args.scheduler is not None:
+            return Client(args.scheduler), None
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
+        return Client(cluster), cluster
+
+    return ThreadPoolExecutor(1).submit(connect)
 
 
-def run(args) -> dict:
+def close_cluster(cluster):
+    """Close the client and the local cluster of :func:`start_cluster` in a background thread (a future)."""
+
+    def close():
+        client, local = cluster.result()
+        client.close()
+        if local is not None:
+            local.close()
+
+    return ThreadPoolExecutor(1).submit(close)
+
+
+def run(args, cluster=None) -> dict:
+    """The script (steps 1-4 of the module docstring); ``cluster``: :func:`start_cluster`'s future, whose
+    client runs the CV folds and is closed, in the background, once they are done."""
     progress = not args.no_progress
     t0 = time.time()
 
@@ -355,20 +383,23 @@ def run(args) -> dict:
             return run_cv(config)
 
     configs = parse_grid(args.grid, args.model)
-    if ssd.active() is None:
-        cvs = map(run_cv, configs)
-    else:  # every configuration's folds queued on the cluster at once (each fold is a task)
-        pool = ThreadPoolExecutor(len(configs))
-        ctx = contextvars.copy_context()  # the active cluster, for every worker thread
-        cvs = pool.map(lambda c: ctx.copy().run(run_cv_queued, c), configs)
-    for config, cv in zip(configs, cvs):
-        model, k, lags, cap, readout, softness = config
-        results.append((config, cv))
-        print(
-            f"CV  {model:6s} K={k:3d} lags={lags} cap={cap:5.0f} {readout:10s} softness={softness:4.2f}: "
-            f"{fmt(cv.report)}   [{time.time() - t0:.0f}s]",
-            flush=True,
-        )
+    with contextlib.nullcontext() if cluster is None else ssd.use(cluster.result()[0]):
+        if cluster is None:
+            cvs = map(run_cv, configs)
+        else:  # every configuration's folds queued on the cluster at once (each fold is a task)
+            pool = ThreadPoolExecutor(len(configs))
+            ctx = contextvars.copy_context()  # the active cluster, for every worker thread
+            cvs = pool.map(lambda c: ctx.copy().run(run_cv_queued, c), configs)
+        for config, cv in zip(configs, cvs):
+            model, k, lags, cap, readout, softness = config
+            results.append((config, cv))
+            print(
+                f"CV  {model:6s} K={k:3d} lags={lags} cap={cap:5.0f} {readout:10s} softness={softness:4.2f}: "
+                f"{fmt(cv.report)}   [{time.time() - t0:.0f}s]",
+                flush=True,
+            )
+    # the cluster closes while the final fit (a hundred engines: faster in process) runs here
+    closing = None if cluster is None else close_cluster(cluster)
     if len({r[0][0] for r in results}) > 1:
         report_paired_errors(results)
         best = best_by_model(results)
@@ -434,6 +465,8 @@ def run(args) -> dict:
         out_dir = args.plots or (os.path.dirname(os.path.abspath(args.out)))
         save_plots(out_dir, shown, sens, sets, tsens, tsets, pred, truth if args.truth else None)
         print(f"plots in {out_dir}", flush=True)
+    if closing is not None:
+        closing.result()
     print(f"done in {time.time() - t0:.0f}s", flush=True)
     return {
         "cv": cv.report,
