@@ -423,20 +423,48 @@ def _distributions(P, A, absorbing, offset, tol, max_steps, names) -> list[Phase
         raise ParameterError(
             f"max_steps: P(tau > {max_steps}) = {curves[r, max_steps]:.3g} is still above tol={tol}{where}"
         )
-    out = []
-    for r in range(len(a)):
-        surv = curves[r, : lengths[r]]  # P(tau > n) for n = 0, 1, ...
-        absorbed0 = float(max(0.0, 1.0 - surv[0]))
-        # P(tau = n) = P(tau > n-1) - P(tau > n) for n >= 1; P(tau = 0) = absorbed0
-        pmf_tau = np.maximum(np.r_[absorbed0, surv[:-1] - surv[1:]], 0.0)
-        tail = float(surv[-1])
-        pmf = np.r_[pmf_tau[: offset + 1].sum(), pmf_tau[offset + 1 :]] if offset else pmf_tau
-        # X = max(tau - offset, 0): the exact moments of tau - offset, corrected on the
-        # few grid points below the offset where the max clips.
-        e1, e2 = float(e1s[r]), float(e2s[r])
-        low = np.arange(min(offset, len(pmf_tau)))
-        below = pmf_tau[: len(low)]
-        mean = (e1 - offset) + float(np.sum((offset - low) * below))
-        var = (e2 - 2 * offset * e1 + offset**2) - float(np.sum((low - offset) ** 2 * below)) - mean * mean
-        out.append(PhaseTypeDistribution(np.arange(len(pmf)), pmf, tail, float(mean), float(max(var, 0.0))))
-    return out
+    flat, starts, below1, below2 = _pmfs(curves, lengths, offset)
+    # X = max(tau - offset, 0): the exact moments of tau - offset, corrected on the
+    # few grid points below the offset where the max clips
+    mean = (e1s - offset) + below1
+    var = (e2s - 2 * offset * e1s + offset**2) - below2 - mean * mean
+    tails = curves[np.arange(len(a)), lengths - 1]
+    # every row's pmf a view of one block, every support a view of one read-only grid
+    grid = np.arange(int(np.max(np.diff(starts), initial=0)))
+    grid.flags.writeable = False
+    return [
+        PhaseTypeDistribution(grid[: e - b], flat[b:e], float(t), float(mu), float(max(v, 0.0)))
+        for b, e, t, mu, v in zip(starts[:-1].tolist(), starts[1:].tolist(), tails, mean, var)
+    ]
+
+
+@nb.njit(cache=True)
+def _pmfs(curves, lengths, offset):
+    """Each row's pmf of ``X = max(tau - offset, 0)`` from its survival curve, end to end, and the sums
+    ``sum_{n < offset} (offset - n) P(tau = n)`` and ``sum_{n < offset} (n - offset)^2 P(tau = n)``.
+
+    ``P(tau = 0) = max(1 - P(tau > 0), 0)``, ``P(tau = n) = max(P(tau > n-1) - P(tau > n), 0)``; the
+    mass at ``tau <= offset`` collects at ``X = 0``. Sums run in grid order.
+    """
+    R = len(lengths)
+    starts = np.zeros(R + 1, dtype=np.int64)
+    for r in range(R):
+        starts[r + 1] = starts[r] + max(lengths[r] - offset, 1)
+    flat = np.empty(starts[R])
+    below1 = np.zeros(R)
+    below2 = np.zeros(R)
+    for r in range(R):
+        L = lengths[r]
+        o = starts[r]
+        first = 0.0
+        for n in range(L):
+            p = max(1.0 - curves[r, 0], 0.0) if n == 0 else max(curves[r, n - 1] - curves[r, n], 0.0)
+            if n < offset:
+                below1[r] += (offset - n) * p
+                below2[r] += float((n - offset) ** 2) * p
+            if n <= offset:
+                first = first + p if n else p
+            else:
+                flat[o + n - offset] = p
+        flat[o] = first
+    return flat, starts, below1, below2
