@@ -194,8 +194,8 @@ def main(argv=None) -> dict:
         choices=("arphmm", "deep"),
         default="deep",
         help="'deep' (default): the classical ARPHMM, the S5-emission ARPHMM with 30 and 40 states and "
-        "their pool, compared on the same CV cuts (about 7.5 min on 2 idle cores: the network trains on "
-        "every fold); 'arphmm': the classical candidates only (about 1 min)",
+        "their pool, compared on the same CV cuts (about 6 min on 2 idle cores: the network trains on "
+        "every fold); 'arphmm': the classical candidates only (about 10-20 s)",
     )
     ap.add_argument(
         "--select",

@@ -28,6 +28,7 @@ from .models import (
     RULPrediction,
     cross_validate,
     life_fraction_plausibilities,
+    predict_cuts,
     predict_from_distributions,
     recalibrated_levels,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "life_fraction_plausibilities",
     "load_rul",
     "pool_predictions",
+    "predict_cuts",
     "predict_from_distributions",
     "recalibrated_levels",
     "save_rul",

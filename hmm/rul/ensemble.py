@@ -130,7 +130,7 @@ class RULEnsemble(SavedRULModel):
         return self._pool([m.predict(sensors, settings) for m in self.members])
 
     def predict_cuts(self, sensors, settings, cuts) -> RULPrediction:
-        """Pooled predictive RUL of each cut (:func:`hmm.rul.models.predict_cuts` of every member)."""
+        """Pooled predictive RUL of each cut (:func:`hmm.rul.predict_cuts` of every member)."""
         return self._pool([predict_cuts(m, sensors, settings, cuts) for m in self.members])
 
     def _pool(self, preds) -> RULPrediction:

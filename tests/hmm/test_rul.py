@@ -209,8 +209,7 @@ def test_pipeline_and_pool_predict_cuts_equal_predict_of_the_truncated_engines()
     """RULPipeline.predict_cuts (one feature transform and one filter pass per engine; cuts shorter
     than the features' baseline transformed on their own) and the pool's, against predict() of the
     truncated sensor and setting arrays; a pipeline without predict_cuts goes through predict."""
-    from hmm.rul import RULEnsemble
-    from hmm.rul.models import predict_cuts
+    from hmm.rul import RULEnsemble, predict_cuts
     from statespace.datasets import load_cmapss
     from statespace.prognostics import Cut
 
