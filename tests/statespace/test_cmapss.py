@@ -156,6 +156,21 @@ def test_rul_file_errors(tmp_path):
         read_rul_file(tmp_path / "r.txt", 3)
 
 
+def test_nearest_centres_against_argmin_of_the_distances():
+    """The k-means assignments against NumPy's argmin of every row's squared distances (the first
+    centre on a tie), with exact ties: duplicated centres and rows on a coarse grid."""
+    from statespace.datasets.cmapss.features import _nearest_centres
+
+    rng = np.random.default_rng(9)
+    for z in (rng.normal(size=(2000, 3)), np.round(rng.normal(size=(2000, 3)), 1), rng.normal(size=(500, 1))):
+        for k in (1, 2, 5, 9):
+            c = z[rng.choice(len(z), k, replace=False)]
+            c = np.vstack([c, c[::-1]])  # every centre twice: the first copy wins
+            want = np.argmin(((z[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+            np.testing.assert_array_equal(_nearest_centres(z, c), want)
+            assert _nearest_centres(z, c).max() < k
+
+
 def test_operating_conditions_found_and_normalised():
     rng = np.random.default_rng(2)
     centers = np.array([[0, 0, 100], [10, 0.25, 100], [20, 0.7, 100], [25, 0.62, 60], [35, 0.84, 100], [42, 0.84, 100]])

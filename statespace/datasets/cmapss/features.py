@@ -46,8 +46,8 @@ Example::
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
-from scipy.cluster.vq import vq
 
 from ...errors import DataError, ParameterError, ShapeError
 from ...prognostics.features import HealthIndicator, _as_engines, exponential_smoothing, informative_columns
@@ -279,8 +279,8 @@ def _kmeans(z: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 4):
 def _lloyd(z: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 50):
     """Lloyd's k-means with k-means++ seeding (a few thousand rows, a few dimensions).
 
-    Each iteration assigns the rows to their nearest centre with scipy's ``vq`` (a compiled loop;
-    the first nearest on a tie, as ``argmin``) and moves every centre to the mean of its rows by
+    Each iteration assigns the rows to their nearest centre (:func:`_nearest_centres`, a compiled
+    loop; the first nearest on a tie, as ``argmin``) and moves every centre to the mean of its rows by
     weighted counts: no ``(n, k, s)`` temporary, no masked mean per centre. On settings without
     distinct conditions (FD001's are noise) the iterations take 10 to 50 rounds at each of the 36
     trial runs of a fit, so the rounds must be cheap."""
@@ -295,7 +295,7 @@ def _lloyd(z: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 50):
     centers = np.asarray(centers)
     labels = np.zeros(n, dtype=np.int64)
     for it in range(n_iter):
-        new = vq(z, centers, check_finite=False)[0].astype(np.int64)
+        new = _nearest_centres(z, centers)
         if it > 0 and np.array_equal(new, labels):
             break
         labels = new
@@ -304,3 +304,21 @@ def _lloyd(z: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 50):
         for j in range(z.shape[1]):
             centers[filled, j] = np.bincount(labels, weights=z[:, j], minlength=k)[filled] / counts[filled]
     return centers, labels
+
+
+@nb.njit(cache=True)
+def _nearest_centres(z, centers):
+    """Each row's nearest centre: squared distances summed over the columns in order, the first
+    centre on a tie (the labels of scipy's ``vq``, without importing ``scipy.spatial``)."""
+    labels = np.empty(z.shape[0], dtype=np.int64)
+    for i in range(z.shape[0]):
+        best, label = np.inf, 0
+        for j in range(centers.shape[0]):
+            d = 0.0
+            for t in range(z.shape[1]):
+                e = z[i, t] - centers[j, t]
+                d += e * e
+            if d < best:
+                best, label = d, j
+        labels[i] = label
+    return labels
