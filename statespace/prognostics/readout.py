@@ -45,6 +45,7 @@ Example::
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from ..errors import DataError, ShapeError
@@ -93,11 +94,9 @@ class StateRULReadout:
         self.ruls_ = np.concatenate([np.arange(len(p) - 1, -1, -1) for p in arrays])
         self.weights_ = np.vstack(arrays)
         self.n_states_ = K
-        from scipy import sparse
-
-        n = len(self.ruls_)
-        # (R, cycles) indicator of each cycle's RUL: one sparse product sums the cycles of every RUL
-        self.by_rul_ = sparse.csr_matrix((np.ones(n), (self.ruls_, np.arange(n))), shape=(int(self.ruls_.max()) + 1, n))
+        # the cycles grouped by RUL, each group in cycle order (what sums the cycles of every RUL)
+        self.by_rul_ = np.argsort(self.ruls_, kind="stable")
+        self.rul_starts_ = np.searchsorted(self.ruls_[self.by_rul_], np.arange(int(self.ruls_.max()) + 2))
         pooled = self._counts(np.ones(len(self.ruls_)))
         mass = pooled.sum(axis=1, keepdims=True)
         if not (mass > 0).any():
@@ -109,7 +108,7 @@ class StateRULReadout:
 
     def _counts(self, cycle_weights) -> np.ndarray:
         """``(K, R)``: posterior mass of each state on the cycles with each RUL, cycles weighted."""
-        return np.asarray(self.by_rul_ @ (self.weights_ * cycle_weights[:, None])).T
+        return _rul_sums(self.weights_, cycle_weights, self.by_rul_, self.rul_starts_).T
 
     def conditional(self, age: float) -> np.ndarray:
         """``(K, R)`` table of ``p(r | k, age)`` on ``r = 0..R-1``."""
@@ -167,3 +166,17 @@ class StateRULReadout:
     def _require(self):
         if not hasattr(self, "pooled_"):
             raise DataError("StateRULReadout: call fit before predicting")
+
+
+@nb.njit(cache=True)
+def _rul_sums(weights, cycle_weights, order, starts):
+    """``(R, K)``: row ``r`` sums ``weights[c] * cycle_weights[c]`` over the cycles ``c`` with RUL ``r`` in cycle
+    order (``order[starts[r]:starts[r+1]]``): one pass, where a sparse product needed the weighted
+    ``(cycles, K)`` copy of the posteriors at every age."""
+    out = np.zeros((len(starts) - 1, weights.shape[1]))
+    for r in range(len(starts) - 1):
+        for i in range(starts[r], starts[r + 1]):
+            c = order[i]
+            for k in range(weights.shape[1]):
+                out[r, k] += weights[c, k] * cycle_weights[c]
+    return out
