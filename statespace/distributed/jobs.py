@@ -46,9 +46,13 @@ def map_jobs(fn, jobs, *, seed=None, seeded: bool = False, on_done=None) -> list
     with data_in_graph():
         name = funcname(fn)
         futures = [client.submit(in_task, fn, *a, pure=False, key=f"{name}-{uuid.uuid4().hex}") for a in args]
+    position = {f.key: i for i, f in enumerate(futures)}
+    out = [None] * len(futures)
     try:
-        for _ in as_completed(futures):
+        # each result fetched as its job ends: its transfer and unpickling overlap the jobs still running
+        for future in as_completed(futures):
+            out[position[future.key]] = future.result()
             done()
-        return client.gather(futures)
+        return out
     finally:
         client.cancel(futures)
