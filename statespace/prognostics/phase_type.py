@@ -63,12 +63,12 @@ class PhaseTypeDistribution(NamedTuple):
     def cdf(self, x) -> np.ndarray:
         """``P(X <= x)`` on the grid (``1 - tail`` beyond it, 0 below it), element-wise (:func:`cdfs`)."""
         x = np.asarray(x, dtype=np.float64)
-        return cdfs([self], x.ravel())[0].reshape(x.shape)
+        return cdfs([self], x if x.ndim <= 1 else x.ravel())[0].reshape(x.shape)
 
     def quantile(self, q) -> np.ndarray:
         """Smallest integer ``x`` with ``P(X <= x) >= q`` (element-wise for an array ``q``; :func:`quantiles`)."""
         q = np.asarray(q, dtype=np.float64)
-        return quantiles([self], q.ravel())[0].reshape(q.shape)[()]
+        return quantiles([self], q if q.ndim <= 1 else q.ravel())[0].reshape(q.shape)[()]
 
     def conditioned_below(self, upper: int) -> PhaseTypeDistribution:
         """The distribution of ``X`` given ``X <= upper`` (moments from the grid).
@@ -130,7 +130,8 @@ def _per_row(name, values, n_rows, valid, expected, error) -> np.ndarray:
     bad = np.flatnonzero(~valid(v))
     if bad.size:
         at = np.unravel_index(bad[0], v.shape)
-        raise error(f"{name}[{', '.join(map(str, at))}]: expected {expected}, got {v[at]}")
+        where = f"{name}[{', '.join(map(str, at))}]" if v.ndim else name
+        raise error(f"{where}: expected {expected}, got {v[at]}")
     return np.ascontiguousarray(np.broadcast_to(v.reshape(1, -1), (n_rows, v.size)) if shared else v)
 
 

@@ -212,6 +212,8 @@ def test_a_fleets_readouts_against_each_grid_by_hand():
         quantiles(dists, [0.5, 1.5])
     with pytest.raises(ParameterError, match=r"q\[2, 0\]: expected a probability"):
         quantiles(dists, np.where(np.arange(5)[:, None] == 2, np.nan, per_row))
+    with pytest.raises(ParameterError, match=r"^q: expected a probability in \[0, 1\], got -0.1"):
+        dists[0].quantile(-0.1)
     with pytest.raises(DataError, match=r"x\[0\]: expected a number, got nan"):
         cdfs(dists, [np.nan])
     with pytest.raises(ShapeError, match=r"x: expected shape"):
