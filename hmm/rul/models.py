@@ -292,9 +292,7 @@ class ChainRULModel:
         """
         seqs, _ = as_sequences("y", y, self._require().obs_dim)
         engines, n_observed = cut_positions(cuts, [len(s) for s in seqs])
-        used, rows = np.unique(engines, return_inverse=True)
-        longest = np.zeros(len(used), dtype=np.int64)
-        np.maximum.at(longest, rows, n_observed)
+        used, rows, longest = _longest_prefixes(engines, n_observed)
         return self._prefix_predictions([seqs[e][:n] for e, n in zip(used, longest)], rows, n_observed)
 
     def _prefix_predictions(self, seqs, rows, n_observed) -> RULPrediction:
@@ -332,6 +330,15 @@ class ChainRULModel:
     @classmethod
     def _from_persisted(cls, state: dict):
         return restore_chain(cls, state, cls._HMM)
+
+
+def _longest_prefixes(engines, n_observed):
+    """``(used, rows, longest)``: the distinct engines of the cuts, each cut's position among them and
+    each engine's longest cut (what one pass per engine must cover)."""
+    used, rows = np.unique(engines, return_inverse=True)
+    longest = np.zeros(len(used), dtype=np.int64)
+    np.maximum.at(longest, rows, n_observed)
+    return used, rows, longest
 
 
 def predict_from_distributions(
@@ -498,9 +505,7 @@ class RULPipeline(SavedRULModel):
         """
         engines, n_observed = cut_positions(cuts, [len(s) for s in sensors])
         whole = n_observed >= self.features.baseline_cycles
-        used, rows = np.unique(engines[whole], return_inverse=True)
-        longest = np.zeros(len(used), dtype=np.int64)
-        np.maximum.at(longest, rows, n_observed[whole])
+        used, rows, longest = _longest_prefixes(engines[whole], n_observed[whole])
         parts = list(zip(used, longest)) + list(zip(engines[~whole], n_observed[~whole]))
         seq_of_cut = np.empty(len(engines), dtype=np.int64)
         seq_of_cut[whole] = rows

@@ -102,10 +102,8 @@ class PhaseTypeDistribution(NamedTuple):
 
 def _packed(distributions):
     """``(pmf, starts, support, tail)``: the pmfs and supports end to end, row ``i`` in ``starts[i]:starts[i+1]``."""
-    dists = distributions if isinstance(distributions, (list, tuple)) else list(distributions)
+    dists = _distribution_list(distributions)
     for i, d in enumerate(dists):
-        if not isinstance(d, PhaseTypeDistribution):
-            raise ParameterError(f"distributions[{i}]: expected a PhaseTypeDistribution, got {type(d).__name__}")
         if len(d.pmf) == 0:
             raise ShapeError(f"distributions[{i}]: expected a non-empty grid, got an empty pmf")
     if not dists:
@@ -119,6 +117,15 @@ def _packed(distributions):
     pmf = np.concatenate([d.pmf for d in dists]).astype(np.float64, copy=False)
     support = np.concatenate([d.support for d in dists])
     return pmf, starts, support, np.array([d.tail for d in dists], dtype=np.float64)
+
+
+def _distribution_list(distributions) -> list:
+    """``distributions`` as a list, each checked to be a :class:`PhaseTypeDistribution`."""
+    dists = distributions if isinstance(distributions, list) else list(distributions)
+    for i, d in enumerate(dists):
+        if not isinstance(d, PhaseTypeDistribution):
+            raise ParameterError(f"distributions[{i}]: expected a PhaseTypeDistribution, got {type(d).__name__}")
+    return dists
 
 
 def _per_row(name, values, n_rows, valid, expected, error) -> np.ndarray:
@@ -218,12 +225,10 @@ def mixture(distributions, weights=None) -> PhaseTypeDistribution:
         distributions: ``PhaseTypeDistribution`` members, supports starting at 0.
         weights: non-negative, summing to 1 (default: equal weights).
     """
-    dists = list(distributions)
+    dists = _distribution_list(distributions)
     if not dists:
         raise ShapeError("distributions: expected at least one distribution to mix")
     for i, d in enumerate(dists):
-        if not isinstance(d, PhaseTypeDistribution):
-            raise ParameterError(f"distributions[{i}]: expected a PhaseTypeDistribution, got {type(d).__name__}")
         if len(d.support) and d.support[0] != 0:
             raise ParameterError(f"distributions[{i}]: expected a support starting at 0, got {d.support[0]}")
     if weights is None:
