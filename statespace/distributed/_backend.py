@@ -80,10 +80,14 @@ def in_task(fn, *args, **kwargs):
     The cluster's worker threads are its parallelism, as Dask's workers start with
     ``OMP_NUM_THREADS=1``; Numba's loops would otherwise each start as many threads as the
     machine has cores, in every worker thread at once. Numba's thread count belongs to the
-    calling thread, so the setting holds for this task's thread only.
+    calling thread, so the setting holds for this task's thread only. JAX's pools belong to
+    the process: :func:`~statespace.distributed._cluster.size_jax_pools` sizes them.
     """
     import numba
 
+    from ._cluster import size_jax_pools
+
+    size_jax_pools()
     numba.set_num_threads(1)
     return fn(*args, **kwargs)
 

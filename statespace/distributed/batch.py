@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from ..errors import ShapeError
@@ -12,8 +14,12 @@ from ._backend import active, in_task, item_size, reduce_sum, shard_bounds
 PER_SEQUENCE = ("inputs", "pl", "times", "dt", "future_inputs", "settings")
 
 
-def _call(verb, ys, kwargs):
-    return in_task(verb, ys, **kwargs)
+def _call(message, ys, kwargs):
+    # the verb (its model) arrives pickled, unpickled once the worker's JAX pools are sized
+    from ._cluster import size_jax_pools
+
+    size_jax_pools()
+    return in_task(pickle.loads(message), ys, **kwargs)
 
 
 def map_sequences(verb, y, **kwargs):
@@ -51,9 +57,9 @@ def map_sequences(verb, y, **kwargs):
     n = backend.shards_for(len(items))
     b = shard_bounds([item_size(s) for s in items], n)
     client = backend.client
-    from ._cluster import broadcast, gather_in_order
+    from ._cluster import broadcast, dumps, gather_in_order
 
-    v = broadcast(client, verb)
+    v = broadcast(client, dumps(verb))
     futures = [
         client.submit(
             _call, v, items[b[j] : b[j + 1]], {**shared, **{k: x[b[j] : b[j + 1]] for k, x in per.items()}}, pure=False
@@ -85,14 +91,19 @@ def _map_bag(verb, bag, kwargs):
                 + (f" with {v.npartitions} partitions" if _is_bag(v) else "")
             )
     shared = {k: v for k, v in kwargs.items() if k not in per}
-    return db.map_partitions(_call_partition, bag, verb, shared, tuple(per), *per.values())
+    from ._cluster import dumps
+
+    return db.map_partitions(_call_partition, bag, dumps(verb), shared, tuple(per), *per.values())
 
 
-def _call_partition(part, verb, shared, names, *per_parts):
+def _call_partition(part, message, shared, names, *per_parts):
     ys = list(part)
     if not ys:
         return []
-    out = in_task(verb, ys, **shared, **{n: list(p) for n, p in zip(names, per_parts)})
+    from ._cluster import size_jax_pools
+
+    size_jax_pools()
+    out = in_task(pickle.loads(message), ys, **shared, **{n: list(p) for n, p in zip(names, per_parts)})
     return out if isinstance(out, list) else [out]
 
 

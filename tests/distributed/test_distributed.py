@@ -310,6 +310,43 @@ def _compiled_threads_of_list(ys):
     return [_compiled_threads()] * len(ys)
 
 
+def _xla_pool():
+    """``PJRT_NPROC`` and the threads of XLA's intra-op pool (Linux names them tf_XLAEigen) after a JAX computation."""
+    import jax.numpy as jnp
+
+    float(jnp.ones(3).sum())
+    names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    return os.environ.get("PJRT_NPROC"), names.count("tf_XLAEigen")
+
+
+class _JaxVerb:
+    """A batch verb whose model holds a JAX array: unpickling it starts JAX in the worker process."""
+
+    def __init__(self):
+        import jax.numpy as jnp
+
+        self.w = jnp.ones(2)
+
+    def __call__(self, ys):
+        return [_xla_pool()] * len(ys)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2, reason="thread names of /proc; one core"
+)
+def test_work_on_the_cluster_sizes_jax_pools_to_the_worker_threads():
+    # XLA's default is one pool thread per core of the machine; two one-thread workers training networks
+    # on two cores then ran each fold 1.9x slower. Fresh worker processes, so that JAX starts in the task
+    # checked (the batch verb's model is unpickled on the worker; the jobs run after a restart).
+    pytest.importorskip("jax")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as c, ssd.use(c, n_shards=2):
+            batch = ssd.map_sequences(_JaxVerb(), [np.zeros((3, 1))] * 4)
+            c.restart()
+            jobs = ssd.map_jobs(lambda _: _xla_pool(), range(2))
+    assert batch + jobs == [("1", 1)] * 6
+
+
 def test_impossible_sequence_in_one_shard_names_its_global_index(client):
     rng = np.random.default_rng(3)
     ys = [rng.integers(0, 2, (20, 1)).astype(float) for _ in range(8)]
