@@ -1,7 +1,7 @@
 """Remaining useful life of CMAPSS turbofan engines with the ARPHMM.
 
     python examples/cmapss_rul.py --data DIR --subset FD001 --out predictions.csv [--truth RUL_FD001.txt] [--model arphmm]
-        [--workers N | --scheduler tcp://host:8786]   # the CV folds as Dask tasks (docs/distributed.md)
+        [--workers N | --scheduler tcp://host:8786]   # the CV folds and a pool's fits as Dask tasks (docs/distributed.md)
 
 1. Cross-validation on the training engines (held-out engines cut as the test
    set is built; by default at every admissible cycle, each engine weighing
@@ -260,13 +260,14 @@ def main(argv=None) -> dict:
         "--workers",
         type=int,
         default=None,
-        help="run the cross-validation folds on a local Dask cluster of N single-threaded worker processes",
+        help="run the cross-validation folds and a pool's member fits on a local Dask cluster of N single-threaded "
+        "worker processes",
     )
     ap.add_argument(
         "--scheduler",
         default=None,
         metavar="ADDRESS",
-        help="run the cross-validation folds on the Dask cluster at ADDRESS (e.g. tcp://host:8786)",
+        help="run the cross-validation folds and a pool's member fits on the Dask cluster at ADDRESS (e.g. tcp://host:8786)",
     )
     args = ap.parse_args(argv)
     cluster = start_cluster(args)
@@ -278,7 +279,7 @@ def main(argv=None) -> dict:
 
 
 def start_cluster(args):
-    """The Dask client the CV folds run on, as a future (``None`` without ``--workers`` or ``--scheduler``).
+    """The Dask client the CV folds and a pool's fits run on, as a future (``None`` without ``--workers`` or ``--scheduler``).
 
     A ``LocalCluster`` of ``--workers`` single-threaded processes starts in a background thread
     while the data are read and prepared. Its workers keep freed memory for reuse
@@ -316,7 +317,7 @@ def close_cluster(cluster):
 
 def run(args, cluster=None) -> dict:
     """The script (steps 1-4 of the module docstring); ``cluster``: :func:`start_cluster`'s future, whose
-    client runs the CV folds and is closed, in the background, once they are done."""
+    client runs the CV folds (and a pool's member fits) and is closed, in the background, once they are done."""
     progress = not args.no_progress
     t0 = time.time()
 
@@ -398,8 +399,6 @@ def run(args, cluster=None) -> dict:
                 f"{fmt(cv.report)}   [{time.time() - t0:.0f}s]",
                 flush=True,
             )
-    # the cluster closes while the final fit (a hundred engines: faster in process) runs here
-    closing = None if cluster is None else close_cluster(cluster)
     if len({r[0][0] for r in results}) > 1:
         report_paired_errors(results)
         best = best_by_model(results)
@@ -425,11 +424,14 @@ def run(args, cluster=None) -> dict:
     def make_pipeline(c):
         return factory_for(c, point_cap)()
 
-    if config[0] == "pool":
+    if config[0] == "pool":  # the members fit as independent jobs: on the cluster when there is one
         pipe = RULEnsemble([make_pipeline(c) for c in config[1:]], point_cap=point_cap)
+        with contextlib.nullcontext() if cluster is None else ssd.use(cluster.result()[0]):
+            fits = pipe.fit(sens, sets, rng=args.seed, progress=progress)
+        closing = None if cluster is None else close_cluster(cluster)
         calibrated, shown = pipe, pipe.members[0]  # plots of the first member's states
-        fits = pipe.fit(sens, sets, rng=args.seed, progress=progress)
-    else:
+    else:  # one fit (a hundred engines: faster in process) while the cluster closes
+        closing = None if cluster is None else close_cluster(cluster)
         pipe = make_pipeline(config)
         calibrated, shown = pipe.model, pipe
         fits = [pipe.fit(sens, sets, rng=args.seed, progress=progress)]

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from statespace.distributed import map_jobs
 from statespace.errors import ParameterError, ShapeError
 from statespace.persistence import register_loadable
 from statespace.prognostics import mixture, rul_report
@@ -121,9 +122,22 @@ class RULEnsemble(SavedRULModel):
         self.pit_levels = None
 
     def fit(self, sensors, settings=None, rng=None, progress: bool = True) -> list:
-        """Fit every member on the same engines; returns their fit results."""
+        """Fit every member on the same engines; returns their fit results.
+
+        Each member fits with its own generator spawned from ``rng``, so the members fit as
+        independent jobs (:func:`statespace.distributed.map_jobs`) with the same result
+        anywhere: inside a :func:`statespace.distributed.use` block, on the workers, and
+        ``members`` then holds the fitted copies they send back.
+        """
         rng = as_rng(rng)
-        return [m.fit(sensors, settings, rng=rng, progress=progress) for m in self.members]
+
+        def fit_member(job):
+            member, member_rng = job
+            return member, member.fit(sensors, settings, rng=member_rng, progress=progress)
+
+        done = map_jobs(fit_member, list(zip(self.members, rng.spawn(len(self.members)))))
+        self.members = [member for member, _ in done]
+        return [fit for _, fit in done]
 
     def predict(self, sensors, settings=None) -> RULPrediction:
         """Pooled predictive RUL of each engine (recalibrated when :meth:`calibrate` was called)."""

@@ -430,6 +430,37 @@ CMAPSS = os.environ.get(
 )
 
 
+@pytest.mark.skipif(not os.path.isfile(os.path.join(CMAPSS, "train_FD001.txt")), reason="CMAPSS FD001 not available")
+def test_a_pools_members_fit_as_jobs_with_the_serial_result(client):
+    from hmm.rul import ARPHMMRUL, RULEnsemble, RULPipeline
+    from statespace.datasets import load_cmapss
+    from statespace.datasets.cmapss import SensorFeatures
+
+    data = load_cmapss(CMAPSS)
+    sens, sets = data.train.split(data.train.sensors)[:10], data.train.split(data.train.settings)[:10]
+    test = data.test.split(data.test.sensors)[:4], data.test.split(data.test.settings)[:4]
+
+    def pool():
+        return RULEnsemble(
+            [
+                RULPipeline(SensorFeatures(baseline_cycles=10), ARPHMMRUL(n_states=k, lags=0, cap=120.0, max_iter=3))
+                for k in (4, 5)
+            ]
+        )
+
+    serial, dist = pool(), pool()
+    serial_fits = serial.fit(sens, sets, rng=np.random.default_rng(2), progress=False)
+    unfitted = list(dist.members)
+    with ssd.use(client):
+        dist_fits = dist.fit(sens, sets, rng=np.random.default_rng(2), progress=False)
+    for d, s in zip(dist_fits, serial_fits):
+        np.testing.assert_array_equal(d.log_likelihoods, s.log_likelihoods)
+    assert all(a is not b for a, b in zip(dist.members, unfitted))  # the fitted copies sent back
+    a, b = serial.predict(*test), dist.predict(*test)
+    np.testing.assert_array_equal(a.rul, b.rul)
+    np.testing.assert_array_equal(a.q95, b.q95)
+
+
 @pytest.mark.slow  # two runs of the example, one of them starting its own LocalCluster
 @pytest.mark.skipif(not os.path.isfile(os.path.join(CMAPSS, "train_FD001.txt")), reason="CMAPSS FD001 not available")
 @pytest.mark.parametrize(

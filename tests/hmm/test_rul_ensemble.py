@@ -126,6 +126,11 @@ def test_combine_cv_and_the_fitted_ensemble_on_engines():
     test = data.test.split(data.test.sensors)[:4], data.test.split(data.test.settings)[:4]
     pred = ens.predict(*test)
     members = [m.predict(*test) for m in ens.members]
+    # each member fits from its own generator spawned from rng (so that members can fit as independent jobs)
+    for alone, member_rng, fit in zip(_pipelines(), np.random.default_rng(0).spawn(2), fits):
+        np.testing.assert_array_equal(
+            alone.fit(sens, sets, rng=member_rng, progress=False).log_likelihoods, fit.log_likelihoods
+        )
     np.testing.assert_allclose(pred.rul, 0.5 * (members[0].rul + members[1].rul), rtol=1e-12)
     # recalibration: the levels are the PIT quantiles of the pooled CV distributions
     ens.calibrate(pooled.prediction.distributions, pooled.true_rul, rng=1)
