@@ -1,6 +1,6 @@
 """Scale-out benchmark: many-sequence EM as map-reduce on a Dask LocalCluster (issue 19).
 
-    python benchmarks/distributed.py [--quick] [--scale 0.25] [--cmapss DIR]
+    python benchmarks/distributed.py [--quick] [--scale 0.25] [--cmapss DIR [--cmapss-deep]]
 
 Each timed case prints one JSON line.
 
@@ -28,9 +28,12 @@ Each timed case prints one JSON line.
 * ``distributed_cmapss`` (with ``--cmapss DIR``): wall time of ``examples/cmapss_rul.py``
   in process, with ``--workers 1`` and with ``--workers 2`` (each run starts its own
   cluster), for the example's ``--model arphmm`` defaults and for a smaller grid
-  (:data:`CMAPSS_CASES`), and whether the three ``predictions.csv`` are byte-identical.
+  (:data:`CMAPSS_CASES`), and with ``--cmapss-deep`` for its default run (the deep
+  candidates and their pool: about 20 minutes for the three runs on 2 cores), and whether
+  the three ``predictions.csv`` are byte-identical.
 
-Every side runs with one compiled-code thread per process (``NUMBA_NUM_THREADS=1``).
+Every side runs with one compiled-code thread per process (``NUMBA_NUM_THREADS=1``,
+``PJRT_NPROC=1`` for JAX's pools).
 The machine's cores are shared with whatever else runs: the figures are what one
 run measured, not a capability of the library.
 """
@@ -51,7 +54,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path.join(ROOT, "benchmarks")]
 
 # one thread per worker process, and in process, so that workers are the only parallelism compared
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PJRT_NPROC"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
@@ -120,6 +123,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's sequence counts")
     ap.add_argument("--cmapss", default=None, metavar="DIR", help="also time examples/cmapss_rul.py --workers 1 vs 2")
+    ap.add_argument("--cmapss-deep", action="store_true", help="with --cmapss: also the example's default (deep) run")
     args = ap.parse_args(argv)
     from dask.distributed import Client, LocalCluster
 
@@ -199,7 +203,7 @@ def main(argv=None):
             same_loglik=True,
         )
     if args.cmapss:
-        cmapss(args.cmapss)
+        cmapss(args.cmapss, deep=args.cmapss_deep)
 
 
 #: The example's runs: its ``--model arphmm`` defaults (2 candidates of K = 30 x 5 folds, every admissible
@@ -217,8 +221,13 @@ CMAPSS_CASES = {
 }
 
 
-def cmapss(data_dir):
-    for case, args in CMAPSS_CASES.items():
+#: The example's default run (``--model deep``): the classical and two S5-emission candidates, 5 folds each,
+#: and the pool's three final fits.
+CMAPSS_DEEP_CASE = {"FD001_deep_default": []}
+
+
+def cmapss(data_dir, deep=False):
+    for case, args in {**CMAPSS_CASES, **(CMAPSS_DEEP_CASE if deep else {})}.items():
         common = ["--data", data_dir, *args, "--no-progress", "--plots", "none"]
         out, wall = {}, {}
         with tempfile.TemporaryDirectory() as tmp:
