@@ -1,13 +1,16 @@
 """The active Dask backend (a context variable), shard boundaries and global error indices.
 
-Nothing here imports Dask: the client object is whatever the user passed to
-:func:`use`, and only its methods are called.
+Nothing here imports Dask on the client: the client object is whatever the user passed to
+:func:`use`, and only its methods are called (:func:`size_jax_pools`, run on workers, asks Dask
+for the worker's thread count).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import multiprocessing
+import os
 import re
 from typing import NamedTuple
 
@@ -81,15 +84,39 @@ def in_task(fn, *args, **kwargs):
     ``OMP_NUM_THREADS=1``; Numba's loops would otherwise each start as many threads as the
     machine has cores, in every worker thread at once. Numba's thread count belongs to the
     calling thread, so the setting holds for this task's thread only. JAX's pools belong to
-    the process: :func:`~statespace.distributed._cluster.size_jax_pools` sizes them.
+    the process: :func:`size_jax_pools` sizes them.
     """
     import numba
-
-    from ._cluster import size_jax_pools
 
     size_jax_pools()
     numba.set_num_threads(1)
     return fn(*args, **kwargs)
+
+
+def size_jax_pools():
+    """Size this worker process's JAX thread pools to the worker's threads, unless the environment chose.
+
+    XLA's CPU client sizes its pools once, when JAX first computes in a process, from
+    ``PJRT_NPROC`` (or ``NPROC``), by default one thread per core of the machine whatever the
+    worker's share of it: two one-thread workers on two cores, each training a network, ran
+    their CMAPSS folds 1.9x slower each than one worker alone (docs/distributed.md). So the
+    variable is set here, before a task's work starts, to the worker's thread count. Work that
+    unpickles JAX arrays calls this first (the E-step's parameters, a batch verb's model): a
+    JAX array unpickled starts JAX. Jobs are unpickled by Dask, so a job whose arguments hold
+    JAX arrays starts it with the default; set ``PJRT_NPROC`` in the workers' environment then.
+    Only a worker in a process of its own (started by a nanny or ``LocalCluster``) is sized: a
+    worker thread in the user's process (``LocalCluster(processes=False)``) shares JAX with the
+    user's own work, and ``dask worker --no-nanny`` needs the variable set in its shell.
+    """
+    if "PJRT_NPROC" in os.environ or "NPROC" in os.environ or multiprocessing.parent_process() is None:
+        return
+    try:
+        from distributed import get_worker
+
+        threads = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):  # not in a worker's task: one thread, as Numba's loops
+        threads = 1
+    os.environ["PJRT_NPROC"] = str(max(1, threads))
 
 
 def active():

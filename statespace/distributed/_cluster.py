@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import uuid
 import warnings
@@ -18,29 +17,6 @@ def dumps(obj) -> bytes:
         import cloudpickle
 
         return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def size_jax_pools():
-    """Size this worker process's JAX thread pools to the worker's threads, unless the environment chose.
-
-    XLA's CPU client sizes its pools once, when JAX first computes in a process, from
-    ``PJRT_NPROC`` (or ``NPROC``), by default one thread per core of the machine whatever the
-    worker's share of it: two one-thread workers on two cores, each training a network, ran
-    their CMAPSS folds 1.9x slower each than one worker alone (docs/distributed.md). So the
-    variable is set here, before a task's work starts, to the worker's thread count. Work that
-    unpickles JAX arrays calls this first (the E-step's parameters, a batch verb's model): a
-    JAX array unpickled starts JAX. Jobs are unpickled by Dask, so a job whose arguments hold
-    JAX arrays starts it with the default; set ``PJRT_NPROC`` in the workers' environment then.
-    """
-    if "PJRT_NPROC" in os.environ or "NPROC" in os.environ:
-        return
-    try:
-        from distributed import get_worker
-
-        threads = int(get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):  # not in a worker's task: one thread, as Numba's loops
-        threads = 1
-    os.environ["PJRT_NPROC"] = str(max(1, threads))
 
 
 def _hold(items):
@@ -130,7 +106,7 @@ class ShardHost:
         of the worker (the round is repeated).
         """
         from .._scratch import kept
-        from ._backend import globalise, in_task
+        from ._backend import globalise, in_task, size_jax_pools
 
         size_jax_pools()  # before the parameters are unpickled: a JAX array among them starts JAX
         params = pickle.loads(message)

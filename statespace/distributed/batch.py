@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..validation import split_batch
-from ._backend import active, in_task, item_size, reduce_sum, shard_bounds
+from ._backend import active, in_task, item_size, reduce_sum, shard_bounds, size_jax_pools
 
 #: Keyword arguments that carry one entry per sequence (the data rule of the model contract).
 PER_SEQUENCE = ("inputs", "pl", "times", "dt", "future_inputs", "settings")
@@ -16,8 +16,6 @@ PER_SEQUENCE = ("inputs", "pl", "times", "dt", "future_inputs", "settings")
 
 def _call(message, ys, kwargs):
     # the verb (its model) arrives pickled, unpickled once the worker's JAX pools are sized
-    from ._cluster import size_jax_pools
-
     size_jax_pools()
     return in_task(pickle.loads(message), ys, **kwargs)
 
@@ -100,8 +98,6 @@ def _call_partition(part, message, shared, names, *per_parts):
     ys = list(part)
     if not ys:
         return []
-    from ._cluster import size_jax_pools
-
     size_jax_pools()
     out = in_task(pickle.loads(message), ys, **shared, **{n: list(p) for n, p in zip(names, per_parts)})
     return out if isinstance(out, list) else [out]

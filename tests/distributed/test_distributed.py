@@ -347,6 +347,23 @@ def test_work_on_the_cluster_sizes_jax_pools_to_the_worker_threads():
     assert batch + jobs == [("1", 1)] * 6
 
 
+def _pjrt_nproc(_):
+    return os.environ.get("PJRT_NPROC")
+
+
+def test_a_worker_thread_in_the_users_process_leaves_its_jax_alone(monkeypatch):
+    # the user's process shares JAX's pools with the worker threads: its environment is left as it was
+    monkeypatch.delenv("PJRT_NPROC", raising=False)
+    monkeypatch.delenv("NPROC", raising=False)
+    try:
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl:
+            with distributed.Client(cl) as c, ssd.use(c):
+                assert ssd.map_jobs(_pjrt_nproc, range(2)) == [None, None]
+        assert "PJRT_NPROC" not in os.environ
+    finally:
+        os.environ.pop("PJRT_NPROC", None)
+
+
 def test_impossible_sequence_in_one_shard_names_its_global_index(client):
     rng = np.random.default_rng(3)
     ys = [rng.integers(0, 2, (20, 1)).astype(float) for _ in range(8)]
