@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import multiprocessing
 import os
+import pickle
 import re
 from typing import NamedTuple
 
@@ -101,8 +102,8 @@ def size_jax_pools():
     worker's share of it: two one-thread workers on two cores, each training a network, ran
     their CMAPSS folds 1.9x slower each than one worker alone (docs/distributed.md). So the
     variable is set here, before a task's work starts, to the worker's thread count. Work that
-    unpickles JAX arrays calls this first (the E-step's parameters, a batch verb's model): a
-    JAX array unpickled starts JAX. Jobs are unpickled by Dask, so a job whose arguments hold
+    unpickles JAX arrays does so through :func:`loads_on_worker` (the E-step's parameters, a batch
+    verb's model): a JAX array unpickled starts JAX. Jobs are unpickled by Dask, so a job whose arguments hold
     JAX arrays starts it with the default; set ``PJRT_NPROC`` in the workers' environment then.
     Only a worker in a process of its own (started by a nanny or ``LocalCluster``) is sized: a
     worker thread in the user's process (``LocalCluster(processes=False)``) shares JAX with the
@@ -117,6 +118,13 @@ def size_jax_pools():
     except (ImportError, ValueError, AttributeError):  # not in a worker's task: one thread, as Numba's loops
         threads = 1
     os.environ["PJRT_NPROC"] = str(max(1, threads))
+
+
+def loads_on_worker(message: bytes):
+    """``pickle.loads(message)`` once :func:`size_jax_pools` has run: a JAX array unpickled starts JAX,
+    whose pools keep the size they start with."""
+    size_jax_pools()
+    return pickle.loads(message)
 
 
 def active():

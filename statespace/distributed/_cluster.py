@@ -106,10 +106,9 @@ class ShardHost:
         of the worker (the round is repeated).
         """
         from .._scratch import kept
-        from ._backend import globalise, in_task, size_jax_pools
+        from ._backend import globalise, in_task, loads_on_worker
 
-        size_jax_pools()  # before the parameters are unpickled: a JAX array among them starts JAX
-        params = pickle.loads(message)
+        params = loads_on_worker(message)
         out = []
         with kept(self.workspace):
             for j, s, n, shard in zip(self.index, self.starts, self.lengths, self.shards):

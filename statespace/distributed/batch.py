@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 
 from ..errors import ShapeError
 from ..validation import split_batch
-from ._backend import active, in_task, item_size, reduce_sum, shard_bounds, size_jax_pools
+from ._backend import active, in_task, item_size, loads_on_worker, reduce_sum, shard_bounds
 
 #: Keyword arguments that carry one entry per sequence (the data rule of the model contract).
 PER_SEQUENCE = ("inputs", "pl", "times", "dt", "future_inputs", "settings")
@@ -16,8 +14,7 @@ PER_SEQUENCE = ("inputs", "pl", "times", "dt", "future_inputs", "settings")
 
 def _call(message, ys, kwargs):
     # the verb (its model) arrives pickled, unpickled once the worker's JAX pools are sized
-    size_jax_pools()
-    return in_task(pickle.loads(message), ys, **kwargs)
+    return in_task(loads_on_worker(message), ys, **kwargs)
 
 
 def map_sequences(verb, y, **kwargs):
@@ -98,8 +95,7 @@ def _call_partition(part, message, shared, names, *per_parts):
     ys = list(part)
     if not ys:
         return []
-    size_jax_pools()
-    out = in_task(pickle.loads(message), ys, **shared, **{n: list(p) for n, p in zip(names, per_parts)})
+    out = in_task(loads_on_worker(message), ys, **shared, **{n: list(p) for n, p in zip(names, per_parts)})
     return out if isinstance(out, list) else [out]
 
 
