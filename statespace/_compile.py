@@ -35,6 +35,9 @@ template itself): kernels that cannot be imported by name from a module file (de
 environment where no cache directory is writable. Loading an on-disk index that records
 such a type would fail in a later process, which is why they never reach one.
 
+JAX's programs (the deep layers) are kept by JAX's own persistent compilation cache, which
+:func:`use_jax_cache` points into the same directory unless the user configured one.
+
 The cache directory is ``$STATESPACE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/statespace``
 (``~/.cache/statespace``), else the system temporary directory. Numba's own files go
 beside the generated ones unless ``NUMBA_CACHE_DIR`` says otherwise.
@@ -315,6 +318,51 @@ def _import_generated(name: str, source: str):
             raise
         return module
     return None
+
+
+# --- JAX's programs ------------------------------------------------------------------
+#: Names the value of ``JAX_COMPILATION_CACHE_DIR`` that :func:`use_jax_cache` set, so that a child
+#: process tells the library's choice, which it makes again from its own cache directory, from the user's.
+JAX_CACHE_MARK = "STATESPACE_JAX_CACHE_DIR"
+
+
+def use_jax_cache() -> Path | None:
+    """Point JAX's persistent compilation cache at ``<cache directory>/jax``, unless the user chose.
+
+    The deep layers' training steps and likelihoods are XLA programs that take seconds to
+    compile per shape, in every process (each Dask worker, each notebook restart), on threads
+    of their own. JAX keeps compiled programs on disk, keyed by the program, its compile
+    options and JAX's version, once told where. This tells it when nothing else has: not when
+    the user set ``JAX_COMPILATION_CACHE_DIR``, nor when JAX is already imported with a cache
+    directory configured. Before JAX is imported, it sets that environment variable (marked
+    as the library's in :data:`JAX_CACHE_MARK`); after, it updates JAX's configuration, which
+    takes effect if JAX has compiled nothing yet. JAX's own options still apply
+    (``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off; programs compiled in under
+    ``jax_persistent_cache_min_compile_time_secs``, 1 s by default, are not kept). Returns the
+    directory, or ``None`` when the user's choice stands or nothing is writable.
+    """
+    chosen = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if chosen and chosen != os.environ.get(JAX_CACHE_MARK):
+        return None
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.config.jax_compilation_cache_dir not in (None, "", chosen):
+        return None
+    for directory in _cache_dirs():
+        path = directory / "jax"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if not os.access(path, os.W_OK):
+            continue
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ[JAX_CACHE_MARK] = str(path)
+        if jax is not None:
+            jax.config.update("jax_compilation_cache_dir", str(path))
+        return path
+    return None
+
+
+use_jax_cache()  # on import, before the library's first JAX program
 
 
 def specialised_copy(template: Path, kind: str, d: int, m: int):
