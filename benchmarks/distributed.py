@@ -30,7 +30,10 @@ Each timed case prints one JSON line.
   cluster), for the example's ``--model arphmm`` defaults and for a smaller grid
   (:data:`CMAPSS_CASES`), and with ``--cmapss-deep`` for its default run (the deep
   candidates and their pool: about 20 minutes for the three runs on 2 cores), and whether
-  the three ``predictions.csv`` are byte-identical.
+  the three ``predictions.csv`` are byte-identical. The three runs share the library's JAX
+  compilation cache, which the in-process run (the first) fills and the cluster runs load
+  from (``jax_cache: "warm"``; the very first run on a machine also compiles); with
+  ``--cold-jax`` each run starts from an empty one (``jax_cache: "empty"``), as a first run does.
 
 Every side runs with one compiled-code thread per process (``NUMBA_NUM_THREADS=1``,
 ``PJRT_NPROC=1`` for JAX's pools).
@@ -124,6 +127,7 @@ def main(argv=None):
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's sequence counts")
     ap.add_argument("--cmapss", default=None, metavar="DIR", help="also time examples/cmapss_rul.py --workers 1 vs 2")
     ap.add_argument("--cmapss-deep", action="store_true", help="with --cmapss: also the example's default (deep) run")
+    ap.add_argument("--cold-jax", action="store_true", help="with --cmapss: each run from an empty JAX cache")
     args = ap.parse_args(argv)
     from dask.distributed import Client, LocalCluster
 
@@ -203,7 +207,7 @@ def main(argv=None):
             same_loglik=True,
         )
     if args.cmapss:
-        cmapss(args.cmapss, deep=args.cmapss_deep)
+        cmapss(args.cmapss, deep=args.cmapss_deep, cold_jax=args.cold_jax)
 
 
 #: The example's runs: its ``--model arphmm`` defaults (2 candidates of K = 30 x 5 folds, every admissible
@@ -226,13 +230,16 @@ CMAPSS_CASES = {
 CMAPSS_DEEP_CASE = {"FD001_deep_default": []}
 
 
-def cmapss(data_dir, deep=False):
+def cmapss(data_dir, deep=False, cold_jax=False):
     for case, args in {**CMAPSS_CASES, **(CMAPSS_DEEP_CASE if deep else {})}.items():
         common = ["--data", data_dir, *args, "--no-progress", "--plots", "none"]
         out, wall = {}, {}
         with tempfile.TemporaryDirectory() as tmp:
             for n in (0, 1, 2):  # 0: in process, no cluster
                 path = os.path.join(tmp, f"pred{n}.csv")
+                env = dict(os.environ)
+                if cold_jax:  # a directory of the user's choice, which the library leaves alone
+                    env["JAX_COMPILATION_CACHE_DIR"] = os.path.join(tmp, f"jax{n}")
                 t = time.perf_counter()
                 subprocess.run(
                     [sys.executable, os.path.join(ROOT, "examples", "cmapss_rul.py"), *common, "--out", path]
@@ -240,12 +247,14 @@ def cmapss(data_dir, deep=False):
                     check=True,
                     cwd=ROOT,
                     capture_output=True,
+                    env=env,
                 )
                 wall[n] = time.perf_counter() - t
                 out[n] = open(path, "rb").read()
         emit(
             bench="distributed_cmapss",
             case=case,
+            jax_cache="empty" if cold_jax else "warm",
             in_process_s=round(wall[0], 1),
             workers1_s=round(wall[1], 1),
             workers2_s=round(wall[2], 1),
