@@ -345,7 +345,7 @@ def use_jax_cache() -> Path | None:
     if chosen and chosen != os.environ.get(JAX_CACHE_MARK):
         return None
     jax = sys.modules.get("jax")
-    if jax is not None and jax.config.jax_compilation_cache_dir not in (None, "", chosen):
+    if jax is not None and getattr(jax.config, "jax_compilation_cache_dir", None) not in (None, "", chosen):
         return None
     for directory in _cache_dirs():
         path = directory / "jax"
