@@ -25,9 +25,10 @@ start a helper process that compiles some of their kernels beside it
 (``statespace._parallel_compile``): its CPU time is not counted, its wait is.
 
 Two cache states, both in temporary directories (``NUMBA_CACHE_DIR`` and
-``STATESPACE_CACHE_DIR``, under which the library keeps JAX's cache too) so that the user's own caches are neither used nor touched:
-``cache: "empty"`` (everything compiles) and ``cache: "warm"`` (a previous process ran
-the same case; best of ``--repeats``). One JSON line per case and state (GUIDE section 3)::
+``STATESPACE_CACHE_DIR``, under which the library keeps JAX's cache too) so that the
+user's own caches are neither used nor touched: ``cache: "empty"`` (everything compiles)
+and ``cache: "warm"`` (a previous process ran the same case; best of ``--repeats``).
+One JSON line per case and state (GUIDE section 3)::
 
     {"bench": "bootstrap_filter_cold", "case": "sv_T200_N500", "cache": "warm", "ours_s": 0.71, ...}
 

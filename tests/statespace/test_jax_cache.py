@@ -11,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+from statespace._compile import JAX_CACHE_MARK
+
 #: A small deep-emission HMM fit, its log-likelihoods and JAX's cache events as JSON.
 FIT = textwrap.dedent(
     """
@@ -64,7 +66,7 @@ PARENT = textwrap.dedent(
 
 
 def _env(cache, **extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "STATESPACE_JAX_CACHE_DIR")}
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", JAX_CACHE_MARK)}
     env.update(STATESPACE_CACHE_DIR=str(cache), **extra)
     return env
 
