@@ -35,9 +35,14 @@ on disk); weights stay in log space. Example::
     res = smc.bootstrap_filter(sv, y, n_particles=1000, rng=1)
     res.log_likelihood, res.filtered_means[:, 0], res.ess
 
-Design: :func:`initial_step` and :func:`forward_step` are the reusable compiled
-pieces (PaRIS and conditional SMC build on them); the public functions are a
-thin validated layer over :func:`filter_loop`.
+Large filters (``N >= PARALLEL_MIN_PARTICLES``) draw their particles in
+``PARTICLE_BLOCKS`` blocks, each from its own generator seeded from the caller's,
+and move the blocks in parallel over Numba's threads: the same numbers on any
+number of threads (:func:`particle_streams`).
+
+Design: :func:`initial_step` and :func:`forward_step` (:func:`carry`, then
+:func:`move`) are the reusable compiled pieces (PaRIS and conditional SMC build on
+them); the public functions are a thin validated layer over :func:`filter_loop`.
 """
 
 from __future__ import annotations
@@ -185,7 +190,7 @@ def _reweight(kernels, kp, t, x, y, logw):
 #: volatility's, the linear-Gaussian one) runs several particles per instruction.
 #:
 #: A density compiled *from* this loop would inherit the option and could not allocate. It never is:
-#: :func:`forward_step` calls the density itself (its guided branch) before this loop, so Numba has
+#: :func:`move` calls the density itself (its guided branch) before this loop, so Numba has
 #: compiled it with reference counting by the time this loop is typed, and this loop calls that
 #: version (an allocating density is tested through the filter and PaRIS).
 _reweight_free = nb.njit(**refcount_free())(_reweight)
@@ -209,15 +214,29 @@ def forward_step(
     ``log(W_prev[n])`` is a libm call per particle (about 3.5 us per step of 1,000
     particles, on the majority of steps that do not resample).
     """
-    N = x_new.shape[0]
+    carry(resample, scheme, W_prev, lse_prev, rng, logw_new, ancestors)
+    move(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, x_new, logw_new)
+
+
+@nb.njit
+def carry(resample, scheme, W_prev, lse_prev, rng, logw_new, ancestors):
+    """The first half of :func:`forward_step`: the ancestors, and the weights they carry into ``logw_new``."""
     if resample:
         resample_into(scheme, W_prev, rng, ancestors)
-        for n in range(N):
+        for n in range(ancestors.shape[0]):
             logw_new[n] = 0.0
     else:
-        for n in range(N):
+        for n in range(ancestors.shape[0]):
             ancestors[n] = n
             logw_new[n] -= lse_prev
+
+
+@nb.njit
+def move(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, x_new, logw_new):
+    """The second half of :func:`forward_step`: ``x_new[n]`` drawn from its ancestor ``x_prev[ancestors[n]]``
+    and its incremental weight added to ``logw_new[n]``, for every ``n`` of ``x_new`` (all the particles,
+    or one block of them: the three arrays may be slices of one block)."""
+    N = x_new.shape[0]
     # branches hoisted out of the particle loops, so that each loop body is branch-free and vectorises
     if guided:
         for n in range(N):
@@ -232,6 +251,79 @@ def forward_step(
         for n in range(N):
             kernels.sample_transition(kp, t, x_prev[ancestors[n]], rng, x_new[n])
         _reweight_free(kernels, kp, t, x_new, y, logw_new)
+
+
+# --- the particles in blocks, each with its own random stream (large N) -------------------
+#: Fewest particles from which the filters draw them in :data:`PARTICLE_BLOCKS` blocks, each from its
+#: own random stream, and move them in parallel when Numba has more than one thread.
+PARALLEL_MIN_PARTICLES = 8192
+
+#: Blocks of a large filter's particles: a fixed number (so that the streams, and the results, depend
+#: on ``N`` and the seed alone, not on the machine's threads), and one compiled loop for every ``N``
+#: (a tuple of streams is typed by its length).
+PARTICLE_BLOCKS = 16
+
+
+class Draws(NamedTuple):
+    """How a filter's loop draws its particles: the first step and each later move, from the
+    caller's generator (``ONE_STREAM``) or from one generator per block of particles (``BLOCKS``,
+    ``BLOCKS_PARALLEL``: the same numbers, the blocks in parallel). Fixed in the compiled loop."""
+
+    initial: Any
+    move: Any
+
+
+@nb.njit
+def _initial_one(kernels, proposal, guided, kp, y, rng, streams, bounds, x, logw):
+    initial_step(kernels, proposal, guided, kp, y, rng, x, logw)
+
+
+@nb.njit
+def _move_one(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, streams, bounds, x_new, logw_new):
+    move(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, x_new, logw_new)
+
+
+@nb.njit
+def _initial_blocks(kernels, proposal, guided, kp, y, rng, streams, bounds, x, logw):
+    for b in range(len(bounds) - 1):
+        lo, hi = bounds[b], bounds[b + 1]
+        initial_step(kernels, proposal, guided, kp, y, streams[b], x[lo:hi], logw[lo:hi])
+
+
+def _move_blocks_py(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, streams, bounds, x_new, logw_new):
+    # block b draws from streams[b] alone, in its particles' order: the numbers do not depend on which
+    # thread runs which block, or on how many threads there are
+    for b in nb.prange(len(bounds) - 1):
+        lo, hi = bounds[b], bounds[b + 1]
+        move(kernels, proposal, guided, kp, t, y, x_prev, ancestors[lo:hi], streams[b], x_new[lo:hi], logw_new[lo:hi])
+
+
+# module-level names: the generated loops import the kernels they call by name (cached on disk)
+move_blocks = nb.njit(_move_blocks_py)
+move_blocks_parallel = nb.njit(parallel=True)(_move_blocks_py)
+ONE_STREAM = Draws(_initial_one, _move_one)
+BLOCKS = Draws(_initial_blocks, move_blocks)
+BLOCKS_PARALLEL = Draws(_initial_blocks, move_blocks_parallel)
+
+
+def particle_streams(N: int, rng: np.random.Generator):
+    """``(streams, bounds, draws)`` for a filter of ``N`` particles: below
+    :data:`PARALLEL_MIN_PARTICLES`, no streams of its own (every draw from ``rng``, as one loop over the
+    particles); from it on, :data:`PARTICLE_BLOCKS` generators of ``rng``'s kind seeded from ``rng``
+    (which then keeps drawing the resampling) and the blocks' bounds; ``draws`` is the :class:`Draws`
+    of the compiled loop: the blocks in parallel when Numba has more than one thread.
+
+    Called from several Python threads at once, the parallel loops need Numba's ``omp`` or ``tbb``
+    threading layer (its ``workqueue`` layer cannot serve two at a time); or ``numba.set_num_threads(1)``
+    in those threads, which gives the same numbers.
+    """
+    if N < PARALLEL_MIN_PARTICLES:
+        return (), np.array([0, N], dtype=np.int64), ONE_STREAM
+    seeds = np.random.SeedSequence(rng.integers(0, 2**63, size=4).tolist()).spawn(PARTICLE_BLOCKS)
+    kind = type(rng.bit_generator)
+    streams = tuple(np.random.Generator(kind(s)) for s in seeds)
+    bounds = np.linspace(0, N, PARTICLE_BLOCKS + 1).astype(np.int64)
+    return streams, bounds, BLOCKS_PARALLEL if nb.get_num_threads() > 1 else BLOCKS
 
 
 @nb.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -286,8 +378,13 @@ def _store(t, anc, x, logw, lse, anc_hist, x_hist, lw_hist):
 
 
 @nb.njit
-def filter_loop(kernels, proposal, guided, fn, fdim, kp, y, N, threshold, scheme, rng, keep_history):
-    """The whole filter in one compiled loop. Returns a tuple; ``status >= 0`` is the degenerate step."""
+def filter_loop(
+    kernels, proposal, guided, fn, draws, fdim, kp, y, N, threshold, scheme, rng, streams, bounds, keep_history
+):
+    """The whole filter in one compiled loop. Returns a tuple; ``status >= 0`` is the degenerate step.
+
+    ``draws`` (a :class:`Draws`) says how the particles are drawn, ``streams`` and ``bounds`` are
+    :func:`particle_streams`'s; ``rng`` draws the resampling."""
     T = y.shape[0]
     d = kernels.state_dim
     K = kernels.n_states
@@ -308,7 +405,7 @@ def filter_loop(kernels, proposal, guided, fn, fdim, kp, y, N, threshold, scheme
     logw = np.empty(N)
     W = np.empty(N)
     anc = np.arange(N)
-    initial_step(kernels, proposal, guided, kp, y, rng, x, logw)
+    draws.initial(kernels, proposal, guided, kp, y, rng, streams, bounds, x, logw)
     lse, e = normalise(logw, W)
     if math.isnan(lse):
         return 0, incs, means, covs, probs, moments, ess, resampled, x, logw, anc_hist, x_hist, lw_hist
@@ -320,7 +417,8 @@ def filter_loop(kernels, proposal, guided, fn, fdim, kp, y, N, threshold, scheme
         _store(t0, anc, x, logw, lse, anc_hist, x_hist, lw_hist)
     for t in range(1, T):
         rs = threshold >= 1.0 or e < threshold * N
-        forward_step(kernels, proposal, guided, kp, t, y, x, W, lse, rs, scheme, rng, x_new, logw, anc)
+        carry(rs, scheme, W, lse, rng, logw, anc)
+        draws.move(kernels, proposal, guided, kp, t, y, x, anc, rng, streams, bounds, x_new, logw)
         x, x_new = x_new, x
         lse, e = normalise(logw, W)
         if math.isnan(lse):
@@ -406,9 +504,10 @@ def _run(model, y, proposal, guided, opts: _FilterOptions, rng, inputs, times):
     kernels, jobs, single = prepare_sequences(model, y, inputs, times)
     rng = as_rng(rng)
     results = []
-    loop = compiled(filter_loop, kernels=kernels, proposal=proposal, fn=sf.fn)
     for i, (kp, ys) in enumerate(jobs):
-        out = loop(guided, int(sf.dim), kp, ys, N, thr, code, rng, history)
+        streams, bounds, draws = particle_streams(N, rng)
+        loop = compiled(filter_loop, kernels=kernels, proposal=proposal, fn=sf.fn, draws=draws)
+        out = loop(guided, int(sf.dim), kp, ys, N, thr, code, rng, streams, bounds, history)
         status, incs, means, covs, probs, moments, ess, rs, x, logw, anc, xh, lwh = out
         if status >= 0:
             where = "" if single else f"sequence {i}"
