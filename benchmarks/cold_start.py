@@ -15,7 +15,8 @@ result, on a small problem (so that the time is the start-up, not the work):
   T = 100, 2-d, for the HMMs; 50 of T = 100 for the linear-Gaussian model), which reach the
   batch kernels (and the HMM's vector lanes) instead of the one-sequence ones;
 * ``bootstrap_filter``, ``paris``, ``particle_gibbs``, ``ppg``: stochastic volatility
-  (a model written like a user's), T = 200;
+  (a model written like a user's), T = 200; ``bootstrap_filter_blocks``: the same filter with
+  10,000 particles, drawn in blocks and moved in parallel (a compiled loop of its own);
 * ``deep_hmm_fit`` (3 generalised-EM iterations of 10 Adam steps): an HMM with S5 emissions
   (K = 3, 2-d, one layer of width 8), 10 sequences of T = 100: JAX's programs, which JAX's
   own persistent cache keeps in the library's cache directory (``statespace._compile.use_jax_cache``).
@@ -126,6 +127,8 @@ CASES = {
     "arhmm_fit_fleet": ("K3_2d_B20_T100", _HMM_FLEET, "ARHMM(3, 2).fit(ys, max_iter=5, progress=False, rng=0)"),
     "mjp_fit": ("K3_S5_T40_iter5", _MJP, "MarkovJumpProcess(start).fit(ys, times=grids, max_iter=5, progress=False)"),
     "bootstrap_filter": ("sv_T200_N500", _SV, "smc.bootstrap_filter(sv, y, n_particles=500, rng=1)"),
+    # the particles in blocks, moved in parallel (smc.particle_filter.particle_streams): a loop of its own
+    "bootstrap_filter_blocks": ("sv_T200_N10000", _SV, "smc.bootstrap_filter(sv, y, n_particles=10_000, rng=1)"),
     "paris": ("sv_T200_N500", _SV, "smc.paris_smoother(sv, y, n_particles=500, rng=1)"),
     "particle_gibbs": (
         "sv_T200_N64_iter20",

@@ -35,10 +35,10 @@ on disk); weights stay in log space. Example::
     res = smc.bootstrap_filter(sv, y, n_particles=1000, rng=1)
     res.log_likelihood, res.filtered_means[:, 0], res.ess
 
-Large filters (``N >= PARALLEL_MIN_PARTICLES``) draw their particles in
-``PARTICLE_BLOCKS`` blocks, each from its own generator seeded from the caller's,
-and move the blocks in parallel over Numba's threads: the same numbers on any
-number of threads (:func:`particle_streams`).
+Large filters (``N >= PARALLEL_MIN_PARTICLES``) move their particles in
+``PARTICLE_BLOCKS`` blocks, each drawing from its own generator seeded from the
+caller's, in parallel over Numba's threads: the same numbers on any number of
+threads (:func:`particle_streams`).
 
 Design: :func:`initial_step` and :func:`forward_step` (:func:`carry`, then
 :func:`move`) are the reusable compiled pieces (PaRIS and conditional SMC build on
@@ -258,36 +258,17 @@ def move(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, x_new, log
 #: own random stream, and move them in parallel when Numba has more than one thread.
 PARALLEL_MIN_PARTICLES = 8192
 
-#: Blocks of a large filter's particles: a fixed number (so that the streams, and the results, depend
-#: on ``N`` and the seed alone, not on the machine's threads), and one compiled loop for every ``N``
-#: (a tuple of streams is typed by its length).
-PARTICLE_BLOCKS = 16
-
-
-class Draws(NamedTuple):
-    """How a filter's loop draws its particles: the first step and each later move, from the
-    caller's generator (``ONE_STREAM``) or from one generator per block of particles (``BLOCKS``,
-    ``BLOCKS_PARALLEL``: the same numbers, the blocks in parallel). Fixed in the compiled loop."""
-
-    initial: Any
-    move: Any
+#: Blocks of a large filter's particles: a fixed number, so that the streams, and the results, depend
+#: on ``N`` and the seed alone, not on the machine's threads, and one compiled loop serves every ``N``
+#: (a tuple of streams is typed by its length). It bounds the threads a filter uses; the loop's first
+#: compilation grows with it (a fresh cache's first large filter: 12.5 s with 8 blocks, 14.7 s with 16).
+PARTICLE_BLOCKS = 8
 
 
 @nb.njit
-def _initial_one(kernels, proposal, guided, kp, y, rng, streams, bounds, x, logw):
-    initial_step(kernels, proposal, guided, kp, y, rng, x, logw)
-
-
-@nb.njit
-def _move_one(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, streams, bounds, x_new, logw_new):
+def move_one(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, streams, bounds, x_new, logw_new):
+    """:func:`move` of every particle, from the caller's generator (below :data:`PARALLEL_MIN_PARTICLES`)."""
     move(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, x_new, logw_new)
-
-
-@nb.njit
-def _initial_blocks(kernels, proposal, guided, kp, y, rng, streams, bounds, x, logw):
-    for b in range(len(bounds) - 1):
-        lo, hi = bounds[b], bounds[b + 1]
-        initial_step(kernels, proposal, guided, kp, y, streams[b], x[lo:hi], logw[lo:hi])
 
 
 def _move_blocks_py(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, streams, bounds, x_new, logw_new):
@@ -301,29 +282,27 @@ def _move_blocks_py(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng,
 # module-level names: the generated loops import the kernels they call by name (cached on disk)
 move_blocks = nb.njit(_move_blocks_py)
 move_blocks_parallel = nb.njit(parallel=True)(_move_blocks_py)
-ONE_STREAM = Draws(_initial_one, _move_one)
-BLOCKS = Draws(_initial_blocks, move_blocks)
-BLOCKS_PARALLEL = Draws(_initial_blocks, move_blocks_parallel)
 
 
 def particle_streams(N: int, rng: np.random.Generator):
-    """``(streams, bounds, draws)`` for a filter of ``N`` particles: below
+    """``(streams, bounds, step)`` for a filter of ``N`` particles: below
     :data:`PARALLEL_MIN_PARTICLES`, no streams of its own (every draw from ``rng``, as one loop over the
     particles); from it on, :data:`PARTICLE_BLOCKS` generators of ``rng``'s kind seeded from ``rng``
-    (which then keeps drawing the resampling) and the blocks' bounds; ``draws`` is the :class:`Draws`
-    of the compiled loop: the blocks in parallel when Numba has more than one thread.
+    (which then keeps drawing the first particles and the resampling) and the blocks' bounds; ``step``
+    moves the particles in the compiled loop (:func:`move_one`, ``move_blocks``, or
+    ``move_blocks_parallel`` when Numba has more than one thread: the same numbers).
 
     Called from several Python threads at once, the parallel loops need Numba's ``omp`` or ``tbb``
     threading layer (its ``workqueue`` layer cannot serve two at a time); or ``numba.set_num_threads(1)``
     in those threads, which gives the same numbers.
     """
     if N < PARALLEL_MIN_PARTICLES:
-        return (), np.array([0, N], dtype=np.int64), ONE_STREAM
+        return (), np.array([0, N], dtype=np.int64), move_one
     seeds = np.random.SeedSequence(rng.integers(0, 2**63, size=4).tolist()).spawn(PARTICLE_BLOCKS)
     kind = type(rng.bit_generator)
     streams = tuple(np.random.Generator(kind(s)) for s in seeds)
     bounds = np.linspace(0, N, PARTICLE_BLOCKS + 1).astype(np.int64)
-    return streams, bounds, BLOCKS_PARALLEL if nb.get_num_threads() > 1 else BLOCKS
+    return streams, bounds, move_blocks_parallel if nb.get_num_threads() > 1 else move_blocks
 
 
 @nb.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -379,12 +358,12 @@ def _store(t, anc, x, logw, lse, anc_hist, x_hist, lw_hist):
 
 @nb.njit
 def filter_loop(
-    kernels, proposal, guided, fn, draws, fdim, kp, y, N, threshold, scheme, rng, streams, bounds, keep_history
+    kernels, proposal, guided, fn, step, fdim, kp, y, N, threshold, scheme, rng, streams, bounds, keep_history
 ):
     """The whole filter in one compiled loop. Returns a tuple; ``status >= 0`` is the degenerate step.
 
-    ``draws`` (a :class:`Draws`) says how the particles are drawn, ``streams`` and ``bounds`` are
-    :func:`particle_streams`'s; ``rng`` draws the resampling."""
+    ``step`` moves the particles, ``streams`` and ``bounds`` are :func:`particle_streams`'s; ``rng``
+    draws the first particles and the resampling."""
     T = y.shape[0]
     d = kernels.state_dim
     K = kernels.n_states
@@ -405,7 +384,7 @@ def filter_loop(
     logw = np.empty(N)
     W = np.empty(N)
     anc = np.arange(N)
-    draws.initial(kernels, proposal, guided, kp, y, rng, streams, bounds, x, logw)
+    initial_step(kernels, proposal, guided, kp, y, rng, x, logw)
     lse, e = normalise(logw, W)
     if math.isnan(lse):
         return 0, incs, means, covs, probs, moments, ess, resampled, x, logw, anc_hist, x_hist, lw_hist
@@ -418,7 +397,7 @@ def filter_loop(
     for t in range(1, T):
         rs = threshold >= 1.0 or e < threshold * N
         carry(rs, scheme, W, lse, rng, logw, anc)
-        draws.move(kernels, proposal, guided, kp, t, y, x, anc, rng, streams, bounds, x_new, logw)
+        step(kernels, proposal, guided, kp, t, y, x, anc, rng, streams, bounds, x_new, logw)
         x, x_new = x_new, x
         lse, e = normalise(logw, W)
         if math.isnan(lse):
@@ -505,8 +484,8 @@ def _run(model, y, proposal, guided, opts: _FilterOptions, rng, inputs, times):
     rng = as_rng(rng)
     results = []
     for i, (kp, ys) in enumerate(jobs):
-        streams, bounds, draws = particle_streams(N, rng)
-        loop = compiled(filter_loop, kernels=kernels, proposal=proposal, fn=sf.fn, draws=draws)
+        streams, bounds, step = particle_streams(N, rng)
+        loop = compiled(filter_loop, kernels=kernels, proposal=proposal, fn=sf.fn, step=step)
         out = loop(guided, int(sf.dim), kp, ys, N, thr, code, rng, streams, bounds, history)
         status, incs, means, covs, probs, moments, ess, rs, x, logw, anc, xh, lwh = out
         if status >= 0:

@@ -52,8 +52,8 @@ def _move(kernels, proposal, kp, t, y, x_prev, anc, rng, x_new, logw):
 
 def _by_hand(model, y, N, seed):
     """The bootstrap filter (systematic resampling at ESS < N/2) composed from its documented steps:
-    one stream below ``PARALLEL_MIN_PARTICLES``, else block ``b`` of ``particle_streams``'s bounds drawn
-    from ``streams[b]`` and the resampling from the caller's generator. Returns the log-likelihood
+    one stream below ``PARALLEL_MIN_PARTICLES``, else the moves of block ``b`` of ``particle_streams``'s
+    bounds drawn from ``streams[b]``, the first particles and the resampling from the caller's generator. Returns the log-likelihood
     increments and the last particles."""
     kernels, kp = model.kernels(), model.kernel_params()
     rng = np.random.default_rng(seed)
@@ -61,8 +61,7 @@ def _by_hand(model, y, N, seed):
     blocks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     x, x_new, logw, W = np.empty((N, 1)), np.empty((N, 1)), np.empty(N), np.empty(N)
     anc = np.arange(N)
-    for b, (lo, hi) in enumerate(blocks):
-        _initial(kernels, BOOTSTRAP, kp, y, streams[b] if streams else rng, x[lo:hi], logw[lo:hi])
+    _initial(kernels, BOOTSTRAP, kp, y, rng, x, logw)
     lse, ess = normalise(logw, W)
     incs = [lse - math.log(N)]
     for t in range(1, len(y)):
@@ -94,14 +93,23 @@ def test_the_filter_is_its_steps_composed_by_hand(N):
 
 
 def test_blocks_draw_from_distinct_streams():
-    """Every block's first particles differ from every other's (a shared or repeated stream would
-    repeat them), and the streams are seeded from the caller's generator: another seed, other draws."""
-    model = StochasticVolatility()
+    """The noise of the first move, recovered from the history (``x_1 = mu + phi (x_0 - mu) + sigma eps``),
+    holds no repeated value: blocks sharing or repeating a stream would repeat it. Another seed gives
+    other noise (the streams are seeded from the caller's generator)."""
+    mu, phi, sigma = -1.0, 0.95, 0.3
+    model = StochasticVolatility(mu=mu, phi=phi, sigma=sigma)
     _, y = model.sample(3, rng=0)
-    first = bootstrap_filter(model, y, BIG, rng=5, return_history=True).particle_history[0, :, 0]
-    assert len(np.unique(first)) == BIG
-    other = bootstrap_filter(model, y, BIG, rng=6, return_history=True).particle_history[0, :, 0]
-    assert not np.intersect1d(first, other).size
+
+    def noise(seed):
+        r = bootstrap_filter(model, y, BIG, rng=seed, ess_threshold=0.0, return_history=True)
+        x0, x1 = r.particle_history[0, :, 0], r.particle_history[1, :, 0]
+        np.testing.assert_array_equal(r.ancestors[1], np.arange(BIG))  # no resampling: x_1[n] moves x_0[n]
+        return np.round((x1 - mu - phi * (x0 - mu)) / sigma, 9)
+
+    eps = noise(5)
+    assert len(np.unique(eps)) == BIG
+    assert abs(eps.mean()) < 5 / np.sqrt(BIG) and abs(eps.std() - 1.0) < 0.05  # standard normal draws
+    assert not np.intersect1d(eps, noise(6)).size
     streams, bounds, _ = particle_streams(BIG, np.random.default_rng(5))
     assert len(streams) == PARTICLE_BLOCKS and bounds[0] == 0 and bounds[-1] == BIG
 
@@ -134,8 +142,9 @@ def test_the_same_numbers_on_one_and_two_threads(guided):
 @pytest.mark.parametrize("guided", [False, True])
 def test_blocked_filter_matches_kalman(guided):
     """Filtered means within 5 Monte Carlo standard errors of Kalman's at every step (the error of a
-    weighted mean is about ``sd / sqrt(ESS)``), and ``E[p_hat / p] = 1`` within 3 standard errors over
-    replicates."""
+    weighted mean is about ``sd / sqrt(ESS)``), and ``E[p_hat / p] = 1`` within 4 standard errors over
+    400 replicates (the ratio's standard deviation is about 0.05 here: a bias of 1 % would sit about
+    4 standard errors out, and 3 standard errors are passed by chance 1 time in 370)."""
     model = lg_model()
     _, y = model.sample(30, rng=12)
     y[[3, 17]] = np.nan
@@ -151,6 +160,6 @@ def test_blocked_filter_matches_kalman(guided):
     err = np.abs(res.filtered_means[:, 0] - mean) / (sd / np.sqrt(res.ess))
     assert err.max() < 5.0, err.max()
     np.testing.assert_allclose(np.sqrt(res.filtered_covs[:, 0, 0]), sd, rtol=0.1)
-    ratio = np.exp(np.array([run(100 + r).log_likelihood for r in range(60)]) - model.log_likelihood(y))
+    ratio = np.exp(np.array([run(1000 + r).log_likelihood for r in range(400)]) - model.log_likelihood(y))
     m, se = ratio.mean(), ratio.std(ddof=1) / math.sqrt(len(ratio))
-    assert abs(m - 1.0) < 3 * se and se < 0.02, (m, se)
+    assert abs(m - 1.0) < 4 * se and se < 0.005, (m, se)
