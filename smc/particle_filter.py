@@ -218,7 +218,7 @@ def forward_step(
     move(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, x_new, logw_new)
 
 
-@nb.njit
+@nb.njit(inline="always")
 def carry(resample, scheme, W_prev, lse_prev, rng, logw_new, ancestors):
     """The first half of :func:`forward_step`: the ancestors, and the weights they carry into ``logw_new``."""
     if resample:
@@ -231,7 +231,7 @@ def carry(resample, scheme, W_prev, lse_prev, rng, logw_new, ancestors):
             logw_new[n] -= lse_prev
 
 
-@nb.njit
+@nb.njit(inline="always")
 def move(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, x_new, logw_new):
     """The second half of :func:`forward_step`: ``x_new[n]`` drawn from its ancestor ``x_prev[ancestors[n]]``
     and its incremental weight added to ``logw_new[n]``, for every ``n`` of ``x_new`` (all the particles,
@@ -265,13 +265,52 @@ PARALLEL_MIN_PARTICLES = 8192
 PARTICLE_BLOCKS = 8
 
 
-@nb.njit
-def move_one(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, streams, bounds, x_new, logw_new):
-    """:func:`move` of every particle, from the caller's generator (below :data:`PARALLEL_MIN_PARTICLES`)."""
-    move(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, x_new, logw_new)
+@nb.njit(inline="always")
+def step_one(
+    kernels,
+    proposal,
+    guided,
+    kp,
+    t,
+    y,
+    x_prev,
+    W_prev,
+    lse_prev,
+    resample,
+    scheme,
+    rng,
+    streams,
+    bounds,
+    x_new,
+    logw_new,
+    ancestors,
+):
+    """:func:`forward_step` of every particle from the caller's generator (below :data:`PARALLEL_MIN_PARTICLES`)."""
+    forward_step(
+        kernels, proposal, guided, kp, t, y, x_prev, W_prev, lse_prev, resample, scheme, rng, x_new, logw_new, ancestors
+    )
 
 
-def _move_blocks_py(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng, streams, bounds, x_new, logw_new):
+def _step_blocks_py(
+    kernels,
+    proposal,
+    guided,
+    kp,
+    t,
+    y,
+    x_prev,
+    W_prev,
+    lse_prev,
+    resample,
+    scheme,
+    rng,
+    streams,
+    bounds,
+    x_new,
+    logw_new,
+    ancestors,
+):
+    carry(resample, scheme, W_prev, lse_prev, rng, logw_new, ancestors)
     # block b draws from streams[b] alone, in its particles' order: the numbers do not depend on which
     # thread runs which block, or on how many threads there are
     for b in nb.prange(len(bounds) - 1):
@@ -280,8 +319,8 @@ def _move_blocks_py(kernels, proposal, guided, kp, t, y, x_prev, ancestors, rng,
 
 
 # module-level names: the generated loops import the kernels they call by name (cached on disk)
-move_blocks = nb.njit(_move_blocks_py)
-move_blocks_parallel = nb.njit(parallel=True)(_move_blocks_py)
+step_blocks = nb.njit(_step_blocks_py)
+step_blocks_parallel = nb.njit(parallel=True)(_step_blocks_py)
 
 
 def particle_streams(N: int, rng: np.random.Generator):
@@ -289,20 +328,20 @@ def particle_streams(N: int, rng: np.random.Generator):
     :data:`PARALLEL_MIN_PARTICLES`, no streams of its own (every draw from ``rng``, as one loop over the
     particles); from it on, :data:`PARTICLE_BLOCKS` generators of ``rng``'s kind seeded from ``rng``
     (which then keeps drawing the first particles and the resampling) and the blocks' bounds; ``step``
-    moves the particles in the compiled loop (:func:`move_one`, ``move_blocks``, or
-    ``move_blocks_parallel`` when Numba has more than one thread: the same numbers).
+    takes the filter's step in the compiled loop (:func:`step_one`, ``step_blocks``, or
+    ``step_blocks_parallel`` when Numba has more than one thread: the same numbers).
 
     Called from several Python threads at once, the parallel loops need Numba's ``omp`` or ``tbb``
     threading layer (its ``workqueue`` layer cannot serve two at a time); or ``numba.set_num_threads(1)``
     in those threads, which gives the same numbers.
     """
     if N < PARALLEL_MIN_PARTICLES:
-        return (), np.array([0, N], dtype=np.int64), move_one
+        return (), np.array([0, N], dtype=np.int64), step_one
     seeds = np.random.SeedSequence(rng.integers(0, 2**63, size=4).tolist()).spawn(PARTICLE_BLOCKS)
     kind = type(rng.bit_generator)
     streams = tuple(np.random.Generator(kind(s)) for s in seeds)
     bounds = np.linspace(0, N, PARTICLE_BLOCKS + 1).astype(np.int64)
-    return streams, bounds, move_blocks_parallel if nb.get_num_threads() > 1 else move_blocks
+    return streams, bounds, step_blocks_parallel if nb.get_num_threads() > 1 else step_blocks
 
 
 @nb.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -362,8 +401,8 @@ def filter_loop(
 ):
     """The whole filter in one compiled loop. Returns a tuple; ``status >= 0`` is the degenerate step.
 
-    ``step`` moves the particles, ``streams`` and ``bounds`` are :func:`particle_streams`'s; ``rng``
-    draws the first particles and the resampling."""
+    ``step`` is :func:`forward_step` for the layout of the particles, ``streams`` and ``bounds`` are
+    :func:`particle_streams`'s; ``rng`` draws the first particles and the resampling."""
     T = y.shape[0]
     d = kernels.state_dim
     K = kernels.n_states
@@ -396,8 +435,7 @@ def filter_loop(
         _store(t0, anc, x, logw, lse, anc_hist, x_hist, lw_hist)
     for t in range(1, T):
         rs = threshold >= 1.0 or e < threshold * N
-        carry(rs, scheme, W, lse, rng, logw, anc)
-        step(kernels, proposal, guided, kp, t, y, x, anc, rng, streams, bounds, x_new, logw)
+        step(kernels, proposal, guided, kp, t, y, x, W, lse, rs, scheme, rng, streams, bounds, x_new, logw, anc)
         x, x_new = x_new, x
         lse, e = normalise(logw, W)
         if math.isnan(lse):
