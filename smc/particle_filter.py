@@ -323,25 +323,31 @@ step_blocks = nb.njit(_step_blocks_py)
 step_blocks_parallel = nb.njit(parallel=True)(_step_blocks_py)
 
 
-def particle_streams(N: int, rng: np.random.Generator):
-    """``(streams, bounds, step)`` for a filter of ``N`` particles: below
-    :data:`PARALLEL_MIN_PARTICLES`, no streams of its own (every draw from ``rng``, as one loop over the
-    particles); from it on, :data:`PARTICLE_BLOCKS` generators of ``rng``'s kind seeded from ``rng``
-    (which then keeps drawing the first particles and the resampling) and the blocks' bounds; ``step``
-    takes the filter's step in the compiled loop (:func:`step_one`, ``step_blocks``, or
-    ``step_blocks_parallel`` when Numba has more than one thread: the same numbers).
+def particle_step(N: int):
+    """The step of the compiled loop for a filter of ``N`` particles: :func:`step_one` below
+    :data:`PARALLEL_MIN_PARTICLES`; from it on ``step_blocks``, or ``step_blocks_parallel`` when Numba
+    has more than one thread (the same numbers).
 
     Called from several Python threads at once, the parallel loops need Numba's ``omp`` or ``tbb``
     threading layer (its ``workqueue`` layer cannot serve two at a time); or ``numba.set_num_threads(1)``
     in those threads, which gives the same numbers.
     """
     if N < PARALLEL_MIN_PARTICLES:
-        return (), np.array([0, N], dtype=np.int64), step_one
+        return step_one
+    return step_blocks_parallel if nb.get_num_threads() > 1 else step_blocks
+
+
+def particle_streams(N: int, rng: np.random.Generator):
+    """``(streams, bounds)`` for one run of a filter of ``N`` particles: below
+    :data:`PARALLEL_MIN_PARTICLES`, no streams of its own (every draw from ``rng``, as one loop over the
+    particles); from it on, :data:`PARTICLE_BLOCKS` generators of ``rng``'s kind seeded from ``rng``
+    (which then keeps drawing the first particles and the resampling) and the blocks' bounds."""
+    if N < PARALLEL_MIN_PARTICLES:
+        return (), np.array([0, N], dtype=np.int64)
     seeds = np.random.SeedSequence(rng.integers(0, 2**63, size=4).tolist()).spawn(PARTICLE_BLOCKS)
     kind = type(rng.bit_generator)
     streams = tuple(np.random.Generator(kind(s)) for s in seeds)
-    bounds = np.linspace(0, N, PARTICLE_BLOCKS + 1).astype(np.int64)
-    return streams, bounds, step_blocks_parallel if nb.get_num_threads() > 1 else step_blocks
+    return streams, np.linspace(0, N, PARTICLE_BLOCKS + 1).astype(np.int64)
 
 
 @nb.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -401,8 +407,8 @@ def filter_loop(
 ):
     """The whole filter in one compiled loop. Returns a tuple; ``status >= 0`` is the degenerate step.
 
-    ``step`` is :func:`forward_step` for the layout of the particles, ``streams`` and ``bounds`` are
-    :func:`particle_streams`'s; ``rng`` draws the first particles and the resampling."""
+    ``step`` is :func:`forward_step` for the layout of the particles (:func:`particle_step`),
+    ``streams`` and ``bounds`` are :func:`particle_streams`'s; ``rng`` draws the first particles and the resampling."""
     T = y.shape[0]
     d = kernels.state_dim
     K = kernels.n_states
@@ -521,9 +527,9 @@ def _run(model, y, proposal, guided, opts: _FilterOptions, rng, inputs, times):
     kernels, jobs, single = prepare_sequences(model, y, inputs, times)
     rng = as_rng(rng)
     results = []
+    loop = compiled(filter_loop, kernels=kernels, proposal=proposal, fn=sf.fn, step=particle_step(N))
     for i, (kp, ys) in enumerate(jobs):
-        streams, bounds, step = particle_streams(N, rng)
-        loop = compiled(filter_loop, kernels=kernels, proposal=proposal, fn=sf.fn, step=step)
+        streams, bounds = particle_streams(N, rng)
         out = loop(guided, int(sf.dim), kp, ys, N, thr, code, rng, streams, bounds, history)
         status, incs, means, covs, probs, moments, ess, rs, x, logw, anc, xh, lwh = out
         if status >= 0:

@@ -57,7 +57,7 @@ def _by_hand(model, y, N, seed):
     increments and the last particles."""
     kernels, kp = model.kernels(), model.kernel_params()
     rng = np.random.default_rng(seed)
-    streams, bounds, _ = particle_streams(N, rng)
+    streams, bounds = particle_streams(N, rng)
     blocks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     x, x_new, logw, W = np.empty((N, 1)), np.empty((N, 1)), np.empty(N), np.empty(N)
     anc = np.arange(N)
@@ -110,7 +110,7 @@ def test_blocks_draw_from_distinct_streams():
     assert len(np.unique(eps)) == BIG
     assert abs(eps.mean()) < 5 / np.sqrt(BIG) and abs(eps.std() - 1.0) < 0.05  # standard normal draws
     assert not np.intersect1d(eps, noise(6)).size
-    streams, bounds, _ = particle_streams(BIG, np.random.default_rng(5))
+    streams, bounds = particle_streams(BIG, np.random.default_rng(5))
     assert len(streams) == PARTICLE_BLOCKS and bounds[0] == 0 and bounds[-1] == BIG
 
 
