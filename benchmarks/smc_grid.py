@@ -19,6 +19,10 @@ Cases (one JSON line each):
   peer's PaRIS is a pure-Python loop, timed once on ``PEER_PARIS_T`` steps (30 for
   LG, 8 for SV, where its rejection sampler makes a step cost about 2.5 s) and
   compared per particle-step (seconds / (N (T - 1))). Target: 1000x.
+* ``smc_grid_fleet``: fleets of ``B`` SV sequences of ``T`` steps (``FLEET_CELLS``) in one call
+  (ours: the sequences on Numba's threads, each on its own generator) against particles
+  filtering them one after another; the line also has ours on one thread. The bootstrap targets.
+* ``smc_grid_fleet_paris``: PaRIS over the same fleets, ours on two threads against ours on one.
 
 particles pins numpy<2, so it runs in its own virtual environment (built by
 ``benchmarks/smc.py``'s ``peer_python``, under $STATESPACE_BENCH_CACHE) as a
@@ -52,6 +56,8 @@ SV_MU, SV_PHI, SV_SIGMA = -1.0, 0.95, 0.3
 T = 1000
 PEER_PARIS_T = {"lg": 30, "sv": 8}  # particles' PaRIS takes about 0.4 s (LG) and 2.5 s (SV) per step at N = 1000
 K_BACKWARD = 2
+#: Fleets ``(B sequences, T steps, N particles)`` of stochastic volatility (``smc_grid_fleet``).
+FLEET_CELLS = [(1000, 20, 100), (1000, 100, 200), (200, 200, 1000), (20, 1000, 4000)]
 
 WORKER = textwrap.dedent(
     f"""
@@ -84,13 +90,14 @@ WORKER = textwrap.dedent(
         key = req["ypath"]
         if key not in data:
             data[key] = np.load(key)
-        y = data[key][: req["T"]]
+        # one sequence (T, 1), or a fleet (B, T, 1) filtered one sequence after another
+        ys = data[key][None, : req["T"]] if data[key].ndim == 2 else data[key][:, : req["T"]]
         np.random.seed(req["seed"])
-        fk = ssms.Bootstrap(ssm=models[req["model"]], data=y)
         collect = [collectors.Paris(Nparis={K_BACKWARD})] if req["algo"] == "paris" else None
-        alg = particles.SMC(fk=fk, N=req["N"], resampling="systematic", ESSrmin=0.5, collect=collect)
         c, s = time.process_time(), time.perf_counter()
-        alg.run()
+        for y in ys:
+            fk = ssms.Bootstrap(ssm=models[req["model"]], data=y)
+            particles.SMC(fk=fk, N=req["N"], resampling="systematic", ESSrmin=0.5, collect=collect).run()
         print(json.dumps({{"wall": time.perf_counter() - s, "cpu": time.process_time() - c}}), flush=True)
     """
 )
@@ -266,10 +273,90 @@ def main(argv=None):
                     )
                 line.update(clock="wall", ours_cpu_s=g.sig(oc))
                 g.emit(line)
+            fleets(smc, models["sv"], fun, peer, tmp, args.quick)
         finally:
             if peer is not None:
                 peer.close()
     g.done("smc_grid")
+
+
+def wall_time(call) -> float:
+    s = time.perf_counter()
+    call()
+    return time.perf_counter() - s
+
+
+def on_threads(n, call):
+    """``call()`` with Numba's thread count set to ``n``."""
+    before = nb.get_num_threads()
+    nb.set_num_threads(min(n, nb.config.NUMBA_NUM_THREADS))
+    try:
+        return call()
+    finally:
+        nb.set_num_threads(before)
+
+
+def fleets(smc, model, fun, peer, tmp, quick):
+    """A fleet of SV sequences in one call (sequences on Numba's threads) against particles filtering
+    them one after another, and against ours on one thread (``ours_one_thread_s``)."""
+    cells = [(20, 20, 100)] if quick else FLEET_CELLS
+    for B, T_, N in cells:
+        ys = [model.sample(T_, rng=i)[1] for i in range(B)]
+        ypath = str(tmp / f"fleet_{B}_{T_}.npy")
+        np.save(ypath, np.stack([np.asarray(y, dtype=np.float64).reshape(T_, 1) for y in ys]))
+        rounds = 2 if quick else 3
+
+        def ours(r=0, ys=ys, N=N):
+            return smc.bootstrap_filter(model, ys, N, rng=r)
+
+        (ow, oc), pb = best_alternating(
+            ours,
+            {"model": "sv", "algo": "filter", "N": N, "T": T_, "seed": 0, "ypath": ypath},
+            peer,
+            rounds,
+            peer_rounds=1,
+        )
+        one = min(wall_time(lambda: on_threads(1, ours)) for _ in range(rounds))
+        case = f"sv_B{B}_T{T_}_N{N}"
+        line = {"bench": "smc_grid_fleet", "case": case, "ours_s": g.sig(ow)}
+        if pb is not None:
+            line = g.ratio_line(
+                "smc_grid_fleet",
+                case,
+                ow,
+                peer.name,
+                pb[0],
+                10.0 if N <= 1000 else 3.0,
+                clock="wall",
+                ours_cpu_s=g.sig(oc),
+                peer_cpu_s=g.sig(pb[1]),
+            )
+        line.update(ours_one_thread_s=g.sig(one), threads_speedup=g.sig(one / ow, 3))
+        g.emit(line)
+        # PaRIS over the fleet: ours only (particles' PaRIS is pure Python), two threads against one
+        (pw, pc), _ = best_alternating(
+            lambda r=0, ys=ys, N=N: smc.paris_smoother(model, ys, fun, N, n_backward=K_BACKWARD, rng=r),
+            None,
+            None,
+            rounds,
+        )
+        one = min(
+            wall_time(
+                lambda: on_threads(1, lambda: smc.paris_smoother(model, ys, fun, N, n_backward=K_BACKWARD, rng=0))
+            )
+            for _ in range(rounds)
+        )
+        g.emit(
+            {
+                "bench": "smc_grid_fleet_paris",
+                "case": case,
+                "ours_s": g.sig(pw),
+                "ours_cpu_s": g.sig(pc),
+                "ours_one_thread_s": g.sig(one),
+                "threads_speedup": g.sig(one / pw, 3),
+                "clock": "wall",
+            }
+        )
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ from .particle_filter import (
     BOOTSTRAP,
     Proposal,
     check_filter_args,
+    each_sequence,
     forward_step,
     initial_step,
     prepare_sequences,
@@ -417,7 +418,7 @@ def paris_advance(
     return lse, e, rs, n_fb, n_viol
 
 
-@nb.njit
+@nb.njit(nogil=True)  # a fleet's sequences run on threads (each_sequence)
 def _paris_loop(kernels, proposal, functional, backward, kp, y, N, p, opts, rng):
     # p = functional.dim, an argument: a functional's length varies with the data (smoothed marginals)
     # while its functions do not, and the loop is compiled for the functions only
@@ -542,7 +543,8 @@ def paris_smoother(
         functional: an :class:`~statespace.interface.AdditiveFunctional`; default: the model's
             ``sufficient_statistics()``.
         n_particles: ``N``. n_backward: ``K`` backward draws per particle (default 2).
-        rng: ``numpy.random.Generator`` or seed.
+        rng: ``numpy.random.Generator`` or seed; of a list, each sequence draws from its own generator
+            and the sequences run on Numba's threads, as in :func:`smc.bootstrap_filter`.
         backward: ``"hybrid"`` (accept-reject with exact fallback, default) or ``"exact"`` (``O(N^2)``).
         max_trials: accept-reject proposals per draw before the fallback (default ``N``, as
             recommended by Dau & Chopin 2022: the cost per draw is then at most about twice the exact one).
@@ -557,12 +559,17 @@ def paris_smoother(
         model, functional, n_particles, n_backward, backward, max_trials, ess_threshold, resampling, proposal
     )
     kernels, jobs, single = prepare_sequences(model, y, inputs, times)
-    rng = as_rng(rng)
     step = backward_step_parallel if parallel else backward_step
     results = []
     loop = compiled(_paris_loop, kernels=kernels, proposal=prop, functional=_steps(functional), backward=step)
-    for s, (kp, ys) in enumerate(jobs):
-        out = loop(kp, ys, N, int(functional.dim), opts, rng)
+
+    def run(i, g):
+        kp, ys = jobs[i]
+        return loop(kp, ys, N, int(functional.dim), opts, g)
+
+    # with ``parallel`` each sequence's backward step already shares the threads
+    outs = each_sequence(run, [len(ys) for _, ys in jobs], as_rng(rng), N, parallel=not parallel)
+    for s, (out, (_, ys)) in enumerate(zip(outs, jobs)):
         status, estimates, loglik, means, ess, rs, n_fb, n_viol = out
         _raise_if_bad(status, n_viol, "" if single else f" (sequence {s})")
         n_draws = max(1, (len(ys) - 1) * N * opts.n_backward)

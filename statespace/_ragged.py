@@ -307,8 +307,8 @@ def row_split(offsets: np.ndarray, parts: int) -> np.ndarray:
 def run_parts(fn, bounds: np.ndarray) -> None:
     """Call ``fn(bounds[i], bounds[i + 1])`` for every part, on threads when there are several.
 
-    ``fn`` must be a compiled function that releases the GIL (``nogil=True``) and
-    writes disjoint outputs per part. The calling thread runs the first part; a
+    ``fn`` should spend its time in compiled code that releases the GIL (``nogil=True``),
+    and must write disjoint outputs per part. The calling thread runs the first part; a
     shared pool runs the others (threads, not Numba's ``parallel=True``: no second
     compilation of the loops and no thread layer to clash with a Dask worker's).
     """
@@ -329,3 +329,20 @@ def run_parts(fn, bounds: np.ndarray) -> None:
     fn(int(bounds[0]), int(bounds[1]))
     for f in futures:
         f.result()
+
+
+def run_items(fn, sizes, n_threads: int | None = None) -> list:
+    """``[fn(i) for i in range(len(sizes))]``, the items cut into contiguous runs of about equal total
+    ``sizes`` (:func:`row_split`), one per thread (:func:`run_parts`; ``n_threads`` as :func:`n_threads_for`).
+
+    For many independent compiled calls (a fleet's particle filters): ``fn`` should spend its time in
+    compiled code that releases the GIL. Results come back in item order whatever the threads.
+    """
+    out = [None] * len(sizes)
+
+    def part(lo, hi):
+        for i in range(lo, hi):
+            out[i] = fn(i)
+
+    run_parts(part, row_split(offsets_of(sizes), n_threads_for(n_threads)))
+    return out

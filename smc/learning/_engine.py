@@ -19,7 +19,7 @@ from statespace.validation import (
     check_real,
 )
 
-from ..particle_filter import align_with_sequences
+from ..particle_filter import align_with_sequences, each_sequence
 from ..ppg import ppg_step
 
 SMOOTHERS = ("ppg", "paris")
@@ -114,6 +114,10 @@ class FunctionalEstimator:
     previous call (so consecutive learning iterations form the Markov chain of
     the PPG learning scheme), averaging the sweeps from ``burn_in`` on. The
     first call starts each reference from a PaRIS pass.
+
+    Of several sequences, each draws from its own generator seeded from the call's ``rng``
+    (:func:`smc.particle_filter.sequence_generators`) and the sequences run on Numba's threads: the
+    same estimates on any number of threads.
     """
 
     def __init__(self, data, *, smoother, n_particles, n_backward, n_sweeps=1, burn_in=0):
@@ -138,28 +142,34 @@ class FunctionalEstimator:
         (default: the model's kernel parameters).
         """
         k = model.kernels()
-        total = np.zeros(functional.dim)
-        ll = 0.0
-        for i, (y, u) in enumerate(self.data):
-            kp = model.kernel_params(inputs=u)
-            hp = kp if hp_for is None else hp_for(u)
-            args = dict(n_particles=self.n_particles, n_backward=self.n_backward, hp=hp, rng=rng)
+        # the model's Python (kernel parameters, the functional's) before the threads; the sweeps in them
+        params = [model.kernel_params(inputs=u) for _, u in self.data]
+        hps = params if hp_for is None else [hp_for(u) for _, u in self.data]
+
+        def run(i, g):
+            y, kp = self.data[i][0], params[i]
+            args = dict(n_particles=self.n_particles, n_backward=self.n_backward, hp=hps[i], rng=g)
             if self.smoother == "paris":
                 est, _, lli = ppg_step(k, kp, y, None, functional, **args)
-                self.particle_steps += self.n_particles * len(y)
-            else:
-                if self.refs[i] is None:
-                    self.refs[i] = ppg_step(k, kp, y, None, functional, **args)[1]
-                    self.particle_steps += self.n_particles * len(y)
-                acc = np.zeros(functional.dim)
-                for s in range(self.n_sweeps):
-                    e, self.refs[i], lli = ppg_step(k, kp, y, self.refs[i], functional, **args)
-                    if s >= self.burn_in:
-                        acc += e
-                est = acc / (self.n_sweeps - self.burn_in)
-                self.particle_steps += self.n_particles * len(y) * self.n_sweeps
+                return est, lli, self.n_particles * len(y)
+            steps = self.n_particles * len(y) * self.n_sweeps
+            if self.refs[i] is None:
+                self.refs[i] = ppg_step(k, kp, y, None, functional, **args)[1]
+                steps += self.n_particles * len(y)
+            acc = np.zeros(functional.dim)
+            for s in range(self.n_sweeps):
+                e, self.refs[i], lli = ppg_step(k, kp, y, self.refs[i], functional, **args)
+                if s >= self.burn_in:
+                    acc += e
+            return acc / (self.n_sweeps - self.burn_in), lli, steps
+
+        outs = each_sequence(run, [len(y) for y, _ in self.data], rng, self.n_particles * self.n_sweeps)
+        total = np.zeros(functional.dim)
+        ll = 0.0
+        for est, lli, steps in outs:  # summed in sequence order: the same on any number of threads
             total += est
             ll += lli
+            self.particle_steps += steps
         return total, ll
 
 

@@ -5,6 +5,7 @@ import math
 import numba as nb
 import numpy as np
 import pytest
+from test_particle_filter import rule_generators
 
 import smc
 from smc.paris import PaRIS, paris_smoother
@@ -144,7 +145,11 @@ def test_online_equals_batch_and_parallel_equals_serial():
     np.testing.assert_array_equal(again.estimates, batch.estimates)
     both = paris_smoother(model, [y, y[:30]], MOMENTS, 200, rng=7)
     assert isinstance(both, list) and [len(r.estimates) for r in both] == [60, 30]
-    np.testing.assert_array_equal(both[0].estimates, batch.estimates)
+    # a list's sequences draw from generators seeded from four draws of the caller's (smc.bootstrap_filter)
+    for r, ys, g in zip(both, [y, y[:30]], rule_generators(7, 2)):
+        alone = paris_smoother(model, ys, MOMENTS, 200, rng=g)
+        np.testing.assert_array_equal(r.estimates, alone.estimates)
+    assert paris_smoother(model, [y], MOMENTS, 200, rng=7)[0].log_likelihood == batch.log_likelihood
 
 
 def test_guided_paris_matches_e_step():
