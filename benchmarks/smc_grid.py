@@ -58,6 +58,7 @@ PEER_PARIS_T = {"lg": 30, "sv": 8}  # particles' PaRIS takes about 0.4 s (LG) an
 K_BACKWARD = 2
 #: Fleets ``(B sequences, T steps, N particles)`` of stochastic volatility (``smc_grid_fleet``).
 FLEET_CELLS = [(1000, 20, 100), (1000, 100, 200), (200, 200, 1000), (20, 1000, 4000)]
+FLEET_PARIS_MAX_STEPS = 20_000_000  # particle-steps of the fleets PaRIS also runs on
 
 WORKER = textwrap.dedent(
     f"""
@@ -333,7 +334,10 @@ def fleets(smc, model, fun, peer, tmp, quick):
             )
         line.update(ours_one_thread_s=g.sig(one), threads_speedup=g.sig(one / ow, 3))
         g.emit(line)
-        # PaRIS over the fleet: ours only (particles' PaRIS is pure Python), two threads against one
+        # PaRIS over the fleet: ours only (particles' PaRIS is pure Python), two threads against one;
+        # about a microsecond per particle-step on SV, so only the smaller fleets
+        if B * T_ * N > FLEET_PARIS_MAX_STEPS:
+            continue
         (pw, pc), _ = best_alternating(
             lambda r=0, ys=ys, N=N: smc.paris_smoother(model, ys, fun, N, n_backward=K_BACKWARD, rng=r),
             None,

@@ -90,6 +90,10 @@ from .particle_filter import (
     weighted_means,
 )
 
+#: A backward draw's cost in filter particle-steps, at the least (hybrid draws, K = 2: about 8 on the
+#: scalar linear-Gaussian model, 48 on stochastic volatility): how a fleet decides to use threads.
+BACKWARD_DRAW_COST = 8
+
 #: Backward sampling modes (the integer codes the compiled step takes).
 BACKWARD_MODES = {"hybrid": 0, "exact": 1}
 
@@ -543,8 +547,9 @@ def paris_smoother(
         functional: an :class:`~statespace.interface.AdditiveFunctional`; default: the model's
             ``sufficient_statistics()``.
         n_particles: ``N``. n_backward: ``K`` backward draws per particle (default 2).
-        rng: ``numpy.random.Generator`` or seed; of a list, each sequence draws from its own generator
-            and the sequences run on Numba's threads, as in :func:`smc.bootstrap_filter`.
+        rng: ``numpy.random.Generator`` or seed; a list runs on Numba's threads, each sequence on its
+            own generator, when it carries enough work (as in :func:`smc.bootstrap_filter`; a PaRIS
+            step counts ``1 + BACKWARD_DRAW_COST * n_backward`` filter steps), and never with ``parallel``.
         backward: ``"hybrid"`` (accept-reject with exact fallback, default) or ``"exact"`` (``O(N^2)``).
         max_trials: accept-reject proposals per draw before the fallback (default ``N``, as
             recommended by Dau & Chopin 2022: the cost per draw is then at most about twice the exact one).
@@ -568,7 +573,8 @@ def paris_smoother(
         return loop(kp, ys, N, int(functional.dim), opts, g)
 
     # with ``parallel`` each sequence's backward step already shares the threads
-    outs = each_sequence(run, [len(ys) for _, ys in jobs], as_rng(rng), N, parallel=not parallel)
+    work = 0 if parallel else N * (1 + BACKWARD_DRAW_COST * opts.n_backward)
+    outs = each_sequence(run, [len(ys) for _, ys in jobs], as_rng(rng), work)
     for s, (out, (_, ys)) in enumerate(zip(outs, jobs)):
         status, estimates, loglik, means, ess, rs, n_fb, n_viol = out
         _raise_if_bad(status, n_viol, "" if single else f" (sequence {s})")

@@ -38,10 +38,10 @@ on disk); weights stay in log space. Example::
 Large filters (``N >= PARALLEL_MIN_PARTICLES``) move their particles in
 ``PARTICLE_BLOCKS`` blocks, each drawing from its own generator seeded from the
 caller's, in parallel over Numba's threads: the same numbers on any number of
-threads (:func:`particle_streams`). A list of sequences (a fleet) gives each
-sequence its own generator seeded from the caller's (:func:`sequence_generators`)
-and, for smaller filters, runs the sequences on Numba's threads
-(:func:`each_sequence`): again the same numbers on any number of threads.
+threads (:func:`particle_streams`). A list of smaller filters (a fleet) that
+carry enough work gives each sequence its own generator seeded from the caller's
+and runs the sequences on Numba's threads (:func:`each_sequence`): again the
+same numbers on any number of threads.
 
 Design: :func:`initial_step` and :func:`forward_step` (:func:`carry`, then
 :func:`move`) are the reusable compiled pieces (PaRIS and conditional SMC build on
@@ -360,33 +360,37 @@ def child_generators(rng: np.random.Generator, n: int) -> list:
     return [np.random.Generator(kind(s)) for s in seeds]
 
 
-#: Fewest particle-steps per sequence (``N`` times its mean length) from which a list's sequences run on
-#: threads: below it the Python around each compiled call, which holds the GIL, costs more on two
-#: threads than on one (a fleet of 1,000 SV filters of N = 100: 0.70x at T = 20, 0.89x at 50;
-#: N = 200: 1.46x at T = 50, 1.61x at 100).
+#: Fewest particle-steps per sequence (its mean length times the work of a step, in filter
+#: particle-steps) from which a list's sequences run on threads. Below it the Python around each
+#: compiled call, which holds the GIL, costs more on two threads than on one (a fleet of 1,000 SV
+#: filters of N = 100: 0.70x at T = 20, 0.89x at 50; N = 200: 1.46x at T = 50, 1.61x at 100), and
+#: a generator per sequence would cost more than the filter (about 25 us: seeding, and Numba's first
+#: look at a new generator).
 PARALLEL_MIN_SEQUENCE_WORK = 8192
 
 
-def sequence_generators(rng: np.random.Generator, n: int) -> list:
-    """The generator each of ``n`` sequences draws from: ``rng`` itself for one sequence, else
-    :func:`child_generators` (one per sequence, so that the sequences can run on threads in any order
-    and give the same numbers)."""
-    return [rng] if n == 1 else child_generators(rng, n)
+def threaded_fleet(lengths, work_per_step: float) -> bool:
+    """Whether a list of sequences of these ``lengths`` runs on threads, each sequence on its own
+    generator: several sequences carrying at least :data:`PARALLEL_MIN_SEQUENCE_WORK` filter
+    particle-steps each on average (``work_per_step`` per time step). Sizes alone decide, never the
+    machine: the numbers do not depend on the threads."""
+    n = len(lengths)
+    return n > 1 and work_per_step * sum(lengths) >= PARALLEL_MIN_SEQUENCE_WORK * n
 
 
-def each_sequence(run, lengths, rng: np.random.Generator, n_particles: int, parallel: bool = True) -> list:
-    """``[run(i, g[i]) for each sequence i]`` with ``g = sequence_generators(rng, len(lengths))``.
+def each_sequence(run, lengths, rng: np.random.Generator, work_per_step: float) -> list:
+    """``[run(i, g_i) for each sequence i]``, ``run`` calling a compiled loop that releases the GIL.
 
-    When ``parallel`` and the sequences' mean length times ``n_particles`` reaches
-    :data:`PARALLEL_MIN_SEQUENCE_WORK`, on Numba's threads (:func:`statespace._ragged.run_items`,
-    the sequences cut by their ``lengths``); ``run`` calls a compiled loop that releases the GIL. The
-    same results on any number of threads.
+    When :func:`threaded_fleet` (``work_per_step`` 0 for never), ``g_i`` is sequence ``i``'s own
+    generator (:func:`child_generators`) and the sequences run on Numba's threads
+    (:func:`statespace._ragged.run_items`, cut by their ``lengths``); otherwise they run one after
+    another, all on ``rng`` (as one long run would). Either way the same numbers on any number of
+    threads.
     """
-    gens = sequence_generators(rng, len(lengths))
-    if len(lengths) == 1:
-        return [run(0, gens[0])]
-    threads = parallel and n_particles * sum(lengths) >= PARALLEL_MIN_SEQUENCE_WORK * len(lengths)
-    return run_items(lambda i: run(i, gens[i]), lengths, None if threads else 1)
+    if not threaded_fleet(lengths, work_per_step):
+        return [run(i, rng) for i in range(len(lengths))]
+    gens = child_generators(rng, len(lengths))
+    return run_items(lambda i: run(i, gens[i]), lengths)
 
 
 @nb.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -572,7 +576,7 @@ def _run(model, y, proposal, guided, opts: _FilterOptions, rng, inputs, times):
         return loop(guided, int(sf.dim), kp, ys, N, thr, code, g, streams, bounds, history)
 
     # a large filter's particles already share the threads: its sequences run one after another
-    outs = each_sequence(run, [len(ys) for _, ys in jobs], as_rng(rng), N, parallel=N < PARALLEL_MIN_PARTICLES)
+    outs = each_sequence(run, [len(ys) for _, ys in jobs], as_rng(rng), N if N < PARALLEL_MIN_PARTICLES else 0)
     results = []
     for i, out in enumerate(outs):
         status, incs, means, covs, probs, moments, ess, rs, x, logw, anc, xh, lwh = out
@@ -617,10 +621,11 @@ def bootstrap_filter(
         model: any :class:`statespace.StateSpaceModel`.
         y: ``(T, obs_dim)`` observations (``(T,)`` when ``obs_dim == 1``; NaN = missing), or a list.
         n_particles: number of particles ``N``.
-        rng: ``numpy.random.Generator`` or seed. Of a list of several sequences, sequence ``i`` draws
-            from ``sequence_generators(rng, len(y))[i]`` (its own generator seeded from ``rng``), so the
-            list equals its sequences filtered one by one on those generators, and below
-            ``PARALLEL_MIN_PARTICLES`` particles the sequences run on Numba's threads.
+        rng: ``numpy.random.Generator`` or seed. A list of sequences whose filters are large enough
+            (:func:`threaded_fleet`: ``N`` below ``PARALLEL_MIN_PARTICLES`` and ``N`` times the mean
+            length at least ``PARALLEL_MIN_SEQUENCE_WORK``) runs on Numba's threads, sequence ``i``
+            on ``child_generators(rng, len(y))[i]``; any other list, one sequence after another on
+            ``rng``. Either way it equals its sequences filtered alone on those generators.
         resampling: ``"systematic"`` (default), ``"stratified"``, ``"residual"`` or ``"multinomial"``.
         ess_threshold: resample when ``ESS < ess_threshold * N``; 1 resamples at every step, 0 never.
         state_function: optional :class:`StateFunction` whose filtered means are returned.

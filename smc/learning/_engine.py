@@ -19,6 +19,7 @@ from statespace.validation import (
     check_real,
 )
 
+from ..paris import BACKWARD_DRAW_COST
 from ..particle_filter import align_with_sequences, each_sequence
 from ..ppg import ppg_step
 
@@ -115,9 +116,9 @@ class FunctionalEstimator:
     the PPG learning scheme), averaging the sweeps from ``burn_in`` on. The
     first call starts each reference from a PaRIS pass.
 
-    Of several sequences, each draws from its own generator seeded from the call's ``rng``
-    (:func:`smc.particle_filter.sequence_generators`) and the sequences run on Numba's threads: the
-    same estimates on any number of threads.
+    Sequences that carry enough work (:func:`smc.particle_filter.threaded_fleet`) each draw from
+    their own generator seeded from the call's ``rng`` and run on Numba's threads; others run one
+    after another on ``rng``: the same estimates on any number of threads.
     """
 
     def __init__(self, data, *, smoother, n_particles, n_backward, n_sweeps=1, burn_in=0):
@@ -163,7 +164,9 @@ class FunctionalEstimator:
                     acc += e
             return acc / (self.n_sweeps - self.burn_in), lli, steps
 
-        outs = each_sequence(run, [len(y) for y, _ in self.data], rng, self.n_particles * self.n_sweeps)
+        # a conditional sweep is a PaRIS pass: a forward step and n_backward backward draws per particle
+        work = self.n_particles * self.n_sweeps * (1 + BACKWARD_DRAW_COST * self.n_backward)
+        outs = each_sequence(run, [len(y) for y, _ in self.data], rng, work)
         total = np.zeros(functional.dim)
         ll = 0.0
         for est, lli, steps in outs:  # summed in sequence order: the same on any number of threads

@@ -46,13 +46,21 @@ def on_threads(n, call):
         nb.set_num_threads(before)
 
 
-@pytest.mark.parametrize("N", [300, PARALLEL_MIN_PARTICLES])
-def test_a_fleet_equals_its_sequences_filtered_alone(N):
+@pytest.mark.parametrize(
+    "N, lengths, threaded",
+    [
+        (300, [40, 25, 60, 33, 12], True),  # 300 x 34 particle-steps per sequence: threads
+        (50, [40, 25, 60], False),  # 50 x 42: too little work for threads
+        (PARALLEL_MIN_PARTICLES, [15, 9], False),  # the particles share the threads
+    ],
+)
+def test_a_fleet_equals_its_sequences_filtered_alone(N, lengths, threaded):
     model = StochasticVolatility()
-    ys = fleet(model, [40, 25, 60, 33, 12] if N < PARALLEL_MIN_PARTICLES else [15, 9])
-    ys[2 % len(ys)][3:6] = np.nan  # missing values: the weights carry over
+    ys = fleet(model, lengths)
+    ys[1][3:6] = np.nan  # missing values: the weights carry over
     out = bootstrap_filter(model, ys, N, rng=11, return_history=True)
-    for r, y, g in zip(out, ys, rule_generators(11, len(ys))):
+    one = np.random.default_rng(11)  # unthreaded lists: one sequence after another on the caller's
+    for r, y, g in zip(out, ys, rule_generators(11, len(ys)) if threaded else [one] * len(ys)):
         same(r, bootstrap_filter(model, y, N, rng=g, return_history=True))
     # a list of one sequence is that sequence, on the caller's generator itself
     same(bootstrap_filter(model, ys[:1], N, rng=4)[0], bootstrap_filter(model, ys[0], N, rng=4))
@@ -61,9 +69,9 @@ def test_a_fleet_equals_its_sequences_filtered_alone(N):
 def test_a_guided_fleet_equals_its_sequences_filtered_alone():
     model = lg_model()
     ys = fleet(model, [30, 18, 44])
-    out = guided_filter(model, ys, OPTIMAL, 200, rng=3)
+    out = guided_filter(model, ys, OPTIMAL, 400, rng=3)  # 400 x 31 particle-steps a sequence: threads
     for r, y, g in zip(out, ys, rule_generators(3, 3)):
-        same(r, guided_filter(model, y, OPTIMAL, 200, rng=g))
+        same(r, guided_filter(model, y, OPTIMAL, 400, rng=g))
 
 
 @TWO_THREADS
