@@ -24,7 +24,12 @@ GROUPS = [
     ("HMM, ragged batches", ("hmm_grid_batch_smooth", "hmm_grid_batch_baum_welch")),
     ("Bootstrap filter (vs particles)", ("smc_grid_bootstrap",)),
     ("PaRIS (vs particles, per particle-step)", ("smc_grid_paris",)),
+    (
+        "Fleets of SV sequences, one call (vs particles one sequence after another; ours on one thread)",
+        ("smc_grid_fleet", "smc_grid_fleet_paris"),
+    ),
 ]
+FLEET = ("smc_grid_fleet", "smc_grid_fleet_paris")
 SHORT = {
     "kalman_grid_filter": "filter",
     "kalman_grid_smoother": "smoother",
@@ -38,6 +43,8 @@ SHORT = {
     "hmm_grid_batch_baum_welch": "Baum-Welch (vs hmmlearn)",
     "smc_grid_bootstrap": "bootstrap",
     "smc_grid_paris": "PaRIS",
+    "smc_grid_fleet": "bootstrap",
+    "smc_grid_fleet_paris": "PaRIS",
 }
 
 
@@ -69,6 +76,11 @@ def cells(bench: str, r: dict | None) -> list[str]:
             "" if r.get("peer_s") is None else r["peer"].split()[0],
             speedup(r),
         ]
+    if bench in FLEET:
+        if r is None:
+            return [""] * (5 if bench == "smc_grid_fleet" else 3)
+        mine = [ms(r["ours_s"]), ms(r.get("ours_one_thread_s")), f"{r['threads_speedup']:.3g}x"]
+        return mine + ([ms(r.get("peer_s")), speedup(r)] if bench == "smc_grid_fleet" else [])
     if r is None:
         return ["", "", ""]
     if "skipped" in r:
@@ -80,6 +92,9 @@ def header(bench: str) -> list[str]:
     name = SHORT.get(bench, bench)
     if bench in ("hmm_grid_smooth", "hmm_grid_batch_smooth"):
         return [f"{name}: ours ms", "dynamax ms", "hmmlearn ms", "faster peer", "x faster peer"]
+    if bench in FLEET:
+        mine = [f"{name}: ours ms", "one thread ms", "x threads"]
+        return mine + (["peer ms", "x"] if bench == "smc_grid_fleet" else [])
     return [f"{name}: ours ms", "peer ms", "x"]
 
 

@@ -381,7 +381,7 @@ def threaded_fleet(lengths, work_per_step: float) -> bool:
 def each_sequence(run, lengths, rng: np.random.Generator, work_per_step: float) -> list:
     """``[run(i, g_i) for each sequence i]``, ``run`` calling a compiled loop that releases the GIL.
 
-    When :func:`threaded_fleet` (``work_per_step`` 0 for never), ``g_i`` is sequence ``i``'s own
+    When :func:`threaded_fleet` (``work_per_step`` 0: never), ``g_i`` is sequence ``i``'s own
     generator (:func:`child_generators`) and the sequences run on Numba's threads
     (:func:`statespace._ragged.run_items`, cut by their ``lengths``); otherwise they run one after
     another, all on ``rng`` (as one long run would). Either way the same numbers on any number of
@@ -621,11 +621,12 @@ def bootstrap_filter(
         model: any :class:`statespace.StateSpaceModel`.
         y: ``(T, obs_dim)`` observations (``(T,)`` when ``obs_dim == 1``; NaN = missing), or a list.
         n_particles: number of particles ``N``.
-        rng: ``numpy.random.Generator`` or seed. A list of sequences whose filters are large enough
-            (:func:`threaded_fleet`: ``N`` below ``PARALLEL_MIN_PARTICLES`` and ``N`` times the mean
-            length at least ``PARALLEL_MIN_SEQUENCE_WORK``) runs on Numba's threads, sequence ``i``
-            on ``child_generators(rng, len(y))[i]``; any other list, one sequence after another on
-            ``rng``. Either way it equals its sequences filtered alone on those generators.
+        rng: ``numpy.random.Generator`` or seed. A list of sequences whose filters are large
+            enough (``smc.particle_filter.threaded_fleet``: ``N`` below ``PARALLEL_MIN_PARTICLES``,
+            ``N`` times the mean length at least ``PARALLEL_MIN_SEQUENCE_WORK``) runs on Numba's
+            threads, sequence ``i`` on ``child_generators(rng, len(y))[i]``; any other list, one
+            sequence after another on ``rng``. Either way it equals its sequences filtered alone on
+            those generators.
         resampling: ``"systematic"`` (default), ``"stratified"``, ``"residual"`` or ``"multinomial"``.
         ess_threshold: resample when ``ESS < ess_threshold * N``; 1 resamples at every step, 0 never.
         state_function: optional :class:`StateFunction` whose filtered means are returned.

@@ -116,7 +116,7 @@ class FunctionalEstimator:
     the PPG learning scheme), averaging the sweeps from ``burn_in`` on. The
     first call starts each reference from a PaRIS pass.
 
-    Sequences that carry enough work (:func:`smc.particle_filter.threaded_fleet`) each draw from
+    Sequences that carry enough work (``smc.particle_filter.threaded_fleet``) each draw from
     their own generator seeded from the call's ``rng`` and run on Numba's threads; others run one
     after another on ``rng``: the same estimates on any number of threads.
     """
