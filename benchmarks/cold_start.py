@@ -17,6 +17,8 @@ result, on a small problem (so that the time is the start-up, not the work):
 * ``bootstrap_filter``, ``paris``, ``particle_gibbs``, ``ppg``: stochastic volatility
   (a model written like a user's), T = 200; ``bootstrap_filter_blocks``: the same filter with
   10,000 particles, drawn in blocks and moved in parallel (a compiled loop of its own);
+  ``bootstrap_filter_fleet``: 20 sequences of T = 100 with 500 particles, on threads (the
+  loop's first compilation happens in a pool thread);
 * ``deep_hmm_fit`` (3 generalised-EM iterations of 10 Adam steps): an HMM with S5 emissions
   (K = 3, 2-d, one layer of width 8), 10 sequences of T = 100: JAX's programs, which JAX's
   own persistent cache keeps in the library's cache directory (``statespace._compile.use_jax_cache``).
@@ -130,6 +132,11 @@ CASES = {
     # the particles in blocks, moved in parallel (smc.particle_filter.particle_streams): a loop of its own
     "bootstrap_filter_blocks": ("sv_T200_N10000", _SV, "smc.bootstrap_filter(sv, y, n_particles=10_000, rng=1)"),
     "paris": ("sv_T200_N500", _SV, "smc.paris_smoother(sv, y, n_particles=500, rng=1)"),
+    "bootstrap_filter_fleet": (
+        "sv_B20_T100_N500",
+        _SV + "ys = [y[i : i + 100] for i in range(20)]\n",
+        "smc.bootstrap_filter(sv, ys, n_particles=500, rng=1)",
+    ),
     "particle_gibbs": (
         "sv_T200_N64_iter20",
         _SV,
